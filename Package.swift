@@ -1,0 +1,38 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Kernels need FMA and F16C to be fast on x86-64; every target is compiled for Haswell there.
+#if arch(x86_64)
+let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let cpuFlags: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "Chronos",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ChronosTensor", targets: ["ChronosTensor"]),
+        .library(name: "ChronosFormats", targets: ["ChronosFormats"]),
+        .executable(name: "chronos", targets: ["chronos"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "ChronosTensor", swiftSettings: cpuFlags),
+        .target(name: "ChronosFormats", dependencies: ["ChronosTensor"], swiftSettings: cpuFlags),
+        .executableTarget(
+            name: "chronos",
+            dependencies: [
+                "ChronosTensor", "ChronosFormats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: cpuFlags),
+        .target(name: "ChronosTestSupport", path: "Tests/ChronosTestSupport", swiftSettings: cpuFlags),
+        .testTarget(
+            name: "ChronosTensorTests", dependencies: ["ChronosTensor", "ChronosTestSupport"], swiftSettings: cpuFlags),
+        .testTarget(
+            name: "ChronosFormatsTests", dependencies: ["ChronosFormats", "ChronosTestSupport"], swiftSettings: cpuFlags),
+    ]
+)

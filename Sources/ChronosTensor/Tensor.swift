@@ -1,0 +1,222 @@
+/// An n-dimensional array: a shape, element strides and a dtype over shared storage.
+///
+/// Tensors are views: copying a `Tensor` shares its bytes (like a PyTorch tensor), and
+/// `copy()` duplicates them. Kernels work on contiguous row-major tensors; strided views come
+/// from `transposed` and `slice`, and `contiguous()` materialises them.
+public struct Tensor: @unchecked Sendable {
+    /// Element type of the storage.
+    public let dtype: DType
+    /// Extent of each dimension, outermost first.
+    public let shape: [Int]
+    /// Distance in elements between neighbours along each dimension.
+    public let strides: [Int]
+    /// Index of the first element within the storage, in elements.
+    public let offset: Int
+    /// The bytes this tensor views.
+    public let storage: TensorStorage
+
+    /// Wraps existing storage; the view must lie inside it.
+    public init(dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0, storage: TensorStorage) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
+        let strides = strides ?? Tensor.contiguousStrides(shape)
+        precondition(strides.count == shape.count, "strides \(strides) do not match shape \(shape)")
+        self.dtype = dtype
+        self.shape = shape
+        self.strides = strides
+        self.offset = offset
+        self.storage = storage
+        if !shape.contains(0) {
+            let last = offset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
+            precondition(offset >= 0 && (last + 1) * dtype.byteSize <= storage.byteCount,
+                         "view \(shape) at offset \(offset) exceeds storage of \(storage.byteCount) bytes")
+        }
+    }
+
+    /// A new zero-filled contiguous tensor.
+    public init(zeros shape: [Int], dtype: DType = .f32) {
+        let count = shape.reduce(1, *)
+        self.init(dtype: dtype, shape: shape, storage: TensorStorage(zeroedByteCount: count * dtype.byteSize))
+    }
+
+    /// A new tensor holding `values` (converted to `dtype`), laid out row-major in `shape`.
+    public init(shape: [Int], values: [Float], dtype: DType = .f32) {
+        precondition(shape.reduce(1, *) == values.count, "\(values.count) values do not fill shape \(shape)")
+        self.init(zeros: shape, dtype: dtype)
+        values.withUnsafeBufferPointer { store($0) }
+    }
+
+    /// Row-major strides for `shape`.
+    public static func contiguousStrides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        var running = 1
+        for axis in shape.indices.reversed() {
+            strides[axis] = running
+            running *= shape[axis]
+        }
+        return strides
+    }
+
+    /// Number of elements.
+    public var count: Int { shape.reduce(1, *) }
+    /// Number of dimensions.
+    public var rank: Int { shape.count }
+    /// Bytes the elements occupy when contiguous.
+    public var byteCount: Int { count * dtype.byteSize }
+    /// Whether the elements are laid out row-major without gaps.
+    public var isContiguous: Bool { strides == Tensor.contiguousStrides(shape) || count <= 1 }
+
+    /// Address of the first element.
+    public var rawPointer: UnsafeMutableRawPointer { storage.base + offset * dtype.byteSize }
+
+    /// The elements as f32, for contiguous f32 tensors.
+    public var floatPointer: UnsafeMutablePointer<Float> {
+        precondition(dtype == .f32, "expected an f32 tensor, got \(dtype)")
+        precondition(isContiguous, "expected a contiguous tensor")
+        return rawPointer.assumingMemoryBound(to: Float.self)
+    }
+
+    /// The same elements seen with another shape of equal element count (contiguous only).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(isContiguous, "reshape needs a contiguous tensor; call contiguous() first")
+        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        return Tensor(dtype: dtype, shape: newShape, offset: offset, storage: storage)
+    }
+
+    /// A view with two axes swapped (no copy).
+    public func transposed(_ a: Int = 0, _ b: Int = 1) -> Tensor {
+        var shape = self.shape, strides = self.strides
+        shape.swapAt(a, b)
+        strides.swapAt(a, b)
+        return Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset, storage: storage)
+    }
+
+    /// A view of indices `range` along `axis` (no copy).
+    public func slice(_ range: Range<Int>, axis: Int = 0) -> Tensor {
+        precondition(range.lowerBound >= 0 && range.upperBound <= shape[axis], "slice \(range) outside axis \(axis) of \(shape)")
+        var shape = self.shape
+        shape[axis] = range.count
+        return Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset + range.lowerBound * strides[axis],
+                      storage: storage)
+    }
+
+    /// Flat storage index of the element at `index` (one coordinate per axis).
+    @inlinable
+    public func storageIndex(_ index: [Int]) -> Int {
+        var position = offset
+        for axis in index.indices { position += index[axis] * strides[axis] }
+        return position
+    }
+
+    /// Element at flat storage index `i`, widened to f32.
+    @inlinable
+    func element(atStorageIndex i: Int) -> Float {
+        let base = storage.base
+        switch dtype {
+        case .f32: return base.load(fromByteOffset: i * 4, as: Float.self)
+        case .f16: return HalfPrecision.float(fromF16: base.load(fromByteOffset: i * 2, as: UInt16.self))
+        case .bf16: return HalfPrecision.float(fromBF16: base.load(fromByteOffset: i * 2, as: UInt16.self))
+        case .i8: return Float(base.load(fromByteOffset: i, as: Int8.self))
+        case .u8: return Float(base.load(fromByteOffset: i, as: UInt8.self))
+        case .i32: return Float(base.load(fromByteOffset: i * 4, as: Int32.self))
+        case .i64: return Float(base.load(fromByteOffset: i * 8, as: Int64.self))
+        }
+    }
+
+    /// Element at `index`, widened to f32.
+    public subscript(_ index: Int...) -> Float {
+        precondition(index.count == rank, "index \(index) does not match rank \(rank)")
+        return element(atStorageIndex: storageIndex(index))
+    }
+
+    /// Every element in row-major order, widened to f32.
+    public var floats: [Float] {
+        var out = [Float]()
+        out.reserveCapacity(count)
+        forEachStorageIndex { out.append(element(atStorageIndex: $0)) }
+        return out
+    }
+
+    /// Every element in row-major order as exact integers (for integer and float tensors).
+    public var integers: [Int64] {
+        var out = [Int64]()
+        out.reserveCapacity(count)
+        forEachStorageIndex { i in
+            let base = storage.base
+            switch dtype {
+            case .i64: out.append(base.load(fromByteOffset: i * 8, as: Int64.self))
+            case .i32: out.append(Int64(base.load(fromByteOffset: i * 4, as: Int32.self)))
+            default: out.append(Int64(element(atStorageIndex: i)))
+            }
+        }
+        return out
+    }
+
+    /// Calls `body` with the storage index of every element, in row-major order.
+    func forEachStorageIndex(_ body: (Int) -> Void) {
+        if count == 0 { return }
+        if isContiguous {
+            for i in offset..<(offset + count) { body(i) }
+            return
+        }
+        var index = [Int](repeating: 0, count: rank)
+        for _ in 0..<count {
+            body(storageIndex(index))
+            var axis = rank - 1
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < shape[axis] { break }
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+
+    /// Overwrites the elements, in row-major order, with `values` converted to this dtype.
+    public func store(_ values: UnsafeBufferPointer<Float>) {
+        precondition(values.count == count, "\(values.count) values for \(count) elements")
+        var k = 0
+        let base = storage.base
+        forEachStorageIndex { i in
+            let v = values[k]
+            k += 1
+            switch dtype {
+            case .f32: base.storeBytes(of: v, toByteOffset: i * 4, as: Float.self)
+            case .f16: base.storeBytes(of: HalfPrecision.f16(from: v), toByteOffset: i * 2, as: UInt16.self)
+            case .bf16: base.storeBytes(of: HalfPrecision.bf16(from: v), toByteOffset: i * 2, as: UInt16.self)
+            case .i8: base.storeBytes(of: Int8(v), toByteOffset: i, as: Int8.self)
+            case .u8: base.storeBytes(of: UInt8(v), toByteOffset: i, as: UInt8.self)
+            case .i32: base.storeBytes(of: Int32(v), toByteOffset: i * 4, as: Int32.self)
+            case .i64: base.storeBytes(of: Int64(v), toByteOffset: i * 8, as: Int64.self)
+            }
+        }
+    }
+
+    /// A contiguous tensor with the same elements (self when already contiguous).
+    public func contiguous() -> Tensor {
+        isContiguous ? self : copy()
+    }
+
+    /// A contiguous copy with its own storage.
+    public func copy() -> Tensor {
+        converted(to: dtype)
+    }
+
+    /// A contiguous copy converted to `newType`.
+    public func converted(to newType: DType) -> Tensor {
+        let out = Tensor(zeros: shape, dtype: newType)
+        if newType == dtype && isContiguous {
+            out.rawPointer.copyMemory(from: rawPointer, byteCount: byteCount)
+        } else {
+            floats.withUnsafeBufferPointer { out.store($0) }
+        }
+        return out
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    /// Shape, dtype and the first few elements.
+    public var description: String {
+        let head = floats.prefix(8).map { String(format: "%.4g", Double($0)) }.joined(separator: ", ")
+        return "Tensor<\(dtype)>\(shape) [\(head)\(count > 8 ? ", …" : "")]"
+    }
+}

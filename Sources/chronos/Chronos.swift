@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// The `chronos` command-line tool.
+@main
+struct Chronos: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chronos",
+        abstract: "Storage-aware Mixture-of-Experts inference and training.",
+        subcommands: [])
+}
