@@ -1,0 +1,121 @@
+import Foundation
+import Synchronization
+
+/// The one pool of compute threads that every multi-threaded kernel shares.
+///
+/// `parallelFor` splits work into tasks that the caller and the pool's workers take from a
+/// shared counter. Nested or concurrent calls run serially on their caller, so a kernel
+/// called from inside another parallel region never deadlocks or oversubscribes the cores.
+/// Width: `CHRONOS_THREADS`, or the number of active processors.
+public final class ThreadPool: @unchecked Sendable {
+    /// The shared pool.
+    public static let shared = ThreadPool(threadCount: ThreadPool.defaultThreadCount)
+
+    /// Threads that run tasks, the calling thread included.
+    public let threadCount: Int
+
+    private let condition = NSCondition()
+    private let callLock = NSLock()
+    private var generation = 0
+    private var job: ((Int) -> Void)?
+    private var taskCount = 0
+    private var activeWorkers = 0
+    private let nextTask = Atomic<Int>(0)
+
+    /// `CHRONOS_THREADS` when set to a positive integer, else the active processor count.
+    public static var defaultThreadCount: Int {
+        if let value = ProcessInfo.processInfo.environment["CHRONOS_THREADS"], let n = Int(value), n > 0 {
+            return n
+        }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// Starts `threadCount - 1` workers; the caller of `parallelFor` is the remaining one.
+    public init(threadCount: Int) {
+        self.threadCount = max(1, threadCount)
+        for index in 1..<self.threadCount {
+            let thread = Thread { [unowned self] in self.workerLoop() }
+            thread.name = "chronos-compute-\(index)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// Runs `body(task)` for every task in `0..<taskCount`, spread over the pool, and returns
+    /// when all have finished.
+    public func parallelFor(_ taskCount: Int, _ body: (Int) -> Void) {
+        if taskCount <= 0 { return }
+        if taskCount == 1 || threadCount == 1 || !callLock.try() {
+            for task in 0..<taskCount { body(task) }
+            return
+        }
+        defer { callLock.unlock() }
+        withoutActuallyEscaping(body) { body in
+            condition.lock()
+            job = body
+            self.taskCount = taskCount
+            nextTask.store(0, ordering: .relaxed)
+            generation &+= 1
+            condition.broadcast()
+            condition.unlock()
+
+            runTasks(body, taskCount: taskCount)
+
+            condition.lock()
+            while activeWorkers > 0 { condition.wait() }
+            job = nil
+            condition.unlock()
+        }
+    }
+
+    /// Splits `0..<count` into at most one contiguous chunk per thread (each at least
+    /// `minChunk` long) and runs `body` on each chunk in parallel.
+    public func parallelChunks(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        let chunks = max(1, min(threadCount, count / max(1, minChunk)))
+        let size = (count + chunks - 1) / max(chunks, 1)
+        parallelFor(chunks) { chunk in
+            let start = chunk * size
+            let end = min(count, start + size)
+            if start < end { body(start..<end) }
+        }
+    }
+
+    private func runTasks(_ body: (Int) -> Void, taskCount: Int) {
+        while true {
+            let task = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
+            if task >= taskCount { return }
+            body(task)
+        }
+    }
+
+    private func workerLoop() {
+        var seen = 0
+        while true {
+            condition.lock()
+            while generation == seen { condition.wait() }
+            seen = generation
+            let joined = job != nil
+            if joined { activeWorkers += 1 }
+            condition.unlock()
+            guard joined else { continue }
+
+            runCurrentJob()
+
+            condition.lock()
+            activeWorkers -= 1
+            if activeWorkers == 0 { condition.broadcast() }
+            condition.unlock()
+        }
+    }
+
+    /// Runs tasks of the current job. Kept out of line so that every reference to the
+    /// caller's closure is released before the worker reports itself done.
+    @inline(never)
+    private func runCurrentJob() {
+        condition.lock()
+        let body = job!
+        let count = taskCount
+        condition.unlock()
+        runTasks(body, taskCount: count)
+    }
+}

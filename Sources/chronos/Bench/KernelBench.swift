@@ -1,0 +1,128 @@
+import ChronosTensor
+import Foundation
+
+/// `chronos bench kernels`: memory bandwidth, matrix-vector GB/s per weight dtype and GEMM
+/// GFLOP/s per backend, each beside the bound it is judged against, all measured in one run.
+struct KernelBench {
+    let report: BenchReport
+    let pool = ThreadPool.shared
+
+    func run() {
+        report.progress("streaming read over 1 GiB on \(pool.threadCount) threads")
+        let read = MemoryBandwidth.streamingRead(pool: pool)
+        report.add(Measurement(name: "streaming read", value: read, unit: "GB/s", bound: nil, boundName: nil))
+        report.progress("copy over 2 × 512 MiB")
+        let copy = MemoryBandwidth.copy(pool: pool)
+        report.add(Measurement(name: "copy (read + write)", value: copy, unit: "GB/s", bound: nil, boundName: nil))
+
+        for dtype in [DType.f32, .bf16, .f16] {
+            report.progress("matvec \(dtype) 4096×4096")
+            let gbps = matvecBandwidth(dtype: dtype)
+            report.add(Measurement(name: "matvec \(dtype) 4096x4096", value: gbps, unit: "GB/s",
+                                   bound: read, boundName: "streaming read"))
+        }
+
+        report.progress("FMA peak on one core")
+        let peak = fmaPeak()
+        report.progress("GEMM 1024³, swift, 1 thread")
+        let swiftOne = gemmRate { a, b, c, n in
+            SwiftGemm.sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                            beta: 0, c: c, ldc: n, pool: ThreadPool(threadCount: 1))
+        }
+        report.add(Measurement(name: "gemm 1024³ swift, 1 thread", value: swiftOne, unit: "GFLOP/s",
+                               bound: peak, boundName: "FMA peak, 1 core"))
+        var direct: Double?
+        if let blas = Backends.statuses.first(where: { $0.name == "openblas" })?.backend {
+            report.progress("GEMM 1024³, OpenBLAS called directly")
+            direct = gemmRate { a, b, c, n in
+                blas.sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                           beta: 0, c: c, ldc: n)
+            }
+            report.add(Measurement(name: "gemm 1024³ openblas direct", value: direct!, unit: "GFLOP/s",
+                                   bound: peak * Double(pool.threadCount), boundName: "FMA peak, all cores"))
+        }
+        for status in Backends.statuses where status.isAvailable {
+            report.progress("GEMM 1024³ through Tensor.matmul, backend \(status.name)")
+            let rate = matmulRate(backend: status.backend!)
+            let bound = status.name == "swift" ? peak * Double(pool.threadCount) : direct
+            let boundName = status.name == "swift" ? "FMA peak, all cores" : "\(status.name) direct"
+            report.add(Measurement(name: "gemm 1024³ \(status.name) (Tensor.matmul)", value: rate, unit: "GFLOP/s",
+                                   bound: bound, boundName: boundName))
+        }
+    }
+
+    /// GB/s of weight bytes read by `MatVec.multiply`, rotating over enough 4096×4096 matrices
+    /// (≥ 512 MiB) that every read comes from DRAM.
+    func matvecBandwidth(dtype: DType) -> Double {
+        let n = 4096
+        let matrixBytes = n * n * dtype.byteSize
+        let matrices = max(2, (512 << 20) / matrixBytes)
+        let weights = (0..<matrices).map { i -> Tensor in
+            let t = Tensor(zeros: [n, n], dtype: dtype)
+            fill(t, seed: i)
+            return t
+        }
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { x.deallocate(); y.deallocate() }
+        for i in 0..<n { x[i] = Float(i % 7) * 0.1 }
+        let seconds = Stopwatch.best(repeats: 3) {
+            for w in weights {
+                MatVec.multiply(weights: w.rawPointer, dtype: dtype, rows: n, cols: n, x: x, y: y, pool: pool)
+            }
+        }
+        return Double(matrixBytes * matrices) / seconds / 1e9
+    }
+
+    /// GFLOP/s of `body` multiplying two 1024×1024 matrices, best of 5.
+    func gemmRate(_ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Double {
+        let n = 1024
+        let a = Tensor(zeros: [n, n]), b = Tensor(zeros: [n, n]), c = Tensor(zeros: [n, n])
+        fill(a, seed: 1)
+        fill(b, seed: 2)
+        let seconds = Stopwatch.best(repeats: 5) { body(a.floatPointer, b.floatPointer, c.floatPointer, n) }
+        return 2 * Double(n * n * n) / seconds / 1e9
+    }
+
+    /// GFLOP/s of `Tensor.matmul` on 1024×1024 operands with `backend`, best of 5.
+    func matmulRate(backend: any ComputeBackend) -> Double {
+        let n = 1024
+        let a = Tensor(zeros: [n, n]), b = Tensor(zeros: [n, n])
+        fill(a, seed: 1)
+        fill(b, seed: 2)
+        var sink: Float = 0
+        let seconds = Stopwatch.best(repeats: 5) { sink += Tensor.matmul(a, b, backend: backend).floatPointer[0] }
+        _ = sink
+        return 2 * Double(n * n * n) / seconds / 1e9
+    }
+
+    /// GFLOP/s of twelve independent 8-lane FMA chains held in registers: the compute peak.
+    func fmaPeak() -> Double {
+        typealias V = SIMD8<Float>
+        let iterations = 20_000_000
+        var acc = (0..<12).map { V(repeating: Float($0)) }
+        let m = V(repeating: 0.999999), add = V(repeating: 1e-7)
+        let seconds = Stopwatch.best(repeats: 3) {
+            var c0 = acc[0], c1 = acc[1], c2 = acc[2], c3 = acc[3], c4 = acc[4], c5 = acc[5]
+            var c6 = acc[6], c7 = acc[7], c8 = acc[8], c9 = acc[9], c10 = acc[10], c11 = acc[11]
+            for _ in 0..<iterations {
+                c0 = c0.addingProduct(c0, m); c1 = c1.addingProduct(c1, m); c2 = c2.addingProduct(c2, m)
+                c3 = c3.addingProduct(c3, m); c4 = c4.addingProduct(c4, m); c5 = c5.addingProduct(c5, m)
+                c6 = c6.addingProduct(c6, m); c7 = c7.addingProduct(c7, m); c8 = c8.addingProduct(c8, m)
+                c9 = c9.addingProduct(c9, m); c10 = c10.addingProduct(c10, m); c11 = c11.addingProduct(c11, m)
+            }
+            acc = [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11].map { $0 * add }
+        }
+        return Double(iterations) * 12 * 16 / seconds / 1e9
+    }
+
+    /// Fills a tensor with a cheap deterministic pattern in [-0.5, 0.5).
+    func fill(_ t: Tensor, seed: Int) {
+        var state = UInt32(truncatingIfNeeded: seed &* 2654435761 &+ 1)
+        let values = (0..<t.count).map { _ -> Float in
+            state = state &* 1664525 &+ 1013904223
+            return Float(state >> 8) / Float(1 << 24) - 0.5
+        }
+        values.withUnsafeBufferPointer { t.store($0) }
+    }
+}
