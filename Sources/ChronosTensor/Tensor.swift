@@ -206,6 +206,14 @@ public struct Tensor: @unchecked Sendable {
         let out = Tensor(zeros: shape, dtype: newType)
         if newType == dtype && isContiguous {
             out.rawPointer.copyMemory(from: rawPointer, byteCount: byteCount)
+        } else if newType == dtype {
+            // Same type: copy bytes, so integers above 2^24 and NaN payloads survive.
+            let size = dtype.byteSize
+            var destination = out.rawPointer
+            forEachStorageIndex { i in
+                destination.copyMemory(from: storage.base + i * size, byteCount: size)
+                destination += size
+            }
         } else {
             floats.withUnsafeBufferPointer { out.store($0) }
         }

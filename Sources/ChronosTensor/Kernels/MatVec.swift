@@ -16,39 +16,61 @@ public enum MatVec {
 
     private static func run<W: WeightRow>(_: W.Type, _ weights: UnsafeRawPointer, _ rows: Int, _ cols: Int,
                                           _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ pool: ThreadPool) {
-        // Below ~64K weights the pool's wake-up costs more than the second core gains.
-        let minRows = max(4, (1 << 16) / max(cols, 1))
-        pool.parallelChunks(rows, minChunk: minRows) { range in
-            var r = range.lowerBound
-            while r + 4 <= range.upperBound {
-                dot4(W.self, weights, r, cols, x, y)
-                r += 4
-            }
-            while r < range.upperBound {
-                y[r] = dot1(W.self, weights + r * cols * W.size, cols, x)
-                r += 1
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: W.deinterleavesPairs ? cols : 0) { scratch in
+            // Weights that load as (even, odd) lanes need x in the same order within each 16-block.
+            let xBlocks = W.deinterleavesPairs ? deinterleave(x, cols, into: scratch.baseAddress!) : x
+            // Below ~64K weights the pool's wake-up costs more than the second core gains.
+            let minRows = max(4, (1 << 16) / max(cols, 1))
+            pool.parallelChunks(rows, minChunk: minRows) { range in
+                var r = range.lowerBound
+                while r + 4 <= range.upperBound {
+                    dot4(W.self, weights, r, cols, xBlocks, x, y)
+                    r += 4
+                }
+                while r < range.upperBound {
+                    y[r] = dot1(W.self, weights + r * cols * W.size, cols, xBlocks, x)
+                    r += 1
+                }
             }
         }
     }
 
-    /// y[r..<r+4] = W[r..<r+4, :] · x, sharing each load of x across four rows.
+    /// Copies x with each full block of 16 reordered as its 8 even then its 8 odd elements.
+    private static func deinterleave(_ x: UnsafePointer<Float>, _ cols: Int, into out: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        var c = 0
+        while c + 16 <= cols {
+            for i in 0..<8 {
+                out[c + i] = x[c + 2 * i]
+                out[c + 8 + i] = x[c + 2 * i + 1]
+            }
+            c += 16
+        }
+        while c < cols { out[c] = x[c]; c += 1 }
+        return UnsafePointer(out)
+    }
+
+    /// y[r..<r+4] = W[r..<r+4, :] · x, sharing each load of x across four rows. `xBlocks` is x
+    /// in the lane order of `W.load16`; `x` is the original, used for the tail.
     @inline(__always)
     private static func dot4<W: WeightRow>(_: W.Type, _ weights: UnsafeRawPointer, _ r: Int, _ cols: Int,
-                                           _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+                                           _ xBlocks: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                           _ y: UnsafeMutablePointer<Float>) {
         typealias V = SIMD8<Float>
         let stride = cols * W.size
         let w0 = weights + r * stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride
-        let rawX = UnsafeRawPointer(x)
+        let rawX = UnsafeRawPointer(xBlocks)
         var a0 = V(), a1 = V(), a2 = V(), a3 = V()
         var b0 = V(), b1 = V(), b2 = V(), b3 = V()
         var c = 0
         while c + 16 <= cols {
             let x0 = rawX.loadUnaligned(fromByteOffset: c * 4, as: V.self)
             let x1 = rawX.loadUnaligned(fromByteOffset: c * 4 + 32, as: V.self)
-            a0.addProduct(W.load8(w0, c), x0); b0.addProduct(W.load8(w0, c + 8), x1)
-            a1.addProduct(W.load8(w1, c), x0); b1.addProduct(W.load8(w1, c + 8), x1)
-            a2.addProduct(W.load8(w2, c), x0); b2.addProduct(W.load8(w2, c + 8), x1)
-            a3.addProduct(W.load8(w3, c), x0); b3.addProduct(W.load8(w3, c + 8), x1)
+            let (p0, q0) = W.load16(w0, c), (p1, q1) = W.load16(w1, c)
+            let (p2, q2) = W.load16(w2, c), (p3, q3) = W.load16(w3, c)
+            a0.addProduct(p0, x0); b0.addProduct(q0, x1)
+            a1.addProduct(p1, x0); b1.addProduct(q1, x1)
+            a2.addProduct(p2, x0); b2.addProduct(q2, x1)
+            a3.addProduct(p3, x0); b3.addProduct(q3, x1)
             c += 16
         }
         var s0 = (a0 + b0).sum(), s1 = (a1 + b1).sum(), s2 = (a2 + b2).sum(), s3 = (a3 + b3).sum()
@@ -63,16 +85,18 @@ public enum MatVec {
         y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3
     }
 
-    /// Σ_c w[c] · x[c] for one row.
+    /// Σ_c w[c] · x[c] for one row (`xBlocks` and `x` as in `dot4`).
     @inline(__always)
-    static func dot1<W: WeightRow>(_: W.Type, _ w: UnsafeRawPointer, _ cols: Int, _ x: UnsafePointer<Float>) -> Float {
+    static func dot1<W: WeightRow>(_: W.Type, _ w: UnsafeRawPointer, _ cols: Int, _ xBlocks: UnsafePointer<Float>,
+                                   _ x: UnsafePointer<Float>) -> Float {
         typealias V = SIMD8<Float>
-        let rawX = UnsafeRawPointer(x)
+        let rawX = UnsafeRawPointer(xBlocks)
         var a = V(), b = V()
         var c = 0
         while c + 16 <= cols {
-            a.addProduct(W.load8(w, c), rawX.loadUnaligned(fromByteOffset: c * 4, as: V.self))
-            b.addProduct(W.load8(w, c + 8), rawX.loadUnaligned(fromByteOffset: c * 4 + 32, as: V.self))
+            let (p, q) = W.load16(w, c)
+            a.addProduct(p, rawX.loadUnaligned(fromByteOffset: c * 4, as: V.self))
+            b.addProduct(q, rawX.loadUnaligned(fromByteOffset: c * 4 + 32, as: V.self))
             c += 16
         }
         var s = (a + b).sum()
@@ -84,29 +108,38 @@ public enum MatVec {
     }
 }
 
-/// How to widen a stored weight element (or eight of them) to f32.
+/// How to widen stored weight elements to f32: sixteen at a time as two 8-lane vectors, and
+/// one at a time for the tail of a row.
 protocol WeightRow {
     static var size: Int { get }
-    static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float>
+    /// Whether `load16` returns (even, odd) elements rather than (first eight, last eight).
+    static var deinterleavesPairs: Bool { get }
+    static func load16(_ p: UnsafeRawPointer, _ i: Int) -> (SIMD8<Float>, SIMD8<Float>)
     static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float
 }
 
 enum F32Row: WeightRow {
     static var size: Int { 4 }
-    @inline(__always) static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
-        p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+    static var deinterleavesPairs: Bool { false }
+    @inline(__always) static func load16(_ p: UnsafeRawPointer, _ i: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+        (p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
+         p.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self))
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         p.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
     }
 }
 
-/// bf16 is the high half of an f32: widen by shifting into the top 16 bits.
+/// bf16 is the high half of an f32. Sixteen bf16 values read as eight 32-bit words hold the
+/// odd elements in their high halves (mask the low half away) and the even elements in their
+/// low halves (shift them up): two cheap integer ops widen sixteen weights.
 enum BF16Row: WeightRow {
     static var size: Int { 2 }
-    @inline(__always) static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
-        let bits = p.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self)
-        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: bits) &<< 16, to: SIMD8<Float>.self)
+    static var deinterleavesPairs: Bool { true }
+    @inline(__always) static func load16(_ p: UnsafeRawPointer, _ i: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+        let words = p.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt32>.self)
+        return (unsafeBitCast(words &<< 16, to: SIMD8<Float>.self),
+                unsafeBitCast(words & 0xFFFF_0000, to: SIMD8<Float>.self))
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         HalfPrecision.float(fromBF16: p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
@@ -116,8 +149,10 @@ enum BF16Row: WeightRow {
 /// IEEE binary16, widened with the hardware conversion (F16C on x86-64).
 enum F16Row: WeightRow {
     static var size: Int { 2 }
-    @inline(__always) static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
-        SIMD8<Float>(p.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<Float16>.self))
+    static var deinterleavesPairs: Bool { false }
+    @inline(__always) static func load16(_ p: UnsafeRawPointer, _ i: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+        (SIMD8<Float>(p.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<Float16>.self)),
+         SIMD8<Float>(p.loadUnaligned(fromByteOffset: i * 2 + 16, as: SIMD8<Float16>.self)))
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         Float(p.loadUnaligned(fromByteOffset: i * 2, as: Float16.self))

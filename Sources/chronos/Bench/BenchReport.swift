@@ -69,7 +69,7 @@ final class BenchReport {
     }
 
     private static func row(_ a: String, _ b: String, _ c: String, _ d: String) -> String {
-        a.padding(toLength: 34, withPad: " ", startingAt: 0) + b.padding(toLength: 16, withPad: " ", startingAt: 0)
-            + c.padding(toLength: 34, withPad: " ", startingAt: 0) + d
+        a.padding(toLength: 42, withPad: " ", startingAt: 0) + b.padding(toLength: 17, withPad: " ", startingAt: 0)
+            + c.padding(toLength: 42, withPad: " ", startingAt: 0) + d
     }
 }

@@ -41,16 +41,21 @@ enum MemoryBandwidth {
         pool.parallelFor(pool.threadCount) { t in
             let start = t * chunk, end = min(count, start + chunk)
             let raw = UnsafeRawPointer(p)
-            var a = SIMD8<Float>(), b = SIMD8<Float>(), c = SIMD8<Float>(), d = SIMD8<Float>()
+            typealias V = SIMD8<Float>
+            var a = V(), b = V(), c = V(), d = V(), e = V(), f = V(), g = V(), h = V()
             var i = start
-            while i + 32 <= end {
-                a += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-                b += raw.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self)
-                c += raw.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD8<Float>.self)
-                d += raw.loadUnaligned(fromByteOffset: i * 4 + 96, as: SIMD8<Float>.self)
-                i += 32
+            while i + 64 <= end {
+                a += raw.loadUnaligned(fromByteOffset: i * 4, as: V.self)
+                b += raw.loadUnaligned(fromByteOffset: i * 4 + 32, as: V.self)
+                c += raw.loadUnaligned(fromByteOffset: i * 4 + 64, as: V.self)
+                d += raw.loadUnaligned(fromByteOffset: i * 4 + 96, as: V.self)
+                e += raw.loadUnaligned(fromByteOffset: i * 4 + 128, as: V.self)
+                f += raw.loadUnaligned(fromByteOffset: i * 4 + 160, as: V.self)
+                g += raw.loadUnaligned(fromByteOffset: i * 4 + 192, as: V.self)
+                h += raw.loadUnaligned(fromByteOffset: i * 4 + 224, as: V.self)
+                i += 64
             }
-            var s = (a + b + c + d).sum()
+            var s = (a + b + c + d + e + f + g + h).sum()
             while i < end { s += p[i]; i += 1 }
             partials[t] = s
         }

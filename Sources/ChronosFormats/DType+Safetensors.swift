@@ -1,0 +1,30 @@
+import ChronosTensor
+
+extension DType {
+    /// The dtype a safetensors header names `name` (`"F32"`, `"BF16"`, …), or nil if unsupported.
+    public init?(safetensorsName name: String) {
+        switch name {
+        case "F32": self = .f32
+        case "F16": self = .f16
+        case "BF16": self = .bf16
+        case "I8": self = .i8
+        case "U8": self = .u8
+        case "I32": self = .i32
+        case "I64": self = .i64
+        default: return nil
+        }
+    }
+
+    /// The name a safetensors header uses for this dtype.
+    public var safetensorsName: String {
+        switch self {
+        case .f32: "F32"
+        case .f16: "F16"
+        case .bf16: "BF16"
+        case .i8: "I8"
+        case .u8: "U8"
+        case .i32: "I32"
+        case .i64: "I64"
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import ChronosTensor
+import Foundation
+
+/// Writes tensors as a safetensors file that the Python `safetensors` library and Hugging Face
+/// loaders read.
+public enum SafetensorsWriter {
+    /// Writes `tensors` in the given order, with `metadata` as `__metadata__` (omitted when
+    /// empty), to `url` atomically: a crash leaves either the old file or the complete new one.
+    ///
+    /// The header JSON has sorted keys and is padded with spaces to a multiple of 8 bytes; each
+    /// tensor's elements follow, row-major and contiguous, in the machine's little-endian order.
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
+                             to url: URL) throws {
+        let header = try encodeHeader(tensors, metadata: metadata, path: url.path)
+        try AtomicFile.write(to: url) { handle in
+            var length = UInt64(header.count).littleEndian
+            try handle.write(contentsOf: Data(bytes: &length, count: 8))
+            try handle.write(contentsOf: header)
+            for (_, tensor) in tensors where tensor.byteCount > 0 {
+                let contiguous = tensor.contiguous()
+                try handle.write(contentsOf: UnsafeRawBufferPointer(start: contiguous.rawPointer, count: contiguous.byteCount))
+            }
+        }
+    }
+
+    /// The header JSON, space-padded to a multiple of 8 bytes so the data section is aligned.
+    private static func encodeHeader(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String],
+                                     path: String) throws -> Data {
+        var entries: [String: Any] = [:]
+        if !metadata.isEmpty { entries["__metadata__"] = metadata }
+        var offset = 0
+        for (name, tensor) in tensors {
+            guard name != "__metadata__" else {
+                throw SafetensorsError.invalidTensorName(path: path, tensor: name, reason: "the name is reserved")
+            }
+            guard entries[name] == nil else {
+                throw SafetensorsError.invalidTensorName(path: path, tensor: name, reason: "duplicate name")
+            }
+            entries[name] = [
+                "dtype": tensor.dtype.safetensorsName,
+                "shape": tensor.shape,
+                "data_offsets": [offset, offset + tensor.byteCount],
+            ] as [String: Any]
+            offset += tensor.byteCount
+        }
+        var header = try JSONSerialization.data(withJSONObject: entries, options: [.sortedKeys, .withoutEscapingSlashes])
+        header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - header.count % 8) % 8))
+        return header
+    }
+}
