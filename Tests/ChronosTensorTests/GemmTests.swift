@@ -50,6 +50,24 @@ final class GemmTests: XCTestCase {
         check(backend: blas)
     }
 
+    func testReducedPrecisionBIsWidenedWhilePacking() {
+        var random = TestRandom(seed: 5)
+        for (m, n, k) in [(1, 1, 1), (7, 33, 19), (100, 35, 300)] {
+            for transB in [false, true] {
+                let a = random.values(m * k)
+                for dtype in [DType.bf16, .f16] {
+                    let b = Tensor(shape: transB ? [n, k] : [k, n], values: random.values(n * k), dtype: dtype)
+                    let expected = Naive.gemm(transA: false, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
+                                              b: b.floats, ldb: transB ? k : n, beta: 0, c: [Float](repeating: 0, count: m * n), ldc: n)
+                    var c = [Float](repeating: .nan, count: m * n)
+                    SwiftGemm.gemm(transA: false, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
+                                   b: b.rawPointer, bType: dtype, ldb: transB ? k : n, beta: 0, c: &c, ldc: n)
+                    assertClose(c, expected, tolerance: 1e-4, "\(dtype) m\(m) n\(n) k\(k) transB \(transB)")
+                }
+            }
+        }
+    }
+
     func testMatmulOnTensorsWithTransposedViews() {
         var random = TestRandom(seed: 3)
         let a = Tensor(shape: [5, 7], values: random.values(35))

@@ -26,9 +26,27 @@ public enum Elementwise {
         binary(UnsafePointer(y), x, y, count, { $0.addingProduct($1, sv) }, { $0 + s * $1 })
     }
 
+    /// y[i] += s · x[i] on the calling thread only (for use inside parallel regions on short rows).
+    @inline(__always)
+    public static func addScaledSerial(_ x: UnsafePointer<Float>, by s: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
+        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y), sv = V(repeating: s)
+        var i = 0
+        while i + 8 <= count {
+            let v = ry.loadUnaligned(fromByteOffset: i * 4, as: V.self).addingProduct(rx.loadUnaligned(fromByteOffset: i * 4, as: V.self), sv)
+            ry.storeBytes(of: v, toByteOffset: i * 4, as: V.self)
+            i += 8
+        }
+        while i < count { y[i] += s * x[i]; i += 1 }
+    }
+
     /// SiLU: out[i] = x[i] · σ(x[i]) = x[i] / (1 + e^(−x[i]))
     public static func silu(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
         unary(x, out, count, { $0 / (1 + FastMath.exp(-$0)) }, { $0 / (1 + FastMath.exp(-$0)) })
+    }
+
+    /// Logistic sigmoid: out[i] = σ(x[i]) = 1 / (1 + e^(−x[i]))
+    public static func sigmoid(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
+        unary(x, out, count, { 1 / (1 + FastMath.exp(-$0)) }, { 1 / (1 + FastMath.exp(-$0)) })
     }
 
     /// SwiGLU: out[i] = SiLU(gate[i]) · up[i]

@@ -19,6 +19,30 @@ public enum SwiftGemm {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared
     ) {
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+             b: UnsafeRawPointer(b), bType: .f32, ldb: ldb, beta: beta, c: c, ldc: ldc, pool: pool)
+    }
+
+    /// As `sgemm`, with B stored as f32, f16 or bf16: elements are widened to f32 while B is
+    /// packed, so reduced-precision weights multiply a batch of activations without a copy.
+    public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared
+    ) {
+        switch bType {
+        case .f32: blocked(F32Row.self, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
+        case .bf16: blocked(BF16Row.self, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
+        case .f16: blocked(F16Row.self, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
+        default: preconditionFailure("GEMM needs a float B, got \(bType)")
+        }
+    }
+
+    private static func blocked<W: WeightRow>(
+        _: W.Type, _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafeRawPointer, _ ldb: Int,
+        _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ pool: ThreadPool
+    ) {
         if m == 0 || n == 0 { return }
         if k == 0 || alpha == 0 {
             scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
@@ -31,7 +55,7 @@ public enum SwiftGemm {
             let panelsB = (ncBlock + nr - 1) / nr
             for pc in stride(from: 0, to: k, by: kc) {
                 let kcBlock = min(kc, k - pc)
-                packB(transB: transB, b: b, ldb: ldb, rowStart: pc, rows: kcBlock, colStart: jc, cols: ncBlock, into: packedB)
+                packB(W.self, transB: transB, b: b, ldb: ldb, rowStart: pc, rows: kcBlock, colStart: jc, cols: ncBlock, into: packedB)
                 let blockBeta: Float = pc == 0 ? beta : 1
                 let rowBlocks = (m + mc - 1) / mc
                 // Enough tasks to keep every thread busy even when m is a single block.
@@ -71,30 +95,24 @@ public enum SwiftGemm {
         }
     }
 
-    /// Packs op(B)[rowStart..<rowStart+rows, colStart..<colStart+cols] into 16-wide panels:
-    /// panel p holds `rows × 16` floats, row-major, zero-padded past `cols`.
-    static func packB(transB: Bool, b: UnsafePointer<Float>, ldb: Int, rowStart: Int, rows: Int,
-                      colStart: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+    /// Packs op(B)[rowStart..<rowStart+rows, colStart..<colStart+cols], widened to f32, into
+    /// 16-wide panels: panel p holds `rows × 16` floats, row-major, zero-padded past `cols`.
+    static func packB<W: WeightRow>(_: W.Type, transB: Bool, b: UnsafeRawPointer, ldb: Int, rowStart: Int, rows: Int,
+                                    colStart: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
         let panels = (cols + nr - 1) / nr
         for panel in 0..<panels {
             let dst = out + panel * nr * rows
             let j0 = colStart + panel * nr
             let width = min(nr, colStart + cols - j0)
-            if !transB && width == nr {
-                for p in 0..<rows {
-                    let src = b + (rowStart + p) * ldb + j0
-                    (dst + p * nr).update(from: src, count: nr)
+            if transB {
+                for j in 0..<nr {
+                    let src = b + ((j0 + j) * ldb + rowStart) * W.size
+                    for p in 0..<rows { dst[p * nr + j] = j < width ? W.load1(src, p) : 0 }
                 }
             } else {
                 for p in 0..<rows {
-                    let row = dst + p * nr
-                    for j in 0..<nr {
-                        if j < width {
-                            row[j] = transB ? b[(j0 + j) * ldb + rowStart + p] : b[(rowStart + p) * ldb + j0 + j]
-                        } else {
-                            row[j] = 0
-                        }
-                    }
+                    let src = b + ((rowStart + p) * ldb + j0) * W.size
+                    for j in 0..<nr { dst[p * nr + j] = j < width ? W.load1(src, j) : 0 }
                 }
             }
         }

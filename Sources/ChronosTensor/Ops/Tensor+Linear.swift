@@ -1,0 +1,64 @@
+/// Matrix products on tensors: the projections of every layer.
+extension Tensor {
+    /// `op(a) · op(b)` for 2-D f32 tensors, where op transposes when asked; the result is a
+    /// new contiguous `[m, n]` tensor.
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
+                              backend: any ComputeBackend = Backends.current) -> Tensor {
+        precondition(a.rank == 2 && b.rank == 2, "matmul needs 2-D tensors, got \(a.shape) and \(b.shape)")
+        let a = a.contiguous(), b = b.contiguous()
+        let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
+        let kb = transposeB ? b.shape[1] : b.shape[0], n = transposeB ? b.shape[0] : b.shape[1]
+        precondition(k == kb, "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+        let c = Tensor(zeros: [m, n])
+        backend.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
+                      a: a.floatPointer, lda: a.shape[1], b: b.floatPointer, ldb: b.shape[1],
+                      beta: 0, c: c.floatPointer, ldc: n)
+        return c
+    }
+
+    /// `W · x` for a 2-D weight `[rows, cols]` of any float dtype and an f32 vector `[cols]`.
+    public static func matvec(_ weight: Tensor, _ x: Tensor) -> Tensor {
+        precondition(weight.rank == 2 && weight.isContiguous, "matvec needs a contiguous 2-D weight, got \(weight.shape)")
+        precondition(x.count == weight.shape[1], "matvec: weight \(weight.shape) and vector of \(x.count)")
+        let y = Tensor(zeros: [weight.shape[0]])
+        MatVec.multiply(weights: weight.rawPointer, dtype: weight.dtype, rows: weight.shape[0], cols: weight.shape[1],
+                        x: x.floatPointer, y: y.floatPointer)
+        return y
+    }
+
+    /// A linear layer: `y[t, :] = W · x[t, :] + b` for activations `x` of shape `[T, in]` and a
+    /// weight `[out, in]` (the PyTorch layout) in f32, f16 or bf16; returns `[T, out]`.
+    ///
+    /// A few tokens (decoding) stream the weight once per token through the matrix-vector
+    /// kernel; longer batches use GEMM — the backend's for f32 weights, the Swift one (which
+    /// widens 16-bit weights while packing) otherwise.
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        precondition(weight.rank == 2 && weight.isContiguous, "linear needs a contiguous 2-D weight, got \(weight.shape)")
+        let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
+        precondition(x.shape.last == inFeatures, "linear: input \(x.shape) does not end in \(inFeatures) features")
+        let x = x.contiguous()
+        let tokens = x.count / inFeatures
+        var outShape = x.shape
+        outShape[outShape.count - 1] = outFeatures
+        let y = Tensor(zeros: outShape)
+        let xp = x.floatPointer, yp = y.floatPointer
+        if tokens <= 4 {
+            for t in 0..<tokens {
+                MatVec.multiply(weights: weight.rawPointer, dtype: weight.dtype, rows: outFeatures, cols: inFeatures,
+                                x: xp + t * inFeatures, y: yp + t * outFeatures)
+            }
+        } else if weight.dtype == .f32 {
+            Backends.current.sgemm(transA: false, transB: true, m: tokens, n: outFeatures, k: inFeatures, alpha: 1,
+                                   a: xp, lda: inFeatures, b: weight.floatPointer, ldb: inFeatures, beta: 0, c: yp, ldc: outFeatures)
+        } else {
+            SwiftGemm.gemm(transA: false, transB: true, m: tokens, n: outFeatures, k: inFeatures, alpha: 1, a: xp, lda: inFeatures,
+                           b: weight.rawPointer, bType: weight.dtype, ldb: inFeatures, beta: 0, c: yp, ldc: outFeatures)
+        }
+        if let bias {
+            precondition(bias.count == outFeatures, "linear: bias of \(bias.count) for \(outFeatures) outputs")
+            let b = bias.dtype == .f32 ? bias.contiguous() : bias.converted(to: .f32)
+            for t in 0..<tokens { Elementwise.add(yp + t * outFeatures, b.floatPointer, yp + t * outFeatures, count: outFeatures) }
+        }
+        return y
+    }
+}
