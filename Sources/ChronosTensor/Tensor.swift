@@ -14,9 +14,12 @@ public struct Tensor: @unchecked Sendable {
     public let offset: Int
     /// The bytes this tensor views.
     public let storage: TensorStorage
+    /// Where this tensor sits in a recorded computation, when gradients are being recorded.
+    public let gradientNode: GradientNode?
 
     /// Wraps existing storage; the view must lie inside it.
-    public init(dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0, storage: TensorStorage) {
+    public init(dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0, storage: TensorStorage,
+                gradientNode: GradientNode? = nil) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         let strides = strides ?? Tensor.contiguousStrides(shape)
         precondition(strides.count == shape.count, "strides \(strides) do not match shape \(shape)")
@@ -25,6 +28,7 @@ public struct Tensor: @unchecked Sendable {
         self.strides = strides
         self.offset = offset
         self.storage = storage
+        self.gradientNode = gradientNode
         if !shape.contains(0) {
             let last = offset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
             precondition(offset >= 0 && (last + 1) * dtype.byteSize <= storage.byteCount,
@@ -79,7 +83,10 @@ public struct Tensor: @unchecked Sendable {
     public func reshaped(_ newShape: [Int]) -> Tensor {
         precondition(isContiguous, "reshape needs a contiguous tensor; call contiguous() first")
         precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
-        return Tensor(dtype: dtype, shape: newShape, offset: offset, storage: storage)
+        let oldShape = shape
+        return Autograd.record(Tensor(dtype: dtype, shape: newShape, offset: offset, storage: storage), inputs: [self]) { g in
+            [g.contiguous().reshaped(oldShape)]
+        }
     }
 
     /// A view with two axes swapped (no copy).
@@ -87,7 +94,8 @@ public struct Tensor: @unchecked Sendable {
         var shape = self.shape, strides = self.strides
         shape.swapAt(a, b)
         strides.swapAt(a, b)
-        return Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset, storage: storage)
+        return Autograd.record(Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset, storage: storage),
+                               inputs: [self]) { g in [g.transposed(a, b).contiguous()] }
     }
 
     /// A view of indices `range` along `axis` (no copy).
@@ -95,8 +103,14 @@ public struct Tensor: @unchecked Sendable {
         precondition(range.lowerBound >= 0 && range.upperBound <= shape[axis], "slice \(range) outside axis \(axis) of \(shape)")
         var shape = self.shape
         shape[axis] = range.count
-        return Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset + range.lowerBound * strides[axis],
-                      storage: storage)
+        let fullShape = self.shape
+        let view = Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset + range.lowerBound * strides[axis],
+                          storage: storage)
+        return Autograd.record(view, inputs: [self]) { g in
+            let full = Tensor(zeros: fullShape)
+            full.slice(range, axis: axis).assign(g)
+            return [full]
+        }
     }
 
     /// Flat storage index of the element at `index` (one coordinate per axis).
@@ -196,9 +210,15 @@ public struct Tensor: @unchecked Sendable {
         isContiguous ? self : copy()
     }
 
-    /// A contiguous copy with its own storage.
+    /// A contiguous copy with its own storage (recorded: gradients flow through it).
     public func copy() -> Tensor {
-        converted(to: dtype)
+        Autograd.record(converted(to: dtype), inputs: [self]) { g in [g] }
+    }
+
+    /// Overwrites this view's elements with `source`'s (same shape), converting the dtype.
+    public func assign(_ source: Tensor) {
+        precondition(source.shape == shape, "assign: \(source.shape) into \(shape)")
+        source.floats.withUnsafeBufferPointer { store($0) }
     }
 
     /// A contiguous copy converted to `newType`.

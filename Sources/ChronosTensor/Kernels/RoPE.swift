@@ -15,8 +15,11 @@ public enum RoPE {
     /// `positionOffset + t`. Only the first `rotaryDim` (even) dimensions of each head rotate:
     ///
     ///     x'[a] = x[a]·cos θ_i − x[b]·sin θ_i,   x'[b] = x[b]·cos θ_i + x[a]·sin θ_i
+    ///
+    /// With `inverse`, rotates by −θ_i instead: the transpose of the rotation, which is how a
+    /// gradient flows back through it.
     public static func apply(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, headDim: Int, rotaryDim: Int? = nil,
-                             positionOffset: Int, base: Float, style: Style = .halfSplit) {
+                             positionOffset: Int, base: Float, style: Style = .halfSplit, inverse: Bool = false) {
         let d = rotaryDim ?? headDim
         precondition(d % 2 == 0 && d <= headDim, "rotary dimension \(d) must be even and ≤ head dimension \(headDim)")
         let half = d / 2
@@ -28,7 +31,7 @@ public enum RoPE {
                     // Angles in double precision: positions reach tens of thousands.
                     let angle = position * pow(Double(base), -2 * Double(i) / Double(d))
                     cosines[i] = Float(cos(angle))
-                    sines[i] = Float(sin(angle))
+                    sines[i] = Float(inverse ? -sin(angle) : sin(angle))
                 }
                 for h in 0..<heads {
                     let v = x + (t * heads + h) * headDim

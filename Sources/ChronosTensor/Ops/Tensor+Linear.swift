@@ -13,7 +13,17 @@ extension Tensor {
         backend.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
                       a: a.floatPointer, lda: a.shape[1], b: b.floatPointer, ldb: b.shape[1],
                       beta: 0, c: c.floatPointer, ldc: n)
-        return c
+        let needA = a.gradientNode != nil, needB = b.gradientNode != nil
+        return Autograd.record(c, inputs: [a, b]) { g in
+            // C = op(A)·op(B):  ∂op(A) = ∂C·op(B)ᵀ,  ∂op(B) = op(A)ᵀ·∂C, transposed back where op transposes.
+            let da = !needA ? nil : transposeA
+                ? matmul(b, g, transposeA: transposeB, transposeB: true, backend: backend)
+                : matmul(g, b, transposeB: !transposeB, backend: backend)
+            let db = !needB ? nil : transposeB
+                ? matmul(g, a, transposeA: true, transposeB: transposeA, backend: backend)
+                : matmul(a, g, transposeA: !transposeA, backend: backend)
+            return [da, db]
+        }
     }
 
     /// `W · x` for a 2-D weight `[rows, cols]` of any float dtype and an f32 vector `[cols]`.
@@ -59,6 +69,30 @@ extension Tensor {
             let b = bias.dtype == .f32 ? bias.contiguous() : bias.converted(to: .f32)
             for t in 0..<tokens { Elementwise.add(yp + t * outFeatures, b.floatPointer, yp + t * outFeatures, count: outFeatures) }
         }
-        return y
+        let needX = x.gradientNode != nil, needW = weight.gradientNode != nil
+        let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+        return Autograd.record(y, inputs: inputs) { g in
+            // y = x·Wᵀ + b:  ∂x = ∂y·W,  ∂W = ∂yᵀ·x,  ∂b = Σ_t ∂y[t].
+            let g = g.contiguous()
+            var grads: [Tensor?] = [nil, nil]
+            if needX {
+                let dx = Tensor(zeros: x.shape)
+                SwiftGemm.gemm(transA: false, transB: false, m: tokens, n: inFeatures, k: outFeatures, alpha: 1, a: g.floatPointer,
+                               lda: outFeatures, b: weight.rawPointer, bType: weight.dtype, ldb: inFeatures, beta: 0,
+                               c: dx.floatPointer, ldc: inFeatures)
+                grads[0] = dx
+            }
+            if needW {
+                let dw = Tensor(zeros: weight.shape)
+                Backends.current.sgemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: tokens, alpha: 1,
+                                       a: g.floatPointer, lda: outFeatures, b: x.floatPointer, ldb: inFeatures, beta: 0,
+                                       c: dw.floatPointer, ldc: inFeatures)
+                grads[1] = dw
+            }
+            if let bias {
+                grads.append(bias.gradientNode == nil ? nil : g.reshaped([tokens, outFeatures]).sumRows().reshaped(bias.shape))
+            }
+            return grads
+        }
     }
 }

@@ -1,42 +1,93 @@
-/// Elementwise operations on f32 tensors, each returning a new tensor.
+import Foundation
+
+/// Elementwise operations on f32 tensors, each returning a new tensor (recorded for autograd).
 extension Tensor {
     /// a + b for tensors of equal shape, or b broadcast along the leading axes when its shape
     /// is a suffix of a's (adding a bias to every row).
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        broadcast(a, b, Elementwise.add)
+        let out = broadcast(a, b, Elementwise.add)
+        return Autograd.record(out, inputs: [a, b]) { g in [g, reduceToShape(g, b.shape)] }
+    }
+
+    /// a − b, with the same broadcasting as `+`.
+    public static func - (a: Tensor, b: Tensor) -> Tensor {
+        a + b.scaled(by: -1)
     }
 
     /// a · b elementwise, with the same broadcasting as `+`.
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        broadcast(a, b, Elementwise.mul)
+        let out = broadcast(a, b, Elementwise.mul)
+        return Autograd.record(out, inputs: [a, b]) { g in
+            [broadcast(g, b.detached(), Elementwise.mul), reduceToShape(broadcast(g, a.detached(), Elementwise.mul), b.shape)]
+        }
     }
 
     /// s · x
     public func scaled(by s: Float) -> Tensor {
-        let x = contiguous(), out = Tensor(zeros: shape)
-        Elementwise.scale(x.floatPointer, by: s, out.floatPointer, count: count)
-        return out
+        let out = map { Elementwise.scale($0, by: s, $1, count: $2) }
+        return Autograd.record(out, inputs: [self]) { g in [g.scaled(by: s)] }
     }
 
-    /// SiLU(x) = x · σ(x)
+    /// SiLU(x) = x · σ(x); ∂/∂x = σ(x)·(1 + x·(1 − σ(x))).
     public func silu() -> Tensor {
-        let x = contiguous(), out = Tensor(zeros: shape)
-        Elementwise.silu(x.floatPointer, out.floatPointer, count: count)
-        return out
+        let out = map { Elementwise.silu($0, $1, count: $2) }
+        let x = detached()
+        return Autograd.record(out, inputs: [self]) { g in
+            let s = x.sigmoid()
+            let xs = x.floats, ss = s.floats, gs = g.floats
+            return [Tensor(shape: x.shape, values: (0..<xs.count).map { gs[$0] * ss[$0] * (1 + xs[$0] * (1 - ss[$0])) })]
+        }
     }
 
-    /// σ(x) = 1 / (1 + e^(−x))
+    /// σ(x) = 1 / (1 + e^(−x)); ∂/∂x = σ·(1 − σ).
     public func sigmoid() -> Tensor {
-        let x = contiguous(), out = Tensor(zeros: shape)
-        Elementwise.sigmoid(x.floatPointer, out.floatPointer, count: count)
-        return out
+        let out = map { Elementwise.sigmoid($0, $1, count: $2) }
+        return Autograd.record(out, inputs: [self]) { g in
+            let ys = out.floats, gs = g.floats
+            return [Tensor(shape: out.shape, values: (0..<ys.count).map { gs[$0] * ys[$0] * (1 - ys[$0]) })]
+        }
+    }
+
+    /// e^x elementwise.
+    public func exp() -> Tensor {
+        let out = map { x, o, n in
+            for i in 0..<n { o[i] = FastMath.exp(x[i]) }
+        }
+        return Autograd.record(out, inputs: [self]) { g in [g * out] }
+    }
+
+    /// Natural logarithm elementwise; ∂/∂x = 1/x.
+    public func log() -> Tensor {
+        let out = map { x, o, n in
+            for i in 0..<n { o[i] = Foundation.log(x[i]) }
+        }
+        let x = detached()
+        return Autograd.record(out, inputs: [self]) { g in
+            let xs = x.floats, gs = g.floats
+            return [Tensor(shape: x.shape, values: (0..<xs.count).map { gs[$0] / xs[$0] })]
+        }
+    }
+
+    /// x² elementwise.
+    public func squared() -> Tensor {
+        self * self
     }
 
     /// SwiGLU(gate, up) = SiLU(gate) · up, the gated activation of Llama-family MLPs.
     public static func swiglu(gate: Tensor, up: Tensor) -> Tensor {
         precondition(gate.shape == up.shape, "swiglu: gate \(gate.shape) and up \(up.shape) differ")
+        if Autograd.isRecording && (gate.gradientNode != nil || up.gradientNode != nil) {
+            return gate.silu() * up
+        }
         let g = gate.contiguous(), u = up.contiguous(), out = Tensor(zeros: gate.shape)
         Elementwise.swiglu(gate: g.floatPointer, up: u.floatPointer, out.floatPointer, count: out.count)
+        return out
+    }
+
+    /// A new tensor of this shape filled by `kernel(input, output, count)` on the contiguous values.
+    private func map(_ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+        let x = contiguous(), out = Tensor(zeros: shape)
+        kernel(x.floatPointer, out.floatPointer, count)
         return out
     }
 
@@ -50,5 +101,12 @@ extension Tensor {
             kernel(a.floatPointer + start, b.floatPointer, out.floatPointer + start, inner)
         }
         return out
+    }
+
+    /// Sums a gradient over the leading axes that broadcasting added, back to `shape`.
+    private static func reduceToShape(_ g: Tensor, _ shape: [Int]) -> Tensor {
+        if g.shape == shape { return g }
+        let inner = shape.reduce(1, *)
+        return g.contiguous().reshaped([g.count / inner, inner]).sumRows().reshaped(shape)
     }
 }

@@ -3,10 +3,17 @@ extension Tensor {
     /// Rows `ids` of an embedding table `[vocab, dim]` (any float dtype) as f32 `[ids.count, dim]`.
     public static func embedding(_ table: Tensor, ids: [Int]) -> Tensor {
         precondition(table.rank == 2 && table.isContiguous, "embedding needs a contiguous 2-D table, got \(table.shape)")
-        let out = Tensor(zeros: [ids.count, table.shape[1]])
-        Gather.rows(table: table.rawPointer, dtype: table.dtype, vocab: table.shape[0], dim: table.shape[1], ids: ids,
-                    out: out.floatPointer)
-        return out
+        let vocab = table.shape[0], dim = table.shape[1]
+        let out = Tensor(zeros: [ids.count, dim])
+        Gather.rows(table: table.rawPointer, dtype: table.dtype, vocab: vocab, dim: dim, ids: ids, out: out.floatPointer)
+        return Autograd.record(out, inputs: [table]) { g in
+            // ∂L/∂table[id] = Σ over the tokens t with ids[t] = id of ∂L/∂out[t].
+            let g = g.contiguous(), grad = Tensor(zeros: [vocab, dim])
+            for (t, id) in ids.enumerated() {
+                Elementwise.addScaledSerial(g.floatPointer + t * dim, by: 1, into: grad.floatPointer + id * dim, count: dim)
+            }
+            return [grad]
+        }
     }
 
     /// Rotary embedding of `[T, heads, headDim]` (or `[T, heads·headDim]`) activations whose
@@ -14,10 +21,17 @@ extension Tensor {
     public func rope(heads: Int, headDim: Int, rotaryDim: Int? = nil, positionOffset: Int, base: Float,
                      style: RoPE.Style = .halfSplit) -> Tensor {
         precondition(count % (heads * headDim) == 0, "rope: \(shape) is not a whole number of \(heads)×\(headDim) heads")
-        let out = copy()
-        RoPE.apply(out.floatPointer, tokens: count / (heads * headDim), heads: heads, headDim: headDim,
+        let out = detached().converted(to: .f32)
+        let tokens = count / (heads * headDim)
+        RoPE.apply(out.floatPointer, tokens: tokens, heads: heads, headDim: headDim,
                    rotaryDim: rotaryDim, positionOffset: positionOffset, base: base, style: style)
-        return out
+        let shape = self.shape
+        return Autograd.record(out, inputs: [self]) { g in
+            let grad = g.converted(to: .f32).reshaped(shape)
+            RoPE.apply(grad.floatPointer, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim,
+                       positionOffset: positionOffset, base: base, style: style, inverse: true)
+            return [grad]
+        }
     }
 
     /// Scaled dot-product attention with grouped-query heads and a causal (optionally
@@ -40,9 +54,16 @@ extension Tensor {
         precondition(k.count == keys * kvHeads * headDim && v.count == keys * kvHeads * valueDim,
                      "attention: key \(key.shape) / value \(value.shape) do not fit \(kvHeads) heads of \(headDim)")
         let out = Tensor(zeros: [tokens, heads * valueDim])
-        AttentionKernel.run(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, out: out.floatPointer,
-                            tokens: tokens, keys: keys, heads: heads, kvHeads: kvHeads, headDim: headDim, valueDim: valueDim,
-                            queryOffset: queryOffset, keyOffset: keyOffset, window: window, scale: scale)
-        return out
+        let geometry = AttentionKernel.Geometry(tokens: tokens, keys: keys, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                                valueDim: valueDim, queryOffset: queryOffset, keyOffset: keyOffset,
+                                                window: window, scale: scale)
+        AttentionKernel.run(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, out: out.floatPointer, geometry)
+        let shapes = (query.shape, key.shape, value.shape)
+        return Autograd.record(out, inputs: [query, key, value]) { g in
+            let dq = Tensor(zeros: shapes.0), dk = Tensor(zeros: shapes.1), dv = Tensor(zeros: shapes.2)
+            AttentionKernel.backward(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, dOut: g.contiguous().floatPointer,
+                                     dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, geometry)
+            return [dq, dk, dv]
+        }
     }
 }
