@@ -1,0 +1,81 @@
+import ChronosFormats
+import ChronosTestSupport
+import Foundation
+import XCTest
+
+/// One expected encoding from `tokenizers/<name>/cases.json`, made by the Hugging Face library.
+struct OracleCase: Decodable {
+    var text: String
+    var ids: [Int]
+    var decodeRoundtrip: Bool
+    var decoded: String?
+    var idsSpecialsSplit: [Int]?
+
+    enum CodingKeys: String, CodingKey {
+        case text, ids, decoded
+        case decodeRoundtrip = "decode_roundtrip", idsSpecialsSplit = "ids_specials_split"
+    }
+}
+
+/// The fixture tokenizers, loaded once for all tests.
+enum OracleTokenizers {
+    static let gpt2 = load("gpt2")
+    static let qwen2 = load("qwen2")
+
+    static func load(_ name: String) -> Tokenizer {
+        try! Tokenizer(contentsOf: Fixtures.url("tokenizers/\(name)/tokenizer.json"))
+    }
+
+    static func cases(_ name: String) throws -> [OracleCase] {
+        let data = try Data(contentsOf: Fixtures.url("tokenizers/\(name)/cases.json"))
+        return try JSONDecoder().decode([OracleCase].self, from: data)
+    }
+}
+
+final class TokenizerOracleTests: XCTestCase {
+    func testGPT2MatchesHuggingFace() throws {
+        try check(OracleTokenizers.gpt2, cases: OracleTokenizers.cases("gpt2"), expectedCount: 86)
+    }
+
+    func testQwen2MatchesHuggingFace() throws {
+        try check(OracleTokenizers.qwen2, cases: OracleTokenizers.cases("qwen2"), expectedCount: 86)
+    }
+
+    func testVocabularyAndAddedTokens() {
+        let gpt2 = OracleTokenizers.gpt2
+        XCTAssertEqual(gpt2.vocabularySize, 50257)
+        XCTAssertEqual(gpt2.id(forToken: "<|endoftext|>"), 50256)
+        XCTAssertEqual(gpt2.token(forId: 50256), "<|endoftext|>")
+        XCTAssertEqual(gpt2.id(forToken: "Ġthe"), 262)
+        XCTAssertEqual(gpt2.token(forId: 262), "Ġthe")
+        XCTAssertNil(gpt2.token(forId: 50257))
+        XCTAssertNil(gpt2.token(forId: -1))
+        XCTAssertTrue(gpt2.isSpecialToken(50256))
+        XCTAssertFalse(gpt2.isSpecialToken(262))
+
+        let qwen2 = OracleTokenizers.qwen2
+        XCTAssertEqual(qwen2.vocabularySize, 151646)
+        XCTAssertEqual(qwen2.addedTokens.map(\.content), ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+        XCTAssertEqual(qwen2.id(forToken: "<|im_end|>"), 151645)
+    }
+
+    func testDecodeSkipsSpecialTokensOnRequest() throws {
+        let qwen2 = OracleTokenizers.qwen2
+        let ids = qwen2.encode("<|im_start|>user\nHi<|im_end|>")
+        XCTAssertEqual(try qwen2.decode(ids), "<|im_start|>user\nHi<|im_end|>")
+        XCTAssertEqual(try qwen2.decode(ids, skipSpecialTokens: true), "user\nHi")
+    }
+
+    private func check(_ tokenizer: Tokenizer, cases: [OracleCase], expectedCount: Int) throws {
+        XCTAssertEqual(cases.count, expectedCount)
+        for testCase in cases {
+            let label = testCase.text.debugDescription
+            XCTAssertEqual(tokenizer.encode(testCase.text), testCase.ids, "encode \(label)")
+            let expectedText = testCase.decodeRoundtrip ? testCase.text : try XCTUnwrap(testCase.decoded)
+            XCTAssertEqual(try tokenizer.decode(testCase.ids), expectedText, "decode \(label)")
+            if let split = testCase.idsSpecialsSplit {
+                XCTAssertEqual(tokenizer.encode(testCase.text, matchSpecialTokens: false), split, "split \(label)")
+            }
+        }
+    }
+}
