@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .library(name: "ChronosTensor", targets: ["ChronosTensor"]),
         .library(name: "ChronosFormats", targets: ["ChronosFormats"]),
+        .library(name: "ChronosModel", targets: ["ChronosModel"]),
+        .library(name: "ChronosEngine", targets: ["ChronosEngine"]),
         .executable(name: "chronos", targets: ["chronos"]),
     ],
     dependencies: [
@@ -22,10 +24,12 @@ let package = Package(
     targets: [
         .target(name: "ChronosTensor", swiftSettings: cpuFlags),
         .target(name: "ChronosFormats", dependencies: ["ChronosTensor"], swiftSettings: cpuFlags),
+        .target(name: "ChronosModel", dependencies: ["ChronosTensor", "ChronosFormats"], swiftSettings: cpuFlags),
+        .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
         .executableTarget(
             name: "chronos",
             dependencies: [
-                "ChronosTensor", "ChronosFormats",
+                "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -34,5 +38,9 @@ let package = Package(
             name: "ChronosTensorTests", dependencies: ["ChronosTensor", "ChronosTestSupport"], swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosFormatsTests", dependencies: ["ChronosFormats", "ChronosTestSupport"], swiftSettings: cpuFlags),
+        .testTarget(
+            name: "ChronosModelTests", dependencies: ["ChronosModel", "ChronosTestSupport"], swiftSettings: cpuFlags),
+        .testTarget(
+            name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"], swiftSettings: cpuFlags),
     ]
 )

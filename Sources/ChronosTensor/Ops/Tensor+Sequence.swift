@@ -39,8 +39,8 @@ extension Tensor {
     ///
     ///     out[t, h] = Σ_s softmax_s(scale · q[t, h] · k[s, g(h)]) · v[s, g(h)],   g(h) = h / (H / G)
     ///
-    /// `query` is `[T, H, Dk]`, `key` `[S, G, Dk]`, `value` `[S, G, Dv]` (any shapes with those
-    /// element counts). Query t sits at position `queryOffset + t`, key s at `keyOffset + s`;
+    /// `query` is `[T, H, Dk]`, `key` `[S, G, Dk]`, `value` `[S, G, Dv]`; trailing axes may be
+    /// merged (`[T, H·Dk]`), but the first axis of `query` must be T. Query t sits at position `queryOffset + t`, key s at `keyOffset + s`;
     /// key s is visible to query t when its position is ≤ the query's and, with a `window`,
     /// when the query's position minus its own is < window. Returns `[T, H·Dv]`.
     public static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, kvHeads: Int,

@@ -5,7 +5,7 @@ import ChronosTensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure performance against bounds measured in the same run.",
-        subcommands: [Kernels.self])
+        subcommands: [Kernels.self, Decode.self])
 
     /// `chronos bench kernels`.
     struct Kernels: ParsableCommand {
@@ -23,6 +23,27 @@ struct Bench: ParsableCommand {
                 "threads": String(ThreadPool.shared.threadCount),
                 "backend": Backends.current.name,
             ])
+        }
+    }
+
+    /// `chronos bench decode`.
+    struct Decode: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decode tokens/s with every weight resident, beside the memory-bandwidth bound.",
+            discussion: "Without --model, writes a random Mixtral-shaped bf16 model (hidden 1024, 8 layers, 8 experts top-2, expert width 2816) to a temporary directory and removes it afterwards.")
+
+        @Option(help: "Benchmark this model directory instead of a synthetic model.") var model: String?
+        @Option(help: "Tokens to decode.") var tokens = 64
+        @OptionGroup var backend: BackendOption
+        @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+        func run() throws {
+            try backend.apply()
+            let report = BenchReport(json: json)
+            var bench = DecodeBench(report: report)
+            bench.decodeTokens = tokens
+            try bench.run(directory: model, shape: DecodeBench.Shape())
+            try report.finish(context: ["threads": String(ThreadPool.shared.threadCount), "backend": Backends.current.name])
         }
     }
 }

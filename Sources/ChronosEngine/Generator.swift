@@ -1,0 +1,163 @@
+import ChronosFormats
+import ChronosModel
+import ChronosTensor
+import Foundation
+
+/// What to generate: the prompt, how long, how to sample, and when to stop.
+public struct GenerationRequest: Sendable {
+    /// Token ids of the prompt (already templated).
+    public var promptIds: [Int]
+    /// At most this many new tokens.
+    public var maxTokens: Int
+    /// How each token is picked.
+    public var sampling: SamplingParameters
+    /// Token ids that end the generation (not emitted); the model's EOS ids are added unless `ignoreEOS`.
+    public var stopTokens: Set<Int>
+    /// Strings that end the generation when they appear in the text (the text stops before them).
+    public var stopStrings: [String]
+    /// Keep going past end-of-sequence tokens.
+    public var ignoreEOS: Bool
+
+    /// A request with the given prompt and settings.
+    public init(promptIds: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
+                stopTokens: Set<Int> = [], stopStrings: [String] = [], ignoreEOS: Bool = false) {
+        self.promptIds = promptIds
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+        self.stopTokens = stopTokens
+        self.stopStrings = stopStrings
+        self.ignoreEOS = ignoreEOS
+    }
+}
+
+/// Why a generation ended.
+public enum StopReason: String, Sendable, Codable {
+    /// `maxTokens` were produced.
+    case length
+    /// An end-of-sequence or stop token was sampled.
+    case stopToken = "stop_token"
+    /// A stop string appeared in the text.
+    case stopString = "stop_string"
+    /// The caller's callback asked to stop.
+    case cancelled
+}
+
+/// Timing of one generation.
+public struct GenerationMetrics: Sendable, Codable {
+    /// Tokens in the prompt.
+    public var promptTokens = 0
+    /// Tokens generated.
+    public var generatedTokens = 0
+    /// Seconds from the start until the first generated token was known.
+    public var timeToFirstToken: Double = 0
+    /// Seconds spent after the first token producing the rest.
+    public var decodeSeconds: Double = 0
+
+    /// Prompt tokens per second of prefill.
+    public var prefillTokensPerSecond: Double { timeToFirstToken > 0 ? Double(promptTokens) / timeToFirstToken : 0 }
+    /// Generated tokens per second after the first (the decode rate).
+    public var decodeTokensPerSecond: Double {
+        generatedTokens > 1 && decodeSeconds > 0 ? Double(generatedTokens - 1) / decodeSeconds : 0
+    }
+}
+
+/// The outcome of a generation.
+public struct GenerationResult: Sendable {
+    /// The generated ids (without the prompt and without a final stop token).
+    public var ids: [Int]
+    /// Their text, when a tokenizer was given (cut before any stop string).
+    public var text: String
+    /// Why it ended.
+    public var stopReason: StopReason
+    /// How long it took.
+    public var metrics: GenerationMetrics
+}
+
+/// One step of a streamed generation, handed to the caller as soon as it is known.
+public struct GeneratedToken: Sendable {
+    /// The token id.
+    public var id: Int
+    /// New complete text since the previous step (may be empty mid-character).
+    public var text: String
+}
+
+/// Runs prefill and the decode loop of one model: feeds the prompt through the KV cache,
+/// then samples one token at a time until a stop condition, streaming each token out.
+public final class Generator {
+    /// The model that computes logits.
+    public let model: any LanguageModel
+    /// Turns ids into text for streaming and stop strings; optional for id-only models.
+    public let tokenizer: Tokenizer?
+
+    /// A generator over `model`, decoding text with `tokenizer` when given.
+    public init(model: any LanguageModel, tokenizer: Tokenizer?) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// Generates for `request`, calling `onToken` with each token (return false to stop).
+    public func generate(_ request: GenerationRequest, cache: ModelCache? = nil,
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationResult {
+        precondition(!request.promptIds.isEmpty, "a generation needs at least one prompt token")
+        let cache = cache ?? model.makeCache()
+        var sampler = Sampler(request.sampling)
+        var stops = request.stopTokens
+        if !request.ignoreEOS { stops.formUnion(model.summary.eosTokenIds) }
+        var decoder = tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
+        var metrics = GenerationMetrics(promptTokens: request.promptIds.count)
+        var history = request.promptIds
+        var generated: [Int] = []
+        var text = ""
+        var reason = StopReason.length
+        let start = DispatchTime.now().uptimeNanoseconds
+        var firstTokenAt = start
+
+        var logits = try model.forward(request.promptIds, cache: cache)
+        while generated.count < request.maxTokens {
+            let next = sampler.next(logits: logits.row(logits.shape[0] - 1), history: history)
+            if generated.isEmpty { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
+            if stops.contains(next) {
+                reason = .stopToken
+                break
+            }
+            generated.append(next)
+            history.append(next)
+            let piece = try decoder?.append(next) ?? ""
+            if let cut = Self.firstStop(in: text + piece, stops: request.stopStrings, searchFrom: text.count) {
+                let kept = String((text + piece).prefix(cut))
+                if kept.count > text.count { _ = onToken(GeneratedToken(id: next, text: String(kept.dropFirst(text.count)))) }
+                text = kept
+                reason = .stopString
+                break
+            }
+            text += piece
+            if !onToken(GeneratedToken(id: next, text: piece)) {
+                reason = .cancelled
+                break
+            }
+            if generated.count == request.maxTokens { break }
+            logits = try model.forward([next], cache: cache)
+        }
+        if reason != .stopString, let rest = decoder?.finish(), !rest.isEmpty {
+            text += rest
+            _ = onToken(GeneratedToken(id: generated.last ?? -1, text: rest))
+        }
+        let end = DispatchTime.now().uptimeNanoseconds
+        metrics.generatedTokens = generated.count
+        metrics.timeToFirstToken = Double(firstTokenAt - start) / 1e9
+        metrics.decodeSeconds = Double(end - firstTokenAt) / 1e9
+        return GenerationResult(ids: generated, text: text, stopReason: reason, metrics: metrics)
+    }
+
+    /// Character offset of the earliest stop string in `text` that ends after `searchFrom`
+    /// characters (so a stop string spanning the newest piece is found), or nil.
+    static func firstStop(in text: String, stops: [String], searchFrom: Int) -> Int? {
+        var earliest: Int?
+        for stop in stops where !stop.isEmpty {
+            guard let range = text.range(of: stop) else { continue }
+            let offset = text.distance(from: text.startIndex, to: range.lowerBound)
+            if offset + stop.count > searchFrom { earliest = min(earliest ?? offset, offset) }
+        }
+        return earliest
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+
+/// RoPE settings in either `config.json` form: transformers 5 writes a `rope_parameters`
+/// object; transformers 4 a top-level `rope_theta` with an optional `rope_scaling` object.
+public struct RoPEParameters: Codable, Sendable, Equatable {
+    /// Base of the rotary frequencies θ_i = base^(−2i/d).
+    public var ropeTheta: Float
+    /// `default` for plain RoPE; scaled variants (`linear`, `dynamic`, `yarn`, `llama3`, …)
+    /// are recognised but not implemented.
+    public var ropeType: String
+
+    enum CodingKeys: String, CodingKey {
+        case ropeTheta = "rope_theta"
+        case ropeType = "rope_type"
+    }
+
+    /// The keys of both forms as they appear at the top level of `config.json`.
+    private enum ConfigKeys: String, CodingKey {
+        case ropeParameters = "rope_parameters"
+        case ropeTheta = "rope_theta"
+        case ropeScaling = "rope_scaling"
+    }
+
+    /// The keys inside `rope_parameters` or `rope_scaling`.
+    private enum NestedKeys: String, CodingKey {
+        case ropeTheta = "rope_theta"
+        case ropeType = "rope_type"
+        case type
+    }
+
+    /// Plain RoPE with base `ropeTheta`.
+    public init(ropeTheta: Float, ropeType: String = "default") {
+        self.ropeTheta = ropeTheta
+        self.ropeType = ropeType
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: NestedKeys.self)
+        ropeTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? 10_000
+        ropeType = try c.decodeIfPresent(String.self, forKey: .ropeType)
+            ?? c.decodeIfPresent(String.self, forKey: .type) ?? "default"
+    }
+
+    /// Reads the settings from the top level of a `config.json` decoder, with `defaultTheta`
+    /// when neither form gives a base.
+    static func decode(from decoder: any Decoder, defaultTheta: Float = 10_000) throws -> RoPEParameters {
+        let c = try decoder.container(keyedBy: ConfigKeys.self)
+        let topLevelTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta)
+        if c.contains(.ropeParameters), try !c.decodeNil(forKey: .ropeParameters) {
+            let nested = try c.nestedContainer(keyedBy: NestedKeys.self, forKey: .ropeParameters)
+            let theta = try nested.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? topLevelTheta ?? defaultTheta
+            let type = try nested.decodeIfPresent(String.self, forKey: .ropeType)
+                ?? nested.decodeIfPresent(String.self, forKey: .type) ?? "default"
+            return RoPEParameters(ropeTheta: theta, ropeType: type)
+        }
+        var type = "default"
+        if c.contains(.ropeScaling), try !c.decodeNil(forKey: .ropeScaling) {
+            let scaling = try c.nestedContainer(keyedBy: NestedKeys.self, forKey: .ropeScaling)
+            type = try scaling.decodeIfPresent(String.self, forKey: .ropeType)
+                ?? scaling.decodeIfPresent(String.self, forKey: .type) ?? "default"
+        }
+        return RoPEParameters(ropeTheta: topLevelTheta ?? defaultTheta, ropeType: type)
+    }
+
+    /// The base, or an error when a scaled variant is asked for.
+    func plainTheta(file: String) throws -> Float {
+        guard ropeType == "default" else {
+            throw ModelError.unsupportedConfig(file: file, field: "rope_parameters.rope_type", value: "'\(ropeType)'")
+        }
+        return ropeTheta
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A token id field that holds one id, a list of ids, or null.
+    func decodeTokenIDs(forKey key: Key) throws -> [Int] {
+        guard contains(key), try !decodeNil(forKey: key) else { return [] }
+        if let single = try? decode(Int.self, forKey: key) { return [single] }
+        return try decode([Int].self, forKey: key)
+    }
+}
+
+/// Reading `config.json` and turning decoding failures into `ModelError.malformedConfig`
+/// naming the file and the field.
+enum ConfigurationFile {
+    /// The bytes of `url`, or an error naming it.
+    static func read(_ url: URL) throws -> Data {
+        do {
+            return try Data(contentsOf: url)
+        } catch {
+            throw ModelError.malformedConfig(file: url.path, field: "", reason: "cannot be read (\(error.localizedDescription))")
+        }
+    }
+
+    /// `T` decoded from `data`, with decoding errors named by field.
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw malformed(error, file: file)
+        }
+    }
+
+    /// `malformedConfig` for a decoding error, naming the JSON path of the field.
+    static func malformed(_ error: DecodingError, file: String) -> ModelError {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.reduce("") { path, key in
+                if let index = key.intValue { return path + "[\(index)]" }
+                return path.isEmpty ? key.stringValue : path + "." + key.stringValue
+            }
+        }
+        switch error {
+        case let .keyNotFound(key, context):
+            return .malformedConfig(file: file, field: path(context.codingPath + [key]), reason: "is missing")
+        case let .typeMismatch(type, context):
+            return .malformedConfig(file: file, field: path(context.codingPath), reason: "expected \(describe(type))")
+        case let .valueNotFound(type, context):
+            return .malformedConfig(file: file, field: path(context.codingPath), reason: "is null; expected \(describe(type))")
+        case let .dataCorrupted(context):
+            if context.codingPath.isEmpty {
+                return .malformedConfig(file: file, field: "", reason: "is not a valid JSON object")
+            }
+            return .malformedConfig(file: file, field: path(context.codingPath), reason: context.debugDescription)
+        @unknown default:
+            return .malformedConfig(file: file, field: "", reason: "\(error)")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: "an integer"
+        case is Float.Type, is Double.Type: "a number"
+        case is String.Type: "a string"
+        case is Bool.Type: "a boolean"
+        default: "\(type)"
+        }
+    }
+}
+
+/// The fields every `config.json` shares, read before the architecture is known.
+struct ConfigurationHeader: Decodable {
+    var modelType: String
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type"
+    }
+}

@@ -1,0 +1,122 @@
+/// The decoder-only transformer every architecture here is an instance of, with the points
+/// where the families differ made explicit. Each architecture's configuration maps its
+/// `config.json` onto one of these.
+struct TransformerConfiguration: Sendable {
+    /// How queries and keys are normalised between projection and RoPE.
+    enum QueryKeyNorm: Sendable {
+        /// No normalisation (Llama, Mixtral, Qwen2-MoE).
+        case none
+        /// RMSNorm over each head's `headDim` values (Qwen3-MoE).
+        case perHead
+        /// RMSNorm over the whole projection, all heads at once (OLMoE).
+        case acrossHeads
+    }
+
+    /// The feed-forward block of one decoder layer.
+    enum FeedForward: Sendable, Equatable {
+        /// A SwiGLU MLP of this intermediate width.
+        case dense(intermediateSize: Int)
+        /// A routed mixture of SwiGLU experts.
+        case mixture(MixtureConfiguration)
+    }
+
+    var modelType: String
+    var architecture: String?
+    var vocabSize: Int
+    var hiddenSize: Int
+    var layerCount: Int
+    var attentionHeads: Int
+    var keyValueHeads: Int
+    var headDim: Int
+    var ropeTheta: Float
+    var rmsNormEps: Float
+    var tieWordEmbeddings: Bool
+    /// Whether q, k and v projections have biases.
+    var queryKeyValueBias: Bool
+    /// Whether the attention output projection has a bias.
+    var outputBias: Bool
+    /// Whether dense MLP projections have biases.
+    var mlpBias: Bool
+    var queryKeyNorm: QueryKeyNorm
+    /// Sliding-window length of each layer's attention (nil: full causal attention).
+    var slidingWindows: [Int?]
+    /// Feed-forward block of each layer.
+    var feedForward: [FeedForward]
+    var bosTokenId: Int?
+    var eosTokenIds: [Int]
+    var maxPositionEmbeddings: Int?
+
+    /// Checks the sizes fit together; errors name the `config.json` field at fault.
+    func validate(file: String) throws {
+        func check(_ condition: Bool, _ field: String, _ reason: String) throws {
+            if !condition { throw ModelError.malformedConfig(file: file, field: field, reason: reason) }
+        }
+        try check(vocabSize > 0, "vocab_size", "must be positive, got \(vocabSize)")
+        try check(hiddenSize > 0, "hidden_size", "must be positive, got \(hiddenSize)")
+        try check(layerCount > 0, "num_hidden_layers", "must be positive, got \(layerCount)")
+        try check(attentionHeads > 0, "num_attention_heads", "must be positive, got \(attentionHeads)")
+        try check(keyValueHeads > 0 && attentionHeads % keyValueHeads == 0, "num_key_value_heads",
+                  "\(keyValueHeads) must be positive and divide num_attention_heads (\(attentionHeads))")
+        try check(headDim > 0 && headDim % 2 == 0, "head_dim", "must be positive and even for RoPE, got \(headDim)")
+        try check(rmsNormEps > 0, "rms_norm_eps", "must be positive, got \(rmsNormEps)")
+        try check(ropeTheta > 0, "rope_theta", "must be positive, got \(ropeTheta)")
+        for window in slidingWindows {
+            if let window { try check(window > 0, "sliding_window", "must be positive, got \(window)") }
+        }
+        for case let .mixture(mixture) in feedForward {
+            try check(mixture.expertCount > 0, "num_experts", "must be positive, got \(mixture.expertCount)")
+            try check(mixture.topK > 0 && mixture.topK <= mixture.expertCount, "num_experts_per_tok",
+                      "\(mixture.topK) must be between 1 and the number of experts (\(mixture.expertCount))")
+            try check(mixture.intermediateSize > 0, "moe_intermediate_size", "must be positive, got \(mixture.intermediateSize)")
+        }
+        for case let .dense(size) in feedForward {
+            try check(size > 0, "intermediate_size", "must be positive, got \(size)")
+        }
+    }
+
+    /// What `chronos inspect` shows.
+    var summary: ModelSummary {
+        let mixtures = feedForward.compactMap { if case let .mixture(m) = $0 { m } else { nil } }
+        return ModelSummary(
+            modelType: modelType, architecture: architecture, vocabSize: vocabSize, hiddenSize: hiddenSize,
+            layerCount: layerCount, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
+            expertsPerLayer: feedForward.map { if case let .mixture(m) = $0 { m.expertCount } else { 0 } },
+            expertsPerToken: mixtures.map(\.topK).max() ?? 0,
+            hasSharedExpert: mixtures.contains { $0.sharedExpertIntermediateSize != nil }, tiedEmbeddings: tieWordEmbeddings,
+            bosTokenId: bosTokenId, eosTokenIds: eosTokenIds, maxPositionEmbeddings: maxPositionEmbeddings)
+    }
+}
+
+/// The routing of one MoE layer: how many experts, how many per token, and the family's
+/// choices for the combine weights and the shared expert.
+struct MixtureConfiguration: Sendable, Equatable {
+    /// Routed experts in the layer.
+    var expertCount: Int
+    /// Experts each token is sent to.
+    var topK: Int
+    /// Intermediate width of one routed expert.
+    var intermediateSize: Int
+    /// Whether the top-k probabilities are renormalised to sum to 1.
+    var normalizeTopK: Bool
+    /// Intermediate width of the sigmoid-gated shared expert, if the family has one.
+    var sharedExpertIntermediateSize: Int?
+}
+
+extension TransformerConfiguration {
+    /// Every expert here is a SwiGLU; other activations are refused rather than run wrongly.
+    static func requireSiLU(_ activation: String, file: String) throws {
+        guard activation == "silu" || activation == "swish" else {
+            throw ModelError.unsupportedConfig(file: file, field: "hidden_act", value: "'\(activation)'")
+        }
+    }
+
+    /// `head_dim` when the config gives one, else `hidden_size / num_attention_heads`.
+    static func headDim(_ headDim: Int?, hiddenSize: Int, heads: Int, file: String) throws -> Int {
+        if let headDim { return headDim }
+        guard heads > 0, hiddenSize % heads == 0 else {
+            throw ModelError.malformedConfig(file: file, field: "num_attention_heads",
+                                             reason: "\(heads) does not divide hidden_size (\(hiddenSize)) and head_dim is not given")
+        }
+        return hiddenSize / heads
+    }
+}

@@ -1,0 +1,84 @@
+import ChronosTensor
+
+/// One routed expert of one MoE layer: the unit of residency.
+public struct ExpertKey: Hashable, Sendable, CustomStringConvertible {
+    /// Decoder layer index, from 0.
+    public let layer: Int
+    /// Expert index within the layer, as the router numbers it.
+    public let expert: Int
+
+    /// The expert `expert` of layer `layer`.
+    public init(layer: Int, expert: Int) {
+        self.layer = layer
+        self.expert = expert
+    }
+
+    /// `L<layer>/E<expert>`.
+    public var description: String { "L\(layer)/E\(expert)" }
+}
+
+/// The three projections of one SwiGLU expert, in the PyTorch `[out, in]` layout:
+/// `E(x) = down · (SiLU(gate · x) ⊙ (up · x))`.
+public struct ExpertWeights: Sendable {
+    /// `[intermediate, hidden]`.
+    public let gate: Tensor
+    /// `[intermediate, hidden]`.
+    public let up: Tensor
+    /// `[hidden, intermediate]`.
+    public let down: Tensor
+
+    /// Wraps the three projections.
+    public init(gate: Tensor, up: Tensor, down: Tensor) {
+        self.gate = gate
+        self.up = up
+        self.down = down
+    }
+
+    /// Bytes the three tensors occupy.
+    public var byteCount: Int { gate.byteCount + up.byteCount + down.byteCount }
+}
+
+/// The checkpoint tensor names of one expert's projections.
+public struct ExpertWeightNames: Hashable, Sendable {
+    /// Name of the gate projection (`w1` in Mixtral checkpoints).
+    public let gate: String
+    /// Name of the up projection (`w3` in Mixtral checkpoints).
+    public let up: String
+    /// Name of the down projection (`w2` in Mixtral checkpoints).
+    public let down: String
+
+    /// The three names.
+    public init(gate: String, up: String, down: String) {
+        self.gate = gate
+        self.up = up
+        self.down = down
+    }
+}
+
+/// Where the MoE block gets routed experts' weights: the seam between the model and the storage
+/// tiers.
+///
+/// `weights(for:)` returns nil when the expert is not resident now; the MoE block then applies
+/// its documented lossy fallback (see `MoEBlock`) instead of waiting.
+public protocol ExpertProvider: Sendable {
+    /// The weights of `key`, or nil when they are not resident.
+    func weights(for key: ExpertKey) -> ExpertWeights?
+}
+
+/// Every expert held in memory (or memory-mapped from the checkpoint): the provider tests and
+/// training use, and the ceiling the storage tiers are measured against.
+public final class ResidentExperts: ExpertProvider {
+    /// The weights of every expert.
+    public let experts: [ExpertKey: ExpertWeights]
+
+    /// A provider that always returns `experts[key]`.
+    public init(_ experts: [ExpertKey: ExpertWeights]) {
+        self.experts = experts
+    }
+
+    /// `experts[key]`.
+    public func weights(for key: ExpertKey) -> ExpertWeights? { experts[key] }
+
+    /// Bytes all the experts occupy.
+    public var byteCount: Int { experts.values.reduce(0) { $0 + $1.byteCount } }
+}

@@ -1,0 +1,57 @@
+import ChronosTensor
+
+/// Causal self-attention with grouped-query heads, rotary positions, an optional sliding window
+/// and an optional RMSNorm of queries and keys:
+///
+///     q = RoPE(norm(W_q·x + b_q)),  k = RoPE(norm(W_k·x + b_k)),  v = W_v·x + b_v
+///     out = W_o · softmax(q·kᵀ / √d + causal mask) · v
+struct Attention: Sendable {
+    /// RMSNorm of queries and keys, where the family has one.
+    enum QueryKeyNorm: Sendable {
+        case none
+        /// Weights of `headDim`, applied to each head separately (Qwen3-MoE).
+        case perHead(query: Tensor, key: Tensor)
+        /// Weights of `heads·headDim` and `kvHeads·headDim`, applied to the whole projection (OLMoE).
+        case acrossHeads(query: Tensor, key: Tensor)
+    }
+
+    let heads: Int
+    let kvHeads: Int
+    let headDim: Int
+    let query: Linear
+    let key: Linear
+    let value: Linear
+    let output: Linear
+    let queryKeyNorm: QueryKeyNorm
+    let normEps: Float
+    let ropeTheta: Float
+    /// Keys further back than this many positions are masked (nil: none are).
+    let window: Int?
+
+    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`, appending this call's keys
+    /// and values to `cache`.
+    func callAsFunction(_ x: Tensor, cache: any KVCache) -> Tensor {
+        let tokens = x.shape[0], offset = cache.offset
+        var q = query(x), k = key(x)
+        let v = value(x)
+        switch queryKeyNorm {
+        case .none:
+            break
+        case let .perHead(queryWeight, keyWeight):
+            // Qwen3-MoE normalises each head's headDim values on their own.
+            q = q.reshaped([tokens, heads, headDim]).rmsNorm(weight: queryWeight, eps: normEps)
+            k = k.reshaped([tokens, kvHeads, headDim]).rmsNorm(weight: keyWeight, eps: normEps)
+        case let .acrossHeads(queryWeight, keyWeight):
+            // OLMoE normalises the whole projection, all heads together.
+            q = q.rmsNorm(weight: queryWeight, eps: normEps)
+            k = k.rmsNorm(weight: keyWeight, eps: normEps)
+        }
+        q = q.rope(heads: heads, headDim: headDim, positionOffset: offset, base: ropeTheta)
+        k = k.rope(heads: kvHeads, headDim: headDim, positionOffset: offset, base: ropeTheta)
+        let (keys, values) = cache.update(keys: k, values: v)
+        let attended = Tensor.attention(query: q, key: keys, value: values, heads: heads, kvHeads: kvHeads,
+                                        queryOffset: offset, keyOffset: 0, window: window,
+                                        scale: 1 / Float(headDim).squareRoot())
+        return output(attended)
+    }
+}

@@ -1,0 +1,29 @@
+import ChronosTensor
+
+/// One pre-norm decoder layer: `h = x + Attention(RMSNorm(x))`, `out = h + FFN(RMSNorm(h))`,
+/// where the feed-forward is a dense SwiGLU MLP or a routed mixture of experts.
+struct DecoderLayer: Sendable {
+    enum FeedForward: Sendable {
+        case dense(GatedMLP)
+        case mixture(MoEBlock)
+    }
+
+    let inputNorm: Tensor
+    let postAttentionNorm: Tensor
+    let normEps: Float
+    let attention: Attention
+    let feedForward: FeedForward
+
+    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`.
+    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: RoutingObserver?) -> Tensor {
+        let positionOffset = cache.offset
+        let h = x + attention(x.rmsNorm(weight: inputNorm, eps: normEps), cache: cache)
+        let normed = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
+        switch feedForward {
+        case let .dense(mlp):
+            return h + mlp(normed)
+        case let .mixture(moe):
+            return h + moe(normed, positionOffset: positionOffset, observer: observer)
+        }
+    }
+}

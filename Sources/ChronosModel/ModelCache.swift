@@ -1,0 +1,37 @@
+/// The state of one generation: a KV cache per decoder layer, the position of the next token,
+/// and who is told about routing decisions.
+public final class ModelCache {
+    /// One cache per decoder layer, in layer order.
+    public let layers: [any KVCache]
+    /// Position of the next token: how many tokens the model has seen.
+    public private(set) var offset: Int
+    /// Called with every MoE routing decision the forward passes using this cache make.
+    public var routingObserver: RoutingObserver?
+
+    /// A cache over `layers`, all of which must hold `offset` positions.
+    public init(layers: [any KVCache], offset: Int = 0, routingObserver: RoutingObserver? = nil) {
+        precondition(layers.allSatisfy { $0.offset == offset }, "every layer cache must hold \(offset) positions")
+        self.layers = layers
+        self.offset = offset
+        self.routingObserver = routingObserver
+    }
+
+    /// An empty cache of `layerCount` `StandardKVCache`s.
+    public convenience init(layerCount: Int) {
+        self.init(layers: (0..<layerCount).map { _ in StandardKVCache() })
+    }
+
+    /// Forgets the last `count` positions of every layer (at most `offset`); returns how many.
+    @discardableResult
+    public func trim(_ count: Int) -> Int {
+        let removed = min(max(count, 0), offset)
+        for layer in layers { layer.trim(removed) }
+        offset -= removed
+        return removed
+    }
+
+    /// Records that a forward pass appended `count` positions to every layer.
+    func advance(by count: Int) {
+        offset += count
+    }
+}

@@ -1,0 +1,41 @@
+/// Why a model could not be loaded or run; each case names the file, field or tensor at fault.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    /// `config.json` names a `model_type` that no architecture here implements.
+    case unknownModelType(String, known: [String])
+    /// The checkpoint in `directory` has no tensor called `name`.
+    case missingTensor(name: String, directory: String)
+    /// A checkpoint tensor has a shape other than the configuration implies.
+    case shapeMismatch(tensor: String, expected: [Int], found: [Int])
+    /// A checkpoint tensor is not of a floating-point dtype the layers compute with.
+    case unsupportedDType(tensor: String, dtype: String)
+    /// `file` is missing, is not JSON, or has a missing or invalid `field`.
+    case malformedConfig(file: String, field: String, reason: String)
+    /// `file` asks for a feature (a RoPE scaling, an activation, …) that is not implemented.
+    case unsupportedConfig(file: String, field: String, value: String)
+    /// A token id outside `0..<vocabSize`.
+    case tokenOutOfRange(id: Int, vocabSize: Int)
+    /// A cache made for a model with another number of layers.
+    case cacheMismatch(expectedLayers: Int, foundLayers: Int)
+
+    /// A one-line explanation naming what is wrong and where.
+    public var description: String {
+        switch self {
+        case let .unknownModelType(type, known):
+            "unknown model_type '\(type)'; known model types: \(known.joined(separator: ", "))"
+        case let .missingTensor(name, directory):
+            "\(directory): the checkpoint has no tensor named '\(name)'"
+        case let .shapeMismatch(tensor, expected, found):
+            "tensor '\(tensor)' has shape \(found) but the configuration implies \(expected)"
+        case let .unsupportedDType(tensor, dtype):
+            "tensor '\(tensor)' has dtype \(dtype); model weights must be f32, f16 or bf16"
+        case let .malformedConfig(file, field, reason):
+            field.isEmpty ? "\(file): \(reason)" : "\(file): field '\(field)': \(reason)"
+        case let .unsupportedConfig(file, field, value):
+            "\(file): field '\(field)' = \(value) is not supported"
+        case let .tokenOutOfRange(id, vocabSize):
+            "token id \(id) is outside the vocabulary of \(vocabSize)"
+        case let .cacheMismatch(expectedLayers, foundLayers):
+            "the cache holds \(foundLayers) layers but the model has \(expectedLayers); make it with the model's makeCache()"
+        }
+    }
+}

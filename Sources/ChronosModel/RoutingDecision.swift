@@ -1,0 +1,30 @@
+/// What one MoE layer's router decided for one token.
+public struct RoutingDecision: Sendable, Equatable {
+    /// Decoder layer index.
+    public let layer: Int
+    /// Absolute position of the token in the sequence (the cache offset plus its index in the call).
+    public let position: Int
+    /// The selected experts, in router order (descending router probability).
+    public let experts: [Int]
+    /// The combine weight of each selected expert as the architecture defines it, before any
+    /// fallback for non-resident experts.
+    public let weights: [Float]
+    /// The router's softmax over all experts of the layer.
+    public let probabilities: [Float]
+    /// The selected experts the provider did not have, whose contribution fell back.
+    public let missing: [Int]
+
+    /// A decision with every field given.
+    public init(layer: Int, position: Int, experts: [Int], weights: [Float], probabilities: [Float], missing: [Int] = []) {
+        self.layer = layer
+        self.position = position
+        self.experts = experts
+        self.weights = weights
+        self.probabilities = probabilities
+        self.missing = missing
+    }
+}
+
+/// Receives every routing decision of a forward pass, layer by layer and token by token
+/// (for traces, activation logs and predictor training). Set it on the `ModelCache`.
+public typealias RoutingObserver = (RoutingDecision) -> Void

@@ -1,0 +1,100 @@
+import ArgumentParser
+import ChronosEngine
+import ChronosFormats
+import ChronosModel
+import Foundation
+
+/// `chronos generate`: stream a continuation of a prompt.
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a prompt, streaming tokens as they are produced.",
+        discussion: """
+            --model points at a Hugging Face-style directory (config.json, model.safetensors or \
+            shards with model.safetensors.index.json, tokenizer.json, tokenizer_config.json). \
+            Supported model types: \(ModelRegistry.modelTypes.joined(separator: ", ")).
+            """)
+
+    @Option(help: "Model directory.") var model: String
+    @Argument(help: "The prompt text.") var prompt: String?
+    @Option(help: "Feed these comma-separated token ids instead of text (for models without a tokenizer).")
+    var promptIds: String?
+    @Flag(help: "Wrap the prompt in the model's chat template as a user message.") var chat = false
+    @Option(help: "At most this many new tokens.") var maxTokens = 128
+    @Flag(help: "Keep generating past end-of-sequence tokens.") var ignoreEos = false
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
+    @Option(help: "Sample from the k most likely tokens only (0 = all).") var topK = 0
+    @Option(help: "Nucleus sampling: the smallest set of tokens reaching this probability.") var topP: Float = 1
+    @Option(help: "Drop tokens less likely than this fraction of the most likely one.") var minP: Float = 0
+    @Option(help: "Penalise tokens already present (1 = off).") var repetitionPenalty: Float = 1
+    @Option(help: "Random seed, for reproducible sampling.") var seed: UInt64 = 0
+    @Option(help: "Stop when this string appears (repeatable).") var stop: [String] = []
+    @Flag(help: "Print the generated ids, comma-separated on one line, instead of text.") var printIds = false
+    @OptionGroup var backend: BackendOption
+
+    func run() throws {
+        try backend.apply()
+        let model = try ModelDirectory.load(self.model)
+        let tokenizer = try ModelDirectory.tokenizer(in: self.model)
+        let ids: [Int]
+        if let promptIds {
+            ids = try parseIds(promptIds)
+        } else {
+            guard let prompt else { throw ValidationError("give a prompt, or --prompt-ids") }
+            guard let tokenizer else { throw ValidationError("\(self.model) has no tokenizer.json; use --prompt-ids") }
+            let text = chat
+                ? try ModelDirectory.chatTemplate(in: self.model).render(messages: [ChatMessage(role: "user", content: prompt)],
+                                                                        addGenerationPrompt: true)
+                : prompt
+            ids = tokenizer.encode(text)
+        }
+        guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
+        let request = GenerationRequest(
+            promptIds: ids, maxTokens: maxTokens,
+            sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
+                                         repetitionPenalty: repetitionPenalty, seed: seed),
+            stopStrings: stop, ignoreEOS: ignoreEos)
+        let generator = Generator(model: model, tokenizer: printIds ? nil : tokenizer)
+        if !printIds, promptIds == nil, let prompt, !chat { write(prompt) }
+        let result = try generator.generate(request) { token in
+            if !printIds { write(token.text) }
+            return true
+        }
+        if printIds {
+            print(result.ids.map(String.init).joined(separator: ","))
+        } else {
+            print("")
+        }
+        let m = result.metrics
+        FileHandle.standardError.write(Data(String(
+            format: "prompt %d tokens, generated %d tokens, time to first token %.1f ms, %.2f tokens/s (%@)\n",
+            m.promptTokens, m.generatedTokens, m.timeToFirstToken * 1000, m.decodeTokensPerSecond,
+            result.stopReason.rawValue).utf8))
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}
+
+/// `chronos tokenize`: print the token ids of a text.
+struct TokenizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenize", abstract: "Print the token ids of a text, comma-separated on one line.")
+
+    @Option(help: "Model directory holding tokenizer.json.") var model: String?
+    @Option(help: "A tokenizer.json file.") var tokenizer: String?
+    @Argument(help: "The text to encode.") var text: String
+
+    func run() throws {
+        let loaded: Tokenizer
+        if let tokenizer {
+            loaded = try Tokenizer(contentsOf: URL(fileURLWithPath: tokenizer))
+        } else if let model, let found = try ModelDirectory.tokenizer(in: model) {
+            loaded = found
+        } else {
+            throw ValidationError("give --tokenizer FILE or --model DIR with a tokenizer.json")
+        }
+        print(loaded.encode(text).map(String.init).joined(separator: ","))
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import ChronosModel
+import Foundation
+
+/// `chronos inspect`: what a model is and what it needs to run.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Print a model's architecture, parameter counts and the memory it needs.")
+
+    @Argument(help: "Model directory.") var directory: String
+
+    func run() throws {
+        let model = try ModelDirectory.load(directory)
+        let s = model.summary, p = model.parameterCounts
+        print("architecture       \(s.modelType)\(s.architecture.map { " (\($0))" } ?? "")")
+        print("layers             \(s.layerCount), hidden \(s.hiddenSize), heads \(s.attentionHeads) / \(s.keyValueHeads) KV, head dim \(s.headDim), vocabulary \(s.vocabSize)")
+        if s.isMixtureOfExperts {
+            let moeLayers = s.expertsPerLayer.filter { $0 > 0 }.count
+            print("experts            \(s.expertsPerLayer.max() ?? 0) per MoE layer on \(moeLayers) layers, top-\(s.expertsPerToken)\(s.hasSharedExpert ? ", shared expert" : "")")
+        }
+        print("parameters         \(Self.count(p.total)) total, \(Self.count(p.activePerToken)) active per token")
+        print("dense weights      \(Self.bytes(p.denseBytes)) (\(Self.count(p.dense)) parameters), always resident")
+        print("expert weights     \(Self.bytes(p.expertBytes)) (\(Self.count(p.expert)) parameters)")
+        print("fully resident     \(Self.bytes(p.totalBytes)) of weights in memory")
+    }
+
+    static func count(_ n: Int) -> String {
+        switch n {
+        case 1_000_000_000...: String(format: "%.2fB", Double(n) / 1e9)
+        case 1_000_000...: String(format: "%.2fM", Double(n) / 1e6)
+        case 1_000...: String(format: "%.1fK", Double(n) / 1e3)
+        default: "\(n)"
+        }
+    }
+
+    static func bytes(_ n: Int) -> String {
+        switch n {
+        case (1 << 30)...: String(format: "%.2f GiB", Double(n) / Double(1 << 30))
+        case (1 << 20)...: String(format: "%.1f MiB", Double(n) / Double(1 << 20))
+        case (1 << 10)...: String(format: "%.1f KiB", Double(n) / Double(1 << 10))
+        default: "\(n) B"
+        }
+    }
+}

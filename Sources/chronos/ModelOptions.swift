@@ -1,0 +1,38 @@
+import ArgumentParser
+import ChronosFormats
+import ChronosModel
+import Foundation
+
+/// Loading a model directory (and its tokenizer) for commands that run a model.
+enum ModelDirectory {
+    /// The model in `directory`, with every expert resident.
+    static func load(_ directory: String) throws -> any LanguageModel {
+        try ModelRegistry.load(directory: URL(fileURLWithPath: directory))
+    }
+
+    /// `tokenizer.json` of `directory`, or nil when the model ships none.
+    static func tokenizer(in directory: String) throws -> Tokenizer? {
+        let url = URL(fileURLWithPath: directory).appendingPathComponent("tokenizer.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        return try Tokenizer(contentsOf: url)
+    }
+
+    /// The chat template of `directory`'s `tokenizer_config.json`.
+    static func chatTemplate(in directory: String) throws -> ChatTemplate {
+        let url = URL(fileURLWithPath: directory).appendingPathComponent("tokenizer_config.json")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ValidationError("--chat needs \(url.path), which holds the chat template")
+        }
+        return try ChatTemplate(config: TokenizerConfig(contentsOf: url))
+    }
+}
+
+/// Parses "1,5,9" into token ids.
+func parseIds(_ text: String) throws -> [Int] {
+    try text.split(separator: ",").map { part in
+        guard let id = Int(part.trimmingCharacters(in: .whitespaces)) else {
+            throw ValidationError("'\(part)' is not a token id (expected comma-separated integers)")
+        }
+        return id
+    }
+}

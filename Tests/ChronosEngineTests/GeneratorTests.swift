@@ -1,0 +1,48 @@
+import ChronosEngine
+import ChronosModel
+import ChronosTestSupport
+import Foundation
+import XCTest
+
+final class GeneratorTests: XCTestCase {
+    struct Reference: Decodable {
+        let input_ids: [Int]
+        let greedy: [Int]
+    }
+
+    func load(_ name: String) throws -> (any LanguageModel, Reference) {
+        let directory = Fixtures.url("hf-tiny/\(name)")
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: directory.appendingPathComponent("reference.json")))
+        return (try ModelRegistry.load(directory: directory), reference)
+    }
+
+    func testGreedyGenerationReproducesTransformers() throws {
+        for name in ["llama_dense", "mixtral"] {
+            let (model, reference) = try load(name)
+            let result = try Generator(model: model, tokenizer: nil).generate(
+                GenerationRequest(promptIds: reference.input_ids, maxTokens: reference.greedy.count, ignoreEOS: true))
+            XCTAssertEqual(result.ids, reference.greedy, name)
+            XCTAssertEqual(result.stopReason, .length)
+            XCTAssertEqual(result.metrics.promptTokens, reference.input_ids.count)
+            XCTAssertEqual(result.metrics.generatedTokens, reference.greedy.count)
+        }
+    }
+
+    func testStopTokensAndCancellationEndTheGeneration() throws {
+        let (model, reference) = try load("llama_dense")
+        let generator = Generator(model: model, tokenizer: nil)
+        let stopAt = reference.greedy[3]
+        let stopped = try generator.generate(GenerationRequest(promptIds: reference.input_ids, maxTokens: 12, stopTokens: [stopAt],
+                                                               ignoreEOS: true))
+        XCTAssertEqual(stopped.ids, Array(reference.greedy.prefix { $0 != stopAt }))
+        XCTAssertEqual(stopped.stopReason, .stopToken)
+        var streamed: [Int] = []
+        let cancelled = try generator.generate(GenerationRequest(promptIds: reference.input_ids, maxTokens: 12, ignoreEOS: true)) {
+            streamed.append($0.id)
+            return streamed.count < 2
+        }
+        XCTAssertEqual(cancelled.ids, Array(reference.greedy.prefix(2)))
+        XCTAssertEqual(streamed, cancelled.ids)
+        XCTAssertEqual(cancelled.stopReason, .cancelled)
+    }
+}

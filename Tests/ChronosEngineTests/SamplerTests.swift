@@ -1,0 +1,56 @@
+@testable import ChronosEngine
+import XCTest
+
+final class SamplerTests: XCTestCase {
+    let logits: [Float] = [1.0, 3.0, 2.5, -1.0, 2.9]
+
+    func testGreedyAndDegenerateFiltersPickTheArgmax() {
+        var greedy = Sampler(.greedy)
+        XCTAssertEqual(greedy.next(logits: logits, history: []), 1)
+        for parameters in [SamplingParameters(temperature: 1, topK: 1, seed: 3), SamplingParameters(temperature: 1, topP: 0.01, seed: 3),
+                           SamplingParameters(temperature: 1, minP: 0.99, seed: 3)] {
+            var sampler = Sampler(parameters)
+            for _ in 0..<20 { XCTAssertEqual(sampler.next(logits: logits, history: []), 1, "\(parameters)") }
+        }
+    }
+
+    func testRepetitionPenaltyDemotesSeenTokens() {
+        var sampler = Sampler(SamplingParameters(temperature: 0, repetitionPenalty: 1.5))
+        XCTAssertEqual(sampler.next(logits: logits, history: [1]), 4, "3.0 / 1.5 = 2.0 falls below 2.9")
+        XCTAssertEqual(sampler.next(logits: logits, history: [1, 4]), 2)
+    }
+
+    func testSameSeedSameTokensDifferentSeedDifferentTokens() {
+        let parameters = SamplingParameters(temperature: 1.5, seed: 42)
+        var a = Sampler(parameters), b = Sampler(parameters), c = Sampler(SamplingParameters(temperature: 1.5, seed: 43))
+        let drawsA = (0..<50).map { _ in a.next(logits: logits, history: []) }
+        let drawsB = (0..<50).map { _ in b.next(logits: logits, history: []) }
+        let drawsC = (0..<50).map { _ in c.next(logits: logits, history: []) }
+        XCTAssertEqual(drawsA, drawsB)
+        XCTAssertNotEqual(drawsA, drawsC)
+    }
+
+    func testDrawsFollowTheSoftmax() {
+        var sampler = Sampler(SamplingParameters(temperature: 1, seed: 7))
+        var counts = [Int](repeating: 0, count: logits.count)
+        let draws = 20_000
+        for _ in 0..<draws { counts[sampler.next(logits: logits, history: [])] += 1 }
+        let exps = logits.map { Foundation.exp(Double($0)) }
+        let total = exps.reduce(0, +)
+        for i in logits.indices {
+            XCTAssertEqual(Double(counts[i]) / Double(draws), exps[i] / total, accuracy: 0.015, "token \(i)")
+        }
+    }
+
+    func testTopKRestrictsTheSupport() {
+        var sampler = Sampler(SamplingParameters(temperature: 5, topK: 2, seed: 1))
+        let seen = Set((0..<200).map { _ in sampler.next(logits: logits, history: []) })
+        XCTAssertEqual(seen, [1, 4])
+    }
+
+    func testStopStringSearch() {
+        XCTAssertEqual(Generator.firstStop(in: "hello world", stops: ["wor"], searchFrom: 7), 6)
+        XCTAssertNil(Generator.firstStop(in: "hello world", stops: ["hello"], searchFrom: 7), "ended before the new piece")
+        XCTAssertEqual(Generator.firstStop(in: "a.b.", stops: [".", "b"], searchFrom: 0), 1)
+    }
+}

@@ -1,0 +1,109 @@
+import ChronosFormats
+import ChronosModel
+import ChronosTensor
+import ChronosTestSupport
+import Foundation
+import XCTest
+
+/// What loading a broken model directory says, and that it names the thing at fault.
+final class LoadingErrorTests: XCTestCase {
+    private func loadingError(_ directory: URL) -> Error? {
+        do {
+            _ = try ModelRegistry.load(directory: directory)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func testUnknownModelTypeNamesItAndTheKnownOnes() throws {
+        let directory = try ModelDirectory.make(from: .llamaDense) { $0["model_type"] = "gpt_neox" }
+        let error = loadingError(directory)
+        XCTAssertEqual(error as? ModelError, .unknownModelType("gpt_neox", known: ModelRegistry.modelTypes))
+        XCTAssertEqual(ModelRegistry.modelTypes, ["llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
+        let message = "\(error!)"
+        XCTAssertTrue(message.contains("gpt_neox") && message.contains("mixtral") && message.contains("qwen3_moe"), message)
+    }
+
+    func testMissingTensorNamesTensorAndDirectory() throws {
+        let name = "model.layers.1.block_sparse_moe.experts.2.w3.weight"
+        let directory = try ModelDirectory.make(from: .mixtral, editTensors: { $0.removeAll { $0.name == name } })
+        let error = loadingError(directory)
+        XCTAssertEqual(error as? ModelError, .missingTensor(name: name, directory: directory.path))
+        XCTAssertTrue("\(error!)".contains(name) && "\(error!)".contains(directory.path))
+
+        let dense = "model.layers.0.self_attn.q_proj.bias"
+        let noBias = try ModelDirectory.make(from: .qwen2MoE, editTensors: { $0.removeAll { $0.name == dense } })
+        XCTAssertEqual(loadingError(noBias) as? ModelError, .missingTensor(name: dense, directory: noBias.path))
+    }
+
+    func testShapeMismatchNamesTensorAndBothShapes() throws {
+        let name = "model.layers.0.self_attn.k_proj.weight"
+        let directory = try ModelDirectory.make(from: .llamaDense, editTensors: { tensors in
+            let index = tensors.firstIndex { $0.name == name }!
+            tensors[index].tensor = Tensor(zeros: [16, 64])
+        })
+        let error = loadingError(directory)
+        XCTAssertEqual(error as? ModelError, .shapeMismatch(tensor: name, expected: [32, 64], found: [16, 64]))
+        XCTAssertTrue("\(error!)".contains(name) && "\(error!)".contains("[32, 64]") && "\(error!)".contains("[16, 64]"))
+    }
+
+    func testMalformedConfigNamesFileAndField() throws {
+        let missingField = try ModelDirectory.make(from: .mixtral) { $0.removeValue(forKey: "hidden_size") }
+        let configFile = missingField.appendingPathComponent("config.json").path
+        XCTAssertEqual(loadingError(missingField) as? ModelError,
+                       .malformedConfig(file: configFile, field: "hidden_size", reason: "is missing"))
+
+        let wrongType = try ModelDirectory.make(from: .qwen3MoE) { $0["num_local_experts"] = "eight" }
+        guard case let .malformedConfig(file, field, _)? = loadingError(wrongType) as? ModelError else {
+            return XCTFail("expected malformedConfig")
+        }
+        XCTAssertEqual(file, wrongType.appendingPathComponent("config.json").path)
+        XCTAssertEqual(field, "num_local_experts")
+
+        let noType = try ModelDirectory.make(from: .llamaDense) { $0.removeValue(forKey: "model_type") }
+        guard case let .malformedConfig(_, typeField, _)? = loadingError(noType) as? ModelError else {
+            return XCTFail("expected malformedConfig")
+        }
+        XCTAssertEqual(typeField, "model_type")
+
+        let badSize = try ModelDirectory.make(from: .mixtral) { $0["num_experts_per_tok"] = 5 }
+        guard case let .malformedConfig(_, sizeField, reason)? = loadingError(badSize) as? ModelError else {
+            return XCTFail("expected malformedConfig")
+        }
+        XCTAssertEqual(sizeField, "num_experts_per_tok", reason)
+
+        let notJSON = try ModelDirectory.make(from: .llamaDense)
+        try Data("{ \"model_type\": ".utf8).write(to: notJSON.appendingPathComponent("config.json"))
+        guard case let .malformedConfig(jsonFile, _, _)? = loadingError(notJSON) as? ModelError else {
+            return XCTFail("expected malformedConfig")
+        }
+        XCTAssertEqual(jsonFile, notJSON.appendingPathComponent("config.json").path)
+
+        let noConfig = try Fixtures.temporaryDirectory()
+        guard case let .malformedConfig(absentFile, _, _)? = loadingError(noConfig) as? ModelError else {
+            return XCTFail("expected malformedConfig")
+        }
+        XCTAssertEqual(absentFile, noConfig.appendingPathComponent("config.json").path)
+    }
+
+    func testUnsupportedSettingsAreRefusedNotRunWrongly() throws {
+        let scaled = try ModelDirectory.make(from: .llamaDense) {
+            $0["rope_parameters"] = ["rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0]
+        }
+        XCTAssertEqual(loadingError(scaled) as? ModelError,
+                       .unsupportedConfig(file: scaled.appendingPathComponent("config.json").path,
+                                          field: "rope_parameters.rope_type", value: "'llama3'"))
+        let gelu = try ModelDirectory.make(from: .mixtral) { $0["hidden_act"] = "gelu" }
+        guard case let .unsupportedConfig(_, field, _)? = loadingError(gelu) as? ModelError else {
+            return XCTFail("expected unsupportedConfig")
+        }
+        XCTAssertEqual(field, "hidden_act")
+    }
+
+    func testDirectoryWithoutWeightsIsACheckpointError() throws {
+        let directory = try ModelDirectory.make(from: .llamaDense)
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("model.safetensors"))
+        XCTAssertEqual(loadingError(directory) as? SafetensorsError, .noCheckpoint(directory: directory.path))
+    }
+}
