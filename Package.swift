@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ChronosFormats", targets: ["ChronosFormats"]),
         .library(name: "ChronosModel", targets: ["ChronosModel"]),
         .library(name: "ChronosEngine", targets: ["ChronosEngine"]),
+        .library(name: "ChronosTraining", targets: ["ChronosTraining"]),
         .executable(name: "chronos", targets: ["chronos"]),
     ],
     dependencies: [
@@ -26,10 +27,11 @@ let package = Package(
         .target(name: "ChronosFormats", dependencies: ["ChronosTensor"], swiftSettings: cpuFlags),
         .target(name: "ChronosModel", dependencies: ["ChronosTensor", "ChronosFormats"], swiftSettings: cpuFlags),
         .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
+        .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
         .executableTarget(
             name: "chronos",
             dependencies: [
-                "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosEngine",
+                "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosEngine", "ChronosTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -40,6 +42,8 @@ let package = Package(
             name: "ChronosFormatsTests", dependencies: ["ChronosFormats", "ChronosTestSupport"], swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosModelTests", dependencies: ["ChronosModel", "ChronosTestSupport"], swiftSettings: cpuFlags),
+        .testTarget(
+            name: "ChronosTrainingTests", dependencies: ["ChronosTraining", "ChronosTestSupport"], swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"], swiftSettings: cpuFlags),
     ]

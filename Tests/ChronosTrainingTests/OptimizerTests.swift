@@ -1,0 +1,55 @@
+import ChronosTensor
+@testable import ChronosTraining
+import XCTest
+
+final class OptimizerTests: XCTestCase {
+    func testAdamWMatchesTheFormulaByHand() {
+        let w = Tensor(shape: [2], values: [1, -2]).requiringGradient()
+        let bias = Tensor(shape: [1], values: [0.5]).requiringGradient()
+        let params = [("layer.weight", w), ("layer.bias", bias)]
+        var settings = AdamW.Settings()
+        settings.weightDecay = 0.1
+        let optimizer = AdamW(settings: settings)
+        var expected: [Float] = [1, -2], m: [Float] = [0, 0], v: [Float] = [0, 0]
+        for step in 1...3 {
+            for (_, p) in params { p.zeroGradient() }
+            Autograd.recording { Autograd.backward(((w * w).sum() + bias.scaled(by: 3).sum())) }
+            let g = expected.map { 2 * $0 }
+            optimizer.update(params, learningRate: 0.01)
+            for i in 0..<2 {
+                m[i] = 0.9 * m[i] + 0.1 * g[i]
+                v[i] = 0.95 * v[i] + 0.05 * g[i] * g[i]
+                let mHat = m[i] / (1 - pow(0.9, Float(step))), vHat = v[i] / (1 - pow(0.95, Float(step)))
+                expected[i] -= 0.01 * (mHat / (vHat.squareRoot() + 1e-8) + 0.1 * expected[i])
+            }
+            XCTAssertEqual(w.floats[0], expected[0], accuracy: 1e-6)
+            XCTAssertEqual(w.floats[1], expected[1], accuracy: 1e-6)
+        }
+        // A bias gets no decay: a constant gradient of 3 moves it by exactly lr per step.
+        XCTAssertEqual(bias.floats[0], 0.5 - 0.03, accuracy: 1e-5)
+        XCTAssertFalse(AdamW.decays("model.embed_tokens.weight"))
+        XCTAssertFalse(AdamW.decays("model.layers.0.input_layernorm.weight"))
+        XCTAssertTrue(AdamW.decays("model.layers.0.self_attn.q_proj.weight"))
+    }
+
+    func testScheduleWarmsUpThenDecaysToTheFloor() {
+        let schedule = LearningRateSchedule(peak: 1e-3, warmupSteps: 10, totalSteps: 110)
+        XCTAssertEqual(schedule.rate(at: 0), 1e-4, accuracy: 1e-9)
+        XCTAssertEqual(schedule.rate(at: 9), 1e-3, accuracy: 1e-9)
+        XCTAssertEqual(schedule.rate(at: 10), 1e-3, accuracy: 1e-9)
+        XCTAssertEqual(schedule.rate(at: 60), 0.55e-3, accuracy: 1e-8, "halfway: floor + half the span")
+        XCTAssertEqual(schedule.rate(at: 110), 1e-4, accuracy: 1e-9)
+        XCTAssertEqual(schedule.rate(at: 500), 1e-4, accuracy: 1e-9)
+    }
+
+    func testClippingScalesToTheGlobalNorm() {
+        let a = Tensor(shape: [2], values: [0, 0]).requiringGradient(), b = Tensor(shape: [1], values: [0]).requiringGradient()
+        Autograd.recording {
+            Autograd.backward((a * Tensor(shape: [2], values: [3, 0])).sum() + (b * Tensor(shape: [1], values: [4])).sum())
+        }
+        let norm = GradientClipping.clip([("a", a), ("b", b)], maxNorm: 1)
+        XCTAssertEqual(norm, 5, accuracy: 1e-6)
+        XCTAssertEqual(a.gradient!.floats[0], 0.6, accuracy: 1e-6)
+        XCTAssertEqual(b.gradient!.floats[0], 0.8, accuracy: 1e-6)
+    }
+}
