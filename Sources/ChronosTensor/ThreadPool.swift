@@ -4,8 +4,11 @@ import Synchronization
 /// The one pool of compute threads that every multi-threaded kernel shares.
 ///
 /// `parallelFor` splits work into tasks that the caller and the pool's workers take from a
-/// shared counter. Nested or concurrent calls run serially on their caller, so a kernel
-/// called from inside another parallel region never deadlocks or oversubscribes the cores.
+/// shared counter. Decoding issues hundreds of short parallel regions per token, so workers
+/// spin briefly on the job counter before sleeping on a condition variable, and the caller
+/// spins for their completion: a region costs a few microseconds, not a wake-up. Nested or
+/// concurrent calls run serially on their caller, so a kernel called from inside another
+/// parallel region never deadlocks or oversubscribes the cores.
 /// Width: `CHRONOS_THREADS`, or the number of active processors.
 public final class ThreadPool: @unchecked Sendable {
     /// The shared pool.
@@ -14,13 +17,18 @@ public final class ThreadPool: @unchecked Sendable {
     /// Threads that run tasks, the calling thread included.
     public let threadCount: Int
 
+    /// Polls of the job counter before a worker goes to sleep (roughly 100 µs).
+    private static let spinLimit = 100_000
+
     private let condition = NSCondition()
     private let callLock = NSLock()
-    private var generation = 0
+    /// Incremented (under `condition`) each time a job is published.
+    private let published = Atomic<Int>(0)
+    /// Workers that have finished the current job.
+    private let finished = Atomic<Int>(0)
+    private let nextTask = Atomic<Int>(0)
     private var job: ((Int) -> Void)?
     private var taskCount = 0
-    private var activeWorkers = 0
-    private let nextTask = Atomic<Int>(0)
 
     /// `CHRONOS_THREADS` when set to a positive integer, else the active processor count.
     public static var defaultThreadCount: Int {
@@ -51,20 +59,24 @@ public final class ThreadPool: @unchecked Sendable {
         }
         defer { callLock.unlock() }
         withoutActuallyEscaping(body) { body in
-            condition.lock()
             job = body
             self.taskCount = taskCount
             nextTask.store(0, ordering: .relaxed)
-            generation &+= 1
+            finished.store(0, ordering: .relaxed)
+            condition.lock()
+            published.wrappingAdd(1, ordering: .releasing)
             condition.broadcast()
             condition.unlock()
 
             runTasks(body, taskCount: taskCount)
 
-            condition.lock()
-            while activeWorkers > 0 { condition.wait() }
+            // Every worker takes part in every job, so the closure stays valid until all report.
+            var spins = 0
+            while finished.load(ordering: .acquiring) < threadCount - 1 {
+                spins += 1
+                if spins % 1024 == 0 { sched_yield() }
+            }
             job = nil
-            condition.unlock()
         }
     }
 
@@ -91,20 +103,16 @@ public final class ThreadPool: @unchecked Sendable {
     private func workerLoop() {
         var seen = 0
         while true {
-            condition.lock()
-            while generation == seen { condition.wait() }
-            seen = generation
-            let joined = job != nil
-            if joined { activeWorkers += 1 }
-            condition.unlock()
-            guard joined else { continue }
-
+            var spins = 0
+            while published.load(ordering: .acquiring) == seen && spins < Self.spinLimit { spins += 1 }
+            if published.load(ordering: .acquiring) == seen {
+                condition.lock()
+                while published.load(ordering: .acquiring) == seen { condition.wait() }
+                condition.unlock()
+            }
+            seen = published.load(ordering: .acquiring)
             runCurrentJob()
-
-            condition.lock()
-            activeWorkers -= 1
-            if activeWorkers == 0 { condition.broadcast() }
-            condition.unlock()
+            finished.wrappingAdd(1, ordering: .releasing)
         }
     }
 
@@ -112,10 +120,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// caller's closure is released before the worker reports itself done.
     @inline(never)
     private func runCurrentJob() {
-        condition.lock()
-        let body = job!
-        let count = taskCount
-        condition.unlock()
-        runTasks(body, taskCount: count)
+        guard let body = job else { return }
+        runTasks(body, taskCount: taskCount)
     }
 }

@@ -1,0 +1,144 @@
+import ChronosFormats
+import ChronosTensor
+import Foundation
+
+/// Everything besides the weights that a resumed run needs to continue exactly where it
+/// stopped: the step, the data cursor, the random state and the settings.
+public struct TrainingState: Codable, Sendable, Equatable {
+    /// Optimiser steps completed.
+    public var step: Int
+    /// Sequences of the data stream consumed so far (the data cursor).
+    public var sequencesSeen: Int
+    /// State of the trainer's random generator (fallback masking, sampling).
+    public var randomState: UInt64
+    /// Training tokens processed so far.
+    public var tokensSeen: Int
+    /// Free-form settings of the run, compared on resume so a changed command line is noticed.
+    public var settings: [String: String]
+
+    /// A state with the given values.
+    public init(step: Int, sequencesSeen: Int, randomState: UInt64, tokensSeen: Int, settings: [String: String]) {
+        self.step = step
+        self.sequencesSeen = sequencesSeen
+        self.randomState = randomState
+        self.tokensSeen = tokensSeen
+        self.settings = settings
+    }
+}
+
+/// Errors from reading a checkpoint.
+public enum CheckpointError: Error, CustomStringConvertible {
+    /// The checkpoint directory lacks a file it must have.
+    case missingFile(URL)
+    /// A file exists but does not hold what a checkpoint must.
+    case malformed(URL, reason: String)
+
+    /// A message naming the file.
+    public var description: String {
+        switch self {
+        case .missingFile(let url): "checkpoint file \(url.path) is missing"
+        case .malformed(let url, let reason): "checkpoint file \(url.path) is malformed: \(reason)"
+        }
+    }
+}
+
+/// Saving and restoring training runs so that a crash mid-save loses nothing.
+///
+/// A run directory holds the latest model in the Hugging Face layout (`config.json`,
+/// `model.safetensors`, tokenizer files), ready for `chronos generate`, and a `checkpoints/`
+/// folder of complete snapshots `step-NNNNNNN/` (model files plus `training_state.safetensors`
+/// holding the optimiser moments and, in its metadata, the `TrainingState`). A snapshot is
+/// written into a temporary folder and renamed into place only when complete; `latest` (a file
+/// replaced atomically) names the newest. The two most recent snapshots are kept.
+public enum Checkpoint {
+    /// Name of the optimiser-state file inside a snapshot.
+    public static let stateFileName = "training_state.safetensors"
+    /// Snapshots kept in `checkpoints/`.
+    public static let retained = 2
+
+    /// Writes a snapshot of step `state.step` into `runDirectory`: `writeModel` fills a
+    /// directory with the model files; the optimiser moments and `state` go beside them.
+    public static func save(runDirectory: URL, state: TrainingState, optimizer: AdamW,
+                            writeModel: (URL) throws -> Void) throws {
+        let checkpoints = runDirectory.appendingPathComponent("checkpoints")
+        try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
+        let name = String(format: "step-%07d", state.step)
+        let temporary = checkpoints.appendingPathComponent(".\(name).\(UUID().uuidString).tmp")
+        do {
+            try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
+            try writeModel(temporary)
+            try writeState(state, optimizer: optimizer, to: temporary.appendingPathComponent(stateFileName))
+            let final = checkpoints.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: final.path) { try FileManager.default.removeItem(at: final) }
+            try FileManager.default.moveItem(at: temporary, to: final)
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
+        }
+        try AtomicFile.write(Data(name.utf8), to: checkpoints.appendingPathComponent("latest"))
+        // The top-level copy of the model, each file replaced atomically.
+        let final = checkpoints.appendingPathComponent(name)
+        for file in try FileManager.default.contentsOfDirectory(atPath: final.path) where file != stateFileName {
+            try AtomicFile.write(Data(contentsOf: final.appendingPathComponent(file)), to: runDirectory.appendingPathComponent(file))
+        }
+        try prune(checkpoints)
+    }
+
+    /// The newest complete snapshot of `runDirectory`, or nil when it has none.
+    public static func latest(in runDirectory: URL) throws -> URL? {
+        let checkpoints = runDirectory.appendingPathComponent("checkpoints")
+        let pointer = checkpoints.appendingPathComponent("latest")
+        guard FileManager.default.fileExists(atPath: pointer.path) else { return nil }
+        let name = String(decoding: try Data(contentsOf: pointer), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let snapshot = checkpoints.appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: snapshot.appendingPathComponent(stateFileName).path) else {
+            throw CheckpointError.missingFile(snapshot.appendingPathComponent(stateFileName))
+        }
+        return snapshot
+    }
+
+    /// Reads the training state and optimiser moments of a snapshot into `optimizer`.
+    public static func restore(snapshot: URL, into optimizer: AdamW) throws -> TrainingState {
+        let url = snapshot.appendingPathComponent(stateFileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { throw CheckpointError.missingFile(url) }
+        let file = try SafetensorsFile(url: url)
+        guard let json = file.metadata["training_state"], let data = json.data(using: .utf8) else {
+            throw CheckpointError.malformed(url, reason: "no training_state in the metadata")
+        }
+        let state: TrainingState
+        do { state = try JSONDecoder().decode(TrainingState.self, from: data) } catch {
+            throw CheckpointError.malformed(url, reason: "training_state is not valid: \(error)")
+        }
+        guard let stepText = file.metadata["optimizer_step"], let step = Int(stepText) else {
+            throw CheckpointError.malformed(url, reason: "no optimizer_step in the metadata")
+        }
+        var moments: [String: (m: Tensor, v: Tensor)] = [:]
+        for name in file.tensorNames where name.hasPrefix("m.") {
+            let parameter = String(name.dropFirst(2))
+            guard file.contains("v." + parameter) else { throw CheckpointError.malformed(url, reason: "no second moment for \(parameter)") }
+            // Copies: the optimiser updates moments in place, and the mapping is read-only.
+            moments[parameter] = (try file.tensor(named: name).copy(), try file.tensor(named: "v." + parameter).copy())
+        }
+        optimizer.restore(step: step, moments: moments)
+        return state
+    }
+
+    private static func writeState(_ state: TrainingState, optimizer: AdamW, to url: URL) throws {
+        var tensors: [(name: String, tensor: Tensor)] = []
+        for name in optimizer.moments.keys.sorted() {
+            let moment = optimizer.moments[name]!
+            tensors.append(("m." + name, moment.m))
+            tensors.append(("v." + name, moment.v))
+        }
+        let json = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+        try SafetensorsWriter.write(tensors, metadata: ["training_state": json, "optimizer_step": String(optimizer.step)], to: url)
+    }
+
+    private static func prune(_ checkpoints: URL) throws {
+        let snapshots = try FileManager.default.contentsOfDirectory(atPath: checkpoints.path)
+            .filter { $0.hasPrefix("step-") }.sorted()
+        for old in snapshots.dropLast(retained) {
+            try FileManager.default.removeItem(at: checkpoints.appendingPathComponent(old))
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import ChronosFormats
+import ChronosTensor
+import ChronosTestSupport
+@testable import ChronosTraining
+import XCTest
+
+final class CheckpointTests: XCTestCase {
+    struct Failure: Error {}
+
+    func trainedOptimizer() -> (AdamW, Tensor) {
+        let w = Tensor(shape: [3], values: [1, 2, 3]).requiringGradient()
+        let optimizer = AdamW()
+        for _ in 0..<2 {
+            w.zeroGradient()
+            Autograd.recording { Autograd.backward((w * w).sum()) }
+            optimizer.update([("w", w)], learningRate: 0.1)
+        }
+        return (optimizer, w)
+    }
+
+    func writeModel(_ w: Tensor) -> (URL) throws -> Void {
+        { dir in try SafetensorsWriter.write([("w", w)], to: dir.appendingPathComponent("model.safetensors")) }
+    }
+
+    func testSaveThenRestoreGivesTheSameStateAndMoments() throws {
+        let run = try Fixtures.temporaryDirectory()
+        let (optimizer, w) = trainedOptimizer()
+        let state = TrainingState(step: 2, sequencesSeen: 16, randomState: 0xDEAD_BEEF, tokensSeen: 4096, settings: ["lr": "0.1"])
+        try Checkpoint.save(runDirectory: run, state: state, optimizer: optimizer, writeModel: writeModel(w))
+        let snapshot = try XCTUnwrap(Checkpoint.latest(in: run))
+        XCTAssertEqual(snapshot.lastPathComponent, "step-0000002")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("model.safetensors").path))
+        let restored = AdamW()
+        XCTAssertEqual(try Checkpoint.restore(snapshot: snapshot, into: restored), state)
+        XCTAssertEqual(restored.step, 2)
+        XCTAssertEqual(restored.moments["w"]?.m.floats, optimizer.moments["w"]?.m.floats)
+        XCTAssertEqual(restored.moments["w"]?.v.floats, optimizer.moments["w"]?.v.floats)
+    }
+
+    func testOnlyTheNewestSnapshotsAreKeptAndAFailedSaveChangesNothing() throws {
+        let run = try Fixtures.temporaryDirectory()
+        let (optimizer, w) = trainedOptimizer()
+        for step in 1...3 {
+            let state = TrainingState(step: step, sequencesSeen: step, randomState: 1, tokensSeen: 0, settings: [:])
+            try Checkpoint.save(runDirectory: run, state: state, optimizer: optimizer, writeModel: writeModel(w))
+        }
+        let checkpoints = run.appendingPathComponent("checkpoints")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).filter { $0.hasPrefix("step-") }.sorted(),
+                       ["step-0000002", "step-0000003"])
+        let state = TrainingState(step: 4, sequencesSeen: 4, randomState: 1, tokensSeen: 0, settings: [:])
+        XCTAssertThrowsError(try Checkpoint.save(runDirectory: run, state: state, optimizer: optimizer) { _ in throw Failure() })
+        XCTAssertEqual(try Checkpoint.latest(in: run)?.lastPathComponent, "step-0000003", "a failed save leaves the last good snapshot")
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).contains { $0.hasSuffix(".tmp") })
+    }
+
+    func testMissingStateIsAClearError() throws {
+        let run = try Fixtures.temporaryDirectory()
+        XCTAssertNil(try Checkpoint.latest(in: run))
+        XCTAssertThrowsError(try Checkpoint.restore(snapshot: run, into: AdamW())) { error in
+            XCTAssertTrue("\(error)".contains(Checkpoint.stateFileName))
+        }
+    }
+}
