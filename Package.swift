@@ -35,7 +35,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
-        .target(name: "ChronosTestSupport", path: "Tests/ChronosTestSupport", swiftSettings: cpuFlags),
+        .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor"], path: "Tests/ChronosTestSupport", swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosTensorTests", dependencies: ["ChronosTensor", "ChronosTestSupport"], swiftSettings: cpuFlags),
         .testTarget(

@@ -1,4 +1,5 @@
 import ChronosTensor
+import ChronosTestSupport
 import XCTest
 
 final class GemmTests: XCTestCase {

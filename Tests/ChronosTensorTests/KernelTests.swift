@@ -1,4 +1,5 @@
 import ChronosTensor
+import ChronosTestSupport
 import Foundation
 import XCTest
 

@@ -1,40 +1,7 @@
 import ChronosTensor
+import ChronosTestSupport
 import Foundation
 import XCTest
-
-/// Deterministic pseudo-random values for tests (a fixed LCG, so failures reproduce).
-struct TestRandom {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed &* 6364136223846793005 &+ 1442695040888963407 }
-
-    /// A value uniformly in [lo, hi).
-    mutating func uniform(_ lo: Float = -1, _ hi: Float = 1) -> Float {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return lo + (hi - lo) * Float(state >> 40) / Float(1 << 24)
-    }
-
-    /// `count` values uniformly in [lo, hi).
-    mutating func values(_ count: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
-        (0..<count).map { _ in uniform(lo, hi) }
-    }
-}
-
-/// Asserts two float arrays agree elementwise within `tolerance` (absolute plus relative).
-func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float = 1e-5, _ message: String = "",
-                 file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(actual.count, expected.count, "length differs \(message)", file: file, line: line)
-    for i in 0..<min(actual.count, expected.count) {
-        let a = actual[i], e = expected[i]
-        if a.isNaN && e.isNaN { continue }
-        if a == e { continue }
-        let limit = tolerance * (1 + abs(e))
-        if !(abs(a - e) <= limit) {
-            XCTFail("element \(i): \(a) vs expected \(e) (tolerance \(limit)) \(message)", file: file, line: line)
-            return
-        }
-    }
-}
 
 /// Straightforward reference implementations the kernels are checked against.
 enum Naive {
