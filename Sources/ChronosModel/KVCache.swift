@@ -13,6 +13,19 @@ public protocol KVCache: AnyObject {
     /// Forgets the last `count` positions (at most `offset`); returns how many were forgotten.
     @discardableResult
     func trim(_ count: Int) -> Int
+
+    /// Position of the first key the next `update` returns: 0 for a cache that keeps every
+    /// position, later for one that drops positions no future query can see. Attention passes
+    /// it as the key offset.
+    var firstRetainedPosition: Int { get }
+
+    /// Bytes of memory the cache has allocated for what it holds.
+    var byteCount: Int { get }
+}
+
+extension KVCache {
+    /// Every position is kept, so returned keys start at position 0.
+    public var firstRetainedPosition: Int { 0 }
 }
 
 /// A cache that keeps every position in one growing f32 buffer per keys and values.
@@ -53,6 +66,9 @@ public final class StandardKVCache: KVCache {
         return removed
     }
 
+    /// Bytes of the two buffers, including room reserved for positions not yet written.
+    public var byteCount: Int { (keyBuffer?.byteCount ?? 0) + (valueBuffer?.byteCount ?? 0) }
+
     /// Views of the positions held.
     private func held() -> (keys: Tensor, values: Tensor) {
         guard let keyBuffer, let valueBuffer else { return (Tensor(zeros: [0, 0]), Tensor(zeros: [0, 0])) }
@@ -77,7 +93,7 @@ public final class StandardKVCache: KVCache {
     }
 
     /// Copies `rows` (as f32) into `buffer` starting at row `start`.
-    private static func write(_ rows: Tensor, into buffer: Tensor, at start: Int) {
+    static func write(_ rows: Tensor, into buffer: Tensor, at start: Int) {
         let source = rows.dtype == .f32 ? rows.contiguous() : rows.converted(to: .f32)
         let width = buffer.shape[1]
         (buffer.rawPointer + start * width * 4).copyMemory(from: source.rawPointer, byteCount: source.count * 4)

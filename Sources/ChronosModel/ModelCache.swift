@@ -21,6 +21,9 @@ public final class ModelCache {
         self.init(layers: (0..<layerCount).map { _ in StandardKVCache() })
     }
 
+    /// Bytes every layer's cache has allocated.
+    public var byteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
+
     /// Forgets the last `count` positions of every layer (at most `offset`); returns how many.
     @discardableResult
     public func trim(_ count: Int) -> Int {

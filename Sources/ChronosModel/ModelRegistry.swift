@@ -32,15 +32,18 @@ public enum ModelRegistry {
     ]
 
     /// Every `model_type` that can be loaded, sorted.
-    public static var modelTypes: [String] { architectures.map { $0.modelType }.sorted() }
+    public static var modelTypes: [String] { (architectures.map { $0.modelType } + [ChronosConfiguration.modelType]).sorted() }
 
-    /// Loads the Hugging Face model directory `directory`: `config.json` and the safetensors
-    /// checkpoint (one file or shards). Routed experts come from `experts`; when nil, every
+    /// Loads the model directory `directory` (a Hugging Face architecture, or a Chronos-native
+    /// model): `config.json` and the safetensors checkpoint (one file or shards). Routed experts come from `experts`; when nil, every
     /// expert is loaded from the checkpoint and stays resident.
     public static func load(directory: URL, experts: (any ExpertProvider)? = nil) throws -> any LanguageModel {
         let configURL = directory.appendingPathComponent("config.json")
         let config = try ConfigurationFile.read(configURL)
         let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
+        if header.modelType == ChronosConfiguration.modelType {
+            return try ChronosLanguageModel(config: config, file: configURL.path, directory: directory, experts: experts)
+        }
         guard let architecture = architectures.first(where: { $0.modelType == header.modelType }) else {
             throw ModelError.unknownModelType(header.modelType, known: modelTypes)
         }

@@ -29,9 +29,11 @@ struct Attention: Sendable {
     let window: Int?
 
     /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`, appending this call's keys
-    /// and values to `cache`.
+    /// and values to `cache`. Positions are absolute, so RoPE keeps advancing after a sliding
+    /// window fills; a cache that drops positions outside the window says where the keys it
+    /// returns start (`firstRetainedPosition`).
     func callAsFunction(_ x: Tensor, cache: any KVCache) -> Tensor {
-        let tokens = x.shape[0], offset = cache.offset
+        let tokens = x.shape[0], offset = cache.offset, keyOffset = cache.firstRetainedPosition
         var q = query(x), k = key(x)
         let v = value(x)
         switch queryKeyNorm {
@@ -50,7 +52,7 @@ struct Attention: Sendable {
         k = k.rope(heads: kvHeads, headDim: headDim, positionOffset: offset, base: ropeTheta)
         let (keys, values) = cache.update(keys: k, values: v)
         let attended = Tensor.attention(query: q, key: keys, value: values, heads: heads, kvHeads: kvHeads,
-                                        queryOffset: offset, keyOffset: 0, window: window,
+                                        queryOffset: offset, keyOffset: keyOffset, window: window,
                                         scale: 1 / Float(headDim).squareRoot())
         return output(attended)
     }

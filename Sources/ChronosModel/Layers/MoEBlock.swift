@@ -1,41 +1,76 @@
 import ChronosTensor
 
-/// A routed mixture of SwiGLU experts, with an optional sigmoid-gated shared expert:
+/// A routed mixture of SwiGLU experts, with an optional always-active shared path:
 ///
 ///     p = softmax(W_router · x)                           over all E experts
 ///     S = top-k of p                                      (descending p)
 ///     w_i = p_i, or p_i / Σ_{j∈S} p_j when normalizeTopK
-///     y = Σ_{i∈S} w_i · E_i(x)  [+ σ(g·x) · Shared(x)]
+///     y = Σ_{i∈S} w_i · E_i(x)  [+ c(x) · Shared(x)]
 ///
-/// The families differ only in `normalizeTopK` (Mixtral always; Qwen and OLMoE per
-/// `norm_topk_prob`) and in having the shared expert (Qwen2-MoE).
+/// The families differ in `normalizeTopK` (Mixtral always; Qwen, OLMoE and Chronos per
+/// `norm_topk_prob`) and in the shared path: Qwen2-MoE has one shared expert scaled by
+/// c(x) = σ(g·x); Chronos sums `num_shared_experts` ungated ones (c(x) = 1).
 ///
-/// Expert weights come from an `ExpertProvider`. When it has no weights for a selected expert
-/// (not resident now), the block does not wait; it degrades as follows:
-/// - with a shared expert, the missing expert's weight moves to the shared path, which is always
-///   resident: `w_i·E_i(x)` becomes `w_i·Shared(x)` (ungated), so the shared coefficient becomes
-///   `σ(g·x) + Σ_missing w_i`;
-/// - without one, the resident selected experts' weights are rescaled to carry the selected
-///   total `Σ_{j∈S} w_j` (1 when the family normalises), and if none is resident the routed part
-///   contributes zero.
+/// Each selected slot (token t, expert i) has an availability a_i ∈ [0, 1]: 0 when the
+/// `ExpertProvider` has no weights for the expert (not resident now; the block does not wait),
+/// otherwise the value the caller asks for (1 by default). Where a_i < 1 the block degrades:
+/// - with a shared path, the unavailable part of the weight moves to it (soft fallback):
+///
+///       y = Σ_{i∈S} w_i · [a_i·E_i(x) + (1 − a_i)·Shared(x)] + c(x)·Shared(x)
+///
+///   so the shared coefficient becomes `c(x) + Σ_i w_i·(1 − a_i)`, differentiable in w;
+/// - without one, the selected weights are rescaled to carry the selected total
+///   `Σ_{j∈S} w_j` over the available part, `w_i·a_i · Σ_j w_j / Σ_j w_j·a_j` (the factor is a
+///   constant for gradients), and if nothing is available the routed part contributes zero.
+///
+/// With every slot fully available the computation is exactly the plain one above.
 struct MoEBlock: Sendable {
-    /// The always-active expert of Qwen2-MoE and its scalar gate.
-    struct SharedExpert: Sendable {
-        let mlp: GatedMLP
-        /// `[1, hidden]`: the shared expert's output is scaled by σ(gate · x).
-        let gate: Tensor
+    /// The always-active path: shared SwiGLU experts, summed, optionally scaled by a gate.
+    struct SharedExperts: Sendable {
+        let mlps: [GatedMLP]
+        /// `[1, hidden]`: the summed output is scaled by σ(gate · x) (Qwen2-MoE); nil: unscaled.
+        let gate: Tensor?
+
+        /// Σ_s Shared_s(x): `[T, hidden]` → `[T, hidden]`.
+        func callAsFunction(_ x: Tensor) -> Tensor {
+            mlps.dropFirst().reduce(mlps[0](x)) { $0 + $1(x) }
+        }
+    }
+
+    /// What the block computed for a batch of tokens, for training losses and runtime traces.
+    struct Routing {
+        /// `[T, hidden]`.
+        let output: Tensor
+        /// Router logits `[T, E]`.
+        let logits: Tensor
+        /// Router softmax `[T, E]`.
+        let probabilities: Tensor
+        /// Selected expert of each slot t·k + j, in descending probability.
+        let selected: [Int]
+        /// Combine weight w of each slot, `[T·k, 1]`, before any fallback.
+        let combine: Tensor
+        /// Availability a of each slot, after residency.
+        let availability: [Float]
     }
 
     let layer: Int
     let configuration: MixtureConfiguration
     /// `[experts, hidden]`.
     let router: Tensor
-    let sharedExpert: SharedExpert?
+    let shared: SharedExperts?
     let experts: any ExpertProvider
 
     /// `[T, hidden]` for tokens at positions `positionOffset…` → `[T, hidden]`; tells `observer`
     /// each token's routing decision.
     func callAsFunction(_ x: Tensor, positionOffset: Int, observer: RoutingObserver?) -> Tensor {
+        route(x, positionOffset: positionOffset, observer: observer).output
+    }
+
+    /// The block's output and routing for `x` `[T, hidden]`. `availability(slot, expert)` gives
+    /// a ∈ [0, 1] for slot `slot` (= t·k + j) routed to `expert`; nil means 1 everywhere. An
+    /// expert the provider does not have is unavailable whatever it says.
+    func route(_ x: Tensor, positionOffset: Int, observer: RoutingObserver?,
+               availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil) -> Routing {
         let tokens = x.shape[0], hidden = x.shape[1]
         let expertCount = configuration.expertCount, k = configuration.topK
 
@@ -76,8 +111,13 @@ struct MoEBlock: Sendable {
         for expert in distinct {
             resident[expert] = experts.weights(for: ExpertKey(layer: layer, expert: expert))
         }
-        let anyMissing = resident.count < distinct.count
-        let combineValues = observer != nil || anyMissing ? combine.floats : []
+        let available = selected.indices.map { slot -> Float in
+            let expert = selected[slot]
+            guard resident[expert] != nil else { return 0 }
+            return min(max(availability?(slot, expert) ?? 1, 0), 1)
+        }
+        let reduced = available.contains { $0 < 1 }
+        let combineValues = observer != nil || reduced ? combine.floats : []
 
         if let observer {
             for t in 0..<tokens {
@@ -90,35 +130,32 @@ struct MoEBlock: Sendable {
             }
         }
 
-        // The fallback for non-resident experts: per-slot factors, and mass moved to the shared path.
+        // The fallback for partly available slots: routed weights, and mass moved to the shared path.
         var effective = combine
-        var sharedExtra: [Float]? = nil
-        if anyMissing {
-            var factors = [Float](repeating: 1, count: tokens * k)
-            var moved = [Float](repeating: 0, count: tokens)
-            for t in 0..<tokens {
-                let slots = (t * k)..<((t + 1) * k)
-                let missingSlots = slots.filter { resident[selected[$0]] == nil }
-                if missingSlots.isEmpty { continue }
-                let missingMass = missingSlots.reduce(Float(0)) { $0 + combineValues[$1] }
-                if sharedExpert != nil {
-                    moved[t] = missingMass
-                    for s in missingSlots { factors[s] = 0 }
-                } else {
+        var movedToShared: Tensor? = nil  // [T, 1]: Σ_i w_i·(1 − a_i)
+        if reduced {
+            if shared != nil {
+                effective = combine * Tensor(shape: [tokens * k, 1], values: available)
+                let lost = Tensor(shape: [tokens * k, 1], values: available.map { 1 - $0 })
+                movedToShared = (combine * lost).reshaped([tokens, k]).sumColumns().reshaped([tokens, 1])
+            } else {
+                var factors = [Float](repeating: 0, count: tokens * k)
+                for t in 0..<tokens {
+                    let slots = (t * k)..<((t + 1) * k)
                     let total = slots.reduce(Float(0)) { $0 + combineValues[$1] }
-                    let residentMass = total - missingMass
-                    let factor = residentMass > 0 ? total / residentMass : 0
-                    for s in slots { factors[s] = resident[selected[s]] == nil ? 0 : factor }
+                    let kept = slots.reduce(Float(0)) { $0 + combineValues[$1] * available[$1] }
+                    let factor = kept > 0 ? total / kept : 0
+                    for s in slots { factors[s] = available[s] * factor }
                 }
+                effective = combine * Tensor(shape: [tokens * k, 1], values: factors)
             }
-            effective = combine * Tensor(shape: [tokens * k, 1], values: factors)
-            if sharedExpert != nil { sharedExtra = moved }
         }
 
-        // Routed experts: each runs once on the tokens that chose it; outputs scatter back.
+        // Routed experts: each runs once on the tokens that use it; outputs scatter back.
         var routed: Tensor? = nil
         for expert in distinct {
-            guard let weights = resident[expert], let slots = slotsByExpert[expert] else { continue }
+            guard let weights = resident[expert], let slots = slotsByExpert[expert]?.filter({ available[$0] > 0 }),
+                  !slots.isEmpty else { continue }
             let rows = slots.map { $0 / k }
             let out = GatedMLP(weights)(x.gatherRows(rows))
             let weighted = Tensor.scaleRows(out, by: effective.gatherRows(slots))
@@ -127,11 +164,16 @@ struct MoEBlock: Sendable {
         }
         var y = routed ?? Tensor(zeros: [tokens, hidden])
 
-        if let sharedExpert {
-            var coefficient = Tensor.linear(x, weight: sharedExpert.gate).sigmoid()  // [T, 1]
-            if let sharedExtra { coefficient = coefficient + Tensor(shape: [tokens, 1], values: sharedExtra) }
-            y = y + Tensor.scaleRows(sharedExpert.mlp(x), by: coefficient)
+        if let shared {
+            var coefficient = shared.gate.map { Tensor.linear(x, weight: $0).sigmoid() }  // [T, 1]
+            if let movedToShared {
+                coefficient = coefficient.map { $0 + movedToShared }
+                    ?? Tensor(shape: [tokens, 1], values: [Float](repeating: 1, count: tokens)) + movedToShared
+            }
+            let sharedOutput = shared(x)
+            y = y + (coefficient.map { Tensor.scaleRows(sharedOutput, by: $0) } ?? sharedOutput)
         }
-        return y
+        return Routing(output: y, logits: logits, probabilities: probabilities, selected: selected, combine: combine,
+                       availability: available)
     }
 }

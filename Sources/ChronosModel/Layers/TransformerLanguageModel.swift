@@ -28,7 +28,7 @@ final class TransformerLanguageModel: LanguageModel {
         var layers: [DecoderLayer] = []
         var routedParameters = 0, activeRoutedParameters = 0
         // Routed experts are resolved after the dense weights so the provider is shared by all layers.
-        var mixtures: [(layer: Int, configuration: MixtureConfiguration, router: Tensor, shared: MoEBlock.SharedExpert?)] = []
+        var mixtures: [(layer: Int, configuration: MixtureConfiguration, router: Tensor, shared: MoEBlock.SharedExperts?)] = []
         var denseLayers: [Int: GatedMLP] = [:]
         var attentions: [Attention] = [], norms: [(Tensor, Tensor)] = []
 
@@ -64,14 +64,14 @@ final class TransformerLanguageModel: LanguageModel {
                     down: try weights.linear(mlp("down_proj"), out: hidden, in: width, bias: c.mlpBias))
             case let .mixture(mixture):
                 let router = try weights.load(keys.router(layer: layer), shape: [mixture.expertCount, hidden])
-                var shared: MoEBlock.SharedExpert? = nil
+                var shared: MoEBlock.SharedExperts? = nil
                 if let width = mixture.sharedExpertIntermediateSize {
                     let projection = { (name: String, out: Int, inFeatures: Int) in
                         Linear(weight: try weights.load(keys.sharedExpert(layer: layer, name), shape: [out, inFeatures]), bias: nil)
                     }
-                    shared = MoEBlock.SharedExpert(
-                        mlp: GatedMLP(gate: try projection("gate_proj", width, hidden), up: try projection("up_proj", width, hidden),
-                                      down: try projection("down_proj", hidden, width)),
+                    shared = MoEBlock.SharedExperts(
+                        mlps: [GatedMLP(gate: try projection("gate_proj", width, hidden), up: try projection("up_proj", width, hidden),
+                                        down: try projection("down_proj", hidden, width))],
                         gate: try weights.load(keys.sharedExpertGate(layer: layer), shape: [1, hidden]))
                 }
                 mixtures.append((layer, mixture, router, shared))
@@ -98,7 +98,7 @@ final class TransformerLanguageModel: LanguageModel {
 
         let blocks = Dictionary(uniqueKeysWithValues: mixtures.map { mixture in
             (mixture.layer, MoEBlock(layer: mixture.layer, configuration: mixture.configuration, router: mixture.router,
-                                     sharedExpert: mixture.shared, experts: resolved))
+                                     shared: mixture.shared, experts: resolved))
         })
         for layer in 0..<c.layerCount {
             let feedForward: DecoderLayer.FeedForward = if let block = blocks[layer] { .mixture(block) } else { .dense(denseLayers[layer]!) }
