@@ -103,7 +103,9 @@ public enum FastMath {
         p = SIMD8<Float>(repeating: 1.6666665459e-1).addingProduct(p, r)
         p = SIMD8<Float>(repeating: 5.0000001201e-1).addingProduct(p, r)
         let y = (r + 1).addingProduct(p, r * r)
-        let bits = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        // n is integral and |n| ≤ 128: adding 1.5·2²³ puts it in the low mantissa bits.
+        let integer = unsafeBitCast(n + 12_582_912, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let bits = (integer &+ 127) &<< 23
         var result = y * unsafeBitCast(bits, to: SIMD8<Float>.self)
         result.replace(with: 0, where: x .< -87.3)
         result.replace(with: .infinity, where: x .> 88.72)

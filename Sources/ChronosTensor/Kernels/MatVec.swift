@@ -21,6 +21,15 @@ public enum MatVec {
             let xBlocks = W.deinterleavesPairs ? deinterleave(x, cols, into: scratch.baseAddress!) : x
             // Below ~64K weights the pool's wake-up costs more than the second core gains.
             let minRows = max(4, (1 << 16) / max(cols, 1))
+            if cols <= 2048 {
+                // Short rows are read one after another: a single sequential stream, which the
+                // hardware prefetcher follows best.
+                pool.parallelChunks(rows, minChunk: minRows) { range in
+                    for r in range { y[r] = dot1(W.self, weights + r * cols * W.size, cols, xBlocks, x) }
+                }
+                return
+            }
+            // Long rows go four at a time, sharing each load of x.
             pool.parallelChunks(rows, minChunk: minRows) { range in
                 var r = range.lowerBound
                 while r + 4 <= range.upperBound {
