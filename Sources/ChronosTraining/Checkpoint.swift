@@ -7,8 +7,8 @@ import Foundation
 public struct TrainingState: Codable, Sendable, Equatable {
     /// Optimiser steps completed.
     public var step: Int
-    /// Sequences of the data stream consumed so far (the data cursor).
-    public var sequencesSeen: Int
+    /// Batches of the data stream consumed so far (the data cursor).
+    public var batchesSeen: Int
     /// State of the trainer's random generator (fallback masking, sampling).
     public var randomState: UInt64
     /// Training tokens processed so far.
@@ -17,9 +17,9 @@ public struct TrainingState: Codable, Sendable, Equatable {
     public var settings: [String: String]
 
     /// A state with the given values.
-    public init(step: Int, sequencesSeen: Int, randomState: UInt64, tokensSeen: Int, settings: [String: String]) {
+    public init(step: Int, batchesSeen: Int, randomState: UInt64, tokensSeen: Int, settings: [String: String]) {
         self.step = step
-        self.sequencesSeen = sequencesSeen
+        self.batchesSeen = batchesSeen
         self.randomState = randomState
         self.tokensSeen = tokensSeen
         self.settings = settings
@@ -58,7 +58,9 @@ public enum Checkpoint {
 
     /// Writes a snapshot of step `state.step` into `runDirectory`: `writeModel` fills a
     /// directory with the model files; the optimiser moments and `state` go beside them.
-    public static func save(runDirectory: URL, state: TrainingState, optimizer: AdamW,
+    /// `frozen` holds tensors that must survive a resume unchanged (the stage-start router
+    /// copy of the anchor term).
+    public static func save(runDirectory: URL, state: TrainingState, optimizer: AdamW, frozen: [String: Tensor] = [:],
                             writeModel: (URL) throws -> Void) throws {
         let checkpoints = runDirectory.appendingPathComponent("checkpoints")
         try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
@@ -67,7 +69,7 @@ public enum Checkpoint {
         do {
             try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
             try writeModel(temporary)
-            try writeState(state, optimizer: optimizer, to: temporary.appendingPathComponent(stateFileName))
+            try writeState(state, optimizer: optimizer, frozen: frozen, to: temporary.appendingPathComponent(stateFileName))
             let final = checkpoints.appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: final.path) { try FileManager.default.removeItem(at: final) }
             try FileManager.default.moveItem(at: temporary, to: final)
@@ -97,8 +99,9 @@ public enum Checkpoint {
         return snapshot
     }
 
-    /// Reads the training state and optimiser moments of a snapshot into `optimizer`.
-    public static func restore(snapshot: URL, into optimizer: AdamW) throws -> TrainingState {
+    /// Reads the training state and optimiser moments of a snapshot into `optimizer`; returns
+    /// the state and the frozen tensors saved with it.
+    public static func restore(snapshot: URL, into optimizer: AdamW) throws -> (state: TrainingState, frozen: [String: Tensor]) {
         let url = snapshot.appendingPathComponent(stateFileName)
         guard FileManager.default.fileExists(atPath: url.path) else { throw CheckpointError.missingFile(url) }
         let file = try SafetensorsFile(url: url)
@@ -113,6 +116,10 @@ public enum Checkpoint {
             throw CheckpointError.malformed(url, reason: "no optimizer_step in the metadata")
         }
         var moments: [String: (m: Tensor, v: Tensor)] = [:]
+        var frozen: [String: Tensor] = [:]
+        for name in file.tensorNames where name.hasPrefix("frozen.") {
+            frozen[String(name.dropFirst(7))] = try file.tensor(named: name).copy()
+        }
         for name in file.tensorNames where name.hasPrefix("m.") {
             let parameter = String(name.dropFirst(2))
             guard file.contains("v." + parameter) else { throw CheckpointError.malformed(url, reason: "no second moment for \(parameter)") }
@@ -120,11 +127,11 @@ public enum Checkpoint {
             moments[parameter] = (try file.tensor(named: name).copy(), try file.tensor(named: "v." + parameter).copy())
         }
         optimizer.restore(step: step, moments: moments)
-        return state
+        return (state, frozen)
     }
 
-    private static func writeState(_ state: TrainingState, optimizer: AdamW, to url: URL) throws {
-        var tensors: [(name: String, tensor: Tensor)] = []
+    private static func writeState(_ state: TrainingState, optimizer: AdamW, frozen: [String: Tensor], to url: URL) throws {
+        var tensors: [(name: String, tensor: Tensor)] = frozen.keys.sorted().map { ("frozen." + $0, frozen[$0]!) }
         for name in optimizer.moments.keys.sorted() {
             let moment = optimizer.moments[name]!
             tensors.append(("m." + name, moment.m))

@@ -1,0 +1,185 @@
+import ChronosModel
+import ChronosTensor
+import Foundation
+
+/// Optimisation settings shared by every training stage.
+public struct OptimizationSettings: Codable, Sendable, Equatable {
+    /// Peak learning rate.
+    public var learningRate: Float = 3e-3
+    /// Steps of linear warmup.
+    public var warmupSteps: Int = 50
+    /// Total optimiser steps of the stage.
+    public var steps: Int = 1000
+    /// Sequences per micro-batch.
+    public var batchSize: Int = 8
+    /// Micro-batches whose gradients add up before each optimiser step.
+    public var accumulation: Int = 1
+    /// Gradients are scaled so their global norm is at most this (0 = off).
+    public var clipNorm: Float = 1
+    /// AdamW hyper-parameters.
+    public var adam = AdamW.Settings()
+    /// The Chronos routing terms' weights.
+    public var lambdas = ChronosLossWeights()
+    /// Probability of dropping each routed (token, expert) slot during training, so the shared
+    /// path learns to stand in for a missing expert.
+    public var fallbackMaskProbability: Float = 0.1
+    /// Seed of the data order and of the fallback masks.
+    public var seed: UInt64 = 0
+
+    /// Defaults: lr 3e-3, warmup 50, 1000 steps, batch 8, clip 1, fallback mask 0.1.
+    public init() {}
+
+    /// The learning-rate schedule these settings describe.
+    public var schedule: LearningRateSchedule {
+        LearningRateSchedule(peak: learningRate, warmupSteps: warmupSteps, totalSteps: steps)
+    }
+}
+
+/// The loss of one sequence as a stage computes it: the recorded total and its parts.
+public struct SequenceLoss {
+    /// The differentiable total (stage loss + weighted Chronos terms).
+    public var total: Tensor
+    /// Named values to log (each averaged over the step's sequences).
+    public var parts: [String: Float]
+    /// Tokens that carried loss.
+    public var tokens: Int
+
+    /// A sequence loss.
+    public init(total: Tensor, parts: [String: Float], tokens: Int) {
+        self.total = total
+        self.parts = parts
+        self.tokens = tokens
+    }
+}
+
+/// What one optimiser step did.
+public struct StepReport: Sendable {
+    /// The step just completed (1-based).
+    public var step: Int
+    /// Learning rate used.
+    public var learningRate: Float
+    /// Mean of each logged part over the step's sequences (`loss` is the total).
+    public var parts: [String: Float]
+    /// Global gradient norm before clipping.
+    public var gradientNorm: Float
+    /// Tokens that carried loss.
+    public var tokens: Int
+    /// Wall time of the step.
+    public var seconds: Double
+}
+
+/// The training loop shared by every stage: owns a Chronos model built from trainable copies
+/// of its weights, the optimiser, the schedule and the frozen reference router of the anchor
+/// term, and turns per-sequence losses into optimiser steps.
+public final class ChronosTrainer {
+    /// The model being trained; its parameters are updated in place.
+    public let model: ChronosLanguageModel
+    /// The trainable tensors by checkpoint name.
+    public let parameters: [(name: String, tensor: Tensor)]
+    /// The optimiser and its moments.
+    public let optimizer: AdamW
+    /// Settings of this stage.
+    public let settings: OptimizationSettings
+    /// Router weights at the start of the stage, by layer: the anchor's reference.
+    public private(set) var referenceRouters: [Int: Tensor]
+    /// Optimiser steps completed.
+    public private(set) var step = 0
+    /// The generator behind fallback masks and any sampling a stage does.
+    public var random: SplitMix64
+
+    /// A trainer over `weights` (copied, so the caller's tensors are never modified).
+    /// `referenceRouters` defaults to the routers in `weights` (a new stage); a resumed stage
+    /// passes the ones saved with its snapshot.
+    /// A resumed stage also passes its restored `optimizer`.
+    public init(configuration: ChronosConfiguration, weights: [String: Tensor], settings: OptimizationSettings,
+                referenceRouters: [Int: Tensor]? = nil, optimizer: AdamW? = nil) throws {
+        var trainable: [String: Tensor] = [:]
+        for (name, tensor) in weights { trainable[name] = tensor.detached().converted(to: .f32).requiringGradient() }
+        model = try ChronosLanguageModel(configuration: configuration, weights: trainable)
+        parameters = model.namedParameters()
+        self.optimizer = optimizer ?? AdamW(settings: settings.adam)
+        self.settings = settings
+        random = SplitMix64(seed: settings.seed ^ 0x5EED)
+        self.referenceRouters = referenceRouters ?? Dictionary(uniqueKeysWithValues: (0..<configuration.hiddenLayers).compactMap { layer in
+            trainable[ChronosWeightNames.router(layer: layer)].map { (layer, $0.detached().copy()) }
+        })
+    }
+
+    /// Resumes the step counter, optimiser and generator of an interrupted run.
+    public func restore(step: Int, randomState: UInt64) {
+        self.step = step
+        random = SplitMix64(seed: 0)
+        random.state = randomState
+    }
+
+    /// Forward options for one training sequence: a fresh fallback mask from the generator.
+    public func trainingOptions() -> ChronosForwardOptions {
+        ChronosForwardOptions(fallbackMaskProbability: settings.fallbackMaskProbability, fallbackMaskSeed: random.next())
+    }
+
+    /// The routing signals of a forward pass, with the reference router evaluated on the
+    /// same MoE inputs for the anchor term; `valid` marks real (non-padding) positions.
+    public func routingSignals(_ output: ChronosForwardOutput, valid: [Bool]? = nil) -> RoutingSignals {
+        let reference: [Tensor]? = settings.lambdas.routerKL == 0 ? nil : output.layers.map { routing in
+            Tensor.linear(routing.input.detached(), weight: referenceRouters[routing.layer]!).softmax()
+        }
+        return RoutingSignals(probabilities: output.layers.map(\.routerProbabilities),
+                              selected: output.layers.map(\.selectedExperts),
+                              lookaheadLogProbabilities: output.lookaheadLogProbabilities,
+                              referenceProbabilities: reference, valid: valid)
+    }
+
+    /// The Chronos terms of a forward pass, already weighted, with each term's value for logging.
+    public func chronosTerms(_ output: ChronosForwardOutput, valid: [Bool]? = nil) -> (weighted: Tensor, parts: [String: Float]) {
+        let terms = ChronosLoss.terms(routingSignals(output, valid: valid))
+        return (terms.weighted(settings.lambdas), [
+            "balance": terms.balance.floats[0], "temporal": terms.temporal.floats[0],
+            "lookahead": terms.lookahead.floats[0], "router_kl": terms.routerKL.floats[0],
+        ])
+    }
+
+    /// One optimiser step over `sequences` (all micro-batches of the step): each sequence's
+    /// loss, computed by `loss` under recording, is back-propagated at once scaled by
+    /// 1/count (so memory holds one sequence's graph), then gradients are clipped and applied.
+    public func trainStep<Sequence>(_ sequences: [Sequence], loss: (ChronosLanguageModel, Sequence) throws -> SequenceLoss) rethrows -> StepReport {
+        let started = DispatchTime.now().uptimeNanoseconds
+        for (_, p) in parameters { p.zeroGradient() }
+        var sums: [String: Float] = [:]
+        var tokens = 0
+        let scale = 1 / Float(max(sequences.count, 1))
+        for sequence in sequences {
+            try Autograd.recording {
+                let result = try loss(model, sequence)
+                Autograd.backward(result.total.scaled(by: scale))
+                sums["loss", default: 0] += result.total.floats[0]
+                for (name, value) in result.parts { sums[name, default: 0] += value }
+                tokens += result.tokens
+            }
+        }
+        let norm = settings.clipNorm > 0
+            ? GradientClipping.clip(parameters, maxNorm: settings.clipNorm)
+            : GradientClipping.clip(parameters, maxNorm: .infinity)
+        let rate = settings.schedule.rate(at: step)
+        optimizer.update(parameters, learningRate: rate)
+        step += 1
+        return StepReport(step: step, learningRate: rate, parts: sums.mapValues { $0 * scale }, gradientNorm: norm, tokens: tokens,
+                          seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+    }
+
+    /// The current weights by checkpoint name (the live tensors, not copies).
+    public var weights: [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.tensor) })
+    }
+
+    /// The reference routers keyed for a snapshot's frozen tensors.
+    public var frozenTensors: [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: referenceRouters.map { ("router.\($0.key)", $0.value) })
+    }
+
+    /// Reference routers from a snapshot's frozen tensors.
+    public static func referenceRouters(fromFrozen frozen: [String: Tensor]) -> [Int: Tensor] {
+        Dictionary(uniqueKeysWithValues: frozen.compactMap { name, tensor in
+            name.hasPrefix("router.") ? Int(name.dropFirst(7)).map { ($0, tensor) } : nil
+        })
+    }
+}
