@@ -67,7 +67,15 @@ public struct Tensor: @unchecked Sendable {
     /// Bytes the elements occupy when contiguous.
     public var byteCount: Int { count * dtype.byteSize }
     /// Whether the elements are laid out row-major without gaps.
-    public var isContiguous: Bool { strides == Tensor.contiguousStrides(shape) || count <= 1 }
+    public var isContiguous: Bool {
+        var expected = 1
+        for axis in stride(from: shape.count - 1, through: 0, by: -1) {
+            if shape[axis] == 0 { return true }
+            if shape[axis] != 1 && strides[axis] != expected { return false }
+            expected *= shape[axis]
+        }
+        return true
+    }
 
     /// Address of the first element.
     public var rawPointer: UnsafeMutableRawPointer { storage.base + offset * dtype.byteSize }

@@ -109,7 +109,7 @@ public enum GradientClipping {
         var total: Double = 0
         for (_, p) in parameters {
             guard let g = p.gradient?.contiguous() else { continue }
-            for i in 0..<g.count { total += Double(g.floatPointer[i]) * Double(g.floatPointer[i]) }
+            total += Double(Elementwise.sumOfSquares(g.floatPointer, count: g.count))
         }
         let norm = Float(total.squareRoot())
         if norm > maxNorm && norm > 0 {

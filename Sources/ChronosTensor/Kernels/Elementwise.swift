@@ -39,6 +39,11 @@ public enum Elementwise {
         while i < count { y[i] += s * x[i]; i += 1 }
     }
 
+    /// Σ x[i]² (serial, in eight lanes).
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        RowKernels.sumOfSquares(x, count)
+    }
+
     /// SiLU: out[i] = x[i] · σ(x[i]) = x[i] / (1 + e^(−x[i]))
     public static func silu(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
         unary(x, out, count, { $0 / (1 + FastMath.exp(-$0)) }, { $0 / (1 + FastMath.exp(-$0)) })

@@ -104,15 +104,28 @@ public enum SwiftGemm {
             let dst = out + panel * nr * rows
             let j0 = colStart + panel * nr
             let width = min(nr, colStart + cols - j0)
+            if width < nr { dst.update(repeating: 0, count: nr * rows) }
             if transB {
-                for j in 0..<nr {
-                    let src = b + ((j0 + j) * ldb + rowStart) * W.size
-                    for p in 0..<rows { dst[p * nr + j] = j < width ? W.load1(src, p) : 0 }
+                // Column j of the panel is row j0 + j of the stored matrix: walk k in the outer
+                // loop so the 16 rows' cache lines are reused and the panel is written in order.
+                let src = b + (j0 * ldb + rowStart) * W.size
+                let rowBytes = ldb * W.size
+                for p in 0..<rows {
+                    let row = dst + p * nr
+                    for j in 0..<width { row[j] = W.load1(src + j * rowBytes, p) }
                 }
             } else {
                 for p in 0..<rows {
                     let src = b + ((rowStart + p) * ldb + j0) * W.size
-                    for j in 0..<nr { dst[p * nr + j] = j < width ? W.load1(src, j) : 0 }
+                    let row = dst + p * nr
+                    if width == nr && !W.deinterleavesPairs {
+                        let (lo, hi) = W.load16(src, 0)
+                        let raw = UnsafeMutableRawPointer(row)
+                        raw.storeBytes(of: lo, as: SIMD8<Float>.self)
+                        raw.storeBytes(of: hi, toByteOffset: 32, as: SIMD8<Float>.self)
+                    } else {
+                        for j in 0..<width { row[j] = W.load1(src, j) }
+                    }
                 }
             }
         }

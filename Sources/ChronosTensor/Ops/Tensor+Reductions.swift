@@ -4,7 +4,8 @@ extension Tensor {
     public func sum() -> Tensor {
         let x = contiguous()
         var total: Double = 0
-        for i in 0..<count { total += Double(x.floatPointer[i]) }
+        let xp = x.floatPointer
+        for i in 0..<count { total += Double(xp[i]) }
         let shape = self.shape
         return Autograd.record(Tensor(shape: [1], values: [Float(total)]), inputs: [self]) { g in
             [Tensor(shape: shape, values: [Float](repeating: g.floats[0], count: shape.reduce(1, *)))]

@@ -14,16 +14,17 @@ extension Tensor {
             // y = x·r·w with r = (mean x² + ε)^(−1/2):
             // ∂x = r·(∂y⊙w) − x·r³/n·Σ(∂y⊙w⊙x),  ∂w = Σ_rows ∂y⊙x·r.
             let gs = g.contiguous(), dx = Tensor(zeros: x.shape), dw = Tensor(zeros: [cols])
+            let xp = x.floatPointer, gp = gs.floatPointer, dxp = dx.floatPointer, wp = w.floatPointer, dwp = dw.floatPointer
             for row in 0..<rows {
-                let xr = x.floatPointer + row * cols, gr = gs.floatPointer + row * cols, dxr = dx.floatPointer + row * cols
+                let xr = xp + row * cols, gr = gp + row * cols, dxr = dxp + row * cols
                 let r = 1 / (RowKernels.sumOfSquares(xr, cols) / Float(cols) + eps).squareRoot()
                 var dotProduct: Float = 0
                 for c in 0..<cols {
-                    dotProduct += gr[c] * w.floatPointer[c] * xr[c]
-                    dw.floatPointer[c] += gr[c] * xr[c] * r
+                    dotProduct += gr[c] * wp[c] * xr[c]
+                    dwp[c] += gr[c] * xr[c] * r
                 }
                 let k = r * r * r / Float(cols) * dotProduct
-                for c in 0..<cols { dxr[c] = r * gr[c] * w.floatPointer[c] - xr[c] * k }
+                for c in 0..<cols { dxr[c] = r * gr[c] * wp[c] - xr[c] * k }
             }
             return [dx, dw.reshaped(weight.shape)]
         }

@@ -5,7 +5,7 @@ import ChronosTensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure performance against bounds measured in the same run.",
-        subcommands: [Kernels.self, Decode.self])
+        subcommands: [Kernels.self, Decode.self, Train.self])
 
     /// `chronos bench kernels`.
     struct Kernels: ParsableCommand {
@@ -44,6 +44,22 @@ struct Bench: ParsableCommand {
             bench.decodeTokens = tokens
             try bench.run(directory: model, shape: DecodeBench.Shape())
             try report.finish(context: ["threads": String(ThreadPool.shared.threadCount), "backend": Backends.current.name])
+        }
+    }
+
+    /// `chronos bench train`.
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Training tokens/s of the reference configuration on every available backend, and peak memory.",
+            discussion: "Reference: vocab 6400, hidden 256, 4 layers, 8 heads / 4 KV heads, 8 experts top-2 of width 512, sequence 256, batch 8, f32.")
+
+        @Option(help: "Timed optimiser steps per backend (after one warm-up step).") var steps = 3
+        @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+        func run() throws {
+            let report = BenchReport(json: json)
+            try TrainBench(report: report, steps: steps).run()
+            try report.finish(context: ["threads": String(ThreadPool.shared.threadCount)])
         }
     }
 }
