@@ -7,22 +7,8 @@ import XCTest
 /// Files written here are read by the Python `safetensors` library, and files it writes are
 /// read here. Skipped when `python3` with `safetensors` and `numpy` is not installed.
 final class SafetensorsPythonInteropTests: XCTestCase {
-    /// Runs `python3 -c script arguments…` and returns its exit status and standard output.
-    private static func runPython(_ script: String, _ arguments: [String] = []) throws -> (status: Int32, output: Data) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, data)
-    }
-
     override func setUpWithError() throws {
-        guard (try? Self.runPython("import safetensors, numpy").status) == 0 else {
+        guard Python.canImport("safetensors, numpy") else {
             throw XCTSkip("python3 with the safetensors and numpy packages is not installed")
         }
     }
@@ -72,7 +58,7 @@ final class SafetensorsPythonInteropTests: XCTestCase {
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("from-swift.safetensors")
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "producer": "chronos"], to: url)
 
-        let (status, output) = try Self.runPython(Self.readerScript, [url.path])
+        let (status, output) = try Python.run(Self.readerScript, [url.path])
         XCTAssertEqual(status, 0, "python could not read the file")
         let report = try JSONDecoder().decode(PythonReport.self, from: output)
         XCTAssertEqual(Set(report.keys), Set(tensors.map(\.name)))
@@ -117,7 +103,7 @@ final class SafetensorsPythonInteropTests: XCTestCase {
 
     func testReadsFileWrittenByPython() throws {
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("from-python.safetensors")
-        XCTAssertEqual(try Self.runPython(Self.writerScript, [url.path]).status, 0, "python could not write the file")
+        XCTAssertEqual(try Python.run(Self.writerScript, [url.path]).status, 0, "python could not write the file")
         let file = try SafetensorsFile(url: url)
         XCTAssertEqual(file.metadata, ["source": "python"])
         XCTAssertEqual(Set(file.tensorNames), ["f32", "f16", "bf16", "i8", "u8", "i32", "i64"])

@@ -163,24 +163,10 @@ final class TokenizerTrainerTests: XCTestCase {
         "two docs<|endoftext|>joined<|pad|>",
     ]
 
-    /// Runs `python3 -c script arguments…`; returns its exit status and standard output.
-    private static func runPython(_ script: String, _ arguments: [String] = []) throws -> (status: Int32, output: Data) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, data)
-    }
-
     /// The Hugging Face `tokenizers` library loads the written file and encodes as this one
     /// does. Skipped when `python3` with `tokenizers` is not installed.
     func testHuggingFaceLibraryEncodesTheSame() throws {
-        guard (try? Self.runPython("import tokenizers").status) == 0 else {
+        guard Python.canImport("tokenizers") else {
             throw XCTSkip("python3 with the tokenizers package is not installed")
         }
         let directory = try Fixtures.temporaryDirectory()
@@ -199,7 +185,7 @@ final class TokenizerTrainerTests: XCTestCase {
                               "decoded": [tokenizer.decode(tokenizer.encode(text).ids, skip_special_tokens=False) for text in texts]}))
             """
         let arguments = [url.path, String(decoding: try JSONEncoder().encode(texts), as: UTF8.self)]
-        let (status, output) = try Self.runPython(script, arguments)
+        let (status, output) = try Python.run(script, arguments)
         XCTAssertEqual(status, 0, "python could not load the file")
         struct Report: Decodable {
             let size: Int
