@@ -1,0 +1,67 @@
+import ChronosModel
+import ChronosTensor
+import Foundation
+
+/// Held-out measurements the stages share: cross-entropy on assistant tokens, answers by
+/// greedy generation, and how far the routers drifted from the stage start. All run without
+/// recording gradients and without fallback masking.
+public enum HeldOutScoring {
+    /// Mean cross-entropy (nats per token) over the loss-carrying tokens of `sequences`,
+    /// weighted by token, under `model`.
+    public static func crossEntropy(_ model: any LanguageModel, sequences: [ChatSequence]) throws -> Double {
+        try crossEntropy(sequences: sequences) { try model.forward($0, cache: model.makeCache()) }
+    }
+
+    /// The same with the logits of each sequence's inputs computed by `logits`.
+    public static func crossEntropy(sequences: [ChatSequence], logits: ([Int]) throws -> Tensor) throws -> Double {
+        var total = 0.0, tokens = 0
+        try Autograd.recording(false) {
+            for sequence in sequences where sequence.targetCount > 0 {
+                let targets = sequence.targets
+                let counted = targets.lazy.filter { $0 != CrossEntropy.ignoreIndex }.count
+                let loss = Tensor.crossEntropy(logits: try logits(sequence.inputs), targets: targets)
+                total += Double(loss.floats[0]) * Double(counted)
+                tokens += counted
+            }
+        }
+        return total / Double(max(tokens, 1))
+    }
+
+    /// Mean over `sequences` of the router KL anchor term, KL(P_router ‖ P_reference) averaged
+    /// over tokens and MoE layers, with `referenceRouters` (router weights by layer) run on
+    /// the same MoE inputs: how far routing has moved from the reference.
+    public static func routerDrift(_ model: ChronosLanguageModel, referenceRouters: [Int: Tensor], sequences: [[Int]]) throws -> Double {
+        var total = 0.0, counted = 0
+        try Autograd.recording(false) {
+            for ids in sequences where !ids.isEmpty {
+                let output = try model.forward(ids, cache: model.makeCache(), options: ChronosForwardOptions())
+                let reference = output.layers.map { routing in
+                    Tensor.linear(routing.input, weight: referenceRouters[routing.layer]!).softmax()
+                }
+                let signals = RoutingSignals(probabilities: output.layers.map(\.routerProbabilities),
+                                             selected: output.layers.map(\.selectedExperts), lookaheadLogProbabilities: nil,
+                                             referenceProbabilities: reference)
+                total += Double(ChronosLoss.routerKL(signals).floats[0])
+                counted += 1
+            }
+        }
+        return total / Double(max(counted, 1))
+    }
+
+    /// Greedy answers of `model` to each prompt (ids), decoded without special tokens.
+    public static func greedyAnswers(_ model: any LanguageModel, prompts: [[Int]], encoder: ChatEncoder, maxTokens: Int,
+                                     stopTokens: Set<Int>) throws -> [(completion: SampledCompletion, text: String)] {
+        let sampler = CompletionSampler(temperature: 0, maxTokens: maxTokens, stopTokens: stopTokens)
+        var random = SplitMix64(seed: 0)
+        return try prompts.map { prompt in
+            let completion = try sampler.complete(model, prompt: prompt, random: &random)
+            return (completion, try encoder.tokenizer.decode(completion.answerIds, skipSpecialTokens: true))
+        }
+    }
+
+    /// Mean definition F1 of `answers` against the references of `prompts`.
+    public static func definitionF1(answers: [String], prompts: [DefinitionPrompt]) -> Double {
+        let scores = zip(answers, prompts).map { DefinitionScoring.definitionF1(answer: $0, reference: $1.reference) }
+        return scores.reduce(0, +) / Double(max(scores.count, 1))
+    }
+}

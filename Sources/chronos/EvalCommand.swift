@@ -1,0 +1,71 @@
+import ArgumentParser
+import ChronosFormats
+import ChronosModel
+import ChronosTensor
+import ChronosTraining
+import Foundation
+
+/// `chronos eval`: held-out quality of a model and of its expert predictions.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Held-out cross-entropy of a model, and the recall of its lookahead head beside controls.")
+
+    @Option(help: "Model directory (with tokenizer.json).") var model: String
+    @Option(help: "Held-out JSONL ({\"text\": …} per line).") var data: String
+    @Option(help: "Reference JSONL for the frequency baseline of expert use (default: --data).") var reference: String?
+    @Option(help: "Tokens per evaluated sequence.") var seqLen = 256
+    @Option(help: "Sequences to evaluate.") var sequences = 32
+    @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var backend: BackendOption
+
+    func run() throws {
+        try backend.apply()
+        let loaded = try ModelDirectory.load(model)
+        guard let tokenizer = try ModelDirectory.tokenizer(in: model) else { throw ValidationError("\(model) has no tokenizer.json") }
+        func packed(_ path: String) throws -> PackedSequences {
+            let corpus = try TokenizedCorpus(jsonl: [URL(fileURLWithPath: path)], tokenizer: tokenizer)
+            return PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
+        }
+        let heldOut = try packed(data)
+        let count = min(sequences, heldOut.count)
+        var crossEntropy = 0.0
+        for i in 0..<count {
+            let logits = try loaded.forward(heldOut.inputs(i), cache: loaded.makeCache())
+            crossEntropy += Double(Tensor.crossEntropy(logits: logits, targets: heldOut.targets(i)).floats[0])
+        }
+        crossEntropy /= Double(max(count, 1))
+        var result: [String: Double] = ["heldout_cross_entropy": crossEntropy, "sequences": Double(count)]
+        if let chronos = loaded as? ChronosLanguageModel {
+            // Expert frequencies come from other text: the reference file, else the held-out
+            // sequences after the evaluated ones.
+            let referenceSequences = try reference.map(packed) ?? heldOut
+            let start = reference == nil ? count : 0
+            let referenceInputs = (start..<min(start + count, referenceSequences.count)).map(referenceSequences.inputs)
+            for offset in 1...chronos.configuration.lookaheadSteps {
+                let quality = try LookaheadEvaluation.evaluate(chronos, sequences: (0..<count).map(heldOut.inputs), reference: referenceInputs,
+                                                               offset: offset)
+                result["lookahead_t\(offset)_recall"] = quality.recall
+                result["lookahead_t\(offset)_shuffled_recall"] = quality.shuffledRecall
+                result["lookahead_t\(offset)_frequency_recall"] = quality.frequencyRecall
+                result["lookahead_t\(offset)_reuse_recall"] = quality.reuseRecall
+            }
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print(String(format: "held-out cross-entropy %.4f nats/token (perplexity %.1f) over %d sequences of %d tokens",
+                     crossEntropy, Foundation.exp(crossEntropy), count, seqLen))
+        if let chronos = loaded as? ChronosLanguageModel {
+            print("lookahead recall@\(chronos.configuration.expertsPerToken) of the experts each MoE layer chose at t+k:")
+            print("  k   head    shuffled future   most frequent   reuse of t's experts")
+            for k in 1...chronos.configuration.lookaheadSteps {
+                print(String(format: "  %d   %.3f   %.3f             %.3f           %.3f", k,
+                             result["lookahead_t\(k)_recall"]!, result["lookahead_t\(k)_shuffled_recall"]!,
+                             result["lookahead_t\(k)_frequency_recall"]!, result["lookahead_t\(k)_reuse_recall"]!))
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import ChronosTraining
+import Foundation
+
+/// `chronos pipeline`: the six training stages in order from one configuration file.
+struct PipelineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "Run the training stages 1→6 (pretrain, sft, dpo, orpo, grpo, distill) from a JSON configuration.",
+        discussion: """
+            Each stage starts from the previous one's checkpoint and writes into OUTPUT/N-STAGE. Running the same \
+            configuration again skips finished stages and resumes the interrupted one. After every stage the report \
+            is rewritten as OUTPUT/report.md and OUTPUT/report.json. See PipelineConfiguration for the keys.
+            """)
+
+    @Option(help: "The pipeline configuration (JSON).") var config: String
+    @OptionGroup var backend: BackendOption
+
+    func run() throws {
+        try backend.apply()
+        let configuration = try PipelineConfiguration(contentsOf: URL(fileURLWithPath: config))
+        let pipeline = PipelineRun(configuration: configuration)
+        var display: StageProgressDisplay?
+        let pretrainProgress = ProgressLine()
+        let report = try pipeline.run { event in
+            switch event {
+            case let .stageStarted(stage, resuming):
+                let steps = configuration.stages.first { $0.stage == stage }?.optimization.steps ?? 0
+                display = StageProgressDisplay(total: steps)
+                print("== stage \(stage.number): \(stage.rawValue)\(resuming ? " (resuming)" : "") → \(configuration.directory(of: stage).path)")
+            case let .stageSkipped(result):
+                print("== stage \(result.stage.number): \(result.stage.rawValue) already done (\(result.steps) steps)")
+            case let .pretrain(event):
+                switch event {
+                case let .started(parameters, trainSequences, heldOutSequences, unigram, resumedAt):
+                    print("model: \(InspectCommand.count(parameters)) parameters; \(trainSequences) training and \(heldOutSequences) held-out sequences; unigram baseline \(String(format: "%.4f", unigram)) nats/token")
+                    if resumedAt > 0 { print("resuming at step \(resumedAt)") }
+                case let .step(report, _, _):
+                    pretrainProgress.update(StageProgressDisplay.line(report, total: display?.total ?? 0),
+                                            fraction: Double(report.step) / Double(max(display?.total ?? 1, 1)))
+                case let .evaluated(step, crossEntropy):
+                    pretrainProgress.finish("")
+                    print(String(format: "step %d: heldout_ce %.4f", step, crossEntropy))
+                case let .checkpoint(step):
+                    print("step \(step): snapshot written")
+                }
+            case let .stage(event):
+                display?.show(event)
+            case let .stageFinished(result):
+                print("stage \(result.stage.number) done: " + StageProgressDisplay.metrics(result.final))
+            case let .reportWritten(markdown, _):
+                print("report: \(markdown.path)")
+            }
+        }
+        if !report.complete { print("the pipeline stopped before its last stage; run the same command again to continue") }
+    }
+}
