@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ChronosTensor", targets: ["ChronosTensor"]),
         .library(name: "ChronosFormats", targets: ["ChronosFormats"]),
         .library(name: "ChronosModel", targets: ["ChronosModel"]),
+        .library(name: "ChronosStorage", targets: ["ChronosStorage"]),
         .library(name: "ChronosEngine", targets: ["ChronosEngine"]),
         .library(name: "ChronosTraining", targets: ["ChronosTraining"]),
         .executable(name: "chronos", targets: ["chronos"]),
@@ -26,12 +27,14 @@ let package = Package(
         .target(name: "ChronosTensor", swiftSettings: cpuFlags),
         .target(name: "ChronosFormats", dependencies: ["ChronosTensor"], swiftSettings: cpuFlags),
         .target(name: "ChronosModel", dependencies: ["ChronosTensor", "ChronosFormats"], swiftSettings: cpuFlags),
-        .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
+        .target(name: "ChronosStorage", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
+        .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage"],
+                swiftSettings: cpuFlags),
         .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
         .executableTarget(
             name: "chronos",
             dependencies: [
-                "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosEngine", "ChronosTraining",
+                "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -44,6 +47,9 @@ let package = Package(
             name: "ChronosModelTests", dependencies: ["ChronosModel", "ChronosTestSupport"], swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosTrainingTests", dependencies: ["ChronosTraining", "ChronosTestSupport"], swiftSettings: cpuFlags),
+        .testTarget(
+            name: "ChronosStorageTests", dependencies: ["ChronosStorage", "ChronosEngine", "ChronosTestSupport"],
+            swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"], swiftSettings: cpuFlags),
     ]

@@ -81,6 +81,14 @@ public struct GeneratedToken: Sendable {
     public var text: String
 }
 
+/// Which part of a generation a forward pass is.
+enum ForwardPhase {
+    /// The whole prompt at once.
+    case prefill
+    /// One generated token.
+    case decode
+}
+
 /// Runs prefill and the decode loop of one model: feeds the prompt through the KV cache,
 /// then samples one token at a time until a stop condition, streaming each token out.
 public final class Generator {
@@ -98,8 +106,17 @@ public final class Generator {
     /// Generates for `request`, calling `onToken` with each token (return false to stop).
     public func generate(_ request: GenerationRequest, cache: ModelCache? = nil,
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationResult {
+        let model = self.model
+        return try run(request, cache: cache ?? model.makeCache(), forward: { ids, cache, _ in try model.forward(ids, cache: cache) },
+                       onToken: onToken)
+    }
+
+    /// The prefill and decode loop with the forward pass supplied by the caller, who learns
+    /// whether each call is the prompt or one decoded token (and may load experts around it).
+    func run(_ request: GenerationRequest, cache: ModelCache,
+             forward: (_ ids: [Int], _ cache: ModelCache, _ phase: ForwardPhase) throws -> Tensor,
+             onToken: (GeneratedToken) -> Bool) throws -> GenerationResult {
         precondition(!request.promptIds.isEmpty, "a generation needs at least one prompt token")
-        let cache = cache ?? model.makeCache()
         var sampler = Sampler(request.sampling)
         var stops = request.stopTokens
         if !request.ignoreEOS { stops.formUnion(model.summary.eosTokenIds) }
@@ -112,7 +129,7 @@ public final class Generator {
         let start = DispatchTime.now().uptimeNanoseconds
         var firstTokenAt = start
 
-        var logits = try model.forward(request.promptIds, cache: cache)
+        var logits = try forward(request.promptIds, cache, .prefill)
         while generated.count < request.maxTokens {
             let next = sampler.next(logits: logits.row(logits.shape[0] - 1), history: history)
             if generated.isEmpty { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
@@ -136,7 +153,7 @@ public final class Generator {
                 break
             }
             if generated.count == request.maxTokens { break }
-            logits = try model.forward([next], cache: cache)
+            logits = try forward([next], cache, .decode)
         }
         if reason != .stopString, let rest = decoder?.finish(), !rest.isEmpty {
             text += rest

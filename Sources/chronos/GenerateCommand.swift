@@ -2,6 +2,7 @@ import ArgumentParser
 import ChronosEngine
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import Foundation
 
 /// `chronos generate`: stream a continuation of a prompt.
@@ -30,11 +31,21 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed, for reproducible sampling.") var seed: UInt64 = 0
     @Option(help: "Stop when this string appears (repeatable).") var stop: [String] = []
     @Flag(help: "Print the generated ids, comma-separated on one line, instead of text.") var printIds = false
+    @Option(help: "Where experts live when offloaded: chronos (prediction + prefetch), lru, mmap or resident.")
+    var experts: ExpertResidencyMode = .chronos
+    @OptionGroup var offload: OffloadOptions
     @OptionGroup var backend: BackendOption
 
     func run() throws {
         try backend.apply()
-        let model = try ModelDirectory.load(self.model)
+        let budget = try offload.budget()
+        guard budget != nil || (offload.fault.isEmpty && !offload.cold && offload.ssdMs == nil && offload.ssdMbps == nil) else {
+            throw ValidationError("--fault, --cold and --ssd-* apply to offloaded experts; give --expert-budget too")
+        }
+        let offloaded = try budget.map { try OffloadedModel(directory: URL(fileURLWithPath: self.model),
+                                                              settings: offload.settings(mode: experts, budget: $0)) }
+        defer { offloaded?.close() }
+        let model = try offloaded?.model ?? ModelDirectory.load(self.model)
         let tokenizer = try ModelDirectory.tokenizer(in: self.model)
         let ids: [Int]
         if let promptIds {
@@ -54,22 +65,38 @@ struct GenerateCommand: ParsableCommand {
             sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                          repetitionPenalty: repetitionPenalty, seed: seed),
             stopStrings: stop, ignoreEOS: ignoreEos)
-        let generator = Generator(model: model, tokenizer: printIds ? nil : tokenizer)
         if !printIds, promptIds == nil, let prompt, !chat { write(prompt) }
-        let result = try generator.generate(request) { token in
+        let stream = { (token: GeneratedToken) -> Bool in
             if !printIds { write(token.text) }
             return true
+        }
+        let result: GenerationResult
+        var offloadMetrics: OffloadRunMetrics?
+        if let offloaded {
+            let outcome = try OffloadedGenerator(offloaded: offloaded, tokenizer: printIds ? nil : tokenizer)
+                .generate(request, onToken: stream)
+            result = outcome.generation
+            offloadMetrics = outcome.metrics
+        } else {
+            result = try Generator(model: model, tokenizer: printIds ? nil : tokenizer).generate(request, onToken: stream)
         }
         if printIds {
             print(result.ids.map(String.init).joined(separator: ","))
         } else {
             print("")
         }
+        fflush(nil)
         let m = result.metrics
         FileHandle.standardError.write(Data(String(
             format: "prompt %d tokens, generated %d tokens, time to first token %.1f ms, %.2f tokens/s (%@)\n",
             m.promptTokens, m.generatedTokens, m.timeToFirstToken * 1000, m.decodeTokensPerSecond,
             result.stopReason.rawValue).utf8))
+        if let offloaded, var metrics = offloadMetrics {
+            offloaded.close()
+            if let final = offloaded.storageMetrics() { metrics.decode.wastedPrefetchBytes = final.wastedPrefetchBytes - metrics.prefill.wastedPrefetchBytes }
+            FileHandle.standardError.write(Data((metrics.summaryLine + "\n").utf8))
+            for line in metrics.faultLog.prefix(5) { FileHandle.standardError.write(Data("fault: \(line)\n".utf8)) }
+        }
     }
 
     private func write(_ text: String) {

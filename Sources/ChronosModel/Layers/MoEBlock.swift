@@ -12,7 +12,7 @@ import ChronosTensor
 /// c(x) = σ(g·x); Chronos sums `num_shared_experts` ungated ones (c(x) = 1).
 ///
 /// Each selected slot (token t, expert i) has an availability a_i ∈ [0, 1]: 0 when the
-/// `ExpertProvider` has no weights for the expert (not resident now; the block does not wait),
+/// `ExpertProvider` has no weights for the expert (not resident, and its miss policy does not wait),
 /// otherwise the value the caller asks for (1 by default). Where a_i < 1 the block degrades:
 /// - with a shared path, the unavailable part of the weight moves to it (soft fallback):
 ///
@@ -105,17 +105,23 @@ struct MoEBlock: Sendable {
             combine = probabilities.reshaped([tokens * expertCount, 1]).gatherRows(flatIndices)
         }
 
-        // Ask the provider once per distinct selected expert.
+        // Announce the layer's distinct experts, then ask for each once, in that order, and run it
+        // at once on the tokens that use it, so at most one expert's weights are held at a time.
+        // A slot the caller marks unavailable does not run; an expert the provider lacks runs nowhere.
         let distinct = slotsByExpert.keys.sorted()
-        var resident: [Int: ExpertWeights] = [:]
+        experts.willNeed(distinct.map { ExpertKey(layer: layer, expert: $0) })
+        let requested = selected.indices.map { slot in min(max(availability?(slot, selected[slot]) ?? 1, 0), 1) }
+        var resident = Set<Int>()
+        var outputs: [(slots: [Int], rows: [Int], output: Tensor)] = []
         for expert in distinct {
-            resident[expert] = experts.weights(for: ExpertKey(layer: layer, expert: expert))
+            guard let weights = experts.weights(for: ExpertKey(layer: layer, expert: expert)) else { continue }
+            resident.insert(expert)
+            let slots = slotsByExpert[expert]!.filter { requested[$0] > 0 }
+            guard !slots.isEmpty else { continue }
+            let rows = slots.map { $0 / k }
+            outputs.append((slots, rows, GatedMLP(weights)(x.gatherRows(rows))))
         }
-        let available = selected.indices.map { slot -> Float in
-            let expert = selected[slot]
-            guard resident[expert] != nil else { return 0 }
-            return min(max(availability?(slot, expert) ?? 1, 0), 1)
-        }
+        let available = selected.indices.map { slot -> Float in resident.contains(selected[slot]) ? requested[slot] : 0 }
         let reduced = available.contains { $0 < 1 }
         let combineValues = observer != nil || reduced ? combine.floats : []
 
@@ -126,7 +132,7 @@ struct MoEBlock: Sendable {
                     layer: layer, position: positionOffset + t, experts: Array(selected[slots]),
                     weights: Array(combineValues[slots]),
                     probabilities: Array(probabilityValues[(t * expertCount)..<((t + 1) * expertCount)]),
-                    missing: selected[slots].filter { resident[$0] == nil }))
+                    missing: selected[slots].filter { !resident.contains($0) }))
             }
         }
 
@@ -151,14 +157,10 @@ struct MoEBlock: Sendable {
             }
         }
 
-        // Routed experts: each runs once on the tokens that use it; outputs scatter back.
+        // Routed experts' outputs, weighted, scatter back to their tokens in expert order.
         var routed: Tensor? = nil
-        for expert in distinct {
-            guard let weights = resident[expert], let slots = slotsByExpert[expert]?.filter({ available[$0] > 0 }),
-                  !slots.isEmpty else { continue }
-            let rows = slots.map { $0 / k }
-            let out = GatedMLP(weights)(x.gatherRows(rows))
-            let weighted = Tensor.scaleRows(out, by: effective.gatherRows(slots))
+        for (slots, rows, output) in outputs {
+            let weighted = Tensor.scaleRows(output, by: effective.gatherRows(slots))
             let contribution = Tensor.scatterAddRows(weighted, indices: rows, rows: tokens)
             routed = routed.map { $0 + contribution } ?? contribution
         }

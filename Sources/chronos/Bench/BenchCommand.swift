@@ -1,11 +1,15 @@
 import ArgumentParser
+import ChronosEngine
+import ChronosModel
+import ChronosStorage
 import ChronosTensor
+import Foundation
 
 /// `chronos bench …`: performance measurements with their bounds.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure performance against bounds measured in the same run.",
-        subcommands: [Kernels.self, Decode.self, Train.self])
+        subcommands: [Kernels.self, Decode.self, Train.self, Offload.self])
 
     /// `chronos bench kernels`.
     struct Kernels: ParsableCommand {
@@ -60,6 +64,109 @@ struct Bench: ParsableCommand {
             let report = BenchReport(json: json)
             try TrainBench(report: report, steps: steps).run()
             try report.finish(context: ["threads": String(ThreadPool.shared.threadCount)])
+        }
+    }
+
+    /// `chronos bench offload`.
+    struct Offload: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Offloaded decoding: the resident, mmap, lru and chronos baselines on the same prompts, budget and disk.",
+            discussion: """
+                Greedy decoding of the same prompts under each baseline: resident (every expert in memory), mmap \
+                (experts read through memory maps of the cluster files; with a simulated disk, charged on first touch \
+                and after a budget-sized LRU page-cache model drops them), lru (load on miss, LRU eviction, no \
+                prediction) and chronos (lookahead + prompt-level prediction, prefetch, scored eviction); lru and \
+                chronos use --policy. Each row shows the bound max(compute, missed bytes / disk bandwidth), compute \
+                being the resident run's time per token. Recall@1 is the lookahead's for token t+1, beside the same \
+                predictions scored against a random other token (shuf), the most used experts so far (freq) and the \
+                previous token's experts (prev).
+
+                Without --model, a random Chronos-native model (8 layers × 8 experts, hidden 512, bf16, ~200 MB of \
+                experts) is written to a temporary directory, packed, and removed afterwards. The model directory \
+                must have been packed (chronos pack) otherwise. --prompts FILE: one prompt per line (text, or \
+                comma-separated ids for a model without tokenizer.json).
+                """)
+
+        @Option(help: "Model directory (packed with chronos pack).") var model: String?
+        @Option(help: "Without --model: write the synthetic model here and keep it (reused when already there).")
+        var syntheticDirectory: String?
+        @Option(help: "Expert budget: a fraction (0.3) or a size (300MB).") var budget = "0.3"
+        @Option(help: "Prompts, one per line.") var prompts: String?
+        @Option(help: "Tokens to decode per prompt.") var tokens = 32
+        @Flag(help: "Print one JSON object {\"runs\": [...]} instead of a table.") var json = false
+        @Flag(help: "Run budgets 10, 20, 30, 50, 75, 100 % for every baseline and policy.") var sweep = false
+        @Option(help: "With --sweep: the CSV file to write (one row per budget × baseline × policy).") var csv: String?
+        @OptionGroup var offload: OffloadOptions
+        @OptionGroup var backend: BackendOption
+
+        func validate() throws {
+            if sweep && csv == nil { throw ValidationError("--sweep needs --csv FILE") }
+            if offload.expertBudget != nil { throw ValidationError("use --budget for the benchmark's expert budget") }
+        }
+
+        func run() throws {
+            try backend.apply()
+            let progress = { (text: String) in FileHandle.standardError.write(Data("… \(text)\n".utf8)) }
+            var temporary: URL?
+            defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
+            let directory: URL
+            if let model {
+                directory = URL(fileURLWithPath: model)
+            } else if let syntheticDirectory, (try? ExpertCache.open(modelDirectory: URL(fileURLWithPath: syntheticDirectory))) != nil {
+                directory = URL(fileURLWithPath: syntheticDirectory)
+            } else {
+                directory = syntheticDirectory.map { URL(fileURLWithPath: $0) }
+                    ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-offload-\(UUID().uuidString)")
+                if syntheticDirectory == nil { temporary = directory }
+                progress("writing a random Chronos-native model to \(directory.path)")
+                try OffloadBench.writeSyntheticChronos(to: directory)
+                progress("packing its experts")
+                try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory))
+            }
+            guard let budget = ExpertBudget(parsing: self.budget) else {
+                throw ValidationError("--budget '\(self.budget)' is not a fraction (0.3, 30%) or a size (300MB)")
+            }
+            let summary = try ModelRegistry.load(directory: directory).summary
+            let promptIds = try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
+                ?? OffloadBench.defaultPrompts(directory: directory, vocab: summary.vocabSize)
+            let bench = OffloadBench(directory: directory, prompts: promptIds, tokens: tokens, options: offload, progress: progress)
+            let disk = offload.diskModel()
+            var context: [String: Any] = [
+                "threads": ThreadPool.shared.threadCount, "backend": Backends.current.name, "model": directory.path,
+                "model_type": summary.modelType, "prompts": promptIds.count, "tokens": tokens, "cold": offload.cold,
+                "disk": disk.map { String(format: "simulated %.3f ms, %.0f MB/s", $0.latency * 1000, $0.bandwidth / 1e6) } ?? "real",
+            ]
+            if sweep {
+                let fractions = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
+                let resident = try bench.measure([(.resident, .fraction(1), nil)])[0]
+                var lines = [OffloadBench.csvHeader]
+                var all: [[String: Any]] = []
+                for fraction in fractions {
+                    let runs = try bench.run(budget: .fraction(fraction), policies: MissPolicy.allCases, resident: resident)
+                    lines += runs.map { OffloadBench.csvRow($0, budget: fraction) }
+                    all += runs.map { OffloadBench.json($0, budget: .fraction(fraction)) }
+                    try (lines.joined(separator: "\n") + "\n").write(toFile: csv!, atomically: true, encoding: .utf8)
+                    if !json { print("budget \(Int(fraction * 100))%\n" + OffloadBench.table(runs) + "\n") }
+                }
+                if json { try printJSON(["runs": all, "context": context]) }
+                progress("wrote \(csv!)")
+            } else {
+                let runs = try bench.run(budget: budget, policies: [offload.policy])
+                context["budget"] = budget.description
+                if json {
+                    try printJSON(["runs": runs.map { OffloadBench.json($0, budget: budget) }, "context": context])
+                } else {
+                    print(OffloadBench.table(runs))
+                    for run in runs where !run.metrics.faultLog.isEmpty {
+                        for line in run.metrics.faultLog.prefix(5) { print("fault (\(run.metrics.name)): \(line)") }
+                    }
+                }
+            }
+        }
+
+        private func printJSON(_ object: [String: Any]) throws {
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
         }
     }
 }

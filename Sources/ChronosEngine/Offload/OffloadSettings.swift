@@ -1,0 +1,69 @@
+import ChronosStorage
+
+/// Where a run keeps routed experts: the four baselines of a storage benchmark.
+public enum ExpertResidencyMode: String, Sendable, CaseIterable, Codable {
+    /// Every expert in memory: the ceiling.
+    case resident
+    /// Experts read through memory maps of the cluster files; the OS page cache decides.
+    case mmap
+    /// Load on miss into budgeted tiers, LRU eviction, no prediction.
+    case lru
+    /// Prediction (lookahead and prompt-level) + prefetch + scored eviction + the miss policy.
+    case chronos
+}
+
+/// How an offloaded model keeps, loads and predicts its experts.
+public struct OffloadSettings: Sendable, Equatable {
+    /// Which baseline (or Chronos itself).
+    public var mode: ExpertResidencyMode
+    /// Bytes of experts allowed in memory (both tiers together).
+    public var budget: ExpertBudget
+    /// What a block gets for a missing expert (`lru` and `chronos`).
+    public var policy: MissPolicy
+    /// Whom a full tier evicts; nil: LRU for `lru`, scored for `chronos`.
+    public var eviction: EvictionPolicy?
+    /// Share of the budget kept for predicted experts (the staging tier); nil: none for `lru`,
+    /// a quarter for `chronos`.
+    public var stagingFraction: Double?
+    /// Dedicated IO threads.
+    public var ioThreads: Int
+    /// Reads repeated after a fault.
+    public var retries: Int
+    /// A simulated device for reproducible experiments; nil reads the real disk.
+    public var disk: DiskModel?
+    /// Drop the cluster files from the OS page cache before running (a cold-cache run).
+    public var cold: Bool
+    /// Faults injected into chosen reads.
+    public var faults: [InjectedFault]
+    /// Expert ids the lookahead predicts per future token; nil: the model's top-k.
+    public var lookaheadExperts: Int?
+    /// Largest prompt-level set, as a share of the staging budget.
+    public var promptSetShare: Double
+    /// A prediction is loaded only if its measured chance of use reaches this.
+    public var prefetchThreshold: Double
+
+    /// Settings with every field given or defaulted.
+    public init(mode: ExpertResidencyMode = .chronos, budget: ExpertBudget = .fraction(1), policy: MissPolicy = .wait,
+                eviction: EvictionPolicy? = nil, stagingFraction: Double? = nil, ioThreads: Int = 2, retries: Int = 2,
+                disk: DiskModel? = nil, cold: Bool = false, faults: [InjectedFault] = [], lookaheadExperts: Int? = nil,
+                promptSetShare: Double = 1, prefetchThreshold: Double = 0.3) {
+        self.mode = mode
+        self.budget = budget
+        self.policy = policy
+        self.eviction = eviction
+        self.stagingFraction = stagingFraction
+        self.ioThreads = ioThreads
+        self.retries = retries
+        self.disk = disk
+        self.cold = cold
+        self.faults = faults
+        self.lookaheadExperts = lookaheadExperts
+        self.promptSetShare = promptSetShare
+        self.prefetchThreshold = prefetchThreshold
+    }
+
+    /// The eviction policy in force.
+    public var resolvedEviction: EvictionPolicy { eviction ?? (mode == .lru ? .lru : .scored) }
+    /// The staging share in force.
+    public var resolvedStagingFraction: Double { stagingFraction ?? (mode == .chronos ? 0.25 : 0) }
+}

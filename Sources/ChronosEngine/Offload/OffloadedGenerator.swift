@@ -1,0 +1,145 @@
+import ChronosFormats
+import ChronosModel
+import ChronosStorage
+import ChronosTensor
+import Foundation
+
+/// What an offloaded generation produced and measured.
+public struct OffloadedGenerationResult: Sendable {
+    /// The tokens, text and timing, as `Generator` reports them.
+    public var generation: GenerationResult
+    /// The storage metrics of the run.
+    public var metrics: OffloadRunMetrics
+}
+
+/// Generation with offloaded experts: the prefill and decode loop of `Generator`, with each
+/// forward pass wired to the expert store and the predictors.
+///
+/// Around each pass the store is told a step begins and ends; after the prompt the
+/// prompt-level predictor's set is queued for loading (lowest priority), and after every pass
+/// the lookahead predictions for t+1…t+K replace the previous ones (stale queued loads are
+/// cancelled). Routing decisions feed the prediction scorer. Each pass yields an
+/// `OffloadSnapshot` to `onSnapshot` and to every `snapshots()` stream.
+public final class OffloadedGenerator {
+    /// The model and its storage.
+    public let offloaded: OffloadedModel
+    /// Turns ids into text; optional for id-only models.
+    public let tokenizer: Tokenizer?
+    /// Called after every forward pass.
+    public var onSnapshot: ((OffloadSnapshot) -> Void)?
+    private var continuations: [AsyncStream<OffloadSnapshot>.Continuation] = []
+
+    /// A generator over `offloaded`.
+    public init(offloaded: OffloadedModel, tokenizer: Tokenizer?) {
+        self.offloaded = offloaded
+        self.tokenizer = tokenizer
+    }
+
+    /// A stream of the snapshots of every later forward pass, until `finishSnapshots()`.
+    public func snapshots() -> AsyncStream<OffloadSnapshot> {
+        let (stream, continuation) = AsyncStream<OffloadSnapshot>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        continuations.append(continuation)
+        return stream
+    }
+
+    /// Ends every snapshot stream.
+    public func finishSnapshots() {
+        for continuation in continuations { continuation.finish() }
+        continuations = []
+    }
+
+    /// Generates for `request`, streaming tokens to `onToken` (return false to stop), and
+    /// measures the run; `name` labels its metrics.
+    public func generate(_ request: GenerationRequest, name: String? = nil,
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> OffloadedGenerationResult {
+        let offloaded = self.offloaded, model = offloaded.model, store = offloaded.store
+        let settings = offloaded.settings
+        let scorer = PredictionScorer(totalPairs: model.summary.expertsPerLayer.reduce(0, +))
+        let recorder = RoutingRecorder(scorer: scorer)
+        let cache = model.makeCache()
+        cache.routingObserver = { recorder.observe($0) }
+
+        store?.resetPredictions()
+        offloaded.dropPageCacheIfCold()
+        let start = offloaded.storageMetrics() ?? StorageMetrics()
+        var afterPrefill = start
+        var decodeSteps = 0
+        let began = DispatchTime.now().uptimeNanoseconds
+        let generation = try Generator(model: model, tokenizer: tokenizer).run(request, cache: cache, forward: { ids, cache, phase in
+            recorder.isPrefill = phase == .prefill
+            store?.beginStep(tokens: ids.count)
+            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache)
+            store?.endStep()
+            if phase == .prefill {
+                afterPrefill = offloaded.storageMetrics() ?? StorageMetrics()
+                if let predictor = offloaded.promptPredictor, let store {
+                    let set = predictor.predict(promptIds: ids, routing: recorder.prefillRouting, limit: offloaded.promptSetLimit())
+                    store.preload(promptSet: set)
+                    scorer.recordPromptSet(set, promptLength: ids.count)
+                }
+            } else {
+                decodeSteps += 1
+            }
+            if let lookahead = offloaded.lookahead, let store {
+                let predictions = lookahead.predict(after: observation)
+                store.predict(lookahead: predictions)
+                scorer.recordLookahead(after: observation.lastPosition, predictions)
+            }
+            self.publish(OffloadSnapshot(
+                isPrefill: phase == .prefill, position: observation.lastPosition, decodeSteps: decodeSteps,
+                elapsedSeconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9,
+                storage: offloaded.storageMetrics()?.since(start), residentBytes: store?.residentBytes() ?? [:],
+                fallbackSlots: recorder.prefillFallbackSlots + recorder.decodeFallbackSlots))
+            return observation.logits
+        }, onToken: onToken)
+
+        let end = offloaded.storageMetrics() ?? StorageMetrics()
+        var metrics = OffloadRunMetrics(
+            name: name ?? settings.mode.rawValue, mode: settings.mode,
+            policy: settings.mode == .lru || settings.mode == .chronos ? settings.policy : nil,
+            budgetBytes: offloaded.budgetBytes, totalExpertBytes: offloaded.totalExpertBytes)
+        metrics.prompts = 1
+        metrics.promptTokens = request.promptIds.count
+        metrics.generatedTokens = generation.ids.count
+        metrics.decodeSteps = decodeSteps
+        metrics.prefillSeconds = generation.metrics.timeToFirstToken
+        metrics.decodeSeconds = generation.metrics.decodeSeconds
+        metrics.prefill = afterPrefill.since(start)
+        metrics.decode = end.since(afterPrefill)
+        if settings.mode == .resident {
+            metrics.prefill.peakResidentBytes = offloaded.totalExpertBytes
+            metrics.decode.peakResidentBytes = offloaded.totalExpertBytes
+        }
+        metrics.fallbackSlots = recorder.decodeFallbackSlots
+        metrics.prefillFallbackSlots = recorder.prefillFallbackSlots
+        metrics.predictions = scorer.report()
+        metrics.faultLog = store?.faults() ?? []
+        return OffloadedGenerationResult(generation: generation, metrics: metrics)
+    }
+
+    private func publish(_ snapshot: OffloadSnapshot) {
+        onSnapshot?(snapshot)
+        for continuation in continuations { continuation.yield(snapshot) }
+    }
+}
+
+/// Collects what the routing observer reports during one generation.
+private final class RoutingRecorder {
+    let scorer: PredictionScorer
+    var isPrefill = true
+    var prefillRouting: [RoutingDecision] = []
+    var prefillFallbackSlots = 0
+    var decodeFallbackSlots = 0
+
+    init(scorer: PredictionScorer) { self.scorer = scorer }
+
+    func observe(_ decision: RoutingDecision) {
+        scorer.observe(decision)
+        if isPrefill {
+            prefillRouting.append(decision)
+            prefillFallbackSlots += decision.missing.count
+        } else {
+            decodeFallbackSlots += decision.missing.count
+        }
+    }
+}

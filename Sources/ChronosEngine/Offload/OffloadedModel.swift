@@ -1,0 +1,143 @@
+import ChronosFormats
+import ChronosModel
+import ChronosStorage
+import ChronosTensor
+import Foundation
+
+/// A model loaded for a storage run: dense weights resident, routed experts kept as the
+/// settings' mode says (all resident, memory-mapped, or in budgeted tiers fed from the expert
+/// cache), with the predictors that feed the prefetcher.
+public final class OffloadedModel {
+    /// The model.
+    public let model: any LanguageModel
+    /// The settings it was loaded with.
+    public let settings: OffloadSettings
+    /// The packed cache (nil for `resident`).
+    public let cache: ExpertCache?
+    /// The tiered store (`lru`, `chronos`).
+    public let store: ExpertStore?
+    /// The memory-mapped experts (`mmap`).
+    public let mapped: MappedExperts?
+    /// The injected-fault layer of the disk, when faults were asked for.
+    public let faultyDisk: FaultInjectingDisk?
+    /// Bytes of all routed experts.
+    public let totalExpertBytes: Int
+    /// The expert budget in bytes.
+    public let budgetBytes: Int
+    /// The cluster files as the real disk reads them.
+    private let fileDisk: FileExpertDisk?
+    /// Predicts t+1…t+K (`chronos` on a model with a lookahead head).
+    public var lookahead: (any LookaheadPredictor)?
+    /// Predicts the prompt-level set (`chronos`).
+    public var promptPredictor: (any PromptExpertPredictor)?
+
+    /// Loads the model in `directory` as `settings` say; the expert cache must be packed for
+    /// every mode but `resident`, and is checked against the model.
+    public init(directory: URL, settings: OffloadSettings) throws {
+        self.settings = settings
+        if settings.mode == .resident {
+            let model = try ModelRegistry.load(directory: directory)
+            self.model = model
+            cache = nil
+            store = nil
+            mapped = nil
+            faultyDisk = nil
+            fileDisk = nil
+            totalExpertBytes = model.parameterCounts.expertBytes
+            budgetBytes = totalExpertBytes
+            Self.prefault(directory: directory)
+            return
+        }
+        let cache = try ExpertCache.open(modelDirectory: directory)
+        let fileDisk = try FileExpertDisk(cache: cache)
+        self.fileDisk = fileDisk
+        if settings.cold { fileDisk.dropPageCache() }
+        self.cache = cache
+        totalExpertBytes = cache.totalExpertBytes
+        budgetBytes = settings.budget.bytes(ofTotal: cache.totalExpertBytes)
+        let simulated = settings.disk.map { SimulatedDisk(wrapping: fileDisk, model: $0) }
+        let base: any ExpertDisk = simulated ?? fileDisk
+
+        if settings.mode == .mmap {
+            let mapped = try MappedExperts(cache: cache, simulated: simulated, pageCacheBytes: budgetBytes)
+            self.mapped = mapped
+            store = nil
+            faultyDisk = nil
+            model = try ModelRegistry.load(directory: directory, experts: mapped)
+        } else {
+            let faulty = settings.faults.isEmpty ? nil : FaultInjectingDisk(wrapping: base, faults: settings.faults)
+            faultyDisk = faulty
+            let store = try ExpertStore(
+                cache: cache, disk: faulty ?? base,
+                settings: ExpertStoreSettings(budget: Self.tiers(total: budgetBytes, settings: settings, largestExpert: cache.manifest.largestExpertBytes),
+                                              policy: settings.policy, eviction: settings.resolvedEviction,
+                                              ioThreads: settings.ioThreads, retries: settings.retries,
+                                              prefetchThreshold: settings.prefetchThreshold))
+            self.store = store
+            mapped = nil
+            do {
+                model = try ModelRegistry.load(directory: directory, experts: store)
+            } catch {
+                store.close()
+                throw error
+            }
+        }
+        do {
+            try cache.validate(against: model)
+        } catch {
+            store?.close()
+            throw error
+        }
+        Self.prefault(directory: directory, except: Set(cache.manifest.experts.flatMap { $0.tensors.map(\.source) }))
+        if settings.mode == .chronos {
+            if let chronos = model as? ChronosLanguageModel, chronos.configuration.lookaheadSteps > 0 {
+                lookahead = ChronosLookaheadPredictor(model: chronos, expertsPerOffset: settings.lookaheadExperts)
+            }
+            promptPredictor = ObservedRoutingPredictor()
+        }
+    }
+
+    /// The tier budgets for `total` bytes: the staging share of `settings`, unless it could not
+    /// hold even the largest expert, when the hot set gets everything.
+    public static func tiers(total: Int, settings: OffloadSettings, largestExpert: Int) -> ResidencyBudget {
+        let split = ResidencyBudget(total: total, stagingFraction: settings.resolvedStagingFraction)
+        return split.staging >= largestExpert ? split : ResidencyBudget(hot: total, staging: 0)
+    }
+
+    /// The storage counters so far (nil for `resident`).
+    public func storageMetrics() -> StorageMetrics? {
+        store?.metrics() ?? mapped?.metrics()
+    }
+
+    /// With `cold`, drops the cluster files from the OS page cache (before each generation, so
+    /// runs that share the files do not warm them for one another).
+    public func dropPageCacheIfCold() {
+        if settings.cold { fileDisk?.dropPageCache() }
+    }
+
+    /// Stops the IO threads; counters read afterwards include prefetches never used.
+    public func close() {
+        store?.close()
+    }
+
+    /// How many prompt-level experts to preload: as many as fit in `promptSetShare` of staging.
+    func promptSetLimit() -> Int {
+        guard let cache, settings.mode == .chronos else { return 0 }
+        let staging = Double(store?.settings.budget.staging ?? 0) * settings.promptSetShare
+        let average = Double(cache.totalExpertBytes) / Double(max(1, cache.manifest.experts.count))
+        return average > 0 ? Int(staging / average) : 0
+    }
+
+    /// Faults every page of the checkpoint's tensors (those named in `except` aside) into
+    /// memory, so the dense weights are resident before timing starts.
+    static func prefault(directory: URL, except: Set<String> = []) {
+        guard let checkpoint = try? SafetensorsCheckpoint(directory: directory) else { return }
+        var sink: UInt8 = 0
+        for name in checkpoint.tensorNames where !except.contains(name) {
+            guard let tensor = try? checkpoint.tensor(named: name) else { continue }
+            let base = UnsafeRawPointer(tensor.rawPointer)
+            for offset in stride(from: 0, to: tensor.byteCount, by: 4096) { sink &+= base.load(fromByteOffset: offset, as: UInt8.self) }
+        }
+        withExtendedLifetime(sink) {}
+    }
+}

@@ -1,0 +1,75 @@
+/// How well a set of predicted experts matched the experts actually used, summed over the
+/// predictions scored (so scores of several runs add up).
+public struct PredictionScore: Sendable, Equatable, Codable {
+    /// Predictions scored.
+    public var samples = 0
+    /// Predicted pairs that were used, summed.
+    public var hits = 0
+    /// Pairs predicted, summed.
+    public var predicted = 0
+    /// Pairs used, summed.
+    public var actual = 0
+
+    /// A score of nothing yet.
+    public init() {}
+
+    /// hits / actual: the share of the experts used that were predicted (nil before any sample).
+    public var recall: Double? { actual > 0 ? Double(hits) / Double(actual) : nil }
+    /// hits / predicted: the share of the predictions that were used (nil before any sample).
+    public var precision: Double? { predicted > 0 ? Double(hits) / Double(predicted) : nil }
+
+    /// Adds one prediction scored by its counts.
+    public mutating func add(hits: Int, predicted: Int, actual: Int) {
+        samples += 1
+        self.hits += hits
+        self.predicted += predicted
+        self.actual += actual
+    }
+
+    /// The two scores summed.
+    public func adding(_ other: PredictionScore) -> PredictionScore {
+        var sum = self
+        sum.samples += other.samples
+        sum.hits += other.hits
+        sum.predicted += other.predicted
+        sum.actual += other.actual
+        return sum
+    }
+}
+
+/// Prediction quality of one run or of several, each predictor beside its controls: the same
+/// predictions scored against a shuffled future (what temporal reuse alone earns), a frequency
+/// baseline (the most used experts so far, as many as predicted) and, for the lookahead, the
+/// previous token's experts.
+public struct PredictionReport: Sendable, Equatable, Codable {
+    /// Lookahead predictions for token t + k against token t + k's experts, by k − 1.
+    public var lookahead: [PredictionScore] = []
+    /// The same predictions against the experts of a random other decode token.
+    public var lookaheadShuffled: [PredictionScore] = []
+    /// The most used experts so far (as many as predicted) against token t + k's experts.
+    public var lookaheadFrequency: [PredictionScore] = []
+    /// Token t's experts against token t + k's experts.
+    public var lookaheadPrevious: [PredictionScore] = []
+    /// The prompt-level set against every expert the decode used.
+    public var prompt = PredictionScore()
+    /// What a random set of the same size would score (expected hits = |S|·|U| / all pairs).
+    public var promptChance = PredictionScore()
+
+    /// An empty report.
+    public init() {}
+
+    /// The two reports summed offset by offset.
+    public func adding(_ other: PredictionReport) -> PredictionReport {
+        func sum(_ a: [PredictionScore], _ b: [PredictionScore]) -> [PredictionScore] {
+            (0..<max(a.count, b.count)).map { i in (i < a.count ? a[i] : PredictionScore()).adding(i < b.count ? b[i] : PredictionScore()) }
+        }
+        var r = PredictionReport()
+        r.lookahead = sum(lookahead, other.lookahead)
+        r.lookaheadShuffled = sum(lookaheadShuffled, other.lookaheadShuffled)
+        r.lookaheadFrequency = sum(lookaheadFrequency, other.lookaheadFrequency)
+        r.lookaheadPrevious = sum(lookaheadPrevious, other.lookaheadPrevious)
+        r.prompt = prompt.adding(other.prompt)
+        r.promptChance = promptChance.adding(other.promptChance)
+        return r
+    }
+}

@@ -1,0 +1,180 @@
+import ChronosFormats
+import ChronosModel
+import ChronosTensor
+import Foundation
+
+/// A packed expert cache, opened and checked: the manifest, the cluster files' paths, and the
+/// means to turn an expert's bytes into weights.
+///
+/// `open` refuses a cache that is missing, malformed, stale (the model's `config.json` or
+/// checkpoint changed since packing) or truncated (a cluster file's size or header disagrees
+/// with the manifest); `validate(against:)` refuses one that does not fit the loaded model; each
+/// expert's bytes are checked against its hash when read (`checkHash`), and `verifyFiles`
+/// hashes every file whole.
+public final class ExpertCache: Sendable {
+    /// The model directory the cache belongs to.
+    public let modelDirectory: URL
+    /// `MODEL_DIR/expert_cache`.
+    public let directory: URL
+    /// The manifest as read.
+    public let manifest: ExpertCacheManifest
+    /// Every cluster file's URL, by file index.
+    public let fileURLs: [URL]
+    private let entries: [ExpertKey: ExpertCacheManifest.Expert]
+
+    /// Opens and checks the cache of the model directory `modelDirectory`.
+    public static func open(modelDirectory: URL) throws -> ExpertCache {
+        let directory = modelDirectory.appendingPathComponent(ExpertCacheManifest.directoryName)
+        let manifestURL = directory.appendingPathComponent(ExpertCacheManifest.fileName)
+        guard FileManager.default.fileExists(atPath: manifestURL.path) else {
+            throw ExpertCacheError.notPacked(directory: modelDirectory.path)
+        }
+        let manifest: ExpertCacheManifest
+        do {
+            manifest = try JSONDecoder().decode(ExpertCacheManifest.self, from: Data(contentsOf: manifestURL))
+        } catch {
+            throw ExpertCacheError.malformedManifest(path: manifestURL.path, reason: "not a cluster manifest (\(error))")
+        }
+        guard manifest.format == ExpertCacheManifest.formatName, manifest.version == ExpertCacheManifest.currentVersion,
+              manifest.hash == "xxh64" else {
+            throw ExpertCacheError.malformedManifest(
+                path: manifestURL.path,
+                reason: "format \(manifest.format) version \(manifest.version) hash \(manifest.hash); this build reads \(ExpertCacheManifest.formatName) version \(ExpertCacheManifest.currentVersion) with xxh64")
+        }
+        if let reason = ModelSource.difference(recorded: manifest.source, now: try ModelSource.current(modelDirectory)) {
+            throw ExpertCacheError.stale(path: manifestURL.path, reason: reason)
+        }
+        let cache = try ExpertCache(modelDirectory: modelDirectory, directory: directory, manifest: manifest, manifestPath: manifestURL.path)
+        try cache.checkFiles()
+        return cache
+    }
+
+    private init(modelDirectory: URL, directory: URL, manifest: ExpertCacheManifest, manifestPath: String) throws {
+        self.modelDirectory = modelDirectory
+        self.directory = directory
+        self.manifest = manifest
+        fileURLs = try manifest.files.map { file in
+            guard !file.name.isEmpty, !file.name.contains("/"), file.name != ".", file.name != ".." else {
+                throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "'\(file.name)' is not a file name in the cache folder")
+            }
+            return directory.appendingPathComponent(file.name)
+        }
+        var entries: [ExpertKey: ExpertCacheManifest.Expert] = [:]
+        for expert in manifest.experts {
+            guard expert.file >= 0, expert.file < manifest.files.count, expert.offset >= 0, expert.length > 0,
+                  expert.offset + expert.length <= manifest.files[expert.file].bytes, expert.tensors.count == 3,
+                  expert.tensors.allSatisfy({ DType(rawValue: $0.dtype) != nil }) else {
+                throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "the entry of \(expert.key) is inconsistent")
+            }
+            guard entries.updateValue(expert, forKey: expert.key) == nil else {
+                throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "\(expert.key) is listed twice")
+            }
+        }
+        self.entries = entries
+    }
+
+    /// Checks each cluster file's size and that its safetensors header places every expert where
+    /// the manifest says.
+    private func checkFiles() throws {
+        for (index, file) in manifest.files.enumerated() {
+            let url = fileURLs[index]
+            let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
+            guard let size = attributes?[.size] as? Int else {
+                throw ExpertCacheError.sizeMismatch(file: url.path, expected: file.bytes, found: 0)
+            }
+            guard size == file.bytes else { throw ExpertCacheError.sizeMismatch(file: url.path, expected: file.bytes, found: size) }
+            let opened: SafetensorsFile
+            do {
+                opened = try SafetensorsFile(url: url)
+            } catch {
+                throw ExpertCacheError.stale(path: url.path, reason: "not a readable safetensors file: \(error)")
+            }
+            for expert in manifest.experts where expert.file == index {
+                for tensor in expert.tensors {
+                    guard let info = try? opened.info(named: tensor.name), info.shape == tensor.shape,
+                          info.dtype.rawValue == tensor.dtype, info.byteRange.lowerBound == expert.offset + tensor.offset else {
+                        throw ExpertCacheError.stale(path: url.path, reason: "its header disagrees with the manifest about \(tensor.name)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks that the cache holds exactly `model`'s experts, under the checkpoint names the
+    /// model uses.
+    public func validate(against model: any LanguageModel) throws {
+        let summary = model.summary, path = directory.appendingPathComponent(ExpertCacheManifest.fileName).path
+        guard summary.modelType == manifest.modelType else {
+            throw ExpertCacheError.modelMismatch(path: path, reason: "packed from a \(manifest.modelType) model, loaded a \(summary.modelType)")
+        }
+        var expected = 0
+        for (layer, count) in summary.expertsPerLayer.enumerated() {
+            for expert in 0..<count {
+                let key = ExpertKey(layer: layer, expert: expert)
+                expected += 1
+                guard let entry = entries[key] else {
+                    throw ExpertCacheError.modelMismatch(path: path, reason: "\(key) is missing")
+                }
+                guard let names = model.checkpointNames(for: key),
+                      entry.tensors.map(\.source) == [names.gate, names.up, names.down] else {
+                    throw ExpertCacheError.modelMismatch(path: path, reason: "\(key) was packed from other tensors than the model names")
+                }
+            }
+        }
+        guard expected == entries.count else {
+            throw ExpertCacheError.modelMismatch(path: path, reason: "the cache holds \(entries.count) experts, the model \(expected)")
+        }
+    }
+
+    /// Hashes every cluster file whole and compares with the manifest.
+    public func verifyFiles() throws {
+        for (index, file) in manifest.files.enumerated() {
+            let url = fileURLs[index]
+            let data: Data
+            do {
+                data = try Data(contentsOf: url, options: .alwaysMapped)
+            } catch {
+                throw ExpertCacheError.sizeMismatch(file: url.path, expected: file.bytes, found: 0)
+            }
+            guard data.count == file.bytes else { throw ExpertCacheError.sizeMismatch(file: url.path, expected: file.bytes, found: data.count) }
+            let found = ContentHash.hex(data.withUnsafeBytes { ContentHash.xxh64($0) })
+            guard found == file.hash else { throw ExpertCacheError.fileHashMismatch(file: url.path, expected: file.hash, found: found) }
+        }
+    }
+
+    /// Every expert in the cache, in manifest order.
+    public var keys: [ExpertKey] { manifest.experts.map(\.key) }
+
+    /// Where `key` lies, or nil when the cache lacks it.
+    public func entry(for key: ExpertKey) -> ExpertCacheManifest.Expert? { entries[key] }
+
+    /// Bytes of `key`'s three tensors (0 when the cache lacks it).
+    public func byteCount(of key: ExpertKey) -> Int { entries[key]?.length ?? 0 }
+
+    /// Bytes of every expert together.
+    public var totalExpertBytes: Int { manifest.expertBytes }
+
+    /// The path of cluster file `index`.
+    public func path(ofFile index: Int) -> String { fileURLs[index].path }
+
+    /// Throws `expertHashMismatch` unless `bytes` (the expert's whole range) hash to the manifest's value.
+    public func checkHash(of key: ExpertKey, bytes: UnsafeRawBufferPointer) throws {
+        guard let entry = entries[key] else { throw ExpertCacheError.unknownExpert(key) }
+        let found = ContentHash.hex(ContentHash.xxh64(bytes))
+        guard found == entry.hash else {
+            throw ExpertCacheError.expertHashMismatch(file: path(ofFile: entry.file), expert: key, expected: entry.hash, found: found)
+        }
+    }
+
+    /// `key`'s weights viewing the expert's range at `base` (no copy); `owner` keeps the bytes alive.
+    public func weights(of key: ExpertKey, base: UnsafeRawPointer, owner: AnyObject) throws -> ExpertWeights {
+        guard let entry = entries[key] else { throw ExpertCacheError.unknownExpert(key) }
+        let tensors = entry.tensors.map { tensor -> Tensor in
+            let dtype = DType(rawValue: tensor.dtype)!
+            let count = tensor.shape.reduce(1, *) * dtype.byteSize
+            let storage = TensorStorage(borrowing: base + tensor.offset, byteCount: count, owner: owner)
+            return Tensor(dtype: dtype, shape: tensor.shape, storage: storage)
+        }
+        return ExpertWeights(gate: tensors[0], up: tensors[1], down: tensors[2])
+    }
+}

@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ChronosModel
+
+/// Why an expert cache could not be packed, opened or read; each case names the file and,
+/// where one is involved, the expert.
+public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
+    /// The model directory has no `expert_cache/cluster_manifest.json`.
+    case notPacked(directory: String)
+    /// The manifest is not JSON of the expected form.
+    case malformedManifest(path: String, reason: String)
+    /// The cache was packed from another configuration or checkpoint than the directory holds now.
+    case stale(path: String, reason: String)
+    /// The cache does not fit the loaded model (an expert missing, a shape or name differs).
+    case modelMismatch(path: String, reason: String)
+    /// A cluster file is shorter or longer than the manifest records.
+    case sizeMismatch(file: String, expected: Int, found: Int)
+    /// The bytes of a whole cluster file do not hash to the manifest's value.
+    case fileHashMismatch(file: String, expected: String, found: String)
+    /// The bytes of one expert do not hash to the manifest's value (corruption).
+    case expertHashMismatch(file: String, expert: ExpertKey, expected: String, found: String)
+    /// A read returned fewer bytes than the expert occupies.
+    case shortRead(file: String, expert: ExpertKey, expected: Int, read: Int)
+    /// A system call failed with `errno`.
+    case io(path: String, call: String, errno: Int32)
+    /// The cluster plan (`--clusters`) is not a valid partition of the model's experts.
+    case invalidClusterPlan(path: String, reason: String)
+    /// The model has no routed experts to pack.
+    case noExperts(directory: String)
+    /// The expert byte budget cannot hold the largest single expert.
+    case budgetTooSmall(budget: Int, needed: Int)
+    /// No expert of that key is in the cache.
+    case unknownExpert(ExpertKey)
+
+    /// A one-line explanation naming the file and, where relevant, the expert.
+    public var description: String {
+        switch self {
+        case let .notPacked(directory):
+            "\(directory): no expert cache; run `chronos pack \(directory)` first"
+        case let .malformedManifest(path, reason):
+            "\(path): malformed manifest: \(reason); re-pack with `chronos pack`"
+        case let .stale(path, reason):
+            "\(path): the expert cache is stale (\(reason)); re-pack with `chronos pack`"
+        case let .modelMismatch(path, reason):
+            "\(path): the expert cache does not fit the model (\(reason)); re-pack with `chronos pack`"
+        case let .sizeMismatch(file, expected, found):
+            "\(file): \(found) bytes, but the manifest records \(expected) (truncated or replaced); re-pack with `chronos pack`"
+        case let .fileHashMismatch(file, expected, found):
+            "\(file): content hash \(found) differs from the manifest's \(expected) (corrupted); re-pack with `chronos pack`"
+        case let .expertHashMismatch(file, expert, expected, found):
+            "\(file): expert \(expert) hashes to \(found), the manifest records \(expected) (corrupted bytes)"
+        case let .shortRead(file, expert, expected, read):
+            "\(file): short read of expert \(expert): \(read) of \(expected) bytes"
+        case let .io(path, call, errno):
+            "\(path): \(call) failed: \(String(cString: strerror(errno)))"
+        case let .invalidClusterPlan(path, reason):
+            "\(path): invalid cluster plan: \(reason)"
+        case let .noExperts(directory):
+            "\(directory): the model has no routed experts to pack"
+        case let .budgetTooSmall(budget, needed):
+            "an expert budget of \(budget) bytes for compute cannot hold one expert of \(needed) bytes"
+        case let .unknownExpert(key):
+            "expert \(key) is not in the expert cache"
+        }
+    }
+}

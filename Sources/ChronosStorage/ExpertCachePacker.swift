@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ChronosFormats
+import ChronosModel
+import ChronosTensor
+import Foundation
+
+/// Writes a model's routed experts into `MODEL_DIR/expert_cache/`: one `.ctsr` file (a valid
+/// safetensors file) per cluster and `cluster_manifest.json`.
+///
+/// Packing is atomic: everything is written into a fresh `expert_cache.partial-…` folder beside
+/// the cache, each file synced, the manifest last, and only then is the folder renamed to
+/// `expert_cache`. An interrupted pack leaves at most a partial folder, which no loader reads
+/// and the next pack removes.
+public enum ExpertCachePacker {
+    /// Packs the experts of `model`, loaded from `directory`, by `plan` (default: one cluster
+    /// per layer); `progress` hears one line per cluster file. Returns the manifest written.
+    @discardableResult
+    public static func pack(directory: URL, model: any LanguageModel, plan: ClusterPlan? = nil,
+                            progress: ((String) -> Void)? = nil) throws -> ExpertCacheManifest {
+        try pack(directory: directory, model: model, plan: plan, progress: progress, afterFile: nil)
+    }
+
+    /// `pack` with a hook called after each cluster file is written (to interrupt it in tests).
+    static func pack(directory: URL, model: any LanguageModel, plan: ClusterPlan?, progress: ((String) -> Void)?,
+                     afterFile: ((Int) throws -> Void)?) throws -> ExpertCacheManifest {
+        let summary = model.summary
+        guard summary.isMixtureOfExperts else { throw ExpertCacheError.noExperts(directory: directory.path) }
+        let plan = plan ?? .perLayer(summary)
+        try plan.validate(summary)
+        let source = try ModelSource.current(directory)
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
+
+        removeLeftovers(in: directory)
+        let final = directory.appendingPathComponent(ExpertCacheManifest.directoryName)
+        let partial = directory.appendingPathComponent("\(ExpertCacheManifest.directoryName).partial-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: false)
+        do {
+            var files: [ExpertCacheManifest.File] = [], experts: [ExpertCacheManifest.Expert] = []
+            var dtypes = Set<String>()
+            for (index, cluster) in plan.clusters.enumerated() {
+                let name = String(format: "cluster_%03d.ctsr", index)
+                let url = partial.appendingPathComponent(name)
+                var tensors: [(name: String, tensor: Tensor)] = []
+                var sources: [String: (projection: String, source: String)] = [:]
+                for key in cluster {
+                    guard let names = model.checkpointNames(for: key) else {
+                        throw ExpertCacheError.modelMismatch(path: directory.path, reason: "the model names no tensors for \(key)")
+                    }
+                    for (projection, sourceName) in [("gate", names.gate), ("up", names.up), ("down", names.down)] {
+                        let tensorName = "layers.\(key.layer).experts.\(key.expert).\(projection)_proj"
+                        tensors.append((tensorName, try checkpoint.tensor(named: sourceName)))
+                        sources[tensorName] = (projection, sourceName)
+                    }
+                }
+                try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "chronos": "expert-cluster"], to: url)
+                let written = try SafetensorsFile(url: url)
+                let bytes = try Data(contentsOf: url, options: .alwaysMapped)
+                try bytes.withUnsafeBytes { raw in
+                    for (position, key) in cluster.enumerated() {
+                        let infos = try (0..<3).map { try written.info(named: tensors[position * 3 + $0].name) }
+                        let start = infos[0].byteRange.lowerBound, end = infos[2].byteRange.upperBound
+                        precondition(infos[1].byteRange.lowerBound == infos[0].byteRange.upperBound
+                                     && infos[2].byteRange.lowerBound == infos[1].byteRange.upperBound,
+                                     "an expert's tensors are written back to back")
+                        let hash = ContentHash.xxh64(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                        let entries = infos.map { info -> ExpertCacheManifest.Tensor in
+                            let origin = sources[info.name]!
+                            dtypes.insert(info.dtype.rawValue)
+                            return .init(projection: origin.projection, name: info.name, source: origin.source,
+                                         dtype: info.dtype.rawValue, shape: info.shape, offset: info.byteRange.lowerBound - start)
+                        }
+                        experts.append(.init(layer: key.layer, expert: key.expert, file: index, offset: start, length: end - start,
+                                             hash: ContentHash.hex(hash), tensors: entries))
+                    }
+                    files.append(.init(name: name, bytes: raw.count, hash: ContentHash.hex(ContentHash.xxh64(raw))))
+                }
+                progress?("\(name): \(cluster.count) experts, \(bytes.count) bytes")
+                try afterFile?(index)
+            }
+            let manifest = ExpertCacheManifest(
+                format: ExpertCacheManifest.formatName, version: ExpertCacheManifest.currentVersion, hash: "xxh64",
+                modelType: summary.modelType, dtype: dtypes.count == 1 ? dtypes.first! : "mixed",
+                expertBytes: experts.reduce(0) { $0 + $1.length }, source: source, files: files, experts: experts)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(encoder.encode(manifest), to: partial.appendingPathComponent(ExpertCacheManifest.fileName))
+            syncDirectory(partial)
+            try install(partial, at: final)
+            syncDirectory(directory)
+            return manifest
+        } catch {
+            try? FileManager.default.removeItem(at: partial)
+            throw error
+        }
+    }
+
+    /// Replaces `final` with `partial`: the old cache is renamed aside first, so at no moment
+    /// does `final` name a half-written folder.
+    private static func install(_ partial: URL, at final: URL) throws {
+        let manager = FileManager.default
+        var retired: URL?
+        if manager.fileExists(atPath: final.path) {
+            let aside = final.deletingLastPathComponent()
+                .appendingPathComponent("\(ExpertCacheManifest.directoryName).old-\(UUID().uuidString)")
+            guard rename(final.path, aside.path) == 0 else { throw ExpertCacheError.io(path: final.path, call: "rename", errno: errno) }
+            retired = aside
+        }
+        guard rename(partial.path, final.path) == 0 else { throw ExpertCacheError.io(path: partial.path, call: "rename", errno: errno) }
+        if let retired { try? manager.removeItem(at: retired) }
+    }
+
+    /// Removes partial and retired cache folders that an earlier, interrupted pack left.
+    private static func removeLeftovers(in directory: URL) {
+        let prefixes = ["\(ExpertCacheManifest.directoryName).partial-", "\(ExpertCacheManifest.directoryName).old-"]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        where prefixes.contains(where: name.hasPrefix) {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
+    }
+
+    /// `fsync` of a directory, so the renames in it survive a crash (best effort).
+    private static func syncDirectory(_ url: URL) {
+        let descriptor = open(url.path, O_RDONLY)
+        guard descriptor >= 0 else { return }
+        _ = fsync(descriptor)
+        close(descriptor)
+    }
+}

@@ -1,0 +1,267 @@
+import ChronosModel
+
+/// Which experts the in-memory tiers hold, what each tier's bytes are, and whom a full tier
+/// evicts. Not thread-safe: the expert store guards it with its lock.
+///
+/// Bytes are reserved in a tier when a load starts, so a tier never holds more than its budget,
+/// in-flight reads included. Who may evict whom:
+/// - a need of the current layer with use rank r may evict any unpinned expert (lowest score
+///   first), then pinned needs of the same layer that will be used after it (rank > r, latest
+///   first); the expert the block is blocked on has rank −1;
+/// - a prediction with score s may evict only unpinned experts scoring below s (never under
+///   plain LRU, which ignores predictions);
+/// - the expert a block is computing with now, and loads in flight, are never evicted.
+/// An expert evicted from the hot set moves to staging when staging can take it, else it is
+/// dropped (the disk still has it).
+struct ExpertResidency {
+    /// An expert in memory or on its way.
+    struct Entry {
+        enum State {
+            case loading
+            case resident(ExpertWeights, ExpertBuffer)
+        }
+
+        var tier: ResidencyTier
+        var state: State
+        let bytes: Int
+        /// Use counter at the last use (0: never used).
+        var lastUseTick: UInt64 = 0
+        /// Decode step of the last use (−1: never used).
+        var lastUseStep = -1
+        /// Loaded for a prediction and not used since.
+        var speculative: Bool
+        /// Loaded for the prompt-level set.
+        var fromPromptSet = false
+
+        var isResident: Bool { if case .resident = state { true } else { false } }
+    }
+
+    /// Who wants room in a tier.
+    enum Claim {
+        /// A need of the current layer, used in rank order (−1: blocked on now; `Int.max`: a
+        /// need left over from an earlier layer, which evicts only unpinned experts).
+        case need(rank: Int)
+        /// A prediction of this score.
+        case prediction(score: Double)
+    }
+
+    let budget: ResidencyBudget
+    let eviction: EvictionPolicy
+
+    private(set) var entries: [ExpertKey: Entry] = [:]
+    private(set) var held: [ResidencyTier: Int] = [.hot: 0, .staging: 0]
+    /// The nearest offset k at which each expert is predicted now (for token t + k).
+    private(set) var predictedOffsets: [ExpertKey: Int] = [:]
+    /// The prompt-level set now.
+    private(set) var promptSet: Set<ExpertKey> = []
+    /// Measured reuse and prediction rates behind the scores.
+    private(set) var calibration: ReuseCalibration
+    /// Decode step of each expert's last use, resident or not.
+    private var lastUsedStep: [ExpertKey: Int] = [:]
+    /// Experts used in the current step.
+    private var usedThisStep: Set<ExpertKey> = []
+    /// Predictions waiting to be scored, by the step they are for.
+    private var pendingPredictions: [Int: [(key: ExpertKey, offset: Int)]] = [:]
+    /// The current layer's needs not yet used, by use rank.
+    var pins: [ExpertKey: Int] = [:]
+    /// The expert a block computes with now.
+    var inUse: ExpertKey?
+    /// Decode steps begun.
+    var step = 0
+    private var tick: UInt64 = 0
+    /// Counters the tiers keep (evictions, waste, peaks).
+    var metrics = StorageMetrics()
+
+    init(budget: ResidencyBudget, eviction: EvictionPolicy, promptWeight: Double) {
+        self.budget = budget
+        self.eviction = eviction
+        calibration = ReuseCalibration(promptPrior: promptWeight)
+    }
+
+    /// Bytes `tier` holds or has reserved.
+    func heldBytes(in tier: ResidencyTier) -> Int { held[tier] ?? 0 }
+
+    /// Whether `key` is loaded (in either tier).
+    func isResident(_ key: ExpertKey) -> Bool { entries[key]?.isResident ?? false }
+
+    /// The eviction score of `key` now (higher is kept longer). Scored: the chance it is used
+    /// soon, 1 − (1 − r)(1 − p), r from the age of its last use and p from its nearest predicted
+    /// offset (or prompt-set membership), both as measured so far. LRU: its last use.
+    func score(_ key: ExpertKey) -> Double {
+        switch eviction {
+        case .lru:
+            return Double(entries[key]?.lastUseTick ?? 0)
+        case .scored:
+            let recency = lastUsedStep[key].map { calibration.recency(age: step - $0) } ?? 0
+            var predicted = predictedOffsets[key].map { calibration.prediction(offset: $0) } ?? 0
+            if promptSet.contains(key) { predicted = max(predicted, calibration.prompt) }
+            return 1 - (1 - recency) * (1 - predicted)
+        }
+    }
+
+    /// Replaces the lookahead predictions made after the current step: `lookahead[k − 1]` for
+    /// step + k. They are scored against the steps they name when those end.
+    mutating func setPredictions(_ lookahead: [[ExpertKey]]) {
+        predictedOffsets = [:]
+        for (index, keys) in lookahead.enumerated() {
+            for key in keys {
+                if predictedOffsets[key] == nil { predictedOffsets[key] = index + 1 }
+                pendingPredictions[step + index + 1, default: []].append((key, index + 1))
+            }
+        }
+    }
+
+    /// Replaces the prompt-level set.
+    mutating func setPromptSet(_ keys: [ExpertKey]) {
+        promptSet = Set(keys)
+    }
+
+    /// Forgets every prediction (a new generation starts).
+    mutating func clearPredictions() {
+        predictedOffsets = [:]
+        promptSet = []
+        pendingPredictions = [:]
+    }
+
+    /// Starts step `step + 1`: every expert used before is exposed at its age.
+    mutating func beginStep() {
+        step += 1
+        usedThisStep = []
+    }
+
+    /// Ends the current step: scores its predictions and the reuse of earlier experts; a step of
+    /// one token (a decode step) also counts toward the base rate of use.
+    mutating func endStep(singleToken: Bool) {
+        for last in lastUsedStep.values where last < step { calibration.exposeAge(step - last, hit: false) }
+        for prediction in pendingPredictions.removeValue(forKey: step) ?? [] {
+            calibration.exposeOffset(prediction.offset, hit: usedThisStep.contains(prediction.key))
+        }
+        for key in promptSet { calibration.exposePrompt(hit: usedThisStep.contains(key)) }
+        if singleToken { calibration.recordStep(pairsUsed: usedThisStep.count) }
+        for key in usedThisStep { lastUsedStep[key] = step }
+        usedThisStep = []
+    }
+
+    /// Makes room for `bytes` in `tier` on behalf of `key` and reserves them; false (nothing
+    /// evicted) when `claim` may not evict enough.
+    mutating func reserve(_ bytes: Int, in tier: ResidencyTier, for key: ExpertKey, claim: Claim) -> Bool {
+        guard bytes <= budget[tier] else { return false }
+        var shortfall = heldBytes(in: tier) + bytes - budget[tier]
+        if shortfall > 0 {
+            var chosen: [ExpertKey] = []
+            for victim in victims(in: tier, for: key, claim: claim) {
+                chosen.append(victim)
+                shortfall -= entries[victim]!.bytes
+                if shortfall <= 0 { break }
+            }
+            guard shortfall <= 0 else { return false }
+            for victim in chosen { evict(victim) }
+        }
+        held[tier, default: 0] += bytes
+        notePeaks()
+        return true
+    }
+
+    /// Evictable experts of `tier` for `claim`, in the order they should go.
+    private func victims(in tier: ResidencyTier, for key: ExpertKey, claim: Claim) -> [ExpertKey] {
+        let candidates = entries.filter { $0.value.tier == tier && $0.value.isResident && $0.key != inUse && $0.key != key }
+        let order = { (a: ExpertKey, b: ExpertKey) -> Bool in
+            let sa = score(a), sb = score(b)
+            if sa != sb { return sa < sb }
+            let ta = entries[a]!.lastUseTick, tb = entries[b]!.lastUseTick
+            return ta != tb ? ta < tb : (a.layer, a.expert) < (b.layer, b.expert)
+        }
+        let unpinned = candidates.keys.filter { pins[$0] == nil }
+        switch claim {
+        case let .need(rank):
+            let later = candidates.keys.filter { pins[$0].map { $0 > rank } ?? false }.sorted { pins[$0]! > pins[$1]! }
+            return unpinned.sorted(by: order) + later
+        case let .prediction(score: incoming):
+            guard eviction == .scored else { return [] }
+            return unpinned.filter { score($0) < incoming }.sorted(by: order)
+        }
+    }
+
+    /// Gives up `key`: to staging when it fits there, else out of memory.
+    private mutating func evict(_ key: ExpertKey) {
+        guard let entry = entries[key] else { return }
+        held[entry.tier, default: 0] -= entry.bytes
+        metrics.evictions += 1
+        if entry.tier == .hot, budget.staging >= entry.bytes,
+           reserve(entry.bytes, in: .staging, for: key, claim: .prediction(score: score(key))) {
+            entries[key]!.tier = .staging
+            metrics.demotions += 1
+            return
+        }
+        if entry.speculative {
+            metrics.wastedPrefetchBytes += entry.bytes
+            if entry.fromPromptSet { calibration.settlePromptLoad(used: false) }
+        }
+        entries.removeValue(forKey: key)
+    }
+
+    /// Records a load of `key` starting into `tier`, whose bytes are already reserved.
+    mutating func beginLoading(_ key: ExpertKey, bytes: Int, tier: ResidencyTier, speculative: Bool, fromPromptSet: Bool = false) {
+        entries[key] = Entry(tier: tier, state: .loading, bytes: bytes, speculative: speculative, fromPromptSet: fromPromptSet)
+    }
+
+    /// Records that `key`'s load succeeded.
+    mutating func complete(_ key: ExpertKey, weights: ExpertWeights, buffer: ExpertBuffer) {
+        entries[key]?.state = .resident(weights, buffer)
+    }
+
+    /// Records that `key`'s load failed, releasing its reservation.
+    mutating func fail(_ key: ExpertKey) {
+        guard let entry = entries.removeValue(forKey: key) else { return }
+        held[entry.tier, default: 0] -= entry.bytes
+        notePeaks()
+    }
+
+    /// Moves `key` from staging to the hot set; false when the hot set has no room now.
+    mutating func promote(_ key: ExpertKey) -> Bool {
+        guard let entry = entries[key] else { return false }
+        guard entry.tier == .staging else { return true }
+        held[.staging, default: 0] -= entry.bytes
+        if reserve(entry.bytes, in: .hot, for: key, claim: .need(rank: -1)) {
+            entries[key]!.tier = .hot
+            return true
+        }
+        held[.staging, default: 0] += entry.bytes
+        return false
+    }
+
+    /// Records a use of `key` by a block (its reuse at its age counts once per step).
+    mutating func markUsed(_ key: ExpertKey) {
+        tick += 1
+        if usedThisStep.insert(key).inserted, let last = lastUsedStep[key], last < step {
+            calibration.exposeAge(step - last, hit: true)
+            lastUsedStep[key] = step
+        }
+        guard var entry = entries[key] else { return }
+        entry.lastUseTick = tick
+        entry.lastUseStep = step
+        if entry.speculative {
+            entry.speculative = false
+            metrics.prefetchUsedBytes += entry.bytes
+            if entry.fromPromptSet { calibration.settlePromptLoad(used: true) }
+        }
+        entries[key] = entry
+    }
+
+    /// Counts every prefetched expert still unused as wasted (at the end of a run).
+    mutating func settleUnusedPrefetches() {
+        for (key, entry) in entries where entry.speculative && entry.isResident {
+            metrics.wastedPrefetchBytes += entry.bytes
+            if entry.fromPromptSet { calibration.settlePromptLoad(used: false) }
+            entries[key]!.speculative = false
+        }
+    }
+
+    private mutating func notePeaks() {
+        let hot = heldBytes(in: .hot), staging = heldBytes(in: .staging)
+        metrics.peakHotBytes = max(metrics.peakHotBytes, hot)
+        metrics.peakStagingBytes = max(metrics.peakStagingBytes, staging)
+        metrics.peakResidentBytes = max(metrics.peakResidentBytes, hot + staging)
+        metrics.residentBytes = hot + staging
+    }
+}

@@ -1,0 +1,411 @@
+import ChronosModel
+import Foundation
+
+/// The expert provider of an offloaded model: routed experts live in the cluster files on
+/// disk, in a RAM staging tier and in the compute-ready hot set, each within its byte budget,
+/// and dedicated IO threads load them ahead of need.
+///
+/// - The MoE block announces a layer's needs (`willNeed`); misses are queued at once, in the
+///   order the block will use them, so they load concurrently; `weights(for:)` then applies the
+///   `MissPolicy`, waiting (if it does) only on that expert's readiness signal.
+/// - Predictions (`predict(lookahead:)`, `preload(promptSet:)`) load into staging at lower
+///   priority: t+1 before t+2 …, the prompt-level set last; a newer prediction cancels queued
+///   loads it no longer names. Predictions are loaded only while they earn it: lookahead
+///   offsets whose measured precision reaches `prefetchThreshold` and beats random guessing by
+///   `prefetchLift`, and prompt-level sets whose measured share of loads used reaches
+///   `prefetchThreshold`.
+/// - IO runs on `Thread`s of its own, never on the Swift concurrency pool: each read (`pread`
+///   through an `ExpertDisk`) lands in a pooled buffer and is checked against the expert's
+///   hash; a fault is retried, and after `retries` the load fails and the block falls back.
+///
+/// Call `close()` when done: the IO threads hold the store until then.
+public final class ExpertStore: ExpertProvider, @unchecked Sendable {
+    /// The cache experts are read from.
+    public let cache: ExpertCache
+    /// The disk (real, simulated or faulty) reads go through.
+    public let disk: any ExpertDisk
+    /// Budgets and policies.
+    public let settings: ExpertStoreSettings
+
+    private let pool: ExpertBufferPool
+    private let state = NSCondition()
+    private var residency: ExpertResidency
+    private var queue = PrefetchQueue()
+    private var readiness: [ExpertKey: ExpertReadiness] = [:]
+    /// Experts whose load failed in this step: not retried until the next.
+    private var failed: Set<ExpertKey> = []
+    /// Needs of the current layer already counted.
+    private var counted: Set<ExpertKey> = []
+    private var faultLog: [String] = []
+    private var closed = false
+    private var stepTokens = 1
+    private var runningThreads = 0
+
+    /// A store over `cache` reading through `disk`; fails when the hot set cannot hold the
+    /// largest expert.
+    public init(cache: ExpertCache, disk: any ExpertDisk, settings: ExpertStoreSettings) throws {
+        let largest = cache.manifest.largestExpertBytes
+        guard settings.budget.hot >= largest else { throw ExpertCacheError.budgetTooSmall(budget: settings.budget.hot, needed: largest) }
+        self.cache = cache
+        self.disk = disk
+        self.settings = settings
+        pool = ExpertBufferPool(maximumIdleBytes: largest * (settings.ioThreads + 2))
+        residency = ExpertResidency(budget: settings.budget, eviction: settings.eviction, promptWeight: settings.promptWeight)
+        runningThreads = settings.ioThreads
+        for index in 0..<settings.ioThreads {
+            let thread = Thread { [self] in ioLoop() }
+            thread.name = "chronos-io-\(index)"
+            thread.start()
+        }
+    }
+
+    // MARK: ExpertProvider
+
+    /// Counts the layer's needs (hit or miss), pins them in use order and queues the misses.
+    public func willNeed(_ keys: [ExpertKey]) {
+        state.lock()
+        defer { state.unlock() }
+        residency.inUse = nil
+        residency.pins = [:]
+        queue.demoteNeeds()
+        counted = []
+        for (rank, key) in keys.enumerated() {
+            countNeed(key)
+            residency.pins[key] = rank
+            if settings.policy != .sync, residency.entries[key] == nil, !failed.contains(key) {
+                queue.push(key, .need(rank: rank))
+            }
+        }
+        state.broadcast()
+    }
+
+    /// The weights of `key` per the miss policy: resident ones at once, a miss waited for
+    /// (`wait`), read on this thread (`sync`), or nil while its load runs (`fallback`).
+    public func weights(for key: ExpertKey) -> ExpertWeights? {
+        state.lock()
+        defer { state.unlock() }
+        residency.inUse = nil
+        if !counted.contains(key) { countNeed(key) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var waited = false
+        defer { if waited { residency.metrics.stallNanoseconds += DispatchTime.now().uptimeNanoseconds - start } }
+        guard cache.entry(for: key) != nil else { return fallback(key) }
+
+        while true {
+            if let entry = residency.entries[key] {
+                switch entry.state {
+                case let .resident(weights, _):
+                    if entry.tier == .staging, !residency.promote(key) {
+                        if settings.policy == .fallback { return fallback(key) }
+                        waited = true
+                        state.wait()  // the hot set is all in-flight loads; one will finish
+                        continue
+                    }
+                    residency.markUsed(key)
+                    residency.inUse = key
+                    residency.pins[key] = nil
+                    state.broadcast()  // the unpinned expert may make room for a waiting need
+                    return weights
+                case .loading:
+                    if settings.policy == .fallback { return fallback(key) }
+                    waited = true
+                    waitForReadiness(of: key)
+                    continue
+                }
+            }
+            if failed.contains(key) { return fallback(key) }
+            switch settings.policy {
+            case .fallback:
+                queue.push(key, .need(rank: residency.pins[key] ?? 0))
+                state.broadcast()
+                return fallback(key)
+            case .wait:
+                queue.push(key, .blocking)
+                state.broadcast()
+                waited = true
+                waitForReadiness(of: key)
+            case .sync:
+                let bytes = cache.byteCount(of: key)
+                guard residency.reserve(bytes, in: .hot, for: key, claim: .need(rank: -1)) else {
+                    waited = true
+                    state.wait()
+                    continue
+                }
+                queue.remove(key)
+                residency.beginLoading(key, bytes: bytes, tier: .hot, speculative: false)
+                waited = true
+                let job = LoadJob(key: key, entry: cache.entry(for: key)!, speculative: false)
+                state.unlock()
+                let outcome = load(job)
+                state.lock()
+                finish(job, outcome)
+            }
+        }
+    }
+
+    // MARK: Predictions and steps
+
+    /// Replaces the lookahead predictions: `lookahead[k − 1]` are the experts predicted for token
+    /// t + k, best first. Queued predictions no longer named are cancelled; the rest are queued
+    /// by offset.
+    public func predict(lookahead: [[ExpertKey]]) {
+        state.lock()
+        defer { state.unlock() }
+        residency.setPredictions(lookahead)
+        let previous = queue.removeAll { _, priority in priority.level >= 2 && priority.level < PrefetchPriority.promptClass }
+        residency.metrics.cancelledPrefetches += previous.filter { residency.predictedOffsets[$0] == nil }.count
+        let bar = max(settings.prefetchThreshold, settings.prefetchLift * residency.calibration.baseRate(totalPairs: cache.manifest.experts.count))
+        for (index, keys) in lookahead.enumerated() where residency.calibration.prediction(offset: index + 1) >= bar {
+            for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
+                queue.push(key, .lookahead(offset: index + 1, order: order))
+            }
+        }
+        state.broadcast()
+    }
+
+    /// Sets the prompt-level set (experts the whole generation is predicted to use) and queues
+    /// the ones not in memory at the lowest priority, if earlier prompt-level loads were used
+    /// often enough (see `prefetchThreshold`).
+    public func preload(promptSet keys: [ExpertKey]) {
+        state.lock()
+        defer { state.unlock() }
+        residency.setPromptSet(keys)
+        let previous = queue.removeAll { _, priority in priority.level == PrefetchPriority.promptClass }
+        residency.metrics.cancelledPrefetches += previous.filter { !residency.promptSet.contains($0) }.count
+        guard residency.calibration.promptLoadUsefulness >= settings.prefetchThreshold else { return }
+        for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
+            queue.push(key, .prompt(order: order))
+        }
+        state.broadcast()
+    }
+
+    /// Forgets every prediction and cancels their queued loads: a new generation starts, and
+    /// what was predicted for the old one no longer applies.
+    public func resetPredictions() {
+        state.lock()
+        defer { state.unlock() }
+        residency.clearPredictions()
+        residency.metrics.cancelledPrefetches += queue.removeAll { _, priority in priority.level >= 2 }.count
+    }
+
+    /// Starts a step of `tokens` tokens (a prompt, or one decoded token): recency counts in
+    /// steps, and experts that failed may be tried again.
+    public func beginStep(tokens: Int = 1) {
+        state.lock()
+        stepTokens = tokens
+        residency.beginStep()
+        failed = []
+        state.unlock()
+    }
+
+    /// Ends a step: no expert is in use or pinned any more, and the step's uses score the
+    /// predictions made for it.
+    public func endStep() {
+        state.lock()
+        residency.endStep(singleToken: stepTokens == 1)
+        residency.inUse = nil
+        residency.pins = [:]
+        queue.demoteNeeds()
+        counted = []
+        state.broadcast()
+        state.unlock()
+    }
+
+    /// A snapshot of the counters.
+    public func metrics() -> StorageMetrics {
+        state.lock()
+        defer { state.unlock() }
+        return residency.metrics
+    }
+
+    /// The first distinct faults detected, one line each (file, expert, what went wrong).
+    public func faults() -> [String] {
+        state.lock()
+        defer { state.unlock() }
+        return faultLog
+    }
+
+    /// Bytes each in-memory tier holds now.
+    public func residentBytes() -> [ResidencyTier: Int] {
+        state.lock()
+        defer { state.unlock() }
+        return [.hot: residency.heldBytes(in: .hot), .staging: residency.heldBytes(in: .staging)]
+    }
+
+    /// Whether `key` is in memory now (either tier).
+    public func isResident(_ key: ExpertKey) -> Bool {
+        state.lock()
+        defer { state.unlock() }
+        return residency.isResident(key)
+    }
+
+    /// Blocks until no load is queued or in flight.
+    public func waitUntilIdle() {
+        state.lock()
+        while !closed && (!queue.isEmpty || residency.entries.values.contains { !$0.isResident }) { state.wait() }
+        state.unlock()
+    }
+
+    /// Stops the IO threads (after their current reads) and counts prefetched experts never
+    /// used as wasted.
+    public func close() {
+        state.lock()
+        closed = true
+        state.broadcast()
+        while runningThreads > 0 { state.wait() }
+        residency.settleUnusedPrefetches()
+        state.unlock()
+    }
+
+    // MARK: Internals (under `state` unless said otherwise)
+
+    /// One expert to read.
+    private struct LoadJob {
+        let key: ExpertKey
+        let entry: ExpertCacheManifest.Expert
+        let speculative: Bool
+    }
+
+    private enum LoadOutcome {
+        case loaded(ExpertWeights, ExpertBuffer, bytesRead: Int, nanoseconds: UInt64, faults: [String], kinds: [InjectedFault.Kind])
+        case failed(bytesRead: Int, nanoseconds: UInt64, faults: [String], kinds: [InjectedFault.Kind])
+    }
+
+    private func countNeed(_ key: ExpertKey) {
+        counted.insert(key)
+        residency.metrics.needed += 1
+        if let entry = residency.entries[key], entry.isResident {
+            residency.metrics.hits += 1
+            if entry.tier == .staging { residency.metrics.stagingHits += 1 }
+        } else {
+            residency.metrics.missedBytes += cache.byteCount(of: key)
+        }
+    }
+
+    private func fallback(_ key: ExpertKey) -> ExpertWeights? {
+        residency.metrics.fallbacks += 1
+        residency.pins[key] = nil
+        return nil
+    }
+
+    /// Waits, without the lock, until `key`'s current or queued load ends.
+    private func waitForReadiness(of key: ExpertKey) {
+        let latch = readiness[key] ?? ExpertReadiness()
+        readiness[key] = latch
+        state.unlock()
+        latch.wait()
+        state.lock()
+    }
+
+    private func ioLoop() {
+        state.lock()
+        while !closed {
+            guard let job = nextJob() else {
+                state.wait()
+                continue
+            }
+            state.unlock()
+            let outcome = load(job)
+            state.lock()
+            finish(job, outcome)
+        }
+        runningThreads -= 1
+        state.broadcast()
+        state.unlock()
+    }
+
+    /// The best queued load that can get room now, with its bytes reserved; nil when none can.
+    /// Needs are started in use order; a prediction without room is dropped.
+    private func nextJob() -> LoadJob? {
+        var needsBlocked = false
+        for (key, priority) in queue.ordered() {
+            guard let entry = cache.entry(for: key), residency.entries[key] == nil, !failed.contains(key) else {
+                queue.remove(key)
+                continue
+            }
+            if priority.isNeed {
+                if needsBlocked { continue }
+                let rank = priority.level == 0 ? priority.order : Int.max
+                if residency.reserve(entry.length, in: .hot, for: key, claim: .need(rank: rank)) {
+                    queue.remove(key)
+                    residency.beginLoading(key, bytes: entry.length, tier: .hot, speculative: false)
+                    return LoadJob(key: key, entry: entry, speculative: false)
+                }
+                needsBlocked = true
+            } else {
+                queue.remove(key)
+                if residency.reserve(entry.length, in: .staging, for: key, claim: .prediction(score: residency.score(key))) {
+                    residency.beginLoading(key, bytes: entry.length, tier: .staging, speculative: true,
+                                           fromPromptSet: priority.level == PrefetchPriority.promptClass)
+                    return LoadJob(key: key, entry: entry, speculative: true)
+                }
+                residency.metrics.droppedPrefetches += 1
+            }
+        }
+        return nil
+    }
+
+    /// Reads, checks and wraps one expert, retrying after faults. Runs without the lock.
+    private func load(_ job: LoadJob) -> LoadOutcome {
+        let entry = job.entry, path = cache.path(ofFile: entry.file)
+        let request = DiskRead(file: entry.file, path: path, offset: entry.offset, length: entry.length, expert: job.key)
+        var bytesRead = 0, faults: [String] = [], kinds: [InjectedFault.Kind] = []
+        var nanoseconds: UInt64 = 0
+        for _ in 0...settings.retries {
+            let buffer = pool.acquire(capacity: entry.length)
+            do {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let count = try disk.read(request, into: buffer.base)
+                nanoseconds += DispatchTime.now().uptimeNanoseconds - start
+                bytesRead += count
+                guard count == entry.length else {
+                    throw ExpertCacheError.shortRead(file: path, expert: job.key, expected: entry.length, read: count)
+                }
+                try cache.checkHash(of: job.key, bytes: UnsafeRawBufferPointer(start: buffer.base, count: entry.length))
+                let weights = try cache.weights(of: job.key, base: buffer.base, owner: buffer)
+                return .loaded(weights, buffer, bytesRead: bytesRead, nanoseconds: nanoseconds, faults: faults, kinds: kinds)
+            } catch let error as ExpertCacheError {
+                if case .io = error { faults.append("\(error.description) (reading expert \(job.key))") } else { faults.append(error.description) }
+                switch error {
+                case .shortRead: kinds.append(.shortRead)
+                case .expertHashMismatch: kinds.append(.corruption)
+                default: kinds.append(.ioError)
+                }
+            } catch {
+                faults.append("\(path): expert \(job.key): \(error)")
+                kinds.append(.ioError)
+            }
+        }
+        return .failed(bytesRead: bytesRead, nanoseconds: nanoseconds, faults: faults, kinds: kinds)
+    }
+
+    /// Publishes a load's outcome and opens the expert's readiness signal.
+    private func finish(_ job: LoadJob, _ outcome: LoadOutcome) {
+        let faults: [String], kinds: [InjectedFault.Kind], bytesRead: Int, nanoseconds: UInt64
+        switch outcome {
+        case let .loaded(weights, buffer, read, time, f, k):
+            (faults, kinds, bytesRead, nanoseconds) = (f, k, read, time)
+            residency.complete(job.key, weights: weights, buffer: buffer)
+            residency.metrics.reads += 1
+            if job.speculative { residency.metrics.prefetchedBytes += job.entry.length }
+        case let .failed(read, time, f, k):
+            (faults, kinds, bytesRead, nanoseconds) = (f, k, read, time)
+            residency.fail(job.key)
+            failed.insert(job.key)
+            residency.metrics.failedLoads += 1
+        }
+        residency.metrics.bytesRead += bytesRead
+        residency.metrics.readNanoseconds += nanoseconds
+        for kind in kinds {
+            switch kind {
+            case .ioError: residency.metrics.ioErrors += 1
+            case .shortRead: residency.metrics.shortReads += 1
+            case .corruption: residency.metrics.corruptions += 1
+            }
+        }
+        if case .loaded = outcome { residency.metrics.retries += kinds.count } else { residency.metrics.retries += max(0, kinds.count - 1) }
+        for fault in faults where faultLog.count < 32 && !faultLog.contains(fault) { faultLog.append(fault) }
+        readiness.removeValue(forKey: job.key)?.open()
+        state.broadcast()
+    }
+}

@@ -1,0 +1,36 @@
+/// How an expert store keeps and loads experts.
+public struct ExpertStoreSettings: Sendable, Equatable {
+    /// Byte budgets of the hot set and the staging tier.
+    public var budget: ResidencyBudget
+    /// What a block gets for an expert that is not resident.
+    public var policy: MissPolicy
+    /// Whom a full tier evicts.
+    public var eviction: EvictionPolicy
+    /// Dedicated IO threads that read experts (at least 1).
+    public var ioThreads: Int
+    /// Reads repeated after a fault before the load fails and the block falls back.
+    public var retries: Int
+    /// Prior chance that a member of the prompt-level set is used in a step, before any is measured.
+    public var promptWeight: Double
+    /// Predictions are loaded only while their record reaches this: the lookahead's measured
+    /// precision at the offset (from a prior of 0: it must show skill first), or the share of
+    /// earlier prompt-level loads that were used (from a prior of 0.5).
+    public var prefetchThreshold: Double
+    /// A lookahead offset is loaded only if its measured precision is also at least this many
+    /// times the precision of random guessing (the share of all experts a step uses).
+    public var prefetchLift: Double
+
+    /// Settings with every field given or defaulted.
+    public init(budget: ResidencyBudget, policy: MissPolicy = .wait, eviction: EvictionPolicy = .scored, ioThreads: Int = 2,
+                retries: Int = 2, promptWeight: Double = 0.25, prefetchThreshold: Double = 0.3,
+                prefetchLift: Double = 1.5) {
+        self.budget = budget
+        self.policy = policy
+        self.eviction = eviction
+        self.ioThreads = max(1, ioThreads)
+        self.retries = max(0, retries)
+        self.promptWeight = promptWeight
+        self.prefetchThreshold = prefetchThreshold
+        self.prefetchLift = prefetchLift
+    }
+}

@@ -1,0 +1,80 @@
+import ChronosModel
+
+/// How urgent a load is. Lower sorts first: the expert a layer is blocked on, then the rest of
+/// that layer's needs in the order it will use them, then loads left over from earlier layers,
+/// then the predictions for token t+1, t+2, …, and last the prompt-level set.
+public struct PrefetchPriority: Comparable, Sendable, Hashable, CustomStringConvertible {
+    /// The class: 0 needs of the current layer, 1 earlier needs, 1 + k predictions for t+k,
+    /// `promptClass` the prompt-level set.
+    public let level: Int
+    /// Order within the class (the use order of a layer's needs; the predictor's order otherwise).
+    public let order: Int
+
+    /// The class of the prompt-level set: after every lookahead offset.
+    public static let promptClass = 1 << 20
+
+    /// The expert the decode thread is blocked on now.
+    public static let blocking = PrefetchPriority(level: 0, order: -1)
+    /// The `rank`-th need of the current layer.
+    public static func need(rank: Int) -> PrefetchPriority { PrefetchPriority(level: 0, order: rank) }
+    /// A need of an earlier layer still loading (after a fallback).
+    public static func lateNeed(rank: Int) -> PrefetchPriority { PrefetchPriority(level: 1, order: rank) }
+    /// The `order`-th prediction for token t + `offset` (offset ≥ 1).
+    public static func lookahead(offset: Int, order: Int) -> PrefetchPriority { PrefetchPriority(level: 1 + offset, order: order) }
+    /// The `order`-th expert of the prompt-level set.
+    public static func prompt(order: Int) -> PrefetchPriority { PrefetchPriority(level: promptClass, order: order) }
+
+    /// Whether it is a need (loaded into the hot set) rather than a prediction (loaded into staging).
+    public var isNeed: Bool { level <= 1 }
+
+    /// Whether `a` is more urgent than `b`.
+    public static func < (a: PrefetchPriority, b: PrefetchPriority) -> Bool { (a.level, a.order) < (b.level, b.order) }
+
+    /// `need#2`, `t+1#5`, `prompt#3`.
+    public var description: String {
+        switch level {
+        case 0: "need#\(order)"
+        case 1: "late-need#\(order)"
+        case Self.promptClass: "prompt#\(order)"
+        default: "t+\(level - 1)#\(order)"
+        }
+    }
+}
+
+/// Loads waiting for an IO thread, one per expert, best priority first. Not thread-safe: the
+/// expert store guards it with its lock.
+struct PrefetchQueue {
+    private(set) var requests: [ExpertKey: PrefetchPriority] = [:]
+
+    /// Whether nothing waits.
+    var isEmpty: Bool { requests.isEmpty }
+
+    /// Queues `key` at `priority`, or raises its priority if it waits already at a lower one.
+    mutating func push(_ key: ExpertKey, _ priority: PrefetchPriority) {
+        if let old = requests[key], old <= priority { return }
+        requests[key] = priority
+    }
+
+    /// Removes `key`; returns its priority if it was waiting.
+    @discardableResult
+    mutating func remove(_ key: ExpertKey) -> PrefetchPriority? { requests.removeValue(forKey: key) }
+
+    /// Every waiting request, best first.
+    func ordered() -> [(key: ExpertKey, priority: PrefetchPriority)] {
+        requests.map { ($0.key, $0.value) }.sorted { ($0.priority, $0.key.layer, $0.key.expert) < ($1.priority, $1.key.layer, $1.key.expert) }
+    }
+
+    /// Removes every request that `drop` selects; returns them.
+    mutating func removeAll(where drop: (ExpertKey, PrefetchPriority) -> Bool) -> [ExpertKey] {
+        let dropped = requests.filter { drop($0.key, $0.value) }.map(\.key)
+        for key in dropped { requests.removeValue(forKey: key) }
+        return dropped
+    }
+
+    /// Moves the needs of the current layer that still wait to the late-need class.
+    mutating func demoteNeeds() {
+        for (key, priority) in requests where priority.level == 0 {
+            requests[key] = .lateNeed(rank: priority.order)
+        }
+    }
+}

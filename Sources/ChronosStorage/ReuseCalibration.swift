@@ -1,0 +1,86 @@
+/// Measured chances that an expert is used in the coming step, from what happened so far: by
+/// the age of its last use (steps since), by the offset k at which the lookahead predicted it,
+/// and for members of the prompt-level set. The scored eviction ranks experts by these, so an
+/// uninformative predictor (or a model whose routing does not repeat) earns little weight on
+/// its own record.
+///
+/// Each rate is (hits + s·prior) / (exposures + s·1) with a prior strength s of 4: the prior
+/// 0.5/a for age a, 0 for every lookahead offset (a prediction earns weight only by its record:
+/// every prediction is scored, loaded or not, so a good predictor shows itself within a step or
+/// two), and the given prompt prior.
+struct ReuseCalibration {
+    /// Oldest age tracked; older uses count as never.
+    static let maximumAge = 16
+    private static let priorStrength = 4.0
+
+    private var ageHits = [Double](repeating: 0, count: maximumAge + 1)
+    private var ageExposures = [Double](repeating: 0, count: maximumAge + 1)
+    private var offsetHits: [Double] = []
+    private var offsetExposures: [Double] = []
+    private var promptHits = 0.0, promptExposures = 0.0
+    private var promptLoadsUsed = 0.0, promptLoadsSettled = 0.0
+    private var stepsSeen = 0.0, pairsUsed = 0.0
+    let promptPrior: Double
+
+    init(promptPrior: Double) { self.promptPrior = promptPrior }
+
+    /// P(used in a step | last used `age` steps before); 0 beyond `maximumAge`.
+    func recency(age: Int) -> Double {
+        let a = max(1, age)
+        guard a <= Self.maximumAge else { return 0 }
+        return (ageHits[a] + Self.priorStrength * 0.5 / Double(a)) / (ageExposures[a] + Self.priorStrength)
+    }
+
+    /// P(used in step t + k | predicted for it after step t).
+    func prediction(offset k: Int) -> Double {
+        let i = k - 1, prior = 0.0
+        guard i >= 0, i < offsetHits.count else { return prior }
+        return (offsetHits[i] + Self.priorStrength * prior) / (offsetExposures[i] + Self.priorStrength)
+    }
+
+    /// P(used in a step | in the prompt-level set).
+    var prompt: Double { (promptHits + Self.priorStrength * promptPrior) / (promptExposures + Self.priorStrength) }
+
+    /// The share of experts loaded for a prompt-level set that were used before they left
+    /// memory (prior 0.5): what a prompt-level load has been worth so far.
+    var promptLoadUsefulness: Double {
+        (promptLoadsUsed + Self.priorStrength * 0.5) / (promptLoadsSettled + Self.priorStrength)
+    }
+
+    mutating func exposeAge(_ age: Int, hit: Bool) {
+        guard age >= 1, age <= Self.maximumAge else { return }
+        ageExposures[age] += 1
+        if hit { ageHits[age] += 1 }
+    }
+
+    mutating func exposeOffset(_ k: Int, hit: Bool) {
+        guard k >= 1 else { return }
+        while offsetHits.count < k {
+            offsetHits.append(0)
+            offsetExposures.append(0)
+        }
+        offsetExposures[k - 1] += 1
+        if hit { offsetHits[k - 1] += 1 }
+    }
+
+    /// The share of all (layer, expert) pairs a step uses, on average: the precision of a
+    /// predictor that guesses at random (0 before any step).
+    func baseRate(totalPairs: Int) -> Double {
+        stepsSeen > 0 && totalPairs > 0 ? pairsUsed / (stepsSeen * Double(totalPairs)) : 0
+    }
+
+    mutating func recordStep(pairsUsed count: Int) {
+        stepsSeen += 1
+        pairsUsed += Double(count)
+    }
+
+    mutating func settlePromptLoad(used: Bool) {
+        promptLoadsSettled += 1
+        if used { promptLoadsUsed += 1 }
+    }
+
+    mutating func exposePrompt(hit: Bool) {
+        promptExposures += 1
+        if hit { promptHits += 1 }
+    }
+}

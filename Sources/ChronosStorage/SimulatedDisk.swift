@@ -1,0 +1,83 @@
+import Foundation
+
+/// The latency and bandwidth of a simulated storage device.
+public struct DiskModel: Sendable, Equatable, Codable {
+    /// Seconds from a request to the start of its transfer.
+    public var latency: Double
+    /// Bytes per second the device transfers, shared by all requests.
+    public var bandwidth: Double
+
+    /// A device with `latency` seconds per request and `bandwidth` bytes per second.
+    public init(latency: Double, bandwidth: Double) {
+        self.latency = max(0, latency)
+        self.bandwidth = max(1, bandwidth)
+    }
+
+    /// A device of `milliseconds` latency and `megabytesPerSecond` (10⁶ bytes) bandwidth.
+    public init(milliseconds: Double, megabytesPerSecond: Double) {
+        self.init(latency: milliseconds / 1000, bandwidth: megabytesPerSecond * 1e6)
+    }
+
+    /// The model that `CHRONOS_SIM_SSD_MS` and `CHRONOS_SIM_SSD_MBPS` describe, or nil when
+    /// neither is set (a missing one defaults to 0.1 ms or 2000 MB/s).
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> DiskModel? {
+        let ms = environment["CHRONOS_SIM_SSD_MS"].flatMap(Double.init)
+        let mbps = environment["CHRONOS_SIM_SSD_MBPS"].flatMap(Double.init)
+        guard ms != nil || mbps != nil else { return nil }
+        return DiskModel(milliseconds: ms ?? 0.1, megabytesPerSecond: mbps ?? 2000)
+    }
+
+    /// Seconds one isolated read of `bytes` takes.
+    public func seconds(forReading bytes: Int) -> Double { latency + Double(bytes) / bandwidth }
+}
+
+/// A disk that behaves like a device of a given `DiskModel`, for reproducible experiments: it
+/// reads through the disk it wraps, then holds each read until the simulated device would have
+/// finished it.
+///
+/// The device has one transfer channel: a request arriving at time a starts transferring at
+/// max(a + latency, the end of the previous transfer) and ends `bytes / bandwidth` later, so
+/// concurrent requests overlap their latencies but share the bandwidth (a queue-depth > 1 SSD).
+public final class SimulatedDisk: ExpertDisk, @unchecked Sendable {
+    /// The disk that supplies the bytes.
+    public let base: any ExpertDisk
+    /// The simulated device.
+    public let model: DiskModel
+    private let lock = NSLock()
+    private var channelFreeAt: UInt64 = 0
+
+    /// `base` slowed to `model`.
+    public init(wrapping base: any ExpertDisk, model: DiskModel) {
+        self.base = base
+        self.model = model
+    }
+
+    /// Reads through `base`, then waits for the simulated completion time.
+    public func read(_ request: DiskRead, into buffer: UnsafeMutableRawPointer) throws -> Int {
+        let deadline = reserve(bytes: request.length)
+        let count = try base.read(request, into: buffer)
+        Self.sleep(until: deadline)
+        return count
+    }
+
+    /// Waits as long as reading `bytes` from the simulated device would take.
+    public func charge(bytes: Int, file: Int) {
+        Self.sleep(until: reserve(bytes: bytes))
+    }
+
+    /// Books a transfer of `bytes` on the channel; returns when it completes (uptime ns).
+    private func reserve(bytes: Int) -> UInt64 {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let latency = UInt64(model.latency * 1e9), transfer = UInt64(Double(bytes) / model.bandwidth * 1e9)
+        return lock.withLock {
+            let start = max(now + latency, channelFreeAt)
+            channelFreeAt = start + transfer
+            return channelFreeAt
+        }
+    }
+
+    private static func sleep(until deadline: UInt64) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if deadline > now { Thread.sleep(forTimeInterval: Double(deadline - now) / 1e9) }
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import ChronosEngine
+import ChronosStorage
+import Foundation
+
+extension MissPolicy: ExpressibleByArgument {}
+extension EvictionPolicy: ExpressibleByArgument {}
+extension ExpertResidencyMode: ExpressibleByArgument {}
+
+/// The options that say how routed experts are kept, loaded and timed, shared by the commands
+/// that run a model with offloaded experts.
+struct OffloadOptions: ParsableArguments {
+    @Option(help: "Expert bytes allowed in memory: a fraction of all expert bytes (0.3, 30%) or a size (300MB, 1.5GiB). Offloads experts from the packed expert cache.")
+    var expertBudget: String?
+    @Option(help: "What to do when a needed expert is not resident: wait (exact), fallback (lossy: shared expert or renormalise), sync (read on the decode thread).")
+    var policy: MissPolicy = .wait
+    @Option(help: "Eviction: scored (recency + predictions) or lru (default: scored; lru for --experts lru).")
+    var eviction: EvictionPolicy?
+    @Option(help: "Share of the budget kept for predicted experts (the RAM staging tier).")
+    var staging: Double?
+    @Option(help: "Dedicated IO threads.") var ioThreads = 2
+    @Option(help: "Simulated disk: latency per read in ms (or CHRONOS_SIM_SSD_MS).") var ssdMs: Double?
+    @Option(help: "Simulated disk: bandwidth in MB/s (or CHRONOS_SIM_SSD_MBPS).") var ssdMbps: Double?
+    @Flag(help: "Drop the cluster files from the OS page cache first (posix_fadvise DONTNEED): a cold-cache run.")
+    var cold = false
+    @Option(help: "Inject a fault: KIND:N (the N-th read) or KIND:L<layer>/E<expert>, optional xCOUNT; KIND is io-error, short-read or corrupt (repeatable).")
+    var fault: [String] = []
+    @Option(help: "Expert ids the lookahead head predicts per future token (default: top-k).") var lookaheadExperts: Int?
+    @Option(help: "Load predictions only while the predictor's measured precision (lookahead) or share of loads used (prompt-level set) reaches this.") var prefetchThreshold = 0.3
+
+    /// The simulated disk the flags or the environment describe, if any.
+    func diskModel() -> DiskModel? {
+        if ssdMs != nil || ssdMbps != nil {
+            let environment = DiskModel.fromEnvironment()
+            return DiskModel(milliseconds: ssdMs ?? (environment?.latency).map { $0 * 1000 } ?? 0.1,
+                             megabytesPerSecond: ssdMbps ?? (environment?.bandwidth).map { $0 / 1e6 } ?? 2000)
+        }
+        return DiskModel.fromEnvironment()
+    }
+
+    /// The parsed budget, or nil when none was given.
+    func budget() throws -> ExpertBudget? {
+        guard let expertBudget else { return nil }
+        guard let budget = ExpertBudget(parsing: expertBudget) else {
+            throw ValidationError("--expert-budget '\(expertBudget)' is not a fraction (0.3, 30%) or a size (300MB)")
+        }
+        return budget
+    }
+
+    /// The parsed faults.
+    func faults() throws -> [InjectedFault] {
+        try fault.map { text in
+            guard let fault = InjectedFault(parsing: text) else {
+                throw ValidationError("--fault '\(text)' is not KIND:N or KIND:L<layer>/E<expert> (KIND: io-error, short-read, corrupt)")
+            }
+            return fault
+        }
+    }
+
+    /// Settings for a run of `mode` at `budget`.
+    func settings(mode: ExpertResidencyMode, budget: ExpertBudget, policy: MissPolicy? = nil) throws -> OffloadSettings {
+        OffloadSettings(mode: mode, budget: budget, policy: policy ?? self.policy, eviction: eviction, stagingFraction: staging,
+                        ioThreads: ioThreads, disk: diskModel(), cold: cold, faults: try faults(), lookaheadExperts: lookaheadExperts,
+                        prefetchThreshold: prefetchThreshold)
+    }
+}

@@ -1,0 +1,34 @@
+import ChronosStorage
+import XCTest
+
+final class ExpertBudgetTests: XCTestCase {
+    func testParsesFractionsPercentagesAndByteCounts() {
+        XCTAssertEqual(ExpertBudget(parsing: "0.3"), .fraction(0.3))
+        XCTAssertEqual(ExpertBudget(parsing: "30%"), .fraction(0.3))
+        XCTAssertEqual(ExpertBudget(parsing: "1"), .fraction(1))
+        XCTAssertEqual(ExpertBudget(parsing: "300MB"), .bytes(300_000_000))
+        XCTAssertEqual(ExpertBudget(parsing: "1.5GiB"), .bytes(1_610_612_736))
+        XCTAssertEqual(ExpertBudget(parsing: "4096"), .bytes(4096))
+        XCTAssertEqual(ExpertBudget(parsing: "64 KiB"), .bytes(65536))
+        XCTAssertNil(ExpertBudget(parsing: "-1"))
+        XCTAssertNil(ExpertBudget(parsing: "lots"))
+        XCTAssertNil(ExpertBudget(parsing: "150%"))
+        XCTAssertEqual(ExpertBudget.fraction(0.25).bytes(ofTotal: 1000), 250)
+        XCTAssertEqual(ExpertBudget.bytes(5000).bytes(ofTotal: 1000), 1000)
+    }
+
+    func testStagingShareSplitsTheBudget() {
+        let budget = ResidencyBudget(total: 1000, stagingFraction: 0.25)
+        XCTAssertEqual(budget.hot, 750)
+        XCTAssertEqual(budget.staging, 250)
+        XCTAssertEqual(budget.total, 1000)
+    }
+
+    func testFaultSpecificationsParse() {
+        XCTAssertEqual(InjectedFault(parsing: "io-error:3"), InjectedFault(.ioError, on: .read(3)))
+        XCTAssertEqual(InjectedFault(parsing: "corrupt:L1/E4x3"), InjectedFault(.corruption, on: .expert(.init(layer: 1, expert: 4)), count: 3))
+        XCTAssertEqual(InjectedFault(parsing: "short-read:7x2")?.description, "short-read:7x2")
+        XCTAssertNil(InjectedFault(parsing: "melt:3"))
+        XCTAssertNil(InjectedFault(parsing: "corrupt:L1"))
+    }
+}

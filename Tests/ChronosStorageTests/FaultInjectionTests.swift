@@ -1,0 +1,59 @@
+import ChronosEngine
+import ChronosModel
+import ChronosStorage
+import ChronosTestSupport
+import Foundation
+import XCTest
+
+/// Injected faults are survived: a transient one is retried (same tokens), a persistent one
+/// falls back; every fault is counted and nothing crashes.
+final class FaultInjectionTests: XCTestCase {
+    func testTransientFaultsOfEveryKindAreRetriedAndCounted() throws {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        let prompt = StorageFixtures.prompt(10, vocab: 32)
+        let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6)
+        for kind in InjectedFault.Kind.allCases {
+            let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.5), policy: .wait,
+                                           faults: [InjectedFault(kind, on: .read(2)), InjectedFault(kind, on: .read(5))])
+            let run = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 6)
+            XCTAssertEqual(run.ids, expected, "\(kind)")
+            let metrics = run.final!
+            let counted = switch kind {
+            case .ioError: metrics.ioErrors
+            case .shortRead: metrics.shortReads
+            case .corruption: metrics.corruptions
+            }
+            XCTAssertEqual(counted, 2, "\(kind)")
+            XCTAssertEqual(metrics.faults, 2, "\(kind)")
+            XCTAssertEqual(metrics.retries, 2, "\(kind)")
+            XCTAssertEqual(metrics.failedLoads, 0, "\(kind)")
+            XCTAssertEqual(run.metrics.faultLog.count, 2, "\(kind)")
+        }
+    }
+
+    func testPersistentFaultFallsBackAndDecodingContinues() throws {
+        for (directory, vocab) in [(try StorageFixtures.chronosModel(), 32), (try StorageFixtures.huggingFaceModel("mixtral"), 256)] {
+            try StorageFixtures.pack(directory)
+            let prompt = StorageFixtures.prompt(10, vocab: vocab)
+            let model = try ModelRegistry.load(directory: directory)
+            // The expert the first prompt token uses in layer 0 fails on every read.
+            var first: ExpertKey?
+            let cache = model.makeCache()
+            cache.routingObserver = { if first == nil, $0.layer == 0 { first = ExpertKey(layer: 0, expert: $0.experts[0]) } }
+            _ = try model.forward(prompt, cache: cache)
+            for kind in InjectedFault.Kind.allCases {
+                for policy in [MissPolicy.wait, .sync, .fallback] {
+                    let settings = OffloadSettings(mode: .lru, budget: .fraction(1), policy: policy,
+                                                   faults: [InjectedFault(kind, on: .expert(first!), count: 1000)])
+                    let run = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 5)
+                    let label = "\(directory.lastPathComponent) \(kind) \(policy)"
+                    XCTAssertEqual(run.ids.count, 5, label)
+                    XCTAssertGreaterThan(run.final!.failedLoads, 0, label)
+                    XCTAssertGreaterThan(run.final!.faults, 0, label)
+                    XCTAssertGreaterThan(run.metrics.fallbacks, 0, label)
+                }
+            }
+        }
+    }
+}

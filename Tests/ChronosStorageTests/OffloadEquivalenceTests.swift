@@ -1,0 +1,77 @@
+import ChronosEngine
+import ChronosModel
+import ChronosStorage
+import ChronosTestSupport
+import Foundation
+import XCTest
+
+/// With a policy that never drops an expert (`wait`, `sync`), every budget gives the tokens of
+/// the fully resident model, and no tier ever holds more than its budget.
+final class OffloadEquivalenceTests: XCTestCase {
+    func check(_ directory: URL, vocab: Int, budgets: [ExpertBudget], file: StaticString = #filePath, line: UInt = #line) throws {
+        try StorageFixtures.pack(directory)
+        let prompt = StorageFixtures.prompt(10, vocab: vocab)
+        let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 8)
+        for budget in budgets {
+            for (mode, policy) in [(ExpertResidencyMode.chronos, MissPolicy.wait), (.lru, .wait), (.chronos, .sync), (.lru, .sync)] {
+                let settings = OffloadSettings(mode: mode, budget: budget, policy: policy)
+                let run = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 8)
+                let label = "\(directory.lastPathComponent) \(mode) \(policy) budget \(budget)"
+                XCTAssertEqual(run.ids, expected, label, file: file, line: line)
+                let metrics = run.final!, total = run.metrics.budgetBytes
+                let largest = try ExpertCache.open(modelDirectory: directory).manifest.largestExpertBytes
+                let tiers = OffloadedModel.tiers(total: total, settings: settings, largestExpert: largest)
+                XCTAssertLessThanOrEqual(metrics.peakResidentBytes, total, label, file: file, line: line)
+                XCTAssertLessThanOrEqual(metrics.peakHotBytes, tiers.hot, label, file: file, line: line)
+                XCTAssertLessThanOrEqual(metrics.peakStagingBytes, tiers.staging, label, file: file, line: line)
+                XCTAssertEqual(run.metrics.fallbacks, 0, label, file: file, line: line)
+                XCTAssertGreaterThan(metrics.needed, 0, label, file: file, line: line)
+                if budget != .fraction(1) { XCTAssertGreaterThan(metrics.bytesRead, 0, label, file: file, line: line) }
+            }
+        }
+    }
+
+    func testChronosNativeModelMatchesResidentAtEveryBudget() throws {
+        let directory = try StorageFixtures.chronosModel()
+        let expert = 3 * 12 * 16 * 4
+        try check(directory, vocab: 32, budgets: [.bytes(2 * expert), .fraction(0.3), .fraction(0.5), .fraction(1)])
+    }
+
+    func testChronosModelWithoutSharedExpertsMatchesResident() throws {
+        try check(try StorageFixtures.chronosModel(sharedExperts: 0, seed: 5), vocab: 32, budgets: [.fraction(0.25)])
+    }
+
+    func testMixtralFixtureMatchesResidentAtEveryBudget() throws {
+        let expert = 3 * 128 * 64 * 4
+        try check(try StorageFixtures.huggingFaceModel("mixtral"), vocab: 256, budgets: [.bytes(2 * expert), .fraction(0.5), .fraction(1)])
+    }
+
+    func testQwen2MoEFixtureMatchesResidentAtEveryBudget() throws {
+        let expert = 3 * 32 * 64 * 4
+        try check(try StorageFixtures.huggingFaceModel("qwen2_moe"), vocab: 256, budgets: [.bytes(2 * expert), .fraction(0.5)])
+    }
+
+    func testMemoryMappedBaselineMatchesResident() throws {
+        let directory = try StorageFixtures.huggingFaceModel("mixtral")
+        try StorageFixtures.pack(directory)
+        let prompt = StorageFixtures.prompt(10, vocab: 256)
+        let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6)
+        for disk in [nil, DiskModel(milliseconds: 0.05, megabytesPerSecond: 4000)] {
+            let run = try StorageFixtures.generate(directory, OffloadSettings(mode: .mmap, budget: .fraction(0.5), disk: disk),
+                                                   prompt: prompt, tokens: 6)
+            XCTAssertEqual(run.ids, expected)
+            if disk != nil {
+                XCTAssertGreaterThan(run.final!.bytesRead, 0, "the simulated page cache charges first touches")
+                XCTAssertLessThanOrEqual(run.final!.peakResidentBytes, run.metrics.budgetBytes)
+            }
+        }
+    }
+
+    func testBudgetBelowOneExpertIsRefused() throws {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        XCTAssertThrowsError(try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .lru, budget: .bytes(100)))) { error in
+            guard case ExpertCacheError.budgetTooSmall = error else { return XCTFail("\(error)") }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import ChronosEngine
+import ChronosModel
+@testable import ChronosStorage
+import ChronosTestSupport
+import Foundation
+import XCTest
+
+/// A disk that records the order of the experts it reads and takes `delay` per read; with a
+/// gate, its first read waits until the gate opens.
+final class RecordingDisk: ExpertDisk, @unchecked Sendable {
+    let base: any ExpertDisk
+    let delay: Double
+    let gate = DispatchSemaphore(value: 0)
+    let gated: Bool
+    private let lock = NSLock()
+    private var order: [ExpertKey] = []
+
+    init(base: any ExpertDisk, delay: Double, gated: Bool = false) {
+        self.base = base
+        self.delay = delay
+        self.gated = gated
+    }
+
+    var reads: [ExpertKey] { lock.withLock { order } }
+
+    func read(_ request: DiskRead, into buffer: UnsafeMutableRawPointer) throws -> Int {
+        let first = lock.withLock { () -> Bool in
+            order.append(request.expert)
+            return order.count == 1
+        }
+        if gated && first { gate.wait() }
+        Thread.sleep(forTimeInterval: delay)
+        return try base.read(request, into: buffer)
+    }
+}
+
+final class PrefetchTests: XCTestCase {
+    func makeStore(delay: Double, budget: ExpertBudget = .fraction(1), stagingFraction: Double = 0.5,
+                   policy: MissPolicy = .wait, gated: Bool = false, trustPredictions: Bool = true) throws -> (ExpertStore, RecordingDisk) {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        let cache = try ExpertCache.open(modelDirectory: directory)
+        let disk = RecordingDisk(base: try FileExpertDisk(cache: cache), delay: delay, gated: gated)
+        let total = budget.bytes(ofTotal: cache.totalExpertBytes)
+        let store = try ExpertStore(cache: cache, disk: disk, settings: ExpertStoreSettings(
+            budget: ResidencyBudget(total: total, stagingFraction: stagingFraction), policy: policy, ioThreads: 1,
+            promptWeight: 0.5, prefetchThreshold: trustPredictions ? 0 : 0.3, prefetchLift: trustPredictions ? 0 : 1.5))
+        return (store, disk)
+    }
+
+    func key(_ layer: Int, _ expert: Int) -> ExpertKey { ExpertKey(layer: layer, expert: expert) }
+
+    func testNeedsJumpAheadOfPredictionsAndPredictionsAheadOfThePromptSet() throws {
+        let (store, disk) = try makeStore(delay: 0, gated: true)
+        defer { store.close() }
+        store.beginStep()
+        store.preload(promptSet: [key(1, 5)])
+        store.predict(lookahead: [[key(0, 1)], [key(0, 2)], [key(0, 3)]])
+        while disk.reads.isEmpty { Thread.sleep(forTimeInterval: 0.001) }  // the first read is under way, held at the gate
+        store.willNeed([key(1, 0), key(1, 1)])
+        disk.gate.signal()
+        XCTAssertNotNil(store.weights(for: key(1, 0)))
+        XCTAssertNotNil(store.weights(for: key(1, 1)))
+        store.endStep()
+        store.waitUntilIdle()
+        let reads = disk.reads
+        XCTAssertEqual(reads.count, 6, "\(reads)")
+        // Whatever read was already under way, the needs come next in use order, then t+1, t+2,
+        // t+3, and the prompt-level set last.
+        let expected = [key(1, 0), key(1, 1)] + [key(0, 1), key(0, 2), key(0, 3), key(1, 5)].filter { $0 != reads[0] }
+        XCTAssertEqual(Array(reads.dropFirst()), expected, "\(reads)")
+        let metrics = store.metrics()
+        XCTAssertEqual(metrics.needed, 2)
+        XCTAssertEqual(metrics.hits, 0, "both needs were misses when announced")
+    }
+
+    func testOnlyPredictionsWithAGoodRecordAreLoaded() throws {
+        // Each step uses L0/E(step % 6); one lookahead always names it, the other never does.
+        func run(right: Bool) throws -> Int {
+            let (store, disk) = try makeStore(delay: 0, trustPredictions: false)
+            defer { store.close() }
+            for step in 0..<8 {
+                store.beginStep()
+                store.willNeed([key(0, step % 6)])
+                XCTAssertNotNil(store.weights(for: key(0, step % 6)))
+                store.endStep()
+                store.predict(lookahead: [[right ? key(0, (step + 1) % 6) : key(1, step % 6)]])
+                store.waitUntilIdle()
+            }
+            return store.metrics().prefetchedBytes / store.cache.byteCount(of: key(0, 0))
+        }
+        XCTAssertEqual(try run(right: false), 0, "a predictor with no record of skill costs no reads")
+        XCTAssertGreaterThan(try run(right: true), 0, "a predictor that proves right is loaded")
+    }
+
+    func testStalePredictionsAreCancelled() throws {
+        let (store, disk) = try makeStore(delay: 0, gated: true)
+        defer { store.close() }
+        store.beginStep()
+        store.predict(lookahead: [[key(0, 0), key(0, 1), key(0, 2), key(0, 3)]])
+        while disk.reads.isEmpty { Thread.sleep(forTimeInterval: 0.001) }
+        store.predict(lookahead: [[key(1, 4)]])
+        disk.gate.signal()
+        store.waitUntilIdle()
+        XCTAssertEqual(disk.reads.count, 2, "only the read already under way and the new prediction: \(disk.reads)")
+        XCTAssertEqual(store.metrics().cancelledPrefetches, 3)
+        XCTAssertTrue(store.isResident(key(1, 4)))
+    }
+
+    func testPredictedExpertsAreHitsAndUnusedOnesAreCountedAsWaste() throws {
+        let (store, _) = try makeStore(delay: 0)
+        store.beginStep()
+        store.predict(lookahead: [[key(0, 0), key(0, 1)]])
+        store.waitUntilIdle()
+        store.willNeed([key(0, 0)])
+        XCTAssertNotNil(store.weights(for: key(0, 0)))
+        store.endStep()
+        store.close()
+        let metrics = store.metrics()
+        XCTAssertEqual(metrics.hits, 1)
+        XCTAssertEqual(metrics.stagingHits, 1)
+        let bytes = store.cache.byteCount(of: key(0, 0))
+        XCTAssertEqual(metrics.prefetchedBytes, 2 * bytes)
+        XCTAssertEqual(metrics.prefetchUsedBytes, bytes)
+        XCTAssertEqual(metrics.wastedPrefetchBytes, bytes)
+    }
+
+    func testABudgetOfOneExpertServesALayerThatNeedsMany() throws {
+        let (store, _) = try makeStore(delay: 0.001, budget: .fraction(1.0 / 12), stagingFraction: 0)
+        defer { store.close() }
+        store.beginStep()
+        let keys = (0..<6).map { key(0, $0) }
+        store.willNeed(keys)
+        for key in keys { XCTAssertNotNil(store.weights(for: key)) }
+        store.endStep()
+        let metrics = store.metrics()
+        XCTAssertEqual(metrics.peakResidentBytes, store.cache.byteCount(of: key(0, 0)))
+        XCTAssertEqual(metrics.reads, 6)
+    }
+
+    func testSimulatedDiskChargesLatencyAndBandwidth() throws {
+        let (store, _) = try makeStore(delay: 0)
+        store.close()
+        let cache = store.cache
+        let model = DiskModel(milliseconds: 5, megabytesPerSecond: 1)  // 2304 bytes take 2.3 ms
+        let disk = SimulatedDisk(wrapping: try FileExpertDisk(cache: cache), model: model)
+        let entry = cache.manifest.experts[0]
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: entry.length, alignment: 64)
+        defer { buffer.deallocate() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let request = DiskRead(file: entry.file, path: cache.path(ofFile: entry.file), offset: entry.offset, length: entry.length,
+                               expert: entry.key)
+        XCTAssertEqual(try disk.read(request, into: buffer), entry.length)
+        XCTAssertEqual(try disk.read(request, into: buffer), entry.length)
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        // Two back-to-back reads: each pays the latency, and the transfers share the bandwidth.
+        XCTAssertGreaterThanOrEqual(elapsed, 2 * model.seconds(forReading: entry.length) * 0.95)
+        XCTAssertEqual(DiskModel.fromEnvironment(["CHRONOS_SIM_SSD_MS": "2", "CHRONOS_SIM_SSD_MBPS": "500"]),
+                       DiskModel(milliseconds: 2, megabytesPerSecond: 500))
+        XCTAssertNil(DiskModel.fromEnvironment([:]))
+    }
+
+    func testChronosRunPredictsAndReportsPredictionQuality() throws {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.5), policy: .wait,
+                                       disk: DiskModel(milliseconds: 0.2, megabytesPerSecond: 2000))
+        let run = try StorageFixtures.generate(directory, settings, prompt: StorageFixtures.prompt(12, vocab: 32), tokens: 10)
+        let report = run.metrics.predictions
+        XCTAssertEqual(report.lookahead.count, 2, "the tiny model looks 2 tokens ahead")
+        XCTAssertEqual(report.lookahead[0].samples, 9, "after the prompt and each decode pass but the last")
+        XCTAssertNotNil(report.lookahead[0].recall)
+        XCTAssertNotNil(report.lookaheadShuffled[0].recall)
+        XCTAssertNotNil(report.lookaheadFrequency[0].recall)
+        XCTAssertNotNil(report.lookaheadPrevious[0].recall)
+        XCTAssertEqual(report.prompt.samples, 1)
+        XCTAssertGreaterThan(run.final!.prefetchedBytes, 0)
+        XCTAssertEqual(run.metrics.decodeSteps, 9)
+        XCTAssertGreaterThan(run.metrics.tokensPerSecond, 0)
+    }
+}

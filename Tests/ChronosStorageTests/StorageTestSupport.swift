@@ -1,0 +1,75 @@
+import ChronosEngine
+import ChronosFormats
+import ChronosModel
+import ChronosStorage
+import ChronosTensor
+import ChronosTestSupport
+import Foundation
+import XCTest
+
+/// Model directories for storage tests: a tiny Chronos-native model written with `save`, and
+/// copies of the Hugging Face fixtures (never packed in place).
+enum StorageFixtures {
+    /// A tiny Chronos configuration: 2 layers of 6 experts, top-2, a 2-token lookahead.
+    static func chronosConfiguration(sharedExperts: Int = 1) -> ChronosConfiguration {
+        ChronosConfiguration(
+            vocabSize: 32, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1, headDim: 8, kvLatentDim: 8,
+            ropeDim: 4, slidingWindow: 8, layerTypes: [.mla, .sliding], experts: 6, expertsPerToken: 2,
+            sharedExperts: sharedExperts, moeIntermediateSize: 12, sharedExpertIntermediateSize: 10, normTopKProb: true,
+            lookaheadSteps: 2, maxPositionEmbeddings: 128)
+    }
+
+    /// A new directory holding a tiny Chronos model with weights scaled so routing varies.
+    static func chronosModel(sharedExperts: Int = 1, seed: UInt64 = 3) throws -> URL {
+        let configuration = chronosConfiguration(sharedExperts: sharedExperts)
+        var weights = ChronosLanguageModel.initialize(configuration: configuration, seed: seed)
+        for (name, tensor) in weights where !name.contains("norm") && !name.hasSuffix(".bias") {
+            weights[name] = Tensor(shape: tensor.shape, values: tensor.floats.map { $0 * 20 })
+        }
+        let directory = try Fixtures.temporaryDirectory()
+        try ChronosLanguageModel(configuration: configuration, weights: weights).save(to: directory)
+        return directory
+    }
+
+    /// A copy of `Tests/Fixtures/hf-tiny/<name>` in a new directory.
+    static func huggingFaceModel(_ name: String) throws -> URL {
+        let directory = try Fixtures.temporaryDirectory().appendingPathComponent(name)
+        try FileManager.default.copyItem(at: Fixtures.url("hf-tiny/\(name)"), to: directory)
+        return directory
+    }
+
+    /// Packs `directory` with the default plan.
+    @discardableResult
+    static func pack(_ directory: URL) throws -> ExpertCacheManifest {
+        try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory))
+    }
+
+    /// A fixed prompt of `count` ids below `vocab`.
+    static func prompt(_ count: Int, vocab: Int, salt: Int = 0) -> [Int] {
+        (0..<count).map { ($0 * 7 + 3 + salt * 5) % vocab }
+    }
+
+    /// Greedy ids of a generation under `settings`, with its metrics (after `close`).
+    static func generate(_ directory: URL, _ settings: OffloadSettings, prompt: [Int], tokens: Int)
+        throws -> (ids: [Int], metrics: OffloadRunMetrics, final: StorageMetrics?) {
+        let offloaded = try OffloadedModel(directory: directory, settings: settings)
+        let generator = OffloadedGenerator(offloaded: offloaded, tokenizer: nil)
+        let result = try generator.generate(GenerationRequest(promptIds: prompt, maxTokens: tokens, sampling: .greedy, ignoreEOS: true))
+        offloaded.close()
+        return (result.generation.ids, result.metrics, offloaded.storageMetrics())
+    }
+
+    /// Greedy ids with every expert resident.
+    static func residentIds(_ directory: URL, prompt: [Int], tokens: Int) throws -> [Int] {
+        let model = try ModelRegistry.load(directory: directory)
+        return try Generator(model: model, tokenizer: nil)
+            .generate(GenerationRequest(promptIds: prompt, maxTokens: tokens, sampling: .greedy, ignoreEOS: true)).ids
+    }
+
+    /// Flips one byte of the file at `url` at `offset`.
+    static func flipByte(_ url: URL, at offset: Int) throws {
+        var data = try Data(contentsOf: url)
+        data[offset] ^= 0xFF
+        try data.write(to: url)
+    }
+}
