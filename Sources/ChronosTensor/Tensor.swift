@@ -42,6 +42,12 @@ public struct Tensor: @unchecked Sendable {
         self.init(dtype: dtype, shape: shape, storage: TensorStorage(zeroedByteCount: count * dtype.byteSize))
     }
 
+    /// A new f32 tensor whose contents are undefined until written: for op outputs that a
+    /// kernel overwrites entirely.
+    init(uninitialized shape: [Int]) {
+        self.init(dtype: .f32, shape: shape, storage: TensorStorage(uninitializedByteCount: shape.reduce(1, *) * 4))
+    }
+
     /// A new tensor holding `values` (converted to `dtype`), laid out row-major in `shape`.
     public init(shape: [Int], values: [Float], dtype: DType = .f32) {
         precondition(shape.reduce(1, *) == values.count, "\(values.count) values do not fill shape \(shape)")

@@ -18,6 +18,14 @@ public final class TensorStorage: @unchecked Sendable {
         owner = nil
     }
 
+    /// Allocates `byteCount` bytes, aligned for SIMD loads, without clearing them: for outputs
+    /// a kernel overwrites entirely.
+    init(uninitializedByteCount byteCount: Int) {
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        self.byteCount = byteCount
+        owner = nil
+    }
+
     /// Views `byteCount` bytes at `base` that belong to `owner`, which stays alive as long as
     /// this storage does. The bytes are not copied.
     public init(borrowing base: UnsafeRawPointer, byteCount: Int, owner: AnyObject) {

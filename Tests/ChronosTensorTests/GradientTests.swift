@@ -52,9 +52,10 @@ final class GradientTests: XCTestCase {
                 $0[0].rope(heads: 2, headDim: 8, rotaryDim: 6, positionOffset: 5, base: 100, style: style)
             }
         }
-        for (window, heads, kvHeads) in [(nil, 4, 2), (2, 2, 2), (3, 3, 1)] as [(Int?, Int, Int)] {
-            GradientCheck.check("attention window \(String(describing: window)) \(heads)/\(kvHeads)",
-                           inputs: [tensor([4, heads, 5]), tensor([6, kvHeads, 5]), tensor([6, kvHeads, 3])]) {
+        // 4 queries use the per-key kernel, 9 the matrix-product path.
+        for (queries, window, heads, kvHeads) in [(4, nil, 4, 2), (4, 2, 2, 2), (4, 3, 3, 1), (9, nil, 2, 1), (9, 3, 2, 2)] as [(Int, Int?, Int, Int)] {
+            GradientCheck.check("attention \(queries) queries, window \(String(describing: window)) \(heads)/\(kvHeads)",
+                           inputs: [tensor([queries, heads, 5]), tensor([queries + 2, kvHeads, 5]), tensor([queries + 2, kvHeads, 3])]) {
                 Tensor.attention(query: $0[0], key: $0[1], value: $0[2], heads: heads, kvHeads: kvHeads,
                                  queryOffset: 2, keyOffset: 0, window: window, scale: 0.6)
             }

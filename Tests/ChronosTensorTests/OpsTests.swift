@@ -63,6 +63,9 @@ final class OpsTests: XCTestCase {
         let cases: [(tokens: Int, keys: Int, heads: Int, kvHeads: Int, dim: Int, valueDim: Int, qOff: Int, kOff: Int, window: Int?)] = [
             (1, 1, 1, 1, 1, 1, 0, 0, nil), (5, 5, 4, 2, 16, 16, 0, 0, nil), (3, 9, 4, 1, 9, 5, 6, 0, nil),
             (7, 7, 2, 2, 8, 8, 0, 0, 3), (2, 6, 4, 2, 8, 12, 10, 6, 4), (4, 4, 2, 1, 3, 3, 0, 0, 1),
+            // Enough queries for the matrix-product path.
+            (9, 9, 4, 2, 16, 16, 0, 0, nil), (12, 20, 3, 1, 9, 5, 8, 0, 6), (10, 10, 2, 2, 8, 8, 0, 0, 1),
+            (8, 14, 4, 4, 4, 6, 30, 24, 5),
         ]
         for c in cases {
             let q = random.values(c.tokens * c.heads * c.dim, -2, 2)

@@ -128,3 +128,82 @@ public enum AttentionKernel {
         return s
     }
 }
+
+/// Attention over many queries at once (prefill and training) as matrix products per head:
+///
+///     S_h = scale · Q_h·K_gᵀ (masked),  P_h = softmax(S_h),  O_h = P_h·V_g
+///
+/// Heads run in parallel; the GEMMs inside a head run serially (nested parallel regions do). The probabilities are kept for the backward
+/// pass, which is again matrix products:
+///
+///     dV_g += P_hᵀ·dO_h,  dP = dO_h·V_gᵀ,  dS = scale · P ⊙ (dP − rowsum(P ⊙ dP)),
+///     dQ_h = dS·K_g,  dK_g += dSᵀ·Q_h
+public enum BatchedAttention {
+    /// Below this many queries the per-key kernel is used instead.
+    public static let minimumQueries = 8
+
+    /// Computes `out` `[T, H·Dv]` and returns the probabilities `[H, T, S]`.
+    public static func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                               out: UnsafeMutablePointer<Float>, _ shape: AttentionKernel.Geometry) -> Tensor {
+        let t = shape.tokens, s = shape.keys, d = shape.headDim, dv = shape.valueDim
+        let h = shape.heads, g = shape.kvHeads, group = h / g
+        let probabilities = Tensor(uninitialized: [h, t, max(s, 1)])
+        let p0 = probabilities.floatPointer
+        ThreadPool.shared.parallelFor(h) { head in
+            let kv = head / group
+            let p = p0 + head * t * s
+            SwiftGemm.sgemm(transA: false, transB: true, m: t, n: s, k: d, alpha: shape.scale, a: q + head * d, lda: h * d,
+                            b: k + kv * d, ldb: g * d, beta: 0, c: p, ldc: s)
+            for row in 0..<t {
+                let r = p + row * s
+                guard let visible = shape.visibleKeys(row) else {
+                    r.update(repeating: 0, count: s)
+                    continue
+                }
+                for c in 0..<visible.lowerBound { r[c] = 0 }
+                for c in (visible.upperBound + 1)..<max(s, visible.upperBound + 1) { r[c] = 0 }
+                let span = r + visible.lowerBound
+                RowKernels.softmax(span, span, rows: 1, cols: visible.count)
+            }
+            SwiftGemm.sgemm(transA: false, transB: false, m: t, n: dv, k: s, alpha: 1, a: p, lda: s,
+                            b: v + kv * dv, ldb: g * dv, beta: 0, c: out + head * dv, ldc: h * dv)
+        }
+        return probabilities
+    }
+
+    /// Gradients of `forward` given ∂L/∂out and its probabilities; dq, dk, dv start zeroed.
+    public static func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                probabilities: Tensor, dOut: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
+                                dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, _ shape: AttentionKernel.Geometry) {
+        let t = shape.tokens, s = shape.keys, d = shape.headDim, vd = shape.valueDim
+        let h = shape.heads, g = shape.kvHeads, group = h / g
+        // Each head writes its own dK/dV; they are summed per key/value head afterwards.
+        let perHeadK = Tensor(uninitialized: [h, s, d]), perHeadV = Tensor(uninitialized: [h, s, vd])
+        let scratch = Tensor(uninitialized: [h, t, max(s, 1)])
+        let p0 = probabilities.floatPointer, hk = perHeadK.floatPointer, hv = perHeadV.floatPointer, ds0 = scratch.floatPointer
+        ThreadPool.shared.parallelFor(h) { head in
+            let kv = head / group
+            let p = p0 + head * t * s, ds = ds0 + head * t * s, dO = dOut + head * vd
+            SwiftGemm.sgemm(transA: true, transB: false, m: s, n: vd, k: t, alpha: 1, a: p, lda: s, b: dO, ldb: h * vd,
+                            beta: 0, c: hv + head * s * vd, ldc: vd)
+            SwiftGemm.sgemm(transA: false, transB: true, m: t, n: s, k: vd, alpha: 1, a: dO, lda: h * vd, b: v + kv * vd,
+                            ldb: g * vd, beta: 0, c: ds, ldc: s)
+            for row in 0..<t {
+                let pr = p + row * s, dr = ds + row * s
+                let weighted = AttentionKernel.dot(pr, dr, s)
+                for c in 0..<s { dr[c] = shape.scale * pr[c] * (dr[c] - weighted) }
+            }
+            SwiftGemm.sgemm(transA: false, transB: false, m: t, n: d, k: s, alpha: 1, a: ds, lda: s, b: k + kv * d, ldb: g * d,
+                            beta: 0, c: dq + head * d, ldc: h * d)
+            SwiftGemm.sgemm(transA: true, transB: false, m: s, n: d, k: t, alpha: 1, a: ds, lda: s, b: q + head * d, ldb: h * d,
+                            beta: 0, c: hk + head * s * d, ldc: d)
+        }
+        for head in 0..<h {
+            let kv = head / group
+            for row in 0..<s {
+                Elementwise.addScaledSerial(hk + (head * s + row) * d, by: 1, into: dk + (row * g + kv) * d, count: d)
+                Elementwise.addScaledSerial(hv + (head * s + row) * vd, by: 1, into: dv + (row * g + kv) * vd, count: vd)
+            }
+        }
+    }
+}

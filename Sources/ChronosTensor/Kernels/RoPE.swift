@@ -23,13 +23,14 @@ public enum RoPE {
         let d = rotaryDim ?? headDim
         precondition(d % 2 == 0 && d <= headDim, "rotary dimension \(d) must be even and ≤ head dimension \(headDim)")
         let half = d / 2
+        let inverseFrequencies = (0..<half).map { pow(Double(base), -2 * Double($0) / Double(d)) }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * half) { table in
             let cosines = table.baseAddress!, sines = cosines + half
             for t in 0..<tokens {
                 let position = Double(positionOffset + t)
                 for i in 0..<half {
                     // Angles in double precision: positions reach tens of thousands.
-                    let angle = position * pow(Double(base), -2 * Double(i) / Double(d))
+                    let angle = position * inverseFrequencies[i]
                     cosines[i] = Float(cos(angle))
                     sines[i] = Float(inverse ? -sin(angle) : sin(angle))
                 }

@@ -9,7 +9,7 @@ extension Tensor {
         let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
         let kb = transposeB ? b.shape[1] : b.shape[0], n = transposeB ? b.shape[0] : b.shape[1]
         precondition(k == kb, "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
-        let c = Tensor(zeros: [m, n])
+        let c = Tensor(uninitialized: [m, n])
         backend.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
                       a: a.floatPointer, lda: a.shape[1], b: b.floatPointer, ldb: b.shape[1],
                       beta: 0, c: c.floatPointer, ldc: n)
@@ -30,7 +30,7 @@ extension Tensor {
     public static func matvec(_ weight: Tensor, _ x: Tensor) -> Tensor {
         precondition(weight.rank == 2 && weight.isContiguous, "matvec needs a contiguous 2-D weight, got \(weight.shape)")
         precondition(x.count == weight.shape[1], "matvec: weight \(weight.shape) and vector of \(x.count)")
-        let y = Tensor(zeros: [weight.shape[0]])
+        let y = Tensor(uninitialized: [weight.shape[0]])
         MatVec.multiply(weights: weight.rawPointer, dtype: weight.dtype, rows: weight.shape[0], cols: weight.shape[1],
                         x: x.floatPointer, y: y.floatPointer)
         return y
@@ -50,7 +50,7 @@ extension Tensor {
         let tokens = x.count / inFeatures
         var outShape = x.shape
         outShape[outShape.count - 1] = outFeatures
-        let y = Tensor(zeros: outShape)
+        let y = Tensor(uninitialized: outShape)
         let xp = x.floatPointer, yp = y.floatPointer
         if tokens <= 4 {
             for t in 0..<tokens {
@@ -76,14 +76,14 @@ extension Tensor {
             let g = g.contiguous()
             var grads: [Tensor?] = [nil, nil]
             if needX {
-                let dx = Tensor(zeros: x.shape)
+                let dx = Tensor(uninitialized: x.shape)
                 SwiftGemm.gemm(transA: false, transB: false, m: tokens, n: inFeatures, k: outFeatures, alpha: 1, a: g.floatPointer,
                                lda: outFeatures, b: weight.rawPointer, bType: weight.dtype, ldb: inFeatures, beta: 0,
                                c: dx.floatPointer, ldc: inFeatures)
                 grads[0] = dx
             }
             if needW {
-                let dw = Tensor(zeros: weight.shape)
+                let dw = Tensor(uninitialized: weight.shape)
                 Backends.current.sgemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: tokens, alpha: 1,
                                        a: g.floatPointer, lda: outFeatures, b: x.floatPointer, ldb: inFeatures, beta: 0,
                                        c: dw.floatPointer, ldc: inFeatures)

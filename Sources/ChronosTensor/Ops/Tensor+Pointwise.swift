@@ -79,14 +79,14 @@ extension Tensor {
         if Autograd.isRecording && (gate.gradientNode != nil || up.gradientNode != nil) {
             return gate.silu() * up
         }
-        let g = gate.contiguous(), u = up.contiguous(), out = Tensor(zeros: gate.shape)
+        let g = gate.contiguous(), u = up.contiguous(), out = Tensor(uninitialized: gate.shape)
         Elementwise.swiglu(gate: g.floatPointer, up: u.floatPointer, out.floatPointer, count: out.count)
         return out
     }
 
     /// A new tensor of this shape filled by `kernel(input, output, count)` on the contiguous values.
     private func map(_ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
-        let x = contiguous(), out = Tensor(zeros: shape)
+        let x = contiguous(), out = Tensor(uninitialized: shape)
         kernel(x.floatPointer, out.floatPointer, count)
         return out
     }
@@ -95,7 +95,7 @@ extension Tensor {
                                   _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
         precondition(b.rank <= a.rank && Array(a.shape.suffix(b.rank)) == b.shape,
                      "shapes \(a.shape) and \(b.shape) do not broadcast")
-        let a = a.contiguous(), b = b.contiguous(), out = Tensor(zeros: a.shape)
+        let a = a.contiguous(), b = b.contiguous(), out = Tensor(uninitialized: a.shape)
         let inner = b.count
         for start in stride(from: 0, to: a.count, by: max(inner, 1)) {
             kernel(a.floatPointer + start, b.floatPointer, out.floatPointer + start, inner)

@@ -60,7 +60,7 @@ extension Tensor {
     public func gatherRows(_ indices: [Int]) -> Tensor {
         precondition(rank == 2, "gatherRows needs a 2-D tensor, got \(shape)")
         let x = contiguous(), cols = shape[1], rows = shape[0]
-        let out = Tensor(zeros: [indices.count, cols])
+        let out = Tensor(uninitialized: [indices.count, cols])
         for (i, r) in indices.enumerated() {
             precondition(r >= 0 && r < rows, "row \(r) outside \(rows) rows")
             (out.floatPointer + i * cols).update(from: x.floatPointer + r * cols, count: cols)
@@ -90,7 +90,7 @@ extension Tensor {
     public static func scaleRows(_ x: Tensor, by weights: Tensor) -> Tensor {
         precondition(x.rank == 2 && weights.count == x.shape[0], "scaleRows: \(x.shape) by \(weights.shape)")
         let xs = x.contiguous(), ws = weights.contiguous(), cols = x.shape[1]
-        let out = Tensor(zeros: x.shape)
+        let out = Tensor(uninitialized: x.shape)
         for r in 0..<x.shape[0] {
             Elementwise.scale(xs.floatPointer + r * cols, by: ws.floatPointer[r], out.floatPointer + r * cols, count: cols)
         }

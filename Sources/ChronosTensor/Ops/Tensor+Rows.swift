@@ -8,7 +8,7 @@ extension Tensor {
         let cols = shape.last ?? 1
         precondition(weight.count == cols, "rmsNorm: weight of \(weight.count) for rows of \(cols)")
         let x = contiguous(), w = weight.dtype == .f32 ? weight.contiguous() : weight.converted(to: .f32)
-        let out = Tensor(zeros: shape), rows = rowCount
+        let out = Tensor(uninitialized: shape), rows = rowCount
         RowKernels.rmsNorm(x.floatPointer, weight: w.floatPointer, out.floatPointer, rows: rows, cols: cols, eps: eps)
         return Autograd.record(out, inputs: [self, weight]) { g in
             // y = x·r·w with r = (mean x² + ε)^(−1/2):
@@ -32,11 +32,11 @@ extension Tensor {
 
     /// Softmax over the last axis.
     public func softmax() -> Tensor {
-        let x = contiguous(), out = Tensor(zeros: shape), rows = rowCount, cols = shape.last ?? 1
+        let x = contiguous(), out = Tensor(uninitialized: shape), rows = rowCount, cols = shape.last ?? 1
         RowKernels.softmax(x.floatPointer, out.floatPointer, rows: rows, cols: cols)
         return Autograd.record(out, inputs: [self]) { g in
             // ∂x = y ⊙ (∂y − Σ ∂y⊙y), row by row.
-            let gs = g.contiguous(), dx = Tensor(zeros: out.shape)
+            let gs = g.contiguous(), dx = Tensor(uninitialized: out.shape)
             for row in 0..<rows {
                 let y = out.floatPointer + row * cols, gr = gs.floatPointer + row * cols, d = dx.floatPointer + row * cols
                 let s = AttentionKernel.dot(y, gr, cols)
@@ -48,11 +48,11 @@ extension Tensor {
 
     /// Log-softmax over the last axis.
     public func logSoftmax() -> Tensor {
-        let x = contiguous(), out = Tensor(zeros: shape), rows = rowCount, cols = shape.last ?? 1
+        let x = contiguous(), out = Tensor(uninitialized: shape), rows = rowCount, cols = shape.last ?? 1
         RowKernels.logSoftmax(x.floatPointer, out.floatPointer, rows: rows, cols: cols)
         return Autograd.record(out, inputs: [self]) { g in
             // ∂x = ∂y − softmax(x)·Σ ∂y, row by row.
-            let gs = g.contiguous(), dx = Tensor(zeros: out.shape)
+            let gs = g.contiguous(), dx = Tensor(uninitialized: out.shape)
             for row in 0..<rows {
                 let y = out.floatPointer + row * cols, gr = gs.floatPointer + row * cols, d = dx.floatPointer + row * cols
                 var s: Float = 0

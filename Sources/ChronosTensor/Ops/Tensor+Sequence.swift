@@ -4,7 +4,7 @@ extension Tensor {
     public static func embedding(_ table: Tensor, ids: [Int]) -> Tensor {
         precondition(table.rank == 2 && table.isContiguous, "embedding needs a contiguous 2-D table, got \(table.shape)")
         let vocab = table.shape[0], dim = table.shape[1]
-        let out = Tensor(zeros: [ids.count, dim])
+        let out = Tensor(uninitialized: [ids.count, dim])
         Gather.rows(table: table.rawPointer, dtype: table.dtype, vocab: vocab, dim: dim, ids: ids, out: out.floatPointer)
         return Autograd.record(out, inputs: [table]) { g in
             // ∂L/∂table[id] = Σ over the tokens t with ids[t] = id of ∂L/∂out[t].
@@ -53,16 +53,27 @@ extension Tensor {
         let valueDim = keys == 0 ? 0 : v.count / (keys * kvHeads)
         precondition(k.count == keys * kvHeads * headDim && v.count == keys * kvHeads * valueDim,
                      "attention: key \(key.shape) / value \(value.shape) do not fit \(kvHeads) heads of \(headDim)")
-        let out = Tensor(zeros: [tokens, heads * valueDim])
+        let out = Tensor(uninitialized: [tokens, heads * valueDim])
         let geometry = AttentionKernel.Geometry(tokens: tokens, keys: keys, heads: heads, kvHeads: kvHeads, headDim: headDim,
                                                 valueDim: valueDim, queryOffset: queryOffset, keyOffset: keyOffset,
                                                 window: window, scale: scale)
-        AttentionKernel.run(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, out: out.floatPointer, geometry)
         let shapes = (query.shape, key.shape, value.shape)
+        // Few queries (decoding): one dot product per visible key. Many: matrix products per head.
+        if tokens < BatchedAttention.minimumQueries {
+            AttentionKernel.run(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, out: out.floatPointer, geometry)
+            return Autograd.record(out, inputs: [query, key, value]) { g in
+                let dq = Tensor(zeros: shapes.0), dk = Tensor(zeros: shapes.1), dv = Tensor(zeros: shapes.2)
+                AttentionKernel.backward(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, dOut: g.contiguous().floatPointer,
+                                         dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, geometry)
+                return [dq, dk, dv]
+            }
+        }
+        let probabilities = BatchedAttention.forward(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, out: out.floatPointer, geometry)
         return Autograd.record(out, inputs: [query, key, value]) { g in
             let dq = Tensor(zeros: shapes.0), dk = Tensor(zeros: shapes.1), dv = Tensor(zeros: shapes.2)
-            AttentionKernel.backward(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, dOut: g.contiguous().floatPointer,
-                                     dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, geometry)
+            BatchedAttention.backward(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, probabilities: probabilities,
+                                      dOut: g.contiguous().floatPointer, dq: dq.floatPointer, dk: dk.floatPointer,
+                                      dv: dv.floatPointer, geometry)
             return [dq, dk, dv]
         }
     }
