@@ -1,4 +1,5 @@
 import ChronosFormats
+import ChronosTensor
 import Foundation
 
 /// A Hugging Face architecture: its `config.json` (decoded by the conforming type), its
@@ -13,12 +14,27 @@ protocol TransformerArchitecture: Decodable, Sendable {
 }
 
 extension TransformerArchitecture {
-    /// Decodes `config` and loads the model from `checkpoint`.
-    static func load(config: Data, file: String, checkpoint: SafetensorsCheckpoint,
+    /// Decodes `config` and loads the model from `checkpoint`; routed experts come from
+    /// `experts`, else from the checkpoint, or from the expert cache of `directory` when the
+    /// checkpoint was stripped of them.
+    static func load(config: Data, file: String, directory: URL, checkpoint: SafetensorsCheckpoint,
                      experts: (any ExpertProvider)?) throws -> any LanguageModel {
         let decoded = try ConfigurationFile.decode(Self.self, from: config, file: file)
         let configuration = try decoded.transformerConfiguration(file: file)
         try configuration.validate(file: file)
+        var experts = experts
+        if experts == nil, StrippedCheckpoint.isStripped(checkpoint) {
+            var shapes: [ExpertKey: [[Int]]] = [:]
+            let hidden = configuration.hiddenSize
+            for (layer, block) in configuration.feedForward.enumerated() {
+                guard case let .mixture(mixture) = block else { continue }
+                for expert in 0..<mixture.expertCount {
+                    let width = mixture.intermediateSize
+                    shapes[ExpertKey(layer: layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
+                }
+            }
+            experts = try StrippedCheckpoint.cachedExperts(directory: directory, shapes: shapes)
+        }
         return try TransformerLanguageModel(configuration: configuration, keys: checkpointKeys, checkpoint: checkpoint,
                                             experts: experts)
     }
@@ -35,19 +51,164 @@ public enum ModelRegistry {
     public static var modelTypes: [String] { (architectures.map { $0.modelType } + [ChronosConfiguration.modelType]).sorted() }
 
     /// Loads the model directory `directory` (a Hugging Face architecture, or a Chronos-native
-    /// model): `config.json` and the safetensors checkpoint (one file or shards). Routed experts come from `experts`; when nil, every
-    /// expert is loaded from the checkpoint and stays resident.
+    /// model): `config.json` and the safetensors checkpoint (one file or shards). Routed experts
+    /// come from `experts`; when nil, every expert is loaded from the checkpoint and stays
+    /// resident, or, when the checkpoint was stripped of them, mapped from `expert_cache/`.
     public static func load(directory: URL, experts: (any ExpertProvider)? = nil) throws -> any LanguageModel {
         let configURL = directory.appendingPathComponent("config.json")
         let config = try ConfigurationFile.read(configURL)
         let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
         if header.modelType == ChronosConfiguration.modelType {
+            var experts = experts
+            if experts == nil, StrippedCheckpoint.isStripped(directory: directory) {
+                let c = try ConfigurationFile.decode(ChronosConfiguration.self, from: config, file: configURL.path)
+                try c.validate(file: configURL.path)
+                let width = c.moeIntermediateSize, hidden = c.hiddenSize
+                var shapes: [ExpertKey: [[Int]]] = [:]
+                for layer in 0..<c.hiddenLayers {
+                    for expert in 0..<c.experts {
+                        shapes[ExpertKey(layer: layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
+                    }
+                }
+                experts = try StrippedCheckpoint.cachedExperts(directory: directory, shapes: shapes)
+            }
             return try ChronosLanguageModel(config: config, file: configURL.path, directory: directory, experts: experts)
         }
         guard let architecture = architectures.first(where: { $0.modelType == header.modelType }) else {
             throw ModelError.unknownModelType(header.modelType, known: modelTypes)
         }
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        return try architecture.load(config: config, file: configURL.path, checkpoint: checkpoint, experts: experts)
+        return try architecture.load(config: config, file: configURL.path, directory: directory, checkpoint: checkpoint,
+                                     experts: experts)
+    }
+}
+
+/// A checkpoint written without its routed experts (`chronos pack --strip-experts`), which then
+/// live only in the model directory's expert cache (`expert_cache/`, written by
+/// `ChronosStorage.ExpertCachePacker`; `ExpertCacheManifest` documents its layout).
+///
+/// The checkpoint says so in its `__metadata__`: `"chronos_routed_experts": "expert_cache"`.
+/// Loading such a directory without an expert provider maps every expert from the cluster files,
+/// after checking what can be checked here: the manifest is there and readable, each cluster
+/// file has the size it records, and every expert the configuration implies is present with the
+/// implied shapes. The content hashes are checked where the cache is opened for offloading
+/// (`ChronosStorage.ExpertCache`).
+public enum StrippedCheckpoint {
+    /// The `__metadata__` key that says where the routed experts are.
+    public static let metadataKey = "chronos_routed_experts"
+    /// Its value in a stripped checkpoint: the experts are in `expert_cache/` only.
+    public static let inExpertCache = "expert_cache"
+    /// The cache folder and its manifest, as `ExpertCacheManifest` names them.
+    private static let cacheFolder = "expert_cache", manifestName = "cluster_manifest.json"
+
+    /// Whether `checkpoint` was stripped of its routed experts.
+    public static func isStripped(_ checkpoint: SafetensorsCheckpoint) -> Bool {
+        checkpoint.shards.contains { $0.metadata[metadataKey] == inExpertCache }
+    }
+
+    /// Whether the checkpoint of the model directory `directory` was stripped of its routed
+    /// experts (false when it has no readable checkpoint).
+    public static func isStripped(directory: URL) -> Bool {
+        (try? SafetensorsCheckpoint(directory: directory)).map(isStripped) ?? false
+    }
+
+    /// The part of `cluster_manifest.json` needed to find every expert's tensors.
+    private struct Manifest: Decodable {
+        struct File: Decodable {
+            let name: String
+            let bytes: Int
+        }
+        struct Tensor: Decodable {
+            let projection: String
+            let name: String
+        }
+        struct Expert: Decodable {
+            let layer: Int
+            let expert: Int
+            let file: Int
+            let tensors: [Tensor]
+        }
+        let format: String
+        let files: [File]
+        let experts: [Expert]
+    }
+
+    /// Every routed expert of `shapes` (gate, up, down of each key), mapped from the cluster files
+    /// of `directory`'s expert cache.
+    static func cachedExperts(directory: URL, shapes: [ExpertKey: [[Int]]]) throws -> ResidentExperts {
+        let cache = directory.appendingPathComponent(cacheFolder)
+        let manifestURL = cache.appendingPathComponent(manifestName)
+        guard FileManager.default.fileExists(atPath: manifestURL.path) else {
+            throw StrippedCheckpointError.cacheMissing(directory: directory.path)
+        }
+        func invalid(_ reason: String) -> StrippedCheckpointError { .cacheInvalid(directory: directory.path, reason: reason) }
+        let manifest: Manifest
+        do {
+            manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: manifestURL))
+        } catch {
+            throw invalid("\(manifestURL.path) is not a cluster manifest")
+        }
+        guard manifest.format == "chronos-expert-cache" else { throw invalid("\(manifestURL.path) has format \(manifest.format)") }
+        let files = try manifest.files.map { file -> SafetensorsFile in
+            guard !file.name.isEmpty, !file.name.contains("/"), file.name != ".", file.name != ".." else {
+                throw invalid("'\(file.name)' is not a file name in the cache folder")
+            }
+            let url = cache.appendingPathComponent(file.name)
+            let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int
+            guard let size else { throw invalid("\(url.path) is missing") }
+            guard size == file.bytes else { throw invalid("\(url.path) has \(size) bytes, the manifest records \(file.bytes)") }
+            do {
+                return try SafetensorsFile(url: url)
+            } catch {
+                throw invalid("\(error)")
+            }
+        }
+        var experts: [ExpertKey: ExpertWeights] = [:]
+        for entry in manifest.experts {
+            let key = ExpertKey(layer: entry.layer, expert: entry.expert)
+            guard let expected = shapes[key] else { continue }
+            guard entry.file >= 0, entry.file < files.count, entry.tensors.map(\.projection) == ["gate", "up", "down"] else {
+                throw invalid("the manifest's entry of \(key) is inconsistent")
+            }
+            let tensors = try entry.tensors.map { tensor in
+                do {
+                    return try files[entry.file].tensor(named: tensor.name)
+                } catch {
+                    throw invalid("\(error)")
+                }
+            }
+            for (tensor, shape) in zip(tensors, expected) where tensor.shape != shape {
+                throw StrippedCheckpointError.cacheStale(
+                    directory: directory.path, reason: "expert \(key) has shape \(tensor.shape), config.json implies \(shape)")
+            }
+            guard tensors.allSatisfy({ $0.dtype.isFloatingPoint }) else { throw invalid("expert \(key) is not of a float dtype") }
+            experts[key] = ExpertWeights(gate: tensors[0], up: tensors[1], down: tensors[2])
+        }
+        if let absent = shapes.keys.first(where: { experts[$0] == nil }) {
+            throw StrippedCheckpointError.cacheStale(directory: directory.path, reason: "it has no expert \(absent), which config.json implies")
+        }
+        return ResidentExperts(experts)
+    }
+}
+
+/// A model directory whose checkpoint was stripped of its routed experts, and whose expert
+/// cache, the only copy of them, cannot supply them.
+public enum StrippedCheckpointError: Error, CustomStringConvertible, Equatable {
+    /// `expert_cache/cluster_manifest.json` does not exist.
+    case cacheMissing(directory: String)
+    /// The cache no longer fits the directory (`config.json` changed since packing).
+    case cacheStale(directory: String, reason: String)
+    /// The cache is malformed, truncated or corrupted.
+    case cacheInvalid(directory: String, reason: String)
+
+    /// A one-line explanation that names the directory and what to do.
+    public var description: String {
+        let (directory, state, reason): (String, String, String?) = switch self {
+        case let .cacheMissing(directory): (directory, "missing", nil)
+        case let .cacheStale(directory, reason): (directory, "stale", reason)
+        case let .cacheInvalid(directory, reason): (directory, "invalid", reason)
+        }
+        return "\(directory): the routed experts were stripped from the checkpoint and live in expert_cache/, which is \(state)"
+            + (reason.map { " (\($0))" } ?? "") + ": re-pack from the full checkpoint"
     }
 }

@@ -6,11 +6,13 @@ import Foundation
 /// A packed expert cache, opened and checked: the manifest, the cluster files' paths, and the
 /// means to turn an expert's bytes into weights.
 ///
-/// `open` refuses a cache that is missing, malformed, stale (the model's `config.json` or
-/// checkpoint changed since packing) or truncated (a cluster file's size or header disagrees
-/// with the manifest); `validate(against:)` refuses one that does not fit the loaded model; each
-/// expert's bytes are checked against its hash when read (`checkHash`), and `verifyFiles`
-/// hashes every file whole.
+/// `open` refuses a cache that is missing, malformed, stale (the model's `config.json` or a
+/// packed expert's source tensor changed since packing, by content) or truncated (a cluster
+/// file's size or header disagrees with the manifest); `validate(against:)` refuses one that
+/// does not fit the loaded model; each expert's bytes are checked against its hash when read
+/// (`checkHash`), and `verifyFiles` hashes every file whole. In a directory whose checkpoint was
+/// stripped of its experts, each refusal is a `StrippedCheckpointError`, since the cache is
+/// then the experts' only copy.
 public final class ExpertCache: Sendable {
     /// The model directory the cache belongs to.
     public let modelDirectory: URL
@@ -20,10 +22,23 @@ public final class ExpertCache: Sendable {
     public let manifest: ExpertCacheManifest
     /// Every cluster file's URL, by file index.
     public let fileURLs: [URL]
+    /// Whether the model's checkpoint was stripped of its routed experts, which then live only here.
+    public let checkpointStripped: Bool
     private let entries: [ExpertKey: ExpertCacheManifest.Expert]
 
     /// Opens and checks the cache of the model directory `modelDirectory`.
     public static func open(modelDirectory: URL) throws -> ExpertCache {
+        let stripped = StrippedCheckpoint.isStripped(directory: modelDirectory)
+        do {
+            let cache = try openChecked(modelDirectory: modelDirectory, stripped: stripped)
+            try cache.checkFiles()
+            return cache
+        } catch let error as ExpertCacheError where stripped {
+            throw error.inStrippedCheckpoint(directory: modelDirectory.path)
+        }
+    }
+
+    private static func openChecked(modelDirectory: URL, stripped: Bool) throws -> ExpertCache {
         let directory = modelDirectory.appendingPathComponent(ExpertCacheManifest.directoryName)
         let manifestURL = directory.appendingPathComponent(ExpertCacheManifest.fileName)
         guard FileManager.default.fileExists(atPath: manifestURL.path) else {
@@ -41,16 +56,25 @@ public final class ExpertCache: Sendable {
                 path: manifestURL.path,
                 reason: "format \(manifest.format) version \(manifest.version) hash \(manifest.hash); this build reads \(ExpertCacheManifest.formatName) version \(ExpertCacheManifest.currentVersion) with xxh64")
         }
-        if let reason = ModelSource.difference(recorded: manifest.source, now: try ModelSource.current(modelDirectory)) {
+        if let reason = try ModelSource.staleness(of: manifest, in: modelDirectory) {
             throw ExpertCacheError.stale(path: manifestURL.path, reason: reason)
         }
-        let cache = try ExpertCache(modelDirectory: modelDirectory, directory: directory, manifest: manifest, manifestPath: manifestURL.path)
-        try cache.checkFiles()
-        return cache
+        return try ExpertCache(modelDirectory: modelDirectory, directory: directory, manifest: manifest,
+                               manifestPath: manifestURL.path, stripped: stripped)
     }
 
-    private init(modelDirectory: URL, directory: URL, manifest: ExpertCacheManifest, manifestPath: String) throws {
+    /// Runs `body`; in a stripped directory, its cache errors become `StrippedCheckpointError`s.
+    private func reportingStripped<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ExpertCacheError where checkpointStripped {
+            throw error.inStrippedCheckpoint(directory: modelDirectory.path)
+        }
+    }
+
+    private init(modelDirectory: URL, directory: URL, manifest: ExpertCacheManifest, manifestPath: String, stripped: Bool) throws {
         self.modelDirectory = modelDirectory
+        checkpointStripped = stripped
         self.directory = directory
         self.manifest = manifest
         fileURLs = try manifest.files.map { file in
@@ -103,6 +127,10 @@ public final class ExpertCache: Sendable {
     /// Checks that the cache holds exactly `model`'s experts, under the checkpoint names the
     /// model uses.
     public func validate(against model: any LanguageModel) throws {
+        try reportingStripped { try checkFits(model) }
+    }
+
+    private func checkFits(_ model: any LanguageModel) throws {
         let summary = model.summary, path = directory.appendingPathComponent(ExpertCacheManifest.fileName).path
         guard summary.modelType == manifest.modelType else {
             throw ExpertCacheError.modelMismatch(path: path, reason: "packed from a \(manifest.modelType) model, loaded a \(summary.modelType)")
@@ -128,6 +156,10 @@ public final class ExpertCache: Sendable {
 
     /// Hashes every cluster file whole and compares with the manifest.
     public func verifyFiles() throws {
+        try reportingStripped { try hashFiles() }
+    }
+
+    private func hashFiles() throws {
         for (index, file) in manifest.files.enumerated() {
             let url = fileURLs[index]
             let data: Data
@@ -176,5 +208,31 @@ public final class ExpertCache: Sendable {
             return Tensor(dtype: dtype, shape: tensor.shape, storage: storage)
         }
         return ExpertWeights(gate: tensors[0], up: tensors[1], down: tensors[2])
+    }
+}
+
+extension ExpertCache {
+    /// Every expert read from `disk` (default: the cluster files themselves) into memory, each
+    /// checked against its hash: the experts of a fully resident model whose checkpoint was
+    /// stripped of them.
+    public func readAllExperts(from disk: (any ExpertDisk)? = nil) throws -> ResidentExperts {
+        try reportingStripped {
+            let disk = try disk ?? FileExpertDisk(cache: self)
+            // Buffers are never returned to an idle list: each lives as long as its expert.
+            let pool = ExpertBufferPool(maximumIdleBytes: 0)
+            var experts: [ExpertKey: ExpertWeights] = [:]
+            for entry in manifest.experts {
+                let buffer = pool.acquire(capacity: entry.length)
+                let request = DiskRead(file: entry.file, path: path(ofFile: entry.file), offset: entry.offset,
+                                       length: entry.length, expert: entry.key)
+                let read = try disk.read(request, into: buffer.base)
+                guard read == entry.length else {
+                    throw ExpertCacheError.shortRead(file: request.path, expert: entry.key, expected: entry.length, read: read)
+                }
+                try checkHash(of: entry.key, bytes: UnsafeRawBufferPointer(start: buffer.base, count: entry.length))
+                experts[entry.key] = try weights(of: entry.key, base: buffer.base, owner: buffer)
+            }
+            return ResidentExperts(experts)
+        }
     }
 }

@@ -35,21 +35,40 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
     /// No expert of that key is in the cache.
     case unknownExpert(ExpertKey)
 
-    /// A one-line explanation naming the file and, where relevant, the expert.
+    /// The pack asked for expert weights in a dtype other than f32, f16 or bf16.
+    case unsupportedDType(String)
+    /// The checkpoint was stripped of its routed experts, so there is nothing to pack them from.
+    case checkpointStripped(directory: String)
+
+    /// A one-line explanation naming the file and, where relevant, the expert, with what to do.
     public var description: String {
         switch self {
         case let .notPacked(directory):
-            "\(directory): no expert cache; run `chronos pack \(directory)` first"
+            "\(problem); run `chronos pack \(directory)` first"
+        case .malformedManifest, .stale, .modelMismatch, .sizeMismatch, .fileHashMismatch:
+            "\(problem); re-pack with `chronos pack`"
+        case .checkpointStripped:
+            "\(problem); re-pack from the full checkpoint"
+        default:
+            problem
+        }
+    }
+
+    /// What is wrong, naming the file and, where relevant, the expert (without the remedy).
+    public var problem: String {
+        switch self {
+        case let .notPacked(directory):
+            "\(directory): no expert cache"
         case let .malformedManifest(path, reason):
-            "\(path): malformed manifest: \(reason); re-pack with `chronos pack`"
+            "\(path): malformed manifest: \(reason)"
         case let .stale(path, reason):
-            "\(path): the expert cache is stale (\(reason)); re-pack with `chronos pack`"
+            "\(path): the expert cache is stale (\(reason))"
         case let .modelMismatch(path, reason):
-            "\(path): the expert cache does not fit the model (\(reason)); re-pack with `chronos pack`"
+            "\(path): the expert cache does not fit the model (\(reason))"
         case let .sizeMismatch(file, expected, found):
-            "\(file): \(found) bytes, but the manifest records \(expected) (truncated or replaced); re-pack with `chronos pack`"
+            "\(file): \(found) bytes, but the manifest records \(expected) (truncated or replaced)"
         case let .fileHashMismatch(file, expected, found):
-            "\(file): content hash \(found) differs from the manifest's \(expected) (corrupted); re-pack with `chronos pack`"
+            "\(file): content hash \(found) differs from the manifest's \(expected) (corrupted)"
         case let .expertHashMismatch(file, expert, expected, found):
             "\(file): expert \(expert) hashes to \(found), the manifest records \(expected) (corrupted bytes)"
         case let .shortRead(file, expert, expected, read):
@@ -64,6 +83,20 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
             "an expert budget of \(budget) bytes for compute cannot hold one expert of \(needed) bytes"
         case let .unknownExpert(key):
             "expert \(key) is not in the expert cache"
+        case let .unsupportedDType(dtype):
+            "expert weights can be packed as f32, f16 or bf16, not \(dtype)"
+        case let .checkpointStripped(directory):
+            "\(directory): the checkpoint was stripped of its routed experts, whose only copy is expert_cache/"
+        }
+    }
+
+    /// The same failure in a model directory whose checkpoint was stripped of its experts, where
+    /// the cache is their only copy and re-packing needs the full checkpoint.
+    func inStrippedCheckpoint(directory: String) -> StrippedCheckpointError {
+        switch self {
+        case .notPacked: .cacheMissing(directory: directory)
+        case .stale, .modelMismatch: .cacheStale(directory: directory, reason: problem)
+        default: .cacheInvalid(directory: directory, reason: problem)
         }
     }
 }

@@ -6,51 +6,41 @@ import ChronosTensor
 /// cache is refused instead of used.
 ///
 ///     {
-///       "format": "chronos-expert-cache", "version": 1, "hash": "xxh64",
+///       "format": "chronos-expert-cache", "version": 2, "hash": "xxh64",
 ///       "model_type": "mixtral", "dtype": "bf16", "expert_bytes": 1048576,
-///       "source": {"config_hash": "…", "files": [{"name": "model.safetensors", "bytes": …, "modified_ns": …}]},
+///       "source": {"config_hash": "…"},
 ///       "files": [{"name": "cluster_000.ctsr", "bytes": …, "hash": "…"}, …],
 ///       "experts": [{"layer": 0, "expert": 0, "file": 0, "offset": 128, "length": 98304, "hash": "…",
 ///                    "tensors": [{"projection": "gate", "name": "layers.0.experts.0.gate_proj",
 ///                                 "source": "model.layers.0.block_sparse_moe.experts.0.w1.weight",
-///                                 "dtype": "bf16", "shape": [128, 64], "offset": 0}, …]}, …]
+///                                 "source_hash": "…", "dtype": "bf16", "shape": [128, 64], "offset": 0}, …]}, …]
 ///     }
 ///
 /// Offsets are bytes from the start of the cluster file (`offset`, `length`: the expert's three
 /// tensors, contiguous) and from the start of the expert's range (each tensor's `offset`).
 /// Hashes are XXH64 (`ContentHash`) as 16 hex digits: one over each whole file, one over each
-/// expert's range.
+/// expert's range, and, for staleness, one over `config.json` and one over each source tensor's
+/// bytes as the checkpoint stores them (before any dtype conversion). Staleness is decided by
+/// content alone, so a copy or a fresh clone of the directory (new modification times) keeps
+/// its cache. Once the checkpoint is stripped of its experts (`StrippedCheckpoint`), the cache
+/// is their only copy and the source hashes are no longer checked.
 public struct ExpertCacheManifest: Codable, Sendable, Equatable {
     /// The `format` every manifest carries.
     public static let formatName = "chronos-expert-cache"
     /// The manifest version this code writes and reads.
-    public static let currentVersion = 1
+    public static let currentVersion = 2
     /// The cache's folder inside a model directory.
     public static let directoryName = "expert_cache"
     /// The manifest's file name inside the cache folder.
     public static let fileName = "cluster_manifest.json"
 
-    /// What the cache was packed from: `config.json`'s hash and the checkpoint files' sizes and
-    /// modification times.
+    /// What the cache was packed from besides the experts' own tensors (whose hashes are on
+    /// each `Tensor`): the hash of `config.json`.
     public struct Source: Codable, Sendable, Equatable {
-        /// One checkpoint file.
-        public struct File: Codable, Sendable, Equatable {
-            /// File name inside the model directory.
-            public var name: String
-            /// Size in bytes.
-            public var bytes: Int
-            /// Modification time in nanoseconds since 1970.
-            public var modifiedNanoseconds: Int64
-
-            enum CodingKeys: String, CodingKey { case name, bytes, modifiedNanoseconds = "modified_ns" }
-        }
-
         /// XXH64 of the bytes of `config.json`.
         public var configHash: String
-        /// The safetensors files (and shard index) of the checkpoint, by name.
-        public var files: [File]
 
-        enum CodingKeys: String, CodingKey { case configHash = "config_hash", files }
+        enum CodingKeys: String, CodingKey { case configHash = "config_hash" }
     }
 
     /// One cluster file.
@@ -71,12 +61,16 @@ public struct ExpertCacheManifest: Codable, Sendable, Equatable {
         public var name: String
         /// The tensor's name in the model's checkpoint.
         public var source: String
+        /// XXH64 of the source tensor's bytes in the checkpoint, in its stored dtype.
+        public var sourceHash: String
         /// safetensors dtype name in lowercase (`f32`, `bf16`, `f16`).
         public var dtype: String
         /// Extent of each dimension.
         public var shape: [Int]
         /// Bytes from the start of the expert's range.
         public var offset: Int
+
+        enum CodingKeys: String, CodingKey { case projection, name, source, sourceHash = "source_hash", dtype, shape, offset }
     }
 
     /// Where one (layer, expert) lies.
@@ -102,7 +96,7 @@ public struct ExpertCacheManifest: Codable, Sendable, Equatable {
 
     /// Always `chronos-expert-cache`.
     public var format: String
-    /// Manifest version (1).
+    /// Manifest version (2).
     public var version: Int
     /// The content hash used (`xxh64`).
     public var hash: String

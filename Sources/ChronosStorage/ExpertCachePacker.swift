@@ -9,7 +9,8 @@ import ChronosTensor
 import Foundation
 
 /// Writes a model's routed experts into `MODEL_DIR/expert_cache/`: one `.ctsr` file (a valid
-/// safetensors file) per cluster and `cluster_manifest.json`.
+/// safetensors file) per cluster and `cluster_manifest.json`, with the weights in their
+/// checkpoint dtype or converted to another (round-to-nearest-even for f16 and bf16).
 ///
 /// Packing is atomic: everything is written into a fresh `expert_cache.partial-…` folder beside
 /// the cache, each file synced, the manifest last, and only then is the folder renamed to
@@ -17,22 +18,25 @@ import Foundation
 /// and the next pack removes.
 public enum ExpertCachePacker {
     /// Packs the experts of `model`, loaded from `directory`, by `plan` (default: one cluster
-    /// per layer); `progress` hears one line per cluster file. Returns the manifest written.
+    /// per layer), stored as `dtype` (default: as the checkpoint stores them); `progress` hears
+    /// one line per cluster file. Returns the manifest written.
     @discardableResult
-    public static func pack(directory: URL, model: any LanguageModel, plan: ClusterPlan? = nil,
+    public static func pack(directory: URL, model: any LanguageModel, plan: ClusterPlan? = nil, dtype: DType? = nil,
                             progress: ((String) -> Void)? = nil) throws -> ExpertCacheManifest {
-        try pack(directory: directory, model: model, plan: plan, progress: progress, afterFile: nil)
+        try pack(directory: directory, model: model, plan: plan, dtype: dtype, progress: progress, afterFile: nil)
     }
 
     /// `pack` with a hook called after each cluster file is written (to interrupt it in tests).
-    static func pack(directory: URL, model: any LanguageModel, plan: ClusterPlan?, progress: ((String) -> Void)?,
-                     afterFile: ((Int) throws -> Void)?) throws -> ExpertCacheManifest {
+    static func pack(directory: URL, model: any LanguageModel, plan: ClusterPlan?, dtype: DType? = nil,
+                     progress: ((String) -> Void)?, afterFile: ((Int) throws -> Void)?) throws -> ExpertCacheManifest {
         let summary = model.summary
         guard summary.isMixtureOfExperts else { throw ExpertCacheError.noExperts(directory: directory.path) }
+        if let dtype, !dtype.isFloatingPoint { throw ExpertCacheError.unsupportedDType(dtype.rawValue) }
         let plan = plan ?? .perLayer(summary)
         try plan.validate(summary)
         let source = try ModelSource.current(directory)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        guard !StrippedCheckpoint.isStripped(checkpoint) else { throw ExpertCacheError.checkpointStripped(directory: directory.path) }
 
         removeLeftovers(in: directory)
         let final = directory.appendingPathComponent(ExpertCacheManifest.directoryName)
@@ -45,15 +49,17 @@ public enum ExpertCachePacker {
                 let name = String(format: "cluster_%03d.ctsr", index)
                 let url = partial.appendingPathComponent(name)
                 var tensors: [(name: String, tensor: Tensor)] = []
-                var sources: [String: (projection: String, source: String)] = [:]
+                var sources: [String: (projection: String, source: String, hash: String)] = [:]
                 for key in cluster {
                     guard let names = model.checkpointNames(for: key) else {
                         throw ExpertCacheError.modelMismatch(path: directory.path, reason: "the model names no tensors for \(key)")
                     }
                     for (projection, sourceName) in [("gate", names.gate), ("up", names.up), ("down", names.down)] {
                         let tensorName = "layers.\(key.layer).experts.\(key.expert).\(projection)_proj"
-                        tensors.append((tensorName, try checkpoint.tensor(named: sourceName)))
-                        sources[tensorName] = (projection, sourceName)
+                        let original = try checkpoint.tensor(named: sourceName)
+                        let stored = dtype.map { original.dtype == $0 ? original : original.converted(to: $0) } ?? original
+                        tensors.append((tensorName, stored))
+                        sources[tensorName] = (projection, sourceName, ModelSource.hash(of: original))
                     }
                 }
                 try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "chronos": "expert-cluster"], to: url)
@@ -71,7 +77,8 @@ public enum ExpertCachePacker {
                             let origin = sources[info.name]!
                             dtypes.insert(info.dtype.rawValue)
                             return .init(projection: origin.projection, name: info.name, source: origin.source,
-                                         dtype: info.dtype.rawValue, shape: info.shape, offset: info.byteRange.lowerBound - start)
+                                         sourceHash: origin.hash, dtype: info.dtype.rawValue, shape: info.shape,
+                                         offset: info.byteRange.lowerBound - start)
                         }
                         experts.append(.init(layer: key.layer, expert: key.expert, file: index, offset: start, length: end - start,
                                              hash: ContentHash.hex(hash), tensors: entries))
@@ -123,7 +130,7 @@ public enum ExpertCachePacker {
     }
 
     /// `fsync` of a directory, so the renames in it survive a crash (best effort).
-    private static func syncDirectory(_ url: URL) {
+    static func syncDirectory(_ url: URL) {
         let descriptor = open(url.path, O_RDONLY)
         guard descriptor >= 0 else { return }
         _ = fsync(descriptor)

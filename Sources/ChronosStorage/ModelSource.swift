@@ -4,14 +4,22 @@ import Glibc
 import Darwin
 #endif
 import ChronosFormats
+import ChronosModel
+import ChronosTensor
 import Foundation
 
-/// The identity of a model directory's configuration and checkpoint, as an expert cache
-/// records it: XXH64 of `config.json` and each checkpoint file's size and modification time
-/// (so a retrained or replaced checkpoint, or any edit of `config.json`, makes the cache stale).
+/// What an expert cache was packed from, recorded and checked by content alone: XXH64 of
+/// `config.json` and of each packed expert tensor's bytes in the checkpoint. Modification times
+/// play no part, so a copied or freshly cloned model directory keeps its cache, while an edit of
+/// `config.json` or of any packed expert's weights makes it stale.
 enum ModelSource {
     /// The source record of `directory` as it is now.
     static func current(_ directory: URL) throws -> ExpertCacheManifest.Source {
+        .init(configHash: try configHash(directory))
+    }
+
+    /// XXH64 of `directory`'s `config.json`, as 16 hex digits.
+    static func configHash(_ directory: URL) throws -> String {
         let configURL = directory.appendingPathComponent("config.json")
         let config: Data
         do {
@@ -19,34 +27,40 @@ enum ModelSource {
         } catch {
             throw ExpertCacheError.io(path: configURL.path, call: "read", errno: ENOENT)
         }
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasSuffix(".safetensors") || $0 == SafetensorsCheckpoint.indexFileName }
-            .sorted()
-        let files = try names.map { name -> ExpertCacheManifest.Source.File in
-            let path = directory.appendingPathComponent(name).path
-            var status = stat()
-            guard stat(path, &status) == 0 else { throw ExpertCacheError.io(path: path, call: "stat", errno: errno) }
-            #if canImport(Darwin)
-            let modified = Int64(status.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(status.st_mtimespec.tv_nsec)
-            #else
-            let modified = Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec)
-            #endif
-            return .init(name: name, bytes: Int(status.st_size), modifiedNanoseconds: modified)
-        }
-        let hash = config.withUnsafeBytes { ContentHash.xxh64($0) }
-        return .init(configHash: ContentHash.hex(hash), files: files)
+        return ContentHash.hex(config.withUnsafeBytes { ContentHash.xxh64($0) })
     }
 
-    /// Why `recorded` no longer describes `now`, or nil when it does.
-    static func difference(recorded: ExpertCacheManifest.Source, now: ExpertCacheManifest.Source) -> String? {
-        if recorded.configHash != now.configHash { return "config.json changed since packing" }
-        let before = Dictionary(recorded.files.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let after = Dictionary(now.files.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for name in Set(before.keys).union(after.keys).sorted() {
-            guard let old = before[name] else { return "checkpoint file \(name) appeared since packing" }
-            guard let new = after[name] else { return "checkpoint file \(name) is gone since packing" }
-            if old.bytes != new.bytes { return "checkpoint file \(name) changed size since packing" }
-            if old.modifiedNanoseconds != new.modifiedNanoseconds { return "checkpoint file \(name) was modified since packing" }
+    /// XXH64 of `tensor`'s bytes as stored (its dtype, row-major), as 16 hex digits.
+    static func hash(of tensor: Tensor) -> String {
+        let contiguous = tensor.contiguous()
+        return ContentHash.hex(ContentHash.xxh64(UnsafeRawBufferPointer(start: contiguous.rawPointer, count: contiguous.byteCount)))
+    }
+
+    /// Why the cache `manifest` no longer describes `directory`, or nil when it does:
+    /// `config.json` changed, or a source tensor changed or left the checkpoint (which it may
+    /// only by stripping, when the cache becomes the experts' only copy).
+    static func staleness(of manifest: ExpertCacheManifest, in directory: URL) throws -> String? {
+        let config = try configHash(directory)
+        if manifest.source.configHash != config {
+            return "config.json changed since packing (XXH64 \(config), packed with \(manifest.source.configHash))"
+        }
+        let checkpoint: SafetensorsCheckpoint
+        do {
+            checkpoint = try SafetensorsCheckpoint(directory: directory)
+        } catch {
+            return "the checkpoint cannot be opened (\(error))"
+        }
+        let stripped = StrippedCheckpoint.isStripped(checkpoint)
+        for expert in manifest.experts {
+            for tensor in expert.tensors {
+                guard checkpoint.contains(tensor.source) else {
+                    if stripped { continue }
+                    return "checkpoint tensor \(tensor.source) of expert \(expert.key) is gone since packing"
+                }
+                if hash(of: try checkpoint.tensor(named: tensor.source)) != tensor.sourceHash {
+                    return "checkpoint tensor \(tensor.source) of expert \(expert.key) changed since packing"
+                }
+            }
         }
         return nil
     }

@@ -1,9 +1,16 @@
 import ArgumentParser
+import ChronosFormats
 import ChronosModel
 import ChronosStorage
+import ChronosTensor
 import Foundation
 
-/// `chronos pack`: write a model's expert cache.
+extension DType: ExpressibleByArgument {
+    /// The dtypes weights can be stored in, as the help lists them.
+    public static var allValueStrings: [String] { allCases.filter(\.isFloatingPoint).map(\.rawValue) }
+}
+
+/// `chronos pack`: write a model's expert cache, and optionally slim the checkpoint for shipping.
 struct PackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pack",
@@ -12,25 +19,50 @@ struct PackCommand: ParsableCommand {
             Writes one .ctsr cluster file (a safetensors file) per cluster and cluster_manifest.json, \
             which maps every (layer, expert) to its file and byte range with the weight dtype and an \
             XXH64 content hash per file and per expert. Packing is atomic: the cache is written into a \
-            temporary folder and renamed into place only when complete.
+            temporary folder and renamed into place only when complete. The cache records the content \
+            hashes of config.json and of every expert tensor it was packed from, so it stays valid when \
+            the directory is copied or cloned and goes stale when either changes.
 
             --clusters FILE: a JSON array of clusters, each an array of [layer, expert] pairs, every \
             expert of the model exactly once, e.g. [[[0,3],[0,5],[1,2]], [[0,0],[0,1]], ...]. Without it, \
             one cluster per MoE layer in expert order.
+
+            --strip-experts: after packing, rewrite model.safetensors without the routed experts, which \
+            then live only in expert_cache/ (the directory shrinks to the dense weights plus the cache). \
+            Loading works as before, with or without --expert-budget; re-packing such a directory needs \
+            the full checkpoint. --dense-dtype converts the checkpoint's other float tensors.
             """)
 
     @Argument(help: "Model directory.") var directory: String
     @Option(help: "A JSON cluster plan (see above).") var clusters: String?
+    @Option(help: "Store the experts in the cache in this dtype (round-to-nearest-even); default: the checkpoint's.")
+    var dtype: DType?
+    @Flag(help: "After packing, rewrite model.safetensors without the routed experts (they live only in the cache).")
+    var stripExperts = false
+    @Option(help: "Rewrite model.safetensors with its non-expert float tensors in this dtype.")
+    var denseDtype: DType?
     @Flag(help: "Hash every cluster file after packing and compare with the manifest.") var verify = false
+
+    func validate() throws {
+        for (flag, value) in [("--dtype", dtype), ("--dense-dtype", denseDtype)] {
+            if let value, !value.isFloatingPoint { throw ValidationError("\(flag) must be f32, f16 or bf16, not \(value.rawValue)") }
+        }
+    }
 
     func run() throws {
         let url = URL(fileURLWithPath: directory)
         let model = try ModelRegistry.load(directory: url)
         let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: model.summary) }
-        let manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan) { line in
+        let manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan, dtype: dtype) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         if verify { try ExpertCache.open(modelDirectory: url).verifyFiles() }
         print("packed \(manifest.experts.count) experts (\(manifest.dtype), \(InspectCommand.bytes(manifest.expertBytes))) into \(manifest.files.count) cluster files in \(url.appendingPathComponent(ExpertCacheManifest.directoryName).path)\(verify ? ", verified" : "")")
+        guard stripExperts || denseDtype != nil else { return }
+        let outcome = try CheckpointRewriter.rewrite(directory: url, model: model, stripExperts: stripExperts, denseDType: denseDtype)
+        var changes: [String] = []
+        if stripExperts { changes.append("\(outcome.strippedTensors) expert tensors stripped") }
+        if let denseDtype { changes.append("\(outcome.convertedTensors) tensors converted to \(denseDtype.rawValue)") }
+        print("rewrote \(SafetensorsCheckpoint.singleFileName): \(InspectCommand.bytes(outcome.bytesBefore)) → \(InspectCommand.bytes(outcome.bytesAfter)) (\(changes.joined(separator: ", ")))")
     }
 }

@@ -1,4 +1,5 @@
 import ChronosEngine
+import ChronosFormats
 import ChronosModel
 import ChronosStorage
 import ChronosTestSupport
@@ -23,15 +24,56 @@ final class ExpertCacheValidationTests: XCTestCase {
         XCTAssertNoThrow(try ExpertCache.open(modelDirectory: directory))
     }
 
-    func testRetrainedCheckpointMakesTheCacheStale() throws {
+    func testTouchingFilesKeepsTheCacheValid() throws {
+        let directory = try StorageFixtures.chronosModel()
+        let manifest = try StorageFixtures.pack(directory)
+        // A fresh clone or copy gives every file a new modification time; only content counts.
+        let names = ["config.json", "model.safetensors"] + manifest.files.map { "expert_cache/\($0.name)" }
+        for (offset, name) in names.enumerated() {
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(Double(offset * 97 - 3600))],
+                                                  ofItemAtPath: directory.appendingPathComponent(name).path)
+        }
+        let cache = try ExpertCache.open(modelDirectory: directory)
+        try cache.verifyFiles()
+        let prompt = StorageFixtures.prompt(8, vocab: 32)
+        XCTAssertEqual(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 4).ids,
+                       try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 4))
+    }
+
+    func testChangedConfigByteMakesTheCacheStaleEvenWithTheOldModificationTime() throws {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        let configURL = directory.appendingPathComponent("config.json")
+        try StorageFixtures.editKeepingModificationTime(configURL) { data in
+            let space = data.firstIndex(of: UInt8(ascii: " "))!
+            data[space] = UInt8(ascii: "\t")
+        }
+        XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
+            guard case let ExpertCacheError.stale(_, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("config.json changed"), reason)
+            XCTAssertTrue("\(error)".contains("re-pack with `chronos pack`"), "\(error)")
+        }
+    }
+
+    func testChangedExpertSourceByteMakesTheCacheStale() throws {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
         let weights = directory.appendingPathComponent("model.safetensors")
-        let later = Date().addingTimeInterval(60)
-        try FileManager.default.setAttributes([.modificationDate: later], ofItemAtPath: weights.path)
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        let victim = ChronosWeightNames.expert(ExpertKey(layer: 1, expert: 4)).up
+        let offset = try checkpoint.info(named: victim).byteRange.lowerBound + 17
+        try StorageFixtures.editKeepingModificationTime(weights) { $0[offset] ^= 0x01 }
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
-            XCTAssertTrue("\(error)".contains("model.safetensors"), "\(error)")
+            guard case let ExpertCacheError.stale(_, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains(victim) && reason.contains("L1/E4") && reason.contains("changed since packing"), reason)
         }
+        XCTAssertThrowsError(try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .lru, budget: .fraction(0.5))))
+
+        // Re-packing records the new bytes; a change to a dense tensor leaves the cache valid.
+        try StorageFixtures.pack(directory)
+        let router = try checkpoint.info(named: ChronosWeightNames.router(layer: 0)).byteRange.lowerBound + 2
+        try StorageFixtures.editKeepingModificationTime(weights) { $0[router] ^= 0x01 }
+        XCTAssertNoThrow(try ExpertCache.open(modelDirectory: directory))
     }
 
     func testTruncatedClusterFileIsRefused() throws {

@@ -49,9 +49,13 @@ final class FaultInjectionTests: XCTestCase {
                     let run = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 5)
                     let label = "\(directory.lastPathComponent) \(kind) \(policy)"
                     XCTAssertEqual(run.ids.count, 5, label)
-                    XCTAssertGreaterThan(run.final!.failedLoads, 0, label)
-                    XCTAssertGreaterThan(run.final!.faults, 0, label)
                     XCTAssertGreaterThan(run.metrics.fallbacks, 0, label)
+                    // Under `fallback` decoding never waits for the read, which may still be queued
+                    // when the run ends; the other policies read the expert before going on.
+                    if policy != .fallback {
+                        XCTAssertGreaterThan(run.final!.failedLoads, 0, label)
+                        XCTAssertGreaterThan(run.final!.faults, 0, label)
+                    }
                 }
             }
         }

@@ -38,10 +38,18 @@ enum StorageFixtures {
         return directory
     }
 
-    /// Packs `directory` with the default plan.
+    /// Packs `directory` with the default plan, the experts stored as `dtype` (default: as checkpointed).
     @discardableResult
-    static func pack(_ directory: URL) throws -> ExpertCacheManifest {
-        try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory))
+    static func pack(_ directory: URL, dtype: DType? = nil) throws -> ExpertCacheManifest {
+        try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory), dtype: dtype)
+    }
+
+    /// Packs `directory` as `chronos pack --dtype D --strip-experts [--dense-dtype DD]` does.
+    @discardableResult
+    static func packAndStrip(_ directory: URL, dtype: DType? = nil, denseDType: DType? = nil) throws -> CheckpointRewriter.Outcome {
+        let model = try ModelRegistry.load(directory: directory)
+        try ExpertCachePacker.pack(directory: directory, model: model, dtype: dtype)
+        return try CheckpointRewriter.rewrite(directory: directory, model: model, stripExperts: true, denseDType: denseDType)
     }
 
     /// A fixed prompt of `count` ids below `vocab`.
@@ -61,9 +69,24 @@ enum StorageFixtures {
 
     /// Greedy ids with every expert resident.
     static func residentIds(_ directory: URL, prompt: [Int], tokens: Int) throws -> [Int] {
-        let model = try ModelRegistry.load(directory: directory)
-        return try Generator(model: model, tokenizer: nil)
+        try greedyIds(ModelRegistry.load(directory: directory), prompt: prompt, tokens: tokens)
+    }
+
+    /// Greedy ids of `model` with every expert it has resident.
+    static func greedyIds(_ model: any LanguageModel, prompt: [Int], tokens: Int) throws -> [Int] {
+        try Generator(model: model, tokenizer: nil)
             .generate(GenerationRequest(promptIds: prompt, maxTokens: tokens, sampling: .greedy, ignoreEOS: true)).ids
+    }
+
+    /// Rewrites the file at `url` through `edit`, keeping its size and modification time.
+    static func editKeepingModificationTime(_ url: URL, _ edit: (inout Data) -> Void) throws {
+        let modified = try FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as! Date
+        var data = try Data(contentsOf: url)
+        let count = data.count
+        edit(&data)
+        precondition(data.count == count, "the edit keeps the size")
+        try data.write(to: url)
+        try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: url.path)
     }
 
     /// Flips one byte of the file at `url` at `offset`.

@@ -12,7 +12,7 @@ public final class OffloadedModel {
     public let model: any LanguageModel
     /// The settings it was loaded with.
     public let settings: OffloadSettings
-    /// The packed cache (nil for `resident`).
+    /// The packed cache (nil for `resident`, unless the checkpoint was stripped of its experts).
     public let cache: ExpertCache?
     /// The tiered store (`lru`, `chronos`).
     public let store: ExpertStore?
@@ -32,18 +32,29 @@ public final class OffloadedModel {
     public var promptPredictor: (any PromptExpertPredictor)?
 
     /// Loads the model in `directory` as `settings` say; the expert cache must be packed for
-    /// every mode but `resident`, and is checked against the model.
+    /// every mode but `resident`, and is checked against the model. A checkpoint stripped of its
+    /// experts needs the cache in every mode: `resident` then reads every expert from it into
+    /// memory.
     public init(directory: URL, settings: OffloadSettings) throws {
         self.settings = settings
         if settings.mode == .resident {
-            let model = try ModelRegistry.load(directory: directory)
+            var cache: ExpertCache?
+            let model: any LanguageModel
+            if StrippedCheckpoint.isStripped(directory: directory) {
+                let opened = try ExpertCache.open(modelDirectory: directory)
+                model = try ModelRegistry.load(directory: directory, experts: opened.readAllExperts())
+                try opened.validate(against: model)
+                cache = opened
+            } else {
+                model = try ModelRegistry.load(directory: directory)
+            }
             self.model = model
-            cache = nil
+            self.cache = cache
             store = nil
             mapped = nil
             faultyDisk = nil
             fileDisk = nil
-            totalExpertBytes = model.parameterCounts.expertBytes
+            totalExpertBytes = cache?.totalExpertBytes ?? model.parameterCounts.expertBytes
             budgetBytes = totalExpertBytes
             Self.prefault(directory: directory)
             return
