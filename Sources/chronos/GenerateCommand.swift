@@ -11,12 +11,15 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate text from a prompt, streaming tokens as they are produced.",
         discussion: """
-            --model points at a Hugging Face-style directory (config.json, model.safetensors or \
-            shards with model.safetensors.index.json, tokenizer.json, tokenizer_config.json). \
-            Supported model types: \(ModelRegistry.modelTypes.joined(separator: ", ")).
+            Without --model, runs the Austen MoE model that ships in models/austen-moe with its \
+            experts streamed from its packed expert cache under a budget of half their bytes \
+            (--expert-budget 0.5). To run another model, point --model at a Hugging Face-style \
+            directory (config.json, model.safetensors or shards with model.safetensors.index.json, \
+            tokenizer.json, tokenizer_config.json); add --expert-budget to offload its experts \
+            after `chronos pack DIR`. Supported model types: \(ModelRegistry.modelTypes.joined(separator: ", ")).
             """)
 
-    @Option(help: "Model directory.") var model: String
+    @Option(help: "Model directory (default: the shipped models/austen-moe).") var model: String?
     @Argument(help: "The prompt text.") var prompt: String?
     @Option(help: "Feed these comma-separated token ids instead of text (for models without a tokenizer).")
     var promptIds: String?
@@ -38,23 +41,24 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try backend.apply()
-        let budget = try offload.budget()
+        let directory = try model ?? ModelDirectory.shippedModel()
+        let budget = try offload.budget() ?? (model == nil ? .fraction(0.5) : nil)
         guard budget != nil || (offload.fault.isEmpty && !offload.cold && offload.ssdMs == nil && offload.ssdMbps == nil) else {
             throw ValidationError("--fault, --cold and --ssd-* apply to offloaded experts; give --expert-budget too")
         }
-        let offloaded = try budget.map { try OffloadedModel(directory: URL(fileURLWithPath: self.model),
+        let offloaded = try budget.map { try OffloadedModel(directory: URL(fileURLWithPath: directory),
                                                               settings: offload.settings(mode: experts, budget: $0)) }
         defer { offloaded?.close() }
-        let model = try offloaded?.model ?? ModelDirectory.load(self.model)
-        let tokenizer = try ModelDirectory.tokenizer(in: self.model)
+        let model = try offloaded?.model ?? ModelDirectory.load(directory)
+        let tokenizer = try ModelDirectory.tokenizer(in: directory)
         let ids: [Int]
         if let promptIds {
             ids = try parseIds(promptIds)
         } else {
             guard let prompt else { throw ValidationError("give a prompt, or --prompt-ids") }
-            guard let tokenizer else { throw ValidationError("\(self.model) has no tokenizer.json; use --prompt-ids") }
+            guard let tokenizer else { throw ValidationError("\(directory) has no tokenizer.json; use --prompt-ids") }
             let text = chat
-                ? try ModelDirectory.chatTemplate(in: self.model).render(messages: [ChatMessage(role: "user", content: prompt)],
+                ? try ModelDirectory.chatTemplate(in: directory).render(messages: [ChatMessage(role: "user", content: prompt)],
                                                                         addGenerationPrompt: true)
                 : prompt
             ids = tokenizer.encode(text)
@@ -80,12 +84,7 @@ struct GenerateCommand: ParsableCommand {
         } else {
             result = try Generator(model: model, tokenizer: printIds ? nil : tokenizer).generate(request, onToken: stream)
         }
-        if printIds {
-            print(result.ids.map(String.init).joined(separator: ","))
-        } else {
-            print("")
-        }
-        fflush(nil)
+        write(printIds ? result.ids.map(String.init).joined(separator: ",") + "\n" : "\n")
         let m = result.metrics
         FileHandle.standardError.write(Data(String(
             format: "prompt %d tokens, generated %d tokens, time to first token %.1f ms, %.2f tokens/s (%@)\n",

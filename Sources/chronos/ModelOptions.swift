@@ -10,6 +10,25 @@ enum ModelDirectory {
         try ModelRegistry.load(directory: URL(fileURLWithPath: directory))
     }
 
+    /// Where the model that ships with Chronos lives, relative to a checkout.
+    static let shippedModelPath = "models/austen-moe"
+
+    /// The shipped model's directory: under the current directory, else under a directory
+    /// above the running executable (a `swift run` or `swift build` product inside the checkout).
+    static func shippedModel() throws -> String {
+        var candidates = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
+        var executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while executable.path != "/" {
+            candidates.append(executable)
+            executable.deleteLastPathComponent()
+        }
+        for base in candidates {
+            let directory = base.appendingPathComponent(shippedModelPath)
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) { return directory.path }
+        }
+        throw ValidationError("the shipped model \(shippedModelPath) was not found from this directory; pass --model DIR")
+    }
+
     /// `tokenizer.json` of `directory`, or nil when the model ships none.
     static func tokenizer(in directory: String) throws -> Tokenizer? {
         let url = URL(fileURLWithPath: directory).appendingPathComponent("tokenizer.json")

@@ -7,6 +7,10 @@ public enum Fixtures {
     public static let root: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
 
+    /// The model that ships with Chronos (`models/austen-moe` of this checkout).
+    public static let shippedModel: URL = root.deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("models/austen-moe")
+
     /// A path inside the fixtures directory, e.g. `url("hf-tiny/mixtral/model.safetensors")`.
     public static func url(_ relativePath: String) -> URL {
         root.appendingPathComponent(relativePath)
