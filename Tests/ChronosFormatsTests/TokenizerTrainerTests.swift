@@ -199,32 +199,4 @@ final class TokenizerTrainerTests: XCTestCase {
             XCTAssertEqual(report.decoded[index], text, text.debugDescription)
         }
     }
-
-    /// Training speed on a real corpus, printed in seconds. Runs only when
-    /// `CHRONOS_TRAINER_CORPUS` names a `.jsonl` file of `{"text": …}` lines or a `.txt` file,
-    /// and means something only in a release build:
-    ///
-    ///     CHRONOS_TRAINER_CORPUS=data/austen/train.jsonl swift test -c release --filter TokenizerTrainerTests
-    func testTrainingThroughput() throws {
-        guard let path = ProcessInfo.processInfo.environment["CHRONOS_TRAINER_CORPUS"] else {
-            throw XCTSkip("set CHRONOS_TRAINER_CORPUS to a .jsonl or .txt file")
-        }
-        let url = URL(fileURLWithPath: path)
-        let contents = try String(contentsOf: url, encoding: .utf8)
-        let texts: [String] = url.pathExtension == "jsonl"
-            ? try contents.split(separator: "\n").map { line in
-                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                return try XCTUnwrap(object?["text"] as? String)
-            }
-            : [contents]
-        let clock = ContinuousClock()
-        var trainer = TokenizerTrainer(vocabularySize: 6400)
-        let counting = clock.measure { trainer.add(contentsOf: texts) }
-        var tokenizer: Tokenizer?
-        let merging = try clock.measure { tokenizer = try trainer.train() }
-        let ids = tokenizer!.encode(texts.joined(separator: "<|endoftext|>"))
-        print("\(texts.count) texts, \(trainer.distinctWordCount) distinct words: counted in \(counting), "
-            + "merged to \(tokenizer!.vocabularySize) tokens in \(merging); \(ids.count) tokens")
-        XCTAssertEqual(tokenizer?.vocabularySize, 6400)
-    }
 }

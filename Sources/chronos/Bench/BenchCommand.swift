@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChronosFormats
 import ChronosEngine
 import ChronosModel
 import ChronosStorage
@@ -9,7 +10,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure performance against bounds measured in the same run.",
-        subcommands: [Kernels.self, Decode.self, Train.self, Offload.self])
+        subcommands: [Kernels.self, Decode.self, Train.self, Offload.self, TokenizerSpeed.self])
 
     /// `chronos bench kernels`.
     struct Kernels: ParsableCommand {
@@ -167,6 +168,27 @@ struct Bench: ParsableCommand {
         private func printJSON(_ object: [String: Any]) throws {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    /// `chronos bench tokenizer`.
+    struct TokenizerSpeed: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "tokenizer",
+            abstract: "Tokenizer encode/decode MB/s and BPE training time on a real corpus.")
+
+        @Option(help: "tokenizer.json to measure (default: the shipped model's).") var tokenizer: String?
+        @Option(help: "Corpus: a .jsonl of {\"text\": …}, a text file, or a directory of .txt files.")
+        var corpus = "data/austen/train.jsonl"
+        @Option(help: "Vocabulary size of the training measurement.") var vocabSize = 6400
+        @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+        func run() throws {
+            let path = try tokenizer ?? URL(fileURLWithPath: ModelDirectory.shippedModel()).appendingPathComponent("tokenizer.json").path
+            let report = BenchReport(json: json)
+            try TokenizerBench(report: report).run(tokenizer: Tokenizer(contentsOf: URL(fileURLWithPath: path)),
+                                                   corpus: URL(fileURLWithPath: corpus), vocabularySize: vocabSize)
+            try report.finish(context: ["tokenizer": path, "corpus": corpus])
         }
     }
 }

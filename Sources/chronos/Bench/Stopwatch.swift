@@ -9,6 +9,13 @@ enum Stopwatch {
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
+    /// Seconds taken by `body`, which may throw.
+    static func timeThrowing(_ body: () throws -> Void) throws -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
     /// The best (smallest) time of `repeats` runs of `body`, after one warm-up run.
     static func best(repeats: Int, _ body: () -> Void) -> Double {
         body()
