@@ -186,13 +186,22 @@ public struct Tensor: @unchecked Sendable {
             for i in offset..<(offset + count) { body(i) }
             return
         }
+        // Odometer over the outer axes; the innermost axis is a strided run.
+        let inner = shape[rank - 1], innerStride = strides[rank - 1]
         var index = [Int](repeating: 0, count: rank)
-        for _ in 0..<count {
-            body(storageIndex(index))
-            var axis = rank - 1
+        var start = offset
+        for _ in 0..<(count / inner) {
+            var position = start
+            for _ in 0..<inner {
+                body(position)
+                position += innerStride
+            }
+            var axis = rank - 2
             while axis >= 0 {
                 index[axis] += 1
+                start += strides[axis]
                 if index[axis] < shape[axis] { break }
+                start -= strides[axis] * shape[axis]
                 index[axis] = 0
                 axis -= 1
             }
@@ -240,6 +249,13 @@ public struct Tensor: @unchecked Sendable {
         let out = Tensor(zeros: shape, dtype: newType)
         if newType == dtype && isContiguous {
             out.rawPointer.copyMemory(from: rawPointer, byteCount: byteCount)
+        } else if newType == .f32 && dtype == .f32 {
+            let source = storage.base.assumingMemoryBound(to: Float.self)
+            var destination = out.floatPointer
+            forEachStorageIndex { i in
+                destination.pointee = source[i]
+                destination += 1
+            }
         } else if newType == dtype {
             // Same type: copy bytes, so integers above 2^24 and NaN payloads survive.
             let size = dtype.byteSize

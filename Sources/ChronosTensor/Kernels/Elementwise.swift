@@ -54,6 +54,24 @@ public enum Elementwise {
         unary(x, out, count, { 1 / (1 + FastMath.exp(-$0)) }, { 1 / (1 + FastMath.exp(-$0)) })
     }
 
+    /// ∂SiLU: out[i] = g[i] · σ(x[i]) · (1 + x[i]·(1 − σ(x[i])))
+    public static func siluBackward(x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                    count: Int) {
+        binary(x, g, out, count, { x, g in
+            let s = 1 / (1 + FastMath.exp(-x))
+            return g * s * (1 + x * (1 - s))
+        }, { x, g in
+            let s = 1 / (1 + FastMath.exp(-x))
+            return g * s * (1 + x * (1 - s))
+        })
+    }
+
+    /// ∂σ given the output y = σ(x): out[i] = g[i] · y[i] · (1 − y[i])
+    public static func sigmoidBackward(y: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                       count: Int) {
+        binary(y, g, out, count, { y, g in g * y * (1 - y) }, { y, g in g * y * (1 - y) })
+    }
+
     /// SwiGLU: out[i] = SiLU(gate[i]) · up[i]
     public static func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
         binary(gate, up, out, count, { $0 / (1 + FastMath.exp(-$0)) * $1 }, { $0 / (1 + FastMath.exp(-$0)) * $1 })

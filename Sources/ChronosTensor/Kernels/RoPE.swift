@@ -23,27 +23,63 @@ public enum RoPE {
         let d = rotaryDim ?? headDim
         precondition(d % 2 == 0 && d <= headDim, "rotary dimension \(d) must be even and ≤ head dimension \(headDim)")
         let half = d / 2
-        let inverseFrequencies = (0..<half).map { pow(Double(base), -2 * Double($0) / Double(d)) }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * half) { table in
-            let cosines = table.baseAddress!, sines = cosines + half
-            for t in 0..<tokens {
-                let position = Double(positionOffset + t)
-                for i in 0..<half {
-                    // Angles in double precision: positions reach tens of thousands.
-                    let angle = position * inverseFrequencies[i]
-                    cosines[i] = Float(cos(angle))
-                    sines[i] = Float(inverse ? -sin(angle) : sin(angle))
-                }
-                for h in 0..<heads {
-                    let v = x + (t * heads + h) * headDim
-                    for i in 0..<half {
-                        let (a, b) = style == .halfSplit ? (i, i + half) : (2 * i, 2 * i + 1)
-                        let xa = v[a], xb = v[b]
-                        v[a] = xa * cosines[i] - xb * sines[i]
-                        v[b] = xb * cosines[i] + xa * sines[i]
+        let table = AngleTable.shared.table(base: base, rotaryDim: d, positions: positionOffset + tokens)
+        table.cosines.withUnsafeBufferPointer { cosTable in
+            table.sines.withUnsafeBufferPointer { sinTable in
+                for t in 0..<tokens {
+                    let cosines = cosTable.baseAddress! + (positionOffset + t) * half
+                    let sines = sinTable.baseAddress! + (positionOffset + t) * half
+                    let sign: Float = inverse ? -1 : 1
+                    for h in 0..<heads {
+                        let v = x + (t * heads + h) * headDim
+                        for i in 0..<half {
+                            let (a, b) = style == .halfSplit ? (i, i + half) : (2 * i, 2 * i + 1)
+                            let xa = v[a], xb = v[b], sine = sign * sines[i]
+                            v[a] = xa * cosines[i] - xb * sine
+                            v[b] = xb * cosines[i] + xa * sine
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// cos θ and sin θ for every position and pair, computed once per (base, dimension) and
+    /// grown as longer sequences arrive: RoPE runs twice per layer and again in the backward
+    /// pass, always on the same angles.
+    final class AngleTable: @unchecked Sendable {
+        static let shared = AngleTable()
+
+        struct Entry {
+            let cosines: [Float]
+            let sines: [Float]
+            let positions: Int
+        }
+
+        private var entries: [String: Entry] = [:]
+        private let lock = NSLock()
+
+        /// Angles θ = position · base^(−2i/d) for positions 0..<`positions` (at least), row-major
+        /// `[position][i]`, in double precision before rounding: positions reach tens of thousands.
+        func table(base: Float, rotaryDim d: Int, positions: Int) -> Entry {
+            let key = "\(base)/\(d)"
+            lock.lock()
+            defer { lock.unlock() }
+            if let entry = entries[key], entry.positions >= positions { return entry }
+            let count = max(positions, 2 * (entries[key]?.positions ?? 0), 256)
+            let half = d / 2
+            let frequencies = (0..<half).map { pow(Double(base), -2 * Double($0) / Double(d)) }
+            var cosines = [Float](repeating: 0, count: count * half), sines = cosines
+            for p in 0..<count {
+                for i in 0..<half {
+                    let angle = Double(p) * frequencies[i]
+                    cosines[p * half + i] = Float(cos(angle))
+                    sines[p * half + i] = Float(sin(angle))
+                }
+            }
+            let entry = Entry(cosines: cosines, sines: sines, positions: count)
+            entries[key] = entry
+            return entry
         }
     }
 }

@@ -31,11 +31,11 @@ extension Tensor {
     /// SiLU(x) = x · σ(x); ∂/∂x = σ(x)·(1 + x·(1 − σ(x))).
     public func silu() -> Tensor {
         let out = map { Elementwise.silu($0, $1, count: $2) }
-        let x = detached()
+        let x = contiguous()
         return Autograd.record(out, inputs: [self]) { g in
-            let s = x.sigmoid()
-            let xs = x.floats, ss = s.floats, gs = g.floats
-            return [Tensor(shape: x.shape, values: (0..<xs.count).map { gs[$0] * ss[$0] * (1 + xs[$0] * (1 - ss[$0])) })]
+            let gs = g.contiguous(), dx = Tensor(uninitialized: x.shape)
+            Elementwise.siluBackward(x: x.floatPointer, gradient: gs.floatPointer, dx.floatPointer, count: x.count)
+            return [dx]
         }
     }
 
@@ -43,8 +43,9 @@ extension Tensor {
     public func sigmoid() -> Tensor {
         let out = map { Elementwise.sigmoid($0, $1, count: $2) }
         return Autograd.record(out, inputs: [self]) { g in
-            let ys = out.floats, gs = g.floats
-            return [Tensor(shape: out.shape, values: (0..<ys.count).map { gs[$0] * ys[$0] * (1 - ys[$0]) })]
+            let gs = g.contiguous(), dx = Tensor(uninitialized: out.shape)
+            Elementwise.sigmoidBackward(y: out.floatPointer, gradient: gs.floatPointer, dx.floatPointer, count: out.count)
+            return [dx]
         }
     }
 
