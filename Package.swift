@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ChronosStorage", targets: ["ChronosStorage"]),
         .library(name: "ChronosEngine", targets: ["ChronosEngine"]),
         .library(name: "ChronosTraining", targets: ["ChronosTraining"]),
+        .library(name: "ChronosRouting", targets: ["ChronosRouting"]),
         .executable(name: "chronos", targets: ["chronos"]),
     ],
     dependencies: [
@@ -31,11 +32,12 @@ let package = Package(
         .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage"],
                 swiftSettings: cpuFlags),
         .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
+        .target(name: "ChronosRouting", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
         .executableTarget(
             name: "chronos",
             dependencies: [
                 "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ChronosRouting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
         .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor"], path: "Tests/ChronosTestSupport", swiftSettings: cpuFlags),
@@ -49,6 +51,9 @@ let package = Package(
             name: "ChronosTrainingTests", dependencies: ["ChronosTraining", "ChronosTestSupport"], swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosStorageTests", dependencies: ["ChronosStorage", "ChronosEngine", "ChronosTestSupport"],
+            swiftSettings: cpuFlags),
+        .testTarget(
+            name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTestSupport"],
             swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"], swiftSettings: cpuFlags),

@@ -1,0 +1,64 @@
+import ChronosModel
+import ChronosTensor
+
+/// Runs a model over token sequences and records its routing as an `ActivationTrace`.
+///
+/// Routing comes from the cache's `routingObserver`, so every architecture is traced the same
+/// way; the block-0 hidden state is recorded for Chronos-native models only (from
+/// `ChronosForwardOutput.blockZeroHidden`), and omitted (hidden width 0) for the others.
+public enum ActivationTracer {
+    /// Traces `sequences`, each run from an empty cache in one forward pass.
+    public static func trace(_ model: any LanguageModel, sequences: [[Int]], progress: ((Int) -> Void)? = nil) throws -> ActivationTrace {
+        let summary = model.summary
+        let moeLayers = summary.expertsPerLayer.enumerated().filter { $0.element > 0 }.map(\.offset)
+        let totalExperts = summary.expertsPerLayer.reduce(0, +)
+        let expertBytes = totalExperts > 0 ? model.parameterCounts.expertBytes / totalExperts : 0
+        let layers = moeLayers.map { ActivationTrace.Layer(layer: $0, experts: summary.expertsPerLayer[$0], expertBytes: expertBytes) }
+        let slot = Dictionary(uniqueKeysWithValues: moeLayers.enumerated().map { ($0.element, $0.offset) })
+        let chronos = model as? ChronosLanguageModel
+        let hiddenSize = chronos == nil ? 0 : summary.hiddenSize
+        let k = summary.expertsPerToken
+
+        var tokens: [ActivationTrace.Token] = []
+        for (index, ids) in sequences.enumerated() where !ids.isEmpty {
+            var experts = [[[Int]]](repeating: [[Int]](repeating: [], count: moeLayers.count), count: ids.count)
+            var probabilities = [[[Float]]](repeating: [[Float]](repeating: [], count: moeLayers.count), count: ids.count)
+            let cache = model.makeCache()
+            cache.routingObserver = { decision in
+                guard let layer = slot[decision.layer], decision.position >= 0, decision.position < ids.count else { return }
+                experts[decision.position][layer] = decision.experts
+                probabilities[decision.position][layer] = decision.experts.map { decision.probabilities[$0] }
+            }
+            var hidden: [Float] = []
+            if let chronos {
+                hidden = try chronos.forward(ids, cache: cache, options: ChronosForwardOptions()).blockZeroHidden.floats
+            } else {
+                _ = try model.forward(ids, cache: cache)
+            }
+            cache.routingObserver = nil
+            for position in 0..<ids.count {
+                guard experts[position].allSatisfy({ $0.count == k }) else {
+                    throw ActivationTracerError.missingRouting(sequence: index, position: position)
+                }
+                let state = hiddenSize > 0 ? Array(hidden[(position * hiddenSize)..<((position + 1) * hiddenSize)]) : []
+                tokens.append(ActivationTrace.Token(sequence: index, position: position, id: ids[position],
+                                                    experts: experts[position], probabilities: probabilities[position], hidden: state))
+            }
+            progress?(index + 1)
+        }
+        return ActivationTrace(layers: layers, expertsPerToken: k, hiddenSize: hiddenSize, sequenceCount: sequences.count, tokens: tokens)
+    }
+}
+
+/// Why a model could not be traced.
+public enum ActivationTracerError: Error, Equatable, CustomStringConvertible {
+    /// A forward pass reported no routing decision for some MoE layer of a token.
+    case missingRouting(sequence: Int, position: Int)
+
+    public var description: String {
+        switch self {
+        case let .missingRouting(sequence, position):
+            "the model reported no routing for every MoE layer at sequence \(sequence), position \(position)"
+        }
+    }
+}

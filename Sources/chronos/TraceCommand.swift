@@ -1,0 +1,45 @@
+import ArgumentParser
+import ChronosModel
+import ChronosRouting
+import ChronosTraining
+import Foundation
+
+/// `chronos trace`: record a model's routing over text as an activation trace.
+struct TraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Record, per token and MoE layer, the router's top-k experts and probabilities over JSONL text.",
+        discussion: """
+            Writes a binary activation trace (layout in ActivationTrace): per token, the top-k experts \
+            of every MoE layer with their router probabilities and, for Chronos-native models, the \
+            hidden state after decoder layer 0. Other architectures' traces omit the hidden state and \
+            their header says so (hidden width 0). `chronos cluster` reads the trace.
+            """)
+
+    @Option(help: "Model directory (with tokenizer.json).") var model: String
+    @Option(help: "JSONL text ({\"text\": …} per line).") var data: String
+    @Option(help: "Where to write the trace.") var out: String
+    @Option(help: "Tokens per traced sequence.") var seqLen = 256
+    @Option(help: "Sequences to trace (at most as many as the text holds).") var sequences = 32
+
+    func validate() throws {
+        guard seqLen > 0 else { throw ValidationError("--seq-len must be positive") }
+        guard sequences > 0 else { throw ValidationError("--sequences must be positive") }
+    }
+
+    func run() throws {
+        let loaded = try ModelDirectory.load(model)
+        guard loaded.summary.isMixtureOfExperts else { throw ValidationError("\(model) has no MoE layers to trace") }
+        guard let tokenizer = try ModelDirectory.tokenizer(in: model) else { throw ValidationError("\(model) has no tokenizer.json") }
+        let corpus = try TokenizedCorpus(jsonl: [URL(fileURLWithPath: data)], tokenizer: tokenizer)
+        let packed = PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
+        let count = min(sequences, packed.count)
+        guard count > 0 else { throw ValidationError("\(data) holds fewer than \(seqLen + 1) tokens") }
+        let trace = try ActivationTracer.trace(loaded, sequences: (0..<count).map(packed.inputs)) { done in
+            FileHandle.standardError.write(Data("… traced \(done)/\(count) sequences\n".utf8))
+        }
+        try trace.write(to: URL(fileURLWithPath: out))
+        let hidden = trace.hasHidden ? "block-0 hidden state of width \(trace.hiddenSize)" : "no hidden state (not a Chronos-native model)"
+        print("traced \(trace.tokens.count) tokens in \(count) sequences over \(trace.layers.count) MoE layers (top-\(trace.expertsPerToken)), \(hidden), into \(out)")
+    }
+}
