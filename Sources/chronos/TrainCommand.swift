@@ -120,12 +120,11 @@ extension TrainCommand {
                     print("model: \(InspectCommand.count(parameters)) parameters; data: \(trainSequences) training and \(heldOutSequences) held-out sequences of \(seqLen) tokens; backend \(Backends.current.name)")
                     print(String(format: "unigram baseline held-out cross-entropy: %.4f nats/token", unigram))
                     if resumedAt > 0 { print("resuming at step \(resumedAt)") }
-                case let .step(report, tokensPerSecond, elapsed):
+                case let .step(report, tokensPerSecond, _):
                     let p = report.parts
                     let text = String(format: "step %d/%d  loss %.4f  ce %.4f  bal %.4f  tmp %.4f  la %.4f  kl %.4f  lr %.2e  |g| %.2f  %.0f tok/s",
                                       report.step, totalSteps, p["loss"] ?? 0, p["ce"] ?? 0, p["balance"] ?? 0, p["temporal"] ?? 0,
                                       p["lookahead"] ?? 0, p["router_kl"] ?? 0, report.learningRate, report.gradientNorm, tokensPerSecond)
-                    _ = elapsed
                     progress.update(text, fraction: Double(report.step) / Double(totalSteps))
                 case let .evaluated(step, crossEntropy):
                     progress.finish("")
