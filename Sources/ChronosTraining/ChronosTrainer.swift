@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
@@ -164,6 +165,22 @@ public final class ChronosTrainer {
         step += 1
         return StepReport(step: step, learningRate: rate, parts: sums.mapValues { $0 * scale }, gradientNorm: norm, tokens: tokens,
                           seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+    }
+
+    /// Writes a snapshot of this trainer into `runDirectory` (see `Checkpoint.save`): the model,
+    /// the tokenizer files found in `tokenizerDirectory`, the optimiser, the reference routers,
+    /// and whatever `alsoWrite` adds to the snapshot folder.
+    public func saveSnapshot(runDirectory: URL, state: TrainingState, tokenizerDirectory: URL,
+                             alsoWrite: (URL) throws -> Void = { _ in }) throws {
+        let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].map { tokenizerDirectory.appendingPathComponent($0) }
+            .filter { FileManager.default.fileExists(atPath: $0.path) }
+        try Checkpoint.save(runDirectory: runDirectory, state: state, optimizer: optimizer, frozen: frozenTensors) { directory in
+            try model.save(to: directory)
+            for file in tokenizerFiles {
+                try AtomicFile.write(Data(contentsOf: file), to: directory.appendingPathComponent(file.lastPathComponent))
+            }
+            try alsoWrite(directory)
+        }
     }
 
     /// The current weights by checkpoint name (the live tensors, not copies).

@@ -202,15 +202,8 @@ public final class FineTuneRun {
     }
 
     private func save(_ trainer: ChronosTrainer, state: TrainingState, progress: StageProgress) throws {
-        let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].map { settings.start.appendingPathComponent($0) }
-            .filter { FileManager.default.fileExists(atPath: $0.path) }
-        try Checkpoint.save(runDirectory: settings.output, state: state, optimizer: trainer.optimizer, frozen: trainer.frozenTensors) { directory in
-            try trainer.model.save(to: directory)
-            for file in tokenizerFiles {
-                try AtomicFile.write(Data(contentsOf: file), to: directory.appendingPathComponent(file.lastPathComponent))
-            }
-            try progress.write(to: directory)
-        }
+        try trainer.saveSnapshot(runDirectory: settings.output, state: state, tokenizerDirectory: settings.start,
+                                 alsoWrite: progress.write(to:))
     }
 }
 

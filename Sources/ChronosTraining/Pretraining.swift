@@ -189,14 +189,7 @@ public final class PretrainRun {
     }
 
     private func save(_ trainer: ChronosTrainer, state: TrainingState) throws {
-        let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].map { settings.tokenizer.appendingPathComponent($0) }
-            .filter { FileManager.default.fileExists(atPath: $0.path) }
-        try Checkpoint.save(runDirectory: settings.output, state: state, optimizer: trainer.optimizer, frozen: trainer.frozenTensors) { directory in
-            try trainer.model.save(to: directory)
-            for file in tokenizerFiles {
-                try AtomicFile.write(Data(contentsOf: file), to: directory.appendingPathComponent(file.lastPathComponent))
-            }
-        }
+        try trainer.saveSnapshot(runDirectory: settings.output, state: state, tokenizerDirectory: settings.tokenizer)
     }
 }
 
