@@ -59,19 +59,6 @@ public enum ModelRegistry {
         let config = try ConfigurationFile.read(configURL)
         let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
         if header.modelType == ChronosConfiguration.modelType {
-            var experts = experts
-            if experts == nil, StrippedCheckpoint.isStripped(directory: directory) {
-                let c = try ConfigurationFile.decode(ChronosConfiguration.self, from: config, file: configURL.path)
-                try c.validate(file: configURL.path)
-                let width = c.moeIntermediateSize, hidden = c.hiddenSize
-                var shapes: [ExpertKey: [[Int]]] = [:]
-                for layer in 0..<c.hiddenLayers {
-                    for expert in 0..<c.experts {
-                        shapes[ExpertKey(layer: layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
-                    }
-                }
-                experts = try StrippedCheckpoint.cachedExperts(directory: directory, shapes: shapes)
-            }
             return try ChronosLanguageModel(config: config, file: configURL.path, directory: directory, experts: experts)
         }
         guard let architecture = architectures.first(where: { $0.modelType == header.modelType }) else {

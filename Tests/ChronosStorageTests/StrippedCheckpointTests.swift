@@ -68,6 +68,12 @@ final class StrippedCheckpointTests: XCTestCase {
             let stripped = try ModelRegistry.load(directory: directory)
             XCTAssertEqual(stripped.parameterCounts.expertBytes, full.parameterCounts.expertBytes, "inspect still reports expert bytes")
             XCTAssertEqual(stripped.parameterCounts.denseBytes, full.parameterCounts.denseBytes)
+            if let native = full as? ChronosLanguageModel {
+                // What a training stage starts from: every parameter, experts read back from the cache.
+                let reloaded = try ChronosLanguageModel(directory: directory).namedParameters()
+                XCTAssertEqual(reloaded.map(\.name), native.namedParameters().map(\.name))
+                XCTAssertEqual(reloaded.map { $0.tensor.floats }, native.namedParameters().map { $0.tensor.floats })
+            }
         }
     }
 

@@ -431,7 +431,9 @@ public final class ChronosLanguageModel: LanguageModel {
         try self.init(validated: configuration, weights: weights, experts: experts, location: "the weights given")
     }
 
-    /// Loads the model directory `directory` (`config.json` and the safetensors checkpoint).
+    /// Loads the model directory `directory` (`config.json` and the safetensors checkpoint);
+    /// routed experts come from `experts`, else from the checkpoint, or from the expert cache
+    /// when the checkpoint was stripped of them.
     public convenience init(directory: URL, experts: (any ExpertProvider)? = nil) throws {
         let configURL = directory.appendingPathComponent("config.json")
         try self.init(config: ConfigurationFile.read(configURL), file: configURL.path, directory: directory, experts: experts)
@@ -442,6 +444,17 @@ public final class ChronosLanguageModel: LanguageModel {
         let configuration = try ConfigurationFile.decode(ChronosConfiguration.self, from: config, file: file)
         try configuration.validate(file: file)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        var experts = experts
+        if experts == nil, StrippedCheckpoint.isStripped(checkpoint) {
+            let width = configuration.moeIntermediateSize, hidden = configuration.hiddenSize
+            var shapes: [ExpertKey: [[Int]]] = [:]
+            for layer in 0..<configuration.hiddenLayers {
+                for expert in 0..<configuration.experts {
+                    shapes[ExpertKey(layer: layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
+                }
+            }
+            experts = try StrippedCheckpoint.cachedExperts(directory: directory, shapes: shapes)
+        }
         var tensors: [String: Tensor] = [:]
         for name in checkpoint.tensorNames { tensors[name] = try checkpoint.tensor(named: name) }
         try self.init(validated: configuration, weights: tensors, experts: experts, location: checkpoint.directory.path)
@@ -588,7 +601,10 @@ public final class ChronosLanguageModel: LanguageModel {
             }
             let step = layer(h, cache: cache.layers[index], observer: cache.routingObserver, availability: availability)
             h = step.output
-            if index == 0 { blockZero = h }
+            if index == 0 {
+                blockZero = h
+                cache.blockZeroObserver?(h)
+            }
             let routing = step.routing
             routings.append(ChronosLayerRouting(
                 layer: index, input: step.moeInput, routerLogits: routing.logits, routerProbabilities: routing.probabilities,
