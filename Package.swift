@@ -29,9 +29,10 @@ let package = Package(
         .target(name: "ChronosFormats", dependencies: ["ChronosTensor"], swiftSettings: cpuFlags),
         .target(name: "ChronosModel", dependencies: ["ChronosTensor", "ChronosFormats"], swiftSettings: cpuFlags),
         .target(name: "ChronosStorage", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
-        .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage"],
+        .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"],
                 swiftSettings: cpuFlags),
-        .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
+        .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosRouting"],
+                swiftSettings: cpuFlags),
         .target(name: "ChronosRouting", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
         .executableTarget(
             name: "chronos",
@@ -50,10 +51,10 @@ let package = Package(
         .testTarget(
             name: "ChronosTrainingTests", dependencies: ["ChronosTraining", "ChronosTestSupport"], swiftSettings: cpuFlags),
         .testTarget(
-            name: "ChronosStorageTests", dependencies: ["ChronosStorage", "ChronosEngine", "ChronosTestSupport"],
+            name: "ChronosStorageTests", dependencies: ["ChronosStorage", "ChronosEngine", "ChronosRouting", "ChronosTestSupport"],
             swiftSettings: cpuFlags),
         .testTarget(
-            name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTestSupport"],
+            name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTraining", "ChronosTestSupport"],
             swiftSettings: cpuFlags),
         .testTarget(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"], swiftSettings: cpuFlags),

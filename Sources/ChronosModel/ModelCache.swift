@@ -1,5 +1,7 @@
+import ChronosTensor
+
 /// The state of one generation: a KV cache per decoder layer, the position of the next token,
-/// and who is told about routing decisions.
+/// and who is told about routing decisions and the block-0 hidden state.
 public final class ModelCache {
     /// One cache per decoder layer, in layer order.
     public let layers: [any KVCache]
@@ -7,6 +9,9 @@ public final class ModelCache {
     public private(set) var offset: Int
     /// Called with every MoE routing decision the forward passes using this cache make.
     public var routingObserver: RoutingObserver?
+    /// Called, in the middle of every forward pass using this cache, with the residual stream
+    /// after decoder layer 0 (`[tokens, hidden]`): what lookahead and intent predictors read.
+    public var blockZeroObserver: ((Tensor) -> Void)?
 
     /// A cache over `layers`, all of which must hold `offset` positions.
     public init(layers: [any KVCache], offset: Int = 0, routingObserver: RoutingObserver? = nil) {

@@ -99,6 +99,20 @@ public struct ActivationTrace: Sendable, Equatable {
     /// Whether the records carry the block-0 hidden state.
     public var hasHidden: Bool { hiddenSize > 0 }
 
+    /// The token records grouped by sequence, each group in position order, runs of
+    /// consecutive positions only (a gap starts a new group).
+    public func sequences() -> [[Token]] {
+        var groups: [[Token]] = []
+        for token in tokens.sorted(by: { ($0.sequence, $0.position) < ($1.sequence, $1.position) }) {
+            if let last = groups.last?.last, last.sequence == token.sequence, last.position + 1 == token.position {
+                groups[groups.count - 1].append(token)
+            } else {
+                groups.append([token])
+            }
+        }
+        return groups
+    }
+
     /// Bytes of one token record.
     var recordBytes: Int { 12 + 8 * layers.count * expertsPerToken + 4 * hiddenSize }
 

@@ -3,9 +3,8 @@ import ChronosTensor
 
 /// Runs a model over token sequences and records its routing as an `ActivationTrace`.
 ///
-/// Routing comes from the cache's `routingObserver`, so every architecture is traced the same
-/// way; the block-0 hidden state is recorded for Chronos-native models only (from
-/// `ChronosForwardOutput.blockZeroHidden`), and omitted (hidden width 0) for the others.
+/// Routing comes from the cache's `routingObserver` and the block-0 hidden state from its
+/// `blockZeroObserver`, so every architecture is traced the same way.
 public enum ActivationTracer {
     /// Traces `sequences`, each run from an empty cache in one forward pass.
     public static func trace(_ model: any LanguageModel, sequences: [[Int]], progress: ((Int) -> Void)? = nil) throws -> ActivationTrace {
@@ -15,8 +14,7 @@ public enum ActivationTracer {
         let expertBytes = totalExperts > 0 ? model.parameterCounts.expertBytes / totalExperts : 0
         let layers = moeLayers.map { ActivationTrace.Layer(layer: $0, experts: summary.expertsPerLayer[$0], expertBytes: expertBytes) }
         let slot = Dictionary(uniqueKeysWithValues: moeLayers.enumerated().map { ($0.element, $0.offset) })
-        let chronos = model as? ChronosLanguageModel
-        let hiddenSize = chronos == nil ? 0 : summary.hiddenSize
+        let hiddenSize = summary.hiddenSize
         let k = summary.expertsPerToken
 
         var tokens: [ActivationTrace.Token] = []
@@ -30,17 +28,15 @@ public enum ActivationTracer {
                 probabilities[decision.position][layer] = decision.experts.map { decision.probabilities[$0] }
             }
             var hidden: [Float] = []
-            if let chronos {
-                hidden = try chronos.forward(ids, cache: cache, options: ChronosForwardOptions()).blockZeroHidden.floats
-            } else {
-                _ = try model.forward(ids, cache: cache)
-            }
+            cache.blockZeroObserver = { hidden = $0.contiguous().floats }
+            _ = try model.forward(ids, cache: cache)
             cache.routingObserver = nil
+            cache.blockZeroObserver = nil
             for position in 0..<ids.count {
                 guard experts[position].allSatisfy({ $0.count == k }) else {
                     throw ActivationTracerError.missingRouting(sequence: index, position: position)
                 }
-                let state = hiddenSize > 0 ? Array(hidden[(position * hiddenSize)..<((position + 1) * hiddenSize)]) : []
+                let state = Array(hidden[(position * hiddenSize)..<((position + 1) * hiddenSize)])
                 tokens.append(ActivationTrace.Token(sequence: index, position: position, id: ids[position],
                                                     experts: experts[position], probabilities: probabilities[position], hidden: state))
             }

@@ -25,7 +25,9 @@ struct OffloadOptions: ParsableArguments {
     var cold = false
     @Option(help: "Inject a fault: KIND:N (the N-th read) or KIND:L<layer>/E<expert>, optional xCOUNT; KIND is io-error, short-read or corrupt (repeatable).")
     var fault: [String] = []
-    @Option(help: "Expert ids the lookahead head predicts per future token (default: top-k).") var lookaheadExperts: Int?
+    @Flag(help: "Do not feed the lookahead head's predictions to the prefetcher.") var noLookahead = false
+    @Flag(help: "Do not load the intent classifier's set (intent.safetensors) during the prefill.") var noIntent = false
+    @Option(help: "Expert ids the lookahead head predicts per future token (and MoE layer, for a trained head) (default: top-k).") var lookaheadExperts: Int?
     @Option(help: "Load predictions only while the predictor's measured precision (lookahead) or share of loads used (prompt-level set) reaches this.") var prefetchThreshold = 0.3
 
     /// The simulated disk the flags or the environment describe, if any.
@@ -60,7 +62,8 @@ struct OffloadOptions: ParsableArguments {
     /// Settings for a run of `mode` at `budget`.
     func settings(mode: ExpertResidencyMode, budget: ExpertBudget, policy: MissPolicy? = nil) throws -> OffloadSettings {
         OffloadSettings(mode: mode, budget: budget, policy: policy ?? self.policy, eviction: eviction, stagingFraction: staging,
-                        ioThreads: ioThreads, disk: diskModel(), cold: cold, faults: try faults(), lookaheadExperts: lookaheadExperts,
+                        ioThreads: ioThreads, disk: diskModel(), cold: cold, faults: try faults(),
+                        predictors: PredictorSelection(lookahead: !noLookahead, intent: !noIntent), lookaheadExperts: lookaheadExperts,
                         prefetchThreshold: prefetchThreshold)
     }
 }

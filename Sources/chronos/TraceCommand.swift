@@ -11,9 +11,8 @@ struct TraceCommand: ParsableCommand {
         abstract: "Record, per token and MoE layer, the router's top-k experts and probabilities over JSONL text.",
         discussion: """
             Writes a binary activation trace (layout in ActivationTrace): per token, the top-k experts \
-            of every MoE layer with their router probabilities and, for Chronos-native models, the \
-            hidden state after decoder layer 0. Other architectures' traces omit the hidden state and \
-            their header says so (hidden width 0). `chronos cluster` reads the trace.
+            of every MoE layer with their router probabilities and the hidden state after decoder \
+            layer 0. `chronos cluster`, `chronos train intent` and `chronos train lookahead` read it.
             """)
 
     @Option(help: "Model directory (with tokenizer.json).") var model: String
@@ -39,7 +38,6 @@ struct TraceCommand: ParsableCommand {
             FileHandle.standardError.write(Data("… traced \(done)/\(count) sequences\n".utf8))
         }
         try trace.write(to: URL(fileURLWithPath: out))
-        let hidden = trace.hasHidden ? "block-0 hidden state of width \(trace.hiddenSize)" : "no hidden state (not a Chronos-native model)"
-        print("traced \(trace.tokens.count) tokens in \(count) sequences over \(trace.layers.count) MoE layers (top-\(trace.expertsPerToken)), \(hidden), into \(out)")
+        print("traced \(trace.tokens.count) tokens in \(count) sequences over \(trace.layers.count) MoE layers (top-\(trace.expertsPerToken)), block-0 hidden state of width \(trace.hiddenSize), into \(out)")
     }
 }

@@ -9,7 +9,7 @@ import Foundation
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Train Chronos models: the six stages of the pipeline.",
-        subcommands: [Pretrain.self, SFT.self, DPO.self, ORPO.self, GRPO.self, Distill.self])
+        subcommands: [Pretrain.self, SFT.self, DPO.self, ORPO.self, GRPO.self, Distill.self, Intent.self, Lookahead.self])
 }
 
 /// Shape of a new Chronos model, as command-line flags.
@@ -140,7 +140,7 @@ extension TrainCommand {
         func trainTokenizer(into directory: URL) throws -> URL {
             if FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) { return directory }
             print("training a \(vocabSize)-token tokenizer on \(data)")
-            var command = try TokenizerCommand.Train.parse(["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path]
+            let command = try TokenizerCommand.Train.parse(["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path]
                                                              + (skipBadLines ? ["--skip-bad-lines"] : []))
             try command.validate()
             try command.run()

@@ -80,6 +80,21 @@ final class ActivationTraceTests: XCTestCase {
         try trace.write(to: url)
         XCTAssertEqual(try ActivationTrace.read(url), trace)
     }
+
+    func testTracesAHuggingFaceModelWithItsBlockZeroHiddenState() throws {
+        let model = try ModelRegistry.load(directory: Fixtures.url("hf-tiny/mixtral"))
+        let ids = (0..<9).map { ($0 * 37 + 11) % 256 }
+        let trace = try ActivationTracer.trace(model, sequences: [ids])
+        XCTAssertEqual(trace.hiddenSize, 64)
+        var seen: Tensor?
+        let cache = model.makeCache()
+        cache.blockZeroObserver = { seen = $0 }
+        _ = try model.forward(ids, cache: cache)
+        let hidden = try XCTUnwrap(seen)
+        XCTAssertEqual(hidden.shape, [9, 64])
+        XCTAssertEqual(trace.tokens[4].hidden, Array(hidden.floats[(4 * 64)..<(5 * 64)]))
+        XCTAssertNotEqual(trace.tokens[4].hidden, trace.tokens[5].hidden)
+    }
 }
 
 final class LouvainTests: XCTestCase {

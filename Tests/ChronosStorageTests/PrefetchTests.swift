@@ -1,5 +1,6 @@
 import ChronosEngine
 import ChronosModel
+import ChronosRouting
 @testable import ChronosStorage
 import ChronosTestSupport
 import Foundation
@@ -163,6 +164,7 @@ final class PrefetchTests: XCTestCase {
     func testChronosRunPredictsAndReportsPredictionQuality() throws {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
+        try IntentClassifier(hiddenSize: 16, layers: [0, 1], experts: 6, horizon: 8, width: 8, seed: 1).save(in: directory)
         let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.5), policy: .wait,
                                        disk: DiskModel(milliseconds: 0.2, megabytesPerSecond: 2000))
         let run = try StorageFixtures.generate(directory, settings, prompt: StorageFixtures.prompt(12, vocab: 32), tokens: 10)
@@ -177,5 +179,35 @@ final class PrefetchTests: XCTestCase {
         XCTAssertGreaterThan(run.final!.prefetchedBytes, 0)
         XCTAssertEqual(run.metrics.decodeSteps, 9)
         XCTAssertGreaterThan(run.metrics.tokensPerSecond, 0)
+    }
+}
+
+/// Predictors trained from traces plug into a Hugging Face model's offloaded run.
+final class TrainedPredictorRunTests: XCTestCase {
+    func testTrainedLookaheadAndIntentDriveAMixtralRunWithoutChangingItsTokens() throws {
+        let directory = try StorageFixtures.huggingFaceModel("mixtral")
+        try StorageFixtures.pack(directory)
+        let prompt = StorageFixtures.prompt(10, vocab: 256)
+        let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 8)
+        let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.5), policy: .wait)
+        let plain = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 8)
+        XCTAssertEqual(plain.ids, expected)
+        XCTAssertTrue(plain.metrics.predictions.lookahead.isEmpty, "a Mixtral has no lookahead head of its own")
+        XCTAssertEqual(plain.metrics.predictions.prompt.samples, 0)
+
+        try TrainedLookaheadHead(hiddenSize: 64, layers: [0, 1], experts: 4, steps: 3, width: 16, seed: 2).save(in: directory)
+        try IntentClassifier(hiddenSize: 64, layers: [0, 1], experts: 4, horizon: 8, width: 16, seed: 3).save(in: directory)
+        let run = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 8)
+        XCTAssertEqual(run.ids, expected)
+        XCTAssertEqual(run.metrics.predictions.lookahead.count, 3)
+        XCTAssertNotNil(run.metrics.predictions.lookahead[0].recall)
+        XCTAssertEqual(run.metrics.predictions.prompt.samples, 1)
+
+        var off = settings
+        off.predictors = PredictorSelection(lookahead: false, intent: false)
+        let without = try StorageFixtures.generate(directory, off, prompt: prompt, tokens: 8)
+        XCTAssertEqual(without.ids, expected)
+        XCTAssertTrue(without.metrics.predictions.lookahead.isEmpty)
+        XCTAssertEqual(without.metrics.predictions.prompt.samples, 0)
     }
 }

@@ -12,8 +12,8 @@ public struct ForwardObservation: Sendable {
     /// The model's lookahead head for the last token, `[K+1, E]` (row k: the distribution over
     /// experts of token t + k), when the model has one.
     public let lookaheadProbabilities: Tensor?
-    /// The residual stream after decoder layer 0 for the last token `[1, hidden]`, when the
-    /// model exposes it (what a lookahead head reads).
+    /// The residual stream after decoder layer 0 for the last token `[1, hidden]` (what a
+    /// lookahead head reads).
     public let blockZeroHidden: Tensor?
 
     /// An observation with every field given.
@@ -28,21 +28,28 @@ public struct ForwardObservation: Sendable {
     /// Position of the last token of the pass.
     public var lastPosition: Int { positionOffset + ids.count - 1 }
 
-    /// Runs `model` on `ids` and keeps what predictors read: a Chronos-native model's lookahead
-    /// head and block-0 hidden state; only the logits for other models.
-    public static func forward(_ model: any LanguageModel, ids: [Int], cache: ModelCache) throws -> ForwardObservation {
-        let offset = cache.offset
+    /// Runs `model` on `ids` and keeps what predictors read: the block-0 hidden state (every
+    /// architecture) and a Chronos-native model's lookahead head. `onBlockZero` is handed the
+    /// block-0 hidden states of all of `ids` in the middle of the pass, as soon as layer 0 is done.
+    public static func forward(_ model: any LanguageModel, ids: [Int], cache: ModelCache,
+                               onBlockZero: ((Tensor) -> Void)? = nil) throws -> ForwardObservation {
+        let offset = cache.offset, last = ids.count - 1
+        var blockZero: Tensor?
+        cache.blockZeroObserver = { hidden in
+            onBlockZero?(hidden)
+            blockZero = hidden.slice(last..<(last + 1)).contiguous()
+        }
+        defer { cache.blockZeroObserver = nil }
         guard let chronos = model as? ChronosLanguageModel else {
-            return ForwardObservation(positionOffset: offset, ids: ids, logits: try model.forward(ids, cache: cache),
-                                      lookaheadProbabilities: nil, blockZeroHidden: nil)
+            let logits = try model.forward(ids, cache: cache)
+            return ForwardObservation(positionOffset: offset, ids: ids, logits: logits, lookaheadProbabilities: nil, blockZeroHidden: blockZero)
         }
         let output = try chronos.forward(ids, cache: cache, options: ChronosForwardOptions())
-        let last = ids.count - 1
         let lookahead = output.lookaheadProbabilities
         let rows = lookahead.shape[1], experts = lookahead.shape[2]
         return ForwardObservation(
             positionOffset: offset, ids: ids, logits: output.logits,
             lookaheadProbabilities: lookahead.slice(last..<(last + 1)).contiguous().reshaped([rows, experts]),
-            blockZeroHidden: output.blockZeroHidden.slice(last..<(last + 1)).contiguous())
+            blockZeroHidden: blockZero)
     }
 }

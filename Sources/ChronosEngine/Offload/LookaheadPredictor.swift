@@ -1,11 +1,12 @@
 import ChronosModel
+import ChronosRouting
 import ChronosTensor
 
 /// Predicts the experts of the next tokens from what the forward pass of token t computed, so
 /// the prefetcher can load them while later tokens are computed.
 ///
-/// The Chronos-native lookahead head is one implementation; a head trained post hoc for a
-/// Hugging Face model plugs in the same way, reading `ForwardObservation.blockZeroHidden`.
+/// The Chronos-native lookahead head is one implementation; a head trained from a trace for any
+/// model (`TrainedLookaheadHead`) plugs in the same way, reading `ForwardObservation.blockZeroHidden`.
 public protocol LookaheadPredictor: AnyObject {
     /// K: the furthest future token predicted.
     var horizon: Int { get }
@@ -49,6 +50,38 @@ public final class ChronosLookaheadPredictor: LookaheadPredictor {
                 Selection.topK(p.baseAddress! + k * experts, count: experts, k: expertsPerOffset).map(\.index)
             }
             return moeLayers.flatMap { layer in best.map { ExpertKey(layer: layer, expert: $0) } }
+        }
+    }
+}
+
+/// A lookahead head trained from an activation trace (`chronos train lookahead`): for each
+/// future token, the `expertsPerOffset` most probable experts of every MoE layer, each layer
+/// predicted on its own.
+public final class TrainedLookaheadPredictor: LookaheadPredictor {
+    /// The head.
+    public let head: TrainedLookaheadHead
+    /// Experts predicted per future token and MoE layer.
+    public let expertsPerOffset: Int
+
+    /// A predictor over `head`, predicting `expertsPerOffset` experts per layer and token.
+    public init(head: TrainedLookaheadHead, expertsPerOffset: Int) {
+        self.head = head
+        self.expertsPerOffset = max(1, expertsPerOffset)
+    }
+
+    /// K.
+    public var horizon: Int { head.steps }
+
+    /// The top experts of every MoE layer for k = 1…K, layer order within each offset.
+    public func predict(after observation: ForwardObservation) -> [[ExpertKey]] {
+        guard let hidden = observation.blockZeroHidden else { return [] }
+        return head.probabilities(hidden: hidden.floats).map { layers in
+            layers.enumerated().flatMap { slot, distribution in
+                distribution.withUnsafeBufferPointer { p in
+                    Selection.topK(p.baseAddress!, count: distribution.count, k: min(expertsPerOffset, distribution.count))
+                        .map { ExpertKey(layer: head.layers[slot], expert: $0.index) }
+                }
+            }
         }
     }
 }

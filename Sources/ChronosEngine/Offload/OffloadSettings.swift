@@ -12,6 +12,20 @@ public enum ExpertResidencyMode: String, Sendable, CaseIterable, Codable {
     case chronos
 }
 
+/// Which predictors a `chronos` run uses (each only when the model has it).
+public struct PredictorSelection: Sendable, Equatable, Codable {
+    /// The lookahead head (trained or native) feeds t+1…t+K to the prefetcher.
+    public var lookahead: Bool
+    /// The intent classifier's set is loaded during the prefill.
+    public var intent: Bool
+
+    /// A selection; both on by default.
+    public init(lookahead: Bool = true, intent: Bool = true) {
+        self.lookahead = lookahead
+        self.intent = intent
+    }
+}
+
 /// How an offloaded model keeps, loads and predicts its experts.
 public struct OffloadSettings: Sendable, Equatable {
     /// Which baseline (or Chronos itself).
@@ -35,6 +49,8 @@ public struct OffloadSettings: Sendable, Equatable {
     public var cold: Bool
     /// Faults injected into chosen reads.
     public var faults: [InjectedFault]
+    /// Which predictors run.
+    public var predictors: PredictorSelection
     /// Expert ids the lookahead predicts per future token; nil: the model's top-k.
     public var lookaheadExperts: Int?
     /// Largest prompt-level set, as a share of the staging budget.
@@ -45,7 +61,8 @@ public struct OffloadSettings: Sendable, Equatable {
     /// Settings with every field given or defaulted.
     public init(mode: ExpertResidencyMode = .chronos, budget: ExpertBudget = .fraction(1), policy: MissPolicy = .wait,
                 eviction: EvictionPolicy? = nil, stagingFraction: Double? = nil, ioThreads: Int = 2, retries: Int = 2,
-                disk: DiskModel? = nil, cold: Bool = false, faults: [InjectedFault] = [], lookaheadExperts: Int? = nil,
+                disk: DiskModel? = nil, cold: Bool = false, faults: [InjectedFault] = [],
+                predictors: PredictorSelection = PredictorSelection(), lookaheadExperts: Int? = nil,
                 promptSetShare: Double = 1, prefetchThreshold: Double = 0.3) {
         self.mode = mode
         self.budget = budget
@@ -57,6 +74,7 @@ public struct OffloadSettings: Sendable, Equatable {
         self.disk = disk
         self.cold = cold
         self.faults = faults
+        self.predictors = predictors
         self.lookaheadExperts = lookaheadExperts
         self.promptSetShare = promptSetShare
         self.prefetchThreshold = prefetchThreshold

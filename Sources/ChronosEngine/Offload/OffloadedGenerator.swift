@@ -15,8 +15,10 @@ public struct OffloadedGenerationResult: Sendable {
 /// Generation with offloaded experts: the prefill and decode loop of `Generator`, with each
 /// forward pass wired to the expert store and the predictors.
 ///
-/// Around each pass the store is told a step begins and ends; after the prompt the
-/// prompt-level predictor's set is queued for loading (lowest priority), and after every pass
+/// Around each pass the store is told a step begins and ends; during the prefill, as soon as
+/// decoder layer 0 has run over the prompt, the prompt-level predictor's set is queued for
+/// loading (lowest priority), so those loads overlap the rest of the prefill (the prefill
+/// scheduler); after every pass
 /// the lookahead predictions for t+1…t+K replace the previous ones (stale queued loads are
 /// cancelled). Routing decisions feed the prediction scorer. Each pass yields an
 /// `OffloadSnapshot` to `onSnapshot` and to every `snapshots()` stream.
@@ -68,15 +70,18 @@ public final class OffloadedGenerator {
         let generation = try Generator(model: model, tokenizer: tokenizer).run(request, cache: cache, forward: { ids, cache, phase in
             recorder.isPrefill = phase == .prefill
             store?.beginStep(tokens: ids.count)
-            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache)
-            store?.endStep()
-            if phase == .prefill {
-                afterPrefill = offloaded.storageMetrics() ?? StorageMetrics()
-                if let predictor = offloaded.promptPredictor, let store {
-                    let set = predictor.predict(promptIds: ids, routing: recorder.prefillRouting, limit: offloaded.promptSetLimit())
+            var schedulePromptSet: ((Tensor) -> Void)? = nil
+            if phase == .prefill, let predictor = offloaded.promptPredictor, let store {
+                schedulePromptSet = { hidden in
+                    let set = predictor.predict(blockZeroHidden: hidden, budget: offloaded.promptSetBudget())
                     store.preload(promptSet: set)
                     scorer.recordPromptSet(set, promptLength: ids.count)
                 }
+            }
+            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache, onBlockZero: schedulePromptSet)
+            store?.endStep()
+            if phase == .prefill {
+                afterPrefill = offloaded.storageMetrics() ?? StorageMetrics()
             } else {
                 decodeSteps += 1
             }
@@ -127,7 +132,6 @@ public final class OffloadedGenerator {
 private final class RoutingRecorder {
     let scorer: PredictionScorer
     var isPrefill = true
-    var prefillRouting: [RoutingDecision] = []
     var prefillFallbackSlots = 0
     var decodeFallbackSlots = 0
 
@@ -136,7 +140,6 @@ private final class RoutingRecorder {
     func observe(_ decision: RoutingDecision) {
         scorer.observe(decision)
         if isPrefill {
-            prefillRouting.append(decision)
             prefillFallbackSlots += decision.missing.count
         } else {
             decodeFallbackSlots += decision.missing.count

@@ -1,5 +1,6 @@
 import ChronosFormats
 import ChronosModel
+import ChronosRouting
 import ChronosStorage
 import ChronosTensor
 import Foundation
@@ -101,10 +102,12 @@ public final class OffloadedModel {
         }
         Self.prefault(directory: directory, except: Set(cache.manifest.experts.flatMap { $0.tensors.map(\.source) }))
         if settings.mode == .chronos {
-            if let chronos = model as? ChronosLanguageModel, chronos.configuration.lookaheadSteps > 0 {
-                lookahead = ChronosLookaheadPredictor(model: chronos, expertsPerOffset: settings.lookaheadExperts)
+            do {
+                try loadPredictors(directory: directory, cache: cache)
+            } catch {
+                store?.close()
+                throw error
             }
-            promptPredictor = ObservedRoutingPredictor()
         }
     }
 
@@ -131,12 +134,29 @@ public final class OffloadedModel {
         store?.close()
     }
 
-    /// How many prompt-level experts to preload: as many as fit in `promptSetShare` of staging.
-    func promptSetLimit() -> Int {
-        guard let cache, settings.mode == .chronos else { return 0 }
-        let staging = Double(store?.settings.budget.staging ?? 0) * settings.promptSetShare
-        let average = Double(cache.totalExpertBytes) / Double(max(1, cache.manifest.experts.count))
-        return average > 0 ? Int(staging / average) : 0
+    /// The predictors of a `chronos` run, as far as the settings allow: a trained lookahead head
+    /// (`lookahead.safetensors`) if the directory has one, else a Chronos-native head; the
+    /// intent classifier (`intent.safetensors`) if there is one.
+    private func loadPredictors(directory: URL, cache: ExpertCache) throws {
+        let summary = model.summary
+        if settings.predictors.lookahead {
+            let perOffset = settings.lookaheadExperts ?? summary.expertsPerToken
+            if let head = try TrainedLookaheadHead.load(from: directory, summary: summary) {
+                lookahead = TrainedLookaheadPredictor(head: head, expertsPerOffset: perOffset)
+            } else if let chronos = model as? ChronosLanguageModel, chronos.configuration.lookaheadSteps > 0 {
+                lookahead = ChronosLookaheadPredictor(model: chronos, expertsPerOffset: perOffset)
+            }
+        }
+        if settings.predictors.intent, let classifier = try IntentClassifier.load(from: directory, summary: summary) {
+            let bytes = Dictionary(uniqueKeysWithValues: cache.manifest.experts.map { ($0.key, $0.length) })
+            promptPredictor = IntentExpertPredictor(classifier: classifier, bytes: bytes)
+        }
+    }
+
+    /// Bytes of prompt-level experts to preload: `promptSetShare` of the staging tier.
+    func promptSetBudget() -> Int {
+        guard settings.mode == .chronos else { return 0 }
+        return Int(Double(store?.settings.budget.staging ?? 0) * settings.promptSetShare)
     }
 
     /// Faults every page of the checkpoint's tensors (those named in `except` aside) into

@@ -1,36 +1,32 @@
 import ChronosModel
+import ChronosRouting
+import ChronosTensor
 
-/// Predicts, once the prompt has been read, the (layer, expert) pairs the whole generation will
-/// use, so they can be loaded before decoding needs them. A learned intent classifier will sit
-/// behind the same interface.
+/// Predicts, from the prompt, the (layer, expert) pairs the whole generation will use, so they
+/// can be loaded before decoding needs them. It is asked during the prefill, as soon as decoder
+/// layer 0 has run over the prompt, so the loads overlap the rest of the prefill.
 public protocol PromptExpertPredictor: AnyObject {
-    /// At most `limit` pairs, most likely first, for a prompt whose prefill made `routing`.
-    func predict(promptIds: [Int], routing: [RoutingDecision], limit: Int) -> [ExpertKey]
+    /// The pairs to load, most likely first, whose bytes fit in `budget`, for a prompt whose
+    /// block-0 hidden states are `blockZeroHidden` (`[tokens, hidden]`).
+    func predict(blockZeroHidden: Tensor, budget: Int) -> [ExpertKey]
 }
 
-/// The first prompt-level predictor: the experts the prompt itself used, most often routed to
-/// first (ties: larger total router probability, then lower layer and index), on the view that
-/// a generation keeps to its prompt's topic.
-public final class ObservedRoutingPredictor: PromptExpertPredictor {
-    /// A predictor with no state.
-    public init() {}
+/// The intent classifier behind the prompt-level interface: its scores, turned into a hot set
+/// under the byte budget by `ExpertPredictor`.
+public final class IntentExpertPredictor: PromptExpertPredictor {
+    /// The classifier.
+    public let classifier: IntentClassifier
+    private let bytes: [ExpertKey: Int]
 
-    /// The prompt's most used (layer, expert) pairs, at most `limit`.
-    public func predict(promptIds: [Int], routing: [RoutingDecision], limit: Int) -> [ExpertKey] {
-        var counts: [ExpertKey: (uses: Int, mass: Float)] = [:]
-        for decision in routing {
-            for expert in decision.experts {
-                let key = ExpertKey(layer: decision.layer, expert: expert)
-                let probability = expert < decision.probabilities.count ? decision.probabilities[expert] : 0
-                let old = counts[key] ?? (0, 0)
-                counts[key] = (old.uses + 1, old.mass + probability)
-            }
-        }
-        let ranked = counts.sorted { a, b in
-            if a.value.uses != b.value.uses { return a.value.uses > b.value.uses }
-            if a.value.mass != b.value.mass { return a.value.mass > b.value.mass }
-            return (a.key.layer, a.key.expert) < (b.key.layer, b.key.expert)
-        }
-        return ranked.prefix(max(0, limit)).map(\.key)
+    /// A predictor over `classifier`, with each pair's size in bytes from `bytes`.
+    public init(classifier: IntentClassifier, bytes: [ExpertKey: Int]) {
+        self.classifier = classifier
+        self.bytes = bytes
+    }
+
+    /// The classifier's hot set for the prompt.
+    public func predict(blockZeroHidden: Tensor, budget: Int) -> [ExpertKey] {
+        let scores = classifier.scores(blockZeroHidden: blockZeroHidden).filter { bytes[$0.key] != nil }
+        return ExpertPredictor.hotSet(scores: scores, bytes: { self.bytes[$0]! }, budget: budget)
     }
 }

@@ -137,8 +137,9 @@ final class TransformerLanguageModel: LanguageModel {
         }
         guard !ids.isEmpty else { return Tensor(zeros: [0, configuration.vocabSize]) }
         var h = Tensor.embedding(embedding, ids: ids)
-        for (layer, cacheLayer) in zip(layers, cache.layers) {
+        for (index, (layer, cacheLayer)) in zip(layers, cache.layers).enumerated() {
             h = layer(h, cache: cacheLayer, observer: cache.routingObserver)
+            if index == 0 { cache.blockZeroObserver?(h) }
         }
         cache.advance(by: ids.count)
         return Tensor.linear(h.rmsNorm(weight: finalNorm, eps: configuration.rmsNormEps), weight: lmHead)

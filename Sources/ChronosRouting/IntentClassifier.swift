@@ -1,0 +1,111 @@
+import ChronosModel
+import ChronosTensor
+import Foundation
+
+/// The intent classifier: from a prompt, the experts the generation that follows will use, per
+/// MoE layer. Its input is the mean over the prompt's tokens of the block-0 hidden state, so it
+/// can run as soon as the first decoder layer of the prefill is done, while the other layers
+/// still compute; its output per MoE layer is a distribution over that layer's experts, trained
+/// to match how often each expert is routed to over the next `horizon` tokens.
+///
+/// Saved as `intent.safetensors` in the model directory (`ExpertDistributionNetwork`'s layout,
+/// `chronos_predictor` = `intent`, plus `horizon`).
+public struct IntentClassifier: Sendable {
+    /// The file name in a model directory.
+    public static let fileName = "intent.safetensors"
+    /// The value of `chronos_predictor` in its metadata.
+    static let kind = "intent"
+
+    /// The network: input the mean block-0 hidden state, one group per MoE layer.
+    public var network: ExpertDistributionNetwork
+    /// Decoder indices of the MoE layers, in group order.
+    public let layers: [Int]
+    /// Generated tokens whose routing the targets counted.
+    public let horizon: Int
+
+    /// A fresh classifier for `layers` with `experts` experts each, from hidden states of
+    /// `hiddenSize`, with a hidden layer of `width`.
+    public init(hiddenSize: Int, layers: [Int], experts: Int, horizon: Int, width: Int, seed: UInt64) {
+        network = ExpertDistributionNetwork(inputWidth: hiddenSize, width: width, groups: layers.count, experts: experts, seed: seed)
+        self.layers = layers
+        self.horizon = horizon
+    }
+
+    /// The mean over rows of `hidden` (`[tokens, H]`): the classifier's input for a prompt.
+    public static func features(_ hidden: Tensor) -> [Float] {
+        let rows = hidden.shape[0], width = hidden.shape[1]
+        let values = hidden.contiguous().floats
+        var mean = [Float](repeating: 0, count: width)
+        for row in 0..<rows {
+            for j in 0..<width { mean[j] += values[row * width + j] }
+        }
+        let scale = 1 / Float(max(1, rows))
+        return mean.map { $0 * scale }
+    }
+
+    /// The classifier's input for a traced prompt: the mean of its tokens' block-0 hidden states.
+    public static func features(_ prompt: [ActivationTrace.Token]) -> [Float] {
+        let width = prompt.first?.hidden.count ?? 0
+        return features(Tensor(shape: [prompt.count, width], values: prompt.flatMap(\.hidden)))
+    }
+
+    /// The predicted share of the generation's routing that goes to each (layer, expert) pair
+    /// (each MoE layer's shares sum to 1), for the prompt's block-0 hidden states `[tokens, H]`.
+    public func scores(blockZeroHidden: Tensor) -> [ExpertKey: Float] {
+        scores(features: Self.features(blockZeroHidden))
+    }
+
+    /// The predicted shares for a mean block-0 hidden state.
+    public func scores(features: [Float]) -> [ExpertKey: Float] {
+        var scores: [ExpertKey: Float] = [:]
+        for (slot, distribution) in network.probabilities(features).enumerated() {
+            for (expert, p) in distribution.enumerated() { scores[ExpertKey(layer: layers[slot], expert: expert)] = p }
+        }
+        return scores
+    }
+
+    /// Writes `intent.safetensors` into the model directory `directory`, atomically.
+    public func save(in directory: URL) throws {
+        try network.write(to: directory.appendingPathComponent(Self.fileName), metadata: [
+            "chronos_predictor": Self.kind, "layers": layers.map(String.init).joined(separator: ","),
+            "experts": String(network.experts), "hidden_size": String(network.inputWidth), "horizon": String(horizon),
+        ])
+    }
+
+    /// The classifier saved in the model directory `directory`, checked against `summary`; nil
+    /// when there is none, an error when it does not fit the model.
+    public static func load(from directory: URL, summary: ModelSummary) throws -> IntentClassifier? {
+        let url = directory.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let (network, layers, metadata) = try ExpertDistributionNetwork.read(url, kind: kind) { _ in 1 }
+        try ExpertDistributionNetwork.check(file: url.path, layers: layers, experts: network.experts, inputWidth: network.inputWidth,
+                                            against: summary)
+        return IntentClassifier(network: network, layers: layers, horizon: metadata["horizon"].flatMap(Int.init) ?? 0)
+    }
+
+    private init(network: ExpertDistributionNetwork, layers: [Int], horizon: Int) {
+        self.network = network
+        self.layers = layers
+        self.horizon = horizon
+    }
+}
+
+/// The expert predictor: turns scores of (layer, expert) pairs into the set to load, under a
+/// byte budget.
+public enum ExpertPredictor {
+    /// The pairs of highest score (ties: lower layer, then lower expert) whose bytes, added in
+    /// that order, fit in `budget`; a pair too large for what is left is skipped.
+    public static func hotSet(scores: [ExpertKey: Float], bytes: (ExpertKey) -> Int, budget: Int) -> [ExpertKey] {
+        let ranked = scores.sorted { a, b in
+            a.value != b.value ? a.value > b.value : (a.key.layer, a.key.expert) < (b.key.layer, b.key.expert)
+        }
+        var left = budget, chosen: [ExpertKey] = []
+        for (key, _) in ranked {
+            let size = bytes(key)
+            guard size <= left else { continue }
+            left -= size
+            chosen.append(key)
+        }
+        return chosen
+    }
+}

@@ -1,0 +1,73 @@
+import ChronosModel
+import ChronosTensor
+import Foundation
+
+/// A lookahead router trained from an activation trace for any MoE model, the model itself left
+/// untouched: from the block-0 hidden state of token t, for every future offset k = 1…K and
+/// every MoE layer, a distribution over that layer's experts (groups ordered offset-major:
+/// group (k − 1)·M + m is offset k, MoE layer m). Unlike the Chronos-native head, which predicts
+/// one distribution of expert ids shared by all layers, it predicts each layer separately.
+///
+/// Saved as `lookahead.safetensors` in the model directory (`ExpertDistributionNetwork`'s
+/// layout, `chronos_predictor` = `lookahead`, plus `steps` = K); the offload runtime uses it
+/// in place of a native head when the file is there.
+public struct TrainedLookaheadHead: Sendable {
+    /// The file name in a model directory.
+    public static let fileName = "lookahead.safetensors"
+    /// The value of `chronos_predictor` in its metadata.
+    static let kind = "lookahead"
+
+    /// The network: input the block-0 hidden state, K·M groups of E experts.
+    public var network: ExpertDistributionNetwork
+    /// K: the furthest future token predicted.
+    public let steps: Int
+    /// Decoder indices of the MoE layers, in group order.
+    public let layers: [Int]
+
+    /// A fresh head for `layers` with `experts` experts each, predicting `steps` tokens ahead
+    /// from hidden states of `hiddenSize`, with a hidden layer of `width`.
+    public init(hiddenSize: Int, layers: [Int], experts: Int, steps: Int, width: Int, seed: UInt64) {
+        network = ExpertDistributionNetwork(inputWidth: hiddenSize, width: width, groups: steps * layers.count, experts: experts, seed: seed)
+        self.steps = steps
+        self.layers = layers
+    }
+
+    /// For the block-0 hidden state of token t: `[k − 1][m]` is the distribution over the
+    /// experts of MoE layer `layers[m]` at token t + k.
+    public func probabilities(hidden: [Float]) -> [[[Float]]] {
+        let groups = network.probabilities(hidden)
+        return (0..<steps).map { k in Array(groups[(k * layers.count)..<((k + 1) * layers.count)]) }
+    }
+
+    /// Writes `lookahead.safetensors` into the model directory `directory`, atomically.
+    public func save(in directory: URL) throws {
+        try network.write(to: directory.appendingPathComponent(Self.fileName), metadata: [
+            "chronos_predictor": Self.kind, "layers": layers.map(String.init).joined(separator: ","),
+            "experts": String(network.experts), "hidden_size": String(network.inputWidth), "steps": String(steps),
+        ])
+    }
+
+    /// The head saved in the model directory `directory`, checked against `summary`; nil when
+    /// there is none, an error when it does not fit the model.
+    public static func load(from directory: URL, summary: ModelSummary) throws -> TrainedLookaheadHead? {
+        let url = directory.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        var steps = 0
+        let (network, layers, _) = try ExpertDistributionNetwork.read(url, kind: kind) { metadata in
+            guard let k = metadata["steps"].flatMap(Int.init), k > 0 else {
+                throw PredictorFileError(file: url.path, reason: "its metadata lacks a positive 'steps'")
+            }
+            steps = k
+            return k
+        }
+        try ExpertDistributionNetwork.check(file: url.path, layers: layers, experts: network.experts, inputWidth: network.inputWidth,
+                                            against: summary)
+        return TrainedLookaheadHead(network: network, steps: steps, layers: layers)
+    }
+
+    private init(network: ExpertDistributionNetwork, steps: Int, layers: [Int]) {
+        self.network = network
+        self.steps = steps
+        self.layers = layers
+    }
+}
