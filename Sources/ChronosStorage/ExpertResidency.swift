@@ -10,6 +10,8 @@ import ChronosModel
 ///   first); the expert the block is blocked on has rank −1;
 /// - a prediction with score s may evict only unpinned experts scoring below s (never under
 ///   plain LRU, which ignores predictions);
+/// - an expert demoted from the hot set may evict staged experts that rank below it, so
+///   staging works as a victim cache instead of keeping whatever first filled it;
 /// - the expert a block is computing with now, and loads in flight, are never evicted.
 /// An expert evicted from the hot set moves to staging when staging can take it, else it is
 /// dropped (the disk still has it).
@@ -43,6 +45,9 @@ struct ExpertResidency {
         case need(rank: Int)
         /// A prediction of this score.
         case prediction(score: Double)
+        /// An expert leaving the hot set for staging: it may displace staged experts that
+        /// rank below it (lower score, or the same score and an older use).
+        case demotion(of: ExpertKey)
     }
 
     let budget: ResidencyBudget
@@ -179,6 +184,9 @@ struct ExpertResidency {
         case let .prediction(score: incoming):
             guard eviction == .scored else { return [] }
             return unpinned.filter { score($0) < incoming }.sorted(by: order)
+        case let .demotion(of: demoted):
+            let bar = (score(demoted), entries[demoted]?.lastUseTick ?? 0)
+            return unpinned.filter { (score($0), entries[$0]!.lastUseTick) < bar }.sorted(by: order)
         }
     }
 
@@ -188,7 +196,7 @@ struct ExpertResidency {
         held[entry.tier, default: 0] -= entry.bytes
         metrics.evictions += 1
         if entry.tier == .hot, budget.staging >= entry.bytes,
-           reserve(entry.bytes, in: .staging, for: key, claim: .prediction(score: score(key))) {
+           reserve(entry.bytes, in: .staging, for: key, claim: .demotion(of: key)) {
             entries[key]!.tier = .staging
             metrics.demotions += 1
             return

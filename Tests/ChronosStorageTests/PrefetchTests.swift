@@ -126,6 +126,27 @@ final class PrefetchTests: XCTestCase {
         XCTAssertEqual(metrics.wastedPrefetchBytes, bytes)
     }
 
+    func testStagingKeepsTheMostRecentlyDemotedExperts() throws {
+        for eviction in [EvictionPolicy.lru, .scored] {
+            let directory = try StorageFixtures.chronosModel()
+            try StorageFixtures.pack(directory)
+            let cache = try ExpertCache.open(modelDirectory: directory)
+            let disk = RecordingDisk(base: try FileExpertDisk(cache: cache), delay: 0)
+            let expert = cache.byteCount(of: key(0, 0))
+            let store = try ExpertStore(cache: cache, disk: disk, settings: ExpertStoreSettings(
+                budget: ResidencyBudget(hot: 2 * expert, staging: expert), eviction: eviction, ioThreads: 1))
+            defer { store.close() }
+            // A, B fill the hot set; C demotes A to staging; D demotes B, which must displace A.
+            for expert in [0, 1, 2, 3, 1] {
+                store.beginStep(tokens: 1)
+                store.willNeed([key(0, expert)])
+                XCTAssertNotNil(store.weights(for: key(0, expert)))
+                store.endStep()
+            }
+            XCTAssertEqual(disk.reads, [0, 1, 2, 3].map { key(0, $0) }, "\(eviction): B came back from staging, not from disk")
+        }
+    }
+
     func testABudgetOfOneExpertServesALayerThatNeedsMany() throws {
         let (store, _) = try makeStore(delay: 0.001, budget: .fraction(1.0 / 12), stagingFraction: 0)
         defer { store.close() }
