@@ -17,16 +17,21 @@ public struct GenerationRequest: Sendable {
     public var stopStrings: [String]
     /// Keep going past end-of-sequence tokens.
     public var ignoreEOS: Bool
+    /// Teacher forcing: emit these ids in order instead of sampling (at most `maxTokens`, no
+    /// stop condition), recording the log-probability the model gave each (to score a
+    /// continuation under some setting, e.g. a lossy expert policy).
+    public var forcedIds: [Int]?
 
     /// A request with the given prompt and settings.
     public init(promptIds: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
-                stopTokens: Set<Int> = [], stopStrings: [String] = [], ignoreEOS: Bool = false) {
+                stopTokens: Set<Int> = [], stopStrings: [String] = [], ignoreEOS: Bool = false, forcedIds: [Int]? = nil) {
         self.promptIds = promptIds
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokens = stopTokens
         self.stopStrings = stopStrings
         self.ignoreEOS = ignoreEOS
+        self.forcedIds = forcedIds
     }
 }
 
@@ -71,6 +76,8 @@ public struct GenerationResult: Sendable {
     public var stopReason: StopReason
     /// How long it took.
     public var metrics: GenerationMetrics
+    /// With `forcedIds`: the natural-log probability of each forced id, in order.
+    public var forcedLogProbabilities: [Float] = []
 }
 
 /// One step of a streamed generation, handed to the caller as soon as it is known.
@@ -129,11 +136,22 @@ public final class Generator {
         let start = DispatchTime.now().uptimeNanoseconds
         var firstTokenAt = start
 
+        var forcedLogProbabilities: [Float] = []
+        let limit = request.forcedIds.map { min($0.count, request.maxTokens) } ?? request.maxTokens
         var logits = try forward(request.promptIds, cache, .prefill)
-        while generated.count < request.maxTokens {
-            let next = sampler.next(logits: logits.row(logits.shape[0] - 1), history: history)
+        while generated.count < limit {
+            let row = logits.row(logits.shape[0] - 1)
+            let next: Int
+            if let forced = request.forcedIds {
+                next = forced[generated.count]
+                let peak = row.max() ?? 0
+                let total = row.reduce(0.0) { $0 + Foundation.exp(Double($1 - peak)) }
+                forcedLogProbabilities.append(Float(Double(row[next] - peak) - Foundation.log(total)))
+            } else {
+                next = sampler.next(logits: row, history: history)
+            }
             if generated.isEmpty { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
-            if stops.contains(next) {
+            if request.forcedIds == nil, stops.contains(next) {
                 reason = .stopToken
                 break
             }
@@ -152,7 +170,7 @@ public final class Generator {
                 reason = .cancelled
                 break
             }
-            if generated.count == request.maxTokens { break }
+            if generated.count == limit { break }
             logits = try forward([next], cache, .decode)
         }
         if reason != .stopString, let rest = decoder?.finish(), !rest.isEmpty {
@@ -163,7 +181,8 @@ public final class Generator {
         metrics.generatedTokens = generated.count
         metrics.timeToFirstToken = Double(firstTokenAt - start) / 1e9
         metrics.decodeSeconds = Double(end - firstTokenAt) / 1e9
-        return GenerationResult(ids: generated, text: text, stopReason: reason, metrics: metrics)
+        return GenerationResult(ids: generated, text: text, stopReason: reason, metrics: metrics,
+                                forcedLogProbabilities: forcedLogProbabilities)
     }
 
     /// Character offset of the earliest stop string in `text` that ends after `searchFrom`

@@ -45,4 +45,20 @@ final class GeneratorTests: XCTestCase {
         XCTAssertEqual(streamed, cancelled.ids)
         XCTAssertEqual(cancelled.stopReason, .cancelled)
     }
+
+    func testTeacherForcingEmitsTheGivenIdsWithTheirLogProbabilities() throws {
+        let (model, reference) = try load("mixtral")
+        let forced = [7, 200, 7, 31]
+        let result = try Generator(model: model, tokenizer: nil).generate(
+            GenerationRequest(promptIds: reference.input_ids, maxTokens: 10, stopTokens: [200], forcedIds: forced))
+        XCTAssertEqual(result.ids, forced, "a forced id is emitted even when it is a stop token")
+        XCTAssertEqual(result.forcedLogProbabilities.count, forced.count)
+        let logits = try model.forward(reference.input_ids + forced, cache: model.makeCache())
+        for (step, id) in forced.enumerated() {
+            let row = logits.row(reference.input_ids.count - 1 + step)
+            let peak = row.max()!
+            let expected = row[id] - peak - Foundation.log(row.reduce(Float(0)) { $0 + Foundation.exp($1 - peak) })
+            XCTAssertEqual(result.forcedLogProbabilities[step], expected, accuracy: 1e-4)
+        }
+    }
 }

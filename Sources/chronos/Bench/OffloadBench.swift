@@ -16,6 +16,15 @@ struct OffloadBench {
         var boundTokensPerSecond: Double?
         /// Why the configuration could not run (a budget below one expert), if so.
         var note: String?
+        /// The settings it ran with.
+        var settings: OffloadSettings?
+        /// The greedy ids it generated, per prompt.
+        var ids: [[Int]] = []
+        /// Share of generated positions whose token equals the resident run's.
+        var agreement: Double?
+        /// Mean cross-entropy (nats/token) of the resident run's continuations under this run's
+        /// settings, teacher-forced: measured for lossy policies and for `resident` itself.
+        var crossEntropy: Double?
     }
 
     let directory: URL
@@ -37,11 +46,53 @@ struct OffloadBench {
         if let resident { runs.insert(resident, at: 0) }
         let reference = runs[0].metrics.tokensPerSecond
         let compute = reference > 0 ? 1 / reference : 0
-        return runs.map { run in
+        runs = runs.map { run in
             var run = run
             if run.note == nil { run.boundTokensPerSecond = bound(run.metrics, compute: compute) }
             return run
         }
+        try scoreQuality(&runs)
+        return runs
+    }
+
+    /// Greedy agreement of every run with `runs[0]` (resident), and for runs whose policy may
+    /// change the output (`fallback`) the cross-entropy of the resident continuations under
+    /// their settings, beside the resident model's own.
+    func scoreQuality(_ runs: inout [Run]) throws {
+        let reference = runs[0].ids
+        for index in runs.indices where runs[index].note == nil {
+            var same = 0, total = 0
+            for (ours, theirs) in zip(runs[index].ids, reference) {
+                total += theirs.count
+                same += zip(ours, theirs).filter { $0 == $1 }.count
+            }
+            runs[index].agreement = total > 0 ? Double(same) / Double(total) : nil
+        }
+        let lossy = runs.indices.filter { runs[$0].note == nil && runs[$0].metrics.policy == .fallback }
+        guard !lossy.isEmpty else { return }
+        if runs[0].crossEntropy == nil, let settings = runs[0].settings {
+            runs[0].crossEntropy = try crossEntropy(settings, continuations: reference)
+        }
+        for index in lossy {
+            progress("\(runs[index].metrics.name)/fallback: scoring the resident continuations")
+            runs[index].crossEntropy = try crossEntropy(runs[index].settings!, continuations: reference)
+        }
+    }
+
+    /// Mean negative log-likelihood per token of `continuations` (one per prompt), teacher-forced
+    /// through a fresh model under `settings`.
+    func crossEntropy(_ settings: OffloadSettings, continuations: [[Int]]) throws -> Double {
+        let model = try OffloadedModel(directory: directory, settings: settings)
+        defer { model.close() }
+        var total = 0.0, count = 0
+        for (prompt, continuation) in zip(prompts, continuations) where !continuation.isEmpty {
+            let result = try OffloadedGenerator(offloaded: model, tokenizer: nil).generate(
+                GenerationRequest(promptIds: prompt, maxTokens: continuation.count, sampling: .greedy, ignoreEOS: true,
+                                  forcedIds: continuation))
+            total -= result.generation.forcedLogProbabilities.reduce(0.0) { $0 + Double($1) }
+            count += result.generation.forcedLogProbabilities.count
+        }
+        return count > 0 ? total / Double(count) : 0
     }
 
     /// Measures each configuration over every prompt, interleaved prompt by prompt.
@@ -56,7 +107,7 @@ struct OffloadBench {
                 metrics.budgetBytes = model.budgetBytes
                 metrics.totalExpertBytes = model.totalExpertBytes
                 models.append(model)
-                runs.append(Run(metrics: metrics, boundTokensPerSecond: nil, note: nil))
+                runs.append(Run(metrics: metrics, boundTokensPerSecond: nil, note: nil, settings: settings))
             } catch let error as ExpertCacheError {
                 guard case .budgetTooSmall = error else { throw error }
                 progress("\(mode.rawValue)\(policy.map { "/\($0.rawValue)" } ?? "") at \(budget): skipped, \(error)")
@@ -73,6 +124,7 @@ struct OffloadBench {
                     GenerationRequest(promptIds: prompt, maxTokens: tokens, sampling: .greedy, ignoreEOS: true),
                     name: runs[position].metrics.name)
                 runs[position].metrics.add(result.metrics)
+                runs[position].ids.append(result.generation.ids)
             }
         }
         for (position, model) in models.enumerated() {
@@ -135,7 +187,7 @@ struct OffloadBench {
     /// The printed table, one row per run, with ratios to `resident`.
     static func table(_ runs: [Run]) -> String {
         let header = ["baseline", "policy", "budget", "tok/s", "×res", "bound", "TTFT ms", "stall ms/tok", "hit %", "recall@1",
-                      "shuf", "freq", "prev", "prompt", "chance", "read/tok", "wasted", "peak", "fallbk", "faults"]
+                      "shuf", "freq", "prev", "prompt", "chance", "read/tok", "wasted", "peak", "fallbk", "faults", "agree %", "CE"]
         let reference = runs.first { $0.metrics.mode == .resident }?.metrics.tokensPerSecond ?? 0
         var rows = [header]
         for run in runs {
@@ -155,7 +207,8 @@ struct OffloadBench {
                 percent(p.lookaheadFrequency.first?.recall), percent(p.lookaheadPrevious.first?.recall),
                 percent(p.prompt.recall), percent(p.promptChance.recall),
                 OffloadRunMetrics.bytes(m.bytesReadPerToken), OffloadRunMetrics.bytes(Double(m.decode.wastedPrefetchBytes)),
-                OffloadRunMetrics.bytes(Double(m.peakExpertBytes)), "\(m.fallbacks)", "\(m.faults)",
+                OffloadRunMetrics.bytes(Double(m.peakExpertBytes)), "\(m.fallbacks)", "\(m.faults)", percent(run.agreement),
+                run.crossEntropy.map { String(format: "%.3f", $0) } ?? "-",
             ])
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max()! }
@@ -182,23 +235,25 @@ struct OffloadBench {
             "prompt_recall": p.prompt.recall ?? NSNull(), "prompt_precision": p.prompt.precision ?? NSNull(),
             "prompt_recall_chance": p.promptChance.recall ?? NSNull(),
             "bound_tokens_per_s": run.boundTokensPerSecond ?? NSNull(),
+            "greedy_agreement": run.agreement ?? NSNull(), "cross_entropy": run.crossEntropy ?? NSNull(),
         ]
         if let note = run.note { object["note"] = note }
         return object
     }
 
     /// The CSV header of `--sweep`.
-    static let csvHeader = "budget,baseline,policy,tokens_per_s,ttft_ms,stall_ms_per_token,hit_rate,recall_t1,recall_t1_shuffled,recall_t1_frequency,bytes_read_per_token,wasted_prefetch_bytes,peak_expert_bytes,fallbacks,faults,bound_tokens_per_s,note"
+    static let csvHeader = "budget,baseline,policy,tokens_per_s,ttft_ms,stall_ms_per_token,hit_rate,recall_t1,recall_t1_shuffled,recall_t1_frequency,bytes_read_per_token,wasted_prefetch_bytes,peak_expert_bytes,fallbacks,faults,bound_tokens_per_s,greedy_agreement,cross_entropy,note"
 
     /// One CSV row of `--sweep`.
     static func csvRow(_ run: Run, budget: Double) -> String {
         let m = run.metrics, p = m.predictions
         func number(_ x: Double?) -> String { x.map { String(format: "%.6g", $0) } ?? "" }
-        if let note = run.note { return "\(budget),\(m.name),\(m.policy?.rawValue ?? "-"),,,,,,,,,,,,,,\(note)" }
+        if let note = run.note { return "\(budget),\(m.name),\(m.policy?.rawValue ?? "-"),,,,,,,,,,,,,,,,\(note)" }
         return [String(budget), m.name, m.policy?.rawValue ?? "-", number(m.tokensPerSecond), number(m.timeToFirstTokenMs),
                 number(m.stallMsPerToken), number(m.hitRate), number(p.lookahead.first?.recall), number(p.lookaheadShuffled.first?.recall),
                 number(p.lookaheadFrequency.first?.recall), number(m.bytesReadPerToken), "\(m.decode.wastedPrefetchBytes)",
-                "\(m.peakExpertBytes)", "\(m.fallbacks)", "\(m.faults)", number(run.boundTokensPerSecond), ""].joined(separator: ",")
+                "\(m.peakExpertBytes)", "\(m.fallbacks)", "\(m.faults)", number(run.boundTokensPerSecond), number(run.agreement),
+                number(run.crossEntropy), ""].joined(separator: ",")
     }
 
     /// Writes a random Chronos-native model (with an untrained lookahead head) for a benchmark
