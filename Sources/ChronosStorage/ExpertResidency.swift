@@ -89,6 +89,10 @@ struct ExpertResidency {
     /// Whether `key` is loaded (in either tier).
     func isResident(_ key: ExpertKey) -> Bool { entries[key]?.isResident ?? false }
 
+    /// Steps over which a resident expert's chance of reuse is counted: a prefetch must beat the
+    /// chance that the expert it would displace is used again within this many steps.
+    static let reuseHorizon = 4
+
     /// The eviction score of `key` now (higher is kept longer). Scored: the chance it is used
     /// soon, 1 − (1 − r)(1 − p), r from the age of its last use and p from its nearest predicted
     /// offset (or prompt-set membership), both as measured so far. LRU: its last use.
@@ -97,7 +101,9 @@ struct ExpertResidency {
         case .lru:
             return Double(entries[key]?.lastUseTick ?? 0)
         case .scored:
-            let recency = lastUsedStep[key].map { calibration.recency(age: step - $0) } ?? 0
+            let recency = lastUsedStep[key].map { last in
+                1 - (0..<Self.reuseHorizon).reduce(1.0) { $0 * (1 - calibration.recency(age: step - last + $1)) }
+            } ?? 0
             var predicted = predictedOffsets[key].map { calibration.prediction(offset: $0) } ?? 0
             if promptSet.contains(key) { predicted = max(predicted, calibration.prompt) }
             return 1 - (1 - recency) * (1 - predicted)
