@@ -94,6 +94,8 @@ struct Bench: ParsableCommand {
         @Option(help: "Expert budget: a fraction (0.3) or a size (300MB).") var budget = "0.3"
         @Option(help: "Prompts, one per line.") var prompts: String?
         @Option(help: "Tokens to decode per prompt.") var tokens = 32
+        @Option(help: "With --prompts: cut each line to its first N tokens and score lossy runs' cross-entropy on the line's next --tokens tokens (held-out text) instead of on resident's greedy continuation.")
+        var promptTokens: Int?
         @Flag(help: "Print one JSON object {\"runs\": [...]} instead of a table.") var json = false
         @Flag(help: "Run budgets 10, 20, 30, 50, 75, 100 % for every baseline and policy.") var sweep = false
         @Option(help: "With --sweep: the CSV file to write (one row per budget × baseline × policy).") var csv: String?
@@ -102,6 +104,8 @@ struct Bench: ParsableCommand {
 
         func validate() throws {
             if sweep && csv == nil { throw ValidationError("--sweep needs --csv FILE") }
+            if promptTokens != nil && prompts == nil { throw ValidationError("--prompt-tokens needs --prompts FILE") }
+            if let promptTokens, promptTokens < 1 { throw ValidationError("--prompt-tokens must be positive") }
             if offload.expertBudget != nil { throw ValidationError("use --budget for the benchmark's expert budget") }
         }
 
@@ -128,22 +132,32 @@ struct Bench: ParsableCommand {
                 throw ValidationError("--budget '\(self.budget)' is not a fraction (0.3, 30%) or a size (300MB)")
             }
             let summary = try ModelRegistry.load(directory: directory).summary
-            let promptIds = try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
+            var promptIds = try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
                 ?? OffloadBench.defaultPrompts(directory: directory, vocab: summary.vocabSize)
-            let bench = OffloadBench(directory: directory, prompts: promptIds, tokens: tokens, options: offload, progress: progress)
+            var references: [[Int]]?
+            if let promptTokens {
+                let long = promptIds.filter { $0.count >= promptTokens + tokens }
+                guard !long.isEmpty else { throw ValidationError("no prompt line holds --prompt-tokens + --tokens = \(promptTokens + tokens) tokens") }
+                references = long.map { Array($0[promptTokens..<(promptTokens + tokens)]) }
+                promptIds = long.map { Array($0.prefix(promptTokens)) }
+            }
+            var bench = OffloadBench(directory: directory, prompts: promptIds, tokens: tokens, options: offload, progress: progress)
+            bench.references = references
             let disk = offload.diskModel()
             var context: [String: Any] = [
                 "threads": ThreadPool.shared.threadCount, "backend": Backends.current.name, "model": directory.path,
                 "model_type": summary.modelType, "prompts": promptIds.count, "tokens": tokens, "cold": offload.cold,
+                "cross_entropy_of": references == nil ? "resident greedy continuations" : "held-out continuations",
                 "disk": disk.map { String(format: "simulated %.3f ms, %.0f MB/s", $0.latency * 1000, $0.bandwidth / 1e6) } ?? "real",
             ]
             if sweep {
                 let fractions = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
-                let resident = try bench.measure([(.resident, .fraction(1), nil)])[0]
+                var resident = try bench.measure([(.resident, .fraction(1), nil)])[0]
                 var lines = [OffloadBench.csvHeader]
                 var all: [[String: Any]] = []
                 for fraction in fractions {
                     let runs = try bench.run(budget: .fraction(fraction), policies: MissPolicy.allCases, resident: resident)
+                    resident = runs[0]
                     lines += runs.map { OffloadBench.csvRow($0, budget: fraction) }
                     all += runs.map { OffloadBench.json($0, budget: .fraction(fraction)) }
                     try (lines.joined(separator: "\n") + "\n").write(toFile: csv!, atomically: true, encoding: .utf8)

@@ -22,8 +22,9 @@ struct OffloadBench {
         var ids: [[Int]] = []
         /// Share of generated positions whose token equals the resident run's.
         var agreement: Double?
-        /// Mean cross-entropy (nats/token) of the resident run's continuations under this run's
-        /// settings, teacher-forced: measured for lossy policies and for `resident` itself.
+        /// Mean cross-entropy (nats/token) of the held-out references (or of the resident run's
+        /// continuations) under this run's settings, teacher-forced: measured for lossy policies
+        /// and for `resident` itself.
         var crossEntropy: Double?
     }
 
@@ -32,6 +33,9 @@ struct OffloadBench {
     let tokens: Int
     let options: OffloadOptions
     let progress: (String) -> Void
+    /// Held-out continuations of the prompts, one each, on which lossy runs' cross-entropy is
+    /// measured (nil: resident's greedy continuations).
+    var references: [[Int]]?
 
     /// Runs every baseline at `budget` (`lru` and `chronos` with each of `policies`), prompt by
     /// prompt in turn, so that a drift in the shared machine's speed hits them alike; `resident`
@@ -56,8 +60,8 @@ struct OffloadBench {
     }
 
     /// Greedy agreement of every run with `runs[0]` (resident), and for runs whose policy may
-    /// change the output (`fallback`) the cross-entropy of the resident continuations under
-    /// their settings, beside the resident model's own.
+    /// change the output (`fallback`) the cross-entropy of the held-out references (or of the
+    /// resident continuations) under their settings, beside the resident model's own.
     func scoreQuality(_ runs: inout [Run]) throws {
         let reference = runs[0].ids
         for index in runs.indices where runs[index].note == nil {
@@ -70,12 +74,13 @@ struct OffloadBench {
         }
         let lossy = runs.indices.filter { runs[$0].note == nil && runs[$0].metrics.policy == .fallback }
         guard !lossy.isEmpty else { return }
+        let scored = references ?? reference
         if runs[0].crossEntropy == nil, let settings = runs[0].settings {
-            runs[0].crossEntropy = try crossEntropy(settings, continuations: reference)
+            runs[0].crossEntropy = try crossEntropy(settings, continuations: scored)
         }
         for index in lossy {
-            progress("\(runs[index].metrics.name)/fallback: scoring the resident continuations")
-            runs[index].crossEntropy = try crossEntropy(runs[index].settings!, continuations: reference)
+            progress("\(runs[index].metrics.name)/fallback: scoring \(references == nil ? "the resident continuations" : "the held-out continuations")")
+            runs[index].crossEntropy = try crossEntropy(runs[index].settings!, continuations: scored)
         }
     }
 
