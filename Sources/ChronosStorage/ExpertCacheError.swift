@@ -37,7 +37,8 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
 
     /// The pack asked for expert weights in a dtype other than f32, f16 or bf16.
     case unsupportedDType(String)
-    /// The checkpoint was stripped of its routed experts, so there is nothing to pack them from.
+    /// The checkpoint was stripped of its routed experts and its cache, their only copy, cannot
+    /// be opened, so there is nothing to pack them from.
     case checkpointStripped(directory: String)
 
     /// A one-line explanation naming the file and, where relevant, the expert, with what to do.
@@ -86,12 +87,12 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
         case let .unsupportedDType(dtype):
             "expert weights can be packed as f32, f16 or bf16, not \(dtype)"
         case let .checkpointStripped(directory):
-            "\(directory): the checkpoint was stripped of its routed experts, whose only copy is expert_cache/"
+            "\(directory): the checkpoint was stripped of its routed experts, and expert_cache/, their only copy, cannot be opened"
         }
     }
 
     /// The same failure in a model directory whose checkpoint was stripped of its experts, where
-    /// the cache is their only copy and re-packing needs the full checkpoint.
+    /// the cache is their only copy and a broken cache needs the full checkpoint to re-pack.
     func inStrippedCheckpoint(directory: String) -> StrippedCheckpointError {
         switch self {
         case .notPacked: .cacheMissing(directory: directory)

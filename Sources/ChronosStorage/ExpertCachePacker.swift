@@ -12,6 +12,9 @@ import Foundation
 /// safetensors file) per cluster and `cluster_manifest.json`, with the weights in their
 /// checkpoint dtype or converted to another (round-to-nearest-even for f16 and bf16).
 ///
+/// A checkpoint stripped of its experts (`--strip-experts`) is re-packed (for example with a new
+/// cluster plan) from the cache itself, the cache's only copy of them.
+///
 /// Packing is atomic: everything is written into a fresh `expert_cache.partial-…` folder beside
 /// the cache, each file synced, the manifest last, and only then is the folder renamed to
 /// `expert_cache`. An interrupted pack leaves at most a partial folder, which no loader reads
@@ -36,7 +39,26 @@ public enum ExpertCachePacker {
         try plan.validate(summary)
         let source = try ModelSource.current(directory)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        guard !StrippedCheckpoint.isStripped(checkpoint) else { throw ExpertCacheError.checkpointStripped(directory: directory.path) }
+        // A checkpoint stripped of its experts is re-packed from the cache it points to, read
+        // into memory and checked against its hashes first; the source names and hashes carry over.
+        var previous: (cache: ExpertCache, experts: ResidentExperts)?
+        if StrippedCheckpoint.isStripped(checkpoint) {
+            guard let cache = try? ExpertCache.open(modelDirectory: directory) else {
+                throw ExpertCacheError.checkpointStripped(directory: directory.path)
+            }
+            previous = (cache, try cache.readAllExperts())
+        }
+        /// The tensor packed as `projection` of `key`, its checkpoint name and source hash.
+        func sourceTensor(_ key: ExpertKey, projection index: Int, name: String) throws -> (tensor: Tensor, source: String, hash: String) {
+            guard let previous else {
+                let tensor = try checkpoint.tensor(named: name)
+                return (tensor, name, ModelSource.hash(of: tensor))
+            }
+            guard let entry = previous.cache.entry(for: key), let weights = previous.experts.weights(for: key) else {
+                throw ExpertCacheError.modelMismatch(path: directory.path, reason: "the expert cache has no \(key) to re-pack")
+            }
+            return ([weights.gate, weights.up, weights.down][index], entry.tensors[index].source, entry.tensors[index].sourceHash)
+        }
 
         removeLeftovers(in: directory)
         let final = directory.appendingPathComponent(ExpertCacheManifest.directoryName)
@@ -54,12 +76,12 @@ public enum ExpertCachePacker {
                     guard let names = model.checkpointNames(for: key) else {
                         throw ExpertCacheError.modelMismatch(path: directory.path, reason: "the model names no tensors for \(key)")
                     }
-                    for (projection, sourceName) in [("gate", names.gate), ("up", names.up), ("down", names.down)] {
+                    for (index, (projection, sourceName)) in [("gate", names.gate), ("up", names.up), ("down", names.down)].enumerated() {
                         let tensorName = "layers.\(key.layer).experts.\(key.expert).\(projection)_proj"
-                        let original = try checkpoint.tensor(named: sourceName)
-                        let stored = dtype.map { original.dtype == $0 ? original : original.converted(to: $0) } ?? original
+                        let original = try sourceTensor(key, projection: index, name: sourceName)
+                        let stored = dtype.map { original.tensor.dtype == $0 ? original.tensor : original.tensor.converted(to: $0) } ?? original.tensor
                         tensors.append((tensorName, stored))
-                        sources[tensorName] = (projection, sourceName, ModelSource.hash(of: original))
+                        sources[tensorName] = (projection, original.source, original.hash)
                     }
                 }
                 try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "chronos": "expert-cluster"], to: url)

@@ -29,8 +29,8 @@ struct PackCommand: ParsableCommand {
 
             --strip-experts: after packing, rewrite model.safetensors without the routed experts, which \
             then live only in expert_cache/ (the directory shrinks to the dense weights plus the cache). \
-            Loading works as before, with or without --expert-budget; re-packing such a directory needs \
-            the full checkpoint. --dense-dtype converts the checkpoint's other float tensors.
+            Loading works as before, with or without --expert-budget; such a directory is re-packed (say \
+            with --clusters) from its own cache. --dense-dtype converts the checkpoint's other float tensors.
             """)
 
     @Argument(help: "Model directory.") var directory: String

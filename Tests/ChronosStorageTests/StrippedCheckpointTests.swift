@@ -183,15 +183,42 @@ final class StrippedCheckpointTests: XCTestCase {
                        expected)
     }
 
+    func testStrippedCheckpointIsRepackedFromItsCache() throws {
+        let directory = try StorageFixtures.chronosModel()
+        let prompt = StorageFixtures.prompt(10, vocab: 32)
+        let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6)
+        try StorageFixtures.packAndStrip(directory, dtype: .bf16)
+        let before = try ExpertCache.open(modelDirectory: directory).manifest
+        let bf16 = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6)
+        // Two clusters mixing the layers, as `chronos pack --clusters` writes them.
+        let keys = before.experts.map(\.key)
+        let plan = ClusterPlan(clusters: [keys.filter { $0.expert % 2 == 0 }, keys.filter { $0.expert % 2 == 1 }])
+        let after = try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory), plan: plan)
+        XCTAssertEqual(after.files.count, 2)
+        XCTAssertEqual(after.dtype, "bf16")
+        for entry in after.experts {
+            let old = try XCTUnwrap(before.experts.first { $0.key == entry.key })
+            XCTAssertEqual(entry.hash, old.hash, "\(entry.key): the same bytes, in a new place")
+            XCTAssertEqual(entry.tensors.map(\.source), old.tensors.map(\.source))
+            XCTAssertEqual(entry.tensors.map(\.sourceHash), old.tensors.map(\.sourceHash))
+        }
+        try ExpertCache.open(modelDirectory: directory).verifyFiles()
+        XCTAssertEqual(try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6), bf16)
+        XCTAssertEqual(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 6).ids,
+                       bf16)
+        XCTAssertEqual(expected.count, bf16.count)
+    }
+
     func testMissingCacheIsAClearError() throws {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.packAndStrip(directory)
-        // Packing needs the experts, which only the full checkpoint has.
-        XCTAssertThrowsError(try StorageFixtures.pack(directory)) { error in
+        let model = try ModelRegistry.load(directory: directory)
+        try FileManager.default.removeItem(at: directory.appendingPathComponent(ExpertCacheManifest.directoryName))
+        // Without its cache a stripped checkpoint has no experts left to pack.
+        XCTAssertThrowsError(try ExpertCachePacker.pack(directory: directory, model: model)) { error in
             XCTAssertEqual(error as? ExpertCacheError, .checkpointStripped(directory: directory.path))
             XCTAssertTrue("\(error)".contains("re-pack from the full checkpoint"), "\(error)")
         }
-        try FileManager.default.removeItem(at: directory.appendingPathComponent(ExpertCacheManifest.directoryName))
         let missing = StrippedCheckpointError.cacheMissing(directory: directory.path)
         XCTAssertTrue(missing.description.contains("live in expert_cache/, which is missing: re-pack from the full checkpoint"),
                       missing.description)
