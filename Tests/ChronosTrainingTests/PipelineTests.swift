@@ -118,3 +118,19 @@ extension PipelineReport {
         try JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: configuration.output.appendingPathComponent("report.json")))
     }
 }
+
+/// The pipeline configuration the repository ships reads and names files that exist.
+final class ShippedPipelineConfigurationTests: XCTestCase {
+    func testTheWordNetPipelineStartsFromTheShippedModelWithExistingData() throws {
+        let root = Fixtures.shippedModel.deletingLastPathComponent().deletingLastPathComponent()
+        let configuration = try PipelineConfiguration(contentsOf: root.appendingPathComponent("configs/wordnet-pipeline.json"))
+        XCTAssertEqual(configuration.start?.standardizedFileURL, Fixtures.shippedModel.standardizedFileURL)
+        XCTAssertEqual(configuration.stages.map(\.stage), [.sft, .dpo, .orpo, .grpo, .distill])
+        for stage in configuration.stages {
+            for url in [stage.data, stage.heldOut, stage.evaluationPrompts].compactMap({ $0 }) {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: url.path), "\(stage.stage): \(url.path)")
+            }
+        }
+    }
+}
+
