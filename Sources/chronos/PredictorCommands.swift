@@ -14,9 +14,11 @@ struct PredictorTrainingOptions: ParsableArguments {
     @Option(help: "Examples per step.") var batch = 256
     @Option(help: "Peak learning rate.") var lr: Float = 3e-3
     @Option(help: "Seed of initialisation and batch order.") var seed: UInt64 = 0
+    @OptionGroup var backend: BackendOption
 
     /// The model's summary, the training trace and the held-out trace.
     func load() throws -> (summary: ModelSummary, training: ActivationTrace, heldOut: ActivationTrace) {
+        try backend.apply()
         let summary = try ModelDirectory.load(model).summary
         let trace = try ActivationTrace.read(URL(fileURLWithPath: trace))
         let moeLayers = summary.expertsPerLayer.indices.filter { summary.expertsPerLayer[$0] > 0 }
