@@ -78,13 +78,7 @@ public enum PredictorEvaluation {
 
     /// How often each (layer, expert) pair is routed to in `trace`.
     public static func usage(_ trace: ActivationTrace) -> [ExpertKey: Int] {
-        var counts: [ExpertKey: Int] = [:]
-        for token in trace.tokens {
-            for (slot, experts) in token.experts.enumerated() {
-                for expert in experts { counts[ExpertKey(layer: trace.layers[slot].layer, expert: expert), default: 0] += 1 }
-            }
-        }
-        return counts
+        counts(trace.tokens, layers: trace.layers.map(\.layer))
     }
 
     /// The `n` most used pairs of `usage`, ties to lower layer and expert.
