@@ -24,16 +24,11 @@ extension TransformerArchitecture {
         try configuration.validate(file: file)
         var experts = experts
         if experts == nil, StrippedCheckpoint.isStripped(checkpoint) {
-            var shapes: [ExpertKey: [[Int]]] = [:]
-            let hidden = configuration.hiddenSize
-            for (layer, block) in configuration.feedForward.enumerated() {
-                guard case let .mixture(mixture) = block else { continue }
-                for expert in 0..<mixture.expertCount {
-                    let width = mixture.intermediateSize
-                    shapes[ExpertKey(layer: layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
-                }
+            let mixtures = configuration.feedForward.enumerated().compactMap { layer, block -> (layer: Int, experts: Int, width: Int)? in
+                guard case let .mixture(mixture) = block else { return nil }
+                return (layer, mixture.expertCount, mixture.intermediateSize)
             }
-            experts = try StrippedCheckpoint.cachedExperts(directory: directory, shapes: shapes)
+            experts = try StrippedCheckpoint.cachedExperts(directory: directory, hiddenSize: configuration.hiddenSize, mixtures: mixtures)
         }
         return try TransformerLanguageModel(configuration: configuration, keys: checkpointKeys, checkpoint: checkpoint,
                                             experts: experts)
@@ -120,9 +115,17 @@ public enum StrippedCheckpoint {
         let experts: [Expert]
     }
 
-    /// Every routed expert of `shapes` (gate, up, down of each key), mapped from the cluster files
-    /// of `directory`'s expert cache.
-    static func cachedExperts(directory: URL, shapes: [ExpertKey: [[Int]]]) throws -> ResidentExperts {
+    /// Every routed expert of `mixtures` (per MoE layer: its index, expert count and expert width;
+    /// gate and up `[width, hiddenSize]`, down `[hiddenSize, width]`), mapped from the cluster
+    /// files of `directory`'s expert cache.
+    static func cachedExperts(directory: URL, hiddenSize hidden: Int, mixtures: [(layer: Int, experts: Int, width: Int)]) throws -> ResidentExperts {
+        var shapes: [ExpertKey: [[Int]]] = [:]
+        for mixture in mixtures {
+            for expert in 0..<mixture.experts {
+                let width = mixture.width
+                shapes[ExpertKey(layer: mixture.layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
+            }
+        }
         let cache = directory.appendingPathComponent(cacheFolder)
         let manifestURL = cache.appendingPathComponent(manifestName)
         guard FileManager.default.fileExists(atPath: manifestURL.path) else {

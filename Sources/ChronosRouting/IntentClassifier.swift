@@ -33,14 +33,7 @@ public struct IntentClassifier: Sendable {
 
     /// The mean over rows of `hidden` (`[tokens, H]`): the classifier's input for a prompt.
     public static func features(_ hidden: Tensor) -> [Float] {
-        let rows = hidden.shape[0], width = hidden.shape[1]
-        let values = hidden.contiguous().floats
-        var mean = [Float](repeating: 0, count: width)
-        for row in 0..<rows {
-            for j in 0..<width { mean[j] += values[row * width + j] }
-        }
-        let scale = 1 / Float(max(1, rows))
-        return mean.map { $0 * scale }
+        hidden.sumRows().scaled(by: 1 / Float(max(1, hidden.shape[0]))).floats
     }
 
     /// The classifier's input for a traced prompt: the mean of its tokens' block-0 hidden states.

@@ -103,14 +103,13 @@ public enum PredictorEvaluation {
         }
         for sequence in heldOut.sequences() {
             for t in 0..<(sequence.count - head.steps) {
-                let probabilities = head.probabilities(hidden: sequence[t].hidden)
+                let top = head.topExperts(hidden: sequence[t].hidden, count: n)
                 var predicted: [[Set<ExpertKey>]] = [], future: [[[Int: Int]]] = []
                 for k in 1...head.steps {
                     let target = sequence[t + k]
                     var perLayer: [Set<ExpertKey>] = [], used: [[Int: Int]] = []
                     for slot in layers.indices {
-                        let best = probabilities[k - 1][slot].enumerated().sorted { $0.element > $1.element }.prefix(n)
-                        let set = Set(best.map { ExpertKey(layer: layers[slot], expert: $0.offset) })
+                        let set = Set(top[k - 1][slot].map { ExpertKey(layer: layers[slot], expert: $0) })
                         perLayer.append(set)
                         let truth = keys(target.experts[slot], slot)
                         used.append(Dictionary(uniqueKeysWithValues: truth.map { ($0.key.expert, $0.value) }))

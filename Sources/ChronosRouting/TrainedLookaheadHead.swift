@@ -39,6 +39,18 @@ public struct TrainedLookaheadHead: Sendable {
         return (0..<steps).map { k in Array(groups[(k * layers.count)..<((k + 1) * layers.count)]) }
     }
 
+    /// For the block-0 hidden state of token t: `[k − 1][m]` is the `count` most probable
+    /// experts of MoE layer `layers[m]` at token t + k, most probable first.
+    public func topExperts(hidden: [Float], count: Int) -> [[[Int]]] {
+        probabilities(hidden: hidden).map { layers in
+            layers.map { distribution in
+                distribution.withUnsafeBufferPointer { p in
+                    Selection.topK(p.baseAddress!, count: distribution.count, k: min(count, distribution.count)).map(\.index)
+                }
+            }
+        }
+    }
+
     /// Writes `lookahead.safetensors` into the model directory `directory`, atomically.
     public func save(in directory: URL) throws {
         try network.write(to: directory.appendingPathComponent(Self.fileName), metadata: [

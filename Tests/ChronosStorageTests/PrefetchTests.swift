@@ -78,7 +78,7 @@ final class PrefetchTests: XCTestCase {
     func testOnlyPredictionsWithAGoodRecordAreLoaded() throws {
         // Each step uses L0/E(step % 6); one lookahead always names it, the other never does.
         func run(right: Bool) throws -> Int {
-            let (store, disk) = try makeStore(delay: 0, trustPredictions: false)
+            let (store, _) = try makeStore(delay: 0, trustPredictions: false)
             defer { store.close() }
             for step in 0..<8 {
                 store.beginStep()

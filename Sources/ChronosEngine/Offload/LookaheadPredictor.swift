@@ -75,13 +75,8 @@ public final class TrainedLookaheadPredictor: LookaheadPredictor {
     /// The top experts of every MoE layer for k = 1…K, layer order within each offset.
     public func predict(after observation: ForwardObservation) -> [[ExpertKey]] {
         guard let hidden = observation.blockZeroHidden else { return [] }
-        return head.probabilities(hidden: hidden.floats).map { layers in
-            layers.enumerated().flatMap { slot, distribution in
-                distribution.withUnsafeBufferPointer { p in
-                    Selection.topK(p.baseAddress!, count: distribution.count, k: min(expertsPerOffset, distribution.count))
-                        .map { ExpertKey(layer: head.layers[slot], expert: $0.index) }
-                }
-            }
+        return head.topExperts(hidden: hidden.floats, count: expertsPerOffset).map { layers in
+            layers.enumerated().flatMap { slot, experts in experts.map { ExpertKey(layer: head.layers[slot], expert: $0) } }
         }
     }
 }

@@ -446,14 +446,8 @@ public final class ChronosLanguageModel: LanguageModel {
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         var experts = experts
         if experts == nil, StrippedCheckpoint.isStripped(checkpoint) {
-            let width = configuration.moeIntermediateSize, hidden = configuration.hiddenSize
-            var shapes: [ExpertKey: [[Int]]] = [:]
-            for layer in 0..<configuration.hiddenLayers {
-                for expert in 0..<configuration.experts {
-                    shapes[ExpertKey(layer: layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
-                }
-            }
-            experts = try StrippedCheckpoint.cachedExperts(directory: directory, shapes: shapes)
+            let mixtures = (0..<configuration.hiddenLayers).map { ($0, configuration.experts, configuration.moeIntermediateSize) }
+            experts = try StrippedCheckpoint.cachedExperts(directory: directory, hiddenSize: configuration.hiddenSize, mixtures: mixtures)
         }
         var tensors: [String: Tensor] = [:]
         for name in checkpoint.tensorNames { tensors[name] = try checkpoint.tensor(named: name) }
