@@ -69,9 +69,35 @@ public struct StepReport: Sendable {
     public var seconds: Double
 }
 
+/// What one sequence's loss is computed with: the model replica whose leaves its backward
+/// pass reaches, and a generator for its forward options seeded for that sequence alone, so a
+/// step's result does not depend on which thread ran which sequence.
+public final class TrainingPass {
+    /// The model to run forward (a replica sharing the trainer's weights).
+    public let model: ChronosLanguageModel
+    private let fallbackMaskProbability: Float
+    private var random: SplitMix64
+
+    init(model: ChronosLanguageModel, fallbackMaskProbability: Float, seed: UInt64) {
+        self.model = model
+        self.fallbackMaskProbability = fallbackMaskProbability
+        random = SplitMix64(seed: seed)
+    }
+
+    /// Forward options for one training forward pass: a fresh fallback mask.
+    public func trainingOptions() -> ChronosForwardOptions {
+        ChronosForwardOptions(fallbackMaskProbability: fallbackMaskProbability, fallbackMaskSeed: random.next())
+    }
+}
+
 /// The training loop shared by every stage: owns a Chronos model built from trainable copies
 /// of its weights, the optimiser, the schedule and the frozen reference router of the anchor
 /// term, and turns per-sequence losses into optimiser steps.
+///
+/// A step's sequences are spread over the compute pool's threads, one model replica per thread:
+/// each replica's parameters are leaves of their own over the same storage, so the threads
+/// back-propagate side by side without sharing a gradient, and the replicas' gradients are
+/// added in a fixed order before the optimiser step.
 public final class ChronosTrainer {
     /// The model being trained; its parameters are updated in place.
     public let model: ChronosLanguageModel
@@ -87,6 +113,8 @@ public final class ChronosTrainer {
     public private(set) var step = 0
     /// The generator behind fallback masks and any sampling a stage does.
     public var random: SplitMix64
+    /// One model per compute thread, the first being `model`, with its parameters in the order of `parameters`.
+    private let replicas: [(model: ChronosLanguageModel, parameters: [Tensor])]
 
     /// A trainer over `weights` (copied, so the caller's tensors are never modified).
     /// `referenceRouters` defaults to the routers in `weights` (a new stage); a resumed stage
@@ -98,6 +126,13 @@ public final class ChronosTrainer {
         for (name, tensor) in weights { trainable[name] = tensor.detached().converted(to: .f32).requiringGradient() }
         model = try ChronosLanguageModel(configuration: configuration, weights: trainable)
         parameters = model.namedParameters()
+        var replicas = [(model: model, parameters: parameters.map(\.tensor))]
+        for _ in 1..<ThreadPool.shared.threadCount {
+            let replica = try ChronosLanguageModel(configuration: configuration,
+                                                   weights: trainable.mapValues { $0.detached().requiringGradient() })
+            replicas.append((replica, replica.namedParameters().map(\.tensor)))
+        }
+        self.replicas = replicas
         self.optimizer = optimizer ?? AdamW(settings: settings.adam)
         self.settings = settings
         random = SplitMix64(seed: settings.seed ^ 0x5EED)
@@ -111,11 +146,6 @@ public final class ChronosTrainer {
         self.step = step
         random = SplitMix64(seed: 0)
         random.state = randomState
-    }
-
-    /// Forward options for one training sequence: a fresh fallback mask from the generator.
-    public func trainingOptions() -> ChronosForwardOptions {
-        ChronosForwardOptions(fallbackMaskProbability: settings.fallbackMaskProbability, fallbackMaskSeed: random.next())
     }
 
     /// The routing signals of a forward pass, with the reference router evaluated on the
@@ -141,29 +171,57 @@ public final class ChronosTrainer {
 
     /// One optimiser step over `sequences` (all micro-batches of the step): each sequence's
     /// loss, computed by `loss` under recording, is back-propagated at once scaled by
-    /// 1/count (so memory holds one sequence's graph), then gradients are clipped and applied.
-    public func trainStep<Sequence>(_ sequences: [Sequence], loss: (ChronosLanguageModel, Sequence) throws -> SequenceLoss) rethrows -> StepReport {
+    /// 1/count (so memory holds one sequence's graph per thread), then the replicas' gradients
+    /// are added, clipped and applied. Sequence i runs on replica i mod (replicas in use).
+    public func trainStep<Sequence>(_ sequences: [Sequence], loss: (TrainingPass, Sequence) throws -> SequenceLoss) throws -> StepReport {
         let started = DispatchTime.now().uptimeNanoseconds
-        for (_, p) in parameters { p.zeroGradient() }
-        var sums: [String: Float] = [:]
-        var tokens = 0
+        let seeds = sequences.map { _ in random.next() }
+        let lanes = max(1, min(replicas.count, sequences.count))
         let scale = 1 / Float(max(sequences.count, 1))
-        for sequence in sequences {
-            try Autograd.recording {
-                let result = try loss(model, sequence)
-                Autograd.backward(result.total.scaled(by: scale))
-                sums["loss", default: 0] += result.total.floats[0]
-                for (name, value) in result.parts { sums[name, default: 0] += value }
-                tokens += result.tokens
+        var outcomes = [(sums: [String: Float], tokens: Int, error: (any Error)?)](repeating: ([:], 0, nil), count: lanes)
+        outcomes.withUnsafeMutableBufferPointer { outcomes in
+            func run(_ lane: Int) {
+                let replica = self.replicas[lane]
+                for p in replica.parameters { p.zeroGradient() }
+                for index in stride(from: lane, to: sequences.count, by: lanes) {
+                    let pass = TrainingPass(model: replica.model, fallbackMaskProbability: self.settings.fallbackMaskProbability,
+                                            seed: seeds[index])
+                    do {
+                        try Autograd.recording {
+                            let result = try loss(pass, sequences[index])
+                            Autograd.backward(result.total.scaled(by: scale))
+                            outcomes[lane].sums["loss", default: 0] += result.total.floats[0]
+                            for (name, value) in result.parts { outcomes[lane].sums[name, default: 0] += value }
+                            outcomes[lane].tokens += result.tokens
+                        }
+                    } catch {
+                        outcomes[lane].error = error
+                        return
+                    }
+                }
+            }
+            if lanes == 1 {
+                run(0)
+            } else {
+                Backends.current.singleThreaded { ThreadPool.shared.parallelFor(lanes, run) }
             }
         }
+        if let error = outcomes.lazy.compactMap(\.error).first { throw error }
+        for lane in 1..<lanes {
+            for (parameter, replicaParameter) in zip(parameters, replicas[lane].parameters) {
+                parameter.tensor.accumulateGradient(from: replicaParameter)
+            }
+        }
+        var sums: [String: Float] = [:]
+        for outcome in outcomes { sums.merge(outcome.sums, uniquingKeysWith: +) }
         let norm = settings.clipNorm > 0
             ? GradientClipping.clip(parameters, maxNorm: settings.clipNorm)
             : GradientClipping.clip(parameters, maxNorm: .infinity)
         let rate = settings.schedule.rate(at: step)
         optimizer.update(parameters, learningRate: rate)
         step += 1
-        return StepReport(step: step, learningRate: rate, parts: sums.mapValues { $0 * scale }, gradientNorm: norm, tokens: tokens,
+        return StepReport(step: step, learningRate: rate, parts: sums.mapValues { $0 * scale }, gradientNorm: norm,
+                          tokens: outcomes.reduce(0) { $0 + $1.tokens },
                           seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
     }
 

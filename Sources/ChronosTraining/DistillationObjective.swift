@@ -58,9 +58,9 @@ final class DistillationObjective: StageObjective {
         }
     }
 
-    func loss(_ sequence: ChatSequence, trainer: ChronosTrainer) throws -> SequenceLoss {
+    func loss(_ sequence: ChatSequence, pass: TrainingPass, trainer: ChronosTrainer) throws -> SequenceLoss {
         let teacher = try teacherLogits(sequence.inputs)
-        let output = try trainer.model.forward(sequence.inputs, cache: trainer.model.makeCache(), options: trainer.trainingOptions())
+        let output = try pass.model.forward(sequence.inputs, cache: pass.model.makeCache(), options: pass.trainingOptions())
         let distilled = DistillationLoss.loss(studentLogits: output.logits, teacherLogits: teacher, targets: sequence.targets,
                                               alpha: settings.alpha, temperature: settings.temperature)
         let (chronos, parts) = trainer.chronosTerms(output)

@@ -35,8 +35,8 @@ protocol StageObjective: AnyObject {
     /// The units of one optimiser step drawn from training examples `indices` (tokenising
     /// them, or sampling completions with the trainer's generator).
     func units(forExamples indices: [Int], trainer: ChronosTrainer) throws -> [Unit]
-    /// The loss of one unit, recorded for autograd, Chronos terms included.
-    func loss(_ unit: Unit, trainer: ChronosTrainer) throws -> SequenceLoss
+    /// The loss of one unit run through `pass`'s model, recorded for autograd, Chronos terms included.
+    func loss(_ unit: Unit, pass: TrainingPass, trainer: ChronosTrainer) throws -> SequenceLoss
     /// Held-out metrics of the trainer's current model.
     func evaluate(_ trainer: ChronosTrainer) throws -> [String: Double]
 }
@@ -160,7 +160,7 @@ public final class FineTuneRun {
         while trainer.step < optimization.steps {
             let indices = order.next(optimization.batchSize * optimization.accumulation)
             let units = try objective.units(forExamples: indices, trainer: trainer)
-            let report = try trainer.trainStep(units) { _, unit in try objective.loss(unit, trainer: trainer) }
+            let report = try trainer.trainStep(units) { pass, unit in try objective.loss(unit, pass: pass, trainer: trainer) }
             state.step = trainer.step
             state.batchesSeen += optimization.accumulation
             state.tokensSeen += report.tokens

@@ -65,9 +65,9 @@ final class GRPOObjective: StageObjective {
         return units
     }
 
-    func loss(_ unit: GRPOCompletion, trainer: ChronosTrainer) throws -> SequenceLoss {
-        let model = trainer.model, sequence = unit.sequence
-        let options = trainer.trainingOptions()
+    func loss(_ unit: GRPOCompletion, pass: TrainingPass, trainer: ChronosTrainer) throws -> SequenceLoss {
+        let model = pass.model, sequence = unit.sequence
+        let options = pass.trainingOptions()
         let output = try model.forward(sequence.inputs, cache: model.makeCache(), options: options)
         let logProbabilities = TokenLogProbabilities.of(logits: output.logits, targets: sequence.targets)
         let referenceLogProbabilities = try Autograd.recording(false) {

@@ -45,11 +45,11 @@ final class PreferenceObjective: StageObjective {
         try indices.map { try Self.sequences(train[$0], context) }
     }
 
-    func loss(_ pair: PreferenceSequences, trainer: ChronosTrainer) throws -> SequenceLoss {
-        let model = trainer.model
+    func loss(_ pair: PreferenceSequences, pass: TrainingPass, trainer: ChronosTrainer) throws -> SequenceLoss {
+        let model = pass.model
         // The reference reads each answer with the policy's fallback mask, so the two differ
         // only by their weights (and agree exactly at the start).
-        let chosenOptions = trainer.trainingOptions(), rejectedOptions = trainer.trainingOptions()
+        let chosenOptions = pass.trainingOptions(), rejectedOptions = pass.trainingOptions()
         let chosen = try model.forward(pair.chosen.inputs, cache: model.makeCache(), options: chosenOptions)
         let rejected = try model.forward(pair.rejected.inputs, cache: model.makeCache(), options: rejectedOptions)
         let chronosChosen = trainer.chronosTerms(chosen), chronosRejected = trainer.chronosTerms(rejected)

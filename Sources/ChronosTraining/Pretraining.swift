@@ -121,8 +121,8 @@ public final class PretrainRun {
                 sequences += zip(batch.inputs, batch.targets).map { ($0, $1) }
                 state.batchesSeen += 1
             }
-            let report = try trainer.trainStep(sequences) { model, sequence in
-                let output = try model.forward(sequence.inputs, cache: model.makeCache(), options: trainer.trainingOptions())
+            let report = try trainer.trainStep(sequences) { pass, sequence in
+                let output = try pass.model.forward(sequence.inputs, cache: pass.model.makeCache(), options: pass.trainingOptions())
                 let crossEntropy = Tensor.crossEntropy(logits: output.logits, targets: sequence.targets)
                 let (chronos, parts) = trainer.chronosTerms(output)
                 var logged = parts

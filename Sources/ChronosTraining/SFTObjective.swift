@@ -30,8 +30,8 @@ final class SFTObjective: StageObjective {
         try indices.map { try context.sequence(train[$0].messages) }
     }
 
-    func loss(_ sequence: ChatSequence, trainer: ChronosTrainer) throws -> SequenceLoss {
-        let output = try trainer.model.forward(sequence.inputs, cache: trainer.model.makeCache(), options: trainer.trainingOptions())
+    func loss(_ sequence: ChatSequence, pass: TrainingPass, trainer: ChronosTrainer) throws -> SequenceLoss {
+        let output = try pass.model.forward(sequence.inputs, cache: pass.model.makeCache(), options: pass.trainingOptions())
         let crossEntropy = SFTLoss.loss(logits: output.logits, targets: sequence.targets)
         let (chronos, parts) = trainer.chronosTerms(output)
         return SequenceLoss(total: crossEntropy + chronos, parts: parts.merging(["ce": crossEntropy.floats[0]]) { a, _ in a },

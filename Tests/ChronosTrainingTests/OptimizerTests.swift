@@ -1,3 +1,4 @@
+import ChronosModel
 import ChronosTensor
 @testable import ChronosTraining
 import XCTest
@@ -51,5 +52,38 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(norm, 5, accuracy: 1e-6)
         XCTAssertEqual(a.gradient!.floats[0], 0.6, accuracy: 1e-6)
         XCTAssertEqual(b.gradient!.floats[0], 0.8, accuracy: 1e-6)
+    }
+
+    /// A step's sequences are spread over one model replica per compute thread; the gradient
+    /// the optimiser sees must still be the mean of every sequence's, as one model computes it.
+    func testAStepSpreadOverReplicasCarriesTheGradientOfEverySequence() throws {
+        let configuration = ChronosConfiguration(vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
+                                                 headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
+                                                 expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
+                                                 sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+        let weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 3)
+        var settings = OptimizationSettings()
+        settings.fallbackMaskProbability = 0
+        settings.clipNorm = 0
+        let trainer = try ChronosTrainer(configuration: configuration, weights: weights, settings: settings)
+        let sequences = (0..<5).map { s in (0..<10).map { (s * 7 + $0 * 5 + $0 * $0) % 40 } }
+        func loss(_ model: ChronosLanguageModel, _ ids: [Int]) throws -> Tensor {
+            let output = try model.forward(Array(ids.dropLast()), cache: model.makeCache(), options: ChronosForwardOptions())
+            return Tensor.crossEntropy(logits: output.logits, targets: Array(ids.dropFirst())) + trainer.chronosTerms(output).weighted
+        }
+        let single = try ChronosLanguageModel(configuration: configuration,
+                                              weights: weights.mapValues { $0.converted(to: .f32).copy().requiringGradient() })
+        for ids in sequences {
+            try Autograd.recording { Autograd.backward(try loss(single, ids).scaled(by: 1 / Float(sequences.count))) }
+        }
+        _ = try trainer.trainStep(sequences) { pass, ids in
+            SequenceLoss(total: try loss(pass.model, ids), parts: [:], tokens: ids.count - 1)
+        }
+        let expected = Dictionary(uniqueKeysWithValues: single.namedParameters().map { ($0.name, $0.tensor) })
+        for (name, parameter) in trainer.parameters {
+            let got = try XCTUnwrap(parameter.gradient, name).floats, want = try XCTUnwrap(expected[name]?.gradient, name).floats
+            let scale = max(want.map(abs).max() ?? 0, 1e-6)
+            for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: 1e-4 * scale, name) }
+        }
     }
 }

@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation
 
 /// One recorded step of a computation: the nodes of its inputs and how to turn the gradient
 /// of its output into gradients of those inputs. A leaf (a parameter) has no inputs and
@@ -23,21 +23,26 @@ public final class GradientNode: @unchecked Sendable {
 /// While recording is on, every operation whose inputs carry a `GradientNode` attaches one to
 /// its output, holding a closure that maps the output's gradient to its inputs' gradients.
 /// `backward(_:)` walks that graph from a scalar loss in reverse topological order and adds
-/// each parameter's gradient to its node. Recording is process-wide; with it off (the default,
-/// as in inference) operations attach nothing and cost nothing extra.
+/// each parameter's gradient to its node. Recording is switched per thread, so threads that
+/// train replicas side by side (or run inference beside training) do not disturb each other;
+/// with it off (the default, as in inference) operations attach nothing and cost nothing extra.
 public enum Autograd {
-    private static let recordingFlag = Mutex<Bool>(false)
+    /// The calling thread's recording switch: a non-nil value means on.
+    private static let recordingKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "cannot create the autograd thread key")
+        return key
+    }()
 
-    /// Whether operations are currently recorded.
-    public static var isRecording: Bool { recordingFlag.withLock { $0 } }
+    /// Whether operations on the calling thread are currently recorded.
+    public static var isRecording: Bool { pthread_getspecific(recordingKey) != nil }
 
-    /// Runs `body` with recording switched on (or off), restoring the previous state after.
+    /// Runs `body` with recording switched on (or off) on the calling thread, restoring the
+    /// previous state after.
     public static func recording<T>(_ enabled: Bool = true, _ body: () throws -> T) rethrows -> T {
-        let previous = recordingFlag.withLock { flag in
-            defer { flag = enabled }
-            return flag
-        }
-        defer { recordingFlag.withLock { $0 = previous } }
+        let previous = pthread_getspecific(recordingKey)
+        pthread_setspecific(recordingKey, enabled ? UnsafeRawPointer(bitPattern: 1) : nil)
+        defer { pthread_setspecific(recordingKey, previous) }
         return try body()
     }
 
@@ -95,7 +100,7 @@ public enum Autograd {
         return order
     }
 
-    private static func accumulate(_ a: Tensor, _ b: Tensor) -> Tensor {
+    static func accumulate(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.shape == b.shape, "gradient shapes differ: \(a.shape) and \(b.shape)")
         let a = a.contiguous(), b = b.contiguous(), out = Tensor(zeros: a.shape)
         Elementwise.add(a.floatPointer, b.floatPointer, out.floatPointer, count: a.count)
@@ -121,4 +126,11 @@ extension Tensor {
 
     /// Clears this leaf's accumulated gradient.
     public func zeroGradient() { gradientNode?.gradient = nil }
+
+    /// Adds the gradient accumulated in `other` (a leaf over the same parameter, such as a
+    /// training replica's) to this leaf's.
+    public func accumulateGradient(from other: Tensor) {
+        guard let node = gradientNode, let incoming = other.gradient else { return }
+        node.gradient = node.gradient.map { Autograd.accumulate($0, incoming) } ?? incoming.contiguous()
+    }
 }

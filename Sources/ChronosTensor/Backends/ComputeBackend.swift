@@ -10,6 +10,14 @@ public protocol ComputeBackend: Sendable {
     func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
+    /// Runs `body` with the backend's own threads, if it keeps any, limited to one: for work
+    /// that is already spread over the pool's threads.
+    func singleThreaded<T>(_ body: () throws -> T) rethrows -> T
+}
+
+extension ComputeBackend {
+    /// Runs `body` as is: the backend uses only the pool's threads.
+    public func singleThreaded<T>(_ body: () throws -> T) rethrows -> T { try body() }
 }
 
 /// The pure-Swift SIMD backend, available everywhere.

@@ -11,6 +11,7 @@ public struct OpenBLASBackend: ComputeBackend, @unchecked Sendable {
     /// The library file that was loaded.
     public let path: String
     let cblasSgemm: CblasSgemm
+    let setThreads: SetThreads?
 
     /// Library names tried in order.
     static let candidates = [
@@ -27,10 +28,9 @@ public struct OpenBLASBackend: ComputeBackend, @unchecked Sendable {
                 dlclose(handle)
                 continue
             }
-            if let setThreads = dlsym(handle, "openblas_set_num_threads") {
-                unsafeBitCast(setThreads, to: SetThreads.self)(Int32(ThreadPool.shared.threadCount))
-            }
-            let backend = OpenBLASBackend(path: path, cblasSgemm: unsafeBitCast(symbol, to: CblasSgemm.self))
+            let setThreads = dlsym(handle, "openblas_set_num_threads").map { unsafeBitCast($0, to: SetThreads.self) }
+            setThreads?(Int32(ThreadPool.shared.threadCount))
+            let backend = OpenBLASBackend(path: path, cblasSgemm: unsafeBitCast(symbol, to: CblasSgemm.self), setThreads: setThreads)
             return BackendStatus(name: "openblas", backend: backend, reason: "loaded \(path)")
         }
         return BackendStatus(name: "openblas", backend: nil,
@@ -39,6 +39,13 @@ public struct OpenBLASBackend: ComputeBackend, @unchecked Sendable {
 
     /// "openblas".
     public var name: String { "openblas" }
+
+    /// Runs `body` with OpenBLAS's threads set to one, then back to the pool's width.
+    public func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        setThreads?(1)
+        defer { setThreads?(Int32(ThreadPool.shared.threadCount)) }
+        return try body()
+    }
 
     /// Calls `cblas_sgemm` in row-major order.
     public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,

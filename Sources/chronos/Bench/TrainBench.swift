@@ -32,8 +32,8 @@ struct TrainBench {
             var seconds = 0.0
             for (i, batch) in batches.enumerated() {
                 report.progress("backend \(status.name): step \(i + 1)/\(batches.count)\(i == 0 ? " (warm-up)" : "")")
-                let result = try trainer.trainStep(batch) { model, ids in
-                    let output = try model.forward(Array(ids.dropLast()), cache: model.makeCache(), options: trainer.trainingOptions())
+                let result = try trainer.trainStep(batch) { pass, ids in
+                    let output = try pass.model.forward(Array(ids.dropLast()), cache: pass.model.makeCache(), options: pass.trainingOptions())
                     let ce = Tensor.crossEntropy(logits: output.logits, targets: Array(ids.dropFirst()))
                     return SequenceLoss(total: ce + trainer.chronosTerms(output).weighted, parts: [:], tokens: sequenceLength)
                 }
