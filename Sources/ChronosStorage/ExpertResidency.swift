@@ -59,6 +59,9 @@ struct ExpertResidency {
     private(set) var predictedOffsets: [ExpertKey: Int] = [:]
     /// The prompt-level set now.
     private(set) var promptSet: Set<ExpertKey> = []
+    /// The experts previewed for the next MoE layer of the token being computed, that layer, and
+    /// which of them were not in memory when previewed (the ones a preview would load).
+    private(set) var nextLayer: (layer: Int, keys: Set<ExpertKey>, absent: Set<ExpertKey>)?
     /// Measured reuse and prediction rates behind the scores.
     private(set) var calibration: ReuseCalibration
     /// Decode step of each expert's last use, resident or not.
@@ -106,6 +109,7 @@ struct ExpertResidency {
             } ?? 0
             var predicted = predictedOffsets[key].map { calibration.prediction(offset: $0) } ?? 0
             if promptSet.contains(key) { predicted = max(predicted, calibration.prompt) }
+            if nextLayer?.keys.contains(key) == true { predicted = max(predicted, calibration.nextLayer) }
             return 1 - (1 - recency) * (1 - predicted)
         }
     }
@@ -122,6 +126,21 @@ struct ExpertResidency {
         }
     }
 
+    /// Replaces the next-layer preview: `keys`, all of MoE layer `layer`.
+    mutating func setNextLayer(_ keys: [ExpertKey], layer: Int) {
+        nextLayer = (layer, Set(keys), Set(keys.filter { entries[$0] == nil }))
+    }
+
+    /// Scores the next-layer preview against `layer`'s needs when that layer announces them
+    /// (and forgets it). Only previewed experts that were not in memory are scored: they are
+    /// the ones whose loads the preview's record decides.
+    mutating func scoreNextLayer(layer: Int, needs: [ExpertKey]) {
+        guard let preview = nextLayer, preview.layer == layer else { return }
+        let needed = Set(needs)
+        for key in preview.absent { calibration.exposeNextLayer(hit: needed.contains(key)) }
+        nextLayer = nil
+    }
+
     /// Replaces the prompt-level set.
     mutating func setPromptSet(_ keys: [ExpertKey]) {
         promptSet = Set(keys)
@@ -131,6 +150,7 @@ struct ExpertResidency {
     mutating func clearPredictions() {
         predictedOffsets = [:]
         promptSet = []
+        nextLayer = nil
         pendingPredictions = [:]
     }
 

@@ -8,12 +8,12 @@ import Foundation
 /// - The MoE block announces a layer's needs (`willNeed`); misses are queued at once, in the
 ///   order the block will use them, so they load concurrently; `weights(for:)` then applies the
 ///   `MissPolicy`, waiting (if it does) only on that expert's readiness signal.
-/// - Predictions (`predict(lookahead:)`, `preload(promptSet:)`) load into staging at lower
-///   priority: t+1 before t+2 …, the prompt-level set last; a newer prediction cancels queued
-///   loads it no longer names. Predictions are loaded only while they earn it: lookahead
-///   offsets whose measured precision reaches `prefetchThreshold` and beats random guessing by
-///   `prefetchLift`, and prompt-level sets whose measured share of loads used reaches
-///   `prefetchThreshold`.
+/// - Predictions (`predict(nextLayer:layer:)`, `predict(lookahead:)`, `preload(promptSet:)`)
+///   load into staging at lower priority: the next layer's previewed experts, then t+1 before
+///   t+2 …, the prompt-level set last; a newer prediction cancels queued loads it no longer
+///   names. Predictions are loaded only while they earn it: previews and lookahead offsets whose
+///   measured precision reaches `prefetchThreshold` and beats random guessing by `prefetchLift`,
+///   and prompt-level sets whose measured share of loads used reaches `prefetchThreshold`.
 /// - IO runs on `Thread`s of its own, never on the Swift concurrency pool: each read (`pread`
 ///   through an `ExpertDisk`) lands in a pooled buffer and is checked against the expert's
 ///   hash; a fault is retried, and after `retries` the load fails and the block falls back.
@@ -68,6 +68,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         residency.inUse = nil
         residency.pins = [:]
         queue.demoteNeeds()
+        if let layer = keys.first?.layer {
+            residency.scoreNextLayer(layer: layer, needs: keys)
+            residency.metrics.cancelledPrefetches += queue.removeAll { key, priority in priority.isNextLayer && !keys.contains(key) }.count
+        }
         counted = []
         for (rank, key) in keys.enumerated() {
             countNeed(key)
@@ -152,15 +156,38 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         residency.setPredictions(lookahead)
-        let previous = queue.removeAll { _, priority in priority.level >= 2 && priority.level < PrefetchPriority.promptClass }
+        let previous = queue.removeAll { _, priority in priority.isLookahead }
         residency.metrics.cancelledPrefetches += previous.filter { residency.predictedOffsets[$0] == nil }.count
-        let bar = max(settings.prefetchThreshold, settings.prefetchLift * residency.calibration.baseRate(totalPairs: cache.manifest.experts.count))
-        for (index, keys) in lookahead.enumerated() where residency.calibration.prediction(offset: index + 1) >= bar {
+        for (index, keys) in lookahead.enumerated() where residency.calibration.prediction(offset: index + 1) >= predictionBar {
             for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
                 queue.push(key, .lookahead(offset: index + 1, order: order))
             }
         }
         state.broadcast()
+    }
+
+    /// Replaces the next-layer preview: `keys` (best first), the experts MoE layer `layer` is
+    /// previewed to need for the token being computed. Queued previews are cancelled; the new
+    /// ones not in memory are queued right after the needs if previews of absent experts have
+    /// been right more often than wrong (and clear the bar of every prediction): a preview is
+    /// read while the current layer's needs may still be reading, so a wrong one can delay the
+    /// next layer's by a whole read. They are scored when that layer announces its needs.
+    public func predict(nextLayer keys: [ExpertKey], layer: Int) {
+        state.lock()
+        defer { state.unlock() }
+        residency.setNextLayer(keys, layer: layer)
+        residency.metrics.cancelledPrefetches += queue.removeAll { key, priority in priority.isNextLayer && !keys.contains(key) }.count
+        guard residency.calibration.nextLayer >= max(0.5, predictionBar) else { return }
+        for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
+            queue.push(key, .nextLayer(order: order))
+        }
+        state.broadcast()
+    }
+
+    /// The measured precision a prediction needs to be loaded: `prefetchThreshold`, and
+    /// `prefetchLift` times that of guessing at random.
+    private var predictionBar: Double {
+        max(settings.prefetchThreshold, settings.prefetchLift * residency.calibration.baseRate(totalPairs: cache.manifest.experts.count))
     }
 
     /// Sets the prompt-level set (experts the whole generation is predicted to use) and queues

@@ -2,10 +2,11 @@ import ChronosModel
 
 /// How urgent a load is. Lower sorts first: the expert a layer is blocked on, then the rest of
 /// that layer's needs in the order it will use them, then loads left over from earlier layers,
-/// then the predictions for token t+1, t+2, …, and last the prompt-level set.
+/// then the next layer's previewed experts, then the predictions for token t+1, t+2, …, and
+/// last the prompt-level set.
 public struct PrefetchPriority: Comparable, Sendable, Hashable, CustomStringConvertible {
-    /// The class: 0 needs of the current layer, 1 earlier needs, 1 + k predictions for t+k,
-    /// `promptClass` the prompt-level set.
+    /// The class: 0 needs of the current layer, 1 earlier needs, 2 the next layer's preview,
+    /// 2 + k predictions for t+k, `promptClass` the prompt-level set.
     public let level: Int
     /// Order within the class (the use order of a layer's needs; the predictor's order otherwise).
     public let order: Int
@@ -19,24 +20,31 @@ public struct PrefetchPriority: Comparable, Sendable, Hashable, CustomStringConv
     public static func need(rank: Int) -> PrefetchPriority { PrefetchPriority(level: 0, order: rank) }
     /// A need of an earlier layer still loading (after a fallback).
     public static func lateNeed(rank: Int) -> PrefetchPriority { PrefetchPriority(level: 1, order: rank) }
+    /// The `order`-th expert previewed for the next MoE layer of the token being computed.
+    public static func nextLayer(order: Int) -> PrefetchPriority { PrefetchPriority(level: 2, order: order) }
     /// The `order`-th prediction for token t + `offset` (offset ≥ 1).
-    public static func lookahead(offset: Int, order: Int) -> PrefetchPriority { PrefetchPriority(level: 1 + offset, order: order) }
+    public static func lookahead(offset: Int, order: Int) -> PrefetchPriority { PrefetchPriority(level: 2 + offset, order: order) }
     /// The `order`-th expert of the prompt-level set.
     public static func prompt(order: Int) -> PrefetchPriority { PrefetchPriority(level: promptClass, order: order) }
 
     /// Whether it is a need (loaded into the hot set) rather than a prediction (loaded into staging).
     public var isNeed: Bool { level <= 1 }
+    /// Whether it is a next-layer preview.
+    public var isNextLayer: Bool { level == 2 }
+    /// Whether it is a lookahead prediction (some t+k).
+    public var isLookahead: Bool { level > 2 && level < Self.promptClass }
 
     /// Whether `a` is more urgent than `b`.
     public static func < (a: PrefetchPriority, b: PrefetchPriority) -> Bool { (a.level, a.order) < (b.level, b.order) }
 
-    /// `need#2`, `t+1#5`, `prompt#3`.
+    /// `need#2`, `next-layer#0`, `t+1#5`, `prompt#3`.
     public var description: String {
         switch level {
         case 0: "need#\(order)"
         case 1: "late-need#\(order)"
+        case 2: "next-layer#\(order)"
         case Self.promptClass: "prompt#\(order)"
-        default: "t+\(level - 1)#\(order)"
+        default: "t+\(level - 2)#\(order)"
         }
     }
 }

@@ -1,11 +1,12 @@
 /// Measured chances that an expert is used in the coming step, from what happened so far: by
 /// the age of its last use (steps since), by the offset k at which the lookahead predicted it,
-/// and for members of the prompt-level set. The scored eviction ranks experts by these, so an
+/// for members of the prompt-level set, and (within a step) for the experts a layer's router
+/// previewed one layer early. The scored eviction ranks experts by these, so an
 /// uninformative predictor (or a model whose routing does not repeat) earns little weight on
 /// its own record.
 ///
 /// Each rate is (hits + s·prior) / (exposures + s·1) with a prior strength s of 4: the prior
-/// 0.5/a for age a, 0 for every lookahead offset (a prediction earns weight only by its record:
+/// 0.5/a for age a, 0 for every lookahead offset and the next-layer preview (a prediction earns weight only by its record:
 /// every prediction is scored, loaded or not, so a good predictor shows itself within a step or
 /// two), and the given prompt prior.
 struct ReuseCalibration {
@@ -18,6 +19,7 @@ struct ReuseCalibration {
     private var offsetHits: [Double] = []
     private var offsetExposures: [Double] = []
     private var promptHits = 0.0, promptExposures = 0.0
+    private var nextLayerHits = 0.0, nextLayerExposures = 0.0
     private var promptLoadsUsed = 0.0, promptLoadsSettled = 0.0
     private var stepsSeen = 0.0, pairsUsed = 0.0
     let promptPrior: Double
@@ -37,6 +39,9 @@ struct ReuseCalibration {
         guard i >= 0, i < offsetHits.count else { return prior }
         return (offsetHits[i] + Self.priorStrength * prior) / (offsetExposures[i] + Self.priorStrength)
     }
+
+    /// P(used by its layer | previewed for it one layer early while not in memory).
+    var nextLayer: Double { nextLayerHits / (nextLayerExposures + Self.priorStrength) }
 
     /// P(used in a step | in the prompt-level set).
     var prompt: Double { (promptHits + Self.priorStrength * promptPrior) / (promptExposures + Self.priorStrength) }
@@ -77,6 +82,11 @@ struct ReuseCalibration {
     mutating func settlePromptLoad(used: Bool) {
         promptLoadsSettled += 1
         if used { promptLoadsUsed += 1 }
+    }
+
+    mutating func exposeNextLayer(hit: Bool) {
+        nextLayerExposures += 1
+        if hit { nextLayerHits += 1 }
     }
 
     mutating func exposePrompt(hit: Bool) {

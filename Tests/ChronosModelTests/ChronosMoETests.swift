@@ -149,4 +149,31 @@ final class ChronosMoETests: XCTestCase {
         XCTAssertEqual(decisions.first { $0.layer == 1 && $0.position == 4 }?.experts, output.layers[1].selectedExperts[4])
         XCTAssertEqual(output.meanRouterProbabilities.shape, [11, 4])
     }
+
+    /// Each layer previews the next MoE layer's routing from the stream after its attention.
+    /// With every projection into the residual stream zeroed the stream never changes, so each
+    /// preview must be exactly the routing its layer then makes for the pass's last token.
+    func testEachLayerPreviewsTheNextLayersRouting() throws {
+        let configuration = TinyChronos.configuration([.mla, .sliding, .mla], experts: 6)
+        var weights = TinyChronos.weights(configuration)
+        for (name, tensor) in weights where name.hasSuffix("o_proj.weight") || name.hasSuffix("down_proj.weight") {
+            weights[name] = Tensor(zeros: tensor.shape)
+        }
+        let model = try ChronosLanguageModel(configuration: configuration, weights: weights)
+        let cache = model.makeCache()
+        var previews: [(layer: Int, experts: [Int])] = [], decisions: [RoutingDecision] = []
+        cache.nextLayerObserver = { previews.append(($0, $1)) }
+        cache.routingObserver = { decisions.append($0) }
+        for pass in [Array(ids.prefix(5)), [ids[5]], [ids[6]]] {
+            previews = []
+            decisions = []
+            _ = try model.forward(pass, cache: cache, options: ChronosForwardOptions())
+            XCTAssertEqual(previews.map(\.layer), [1, 2], "every layer but the last previews the one after it")
+            let last = decisions.map(\.position).max()!
+            for preview in previews {
+                let actual = try XCTUnwrap(decisions.first { $0.layer == preview.layer && $0.position == last })
+                XCTAssertEqual(preview.experts, actual.experts)
+            }
+        }
+    }
 }

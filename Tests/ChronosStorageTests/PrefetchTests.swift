@@ -232,3 +232,41 @@ final class TrainedPredictorRunTests: XCTestCase {
         XCTAssertEqual(without.metrics.predictions.prompt.samples, 0)
     }
 }
+
+final class NextLayerPreviewTests: XCTestCase {
+    func key(_ layer: Int, _ expert: Int) -> ExpertKey { ExpertKey(layer: layer, expert: expert) }
+
+    /// Each step layer 0 uses E(s) and layer 1 uses E(s); the preview names layer 1's expert
+    /// (right) or another one (wrong) before layer 1 announces its needs.
+    func run(right: Bool) throws -> StorageMetrics {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        let cache = try ExpertCache.open(modelDirectory: directory)
+        let store = try ExpertStore(cache: cache, disk: try FileExpertDisk(cache: cache), settings: ExpertStoreSettings(
+            budget: ResidencyBudget(total: cache.totalExpertBytes, stagingFraction: 0.5), policy: .wait, ioThreads: 1))
+        defer { store.close() }
+        let experts = cache.manifest.experts.filter { $0.key.layer == 1 }.count
+        for step in 0..<experts {
+            store.beginStep()
+            store.willNeed([key(0, step)])
+            XCTAssertNotNil(store.weights(for: key(0, step)))
+            store.predict(nextLayer: [key(1, right ? step : (step + 1) % experts)], layer: 1)
+            store.waitUntilIdle()
+            store.willNeed([key(1, step)])
+            XCTAssertNotNil(store.weights(for: key(1, step)))
+            store.endStep()
+        }
+        return store.metrics()
+    }
+
+    func testPreviewsThatProveRightAreLoadedAndUsed() throws {
+        let metrics = try run(right: true)
+        XCTAssertGreaterThan(metrics.prefetchUsedBytes, 0, "once its record is good, the preview loads the next layer's expert")
+        XCTAssertEqual(metrics.prefetchUsedBytes, metrics.prefetchedBytes, "every preview loaded was used")
+        XCTAssertGreaterThan(metrics.stagingHits, 0)
+    }
+
+    func testPreviewsThatAreWrongCostNoReads() throws {
+        XCTAssertEqual(try run(right: false).prefetchedBytes, 0)
+    }
+}

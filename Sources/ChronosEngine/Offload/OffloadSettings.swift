@@ -18,11 +18,14 @@ public struct PredictorSelection: Sendable, Equatable, Codable {
     public var lookahead: Bool
     /// The intent classifier's set is loaded during the prefill.
     public var intent: Bool
+    /// Each decoder layer previews the next MoE layer's routing during decode (every MoE model).
+    public var nextLayer: Bool
 
-    /// A selection; both on by default.
-    public init(lookahead: Bool = true, intent: Bool = true) {
+    /// A selection; all on by default.
+    public init(lookahead: Bool = true, intent: Bool = true, nextLayer: Bool = true) {
         self.lookahead = lookahead
         self.intent = intent
+        self.nextLayer = nextLayer
     }
 }
 

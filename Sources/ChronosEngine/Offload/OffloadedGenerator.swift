@@ -18,8 +18,9 @@ public struct OffloadedGenerationResult: Sendable {
 /// Around each pass the store is told a step begins and ends; during the prefill, as soon as
 /// decoder layer 0 has run over the prompt, the prompt-level predictor's set is queued for
 /// loading (lowest priority), so those loads overlap the rest of the prefill (the prefill
-/// scheduler); after every pass
-/// the lookahead predictions for t+1…t+K replace the previous ones (stale queued loads are
+/// scheduler); during each decode pass every decoder layer previews the next MoE layer's
+/// routing as soon as its attention is done, and those experts are queued right after the
+/// layer's own needs; after every pass the lookahead predictions for t+1…t+K replace the previous ones (stale queued loads are
 /// cancelled). Routing decisions feed the prediction scorer. Each pass yields an
 /// `OffloadSnapshot` to `onSnapshot` and to every `snapshots()` stream.
 public final class OffloadedGenerator {
@@ -76,6 +77,15 @@ public final class OffloadedGenerator {
                     let set = predictor.predict(blockZeroHidden: hidden, budget: offloaded.promptSetBudget())
                     store.preload(promptSet: set)
                     scorer.recordPromptSet(set, promptLength: ids.count)
+                }
+            }
+            cache.nextLayerObserver = nil
+            if phase == .decode, offloaded.previewsNextLayer, let store {
+                let position = cache.offset
+                cache.nextLayerObserver = { layer, experts in
+                    let keys = experts.map { ExpertKey(layer: layer, expert: $0) }
+                    store.predict(nextLayer: keys, layer: layer)
+                    scorer.recordNextLayer(position: position, layer: layer, keys)
                 }
             }
             let observation = try ForwardObservation.forward(model, ids: ids, cache: cache, onBlockZero: schedulePromptSet)

@@ -31,6 +31,8 @@ public final class OffloadedModel {
     public var lookahead: (any LookaheadPredictor)?
     /// Predicts the prompt-level set (`chronos`).
     public var promptPredictor: (any PromptExpertPredictor)?
+    /// Whether decode steps prefetch each layer's preview of the next MoE layer (`chronos`).
+    public var previewsNextLayer = false
 
     /// Loads the model in `directory` as `settings` say; the expert cache must be packed for
     /// every mode but `resident`, and is checked against the model. A checkpoint stripped of its
@@ -134,11 +136,12 @@ public final class OffloadedModel {
         store?.close()
     }
 
-    /// The predictors of a `chronos` run, as far as the settings allow: a trained lookahead head
-    /// (`lookahead.safetensors`) if the directory has one, else a Chronos-native head; the
-    /// intent classifier (`intent.safetensors`) if there is one.
+    /// The predictors of a `chronos` run, as far as the settings allow: the next-layer preview
+    /// (any MoE model); a trained lookahead head (`lookahead.safetensors`) if the directory has
+    /// one, else a Chronos-native head; the intent classifier (`intent.safetensors`) if there is one.
     private func loadPredictors(directory: URL, cache: ExpertCache) throws {
         let summary = model.summary
+        previewsNextLayer = settings.predictors.nextLayer
         if settings.predictors.lookahead {
             let perOffset = settings.lookaheadExperts ?? summary.expertsPerToken
             if let head = try TrainedLookaheadHead.load(from: directory, summary: summary) {

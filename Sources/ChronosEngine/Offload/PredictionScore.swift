@@ -50,6 +50,8 @@ public struct PredictionReport: Sendable, Equatable, Codable {
     public var lookaheadFrequency: [PredictionScore] = []
     /// Token t's experts against token t + k's experts.
     public var lookaheadPrevious: [PredictionScore] = []
+    /// Each layer's preview of the next MoE layer's experts against that layer's experts.
+    public var nextLayer = PredictionScore()
     /// The prompt-level set against every expert the decode used.
     public var prompt = PredictionScore()
     /// What a random set of the same size would score (expected hits = |S|·|U| / all pairs).
@@ -68,6 +70,7 @@ public struct PredictionReport: Sendable, Equatable, Codable {
         r.lookaheadShuffled = sum(lookaheadShuffled, other.lookaheadShuffled)
         r.lookaheadFrequency = sum(lookaheadFrequency, other.lookaheadFrequency)
         r.lookaheadPrevious = sum(lookaheadPrevious, other.lookaheadPrevious)
+        r.nextLayer = nextLayer.adding(other.nextLayer)
         r.prompt = prompt.adding(other.prompt)
         r.promptChance = promptChance.adding(other.promptChance)
         return r

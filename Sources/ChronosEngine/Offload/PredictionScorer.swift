@@ -12,6 +12,7 @@ public final class PredictionScorer {
     public private(set) var used: [Int: Set<ExpertKey>] = [:]
     private var counts: [ExpertKey: Int] = [:]
     private var lookahead: [(from: Int, predictions: [[ExpertKey]], frequency: [[ExpertKey]])] = []
+    private var nextLayer: [(position: Int, layer: Int, keys: [ExpertKey])] = []
     private var promptSet: [ExpertKey]?
     private var promptLength = 0
     private let totalPairs: Int
@@ -38,6 +39,11 @@ public final class PredictionScorer {
         let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : ($0.key.layer, $0.key.expert) < ($1.key.layer, $1.key.expert) }
             .map(\.key)
         lookahead.append((position, predictions, predictions.map { Array(ranked.prefix(Set($0).count)) }))
+    }
+
+    /// Records the experts previewed for MoE layer `layer` of the token at `position`.
+    public func recordNextLayer(position: Int, layer: Int, _ keys: [ExpertKey]) {
+        nextLayer.append((position, layer, keys))
     }
 
     /// Records the prompt-level set predicted for a prompt of `promptLength` tokens.
@@ -75,6 +81,11 @@ public final class PredictionScorer {
                                                         actual: shuffled.count)
                 }
             }
+        }
+        for record in nextLayer {
+            guard let used = used[record.position] else { continue }
+            let actual = used.filter { $0.layer == record.layer }, predicted = Set(record.keys)
+            report.nextLayer.add(hits: predicted.intersection(actual).count, predicted: predicted.count, actual: actual.count)
         }
         if let promptSet {
             let decodeUsed = decodePositions.reduce(into: Set<ExpertKey>()) { $0.formUnion(used[$1]!) }

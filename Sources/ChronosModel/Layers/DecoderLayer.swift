@@ -14,10 +14,13 @@ struct DecoderLayer: Sendable {
     let attention: Attention
     let feedForward: FeedForward
 
-    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`.
-    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: RoutingObserver?) -> Tensor {
+    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`; `afterAttention` is handed
+    /// the residual stream between attention and feed-forward.
+    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: RoutingObserver?,
+                        afterAttention: ((Tensor) -> Void)? = nil) -> Tensor {
         let positionOffset = cache.offset
         let h = x + attention(x.rmsNorm(weight: inputNorm, eps: normEps), cache: cache)
+        afterAttention?(h)
         let normed = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
         switch feedForward {
         case let .dense(mlp):
@@ -25,5 +28,17 @@ struct DecoderLayer: Sendable {
         case let .mixture(moe):
             return h + moe(normed, positionOffset: positionOffset, observer: observer)
         }
+    }
+
+    /// Whether the feed-forward is a routed mixture.
+    var isMixture: Bool {
+        if case .mixture = feedForward { true } else { false }
+    }
+
+    /// The feed-forward's router preview for the last row of `stream` (see
+    /// `ModelCache.nextLayerObserver`); nil for a dense layer.
+    func previewExperts(stream: Tensor) -> [Int]? {
+        guard case let .mixture(moe) = feedForward else { return nil }
+        return moe.previewExperts(stream: stream, norm: postAttentionNorm, eps: normEps)
     }
 }

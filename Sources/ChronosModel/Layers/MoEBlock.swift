@@ -60,6 +60,18 @@ struct MoEBlock: Sendable {
     let shared: SharedExperts?
     let experts: any ExpertProvider
 
+    /// The experts this block's router picks, best first, for the last row of `stream`: a
+    /// residual stream read before it reaches this layer, normed with `norm` (this layer's norm
+    /// before the feed-forward). A preview of the block's routing for that token.
+    func previewExperts(stream: Tensor, norm: Tensor, eps: Float) -> [Int] {
+        let last = stream.shape[0] - 1
+        let x = stream.slice(last..<(last + 1)).contiguous().rmsNorm(weight: norm, eps: eps)
+        let logits = Tensor.linear(x, weight: router).floats
+        return logits.withUnsafeBufferPointer { p in
+            Selection.topK(p.baseAddress!, count: configuration.expertCount, k: configuration.topK).map(\.index)
+        }
+    }
+
     /// `[T, hidden]` for tokens at positions `positionOffset…` → `[T, hidden]`; tells `observer`
     /// each token's routing decision.
     func callAsFunction(_ x: Tensor, positionOffset: Int, observer: RoutingObserver?) -> Tensor {
