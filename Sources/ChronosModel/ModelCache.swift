@@ -12,10 +12,11 @@ public final class ModelCache {
     /// Called, in the middle of every forward pass using this cache, with the residual stream
     /// after decoder layer 0 (`[tokens, hidden]`): what lookahead and intent predictors read.
     public var blockZeroObserver: ((Tensor) -> Void)?
-    /// Called during every forward pass using this cache, as each decoder layer's attention
-    /// finishes, with the next MoE layer and the experts its router picks for the pass's last
-    /// token reading the residual stream as it is then: that layer's routing previewed one layer
-    /// early, so its experts can load while this layer computes. Nil: nothing is previewed.
+    /// Called during every forward pass using this cache, in each decoder layer before its
+    /// routed experts are asked for (attention and shared experts done), with the next MoE
+    /// layer and the experts its router picks for the pass's last token reading the residual
+    /// stream as it is then: that layer's routing previewed one layer early, so its experts can
+    /// load while this layer's routed experts load and compute. Nil: nothing is previewed.
     public var nextLayerObserver: ((_ layer: Int, _ experts: [Int]) -> Void)?
 
     /// A cache over `layers`, all of which must hold `offset` positions.

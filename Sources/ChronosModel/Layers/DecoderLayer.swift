@@ -14,19 +14,21 @@ struct DecoderLayer: Sendable {
     let attention: Attention
     let feedForward: FeedForward
 
-    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`; `afterAttention` is handed
-    /// the residual stream between attention and feed-forward.
+    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`; `beforeRouted` is handed the
+    /// residual stream as it stands before any routed expert is asked for: attention and any
+    /// shared expert added (a dense layer: after attention).
     func callAsFunction(_ x: Tensor, cache: any KVCache, observer: RoutingObserver?,
-                        afterAttention: ((Tensor) -> Void)? = nil) -> Tensor {
+                        beforeRouted: ((Tensor) -> Void)? = nil) -> Tensor {
         let positionOffset = cache.offset
         let h = x + attention(x.rmsNorm(weight: inputNorm, eps: normEps), cache: cache)
-        afterAttention?(h)
         let normed = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
         switch feedForward {
         case let .dense(mlp):
+            beforeRouted?(h)
             return h + mlp(normed)
         case let .mixture(moe):
-            return h + moe(normed, positionOffset: positionOffset, observer: observer)
+            return h + moe(normed, positionOffset: positionOffset, observer: observer,
+                           beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
         }
     }
 

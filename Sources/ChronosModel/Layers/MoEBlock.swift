@@ -73,16 +73,20 @@ struct MoEBlock: Sendable {
     }
 
     /// `[T, hidden]` for tokens at positions `positionOffset…` → `[T, hidden]`; tells `observer`
-    /// each token's routing decision.
-    func callAsFunction(_ x: Tensor, positionOffset: Int, observer: RoutingObserver?) -> Tensor {
-        route(x, positionOffset: positionOffset, observer: observer).output
+    /// each token's routing decision (see `route` for `beforeRouted`).
+    func callAsFunction(_ x: Tensor, positionOffset: Int, observer: RoutingObserver?,
+                        beforeRouted: ((Tensor?) -> Void)? = nil) -> Tensor {
+        route(x, positionOffset: positionOffset, observer: observer, beforeRouted: beforeRouted).output
     }
 
     /// The block's output and routing for `x` `[T, hidden]`. `availability(slot, expert)` gives
     /// a ∈ [0, 1] for slot `slot` (= t·k + j) routed to `expert`; nil means 1 everywhere. An
-    /// expert the provider does not have is unavailable whatever it says.
+    /// expert the provider does not have is unavailable whatever it says. The shared path runs
+    /// first: `beforeRouted` is handed its gated output `c(x)·Shared(x)` (nil without one) after
+    /// the layer's needs are announced and before any routed expert is asked for.
     func route(_ x: Tensor, positionOffset: Int, observer: RoutingObserver?,
-               availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil) -> Routing {
+               availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
+               beforeRouted: ((Tensor?) -> Void)? = nil) -> Routing {
         let tokens = x.shape[0], hidden = x.shape[1]
         let expertCount = configuration.expertCount, k = configuration.topK
 
@@ -122,6 +126,11 @@ struct MoEBlock: Sendable {
         // A slot the caller marks unavailable does not run; an expert the provider lacks runs nowhere.
         let distinct = slotsByExpert.keys.sorted()
         experts.willNeed(distinct.map { ExpertKey(layer: layer, expert: $0) })
+        let sharedGate = shared?.gate.map { Tensor.linear(x, weight: $0).sigmoid() }  // [T, 1]
+        let sharedOutput = shared.map { $0(x) }
+        if let beforeRouted {
+            beforeRouted(sharedOutput.map { output in sharedGate.map { Tensor.scaleRows(output, by: $0) } ?? output })
+        }
         let requested = selected.indices.map { slot in min(max(availability?(slot, selected[slot]) ?? 1, 0), 1) }
         var resident = Set<Int>()
         var outputs: [(slots: [Int], rows: [Int], output: Tensor)] = []
@@ -178,13 +187,12 @@ struct MoEBlock: Sendable {
         }
         var y = routed ?? Tensor(zeros: [tokens, hidden])
 
-        if let shared {
-            var coefficient = shared.gate.map { Tensor.linear(x, weight: $0).sigmoid() }  // [T, 1]
+        if let sharedOutput {
+            var coefficient = sharedGate
             if let movedToShared {
                 coefficient = coefficient.map { $0 + movedToShared }
                     ?? Tensor(shape: [tokens, 1], values: [Float](repeating: 1, count: tokens)) + movedToShared
             }
-            let sharedOutput = shared(x)
             y = y + (coefficient.map { Tensor.scaleRows(sharedOutput, by: $0) } ?? sharedOutput)
         }
         return Routing(output: y, logits: logits, probabilities: probabilities, selected: selected, combine: combine,

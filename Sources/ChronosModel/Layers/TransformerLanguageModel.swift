@@ -138,12 +138,12 @@ final class TransformerLanguageModel: LanguageModel {
         guard !ids.isEmpty else { return Tensor(zeros: [0, configuration.vocabSize]) }
         var h = Tensor.embedding(embedding, ids: ids)
         for (index, (layer, cacheLayer)) in zip(layers, cache.layers).enumerated() {
-            var afterAttention: ((Tensor) -> Void)? = nil
+            var beforeRouted: ((Tensor) -> Void)? = nil
             if let preview = cache.nextLayerObserver,
                let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].isMixture }) {
-                afterAttention = { stream in preview(next, self.layers[next].previewExperts(stream: stream)!) }
+                beforeRouted = { stream in preview(next, self.layers[next].previewExperts(stream: stream)!) }
             }
-            h = layer(h, cache: cacheLayer, observer: cache.routingObserver, afterAttention: afterAttention)
+            h = layer(h, cache: cacheLayer, observer: cache.routingObserver, beforeRouted: beforeRouted)
             if index == 0 { cache.blockZeroObserver?(h) }
         }
         cache.advance(by: ids.count)

@@ -380,9 +380,10 @@ struct ChronosDecoderLayer: Sendable {
     let moe: MoEBlock
 
     /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`, with the MoE input and routing;
-    /// `afterAttention` is handed the residual stream between attention and MoE.
+    /// `beforeRouted` is handed the residual stream as it stands before any routed expert is
+    /// asked for (attention and the shared experts added).
     func callAsFunction(_ x: Tensor, cache: any KVCache, observer: RoutingObserver?,
-                        availability: ((_ slot: Int, _ expert: Int) -> Float)?, afterAttention: ((Tensor) -> Void)? = nil)
+                        availability: ((_ slot: Int, _ expert: Int) -> Float)?, beforeRouted: ((Tensor) -> Void)? = nil)
         -> (output: Tensor, moeInput: Tensor, routing: MoEBlock.Routing) {
         let positionOffset = cache.offset
         let normed = x.rmsNorm(weight: inputNorm, eps: normEps)
@@ -391,9 +392,9 @@ struct ChronosDecoderLayer: Sendable {
         case let .sliding(attention): attention(normed, cache: cache)
         }
         let h = x + attended
-        afterAttention?(h)
         let moeInput = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
-        let routing = moe.route(moeInput, positionOffset: positionOffset, observer: observer, availability: availability)
+        let routing = moe.route(moeInput, positionOffset: positionOffset, observer: observer, availability: availability,
+                                beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
         return (h + routing.output, moeInput, routing)
     }
 }
@@ -595,15 +596,15 @@ public final class ChronosLanguageModel: LanguageModel {
                 if let dropped, dropped[slot] { return 0 }
                 return mask[ExpertKey(layer: index, expert: expert)] ?? 1
             }
-            var afterAttention: ((Tensor) -> Void)? = nil
+            var beforeRouted: ((Tensor) -> Void)? = nil
             if let preview = cache.nextLayerObserver, index + 1 < layers.count {
                 let next = layers[index + 1]
-                afterAttention = { stream in
+                beforeRouted = { stream in
                     preview(index + 1, next.moe.previewExperts(stream: stream, norm: next.postAttentionNorm, eps: next.normEps))
                 }
             }
             let step = layer(h, cache: cache.layers[index], observer: cache.routingObserver, availability: availability,
-                             afterAttention: afterAttention)
+                             beforeRouted: beforeRouted)
             h = step.output
             if index == 0 {
                 blockZero = h
