@@ -1,4 +1,5 @@
 import ChronosModel
+import Foundation
 
 /// Which experts the in-memory tiers hold, what each tier's bytes are, and whom a full tier
 /// evicts. Not thread-safe: the expert store guards it with its lock.
@@ -51,6 +52,8 @@ struct ExpertResidency {
     }
 
     let budget: ResidencyBudget
+    /// Routed (layer, expert) pairs of the model.
+    let totalPairs: Int
     let eviction: EvictionPolicy
 
     private(set) var entries: [ExpertKey: Entry] = [:]
@@ -66,6 +69,9 @@ struct ExpertResidency {
     private(set) var calibration: ReuseCalibration
     /// Decode step of each expert's last use, resident or not.
     private var lastUsedStep: [ExpertKey: Int] = [:]
+    /// Each expert's steps of use, each discounted by `useDecay` per step since, as of the step
+    /// it was last brought up to date, and the step it was first used.
+    private var useCounts: [ExpertKey: (count: Double, step: Int, first: Int)] = [:]
     /// Experts used in the current step.
     private var usedThisStep: Set<ExpertKey> = []
     /// Predictions waiting to be scored, by the step they are for.
@@ -80,8 +86,9 @@ struct ExpertResidency {
     /// Counters the tiers keep (evictions, waste, peaks).
     var metrics = StorageMetrics()
 
-    init(budget: ResidencyBudget, eviction: EvictionPolicy, promptWeight: Double) {
+    init(budget: ResidencyBudget, eviction: EvictionPolicy, promptWeight: Double, totalPairs: Int) {
         self.budget = budget
+        self.totalPairs = totalPairs
         self.eviction = eviction
         calibration = ReuseCalibration(promptPrior: promptWeight)
     }
@@ -96,17 +103,37 @@ struct ExpertResidency {
     /// chance that the expert it would displace is used again within this many steps.
     static let reuseHorizon = 4
 
+    /// Per-step discount of the use counts behind the frequency estimate: a half-life of 50 steps.
+    static let useDecay = 0.986
+
+    /// The expert's recent rate of use per step: its discounted count of steps of use over the
+    /// discounted number of steps since its first use, with a prior of 4 steps at the base rate
+    /// (the share of all pairs a step uses), so an expert seen once is not taken for a favourite;
+    /// the base rate for an expert not used yet.
+    func useRate(_ key: ExpertKey) -> Double {
+        let decay = Self.useDecay, prior = 4.0
+        guard let entry = useCounts[key] else { return calibration.baseRate(totalPairs: totalPairs) }
+        let count = entry.count * Foundation.pow(decay, Double(step - entry.step))
+        let steps = (1 - Foundation.pow(decay, Double(step - entry.first + 1))) / (1 - decay)
+        return min(1, (count + prior * calibration.baseRate(totalPairs: totalPairs)) / (steps + prior))
+    }
+
     /// The eviction score of `key` now (higher is kept longer). Scored: the chance it is used
-    /// soon, 1 − (1 − r)(1 − p), r from the age of its last use and p from its nearest predicted
-    /// offset (or prompt-set membership), both as measured so far. LRU: its last use.
+    /// soon, 1 − (1 − r)(1 − p), where r is the larger of two estimates of its reuse within the
+    /// horizon — from the age of its last use (as measured so far) and from its recent rate of
+    /// use (an expert the routing favours stays, as under LFU) — and p comes from its nearest
+    /// predicted offset, prompt-set membership or the next-layer preview, as measured. LRU: its
+    /// last use.
     func score(_ key: ExpertKey) -> Double {
         switch eviction {
         case .lru:
             return Double(entries[key]?.lastUseTick ?? 0)
         case .scored:
-            let recency = lastUsedStep[key].map { last in
+            let byAge = lastUsedStep[key].map { last in
                 1 - (0..<Self.reuseHorizon).reduce(1.0) { $0 * (1 - calibration.recency(age: step - last + $1)) }
             } ?? 0
+            let byRate = 1 - Foundation.pow(1 - useRate(key), Double(Self.reuseHorizon))
+            let recency = max(byAge, byRate)
             var predicted = predictedOffsets[key].map { calibration.prediction(offset: $0) } ?? 0
             if promptSet.contains(key) { predicted = max(predicted, calibration.prompt) }
             if nextLayer?.keys.contains(key) == true { predicted = max(predicted, calibration.nextLayer) }
@@ -267,9 +294,13 @@ struct ExpertResidency {
     /// Records a use of `key` by a block (its reuse at its age counts once per step).
     mutating func markUsed(_ key: ExpertKey) {
         tick += 1
-        if usedThisStep.insert(key).inserted, let last = lastUsedStep[key], last < step {
-            calibration.exposeAge(step - last, hit: true)
-            lastUsedStep[key] = step
+        if usedThisStep.insert(key).inserted {
+            let previous = useCounts[key].map { $0.count * Foundation.pow(Self.useDecay, Double(step - $0.step)) } ?? 0
+            useCounts[key] = (previous + 1, step, useCounts[key]?.first ?? step)
+            if let last = lastUsedStep[key], last < step {
+                calibration.exposeAge(step - last, hit: true)
+                lastUsedStep[key] = step
+            }
         }
         guard var entry = entries[key] else { return }
         entry.lastUseTick = tick

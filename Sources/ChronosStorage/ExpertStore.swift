@@ -50,7 +50,8 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         self.disk = disk
         self.settings = settings
         pool = ExpertBufferPool(maximumIdleBytes: largest * (settings.ioThreads + 2))
-        residency = ExpertResidency(budget: settings.budget, eviction: settings.eviction, promptWeight: settings.promptWeight)
+        residency = ExpertResidency(budget: settings.budget, eviction: settings.eviction, promptWeight: settings.promptWeight,
+                                    totalPairs: cache.manifest.experts.count)
         runningThreads = settings.ioThreads
         for index in 0..<settings.ioThreads {
             let thread = Thread { [self] in ioLoop() }
@@ -169,15 +170,16 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// Replaces the next-layer preview: `keys` (best first), the experts MoE layer `layer` is
     /// previewed to need for the token being computed. Queued previews are cancelled; the new
     /// ones not in memory are queued right after the needs if previews of absent experts have
-    /// been right more often than wrong (and clear the bar of every prediction): a preview is
-    /// read while the current layer's needs may still be reading, so a wrong one can delay the
-    /// next layer's by a whole read. They are scored when that layer announces its needs.
+    /// proved right often enough to pay (`previewThreshold`, and the bar of every prediction):
+    /// a right preview only reads earlier an expert the layer would read anyway, while a wrong
+    /// one occupies the disk the next layer's needs then queue behind. They are scored when
+    /// that layer announces its needs.
     public func predict(nextLayer keys: [ExpertKey], layer: Int) {
         state.lock()
         defer { state.unlock() }
         residency.setNextLayer(keys, layer: layer)
         residency.metrics.cancelledPrefetches += queue.removeAll { key, priority in priority.isNextLayer && !keys.contains(key) }.count
-        guard residency.calibration.nextLayer >= max(0.5, predictionBar) else { return }
+        guard residency.calibration.nextLayer >= max(settings.previewThreshold, predictionBar) else { return }
         for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
             queue.push(key, .nextLayer(order: order))
         }

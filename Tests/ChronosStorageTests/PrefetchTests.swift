@@ -147,6 +147,33 @@ final class PrefetchTests: XCTestCase {
         }
     }
 
+    func testScoredEvictionKeepsTheExpertTheRoutingFavours() throws {
+        // Room for two experts; E0 is used every third step between experts never seen again,
+        // so LRU always evicts it just before it comes back.
+        var reads: [EvictionPolicy: Int] = [:]
+        for eviction in [EvictionPolicy.lru, .scored] {
+            let directory = try StorageFixtures.chronosModel()
+            try StorageFixtures.pack(directory)
+            let cache = try ExpertCache.open(modelDirectory: directory)
+            let disk = RecordingDisk(base: try FileExpertDisk(cache: cache), delay: 0)
+            let expert = cache.byteCount(of: key(0, 0))
+            let store = try ExpertStore(cache: cache, disk: disk, settings: ExpertStoreSettings(
+                budget: ResidencyBudget(hot: 2 * expert, staging: 0), eviction: eviction, ioThreads: 1))
+            defer { store.close() }
+            let experts = cache.manifest.experts.map(\.key).filter { $0 != key(0, 0) }
+            for step in 0..<36 {
+                let next = step % 3 == 0 ? key(0, 0) : experts[(step - step / 3 - 1) % experts.count]
+                store.beginStep(tokens: 1)
+                store.willNeed([next])
+                XCTAssertNotNil(store.weights(for: next))
+                store.endStep()
+            }
+            reads[eviction] = disk.reads.filter { $0 == key(0, 0) }.count
+        }
+        XCTAssertEqual(reads[.lru], 12, "LRU reads the favourite back every time")
+        XCTAssertLessThanOrEqual(reads[.scored]!, 4, "its rate of use keeps it resident once measured")
+    }
+
     func testABudgetOfOneExpertServesALayerThatNeedsMany() throws {
         let (store, _) = try makeStore(delay: 0.001, budget: .fraction(1.0 / 12), stagingFraction: 0)
         defer { store.close() }
@@ -186,7 +213,7 @@ final class PrefetchTests: XCTestCase {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
         try IntentClassifier(hiddenSize: 16, layers: [0, 1], experts: 6, horizon: 8, width: 8, seed: 1).save(in: directory)
-        let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.5), policy: .wait,
+        let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.75), policy: .wait, stagingFraction: 0.5,
                                        disk: DiskModel(milliseconds: 0.2, megabytesPerSecond: 2000))
         let run = try StorageFixtures.generate(directory, settings, prompt: StorageFixtures.prompt(12, vocab: 32), tokens: 10)
         let report = run.metrics.predictions
@@ -242,18 +269,21 @@ final class NextLayerPreviewTests: XCTestCase {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
         let cache = try ExpertCache.open(modelDirectory: directory)
+        // Room for three experts: every expert has left memory before it comes round again.
+        let expert = cache.byteCount(of: key(0, 0))
         let store = try ExpertStore(cache: cache, disk: try FileExpertDisk(cache: cache), settings: ExpertStoreSettings(
-            budget: ResidencyBudget(total: cache.totalExpertBytes, stagingFraction: 0.5), policy: .wait, ioThreads: 1))
+            budget: ResidencyBudget(hot: 2 * expert, staging: expert), policy: .wait, ioThreads: 1))
         defer { store.close() }
         let experts = cache.manifest.experts.filter { $0.key.layer == 1 }.count
-        for step in 0..<experts {
+        for step in 0..<(3 * experts) {
+            let used = step % experts
             store.beginStep()
-            store.willNeed([key(0, step)])
-            XCTAssertNotNil(store.weights(for: key(0, step)))
-            store.predict(nextLayer: [key(1, right ? step : (step + 1) % experts)], layer: 1)
+            store.willNeed([key(0, used)])
+            XCTAssertNotNil(store.weights(for: key(0, used)))
+            store.predict(nextLayer: [key(1, right ? used : (used + 1) % experts)], layer: 1)
             store.waitUntilIdle()
-            store.willNeed([key(1, step)])
-            XCTAssertNotNil(store.weights(for: key(1, step)))
+            store.willNeed([key(1, used)])
+            XCTAssertNotNil(store.weights(for: key(1, used)))
             store.endStep()
         }
         return store.metrics()

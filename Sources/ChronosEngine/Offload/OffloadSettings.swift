@@ -60,13 +60,15 @@ public struct OffloadSettings: Sendable, Equatable {
     public var promptSetShare: Double
     /// A prediction is loaded only if its measured chance of use reaches this.
     public var prefetchThreshold: Double
+    /// A next-layer preview is loaded only if its measured precision reaches this.
+    public var previewThreshold: Double
 
     /// Settings with every field given or defaulted.
     public init(mode: ExpertResidencyMode = .chronos, budget: ExpertBudget = .fraction(1), policy: MissPolicy = .wait,
                 eviction: EvictionPolicy? = nil, stagingFraction: Double? = nil, ioThreads: Int = 2, retries: Int = 2,
                 disk: DiskModel? = nil, cold: Bool = false, faults: [InjectedFault] = [],
                 predictors: PredictorSelection = PredictorSelection(), lookaheadExperts: Int? = nil,
-                promptSetShare: Double = 1, prefetchThreshold: Double = 0.3) {
+                promptSetShare: Double = 1, prefetchThreshold: Double = 0.3, previewThreshold: Double = 0.6) {
         self.mode = mode
         self.budget = budget
         self.policy = policy
@@ -81,6 +83,7 @@ public struct OffloadSettings: Sendable, Equatable {
         self.lookaheadExperts = lookaheadExperts
         self.promptSetShare = promptSetShare
         self.prefetchThreshold = prefetchThreshold
+        self.previewThreshold = previewThreshold
     }
 
     /// The eviction policy in force.

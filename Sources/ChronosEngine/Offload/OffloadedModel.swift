@@ -86,7 +86,8 @@ public final class OffloadedModel {
                 settings: ExpertStoreSettings(budget: Self.tiers(total: budgetBytes, settings: settings, largestExpert: cache.manifest.largestExpertBytes),
                                               policy: settings.policy, eviction: settings.resolvedEviction,
                                               ioThreads: settings.ioThreads, retries: settings.retries,
-                                              prefetchThreshold: settings.prefetchThreshold))
+                                              prefetchThreshold: settings.prefetchThreshold,
+                                              previewThreshold: settings.previewThreshold))
             self.store = store
             mapped = nil
             do {
