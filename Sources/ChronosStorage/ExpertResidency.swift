@@ -63,8 +63,9 @@ struct ExpertResidency {
     /// The prompt-level set now.
     private(set) var promptSet: Set<ExpertKey> = []
     /// The experts previewed for the next MoE layer of the token being computed, that layer, and
-    /// which of them were not in memory when previewed (the ones a preview would load).
-    private(set) var nextLayer: (layer: Int, keys: Set<ExpertKey>, absent: Set<ExpertKey>)?
+    /// which of them were not in memory when previewed (the ones a preview would load), each
+    /// with its rank in the preview.
+    private(set) var nextLayer: (layer: Int, ranks: [ExpertKey: Int], absent: Set<ExpertKey>)?
     /// Measured reuse and prediction rates behind the scores.
     private(set) var calibration: ReuseCalibration
     /// Decode step of each expert's last use, resident or not.
@@ -136,7 +137,7 @@ struct ExpertResidency {
             let recency = max(byAge, byRate)
             var predicted = predictedOffsets[key].map { calibration.prediction(offset: $0) } ?? 0
             if promptSet.contains(key) { predicted = max(predicted, calibration.prompt) }
-            if nextLayer?.keys.contains(key) == true { predicted = max(predicted, calibration.nextLayer) }
+            if let rank = nextLayer?.ranks[key] { predicted = max(predicted, calibration.nextLayer(rank: rank)) }
             return 1 - (1 - recency) * (1 - predicted)
         }
     }
@@ -155,7 +156,8 @@ struct ExpertResidency {
 
     /// Replaces the next-layer preview: `keys`, all of MoE layer `layer`.
     mutating func setNextLayer(_ keys: [ExpertKey], layer: Int) {
-        nextLayer = (layer, Set(keys), Set(keys.filter { entries[$0] == nil }))
+        let ranks = Dictionary(keys.enumerated().map { ($1, $0) }, uniquingKeysWith: min)
+        nextLayer = (layer, ranks, Set(keys.filter { entries[$0] == nil }))
     }
 
     /// Scores the next-layer preview against `layer`'s needs when that layer announces them
@@ -164,7 +166,7 @@ struct ExpertResidency {
     mutating func scoreNextLayer(layer: Int, needs: [ExpertKey]) {
         guard let preview = nextLayer, preview.layer == layer else { return }
         let needed = Set(needs)
-        for key in preview.absent { calibration.exposeNextLayer(hit: needed.contains(key)) }
+        for key in preview.absent { calibration.exposeNextLayer(rank: preview.ranks[key]!, hit: needed.contains(key)) }
         nextLayer = nil
     }
 
@@ -223,23 +225,22 @@ struct ExpertResidency {
     /// Evictable experts of `tier` for `claim`, in the order they should go.
     private func victims(in tier: ResidencyTier, for key: ExpertKey, claim: Claim) -> [ExpertKey] {
         let candidates = entries.filter { $0.value.tier == tier && $0.value.isResident && $0.key != inUse && $0.key != key }
-        let order = { (a: ExpertKey, b: ExpertKey) -> Bool in
-            let sa = score(a), sb = score(b)
-            if sa != sb { return sa < sb }
-            let ta = entries[a]!.lastUseTick, tb = entries[b]!.lastUseTick
-            return ta != tb ? ta < tb : (a.layer, a.expert) < (b.layer, b.expert)
+        // Each candidate scored once: lowest score first, then the oldest use, then key order.
+        let unpinned = candidates.compactMap { key, entry in
+            pins[key] == nil ? (key: key, score: score(key), tick: entry.lastUseTick) : nil
+        }.sorted { a, b in
+            (a.score, a.tick, a.key.layer, a.key.expert) < (b.score, b.tick, b.key.layer, b.key.expert)
         }
-        let unpinned = candidates.keys.filter { pins[$0] == nil }
         switch claim {
         case let .need(rank):
             let later = candidates.keys.filter { pins[$0].map { $0 > rank } ?? false }.sorted { pins[$0]! > pins[$1]! }
-            return unpinned.sorted(by: order) + later
+            return unpinned.map(\.key) + later
         case let .prediction(score: incoming):
             guard eviction == .scored else { return [] }
-            return unpinned.filter { score($0) < incoming }.sorted(by: order)
+            return unpinned.filter { $0.score < incoming }.map(\.key)
         case let .demotion(of: demoted):
             let bar = (score(demoted), entries[demoted]?.lastUseTick ?? 0)
-            return unpinned.filter { (score($0), entries[$0]!.lastUseTick) < bar }.sorted(by: order)
+            return unpinned.filter { ($0.score, $0.tick) < bar }.map(\.key)
         }
     }
 

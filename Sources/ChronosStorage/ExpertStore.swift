@@ -164,13 +164,14 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                 queue.push(key, .lookahead(offset: index + 1, order: order))
             }
         }
-        state.broadcast()
+        wakeIOIfQueued()
     }
 
     /// Replaces the next-layer preview: `keys` (best first), the experts MoE layer `layer` is
     /// previewed to need for the token being computed. Queued previews are cancelled; the new
-    /// ones not in memory are queued right after the needs if previews of absent experts have
-    /// proved right often enough to pay (`previewThreshold`, and the bar of every prediction):
+    /// ones not in memory are queued right after the needs if previews of absent experts at
+    /// their rank (the router's first choice, second, …) have proved right often enough to pay
+    /// (`previewThreshold`, and the bar of every prediction):
     /// a right preview only reads earlier an expert the layer would read anyway, while a wrong
     /// one occupies the disk the next layer's needs then queue behind. They are scored when
     /// that layer announces its needs.
@@ -179,11 +180,18 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         defer { state.unlock() }
         residency.setNextLayer(keys, layer: layer)
         residency.metrics.cancelledPrefetches += queue.removeAll { key, priority in priority.isNextLayer && !keys.contains(key) }.count
-        guard residency.calibration.nextLayer >= max(settings.previewThreshold, predictionBar) else { return }
-        for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
+        let bar = max(settings.previewThreshold, predictionBar)
+        for (order, key) in keys.enumerated() where residency.calibration.nextLayer(rank: order) >= bar
+            && residency.entries[key] == nil && !failed.contains(key) {
             queue.push(key, .nextLayer(order: order))
         }
-        state.broadcast()
+        wakeIOIfQueued()
+    }
+
+    /// Wakes the IO threads when loads wait. A prediction that queued nothing wakes no one: on a
+    /// machine whose cores all compute, every needless wake-up costs the decode a context switch.
+    private func wakeIOIfQueued() {
+        if !queue.isEmpty { state.broadcast() }
     }
 
     /// The measured precision a prediction needs to be loaded: `prefetchThreshold`, and
@@ -205,7 +213,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
             queue.push(key, .prompt(order: order))
         }
-        state.broadcast()
+        wakeIOIfQueued()
     }
 
     /// Forgets every prediction and cancels their queued loads: a new generation starts, and

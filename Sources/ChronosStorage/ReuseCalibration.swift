@@ -19,7 +19,7 @@ struct ReuseCalibration {
     private var offsetHits: [Double] = []
     private var offsetExposures: [Double] = []
     private var promptHits = 0.0, promptExposures = 0.0
-    private var nextLayerHits = 0.0, nextLayerExposures = 0.0
+    private var nextLayerHits: [Double] = [], nextLayerExposures: [Double] = []
     private var promptLoadsUsed = 0.0, promptLoadsSettled = 0.0
     private var stepsSeen = 0.0, pairsUsed = 0.0
     let promptPrior: Double
@@ -40,8 +40,12 @@ struct ReuseCalibration {
         return (offsetHits[i] + Self.priorStrength * prior) / (offsetExposures[i] + Self.priorStrength)
     }
 
-    /// P(used by its layer | previewed for it one layer early while not in memory).
-    var nextLayer: Double { nextLayerHits / (nextLayerExposures + Self.priorStrength) }
+    /// P(used by its layer | previewed for it one layer early at `rank` (0: the router's first
+    /// choice) while not in memory).
+    func nextLayer(rank: Int) -> Double {
+        guard rank < nextLayerHits.count else { return 0 }
+        return nextLayerHits[rank] / (nextLayerExposures[rank] + Self.priorStrength)
+    }
 
     /// P(used in a step | in the prompt-level set).
     var prompt: Double { (promptHits + Self.priorStrength * promptPrior) / (promptExposures + Self.priorStrength) }
@@ -84,9 +88,13 @@ struct ReuseCalibration {
         if used { promptLoadsUsed += 1 }
     }
 
-    mutating func exposeNextLayer(hit: Bool) {
-        nextLayerExposures += 1
-        if hit { nextLayerHits += 1 }
+    mutating func exposeNextLayer(rank: Int, hit: Bool) {
+        while nextLayerHits.count <= rank {
+            nextLayerHits.append(0)
+            nextLayerExposures.append(0)
+        }
+        nextLayerExposures[rank] += 1
+        if hit { nextLayerHits[rank] += 1 }
     }
 
     mutating func exposePrompt(hit: Bool) {
