@@ -62,19 +62,23 @@ public struct ExpertWeightNames: Hashable, Sendable {
 /// its documented lossy fallback (see `MoEBlock`) instead of waiting.
 ///
 /// The MoE block first announces every distinct expert a layer selected with `willNeed(_:)`,
-/// then asks for them one at a time in that order and keeps each only while it computes with
-/// it, so a provider can load the misses of one layer concurrently and hold few of them at once.
+/// then asks for them one at a time in the order it returns and keeps each only while it
+/// computes with it, so a provider can load the misses of one layer concurrently, have the
+/// block compute with the experts it holds while the others load, and hold few at once.
 public protocol ExpertProvider: Sendable {
     /// The weights of `key`, or nil when they are not resident.
     func weights(for key: ExpertKey) -> ExpertWeights?
 
-    /// A hint that `keys` (distinct, in the order they will be asked for) are needed now.
-    func willNeed(_ keys: [ExpertKey])
+    /// A hint that `keys` (distinct) are needed now; returns them in the order they should be
+    /// asked for.
+    @discardableResult
+    func willNeed(_ keys: [ExpertKey]) -> [ExpertKey]
 }
 
 extension ExpertProvider {
-    /// Does nothing: a provider that holds every expert has nothing to prepare.
-    public func willNeed(_ keys: [ExpertKey]) {}
+    /// Returns `keys` as they are: a provider that holds every expert has nothing to prepare.
+    @discardableResult
+    public func willNeed(_ keys: [ExpertKey]) -> [ExpertKey] { keys }
 }
 
 /// Every expert held in memory (or memory-mapped from the checkpoint): the provider tests and

@@ -62,10 +62,14 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
 
     // MARK: ExpertProvider
 
-    /// Counts the layer's needs (hit or miss), pins them in use order and queues the misses.
-    public func willNeed(_ keys: [ExpertKey]) {
+    /// Counts the layer's needs (hit or miss), orders them for use — those in memory first, so the
+    /// block computes with them while the misses load — pins them in that order and queues the
+    /// misses; returns the order.
+    @discardableResult
+    public func willNeed(_ keys: [ExpertKey]) -> [ExpertKey] {
         state.lock()
         defer { state.unlock() }
+        let keys = keys.filter { residency.isResident($0) } + keys.filter { !residency.isResident($0) }
         residency.inUse = nil
         residency.pins = [:]
         queue.demoteNeeds()
@@ -82,6 +86,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
             }
         }
         state.broadcast()
+        return keys
     }
 
     /// The weights of `key` per the miss policy: resident ones at once, a miss waited for

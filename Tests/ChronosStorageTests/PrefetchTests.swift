@@ -174,6 +174,20 @@ final class PrefetchTests: XCTestCase {
         XCTAssertLessThanOrEqual(reads[.scored]!, 4, "its rate of use keeps it resident once measured")
     }
 
+    func testExpertsInMemoryAreUsedFirstWhileTheOthersLoad() throws {
+        let (store, disk) = try makeStore(delay: 0, gated: true)
+        defer { store.close() }
+        store.beginStep()
+        disk.gate.signal()
+        store.willNeed([key(0, 3)])
+        XCTAssertNotNil(store.weights(for: key(0, 3)))
+        store.endStep()
+        store.beginStep()
+        XCTAssertEqual(store.willNeed([key(0, 1), key(0, 2), key(0, 3)]), [key(0, 3), key(0, 1), key(0, 2)])
+        for expert in [3, 1, 2] { XCTAssertNotNil(store.weights(for: key(0, expert))) }
+        store.endStep()
+    }
+
     func testABudgetOfOneExpertServesALayerThatNeedsMany() throws {
         let (store, _) = try makeStore(delay: 0.001, budget: .fraction(1.0 / 12), stagingFraction: 0)
         defer { store.close() }

@@ -121,11 +121,11 @@ struct MoEBlock: Sendable {
             combine = probabilities.reshaped([tokens * expertCount, 1]).gatherRows(flatIndices)
         }
 
-        // Announce the layer's distinct experts, then ask for each once, in that order, and run it
-        // at once on the tokens that use it, so at most one expert's weights are held at a time.
-        // A slot the caller marks unavailable does not run; an expert the provider lacks runs nowhere.
-        let distinct = slotsByExpert.keys.sorted()
-        experts.willNeed(distinct.map { ExpertKey(layer: layer, expert: $0) })
+        // Announce the layer's distinct experts, then ask for each once, in the order the provider
+        // returns (those it holds first), and run it at once on the tokens that use it, so at most
+        // one expert's weights are held at a time. A slot the caller marks unavailable does not
+        // run; an expert the provider lacks runs nowhere.
+        let order = experts.willNeed(slotsByExpert.keys.sorted().map { ExpertKey(layer: layer, expert: $0) }).map(\.expert)
         let sharedGate = shared?.gate.map { Tensor.linear(x, weight: $0).sigmoid() }  // [T, 1]
         let sharedOutput = shared.map { $0(x) }
         if let beforeRouted {
@@ -133,14 +133,14 @@ struct MoEBlock: Sendable {
         }
         let requested = selected.indices.map { slot in min(max(availability?(slot, selected[slot]) ?? 1, 0), 1) }
         var resident = Set<Int>()
-        var outputs: [(slots: [Int], rows: [Int], output: Tensor)] = []
-        for expert in distinct {
+        var outputs: [(expert: Int, slots: [Int], rows: [Int], output: Tensor)] = []
+        for expert in order {
             guard let weights = experts.weights(for: ExpertKey(layer: layer, expert: expert)) else { continue }
             resident.insert(expert)
             let slots = slotsByExpert[expert]!.filter { requested[$0] > 0 }
             guard !slots.isEmpty else { continue }
             let rows = slots.map { $0 / k }
-            outputs.append((slots, rows, GatedMLP(weights)(x.gatherRows(rows))))
+            outputs.append((expert, slots, rows, GatedMLP(weights)(x.gatherRows(rows))))
         }
         let available = selected.indices.map { slot -> Float in resident.contains(selected[slot]) ? requested[slot] : 0 }
         let reduced = available.contains { $0 < 1 }
@@ -178,9 +178,10 @@ struct MoEBlock: Sendable {
             }
         }
 
-        // Routed experts' outputs, weighted, scatter back to their tokens in expert order.
+        // Routed experts' outputs, weighted, scatter back to their tokens in expert order (the
+        // same sums whatever order they ran in).
         var routed: Tensor? = nil
-        for (slots, rows, output) in outputs {
+        for (_, slots, rows, output) in outputs.sorted(by: { $0.expert < $1.expert }) {
             let weighted = Tensor.scaleRows(output, by: effective.gatherRows(slots))
             let contribution = Tensor.scatterAddRows(weighted, indices: rows, rows: tokens)
             routed = routed.map { $0 + contribution } ?? contribution
