@@ -11,9 +11,10 @@ import Foundation
 /// - Predictions (`predict(nextLayer:layer:)`, `predict(lookahead:)`, `preload(promptSet:)`)
 ///   load into staging at lower priority: the next layer's previewed experts, then t+1 before
 ///   t+2 …, the prompt-level set last; a newer prediction cancels queued loads it no longer
-///   names. Predictions are loaded only while they earn it: previews and lookahead offsets whose
-///   measured precision reaches `prefetchThreshold` and beats random guessing by `prefetchLift`,
-///   and prompt-level sets whose measured share of loads used reaches `prefetchThreshold`.
+///   names. Predictions are loaded only while they earn it: lookahead offsets whose measured
+///   precision reaches `prefetchThreshold` and beats random guessing by `prefetchLift`, previews
+///   whose precision at their rank also reaches `previewThreshold`, and prompt-level sets whose
+///   measured share of loads used reaches `prefetchThreshold`.
 /// - IO runs on `Thread`s of its own, never on the Swift concurrency pool: each read (`pread`
 ///   through an `ExpertDisk`) lands in a pooled buffer and is checked against the expert's
 ///   hash; a fault is retried, and after `retries` the load fails and the block falls back.

@@ -19,8 +19,9 @@ public struct OffloadedGenerationResult: Sendable {
 /// decoder layer 0 has run over the prompt, the prompt-level predictor's set is queued for
 /// loading (lowest priority), so those loads overlap the rest of the prefill (the prefill
 /// scheduler); during each decode pass every decoder layer previews the next MoE layer's
-/// routing as soon as its attention is done, and those experts are queued right after the
-/// layer's own needs; after every pass the lookahead predictions for t+1…t+K replace the previous ones (stale queued loads are
+/// routing before it asks for its own routed experts (attention and shared experts done), and
+/// those experts are queued right after the layer's own needs; after every pass the lookahead
+/// predictions for t+1…t+K replace the previous ones (stale queued loads are
 /// cancelled). Routing decisions feed the prediction scorer. Each pass yields an
 /// `OffloadSnapshot` to `onSnapshot` and to every `snapshots()` stream.
 public final class OffloadedGenerator {
