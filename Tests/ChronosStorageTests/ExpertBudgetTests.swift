@@ -1,3 +1,4 @@
+import ChronosModel
 import ChronosStorage
 import XCTest
 
@@ -30,5 +31,20 @@ final class ExpertBudgetTests: XCTestCase {
         XCTAssertEqual(InjectedFault(parsing: "short-read:7x2")?.description, "short-read:7x2")
         XCTAssertNil(InjectedFault(parsing: "melt:3"))
         XCTAssertNil(InjectedFault(parsing: "corrupt:L1"))
+    }
+}
+
+final class BeladyOracleTests: XCTestCase {
+    func testTheOracleEvictsWhatIsNeededLast() {
+        let a = ExpertKey(layer: 0, expert: 0), b = ExpertKey(layer: 0, expert: 1), c = ExpertKey(layer: 0, expert: 2)
+        // Room for two: C must evict B (needed after A), so A hits; LRU would evict A and hit nothing.
+        let result = BeladyOracle.simulate(steps: [[a, b], [c], [a], [b]], capacity: 2, bytes: { _ in 1 })
+        XCTAssertEqual(result.hits, 1)
+        XCTAssertEqual(result.needed, 5)
+        // A cycle over three experts through room for two: MIN keeps one of them each time (LRU: no hit).
+        let cycle = Array(repeating: [[a], [b], [c]], count: 4).flatMap { $0 }
+        XCTAssertEqual(BeladyOracle.simulate(steps: cycle, capacity: 2, bytes: { _ in 1 }).hits, 5)
+        XCTAssertEqual(BeladyOracle.simulate(steps: cycle, capacity: 3, bytes: { _ in 1 }).hits, 9)
+        XCTAssertEqual(BeladyOracle.simulate(steps: cycle, capacity: 0, bytes: { _ in 1 }).hits, 0)
     }
 }

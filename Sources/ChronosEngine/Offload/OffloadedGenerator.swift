@@ -10,6 +10,9 @@ public struct OffloadedGenerationResult: Sendable {
     public var generation: GenerationResult
     /// The storage metrics of the run.
     public var metrics: OffloadRunMetrics
+    /// Each pass's distinct routed experts, in the order its layers needed them (what an expert
+    /// store is asked for, step by step).
+    public var routing: [[ExpertKey]]
 }
 
 /// Generation with offloaded experts: the prefill and decode loop of `Generator`, with each
@@ -71,6 +74,7 @@ public final class OffloadedGenerator {
         let began = DispatchTime.now().uptimeNanoseconds
         let generation = try Generator(model: model, tokenizer: tokenizer).run(request, cache: cache, forward: { ids, cache, phase in
             recorder.isPrefill = phase == .prefill
+            recorder.steps.append([])
             store?.beginStep(tokens: ids.count)
             var schedulePromptSet: ((Tensor) -> Void)? = nil
             if phase == .prefill, let predictor = offloaded.promptPredictor, let store {
@@ -130,7 +134,7 @@ public final class OffloadedGenerator {
         metrics.prefillFallbackSlots = recorder.prefillFallbackSlots
         metrics.predictions = scorer.report()
         metrics.faultLog = store?.faults() ?? []
-        return OffloadedGenerationResult(generation: generation, metrics: metrics)
+        return OffloadedGenerationResult(generation: generation, metrics: metrics, routing: recorder.steps)
     }
 
     private func publish(_ snapshot: OffloadSnapshot) {
@@ -143,6 +147,8 @@ public final class OffloadedGenerator {
 private final class RoutingRecorder {
     let scorer: PredictionScorer
     var isPrefill = true
+    /// Each pass's distinct experts in the order they were needed.
+    var steps: [[ExpertKey]] = []
     var prefillFallbackSlots = 0
     var decodeFallbackSlots = 0
 
@@ -150,6 +156,10 @@ private final class RoutingRecorder {
 
     func observe(_ decision: RoutingDecision) {
         scorer.observe(decision)
+        for expert in decision.experts {
+            let key = ExpertKey(layer: decision.layer, expert: expert)
+            if !steps[steps.count - 1].contains(key) { steps[steps.count - 1].append(key) }
+        }
         if isPrefill {
             prefillFallbackSlots += decision.missing.count
         } else {

@@ -20,6 +20,11 @@ struct OffloadBench {
         var settings: OffloadSettings?
         /// The greedy ids it generated, per prompt.
         var ids: [[Int]] = []
+        /// Each step's distinct experts, over every prompt in turn.
+        var routing: [[ExpertKey]] = []
+        /// The hit rate of Belady's MIN on the resident run's routing within this run's budget:
+        /// the best any eviction policy reaches without prefetching.
+        var oracleHitRate: Double?
         /// Share of generated positions whose token equals the resident run's.
         var agreement: Double?
         /// Mean cross-entropy (nats/token) of the held-out references (or of the resident run's
@@ -56,7 +61,23 @@ struct OffloadBench {
             return run
         }
         try scoreQuality(&runs)
+        try scoreOracle(&runs)
         return runs
+    }
+
+    /// The oracle hit rate of every run that keeps experts under a budget, from the resident
+    /// run's routing (the same greedy tokens under `wait`; an approximation for lossy runs).
+    func scoreOracle(_ runs: inout [Run]) throws {
+        let sizes = Dictionary(uniqueKeysWithValues: try ExpertCache.open(modelDirectory: directory).manifest.experts.map { ($0.key, $0.length) })
+        var byBudget: [Int: Double] = [:]
+        for index in runs.indices where runs[index].note == nil && runs[index].metrics.mode != .resident {
+            let budget = runs[index].metrics.budgetBytes
+            if byBudget[budget] == nil {
+                let result = BeladyOracle.simulate(steps: runs[0].routing, capacity: budget, bytes: { sizes[$0] ?? 0 })
+                byBudget[budget] = result.needed > 0 ? Double(result.hits) / Double(result.needed) : nil
+            }
+            runs[index].oracleHitRate = byBudget[budget]
+        }
     }
 
     /// Greedy agreement of every run with `runs[0]` (resident), and for runs whose policy may
@@ -130,6 +151,7 @@ struct OffloadBench {
                     name: runs[position].metrics.name)
                 runs[position].metrics.add(result.metrics)
                 runs[position].ids.append(result.generation.ids)
+                runs[position].routing += result.routing
             }
         }
         for (position, model) in models.enumerated() {
@@ -191,7 +213,7 @@ struct OffloadBench {
 
     /// The printed table, one row per run, with ratios to `resident`.
     static func table(_ runs: [Run]) -> String {
-        let header = ["baseline", "policy", "budget", "tok/s", "×res", "bound", "TTFT ms", "stall ms/tok", "hit %", "next L",
+        let header = ["baseline", "policy", "budget", "tok/s", "×res", "bound", "TTFT ms", "stall ms/tok", "hit %", "oracle", "next L",
                       "recall@1", "shuf", "freq", "prev", "prompt", "chance", "read/tok", "wasted", "peak", "fallbk", "faults", "agree %", "CE"]
         let reference = runs.first { $0.metrics.mode == .resident }?.metrics.tokensPerSecond ?? 0
         var rows = [header]
@@ -208,7 +230,7 @@ struct OffloadBench {
                 String(format: "%.2f", m.tokensPerSecond), reference > 0 ? String(format: "%.2f", m.tokensPerSecond / reference) : "-",
                 run.boundTokensPerSecond.map { String(format: "%.2f", $0) } ?? "-",
                 String(format: "%.1f", m.timeToFirstTokenMs), String(format: "%.2f", m.stallMsPerToken), percent(m.hitRate),
-                percent(p.nextLayer.recall), percent(p.lookahead.first?.recall), percent(p.lookaheadShuffled.first?.recall),
+                percent(run.oracleHitRate), percent(p.nextLayer.recall), percent(p.lookahead.first?.recall), percent(p.lookaheadShuffled.first?.recall),
                 percent(p.lookaheadFrequency.first?.recall), percent(p.lookaheadPrevious.first?.recall),
                 percent(p.prompt.recall), percent(p.promptChance.recall),
                 OffloadRunMetrics.bytes(m.bytesReadPerToken), OffloadRunMetrics.bytes(Double(m.decode.wastedPrefetchBytes)),
@@ -228,7 +250,7 @@ struct OffloadBench {
         var object: [String: Any] = [
             "name": m.name, "policy": m.policy?.rawValue ?? NSNull(), "budget": budget.description, "budget_bytes": m.budgetBytes,
             "expert_bytes": m.totalExpertBytes, "tokens_per_s": m.tokensPerSecond, "ttft_ms": m.timeToFirstTokenMs,
-            "stall_ms_per_token": m.stallMsPerToken, "hit_rate": m.hitRate, "bytes_read_per_token": m.bytesReadPerToken,
+            "stall_ms_per_token": m.stallMsPerToken, "hit_rate": m.hitRate, "oracle_hit_rate": run.oracleHitRate ?? NSNull(), "bytes_read_per_token": m.bytesReadPerToken,
             "missed_bytes_per_token": m.missedBytesPerToken, "wasted_prefetch_bytes": m.decode.wastedPrefetchBytes,
             "prefetched_bytes": m.decode.prefetchedBytes, "peak_expert_bytes": m.peakExpertBytes, "fallbacks": m.fallbacks,
             "faults": m.faults, "prompts": m.prompts, "decode_steps": m.decodeSteps,
@@ -248,15 +270,15 @@ struct OffloadBench {
     }
 
     /// The CSV header of `--sweep`.
-    static let csvHeader = "budget,baseline,policy,tokens_per_s,ttft_ms,stall_ms_per_token,hit_rate,recall_t1,recall_t1_shuffled,recall_t1_frequency,bytes_read_per_token,wasted_prefetch_bytes,peak_expert_bytes,fallbacks,faults,bound_tokens_per_s,greedy_agreement,cross_entropy,note"
+    static let csvHeader = "budget,baseline,policy,tokens_per_s,ttft_ms,stall_ms_per_token,hit_rate,oracle_hit_rate,recall_t1,recall_t1_shuffled,recall_t1_frequency,bytes_read_per_token,wasted_prefetch_bytes,peak_expert_bytes,fallbacks,faults,bound_tokens_per_s,greedy_agreement,cross_entropy,note"
 
     /// One CSV row of `--sweep`.
     static func csvRow(_ run: Run, budget: Double) -> String {
         let m = run.metrics, p = m.predictions
         func number(_ x: Double?) -> String { x.map { String(format: "%.6g", $0) } ?? "" }
-        if let note = run.note { return "\(budget),\(m.name),\(m.policy?.rawValue ?? "-"),,,,,,,,,,,,,,,,\(note)" }
+        if let note = run.note { return "\(budget),\(m.name),\(m.policy?.rawValue ?? "-")," + String(repeating: ",", count: csvHeader.split(separator: ",").count - 4) + note }
         return [String(budget), m.name, m.policy?.rawValue ?? "-", number(m.tokensPerSecond), number(m.timeToFirstTokenMs),
-                number(m.stallMsPerToken), number(m.hitRate), number(p.lookahead.first?.recall), number(p.lookaheadShuffled.first?.recall),
+                number(m.stallMsPerToken), number(m.hitRate), number(run.oracleHitRate), number(p.lookahead.first?.recall), number(p.lookaheadShuffled.first?.recall),
                 number(p.lookaheadFrequency.first?.recall), number(m.bytesReadPerToken), "\(m.decode.wastedPrefetchBytes)",
                 "\(m.peakExpertBytes)", "\(m.fallbacks)", "\(m.faults)", number(run.boundTokensPerSecond), number(run.agreement),
                 number(run.crossEntropy), ""].joined(separator: ",")
