@@ -7,9 +7,12 @@ import ChronosModel
 /// the same routing and budget (prefetching can still beat it: a prefetched expert is a hit).
 public enum BeladyOracle {
     /// Hits and needs when `steps` — each step's distinct experts in the order they are
-    /// needed, as the expert store counts them — run through `capacity` bytes of memory.
-    public static func simulate(steps: [[ExpertKey]], capacity: Int, bytes: (ExpertKey) -> Int) -> (hits: Int, needed: Int) {
+    /// needed, as the expert store counts them — run through `capacity` bytes of memory,
+    /// counted over the steps `counted` marks (every step when nil; all steps still fill memory).
+    public static func simulate(steps: [[ExpertKey]], counted: [Bool]? = nil, capacity: Int,
+                                bytes: (ExpertKey) -> Int) -> (hits: Int, needed: Int) {
         let requests = steps.flatMap { $0 }
+        let countsRequest = steps.indices.flatMap { step in Array(repeating: counted?[step] ?? true, count: steps[step].count) }
         var nextUse = [Int](repeating: Int.max, count: requests.count)
         var upcoming: [ExpertKey: Int] = [:]
         for index in requests.indices.reversed() {
@@ -17,10 +20,11 @@ public enum BeladyOracle {
             upcoming[requests[index]] = index
         }
         var resident: [ExpertKey: Int] = [:]  // expert → index of its next need
-        var held = 0, hits = 0
+        var held = 0, hits = 0, needed = 0
         for (index, key) in requests.enumerated() {
+            if countsRequest[index] { needed += 1 }
             if resident[key] != nil {
-                hits += 1
+                if countsRequest[index] { hits += 1 }
                 resident[key] = nextUse[index]
                 continue
             }
@@ -33,6 +37,6 @@ public enum BeladyOracle {
             resident[key] = nextUse[index]
             held += size
         }
-        return (hits, requests.count)
+        return (hits, needed)
     }
 }

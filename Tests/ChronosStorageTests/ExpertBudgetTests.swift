@@ -48,3 +48,13 @@ final class BeladyOracleTests: XCTestCase {
         XCTAssertEqual(BeladyOracle.simulate(steps: cycle, capacity: 0, bytes: { _ in 1 }).hits, 0)
     }
 }
+
+extension BeladyOracleTests {
+    func testOnlyTheMarkedStepsAreCounted() {
+        let a = ExpertKey(layer: 0, expert: 0), b = ExpertKey(layer: 0, expert: 1)
+        // The first step (a prefill) loads both; the decode steps then hit every time.
+        let result = BeladyOracle.simulate(steps: [[a, b], [a], [b]], counted: [false, true, true], capacity: 2, bytes: { _ in 1 })
+        XCTAssertEqual(result.hits, 2)
+        XCTAssertEqual(result.needed, 2)
+    }
+}

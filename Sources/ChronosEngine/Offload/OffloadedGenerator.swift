@@ -11,7 +11,7 @@ public struct OffloadedGenerationResult: Sendable {
     /// The storage metrics of the run.
     public var metrics: OffloadRunMetrics
     /// Each pass's distinct routed experts, in the order its layers needed them (what an expert
-    /// store is asked for, step by step).
+    /// store is asked for, step by step); the first pass is the prefill.
     public var routing: [[ExpertKey]]
 }
 

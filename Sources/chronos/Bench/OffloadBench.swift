@@ -20,10 +20,11 @@ struct OffloadBench {
         var settings: OffloadSettings?
         /// The greedy ids it generated, per prompt.
         var ids: [[Int]] = []
-        /// Each step's distinct experts, over every prompt in turn.
+        /// Each step's distinct experts, over every prompt in turn, and whether it was a decode step.
         var routing: [[ExpertKey]] = []
-        /// The hit rate of Belady's MIN on the resident run's routing within this run's budget:
-        /// the best any eviction policy reaches without prefetching.
+        var decodeSteps: [Bool] = []
+        /// The decode hit rate of Belady's MIN on the resident run's routing within this run's
+        /// budget: the best any eviction policy reaches without prefetching.
         var oracleHitRate: Double?
         /// Share of generated positions whose token equals the resident run's.
         var agreement: Double?
@@ -73,7 +74,8 @@ struct OffloadBench {
         for index in runs.indices where runs[index].note == nil && runs[index].metrics.mode != .resident {
             let budget = runs[index].metrics.budgetBytes
             if byBudget[budget] == nil {
-                let result = BeladyOracle.simulate(steps: runs[0].routing, capacity: budget, bytes: { sizes[$0] ?? 0 })
+                let result = BeladyOracle.simulate(steps: runs[0].routing, counted: runs[0].decodeSteps, capacity: budget,
+                                                   bytes: { sizes[$0] ?? 0 })
                 byBudget[budget] = result.needed > 0 ? Double(result.hits) / Double(result.needed) : nil
             }
             runs[index].oracleHitRate = byBudget[budget]
@@ -152,6 +154,7 @@ struct OffloadBench {
                 runs[position].metrics.add(result.metrics)
                 runs[position].ids.append(result.generation.ids)
                 runs[position].routing += result.routing
+                runs[position].decodeSteps += result.routing.indices.map { $0 > 0 }
             }
         }
         for (position, model) in models.enumerated() {
