@@ -19,8 +19,9 @@ final class OffloadEquivalenceTests: XCTestCase {
                 let label = "\(directory.lastPathComponent) \(mode) \(policy) budget \(budget)"
                 XCTAssertEqual(run.ids, expected, label, file: file, line: line)
                 let metrics = run.final!, total = run.metrics.budgetBytes
-                let largest = try ExpertCache.open(modelDirectory: directory).manifest.largestExpertBytes
-                let tiers = OffloadedModel.tiers(total: total, settings: settings, largestExpert: largest)
+                let cache = try ExpertCache.open(modelDirectory: directory)
+                let tiers = OffloadedModel.tiers(total: total, expertBytes: cache.totalExpertBytes, settings: settings,
+                                                 largestExpert: cache.manifest.largestExpertBytes)
                 XCTAssertLessThanOrEqual(metrics.peakResidentBytes, total, label, file: file, line: line)
                 XCTAssertLessThanOrEqual(metrics.peakHotBytes, tiers.hot, label, file: file, line: line)
                 XCTAssertLessThanOrEqual(metrics.peakStagingBytes, tiers.staging, label, file: file, line: line)

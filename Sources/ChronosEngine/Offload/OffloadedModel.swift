@@ -83,7 +83,8 @@ public final class OffloadedModel {
             faultyDisk = faulty
             let store = try ExpertStore(
                 cache: cache, disk: faulty ?? base,
-                settings: ExpertStoreSettings(budget: Self.tiers(total: budgetBytes, settings: settings, largestExpert: cache.manifest.largestExpertBytes),
+                settings: ExpertStoreSettings(budget: Self.tiers(total: budgetBytes, expertBytes: cache.totalExpertBytes, settings: settings,
+                                                                 largestExpert: cache.manifest.largestExpertBytes),
                                               policy: settings.policy, eviction: settings.resolvedEviction,
                                               ioThreads: settings.ioThreads, retries: settings.retries,
                                               prefetchThreshold: settings.prefetchThreshold,
@@ -114,11 +115,12 @@ public final class OffloadedModel {
         }
     }
 
-    /// The tier budgets for `total` bytes: the staging share of `settings`, unless it could not
-    /// hold even the largest expert, when the hot set gets everything.
-    public static func tiers(total: Int, settings: OffloadSettings, largestExpert: Int) -> ResidencyBudget {
+    /// The tier budgets for `total` bytes of a model whose experts take `expertBytes`: the
+    /// staging share of `settings`, unless it could not hold even the largest expert or the hot
+    /// set alone can hold every expert (nothing is left to predict), when the hot set gets everything.
+    public static func tiers(total: Int, expertBytes: Int, settings: OffloadSettings, largestExpert: Int) -> ResidencyBudget {
         let split = ResidencyBudget(total: total, stagingFraction: settings.resolvedStagingFraction)
-        return split.staging >= largestExpert ? split : ResidencyBudget(hot: total, staging: 0)
+        return split.staging >= largestExpert && total < expertBytes ? split : ResidencyBudget(hot: total, staging: 0)
     }
 
     /// The storage counters so far (nil for `resident`).
