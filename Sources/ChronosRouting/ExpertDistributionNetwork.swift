@@ -62,8 +62,13 @@ public struct ExpertDistributionNetwork: Sendable {
         return (0..<groups).map { Array(probabilities[($0 * experts)..<(($0 + 1) * experts)]) }
     }
 
-    /// Writes the network with `metadata` to `url`, atomically.
-    public func write(to url: URL, metadata: [String: String]) throws {
+    /// Writes the network to `url`, atomically, as a predictor of `kind` over MoE layers
+    /// `layers`, with the metadata `read` and `check` expect plus `extra`.
+    public func write(to url: URL, kind: String, layers: [Int], extra: [String: String]) throws {
+        let metadata = extra.merging([
+            "chronos_predictor": kind, "layers": layers.map(String.init).joined(separator: ","),
+            "experts": String(experts), "hidden_size": String(inputWidth),
+        ]) { _, common in common }
         try SafetensorsWriter.write(parameters.map { ($0.name, $0.tensor.detached().contiguous()) }, metadata: metadata, to: url)
     }
 

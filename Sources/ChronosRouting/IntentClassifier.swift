@@ -59,10 +59,8 @@ public struct IntentClassifier: Sendable {
 
     /// Writes `intent.safetensors` into the model directory `directory`, atomically.
     public func save(in directory: URL) throws {
-        try network.write(to: directory.appendingPathComponent(Self.fileName), metadata: [
-            "chronos_predictor": Self.kind, "layers": layers.map(String.init).joined(separator: ","),
-            "experts": String(network.experts), "hidden_size": String(network.inputWidth), "horizon": String(horizon),
-        ])
+        try network.write(to: directory.appendingPathComponent(Self.fileName), kind: Self.kind, layers: layers,
+                          extra: ["horizon": String(horizon)])
     }
 
     /// The classifier saved in the model directory `directory`, checked against `summary`; nil

@@ -53,10 +53,8 @@ public struct TrainedLookaheadHead: Sendable {
 
     /// Writes `lookahead.safetensors` into the model directory `directory`, atomically.
     public func save(in directory: URL) throws {
-        try network.write(to: directory.appendingPathComponent(Self.fileName), metadata: [
-            "chronos_predictor": Self.kind, "layers": layers.map(String.init).joined(separator: ","),
-            "experts": String(network.experts), "hidden_size": String(network.inputWidth), "steps": String(steps),
-        ])
+        try network.write(to: directory.appendingPathComponent(Self.fileName), kind: Self.kind, layers: layers,
+                          extra: ["steps": String(steps)])
     }
 
     /// The head saved in the model directory `directory`, checked against `summary`; nil when

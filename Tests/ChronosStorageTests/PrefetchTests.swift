@@ -126,23 +126,33 @@ final class PrefetchTests: XCTestCase {
         XCTAssertEqual(metrics.wastedPrefetchBytes, bytes)
     }
 
+    /// A store with room for `hot` and `staging` experts (of the fixture's equal size), reading
+    /// without delay through a recording disk.
+    func makeStore(hot: Int, staging: Int, eviction: EvictionPolicy) throws -> (ExpertStore, RecordingDisk) {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        let cache = try ExpertCache.open(modelDirectory: directory)
+        let disk = RecordingDisk(base: try FileExpertDisk(cache: cache), delay: 0)
+        let expert = cache.byteCount(of: key(0, 0))
+        let store = try ExpertStore(cache: cache, disk: disk, settings: ExpertStoreSettings(
+            budget: ResidencyBudget(hot: hot * expert, staging: staging * expert), eviction: eviction, ioThreads: 1))
+        return (store, disk)
+    }
+
+    /// One decode step that uses `key` alone.
+    func use(_ key: ExpertKey, in store: ExpertStore) {
+        store.beginStep(tokens: 1)
+        store.willNeed([key])
+        XCTAssertNotNil(store.weights(for: key))
+        store.endStep()
+    }
+
     func testStagingKeepsTheMostRecentlyDemotedExperts() throws {
         for eviction in [EvictionPolicy.lru, .scored] {
-            let directory = try StorageFixtures.chronosModel()
-            try StorageFixtures.pack(directory)
-            let cache = try ExpertCache.open(modelDirectory: directory)
-            let disk = RecordingDisk(base: try FileExpertDisk(cache: cache), delay: 0)
-            let expert = cache.byteCount(of: key(0, 0))
-            let store = try ExpertStore(cache: cache, disk: disk, settings: ExpertStoreSettings(
-                budget: ResidencyBudget(hot: 2 * expert, staging: expert), eviction: eviction, ioThreads: 1))
+            let (store, disk) = try makeStore(hot: 2, staging: 1, eviction: eviction)
             defer { store.close() }
             // A, B fill the hot set; C demotes A to staging; D demotes B, which must displace A.
-            for expert in [0, 1, 2, 3, 1] {
-                store.beginStep(tokens: 1)
-                store.willNeed([key(0, expert)])
-                XCTAssertNotNil(store.weights(for: key(0, expert)))
-                store.endStep()
-            }
+            for expert in [0, 1, 2, 3, 1] { use(key(0, expert), in: store) }
             XCTAssertEqual(disk.reads, [0, 1, 2, 3].map { key(0, $0) }, "\(eviction): B came back from staging, not from disk")
         }
     }
@@ -152,21 +162,11 @@ final class PrefetchTests: XCTestCase {
         // so LRU always evicts it just before it comes back.
         var reads: [EvictionPolicy: Int] = [:]
         for eviction in [EvictionPolicy.lru, .scored] {
-            let directory = try StorageFixtures.chronosModel()
-            try StorageFixtures.pack(directory)
-            let cache = try ExpertCache.open(modelDirectory: directory)
-            let disk = RecordingDisk(base: try FileExpertDisk(cache: cache), delay: 0)
-            let expert = cache.byteCount(of: key(0, 0))
-            let store = try ExpertStore(cache: cache, disk: disk, settings: ExpertStoreSettings(
-                budget: ResidencyBudget(hot: 2 * expert, staging: 0), eviction: eviction, ioThreads: 1))
+            let (store, disk) = try makeStore(hot: 2, staging: 0, eviction: eviction)
             defer { store.close() }
-            let experts = cache.manifest.experts.map(\.key).filter { $0 != key(0, 0) }
+            let experts = store.cache.manifest.experts.map(\.key).filter { $0 != key(0, 0) }
             for step in 0..<36 {
-                let next = step % 3 == 0 ? key(0, 0) : experts[(step - step / 3 - 1) % experts.count]
-                store.beginStep(tokens: 1)
-                store.willNeed([next])
-                XCTAssertNotNil(store.weights(for: next))
-                store.endStep()
+                use(step % 3 == 0 ? key(0, 0) : experts[(step - step / 3 - 1) % experts.count], in: store)
             }
             reads[eviction] = disk.reads.filter { $0 == key(0, 0) }.count
         }
