@@ -74,7 +74,7 @@ public struct ExpertDistributionNetwork: Sendable {
 
     /// Reads a network written by `write`, with its metadata; `kind` must match the file's
     /// `chronos_predictor`, and the tensors must agree with `layers`·`steps` groups of `experts`.
-    public static func read(_ url: URL, kind: String, groupsPerLayer: (_ metadata: [String: String]) throws -> Int)
+    private static func read(_ url: URL, kind: String, groupsPerLayer: (_ metadata: [String: String]) throws -> Int)
         throws -> (network: ExpertDistributionNetwork, layers: [Int], metadata: [String: String]) {
         let file: SafetensorsFile
         do {
@@ -107,9 +107,22 @@ public struct ExpertDistributionNetwork: Sendable {
         return (ExpertDistributionNetwork(validated: tensors, groups: groups, experts: experts), layers, metadata)
     }
 
+    /// The predictor of `kind` saved as `fileName` in the model directory `directory`, read and
+    /// checked against `summary`'s model; nil when there is none, an error when it does not fit.
+    static func load(_ fileName: String, in directory: URL, kind: String, summary: ModelSummary,
+                     groupsPerLayer: (_ metadata: [String: String]) throws -> Int)
+        throws -> (network: ExpertDistributionNetwork, layers: [Int], metadata: [String: String])? {
+        let url = directory.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let loaded = try read(url, kind: kind, groupsPerLayer: groupsPerLayer)
+        try check(file: url.path, layers: loaded.layers, experts: loaded.network.experts, inputWidth: loaded.network.inputWidth,
+                  against: summary)
+        return loaded
+    }
+
     /// Checks that a predictor over `layers` with `experts` experts and inputs of `inputWidth`
     /// fits `summary`'s model; the error names `file`.
-    static func check(file: String, layers: [Int], experts: Int, inputWidth: Int, against summary: ModelSummary) throws {
+    private static func check(file: String, layers: [Int], experts: Int, inputWidth: Int, against summary: ModelSummary) throws {
         let moeLayers = summary.expertsPerLayer.indices.filter { summary.expertsPerLayer[$0] > 0 }
         guard layers == moeLayers, moeLayers.allSatisfy({ summary.expertsPerLayer[$0] == experts }), inputWidth == summary.hiddenSize else {
             throw PredictorFileError(file: file, reason: "it predicts \(experts) experts in layers \(layers) from hidden states of width \(inputWidth); the model has MoE layers \(moeLayers) of \(moeLayers.map { summary.expertsPerLayer[$0] }) experts and hidden size \(summary.hiddenSize) (retrain it)")

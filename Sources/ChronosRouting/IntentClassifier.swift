@@ -66,11 +66,8 @@ public struct IntentClassifier: Sendable {
     /// The classifier saved in the model directory `directory`, checked against `summary`; nil
     /// when there is none, an error when it does not fit the model.
     public static func load(from directory: URL, summary: ModelSummary) throws -> IntentClassifier? {
-        let url = directory.appendingPathComponent(fileName)
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let (network, layers, metadata) = try ExpertDistributionNetwork.read(url, kind: kind) { _ in 1 }
-        try ExpertDistributionNetwork.check(file: url.path, layers: layers, experts: network.experts, inputWidth: network.inputWidth,
-                                            against: summary)
+        guard let (network, layers, metadata) = try ExpertDistributionNetwork.load(fileName, in: directory, kind: kind, summary: summary,
+                                                                                   groupsPerLayer: { _ in 1 }) else { return nil }
         return IntentClassifier(network: network, layers: layers, horizon: metadata["horizon"].flatMap(Int.init) ?? 0)
     }
 

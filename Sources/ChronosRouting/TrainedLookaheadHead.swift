@@ -60,18 +60,16 @@ public struct TrainedLookaheadHead: Sendable {
     /// The head saved in the model directory `directory`, checked against `summary`; nil when
     /// there is none, an error when it does not fit the model.
     public static func load(from directory: URL, summary: ModelSummary) throws -> TrainedLookaheadHead? {
-        let url = directory.appendingPathComponent(fileName)
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         var steps = 0
-        let (network, layers, _) = try ExpertDistributionNetwork.read(url, kind: kind) { metadata in
+        let loaded = try ExpertDistributionNetwork.load(fileName, in: directory, kind: kind, summary: summary) { metadata in
             guard let k = metadata["steps"].flatMap(Int.init), k > 0 else {
-                throw PredictorFileError(file: url.path, reason: "its metadata lacks a positive 'steps'")
+                throw PredictorFileError(file: directory.appendingPathComponent(fileName).path,
+                                         reason: "its metadata lacks a positive 'steps'")
             }
             steps = k
             return k
         }
-        try ExpertDistributionNetwork.check(file: url.path, layers: layers, experts: network.experts, inputWidth: network.inputWidth,
-                                            against: summary)
+        guard let (network, layers, _) = loaded else { return nil }
         return TrainedLookaheadHead(network: network, steps: steps, layers: layers)
     }
 
