@@ -60,6 +60,8 @@ struct ExpertResidency {
     private(set) var held: [ResidencyTier: Int] = [.hot: 0, .staging: 0]
     /// The nearest offset k at which each expert is predicted now (for token t + k).
     private(set) var predictedOffsets: [ExpertKey: Int] = [:]
+    /// The source of the current lookahead predictions.
+    private(set) var predictionSource = LookaheadSource.head
     /// The prompt-level set now.
     private(set) var promptSet: Set<ExpertKey> = []
     /// The experts previewed for the next MoE layer of the token being computed, that layer, and
@@ -76,7 +78,7 @@ struct ExpertResidency {
     /// Experts used in the current step.
     private var usedThisStep: Set<ExpertKey> = []
     /// Predictions waiting to be scored, by the step they are for.
-    private var pendingPredictions: [Int: [(key: ExpertKey, offset: Int)]] = [:]
+    private var pendingPredictions: [Int: [(key: ExpertKey, offset: Int, source: LookaheadSource)]] = [:]
     /// The current layer's needs not yet used, by use rank.
     var pins: [ExpertKey: Int] = [:]
     /// The expert a block computes with now.
@@ -135,7 +137,7 @@ struct ExpertResidency {
             } ?? 0
             let byRate = 1 - Foundation.pow(1 - useRate(key), Double(Self.reuseHorizon))
             let recency = max(byAge, byRate)
-            var predicted = predictedOffsets[key].map { calibration.prediction(offset: $0) } ?? 0
+            var predicted = predictedOffsets[key].map { calibration.prediction(offset: $0, source: predictionSource) } ?? 0
             if promptSet.contains(key) { predicted = max(predicted, calibration.prompt) }
             if let rank = nextLayer?.ranks[key] { predicted = max(predicted, calibration.nextLayer(rank: rank)) }
             return 1 - (1 - recency) * (1 - predicted)
@@ -143,13 +145,14 @@ struct ExpertResidency {
     }
 
     /// Replaces the lookahead predictions made after the current step: `lookahead[k − 1]` for
-    /// step + k. They are scored against the steps they name when those end.
-    mutating func setPredictions(_ lookahead: [[ExpertKey]]) {
+    /// step + k, by `source`. They are scored against the steps they name when those end.
+    mutating func setPredictions(_ lookahead: [[ExpertKey]], source: LookaheadSource) {
         predictedOffsets = [:]
+        predictionSource = source
         for (index, keys) in lookahead.enumerated() {
             for key in keys {
                 if predictedOffsets[key] == nil { predictedOffsets[key] = index + 1 }
-                pendingPredictions[step + index + 1, default: []].append((key, index + 1))
+                pendingPredictions[step + index + 1, default: []].append((key, index + 1, source))
             }
         }
     }
@@ -194,7 +197,7 @@ struct ExpertResidency {
     mutating func endStep(singleToken: Bool) {
         for last in lastUsedStep.values where last < step { calibration.exposeAge(step - last, hit: false) }
         for prediction in pendingPredictions.removeValue(forKey: step) ?? [] {
-            calibration.exposeOffset(prediction.offset, hit: usedThisStep.contains(prediction.key))
+            calibration.exposeOffset(prediction.offset, source: prediction.source, hit: usedThisStep.contains(prediction.key))
         }
         for key in promptSet { calibration.exposePrompt(hit: usedThisStep.contains(key)) }
         if singleToken { calibration.recordStep(pairsUsed: usedThisStep.count) }

@@ -1,6 +1,14 @@
 import ChronosModel
 import Foundation
 
+/// Where lookahead predictions come from; each source is scored on its own record.
+public enum LookaheadSource: Sendable, Hashable {
+    /// A lookahead head reading the model's hidden state.
+    case head
+    /// The routing that followed the last time the text read as it does now.
+    case repetition
+}
+
 /// The expert provider of an offloaded model: routed experts live in the cluster files on
 /// disk, in a RAM staging tier and in the compute-ready hot set, each within its byte budget,
 /// and dedicated IO threads load them ahead of need.
@@ -156,16 +164,17 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
 
     // MARK: Predictions and steps
 
-    /// Replaces the lookahead predictions: `lookahead[k − 1]` are the experts predicted for token
-    /// t + k, best first. Queued predictions no longer named are cancelled; the rest are queued
-    /// by offset.
-    public func predict(lookahead: [[ExpertKey]]) {
+    /// Replaces the lookahead predictions: `lookahead[k − 1]` are the experts `source` predicts
+    /// for token t + k (t the last step run), best first. Queued predictions no longer named are
+    /// cancelled; the rest are queued by offset if that source's record at the offset earns it.
+    public func predict(lookahead: [[ExpertKey]], source: LookaheadSource = .head) {
         state.lock()
         defer { state.unlock() }
-        residency.setPredictions(lookahead)
+        residency.setPredictions(lookahead, source: source)
         let previous = queue.removeAll { _, priority in priority.isLookahead }
         residency.metrics.cancelledPrefetches += previous.filter { residency.predictedOffsets[$0] == nil }.count
-        for (index, keys) in lookahead.enumerated() where residency.calibration.prediction(offset: index + 1) >= predictionBar {
+        for (index, keys) in lookahead.enumerated()
+        where residency.calibration.prediction(offset: index + 1, source: source) >= predictionBar {
             for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
                 queue.push(key, .lookahead(offset: index + 1, order: order))
             }

@@ -1,5 +1,6 @@
 /// Measured chances that an expert is used in the coming step, from what happened so far: by
-/// the age of its last use (steps since), by the offset k at which the lookahead predicted it,
+/// the age of its last use (steps since), by the offset k at which a lookahead source (the
+/// head, or the repetition of earlier text) predicted it, each source on its own record,
 /// for members of the prompt-level set, and (within a step) for the experts a layer's router
 /// previewed one layer early. The scored eviction ranks experts by these, so an
 /// uninformative predictor (or a model whose routing does not repeat) earns little weight on
@@ -16,8 +17,8 @@ struct ReuseCalibration {
 
     private var ageHits = [Double](repeating: 0, count: maximumAge + 1)
     private var ageExposures = [Double](repeating: 0, count: maximumAge + 1)
-    private var offsetHits: [Double] = []
-    private var offsetExposures: [Double] = []
+    private var offsetHits: [LookaheadSource: [Double]] = [:]
+    private var offsetExposures: [LookaheadSource: [Double]] = [:]
     private var promptHits = 0.0, promptExposures = 0.0
     private var nextLayerHits: [Double] = [], nextLayerExposures: [Double] = []
     private var promptLoadsUsed = 0.0, promptLoadsSettled = 0.0
@@ -33,11 +34,11 @@ struct ReuseCalibration {
         return (ageHits[a] + Self.priorStrength * 0.5 / Double(a)) / (ageExposures[a] + Self.priorStrength)
     }
 
-    /// P(used in step t + k | predicted for it after step t).
-    func prediction(offset k: Int) -> Double {
-        let i = k - 1, prior = 0.0
-        guard i >= 0, i < offsetHits.count else { return prior }
-        return (offsetHits[i] + Self.priorStrength * prior) / (offsetExposures[i] + Self.priorStrength)
+    /// P(used in step t + k | predicted for it by `source` after step t).
+    func prediction(offset k: Int, source: LookaheadSource) -> Double {
+        let i = k - 1, hits = offsetHits[source] ?? []
+        guard i >= 0, i < hits.count else { return 0 }
+        return hits[i] / (offsetExposures[source]![i] + Self.priorStrength)
     }
 
     /// P(used by its layer | previewed for it one layer early at `rank` (0: the router's first
@@ -62,14 +63,14 @@ struct ReuseCalibration {
         if hit { ageHits[age] += 1 }
     }
 
-    mutating func exposeOffset(_ k: Int, hit: Bool) {
+    mutating func exposeOffset(_ k: Int, source: LookaheadSource, hit: Bool) {
         guard k >= 1 else { return }
-        while offsetHits.count < k {
-            offsetHits.append(0)
-            offsetExposures.append(0)
+        while offsetHits[source, default: []].count < k {
+            offsetHits[source, default: []].append(0)
+            offsetExposures[source, default: []].append(0)
         }
-        offsetExposures[k - 1] += 1
-        if hit { offsetHits[k - 1] += 1 }
+        offsetExposures[source]![k - 1] += 1
+        if hit { offsetHits[source]![k - 1] += 1 }
     }
 
     /// The share of all (layer, expert) pairs a step uses, on average: the precision of a

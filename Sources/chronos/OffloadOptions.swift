@@ -28,6 +28,7 @@ struct OffloadOptions: ParsableArguments {
     @Flag(help: "Do not feed the lookahead head's predictions to the prefetcher.") var noLookahead = false
     @Flag(help: "Do not load the intent classifier's set (intent.safetensors) during the prefill.") var noIntent = false
     @Flag(help: "Do not prefetch the experts each layer previews for the next MoE layer during decode.") var noNextLayer = false
+    @Flag(help: "Do not predict the routing of text that repeats earlier text from the routing that followed it.") var noRepetition = false
     @Option(help: "Expert ids the lookahead head predicts per future token (and MoE layer, for a trained head) (default: top-k).") var lookaheadExperts: Int?
     @Option(help: "Load predictions only while the predictor's measured precision (lookahead) or share of loads used (prompt-level set) reaches this.") var prefetchThreshold = 0.3
     @Option(help: "Load next-layer previews only while their measured precision (on experts not in memory) reaches this.") var previewThreshold = 0.6
@@ -65,7 +66,7 @@ struct OffloadOptions: ParsableArguments {
     func settings(mode: ExpertResidencyMode, budget: ExpertBudget, policy: MissPolicy? = nil) throws -> OffloadSettings {
         OffloadSettings(mode: mode, budget: budget, policy: policy ?? self.policy, eviction: eviction, stagingFraction: staging,
                         ioThreads: ioThreads, disk: diskModel(), cold: cold, faults: try faults(),
-                        predictors: PredictorSelection(lookahead: !noLookahead, intent: !noIntent, nextLayer: !noNextLayer), lookaheadExperts: lookaheadExperts,
+                        predictors: PredictorSelection(lookahead: !noLookahead, intent: !noIntent, nextLayer: !noNextLayer, repetition: !noRepetition), lookaheadExperts: lookaheadExperts,
                         prefetchThreshold: prefetchThreshold, previewThreshold: previewThreshold)
     }
 }

@@ -94,6 +94,27 @@ final class PrefetchTests: XCTestCase {
         XCTAssertGreaterThan(try run(right: true), 0, "a predictor that proves right is loaded")
     }
 
+    func testEachLookaheadSourceIsLoadedOnItsOwnRecord() throws {
+        // Every step uses a new expert; after it, the head always names a wrong one and the
+        // repetition of earlier text always the right one, in turn. Scored together they would
+        // be right half the time and both would load.
+        let (store, _) = try makeStore(hot: 2, staging: 2, eviction: .scored)
+        defer { store.close() }
+        let experts = store.cache.manifest.experts.map(\.key)
+        for step in 0..<24 {
+            use(experts[step % experts.count], in: store)
+            if step % 2 == 0 {
+                store.predict(lookahead: [[experts[(step + 5) % experts.count]]], source: .head)
+            } else {
+                store.predict(lookahead: [[experts[(step + 1) % experts.count]]], source: .repetition)
+            }
+            store.waitUntilIdle()
+        }
+        let metrics = store.metrics()
+        XCTAssertGreaterThan(metrics.prefetchUsedBytes, 0, "the repetition proved right and was loaded")
+        XCTAssertEqual(metrics.wastedPrefetchBytes, 0, "the head never proved right and was never loaded")
+    }
+
     func testStalePredictionsAreCancelled() throws {
         let (store, disk) = try makeStore(delay: 0, gated: true)
         defer { store.close() }

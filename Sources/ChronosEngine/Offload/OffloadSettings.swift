@@ -20,12 +20,15 @@ public struct PredictorSelection: Sendable, Equatable, Codable {
     public var intent: Bool
     /// Each decoder layer previews the next MoE layer's routing during decode (every MoE model).
     public var nextLayer: Bool
+    /// Text that repeats earlier text predicts the routing that followed it (every MoE model).
+    public var repetition: Bool
 
     /// A selection; all on by default.
-    public init(lookahead: Bool = true, intent: Bool = true, nextLayer: Bool = true) {
+    public init(lookahead: Bool = true, intent: Bool = true, nextLayer: Bool = true, repetition: Bool = true) {
         self.lookahead = lookahead
         self.intent = intent
         self.nextLayer = nextLayer
+        self.repetition = repetition
     }
 }
 

@@ -23,9 +23,11 @@ public struct OffloadedGenerationResult: Sendable {
 /// loading (lowest priority), so those loads overlap the rest of the prefill (the prefill
 /// scheduler); during each decode pass every decoder layer previews the next MoE layer's
 /// routing before it asks for its own routed experts (attention and shared experts done), and
-/// those experts are queued right after the layer's own needs; after every pass the lookahead
-/// predictions for t+1…t+K replace the previous ones (stale queued loads are
-/// cancelled). Routing decisions feed the prediction scorer. Each pass yields an
+/// those experts are queued right after the layer's own needs; before every decode pass the
+/// lookahead predictions for it and the passes after replace the previous ones (stale queued
+/// loads are cancelled): the routing that followed the same text earlier when the token about
+/// to run repeats earlier text (`RepetitionPredictor`), else the lookahead head's predictions
+/// from the pass before. Routing decisions feed the prediction scorer. Each pass yields an
 /// `OffloadSnapshot` to `onSnapshot` and to every `snapshots()` stream.
 public final class OffloadedGenerator {
     /// The model and its storage.
@@ -62,9 +64,11 @@ public final class OffloadedGenerator {
         let offloaded = self.offloaded, model = offloaded.model, store = offloaded.store
         let settings = offloaded.settings
         let scorer = PredictionScorer(totalPairs: model.summary.expertsPerLayer.reduce(0, +))
-        let recorder = RoutingRecorder(scorer: scorer)
+        let repetition = offloaded.predictsRepetition ? RepetitionPredictor() : nil
+        let recorder = RoutingRecorder(scorer: scorer, repetition: repetition)
         let cache = model.makeCache()
         cache.routingObserver = { recorder.observe($0) }
+        var headPredictions: [[ExpertKey]] = []
 
         store?.resetPredictions()
         offloaded.dropPageCacheIfCold()
@@ -75,6 +79,18 @@ public final class OffloadedGenerator {
         let generation = try Generator(model: model, tokenizer: tokenizer).run(request, cache: cache, forward: { ids, cache, phase in
             recorder.isPrefill = phase == .prefill
             recorder.steps.append([])
+            repetition?.append(ids, at: cache.offset)
+            if phase == .decode, let store {
+                let repeated = repetition?.predict() ?? []
+                if repetition != nil { scorer.recordRepetition(at: cache.offset, repeated.first ?? []) }
+                if !repeated.isEmpty {
+                    store.predict(lookahead: repeated, source: .repetition)
+                    scorer.recordLookahead(after: cache.offset - 1, repeated)
+                } else if !headPredictions.isEmpty {
+                    store.predict(lookahead: headPredictions, source: .head)
+                    scorer.recordLookahead(after: cache.offset - 1, headPredictions)
+                }
+            }
             store?.beginStep(tokens: ids.count)
             var schedulePromptSet: ((Tensor) -> Void)? = nil
             if phase == .prefill, let predictor = offloaded.promptPredictor, let store {
@@ -100,11 +116,7 @@ public final class OffloadedGenerator {
             } else {
                 decodeSteps += 1
             }
-            if let lookahead = offloaded.lookahead, let store {
-                let predictions = lookahead.predict(after: observation)
-                store.predict(lookahead: predictions)
-                scorer.recordLookahead(after: observation.lastPosition, predictions)
-            }
+            if let lookahead = offloaded.lookahead { headPredictions = lookahead.predict(after: observation) }
             self.publish(OffloadSnapshot(
                 isPrefill: phase == .prefill, position: observation.lastPosition, decodeSteps: decodeSteps,
                 elapsedSeconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9,
@@ -146,16 +158,21 @@ public final class OffloadedGenerator {
 /// Collects what the routing observer reports during one generation.
 private final class RoutingRecorder {
     let scorer: PredictionScorer
+    let repetition: RepetitionPredictor?
     var isPrefill = true
     /// Each pass's distinct experts in the order they were needed.
     var steps: [[ExpertKey]] = []
     var prefillFallbackSlots = 0
     var decodeFallbackSlots = 0
 
-    init(scorer: PredictionScorer) { self.scorer = scorer }
+    init(scorer: PredictionScorer, repetition: RepetitionPredictor?) {
+        self.scorer = scorer
+        self.repetition = repetition
+    }
 
     func observe(_ decision: RoutingDecision) {
         scorer.observe(decision)
+        repetition?.observe(decision)
         for expert in decision.experts {
             let key = ExpertKey(layer: decision.layer, expert: expert)
             if !steps[steps.count - 1].contains(key) { steps[steps.count - 1].append(key) }

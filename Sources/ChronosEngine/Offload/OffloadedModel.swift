@@ -33,6 +33,8 @@ public final class OffloadedModel {
     public var promptPredictor: (any PromptExpertPredictor)?
     /// Whether decode steps prefetch each layer's preview of the next MoE layer (`chronos`).
     public var previewsNextLayer = false
+    /// Whether decode steps predict the routing of repeated text (`chronos`).
+    public var predictsRepetition = false
 
     /// Loads the model in `directory` as `settings` say; the expert cache must be packed for
     /// every mode but `resident`, and is checked against the model. A checkpoint stripped of its
@@ -140,11 +142,12 @@ public final class OffloadedModel {
     }
 
     /// The predictors of a `chronos` run, as far as the settings allow: the next-layer preview
-    /// (any MoE model); a trained lookahead head (`lookahead.safetensors`) if the directory has
+    /// and the repetition of earlier text (any MoE model); a trained lookahead head (`lookahead.safetensors`) if the directory has
     /// one, else a Chronos-native head; the intent classifier (`intent.safetensors`) if there is one.
     private func loadPredictors(directory: URL, cache: ExpertCache) throws {
         let summary = model.summary
         previewsNextLayer = settings.predictors.nextLayer
+        predictsRepetition = settings.predictors.repetition
         if settings.predictors.lookahead {
             let perOffset = settings.lookaheadExperts ?? summary.expertsPerToken
             if let head = try TrainedLookaheadHead.load(from: directory, summary: summary) {

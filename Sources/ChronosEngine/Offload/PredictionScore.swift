@@ -52,6 +52,10 @@ public struct PredictionReport: Sendable, Equatable, Codable {
     public var lookaheadPrevious: [PredictionScore] = []
     /// Each layer's preview of the next MoE layer's experts against that layer's experts.
     public var nextLayer = PredictionScore()
+    /// The repetition of earlier text's prediction for each decode step against its experts,
+    /// over every decode step (one with no match predicts nothing): its recall is the share of
+    /// the decode's experts the repetition named in time.
+    public var repetition = PredictionScore()
     /// The prompt-level set against every expert the decode used.
     public var prompt = PredictionScore()
     /// What a random set of the same size would score (expected hits = |S|·|U| / all pairs).
@@ -71,6 +75,7 @@ public struct PredictionReport: Sendable, Equatable, Codable {
         r.lookaheadFrequency = sum(lookaheadFrequency, other.lookaheadFrequency)
         r.lookaheadPrevious = sum(lookaheadPrevious, other.lookaheadPrevious)
         r.nextLayer = nextLayer.adding(other.nextLayer)
+        r.repetition = repetition.adding(other.repetition)
         r.prompt = prompt.adding(other.prompt)
         r.promptChance = promptChance.adding(other.promptChance)
         return r

@@ -13,6 +13,7 @@ public final class PredictionScorer {
     private var counts: [ExpertKey: Int] = [:]
     private var lookahead: [(from: Int, predictions: [[ExpertKey]], frequency: [[ExpertKey]])] = []
     private var nextLayer: [(position: Int, layer: Int, keys: [ExpertKey])] = []
+    private var repetition: [(position: Int, keys: [ExpertKey])] = []
     private var promptSet: [ExpertKey]?
     private var promptLength = 0
     private let totalPairs: Int
@@ -44,6 +45,12 @@ public final class PredictionScorer {
     /// Records the experts previewed for MoE layer `layer` of the token at `position`.
     public func recordNextLayer(position: Int, layer: Int, _ keys: [ExpertKey]) {
         nextLayer.append((position, layer, keys))
+    }
+
+    /// Records what the repetition of earlier text predicted for the decode step at `position`
+    /// (empty when nothing matched), before that step ran.
+    public func recordRepetition(at position: Int, _ keys: [ExpertKey]) {
+        repetition.append((position, keys))
     }
 
     /// Records the prompt-level set predicted for a prompt of `promptLength` tokens.
@@ -86,6 +93,11 @@ public final class PredictionScorer {
             guard let used = used[record.position] else { continue }
             let actual = used.filter { $0.layer == record.layer }, predicted = Set(record.keys)
             report.nextLayer.add(hits: predicted.intersection(actual).count, predicted: predicted.count, actual: actual.count)
+        }
+        for record in repetition {
+            guard let actual = used[record.position] else { continue }
+            let predicted = Set(record.keys)
+            report.repetition.add(hits: predicted.intersection(actual).count, predicted: predicted.count, actual: actual.count)
         }
         if let promptSet {
             let decodeUsed = decodePositions.reduce(into: Set<ExpertKey>()) { $0.formUnion(used[$1]!) }

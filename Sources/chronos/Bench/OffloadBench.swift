@@ -217,7 +217,7 @@ struct OffloadBench {
     /// The printed table, one row per run, with ratios to `resident`.
     static func table(_ runs: [Run]) -> String {
         let header = ["baseline", "policy", "budget", "tok/s", "×res", "bound", "TTFT ms", "stall ms/tok", "hit %", "oracle", "next L",
-                      "recall@1", "shuf", "freq", "prev", "prompt", "chance", "read/tok", "wasted", "peak", "fallbk", "faults", "agree %", "CE"]
+                      "repeat", "recall@1", "shuf", "freq", "prev", "prompt", "chance", "read/tok", "wasted", "peak", "fallbk", "faults", "agree %", "CE"]
         let reference = runs.first { $0.metrics.mode == .resident }?.metrics.tokensPerSecond ?? 0
         var rows = [header]
         for run in runs {
@@ -233,7 +233,7 @@ struct OffloadBench {
                 String(format: "%.2f", m.tokensPerSecond), reference > 0 ? String(format: "%.2f", m.tokensPerSecond / reference) : "-",
                 run.boundTokensPerSecond.map { String(format: "%.2f", $0) } ?? "-",
                 String(format: "%.1f", m.timeToFirstTokenMs), String(format: "%.2f", m.stallMsPerToken), percent(m.hitRate),
-                percent(run.oracleHitRate), percent(p.nextLayer.recall), percent(p.lookahead.first?.recall), percent(p.lookaheadShuffled.first?.recall),
+                percent(run.oracleHitRate), percent(p.nextLayer.recall), percent(p.repetition.recall), percent(p.lookahead.first?.recall), percent(p.lookaheadShuffled.first?.recall),
                 percent(p.lookaheadFrequency.first?.recall), percent(p.lookaheadPrevious.first?.recall),
                 percent(p.prompt.recall), percent(p.promptChance.recall),
                 OffloadRunMetrics.bytes(m.bytesReadPerToken), OffloadRunMetrics.bytes(Double(m.decode.wastedPrefetchBytes)),
@@ -258,6 +258,7 @@ struct OffloadBench {
             "prefetched_bytes": m.decode.prefetchedBytes, "peak_expert_bytes": m.peakExpertBytes, "fallbacks": m.fallbacks,
             "faults": m.faults, "prompts": m.prompts, "decode_steps": m.decodeSteps,
             "next_layer_recall": p.nextLayer.recall ?? NSNull(),
+            "repetition_recall": p.repetition.recall ?? NSNull(), "repetition_precision": p.repetition.precision ?? NSNull(),
             "recall_t1": p.lookahead.first?.recall ?? NSNull(), "precision_t1": p.lookahead.first?.precision ?? NSNull(),
             "recall_t1_shuffled": p.lookaheadShuffled.first?.recall ?? NSNull(),
             "recall_t1_frequency": p.lookaheadFrequency.first?.recall ?? NSNull(),
