@@ -58,8 +58,11 @@ struct ExpertResidency {
 
     private(set) var entries: [ExpertKey: Entry] = [:]
     private(set) var held: [ResidencyTier: Int] = [.hot: 0, .staging: 0]
-    /// The nearest offset k at which each expert is predicted now (for token t + k).
-    private(set) var predictedOffsets: [ExpertKey: Int] = [:]
+    /// The offsets k (ascending) at which each expert is predicted now, for step
+    /// `predictionBase` + k.
+    private(set) var predictedOffsets: [ExpertKey: [Int]] = [:]
+    /// The step the current lookahead predictions were made after.
+    private var predictionBase = 0
     /// The source of the current lookahead predictions.
     private(set) var predictionSource = LookaheadSource.head
     /// The prompt-level set now.
@@ -137,7 +140,7 @@ struct ExpertResidency {
             } ?? 0
             let byRate = 1 - Foundation.pow(1 - useRate(key), Double(Self.reuseHorizon))
             let recency = max(byAge, byRate)
-            var predicted = predictedOffsets[key].map { calibration.prediction(offset: $0, source: predictionSource) } ?? 0
+            var predicted = nextPredictedOffset(of: key).map { calibration.prediction(offset: $0, source: predictionSource) } ?? 0
             if promptSet.contains(key) { predicted = max(predicted, calibration.prompt) }
             if let rank = nextLayer?.ranks[key] { predicted = max(predicted, calibration.nextLayer(rank: rank)) }
             return 1 - (1 - recency) * (1 - predicted)
@@ -149,11 +152,20 @@ struct ExpertResidency {
     mutating func setPredictions(_ lookahead: [[ExpertKey]], source: LookaheadSource) {
         predictedOffsets = [:]
         predictionSource = source
+        predictionBase = step
         for (index, keys) in lookahead.enumerated() {
             for key in keys {
-                if predictedOffsets[key] == nil { predictedOffsets[key] = index + 1 }
+                if predictedOffsets[key]?.last != index + 1 { predictedOffsets[key, default: []].append(index + 1) }
                 pendingPredictions[step + index + 1, default: []].append((key, index + 1, source))
             }
+        }
+    }
+
+    /// The offset of `key`'s next predicted use: a prediction for the current step counts
+    /// until the expert is used in it.
+    func nextPredictedOffset(of key: ExpertKey) -> Int? {
+        predictedOffsets[key]?.first { offset in
+            predictionBase + offset > step || (predictionBase + offset == step && !usedThisStep.contains(key))
         }
     }
 

@@ -5,8 +5,9 @@ import Foundation
 public enum LookaheadSource: Sendable, Hashable {
     /// A lookahead head reading the model's hidden state.
     case head
-    /// The routing that followed the last time the text read as it does now.
-    case repetition
+    /// The routing that followed the last time the text read as it does now, `matched` tokens
+    /// of it (each length on its own record).
+    case repetition(matched: Int)
 }
 
 /// The expert provider of an offloaded model: routed experts live in the cluster files on

@@ -106,13 +106,29 @@ final class PrefetchTests: XCTestCase {
             if step % 2 == 0 {
                 store.predict(lookahead: [[experts[(step + 5) % experts.count]]], source: .head)
             } else {
-                store.predict(lookahead: [[experts[(step + 1) % experts.count]]], source: .repetition)
+                store.predict(lookahead: [[experts[(step + 1) % experts.count]]], source: .repetition(matched: 5))
             }
             store.waitUntilIdle()
         }
         let metrics = store.metrics()
         XCTAssertGreaterThan(metrics.prefetchUsedBytes, 0, "the repetition proved right and was loaded")
         XCTAssertEqual(metrics.wastedPrefetchBytes, 0, "the head never proved right and was never loaded")
+    }
+
+    func testAPredictionForTheCurrentStepLapsesOnceTheExpertIsUsed() {
+        var residency = ExpertResidency(budget: ResidencyBudget(hot: 1 << 20, staging: 0), eviction: .scored, promptWeight: 0.25,
+                                        totalPairs: 8)
+        residency.setPredictions([[key(0, 0), key(0, 1)], [key(0, 1)], [key(0, 0)]], source: .head)
+        residency.beginStep()
+        XCTAssertEqual(residency.nextPredictedOffset(of: key(0, 0)), 1)
+        XCTAssertEqual(residency.nextPredictedOffset(of: key(0, 1)), 1)
+        residency.markUsed(key(0, 0))
+        XCTAssertEqual(residency.nextPredictedOffset(of: key(0, 0)), 3, "used in this step: its next predicted use counts")
+        XCTAssertEqual(residency.nextPredictedOffset(of: key(0, 1)), 1, "not used yet")
+        residency.endStep(singleToken: true)
+        residency.beginStep()
+        XCTAssertEqual(residency.nextPredictedOffset(of: key(0, 1)), 2, "the step it was predicted for has passed")
+        XCTAssertNil(residency.nextPredictedOffset(of: key(0, 2)))
     }
 
     func testStalePredictionsAreCancelled() throws {

@@ -85,7 +85,7 @@ public struct OffloadRunMetrics: Sendable, Codable {
         for line in other.faultLog where faultLog.count < 32 && !faultLog.contains(line) { faultLog.append(line) }
     }
 
-    /// One line for the end of `chronos generate`: tokens/s, hit rate, stall, bytes read.
+    /// One line for the end of `chronos generate`: tokens/s, hit rate, stall, bytes read, prediction recall.
     public var summaryLine: String {
         var line = String(format: "experts %@ (%@, budget %.1f%% = %@): %.2f tokens/s, hit rate %.1f%%, stall %.2f ms/token, read %@/token",
                           mode.rawValue, policy?.rawValue ?? "-", Double(budgetBytes) / Double(max(1, totalExpertBytes)) * 100,
@@ -94,6 +94,7 @@ public struct OffloadRunMetrics: Sendable, Codable {
         if fallbacks > 0 { line += ", \(fallbacks) fallbacks" }
         if faults > 0 { line += ", \(faults) faults" }
         if let recall = recallT1 { line += String(format: ", recall@t+1 %.1f%%", recall * 100) }
+        if let recall = predictions.repetition.recall, recall > 0 { line += String(format: ", repeated text named %.1f%%", recall * 100) }
         return line
     }
 

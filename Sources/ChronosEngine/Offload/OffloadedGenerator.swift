@@ -81,11 +81,11 @@ public final class OffloadedGenerator {
             recorder.steps.append([])
             repetition?.append(ids, at: cache.offset)
             if phase == .decode, let store {
-                let repeated = repetition?.predict() ?? []
-                if repetition != nil { scorer.recordRepetition(at: cache.offset, repeated.first ?? []) }
-                if !repeated.isEmpty {
-                    store.predict(lookahead: repeated, source: .repetition)
-                    scorer.recordLookahead(after: cache.offset - 1, repeated)
+                let repeated = repetition?.predict()
+                if repetition != nil { scorer.recordRepetition(at: cache.offset, repeated?.steps.first ?? []) }
+                if let repeated {
+                    store.predict(lookahead: repeated.steps, source: .repetition(matched: repeated.matched))
+                    scorer.recordLookahead(after: cache.offset - 1, repeated.steps)
                 } else if !headPredictions.isEmpty {
                     store.predict(lookahead: headPredictions, source: .head)
                     scorer.recordLookahead(after: cache.offset - 1, headPredictions)

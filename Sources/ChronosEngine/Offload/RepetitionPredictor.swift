@@ -9,7 +9,9 @@ import ChronosModel
 /// tokens match (x included), the pairs of that position and of the ones after it predict this
 /// step and the next (`[0]` for this step, `[k]` for k steps later), as far as the history
 /// goes and at most `horizon` steps. Loops in generated text, quotations of the prompt and
-/// recurring phrases all match; new text predicts nothing.
+/// recurring phrases all match; new text predicts nothing. The expert store scores the
+/// predictions of each match length on their own record, so short matches are loaded only if
+/// they prove as reliable as long ones.
 public final class RepetitionPredictor {
     /// Tokens that must match (the current one included) before the history is trusted.
     public let minimumMatch: Int
@@ -23,7 +25,7 @@ public final class RepetitionPredictor {
     private static let candidates = 256
 
     /// A predictor trusting matches of `minimumMatch` tokens, predicting `horizon` steps.
-    public init(minimumMatch: Int = 5, horizon: Int = 8) {
+    public init(minimumMatch: Int = 3, horizon: Int = 8) {
         self.minimumMatch = max(1, minimumMatch)
         self.horizon = max(1, horizon)
     }
@@ -50,18 +52,31 @@ public final class RepetitionPredictor {
         }
     }
 
-    /// The pairs predicted for the last recorded token's step and the ones after it; empty
-    /// when no earlier text matches `minimumMatch` tokens.
-    public func predict() -> [[ExpertKey]] {
+    /// What the history predicts for the last recorded token's step and the ones after it.
+    public struct Prediction: Equatable {
+        /// `[k]`: the pairs predicted k steps after the current one.
+        public var steps: [[ExpertKey]]
+        /// Tokens that matched, at most `longMatch`: longer matches predict better, and each
+        /// length is scored on its own record.
+        public var matched: Int
+    }
+
+    /// Matches of this many tokens or more are scored together.
+    public static let longMatch = 6
+
+    /// The pairs predicted for the last recorded token's step and the ones after it; nil when no
+    /// earlier text matches `minimumMatch` tokens.
+    public func predict() -> Prediction? {
         let last = tokens.count - 1
-        guard last > 0, let earlier = positions[tokens[last]] else { return [] }
+        guard last > 0, let earlier = positions[tokens[last]] else { return nil }
         var best = -1, bestLength = 0
         for j in earlier.reversed().prefix(Self.candidates + 1) where j < last {
             var length = 0
             while length <= j, tokens[j - length] == tokens[last - length] { length += 1 }
             if length > bestLength { (best, bestLength) = (j, length) }
         }
-        guard bestLength >= minimumMatch else { return [] }
-        return (0..<min(horizon, last - best)).map { routing[best + $0] }
+        guard bestLength >= minimumMatch else { return nil }
+        return Prediction(steps: (0..<min(horizon, last - best)).map { routing[best + $0] },
+                          matched: min(bestLength, Self.longMatch))
     }
 }

@@ -76,11 +76,13 @@ struct Bench: ParsableCommand {
                 Greedy decoding of the same prompts under each baseline: resident (every expert in memory), mmap \
                 (experts read through memory maps of the cluster files; with a simulated disk, charged on first touch \
                 and after a budget-sized LRU page-cache model drops them), lru (load on miss, LRU eviction, no \
-                prediction) and chronos (lookahead + prompt-level prediction, prefetch, scored eviction); lru and \
-                chronos use --policy. Each row shows the bound max(compute, missed bytes / disk bandwidth), compute \
-                being the resident run's time per token. Recall@1 is the lookahead's for token t+1, beside the same \
-                predictions scored against a random other token (shuf), the most used experts so far (freq) and the \
-                previous token's experts (prev).
+                prediction) and chronos (next-layer previews, the repetition of earlier text, the lookahead head and the \
+                prompt-level set, prefetch, scored eviction); lru and chronos use --policy. Each row shows the bound \
+                max(compute, missed bytes / disk bandwidth), compute being the resident run's time per token. Repeat is \
+                the share of the decode's experts that the repetition of earlier text named before their token ran. \
+                Recall@1 is the lookahead's for token t+1 (the repetition's predictions where the text repeats, the \
+                head's elsewhere), beside the same predictions scored against a random other token (shuf), the most \
+                used experts so far (freq) and the previous token's experts (prev).
 
                 Without --model, a random Chronos-native model (8 layers × 8 experts, hidden 512, bf16, ~200 MB of \
                 experts) is written to a temporary directory, packed, and removed afterwards. The model directory \
