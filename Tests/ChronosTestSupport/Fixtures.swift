@@ -16,11 +16,31 @@ public enum Fixtures {
         root.appendingPathComponent(relativePath)
     }
 
-    /// A fresh empty temporary directory, removed by the caller or by the OS.
+    /// A fresh empty temporary directory, removed when the test process exits.
     public static func temporaryDirectory() throws -> URL {
         let dir = FileManager.default.temporaryDirectory
             .appendingPathComponent("chronos-test-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        TemporaryDirectories.shared.add(dir)
         return dir
+    }
+}
+
+/// The directories `Fixtures.temporaryDirectory()` handed out, removed at process exit.
+private final class TemporaryDirectories: @unchecked Sendable {
+    static let shared = TemporaryDirectories()
+    private let lock = NSLock()
+    private var directories: [URL] = []
+
+    private init() {
+        atexit { TemporaryDirectories.shared.removeAll() }
+    }
+
+    func add(_ directory: URL) {
+        lock.withLock { directories.append(directory) }
+    }
+
+    func removeAll() {
+        for directory in lock.withLock({ directories }) { try? FileManager.default.removeItem(at: directory) }
     }
 }
