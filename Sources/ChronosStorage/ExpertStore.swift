@@ -165,9 +165,16 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
 
     // MARK: Predictions and steps
 
+    /// Lookahead predictions further ahead than this many steps are not loaded, only weighed in
+    /// eviction: loaded that early, they sat in the staging tier until other loads displaced
+    /// them unused (on the 200 MB-expert models measured, loading up to t+8 wasted 1.3–1.5× the
+    /// bytes that loading up to t+2 did, for no fewer misses).
+    static let lookaheadLoadHorizon = 2
+
     /// Replaces the lookahead predictions: `lookahead[k − 1]` are the experts `source` predicts
     /// for token t + k (t the last step run), best first. Queued predictions no longer named are
-    /// cancelled; the rest are queued by offset if that source's record at the offset earns it.
+    /// cancelled; those of the first `lookaheadLoadHorizon` offsets are queued by offset if that
+    /// source's record at the offset earns it.
     public func predict(lookahead: [[ExpertKey]], source: LookaheadSource = .head) {
         state.lock()
         defer { state.unlock() }
@@ -175,7 +182,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         let previous = queue.removeAll { _, priority in priority.isLookahead }
         residency.metrics.cancelledPrefetches += previous.filter { residency.predictedOffsets[$0] == nil }.count
         for (index, keys) in lookahead.enumerated()
-        where residency.calibration.prediction(offset: index + 1, source: source) >= predictionBar {
+        where index < Self.lookaheadLoadHorizon && residency.calibration.prediction(offset: index + 1, source: source) >= predictionBar {
             for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
                 queue.push(key, .lookahead(offset: index + 1, order: order))
             }
