@@ -19,9 +19,10 @@ public enum LookaheadSource: Sendable, Hashable {
 ///   `MissPolicy`, waiting (if it does) only on that expert's readiness signal.
 /// - Predictions (`predict(nextLayer:layer:)`, `predict(lookahead:)`, `preload(promptSet:)`)
 ///   load into staging at lower priority: the next layer's previewed experts, then t+1 before
-///   t+2 …, the prompt-level set last; a newer prediction cancels queued loads it no longer
-///   names. Predictions are loaded only while they earn it: lookahead offsets whose measured
-///   precision reaches `prefetchThreshold` and beats random guessing by `prefetchLift`, previews
+///   t+2 (further lookahead only weighs in eviction), the prompt-level set last; a newer
+///   prediction cancels queued loads it no longer names. Predictions are loaded only while they
+///   earn it: lookahead offsets whose measured precision (each `LookaheadSource` on its own
+///   record) reaches `prefetchThreshold` and beats random guessing by `prefetchLift`, previews
 ///   whose precision at their rank also reaches `previewThreshold`, and prompt-level sets whose
 ///   measured share of loads used reaches `prefetchThreshold`.
 /// - IO runs on `Thread`s of its own, never on the Swift concurrency pool: each read (`pread`

@@ -142,8 +142,9 @@ public final class OffloadedModel {
     }
 
     /// The predictors of a `chronos` run, as far as the settings allow: the next-layer preview
-    /// and the repetition of earlier text (any MoE model); a trained lookahead head (`lookahead.safetensors`) if the directory has
-    /// one, else a Chronos-native head; the intent classifier (`intent.safetensors`) if there is one.
+    /// and the repetition of earlier text (any MoE model); a trained lookahead head
+    /// (`lookahead.safetensors`) if the directory has one, else a Chronos-native head; the intent
+    /// classifier (`intent.safetensors`) if there is one.
     private func loadPredictors(directory: URL, cache: ExpertCache) throws {
         let summary = model.summary
         previewsNextLayer = settings.predictors.nextLayer
