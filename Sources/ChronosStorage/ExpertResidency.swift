@@ -127,9 +127,9 @@ struct ExpertResidency {
     /// The eviction score of `key` now (higher is kept longer). Scored: the chance it is used
     /// soon, 1 − (1 − r)(1 − p), where r is the larger of two estimates of its reuse within the
     /// horizon — from the age of its last use (as measured so far) and from its recent rate of
-    /// use (an expert the routing favours stays, as under LFU) — and p comes from its nearest
-    /// predicted offset, prompt-set membership or the next-layer preview, as measured. LRU: its
-    /// last use.
+    /// use (an expert the routing favours stays, as under LFU) — and p comes from the offset of
+    /// its next predicted use (on the record of the source that predicted it), prompt-set
+    /// membership or the next-layer preview, as measured. LRU: its last use.
     func score(_ key: ExpertKey) -> Double {
         switch eviction {
         case .lru:

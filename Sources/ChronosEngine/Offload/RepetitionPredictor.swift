@@ -13,6 +13,18 @@ import ChronosModel
 /// predictions of each match length on their own record, so short matches are loaded only if
 /// they prove as reliable as long ones.
 public final class RepetitionPredictor {
+    /// What the history predicts for the last recorded token's step and the ones after it.
+    public struct Prediction: Equatable {
+        /// `[k]`: the pairs predicted k steps after the current one.
+        public var steps: [[ExpertKey]]
+        /// Tokens that matched, at most `longMatch`: longer matches predict better, and each
+        /// length is scored on its own record.
+        public var matched: Int
+    }
+
+    /// Matches of this many tokens or more are scored together.
+    public static let longMatch = 6
+
     /// Tokens that must match (the current one included) before the history is trusted.
     public let minimumMatch: Int
     /// Steps predicted at most (this one included).
@@ -51,18 +63,6 @@ public final class RepetitionPredictor {
             if !routing[decision.position].contains(key) { routing[decision.position].append(key) }
         }
     }
-
-    /// What the history predicts for the last recorded token's step and the ones after it.
-    public struct Prediction: Equatable {
-        /// `[k]`: the pairs predicted k steps after the current one.
-        public var steps: [[ExpertKey]]
-        /// Tokens that matched, at most `longMatch`: longer matches predict better, and each
-        /// length is scored on its own record.
-        public var matched: Int
-    }
-
-    /// Matches of this many tokens or more are scored together.
-    public static let longMatch = 6
 
     /// The pairs predicted for the last recorded token's step and the ones after it; nil when no
     /// earlier text matches `minimumMatch` tokens.
