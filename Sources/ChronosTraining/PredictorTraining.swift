@@ -6,7 +6,9 @@ import Foundation
 /// Trains the predictors learned from activation traces (the intent classifier and the trained
 /// lookahead head): examples pair an input hidden state with G target distributions over
 /// experts, and the loss is the soft-target cross-entropy averaged over groups,
-/// `mean_{n,g} [−Σ_e y_{n,g,e} · log softmax(logits_{n,g})_e]`, minimised with AdamW.
+/// `mean_{n,g} [−Σ_e y_{n,g,e} · log softmax(logits_{n,g})_e]`, minimised with AdamW. Given
+/// validation examples, training keeps the parameters that scored best on them: the intent
+/// classifier has a few thousand examples and, run to the end, fits them past what generalises.
 public enum PredictorTraining {
     /// How a predictor is trained.
     public struct Settings: Sendable {
@@ -22,6 +24,8 @@ public enum PredictorTraining {
         public var weightDecay: Float = 0.01
         /// Seed of the batch order.
         public var seed: UInt64 = 0
+        /// Steps between evaluations on the validation examples.
+        public var validateEvery = 50
 
         /// The defaults.
         public init() {}
@@ -47,6 +51,24 @@ public enum PredictorTraining {
             inputs += input
             targets += target
             count += 1
+        }
+
+        /// The examples split into the first ones and the last `share` of them (at least one
+        /// when there are two or more). Examples are appended sequence by sequence, so the tail
+        /// holds whole sequences, but for the one the cut falls in.
+        public func split(holdingOut share: Double) -> (kept: Examples, heldOut: Examples) {
+            let heldOutCount = count < 2 ? 0 : min(count - 1, max(1, Int((Double(count) * share).rounded())))
+            let cut = count - heldOutCount
+            var kept = Examples(inputWidth: inputWidth, groups: groups, experts: experts)
+            var heldOut = kept
+            let targetWidth = groups * experts
+            kept.inputs = Array(inputs[..<(cut * inputWidth)])
+            kept.targets = Array(targets[..<(cut * targetWidth)])
+            kept.count = cut
+            heldOut.inputs = Array(inputs[(cut * inputWidth)...])
+            heldOut.targets = Array(targets[(cut * targetWidth)...])
+            heldOut.count = heldOutCount
+            return (kept, heldOut)
         }
 
         /// Inputs and targets of the examples at `indices`, as tensors `[n, H]` and `[n·G, E]`.
@@ -121,9 +143,22 @@ public enum PredictorTraining {
         return examples.count > 0 ? total / Double(examples.count) : 0
     }
 
-    /// Trains a copy of `network` on `examples`; `progress` gets each step and its loss.
-    public static func train(_ network: ExpertDistributionNetwork, on examples: Examples, settings: Settings,
-                             progress: (_ step: Int, _ loss: Float) -> Void = { _, _ in }) -> ExpertDistributionNetwork {
+    /// A trained network and the step whose parameters it holds.
+    public struct Outcome: Sendable {
+        /// The network.
+        public var network: ExpertDistributionNetwork
+        /// The step its parameters are from: the last, or the one that scored best on the
+        /// validation examples.
+        public var step: Int
+        /// Its loss on the validation examples (nil without them).
+        public var validationLoss: Double?
+    }
+
+    /// Trains a copy of `network` on `examples`, keeping the parameters that score best on
+    /// `validation` (checked every `validateEvery` steps and at the end) when there are any;
+    /// `progress` gets each step and its loss.
+    public static func train(_ network: ExpertDistributionNetwork, on examples: Examples, validation: Examples? = nil,
+                             settings: Settings, progress: (_ step: Int, _ loss: Float) -> Void = { _, _ in }) -> Outcome {
         precondition(examples.count > 0, "no training examples")
         var trained = network
         trained.parameters = network.parameters.map { ($0.name, Tensor(shape: $0.tensor.shape, values: $0.tensor.floats).requiringGradient()) }
@@ -133,7 +168,10 @@ public enum PredictorTraining {
         let schedule = LearningRateSchedule(peak: settings.learningRate, warmupSteps: settings.warmupSteps, totalSteps: settings.steps)
         var random = SplitMix64(seed: settings.seed)
         let batch = min(settings.batchSize, examples.count)
-        for step in 1...max(1, settings.steps) {
+        let steps = max(1, settings.steps)
+        let validation = validation.flatMap { $0.count > 0 ? $0 : nil }
+        var best: Outcome? = nil
+        for step in 1...steps {
             let indices = (0..<batch).map { _ in Int(random.next() % UInt64(examples.count)) }
             let (x, y) = examples.batch(indices)
             let loss = Autograd.recording { Self.loss(logits: trained.logits(x), targets: y) }
@@ -142,8 +180,20 @@ public enum PredictorTraining {
             optimizer.update(trained.parameters, learningRate: schedule.rate(at: step - 1))
             for (_, p) in trained.parameters { p.zeroGradient() }
             progress(step, loss.floats[0])
+            if let validation, step % max(1, settings.validateEvery) == 0 || step == steps {
+                let score = Self.loss(of: trained, on: validation)
+                if score < best?.validationLoss ?? .infinity {
+                    best = Outcome(network: snapshot(trained), step: step, validationLoss: score)
+                }
+            }
         }
-        trained.parameters = trained.parameters.map { ($0.name, $0.tensor.detached()) }
-        return trained
+        return best ?? Outcome(network: snapshot(trained), step: steps, validationLoss: nil)
+    }
+
+    /// A copy of `network` detached from the gradient graph.
+    private static func snapshot(_ network: ExpertDistributionNetwork) -> ExpertDistributionNetwork {
+        var copy = network
+        copy.parameters = network.parameters.map { ($0.name, Tensor(shape: $0.tensor.shape, values: $0.tensor.floats)) }
+        return copy
     }
 }

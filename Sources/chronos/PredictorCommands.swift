@@ -46,17 +46,22 @@ struct PredictorTrainingOptions: ParsableArguments {
         return settings
     }
 
-    /// Trains `network` on `examples` with a progress line; prints the held-out loss before and after.
+    /// Trains `network` on `examples` with a progress line, keeping the parameters that score
+    /// best on the last 10 % of the training examples (set aside for that); prints the held-out
+    /// loss before and after.
     func train(_ network: ExpertDistributionNetwork, examples: PredictorTraining.Examples,
                heldOut: PredictorTraining.Examples) -> ExpertDistributionNetwork {
-        print("\(examples.count) training and \(heldOut.count) held-out examples; held-out loss before training \(String(format: "%.4f", PredictorTraining.loss(of: network, on: heldOut)))")
+        let (fitted, validation) = examples.split(holdingOut: 0.1)
+        print("\(fitted.count) training, \(validation.count) validation and \(heldOut.count) held-out examples; held-out loss before training \(String(format: "%.4f", PredictorTraining.loss(of: network, on: heldOut)))")
         let progress = ProgressLine()
-        let trained = PredictorTraining.train(network, on: examples, settings: settings) { step, loss in
+        let outcome = PredictorTraining.train(network, on: fitted, validation: validation, settings: settings) { step, loss in
             progress.update(String(format: "step %d/%d  loss %.4f", step, steps, loss), fraction: Double(step) / Double(steps))
         }
         progress.finish("")
-        print(String(format: "held-out loss after training %.4f", PredictorTraining.loss(of: trained, on: heldOut)))
-        return trained
+        let validationLoss = outcome.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
+        print(String(format: "kept step %d of %d%@; held-out loss after training %.4f", outcome.step, steps, validationLoss,
+                     PredictorTraining.loss(of: outcome.network, on: heldOut)))
+        return outcome.network
     }
 
     /// Formats a row of a results table.

@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosModel
 import ChronosRouting
 import ChronosTensor
@@ -45,7 +46,7 @@ final class PredictorTests: XCTestCase {
         XCTAssertEqual(examples.count, 8 * 10)
         XCTAssertEqual(examples.groups, 4)
         let before = PredictorTraining.loss(of: head.network, on: examples)
-        head.network = PredictorTraining.train(head.network, on: examples, settings: quickSettings)
+        head.network = PredictorTraining.train(head.network, on: examples, settings: quickSettings).network
         XCTAssertLessThan(PredictorTraining.loss(of: head.network, on: examples), before)
         let rows = PredictorEvaluation.lookahead(head, heldOut: heldOut, training: training, n: 2)
         XCTAssertEqual(rows.map(\.offset), [1, 2])
@@ -55,6 +56,47 @@ final class PredictorTests: XCTestCase {
             XCTAssertEqual(row.frequency.recall, 0.5, accuracy: 0.2, "k=\(row.offset)")
         }
         XCTAssertEqual(rows[0].reuse.recall, 0.5, accuracy: 1e-9, "t and t+1 share one expert of two in each layer")
+    }
+
+    func testPredictorsReadTheirInputAtUnitScale() {
+        // Trained models' hidden states run at RMS in the tens; the network sees them at RMS 1,
+        // so its first layer works in the range it was initialised for whatever the model's scale.
+        let network = ExpertDistributionNetwork(inputWidth: 4, width: 8, groups: 2, experts: 3, seed: 4)
+        let x: [Float] = [0.3, -1.2, 0.8, 2.0]
+        let reference = network.probabilities(x).flatMap { $0 }
+        for scale: Float in [0.5, 40, 400] {
+            let scaled = network.probabilities(x.map { $0 * scale }).flatMap { $0 }
+            for (a, b) in zip(reference, scaled) { XCTAssertEqual(a, b, accuracy: 1e-5, "scale \(scale)") }
+        }
+    }
+
+    func testTrainingKeepsTheParametersThatScoreBestOnValidation() {
+        // Two sequences of two tokens with the same hidden state and opposite next experts: two
+        // examples with one input and opposite targets. Fitting the training one drives the
+        // validation loss up after the first steps.
+        let tokens = (0..<2).flatMap { sequence in
+            (0..<2).map { position in
+                ActivationTrace.Token(sequence: sequence, position: position, id: 0, experts: [[position == 0 ? 0 : sequence]],
+                                      probabilities: [[1]], hidden: [1, 0])
+            }
+        }
+        let trace = ActivationTrace(layers: [.init(layer: 0, experts: 2, expertBytes: 10)], expertsPerToken: 1, hiddenSize: 2,
+                                    sequenceCount: 2, tokens: tokens)
+        let examples = PredictorTraining.lookaheadExamples(trace, steps: 1)
+        let (fitted, validation) = examples.split(holdingOut: 0.1)
+        XCTAssertEqual(fitted.count, 1)
+        XCTAssertEqual(validation.targets, [0, 1])
+        let network = ExpertDistributionNetwork(inputWidth: 2, width: 4, groups: 1, experts: 2, seed: 3)
+        var settings = quickSettings
+        settings.validateEvery = 10
+        let kept = PredictorTraining.train(network, on: fitted, validation: validation, settings: settings)
+        let last = PredictorTraining.train(network, on: fitted, settings: settings)
+        XCTAssertEqual(last.step, settings.steps)
+        XCTAssertNil(last.validationLoss)
+        XCTAssertLessThan(kept.step, settings.steps)
+        let keptLoss = PredictorTraining.loss(of: kept.network, on: validation)
+        XCTAssertEqual(keptLoss, kept.validationLoss ?? .nan, accuracy: 1e-6)
+        XCTAssertLessThan(keptLoss, PredictorTraining.loss(of: last.network, on: validation) - 1)
     }
 
     func testIntentClassifierPredictsTheExpertsOfTheGenerationFromThePrompt() {
@@ -74,7 +116,7 @@ final class PredictorTests: XCTestCase {
         var classifier = IntentClassifier(hiddenSize: 2, layers: [1], experts: 4, horizon: 16, width: 8, seed: 0)
         let examples = PredictorTraining.intentExamples(trace, promptLengths: [4, 8], horizon: 16)
         XCTAssertEqual(examples.count, 24)
-        classifier.network = PredictorTraining.train(classifier.network, on: examples, settings: quickSettings)
+        classifier.network = PredictorTraining.train(classifier.network, on: examples, settings: quickSettings).network
         let rows = PredictorEvaluation.intent(classifier, heldOut: trace, training: trace, promptLengths: [8], setSize: 2)
         let row = rows[0]
         XCTAssertEqual(row.intent.coverage, 1, accuracy: 1e-9)
@@ -127,6 +169,13 @@ final class PredictorTests: XCTestCase {
         try FileManager.default.copyItem(at: directory.appendingPathComponent(IntentClassifier.fileName), to: lookahead)
         XCTAssertThrowsError(try TrainedLookaheadHead.load(from: directory, summary: summary)) { error in
             XCTAssertTrue("\(error)".contains("not a lookahead predictor"), "\(error)")
+        }
+        try SafetensorsWriter.write(head.network.parameters, metadata: [
+            "chronos_predictor": "lookahead", "layers": "0,2", "experts": "4", "hidden_size": "4", "steps": "3",
+        ], to: lookahead)
+        XCTAssertThrowsError(try TrainedLookaheadHead.load(from: directory, summary: summary)) { error in
+            XCTAssertTrue("\(error)".contains("unnormalised inputs"), "\(error)")
+            XCTAssertTrue("\(error)".contains("retrain"), "\(error)")
         }
         try Data("not safetensors".utf8).write(to: lookahead)
         XCTAssertThrowsError(try TrainedLookaheadHead.load(from: directory, summary: summary)) { error in
