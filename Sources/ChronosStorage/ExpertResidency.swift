@@ -81,7 +81,7 @@ struct ExpertResidency {
     /// Experts used in the current step.
     private var usedThisStep: Set<ExpertKey> = []
     /// Predictions waiting to be scored, by the step they are for.
-    private var pendingPredictions: [Int: [(key: ExpertKey, offset: Int, source: LookaheadSource)]] = [:]
+    private var pendingPredictions: [Int: [(key: ExpertKey, offset: Int, source: LookaheadSource, absent: Bool)]] = [:]
     /// The current layer's needs not yet used, by use rank.
     var pins: [ExpertKey: Int] = [:]
     /// The expert a block computes with now.
@@ -156,7 +156,7 @@ struct ExpertResidency {
         for (index, keys) in lookahead.enumerated() {
             for key in keys {
                 if predictedOffsets[key]?.last != index + 1 { predictedOffsets[key, default: []].append(index + 1) }
-                pendingPredictions[step + index + 1, default: []].append((key, index + 1, source))
+                pendingPredictions[step + index + 1, default: []].append((key, index + 1, source, entries[key] == nil))
             }
         }
     }
@@ -209,7 +209,9 @@ struct ExpertResidency {
     mutating func endStep(singleToken: Bool) {
         for last in lastUsedStep.values where last < step { calibration.exposeAge(step - last, hit: false) }
         for prediction in pendingPredictions.removeValue(forKey: step) ?? [] {
-            calibration.exposeOffset(prediction.offset, source: prediction.source, hit: usedThisStep.contains(prediction.key))
+            let hit = usedThisStep.contains(prediction.key)
+            calibration.exposeOffset(prediction.offset, source: prediction.source, hit: hit)
+            if prediction.absent { calibration.exposeLoad(prediction.offset, source: prediction.source, hit: hit) }
         }
         for key in promptSet { calibration.exposePrompt(hit: usedThisStep.contains(key)) }
         if singleToken { calibration.recordStep(pairsUsed: usedThisStep.count) }

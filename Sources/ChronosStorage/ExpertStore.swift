@@ -21,9 +21,9 @@ public enum LookaheadSource: Sendable, Hashable {
 ///   load into staging at lower priority: the next layer's previewed experts, then t+1 before
 ///   t+2 (further lookahead only weighs in eviction), the prompt-level set last; a newer
 ///   prediction cancels queued loads it no longer names. Predictions are loaded only while they
-///   earn it: lookahead offsets whose measured precision (each `LookaheadSource` on its own
-///   record) reaches `prefetchThreshold` and beats random guessing by `prefetchLift`, previews
-///   whose precision at their rank also reaches `previewThreshold`, and prompt-level sets whose
+///   earn it: lookahead offsets whose measured precision on experts not in memory (each
+///   `LookaheadSource` on its own record) reaches `prefetchThreshold` and beats random
+///   guessing by `prefetchLift`, previews whose precision at their rank also reaches `previewThreshold`, and prompt-level sets whose
 ///   measured share of loads used reaches `prefetchThreshold`.
 /// - IO runs on `Thread`s of its own, never on the Swift concurrency pool: each read (`pread`
 ///   through an `ExpertDisk`) lands in a pooled buffer and is checked against the expert's
@@ -175,7 +175,8 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// Replaces the lookahead predictions: `lookahead[k − 1]` are the experts `source` predicts
     /// for token t + k (t the last step run), best first. Queued predictions no longer named are
     /// cancelled; those of the first `lookaheadLoadHorizon` offsets are queued by offset if that
-    /// source's record at the offset earns it.
+    /// source's record at the offset, on the experts it named while they were not in memory
+    /// (the ones a load is for), earns it.
     public func predict(lookahead: [[ExpertKey]], source: LookaheadSource = .head) {
         state.lock()
         defer { state.unlock() }
@@ -183,7 +184,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         let previous = queue.removeAll { _, priority in priority.isLookahead }
         residency.metrics.cancelledPrefetches += previous.filter { residency.predictedOffsets[$0] == nil }.count
         for (index, keys) in lookahead.enumerated()
-        where index < Self.lookaheadLoadHorizon && residency.calibration.prediction(offset: index + 1, source: source) >= predictionBar {
+        where index < Self.lookaheadLoadHorizon && residency.calibration.load(offset: index + 1, source: source) >= predictionBar {
             for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
                 queue.push(key, .lookahead(offset: index + 1, order: order))
             }

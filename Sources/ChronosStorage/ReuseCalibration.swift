@@ -1,8 +1,9 @@
 /// Measured chances that an expert is used in the coming step, from what happened so far: by
 /// the age of its last use (steps since), by the offset k at which a lookahead source (the
-/// head, or the repetition of earlier text) predicted it, each source on its own record,
-/// for members of the prompt-level set, and (within a step) for the experts a layer's router
-/// previewed one layer early. The scored eviction ranks experts by these, so an
+/// head, or the repetition of earlier text) predicted it, each source on its own record (and
+/// on a second one for the experts it named while they were not in memory, which decides
+/// whether its predictions are loaded), for members of the prompt-level set, and (within a
+/// step) for the experts a layer's router previewed one layer early. The scored eviction ranks experts by these, so an
 /// uninformative predictor (or a model whose routing does not repeat) earns little weight on
 /// its own record.
 ///
@@ -19,6 +20,8 @@ struct ReuseCalibration {
     private var ageExposures = [Double](repeating: 0, count: maximumAge + 1)
     private var offsetHits: [LookaheadSource: [Double]] = [:]
     private var offsetExposures: [LookaheadSource: [Double]] = [:]
+    private var loadHits: [LookaheadSource: [Double]] = [:]
+    private var loadExposures: [LookaheadSource: [Double]] = [:]
     private var promptHits = 0.0, promptExposures = 0.0
     private var nextLayerHits: [Double] = [], nextLayerExposures: [Double] = []
     private var promptLoadsUsed = 0.0, promptLoadsSettled = 0.0
@@ -36,9 +39,13 @@ struct ReuseCalibration {
 
     /// P(used in step t + k | predicted for it by `source` after step t).
     func prediction(offset k: Int, source: LookaheadSource) -> Double {
-        let i = k - 1, hits = offsetHits[source] ?? []
-        guard i >= 0, i < hits.count else { return 0 }
-        return hits[i] / (offsetExposures[source]![i] + Self.priorStrength)
+        Self.rate(offsetHits[source] ?? [], offsetExposures[source] ?? [], offset: k)
+    }
+
+    /// P(used in step t + k | predicted for it by `source` after step t while not in memory):
+    /// what loading such a prediction has been worth.
+    func load(offset k: Int, source: LookaheadSource) -> Double {
+        Self.rate(loadHits[source] ?? [], loadExposures[source] ?? [], offset: k)
     }
 
     /// P(used by its layer | previewed for it one layer early at `rank` (0: the router's first
@@ -64,13 +71,29 @@ struct ReuseCalibration {
     }
 
     mutating func exposeOffset(_ k: Int, source: LookaheadSource, hit: Bool) {
+        Self.expose(&offsetHits[source, default: []], &offsetExposures[source, default: []], offset: k, hit: hit)
+    }
+
+    mutating func exposeLoad(_ k: Int, source: LookaheadSource, hit: Bool) {
+        Self.expose(&loadHits[source, default: []], &loadExposures[source, default: []], offset: k, hit: hit)
+    }
+
+    /// The rate at offset `k` of a per-offset record (prior 0).
+    private static func rate(_ hits: [Double], _ exposures: [Double], offset k: Int) -> Double {
+        let i = k - 1
+        guard i >= 0, i < hits.count else { return 0 }
+        return hits[i] / (exposures[i] + priorStrength)
+    }
+
+    /// Counts one prediction for offset `k` in a per-offset record.
+    private static func expose(_ hits: inout [Double], _ exposures: inout [Double], offset k: Int, hit: Bool) {
         guard k >= 1 else { return }
-        while offsetHits[source, default: []].count < k {
-            offsetHits[source, default: []].append(0)
-            offsetExposures[source, default: []].append(0)
+        while hits.count < k {
+            hits.append(0)
+            exposures.append(0)
         }
-        offsetExposures[source]![k - 1] += 1
-        if hit { offsetHits[source]![k - 1] += 1 }
+        exposures[k - 1] += 1
+        if hit { hits[k - 1] += 1 }
     }
 
     /// The share of all (layer, expert) pairs a step uses, on average: the precision of a

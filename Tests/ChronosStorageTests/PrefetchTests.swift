@@ -116,6 +116,31 @@ final class PrefetchTests: XCTestCase {
         XCTAssertEqual(metrics.wastedPrefetchBytes, 0, "the head never proved right and was never loaded")
     }
 
+    func testALookaheadIsLoadedOnlyOnItsRecordForExpertsNotInMemory() throws {
+        // The head names two experts each step: the one every step uses (held in memory, always
+        // right) and one not in memory (always wrong). Half right overall, it never earns a load.
+        let (store, _) = try makeStore(hot: 2, staging: 2, eviction: .scored)
+        defer { store.close() }
+        let experts = store.cache.manifest.experts.map(\.key), always = experts[0]
+        for step in 0..<24 {
+            use(always, in: store)
+            store.predict(lookahead: [[always, experts[1 + step % (experts.count - 1)]]], source: .head)
+            store.waitUntilIdle()
+        }
+        XCTAssertEqual(store.metrics().wastedPrefetchBytes, 0, "the experts it would load were never used")
+        XCTAssertEqual(store.metrics().prefetchUsedBytes, 0)
+
+        // Naming the next step's expert, not in memory, it earns loads that are used.
+        let (right, _) = try makeStore(hot: 2, staging: 2, eviction: .scored)
+        defer { right.close() }
+        for step in 0..<24 {
+            use(experts[step % experts.count], in: right)
+            right.predict(lookahead: [[experts[(step + 1) % experts.count]]], source: .head)
+            right.waitUntilIdle()
+        }
+        XCTAssertGreaterThan(right.metrics().prefetchUsedBytes, 0)
+    }
+
     func testAPredictionForTheCurrentStepLapsesOnceTheExpertIsUsed() {
         var residency = ExpertResidency(budget: ResidencyBudget(hot: 1 << 20, staging: 0), eviction: .scored, promptWeight: 0.25,
                                         totalPairs: 8)
