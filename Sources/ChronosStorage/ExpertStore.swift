@@ -23,8 +23,9 @@ public enum LookaheadSource: Sendable, Hashable {
 ///   prediction cancels queued loads it no longer names. Predictions are loaded only while they
 ///   earn it: lookahead offsets whose measured precision on experts not in memory (each
 ///   `LookaheadSource` on its own record) reaches `prefetchThreshold` and beats random
-///   guessing by `prefetchLift`, previews whose precision at their rank also reaches `previewThreshold`, and prompt-level sets whose
-///   measured share of loads used reaches `prefetchThreshold`.
+///   guessing by `prefetchLift`, previews whose precision at their rank also reaches
+///   `previewThreshold`, and prompt-level sets whose measured share of loads used reaches
+///   `prefetchThreshold`.
 /// - IO runs on `Thread`s of its own, never on the Swift concurrency pool: each read (`pread`
 ///   through an `ExpertDisk`) lands in a pooled buffer and is checked against the expert's
 ///   hash; a fault is retried, and after `retries` the load fails and the block falls back.

@@ -3,9 +3,9 @@
 /// head, or the repetition of earlier text) predicted it, each source on its own record (and
 /// on a second one for the experts it named while they were not in memory, which decides
 /// whether its predictions are loaded), for members of the prompt-level set, and (within a
-/// step) for the experts a layer's router previewed one layer early. The scored eviction ranks experts by these, so an
-/// uninformative predictor (or a model whose routing does not repeat) earns little weight on
-/// its own record.
+/// step) for the experts a layer's router previewed one layer early. The scored eviction ranks
+/// experts by these, so an uninformative predictor (or a model whose routing does not repeat)
+/// earns little weight on its own record.
 ///
 /// Each rate is (hits + s·prior) / (exposures + s·1) with a prior strength s of 4: the prior
 /// 0.5/a for age a, 0 for every lookahead offset and the next-layer preview (a prediction earns weight only by its record:
