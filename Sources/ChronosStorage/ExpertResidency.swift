@@ -31,10 +31,8 @@ struct ExpertResidency {
         var lastUseTick: UInt64 = 0
         /// Decode step of the last use (−1: never used).
         var lastUseStep = -1
-        /// Loaded for a prediction and not used since.
-        var speculative: Bool
-        /// Loaded for the prompt-level set.
-        var fromPromptSet = false
+        /// The prediction it was loaded for, until its first use (nil: loaded for a need, or used).
+        var purpose: LoadPurpose?
 
         var isResident: Bool { if case .resident = state { true } else { false } }
     }
@@ -272,16 +270,17 @@ struct ExpertResidency {
             metrics.demotions += 1
             return
         }
-        if entry.speculative {
+        if let purpose = entry.purpose {
             metrics.wastedPrefetchBytes += entry.bytes
-            if entry.fromPromptSet { calibration.settlePromptLoad(used: false) }
+            calibration.settleLoad(purpose, used: false)
         }
         entries.removeValue(forKey: key)
     }
 
-    /// Records a load of `key` starting into `tier`, whose bytes are already reserved.
-    mutating func beginLoading(_ key: ExpertKey, bytes: Int, tier: ResidencyTier, speculative: Bool, fromPromptSet: Bool = false) {
-        entries[key] = Entry(tier: tier, state: .loading, bytes: bytes, speculative: speculative, fromPromptSet: fromPromptSet)
+    /// Records a load of `key` starting into `tier`, whose bytes are already reserved, for
+    /// `purpose` (nil: for a need).
+    mutating func beginLoading(_ key: ExpertKey, bytes: Int, tier: ResidencyTier, purpose: LoadPurpose?) {
+        entries[key] = Entry(tier: tier, state: .loading, bytes: bytes, purpose: purpose)
     }
 
     /// Records that `key`'s load succeeded.
@@ -323,20 +322,21 @@ struct ExpertResidency {
         guard var entry = entries[key] else { return }
         entry.lastUseTick = tick
         entry.lastUseStep = step
-        if entry.speculative {
-            entry.speculative = false
+        if let purpose = entry.purpose {
+            entry.purpose = nil
             metrics.prefetchUsedBytes += entry.bytes
-            if entry.fromPromptSet { calibration.settlePromptLoad(used: true) }
+            calibration.settleLoad(purpose, used: true)
         }
         entries[key] = entry
     }
 
     /// Counts every prefetched expert still unused as wasted (at the end of a run).
     mutating func settleUnusedPrefetches() {
-        for (key, entry) in entries where entry.speculative && entry.isResident {
+        for (key, entry) in entries where entry.isResident {
+            guard let purpose = entry.purpose else { continue }
             metrics.wastedPrefetchBytes += entry.bytes
-            if entry.fromPromptSet { calibration.settlePromptLoad(used: false) }
-            entries[key]!.speculative = false
+            calibration.settleLoad(purpose, used: false)
+            entries[key]!.purpose = nil
         }
     }
 

@@ -23,9 +23,11 @@ public enum LookaheadSource: Sendable, Hashable {
 ///   prediction cancels queued loads it no longer names. Predictions are loaded only while they
 ///   earn it: lookahead offsets whose measured precision on experts not in memory (each
 ///   `LookaheadSource` on its own record) reaches `prefetchThreshold` and beats random
-///   guessing by `prefetchLift`, previews whose precision at their rank also reaches
-///   `previewThreshold`, and prompt-level sets whose measured share of loads used reaches
-///   `prefetchThreshold`.
+///   guessing by `prefetchLift`, and previews whose precision at their rank also reaches
+///   `previewThreshold`; and each kind of prediction (lookahead source and offset, preview,
+///   prompt-level set) only while at least half its earlier loads were used before they left
+///   memory (`usefulLoadShare`): right predictions still waste their loads when memory is too
+///   small to keep them until their token comes.
 /// - IO runs on `Thread`s of its own, never on the Swift concurrency pool: each read (`pread`
 ///   through an `ExpertDisk`) lands in a pooled buffer and is checked against the expert's
 ///   hash; a fault is retried, and after `retries` the load fails and the block falls back.
@@ -154,7 +156,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                     continue
                 }
                 queue.remove(key)
-                residency.beginLoading(key, bytes: bytes, tier: .hot, speculative: false)
+                residency.beginLoading(key, bytes: bytes, tier: .hot, purpose: nil)
                 waited = true
                 let job = LoadJob(key: key, entry: cache.entry(for: key)!, speculative: false)
                 state.unlock()
@@ -173,6 +175,11 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// bytes that loading up to t+2 did, for no fewer misses).
     static let lookaheadLoadHorizon = 2
 
+    /// Predictions of a kind are loaded only while at least this share of their earlier loads
+    /// was used before leaving memory: a load used as often as it is wasted saves the disk as
+    /// much time as it costs it.
+    static let usefulLoadShare = 0.5
+
     /// Replaces the lookahead predictions: `lookahead[k − 1]` are the experts `source` predicts
     /// for token t + k (t the last step run), best first. Queued predictions no longer named are
     /// cancelled; those of the first `lookaheadLoadHorizon` offsets are queued by offset if that
@@ -185,7 +192,8 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         let previous = queue.removeAll { _, priority in priority.isLookahead }
         residency.metrics.cancelledPrefetches += previous.filter { residency.predictedOffsets[$0] == nil }.count
         for (index, keys) in lookahead.enumerated()
-        where index < Self.lookaheadLoadHorizon && residency.calibration.load(offset: index + 1, source: source) >= predictionBar {
+        where index < Self.lookaheadLoadHorizon && residency.calibration.load(offset: index + 1, source: source) >= predictionBar
+            && residency.calibration.usefulness(of: .lookahead(source, offset: index + 1)) >= Self.usefulLoadShare {
             for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
                 queue.push(key, .lookahead(offset: index + 1, order: order))
             }
@@ -207,6 +215,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         residency.setNextLayer(keys, layer: layer)
         residency.metrics.cancelledPrefetches += queue.removeAll { key, priority in priority.isNextLayer && !keys.contains(key) }.count
         let bar = max(settings.previewThreshold, predictionBar)
+        guard residency.calibration.usefulness(of: .preview) >= Self.usefulLoadShare else { return }
         for (order, key) in keys.enumerated() where residency.calibration.nextLayer(rank: order) >= bar
             && residency.entries[key] == nil && !failed.contains(key) {
             queue.push(key, .nextLayer(order: order))
@@ -228,14 +237,14 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
 
     /// Sets the prompt-level set (experts the whole generation is predicted to use) and queues
     /// the ones not in memory at the lowest priority, if earlier prompt-level loads were used
-    /// often enough (see `prefetchThreshold`).
+    /// often enough (`usefulLoadShare`).
     public func preload(promptSet keys: [ExpertKey]) {
         state.lock()
         defer { state.unlock() }
         residency.setPromptSet(keys)
         let previous = queue.removeAll { _, priority in priority.level == PrefetchPriority.promptClass }
         residency.metrics.cancelledPrefetches += previous.filter { !residency.promptSet.contains($0) }.count
-        guard residency.calibration.promptLoadUsefulness >= settings.prefetchThreshold else { return }
+        guard residency.calibration.usefulness(of: .prompt) >= Self.usefulLoadShare else { return }
         for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
             queue.push(key, .prompt(order: order))
         }
@@ -391,21 +400,28 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                 let rank = priority.level == 0 ? priority.order : Int.max
                 if residency.reserve(entry.length, in: .hot, for: key, claim: .need(rank: rank)) {
                     queue.remove(key)
-                    residency.beginLoading(key, bytes: entry.length, tier: .hot, speculative: false)
+                    residency.beginLoading(key, bytes: entry.length, tier: .hot, purpose: nil)
                     return LoadJob(key: key, entry: entry, speculative: false)
                 }
                 needsBlocked = true
             } else {
                 queue.remove(key)
                 if residency.reserve(entry.length, in: .staging, for: key, claim: .prediction(score: residency.score(key))) {
-                    residency.beginLoading(key, bytes: entry.length, tier: .staging, speculative: true,
-                                           fromPromptSet: priority.level == PrefetchPriority.promptClass)
+                    residency.beginLoading(key, bytes: entry.length, tier: .staging, purpose: purpose(of: priority))
                     return LoadJob(key: key, entry: entry, speculative: true)
                 }
                 residency.metrics.droppedPrefetches += 1
             }
         }
         return nil
+    }
+
+    /// What a queued prediction of `priority` is loaded for (the lookahead's source is the one
+    /// whose predictions are queued now).
+    private func purpose(of priority: PrefetchPriority) -> LoadPurpose {
+        if priority.isNextLayer { return .preview }
+        if priority.isLookahead { return .lookahead(residency.predictionSource, offset: priority.level - 2) }
+        return .prompt
     }
 
     /// Reads, checks and wraps one expert, retrying after faults. Runs without the lock.

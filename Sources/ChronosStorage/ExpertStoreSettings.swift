@@ -12,11 +12,10 @@ public struct ExpertStoreSettings: Sendable, Equatable {
     public var retries: Int
     /// Prior chance that a member of the prompt-level set is used in a step, before any is measured.
     public var promptWeight: Double
-    /// Predictions are loaded only while their record reaches this: the lookahead's measured
+    /// Lookahead predictions are loaded only while their record reaches this: the measured
     /// precision at the offset on experts not in memory when predicted (from a prior of 0: it
     /// must show skill first; a prediction of an expert still held from its last use is easy
-    /// and earns no load), or the share of earlier prompt-level loads that were used (from a
-    /// prior of 0.5).
+    /// and earns no load).
     public var prefetchThreshold: Double
     /// A lookahead offset is loaded only if its measured precision is also at least this many
     /// times the precision of random guessing (the share of all experts a step uses).

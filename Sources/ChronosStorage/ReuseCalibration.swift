@@ -1,3 +1,14 @@
+/// What a speculative load was made for: the record its fate (used before it left memory, or
+/// not) counts toward.
+enum LoadPurpose: Hashable {
+    /// The prompt-level set.
+    case prompt
+    /// A lookahead prediction of `source` for `offset` steps ahead.
+    case lookahead(LookaheadSource, offset: Int)
+    /// A next-layer preview.
+    case preview
+}
+
 /// Measured chances that an expert is used in the coming step, from what happened so far: by
 /// the age of its last use (steps since), by the offset k at which a lookahead source (the
 /// head, or the repetition of earlier text) predicted it, each source on its own record (and
@@ -24,7 +35,7 @@ struct ReuseCalibration {
     private var loadExposures: [LookaheadSource: [Double]] = [:]
     private var promptHits = 0.0, promptExposures = 0.0
     private var nextLayerHits: [Double] = [], nextLayerExposures: [Double] = []
-    private var promptLoadsUsed = 0.0, promptLoadsSettled = 0.0
+    private var loadsUsed: [LoadPurpose: Double] = [:], loadsSettled: [LoadPurpose: Double] = [:]
     private var stepsSeen = 0.0, pairsUsed = 0.0
     let promptPrior: Double
 
@@ -58,10 +69,11 @@ struct ReuseCalibration {
     /// P(used in a step | in the prompt-level set).
     var prompt: Double { (promptHits + Self.priorStrength * promptPrior) / (promptExposures + Self.priorStrength) }
 
-    /// The share of experts loaded for a prompt-level set that were used before they left
-    /// memory (prior 0.5): what a prompt-level load has been worth so far.
-    var promptLoadUsefulness: Double {
-        (promptLoadsUsed + Self.priorStrength * 0.5) / (promptLoadsSettled + Self.priorStrength)
+    /// The share of experts loaded for `purpose` that were used before they left memory (prior
+    /// 0.5): what such a load has been worth so far. A right prediction still wastes its load
+    /// when memory is too small to keep it until its token comes.
+    func usefulness(of purpose: LoadPurpose) -> Double {
+        ((loadsUsed[purpose] ?? 0) + Self.priorStrength * 0.5) / ((loadsSettled[purpose] ?? 0) + Self.priorStrength)
     }
 
     mutating func exposeAge(_ age: Int, hit: Bool) {
@@ -107,9 +119,9 @@ struct ReuseCalibration {
         pairsUsed += Double(count)
     }
 
-    mutating func settlePromptLoad(used: Bool) {
-        promptLoadsSettled += 1
-        if used { promptLoadsUsed += 1 }
+    mutating func settleLoad(_ purpose: LoadPurpose, used: Bool) {
+        loadsSettled[purpose, default: 0] += 1
+        if used { loadsUsed[purpose, default: 0] += 1 }
     }
 
     mutating func exposeNextLayer(rank: Int, hit: Bool) {

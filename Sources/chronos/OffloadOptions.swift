@@ -30,7 +30,7 @@ struct OffloadOptions: ParsableArguments {
     @Flag(help: "Do not prefetch the experts each layer previews for the next MoE layer during decode.") var noNextLayer = false
     @Flag(help: "Do not predict the routing of text that repeats earlier text from the routing that followed it.") var noRepetition = false
     @Option(help: "Expert ids the lookahead head predicts per future token (and MoE layer, for a trained head) (default: top-k).") var lookaheadExperts: Int?
-    @Option(help: "Load predictions only while the predictor's measured precision on experts not in memory (lookahead) or share of loads used (prompt-level set) reaches this.") var prefetchThreshold = 0.3
+    @Option(help: "Load lookahead predictions only while the predictor's measured precision on experts not in memory reaches this.") var prefetchThreshold = 0.3
     @Option(help: "Load next-layer previews only while their measured precision (on experts not in memory) reaches this.") var previewThreshold = 0.6
 
     /// The simulated disk the flags or the environment describe, if any.

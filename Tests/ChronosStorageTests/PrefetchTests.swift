@@ -141,6 +141,21 @@ final class PrefetchTests: XCTestCase {
         XCTAssertGreaterThan(right.metrics().prefetchUsedBytes, 0)
     }
 
+    func testAKindOfPredictionIsLoadedOnlyWhileItsLoadsAreUsed() {
+        var calibration = ReuseCalibration(promptPrior: 0.25)
+        let head = LoadPurpose.lookahead(.head, offset: 1)
+        XCTAssertGreaterThanOrEqual(calibration.usefulness(of: head), ExpertStore.usefulLoadShare, "untried, it gets its chance")
+        // Right predictions evicted before their token came: four loads wasted for one used.
+        for _ in 0..<4 { calibration.settleLoad(head, used: false) }
+        calibration.settleLoad(head, used: true)
+        XCTAssertLessThan(calibration.usefulness(of: head), ExpertStore.usefulLoadShare)
+        for other in [LoadPurpose.lookahead(.head, offset: 2), .lookahead(.repetition(matched: 6), offset: 1), .preview, .prompt] {
+            XCTAssertEqual(calibration.usefulness(of: other), 0.5, "\(other) is on its own record")
+        }
+        for _ in 0..<8 { calibration.settleLoad(head, used: true) }
+        XCTAssertGreaterThanOrEqual(calibration.usefulness(of: head), ExpertStore.usefulLoadShare, "loads used again earn it back")
+    }
+
     func testAPredictionForTheCurrentStepLapsesOnceTheExpertIsUsed() {
         var residency = ExpertResidency(budget: ResidencyBudget(hot: 1 << 20, staging: 0), eviction: .scored, promptWeight: 0.25,
                                         totalPairs: 8)
