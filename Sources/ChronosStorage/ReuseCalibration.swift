@@ -16,12 +16,13 @@ enum LoadPurpose: Hashable {
 /// whether its predictions are loaded), for members of the prompt-level set, and (within a
 /// step) for the experts a layer's router previewed one layer early. The scored eviction ranks
 /// experts by these, so an uninformative predictor (or a model whose routing does not repeat)
-/// earns little weight on its own record.
+/// earns little weight on its own record. Beside them, each `LoadPurpose` keeps the share of its
+/// loads that were used before they left memory, which decides whether it loads at all.
 ///
 /// Each rate is (hits + s·prior) / (exposures + s·1) with a prior strength s of 4: the prior
-/// 0.5/a for age a, 0 for every lookahead offset and the next-layer preview (a prediction earns weight only by its record:
-/// every prediction is scored, loaded or not, so a good predictor shows itself within a step or
-/// two), and the given prompt prior.
+/// 0.5/a for age a, 0 for every lookahead offset and the next-layer preview (a prediction earns
+/// weight only by its record: every prediction is scored, loaded or not, so a good predictor
+/// shows itself within a step or two), the given prompt prior, and 0.5 for a share of loads used.
 struct ReuseCalibration {
     /// Oldest age tracked; older uses count as never.
     static let maximumAge = 16
