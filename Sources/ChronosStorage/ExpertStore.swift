@@ -28,10 +28,10 @@ public enum LookaheadSource: Sendable, Hashable {
 ///   prompt-level set) only while at least half its earlier loads were used before they left
 ///   memory (`usefulLoadShare`): right predictions still waste their loads when memory is too
 ///   small to keep them until their token comes.
-/// - IO runs on `Thread`s of its own, never on the Swift concurrency pool, at a lower priority
-///   than the compute: each read (`pread` through an `ExpertDisk`) lands in a pooled buffer and
-///   is checked against the expert's hash; a fault is retried, and after `retries` the load
-///   fails and the block falls back.
+/// - IO runs on `Thread`s of its own, never on the Swift concurrency pool (below the compute's
+///   priority under `fallback`, whose decode never waits for it): each read (`pread` through an
+///   `ExpertDisk`) lands in a pooled buffer and is checked against the expert's hash; a fault is
+///   retried, and after `retries` the load fails and the block falls back.
 ///
 /// Call `close()` when done: the IO threads hold the store until then.
 public final class ExpertStore: ExpertProvider, @unchecked Sendable {
@@ -361,15 +361,18 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         return nil
     }
 
-    /// Lowers the calling IO thread's scheduling priority (nice 10 on Linux, utility QoS
-    /// elsewhere) for loads the decode does not wait for, or restores it: their copying and
-    /// hashing then wait for the compute threads instead of taking a core from them mid-kernel,
-    /// which stalls every thread of the kernel; a load the decode waits for keeps its core.
-    private static func setYieldsCoresToCompute(_ yields: Bool) {
+    /// Lowers the calling IO thread's scheduling priority for good (nice + 10 on Linux, utility
+    /// QoS elsewhere), for a policy whose decode never waits for a load: its copying and hashing
+    /// then wait for the compute threads instead of taking a core from them mid-kernel, which
+    /// stalls every thread of the kernel. (Once lowered, a thread may not raise it again without
+    /// privileges, so a decode that waits for loads keeps its IO at the compute's priority.)
+    private static func yieldCoresToCompute() {
         #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, yields ? 10 : 0)  // who 0: this thread alone
+        errno = 0
+        let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)  // who 0: this thread alone
+        if errno == 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, min(19, current + 10)) }
         #else
-        Thread.current.qualityOfService = yields ? .utility : .default
+        Thread.current.qualityOfService = .utility
         #endif
     }
 
@@ -383,17 +386,12 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     }
 
     private func ioLoop() {
-        var yielding = false
+        if settings.policy == .fallback { Self.yieldCoresToCompute() }
         state.lock()
         while !closed {
             guard let job = nextJob() else {
                 state.wait()
                 continue
-            }
-            let awaited = !job.speculative && settings.policy != .fallback
-            if yielding == awaited {
-                yielding = !awaited
-                Self.setYieldsCoresToCompute(yielding)
             }
             state.unlock()
             let outcome = load(job)
