@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChronosEngine
 import ChronosModel
 import ChronosRouting
 import ChronosTraining
@@ -12,7 +13,10 @@ struct TraceCommand: ParsableCommand {
         discussion: """
             Writes a binary activation trace (layout in ActivationTrace): per token, the top-k experts \
             of every MoE layer with their router probabilities and the hidden state after decoder \
-            layer 0. `chronos cluster`, `chronos train intent` and `chronos train lookahead` read it.
+            layer 0. `chronos cluster`, `chronos train intent` and `chronos train lookahead` read it. \
+            With `--decode N` the last N tokens of every sequence are the model's own greedy \
+            continuation of the text before them: the routing a lookahead head meets while the \
+            model generates, rather than while it reads.
             """)
 
     @Option(help: "Model directory (with tokenizer.json).") var model: String
@@ -20,10 +24,12 @@ struct TraceCommand: ParsableCommand {
     @Option(help: "Where to write the trace.") var out: String
     @Option(help: "Tokens per traced sequence.") var seqLen = 256
     @Option(help: "Sequences to trace (at most as many as the text holds).") var sequences = 32
+    @Option(help: "End each sequence with this many tokens the model decodes greedily in place of the text's.") var decode = 0
 
     func validate() throws {
         guard seqLen > 0 else { throw ValidationError("--seq-len must be positive") }
         guard sequences > 0 else { throw ValidationError("--sequences must be positive") }
+        guard decode >= 0, decode < seqLen else { throw ValidationError("--decode must be at least 0 and below --seq-len") }
     }
 
     func run() throws {
@@ -34,7 +40,17 @@ struct TraceCommand: ParsableCommand {
         let packed = PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
         let count = min(sequences, packed.count)
         guard count > 0 else { throw ValidationError("\(data) holds fewer than \(seqLen + 1) tokens") }
-        let trace = try ActivationTracer.trace(loaded, sequences: (0..<count).map(packed.inputs)) { done in
+        var sequences = (0..<count).map(packed.inputs)
+        if decode > 0 {
+            let generator = Generator(model: loaded, tokenizer: nil)
+            for index in sequences.indices {
+                let prompt = Array(sequences[index].prefix(seqLen - decode))
+                let request = GenerationRequest(promptIds: prompt, maxTokens: decode, ignoreEOS: true)
+                sequences[index] = prompt + (try generator.generate(request).ids)
+                FileHandle.standardError.write(Data("… decoded \(index + 1)/\(count) continuations\n".utf8))
+            }
+        }
+        let trace = try ActivationTracer.trace(loaded, sequences: sequences) { done in
             FileHandle.standardError.write(Data("… traced \(done)/\(count) sequences\n".utf8))
         }
         try trace.write(to: URL(fileURLWithPath: out))
