@@ -63,6 +63,8 @@ struct ExpertResidency {
     private var predictionBase = 0
     /// The source of the current lookahead predictions.
     private(set) var predictionSource = LookaheadSource.head
+    /// The lookahead head's chance that each expert is used in the coming tokens.
+    var forecast: [ExpertKey: Double] = [:]
     /// The prompt-level set now.
     private(set) var promptSet: Set<ExpertKey> = []
     /// The experts previewed for the next MoE layer of the token being computed, that layer, and
@@ -125,9 +127,10 @@ struct ExpertResidency {
     /// The eviction score of `key` now (higher is kept longer). Scored: the chance it is used
     /// soon, 1 − (1 − r)(1 − p), where r is the larger of two estimates of its reuse within the
     /// horizon — from the age of its last use (as measured so far) and from its recent rate of
-    /// use (an expert the routing favours stays, as under LFU) — and p comes from the offset of
-    /// its next predicted use (on the record of the source that predicted it), prompt-set
-    /// membership or the next-layer preview, as measured. LRU: its last use.
+    /// use (an expert the routing favours stays, as under LFU) — and p is the largest of the
+    /// lookahead head's chance that the coming tokens use it (`forecast`) and the measured
+    /// precision of the offset of its next predicted use (on the record of the source that
+    /// predicted it), of prompt-set membership or of the next-layer preview. LRU: its last use.
     func score(_ key: ExpertKey) -> Double {
         switch eviction {
         case .lru:
@@ -139,6 +142,7 @@ struct ExpertResidency {
             let byRate = 1 - Foundation.pow(1 - useRate(key), Double(Self.reuseHorizon))
             let recency = max(byAge, byRate)
             var predicted = nextPredictedOffset(of: key).map { calibration.prediction(offset: $0, source: predictionSource) } ?? 0
+            if let chance = forecast[key] { predicted = max(predicted, chance) }
             if promptSet.contains(key) { predicted = max(predicted, calibration.prompt) }
             if let rank = nextLayer?.ranks[key] { predicted = max(predicted, calibration.nextLayer(rank: rank)) }
             return 1 - (1 - recency) * (1 - predicted)
@@ -191,6 +195,7 @@ struct ExpertResidency {
     /// Forgets every prediction (a new generation starts).
     mutating func clearPredictions() {
         predictedOffsets = [:]
+        forecast = [:]
         promptSet = []
         nextLayer = nil
         pendingPredictions = [:]

@@ -17,10 +17,12 @@ public enum LookaheadSource: Sendable, Hashable {
 /// - The MoE block announces a layer's needs (`willNeed`); misses are queued at once, in the
 ///   order the block will use them, so they load concurrently; `weights(for:)` then applies the
 ///   `MissPolicy`, waiting (if it does) only on that expert's readiness signal.
-/// - Predictions (`predict(nextLayer:layer:)`, `predict(lookahead:)`, `preload(promptSet:)`)
-///   load into staging at lower priority: the next layer's previewed experts, then t+1 before
-///   t+2 (further lookahead only weighs in eviction), the prompt-level set last; a newer
-///   prediction cancels queued loads it no longer names. Predictions are loaded only while they
+/// - Predictions (`predict(nextLayer:layer:)`, `predict(lookahead:)`, `prefetch(ahead:)`,
+///   `preload(promptSet:)`) load into staging at lower priority: the next layer's previewed
+///   experts, then t+1 before t+2 (further lookahead only weighs in eviction), the prompt-level
+///   set last; a newer prediction cancels queued loads it no longer names, and loads predicted
+///   while a token runs queue behind that token's own. The lookahead's chance of use for every
+///   expert (`forecast(chanceOfUse:)`) weighs in eviction. Predictions are loaded only while they
 ///   earn it: lookahead offsets whose measured precision on experts not in memory (each
 ///   `LookaheadSource` on its own record) reaches `prefetchThreshold` and beats random
 ///   guessing by `prefetchLift`, and previews whose precision at their rank also reaches
@@ -192,14 +194,38 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         residency.setPredictions(lookahead, source: source)
         let previous = queue.removeAll { _, priority in priority.isLookahead }
         residency.metrics.cancelledPrefetches += previous.filter { residency.predictedOffsets[$0] == nil }.count
+        queueLoads(lookahead, source: source, whileRunning: false)
+    }
+
+    /// Queues the loads `source` predicts for the tokens after the one running now, made while
+    /// it runs (`lookahead[k − 1]` for the running token + k): they start as soon as the disk is
+    /// free of the running token's loads instead of when the next token begins, with the same
+    /// rules as `predict(lookahead:source:)`, which replaces them when the next token begins.
+    public func prefetch(ahead lookahead: [[ExpertKey]], source: LookaheadSource = .head) {
+        state.lock()
+        defer { state.unlock() }
+        queueLoads(lookahead, source: source, whileRunning: true)
+    }
+
+    /// Queues the predictions of the first `lookaheadLoadHorizon` offsets that their source's
+    /// record earns, and are not in memory.
+    private func queueLoads(_ lookahead: [[ExpertKey]], source: LookaheadSource, whileRunning: Bool) {
         for (index, keys) in lookahead.enumerated()
         where index < Self.lookaheadLoadHorizon && residency.calibration.load(offset: index + 1, source: source) >= predictionBar
             && residency.calibration.usefulness(of: .lookahead(source, offset: index + 1)) >= Self.usefulLoadShare {
             for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
-                queue.push(key, .lookahead(offset: index + 1, order: order))
+                queue.push(key, .lookahead(offset: index + 1, order: order, source: source, whileRunning: whileRunning))
             }
         }
         wakeIOIfQueued()
+    }
+
+    /// Replaces the lookahead forecast the eviction reads: the chance that each (layer, expert)
+    /// pair is used in the coming tokens (`LookaheadForecast.chanceOfUse`).
+    public func forecast(chanceOfUse: [ExpertKey: Double]) {
+        state.lock()
+        residency.forecast = chanceOfUse
+        state.unlock()
     }
 
     /// Replaces the next-layer preview: `keys` (best first), the experts MoE layer `layer` is
@@ -433,11 +459,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         return nil
     }
 
-    /// What a queued prediction of `priority` is loaded for (the lookahead's source is the one
-    /// whose predictions are queued now).
+    /// What a queued prediction of `priority` is loaded for.
     private func purpose(of priority: PrefetchPriority) -> LoadPurpose {
         if priority.isNextLayer { return .preview }
-        if priority.isLookahead { return .lookahead(residency.predictionSource, offset: priority.level - 2) }
+        if priority.isLookahead, let source = priority.source { return .lookahead(source, offset: priority.offset) }
         return .prompt
     }
 

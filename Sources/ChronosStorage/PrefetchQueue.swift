@@ -2,14 +2,25 @@ import ChronosModel
 
 /// How urgent a load is. Lower sorts first: the expert a layer is blocked on, then the rest of
 /// that layer's needs in the order it will use them, then loads left over from earlier layers,
-/// then the next layer's previewed experts, then the predictions for token t+1, t+2, …, and
-/// last the prompt-level set.
+/// then the next layer's previewed experts, then the predictions for the tokens to come, nearest
+/// first, and last the prompt-level set.
 public struct PrefetchPriority: Comparable, Sendable, Hashable, CustomStringConvertible {
     /// The class: 0 needs of the current layer, 1 earlier needs, 2 the next layer's preview,
-    /// 2 + k predictions for t+k, `promptClass` the prompt-level set.
+    /// 2 + d predictions for the d-th token from the one running or about to run (d = 1 is that
+    /// token itself), `promptClass` the prompt-level set.
     public let level: Int
     /// Order within the class (the use order of a layer's needs; the predictor's order otherwise).
     public let order: Int
+    /// For a lookahead prediction: k, the offset of the token it is for from the token t it was
+    /// made after, and who predicted it.
+    public let offset: Int, source: LookaheadSource?
+
+    private init(level: Int, order: Int, offset: Int = 0, source: LookaheadSource? = nil) {
+        self.level = level
+        self.order = order
+        self.offset = offset
+        self.source = source
+    }
 
     /// The class of the prompt-level set: after every lookahead offset.
     public static let promptClass = 1 << 20
@@ -22,8 +33,12 @@ public struct PrefetchPriority: Comparable, Sendable, Hashable, CustomStringConv
     public static func lateNeed(rank: Int) -> PrefetchPriority { PrefetchPriority(level: 1, order: rank) }
     /// The `order`-th expert previewed for the next MoE layer of the token being computed.
     public static func nextLayer(order: Int) -> PrefetchPriority { PrefetchPriority(level: 2, order: order) }
-    /// The `order`-th prediction for token t + `offset` (offset ≥ 1).
-    public static func lookahead(offset: Int, order: Int) -> PrefetchPriority { PrefetchPriority(level: 2 + offset, order: order) }
+    /// The `order`-th prediction of `source` for token t + `offset` (offset ≥ 1), made after
+    /// token t and queued before token t + 1 runs, or (`whileRunning`) while token t still runs:
+    /// then token t's own predicted loads come first.
+    public static func lookahead(offset: Int, order: Int, source: LookaheadSource = .head, whileRunning: Bool = false) -> PrefetchPriority {
+        PrefetchPriority(level: 2 + offset + (whileRunning ? 1 : 0), order: order, offset: offset, source: source)
+    }
     /// The `order`-th expert of the prompt-level set.
     public static func prompt(order: Int) -> PrefetchPriority { PrefetchPriority(level: promptClass, order: order) }
 
@@ -37,14 +52,14 @@ public struct PrefetchPriority: Comparable, Sendable, Hashable, CustomStringConv
     /// Whether `a` is more urgent than `b`.
     public static func < (a: PrefetchPriority, b: PrefetchPriority) -> Bool { (a.level, a.order) < (b.level, b.order) }
 
-    /// `need#2`, `next-layer#0`, `t+1#5`, `prompt#3`.
+    /// `need#2`, `next-layer#0`, `t+1#5` (offset k), `prompt#3`.
     public var description: String {
         switch level {
         case 0: "need#\(order)"
         case 1: "late-need#\(order)"
         case 2: "next-layer#\(order)"
         case Self.promptClass: "prompt#\(order)"
-        default: "t+\(level - 2)#\(order)"
+        default: "t+\(offset)#\(order)"
         }
     }
 }

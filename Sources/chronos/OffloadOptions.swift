@@ -30,6 +30,7 @@ struct OffloadOptions: ParsableArguments {
     @Flag(help: "Do not prefetch the experts each layer previews for the next MoE layer during decode.") var noNextLayer = false
     @Flag(help: "Do not predict the routing of text that repeats earlier text from the routing that followed it.") var noRepetition = false
     @Option(help: "Expert ids the lookahead head predicts per future token (and MoE layer, for a trained head) (default: top-k).") var lookaheadExperts: Int?
+    @Option(help: "Name an expert for a future token only when the lookahead head gives it this chance of use there (top-k × its probability).") var lookaheadChance = 0.6
     @Option(help: "Load lookahead predictions only while the predictor's measured precision on experts not in memory reaches this.") var prefetchThreshold = 0.3
     @Option(help: "Load next-layer previews only while their measured precision (on experts not in memory) reaches this.") var previewThreshold = 0.6
 
@@ -67,6 +68,6 @@ struct OffloadOptions: ParsableArguments {
         OffloadSettings(mode: mode, budget: budget, policy: policy ?? self.policy, eviction: eviction, stagingFraction: staging,
                         ioThreads: ioThreads, disk: diskModel(), cold: cold, faults: try faults(),
                         predictors: PredictorSelection(lookahead: !noLookahead, intent: !noIntent, nextLayer: !noNextLayer, repetition: !noRepetition), lookaheadExperts: lookaheadExperts,
-                        prefetchThreshold: prefetchThreshold, previewThreshold: previewThreshold)
+                        lookaheadChance: lookaheadChance, prefetchThreshold: prefetchThreshold, previewThreshold: previewThreshold)
     }
 }

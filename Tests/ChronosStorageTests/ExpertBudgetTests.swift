@@ -1,3 +1,4 @@
+import ChronosEngine
 import ChronosModel
 import ChronosStorage
 import XCTest
@@ -23,6 +24,17 @@ final class ExpertBudgetTests: XCTestCase {
         XCTAssertEqual(budget.hot, 750)
         XCTAssertEqual(budget.staging, 250)
         XCTAssertEqual(budget.total, 1000)
+    }
+
+    func testTheHotSetAlwaysHoldsTheLargestExpert() {
+        let settings = OffloadSettings(mode: .chronos, stagingFraction: 0.6)
+        func tiers(_ total: Int) -> ResidencyBudget {
+            OffloadedModel.tiers(total: total, expertBytes: 10_000, settings: settings, largestExpert: 100)
+        }
+        XCTAssertEqual(tiers(1000), ResidencyBudget(hot: 400, staging: 600), "the staging share when both tiers hold an expert")
+        XCTAssertEqual(tiers(200), ResidencyBudget(hot: 100, staging: 100), "the hot set keeps room for the largest expert")
+        XCTAssertEqual(tiers(150), ResidencyBudget(hot: 150, staging: 0), "staging could not hold an expert")
+        XCTAssertEqual(tiers(10_000), ResidencyBudget(hot: 10_000, staging: 0), "everything fits in the hot set")
     }
 
     func testFaultSpecificationsParse() {

@@ -76,6 +76,21 @@ final class PrefetchTests: XCTestCase {
         XCTAssertEqual(metrics.hits, 0, "both needs were misses when announced")
     }
 
+    func testLoadsPredictedWhileATokenRunsQueueBehindItsOwn() throws {
+        let (store, disk) = try makeStore(delay: 0, gated: true)
+        defer { store.close() }
+        // Before the token runs: its own predictions, the first held at the gate.
+        store.predict(lookahead: [[key(1, 0), key(1, 3)]])
+        store.beginStep()
+        while disk.reads.isEmpty { Thread.sleep(forTimeInterval: 0.001) }
+        // While it runs: the next token's, first in the predictor's order.
+        store.prefetch(ahead: [[key(0, 1)]])
+        disk.gate.signal()
+        store.waitUntilIdle()
+        store.endStep()
+        XCTAssertEqual(disk.reads, [key(1, 0), key(1, 3), key(0, 1)], "the running token's predicted loads come first")
+    }
+
     func testOnlyPredictionsWithAGoodRecordAreLoaded() throws {
         // Each step uses L0/E(step % 6); one lookahead always names it, the other never does.
         func run(right: Bool) throws -> Int {
@@ -250,6 +265,21 @@ final class PrefetchTests: XCTestCase {
         }
         XCTAssertEqual(reads[.lru], 12, "LRU reads the favourite back every time")
         XCTAssertLessThanOrEqual(reads[.scored]!, 4, "its rate of use keeps it resident once measured")
+    }
+
+    func testScoredEvictionKeepsTheExpertTheForecastNames() throws {
+        // Room for two experts, each used once: without a forecast the older use leaves first.
+        for forecast in [false, true] {
+            let (store, disk) = try makeStore(hot: 2, staging: 0, eviction: .scored)
+            defer { store.close() }
+            use(key(0, 0), in: store)
+            use(key(0, 1), in: store)
+            if forecast { store.forecast(chanceOfUse: [key(0, 0): 0.9, key(0, 1): 0.05]) }
+            use(key(0, 2), in: store)
+            use(key(0, 0), in: store)
+            XCTAssertEqual(disk.reads.filter { $0 == key(0, 0) }.count, forecast ? 1 : 2,
+                           forecast ? "the forecast kept E0" : "E0, used longest ago, was evicted")
+        }
     }
 
     func testExpertsInMemoryAreUsedFirstWhileTheOthersLoad() throws {

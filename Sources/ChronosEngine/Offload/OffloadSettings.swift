@@ -43,7 +43,7 @@ public struct OffloadSettings: Sendable, Equatable {
     /// Whom a full tier evicts; nil: LRU for `lru`, scored for `chronos`.
     public var eviction: EvictionPolicy?
     /// Share of the budget kept for predicted experts (the staging tier); nil: none for `lru`,
-    /// a quarter for `chronos`.
+    /// 60 % for `chronos`.
     public var stagingFraction: Double?
     /// Dedicated IO threads.
     public var ioThreads: Int
@@ -59,6 +59,9 @@ public struct OffloadSettings: Sendable, Equatable {
     public var predictors: PredictorSelection
     /// Expert ids the lookahead predicts per future token; nil: the model's top-k.
     public var lookaheadExperts: Int?
+    /// The lookahead names an expert for a future token only when its chance of use there (the
+    /// routing's top-k times the head's probability) reaches this.
+    public var lookaheadChance: Double
     /// Largest prompt-level set, as a share of the staging budget.
     public var promptSetShare: Double
     /// A prediction is loaded only if its measured chance of use reaches this.
@@ -70,7 +73,7 @@ public struct OffloadSettings: Sendable, Equatable {
     public init(mode: ExpertResidencyMode = .chronos, budget: ExpertBudget = .fraction(1), policy: MissPolicy = .wait,
                 eviction: EvictionPolicy? = nil, stagingFraction: Double? = nil, ioThreads: Int = 2, retries: Int = 2,
                 disk: DiskModel? = nil, cold: Bool = false, faults: [InjectedFault] = [],
-                predictors: PredictorSelection = PredictorSelection(), lookaheadExperts: Int? = nil,
+                predictors: PredictorSelection = PredictorSelection(), lookaheadExperts: Int? = nil, lookaheadChance: Double = 0.6,
                 promptSetShare: Double = 1, prefetchThreshold: Double = 0.3, previewThreshold: Double = 0.6) {
         self.mode = mode
         self.budget = budget
@@ -84,6 +87,7 @@ public struct OffloadSettings: Sendable, Equatable {
         self.faults = faults
         self.predictors = predictors
         self.lookaheadExperts = lookaheadExperts
+        self.lookaheadChance = lookaheadChance
         self.promptSetShare = promptSetShare
         self.prefetchThreshold = prefetchThreshold
         self.previewThreshold = previewThreshold
@@ -92,5 +96,5 @@ public struct OffloadSettings: Sendable, Equatable {
     /// The eviction policy in force.
     public var resolvedEviction: EvictionPolicy { eviction ?? (mode == .lru ? .lru : .scored) }
     /// The staging share in force.
-    public var resolvedStagingFraction: Double { stagingFraction ?? (mode == .chronos ? 0.25 : 0) }
+    public var resolvedStagingFraction: Double { stagingFraction ?? (mode == .chronos ? 0.6 : 0) }
 }

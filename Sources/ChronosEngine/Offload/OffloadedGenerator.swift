@@ -23,12 +23,16 @@ public struct OffloadedGenerationResult: Sendable {
 /// loading (lowest priority), so those loads overlap the rest of the prefill (the prefill
 /// scheduler); during each decode pass every decoder layer previews the next MoE layer's
 /// routing before it asks for its own routed experts (attention and shared experts done), and
-/// those experts are queued right after the layer's own needs; before every decode pass the
-/// lookahead predictions for it and the passes after replace the previous ones (stale queued
-/// loads are cancelled): the routing that followed the same text earlier when the token about
-/// to run repeats earlier text (`RepetitionPredictor`), else the lookahead head's predictions
-/// from the pass before. Routing decisions feed the prediction scorer. Each pass yields an
-/// `OffloadSnapshot` to `onSnapshot` and to every `snapshots()` stream.
+/// those experts are queued right after the layer's own needs; a lookahead head that reads the
+/// block-0 hidden state predicts the next tokens as soon as decoder layer 0 has run, and their
+/// loads queue behind the running token's own, so they use the disk while the rest of the pass
+/// computes; before every decode pass the lookahead predictions for it and the passes after
+/// replace the previous ones (stale queued loads are cancelled): the routing that followed the
+/// same text earlier when the token about to run repeats earlier text (`RepetitionPredictor`),
+/// else the lookahead head's predictions from the pass before, whose chance of use for every
+/// expert also informs the eviction whichever predicts the loads. Routing decisions feed the
+/// prediction scorer. Each pass yields an `OffloadSnapshot` to `onSnapshot` and to every
+/// `snapshots()` stream.
 public final class OffloadedGenerator {
     /// The model and its storage.
     public let offloaded: OffloadedModel
@@ -68,7 +72,7 @@ public final class OffloadedGenerator {
         let recorder = RoutingRecorder(scorer: scorer, repetition: repetition)
         let cache = model.makeCache()
         cache.routingObserver = { recorder.observe($0) }
-        var headPredictions: [[ExpertKey]] = []
+        var forecast = LookaheadForecast.none
 
         store?.resetPredictions()
         offloaded.dropPageCacheIfCold()
@@ -81,20 +85,21 @@ public final class OffloadedGenerator {
             recorder.steps.append([])
             repetition?.append(ids, at: cache.offset)
             if phase == .decode, let store {
+                store.forecast(chanceOfUse: forecast.chanceOfUse)
                 let repeated = repetition?.predict()
                 if repetition != nil { scorer.recordRepetition(at: cache.offset, repeated?.steps.first ?? []) }
                 if let repeated {
                     store.predict(lookahead: repeated.steps, source: .repetition(matched: repeated.matched))
                     scorer.recordLookahead(after: cache.offset - 1, repeated.steps)
-                } else if !headPredictions.isEmpty {
-                    store.predict(lookahead: headPredictions, source: .head)
-                    scorer.recordLookahead(after: cache.offset - 1, headPredictions)
+                } else if !forecast.steps.isEmpty {
+                    store.predict(lookahead: forecast.steps, source: .head)
+                    scorer.recordLookahead(after: cache.offset - 1, forecast.steps)
                 }
             }
             store?.beginStep(tokens: ids.count)
-            var schedulePromptSet: ((Tensor) -> Void)? = nil
+            var onBlockZero: ((Tensor) -> Void)? = nil
             if phase == .prefill, let predictor = offloaded.promptPredictor, let store {
-                schedulePromptSet = { hidden in
+                onBlockZero = { hidden in
                     let set = predictor.predict(blockZeroHidden: hidden, budget: offloaded.promptSetBudget())
                     store.preload(promptSet: set)
                     scorer.recordPromptSet(set, promptLength: ids.count)
@@ -109,14 +114,21 @@ public final class OffloadedGenerator {
                     scorer.recordNextLayer(position: position, layer: layer, keys)
                 }
             }
-            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache, onBlockZero: schedulePromptSet)
+            var early: LookaheadForecast?
+            if phase == .decode, let store, let lookahead = offloaded.lookahead {
+                onBlockZero = { hidden in
+                    early = lookahead.predict(afterBlockZero: hidden)
+                    if let steps = early?.steps, !steps.isEmpty { store.prefetch(ahead: steps) }
+                }
+            }
+            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache, onBlockZero: onBlockZero)
             store?.endStep()
             if phase == .prefill {
                 afterPrefill = offloaded.storageMetrics() ?? StorageMetrics()
             } else {
                 decodeSteps += 1
             }
-            if let lookahead = offloaded.lookahead { headPredictions = lookahead.predict(after: observation) }
+            if let lookahead = offloaded.lookahead { forecast = early ?? lookahead.predict(after: observation) }
             self.publish(OffloadSnapshot(
                 isPrefill: phase == .prefill, position: observation.lastPosition, decodeSteps: decodeSteps,
                 elapsedSeconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9,

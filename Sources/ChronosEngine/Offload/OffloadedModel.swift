@@ -118,11 +118,13 @@ public final class OffloadedModel {
     }
 
     /// The tier budgets for `total` bytes of a model whose experts take `expertBytes`: the
-    /// staging share of `settings`, unless it could not hold even the largest expert or the hot
-    /// set alone can hold every expert (nothing is left to predict), when the hot set gets everything.
+    /// staging share of `settings`, less what the hot set needs to hold the largest expert,
+    /// unless staging could not then hold even the largest expert or the hot set alone can hold
+    /// every expert (nothing is left to predict), when the hot set gets everything.
     public static func tiers(total: Int, expertBytes: Int, settings: OffloadSettings, largestExpert: Int) -> ResidencyBudget {
-        let split = ResidencyBudget(total: total, stagingFraction: settings.resolvedStagingFraction)
-        return split.staging >= largestExpert && total < expertBytes ? split : ResidencyBudget(hot: total, staging: 0)
+        let hot = max(ResidencyBudget(total: total, stagingFraction: settings.resolvedStagingFraction).hot, largestExpert)
+        return total - hot >= largestExpert && total < expertBytes ? ResidencyBudget(hot: hot, staging: total - hot)
+                                                                    : ResidencyBudget(hot: total, staging: 0)
     }
 
     /// The storage counters so far (nil for `resident`).
@@ -152,9 +154,10 @@ public final class OffloadedModel {
         if settings.predictors.lookahead {
             let perOffset = settings.lookaheadExperts ?? summary.expertsPerToken
             if let head = try TrainedLookaheadHead.load(from: directory, summary: summary) {
-                lookahead = TrainedLookaheadPredictor(head: head, expertsPerOffset: perOffset)
+                lookahead = TrainedLookaheadPredictor(head: head, topK: summary.expertsPerToken, expertsPerOffset: perOffset,
+                                                      minimumChance: settings.lookaheadChance)
             } else if let chronos = model as? ChronosLanguageModel, chronos.configuration.lookaheadSteps > 0 {
-                lookahead = ChronosLookaheadPredictor(model: chronos, expertsPerOffset: perOffset)
+                lookahead = ChronosLookaheadPredictor(model: chronos, expertsPerOffset: perOffset, minimumChance: settings.lookaheadChance)
             }
         }
         if settings.predictors.intent, let classifier = try IntentClassifier.load(from: directory, summary: summary) {
