@@ -16,7 +16,7 @@ struct OffloadOptions: ParsableArguments {
     var policy: MissPolicy = .wait
     @Option(help: "Eviction: scored (recency + predictions) or lru (default: scored; lru for --experts lru).")
     var eviction: EvictionPolicy?
-    @Option(help: "Share of the budget kept for predicted experts (the RAM staging tier).")
+    @Option(help: "Share of the budget kept for predicted and demoted experts (the RAM staging tier; default: 0.6 for chronos, 0 for lru).")
     var staging: Double?
     @Option(help: "Dedicated IO threads.") var ioThreads = 2
     @Option(help: "Simulated disk: latency per read in ms (or CHRONOS_SIM_SSD_MS).") var ssdMs: Double?
