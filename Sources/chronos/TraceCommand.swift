@@ -40,17 +40,17 @@ struct TraceCommand: ParsableCommand {
         let packed = PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
         let count = min(sequences, packed.count)
         guard count > 0 else { throw ValidationError("\(data) holds fewer than \(seqLen + 1) tokens") }
-        var sequences = (0..<count).map(packed.inputs)
+        var inputs = (0..<count).map(packed.inputs)
         if decode > 0 {
             let generator = Generator(model: loaded, tokenizer: nil)
-            for index in sequences.indices {
-                let prompt = Array(sequences[index].prefix(seqLen - decode))
+            for index in inputs.indices {
+                let prompt = Array(inputs[index].prefix(seqLen - decode))
                 let request = GenerationRequest(promptIds: prompt, maxTokens: decode, ignoreEOS: true)
-                sequences[index] = prompt + (try generator.generate(request).ids)
+                inputs[index] = prompt + (try generator.generate(request).ids)
                 FileHandle.standardError.write(Data("… decoded \(index + 1)/\(count) continuations\n".utf8))
             }
         }
-        let trace = try ActivationTracer.trace(loaded, sequences: sequences) { done in
+        let trace = try ActivationTracer.trace(loaded, sequences: inputs) { done in
             FileHandle.standardError.write(Data("… traced \(done)/\(count) sequences\n".utf8))
         }
         try trace.write(to: URL(fileURLWithPath: out))
