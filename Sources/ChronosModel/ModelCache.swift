@@ -1,7 +1,7 @@
 import ChronosTensor
 
 /// The state of one generation: a KV cache per decoder layer, the position of the next token,
-/// and who is told about routing decisions and the block-0 hidden state.
+/// and who is told about routing decisions and the hidden states between decoder layers.
 public final class ModelCache {
     /// One cache per decoder layer, in layer order.
     public let layers: [any KVCache]
@@ -9,9 +9,10 @@ public final class ModelCache {
     public private(set) var offset: Int
     /// Called with every MoE routing decision the forward passes using this cache make.
     public var routingObserver: RoutingObserver?
-    /// Called, in the middle of every forward pass using this cache, with the residual stream
-    /// after decoder layer 0 (`[tokens, hidden]`): what lookahead and intent predictors read.
-    public var blockZeroObserver: ((Tensor) -> Void)?
+    /// Called, in the middle of every forward pass using this cache, with each decoder layer's
+    /// index and the residual stream after it (`[tokens, hidden]`), as soon as that layer is
+    /// done: what lookahead and intent predictors read.
+    public var hiddenObserver: ((_ layer: Int, _ hidden: Tensor) -> Void)?
     /// Called during every forward pass using this cache, in each decoder layer before its
     /// routed experts are asked for (attention and shared experts done), with the next MoE
     /// layer and the experts its router picks for the pass's last token reading the residual

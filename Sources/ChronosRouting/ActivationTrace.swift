@@ -2,29 +2,32 @@ import ChronosFormats
 import Foundation
 
 /// The routing of a model over some text: for every token and MoE layer, the router's top-k
-/// experts with their probabilities, and optionally the hidden state after decoder layer 0.
+/// experts with their probabilities, and optionally the hidden state after one decoder layer
+/// (what the intent classifier and the lookahead head trained from the trace read).
 ///
 /// On disk (`chronos trace --out FILE`) a trace is one binary file, every number little-endian,
 /// written atomically:
 ///
 ///     offset  size  field
 ///     0       8     magic "CHRTRACE"
-///     8       4     version (u32, currently 1)
-///     12      4     flags (u32): bit 0 set when every record carries the block-0 hidden state
+///     8       4     version (u32, currently 2)
+///     12      4     flags (u32): bit 0 set when every record carries a hidden state
 ///     16      4     M, MoE layers recorded (u32)
 ///     20      4     k, experts per token (u32)
 ///     24      4     H, hidden width of the stored hidden state (u32; 0 when omitted)
 ///     28      4     S, sequences (u32)
 ///     32      8     T, token records (u64)
-///     40      16·M  per MoE layer: decoder layer index (u32), experts in that layer (u32),
+///     40      4     L, the decoder layer after which the hidden state is taken (u32)
+///     44      16·M  per MoE layer: decoder layer index (u32), experts in that layer (u32),
 ///                   bytes of one expert as the model stores it (u64)
 ///     then    T × R token records, R = 12 + 8·M·k + 4·H bytes each:
 ///             sequence index (u32), position in the sequence (u32), token id (u32);
 ///             per MoE layer in header order: k expert indices (u32, descending probability),
 ///             then their k router probabilities (f32);
-///             H floats (f32) of the block-0 hidden state when flag bit 0 is set.
+///             H floats (f32) of the hidden state after layer L when flag bit 0 is set.
 ///
-/// The file size must be exactly 40 + 16·M + T·R; the reader rejects anything else.
+/// The file size must be exactly 44 + 16·M + T·R; the reader rejects anything else. Version 1
+/// files (no L, a 40-byte header, the hidden state after layer 0) are still read.
 public struct ActivationTrace: Sendable, Equatable {
     /// One MoE layer of the traced model.
     public struct Layer: Sendable, Equatable {
@@ -55,7 +58,8 @@ public struct ActivationTrace: Sendable, Equatable {
         public var experts: [[Int]]
         /// Per MoE layer, the router probabilities of those experts.
         public var probabilities: [[Float]]
-        /// The block-0 hidden state (`hiddenSize` floats), empty when the trace has none.
+        /// The hidden state after decoder layer `hiddenLayer` (`hiddenSize` floats), empty when
+        /// the trace has none.
         public var hidden: [Float]
 
         /// A token record with every field given.
@@ -72,9 +76,9 @@ public struct ActivationTrace: Sendable, Equatable {
     /// The file's first eight bytes.
     public static let magic = Array("CHRTRACE".utf8)
     /// The layout version this code writes and reads.
-    public static let currentVersion: UInt32 = 1
+    public static let currentVersion: UInt32 = 2
     /// Bytes before the per-layer table.
-    static let fixedHeaderBytes = 40
+    static let fixedHeaderBytes = 44
 
     /// The MoE layers, in record order.
     public var layers: [Layer]
@@ -82,21 +86,24 @@ public struct ActivationTrace: Sendable, Equatable {
     public var expertsPerToken: Int
     /// Width of each token's hidden state; 0 when the trace omits it.
     public var hiddenSize: Int
+    /// The decoder layer after which each token's hidden state is taken.
+    public var hiddenLayer: Int
     /// Sequences traced.
     public var sequenceCount: Int
     /// The token records, sequence by sequence, in position order.
     public var tokens: [Token]
 
     /// A trace with every field given.
-    public init(layers: [Layer], expertsPerToken: Int, hiddenSize: Int, sequenceCount: Int, tokens: [Token]) {
+    public init(layers: [Layer], expertsPerToken: Int, hiddenSize: Int, hiddenLayer: Int = 0, sequenceCount: Int, tokens: [Token]) {
         self.layers = layers
         self.expertsPerToken = expertsPerToken
         self.hiddenSize = hiddenSize
+        self.hiddenLayer = hiddenLayer
         self.sequenceCount = sequenceCount
         self.tokens = tokens
     }
 
-    /// Whether the records carry the block-0 hidden state.
+    /// Whether the records carry a hidden state.
     public var hasHidden: Bool { hiddenSize > 0 }
 
     /// The token records grouped by sequence, each group in position order, runs of
@@ -128,6 +135,7 @@ public struct ActivationTrace: Sendable, Equatable {
         Self.append(&out, UInt32(hiddenSize))
         Self.append(&out, UInt32(sequenceCount))
         Self.append(&out, UInt64(tokens.count))
+        Self.append(&out, UInt32(hiddenLayer))
         for layer in layers {
             Self.append(&out, UInt32(layer.layer))
             Self.append(&out, UInt32(layer.experts))
@@ -169,22 +177,25 @@ public struct ActivationTrace: Sendable, Equatable {
     public static func decode(_ data: Data, path: String) throws -> ActivationTrace {
         let bytes = [UInt8](data)
         func fail(_ reason: String) -> ActivationTraceError { .malformed(path: path, reason: reason) }
-        guard bytes.count >= fixedHeaderBytes else {
-            throw fail("\(bytes.count) bytes is shorter than the \(fixedHeaderBytes)-byte header")
-        }
+        guard bytes.count >= 40 else { throw fail("\(bytes.count) bytes is shorter than the header") }
         guard Array(bytes[0..<8]) == magic else { throw fail("it does not start with the magic \"CHRTRACE\"") }
         var cursor = 8
         func u32() -> Int { defer { cursor += 4 }; return Int(load(bytes, cursor, as: UInt32.self)) }
         func u64() -> UInt64 { defer { cursor += 8 }; return load(bytes, cursor, as: UInt64.self) }
         func f32() -> Float { defer { cursor += 4 }; return Float(bitPattern: load(bytes, cursor, as: UInt32.self)) }
         let version = u32()
-        guard version == Int(currentVersion) else { throw fail("version \(version) is not the supported version \(currentVersion)") }
+        guard version == 1 || version == Int(currentVersion) else {
+            throw fail("version \(version) is not a supported version (1 or \(currentVersion))")
+        }
         let flags = u32(), layerCount = u32(), k = u32(), hidden = u32(), sequences = u32()
         let tokenCount = u64()
+        let headerBytes = version == 1 ? 40 : fixedHeaderBytes
+        guard bytes.count >= headerBytes else { throw fail("\(bytes.count) bytes is shorter than the \(headerBytes)-byte header") }
+        let hiddenLayer = version == 1 ? 0 : u32()
         guard flags & ~1 == 0 else { throw fail("unknown flags \(flags)") }
         guard (flags & 1 == 1) == (hidden > 0) else { throw fail("the hidden-state flag disagrees with the hidden width \(hidden)") }
         guard k > 0 || layerCount == 0 else { throw fail("experts per token is 0") }
-        let tableEnd = fixedHeaderBytes + 16 * layerCount
+        let tableEnd = headerBytes + 16 * layerCount
         guard bytes.count >= tableEnd else {
             throw fail("truncated: \(bytes.count) bytes, but the layer table of \(layerCount) layers ends at byte \(tableEnd)")
         }
@@ -218,7 +229,8 @@ public struct ActivationTrace: Sendable, Equatable {
             let state = (0..<hidden).map { _ in f32() }
             tokens.append(Token(sequence: sequence, position: position, id: id, experts: experts, probabilities: probabilities, hidden: state))
         }
-        return ActivationTrace(layers: layers, expertsPerToken: k, hiddenSize: hidden, sequenceCount: sequences, tokens: tokens)
+        return ActivationTrace(layers: layers, expertsPerToken: k, hiddenSize: hidden, hiddenLayer: hiddenLayer, sequenceCount: sequences,
+                               tokens: tokens)
     }
 
     private static func append<T: FixedWidthInteger>(_ data: inout Data, _ value: T) {

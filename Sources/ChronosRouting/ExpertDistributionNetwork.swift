@@ -18,7 +18,8 @@ import Foundation
 /// On disk it is a safetensors file in the model directory holding `hidden.weight`,
 /// `hidden.bias`, `output.weight` and `output.bias` (f32), with `__metadata__` naming the kind
 /// of predictor (`chronos_predictor`), `input_norm` (`rms`), the decoder indices of the MoE
-/// layers it predicts (`layers`, comma-separated), `experts` and `hidden_size`, plus the
+/// layers it predicts (`layers`, comma-separated), `experts`, `hidden_size` and the decoder
+/// layer after which it reads the hidden state (`input_layer`; 0 when absent), plus the
 /// predictor's own keys.
 public struct ExpertDistributionNetwork: Sendable {
     /// W_1, b_1, W_2, b_2, in that order (leaves of the gradient graph while training).
@@ -70,11 +71,12 @@ public struct ExpertDistributionNetwork: Sendable {
     }
 
     /// Writes the network to `url`, atomically, as a predictor of `kind` over MoE layers
-    /// `layers`, with the metadata `read` and `check` expect plus `extra`.
-    public func write(to url: URL, kind: String, layers: [Int], extra: [String: String]) throws {
+    /// `layers` reading the hidden state after decoder layer `inputLayer`, with the metadata
+    /// `read` and `check` expect plus `extra`.
+    public func write(to url: URL, kind: String, layers: [Int], inputLayer: Int, extra: [String: String]) throws {
         let metadata = extra.merging([
             "chronos_predictor": kind, "input_norm": "rms", "layers": layers.map(String.init).joined(separator: ","),
-            "experts": String(experts), "hidden_size": String(inputWidth),
+            "experts": String(experts), "hidden_size": String(inputWidth), "input_layer": String(inputLayer),
         ]) { _, common in common }
         try SafetensorsWriter.write(parameters.map { ($0.name, $0.tensor.detached().contiguous()) }, metadata: metadata, to: url)
     }
@@ -82,7 +84,7 @@ public struct ExpertDistributionNetwork: Sendable {
     /// Reads a network written by `write`, with its metadata; `kind` must match the file's
     /// `chronos_predictor`, and the tensors must agree with `layers`·`steps` groups of `experts`.
     private static func read(_ url: URL, kind: String, groupsPerLayer: (_ metadata: [String: String]) throws -> Int)
-        throws -> (network: ExpertDistributionNetwork, layers: [Int], metadata: [String: String]) {
+        throws -> (network: ExpertDistributionNetwork, layers: [Int], inputLayer: Int, metadata: [String: String]) {
         let file: SafetensorsFile
         do {
             file = try SafetensorsFile(url: url)
@@ -101,6 +103,9 @@ public struct ExpertDistributionNetwork: Sendable {
         guard !layers.isEmpty, let experts = metadata["experts"].flatMap(Int.init), experts > 0 else {
             throw invalid("its metadata lacks the MoE layers or the expert count")
         }
+        guard let inputLayer = metadata["input_layer"].map({ Int($0) }) ?? 0, inputLayer >= 0 else {
+            throw invalid("its input_layer '\(metadata["input_layer"] ?? "")' is not a decoder layer index")
+        }
         let groups = try layers.count * groupsPerLayer(metadata)
         let tensors = try names.map { name -> Tensor in
             do {
@@ -114,25 +119,29 @@ public struct ExpertDistributionNetwork: Sendable {
         for (index, tensor) in tensors.enumerated() where tensor.shape != expected[index] {
             throw invalid("tensor '\(names[index])' has shape \(tensor.shape), expected \(expected[index])")
         }
-        return (ExpertDistributionNetwork(validated: tensors, groups: groups, experts: experts), layers, metadata)
+        return (ExpertDistributionNetwork(validated: tensors, groups: groups, experts: experts), layers, inputLayer, metadata)
     }
 
     /// The predictor of `kind` saved as `fileName` in the model directory `directory`, read and
     /// checked against `summary`'s model; nil when there is none, an error when it does not fit.
     static func load(_ fileName: String, in directory: URL, kind: String, summary: ModelSummary,
                      groupsPerLayer: (_ metadata: [String: String]) throws -> Int)
-        throws -> (network: ExpertDistributionNetwork, layers: [Int], metadata: [String: String])? {
+        throws -> (network: ExpertDistributionNetwork, layers: [Int], inputLayer: Int, metadata: [String: String])? {
         let url = directory.appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         let loaded = try read(url, kind: kind, groupsPerLayer: groupsPerLayer)
         try check(file: url.path, layers: loaded.layers, experts: loaded.network.experts, inputWidth: loaded.network.inputWidth,
-                  against: summary)
+                  inputLayer: loaded.inputLayer, against: summary)
         return loaded
     }
 
     /// Checks that a predictor over `layers` with `experts` experts and inputs of `inputWidth`
-    /// fits `summary`'s model; the error names `file`.
-    private static func check(file: String, layers: [Int], experts: Int, inputWidth: Int, against summary: ModelSummary) throws {
+    /// taken after decoder layer `inputLayer` fits `summary`'s model; the error names `file`.
+    private static func check(file: String, layers: [Int], experts: Int, inputWidth: Int, inputLayer: Int,
+                              against summary: ModelSummary) throws {
+        guard inputLayer < summary.expertsPerLayer.count else {
+            throw PredictorFileError(file: file, reason: "it reads the hidden state after decoder layer \(inputLayer); the model has \(summary.expertsPerLayer.count) layers (retrain it)")
+        }
         let moeLayers = summary.expertsPerLayer.indices.filter { summary.expertsPerLayer[$0] > 0 }
         guard layers == moeLayers, moeLayers.allSatisfy({ summary.expertsPerLayer[$0] == experts }), inputWidth == summary.hiddenSize else {
             throw PredictorFileError(file: file, reason: "it predicts \(experts) experts in layers \(layers) from hidden states of width \(inputWidth); the model has MoE layers \(moeLayers) of \(moeLayers.map { summary.expertsPerLayer[$0] }) experts and hidden size \(summary.hiddenSize) (retrain it)")

@@ -3,9 +3,9 @@ import ChronosTensor
 import Foundation
 
 /// The intent classifier: from a prompt, the experts the generation that follows will use, per
-/// MoE layer. Its input is the mean over the prompt's tokens of the block-0 hidden state, so it
-/// can run as soon as the first decoder layer of the prefill is done, while the other layers
-/// still compute; its output per MoE layer is a distribution over that layer's experts, trained
+/// MoE layer. Its input is the mean over the prompt's tokens of the hidden state after an early
+/// decoder layer (`inputLayer`), so it can run as soon as that layer of the prefill is done,
+/// while the later layers still compute; its output per MoE layer is a distribution over that layer's experts, trained
 /// to match how often each expert is routed to over the next `horizon` tokens.
 ///
 /// Saved as `intent.safetensors` in the model directory (`ExpertDistributionNetwork`'s layout,
@@ -16,18 +16,21 @@ public struct IntentClassifier: Sendable {
     /// The value of `chronos_predictor` in its metadata.
     static let kind = "intent"
 
-    /// The network: input the mean block-0 hidden state, one group per MoE layer.
+    /// The network: input the mean hidden state, one group per MoE layer.
     public var network: ExpertDistributionNetwork
     /// Decoder indices of the MoE layers, in group order.
     public let layers: [Int]
+    /// The decoder layer after which it reads the hidden state.
+    public let inputLayer: Int
     /// Generated tokens whose routing the targets counted.
     public let horizon: Int
 
     /// A fresh classifier for `layers` with `experts` experts each, from hidden states of
-    /// `hiddenSize`, with a hidden layer of `width`.
-    public init(hiddenSize: Int, layers: [Int], experts: Int, horizon: Int, width: Int, seed: UInt64) {
+    /// `hiddenSize` taken after decoder layer `inputLayer`, with a hidden layer of `width`.
+    public init(hiddenSize: Int, inputLayer: Int, layers: [Int], experts: Int, horizon: Int, width: Int, seed: UInt64) {
         network = ExpertDistributionNetwork(inputWidth: hiddenSize, width: width, groups: layers.count, experts: experts, seed: seed)
         self.layers = layers
+        self.inputLayer = inputLayer
         self.horizon = horizon
     }
 
@@ -36,19 +39,20 @@ public struct IntentClassifier: Sendable {
         hidden.sumRows().scaled(by: 1 / Float(max(1, hidden.shape[0]))).floats
     }
 
-    /// The classifier's input for a traced prompt: the mean of its tokens' block-0 hidden states.
+    /// The classifier's input for a traced prompt: the mean of its tokens' hidden states.
     public static func features(_ prompt: [ActivationTrace.Token]) -> [Float] {
         let width = prompt.first?.hidden.count ?? 0
         return features(Tensor(shape: [prompt.count, width], values: prompt.flatMap(\.hidden)))
     }
 
     /// The predicted share of the generation's routing that goes to each (layer, expert) pair
-    /// (each MoE layer's shares sum to 1), for the prompt's block-0 hidden states `[tokens, H]`.
-    public func scores(blockZeroHidden: Tensor) -> [ExpertKey: Float] {
-        scores(features: Self.features(blockZeroHidden))
+    /// (each MoE layer's shares sum to 1), for the prompt's hidden states `[tokens, H]` after
+    /// layer `inputLayer`.
+    public func scores(hidden: Tensor) -> [ExpertKey: Float] {
+        scores(features: Self.features(hidden))
     }
 
-    /// The predicted shares for a mean block-0 hidden state.
+    /// The predicted shares for a mean hidden state.
     public func scores(features: [Float]) -> [ExpertKey: Float] {
         var scores: [ExpertKey: Float] = [:]
         for (slot, distribution) in network.probabilities(features).enumerated() {
@@ -60,20 +64,22 @@ public struct IntentClassifier: Sendable {
     /// Writes `intent.safetensors` into the model directory `directory`, atomically.
     public func save(in directory: URL) throws {
         try network.write(to: directory.appendingPathComponent(Self.fileName), kind: Self.kind, layers: layers,
-                          extra: ["horizon": String(horizon)])
+                          inputLayer: inputLayer, extra: ["horizon": String(horizon)])
     }
 
     /// The classifier saved in the model directory `directory`, checked against `summary`; nil
     /// when there is none, an error when it does not fit the model.
     public static func load(from directory: URL, summary: ModelSummary) throws -> IntentClassifier? {
-        guard let (network, layers, metadata) = try ExpertDistributionNetwork.load(fileName, in: directory, kind: kind, summary: summary,
-                                                                                   groupsPerLayer: { _ in 1 }) else { return nil }
-        return IntentClassifier(network: network, layers: layers, horizon: metadata["horizon"].flatMap(Int.init) ?? 0)
+        guard let (network, layers, inputLayer, metadata) = try ExpertDistributionNetwork.load(
+            fileName, in: directory, kind: kind, summary: summary, groupsPerLayer: { _ in 1 }) else { return nil }
+        return IntentClassifier(network: network, layers: layers, inputLayer: inputLayer,
+                                horizon: metadata["horizon"].flatMap(Int.init) ?? 0)
     }
 
-    private init(network: ExpertDistributionNetwork, layers: [Int], horizon: Int) {
+    private init(network: ExpertDistributionNetwork, layers: [Int], inputLayer: Int, horizon: Int) {
         self.network = network
         self.layers = layers
+        self.inputLayer = inputLayer
         self.horizon = horizon
     }
 }

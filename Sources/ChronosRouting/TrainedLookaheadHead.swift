@@ -3,7 +3,8 @@ import ChronosTensor
 import Foundation
 
 /// A lookahead router trained from an activation trace for any MoE model, the model itself left
-/// untouched: from the block-0 hidden state of token t, for every future offset k = 1…K and
+/// untouched: from the hidden state of token t after an early decoder layer (`inputLayer`), for
+/// every future offset k = 1…K and
 /// every MoE layer, a distribution over that layer's experts (groups ordered offset-major:
 /// group (k − 1)·M + m is offset k, MoE layer m). Unlike the Chronos-native head, which predicts
 /// one distribution of expert ids shared by all layers, it predicts each layer separately.
@@ -17,29 +18,33 @@ public struct TrainedLookaheadHead: Sendable {
     /// The value of `chronos_predictor` in its metadata.
     static let kind = "lookahead"
 
-    /// The network: input the block-0 hidden state, K·M groups of E experts.
+    /// The network: input the hidden state, K·M groups of E experts.
     public var network: ExpertDistributionNetwork
     /// K: the furthest future token predicted.
     public let steps: Int
     /// Decoder indices of the MoE layers, in group order.
     public let layers: [Int]
+    /// The decoder layer after which it reads the hidden state.
+    public let inputLayer: Int
 
     /// A fresh head for `layers` with `experts` experts each, predicting `steps` tokens ahead
-    /// from hidden states of `hiddenSize`, with a hidden layer of `width`.
-    public init(hiddenSize: Int, layers: [Int], experts: Int, steps: Int, width: Int, seed: UInt64) {
+    /// from hidden states of `hiddenSize` taken after decoder layer `inputLayer`, with a hidden
+    /// layer of `width`.
+    public init(hiddenSize: Int, inputLayer: Int, layers: [Int], experts: Int, steps: Int, width: Int, seed: UInt64) {
         network = ExpertDistributionNetwork(inputWidth: hiddenSize, width: width, groups: steps * layers.count, experts: experts, seed: seed)
         self.steps = steps
         self.layers = layers
+        self.inputLayer = inputLayer
     }
 
-    /// For the block-0 hidden state of token t: `[k − 1][m]` is the distribution over the
+    /// For the hidden state of token t: `[k − 1][m]` is the distribution over the
     /// experts of MoE layer `layers[m]` at token t + k.
     public func probabilities(hidden: [Float]) -> [[[Float]]] {
         let groups = network.probabilities(hidden)
         return (0..<steps).map { k in Array(groups[(k * layers.count)..<((k + 1) * layers.count)]) }
     }
 
-    /// For the block-0 hidden state of token t: `[k − 1][m]` is the `count` most probable
+    /// For the hidden state of token t: `[k − 1][m]` is the `count` most probable
     /// experts of MoE layer `layers[m]` at token t + k, most probable first.
     public func topExperts(hidden: [Float], count: Int) -> [[[Int]]] {
         probabilities(hidden: hidden).map { layers in
@@ -54,7 +59,7 @@ public struct TrainedLookaheadHead: Sendable {
     /// Writes `lookahead.safetensors` into the model directory `directory`, atomically.
     public func save(in directory: URL) throws {
         try network.write(to: directory.appendingPathComponent(Self.fileName), kind: Self.kind, layers: layers,
-                          extra: ["steps": String(steps)])
+                          inputLayer: inputLayer, extra: ["steps": String(steps)])
     }
 
     /// The head saved in the model directory `directory`, checked against `summary`; nil when
@@ -69,13 +74,14 @@ public struct TrainedLookaheadHead: Sendable {
             steps = k
             return k
         }
-        guard let (network, layers, _) = loaded else { return nil }
-        return TrainedLookaheadHead(network: network, steps: steps, layers: layers)
+        guard let (network, layers, inputLayer, _) = loaded else { return nil }
+        return TrainedLookaheadHead(network: network, steps: steps, layers: layers, inputLayer: inputLayer)
     }
 
-    private init(network: ExpertDistributionNetwork, steps: Int, layers: [Int]) {
+    private init(network: ExpertDistributionNetwork, steps: Int, layers: [Int], inputLayer: Int) {
         self.network = network
         self.steps = steps
         self.layers = layers
+        self.inputLayer = inputLayer
     }
 }

@@ -85,7 +85,7 @@ public enum PredictorTraining {
         }
     }
 
-    /// Lookahead examples: for every token t with t + `steps` in its sequence, the block-0 hidden
+    /// Lookahead examples: for every token t with t + `steps` in its sequence, the traced hidden
     /// state of t against, for k = 1…steps and each MoE layer, the uniform distribution over the
     /// experts token t + k used.
     public static func lookaheadExamples(_ trace: ActivationTrace, steps: Int) -> Examples {
@@ -107,7 +107,7 @@ public enum PredictorTraining {
     }
 
     /// Intent examples: for every sequence and prompt length P (when P + `horizon` tokens fit),
-    /// the mean block-0 hidden state of tokens 0..<P against, per MoE layer, how the routing of
+    /// the mean traced hidden state of tokens 0..<P against, per MoE layer, how the routing of
     /// tokens P..<P + horizon spreads over the experts.
     public static func intentExamples(_ trace: ActivationTrace, promptLengths: [Int], horizon: Int) -> Examples {
         let layers = trace.layers.count, experts = trace.layers.map(\.experts).max() ?? 0

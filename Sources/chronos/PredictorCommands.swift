@@ -26,7 +26,11 @@ struct PredictorTrainingOptions: ParsableArguments {
             throw ValidationError("\(self.trace) was not traced from \(model): it records MoE layers \(trace.layers.map(\.layer)) and hidden width \(trace.hiddenSize), the model has \(moeLayers) and \(summary.hiddenSize)")
         }
         if let heldoutTrace {
-            return (summary, trace, try ActivationTrace.read(URL(fileURLWithPath: heldoutTrace)))
+            let heldOut = try ActivationTrace.read(URL(fileURLWithPath: heldoutTrace))
+            guard heldOut.hiddenLayer == trace.hiddenLayer else {
+                throw ValidationError("\(heldoutTrace) records the hidden state after layer \(heldOut.hiddenLayer), \(self.trace) after layer \(trace.hiddenLayer)")
+            }
+            return (summary, trace, heldOut)
         }
         let cut = trace.sequenceCount - max(1, trace.sequenceCount / 10)
         guard cut > 0 else { throw ValidationError("\(self.trace) holds too few sequences to hold some out; give --heldout-trace") }
@@ -76,7 +80,7 @@ extension TrainCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train the intent classifier (prompt → the experts the generation will use) from an activation trace.",
             discussion: """
-                Examples: for each traced sequence and prompt length P, the mean block-0 hidden state of the \
+                Examples: for each traced sequence and prompt length P, the mean traced hidden state of the \
                 first P tokens against how the routing of the next --horizon tokens spreads over each layer's \
                 experts. Saves MODEL/intent.safetensors, which `chronos generate` and `chronos bench offload` \
                 then load during the prefill; reports recall and precision of its hot sets on held-out \
@@ -93,7 +97,7 @@ extension TrainCommand {
             guard !lengths.isEmpty, lengths.allSatisfy({ $0 > 0 }) else { throw ValidationError("--prompt-lengths must be positive integers") }
             let (summary, training, heldOut) = try options.load()
             let layers = training.layers.map(\.layer), experts = training.layers.map(\.experts).max() ?? 0
-            let fresh = IntentClassifier(hiddenSize: summary.hiddenSize, layers: layers, experts: experts, horizon: horizon,
+            let fresh = IntentClassifier(hiddenSize: summary.hiddenSize, inputLayer: training.hiddenLayer, layers: layers, experts: experts, horizon: horizon,
                                          width: options.width ?? max(8, summary.hiddenSize / 2), seed: options.seed)
             let examples = PredictorTraining.intentExamples(training, promptLengths: lengths, horizon: horizon)
             let heldOutExamples = PredictorTraining.intentExamples(heldOut, promptLengths: lengths, horizon: horizon)
@@ -120,7 +124,7 @@ extension TrainCommand {
     /// `chronos train lookahead`.
     struct Lookahead: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Train a lookahead head (block-0 hidden state → each MoE layer's experts at t+1…t+K) from an activation trace.",
+            abstract: "Train a lookahead head (a token's hidden state → each MoE layer's experts at t+1…t+K) from an activation trace.",
             discussion: """
                 Works for any MoE model, Hugging Face architectures included; the model's own weights are not \
                 touched. Saves MODEL/lookahead.safetensors, which the offload runtime uses in place of a \
@@ -136,7 +140,7 @@ extension TrainCommand {
             guard lookahead > 0 else { throw ValidationError("--lookahead must be positive") }
             let (summary, training, heldOut) = try options.load()
             let layers = training.layers.map(\.layer), experts = training.layers.map(\.experts).max() ?? 0
-            var head = TrainedLookaheadHead(hiddenSize: summary.hiddenSize, layers: layers, experts: experts, steps: lookahead,
+            var head = TrainedLookaheadHead(hiddenSize: summary.hiddenSize, inputLayer: training.hiddenLayer, layers: layers, experts: experts, steps: lookahead,
                                             width: options.width ?? max(8, summary.hiddenSize / 2), seed: options.seed)
             let examples = PredictorTraining.lookaheadExamples(training, steps: lookahead)
             let heldOutExamples = PredictorTraining.lookaheadExamples(heldOut, steps: lookahead)

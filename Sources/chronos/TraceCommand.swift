@@ -12,8 +12,9 @@ struct TraceCommand: ParsableCommand {
         abstract: "Record, per token and MoE layer, the router's top-k experts and probabilities over JSONL text.",
         discussion: """
             Writes a binary activation trace (layout in ActivationTrace): per token, the top-k experts \
-            of every MoE layer with their router probabilities and the hidden state after decoder \
-            layer 0. `chronos cluster`, `chronos train intent` and `chronos train lookahead` read it. \
+            of every MoE layer with their router probabilities and the hidden state after one decoder \
+            layer (--hidden-layer), which the predictors trained from the trace then read at run time. \
+            `chronos cluster`, `chronos train intent` and `chronos train lookahead` read it. \
             With `--decode N` the last N tokens of every sequence are the model's own greedy \
             continuation of the text before them: the routing a lookahead head meets while the \
             model generates, rather than while it reads.
@@ -25,11 +26,15 @@ struct TraceCommand: ParsableCommand {
     @Option(help: "Tokens per traced sequence.") var seqLen = 256
     @Option(help: "Sequences to trace (at most as many as the text holds).") var sequences = 32
     @Option(help: "End each sequence with this many tokens the model decodes greedily in place of the text's.") var decode = 0
+    @Option(help: ArgumentHelp("Decoder layer after which the hidden state is recorded (default: 1, or 0 in a one-layer model).",
+                               discussion: "A later layer predicts better; an earlier one leaves more of each pass to load under."))
+    var hiddenLayer: Int?
 
     func validate() throws {
         guard seqLen > 0 else { throw ValidationError("--seq-len must be positive") }
         guard sequences > 0 else { throw ValidationError("--sequences must be positive") }
         guard decode >= 0, decode < seqLen else { throw ValidationError("--decode must be at least 0 and below --seq-len") }
+        guard hiddenLayer.map({ $0 >= 0 }) ?? true else { throw ValidationError("--hidden-layer must be at least 0") }
     }
 
     func run() throws {
@@ -50,10 +55,11 @@ struct TraceCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("… decoded \(index + 1)/\(count) continuations\n".utf8))
             }
         }
-        let trace = try ActivationTracer.trace(loaded, sequences: inputs) { done in
+        let layer = hiddenLayer ?? min(1, loaded.summary.expertsPerLayer.count - 1)
+        let trace = try ActivationTracer.trace(loaded, sequences: inputs, hiddenLayer: layer) { done in
             FileHandle.standardError.write(Data("… traced \(done)/\(count) sequences\n".utf8))
         }
         try trace.write(to: URL(fileURLWithPath: out))
-        print("traced \(trace.tokens.count) tokens in \(count) sequences over \(trace.layers.count) MoE layers (top-\(trace.expertsPerToken)), block-0 hidden state of width \(trace.hiddenSize), into \(out)")
+        print("traced \(trace.tokens.count) tokens in \(count) sequences over \(trace.layers.count) MoE layers (top-\(trace.expertsPerToken)), hidden state after layer \(layer) of width \(trace.hiddenSize), into \(out)")
     }
 }

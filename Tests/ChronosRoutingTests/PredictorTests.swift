@@ -41,7 +41,7 @@ final class PredictorTests: XCTestCase {
 
     func testLookaheadHeadLearnsADeterminedFutureAndBeatsItsControls() {
         let training = cyclingTrace(sequences: 8, length: 12, seed: 1), heldOut = cyclingTrace(sequences: 4, length: 12, seed: 2)
-        var head = TrainedLookaheadHead(hiddenSize: 4, layers: [0, 2], experts: 4, steps: 2, width: 16, seed: 0)
+        var head = TrainedLookaheadHead(hiddenSize: 4, inputLayer: 0, layers: [0, 2], experts: 4, steps: 2, width: 16, seed: 0)
         let examples = PredictorTraining.lookaheadExamples(training, steps: 2)
         XCTAssertEqual(examples.count, 8 * 10)
         XCTAssertEqual(examples.groups, 4)
@@ -113,7 +113,7 @@ final class PredictorTests: XCTestCase {
         }
         let trace = ActivationTrace(layers: [.init(layer: 1, experts: 4, expertBytes: 10)], expertsPerToken: 2, hiddenSize: 2,
                                     sequenceCount: 12, tokens: tokens)
-        var classifier = IntentClassifier(hiddenSize: 2, layers: [1], experts: 4, horizon: 16, width: 8, seed: 0)
+        var classifier = IntentClassifier(hiddenSize: 2, inputLayer: 0, layers: [1], experts: 4, horizon: 16, width: 8, seed: 0)
         let examples = PredictorTraining.intentExamples(trace, promptLengths: [4, 8], horizon: 16)
         XCTAssertEqual(examples.count, 24)
         classifier.network = PredictorTraining.train(classifier.network, on: examples, settings: quickSettings).network
@@ -148,15 +148,22 @@ final class PredictorTests: XCTestCase {
                                    keyValueHeads: 1, headDim: 4, expertsPerLayer: [4, 0, 4], expertsPerToken: 2, hasSharedExpert: false,
                                    tiedEmbeddings: false, bosTokenId: nil, eosTokenIds: [], maxPositionEmbeddings: nil)
         XCTAssertNil(try TrainedLookaheadHead.load(from: directory, summary: summary))
-        let head = TrainedLookaheadHead(hiddenSize: 4, layers: [0, 2], experts: 4, steps: 3, width: 5, seed: 7)
+        let head = TrainedLookaheadHead(hiddenSize: 4, inputLayer: 0, layers: [0, 2], experts: 4, steps: 3, width: 5, seed: 7)
         try head.save(in: directory)
         let loaded = try XCTUnwrap(TrainedLookaheadHead.load(from: directory, summary: summary))
         XCTAssertEqual(loaded.steps, 3)
         XCTAssertEqual(loaded.layers, [0, 2])
+        XCTAssertEqual(loaded.inputLayer, 0)
         XCTAssertEqual(loaded.probabilities(hidden: [1, -1, 0.5, 2]), head.probabilities(hidden: [1, -1, 0.5, 2]))
-        let classifier = IntentClassifier(hiddenSize: 4, layers: [0, 2], experts: 4, horizon: 32, width: 6, seed: 1)
+        let classifier = IntentClassifier(hiddenSize: 4, inputLayer: 1, layers: [0, 2], experts: 4, horizon: 32, width: 6, seed: 1)
         try classifier.save(in: directory)
         XCTAssertEqual(try IntentClassifier.load(from: directory, summary: summary)?.horizon, 32)
+        XCTAssertEqual(try IntentClassifier.load(from: directory, summary: summary)?.inputLayer, 1)
+        try IntentClassifier(hiddenSize: 4, inputLayer: 3, layers: [0, 2], experts: 4, horizon: 32, width: 6, seed: 1).save(in: directory)
+        XCTAssertThrowsError(try IntentClassifier.load(from: directory, summary: summary)) { error in
+            XCTAssertTrue("\(error)".contains("after decoder layer 3"), "\(error)")
+        }
+        try classifier.save(in: directory)
 
         var other = summary
         other.expertsPerLayer = [8, 0, 8]

@@ -29,7 +29,7 @@ final class ActivationTraceTests: XCTestCase {
     private func handMadeTrace() -> ActivationTrace {
         ActivationTrace(
             layers: [.init(layer: 0, experts: 4, expertBytes: 100), .init(layer: 2, experts: 4, expertBytes: 100)],
-            expertsPerToken: 2, hiddenSize: 3, sequenceCount: 2,
+            expertsPerToken: 2, hiddenSize: 3, hiddenLayer: 1, sequenceCount: 2,
             tokens: [
                 .init(sequence: 0, position: 0, id: 7, experts: [[1, 3], [0, 2]], probabilities: [[0.6, 0.3], [0.5, 0.25]], hidden: [1, -2, 0.5]),
                 .init(sequence: 0, position: 1, id: 9, experts: [[3, 1], [2, 0]], probabilities: [[0.7, 0.1], [0.4, 0.4]], hidden: [0, 3, -1]),
@@ -42,8 +42,21 @@ final class ActivationTraceTests: XCTestCase {
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("routing.trace")
         try trace.write(to: url)
         let size = try FileManager.default.attributesOfItem(atPath: url.path)[.size] as! Int
-        XCTAssertEqual(size, 40 + 16 * 2 + 3 * (12 + 8 * 2 * 2 + 4 * 3))
+        XCTAssertEqual(size, 44 + 16 * 2 + 3 * (12 + 8 * 2 * 2 + 4 * 3))
         XCTAssertEqual(try ActivationTrace.read(url), trace)
+    }
+
+    func testReadsAVersionOneTraceAsTakenAfterLayerZero() throws {
+        var bytes = [UInt8](handMadeTrace().encoded())
+        bytes[8] = 1
+        bytes.removeSubrange(40..<44)
+        let old = try ActivationTrace.decode(Data(bytes), path: "old.trace")
+        XCTAssertEqual(old.hiddenLayer, 0)
+        XCTAssertEqual(old.tokens, handMadeTrace().tokens)
+        bytes[8] = 3
+        XCTAssertThrowsError(try ActivationTrace.decode(Data(bytes), path: "old.trace")) {
+            XCTAssertTrue("\($0)".contains("version 3"), "\($0)")
+        }
     }
 
     func testTruncatedTraceNamesTheFile() throws {
@@ -65,7 +78,10 @@ final class ActivationTraceTests: XCTestCase {
 
     func testTracesATinyChronosModelWithItsBlockZeroHiddenState() throws {
         let model = try ModelRegistry.load(directory: tinyChronosModel())
-        let trace = try ActivationTracer.trace(model, sequences: tinySequences)
+        let trace = try ActivationTracer.trace(model, sequences: tinySequences, hiddenLayer: 0)
+        XCTAssertThrowsError(try ActivationTracer.trace(model, sequences: tinySequences, hiddenLayer: 2)) {
+            XCTAssertEqual($0 as? ActivationTracerError, .noSuchLayer(2, layers: 2))
+        }
         XCTAssertEqual(trace.layers.map(\.layer), [0, 1])
         XCTAssertEqual(trace.hiddenSize, 16)
         XCTAssertEqual(trace.tokens.count, 4 * 12)
@@ -81,14 +97,14 @@ final class ActivationTraceTests: XCTestCase {
         XCTAssertEqual(try ActivationTrace.read(url), trace)
     }
 
-    func testTracesAHuggingFaceModelWithItsBlockZeroHiddenState() throws {
+    func testTracesAHuggingFaceModelWithTheHiddenStateAfterTheLayerAskedFor() throws {
         let model = try ModelRegistry.load(directory: Fixtures.url("hf-tiny/mixtral"))
         let ids = (0..<9).map { ($0 * 37 + 11) % 256 }
-        let trace = try ActivationTracer.trace(model, sequences: [ids])
+        let trace = try ActivationTracer.trace(model, sequences: [ids], hiddenLayer: 1)
         XCTAssertEqual(trace.hiddenSize, 64)
         var seen: Tensor?
         let cache = model.makeCache()
-        cache.blockZeroObserver = { seen = $0 }
+        cache.hiddenObserver = { layer, hidden in if layer == 1 { seen = hidden } }
         _ = try model.forward(ids, cache: cache)
         let hidden = try XCTUnwrap(seen)
         XCTAssertEqual(hidden.shape, [9, 64])
@@ -113,7 +129,7 @@ final class LouvainTests: XCTestCase {
 
     func testSameSeedGivesTheSamePlan() throws {
         let model = try ModelRegistry.load(directory: tinyChronosModel())
-        let trace = try ActivationTracer.trace(model, sequences: tinySequences)
+        let trace = try ActivationTracer.trace(model, sequences: tinySequences, hiddenLayer: 0)
         let first = ExpertClustering.cluster(trace, seed: 7, maxExperts: 4)
         let second = ExpertClustering.cluster(trace, seed: 7, maxExperts: 4)
         XCTAssertEqual(first.clusters, second.clusters)
@@ -138,7 +154,7 @@ final class ExpertClusteringTests: XCTestCase {
     func testWrittenPlanPacksATinyModelIntoACacheThatLoads() throws {
         let directory = try tinyChronosModel()
         let model = try ModelRegistry.load(directory: directory)
-        let trace = try ActivationTracer.trace(model, sequences: tinySequences)
+        let trace = try ActivationTracer.trace(model, sequences: tinySequences, hiddenLayer: 0)
         let outcome = ExpertClustering.cluster(trace, seed: 1, maxExperts: 3)
         let planURL = directory.appendingPathComponent("clusters.json")
         try ExpertClustering.planJSON(outcome.clusters).write(to: planURL)

@@ -334,7 +334,7 @@ final class PrefetchTests: XCTestCase {
     func testChronosRunPredictsAndReportsPredictionQuality() throws {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
-        try IntentClassifier(hiddenSize: 16, layers: [0, 1], experts: 6, horizon: 8, width: 8, seed: 1).save(in: directory)
+        try IntentClassifier(hiddenSize: 16, inputLayer: 0, layers: [0, 1], experts: 6, horizon: 8, width: 8, seed: 1).save(in: directory)
         let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.75), policy: .wait, stagingFraction: 0.5,
                                        disk: DiskModel(milliseconds: 0.2, megabytesPerSecond: 2000))
         let run = try StorageFixtures.generate(directory, settings, prompt: StorageFixtures.prompt(12, vocab: 32), tokens: 10)
@@ -365,8 +365,8 @@ final class TrainedPredictorRunTests: XCTestCase {
         XCTAssertTrue(plain.metrics.predictions.lookahead.isEmpty, "a Mixtral has no lookahead head of its own")
         XCTAssertEqual(plain.metrics.predictions.prompt.samples, 0)
 
-        try TrainedLookaheadHead(hiddenSize: 64, layers: [0, 1], experts: 4, steps: 3, width: 16, seed: 2).save(in: directory)
-        try IntentClassifier(hiddenSize: 64, layers: [0, 1], experts: 4, horizon: 8, width: 16, seed: 3).save(in: directory)
+        try TrainedLookaheadHead(hiddenSize: 64, inputLayer: 1, layers: [0, 1], experts: 4, steps: 3, width: 16, seed: 2).save(in: directory)
+        try IntentClassifier(hiddenSize: 64, inputLayer: 0, layers: [0, 1], experts: 4, horizon: 8, width: 16, seed: 3).save(in: directory)
         let run = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 8)
         XCTAssertEqual(run.ids, expected)
         XCTAssertEqual(run.metrics.predictions.lookahead.count, 3)

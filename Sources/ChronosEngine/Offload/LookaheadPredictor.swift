@@ -32,17 +32,21 @@ public struct LookaheadForecast: Sendable, Equatable {
 /// experts they will use.
 ///
 /// The Chronos-native lookahead head is one implementation; a head trained from a trace for any
-/// model (`TrainedLookaheadHead`) plugs in the same way, reading `ForwardObservation.blockZeroHidden`.
+/// model (`TrainedLookaheadHead`) plugs in the same way, reading `ForwardObservation.hidden`.
 public protocol LookaheadPredictor: AnyObject {
     /// K: the furthest future token predicted.
     var horizon: Int { get }
 
+    /// The decoder layer after which the predictor reads token t's hidden state, so it can
+    /// predict while the rest of the pass runs; nil for a predictor that needs the whole pass.
+    var inputLayer: Int? { get }
+
     /// The forecast after the pass that ended at token t; `.none` when nothing can be predicted.
     func predict(after observation: ForwardObservation) -> LookaheadForecast
 
-    /// The same forecast from token t's block-0 hidden state `[1, hidden]` alone, while the rest
-    /// of its pass runs; nil for a predictor that needs the whole pass.
-    func predict(afterBlockZero hidden: Tensor) -> LookaheadForecast?
+    /// The same forecast from token t's hidden state `[1, hidden]` after `inputLayer` alone,
+    /// while the rest of its pass runs; nil for a predictor that needs the whole pass.
+    func predict(hidden: Tensor) -> LookaheadForecast?
 }
 
 /// The Chronos-native lookahead router: its distribution over expert ids for token t + k (the
@@ -97,8 +101,11 @@ public final class ChronosLookaheadPredictor: LookaheadPredictor {
         return LookaheadForecast(steps: steps, chanceOfUse: chance)
     }
 
-    /// Nil: the native head reads the last decoder layer.
-    public func predict(afterBlockZero hidden: Tensor) -> LookaheadForecast? { nil }
+    /// Nil: the native head is computed after the last decoder layer.
+    public var inputLayer: Int? { nil }
+
+    /// Nil: the native head is computed after the last decoder layer.
+    public func predict(hidden: Tensor) -> LookaheadForecast? { nil }
 }
 
 /// A lookahead head trained from an activation trace (`chronos train lookahead`): for each
@@ -126,14 +133,17 @@ public final class TrainedLookaheadPredictor: LookaheadPredictor {
     /// K.
     public var horizon: Int { head.steps }
 
+    /// The head's input layer.
+    public var inputLayer: Int? { head.inputLayer }
+
     /// The top experts of every MoE layer for k = 1…K that reach `minimumChance`, layer order
     /// within each offset; every expert's chance of use from its layer's distributions at k = 1…K.
     public func predict(after observation: ForwardObservation) -> LookaheadForecast {
-        observation.blockZeroHidden.flatMap { predict(afterBlockZero: $0) } ?? .none
+        observation.hidden[head.inputLayer].flatMap { predict(hidden: $0) } ?? .none
     }
 
-    /// The forecast from token t's block-0 hidden state, all the head reads.
-    public func predict(afterBlockZero hidden: Tensor) -> LookaheadForecast? {
+    /// The forecast from token t's hidden state after the head's input layer, all it reads.
+    public func predict(hidden: Tensor) -> LookaheadForecast? {
         let distributions = head.probabilities(hidden: hidden.floats)
         let steps = distributions.map { layers in
             layers.enumerated().flatMap { slot, distribution in

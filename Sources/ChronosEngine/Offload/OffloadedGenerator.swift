@@ -19,12 +19,12 @@ public struct OffloadedGenerationResult: Sendable {
 /// forward pass wired to the expert store and the predictors.
 ///
 /// Around each pass the store is told a step begins and ends; during the prefill, as soon as
-/// decoder layer 0 has run over the prompt, the prompt-level predictor's set is queued for
+/// the prompt-level predictor's input layer has run over the prompt, its set is queued for
 /// loading (lowest priority), so those loads overlap the rest of the prefill (the prefill
 /// scheduler); during each decode pass every decoder layer previews the next MoE layer's
 /// routing before it asks for its own routed experts (attention and shared experts done), and
-/// those experts are queued right after the layer's own needs; a lookahead head that reads the
-/// block-0 hidden state predicts the next tokens as soon as decoder layer 0 has run, and their
+/// those experts are queued right after the layer's own needs; a lookahead head that reads an
+/// early layer's hidden state predicts the next tokens as soon as that layer has run, and their
 /// loads queue behind the running token's own, so they use the disk while the rest of the pass
 /// computes; before every decode pass the lookahead predictions for it and the passes after
 /// replace the previous ones (stale queued loads are cancelled): the routing that followed the
@@ -97,10 +97,11 @@ public final class OffloadedGenerator {
                 }
             }
             store?.beginStep(tokens: ids.count)
-            var onBlockZero: ((Tensor) -> Void)? = nil
+            var onHidden: ((Int, Tensor) -> Void)? = nil
             if phase == .prefill, let predictor = offloaded.promptPredictor, let store {
-                onBlockZero = { hidden in
-                    let set = predictor.predict(blockZeroHidden: hidden, budget: offloaded.promptSetBudget())
+                onHidden = { layer, hidden in
+                    guard layer == predictor.inputLayer else { return }
+                    let set = predictor.predict(hidden: hidden, budget: offloaded.promptSetBudget())
                     store.preload(promptSet: set)
                     scorer.recordPromptSet(set, promptLength: ids.count)
                 }
@@ -115,13 +116,16 @@ public final class OffloadedGenerator {
                 }
             }
             var early: LookaheadForecast?
-            if phase == .decode, let store, let lookahead = offloaded.lookahead {
-                onBlockZero = { hidden in
-                    early = lookahead.predict(afterBlockZero: hidden)
+            let lookaheadLayer = offloaded.lookahead?.inputLayer
+            if phase == .decode, let store, let lookahead = offloaded.lookahead, let lookaheadLayer {
+                onHidden = { layer, hidden in
+                    guard layer == lookaheadLayer else { return }
+                    early = lookahead.predict(hidden: hidden)
                     if let steps = early?.steps, !steps.isEmpty { store.prefetch(ahead: steps) }
                 }
             }
-            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache, onBlockZero: onBlockZero)
+            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache, keeping: Set(lookaheadLayer.map { [$0] } ?? []),
+                                                             onHidden: onHidden)
             store?.endStep()
             if phase == .prefill {
                 afterPrefill = offloaded.storageMetrics() ?? StorageMetrics()

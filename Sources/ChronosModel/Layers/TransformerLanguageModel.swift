@@ -144,7 +144,7 @@ final class TransformerLanguageModel: LanguageModel {
                 beforeRouted = { stream in preview(next, self.layers[next].previewExperts(stream: stream)!) }
             }
             h = layer(h, cache: cacheLayer, observer: cache.routingObserver, beforeRouted: beforeRouted)
-            if index == 0 { cache.blockZeroObserver?(h) }
+            cache.hiddenObserver?(index, h)
         }
         cache.advance(by: ids.count)
         return Tensor.linear(h.rmsNorm(weight: finalNorm, eps: configuration.rmsNormEps), weight: lmHead)

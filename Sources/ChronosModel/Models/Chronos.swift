@@ -606,10 +606,8 @@ public final class ChronosLanguageModel: LanguageModel {
             let step = layer(h, cache: cache.layers[index], observer: cache.routingObserver, availability: availability,
                              beforeRouted: beforeRouted)
             h = step.output
-            if index == 0 {
-                blockZero = h
-                cache.blockZeroObserver?(h)
-            }
+            if index == 0 { blockZero = h }
+            cache.hiddenObserver?(index, h)
             let routing = step.routing
             routings.append(ChronosLayerRouting(
                 layer: index, input: step.moeInput, routerLogits: routing.logits, routerProbabilities: routing.probabilities,
