@@ -2,6 +2,7 @@ import ChronosEngine
 import ChronosModel
 import ChronosRouting
 import ChronosTensor
+import ChronosTestSupport
 import Foundation
 import XCTest
 
@@ -33,5 +34,19 @@ final class LookaheadForecastTests: XCTestCase {
         let everything = TrainedLookaheadPredictor(head: head, topK: 2, expertsPerOffset: 2)
         XCTAssertEqual(everything.predict(hidden: Tensor(shape: [1, 4], values: [1, 2, 3, 4]))?.steps.map(\.count), [4, 4],
                        "without a minimum chance the top 2 of each layer are named")
+    }
+
+    func testAPassHandsOverEveryLayersHiddenStateAndKeepsTheLastTokensOfTheLayersAskedFor() throws {
+        let model = try ModelRegistry.load(directory: Fixtures.url("hf-tiny/mixtral"))
+        let ids = [5, 17, 42, 99]
+        var seen: [Int] = [], afterLayerOne: Tensor?
+        let observation = try ForwardObservation.forward(model, ids: ids, cache: model.makeCache(), keeping: [1]) { layer, hidden in
+            seen.append(layer)
+            if layer == 1 { afterLayerOne = hidden }
+        }
+        XCTAssertEqual(seen, [0, 1], "once per decoder layer, in order")
+        XCTAssertEqual(Array(observation.hidden.keys), [1])
+        let all = try XCTUnwrap(afterLayerOne)
+        XCTAssertEqual(observation.hidden[1]?.floats, Array(all.floats[(3 * 64)..<(4 * 64)]), "the last token's row")
     }
 }

@@ -124,7 +124,7 @@ public final class OffloadedGenerator {
                     if let steps = early?.steps, !steps.isEmpty { store.prefetch(ahead: steps) }
                 }
             }
-            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache, keeping: Set(lookaheadLayer.map { [$0] } ?? []),
+            let observation = try ForwardObservation.forward(model, ids: ids, cache: cache, keeping: lookaheadLayer.map { [$0] } ?? [],
                                                              onHidden: onHidden)
             store?.endStep()
             if phase == .prefill {
