@@ -103,8 +103,10 @@ public struct ExpertDistributionNetwork: Sendable {
         guard !layers.isEmpty, let experts = metadata["experts"].flatMap(Int.init), experts > 0 else {
             throw invalid("its metadata lacks the MoE layers or the expert count")
         }
-        guard let inputLayer = metadata["input_layer"].map({ Int($0) }) ?? 0, inputLayer >= 0 else {
-            throw invalid("its input_layer '\(metadata["input_layer"] ?? "")' is not a decoder layer index")
+        var inputLayer = 0
+        if let text = metadata["input_layer"] {
+            guard let layer = Int(text), layer >= 0 else { throw invalid("its input_layer '\(text)' is not a decoder layer index") }
+            inputLayer = layer
         }
         let groups = try layers.count * groupsPerLayer(metadata)
         let tensors = try names.map { name -> Tensor in
