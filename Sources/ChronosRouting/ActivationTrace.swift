@@ -79,6 +79,8 @@ public struct ActivationTrace: Sendable, Equatable {
     public static let currentVersion: UInt32 = 2
     /// Bytes before the per-layer table.
     static let fixedHeaderBytes = 44
+    /// Bytes before the per-layer table in a version-1 file, which lacks the hidden layer.
+    static let versionOneHeaderBytes = 40
 
     /// The MoE layers, in record order.
     public var layers: [Layer]
@@ -177,7 +179,7 @@ public struct ActivationTrace: Sendable, Equatable {
     public static func decode(_ data: Data, path: String) throws -> ActivationTrace {
         let bytes = [UInt8](data)
         func fail(_ reason: String) -> ActivationTraceError { .malformed(path: path, reason: reason) }
-        guard bytes.count >= 40 else { throw fail("\(bytes.count) bytes is shorter than the header") }
+        guard bytes.count >= versionOneHeaderBytes else { throw fail("\(bytes.count) bytes is shorter than the header") }
         guard Array(bytes[0..<8]) == magic else { throw fail("it does not start with the magic \"CHRTRACE\"") }
         var cursor = 8
         func u32() -> Int { defer { cursor += 4 }; return Int(load(bytes, cursor, as: UInt32.self)) }
@@ -189,7 +191,7 @@ public struct ActivationTrace: Sendable, Equatable {
         }
         let flags = u32(), layerCount = u32(), k = u32(), hidden = u32(), sequences = u32()
         let tokenCount = u64()
-        let headerBytes = version == 1 ? 40 : fixedHeaderBytes
+        let headerBytes = version == 1 ? versionOneHeaderBytes : fixedHeaderBytes
         guard bytes.count >= headerBytes else { throw fail("\(bytes.count) bytes is shorter than the \(headerBytes)-byte header") }
         let hiddenLayer = version == 1 ? 0 : u32()
         guard flags & ~1 == 0 else { throw fail("unknown flags \(flags)") }
