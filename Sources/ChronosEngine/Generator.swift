@@ -35,6 +35,28 @@ public struct GenerationRequest: Sendable {
     }
 }
 
+extension GenerationRequest {
+    /// New tokens one request may ask for.
+    public static let maxTokensRange = 1...1_000_000
+
+    /// Throws unless the request fits a model of `vocabularySize` tokens whose context holds
+    /// `context` positions (nil: unbounded): a prompt of at least one id, each in the
+    /// vocabulary, that leaves room in the context for a new token; at least one new token;
+    /// sampling parameters in range. Checked before anything is allocated for the prompt.
+    public func validate(vocabularySize: Int, context: Int?) throws(InvalidSetting) {
+        try sampling.validate()
+        try InvalidSetting.check("max_tokens", maxTokens, in: Self.maxTokensRange)
+        guard !promptIds.isEmpty else { throw InvalidSetting(name: "prompt", value: "of no tokens", expected: "at least one token") }
+        if let context, promptIds.count >= context {
+            throw InvalidSetting(name: "prompt", value: "of \(promptIds.count) tokens",
+                                 expected: "at most \(max(0, context - 1)) tokens: the model's context (max_position_embeddings) is \(context)")
+        }
+        for id in promptIds + (forcedIds ?? []) where !(0..<vocabularySize).contains(id) {
+            throw InvalidSetting(name: "token id", value: "\(id)", expected: "an id in the vocabulary, between 0 and \(vocabularySize - 1)")
+        }
+    }
+}
+
 /// Why a generation ended.
 public enum StopReason: String, Sendable, Codable {
     /// `maxTokens` were produced.
@@ -123,10 +145,11 @@ public final class Generator {
     func run(_ request: GenerationRequest, cache: ModelCache,
              forward: (_ ids: [Int], _ cache: ModelCache, _ phase: ForwardPhase) throws -> Tensor,
              onToken: (GeneratedToken) -> Bool) throws -> GenerationResult {
-        precondition(!request.promptIds.isEmpty, "a generation needs at least one prompt token")
+        let summary = model.summary
+        try request.validate(vocabularySize: summary.vocabSize, context: summary.maxPositionEmbeddings)
         var sampler = Sampler(request.sampling)
         var stops = request.stopTokens
-        if !request.ignoreEOS { stops.formUnion(model.summary.eosTokenIds) }
+        if !request.ignoreEOS { stops.formUnion(summary.eosTokenIds) }
         var decoder = tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
         var metrics = GenerationMetrics(promptTokens: request.promptIds.count)
         var history = request.promptIds
@@ -137,7 +160,9 @@ public final class Generator {
         var firstTokenAt = start
 
         var forcedLogProbabilities: [Float] = []
-        let limit = request.forcedIds.map { min($0.count, request.maxTokens) } ?? request.maxTokens
+        // A generation ends where the context does: the last position holds the last new token.
+        let room = summary.maxPositionEmbeddings.map { $0 - request.promptIds.count } ?? .max
+        let limit = min(request.forcedIds.map { min($0.count, request.maxTokens) } ?? request.maxTokens, room)
         var logits = try forward(request.promptIds, cache, .prefill)
         while generated.count < limit {
             let row = logits.row(logits.shape[0] - 1)

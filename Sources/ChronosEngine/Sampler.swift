@@ -19,6 +19,15 @@ public struct SamplingParameters: Sendable, Equatable {
     /// Greedy decoding.
     public static let greedy = SamplingParameters(temperature: 0)
 
+    /// Throws the first parameter outside its range, named as in an API request (`top_p`, …).
+    public func validate() throws(InvalidSetting) {
+        try InvalidSetting.check("temperature", temperature, in: 0...100)
+        try InvalidSetting.check("top_k", topK, in: 0...Int.max)
+        try InvalidSetting.check("top_p", topP, in: Float.leastNonzeroMagnitude...1)
+        try InvalidSetting.check("min_p", minP, in: 0...1)
+        try InvalidSetting.check("repetition_penalty", repetitionPenalty, in: 0.01...100)
+    }
+
     /// Parameters with the given values; defaults as documented on each property.
     public init(temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0,
                 repetitionPenalty: Float = 1, seed: UInt64 = 0) {

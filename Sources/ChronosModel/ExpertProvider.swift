@@ -36,6 +36,9 @@ public struct ExpertWeights: Sendable {
 
     /// Bytes the three tensors occupy.
     public var byteCount: Int { gate.byteCount + up.byteCount + down.byteCount }
+
+    /// The first byte of the gate projection: where a packed expert's range begins.
+    public var firstByte: UnsafeRawPointer { UnsafeRawPointer(gate.rawPointer) }
 }
 
 /// The checkpoint tensor names of one expert's projections.
@@ -73,9 +76,17 @@ public protocol ExpertProvider: Sendable {
     /// asked for.
     @discardableResult
     func willNeed(_ keys: [ExpertKey]) -> [ExpertKey]
+
+    /// Why the provider cannot go on — an expert whose bytes failed verification, or a read that
+    /// failed for good where the run must not fall back — or nil. A forward pass that finds it
+    /// set throws it instead of returning logits computed without the expert.
+    var failure: (any Error)? { get }
 }
 
 extension ExpertProvider {
+    /// None: a provider that cannot fail.
+    public var failure: (any Error)? { nil }
+
     /// Returns `keys` as they are: a provider that holds every expert has nothing to prepare.
     @discardableResult
     public func willNeed(_ keys: [ExpertKey]) -> [ExpertKey] { keys }
@@ -86,14 +97,24 @@ extension ExpertProvider {
 public final class ResidentExperts: ExpertProvider {
     /// The weights of every expert.
     public let experts: [ExpertKey: ExpertWeights]
+    /// Checks each expert's bytes on first use, for weights that view mapped files.
+    private let verification: ExpertVerification?
 
-    /// A provider that always returns `experts[key]`.
-    public init(_ experts: [ExpertKey: ExpertWeights]) {
+    /// A provider that returns `experts[key]`, after `verification` (if any) passed it.
+    public init(_ experts: [ExpertKey: ExpertWeights], verification: ExpertVerification? = nil) {
         self.experts = experts
+        self.verification = verification
     }
 
-    /// `experts[key]`.
-    public func weights(for key: ExpertKey) -> ExpertWeights? { experts[key] }
+    /// `experts[key]`, or nil when its bytes failed verification.
+    public func weights(for key: ExpertKey) -> ExpertWeights? {
+        guard let weights = experts[key] else { return nil }
+        if let verification, !verification.check(key, base: weights.firstByte) { return nil }
+        return weights
+    }
+
+    /// The verification's first mismatch.
+    public var failure: (any Error)? { verification?.failure }
 
     /// Bytes all the experts occupy.
     public var byteCount: Int { experts.values.reduce(0) { $0 + $1.byteCount } }

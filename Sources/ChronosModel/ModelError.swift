@@ -4,6 +4,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case unknownModelType(String, known: [String])
     /// The checkpoint in `directory` has no tensor called `name`.
     case missingTensor(name: String, directory: String)
+    /// The checkpoint in `directory` has a tensor `name` that the configuration does not use
+    /// (its weights would be silently ignored).
+    case unusedTensor(name: String, directory: String)
     /// A checkpoint tensor has a shape other than the configuration implies.
     case shapeMismatch(tensor: String, expected: [Int], found: [Int])
     /// A checkpoint tensor is not of a floating-point dtype the layers compute with.
@@ -24,6 +27,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "unknown model_type '\(type)'; known model types: \(known.joined(separator: ", "))"
         case let .missingTensor(name, directory):
             "\(directory): the checkpoint has no tensor named '\(name)'"
+        case let .unusedTensor(name, directory):
+            "\(directory): the checkpoint has a tensor '\(name)' that config.json does not use; config.json does not match the checkpoint"
         case let .shapeMismatch(tensor, expected, found):
             "tensor '\(tensor)' has shape \(found) but the configuration implies \(expected)"
         case let .unsupportedDType(tensor, dtype):

@@ -108,6 +108,8 @@ public enum StrippedCheckpoint {
             let layer: Int
             let expert: Int
             let file: Int
+            let length: Int
+            let hash: String
             let tensors: [Tensor]
         }
         let format: String
@@ -153,7 +155,7 @@ public enum StrippedCheckpoint {
                 throw invalid("\(error)")
             }
         }
-        var experts: [ExpertKey: ExpertWeights] = [:]
+        var experts: [ExpertKey: ExpertWeights] = [:], records: [ExpertKey: ExpertVerification.Record] = [:]
         for entry in manifest.experts {
             let key = ExpertKey(layer: entry.layer, expert: entry.expert)
             guard let expected = shapes[key] else { continue }
@@ -172,12 +174,17 @@ public enum StrippedCheckpoint {
                     directory: directory.path, reason: "expert \(key) has shape \(tensor.shape), config.json implies \(shape)")
             }
             guard tensors.allSatisfy({ $0.dtype.isFloatingPoint }) else { throw invalid("expert \(key) is not of a float dtype") }
-            experts[key] = ExpertWeights(gate: tensors[0], up: tensors[1], down: tensors[2])
+            let weights = ExpertWeights(gate: tensors[0], up: tensors[1], down: tensors[2])
+            guard let hash = UInt64(entry.hash, radix: 16), entry.length == weights.byteCount else {
+                throw invalid("the manifest's entry of \(key) has no valid hash or length")
+            }
+            experts[key] = weights
+            records[key] = ExpertVerification.Record(file: files[entry.file].url.path, hash: hash, length: entry.length)
         }
         if let absent = shapes.keys.first(where: { experts[$0] == nil }) {
             throw StrippedCheckpointError.cacheStale(directory: directory.path, reason: "it has no expert \(absent), which config.json implies")
         }
-        return ResidentExperts(experts)
+        return ResidentExperts(experts, verification: ExpertVerification(records: records))
     }
 }
 
@@ -198,7 +205,11 @@ public enum StrippedCheckpointError: Error, CustomStringConvertible, Equatable {
         case let .cacheStale(directory, reason): (directory, "stale", reason)
         case let .cacheInvalid(directory, reason): (directory, "invalid", reason)
         }
+        let remedy = switch self {
+        case .cacheStale: "restore the config.json the model was packed with, or re-pack from the full checkpoint"
+        default: "restore expert_cache/ from the model's source, or re-pack from the full checkpoint"
+        }
         return "\(directory): the routed experts were stripped from the checkpoint and live in expert_cache/, which is \(state)"
-            + (reason.map { " (\($0))" } ?? "") + ": re-pack from the full checkpoint"
+            + (reason.map { " (\($0))" } ?? "") + ": " + remedy
     }
 }

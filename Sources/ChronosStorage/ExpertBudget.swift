@@ -20,12 +20,28 @@ public enum ExpertBudget: Sendable, Equatable, CustomStringConvertible {
         let units: [(String, Double)] = [("kib", 1024), ("mib", 1_048_576), ("gib", 1_073_741_824), ("kb", 1e3), ("mb", 1e6),
                                          ("gb", 1e9), ("k", 1e3), ("m", 1e6), ("g", 1e9), ("b", 1)]
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
-            guard let value = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0 else { return nil }
-            self = .bytes(Int(value * scale))
+            guard let value = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)),
+                  let bytes = Self.byteCount(value * scale) else { return nil }
+            self = .bytes(bytes)
             return
         }
         guard let value = Double(trimmed), value > 0 else { return nil }
-        self = value <= 1 ? .fraction(value) : .bytes(Int(value))
+        if value <= 1 {
+            self = .fraction(value)
+        } else {
+            guard let bytes = Self.byteCount(value) else { return nil }
+            self = .bytes(bytes)
+        }
+    }
+
+    /// The most bytes a budget may name: 1 PB, beyond any machine's memory and far from `Int.max`.
+    public static let largestByteCount = 1_000_000_000_000_000
+
+    /// `value` as a whole number of bytes when it is at least one and at most `largestByteCount`
+    /// (nil for NaN and infinities, which no integer holds).
+    private static func byteCount(_ value: Double) -> Int? {
+        guard value >= 1, value <= Double(largestByteCount) else { return nil }
+        return Int(value.rounded(.down))
     }
 
     /// The budget in bytes when all experts occupy `total` bytes (at most `total`).

@@ -198,6 +198,13 @@ public final class ExpertCache: Sendable {
         }
     }
 
+    /// What each expert's bytes must hash to, for checking experts on first use.
+    public var verificationRecords: [ExpertKey: ExpertVerification.Record] {
+        entries.compactMapValues { entry in
+            UInt64(entry.hash, radix: 16).map { ExpertVerification.Record(file: path(ofFile: entry.file), hash: $0, length: entry.length) }
+        }
+    }
+
     /// `key`'s weights viewing the expert's range at `base` (no copy); `owner` keeps the bytes alive.
     public func weights(of key: ExpertKey, base: UnsafeRawPointer, owner: AnyObject) throws -> ExpertWeights {
         guard let entry = entries[key] else { throw ExpertCacheError.unknownExpert(key) }

@@ -34,6 +34,8 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
     case budgetTooSmall(budget: Int, needed: Int)
     /// No expert of that key is in the cache.
     case unknownExpert(ExpertKey)
+    /// Every try to load an expert that a run waits for failed (the faults, one line each).
+    case loadFailed(expert: ExpertKey, faults: [String])
 
     /// The pack asked for expert weights in a dtype other than f32, f16 or bf16.
     case unsupportedDType(String)
@@ -50,6 +52,8 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
             "\(problem); re-pack with `chronos pack`"
         case .checkpointStripped:
             "\(problem); re-pack from the full checkpoint"
+        case .loadFailed:
+            "\(problem); check the disk, re-pack the model if its cache is damaged, or run with --policy fallback to go on without the expert"
         default:
             problem
         }
@@ -88,6 +92,8 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
             "expert weights can be packed as f32, f16 or bf16, not \(dtype)"
         case let .checkpointStripped(directory):
             "\(directory): the checkpoint was stripped of its routed experts, and expert_cache/, their only copy, cannot be opened"
+        case let .loadFailed(expert, faults):
+            "expert \(expert) could not be loaded: " + (faults.last ?? "every read failed")
         }
     }
 

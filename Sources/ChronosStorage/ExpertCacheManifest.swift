@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosModel
 import ChronosTensor
 
@@ -37,7 +38,8 @@ public struct ExpertCacheManifest: Codable, Sendable, Equatable {
     /// What the cache was packed from besides the experts' own tensors (whose hashes are on
     /// each `Tensor`): the hash of `config.json`.
     public struct Source: Codable, Sendable, Equatable {
-        /// XXH64 of the bytes of `config.json`.
+        /// XXH64 of `config.json` in canonical form (keys sorted, no whitespace); caches packed
+        /// by earlier builds recorded the hash of its bytes, which is accepted too.
         public var configHash: String
 
         enum CodingKeys: String, CodingKey { case configHash = "config_hash" }

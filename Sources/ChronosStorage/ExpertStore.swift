@@ -54,6 +54,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// Needs of the current layer already counted.
     private var counted: Set<ExpertKey> = []
     private var faultLog: [String] = []
+    /// The faults of each expert's last failed load.
+    private var loadFaults: [ExpertKey: [String]] = [:]
+    /// The first expert a `wait` or `sync` need could not get: the run must end.
+    private var firstFailure: ExpertCacheError?
     private var closed = false
     private var stepTokens = 1
     private var runningThreads = 0
@@ -140,7 +144,13 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                     continue
                 }
             }
-            if failed.contains(key) { return fallback(key) }
+            if failed.contains(key) {
+                // Only `fallback` may go on without an expert; under `wait` and `sync` the run ends.
+                if settings.policy != .fallback, firstFailure == nil {
+                    firstFailure = .loadFailed(expert: key, faults: loadFaults[key] ?? [])
+                }
+                return fallback(key)
+            }
             switch settings.policy {
             case .fallback:
                 queue.push(key, .need(rank: residency.pins[key] ?? 0))
@@ -315,6 +325,13 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         return residency.metrics
+    }
+
+    /// The expert a `wait` or `sync` need could not get, which ends the run.
+    public var failure: (any Error)? {
+        state.lock()
+        defer { state.unlock() }
+        return firstFailure
     }
 
     /// The first distinct faults detected, one line each (file, expert, what went wrong).
@@ -513,6 +530,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
             (faults, kinds, bytesRead, nanoseconds) = (f, k, read, time)
             residency.fail(job.key)
             failed.insert(job.key)
+            loadFaults[job.key] = f
             residency.metrics.failedLoads += 1
         }
         residency.metrics.bytesRead += bytesRead

@@ -27,6 +27,7 @@ public final class MappedExperts: ExpertProvider, @unchecked Sendable {
     private var touched: Set<ExpertKey> = []
     private var tick: UInt64 = 0
     private var counters = StorageMetrics()
+    private let verification: ExpertVerification
 
     /// Maps the cluster files of `cache`; `simulated` (if any) charges reads by its model and
     /// `pageCacheBytes` bounds the modelled page cache.
@@ -43,6 +44,7 @@ public final class MappedExperts: ExpertProvider, @unchecked Sendable {
             experts[entry.key] = (ExpertWeights(gate: tensors[0], up: tensors[1], down: tensors[2]), entry.length, entry.file)
         }
         self.experts = experts
+        verification = ExpertVerification(records: cache.verificationRecords)
         self.simulated = simulated
         self.pageCacheBytes = pageCacheBytes
     }
@@ -89,8 +91,11 @@ public final class MappedExperts: ExpertProvider, @unchecked Sendable {
             counters.residentBytes = held
         }
         counters.stallNanoseconds += DispatchTime.now().uptimeNanoseconds - start
-        return expert.weights
+        return verification.check(key, base: expert.weights.firstByte) ? expert.weights : nil
     }
+
+    /// The first expert whose bytes failed verification.
+    public var failure: (any Error)? { verification.failure }
 
     /// A snapshot of the counters (resident bytes on a real disk: the experts touched, an upper
     /// bound on what the page cache holds).

@@ -9,25 +9,45 @@ import ChronosTensor
 import Foundation
 
 /// What an expert cache was packed from, recorded and checked by content alone: XXH64 of
-/// `config.json` and of each packed expert tensor's bytes in the checkpoint. Modification times
-/// play no part, so a copied or freshly cloned model directory keeps its cache, while an edit of
-/// `config.json` or of any packed expert's weights makes it stale.
+/// `config.json`'s settings and of each packed expert tensor's bytes in the checkpoint.
+/// Modification times play no part, so a copied or freshly cloned model directory keeps its
+/// cache; neither does the formatting of `config.json` (indentation, key order, how a number
+/// is written), so a reformatted file keeps it too, while a changed setting or any packed
+/// expert's weights make it stale.
 enum ModelSource {
     /// The source record of `directory` as it is now.
     static func current(_ directory: URL) throws -> ExpertCacheManifest.Source {
         .init(configHash: try configHash(directory))
     }
 
-    /// XXH64 of `directory`'s `config.json`, as 16 hex digits.
+    /// XXH64 of `directory`'s `config.json` in canonical form (keys sorted, no whitespace,
+    /// numbers as the JSON parser reads them), as 16 hex digits; of its bytes as they are when
+    /// it is not a JSON object.
     static func configHash(_ directory: URL) throws -> String {
+        let config = try configBytes(directory)
+        return ContentHash.hex(canonical(config).withUnsafeBytes { ContentHash.xxh64($0) })
+    }
+
+    /// XXH64 of `directory`'s `config.json` bytes as they are: what caches packed by earlier
+    /// builds recorded.
+    static func configBytesHash(_ directory: URL) throws -> String {
+        ContentHash.hex(try configBytes(directory).withUnsafeBytes { ContentHash.xxh64($0) })
+    }
+
+    private static func configBytes(_ directory: URL) throws -> Data {
         let configURL = directory.appendingPathComponent("config.json")
-        let config: Data
         do {
-            config = try Data(contentsOf: configURL)
+            return try Data(contentsOf: configURL)
         } catch {
             throw ExpertCacheError.io(path: configURL.path, call: "read", errno: ENOENT)
         }
-        return ContentHash.hex(config.withUnsafeBytes { ContentHash.xxh64($0) })
+    }
+
+    /// `config` re-serialised with sorted keys and no whitespace.
+    static func canonical(_ config: Data) -> Data {
+        guard let object = try? JSONSerialization.jsonObject(with: config), object is [String: Any],
+              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return config }
+        return data
     }
 
     /// XXH64 of `tensor`'s bytes as stored (its dtype, row-major), as 16 hex digits.
@@ -41,15 +61,11 @@ enum ModelSource {
     /// only by stripping, when the cache becomes the experts' only copy).
     static func staleness(of manifest: ExpertCacheManifest, in directory: URL) throws -> String? {
         let config = try configHash(directory)
-        if manifest.source.configHash != config {
-            return "config.json changed since packing (XXH64 \(config), packed with \(manifest.source.configHash))"
+        if manifest.source.configHash != config, try manifest.source.configHash != configBytesHash(directory) {
+            return "a setting of config.json changed since packing (XXH64 \(config), packed with \(manifest.source.configHash))"
         }
-        let checkpoint: SafetensorsCheckpoint
-        do {
-            checkpoint = try SafetensorsCheckpoint(directory: directory)
-        } catch {
-            return "the checkpoint cannot be opened (\(error))"
-        }
+        // A checkpoint that cannot be opened is damaged, not stale: its own error names the file.
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
         let stripped = StrippedCheckpoint.isStripped(checkpoint)
         for expert in manifest.experts {
             for tensor in expert.tensors {

@@ -1,3 +1,4 @@
+import ChronosTensor
 import Foundation
 
 /// The latency and bandwidth of a simulated storage device.
@@ -18,11 +19,30 @@ public struct DiskModel: Sendable, Equatable, Codable {
         self.init(latency: milliseconds / 1000, bandwidth: megabytesPerSecond * 1e6)
     }
 
+    /// Latencies a simulated device may have, in milliseconds.
+    public static let millisecondsRange: ClosedRange<Double> = 0...60_000
+    /// Bandwidths a simulated device may have, in MB/s (10⁶ bytes).
+    public static let megabytesPerSecondRange: ClosedRange<Double> = 1...10_000_000
+
+    /// A device of `milliseconds` latency and `megabytesPerSecond` bandwidth, with the
+    /// parameters checked under the names `latencyName` and `bandwidthName`.
+    public static func checked(milliseconds: Double, megabytesPerSecond: Double, latencyName: String = "latency_ms",
+                               bandwidthName: String = "bandwidth_mbps") throws(InvalidSetting) -> DiskModel {
+        try InvalidSetting.check(latencyName, milliseconds, in: millisecondsRange)
+        try InvalidSetting.check(bandwidthName, megabytesPerSecond, in: megabytesPerSecondRange)
+        return DiskModel(milliseconds: milliseconds, megabytesPerSecond: megabytesPerSecond)
+    }
+
     /// The model that `CHRONOS_SIM_SSD_MS` and `CHRONOS_SIM_SSD_MBPS` describe, or nil when
-    /// neither is set (a missing one defaults to 0.1 ms or 2000 MB/s).
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> DiskModel? {
-        let ms = environment["CHRONOS_SIM_SSD_MS"].flatMap(Double.init)
-        let mbps = environment["CHRONOS_SIM_SSD_MBPS"].flatMap(Double.init)
+    /// neither is set (a missing one defaults to 0.1 ms or 2000 MB/s); throws when either is
+    /// not a number in its range.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(InvalidSetting) -> DiskModel? {
+        let ms = try environment["CHRONOS_SIM_SSD_MS"].map { text throws(InvalidSetting) in
+            try InvalidSetting.number("CHRONOS_SIM_SSD_MS", text, in: millisecondsRange)
+        }
+        let mbps = try environment["CHRONOS_SIM_SSD_MBPS"].map { text throws(InvalidSetting) in
+            try InvalidSetting.number("CHRONOS_SIM_SSD_MBPS", text, in: megabytesPerSecondRange)
+        }
         guard ms != nil || mbps != nil else { return nil }
         return DiskModel(milliseconds: ms ?? 0.1, megabytesPerSecond: mbps ?? 2000)
     }

@@ -30,12 +30,19 @@ public final class ThreadPool: @unchecked Sendable {
     private var job: ((Int) -> Void)?
     private var taskCount = 0
 
-    /// `CHRONOS_THREADS` when set to a positive integer, else the active processor count.
+    /// The thread counts a pool may have here: one to four per active processor.
+    public static var threadCountRange: ClosedRange<Int> { 1...(4 * max(1, ProcessInfo.processInfo.activeProcessorCount)) }
+
+    /// `CHRONOS_THREADS` when set to a count in `threadCountRange`, else the active processor
+    /// count (`checkEnvironment` refuses other values before a command starts).
     public static var defaultThreadCount: Int {
-        if let value = ProcessInfo.processInfo.environment["CHRONOS_THREADS"], let n = Int(value), n > 0 {
-            return n
-        }
-        return ProcessInfo.processInfo.activeProcessorCount
+        (try? environmentThreadCount()) ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// `CHRONOS_THREADS`, or nil when unset; throws when it is not a count in `threadCountRange`.
+    public static func environmentThreadCount(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(InvalidSetting) -> Int? {
+        guard let text = environment["CHRONOS_THREADS"], !text.isEmpty else { return nil }
+        return try InvalidSetting.integer("CHRONOS_THREADS", text, in: threadCountRange)
     }
 
     /// Starts `threadCount - 1` workers; the caller of `parallelFor` is the remaining one.

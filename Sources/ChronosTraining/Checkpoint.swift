@@ -26,20 +26,41 @@ public struct TrainingState: Codable, Sendable, Equatable {
     }
 }
 
-/// Errors from reading a checkpoint.
+/// Errors from reading a checkpoint or starting a run.
 public enum CheckpointError: Error, CustomStringConvertible {
     /// The checkpoint directory lacks a file it must have.
     case missingFile(URL)
     /// A file exists but does not hold what a checkpoint must.
     case malformed(URL, reason: String)
+    /// A new run was asked for in a directory that holds an earlier one.
+    case earlierRun(URL)
+    /// A resume was asked for, but the directory has no snapshot that can be read.
+    case noSnapshot(URL, reason: String)
 
-    /// A message naming the file.
+    /// A message naming the file and what to do.
     public var description: String {
         switch self {
         case .missingFile(let url): "checkpoint file \(url.path) is missing"
         case .malformed(let url, let reason): "checkpoint file \(url.path) is malformed: \(reason)"
+        case .earlierRun(let url):
+            "\(url.path) holds an earlier run; continue it with --resume, or replace it with --overwrite (its snapshots are deleted)"
+        case .noSnapshot(let url, let reason):
+            "\(url.path) has no snapshot to resume from (\(reason)); start the run without --resume"
         }
     }
+}
+
+/// How a run treats what its directory already holds.
+public enum RunStart: Sendable, Equatable {
+    /// A new run; a directory holding an earlier run is refused, so nothing is lost by mistake.
+    case new
+    /// A new run that first deletes the earlier run in its directory (snapshots, model, logs).
+    case overwrite
+    /// Continue from the newest valid snapshot; a directory without one is an error.
+    case resume
+    /// Continue from the newest valid snapshot when there is one, else start anew (the
+    /// pipeline's stages, which a rerun continues).
+    case resumeIfAny
 }
 
 /// Saving and restoring training runs so that a crash mid-save loses nothing.
@@ -86,17 +107,78 @@ public enum Checkpoint {
         try prune(checkpoints)
     }
 
-    /// The newest complete snapshot of `runDirectory`, or nil when it has none.
+    /// The newest snapshot of `runDirectory` that can be read, or nil when it has none: the one
+    /// `latest` names, else — when `latest` is missing, names something other than a snapshot
+    /// of this run, or names one that is damaged — the newest other valid one. Only real
+    /// directories inside `checkpoints/` count, never links out of it.
     public static func latest(in runDirectory: URL) throws -> URL? {
         let checkpoints = runDirectory.appendingPathComponent("checkpoints")
-        let pointer = checkpoints.appendingPathComponent("latest")
-        guard FileManager.default.fileExists(atPath: pointer.path) else { return nil }
-        let name = String(decoding: try Data(contentsOf: pointer), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let snapshot = checkpoints.appendingPathComponent(name)
-        guard FileManager.default.fileExists(atPath: snapshot.appendingPathComponent(stateFileName).path) else {
-            throw CheckpointError.missingFile(snapshot.appendingPathComponent(stateFileName))
+        var names = snapshotNames(in: checkpoints).sorted(by: >)
+        if let named = pointedName(in: checkpoints), let index = names.firstIndex(of: named) {
+            names.insert(names.remove(at: index), at: 0)
         }
-        return snapshot
+        return names.lazy.map { checkpoints.appendingPathComponent($0) }.first(where: isValid)
+    }
+
+    /// Checks that `runDirectory` may start as `start` asks without losing work, and returns the
+    /// snapshot to continue from (nil: start at step 0). Removes the temporary files of writes
+    /// that a killed run left behind and, for `.overwrite`, the earlier run.
+    public static func prepare(runDirectory: URL, start: RunStart) throws -> URL? {
+        let checkpoints = runDirectory.appendingPathComponent("checkpoints")
+        AtomicFile.removeTemporaries(in: runDirectory)
+        AtomicFile.removeTemporaries(in: checkpoints)
+        switch start {
+        case .new:
+            if holdsRun(runDirectory) { throw CheckpointError.earlierRun(runDirectory) }
+            return nil
+        case .overwrite:
+            for name in ["checkpoints", "config.json", "model.safetensors", "metrics.jsonl", StageResult.fileName] {
+                let url = runDirectory.appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+            }
+            return nil
+        case .resume, .resumeIfAny:
+            if let snapshot = try latest(in: runDirectory) { return snapshot }
+            let found = snapshotNames(in: checkpoints)
+            if start == .resumeIfAny, found.isEmpty { return nil }
+            throw CheckpointError.noSnapshot(runDirectory, reason: found.isEmpty
+                ? "checkpoints/ holds none" : "none of \(found.sorted().joined(separator: ", ")) can be read")
+        }
+    }
+
+    /// Whether `runDirectory` holds an earlier run: snapshots, a model or a metrics log.
+    static func holdsRun(_ runDirectory: URL) -> Bool {
+        !snapshotNames(in: runDirectory.appendingPathComponent("checkpoints")).isEmpty
+            || ["config.json", "metrics.jsonl"].contains { FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent($0).path) }
+    }
+
+    /// Names of the snapshot folders in `checkpoints` (`step-` and seven digits).
+    private static func snapshotNames(in checkpoints: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? []).filter(isSnapshotName)
+    }
+
+    private static func isSnapshotName(_ name: String) -> Bool {
+        name.count == 12 && name.hasPrefix("step-") && name.dropFirst(5).allSatisfy(\.isASCII) && name.dropFirst(5).allSatisfy(\.isNumber)
+    }
+
+    /// The snapshot name in `checkpoints/latest` when that is a regular file holding one.
+    private static func pointedName(in checkpoints: URL) -> String? {
+        let pointer = checkpoints.appendingPathComponent("latest")
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: pointer.path),
+              attributes[.type] as? FileAttributeType == .typeRegular,
+              let data = try? Data(contentsOf: pointer), data.count < 64 else { return nil }
+        let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return isSnapshotName(name) ? name : nil
+    }
+
+    /// Whether `snapshot` is a real directory whose model and training state open.
+    private static func isValid(_ snapshot: URL) -> Bool {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: snapshot.path),
+              attributes[.type] as? FileAttributeType == .typeDirectory,
+              let state = try? SafetensorsFile(url: snapshot.appendingPathComponent(stateFileName)),
+              state.metadata["training_state"] != nil,
+              (try? SafetensorsCheckpoint(directory: snapshot)) != nil else { return false }
+        return true
     }
 
     /// Reads the training state and optimiser moments of a snapshot into `optimizer`; returns

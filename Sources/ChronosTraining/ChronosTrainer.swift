@@ -30,6 +30,23 @@ public struct OptimizationSettings: Codable, Sendable, Equatable {
     /// Defaults: lr 3e-3, warmup 50, 1000 steps, batch 8, clip 1, fallback mask 0.1.
     public init() {}
 
+    /// Throws the first setting outside its range, named as in a pipeline configuration
+    /// (`batch_size`, `learning_rate`, …).
+    public func validate() throws(InvalidSetting) {
+        try InvalidSetting.check("steps", steps, in: 1...100_000_000)
+        try InvalidSetting.check("batch_size", batchSize, in: 1...65_536)
+        try InvalidSetting.check("accumulation", accumulation, in: 1...65_536)
+        try InvalidSetting.check("learning_rate", learningRate, in: Float.leastNonzeroMagnitude...10)
+        try InvalidSetting.check("warmup_steps", warmupSteps, in: 0...100_000_000)
+        try InvalidSetting.check("weight_decay", adam.weightDecay, in: 0...10)
+        try InvalidSetting.check("clip_norm", clipNorm, in: .atLeast(0))
+        try InvalidSetting.check("lambda_balance", lambdas.balance, in: 0...1000)
+        try InvalidSetting.check("lambda_temporal", lambdas.temporal, in: 0...1000)
+        try InvalidSetting.check("lambda_lookahead", lambdas.lookahead, in: 0...1000)
+        try InvalidSetting.check("lambda_anchor", lambdas.routerKL, in: 0...1000)
+        try InvalidSetting.check("fallback_mask_probability", fallbackMaskProbability, in: 0...1)
+    }
+
     /// The learning-rate schedule these settings describe.
     public var schedule: LearningRateSchedule {
         LearningRateSchedule(peak: learningRate, warmupSteps: warmupSteps, totalSteps: steps)

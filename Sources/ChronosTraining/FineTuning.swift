@@ -97,6 +97,7 @@ public final class FineTuneRun {
     /// Loads the starting checkpoint and the data; `reward` replaces the GRPO reward named in
     /// the settings. Fails with the file and line of a malformed record.
     public init(settings: StageSettings, reward: (any RewardFunction)? = nil) throws {
+        try settings.validate()
         self.settings = settings
         context = try StageContext(settings: settings)
         switch settings.objective {
@@ -111,16 +112,17 @@ public final class FineTuneRun {
     /// The stage this run trains.
     public var stage: TrainingStage { settings.objective.stage }
 
-    /// Trains until `settings.optimization.steps` (or the time limit), resuming from the run
-    /// directory's latest snapshot when `resume` is set; reports progress to `onEvent`, which
-    /// may throw to stop the run. Returns what the stage did so far.
+    /// Trains until `settings.optimization.steps` (or the time limit), starting as `start` says
+    /// (anew, or from the run directory's newest valid snapshot); reports progress to
+    /// `onEvent`, which may throw to stop the run. Returns what the stage did so far.
     @discardableResult
-    public func run(resume: Bool, onEvent: (StageEvent) throws -> Void = { _ in }) throws -> StageResult {
-        try run(objective, resume: resume, onEvent: onEvent)
+    public func run(start: RunStart, onEvent: (StageEvent) throws -> Void = { _ in }) throws -> StageResult {
+        try run(objective, start: start, onEvent: onEvent)
     }
 
-    private func run<Objective: StageObjective>(_ objective: Objective, resume: Bool,
+    private func run<Objective: StageObjective>(_ objective: Objective, start: RunStart,
                                                 onEvent: (StageEvent) throws -> Void) throws -> StageResult {
+        let resumeFrom = try Checkpoint.prepare(runDirectory: settings.output, start: start)
         let started = Date()
         let optimization = settings.optimization
         var weights = Dictionary(uniqueKeysWithValues: context.start.namedParameters().map { ($0.name, $0.tensor) })
@@ -128,7 +130,7 @@ public final class FineTuneRun {
         let optimizer = AdamW(settings: optimization.adam)
         var referenceRouters: [Int: Tensor]? = nil
         var progress = StageProgress()
-        if resume, let snapshot = try Checkpoint.latest(in: settings.output) {
+        if let snapshot = resumeFrom {
             let restored = try Checkpoint.restore(snapshot: snapshot, into: optimizer)
             let found = restored.state.settings["stage"] ?? "unknown"
             guard found == stage.rawValue else { throw FineTuneError.stageMismatch(directory: settings.output, found: found, expected: stage) }

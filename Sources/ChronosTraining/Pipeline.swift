@@ -135,7 +135,7 @@ public final class PipelineRun {
                 settings.maxNewTokens = stage.maxNewTokens
                 settings.evaluationPrompts = stage.evaluationPrompts
                 settings.evaluateAtStart = stage.evaluateAtStart
-                result = try FineTuneRun(settings: settings).run(resume: true) { try onEvent(.stage($0)) }
+                result = try FineTuneRun(settings: settings).run(start: .resumeIfAny) { try onEvent(.stage($0)) }
             } else {
                 result = try pretrain(stage, into: directory, onEvent: onEvent)
             }
@@ -168,7 +168,7 @@ public final class PipelineRun {
         settings.timeLimit = stage.timeLimit
         let run = try PretrainRun(settings: settings)
         var evaluations: [StageEvaluation] = [], recent: [[String: Float]] = [], unigram = 0.0
-        try run.run(resume: true) { event in
+        try run.run(start: .resumeIfAny) { event in
             switch event {
             case let .started(_, _, _, unigramCrossEntropy, _): unigram = unigramCrossEntropy
             case let .step(report, _, _): recent = Array((recent + [report.parts]).suffix(10))

@@ -1,4 +1,5 @@
 import ChronosModel
+import ChronosTensor
 import Foundation
 
 /// A configuration file that cannot be used.
@@ -52,6 +53,21 @@ public struct PipelineStage: Sendable {
         self.stage = stage
         self.data = data
         optimization = stage.defaultOptimization
+    }
+}
+
+extension PipelineStage {
+    /// Throws the first setting outside its range, named by its key.
+    public func validate() throws(InvalidSetting) {
+        try optimization.validate()
+        try objective?.validate()
+        try RunSettingChecks.schedule(evaluateEvery: evaluateEvery, checkpointEvery: checkpointEvery, timeLimit: timeLimit)
+        if stage == .pretrain {
+            try RunSettingChecks.pretraining(sequenceLength: sequenceLength, evaluationSequences: evaluationSequences, context: nil)
+        } else {
+            try RunSettingChecks.fineTuning(maxSequenceLength: maxSequenceLength, evaluationExamples: evaluationExamples,
+                                            generationExamples: generationExamples, maxNewTokens: maxNewTokens)
+        }
     }
 }
 
@@ -138,6 +154,7 @@ public struct PipelineConfiguration: Sendable {
             } catch {
                 throw fail("\"model\" is not a Chronos configuration: \(error)")
             }
+            do { try model.validate(file: "\"model\"") } catch { throw fail("\(error)") }
         } else {
             model = ChronosConfiguration()
         }
@@ -202,7 +219,6 @@ public struct PipelineConfiguration: Sendable {
         o.lambdas.lookahead = try f.float("lambda_lookahead") ?? o.lambdas.lookahead
         o.lambdas.routerKL = try f.float("lambda_anchor") ?? o.lambdas.routerKL
         o.fallbackMaskProbability = try f.float("fallback_mask_probability") ?? o.fallbackMaskProbability
-        guard o.steps > 0, o.batchSize > 0, o.accumulation > 0 else { throw f.error("steps, batch_size and accumulation must be positive") }
         s.optimization = o
         s.evaluateEvery = try f.int("eval_every") ?? s.evaluateEvery
         s.checkpointEvery = try f.int("checkpoint_every") ?? s.checkpointEvery
@@ -254,6 +270,7 @@ public struct PipelineConfiguration: Sendable {
             distill.temperature = try f.float("temperature") ?? distill.temperature
             s.objective = .distill(distill)
         }
+        do { try s.validate() } catch { throw f.error("\(error)") }
         return s
     }
 }
@@ -290,10 +307,12 @@ private struct Fields {
 
     func int(_ key: String) throws -> Int? {
         guard let number = try number(key) else { return nil }
-        guard number.doubleValue == number.doubleValue.rounded(), number.doubleValue >= 0 else {
-            throw error("\"\(key)\" is not a whole number ≥ 0")
+        let value = number.doubleValue
+        // 2⁵³: every whole number up to it converts exactly, and none converts with a trap.
+        guard value == value.rounded(), value >= 0, value <= 9_007_199_254_740_992 else {
+            throw error("\"\(key)\" \(number) is not a whole number between 0 and 2^53")
         }
-        return number.intValue
+        return Int(value)
     }
 
     func float(_ key: String) throws -> Float? { try number(key).map(\.floatValue) }

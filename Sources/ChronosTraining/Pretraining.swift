@@ -41,6 +41,27 @@ public struct PretrainSettings: Sendable {
     }
 }
 
+extension PretrainSettings {
+    /// Throws the first setting outside its range, named as in a pipeline configuration (the
+    /// model's fields as in `config.json`), or when training the model would need more memory
+    /// than this machine has.
+    public func validate() throws {
+        try model.validate(file: "the model configuration")
+        try optimization.validate()
+        try RunSettingChecks.schedule(evaluateEvery: evaluateEvery, checkpointEvery: checkpointEvery, timeLimit: timeLimit)
+        try RunSettingChecks.pretraining(sequenceLength: sequenceLength, evaluationSequences: evaluationSequences,
+                                         context: model.maxPositionEmbeddings)
+        // Weights, gradients and AdamW's two moments, in f32, one copy per compute thread's replica at most.
+        let bytes = model.approximateParameterCount * 16
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes < memory else {
+            throw InvalidSetting(name: "model size", value: String(format: "of %.3g parameters", model.approximateParameterCount),
+                                 expected: String(format: "one whose weights, gradients and optimiser state (%.1f GiB) fit in this machine's %.1f GiB",
+                                                  bytes / 1_073_741_824, memory / 1_073_741_824))
+        }
+    }
+}
+
 /// Events of a pretraining run, for a progress display.
 public enum PretrainEvent {
     /// Data and model are ready; `resumedAt` is the step a resumed run continues from.
@@ -64,6 +85,7 @@ public final class PretrainRun {
 
     /// Tokenises and packs the data. Fails with the file and line of a malformed record.
     public init(settings: PretrainSettings) throws {
+        try settings.validate()
         self.settings = settings
         tokenizer = try Tokenizer(contentsOf: settings.tokenizer.appendingPathComponent("tokenizer.json"))
         let corpus = try TokenizedCorpus(jsonl: [settings.data], tokenizer: tokenizer, skipBadLines: settings.skipBadLines)
@@ -87,16 +109,17 @@ public final class PretrainRun {
         self.configuration = configuration
     }
 
-    /// Trains until `settings.optimization.steps` (or the time limit), resuming from the
-    /// run directory's latest snapshot when `resume` is set; reports progress to `onEvent`,
-    /// which may throw to stop the run.
-    public func run(resume: Bool, onEvent: (PretrainEvent) throws -> Void) throws {
+    /// Trains until `settings.optimization.steps` (or the time limit), starting as `start`
+    /// says (anew, or from the run directory's newest valid snapshot); reports progress to
+    /// `onEvent`, which may throw to stop the run.
+    public func run(start: RunStart, onEvent: (PretrainEvent) throws -> Void) throws {
+        let resumeFrom = try Checkpoint.prepare(runDirectory: settings.output, start: start)
         let started = Date()
         var weights = ChronosLanguageModel.initialize(configuration: configuration, seed: settings.optimization.seed)
         var state = TrainingState(step: 0, batchesSeen: 0, randomState: 0, tokensSeen: 0, settings: recordedSettings)
         let optimizer = AdamW(settings: settings.optimization.adam)
         var referenceRouters: [Int: Tensor]? = nil
-        if resume, let snapshot = try Checkpoint.latest(in: settings.output) {
+        if let snapshot = resumeFrom {
             let saved = try ChronosLanguageModel(directory: snapshot)
             weights = Dictionary(uniqueKeysWithValues: saved.namedParameters().map { ($0.name, $0.tensor) })
             let restored = try Checkpoint.restore(snapshot: snapshot, into: optimizer)

@@ -1,3 +1,5 @@
+import ChronosModel
+import ChronosTensor
 import Foundation
 
 /// The six stages of the Chronos training pipeline, in the order they run (DESIGN §1.6).
@@ -225,5 +227,61 @@ public struct StageResult: Codable, Sendable, Equatable {
         let url = directory.appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         return try JSONDecoder().decode(StageResult.self, from: Data(contentsOf: url))
+    }
+}
+
+/// The ranges of the settings every run takes, checked under their pipeline-configuration
+/// names by `PretrainSettings`, `StageSettings` and `PipelineStage`.
+enum RunSettingChecks {
+    /// `eval_every`, `checkpoint_every` (0: only at the end) and `max_minutes` (from seconds).
+    static func schedule(evaluateEvery: Int, checkpointEvery: Int, timeLimit: Double?) throws(InvalidSetting) {
+        try InvalidSetting.check("eval_every", evaluateEvery, in: 0...100_000_000)
+        try InvalidSetting.check("checkpoint_every", checkpointEvery, in: 0...100_000_000)
+        try InvalidSetting.check("max_minutes", timeLimit.map { $0 / 60 }, in: Double.ulpOfOne...1e7)
+    }
+
+    /// `seq_len` (at most `context` positions) and `eval_sequences` of pretraining.
+    static func pretraining(sequenceLength: Int, evaluationSequences: Int, context: Int?) throws(InvalidSetting) {
+        try InvalidSetting.check("seq_len", sequenceLength, in: 2...(context ?? ConfigurationLimits.positions.upperBound))
+        try InvalidSetting.check("eval_sequences", evaluationSequences, in: 1...1_000_000)
+    }
+
+    /// `max_length`, `eval_examples`, `generation_examples` and `max_new_tokens` of fine-tuning.
+    static func fineTuning(maxSequenceLength: Int, evaluationExamples: Int, generationExamples: Int, maxNewTokens: Int) throws(InvalidSetting) {
+        try InvalidSetting.check("max_length", maxSequenceLength, in: 2...ConfigurationLimits.positions.upperBound)
+        try InvalidSetting.check("eval_examples", evaluationExamples, in: 1...1_000_000)
+        try InvalidSetting.check("generation_examples", generationExamples, in: 0...1_000_000)
+        try InvalidSetting.check("max_new_tokens", maxNewTokens, in: 1...1_000_000)
+    }
+}
+
+extension StageObjectiveSettings {
+    /// Throws the first setting outside its range, named as in a pipeline configuration.
+    public func validate() throws(InvalidSetting) {
+        switch self {
+        case .sft: break
+        case let .dpo(dpo): try InvalidSetting.check("beta", dpo.beta, in: Float.leastNonzeroMagnitude...1000)
+        case let .orpo(orpo): try InvalidSetting.check("lambda", orpo.lambda, in: 0...1000)
+        case let .grpo(grpo):
+            try InvalidSetting.check("group_size", grpo.groupSize, in: 2...1024)
+            try InvalidSetting.check("clip_epsilon", grpo.clipEpsilon, in: 0...1)
+            try InvalidSetting.check("kl_beta", grpo.klBeta, in: 0...1000)
+            try InvalidSetting.check("temperature", grpo.temperature, in: 0...100)
+            try InvalidSetting.check("top_k", grpo.topK, in: 0...Int.max)
+        case let .distill(distill):
+            try InvalidSetting.check("alpha", distill.alpha, in: 0...1)
+            try InvalidSetting.check("temperature", distill.temperature, in: 0.01...100)
+        }
+    }
+}
+
+extension StageSettings {
+    /// Throws the first setting outside its range, named as in a pipeline configuration.
+    public func validate() throws(InvalidSetting) {
+        try optimization.validate()
+        try objective.validate()
+        try RunSettingChecks.schedule(evaluateEvery: evaluateEvery, checkpointEvery: checkpointEvery, timeLimit: timeLimit)
+        try RunSettingChecks.fineTuning(maxSequenceLength: maxSequenceLength, evaluationExamples: evaluationExamples,
+                                        generationExamples: generationExamples, maxNewTokens: maxNewTokens)
     }
 }

@@ -24,9 +24,9 @@ struct ClusterCommand: ParsableCommand {
 
     @Option(help: "Activation trace from `chronos trace`.") var trace: String
     @Option(help: "Where to write the JSON cluster plan.") var out: String
-    @Option(help: "Seed of Louvain's node visiting order.") var seed: UInt64 = 0
-    @Option(help: "Split clusters to hold at most this many experts.") var maxClusterExperts: Int?
-    @Option(help: "Split clusters to hold at most this many bytes of experts (at least one expert each).") var maxClusterBytes: Int?
+    @Option(parsing: .unconditional, help: "Seed of Louvain's node visiting order.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Split clusters to hold at most this many experts.") var maxClusterExperts: Int?
+    @Option(parsing: .unconditional, help: "Split clusters to hold at most this many bytes of experts (at least one expert each).") var maxClusterBytes: Int?
 
     func validate() throws {
         if let maxClusterExperts, maxClusterExperts < 1 { throw ValidationError("--max-cluster-experts must be at least 1") }

@@ -15,7 +15,7 @@ struct DataCommand: ParsableCommand {
 
         @Option(help: "Directory of the novels as plain text.") var source: String
         @Option(help: "Directory to write train.jsonl and heldout.jsonl into.") var out: String
-        @Option(help: "Fraction of each novel's paragraphs (its end) held out.") var heldOut = 0.05
+        @Option(parsing: .unconditional, help: "Fraction of each novel's paragraphs (its end) held out.") var heldOut = 0.05
 
         func run() throws {
             let summary = try AustenCorpus.build(from: URL(fileURLWithPath: source), into: URL(fileURLWithPath: out),
@@ -37,7 +37,7 @@ struct TokenizerCommand: ParsableCommand {
             abstract: "Train a byte-level BPE tokenizer on a JSONL corpus and write tokenizer.json and tokenizer_config.json.")
 
         @Option(help: "JSONL file whose lines are {\"text\": …}.") var data: String
-        @Option(help: "Vocabulary size, special tokens included.") var vocabSize: Int
+        @Option(parsing: .unconditional, help: "Vocabulary size, special tokens included.") var vocabSize: Int
         @Option(help: "Directory to write the tokenizer into.") var out: String
         @Flag(help: "Skip malformed JSONL lines (counted and reported) instead of failing.") var skipBadLines = false
 

@@ -14,8 +14,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Model directory (with tokenizer.json).") var model: String
     @Option(help: "Held-out JSONL ({\"text\": …} per line).") var data: String
     @Option(help: "Reference JSONL for the frequency baseline of expert use (default: --data).") var reference: String?
-    @Option(help: "Tokens per evaluated sequence.") var seqLen = 256
-    @Option(help: "Sequences to evaluate.") var sequences = 32
+    @Option(parsing: .unconditional, help: "Tokens per evaluated sequence.") var seqLen = 256
+    @Option(parsing: .unconditional, help: "Sequences to evaluate.") var sequences = 32
     @Flag(help: "Print one JSON object.") var json = false
     @OptionGroup var backend: BackendOption
 

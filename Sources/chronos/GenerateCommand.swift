@@ -3,6 +3,7 @@ import ChronosEngine
 import ChronosFormats
 import ChronosModel
 import ChronosStorage
+import ChronosTensor
 import Foundation
 
 /// `chronos generate`: stream a continuation of a prompt.
@@ -24,20 +25,32 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Feed these comma-separated token ids instead of text (for models without a tokenizer).")
     var promptIds: String?
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.") var chat = false
-    @Option(help: "At most this many new tokens.") var maxTokens = 128
+    @Option(parsing: .unconditional, help: "At most this many new tokens.") var maxTokens = 128
     @Flag(help: "Keep generating past end-of-sequence tokens.") var ignoreEos = false
-    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
-    @Option(help: "Sample from the k most likely tokens only (0 = all).") var topK = 0
-    @Option(help: "Nucleus sampling: the smallest set of tokens reaching this probability.") var topP: Float = 1
-    @Option(help: "Drop tokens less likely than this fraction of the most likely one.") var minP: Float = 0
-    @Option(help: "Penalise tokens already present (1 = off).") var repetitionPenalty: Float = 1
-    @Option(help: "Random seed, for reproducible sampling.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
+    @Option(parsing: .unconditional, help: "Sample from the k most likely tokens only (0 = all).") var topK = 0
+    @Option(parsing: .unconditional, help: "Nucleus sampling: the smallest set of tokens reaching this probability.") var topP: Float = 1
+    @Option(parsing: .unconditional, help: "Drop tokens less likely than this fraction of the most likely one.") var minP: Float = 0
+    @Option(parsing: .unconditional, help: "Penalise tokens already present (1 = off).") var repetitionPenalty: Float = 1
+    @Option(parsing: .unconditional, help: "Random seed, for reproducible sampling.") var seed: UInt64 = 0
     @Option(help: "Stop when this string appears (repeatable).") var stop: [String] = []
     @Flag(help: "Print the generated ids, comma-separated on one line, instead of text.") var printIds = false
     @Option(help: "Where experts live when offloaded: chronos (prediction + prefetch), lru, mmap or resident.")
     var experts: ExpertResidencyMode = .chronos
     @OptionGroup var offload: OffloadOptions
     @OptionGroup var backend: BackendOption
+
+    /// The sampling settings the options give.
+    var sampling: SamplingParameters {
+        SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty, seed: seed)
+    }
+
+    func validate() throws {
+        try checkingOptions {
+            try sampling.validate()
+            try InvalidSetting.check("max_tokens", maxTokens, in: GenerationRequest.maxTokensRange)
+        }
+    }
 
     func run() throws {
         try backend.apply()
@@ -66,8 +79,7 @@ struct GenerateCommand: ParsableCommand {
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         let request = GenerationRequest(
             promptIds: ids, maxTokens: maxTokens,
-            sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
-                                         repetitionPenalty: repetitionPenalty, seed: seed),
+            sampling: sampling,
             stopStrings: stop, ignoreEOS: ignoreEos)
         if !printIds, promptIds == nil, let prompt, !chat { write(prompt) }
         let stream = { (token: GeneratedToken) -> Bool in

@@ -9,11 +9,11 @@ struct PredictorTrainingOptions: ParsableArguments {
     @Option(help: "Model directory the predictor is saved into (its own weights are not touched).") var model: String
     @Option(help: "Activation trace to train on (`chronos trace`).") var trace: String
     @Option(help: "Held-out trace to evaluate on (default: the last 10 % of --trace's sequences).") var heldoutTrace: String?
-    @Option(help: "Width of the predictor's hidden layer (default: hidden size / 2).") var width: Int?
-    @Option(help: "Optimiser steps.") var steps = 1500
-    @Option(help: "Examples per step.") var batch = 256
-    @Option(help: "Peak learning rate.") var lr: Float = 3e-3
-    @Option(help: "Seed of initialisation and batch order.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Width of the predictor's hidden layer (default: hidden size / 2).") var width: Int?
+    @Option(parsing: .unconditional, help: "Optimiser steps.") var steps = 1500
+    @Option(parsing: .unconditional, help: "Examples per step.") var batch = 256
+    @Option(parsing: .unconditional, help: "Peak learning rate.") var lr: Float = 3e-3
+    @Option(parsing: .unconditional, help: "Seed of initialisation and batch order.") var seed: UInt64 = 0
     @OptionGroup var backend: BackendOption
 
     /// The model's summary, the training trace and the held-out trace.
@@ -88,9 +88,9 @@ extension TrainCommand {
                 """)
 
         @OptionGroup var options: PredictorTrainingOptions
-        @Option(help: "Generated tokens whose experts the classifier predicts.") var horizon = 64
+        @Option(parsing: .unconditional, help: "Generated tokens whose experts the classifier predicts.") var horizon = 64
         @Option(help: "Prompt lengths to train and evaluate on, comma-separated.") var promptLengths = "8,16,32,64"
-        @Option(help: "Hot-set size of the evaluation, as a share of all (layer, expert) pairs.") var setShare = 0.3
+        @Option(parsing: .unconditional, help: "Hot-set size of the evaluation, as a share of all (layer, expert) pairs.") var setShare = 0.3
 
         func run() throws {
             let lengths = promptLengths.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -133,8 +133,8 @@ extension TrainCommand {
                 """)
 
         @OptionGroup var options: PredictorTrainingOptions
-        @Option(help: "K: the furthest future token predicted.") var lookahead = 4
-        @Option(help: "Experts predicted per layer and offset in the evaluation (default: the model's top-k).") var predict: Int?
+        @Option(parsing: .unconditional, help: "K: the furthest future token predicted.") var lookahead = 4
+        @Option(parsing: .unconditional, help: "Experts predicted per layer and offset in the evaluation (default: the model's top-k).") var predict: Int?
 
         func run() throws {
             guard lookahead > 0 else { throw ValidationError("--lookahead must be positive") }

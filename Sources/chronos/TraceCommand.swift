@@ -23,9 +23,9 @@ struct TraceCommand: ParsableCommand {
     @Option(help: "Model directory (with tokenizer.json).") var model: String
     @Option(help: "JSONL text ({\"text\": …} per line).") var data: String
     @Option(help: "Where to write the trace.") var out: String
-    @Option(help: "Tokens per traced sequence.") var seqLen = 256
-    @Option(help: "Sequences to trace (at most as many as the text holds).") var sequences = 32
-    @Option(help: "End each sequence with this many tokens the model decodes greedily in place of the text's.") var decode = 0
+    @Option(parsing: .unconditional, help: "Tokens per traced sequence.") var seqLen = 256
+    @Option(parsing: .unconditional, help: "Sequences to trace (at most as many as the text holds).") var sequences = 32
+    @Option(parsing: .unconditional, help: "End each sequence with this many tokens the model decodes greedily in place of the text's.") var decode = 0
     @Option(help: ArgumentHelp("Decoder layer after which the hidden state is recorded (default: 1, or 0 in a one-layer model).",
                                discussion: "A later layer predicts better; an earlier one leaves more of each pass to load under."))
     var hiddenLayer: Int?

@@ -14,20 +14,24 @@ struct TrainCommand: ParsableCommand {
 
 /// Shape of a new Chronos model, as command-line flags.
 struct ModelShapeOptions: ParsableArguments {
-    @Option(help: "Hidden size.") var hidden = 256
-    @Option(help: "Decoder layers.") var layers = 4
-    @Option(help: "Attention heads.") var heads = 8
-    @Option(help: "Key/value heads of sliding-window layers.") var kvHeads = 4
-    @Option(help: "Per-head width (no-RoPE part for MLA layers).") var headDim = 32
-    @Option(help: "MLA compressed KV width.") var kvLatent = 64
-    @Option(help: "Decoupled RoPE width of MLA heads.") var ropeDim = 16
-    @Option(help: "Window of sliding-window layers.") var window = 128
-    @Option(help: "Routed experts per layer.") var experts = 8
-    @Option(help: "Experts per token.") var topK = 2
-    @Option(help: "Always-on shared experts per layer.") var sharedExperts = 1
-    @Option(help: "Hidden width of each routed expert.") var expertWidth = 512
-    @Option(help: "Hidden width of each shared expert.") var sharedWidth = 512
-    @Option(help: "Lookahead steps K predicted by the lookahead head.") var lookahead = 4
+    @Option(parsing: .unconditional, help: "Hidden size.") var hidden = 256
+    @Option(parsing: .unconditional, help: "Decoder layers.") var layers = 4
+    @Option(parsing: .unconditional, help: "Attention heads.") var heads = 8
+    @Option(parsing: .unconditional, help: "Key/value heads of sliding-window layers.") var kvHeads = 4
+    @Option(parsing: .unconditional, help: "Per-head width (no-RoPE part for MLA layers).") var headDim = 32
+    @Option(parsing: .unconditional, help: "MLA compressed KV width.") var kvLatent = 64
+    @Option(parsing: .unconditional, help: "Decoupled RoPE width of MLA heads.") var ropeDim = 16
+    @Option(parsing: .unconditional, help: "Window of sliding-window layers.") var window = 128
+    @Option(parsing: .unconditional, help: "Routed experts per layer.") var experts = 8
+    @Option(parsing: .unconditional, help: "Experts per token.") var topK = 2
+    @Option(parsing: .unconditional, help: "Always-on shared experts per layer.") var sharedExperts = 1
+    @Option(parsing: .unconditional, help: "Hidden width of each routed expert.") var expertWidth = 512
+    @Option(parsing: .unconditional, help: "Hidden width of each shared expert.") var sharedWidth = 512
+    @Option(parsing: .unconditional, help: "Lookahead steps K predicted by the lookahead head.") var lookahead = 4
+
+    func validate() throws {
+        try checkingOptions { try configuration.validate() }
+    }
 
     var configuration: ChronosConfiguration {
         ChronosConfiguration(hiddenSize: hidden, hiddenLayers: layers, attentionHeads: heads, keyValueHeads: kvHeads,
@@ -39,23 +43,27 @@ struct ModelShapeOptions: ParsableArguments {
 
 /// Optimisation flags shared by the training stages.
 struct OptimizationOptions: ParsableArguments {
-    @Option(help: "Optimiser steps.") var steps = 1000
-    @Option(help: "Sequences per micro-batch.") var batch = 8
-    @Option(help: "Micro-batches per optimiser step.") var accumulate = 1
-    @Option(help: "Peak learning rate (default: the stage's; 3e-3 for pretraining, 1e-3 SFT and distillation, 2e-4 DPO, 5e-4 ORPO, 1e-4 GRPO).")
+    @Option(parsing: .unconditional, help: "Optimiser steps.") var steps = 1000
+    @Option(parsing: .unconditional, help: "Sequences per micro-batch.") var batch = 8
+    @Option(parsing: .unconditional, help: "Micro-batches per optimiser step.") var accumulate = 1
+    @Option(parsing: .unconditional, help: "Peak learning rate (default: the stage's; 3e-3 for pretraining, 1e-3 SFT and distillation, 2e-4 DPO, 5e-4 ORPO, 1e-4 GRPO).")
     var lr: Float?
-    @Option(help: "Warmup steps.") var warmup = 50
-    @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.1
-    @Option(help: "Clip gradients to this global norm (0 = off).") var clip: Float = 1
-    @Option(help: "λ of the load-balance term.") var lambdaBalance: Float = 0.01
-    @Option(help: "λ of the temporal-locality term.") var lambdaTemporal: Float = 0.01
-    @Option(help: "λ of the lookahead term.") var lambdaLookahead: Float = 0.1
-    @Option(help: "λ of the router KL anchor (default: the stage's; 0 pretraining, 0.01 SFT, 0.1 DPO/ORPO/GRPO, 0.05 distillation).")
+    @Option(parsing: .unconditional, help: "Warmup steps.") var warmup = 50
+    @Option(parsing: .unconditional, help: "AdamW weight decay.") var weightDecay: Float = 0.1
+    @Option(parsing: .unconditional, help: "Clip gradients to this global norm (0 = off).") var clip: Float = 1
+    @Option(parsing: .unconditional, help: "λ of the load-balance term.") var lambdaBalance: Float = 0.01
+    @Option(parsing: .unconditional, help: "λ of the temporal-locality term.") var lambdaTemporal: Float = 0.01
+    @Option(parsing: .unconditional, help: "λ of the lookahead term.") var lambdaLookahead: Float = 0.1
+    @Option(parsing: .unconditional, help: "λ of the router KL anchor (default: the stage's; 0 pretraining, 0.01 SFT, 0.1 DPO/ORPO/GRPO, 0.05 distillation).")
     var lambdaAnchor: Float?
-    @Option(help: "Probability of dropping a routed expert during training (fallback masking).") var fallbackMaskProb: Float = 0.1
-    @Option(help: "Seed of data order, initialisation and masks.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Probability of dropping a routed expert during training (fallback masking).") var fallbackMaskProb: Float = 0.1
+    @Option(parsing: .unconditional, help: "Seed of data order, initialisation and masks.") var seed: UInt64 = 0
 
     var settings: OptimizationSettings { settings(for: .pretrain) }
+
+    func validate() throws {
+        try checkingOptions { try settings.validate() }
+    }
 
     /// The settings, with `stage`'s defaults for the learning rate and anchor where not given.
     func settings(for stage: TrainingStage) -> OptimizationSettings {
@@ -86,35 +94,47 @@ extension TrainCommand {
         @Option(help: "Held-out JSONL (default: the last 5 % of the training sequences).") var heldout: String?
         @Option(help: "Run directory: model, snapshots, metrics.jsonl.") var out: String
         @Option(help: "Directory with tokenizer.json to use.") var tokenizer: String?
-        @Option(help: "Vocabulary size of a tokenizer trained here.") var vocabSize = 6400
-        @Option(help: "Tokens per training sequence.") var seqLen = 256
-        @Option(help: "Evaluate held-out loss every N steps.") var evalEvery = 100
-        @Option(help: "Held-out sequences per evaluation.") var evalSequences = 16
-        @Option(help: "Write a snapshot every N steps.") var checkpointEvery = 200
-        @Option(help: "Stop after this many minutes (snapshot first).") var maxMinutes: Double?
-        @Flag(help: "Continue from the run directory's latest snapshot.") var resume = false
+        @Option(parsing: .unconditional, help: "Vocabulary size of a tokenizer trained here.") var vocabSize = 6400
+        @Option(parsing: .unconditional, help: "Tokens per training sequence.") var seqLen = 256
+        @Option(parsing: .unconditional, help: "Evaluate held-out loss every N steps.") var evalEvery = 100
+        @Option(parsing: .unconditional, help: "Held-out sequences per evaluation.") var evalSequences = 16
+        @Option(parsing: .unconditional, help: "Write a snapshot every N steps.") var checkpointEvery = 200
+        @Option(parsing: .unconditional, help: "Stop after this many minutes (snapshot first).") var maxMinutes: Double?
+        @OptionGroup var start: RunStartOptions
         @Flag(help: "Skip malformed JSONL lines (counted) instead of failing.") var skipBadLines = false
         @OptionGroup var shape: ModelShapeOptions
         @OptionGroup var optimization: OptimizationOptions
         @OptionGroup var backend: BackendOption
 
-        func run() throws {
-            try backend.apply()
-            let output = URL(fileURLWithPath: out)
-            let tokenizerDirectory = try tokenizer.map { URL(fileURLWithPath: $0) } ?? trainTokenizer(into: output.appendingPathComponent("tokenizer"))
+        /// The run's settings, with the tokenizer in `tokenizerDirectory`.
+        func settings(tokenizer tokenizerDirectory: URL) -> PretrainSettings {
             var settings = PretrainSettings(model: shape.configuration, optimization: optimization.settings,
                                             data: URL(fileURLWithPath: data), heldOut: heldout.map { URL(fileURLWithPath: $0) },
-                                            tokenizer: tokenizerDirectory, output: output)
+                                            tokenizer: tokenizerDirectory, output: URL(fileURLWithPath: out))
+            settings.model.vocabSize = vocabSize
             settings.sequenceLength = seqLen
             settings.evaluateEvery = evalEvery
             settings.evaluationSequences = evalSequences
             settings.checkpointEvery = checkpointEvery
             settings.timeLimit = maxMinutes.map { $0 * 60 }
             settings.skipBadLines = skipBadLines
-            let run = try PretrainRun(settings: settings)
+            return settings
+        }
+
+        func validate() throws {
+            try checkingOptions { try settings(tokenizer: URL(fileURLWithPath: out)).validate() }
+        }
+
+        func run() throws {
+            try backend.apply()
+            let output = URL(fileURLWithPath: out)
+            // Refused before the tokenizer is trained: a run that would lose work does no work.
+            _ = try Checkpoint.prepare(runDirectory: output, start: start.mode)
+            let tokenizerDirectory = try tokenizer.map { URL(fileURLWithPath: $0) } ?? trainTokenizer(into: output.appendingPathComponent("tokenizer"))
+            let run = try PretrainRun(settings: settings(tokenizer: tokenizerDirectory))
             let progress = ProgressLine()
-            let totalSteps = settings.optimization.steps
-            try run.run(resume: resume) { event in
+            let totalSteps = optimization.steps
+            try run.run(start: start.mode) { event in
                 switch event {
                 case let .started(parameters, trainSequences, heldOutSequences, unigram, resumedAt):
                     print("model: \(InspectCommand.count(parameters)) parameters; data: \(trainSequences) training and \(heldOutSequences) held-out sequences of \(seqLen) tokens; backend \(Backends.current.name)")
@@ -149,20 +169,33 @@ extension TrainCommand {
     }
 }
 
+/// Whether a training run continues, replaces or may not touch an earlier run in its directory.
+struct RunStartOptions: ParsableArguments {
+    @Flag(help: "Continue from the run directory's newest valid snapshot.") var resume = false
+    @Flag(help: "Delete an earlier run in the run directory (its snapshots, model and logs) and start anew.") var overwrite = false
+
+    func validate() throws {
+        if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
+    }
+
+    /// The start these flags ask for: without either, a run directory holding an earlier run is refused.
+    var mode: RunStart { resume ? .resume : overwrite ? .overwrite : .new }
+}
+
 /// Flags every fine-tuning stage (2–6) shares.
 struct FineTuneOptions: ParsableArguments {
     @Option(help: "The checkpoint to start from: the previous stage's run directory (model and tokenizer).") var from: String
     @Option(help: "Training data: JSON Lines, plain or gzipped.") var data: String
     @Option(help: "Held-out data of the same kind (default: the last 5 % of --data).") var heldout: String?
     @Option(help: "Run directory: model, snapshots, metrics.jsonl, result.json.") var out: String
-    @Option(help: "Cut sequences to this many tokens.") var maxLength = 256
-    @Option(help: "Evaluate on held-out data every N steps.") var evalEvery = 100
-    @Option(help: "Held-out examples scored per evaluation.") var evalExamples = 64
-    @Option(help: "Held-out prompts answered by greedy generation per evaluation.") var genExamples = 16
-    @Option(help: "At most this many tokens per generated answer.") var maxNewTokens = 64
-    @Option(help: "Write a snapshot every N steps.") var checkpointEvery = 200
-    @Option(help: "Stop after this many minutes (snapshot first).") var maxMinutes: Double?
-    @Flag(help: "Continue from the run directory's latest snapshot.") var resume = false
+    @Option(parsing: .unconditional, help: "Cut sequences to this many tokens.") var maxLength = 256
+    @Option(parsing: .unconditional, help: "Evaluate on held-out data every N steps.") var evalEvery = 100
+    @Option(parsing: .unconditional, help: "Held-out examples scored per evaluation.") var evalExamples = 64
+    @Option(parsing: .unconditional, help: "Held-out prompts answered by greedy generation per evaluation.") var genExamples = 16
+    @Option(parsing: .unconditional, help: "At most this many tokens per generated answer.") var maxNewTokens = 64
+    @Option(parsing: .unconditional, help: "Write a snapshot every N steps.") var checkpointEvery = 200
+    @Option(parsing: .unconditional, help: "Stop after this many minutes (snapshot first).") var maxMinutes: Double?
+    @OptionGroup var start: RunStartOptions
     @Flag(help: "Skip the evaluation before the first step.") var noInitialEval = false
     @OptionGroup var optimization: OptimizationOptions
     @OptionGroup var backend: BackendOption
@@ -185,10 +218,12 @@ struct FineTuneOptions: ParsableArguments {
 
     /// Runs a stage with `settings`, drawing a progress line and printing evaluations.
     func run(_ settings: StageSettings) throws {
+        try checkingOptions { try settings.validate() }
         try backend.apply()
+        _ = try Checkpoint.prepare(runDirectory: settings.output, start: start.mode)
         let run = try FineTuneRun(settings: settings)
         let display = StageProgressDisplay(total: settings.optimization.steps)
-        let result = try run.run(resume: resume, onEvent: display.show)
+        let result = try run.run(start: start.mode, onEvent: display.show)
         display.finish(result)
     }
 }
@@ -277,7 +312,7 @@ extension TrainCommand {
                 """)
 
         @OptionGroup var options: FineTuneOptions
-        @Option(help: "β: how far the policy may move from the reference.") var beta: Float = 0.1
+        @Option(parsing: .unconditional, help: "β: how far the policy may move from the reference.") var beta: Float = 0.1
 
         func run() throws {
             var dpo = DPOSettings()
@@ -297,7 +332,7 @@ extension TrainCommand {
                 """)
 
         @OptionGroup var options: FineTuneOptions
-        @Option(help: "λ: the weight of the odds-ratio term.") var lambda: Float = 0.1
+        @Option(parsing: .unconditional, help: "λ: the weight of the odds-ratio term.") var lambda: Float = 0.1
 
         func run() throws {
             var orpo = ORPOSettings()
@@ -318,11 +353,11 @@ extension TrainCommand {
                 """)
 
         @OptionGroup var options: FineTuneOptions
-        @Option(help: "G: completions sampled per prompt.") var groupSize = 4
-        @Option(help: "ε of the clipped policy ratio.") var clipEpsilon: Float = 0.2
-        @Option(help: "β of the KL penalty to the reference.") var klBeta: Float = 0.04
-        @Option(help: "Sampling temperature of the rollouts.") var temperature: Float = 1
-        @Option(help: "Sample among the k most likely tokens (0 = all).") var topK = 0
+        @Option(parsing: .unconditional, help: "G: completions sampled per prompt.") var groupSize = 4
+        @Option(parsing: .unconditional, help: "ε of the clipped policy ratio.") var clipEpsilon: Float = 0.2
+        @Option(parsing: .unconditional, help: "β of the KL penalty to the reference.") var klBeta: Float = 0.04
+        @Option(parsing: .unconditional, help: "Sampling temperature of the rollouts.") var temperature: Float = 1
+        @Option(parsing: .unconditional, help: "Sample among the k most likely tokens (0 = all).") var topK = 0
         @Option(help: "The reward: \(Rewards.names.joined(separator: ", ")).") var reward = DefinitionReward.rewardName
         @Option(help: "Model directory scoring the model-likelihood reward.") var rewardModel: String?
 
@@ -356,8 +391,8 @@ extension TrainCommand {
 
         @OptionGroup var options: FineTuneOptions
         @Option(help: "The teacher's model directory.") var teacher: String
-        @Option(help: "α: the weight of the soft (teacher) term.") var alpha: Float = 0.7
-        @Option(help: "T: the softmax temperature of teacher and student.") var temperature: Float = 4
+        @Option(parsing: .unconditional, help: "α: the weight of the soft (teacher) term.") var alpha: Float = 0.7
+        @Option(parsing: .unconditional, help: "T: the softmax temperature of teacher and student.") var temperature: Float = 4
 
         func run() throws {
             var distill = DistillationSettings(teacher: URL(fileURLWithPath: teacher))

@@ -1,4 +1,5 @@
 @testable import ChronosEngine
+import ChronosTensor
 import XCTest
 
 final class SamplerTests: XCTestCase {
@@ -52,5 +53,34 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(Generator.firstStop(in: "hello world", stops: ["wor"], searchFrom: 7), 6)
         XCTAssertNil(Generator.firstStop(in: "hello world", stops: ["hello"], searchFrom: 7), "ended before the new piece")
         XCTAssertEqual(Generator.firstStop(in: "a.b.", stops: [".", "b"], searchFrom: 0), 1)
+    }
+}
+
+final class RequestValidationTests: XCTestCase {
+    func testSamplingParametersOutOfRangeAreRefusedByName() {
+        for (name, parameters) in [("temperature", SamplingParameters(temperature: -1)), ("temperature", SamplingParameters(temperature: .nan)),
+                                   ("top_p", SamplingParameters(topP: 2)), ("top_p", SamplingParameters(topP: 0)),
+                                   ("min_p", SamplingParameters(minP: 1.5)), ("top_k", SamplingParameters(topK: -1)),
+                                   ("repetition_penalty", SamplingParameters(repetitionPenalty: 0))] {
+            XCTAssertThrowsError(try parameters.validate(), name) { XCTAssertEqual(($0 as? InvalidSetting)?.name, name) }
+        }
+        XCTAssertNoThrow(try SamplingParameters.greedy.validate())
+    }
+
+    func testAPromptMustFitTheContextAndTheVocabulary() {
+        func name(_ request: GenerationRequest) -> String? {
+            do {
+                try request.validate(vocabularySize: 10, context: 8)
+                return nil
+            } catch {
+                return error.name
+            }
+        }
+        XCTAssertNil(name(GenerationRequest(promptIds: Array(repeating: 1, count: 7), maxTokens: 4)))
+        XCTAssertEqual(name(GenerationRequest(promptIds: Array(repeating: 1, count: 8))), "prompt")
+        XCTAssertEqual(name(GenerationRequest(promptIds: [])), "prompt")
+        XCTAssertEqual(name(GenerationRequest(promptIds: [1, 10])), "token id")
+        XCTAssertEqual(name(GenerationRequest(promptIds: [1, -1])), "token id")
+        XCTAssertEqual(name(GenerationRequest(promptIds: [1], maxTokens: 0)), "max_tokens")
     }
 }

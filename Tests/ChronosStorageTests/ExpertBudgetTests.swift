@@ -13,6 +13,9 @@ final class ExpertBudgetTests: XCTestCase {
         XCTAssertEqual(ExpertBudget(parsing: "4096"), .bytes(4096))
         XCTAssertEqual(ExpertBudget(parsing: "64 KiB"), .bytes(65536))
         XCTAssertNil(ExpertBudget(parsing: "-1"))
+        for text in ["inf", "1e19", "nan", "infMB", "1e300 GiB", "0.5B", "-inf"] {
+            XCTAssertNil(ExpertBudget(parsing: text), text)
+        }
         XCTAssertNil(ExpertBudget(parsing: "lots"))
         XCTAssertNil(ExpertBudget(parsing: "150%"))
         XCTAssertEqual(ExpertBudget.fraction(0.25).bytes(ofTotal: 1000), 250)

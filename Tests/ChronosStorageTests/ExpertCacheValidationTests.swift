@@ -40,17 +40,22 @@ final class ExpertCacheValidationTests: XCTestCase {
                        try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 4))
     }
 
-    func testChangedConfigByteMakesTheCacheStaleEvenWithTheOldModificationTime() throws {
+    func testAReformattedConfigKeepsTheCacheAndAChangedSettingMakesItStaleEvenWithTheOldModificationTime() throws {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
         let configURL = directory.appendingPathComponent("config.json")
+        // Indentation, key order and how a number is written are formatting, not settings.
+        let settings = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted]).write(to: configURL)
+        XCTAssertNoThrow(try ExpertCache.open(modelDirectory: directory))
         try StorageFixtures.editKeepingModificationTime(configURL) { data in
-            let space = data.firstIndex(of: UInt8(ascii: " "))!
-            data[space] = UInt8(ascii: "\t")
+            var text = String(decoding: data, as: UTF8.self)
+            text = text.replacingOccurrences(of: "\"rope_theta\" : 10000", with: "\"rope_theta\" : 10001")
+            data = Data(text.utf8)
         }
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
             guard case let ExpertCacheError.stale(_, reason) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(reason.contains("config.json changed"), reason)
+            XCTAssertTrue(reason.contains("a setting of config.json changed"), reason)
             XCTAssertTrue("\(error)".contains("re-pack with `chronos pack`"), "\(error)")
         }
     }
@@ -103,14 +108,23 @@ final class ExpertCacheValidationTests: XCTestCase {
             XCTAssertEqual(path, file.path)
         }
 
-        // At run time the expert's own hash catches it: the load is retried, then falls back.
-        let prompt = StorageFixtures.prompt(12, vocab: 32)
-        let run = try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(1), policy: .wait),
+        // At run time the expert's own hash catches it: under `wait` the load is retried, then
+        // the run ends with an error naming the file and the expert; `fallback` goes on without it.
+        let prompt = StorageFixtures.prompt(24, vocab: 32)
+        XCTAssertThrowsError(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(1), policy: .wait),
+                                                          prompt: prompt, tokens: 6)) { error in
+            XCTAssertTrue("\(error)".contains("L1/E2") && "\(error)".contains(file.path) && "\(error)".contains("--policy fallback"),
+                          "\(error)")
+        }
+        let run = try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(1), policy: .fallback),
                                                prompt: prompt, tokens: 6)
-        let metrics = run.final!
-        XCTAssertGreaterThan(metrics.corruptions, 0)
-        XCTAssertGreaterThan(metrics.failedLoads, 0)
-        XCTAssertTrue(run.metrics.faultLog.contains { $0.contains("L1/E2") && $0.contains(file.path) }, "\(run.metrics.faultLog)")
+        XCTAssertEqual(run.ids.count, 6)
+
+        // Mapped and stripped-resident experts are checked on first use, and end the run alike.
+        XCTAssertThrowsError(try StorageFixtures.generate(directory, OffloadSettings(mode: .mmap, budget: .fraction(1)),
+                                                          prompt: prompt, tokens: 6)) { error in
+            XCTAssertEqual((error as? CorruptExpertError)?.expert, ExpertKey(layer: 1, expert: 2), "\(error)")
+        }
     }
 
     func testCacheOfAnotherModelIsRefused() throws {

@@ -2,6 +2,7 @@ import ChronosEngine
 import ChronosModel
 import ChronosRouting
 @testable import ChronosStorage
+import ChronosTensor
 import ChronosTestSupport
 import Foundation
 import XCTest
@@ -326,9 +327,15 @@ final class PrefetchTests: XCTestCase {
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         // Two back-to-back reads: each pays the latency, and the transfers share the bandwidth.
         XCTAssertGreaterThanOrEqual(elapsed, 2 * model.seconds(forReading: entry.length) * 0.95)
-        XCTAssertEqual(DiskModel.fromEnvironment(["CHRONOS_SIM_SSD_MS": "2", "CHRONOS_SIM_SSD_MBPS": "500"]),
+        XCTAssertEqual(try DiskModel.fromEnvironment(["CHRONOS_SIM_SSD_MS": "2", "CHRONOS_SIM_SSD_MBPS": "500"]),
                        DiskModel(milliseconds: 2, megabytesPerSecond: 500))
-        XCTAssertNil(DiskModel.fromEnvironment([:]))
+        XCTAssertNil(try DiskModel.fromEnvironment([:]))
+        for (name, value) in [("CHRONOS_SIM_SSD_MBPS", "0"), ("CHRONOS_SIM_SSD_MBPS", "nan"), ("CHRONOS_SIM_SSD_MS", "inf"),
+                              ("CHRONOS_SIM_SSD_MS", "-1"), ("CHRONOS_SIM_SSD_MS", "fast")] {
+            XCTAssertThrowsError(try DiskModel.fromEnvironment([name: value]), "\(name)=\(value)") { error in
+                XCTAssertEqual((error as? InvalidSetting)?.name, name)
+            }
+        }
     }
 
     func testChronosRunPredictsAndReportsPredictionQuality() throws {

@@ -220,7 +220,7 @@ final class StrippedCheckpointTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("re-pack from the full checkpoint"), "\(error)")
         }
         let missing = StrippedCheckpointError.cacheMissing(directory: directory.path)
-        XCTAssertTrue(missing.description.contains("live in expert_cache/, which is missing: re-pack from the full checkpoint"),
+        XCTAssertTrue(missing.description.contains("live in expert_cache/, which is missing: restore expert_cache/ from the model's source, or re-pack from the full checkpoint"),
                       missing.description)
         XCTAssertThrowsError(try ModelRegistry.load(directory: directory)) { XCTAssertEqual($0 as? StrippedCheckpointError, missing) }
         for settings in [OffloadSettings(mode: .resident), OffloadSettings(mode: .lru, budget: .fraction(0.3)),

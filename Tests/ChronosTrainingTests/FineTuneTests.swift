@@ -10,9 +10,9 @@ final class FineTuneTests: XCTestCase {
     struct Interrupted: Error {}
 
     /// Runs a stage, collecting each step's logged values; throws `Interrupted` at a snapshot of `stopAt`.
-    func steps(_ run: FineTuneRun, resume: Bool = false, stopAt: Int? = nil) throws -> (parts: [Int: [String: Float]], result: StageResult) {
+    func steps(_ run: FineTuneRun, start: RunStart = .new, stopAt: Int? = nil) throws -> (parts: [Int: [String: Float]], result: StageResult) {
         var parts: [Int: [String: Float]] = [:]
-        let result = try run.run(resume: resume) { event in
+        let result = try run.run(start: start) { event in
             if case let .step(report, _) = event { parts[report.step] = report.parts }
             if case let .checkpoint(step) = event, step == stopAt { throw Interrupted() }
         }
@@ -92,7 +92,7 @@ final class FineTuneTests: XCTestCase {
         let whole = try steps(FineTuneRun(settings: fixture.settings(.grpo(grpo), data: "grpo.jsonl", steps: 4))).parts
         let settings = try fixture.settings(.grpo(grpo), data: "grpo.jsonl", steps: 4)
         XCTAssertThrowsError(try steps(FineTuneRun(settings: settings), stopAt: 2))
-        let (resumed, result) = try steps(FineTuneRun(settings: settings), resume: true)
+        let (resumed, result) = try steps(FineTuneRun(settings: settings), start: .resume)
         XCTAssertEqual(resumed.keys.sorted(), [3, 4])
         for step in [3, 4] { XCTAssertEqual(resumed[step], whole[step], "step \(step): the same samples, rewards and loss") }
         XCTAssertEqual(result.evaluations.map(\.step), [0, 2, 4], "evaluations before the interruption are kept")
@@ -101,10 +101,10 @@ final class FineTuneTests: XCTestCase {
     func testAResumeIntoAnotherStagesDirectoryIsRefused() throws {
         let fixture = try FineTuneFixture()
         let settings = try fixture.settings(.sft, data: "sft.jsonl", steps: 2)
-        try FineTuneRun(settings: settings).run(resume: false)
+        try FineTuneRun(settings: settings).run(start: .new)
         var orpo = try fixture.settings(.orpo(ORPOSettings()), data: "dpo.jsonl", steps: 2)
         orpo.output = settings.output
-        XCTAssertThrowsError(try FineTuneRun(settings: orpo).run(resume: true)) { error in
+        XCTAssertThrowsError(try FineTuneRun(settings: orpo).run(start: .resume)) { error in
             XCTAssertTrue("\(error)".contains("holds a sft run, not orpo"), "\(error)")
         }
     }

@@ -1,5 +1,6 @@
 import ChronosFormats
 import ChronosModel
+import ChronosTensor
 import ChronosTestSupport
 import ChronosTraining
 import Foundation
@@ -37,9 +38,9 @@ final class PretrainTests: XCTestCase {
         return settings
     }
 
-    func losses(_ run: PretrainRun, resume: Bool, stopAtCheckpoint: Int? = nil) throws -> [Int: Float] {
+    func losses(_ run: PretrainRun, start: RunStart, stopAtCheckpoint: Int? = nil) throws -> [Int: Float] {
         var losses: [Int: Float] = [:]
-        try run.run(resume: resume) { event in
+        try run.run(start: start) { event in
             if case let .step(report, _, _) = event { losses[report.step] = report.parts["loss"] }
             if case let .checkpoint(step) = event, step == stopAtCheckpoint { throw Interrupted() }
         }
@@ -47,18 +48,72 @@ final class PretrainTests: XCTestCase {
     }
 
     func testAnInterruptedAndResumedRunFollowsTheSameLossCurve() throws {
-        let whole = try losses(PretrainRun(settings: makeSettings(output: Fixtures.temporaryDirectory())), resume: false)
+        let whole = try losses(PretrainRun(settings: makeSettings(output: Fixtures.temporaryDirectory())), start: .new)
         XCTAssertEqual(whole.keys.sorted(), Array(1...6))
         XCTAssertLessThan(whole[6]!, whole[1]!, "the loss goes down")
 
         let output = try Fixtures.temporaryDirectory()
         let settings = try makeSettings(output: output)
-        XCTAssertThrowsError(try losses(PretrainRun(settings: settings), resume: false, stopAtCheckpoint: 3))
-        let resumed = try losses(PretrainRun(settings: settings), resume: true)
+        XCTAssertThrowsError(try losses(PretrainRun(settings: settings), start: .new, stopAtCheckpoint: 3))
+        let resumed = try losses(PretrainRun(settings: settings), start: .resume)
         XCTAssertEqual(resumed.keys.sorted(), [4, 5, 6])
         for step in 4...6 { XCTAssertEqual(resumed[step], whole[step], "step \(step)") }
         // The run directory holds a loadable model in the Hugging Face layout.
         let model = try ModelRegistry.load(directory: output)
         XCTAssertEqual(model.summary.modelType, "chronos")
+    }
+
+    func testARunNeverDestroysEarlierWorkAndResumesFromTheNewestValidSnapshot() throws {
+        let output = try Fixtures.temporaryDirectory()
+        let settings = try makeSettings(output: output)
+        let whole = try losses(PretrainRun(settings: settings), start: .new)
+        let checkpoints = output.appendingPathComponent("checkpoints")
+        func snapshots() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).filter { $0.hasPrefix("step-") }.sorted()
+        }
+        XCTAssertEqual(try snapshots(), ["step-0000003", "step-0000006"])
+
+        // A new run into it is refused, and the earlier run is untouched.
+        XCTAssertThrowsError(try losses(PretrainRun(settings: settings), start: .new)) { error in
+            XCTAssertTrue("\(error)".contains("--resume") && "\(error)".contains("--overwrite"), "\(error)")
+        }
+        XCTAssertEqual(try snapshots(), ["step-0000003", "step-0000006"])
+
+        // `latest` gone, pointing out of the run, and the newest snapshot truncated: the resume
+        // continues from step 3 on the same curve; the temporary files of killed writes go.
+        try FileManager.default.removeItem(at: checkpoints.appendingPathComponent("latest"))
+        try FileManager.default.createSymbolicLink(at: checkpoints.appendingPathComponent("latest"),
+                                                   withDestinationURL: URL(fileURLWithPath: "/etc"))
+        let state = checkpoints.appendingPathComponent("step-0000006/\(Checkpoint.stateFileName)")
+        let handle = try FileHandle(forWritingTo: state)
+        try handle.truncate(atOffset: 100)
+        try handle.close()
+        let stale = [output.appendingPathComponent(".config.json.\(UUID().uuidString).tmp"),
+                     checkpoints.appendingPathComponent(".step-0000009.\(UUID().uuidString).tmp")]
+        for url in stale { try Data("partial".utf8).write(to: url) }
+        let resumed = try losses(PretrainRun(settings: settings), start: .resume)
+        XCTAssertEqual(resumed.keys.sorted(), [4, 5, 6])
+        for step in 4...6 { XCTAssertEqual(resumed[step], whole[step], "step \(step)") }
+        for url in stale { XCTAssertFalse(FileManager.default.fileExists(atPath: url.path), url.lastPathComponent) }
+
+        // Overwriting starts again from step 1; resuming a directory without snapshots is refused.
+        XCTAssertEqual(try losses(PretrainRun(settings: settings), start: .overwrite).keys.sorted(), Array(1...6))
+        let empty = try makeSettings(output: Fixtures.temporaryDirectory())
+        XCTAssertThrowsError(try losses(PretrainRun(settings: empty), start: .resume)) { error in
+            XCTAssertTrue("\(error)".contains("no snapshot to resume from"), "\(error)")
+        }
+    }
+
+    func testSettingsOutOfRangeAreRefusedByName() throws {
+        var settings = try makeSettings(output: Fixtures.temporaryDirectory())
+        settings.sequenceLength = 0
+        XCTAssertThrowsError(try PretrainRun(settings: settings)) { XCTAssertEqual(($0 as? InvalidSetting)?.name, "seq_len") }
+        settings.sequenceLength = 12
+        settings.optimization.learningRate = .nan
+        XCTAssertThrowsError(try PretrainRun(settings: settings)) { XCTAssertEqual(($0 as? InvalidSetting)?.name, "learning_rate") }
+        settings.optimization.learningRate = 1e-3
+        settings.model.hiddenSize = 1 << 17
+        settings.model.moeIntermediateSize = 1 << 17
+        XCTAssertThrowsError(try PretrainRun(settings: settings)) { XCTAssertEqual(($0 as? InvalidSetting)?.name, "model size") }
     }
 }

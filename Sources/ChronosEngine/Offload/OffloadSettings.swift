@@ -1,3 +1,4 @@
+import ChronosTensor
 import ChronosStorage
 
 /// Where a run keeps routed experts: the four baselines of a storage benchmark.
@@ -91,6 +92,24 @@ public struct OffloadSettings: Sendable, Equatable {
         self.promptSetShare = promptSetShare
         self.prefetchThreshold = prefetchThreshold
         self.previewThreshold = previewThreshold
+    }
+
+    /// IO thread counts a run may ask for.
+    public static let ioThreadRange = 1...64
+
+    /// Throws the first setting outside its range, named as in a configuration file
+    /// (`staging_fraction`, `io_threads`, …); the disk model is checked where it is made.
+    public func validate() throws(InvalidSetting) {
+        try InvalidSetting.check("staging_fraction", stagingFraction, in: 0...1)
+        try InvalidSetting.check("io_threads", ioThreads, in: Self.ioThreadRange)
+        try InvalidSetting.check("retries", retries, in: 0...100)
+        try InvalidSetting.check("lookahead_experts", lookaheadExperts, in: 1...65_536)
+        try InvalidSetting.check("lookahead_chance", lookaheadChance, in: 0...1)
+        try InvalidSetting.check("prompt_set_share", promptSetShare, in: 0...1)
+        try InvalidSetting.check("prefetch_threshold", prefetchThreshold, in: 0...1)
+        try InvalidSetting.check("preview_threshold", previewThreshold, in: 0...1)
+        if case let .fraction(fraction) = budget { try InvalidSetting.check("expert_budget", fraction, in: Double.ulpOfOne...1) }
+        if case let .bytes(bytes) = budget { try InvalidSetting.check("expert_budget", bytes, in: 1...ExpertBudget.largestByteCount) }
     }
 
     /// The eviction policy in force.

@@ -82,6 +82,26 @@ extension KeyedDecodingContainer {
 
 /// Reading `config.json` and turning decoding failures into `ModelError.malformedConfig`
 /// naming the file and the field.
+/// The sizes a `config.json` may give: beyond any published model, and small enough that no
+/// count or product of counts made from them overflows or asks for memory before the
+/// checkpoint's tensors are checked against them.
+public enum ConfigurationLimits {
+    /// Tokens in the vocabulary.
+    public static let vocabulary = 1...(1 << 22)
+    /// Hidden, intermediate and latent widths.
+    public static let width = 1...(1 << 18)
+    /// Widths of one attention head.
+    public static let headWidth = 1...4096
+    /// Decoder layers.
+    public static let layers = 1...1024
+    /// Attention heads.
+    public static let heads = 1...4096
+    /// Routed experts per layer.
+    public static let experts = 1...65_536
+    /// Positions of the context and sliding windows.
+    public static let positions = 1...(1 << 24)
+}
+
 enum ConfigurationFile {
     /// The bytes of `url`, or an error naming it.
     static func read(_ url: URL) throws -> Data {

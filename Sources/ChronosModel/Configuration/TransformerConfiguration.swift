@@ -46,31 +46,39 @@ struct TransformerConfiguration: Sendable {
     var eosTokenIds: [Int]
     var maxPositionEmbeddings: Int?
 
-    /// Checks the sizes fit together; errors name the `config.json` field at fault.
+    /// Checks the sizes fit together and lie within `ConfigurationLimits`; errors name the
+    /// `config.json` field at fault and the range it may take.
     func validate(file: String) throws {
         func check(_ condition: Bool, _ field: String, _ reason: String) throws {
             if !condition { throw ModelError.malformedConfig(file: file, field: field, reason: reason) }
         }
-        try check(vocabSize > 0, "vocab_size", "must be positive, got \(vocabSize)")
-        try check(hiddenSize > 0, "hidden_size", "must be positive, got \(hiddenSize)")
-        try check(layerCount > 0, "num_hidden_layers", "must be positive, got \(layerCount)")
-        try check(attentionHeads > 0, "num_attention_heads", "must be positive, got \(attentionHeads)")
+        func within(_ value: Int, _ range: ClosedRange<Int>, _ field: String) throws {
+            try check(range.contains(value), field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+        }
+        typealias Limits = ConfigurationLimits
+        try within(vocabSize, Limits.vocabulary, "vocab_size")
+        try within(hiddenSize, Limits.width, "hidden_size")
+        try within(layerCount, Limits.layers, "num_hidden_layers")
+        try within(attentionHeads, Limits.heads, "num_attention_heads")
         try check(keyValueHeads > 0 && attentionHeads % keyValueHeads == 0, "num_key_value_heads",
                   "\(keyValueHeads) must be positive and divide num_attention_heads (\(attentionHeads))")
-        try check(headDim > 0 && headDim % 2 == 0, "head_dim", "must be positive and even for RoPE, got \(headDim)")
-        try check(rmsNormEps > 0, "rms_norm_eps", "must be positive, got \(rmsNormEps)")
-        try check(ropeTheta > 0, "rope_theta", "must be positive, got \(ropeTheta)")
+        try within(headDim, Limits.headWidth, "head_dim")
+        try check(headDim % 2 == 0, "head_dim", "must be even for RoPE, got \(headDim)")
+        try check(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps", "must be between 0 and 1 (exclusive), got \(rmsNormEps)")
+        try check(ropeTheta > 0 && ropeTheta.isFinite, "rope_theta", "must be positive and finite, got \(ropeTheta)")
+        if let maxPositionEmbeddings { try within(maxPositionEmbeddings, Limits.positions, "max_position_embeddings") }
         for window in slidingWindows {
-            if let window { try check(window > 0, "sliding_window", "must be positive, got \(window)") }
+            if let window { try within(window, Limits.positions, "sliding_window") }
         }
         for case let .mixture(mixture) in feedForward {
-            try check(mixture.expertCount > 0, "num_experts", "must be positive, got \(mixture.expertCount)")
+            try within(mixture.expertCount, Limits.experts, "num_experts")
             try check(mixture.topK > 0 && mixture.topK <= mixture.expertCount, "num_experts_per_tok",
                       "\(mixture.topK) must be between 1 and the number of experts (\(mixture.expertCount))")
-            try check(mixture.intermediateSize > 0, "moe_intermediate_size", "must be positive, got \(mixture.intermediateSize)")
+            try within(mixture.intermediateSize, Limits.width, "moe_intermediate_size")
+            if let shared = mixture.sharedExpertIntermediateSize { try within(shared, Limits.width, "shared_expert_intermediate_size") }
         }
         for case let .dense(size) in feedForward {
-            try check(size > 0, "intermediate_size", "must be positive, got \(size)")
+            try within(size, Limits.width, "intermediate_size")
         }
     }
 

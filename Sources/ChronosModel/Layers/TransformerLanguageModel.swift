@@ -146,6 +146,7 @@ final class TransformerLanguageModel: LanguageModel {
             h = layer(h, cache: cacheLayer, observer: cache.routingObserver, beforeRouted: beforeRouted)
             cache.hiddenObserver?(index, h)
         }
+        if let failure = experts.failure { throw failure }
         cache.advance(by: ids.count)
         return Tensor.linear(h.rmsNorm(weight: finalNorm, eps: configuration.rmsNormEps), weight: lmHead)
     }

@@ -227,34 +227,53 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
         layerTypes ?? (0..<hiddenLayers).map { $0 % 2 == 0 ? .mla : .sliding }
     }
 
-    /// Checks the sizes fit together; errors name the `config.json` field at fault.
+    /// Checks the sizes fit together and lie within `ConfigurationLimits`; errors name the
+    /// `config.json` field at fault and the range it may take.
     public func validate(file: String = "config.json") throws {
         func check(_ condition: Bool, _ field: CodingKeys, _ reason: String) throws {
             if !condition { throw ModelError.malformedConfig(file: file, field: field.rawValue, reason: reason) }
         }
+        func within(_ value: Int, _ range: ClosedRange<Int>, _ field: CodingKeys) throws {
+            try check(range.contains(value), field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+        }
+        typealias Limits = ConfigurationLimits
         try check(modelType == Self.modelType, .modelType, "must be '\(Self.modelType)', got '\(modelType)'")
-        try check(vocabSize > 0, .vocabSize, "must be positive, got \(vocabSize)")
-        try check(hiddenSize > 0, .hiddenSize, "must be positive, got \(hiddenSize)")
-        try check(hiddenLayers > 0, .hiddenLayers, "must be positive, got \(hiddenLayers)")
-        try check(attentionHeads > 0, .attentionHeads, "must be positive, got \(attentionHeads)")
+        try within(vocabSize, Limits.vocabulary, .vocabSize)
+        try within(hiddenSize, Limits.width, .hiddenSize)
+        try within(hiddenLayers, Limits.layers, .hiddenLayers)
+        try within(attentionHeads, Limits.heads, .attentionHeads)
         try check(keyValueHeads > 0 && attentionHeads % keyValueHeads == 0, .keyValueHeads,
                   "\(keyValueHeads) must be positive and divide num_attention_heads (\(attentionHeads))")
-        try check(headDim > 0 && headDim % 2 == 0, .headDim, "must be positive and even for RoPE, got \(headDim)")
-        try check(kvLatentDim > 0, .kvLatentDim, "must be positive, got \(kvLatentDim)")
-        try check(ropeDim > 0 && ropeDim % 2 == 0, .ropeDim, "must be positive and even, got \(ropeDim)")
-        try check(slidingWindow > 0, .slidingWindow, "must be positive, got \(slidingWindow)")
+        try within(headDim, Limits.headWidth, .headDim)
+        try check(headDim % 2 == 0, .headDim, "must be even for RoPE, got \(headDim)")
+        try within(kvLatentDim, Limits.width, .kvLatentDim)
+        try within(ropeDim, Limits.headWidth, .ropeDim)
+        try check(ropeDim % 2 == 0, .ropeDim, "must be even, got \(ropeDim)")
+        try within(slidingWindow, Limits.positions, .slidingWindow)
         try check(attentionKinds.count == hiddenLayers, .layerTypes,
                   "has \(attentionKinds.count) entries for \(hiddenLayers) layers")
-        try check(experts > 0, .experts, "must be positive, got \(experts)")
+        try within(experts, Limits.experts, .experts)
         try check(expertsPerToken > 0 && expertsPerToken <= experts, .expertsPerToken,
                   "\(expertsPerToken) must be between 1 and the number of experts (\(experts))")
-        try check(sharedExperts >= 0, .sharedExperts, "must not be negative, got \(sharedExperts)")
-        try check(moeIntermediateSize > 0, .moeIntermediateSize, "must be positive, got \(moeIntermediateSize)")
-        try check(sharedExperts == 0 || sharedExpertIntermediateSize > 0, .sharedExpertIntermediateSize,
-                  "must be positive, got \(sharedExpertIntermediateSize)")
-        try check(lookaheadSteps >= 0, .lookaheadSteps, "must not be negative, got \(lookaheadSteps)")
-        try check(rmsNormEps > 0, .rmsNormEps, "must be positive, got \(rmsNormEps)")
-        try check(ropeTheta > 0, .ropeTheta, "must be positive, got \(ropeTheta)")
+        try within(sharedExperts, 0...Limits.experts.upperBound, .sharedExperts)
+        try within(moeIntermediateSize, Limits.width, .moeIntermediateSize)
+        if sharedExperts > 0 { try within(sharedExpertIntermediateSize, Limits.width, .sharedExpertIntermediateSize) }
+        try within(lookaheadSteps, 0...Limits.layers.upperBound, .lookaheadSteps)
+        try check(rmsNormEps > 0 && rmsNormEps < 1, .rmsNormEps, "must be between 0 and 1 (exclusive), got \(rmsNormEps)")
+        try check(ropeTheta > 0 && ropeTheta.isFinite, .ropeTheta, "must be positive and finite, got \(ropeTheta)")
+        if let maxPositionEmbeddings { try within(maxPositionEmbeddings, Limits.positions, .maxPositionEmbeddings) }
+    }
+
+    /// The number of parameters a model of this configuration has, counted in floating point
+    /// so that no configuration overflows: for sizing a model before it is built.
+    public var approximateParameterCount: Double {
+        let hidden = Double(hiddenSize), heads = Double(attentionHeads), head = Double(headDim)
+        let attention = heads * (Double(ropeDim) + head) * hidden + Double(kvLatentDim + ropeDim) * hidden
+            + 2 * heads * head * Double(kvLatentDim) + hidden * heads * head + 2 * Double(keyValueHeads) * head * hidden
+        let experts = Double(experts) * 3 * hidden * Double(moeIntermediateSize)
+            + Double(sharedExperts) * 3 * hidden * Double(sharedExpertIntermediateSize) + Double(self.experts) * hidden
+        let lookahead = Double(LookaheadRouter.width(hiddenSize: hiddenSize)) * (hidden + Double((lookaheadSteps + 1) * self.experts))
+        return Double(vocabSize) * hidden * (tieWordEmbeddings ? 1 : 2) + Double(hiddenLayers) * (attention + experts) + lookahead
     }
 
     /// What `chronos inspect` shows.
@@ -460,6 +479,10 @@ public final class ChronosLanguageModel: LanguageModel {
     private init(validated c: ChronosConfiguration, weights: [String: Tensor], experts provider: (any ExpertProvider)?,
                  location: String) throws {
         let layout = ChronosParameterSpec.layout(c)
+        let names = Set(layout.map(\.name))
+        if let unused = weights.keys.sorted().first(where: { !names.contains($0) }) {
+            throw ModelError.unusedTensor(name: unused, directory: location)
+        }
         var dense: [String: Tensor] = [:], residentExperts: [ExpertKey: ExpertWeights] = [:]
         var denseParameters = 0, denseBytes = 0
         for spec in layout where spec.expert == nil || provider == nil {
@@ -615,6 +638,7 @@ public final class ChronosLanguageModel: LanguageModel {
                 combineWeights: routing.combine.reshaped([tokens, k]),
                 availability: (0..<tokens).map { Array(routing.availability[($0 * k)..<(($0 + 1) * k)]) }))
         }
+        if let failure = experts.failure { throw failure }
         cache.advance(by: tokens)
 
         let logits = Tensor.linear(h.rmsNorm(weight: finalNorm, eps: c.rmsNormEps), weight: lmHead)

@@ -81,19 +81,25 @@ public enum Backends {
     private static let selection = Mutex<(any ComputeBackend)?>(nil)
 
     /// The backend in use: the one chosen by `select`, else `CHRONOS_BACKEND`, else the first
-    /// available by priority. An invalid `CHRONOS_BACKEND` stops the program with its reason.
+    /// available by priority (also where `CHRONOS_BACKEND` names none that can be used, which
+    /// `checkEnvironment` refuses before a command starts).
     public static var current: any ComputeBackend {
         if let chosen = selection.withLock({ $0 }) { return chosen }
-        let chosen: any ComputeBackend
-        if let requested = ProcessInfo.processInfo.environment["CHRONOS_BACKEND"], !requested.isEmpty {
-            do { chosen = try backend(named: requested) } catch {
-                fatalError("CHRONOS_BACKEND: \(error)")
-            }
-        } else {
-            chosen = statuses.first { $0.isAvailable }!.backend!
-        }
+        let chosen = (try? environmentBackend()) ?? nil ?? statuses.first { $0.isAvailable }?.backend ?? SwiftBackend()
         selection.withLock { $0 = chosen }
         return chosen
+    }
+
+    /// The backend `CHRONOS_BACKEND` names, or nil when it is unset; throws when it names an
+    /// unknown backend or one not available here.
+    public static func environmentBackend(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (any ComputeBackend)? {
+        guard let requested = environment["CHRONOS_BACKEND"], !requested.isEmpty else { return nil }
+        do {
+            return try backend(named: requested)
+        } catch {
+            throw InvalidSetting(name: "CHRONOS_BACKEND", value: "'\(requested)'",
+                                 expected: "one of \(statuses.filter(\.isAvailable).map(\.name).joined(separator: ", ")) (\(error))")
+        }
     }
 
     /// Makes `name` the backend in use, or throws why it cannot be.

@@ -38,9 +38,13 @@ struct Bench: ParsableCommand {
             discussion: "Without --model, writes a random Mixtral-shaped bf16 model (hidden 1024, 8 layers, 8 experts top-2, expert width 2816) to a temporary directory and removes it afterwards.")
 
         @Option(help: "Benchmark this model directory instead of a synthetic model.") var model: String?
-        @Option(help: "Tokens to decode.") var tokens = 64
+        @Option(parsing: .unconditional, help: "Tokens to decode.") var tokens = 64
         @OptionGroup var backend: BackendOption
         @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+        func validate() throws {
+            try checkingOptions { try InvalidSetting.check("tokens", tokens, in: GenerationRequest.maxTokensRange) }
+        }
 
         func run() throws {
             try backend.apply()
@@ -58,8 +62,12 @@ struct Bench: ParsableCommand {
             abstract: "Training tokens/s of the reference configuration on every available backend, and peak memory.",
             discussion: "Reference: vocab 6400, hidden 256, 4 layers, 8 heads / 4 KV heads, 8 experts top-2 of width 512, sequence 256, batch 8, f32.")
 
-        @Option(help: "Timed optimiser steps per backend (after one warm-up step).") var steps = 3
+        @Option(parsing: .unconditional, help: "Timed optimiser steps per backend (after one warm-up step).") var steps = 3
         @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+        func validate() throws {
+            try checkingOptions { try InvalidSetting.check("steps", steps, in: 1...10_000) }
+        }
 
         func run() throws {
             let report = BenchReport(json: json)
@@ -95,8 +103,8 @@ struct Bench: ParsableCommand {
         var syntheticDirectory: String?
         @Option(help: "Expert budget: a fraction (0.3) or a size (300MB).") var budget = "0.3"
         @Option(help: "Prompts, one per line.") var prompts: String?
-        @Option(help: "Tokens to decode per prompt.") var tokens = 32
-        @Option(help: "With --prompts: cut each line to its first N tokens and score lossy runs' cross-entropy on the line's next --tokens tokens (held-out text) instead of on resident's greedy continuation.")
+        @Option(parsing: .unconditional, help: "Tokens to decode per prompt.") var tokens = 32
+        @Option(parsing: .unconditional, help: "With --prompts: cut each line to its first N tokens and score lossy runs' cross-entropy on the line's next --tokens tokens (held-out text) instead of on resident's greedy continuation.")
         var promptTokens: Int?
         @Flag(help: "Print one JSON object {\"runs\": [...]} instead of a table.") var json = false
         @Flag(help: "Run budgets 10, 20, 30, 50, 75, 100 % for every baseline and policy.") var sweep = false
@@ -109,6 +117,10 @@ struct Bench: ParsableCommand {
             if promptTokens != nil && prompts == nil { throw ValidationError("--prompt-tokens needs --prompts FILE") }
             if let promptTokens, promptTokens < 1 { throw ValidationError("--prompt-tokens must be positive") }
             if offload.expertBudget != nil { throw ValidationError("use --budget for the benchmark's expert budget") }
+            if ExpertBudget(parsing: budget) == nil {
+                throw ValidationError("--budget '\(budget)' is invalid: expected a fraction in (0, 1] (0.3), a percentage up to 100% (30%) or a size from 1 B to 1 PB (300MB)")
+            }
+            try checkingOptions { try InvalidSetting.check("tokens", tokens, in: GenerationRequest.maxTokensRange) }
         }
 
         func run() throws {
@@ -130,9 +142,7 @@ struct Bench: ParsableCommand {
                 progress("packing its experts")
                 try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory))
             }
-            guard let budget = ExpertBudget(parsing: self.budget) else {
-                throw ValidationError("--budget '\(self.budget)' is not a fraction (0.3, 30%) or a size (300MB)")
-            }
+            guard let budget = ExpertBudget(parsing: self.budget) else { throw ValidationError("--budget '\(self.budget)' is invalid") }
             let summary = try ModelRegistry.load(directory: directory).summary
             var promptIds = try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
                 ?? OffloadBench.defaultPrompts(directory: directory, vocab: summary.vocabSize)
@@ -145,7 +155,7 @@ struct Bench: ParsableCommand {
             }
             var bench = OffloadBench(directory: directory, prompts: promptIds, tokens: tokens, options: offload, progress: progress)
             bench.references = references
-            let disk = offload.diskModel()
+            let disk = try offload.diskModel()
             var context: [String: Any] = [
                 "threads": ThreadPool.shared.threadCount, "backend": Backends.current.name, "model": directory.path,
                 "model_type": summary.modelType, "prompts": promptIds.count, "tokens": tokens, "cold": offload.cold,
@@ -196,7 +206,7 @@ struct Bench: ParsableCommand {
         @Option(help: "tokenizer.json to measure (default: the shipped model's).") var tokenizer: String?
         @Option(help: "Corpus: a .jsonl of {\"text\": …}, a text file, or a directory of .txt files.")
         var corpus = "data/austen/train.jsonl"
-        @Option(help: "Vocabulary size of the training measurement.") var vocabSize = 6400
+        @Option(parsing: .unconditional, help: "Vocabulary size of the training measurement.") var vocabSize = 6400
         @Flag(help: "Print one JSON object instead of a table.") var json = false
 
         func run() throws {

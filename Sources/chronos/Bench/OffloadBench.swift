@@ -172,7 +172,7 @@ struct OffloadBench {
         let missed = metrics.missedBytesPerToken
         var seconds = compute
         if missed > 0 {
-            if let disk = options.diskModel() {
+            if let disk = (try? options.diskModel()) ?? nil {
                 seconds = max(seconds, missed / disk.bandwidth)
             } else if metrics.decode.readNanoseconds > 0, metrics.decode.bytesRead > 0 {
                 let bandwidth = Double(metrics.decode.bytesRead) / (Double(metrics.decode.readNanoseconds) / 1e9)

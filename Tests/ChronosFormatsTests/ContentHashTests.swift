@@ -1,4 +1,4 @@
-import ChronosStorage
+import ChronosFormats
 import XCTest
 
 final class ContentHashTests: XCTestCase {
