@@ -60,3 +60,12 @@ let package = Package(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"], swiftSettings: cpuFlags),
     ]
 )
+
+// The libFuzzer targets (`scripts/fuzz.sh`), only when asked for: they need the sanitizer
+// flags the script passes to every module, and libFuzzer's driver without its `main`.
+if Context.environment["CHRONOS_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "ChronosFuzz", dependencies: ["ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting", "ChronosTraining"],
+        path: "Fuzz/ChronosFuzz", swiftSettings: cpuFlags))
+    package.products.append(.executable(name: "chronos-fuzz", targets: ["ChronosFuzz"]))
+}

@@ -205,11 +205,15 @@ public struct ActivationTrace: Sendable, Equatable {
         for _ in 0..<layerCount {
             let layer = u32(), experts = u32(), expertBytes = u64()
             guard experts > 0, k <= experts else { throw fail("layer \(layer) has \(experts) experts for \(k) per token") }
-            layers.append(Layer(layer: layer, experts: experts, expertBytes: Int(expertBytes)))
+            guard let bytes = Int(exactly: expertBytes) else { throw fail("layer \(layer) has experts of \(expertBytes) bytes") }
+            layers.append(Layer(layer: layer, experts: experts, expertBytes: bytes))
         }
-        let recordBytes = 12 + 8 * layerCount * k + 4 * hidden
-        let (records, overflow) = tokenCount.multipliedReportingOverflow(by: UInt64(recordBytes))
-        let expected = overflow ? UInt64.max : records &+ UInt64(tableEnd)
+        // The sizes come from the file, so every product and sum is checked: one that overflows
+        // 64 bits names more bytes than any file holds.
+        func product(_ a: UInt64, _ b: UInt64) -> UInt64 { a.multipliedReportingOverflow(by: b).overflow ? .max : a * b }
+        func sum(_ a: UInt64, _ b: UInt64) -> UInt64 { a.addingReportingOverflow(b).overflow ? .max : a + b }
+        let recordBytes = sum(sum(12, product(8 * UInt64(layerCount), UInt64(k))), 4 * UInt64(hidden))
+        let expected = sum(product(tokenCount, recordBytes), UInt64(tableEnd))
         guard UInt64(bytes.count) == expected else {
             let kind = UInt64(bytes.count) < expected ? "truncated" : "too long"
             throw fail("\(kind): \(bytes.count) bytes, but \(tokenCount) records of \(recordBytes) bytes after a \(tableEnd)-byte header need \(expected)")

@@ -35,6 +35,7 @@ public enum CheckpointRewriter {
     public static func rewrite(directory: URL, model: any LanguageModel, stripExperts: Bool,
                                denseDType: DType?) throws -> Outcome {
         if let denseDType, !denseDType.isFloatingPoint { throw ExpertCacheError.unsupportedDType(denseDType.rawValue) }
+        ExpertCachePacker.removeLeftovers(in: directory)
         if stripExperts {
             let cache = try ExpertCache.open(modelDirectory: directory)
             try cache.validate(against: model)

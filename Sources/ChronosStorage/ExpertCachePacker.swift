@@ -142,8 +142,10 @@ public enum ExpertCachePacker {
         if let retired { try? manager.removeItem(at: retired) }
     }
 
-    /// Removes partial and retired cache folders that an earlier, interrupted pack left.
-    private static func removeLeftovers(in directory: URL) {
+    /// Removes partial and retired cache folders, and temporary files of checkpoint rewrites,
+    /// that an earlier, interrupted pack left.
+    static func removeLeftovers(in directory: URL) {
+        AtomicFile.removeTemporaries(in: directory)
         let prefixes = ["\(ExpertCacheManifest.directoryName).partial-", "\(ExpertCacheManifest.directoryName).old-"]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         where prefixes.contains(where: name.hasPrefix) {

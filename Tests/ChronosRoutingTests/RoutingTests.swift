@@ -59,6 +59,21 @@ final class ActivationTraceTests: XCTestCase {
         }
     }
 
+    /// Found by fuzzing (`scripts/fuzz.sh trace`): sizes from the file that no integer holds
+    /// are errors, not traps.
+    func testSizesBeyondWhatAFileHoldsAreErrors() throws {
+        var bytes = [UInt8](handMadeTrace().encoded())
+        for index in 52..<60 { bytes[index] = 0xFF }  // layer 0's expert bytes: 2⁶⁴ − 1
+        XCTAssertThrowsError(try ActivationTrace.decode(Data(bytes), path: "huge.trace")) {
+            XCTAssertTrue("\($0)".contains("experts of 18446744073709551615 bytes"), "\($0)")
+        }
+        bytes = [UInt8](handMadeTrace().encoded())
+        for index in 32..<40 { bytes[index] = 0xFF }  // 2⁶⁴ − 1 records
+        XCTAssertThrowsError(try ActivationTrace.decode(Data(bytes), path: "huge.trace")) {
+            XCTAssertTrue("\($0)".contains("truncated"), "\($0)")
+        }
+    }
+
     func testTruncatedTraceNamesTheFile() throws {
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("cut.trace")
         try handMadeTrace().encoded().dropLast(5).write(to: url)
