@@ -3,21 +3,25 @@
 #
 #   scripts/fuzz.sh [RUNS] [TARGET…]
 #
-# RUNS executions per target (default 1000000); targets default to all of: safetensors config
-# tokenizer manifest trace predictor jsonl pipeline. Builds `chronos` (release) to make a tiny
+# RUNS executions per target (default 1000000); targets default to all of: manifest safetensors
+# config tokenizer trace predictor jsonl pipeline. Builds `chronos` (release) to make a tiny
 # packed model with a trace and predictor files, builds the fuzz driver into .build-fuzz with
 # coverage and AddressSanitizer, seeds each target's corpus from the repository's fixtures and
 # data, and runs the targets two at a time. Findings (crashes, timeouts, out-of-memory inputs)
 # land in .build-fuzz/findings/TARGET/; each must become a regression test. Prints one line per
 # target with its executions and findings, and exits non-zero if any target found something.
-# Not part of the tests: a full run takes tens of minutes on two cores.
+# Not part of the tests: a full run takes about an hour and a half on two cores. To reproduce a
+# finding with its allocation stacks:
+#   CHRONOS_FUZZ_TARGET=T CHRONOS_FUZZ_MODEL=.build-fuzz/work/model .build-fuzz/release/chronos-fuzz FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${1:-1000000}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors config tokenizer manifest trace predictor jsonl pipeline)
+# The slowest (manifest: every input also opens the model's checkpoint) first, so the rest
+# run beside it.
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(manifest safetensors config tokenizer trace predictor jsonl pipeline)
 WORK=.build-fuzz/work
 FINDINGS=.build-fuzz/findings
 CLANG_LIB=$(dirname "$(command -v swift)")/../lib/clang
@@ -70,8 +74,10 @@ seed pipeline configs/wordnet-pipeline.json
 run_target() {  # run_target TARGET — fuzzes it for RUNS executions, keeping findings
     local target=$1 corpus=$WORK/corpus/$1 found=$FINDINGS/$1
     mkdir -p "$corpus" "$found"
-    # Leaks are not findings here (the Swift runtime keeps caches for the process's life).
-    SWIFT_BACKTRACE=enable=no CHRONOS_FUZZ_TARGET=$target CHRONOS_FUZZ_MODEL=$MODEL ASAN_OPTIONS=detect_leaks=0 \
+    # Leaks are not findings here (the Swift runtime keeps caches for the process's life), and
+    # allocations keep no stack (a third of the time otherwise): rerun a finding for its report.
+    SWIFT_BACKTRACE=enable=no CHRONOS_FUZZ_TARGET=$target CHRONOS_FUZZ_MODEL=$MODEL \
+        ASAN_OPTIONS=detect_leaks=0:malloc_context_size=0 \
         "$DRIVER" -runs="$RUNS" -max_len=65536 -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
         -artifact_prefix="$found/" "$corpus" "$WORK/seeds/$target" >"$WORK/$target.log" 2>&1 || true
     local executions findings
@@ -81,9 +87,7 @@ run_target() {  # run_target TARGET — fuzzes it for RUNS executions, keeping f
 }
 
 echo "== fuzzing ${TARGETS[*]}, $RUNS executions each, two at a time"
-for ((i = 0; i < ${#TARGETS[@]}; i += 2)); do
-    run_target "${TARGETS[i]}" &
-    if [ $((i + 1)) -lt ${#TARGETS[@]} ]; then run_target "${TARGETS[i + 1]}" & fi
-    wait
-done | tee "$WORK/summary.txt"
+export RUNS WORK FINDINGS MODEL DRIVER
+export -f run_target
+printf '%s\n' "${TARGETS[@]}" | xargs -P 2 -I '{}' bash -c 'run_target {}' | tee "$WORK/summary.txt"
 ! grep -qv ' 0 findings' "$WORK/summary.txt"
