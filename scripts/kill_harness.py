@@ -53,6 +53,13 @@ class Job:
     def start(self, args):
         return subprocess.Popen([self.binary] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    def empty(self, name):
+        """An empty directory `name` in the work directory."""
+        target = os.path.join(self.work, name)
+        shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(target)
+        return target
+
 
 class Pack(Job):
     name = "pack"
@@ -98,9 +105,7 @@ class Pretrain(Job):
     name = "pretrain"
 
     def fresh(self, name):
-        target = os.path.join(self.work, name)
-        shutil.rmtree(target, ignore_errors=True)
-        os.makedirs(target)
+        target = self.empty(name)
         shutil.copytree(os.path.join(self.tokenizer()), os.path.join(target, "tokenizer"))
         return target
 
@@ -137,9 +142,7 @@ class Pipeline(Job):
     name = "pipeline"
 
     def fresh(self, name):
-        target = os.path.join(self.work, name)
-        shutil.rmtree(target, ignore_errors=True)
-        os.makedirs(target)
+        target = self.empty(name)
         sft = os.path.join(self.work, "sft.jsonl")
         if not os.path.exists(sft):
             with open(os.path.join(ROOT, "data", "wordnet", "sft_valid.jsonl")) as source, open(sft, "w") as out:

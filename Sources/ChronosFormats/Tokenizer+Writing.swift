@@ -31,7 +31,7 @@ extension Tokenizer {
         do {
             try AtomicFile.write(jsonData(), to: url)
         } catch {
-            throw .inaccessibleFile(file: url.path, reason: error.localizedDescription)
+            throw .inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
         }
     }
 }

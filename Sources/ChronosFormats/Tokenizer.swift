@@ -29,7 +29,7 @@ public final class Tokenizer: Sendable {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw .inaccessibleFile(file: url.path, reason: error.localizedDescription)
+            throw .inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
         }
         try self.init(data: data, file: url.path)
     }

@@ -287,7 +287,7 @@ extension TokenizerConfig {
         do {
             try AtomicFile.write(jsonData(addedTokens: addedTokens), to: url)
         } catch {
-            throw .inaccessibleFile(file: url.path, reason: error.localizedDescription)
+            throw .inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
         }
     }
 

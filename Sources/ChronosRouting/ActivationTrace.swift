@@ -170,7 +170,7 @@ public struct ActivationTrace: Sendable, Equatable {
     public static func read(_ url: URL) throws -> ActivationTrace {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw ActivationTraceError.unreadable(path: url.path, reason: error.localizedDescription)
+            throw ActivationTraceError.unreadable(path: url.path, reason: FileSystemError.reason(error))
         }
         return try decode(data, path: url.path)
     }

@@ -38,7 +38,7 @@ public enum AustenCorpus {
                 .filter { $0.pathExtension == "txt" }
                 .sorted { $0.lastPathComponent < $1.lastPathComponent }
         } catch {
-            throw .inaccessibleFile(file: source.path, reason: error.localizedDescription)
+            throw .inaccessibleFile(file: source.path, reason: FileSystemError.reason(error))
         }
         guard !novels.isEmpty else { throw .inaccessibleFile(file: source.path, reason: "no .txt files") }
 
@@ -50,7 +50,7 @@ public enum AustenCorpus {
             do {
                 text = try String(contentsOf: novel, encoding: .utf8)
             } catch {
-                throw .inaccessibleFile(file: novel.path, reason: error.localizedDescription)
+                throw .inaccessibleFile(file: novel.path, reason: FileSystemError.reason(error))
             }
             let documents = self.documents(of: text)
             // Rounded up, less a rounding error, so that 30 × 0.1 holds out 3 and not 4.
@@ -71,7 +71,7 @@ public enum AustenCorpus {
             do {
                 try AtomicFile.write(data, to: url)
             } catch {
-                throw .inaccessibleFile(file: url.path, reason: error.localizedDescription)
+                throw .inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
             }
         }
         summary.trainBytes = train.count

@@ -36,6 +36,8 @@ public enum CheckpointError: Error, CustomStringConvertible {
     case earlierRun(URL)
     /// A resume was asked for, but the directory has no snapshot that can be read.
     case noSnapshot(URL, reason: String)
+    /// The run directory cannot be made (a file in the way, no permission, a read-only place).
+    case cannotCreate(URL, reason: String)
 
     /// A message naming the file and what to do.
     public var description: String {
@@ -46,6 +48,8 @@ public enum CheckpointError: Error, CustomStringConvertible {
             "\(url.path) holds an earlier run; continue it with --resume, or replace it with --overwrite (its snapshots are deleted)"
         case .noSnapshot(let url, let reason):
             "\(url.path) has no snapshot to resume from (\(reason)); start the run without --resume"
+        case .cannotCreate(let url, let reason):
+            "cannot make the run directory \(url.path): \(reason); choose another --out"
         }
     }
 }
@@ -125,6 +129,11 @@ public enum Checkpoint {
     /// that a killed run left behind and, for `.overwrite`, the earlier run.
     public static func prepare(runDirectory: URL, start: RunStart) throws -> URL? {
         let checkpoints = runDirectory.appendingPathComponent("checkpoints")
+        do {
+            try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw CheckpointError.cannotCreate(runDirectory, reason: FileSystemError.reason(error))
+        }
         AtomicFile.removeTemporaries(in: runDirectory)
         AtomicFile.removeTemporaries(in: checkpoints)
         switch start {

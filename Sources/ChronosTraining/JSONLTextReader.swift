@@ -1,3 +1,4 @@
+import ChronosFormats
 import Foundation
 
 /// Reads the documents of a JSON Lines file, one `{"text": …}` object a line, streaming: the
@@ -35,7 +36,7 @@ public final class JSONLTextReader {
         do {
             handle = try FileHandle(forReadingFrom: url)
         } catch {
-            throw .inaccessibleFile(file: url.path, reason: error.localizedDescription)
+            throw .inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
         }
     }
 
@@ -101,7 +102,7 @@ public final class JSONLTextReader {
             do {
                 block = try handle.read(upToCount: Self.blockSize)
             } catch {
-                throw .inaccessibleFile(file: url.path, reason: error.localizedDescription)
+                throw .inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
             }
             if let block, !block.isEmpty { buffer += block } else { reachedEnd = true }
         }

@@ -1,3 +1,4 @@
+import ChronosFormats
 import Foundation
 
 /// Why a chat-format dataset could not be read.
@@ -31,7 +32,7 @@ public enum JSONLinesFile {
         do {
             bytes = [UInt8](try Data(contentsOf: url))
         } catch {
-            throw ChatDataError.inaccessibleFile(file: url.path, reason: error.localizedDescription)
+            throw ChatDataError.inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
         }
         if Gzip.isCompressed(bytes) {
             do {

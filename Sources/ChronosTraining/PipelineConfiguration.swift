@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
@@ -129,7 +130,7 @@ public struct PipelineConfiguration: Sendable {
     public init(contentsOf url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw PipelineConfigurationError(file: url.path, reason: "cannot read: \(error.localizedDescription)")
+            throw PipelineConfigurationError(file: url.path, reason: "cannot read: \(FileSystemError.reason(error))")
         }
         try self.init(json: data, baseDirectory: url.deletingLastPathComponent(), file: url.path)
     }

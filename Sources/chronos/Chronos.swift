@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChronosFormats
 import ChronosModel
 import ChronosStorage
 import ChronosTensor
@@ -12,7 +13,7 @@ struct Chronos: ParsableCommand {
         subcommands: [GenerateCommand.self, PackCommand.self, TokenizeCommand.self, InspectCommand.self, DataCommand.self, TokenizerCommand.self, TrainCommand.self, PipelineCommand.self, EvalCommand.self, TraceCommand.self, ClusterCommand.self, BackendsCommand.self, Bench.self])
 
     /// Refuses invalid `CHRONOS_*` environment variables before any command reads them, then
-    /// parses and runs the command.
+    /// parses and runs the command; a file-system error is reported as its path and reason.
     static func main() {
         do {
             _ = try Backends.environmentBackend()
@@ -21,7 +22,12 @@ struct Chronos: ParsableCommand {
         } catch {
             exit(withError: ValidationError("\(error)"))
         }
-        main(nil)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: FileSystemError(error) ?? error)
+        }
     }
 }
 

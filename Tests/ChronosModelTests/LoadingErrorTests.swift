@@ -73,6 +73,15 @@ final class LoadingErrorTests: XCTestCase {
         }
         XCTAssertEqual(sizeField, "num_experts_per_tok", reason)
 
+        for value in [256.5, 1e30] {
+            let fractional = try ModelDirectory.make(from: .mixtral) { $0["intermediate_size"] = value }
+            guard case let .malformedConfig(_, integerField, integerReason)? = loadingError(fractional) as? ModelError else {
+                return XCTFail("expected malformedConfig for \(value)")
+            }
+            XCTAssertEqual(integerField, "intermediate_size", integerReason)
+            XCTAssertTrue(integerReason.contains("not an integer"), integerReason)
+        }
+
         let notJSON = try ModelDirectory.make(from: .llamaDense)
         try Data("{ \"model_type\": ".utf8).write(to: notJSON.appendingPathComponent("config.json"))
         guard case let .malformedConfig(jsonFile, _, _)? = loadingError(notJSON) as? ModelError else {
@@ -85,6 +94,13 @@ final class LoadingErrorTests: XCTestCase {
             return XCTFail("expected malformedConfig")
         }
         XCTAssertEqual(absentFile, noConfig.appendingPathComponent("config.json").path)
+
+        let configDirectory = try Fixtures.temporaryDirectory()
+        try FileManager.default.createDirectory(at: configDirectory.appendingPathComponent("config.json"), withIntermediateDirectories: false)
+        guard case let .malformedConfig(_, _, directoryReason)? = loadingError(configDirectory) as? ModelError else {
+            return XCTFail("expected malformedConfig")
+        }
+        XCTAssertTrue(directoryReason.contains("Is a directory"), directoryReason)
     }
 
     func testUnsupportedSettingsAreRefusedNotRunWrongly() throws {

@@ -102,6 +102,12 @@ final class PretrainTests: XCTestCase {
         XCTAssertThrowsError(try losses(PretrainRun(settings: empty), start: .resume)) { error in
             XCTAssertTrue("\(error)".contains("no snapshot to resume from"), "\(error)")
         }
+
+        // An output path that cannot be a directory is named with the operating system's reason.
+        let file = output.appendingPathComponent("config.json")
+        XCTAssertThrowsError(try Checkpoint.prepare(runDirectory: file, start: .new)) { error in
+            XCTAssertTrue("\(error)".contains(file.path) && "\(error)".contains("File exists") && "\(error)".contains("--out"), "\(error)")
+        }
     }
 
     func testSettingsOutOfRangeAreRefusedByName() throws {

@@ -1,3 +1,4 @@
+import ChronosFormats
 import Foundation
 
 /// RoPE settings in either `config.json` form: transformers 5 writes a `rope_parameters`
@@ -108,7 +109,7 @@ enum ConfigurationFile {
         do {
             return try Data(contentsOf: url)
         } catch {
-            throw ModelError.malformedConfig(file: url.path, field: "", reason: "cannot be read (\(error.localizedDescription))")
+            throw ModelError.malformedConfig(file: url.path, field: "", reason: "cannot be read (\(FileSystemError.reason(error)))")
         }
     }
 
@@ -117,8 +118,49 @@ enum ConfigurationFile {
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
+            if case let .dataCorrupted(context) = error, context.codingPath.isEmpty,
+               let (field, value) = integerFieldHoldingNonInteger(T.self, in: data) {
+                throw ModelError.malformedConfig(file: file, field: field, reason: "\(value) is not an integer (or is beyond 64 bits)")
+            }
             throw malformed(error, file: file)
         }
+    }
+
+    /// Foundation's decoder refuses the whole document, naming no field, when a number does not
+    /// fit the integer field it is decoded into (256.5, 1e30). This finds that field: the first
+    /// fractional or huge number whose replacement by 0 lets decoding get past it.
+    static func integerFieldHoldingNonInteger<T: Decodable>(_ type: T.Type, in data: Data) -> (field: String, value: Double)? {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        var candidates: [([String], Double)] = []
+        func collect(_ value: Any, at path: [String]) {
+            if let dictionary = value as? [String: Any] {
+                for (key, child) in dictionary { collect(child, at: path + [key]) }
+            } else if !(value is String), !(value is Bool), let number = (value as? NSNumber)?.doubleValue,
+                      number.rounded() != number || Swift.abs(number) >= 0x1p63 {
+                candidates.append((path, number))
+            }
+        }
+        collect(object, at: [])
+        func replacing(_ path: ArraySlice<String>, in dictionary: [String: Any]) -> [String: Any] {
+            guard let key = path.first else { return dictionary }
+            var copy = dictionary
+            if path.count == 1 {
+                copy[key] = 0
+            } else if let child = dictionary[key] as? [String: Any] {
+                copy[key] = replacing(path.dropFirst(), in: child)
+            }
+            return copy
+        }
+        for (path, number) in candidates.sorted(by: { $0.0.lexicographicallyPrecedes($1.0) }) {
+            guard let repaired = try? JSONSerialization.data(withJSONObject: replacing(path[...], in: object)) else { continue }
+            do {
+                _ = try JSONDecoder().decode(T.self, from: repaired)
+            } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
+                continue
+            } catch {}
+            return (path.joined(separator: "."), number)
+        }
+        return nil
     }
 
     /// `malformedConfig` for a decoding error, naming the JSON path of the field.
