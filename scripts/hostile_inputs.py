@@ -82,13 +82,20 @@ def damage_dense(model_dir):
 
 
 def drop_byte_from_vocab(model_dir):
+    """A vocabulary that never saw the byte "z": no token and no merge holds it."""
     path = os.path.join(model_dir, "tokenizer.json")
     tokenizer = json.load(open(path))
-    vocab = tokenizer["model"]["vocab"]
-    # "Ā" is byte 0x00 in the byte-level alphabet; "z" is an ordinary letter the prompt uses.
-    vocab.pop("z", None)
+    model = tokenizer["model"]
+    model["vocab"] = {token: id for token, id in model["vocab"].items() if "z" not in token}
+    model["merges"] = [merge for merge in model["merges"] if not any("z" in part for part in merge)]
     with open(path, "w") as f:
         json.dump(tokenizer, f)
+
+
+def config_as_directory(model_dir):
+    path = os.path.join(model_dir, "config.json")
+    os.remove(path)
+    os.mkdir(path)
 
 
 def tiny_corpus(work):
@@ -219,9 +226,9 @@ def cases(binary, work):
     config_case("vocab_size 10", {"vocab_size": 10}, ("vocab_size", "embed"))
 
     # Damaged files.
-    def damaged(name, mutate, args, words):
+    def damaged(name, mutate, args, words, text=prompt):
         model = os.path.join(work, f"damaged-{name}")
-        add(Case("files", name, ["generate", "--model", model, "--max-tokens", "4", "--temperature", "0"] + args + prompt,
+        add(Case("files", name, ["generate", "--model", model, "--max-tokens", "4", "--temperature", "0"] + args + text,
                  words=words, setup=lambda: mutate(copy_model(work, f"damaged-{name}")), timeout=60))
     damaged("corrupt expert, resident", corrupt_expert_cache, [], ("corrupt", "hash"))
     damaged("corrupt expert, --experts mmap", corrupt_expert_cache, ["--expert-budget", "1.0", "--experts", "mmap"], ("corrupt", "hash"))
@@ -229,13 +236,23 @@ def cases(binary, work):
     damaged("corrupt expert, budget 0.5", corrupt_expert_cache, ["--expert-budget", "0.5"], ("corrupt", "hash"))
     damaged("truncated model.safetensors", damage_dense, [], ("model.safetensors",))
     damaged("truncated model.safetensors, budget 0.5", damage_dense, ["--expert-budget", "0.5"], ("model.safetensors",))
-    damaged("vocabulary missing a byte", drop_byte_from_vocab, [], ("tokenizer",))
+    damaged("vocabulary missing a byte", drop_byte_from_vocab, [], ("0x7A", "no token"), text=["It is a lazy truth"])
+    damaged("config.json is a directory", config_as_directory, [], ("config.json", "directory"))
     model = os.path.join(work, "reformatted")
     add(Case("files", "reformatted config.json", ["generate", "--model", model, "--max-tokens", "4", "--temperature", "0",
                                                   "--expert-budget", "0.5"] + prompt,
              expect="success", setup=lambda: reformat_config(copy_model(work, "reformatted"))))
     add(Case("files", "persistent io fault under wait", offloaded + ["--fault", "io-error:L0/E0x1000"] + prompt,
              words=("io", "fault", "read"), timeout=60))
+
+    def file_in_the_way():
+        with open(os.path.join(work, "not-a-directory"), "w") as f:
+            f.write("earlier work")
+
+    def file_intact():
+        return open(os.path.join(work, "not-a-directory")).read() == "earlier work"
+    add(Case("runs", "--out is a file", pretrain_args(work, "not-a-directory"), words=("--out", "not-a-directory"),
+             setup=file_in_the_way, after=file_intact, timeout=60))
 
     # Runs that must not lose work.
     def rerun_without_resume():

@@ -8,6 +8,8 @@ final class BytePairEncoding: Sendable {
     /// The token id of each byte value's alphabet character, or -1 where the vocabulary lacks it
     /// (such a byte is dropped, as in the Hugging Face BPE without an unknown token).
     private let byteTokenIds: [Int32]
+    /// The byte values that have no token (and no unknown token stands in for them).
+    let unencodableBytes: Set<UInt8>
     /// Merge of the pair `left << 32 | right` to `rank << 32 | merged id`.
     private let merges: [UInt64: UInt64]
     /// The vocabulary, consulted for whole words when `ignoreMerges` is set.
@@ -29,9 +31,11 @@ final class BytePairEncoding: Sendable {
             }
         }
         let unknownId = model.unkToken.flatMap { model.vocab[$0] } ?? -1
-        byteTokenIds = ByteLevel.characters.map { character in
+        let byteTokenIds = ByteLevel.characters.map { character in
             Int32(model.vocab[String(Character(character))] ?? unknownId)
         }
+        self.byteTokenIds = byteTokenIds
+        unencodableBytes = Set((0...255).filter { byteTokenIds[$0] < 0 }.map(UInt8.init))
         var merges = [UInt64: UInt64](minimumCapacity: model.merges.count)
         for (rank, merge) in model.merges.enumerated() {
             guard let left = model.vocab[merge.left], let right = model.vocab[merge.right],

@@ -137,6 +137,16 @@ public final class Tokenizer: Sendable {
         return ids
     }
 
+    /// The token ids of `text`, or an error naming the first byte of it that the vocabulary has
+    /// no token for, where `encode` would drop that byte as the Hugging Face tokenizer does.
+    public func encodeEveryByte(_ text: String, matchSpecialTokens: Bool = true) throws(TokenizerError) -> [Int] {
+        let unencodable = bytePairEncoding.unencodableBytes
+        if !unencodable.isEmpty, let offset = text.utf8.firstIndex(where: unencodable.contains) {
+            throw .unencodableByte(text.utf8[offset], offset: text.utf8.distance(from: text.utf8.startIndex, to: offset))
+        }
+        return encode(text, matchSpecialTokens: matchSpecialTokens)
+    }
+
     private func encodeNormalized(
         _ text: UnsafeBufferPointer<UInt8>, _ matchSpecialTokens: Bool, into ids: inout [Int],
         scratch: inout MergeScratch

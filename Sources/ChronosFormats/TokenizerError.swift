@@ -14,6 +14,8 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     case unknownToken(String, file: String)
     /// A chat template that this renderer cannot reproduce faithfully.
     case unrenderableChatTemplate(reason: String)
+    /// A byte of the text that the vocabulary has no token for, with no unknown token to stand in.
+    case unencodableByte(UInt8, offset: Int)
 
     /// A one-line explanation that names the file at fault.
     public var description: String {
@@ -24,6 +26,8 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
         case .unknownTokenId(let id): "unknown token id \(id)"
         case .unknownToken(let token, let file): "\(file): token \(token.debugDescription) is not in the vocabulary"
         case .unrenderableChatTemplate(let reason): "cannot render chat template: \(reason)"
+        case .unencodableByte(let byte, let offset):
+            "the text's byte \(offset) (0x\(String(byte, radix: 16, uppercase: true))) has no token in the vocabulary and the tokenizer has no unk_token; remove it from the text"
         }
     }
 }

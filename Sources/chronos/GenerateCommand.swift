@@ -74,7 +74,7 @@ struct GenerateCommand: ParsableCommand {
                 ? try ModelDirectory.chatTemplate(in: directory).render(messages: [ChatMessage(role: "user", content: prompt)],
                                                                         addGenerationPrompt: true)
                 : prompt
-            ids = tokenizer.encode(text)
+            ids = try tokenizer.encodeEveryByte(text)
         }
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         let request = GenerationRequest(
@@ -133,6 +133,6 @@ struct TokenizeCommand: ParsableCommand {
         } else {
             throw ValidationError("give --tokenizer FILE or --model DIR with a tokenizer.json")
         }
-        print(loaded.encode(text).map(String.init).joined(separator: ","))
+        print(try loaded.encodeEveryByte(text).map(String.init).joined(separator: ","))
     }
 }

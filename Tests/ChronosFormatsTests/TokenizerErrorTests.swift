@@ -80,4 +80,15 @@ final class TokenizerErrorTests: XCTestCase {
         }
         XCTAssertThrowsError(try tokenizer.decode([-1]))
     }
+
+    func testAByteWithoutATokenIsNamedNotDropped() throws {
+        let tokenizer = try Tokenizer(data: file(), file: "tokenizer.json")
+        XCTAssertEqual(tokenizer.encode("abc"), [2], "encode drops the byte, as the Hugging Face tokenizer does")
+        XCTAssertThrowsError(try tokenizer.encodeEveryByte("abc")) { error in
+            XCTAssertEqual(error as? TokenizerError, .unencodableByte(UInt8(ascii: "c"), offset: 2))
+            XCTAssertTrue("\(error)".contains("0x63"), "\(error)")
+        }
+        XCTAssertEqual(try tokenizer.encodeEveryByte("ab"), [2])
+        XCTAssertEqual(try TinyTokenizer.make().encodeEveryByte("the é\u{0}"), try TinyTokenizer.make().encode("the é\u{0}"))
+    }
 }
