@@ -9,6 +9,8 @@ protocol TransformerArchitecture: Decodable, Sendable {
     static var modelType: String { get }
     /// How this family's checkpoints name their tensors.
     static var checkpointKeys: CheckpointKeys { get }
+    /// `num_hidden_layers`, checked before any per-layer list is built from it.
+    var hiddenLayers: Int { get }
     /// The shared transformer description; errors name the field of `file` at fault.
     func transformerConfiguration(file: String) throws -> TransformerConfiguration
 }
@@ -20,6 +22,12 @@ extension TransformerArchitecture {
     static func load(config: Data, file: String, directory: URL, checkpoint: SafetensorsCheckpoint,
                      experts: (any ExpertProvider)?) throws -> any LanguageModel {
         let decoded = try ConfigurationFile.decode(Self.self, from: config, file: file)
+        let layers = ConfigurationLimits.layers
+        guard layers.contains(decoded.hiddenLayers) else {
+            throw ModelError.malformedConfig(
+                file: file, field: "num_hidden_layers",
+                reason: "must be between \(layers.lowerBound) and \(layers.upperBound), got \(decoded.hiddenLayers)")
+        }
         let configuration = try decoded.transformerConfiguration(file: file)
         try configuration.validate(file: file)
         var experts = experts

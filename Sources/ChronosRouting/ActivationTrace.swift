@@ -1,4 +1,5 @@
 import ChronosFormats
+import ChronosModel
 import Foundation
 
 /// The routing of a model over some text: for every token and MoE layer, the router's top-k
@@ -204,7 +205,12 @@ public struct ActivationTrace: Sendable, Equatable {
         var layers: [Layer] = []
         for _ in 0..<layerCount {
             let layer = u32(), experts = u32(), expertBytes = u64()
-            guard experts > 0, k <= experts else { throw fail("layer \(layer) has \(experts) experts for \(k) per token") }
+            guard layer < ConfigurationLimits.layers.upperBound else {
+                throw fail("layer index \(layer) is beyond the \(ConfigurationLimits.layers.upperBound) layers a model may have")
+            }
+            guard ConfigurationLimits.experts.contains(experts), k <= experts else {
+                throw fail("layer \(layer) has \(experts) experts for \(k) per token (at most \(ConfigurationLimits.experts.upperBound) experts)")
+            }
             guard let bytes = Int(exactly: expertBytes) else { throw fail("layer \(layer) has experts of \(expertBytes) bytes") }
             layers.append(Layer(layer: layer, experts: experts, expertBytes: bytes))
         }

@@ -103,12 +103,17 @@ public enum Checkpoint {
             throw error
         }
         try AtomicFile.write(Data(name.utf8), to: checkpoints.appendingPathComponent("latest"))
-        // The top-level copy of the model, each file replaced atomically.
-        let final = checkpoints.appendingPathComponent(name)
-        for file in try FileManager.default.contentsOfDirectory(atPath: final.path) where file != stateFileName {
-            try AtomicFile.write(Data(contentsOf: final.appendingPathComponent(file)), to: runDirectory.appendingPathComponent(file))
-        }
+        try publish(checkpoints.appendingPathComponent(name), in: runDirectory)
         try prune(checkpoints)
+    }
+
+    /// Copies the model files of `snapshot` (all but the optimiser state) to the top of
+    /// `runDirectory`, each replaced atomically. A save killed during the copy leaves a mix of
+    /// two steps there, so a resume publishes its snapshot again before training on.
+    static func publish(_ snapshot: URL, in runDirectory: URL) throws {
+        for file in try FileManager.default.contentsOfDirectory(atPath: snapshot.path) where file != stateFileName {
+            try AtomicFile.write(Data(contentsOf: snapshot.appendingPathComponent(file)), to: runDirectory.appendingPathComponent(file))
+        }
     }
 
     /// The newest snapshot of `runDirectory` that can be read, or nil when it has none: the one
@@ -147,7 +152,10 @@ public enum Checkpoint {
             }
             return nil
         case .resume, .resumeIfAny:
-            if let snapshot = try latest(in: runDirectory) { return snapshot }
+            if let snapshot = try latest(in: runDirectory) {
+                try publish(snapshot, in: runDirectory)
+                return snapshot
+            }
             let found = snapshotNames(in: checkpoints)
             if start == .resumeIfAny, found.isEmpty { return nil }
             throw CheckpointError.noSnapshot(runDirectory, reason: found.isEmpty

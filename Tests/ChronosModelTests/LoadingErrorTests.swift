@@ -73,6 +73,14 @@ final class LoadingErrorTests: XCTestCase {
         }
         XCTAssertEqual(sizeField, "num_experts_per_tok", reason)
 
+        for (family, layers) in [(OracleCase.qwen2MoE, 99_999_991), (.llamaDense, -1), (.mixtral, 0)] {
+            let deep = try ModelDirectory.make(from: family) { $0["num_hidden_layers"] = layers }
+            guard case let .malformedConfig(_, layerField, layerReason)? = loadingError(deep) as? ModelError else {
+                return XCTFail("expected malformedConfig for \(layers) layers")
+            }
+            XCTAssertEqual(layerField, "num_hidden_layers", layerReason)
+        }
+
         for value in [256.5, 1e30] {
             let fractional = try ModelDirectory.make(from: .mixtral) { $0["intermediate_size"] = value }
             guard case let .malformedConfig(_, integerField, integerReason)? = loadingError(fractional) as? ModelError else {

@@ -68,6 +68,11 @@ final class ActivationTraceTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("experts of 18446744073709551615 bytes"), "\($0)")
         }
         bytes = [UInt8](handMadeTrace().encoded())
+        for index in 48..<52 { bytes[index] = 0xFF }  // layer 0's experts: 2³² − 1
+        XCTAssertThrowsError(try ActivationTrace.decode(Data(bytes), path: "huge.trace")) {
+            XCTAssertTrue("\($0)".contains("4294967295 experts"), "\($0)")
+        }
+        bytes = [UInt8](handMadeTrace().encoded())
         for index in 32..<40 { bytes[index] = 0xFF }  // 2⁶⁴ − 1 records
         XCTAssertThrowsError(try ActivationTrace.decode(Data(bytes), path: "huge.trace")) {
             XCTAssertTrue("\($0)".contains("truncated"), "\($0)")

@@ -110,6 +110,18 @@ final class PretrainTests: XCTestCase {
         }
     }
 
+    func testAResumePublishesItsSnapshotOverAModelLeftHalfCopied() throws {
+        let output = try Fixtures.temporaryDirectory()
+        let settings = try makeSettings(output: output)
+        _ = try losses(PretrainRun(settings: settings), start: .new)
+        // A kill while the last snapshot was copied to the top leaves older or partial files there.
+        let top = output.appendingPathComponent("model.safetensors")
+        let snapshot = output.appendingPathComponent("checkpoints/step-0000006/model.safetensors")
+        try Data("partial".utf8).write(to: top)
+        XCTAssertEqual(try losses(PretrainRun(settings: settings), start: .resume), [:], "nothing is left to train")
+        XCTAssertEqual(try Data(contentsOf: top), try Data(contentsOf: snapshot))
+    }
+
     func testSettingsOutOfRangeAreRefusedByName() throws {
         var settings = try makeSettings(output: Fixtures.temporaryDirectory())
         settings.sequenceLength = 0
