@@ -10,7 +10,8 @@
 # data, and runs the targets two at a time. Findings (crashes, timeouts, out-of-memory inputs)
 # land in .build-fuzz/findings/TARGET/; each must become a regression test. Prints one line per
 # target with its executions and findings, and exits non-zero if any target found something.
-# Not part of the tests: a full run takes about an hour and a half on two cores. To reproduce a
+# Not part of the tests: the manifest target opens a model per input, so a full run takes well
+# over an hour on two cores. To reproduce a
 # finding with its allocation stacks:
 #   CHRONOS_FUZZ_TARGET=T CHRONOS_FUZZ_MODEL=.build-fuzz/work/model .build-fuzz/release/chronos-fuzz FILE
 set -euo pipefail
