@@ -11,8 +11,7 @@
 # land in .build-fuzz/findings/TARGET/; each must become a regression test. Prints one line per
 # target with its executions and findings, and exits non-zero if any target found something.
 # Not part of the tests: the manifest target opens a model per input, so a full run takes well
-# over an hour on two cores. To reproduce a
-# finding with its allocation stacks:
+# over an hour on two cores. To reproduce a finding with its allocation stacks:
 #   CHRONOS_FUZZ_TARGET=T CHRONOS_FUZZ_MODEL=.build-fuzz/work/model .build-fuzz/release/chronos-fuzz FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
