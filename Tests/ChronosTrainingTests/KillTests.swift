@@ -4,8 +4,8 @@ import Foundation
 import XCTest
 
 /// The `chronos` binary (built beside the tests by `swift test`) killed with SIGKILL at seeded
-/// random moments of a training run and of a pack: the rerun a user would make completes, and
-/// its result is the uninterrupted run's, byte for byte. `scripts/kill_harness.py` is the long
+/// random moments of a training run and of a pack, and once each at a moment sure to be mid-way:
+/// the rerun a user would make completes, and its result is the uninterrupted run's, byte for byte. `scripts/kill_harness.py` is the long
 /// version (a hundred kills per job, on the release binary).
 final class KillTests: XCTestCase {
     /// The executable `swift test` built beside this test bundle.
@@ -41,6 +41,17 @@ final class KillTests: XCTestCase {
     func kill(_ arguments: [String], after delay: Double) throws -> Bool {
         let process = try start(arguments)
         Thread.sleep(forTimeInterval: delay)
+        let running = process.isRunning
+        if running { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return running
+    }
+
+    /// Starts `arguments` and kills the process as soon as `ready` holds (polled every
+    /// millisecond); says whether it was still running then.
+    func kill(_ arguments: [String], when ready: () -> Bool) throws -> Bool {
+        let process = try start(arguments)
+        while process.isRunning && !ready() { Thread.sleep(forTimeInterval: 0.001) }
         let running = process.isRunning
         if running { Foundation.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
@@ -88,9 +99,11 @@ final class KillTests: XCTestCase {
             XCTAssertEqual(try contents(output, ["model.safetensors"]), expected, "trial \(trial), killed after \(delay) s")
         }
         // A kill at a random moment may land before the first snapshot; one landing after it
-        // is made sure of by the last run, killed late.
+        // is made sure of by the last run, killed as soon as its first snapshot is named.
         let output = try Fixtures.temporaryDirectory().appendingPathComponent("run")
-        XCTAssertTrue(try kill(pretrainArguments(output: output, steps: 8), after: duration * 0.8), "killed before it finished")
+        let latest = output.appendingPathComponent("checkpoints/latest").path
+        XCTAssertTrue(try kill(pretrainArguments(output: output, steps: 8), when: { FileManager.default.fileExists(atPath: latest) }),
+                      "killed before it finished")
         let rerun = try chronos(pretrainArguments(output: output, steps: 8, extra: ["--resume"]))
         XCTAssertEqual(rerun.status, 0, rerun.output)
         XCTAssertTrue(rerun.output.contains("resuming at step") || resumed > 0, rerun.output)
@@ -115,20 +128,31 @@ final class KillTests: XCTestCase {
         let duration = Date().timeIntervalSince(started)
         let expected = try contents(reference, packed)
 
+        // Three kills at seeded moments, and one as soon as the partial cache folder appears,
+        // which lands mid-pack whatever the machine's speed.
         var generator = SplitMix64(seed: 11)
-        var killed = 0
-        for trial in 0..<3 {
+        for trial in 0..<4 {
             let directory = try copy()
-            let delay = duration * generator.nextUnit()
-            if try kill(["pack", directory.path, "--strip-experts"], after: delay) { killed += 1 }
+            let arguments = ["pack", directory.path, "--strip-experts"]
+            let moment: String
+            if trial < 3 {
+                let delay = duration * generator.nextUnit()
+                moment = "after \(delay) s"
+                _ = try kill(arguments, after: delay)
+            } else {
+                moment = "when the partial cache appeared"
+                let appeared = {
+                    ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).contains { $0.contains(".partial-") }
+                }
+                XCTAssertTrue(try kill(arguments, when: appeared), "killed before it finished")
+            }
             // Whatever the kill left either generates or names `chronos pack` as the remedy.
             let generate = try chronos(["generate", "--model", directory.path, "--prompt-ids", "1,2,3", "--max-tokens", "2",
                                         "--temperature", "0", "--expert-budget", "0.5", "--print-ids"])
-            XCTAssertTrue(generate.status == 0 || generate.output.contains("chronos pack"), "trial \(trial): \(generate.output)")
-            let rerun = try chronos(["pack", directory.path, "--strip-experts"])
-            XCTAssertEqual(rerun.status, 0, "trial \(trial): \(rerun.output)")
-            XCTAssertEqual(try contents(directory, packed), expected, "trial \(trial), killed after \(delay) s")
+            XCTAssertTrue(generate.status == 0 || generate.output.contains("chronos pack"), "killed \(moment): \(generate.output)")
+            let rerun = try chronos(arguments)
+            XCTAssertEqual(rerun.status, 0, "killed \(moment): \(rerun.output)")
+            XCTAssertEqual(try contents(directory, packed), expected, "killed \(moment)")
         }
-        XCTAssertGreaterThan(killed, 0, "a pack of \(duration) s was killed mid-way")
     }
 }
