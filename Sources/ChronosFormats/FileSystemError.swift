@@ -19,11 +19,10 @@ public struct FileSystemError: Error, CustomStringConvertible {
     /// What went wrong in `error`, in the operating system's words where it has them.
     public static func reason(_ error: any Error) -> String {
         let error = error as NSError
-        if error.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(error.code))) }
-        if let underlying = error.userInfo[NSUnderlyingErrorKey] as? any Error {
-            let posix = underlying as NSError
-            if posix.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(posix.code))) }
+        let underlying = (error.userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+        guard let posix = [error, underlying].compactMap({ $0 }).first(where: { $0.domain == NSPOSIXErrorDomain }) else {
+            return error.localizedDescription
         }
-        return error.localizedDescription
+        return String(cString: strerror(Int32(posix.code)))
     }
 }

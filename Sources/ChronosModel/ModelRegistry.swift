@@ -22,12 +22,7 @@ extension TransformerArchitecture {
     static func load(config: Data, file: String, directory: URL, checkpoint: SafetensorsCheckpoint,
                      experts: (any ExpertProvider)?) throws -> any LanguageModel {
         let decoded = try ConfigurationFile.decode(Self.self, from: config, file: file)
-        let layers = ConfigurationLimits.layers
-        guard layers.contains(decoded.hiddenLayers) else {
-            throw ModelError.malformedConfig(
-                file: file, field: "num_hidden_layers",
-                reason: "must be between \(layers.lowerBound) and \(layers.upperBound), got \(decoded.hiddenLayers)")
-        }
+        try ConfigurationLimits.check(decoded.hiddenLayers, in: ConfigurationLimits.layers, field: "num_hidden_layers", file: file)
         let configuration = try decoded.transformerConfiguration(file: file)
         try configuration.validate(file: file)
         var experts = experts

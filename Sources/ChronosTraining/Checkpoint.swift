@@ -130,8 +130,9 @@ public enum Checkpoint {
     }
 
     /// Checks that `runDirectory` may start as `start` asks without losing work, and returns the
-    /// snapshot to continue from (nil: start at step 0). Removes the temporary files of writes
-    /// that a killed run left behind and, for `.overwrite`, the earlier run.
+    /// snapshot to continue from (nil: start at step 0), its model published again at the top of
+    /// the run. Removes the temporary files of writes that a killed run left behind and, for
+    /// `.overwrite`, the earlier run.
     public static func prepare(runDirectory: URL, start: RunStart) throws -> URL? {
         let checkpoints = runDirectory.appendingPathComponent("checkpoints")
         do {

@@ -5,8 +5,9 @@ import XCTest
 
 /// The `chronos` binary (built beside the tests by `swift test`) killed with SIGKILL at seeded
 /// random moments of a training run and of a pack, and once each at a moment sure to be mid-way:
-/// the rerun a user would make completes, and its result is the uninterrupted run's, byte for byte. `scripts/kill_harness.py` is the long
-/// version (a hundred kills per job, on the release binary).
+/// the rerun a user would make completes, and its result is the uninterrupted run's, byte for
+/// byte. `scripts/kill_harness.py` is the long version (a hundred kills per job, on the release
+/// binary).
 final class KillTests: XCTestCase {
     /// The executable `swift test` built beside this test bundle.
     static let chronos: URL = {
@@ -39,12 +40,8 @@ final class KillTests: XCTestCase {
     /// Starts `arguments`, kills the process after `delay` seconds if it is still running, and
     /// says whether it was killed.
     func kill(_ arguments: [String], after delay: Double) throws -> Bool {
-        let process = try start(arguments)
-        Thread.sleep(forTimeInterval: delay)
-        let running = process.isRunning
-        if running { Foundation.kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return running
+        let deadline = Date(timeIntervalSinceNow: delay)
+        return try kill(arguments, when: { Date() >= deadline })
     }
 
     /// Starts `arguments` and kills the process as soon as `ready` holds (polled every

@@ -101,6 +101,14 @@ public enum ConfigurationLimits {
     public static let experts = 1...65_536
     /// Positions of the context and sliding windows.
     public static let positions = 1...(1 << 24)
+
+    /// Throws `malformedConfig` naming `field` of `file` unless `value` lies in `range`.
+    static func check(_ value: Int, in range: ClosedRange<Int>, field: String, file: String) throws {
+        guard range.contains(value) else {
+            throw ModelError.malformedConfig(file: file, field: field,
+                                             reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+        }
+    }
 }
 
 enum ConfigurationFile {

@@ -53,7 +53,7 @@ struct TransformerConfiguration: Sendable {
             if !condition { throw ModelError.malformedConfig(file: file, field: field, reason: reason) }
         }
         func within(_ value: Int, _ range: ClosedRange<Int>, _ field: String) throws {
-            try check(range.contains(value), field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+            try ConfigurationLimits.check(value, in: range, field: field, file: file)
         }
         typealias Limits = ConfigurationLimits
         try within(vocabSize, Limits.vocabulary, "vocab_size")

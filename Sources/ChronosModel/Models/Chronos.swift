@@ -234,7 +234,7 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
             if !condition { throw ModelError.malformedConfig(file: file, field: field.rawValue, reason: reason) }
         }
         func within(_ value: Int, _ range: ClosedRange<Int>, _ field: CodingKeys) throws {
-            try check(range.contains(value), field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+            try ConfigurationLimits.check(value, in: range, field: field.rawValue, file: file)
         }
         typealias Limits = ConfigurationLimits
         try check(modelType == Self.modelType, .modelType, "must be '\(Self.modelType)', got '\(modelType)'")
