@@ -1,13 +1,6 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Kernels need FMA and F16C to be fast on x86-64; every target is compiled for Haswell there.
-#if arch(x86_64)
-let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
-#else
-let cpuFlags: [SwiftSetting] = []
-#endif
-
 let package = Package(
     name: "Chronos",
     platforms: [.macOS(.v15)],
@@ -25,39 +18,36 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .target(name: "ChronosTensor", swiftSettings: cpuFlags),
-        .target(name: "ChronosFormats", dependencies: ["ChronosTensor"], swiftSettings: cpuFlags),
-        .target(name: "ChronosModel", dependencies: ["ChronosTensor", "ChronosFormats"], swiftSettings: cpuFlags),
-        .target(name: "ChronosStorage", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
-        .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"],
-                swiftSettings: cpuFlags),
-        .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosRouting"],
-                swiftSettings: cpuFlags),
-        .target(name: "ChronosRouting", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"], swiftSettings: cpuFlags),
+        // The instruction-set kernels: one build carries every variant, chosen at run time.
+        .target(name: "CChronosKernels"),
+        .target(name: "ChronosTensor", dependencies: ["CChronosKernels"]),
+        .target(name: "ChronosFormats", dependencies: ["ChronosTensor"]),
+        .target(name: "ChronosModel", dependencies: ["ChronosTensor", "ChronosFormats"]),
+        .target(name: "ChronosStorage", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"]),
+        .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"]),
+        .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosRouting"]),
+        .target(name: "ChronosRouting", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"]),
         .executableTarget(
             name: "chronos",
             dependencies: [
                 "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining",
                 "ChronosRouting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: cpuFlags),
-        .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor"], path: "Tests/ChronosTestSupport", swiftSettings: cpuFlags),
+            ]),
+        .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor"], path: "Tests/ChronosTestSupport"),
         .testTarget(
-            name: "ChronosTensorTests", dependencies: ["ChronosTensor", "ChronosTestSupport"], swiftSettings: cpuFlags),
+            name: "ChronosTensorTests", dependencies: ["ChronosTensor", "ChronosTestSupport"]),
         .testTarget(
-            name: "ChronosFormatsTests", dependencies: ["ChronosFormats", "ChronosTestSupport"], swiftSettings: cpuFlags),
+            name: "ChronosFormatsTests", dependencies: ["ChronosFormats", "ChronosTestSupport"]),
         .testTarget(
-            name: "ChronosModelTests", dependencies: ["ChronosModel", "ChronosTestSupport"], swiftSettings: cpuFlags),
+            name: "ChronosModelTests", dependencies: ["ChronosModel", "ChronosTestSupport"]),
         .testTarget(
-            name: "ChronosTrainingTests", dependencies: ["ChronosTraining", "ChronosTestSupport"], swiftSettings: cpuFlags),
+            name: "ChronosTrainingTests", dependencies: ["ChronosTraining", "ChronosTestSupport"]),
         .testTarget(
-            name: "ChronosStorageTests", dependencies: ["ChronosStorage", "ChronosEngine", "ChronosRouting", "ChronosTestSupport"],
-            swiftSettings: cpuFlags),
+            name: "ChronosStorageTests", dependencies: ["ChronosStorage", "ChronosEngine", "ChronosRouting", "ChronosTestSupport"]),
         .testTarget(
-            name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTraining", "ChronosTestSupport"],
-            swiftSettings: cpuFlags),
+            name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTraining", "ChronosTestSupport"]),
         .testTarget(
-            name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"], swiftSettings: cpuFlags),
+            name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"]),
     ]
 )
 
@@ -66,6 +56,6 @@ let package = Package(
 if Context.environment["CHRONOS_FUZZ"] != nil {
     package.targets.append(.executableTarget(
         name: "ChronosFuzz", dependencies: ["ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting", "ChronosTraining"],
-        path: "Fuzz/ChronosFuzz", swiftSettings: cpuFlags))
+        path: "Fuzz/ChronosFuzz"))
     package.products.append(.executable(name: "chronos-fuzz", targets: ["ChronosFuzz"]))
 }

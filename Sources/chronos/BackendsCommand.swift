@@ -16,7 +16,7 @@ struct BackendOption: ParsableArguments {
 /// `chronos backends`: which compute backends exist here and which one is used.
 struct BackendsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "backends", abstract: "List compute backends, whether each is available, and the one selected.")
+        commandName: "backends", abstract: "List compute backends, whether each is available, the one selected, and the instruction set in use.")
 
     @OptionGroup var backend: BackendOption
 
@@ -29,5 +29,7 @@ struct BackendsCommand: ParsableCommand {
             print("\(mark) \(status.name.padding(toLength: 11, withPad: " ", startingAt: 0)) available: \(available)  \(status.reason)")
         }
         print("selected: \(selected) (threads: \(ThreadPool.shared.threadCount))")
+        let supported = InstructionSet.supported.map(\.rawValue).joined(separator: ", ")
+        print("instruction set: \(InstructionSet.current) (supported here: \(supported); CHRONOS_ISA picks another)")
     }
 }

@@ -17,6 +17,7 @@ struct Chronos: ParsableCommand {
     static func main() {
         do {
             _ = try Backends.environmentBackend()
+            _ = try InstructionSet.environmentSet()
             _ = try ThreadPool.environmentThreadCount()
             _ = try DiskModel.fromEnvironment()
         } catch {

@@ -160,12 +160,18 @@ struct ReferenceOLMoE {
     let weights: [String: (shape: [Int], values: [Double])]
     typealias C = OLMoETests
 
+    /// Names of the bf16 weights, whose inputs the kernels round to bf16 where the instruction
+    /// set multiplies in bf16 (`InstructionSet.roundsActivationsToBF16`).
+    let bf16: Set<String>
+
     init(_ tensors: [(name: String, tensor: Tensor)]) {
         weights = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, ($0.tensor.shape, $0.tensor.floats.map(Double.init))) })
+        bf16 = InstructionSet.current.roundsActivationsToBF16 ? Set(tensors.filter { $0.tensor.dtype == .bf16 }.map(\.name)) : []
     }
 
     func linear(_ name: String, _ x: [Double]) -> [Double] {
         let (shape, w) = weights[name]!
+        let x = bf16.contains(name) ? x.map { Double(HalfPrecision.float(fromBF16: HalfPrecision.bf16(from: Float($0)))) } : x
         return (0..<shape[0]).map { r in (0..<shape[1]).reduce(0) { $0 + w[r * shape[1] + $1] * x[$1] } }
     }
 

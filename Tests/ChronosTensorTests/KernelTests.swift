@@ -13,8 +13,11 @@ final class KernelTests: XCTestCase {
             let x = random.values(cols)
             for dtype in [DType.f32, .bf16, .f16] {
                 let weight = Tensor(shape: [rows, cols], values: w, dtype: dtype)
-                // Reference on the rounded weights, so only the kernel's arithmetic is judged.
-                let expected = Naive.matvec(weight.floats, rows: rows, cols: cols, x)
+                // Reference on the rounded weights (and activations, where the kernel rounds
+                // them), so only the kernel's arithmetic is judged.
+                let xs = dtype == .bf16 && InstructionSet.current.roundsActivationsToBF16
+                    ? x.map { HalfPrecision.float(fromBF16: HalfPrecision.bf16(from: $0)) } : x
+                let expected = Naive.matvec(weight.floats, rows: rows, cols: cols, xs)
                 let y = Tensor.matvec(weight, Tensor(shape: [cols], values: x))
                 assertClose(y.floats, expected, tolerance: 1e-5, "\(dtype) \(rows)×\(cols)")
             }

@@ -113,13 +113,15 @@ public enum AttentionKernel {
         RowKernels.softmax(p, p, rows: 1, cols: visible.count)
     }
 
+    /// Σ a[i] · b[i], with the instruction set's kernel where it has one.
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        if let kernels = InstructionSet.current.kernels { return kernels.dot(a, b, n) }
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         var acc = SIMD8<Float>()
         var i = 0
         while i + 8 <= n {
-            acc.addProduct(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
+            acc.formMulAdd(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
                            rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
             i += 8
         }

@@ -23,16 +23,17 @@ public enum Elementwise {
     /// y[i] += s · x[i]  (axpy)
     public static func addScaled(_ x: UnsafePointer<Float>, by s: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
         let sv = V(repeating: s)
-        binary(UnsafePointer(y), x, y, count, { $0.addingProduct($1, sv) }, { $0 + s * $1 })
+        binary(UnsafePointer(y), x, y, count, { $0.mulAdd($1, sv) }, { $0 + s * $1 })
     }
 
     /// y[i] += s · x[i] on the calling thread only (for use inside parallel regions on short rows).
     @inline(__always)
     public static func addScaledSerial(_ x: UnsafePointer<Float>, by s: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
+        if let kernels = InstructionSet.current.kernels { return kernels.axpy(s, x, y, count) }
         let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y), sv = V(repeating: s)
         var i = 0
         while i + 8 <= count {
-            let v = ry.loadUnaligned(fromByteOffset: i * 4, as: V.self).addingProduct(rx.loadUnaligned(fromByteOffset: i * 4, as: V.self), sv)
+            let v = ry.loadUnaligned(fromByteOffset: i * 4, as: V.self).mulAdd(rx.loadUnaligned(fromByteOffset: i * 4, as: V.self), sv)
             ry.storeBytes(of: v, toByteOffset: i * 4, as: V.self)
             i += 8
         }
@@ -116,18 +117,22 @@ public enum FastMath {
     /// 2^n through the exponent bits.
     @inlinable @inline(__always)
     public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let clamped = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
-        let n = (clamped * 1.442695040888963).rounded(.toNearestOrEven)
-        var r = clamped.addingProduct(n, SIMD8(repeating: -0.693359375))
-        r.addProduct(n, SIMD8(repeating: 2.12194440e-4))
-        var p = SIMD8<Float>(repeating: 1.3981999507e-3).addingProduct(SIMD8(repeating: 1.9875691500e-4), r)
-        p = SIMD8<Float>(repeating: 8.3334519073e-3).addingProduct(p, r)
-        p = SIMD8<Float>(repeating: 4.1665795894e-2).addingProduct(p, r)
-        p = SIMD8<Float>(repeating: 1.6666665459e-1).addingProduct(p, r)
-        p = SIMD8<Float>(repeating: 5.0000001201e-1).addingProduct(p, r)
-        let y = (r + 1).addingProduct(p, r * r)
-        // n is integral and |n| ≤ 128: adding 1.5·2²³ puts it in the low mantissa bits.
-        let integer = unsafeBitCast(n + 12_582_912, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        var clamped = x
+        clamped.replace(with: -87.3, where: clamped .< -87.3)
+        clamped.replace(with: 88.3, where: clamped .> 88.3)
+        // Adding 1.5·2²³ rounds x·log2(e) to the nearest integer and puts it in the low mantissa
+        // bits (|n| ≤ 128), with plain adds on every vector unit.
+        let shifted = clamped * 1.442695040888963 + 12_582_912
+        let n = shifted - 12_582_912
+        var r = clamped.mulAdd(n, SIMD8(repeating: -0.693359375))
+        r.formMulAdd(n, SIMD8(repeating: 2.12194440e-4))
+        var p = SIMD8<Float>(repeating: 1.3981999507e-3).mulAdd(SIMD8(repeating: 1.9875691500e-4), r)
+        p = SIMD8<Float>(repeating: 8.3334519073e-3).mulAdd(p, r)
+        p = SIMD8<Float>(repeating: 4.1665795894e-2).mulAdd(p, r)
+        p = SIMD8<Float>(repeating: 1.6666665459e-1).mulAdd(p, r)
+        p = SIMD8<Float>(repeating: 5.0000001201e-1).mulAdd(p, r)
+        let y = (r + 1).mulAdd(p, r * r)
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
         let bits = (integer &+ 127) &<< 23
         var result = y * unsafeBitCast(bits, to: SIMD8<Float>.self)
         result.replace(with: 0, where: x .< -87.3)
@@ -141,4 +146,22 @@ public enum FastMath {
     public static func exp(_ x: Float) -> Float {
         exp(SIMD8(repeating: x))[0]
     }
+}
+
+extension SIMD8 where Scalar == Float {
+    /// `self + a · b`, fused on arm64, where every processor has the instruction; an x86-64 build
+    /// cannot assume FMA (a fused product there would be a library call per lane), so it
+    /// multiplies and adds — the instruction-set kernels use FMA where the processor has it.
+    @inline(__always)
+    public func mulAdd(_ a: Self, _ b: Self) -> Self {
+        #if arch(arm64)
+        addingProduct(a, b)
+        #else
+        self + a * b
+        #endif
+    }
+
+    /// `self += a · b`, as `mulAdd`.
+    @inline(__always)
+    public mutating func formMulAdd(_ a: Self, _ b: Self) { self = mulAdd(a, b) }
 }

@@ -1,13 +1,17 @@
-/// Single-precision matrix multiply in Swift, the always-available GEMM.
+import CChronosKernels
+
+/// Single-precision matrix multiply, the built-in GEMM.
 ///
 ///     C[m×n] = α · op(A)[m×k] · op(B)[k×n] + β · C      (row-major, op = identity or transpose)
 ///
-/// Goto-style blocking: B is packed into `kc × 16` column panels, A into `6 × kc` row panels,
-/// and a 6×16 register tile (twelve 8-lane accumulators) is updated with fused multiply-adds.
+/// Goto-style blocking: B is packed into `kc × nr` column panels, A into `mr × kc` row panels,
+/// and an `mr × nr` register tile is updated with fused multiply-adds — the instruction set's
+/// C tile (8 × 32 on AVX-512, 6 × 16 on AVX2), or the Swift one (6 × 16) where it has none.
 /// Tasks (A row block × slice of B panels) run on the shared thread pool.
+///
+/// `multiplyTransposed` is the other shape: activations times row-major weights, C = A·Bᵀ,
+/// with no packing, for the projections of a batch of tokens.
 public enum SwiftGemm {
-    static let mr = 6
-    static let nr = 16
     static let kc = 256
     static let mc = 96
     static let nc = 4096
@@ -17,10 +21,10 @@ public enum SwiftGemm {
     public static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared, isa: InstructionSet = .current
     ) {
         gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-             b: UnsafeRawPointer(b), bType: .f32, ldb: ldb, beta: beta, c: c, ldc: ldc, pool: pool)
+             b: UnsafeRawPointer(b), bType: .f32, ldb: ldb, beta: beta, c: c, ldc: ldc, pool: pool, isa: isa)
     }
 
     /// As `sgemm`, with B stored as f32, f16 or bf16: elements are widened to f32 while B is
@@ -28,18 +32,86 @@ public enum SwiftGemm {
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared, isa: InstructionSet = .current
     ) {
+        let tile = Tile(isa)
         switch bType {
-        case .f32: blocked(F32Row.self, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
-        case .bf16: blocked(BF16Row.self, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
-        case .f16: blocked(F16Row.self, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
+        case .f32: blocked(F32Row.self, tile, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
+        case .bf16: blocked(BF16Row.self, tile, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
+        case .f16: blocked(F16Row.self, tile, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
         default: preconditionFailure("GEMM needs a float B, got \(bType)")
         }
     }
 
+    /// Computes `C[m×n] = A[m×k] · B[n×k]ᵀ` for f32 activations A and row-major weights B of
+    /// `bType` (f32, f16 or bf16): each thread takes a slice of B's rows and multiplies them
+    /// against every row of A in register tiles, reading B where it lies. Where `isa` has no C
+    /// kernels this is `gemm` with B transposed.
+    public static func multiplyTransposed(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared, isa: InstructionSet = .current
+    ) {
+        precondition(bType.isFloatingPoint, "GEMM needs a float B, got \(bType)")
+        guard let kernels = isa.kernels else {
+            gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, bType: bType, ldb: ldb,
+                 beta: 0, c: c, ldc: ldc, pool: pool, isa: isa)
+            return
+        }
+        if m == 0 || n == 0 { return }
+        let code = bType.kernelCode
+        // Below ~1M multiply-adds per thread the pool's wake-up costs more than it gains.
+        let minColumns = max(6, (1 << 20) / max(1, m * k))
+        if bType == .bf16 && kernels.bf16_activations != 0 {
+            // The bf16 dot product takes both operands in bf16: round the activations once.
+            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: m * k) { rounded in
+                let a16 = rounded.baseAddress!
+                for i in 0..<m { chronos_f32_to_bf16(a + i * lda, a16 + i * k, k) }
+                pool.parallelChunks(n, minChunk: minColumns) { columns in
+                    kernels.gemm_nt(code, m, columns.lowerBound, columns.upperBound, k, a16, k, b, ldb, c, ldc)
+                }
+            }
+        } else {
+            pool.parallelChunks(n, minChunk: minColumns) { columns in
+                kernels.gemm_nt(code, m, columns.lowerBound, columns.upperBound, k, a, lda, b, ldb, c, ldc)
+            }
+        }
+    }
+
+    /// The register tile: its shape and the kernel that computes it and merges it into C.
+    struct Tile {
+        typealias Kernel = @convention(c) (Int, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int,
+                                           Int32, Int32, Float, Float) -> Void
+        let mr: Int, nr: Int
+        let kernel: Kernel?
+
+        init(_ isa: InstructionSet) {
+            if let kernels = isa.kernels {
+                mr = Int(kernels.mr)
+                nr = Int(kernels.nr)
+                kernel = kernels.tile
+            } else {
+                mr = 6
+                nr = 16
+                kernel = nil
+            }
+        }
+
+        /// C[rows×cols] = α · Σ_p a[p, 0..<mr]ᵀ · b[p, 0..<nr] + β · C over `kc` packed steps,
+        /// reading C only when β ≠ 0; `scratch` holds mr × nr floats for the Swift tile.
+        @inline(__always)
+        func run(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
+                 rows: Int, cols: Int, alpha: Float, beta: Float, scratch: UnsafeMutablePointer<Float>) {
+            if let kernel {
+                kernel(kc, a, b, c, ldc, Int32(rows), Int32(cols), alpha, beta)
+            } else {
+                SwiftGemm.microKernel(kc: kc, a: a, b: b, tile: scratch)
+                SwiftGemm.merge(tile: scratch, nr: nr, rows: rows, cols: cols, alpha: alpha, beta: beta, c: c, ldc: ldc)
+            }
+        }
+    }
+
     private static func blocked<W: WeightRow>(
-        _: W.Type, _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+        _: W.Type, _ tile: Tile, _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
         _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafeRawPointer, _ ldb: Int,
         _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ pool: ThreadPool
     ) {
@@ -48,6 +120,7 @@ public enum SwiftGemm {
             scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
             return
         }
+        let mr = tile.mr, nr = tile.nr
         let packedB = UnsafeMutablePointer<Float>.allocate(capacity: kc * (min(n, nc) + nr))
         defer { packedB.deallocate() }
         for jc in stride(from: 0, to: n, by: nc) {
@@ -55,7 +128,13 @@ public enum SwiftGemm {
             let panelsB = (ncBlock + nr - 1) / nr
             for pc in stride(from: 0, to: k, by: kc) {
                 let kcBlock = min(kc, k - pc)
-                packB(W.self, transB: transB, b: b, ldb: ldb, rowStart: pc, rows: kcBlock, colStart: jc, cols: ncBlock, into: packedB)
+                if W.self == F32Row.self {
+                    chronos_pack_b(transB ? 1 : 0, b.assumingMemoryBound(to: Float.self), ldb, pc, kcBlock, jc, ncBlock,
+                                   Int32(nr), packedB)
+                } else {
+                    packB(W.self, nr: nr, transB: transB, b: b, ldb: ldb, rowStart: pc, rows: kcBlock, colStart: jc, cols: ncBlock,
+                          into: packedB)
+                }
                 let blockBeta: Float = pc == 0 ? beta : 1
                 let rowBlocks = (m + mc - 1) / mc
                 // Enough tasks to keep every thread busy even when m is a single block.
@@ -70,16 +149,16 @@ public enum SwiftGemm {
                     let panelsA = (mcBlock + mr - 1) / mr
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: panelsA * mr * kcBlock + mr * nr) { scratch in
                         let packedA = scratch.baseAddress!
-                        let tile = packedA + panelsA * mr * kcBlock
-                        packA(transA: transA, a: a, lda: lda, rowStart: ic, rows: mcBlock, colStart: pc, cols: kcBlock, into: packedA)
+                        let out = packedA + panelsA * mr * kcBlock
+                        chronos_pack_a(transA ? 1 : 0, a, lda, ic, mcBlock, pc, kcBlock, Int32(mr), packedA)
                         for panel in firstPanel..<lastPanel {
                             let j0 = panel * nr
                             let cols = min(nr, ncBlock - j0)
                             for ir in 0..<panelsA {
                                 let rows = min(mr, mcBlock - ir * mr)
-                                microKernel(kc: kcBlock, a: packedA + ir * mr * kcBlock, b: packedB + panel * nr * kcBlock, tile: tile)
-                                merge(tile: tile, rows: rows, cols: cols, alpha: alpha, beta: blockBeta,
-                                      c: c + (ic + ir * mr) * ldc + jc + j0, ldc: ldc)
+                                tile.run(kc: kcBlock, a: packedA + ir * mr * kcBlock, b: packedB + panel * nr * kcBlock,
+                                         c: c + (ic + ir * mr) * ldc + jc + j0, ldc: ldc, rows: rows, cols: cols,
+                                         alpha: alpha, beta: blockBeta, scratch: out)
                             }
                         }
                     }
@@ -95,9 +174,9 @@ public enum SwiftGemm {
         }
     }
 
-    /// Packs op(B)[rowStart..<rowStart+rows, colStart..<colStart+cols], widened to f32, into
-    /// 16-wide panels: panel p holds `rows × 16` floats, row-major, zero-padded past `cols`.
-    static func packB<W: WeightRow>(_: W.Type, transB: Bool, b: UnsafeRawPointer, ldb: Int, rowStart: Int, rows: Int,
+    /// Packs op(B)[rowStart..<rowStart+rows, colStart..<colStart+cols] of 16-bit floats, widened to f32, into
+    /// `nr`-wide panels: panel p holds `rows × nr` floats, row-major, zero-padded past `cols`.
+    static func packB<W: WeightRow>(_: W.Type, nr: Int, transB: Bool, b: UnsafeRawPointer, ldb: Int, rowStart: Int, rows: Int,
                                     colStart: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
         let panels = (cols + nr - 1) / nr
         for panel in 0..<panels {
@@ -107,7 +186,7 @@ public enum SwiftGemm {
             if width < nr { dst.update(repeating: 0, count: nr * rows) }
             if transB {
                 // Column j of the panel is row j0 + j of the stored matrix: walk k in the outer
-                // loop so the 16 rows' cache lines are reused and the panel is written in order.
+                // loop so the nr rows' cache lines are reused and the panel is written in order.
                 let src = b + (j0 * ldb + rowStart) * W.size
                 let rowBytes = ldb * W.size
                 for p in 0..<rows {
@@ -119,10 +198,12 @@ public enum SwiftGemm {
                     let src = b + ((rowStart + p) * ldb + j0) * W.size
                     let row = dst + p * nr
                     if width == nr && !W.deinterleavesPairs {
-                        let (lo, hi) = W.load16(src, 0)
                         let raw = UnsafeMutableRawPointer(row)
-                        raw.storeBytes(of: lo, as: SIMD8<Float>.self)
-                        raw.storeBytes(of: hi, toByteOffset: 32, as: SIMD8<Float>.self)
+                        for j in stride(from: 0, to: nr, by: 16) {
+                            let (lo, hi) = W.load16(src, j)
+                            raw.storeBytes(of: lo, toByteOffset: j * 4, as: SIMD8<Float>.self)
+                            raw.storeBytes(of: hi, toByteOffset: j * 4 + 32, as: SIMD8<Float>.self)
+                        }
                     } else {
                         for j in 0..<width { row[j] = W.load1(src, j) }
                     }
@@ -131,34 +212,7 @@ public enum SwiftGemm {
         }
     }
 
-    /// Packs op(A)[rowStart..<rowStart+rows, colStart..<colStart+cols] into 6-row panels:
-    /// panel q holds `cols × 6` floats (for each k, the 6 rows), zero-padded past `rows`.
-    static func packA(transA: Bool, a: UnsafePointer<Float>, lda: Int, rowStart: Int, rows: Int,
-                      colStart: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
-        let panels = (rows + mr - 1) / mr
-        for panel in 0..<panels {
-            let dst = out + panel * mr * cols
-            let i0 = rowStart + panel * mr
-            let height = min(mr, rowStart + rows - i0)
-            if transA {
-                for p in 0..<cols {
-                    let src = a + (colStart + p) * lda + i0
-                    for r in 0..<mr { dst[p * mr + r] = r < height ? src[r] : 0 }
-                }
-            } else {
-                for r in 0..<mr {
-                    if r < height {
-                        let src = a + (i0 + r) * lda + colStart
-                        for p in 0..<cols { dst[p * mr + r] = src[p] }
-                    } else {
-                        for p in 0..<cols { dst[p * mr + r] = 0 }
-                    }
-                }
-            }
-        }
-    }
-
-    /// tile[6×16] = Σ_p a[p, 0..<6]ᵀ · b[p, 0..<16] over `kc` packed steps.
+    /// tile[6×16] = Σ_p a[p, 0..<6]ᵀ · b[p, 0..<16] over `kc` packed steps: the portable tile.
     @inline(__always)
     static func microKernel(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) {
         typealias V = SIMD8<Float>
@@ -170,17 +224,17 @@ public enum SwiftGemm {
             let b0 = rawB.loadUnaligned(fromByteOffset: p * 64, as: V.self)
             let b1 = rawB.loadUnaligned(fromByteOffset: p * 64 + 32, as: V.self)
             var x = V(repeating: pa[0])
-            c00.addProduct(x, b0); c01.addProduct(x, b1)
+            c00.formMulAdd(x, b0); c01.formMulAdd(x, b1)
             x = V(repeating: pa[1])
-            c10.addProduct(x, b0); c11.addProduct(x, b1)
+            c10.formMulAdd(x, b0); c11.formMulAdd(x, b1)
             x = V(repeating: pa[2])
-            c20.addProduct(x, b0); c21.addProduct(x, b1)
+            c20.formMulAdd(x, b0); c21.formMulAdd(x, b1)
             x = V(repeating: pa[3])
-            c30.addProduct(x, b0); c31.addProduct(x, b1)
+            c30.formMulAdd(x, b0); c31.formMulAdd(x, b1)
             x = V(repeating: pa[4])
-            c40.addProduct(x, b0); c41.addProduct(x, b1)
+            c40.formMulAdd(x, b0); c41.formMulAdd(x, b1)
             x = V(repeating: pa[5])
-            c50.addProduct(x, b0); c51.addProduct(x, b1)
+            c50.formMulAdd(x, b0); c51.formMulAdd(x, b1)
             pa += 6
         }
         let out = UnsafeMutableRawPointer(tile)
@@ -194,7 +248,7 @@ public enum SwiftGemm {
 
     /// C[rows×cols] = α · tile + β · C, reading C only when β ≠ 0.
     @inline(__always)
-    static func merge(tile: UnsafePointer<Float>, rows: Int, cols: Int, alpha: Float, beta: Float,
+    static func merge(tile: UnsafePointer<Float>, nr: Int, rows: Int, cols: Int, alpha: Float, beta: Float,
                       c: UnsafeMutablePointer<Float>, ldc: Int) {
         for r in 0..<rows {
             let dst = c + r * ldc

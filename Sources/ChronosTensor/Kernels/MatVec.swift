@@ -1,11 +1,22 @@
 /// Matrix-vector products with f32, f16 or bf16 weights and f32 activations — the kernel that
-/// bounds decode speed, since every weight byte is read once per token.
+/// bounds decode speed, since every weight byte is read once per token. The instruction set's
+/// C kernels run where it has them; the Swift kernels below are the portable ones.
 ///
 ///     y[r] = Σ_c W[r, c] · x[c]        W: [rows × cols] row-major, x: [cols], y: [rows]
 public enum MatVec {
-    /// Computes `y = W · x` for weights of `dtype` at `weights`, in parallel over row blocks.
+    /// Computes `y = W · x` for weights of `dtype` at `weights`, in parallel over row blocks,
+    /// with the kernels of `isa`.
     public static func multiply(weights: UnsafeRawPointer, dtype: DType, rows: Int, cols: Int,
-                                x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared) {
+                                x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared,
+                                isa: InstructionSet = .current) {
+        precondition(dtype.isFloatingPoint, "matrix-vector product needs float weights, got \(dtype)")
+        if let kernels = isa.kernels {
+            let code = dtype.kernelCode
+            pool.parallelChunks(rows, minChunk: minimumRows(cols: cols)) { range in
+                kernels.matvec(code, weights, range.lowerBound, range.upperBound, cols, x, y)
+            }
+            return
+        }
         switch dtype {
         case .f32: run(F32Row.self, weights, rows, cols, x, y, pool)
         case .bf16: run(BF16Row.self, weights, rows, cols, x, y, pool)
@@ -19,8 +30,7 @@ public enum MatVec {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: W.deinterleavesPairs ? cols : 0) { scratch in
             // Weights that load as (even, odd) lanes need x in the same order within each 16-block.
             let xBlocks = W.deinterleavesPairs ? deinterleave(x, cols, into: scratch.baseAddress!) : x
-            // Below ~64K weights the pool's wake-up costs more than the second core gains.
-            let minRows = max(4, (1 << 16) / max(cols, 1))
+            let minRows = minimumRows(cols: cols)
             if cols <= 2048 {
                 // Short rows are read one after another: a single sequential stream, which the
                 // hardware prefetcher follows best.
@@ -43,6 +53,10 @@ public enum MatVec {
             }
         }
     }
+
+    /// Rows per thread below which splitting is not worth it: under ~64K weights the pool's
+    /// wake-up costs more than the second core gains.
+    static func minimumRows(cols: Int) -> Int { max(4, (1 << 16) / max(cols, 1)) }
 
     /// Copies x with each full block of 16 reordered as its 8 even then its 8 odd elements.
     private static func deinterleave(_ x: UnsafePointer<Float>, _ cols: Int, into out: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
@@ -76,10 +90,10 @@ public enum MatVec {
             let x1 = rawX.loadUnaligned(fromByteOffset: c * 4 + 32, as: V.self)
             let (p0, q0) = W.load16(w0, c), (p1, q1) = W.load16(w1, c)
             let (p2, q2) = W.load16(w2, c), (p3, q3) = W.load16(w3, c)
-            a0.addProduct(p0, x0); b0.addProduct(q0, x1)
-            a1.addProduct(p1, x0); b1.addProduct(q1, x1)
-            a2.addProduct(p2, x0); b2.addProduct(q2, x1)
-            a3.addProduct(p3, x0); b3.addProduct(q3, x1)
+            a0.formMulAdd(p0, x0); b0.formMulAdd(q0, x1)
+            a1.formMulAdd(p1, x0); b1.formMulAdd(q1, x1)
+            a2.formMulAdd(p2, x0); b2.formMulAdd(q2, x1)
+            a3.formMulAdd(p3, x0); b3.formMulAdd(q3, x1)
             c += 16
         }
         var s0 = (a0 + b0).sum(), s1 = (a1 + b1).sum(), s2 = (a2 + b2).sum(), s3 = (a3 + b3).sum()
@@ -104,8 +118,8 @@ public enum MatVec {
         var c = 0
         while c + 16 <= cols {
             let (p, q) = W.load16(w, c)
-            a.addProduct(p, rawX.loadUnaligned(fromByteOffset: c * 4, as: V.self))
-            b.addProduct(q, rawX.loadUnaligned(fromByteOffset: c * 4 + 32, as: V.self))
+            a.formMulAdd(p, rawX.loadUnaligned(fromByteOffset: c * 4, as: V.self))
+            b.formMulAdd(q, rawX.loadUnaligned(fromByteOffset: c * 4 + 32, as: V.self))
             c += 16
         }
         var s = (a + b).sum()
@@ -155,7 +169,7 @@ enum BF16Row: WeightRow {
     }
 }
 
-/// IEEE binary16, widened with the hardware conversion (F16C on x86-64).
+/// IEEE binary16, widened by Swift's conversion (in hardware where the target has one).
 enum F16Row: WeightRow {
     static var size: Int { 2 }
     static var deinterleavesPairs: Bool { false }

@@ -90,7 +90,8 @@ public enum RowKernels {
         var acc = V(repeating: -.infinity)
         var c = 0
         while c + 8 <= count {
-            acc = pointwiseMax(acc, rx.loadUnaligned(fromByteOffset: c * 4, as: V.self))
+            let v = rx.loadUnaligned(fromByteOffset: c * 4, as: V.self)
+            acc.replace(with: v, where: v .> acc)  // a compare and a blend on every vector unit
             c += 8
         }
         var m = acc.max()
@@ -104,7 +105,7 @@ public enum RowKernels {
         var c = 0
         while c + 8 <= count {
             let v = rx.loadUnaligned(fromByteOffset: c * 4, as: V.self)
-            acc.addProduct(v, v)
+            acc.formMulAdd(v, v)
             c += 8
         }
         var s = acc.sum()

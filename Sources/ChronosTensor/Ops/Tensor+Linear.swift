@@ -40,8 +40,9 @@ extension Tensor {
     /// weight `[out, in]` (the PyTorch layout) in f32, f16 or bf16; returns `[T, out]`.
     ///
     /// A few tokens (decoding) stream the weight once per token through the matrix-vector
-    /// kernel; longer batches use GEMM — the backend's for f32 weights, the Swift one (which
-    /// widens 16-bit weights while packing) otherwise.
+    /// kernel; longer batches use the instruction set's activations-times-weights kernel for
+    /// every weight type (faster than packing the weights for a GEMM), or, where the processor
+    /// has none, the selected backend's GEMM for f32 weights and the Swift one otherwise.
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
         precondition(weight.rank == 2 && weight.isContiguous, "linear needs a contiguous 2-D weight, got \(weight.shape)")
         let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
@@ -57,12 +58,12 @@ extension Tensor {
                 MatVec.multiply(weights: weight.rawPointer, dtype: weight.dtype, rows: outFeatures, cols: inFeatures,
                                 x: xp + t * inFeatures, y: yp + t * outFeatures)
             }
-        } else if weight.dtype == .f32 {
+        } else if weight.dtype == .f32 && InstructionSet.current.kernels == nil && !(Backends.current is SwiftBackend) {
             Backends.current.sgemm(transA: false, transB: true, m: tokens, n: outFeatures, k: inFeatures, alpha: 1,
                                    a: xp, lda: inFeatures, b: weight.floatPointer, ldb: inFeatures, beta: 0, c: yp, ldc: outFeatures)
         } else {
-            SwiftGemm.gemm(transA: false, transB: true, m: tokens, n: outFeatures, k: inFeatures, alpha: 1, a: xp, lda: inFeatures,
-                           b: weight.rawPointer, bType: weight.dtype, ldb: inFeatures, beta: 0, c: yp, ldc: outFeatures)
+            SwiftGemm.multiplyTransposed(m: tokens, n: outFeatures, k: inFeatures, a: xp, lda: inFeatures, b: weight.rawPointer,
+                                         bType: weight.dtype, ldb: inFeatures, c: yp, ldc: outFeatures)
         }
         if let bias {
             precondition(bias.count == outFeatures, "linear: bias of \(bias.count) for \(outFeatures) outputs")

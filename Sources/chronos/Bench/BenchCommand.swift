@@ -35,15 +35,25 @@ struct Bench: ParsableCommand {
     struct Decode: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Decode tokens/s with every weight resident, beside the memory-bandwidth bound.",
-            discussion: "Without --model, writes a random Mixtral-shaped bf16 model (hidden 1024, 8 layers, 8 experts top-2, expert width 2816) to a temporary directory and removes it afterwards.")
+            discussion: "Without --model, writes a random Mixtral-shaped model (vocab 32000, hidden 1024, 8 layers, 8 experts top-2, expert width 2816, --dtype) to a temporary directory and removes it afterwards, or to --synthetic-directory and keeps it.")
 
         @Option(help: "Benchmark this model directory instead of a synthetic model.") var model: String?
+        @Option(help: "Without --model: write the synthetic model here and keep it (reused when already there).")
+        var syntheticDirectory: String?
+        @Option(help: "Weight type of the synthetic model: bf16, f16 or f32.") var dtype = "bf16"
+        @Option(parsing: .unconditional, help: "Prompt tokens processed before decoding.") var promptTokens = 16
         @Option(parsing: .unconditional, help: "Tokens to decode.") var tokens = 64
         @OptionGroup var backend: BackendOption
         @Flag(help: "Print one JSON object instead of a table.") var json = false
 
         func validate() throws {
-            try checkingOptions { try InvalidSetting.check("tokens", tokens, in: GenerationRequest.maxTokensRange) }
+            try checkingOptions {
+                try InvalidSetting.check("tokens", tokens, in: GenerationRequest.maxTokensRange)
+                try InvalidSetting.check("prompt-tokens", promptTokens, in: 1...4096)
+            }
+            guard let type = DType(rawValue: dtype), type.isFloatingPoint else {
+                throw ValidationError("--dtype '\(dtype)' is not one of bf16, f16, f32")
+            }
         }
 
         func run() throws {
@@ -51,8 +61,12 @@ struct Bench: ParsableCommand {
             let report = BenchReport(json: json)
             var bench = DecodeBench(report: report)
             bench.decodeTokens = tokens
-            try bench.run(directory: model, shape: DecodeBench.Shape())
-            try report.finish(context: ["threads": String(ThreadPool.shared.threadCount), "backend": Backends.current.name])
+            bench.promptTokens = promptTokens
+            var shape = DecodeBench.Shape()
+            shape.dtype = DType(rawValue: dtype) ?? .bf16
+            try bench.run(directory: model, shape: shape, keepingAt: syntheticDirectory)
+            try report.finish(context: ["threads": String(ThreadPool.shared.threadCount), "backend": Backends.current.name,
+                                        "isa": InstructionSet.current.rawValue])
         }
     }
 

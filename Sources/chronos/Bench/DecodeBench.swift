@@ -17,18 +17,22 @@ struct DecodeBench {
     var promptTokens = 16
     var decodeTokens = 64
 
-    /// Benchmarks the model in `directory`, or a synthetic one of `shape` written to a temporary directory.
-    func run(directory: String?, shape: Shape) throws {
+    /// Benchmarks the model in `directory`, or a synthetic one of `shape` written to `keepingAt`
+    /// (reused when it already holds one) or else to a temporary directory.
+    func run(directory: String?, shape: Shape, keepingAt kept: String? = nil) throws {
         var temporary: URL?
         defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
         let modelDirectory: URL
         if let directory {
             modelDirectory = URL(fileURLWithPath: directory)
+        } else if let kept, FileManager.default.fileExists(atPath: URL(fileURLWithPath: kept).appendingPathComponent("model.safetensors").path) {
+            modelDirectory = URL(fileURLWithPath: kept)
         } else {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("chronos-bench-\(UUID().uuidString)")
+            let dir = kept.map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-bench-\(UUID().uuidString)")
             report.progress("writing a random Mixtral-shaped model (hidden \(shape.hidden), \(shape.layers) layers, \(shape.experts) experts top-\(shape.topK), width \(shape.expertWidth), \(shape.dtype)) to \(dir.path)")
             try Self.writeSyntheticMixtral(shape, to: dir)
-            temporary = dir
+            if kept == nil { temporary = dir }
             modelDirectory = dir
         }
         report.progress("loading \(modelDirectory.path)")

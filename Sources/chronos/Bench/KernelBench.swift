@@ -33,15 +33,25 @@ struct KernelBench {
                                    bound: read, boundName: "streaming read"))
         }
 
-        report.progress("FMA peak on one core")
-        let peak = fmaPeak()
-        report.progress("GEMM 1024³, swift, 1 thread")
-        let swiftOne = gemmRate { a, b, c, n in
-            SwiftGemm.sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
-                            beta: 0, c: c, ldc: n, pool: ThreadPool(threadCount: 1))
+        let isa = InstructionSet.current
+        report.progress("FMA peak on one core and on all \(pool.threadCount) at once (\(isa))")
+        let peakOne = fmaPeak(isa, pool: ThreadPool(threadCount: 1))
+        let peak = fmaPeak(isa, pool: pool)
+        report.add(Measurement(name: "FMA peak, 1 core (\(isa))", value: peakOne, unit: "GFLOP/s", bound: nil, boundName: nil))
+        report.add(Measurement(name: "FMA peak, \(pool.threadCount) cores (\(isa))", value: peak, unit: "GFLOP/s", bound: nil, boundName: nil))
+        if let dotPeak = bf16DotPeak(isa) {
+            report.add(Measurement(name: "bf16 dot-product peak, 1 core (\(isa))", value: dotPeak, unit: "GFLOP/s", bound: nil, boundName: nil))
         }
-        report.add(Measurement(name: "gemm 1024³ swift, 1 thread", value: swiftOne, unit: "GFLOP/s",
-                               bound: peak, boundName: "FMA peak, 1 core"))
+        for threads in Set([1, pool.threadCount]).sorted() {
+            report.progress("GEMM 1024³, swift (\(isa)), \(threads) thread\(threads == 1 ? "" : "s")")
+            let threadPool = threads == pool.threadCount ? pool : ThreadPool(threadCount: threads)
+            let rate = gemmRate { a, b, c, n in
+                SwiftGemm.sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                                beta: 0, c: c, ldc: n, pool: threadPool)
+            }
+            report.add(Measurement(name: "gemm 1024³ swift (\(isa)), \(threads) thread\(threads == 1 ? "" : "s")", value: rate,
+                                   unit: "GFLOP/s", bound: threads == 1 ? peakOne : peak, boundName: "FMA peak, \(threads) core\(threads == 1 ? "" : "s")"))
+        }
         var direct: Double?
         if let blas = Backends.statuses.first(where: { $0.name == "openblas" })?.backend {
             report.progress("GEMM 1024³, OpenBLAS called directly")
@@ -50,12 +60,12 @@ struct KernelBench {
                            beta: 0, c: c, ldc: n)
             }
             report.add(Measurement(name: "gemm 1024³ openblas direct", value: direct!, unit: "GFLOP/s",
-                                   bound: peak * Double(pool.threadCount), boundName: "FMA peak, all cores"))
+                                   bound: peak, boundName: "FMA peak, all cores"))
         }
         for status in Backends.statuses where status.isAvailable {
             report.progress("GEMM 1024³ through Tensor.matmul, backend \(status.name)")
             let rate = matmulRate(backend: status.backend!)
-            let bound = status.name == "swift" ? peak * Double(pool.threadCount) : direct
+            let bound = status.name == "swift" ? peak : direct
             let boundName = status.name == "swift" ? "FMA peak, all cores" : "\(status.name) direct"
             report.add(Measurement(name: "gemm 1024³ \(status.name) (Tensor.matmul)", value: rate, unit: "GFLOP/s",
                                    bound: bound, boundName: boundName))
@@ -119,24 +129,44 @@ struct KernelBench {
         return 2 * Double(n * n * n) / seconds / 1e9
     }
 
-    /// GFLOP/s of twelve independent 8-lane FMA chains held in registers: the compute peak.
-    func fmaPeak() -> Double {
-        typealias V = SIMD8<Float>
+    /// GFLOP/s of independent multiply-add chains held in registers at the width of `isa`, run
+    /// on every thread of `pool` at once: the compute peak of that many cores, best of 3.
+    func fmaPeak(_ isa: InstructionSet, pool: ThreadPool) -> Double {
         let iterations = 20_000_000
-        var acc = (0..<12).map { V(repeating: Float($0)) }
-        let m = V(repeating: 0.999999), add = V(repeating: 1e-7)
+        let threads = pool.threadCount
         let seconds = Stopwatch.best(repeats: 3) {
-            var c0 = acc[0], c1 = acc[1], c2 = acc[2], c3 = acc[3], c4 = acc[4], c5 = acc[5]
-            var c6 = acc[6], c7 = acc[7], c8 = acc[8], c9 = acc[9], c10 = acc[10], c11 = acc[11]
-            for _ in 0..<iterations {
-                c0 = c0.addingProduct(c0, m); c1 = c1.addingProduct(c1, m); c2 = c2.addingProduct(c2, m)
-                c3 = c3.addingProduct(c3, m); c4 = c4.addingProduct(c4, m); c5 = c5.addingProduct(c5, m)
-                c6 = c6.addingProduct(c6, m); c7 = c7.addingProduct(c7, m); c8 = c8.addingProduct(c8, m)
-                c9 = c9.addingProduct(c9, m); c10 = c10.addingProduct(c10, m); c11 = c11.addingProduct(c11, m)
+            pool.parallelFor(threads) { _ in
+                if isa.runFMAPeak(iterations: iterations) == nil { Self.swiftFMAChains(iterations: iterations) }
             }
-            acc = [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11].map { $0 * add }
         }
-        return Double(iterations) * 12 * 16 / seconds / 1e9
+        // Operations of one iteration: the C loop says; the Swift one is 12 chains × 8 lanes × 2.
+        let perIteration = isa.runFMAPeak(iterations: 1) ?? 12 * 8 * 2
+        return perIteration * Double(iterations * threads) / seconds / 1e9
+    }
+
+    /// The portable sets' peak loop: twelve chains of 8-lane multiply-adds in Swift SIMD.
+    static func swiftFMAChains(iterations: Int) {
+        typealias V = SIMD8<Float>
+        var c0 = V(repeating: 0), c1 = V(repeating: 1), c2 = V(repeating: 2), c3 = V(repeating: 3)
+        var c4 = V(repeating: 4), c5 = V(repeating: 5), c6 = V(repeating: 6), c7 = V(repeating: 7)
+        var c8 = V(repeating: 8), c9 = V(repeating: 9), c10 = V(repeating: 10), c11 = V(repeating: 11)
+        let m = V(repeating: 0.999999)
+        for _ in 0..<iterations {
+            c0 = c0.mulAdd(c0, m); c1 = c1.mulAdd(c1, m); c2 = c2.mulAdd(c2, m)
+            c3 = c3.mulAdd(c3, m); c4 = c4.mulAdd(c4, m); c5 = c5.mulAdd(c5, m)
+            c6 = c6.mulAdd(c6, m); c7 = c7.mulAdd(c7, m); c8 = c8.mulAdd(c8, m)
+            c9 = c9.mulAdd(c9, m); c10 = c10.mulAdd(c10, m); c11 = c11.mulAdd(c11, m)
+        }
+        let total = [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11].reduce(V(), +).sum()
+        if total.isNaN { print("", terminator: "") }  // keeps the chains from being optimised away
+    }
+
+    /// GFLOP/s of independent bf16 dot-product chains on one core, where `isa` has them.
+    func bf16DotPeak(_ isa: InstructionSet) -> Double? {
+        guard isa.runBF16DotPeak(iterations: 1) != nil else { return nil }
+        var operations = 0.0
+        let seconds = Stopwatch.best(repeats: 3) { operations = isa.runBF16DotPeak(iterations: 20_000_000)! }
+        return operations / seconds / 1e9
     }
 
     /// Fills a tensor with a cheap deterministic pattern in [-0.5, 0.5).

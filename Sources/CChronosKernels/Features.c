@@ -1,0 +1,66 @@
+// Which instruction sets this processor and its operating system support, read once from cpuid
+// and xgetbv, and the table of kernels for each.
+
+#include "ChronosKernels.h"
+#include "Kernels.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+static uint64_t read_xcr0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+int chronos_isa_supported(chronos_isa isa) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(1, 0, &a, &b, &c, &d)) return 0;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return 0;
+    uint64_t xcr0 = read_xcr0();
+    // The OS must save the YMM state (bits 1–2) for AVX, and the opmask and ZMM state (bits 5–7) for AVX-512.
+    if ((xcr0 & 0x6) != 0x6) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int avx2 = (b >> 5) & 1;
+    int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    int baseline = avx2 && fma && f16c;
+    int wide = baseline && avx512f && avx512dq && avx512bw && avx512vl && (xcr0 & 0xE0) == 0xE0;
+    switch (isa) {
+    case CHRONOS_ISA_AVX2: return baseline;
+    case CHRONOS_ISA_AVX512: return wide;
+    case CHRONOS_ISA_AVX512BF16: {
+        unsigned a1, b1, c1, d1;
+        if (!wide || !__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) return 0;
+        return (a1 >> 5) & 1;
+    }
+    }
+    return 0;
+}
+
+const chronos_kernels *chronos_kernels_for(chronos_isa isa) {
+    switch (isa) {
+    case CHRONOS_ISA_AVX2: return &chronos_kernels_avx2;
+    case CHRONOS_ISA_AVX512: return &chronos_kernels_avx512;
+    case CHRONOS_ISA_AVX512BF16: return &chronos_kernels_avx512bf16;
+    }
+    return NULL;
+}
+
+#else
+
+int chronos_isa_supported(chronos_isa isa) { (void)isa; return 0; }
+const chronos_kernels *chronos_kernels_for(chronos_isa isa) { (void)isa; return NULL; }
+
+#endif
+
+void chronos_f32_to_bf16(const float *a, uint16_t *out, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        union { float f; uint32_t u; } v = { a[i] };
+        if ((v.u & 0x7FFFFFFF) > 0x7F800000) {
+            out[i] = 0x7FC0;
+        } else {
+            out[i] = (uint16_t)((v.u + 0x7FFF + ((v.u >> 16) & 1)) >> 16);
+        }
+    }
+}

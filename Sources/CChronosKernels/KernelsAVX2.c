@@ -1,0 +1,229 @@
+// The AVX2 + FMA + F16C kernels: the x86-64 baseline, 8 lanes of f32.
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "Kernels.h"
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
+
+/// Eight elements of a `dtype` row from index i, widened to f32.
+AVX2 INLINE __m256 load8(int dtype, const void *p, ptrdiff_t i) {
+    switch (dtype) {
+    case CHRONOS_F32: return _mm256_loadu_ps((const float *)p + i);
+    case CHRONOS_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    default: {
+        __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+    }
+    }
+}
+
+/// Element i of a `dtype` row, widened to f32.
+AVX2 INLINE float load1(int dtype, const void *p, ptrdiff_t i) {
+    switch (dtype) {
+    case CHRONOS_F32: return ((const float *)p)[i];
+    case CHRONOS_F16: return _cvtsh_ss(((const uint16_t *)p)[i]);
+    default: {
+        union { uint32_t u; float f; } v = { (uint32_t)((const uint16_t *)p)[i] << 16 };
+        return v.f;
+    }
+    }
+}
+
+AVX2 INLINE size_t element_size(int dtype) { return dtype == CHRONOS_F32 ? 4 : 2; }
+
+AVX2 INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// MARK: Matrix-vector
+
+/// Σ_c w[c] · x[c] for one row.
+AVX2 INLINE float dot_row(int dtype, const char *w, ptrdiff_t cols, const float *x) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    ptrdiff_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        a = _mm256_fmadd_ps(load8(dtype, w, c), _mm256_loadu_ps(x + c), a);
+        b = _mm256_fmadd_ps(load8(dtype, w, c + 8), _mm256_loadu_ps(x + c + 8), b);
+    }
+    float s = hsum(_mm256_add_ps(a, b));
+    for (; c < cols; c++) s += load1(dtype, w, c) * x[c];
+    return s;
+}
+
+AVX2 INLINE void matvec_typed(int dtype, const void *weights, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols,
+                              const float *x, float *y) {
+    const size_t stride = (size_t)cols * element_size(dtype);
+    const char *base = (const char *)weights;
+    ptrdiff_t r = row0;
+    // Short rows are read one after another, a single stream the prefetcher follows best; long
+    // rows go four at a time, sharing each load of x.
+    if (cols > 2048) {
+        for (; r + 4 <= row1; r += 4) {
+            const char *w0 = base + r * stride, *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            ptrdiff_t c = 0;
+            for (; c + 16 <= cols; c += 16) {
+                __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
+                a0 = _mm256_fmadd_ps(load8(dtype, w0, c), x0, a0); b0 = _mm256_fmadd_ps(load8(dtype, w0, c + 8), x1, b0);
+                a1 = _mm256_fmadd_ps(load8(dtype, w1, c), x0, a1); b1 = _mm256_fmadd_ps(load8(dtype, w1, c + 8), x1, b1);
+                a2 = _mm256_fmadd_ps(load8(dtype, w2, c), x0, a2); b2 = _mm256_fmadd_ps(load8(dtype, w2, c + 8), x1, b2);
+                a3 = _mm256_fmadd_ps(load8(dtype, w3, c), x0, a3); b3 = _mm256_fmadd_ps(load8(dtype, w3, c + 8), x1, b3);
+            }
+            float s0 = hsum(_mm256_add_ps(a0, b0)), s1 = hsum(_mm256_add_ps(a1, b1));
+            float s2 = hsum(_mm256_add_ps(a2, b2)), s3 = hsum(_mm256_add_ps(a3, b3));
+            for (; c < cols; c++) {
+                s0 += load1(dtype, w0, c) * x[c]; s1 += load1(dtype, w1, c) * x[c];
+                s2 += load1(dtype, w2, c) * x[c]; s3 += load1(dtype, w3, c) * x[c];
+            }
+            y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;
+        }
+    }
+    for (; r < row1; r++) y[r] = dot_row(dtype, base + r * stride, cols, x);
+}
+
+AVX2 static void matvec(int dtype, const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const float *x, float *y) {
+    switch (dtype) {
+    case CHRONOS_F32: matvec_typed(CHRONOS_F32, w, row0, row1, cols, x, y); break;
+    case CHRONOS_F16: matvec_typed(CHRONOS_F16, w, row0, row1, cols, x, y); break;
+    default: matvec_typed(CHRONOS_BF16, w, row0, row1, cols, x, y); break;
+    }
+}
+
+// MARK: Activations times weights (prefill)
+
+enum { RM = 4, RN = 3 };
+
+/// c[i, j] for i < rm, j < rn: rm rows of activations against rn weight rows, accumulated
+/// along k in rm × rn registers and summed across lanes at the end.
+AVX2 INLINE void tile_nt(int dtype, int rm, int rn, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                         const char *b, size_t bstride, float *c, ptrdiff_t ldc) {
+    __m256 acc[RM][RN];
+    for (int i = 0; i < rm; i++)
+        for (int j = 0; j < rn; j++) acc[i][j] = _mm256_setzero_ps();
+    ptrdiff_t p = 0;
+    for (; p + 8 <= k; p += 8) {
+        __m256 bv[RN];
+        for (int j = 0; j < rn; j++) bv[j] = load8(dtype, b + j * bstride, p);
+        for (int i = 0; i < rm; i++) {
+            __m256 av = _mm256_loadu_ps(a + i * lda + p);
+            for (int j = 0; j < rn; j++) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < rm; i++) {
+        for (int j = 0; j < rn; j++) {
+            float s = hsum(acc[i][j]);
+            for (ptrdiff_t q = p; q < k; q++) s += a[i * lda + q] * load1(dtype, b + j * bstride, q);
+            c[i * ldc + j] = s;
+        }
+    }
+}
+
+AVX2 INLINE void gemm_nt_typed(int dtype, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k, const float *a,
+                               ptrdiff_t lda, const void *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc) {
+    const size_t bstride = (size_t)ldb * element_size(dtype);
+    for (ptrdiff_t j = col0; j < col1; j += RN) {
+        const int rn = col1 - j < RN ? (int)(col1 - j) : RN;
+        const char *bj = (const char *)b + j * bstride;
+        for (ptrdiff_t i = 0; i < m; i += RM) {
+            const int rm = m - i < RM ? (int)(m - i) : RM;
+            const float *ai = a + i * lda;
+            float *ci = c + i * ldc + j;
+#define TILE(M, N) case (M) * 8 + (N): tile_nt(dtype, M, N, k, ai, lda, bj, bstride, ci, ldc); break;
+            switch (rm * 8 + rn) {
+                TILE(4, 3) TILE(4, 2) TILE(4, 1) TILE(3, 3) TILE(3, 2) TILE(3, 1)
+                TILE(2, 3) TILE(2, 2) TILE(2, 1) TILE(1, 3) TILE(1, 2) TILE(1, 1)
+            }
+#undef TILE
+        }
+    }
+}
+
+AVX2 static void gemm_nt(int dtype, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k, const void *a,
+                         ptrdiff_t lda, const void *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc) {
+    switch (dtype) {
+    case CHRONOS_F32: gemm_nt_typed(CHRONOS_F32, m, col0, col1, k, a, lda, b, ldb, c, ldc); break;
+    case CHRONOS_F16: gemm_nt_typed(CHRONOS_F16, m, col0, col1, k, a, lda, b, ldb, c, ldc); break;
+    default: gemm_nt_typed(CHRONOS_BF16, m, col0, col1, k, a, lda, b, ldb, c, ldc); break;
+    }
+}
+
+// MARK: Packed GEMM tile (6 × 16)
+
+AVX2 static void tile(ptrdiff_t kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int rows, int cols,
+                      float alpha, float beta) {
+    __m256 acc[6][2];
+    for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_loadu_ps(b + p * 16), b1 = _mm256_loadu_ps(b + p * 16 + 8);
+        for (int i = 0; i < 6; i++) {
+            __m256 x = _mm256_broadcast_ss(a + p * 6 + i);
+            acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+        }
+    }
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    if (rows == 6 && cols == 16) {
+        for (int i = 0; i < 6; i++) {
+            float *row = c + i * ldc;
+            __m256 lo = _mm256_mul_ps(va, acc[i][0]), hi = _mm256_mul_ps(va, acc[i][1]);
+            if (beta != 0) {
+                lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row), lo);
+                hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8), hi);
+            }
+            _mm256_storeu_ps(row, lo);
+            _mm256_storeu_ps(row + 8, hi);
+        }
+        return;
+    }
+    float out[6 * 16];
+    for (int i = 0; i < 6; i++) {
+        _mm256_storeu_ps(out + i * 16, acc[i][0]);
+        _mm256_storeu_ps(out + i * 16 + 8, acc[i][1]);
+    }
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            c[i * ldc + j] = alpha * out[i * 16 + j] + (beta != 0 ? beta * c[i * ldc + j] : 0);
+}
+
+// MARK: Vectors
+
+AVX2 static float dot(const float *a, const float *b, ptrdiff_t n) {
+    return dot_row(CHRONOS_F32, (const char *)a, n, b);
+}
+
+AVX2 static void axpy(float alpha, const float *x, float *y, ptrdiff_t n) {
+    __m256 s = _mm256_set1_ps(alpha);
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(s, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += alpha * x[i];
+}
+
+// MARK: Peak
+
+AVX2 static double fma_peak(long iterations) {
+    // Ten independent chains cover the multiply-add latency on both FMA ports.
+    __m256 c[10], x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-6f);
+    for (int i = 0; i < 10; i++) c[i] = _mm256_set1_ps((float)i);
+    for (long n = 0; n < iterations; n++) {
+        for (int i = 0; i < 10; i++) c[i] = _mm256_fmadd_ps(c[i], x, y);
+        __asm__ volatile("" : "+x"(c[0]), "+x"(c[1]), "+x"(c[2]), "+x"(c[3]), "+x"(c[4]),
+                         "+x"(c[5]), "+x"(c[6]), "+x"(c[7]), "+x"(c[8]), "+x"(c[9]));
+    }
+    volatile float sink = 0;
+    for (int i = 0; i < 10; i++) sink += hsum(c[i]);
+    (void)sink;
+    return (double)iterations * 10 * 8 * 2;
+}
+
+const chronos_kernels chronos_kernels_avx2 = {
+    .mr = 6, .nr = 16, .bf16_activations = 0,
+    .tile = tile, .matvec = matvec, .gemm_nt = gemm_nt, .dot = dot, .axpy = axpy,
+    .fma_peak = fma_peak, .bf16_dot_peak = NULL,
+};
+
+#endif
