@@ -8,7 +8,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/chronos-consumer.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 git clone -q --bare . "$work/chronos.git"
 git -C "$work/chronos.git" tag 1.0.0 HEAD
+cp -R Tests/Consumer "$work/consumer"
 echo "building Tests/Consumer against $work/chronos.git at 1.0.0"
 CHRONOS_REPOSITORY="file://$work/chronos.git" CHRONOS_VERSION=1.0.0 \
-    swift build --package-path Tests/Consumer --scratch-path "$work/build" -q
+    swift build --package-path "$work/consumer" --scratch-path "$work/build" -q
 "$work/build/debug/ChronosConsumer"
