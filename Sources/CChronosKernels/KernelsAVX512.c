@@ -264,16 +264,18 @@ AVX512BF16 static void matvec_bf16(int dtype, const void *weights, ptrdiff_t row
     if (xb != local) free(xb);
 }
 
-// MARK: Packed GEMM tile (12 × 32)
+// MARK: Packed GEMM tile (TILE_ROWS × 32)
+
+enum { TILE_ROWS = 6 };
 
 AVX512 static void tile(ptrdiff_t kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int rows, int cols,
                         float alpha, float beta) {
-    __m512 acc[12][2];
-    for (int i = 0; i < 12; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    __m512 acc[TILE_ROWS][2];
+    for (int i = 0; i < TILE_ROWS; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (ptrdiff_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_loadu_ps(b + p * 32), b1 = _mm512_loadu_ps(b + p * 32 + 16);
-        for (int i = 0; i < 12; i++) {
-            __m512 x = _mm512_set1_ps(a[p * 12 + i]);
+        for (int i = 0; i < TILE_ROWS; i++) {
+            __m512 x = _mm512_set1_ps(a[p * TILE_ROWS + i]);
             acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
         }
@@ -349,13 +351,13 @@ AVX512BF16 static double bf16_dot_peak(long iterations) {
 }
 
 const chronos_kernels chronos_kernels_avx512 = {
-    .mr = 12, .nr = 32, .bf16_activations = 0,
+    .mr = TILE_ROWS, .nr = 32, .bf16_activations = 0,
     .tile = tile, .matvec = matvec, .gemm_nt = gemm_nt, .dot = dot, .axpy = axpy,
     .fma_peak = fma_peak, .bf16_dot_peak = NULL,
 };
 
 const chronos_kernels chronos_kernels_avx512bf16 = {
-    .mr = 12, .nr = 32, .bf16_activations = 1,
+    .mr = TILE_ROWS, .nr = 32, .bf16_activations = 1,
     .tile = tile, .matvec = matvec_bf16, .gemm_nt = gemm_nt_bf16, .dot = dot, .axpy = axpy,
     .fma_peak = fma_peak, .bf16_dot_peak = bf16_dot_peak,
 };

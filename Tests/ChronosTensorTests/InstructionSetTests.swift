@@ -1,4 +1,4 @@
-import ChronosTensor
+@testable import ChronosTensor
 import ChronosTestSupport
 import Foundation
 import XCTest
@@ -78,11 +78,13 @@ final class InstructionSetTests: XCTestCase {
                 let a = random.values(m * k), b = random.values(k * n), c0 = random.values(m * n)
                 let expected = Naive.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: transA ? m : k,
                                           b: b, ldb: transB ? k : n, beta: 2, c: c0, ldc: n)
+                // The set's own tile, even where the GEMM would pick a narrower one here.
                 var c = c0
                 a.withUnsafeBufferPointer { ap in
                     b.withUnsafeBufferPointer { bp in
-                        SwiftGemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!,
-                                        lda: transA ? m : k, b: bp.baseAddress!, ldb: transB ? k : n, beta: 2, c: &c, ldc: n, isa: isa)
+                        SwiftGemm.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!,
+                                       lda: transA ? m : k, b: UnsafeRawPointer(bp.baseAddress!), bType: .f32, ldb: transB ? k : n,
+                                       beta: 2, c: &c, ldc: n, pool: .shared, tile: .init(isa, narrowerWhereFaster: false))
                     }
                 }
                 assertClose(c, expected, tolerance: 1e-4, "\(isa) gemm \(transA) \(transB) \(m)×\(n)×\(k)", file: file, line: line)

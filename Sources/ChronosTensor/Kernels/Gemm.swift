@@ -12,7 +12,6 @@ import CChronosKernels
 /// `multiplyTransposed` is the other shape: activations times row-major weights, C = A·Bᵀ,
 /// with no packing, for the projections of a batch of tokens.
 public enum SwiftGemm {
-    static let kc = 256
     static let mc = 96
     static let nc = 4096
 
@@ -34,7 +33,16 @@ public enum SwiftGemm {
         a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared, isa: InstructionSet = .current
     ) {
-        let tile = Tile(isa)
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, bType: bType, ldb: ldb,
+             beta: beta, c: c, ldc: ldc, pool: pool, tile: Tile(isa))
+    }
+
+    /// As `gemm` with a given register tile (the tests reach every instruction set's tile so).
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool, tile: Tile
+    ) {
         switch bType {
         case .f32: blocked(F32Row.self, tile, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
         case .bf16: blocked(BF16Row.self, tile, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool)
@@ -82,9 +90,15 @@ public enum SwiftGemm {
         typealias Kernel = @convention(c) (Int, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int,
                                            Int32, Int32, Float, Float) -> Void
         let mr: Int, nr: Int
+        /// Steps of k per packed block: a `kc × nr` panel of B takes 16 KiB, so it stays in
+        /// the L1 cache while the panels of A stream past it.
+        var kc: Int { 4096 / nr }
         let kernel: Kernel?
 
-        init(_ isa: InstructionSet) {
+        /// The tile of `isa`; with `narrowerWhereFaster`, the 256-bit tile on processors that
+        /// split 512-bit multiply-adds in two, where it runs the GEMM faster.
+        init(_ isa: InstructionSet, narrowerWhereFaster: Bool = true) {
+            let isa = isa.hasFullWidthFMA || !narrowerWhereFaster ? isa : .avx2
             if let kernels = isa.kernels {
                 mr = Int(kernels.mr)
                 nr = Int(kernels.nr)
@@ -120,9 +134,11 @@ public enum SwiftGemm {
             scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
             return
         }
-        let mr = tile.mr, nr = tile.nr
-        let packedB = UnsafeMutablePointer<Float>.allocate(capacity: kc * (min(n, nc) + nr))
-        defer { packedB.deallocate() }
+        let mr = tile.mr, nr = tile.nr, kc = tile.kc
+        // Panels start on cache lines, so no vector load of the tile straddles two.
+        let packedBytes = UnsafeMutableRawPointer.allocate(byteCount: 4 * kc * (min(n, nc) + nr), alignment: 64)
+        defer { packedBytes.deallocate() }
+        let packedB = packedBytes.bindMemory(to: Float.self, capacity: kc * (min(n, nc) + nr))
         for jc in stride(from: 0, to: n, by: nc) {
             let ncBlock = min(nc, n - jc)
             let panelsB = (ncBlock + nr - 1) / nr
@@ -136,9 +152,15 @@ public enum SwiftGemm {
                           into: packedB)
                 }
                 let blockBeta: Float = pc == 0 ? beta : 1
+                // Row blocks of at most mc rows, as many as a multiple of the threads and of even
+                // size, so that no thread is left with one block more than another.
+                let threads = pool.threadCount
+                let fewest = (m + mc - 1) / mc
+                let balanced = fewest == 1 ? 1 : (fewest + threads - 1) / threads * threads
+                let mc = ((m + balanced - 1) / balanced + mr - 1) / mr * mr
                 let rowBlocks = (m + mc - 1) / mc
                 // Enough tasks to keep every thread busy even when m is a single block.
-                let splits = min(panelsB, max(1, (pool.threadCount * 2 + rowBlocks - 1) / rowBlocks))
+                let splits = min(panelsB, max(1, (threads * 2 + rowBlocks - 1) / rowBlocks))
                 let panelsPerSplit = (panelsB + splits - 1) / splits
                 pool.parallelFor(rowBlocks * splits) { task in
                     let ic = (task / splits) * mc
@@ -147,8 +169,9 @@ public enum SwiftGemm {
                     let lastPanel = min(panelsB, firstPanel + panelsPerSplit)
                     if firstPanel >= lastPanel { return }
                     let panelsA = (mcBlock + mr - 1) / mr
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: panelsA * mr * kcBlock + mr * nr) { scratch in
-                        let packedA = scratch.baseAddress!
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: panelsA * mr * kcBlock + mr * nr + 16) { scratch in
+                        let base = UInt(bitPattern: scratch.baseAddress!)
+                        let packedA = UnsafeMutablePointer<Float>(bitPattern: (base + 63) & ~63)!
                         let out = packedA + panelsA * mr * kcBlock
                         chronos_pack_a(transA ? 1 : 0, a, lda, ic, mcBlock, pc, kcBlock, Int32(mr), packedA)
                         for panel in firstPanel..<lastPanel {

@@ -66,6 +66,31 @@ public enum InstructionSet: String, CaseIterable, Sendable, CustomStringConverti
     /// does on such processors.
     public var roundsActivationsToBF16: Bool { (kernels?.bf16_activations ?? 0) != 0 }
 
+    /// Whether the set's vectors multiply-add at full width: true for all but the AVX-512 sets
+    /// on processors whose 512-bit multiply-adds run no faster than two 256-bit ones (timed
+    /// once, about a millisecond).
+    public var hasFullWidthFMA: Bool {
+        switch self {
+        case .avx512, .avx512bf16: Self.avx512FMAIsFullWidth
+        default: true
+        }
+    }
+
+    private static let avx512FMAIsFullWidth: Bool = {
+        guard let wide = InstructionSet.avx512.kernels, let narrow = InstructionSet.avx2.kernels else { return false }
+        func rate(_ peak: @convention(c) (Int) -> Double) -> Double {
+            var best = 0.0
+            for _ in 0..<3 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let operations = peak(20_000)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                best = max(best, operations / max(seconds, 1e-9))
+            }
+            return best
+        }
+        return rate(wide.fma_peak) > 1.3 * rate(narrow.fma_peak)
+    }()
+
     /// Runs `iterations` rounds of independent multiply-adds at the set's full width and
     /// returns the floating-point operations done; nil for the portable sets.
     public func runFMAPeak(iterations: Int) -> Double? {

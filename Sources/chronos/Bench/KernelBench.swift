@@ -42,6 +42,9 @@ struct KernelBench {
         if let dotPeak = bf16DotPeak(isa) {
             report.add(Measurement(name: "bf16 dot-product peak, 1 core (\(isa))", value: dotPeak, unit: "GFLOP/s", bound: nil, boundName: nil))
         }
+        if !isa.hasFullWidthFMA {
+            report.progress("this processor's 512-bit multiply-adds run no faster than 256-bit ones: the GEMM uses the 256-bit tile")
+        }
         for threads in Set([1, pool.threadCount]).sorted() {
             report.progress("GEMM 1024³, swift (\(isa)), \(threads) thread\(threads == 1 ? "" : "s")")
             let threadPool = threads == pool.threadCount ? pool : ThreadPool(threadCount: threads)
