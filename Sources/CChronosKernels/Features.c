@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#include <immintrin.h>
 
 static uint64_t read_xcr0(void) {
     uint32_t lo, hi;
@@ -38,6 +39,32 @@ int chronos_isa_supported(chronos_isa isa) {
     return 0;
 }
 
+static int has_avx512_vnni(void) {
+    unsigned a, b, c, d;
+    if (!chronos_isa_supported(CHRONOS_ISA_AVX512) || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (c >> 11) & 1;
+}
+
+__attribute__((target("avx512f,avx512vnni")))
+static double int8_dot_peak(long iterations) {
+    __m512i c[12];
+    const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(-2);
+    for (int i = 0; i < 12; i++) c[i] = _mm512_set1_epi32(i);
+    for (long n = 0; n < iterations; n++) {
+        for (int i = 0; i < 12; i++) c[i] = _mm512_dpbusd_epi32(c[i], x, y);
+        __asm__ volatile("" : "+v"(c[0]), "+v"(c[1]), "+v"(c[2]), "+v"(c[3]), "+v"(c[4]), "+v"(c[5]),
+                         "+v"(c[6]), "+v"(c[7]), "+v"(c[8]), "+v"(c[9]), "+v"(c[10]), "+v"(c[11]));
+    }
+    volatile int sink = 0;
+    for (int i = 0; i < 12; i++) sink += _mm512_reduce_add_epi32(c[i]);
+    (void)sink;
+    return (double)iterations * 12 * 64 * 2;
+}
+
+double chronos_int8_dot_peak(long iterations) {
+    return has_avx512_vnni() ? int8_dot_peak(iterations) : 0;
+}
+
 const chronos_kernels *chronos_kernels_for(chronos_isa isa) {
     switch (isa) {
     case CHRONOS_ISA_AVX2: return &chronos_kernels_avx2;
@@ -50,6 +77,7 @@ const chronos_kernels *chronos_kernels_for(chronos_isa isa) {
 #else
 
 int chronos_isa_supported(chronos_isa isa) { (void)isa; return 0; }
+double chronos_int8_dot_peak(long iterations) { (void)iterations; return 0; }
 const chronos_kernels *chronos_kernels_for(chronos_isa isa) { (void)isa; return NULL; }
 
 #endif

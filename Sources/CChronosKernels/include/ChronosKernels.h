@@ -57,6 +57,11 @@ typedef struct {
 /// Whether this processor and operating system can run `isa` (cpuid and the saved register state).
 int chronos_isa_supported(chronos_isa isa);
 
+/// Runs `iterations` rounds of independent AVX512-VNNI int8 dot products (vpdpbusd, 64
+/// multiply-adds each) and returns the integer operations done (a multiply-add counts two), or
+/// 0 where the processor lacks AVX512-VNNI.
+double chronos_int8_dot_peak(long iterations);
+
 /// The kernels for `isa`, or NULL when this build has none for it (not x86-64).
 const chronos_kernels *chronos_kernels_for(chronos_isa isa);
 

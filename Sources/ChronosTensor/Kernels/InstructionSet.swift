@@ -102,6 +102,13 @@ public enum InstructionSet: String, CaseIterable, Sendable, CustomStringConverti
         kernels?.bf16_dot_peak.map { $0(iterations) }
     }
 
+    /// Runs `iterations` rounds of AVX512-VNNI int8 dot products and returns the integer
+    /// operations done; nil where the processor lacks them.
+    public static func runInt8DotPeak(iterations: Int) -> Double? {
+        let operations = chronos_int8_dot_peak(iterations)
+        return operations > 0 ? operations : nil
+    }
+
     /// The C kernels of the set, or nil for the portable Swift kernels.
     var kernels: chronos_kernels? {
         switch self {

@@ -40,7 +40,13 @@ struct KernelBench {
         report.add(Measurement(name: "FMA peak, 1 core (\(isa))", value: peakOne, unit: "GFLOP/s", bound: nil, boundName: nil))
         report.add(Measurement(name: "FMA peak, \(pool.threadCount) cores (\(isa))", value: peak, unit: "GFLOP/s", bound: nil, boundName: nil))
         if let dotPeak = bf16DotPeak(isa) {
-            report.add(Measurement(name: "bf16 dot-product peak, 1 core (\(isa))", value: dotPeak, unit: "GFLOP/s", bound: nil, boundName: nil))
+            report.add(Measurement(name: "bf16 dot peak, 1 core (\(isa))", value: dotPeak, unit: "GFLOP/s", bound: nil, boundName: nil))
+        }
+        if InstructionSet.runInt8DotPeak(iterations: 1) != nil {
+            var operations = 0.0
+            let seconds = Stopwatch.best(repeats: 3) { operations = InstructionSet.runInt8DotPeak(iterations: 20_000_000)! }
+            report.add(Measurement(name: "int8 dot peak, 1 core (avx512-vnni)", value: operations / seconds / 1e9,
+                                   unit: "GOP/s", bound: nil, boundName: nil))
         }
         if !isa.hasFullWidthFMA {
             report.progress("this processor's 512-bit multiply-adds run no faster than 256-bit ones: the GEMM uses the 256-bit tile")
