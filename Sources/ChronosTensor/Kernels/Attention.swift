@@ -116,7 +116,7 @@ public enum AttentionKernel {
     /// Σ a[i] · b[i], with the instruction set's kernel where it has one.
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        if let kernels = InstructionSet.current.kernels { return kernels.dot(a, b, n) }
+        if let kernel = VectorKernels.dot { return kernel(a, b, n) }
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         var acc = SIMD8<Float>()
         var i = 0

@@ -29,7 +29,7 @@ public enum Elementwise {
     /// y[i] += s · x[i] on the calling thread only (for use inside parallel regions on short rows).
     @inline(__always)
     public static func addScaledSerial(_ x: UnsafePointer<Float>, by s: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
-        if let kernels = InstructionSet.current.kernels { return kernels.axpy(s, x, y, count) }
+        if let kernel = VectorKernels.axpy { return kernel(s, x, y, count) }
         let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y), sv = V(repeating: s)
         var i = 0
         while i + 8 <= count {

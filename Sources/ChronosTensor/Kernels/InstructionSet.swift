@@ -143,6 +143,13 @@ public enum InstructionSet: String, CaseIterable, Sendable, CustomStringConverti
     private static let table = Tables()
 }
 
+/// The current set's vector kernels, looked up once: they run per key in attention, where a
+/// lookup per call would cost as much as the work.
+enum VectorKernels {
+    static let dot = InstructionSet.current.kernels?.dot
+    static let axpy = InstructionSet.current.kernels?.axpy
+}
+
 extension DType {
     /// The kernels' code for a float type.
     var kernelCode: Int32 {
