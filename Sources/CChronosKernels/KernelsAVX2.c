@@ -59,31 +59,8 @@ AVX2 INLINE void matvec_typed(int dtype, const void *weights, ptrdiff_t row0, pt
                               const float *x, float *y) {
     const size_t stride = (size_t)cols * element_size(dtype);
     const char *base = (const char *)weights;
-    ptrdiff_t r = row0;
-    // Short rows are read one after another, a single stream the prefetcher follows best; long
-    // rows go four at a time, sharing each load of x.
-    if (cols > 2048) {
-        for (; r + 4 <= row1; r += 4) {
-            const char *w0 = base + r * stride, *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            ptrdiff_t c = 0;
-            for (; c + 16 <= cols; c += 16) {
-                __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
-                a0 = _mm256_fmadd_ps(load8(dtype, w0, c), x0, a0); b0 = _mm256_fmadd_ps(load8(dtype, w0, c + 8), x1, b0);
-                a1 = _mm256_fmadd_ps(load8(dtype, w1, c), x0, a1); b1 = _mm256_fmadd_ps(load8(dtype, w1, c + 8), x1, b1);
-                a2 = _mm256_fmadd_ps(load8(dtype, w2, c), x0, a2); b2 = _mm256_fmadd_ps(load8(dtype, w2, c + 8), x1, b2);
-                a3 = _mm256_fmadd_ps(load8(dtype, w3, c), x0, a3); b3 = _mm256_fmadd_ps(load8(dtype, w3, c + 8), x1, b3);
-            }
-            float s0 = hsum(_mm256_add_ps(a0, b0)), s1 = hsum(_mm256_add_ps(a1, b1));
-            float s2 = hsum(_mm256_add_ps(a2, b2)), s3 = hsum(_mm256_add_ps(a3, b3));
-            for (; c < cols; c++) {
-                s0 += load1(dtype, w0, c) * x[c]; s1 += load1(dtype, w1, c) * x[c];
-                s2 += load1(dtype, w2, c) * x[c]; s3 += load1(dtype, w3, c) * x[c];
-            }
-            y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;
-        }
-    }
-    for (; r < row1; r++) y[r] = dot_row(dtype, base + r * stride, cols, x);
+    // One row after another: a single stream per thread, which the prefetcher follows best.
+    for (ptrdiff_t r = row0; r < row1; r++) y[r] = dot_row(dtype, base + r * stride, cols, x);
 }
 
 AVX2 static void matvec(int dtype, const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const float *x, float *y) {

@@ -35,31 +35,8 @@ AVX512 INLINE void matvec_typed(int dtype, const void *weights, ptrdiff_t row0, 
     const char *base = (const char *)weights;
     const ptrdiff_t full = cols - cols % 16;
     const __mmask16 tail = lanes(cols % 16);
-    ptrdiff_t r = row0;
-    // As the AVX2 kernel: long rows four at a time sharing x, short rows one stream at a time.
-    if (cols > 2048) {
-        for (; r + 4 <= row1; r += 4) {
-            const char *w0 = base + r * stride, *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (ptrdiff_t c = 0; c < full; c += 16) {
-                __m512 xv = _mm512_loadu_ps(x + c);
-                a0 = _mm512_fmadd_ps(load16(dtype, w0, c, 0xFFFF), xv, a0);
-                a1 = _mm512_fmadd_ps(load16(dtype, w1, c, 0xFFFF), xv, a1);
-                a2 = _mm512_fmadd_ps(load16(dtype, w2, c, 0xFFFF), xv, a2);
-                a3 = _mm512_fmadd_ps(load16(dtype, w3, c, 0xFFFF), xv, a3);
-            }
-            if (tail) {
-                __m512 xv = _mm512_maskz_loadu_ps(tail, x + full);
-                a0 = _mm512_fmadd_ps(load16(dtype, w0, full, tail), xv, a0);
-                a1 = _mm512_fmadd_ps(load16(dtype, w1, full, tail), xv, a1);
-                a2 = _mm512_fmadd_ps(load16(dtype, w2, full, tail), xv, a2);
-                a3 = _mm512_fmadd_ps(load16(dtype, w3, full, tail), xv, a3);
-            }
-            y[r] = _mm512_reduce_add_ps(a0); y[r + 1] = _mm512_reduce_add_ps(a1);
-            y[r + 2] = _mm512_reduce_add_ps(a2); y[r + 3] = _mm512_reduce_add_ps(a3);
-        }
-    }
-    for (; r < row1; r++) {
+    // One row after another, as the AVX2 kernel.
+    for (ptrdiff_t r = row0; r < row1; r++) {
         const char *w = base + r * stride;
         __m512 a = _mm512_setzero_ps(), b = a;
         ptrdiff_t c = 0;
@@ -223,30 +200,7 @@ AVX512BF16 static void matvec_bf16(int dtype, const void *weights, ptrdiff_t row
     const uint16_t *w = (const uint16_t *)weights;
     const ptrdiff_t full = cols - cols % 32;
     const __mmask32 tail = (__mmask32)((1ull << (cols - full)) - 1);
-    ptrdiff_t r = row0;
-    if (cols > 2048) {
-        for (; r + 4 <= row1; r += 4) {
-            const uint16_t *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (ptrdiff_t c = 0; c < full; c += 32) {
-                __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + c);
-                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w0 + c), xv);
-                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w1 + c), xv);
-                a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(w2 + c), xv);
-                a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(w3 + c), xv);
-            }
-            if (tail) {
-                __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(tail, xb + full);
-                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_maskz_loadu_epi16(tail, w0 + full), xv);
-                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(tail, w1 + full), xv);
-                a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_maskz_loadu_epi16(tail, w2 + full), xv);
-                a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_maskz_loadu_epi16(tail, w3 + full), xv);
-            }
-            y[r] = _mm512_reduce_add_ps(a0); y[r + 1] = _mm512_reduce_add_ps(a1);
-            y[r + 2] = _mm512_reduce_add_ps(a2); y[r + 3] = _mm512_reduce_add_ps(a3);
-        }
-    }
-    for (; r < row1; r++) {
+    for (ptrdiff_t r = row0; r < row1; r++) {
         const uint16_t *wr = w + r * cols;
         __m512 a = _mm512_setzero_ps(), b = a;
         ptrdiff_t c = 0;
