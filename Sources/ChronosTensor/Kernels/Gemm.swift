@@ -6,7 +6,7 @@ import CChronosKernels
 ///
 /// Goto-style blocking: B is packed into `kc × nr` column panels, A into `mr × kc` row panels,
 /// and an `mr × nr` register tile is updated with fused multiply-adds — the instruction set's
-/// C tile (8 × 32 on AVX-512, 6 × 16 on AVX2), or the Swift one (6 × 16) where it has none.
+/// C tile (6 × 32 on AVX-512, 6 × 16 on AVX2), or the Swift one (6 × 16) where it has none.
 /// Tasks (A row block × slice of B panels) run on the shared thread pool.
 ///
 /// `multiplyTransposed` is the other shape: activations times row-major weights, C = A·Bᵀ,
