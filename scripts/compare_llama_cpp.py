@@ -13,8 +13,9 @@ and numpy. What it does, with a progress line per step:
    SentencePiece vocabulary of the model's size (<unk>, <s>, </s>, the 256 byte tokens, then
    numbered tokens): speed does not depend on the tokens' text.
 3. Runs `chronos bench decode` and `llama-bench` on each model in alternation, round after round
-   (the order flips every round), with the same threads, prompt length and decode length, and
-   prints each round's figures and Chronos / llama.cpp ratios, then the median ratio.
+   (the order flips every round), with the same threads, prompt length and decode length (llama.cpp
+   decodes at a depth of the prompt's length, as Chronos does after its prompt), and prints each
+   round's figures and Chronos / llama.cpp ratios, then the median ratio.
 
 The full results go to --work/compare.json.
 """
@@ -116,15 +117,19 @@ def chronos_round(chronos: Path, directory: Path, prompt: int, tokens: int) -> d
                "--tokens", str(tokens), "--json"], stdout=subprocess.PIPE).stdout
     report = json.loads(out)
     values = {m["name"]: m["value"] for m in report["measurements"]}
-    return {"prefill": values["prefill"], "decode": values["decode (all resident)"], "isa": report["context"].get("isa", "haswell build")}
+    return {"prefill": values["prefill"], "decode": values["decode (all resident)"], "read GB/s": values["streaming read"],
+            "isa": report["context"].get("isa", "haswell build")}
 
 
 def llama_round(binary: Path, gguf_file: Path, prompt: int, tokens: int, threads: int) -> dict:
-    out = run([str(binary), "-m", str(gguf_file), "-p", str(prompt), "-n", str(tokens), "-t", str(threads),
-               "-r", "1", "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
-    rows = json.loads(out)
-    prefill = next(r for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0)
-    decode = next(r for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    """The prompt from an empty context, then decoding after `prompt` tokens of context (`-d`), as
+    `chronos bench decode` decodes after its prompt."""
+    def bench(arguments):
+        out = run([str(binary), "-m", str(gguf_file), "-t", str(threads), "-r", "1", "-o", "json"] + arguments,
+                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+        return json.loads(out)[0]
+    prefill = bench(["-p", str(prompt), "-n", "0"])
+    decode = bench(["-p", "0", "-n", str(tokens), "-d", str(prompt)])
     return {"prefill": prefill["avg_ts"], "decode": decode["avg_ts"], "build": prefill.get("build_commit"),
             "cpu": prefill.get("cpu_info")}
 
@@ -174,7 +179,7 @@ def main():
             print(f"round {round_index} {dtype:5}  prompt {args.prompt}: chronos {row['chronos']['prefill']:7.1f}  "
                   f"llama.cpp {row['llama.cpp']['prefill']:7.1f}  ratio {row['prefill ratio']:.2f}   "
                   f"decode: chronos {row['chronos']['decode']:6.1f}  llama.cpp {row['llama.cpp']['decode']:6.1f}  "
-                  f"ratio {row['decode ratio']:.2f}", flush=True)
+                  f"ratio {row['decode ratio']:.2f}   streaming read {row['chronos']['read GB/s']:.0f} GB/s", flush=True)
 
     print(f"\nmedian of per-round ratios (Chronos / llama.cpp), {args.threads} threads, "
           f"Chronos instruction set {results[0]['chronos']['isa']}, llama.cpp {results[0]['llama.cpp']['build']} "
