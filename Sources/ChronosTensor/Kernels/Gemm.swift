@@ -144,12 +144,17 @@ public enum SwiftGemm {
             let panelsB = (ncBlock + nr - 1) / nr
             for pc in stride(from: 0, to: k, by: kc) {
                 let kcBlock = min(kc, k - pc)
-                if W.self == F32Row.self {
-                    chronos_pack_b(transB ? 1 : 0, b.assumingMemoryBound(to: Float.self), ldb, pc, kcBlock, jc, ncBlock,
-                                   Int32(nr), packedB)
-                } else {
-                    packB(W.self, nr: nr, transB: transB, b: b, ldb: ldb, rowStart: pc, rows: kcBlock, colStart: jc, cols: ncBlock,
-                          into: packedB)
+                // Each thread packs a run of B's panels.
+                pool.parallelChunks(panelsB, minChunk: max(1, 16384 / (nr * kcBlock))) { panels in
+                    let col0 = jc + panels.lowerBound * nr
+                    let cols = min(ncBlock - panels.lowerBound * nr, panels.count * nr)
+                    let out = packedB + panels.lowerBound * nr * kcBlock
+                    if W.self == F32Row.self {
+                        chronos_pack_b(transB ? 1 : 0, b.assumingMemoryBound(to: Float.self), ldb, pc, kcBlock, col0, cols, Int32(nr), out)
+                    } else {
+                        packB(W.self, nr: nr, transB: transB, b: b, ldb: ldb, rowStart: pc, rows: kcBlock, colStart: col0, cols: cols,
+                              into: out)
+                    }
                 }
                 let blockBeta: Float = pc == 0 ? beta : 1
                 // Row blocks of at most mc rows, as many as a multiple of the threads and of even
