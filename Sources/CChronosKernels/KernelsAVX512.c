@@ -27,6 +27,15 @@ AVX512 INLINE __m512 load16(int dtype, const void *p, ptrdiff_t i, __mmask16 mas
 
 AVX512 INLINE size_t element_size(int dtype) { return dtype == CHRONOS_F32 ? 4 : 2; }
 
+/// Zero in a register the compiler cannot see through: a loop that stores a known zero into the
+/// accumulator array becomes a memset of it on the stack, and the accumulators then live in
+/// memory instead of registers.
+AVX512 INLINE __m512 opaque_zero(void) {
+    __m512 zero = _mm512_setzero_ps();
+    __asm__("" : "+v"(zero));
+    return zero;
+}
+
 // MARK: Matrix-vector
 
 AVX512 INLINE void matvec_typed(int dtype, const void *weights, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols,
@@ -67,8 +76,9 @@ enum { RM = 4, RN = 6 };
 AVX512 INLINE void tile_nt(int dtype, int rm, int rn, ptrdiff_t k, const float *a, ptrdiff_t lda,
                            const char *b, size_t bstride, float *c, ptrdiff_t ldc) {
     __m512 acc[RM][RN];
+    const __m512 zero = opaque_zero();
     for (int i = 0; i < rm; i++)
-        for (int j = 0; j < rn; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int j = 0; j < rn; j++) acc[i][j] = zero;
     const ptrdiff_t full = k - k % 16;
     for (ptrdiff_t p = 0; p < full; p += 16) {
         __m512 bv[RN];
@@ -128,8 +138,9 @@ AVX512 static void gemm_nt(int dtype, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col
 AVX512BF16 INLINE void tile_bf16(int rm, int rn, ptrdiff_t k, const uint16_t *a, ptrdiff_t lda,
                                  const uint16_t *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc) {
     __m512 acc[RM][RN];
+    const __m512 zero = opaque_zero();
     for (int i = 0; i < rm; i++)
-        for (int j = 0; j < rn; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int j = 0; j < rn; j++) acc[i][j] = zero;
     const ptrdiff_t full = k - k % 32;
     for (ptrdiff_t p = 0; p < full; p += 32) {
         __m512bh bv[RN];
