@@ -86,9 +86,11 @@ public final class ExpertCache: Sendable {
         var entries: [ExpertKey: ExpertCacheManifest.Expert] = [:]
         for expert in manifest.experts {
             guard expert.file >= 0, expert.file < manifest.files.count, expert.offset >= 0, expert.length > 0,
-                  expert.offset + expert.length <= manifest.files[expert.file].bytes, expert.tensors.count == 3,
-                  expert.tensors.allSatisfy({ DType(rawValue: $0.dtype) != nil }) else {
+                  expert.offset + expert.length <= manifest.files[expert.file].bytes, expert.tensors.count == 3 else {
                 throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "the entry of \(expert.key) is inconsistent")
+            }
+            if let tensor = expert.tensors.first(where: { DType(rawValue: $0.dtype)?.isFloatingPoint != true }) {
+                throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "\(tensor.name) has dtype '\(tensor.dtype)'; experts must be f32, f16 or bf16")
             }
             guard entries.updateValue(expert, forKey: expert.key) == nil else {
                 throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "\(expert.key) is listed twice")

@@ -218,13 +218,24 @@ public enum Checkpoint {
         var moments: [String: (m: Tensor, v: Tensor)] = [:]
         var frozen: [String: Tensor] = [:]
         for name in file.tensorNames where name.hasPrefix("frozen.") {
-            frozen[String(name.dropFirst(7))] = try file.tensor(named: name).copy()
+            let tensor = try file.tensor(named: name)
+            guard tensor.dtype.isFloatingPoint else { throw CheckpointError.malformed(url, reason: "\(name) is \(tensor.dtype), not f32, f16 or bf16") }
+            frozen[String(name.dropFirst(7))] = tensor.copy()
         }
+        // Each pair of moments updates the model tensor of its name element by element, so it
+        // must be f32 and of that tensor's shape.
+        let model = try SafetensorsCheckpoint(directory: snapshot)
         for name in file.tensorNames where name.hasPrefix("m.") {
             let parameter = String(name.dropFirst(2))
             guard file.contains("v." + parameter) else { throw CheckpointError.malformed(url, reason: "no second moment for \(parameter)") }
+            guard model.contains(parameter) else { throw CheckpointError.malformed(url, reason: "moments for \(parameter), which the model does not have") }
+            let shape = try model.tensor(named: parameter).shape
+            let m = try file.tensor(named: name), v = try file.tensor(named: "v." + parameter)
+            for moment in [m, v] where moment.dtype != .f32 || moment.shape != shape {
+                throw CheckpointError.malformed(url, reason: "the moments of \(parameter) must be f32 of shape \(shape), not \(moment.dtype) of \(moment.shape)")
+            }
             // Copies: the optimiser updates moments in place, and the mapping is read-only.
-            moments[parameter] = (try file.tensor(named: name).copy(), try file.tensor(named: "v." + parameter).copy())
+            moments[parameter] = (m.copy(), v.copy())
         }
         optimizer.restore(step: step, moments: moments)
         return (state, frozen)

@@ -153,9 +153,24 @@ public final class ChronosTrainer {
         self.optimizer = optimizer ?? AdamW(settings: settings.adam)
         self.settings = settings
         random = SplitMix64(seed: settings.seed ^ 0x5EED)
-        self.referenceRouters = referenceRouters ?? Dictionary(uniqueKeysWithValues: (0..<configuration.hiddenLayers).compactMap { layer in
-            trainable[ChronosWeightNames.router(layer: layer)].map { (layer, $0.detached().copy()) }
+        let routers = Dictionary(uniqueKeysWithValues: (0..<configuration.hiddenLayers).compactMap { layer in
+            trainable[ChronosWeightNames.router(layer: layer)].map { (layer, $0) }
         })
+        // A resumed run's reference routers come from its snapshot: one for every router, of its
+        // shape and a float type.
+        for (layer, router) in routers {
+            guard let reference = referenceRouters?[layer] else { continue }
+            guard reference.dtype.isFloatingPoint else {
+                throw ModelError.unsupportedDType(tensor: "frozen.router.\(layer)", dtype: reference.dtype.rawValue)
+            }
+            guard reference.shape == router.shape else {
+                throw ModelError.shapeMismatch(tensor: "frozen.router.\(layer)", expected: router.shape, found: reference.shape)
+            }
+        }
+        if let referenceRouters, let layer = routers.keys.sorted().first(where: { referenceRouters[$0] == nil }) {
+            throw ModelError.missingTensor(name: "frozen.router.\(layer)", directory: "the snapshot's \(Checkpoint.stateFileName)")
+        }
+        self.referenceRouters = referenceRouters ?? routers.mapValues { $0.detached().copy() }
     }
 
     /// Resumes the step counter, optimiser and generator of an interrupted run.

@@ -94,6 +94,20 @@ final class ExpertCacheValidationTests: XCTestCase {
         }
     }
 
+    func testManifestNamingAnIntegerExpertTypeIsRefused() throws {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        let url = directory.appendingPathComponent("expert_cache/\(ExpertCacheManifest.fileName)")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let edited = text.replacingOccurrences(of: #""dtype"\s*:\s*"[a-z0-9]+""#, with: #""dtype": "i32""#, options: .regularExpression)
+        XCTAssertNotEqual(edited, text)
+        try edited.write(to: url, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
+            guard case let ExpertCacheError.malformedManifest(_, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("dtype 'i32'"), reason)
+        }
+    }
+
     func testCorruptedClusterFileIsDetectedByItsHashes() throws {
         let directory = try StorageFixtures.chronosModel()
         let manifest = try StorageFixtures.pack(directory)

@@ -56,6 +56,25 @@ final class CheckpointTests: XCTestCase {
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).contains { $0.hasSuffix(".tmp") })
     }
 
+    func testMomentsThatDoNotFitTheModelAndIntegerFrozenTensorsAreRefused() throws {
+        let (optimizer, _) = trainedOptimizer()
+        let state = TrainingState(step: 2, batchesSeen: 2, randomState: 1, tokensSeen: 0, settings: [:])
+        // The moments of w are [3]; the snapshot's model holds a w of [4].
+        let wider = try Fixtures.temporaryDirectory()
+        try Checkpoint.save(runDirectory: wider, state: state, optimizer: optimizer,
+                            writeModel: writeModel(Tensor(shape: [4], values: [1, 2, 3, 4])))
+        XCTAssertThrowsError(try Checkpoint.restore(snapshot: XCTUnwrap(Checkpoint.latest(in: wider)), into: AdamW())) { error in
+            XCTAssertTrue("\(error)".contains("moments of w must be f32 of shape [4]"), "\(error)")
+        }
+        let integer = try Fixtures.temporaryDirectory()
+        try Checkpoint.save(runDirectory: integer, state: state, optimizer: optimizer,
+                            frozen: ["router.0": Tensor(shape: [2], values: [1, 2], dtype: .i32)],
+                            writeModel: writeModel(Tensor(shape: [3], values: [1, 2, 3])))
+        XCTAssertThrowsError(try Checkpoint.restore(snapshot: XCTUnwrap(Checkpoint.latest(in: integer)), into: AdamW())) { error in
+            XCTAssertTrue("\(error)".contains("frozen.router.0 is i32"), "\(error)")
+        }
+    }
+
     func testMissingStateIsAClearError() throws {
         let run = try Fixtures.temporaryDirectory()
         XCTAssertNil(try Checkpoint.latest(in: run))

@@ -54,6 +54,32 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(b.gradient!.floats[0], 0.8, accuracy: 1e-6)
     }
 
+    /// A resumed run's reference routers come from its snapshot; one missing or of another shape
+    /// is an error naming it, not a trap at the first step.
+    func testReferenceRoutersThatDoNotFitTheModelAreRefused() throws {
+        let configuration = ChronosConfiguration(vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
+                                                 headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
+                                                 expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
+                                                 sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+        let weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 3)
+        let routers = ChronosTrainer.referenceRouters(fromFrozen: try ChronosTrainer(
+            configuration: configuration, weights: weights, settings: OptimizationSettings()).frozenTensors)
+        XCTAssertNoThrow(try ChronosTrainer(configuration: configuration, weights: weights, settings: OptimizationSettings(),
+                                            referenceRouters: routers))
+        var missing = routers
+        missing[1] = nil
+        XCTAssertThrowsError(try ChronosTrainer(configuration: configuration, weights: weights, settings: OptimizationSettings(),
+                                                referenceRouters: missing)) { error in
+            XCTAssertTrue("\(error)".contains("frozen.router.1"), "\(error)")
+        }
+        var narrow = routers
+        narrow[0] = Tensor(zeros: [4, 8])
+        XCTAssertThrowsError(try ChronosTrainer(configuration: configuration, weights: weights, settings: OptimizationSettings(),
+                                                referenceRouters: narrow)) { error in
+            XCTAssertTrue("\(error)".contains("frozen.router.0"), "\(error)")
+        }
+    }
+
     /// A step's sequences are spread over one model replica per compute thread; the gradient
     /// the optimiser sees must still be the mean of every sequence's, as one model computes it.
     func testAStepSpreadOverReplicasCarriesTheGradientOfEverySequence() throws {
