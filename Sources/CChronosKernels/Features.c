@@ -81,14 +81,3 @@ double chronos_int8_dot_peak(long iterations) { (void)iterations; return 0; }
 const chronos_kernels *chronos_kernels_for(chronos_isa isa) { (void)isa; return NULL; }
 
 #endif
-
-void chronos_f32_to_bf16(const float *a, uint16_t *out, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        union { float f; uint32_t u; } v = { a[i] };
-        if ((v.u & 0x7FFFFFFF) > 0x7F800000) {
-            out[i] = 0x7FC0;
-        } else {
-            out[i] = (uint16_t)((v.u + 0x7FFF + ((v.u >> 16) & 1)) >> 16);
-        }
-    }
-}

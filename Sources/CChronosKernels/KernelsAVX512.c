@@ -183,14 +183,14 @@ AVX512BF16 static void gemm_nt_bf16(int dtype, ptrdiff_t m, ptrdiff_t col0, ptrd
     }
 }
 
-/// x rounded to bf16 (nearest, ties to even), 32 values per conversion.
-AVX512BF16 INLINE void round_to_bf16(const float *x, uint16_t *out, ptrdiff_t n) {
-    ptrdiff_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
-        _mm512_storeu_si512(out + i, (__m512i)pair);
+/// x rounded to bf16 (nearest, ties to even), 32 values per conversion, the tail masked.
+AVX512BF16 static void round_to_bf16(const float *x, uint16_t *out, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i += 32) {
+        const ptrdiff_t left = n - i;
+        const __mmask16 lo = left >= 16 ? 0xFFFF : lanes(left), hi = left >= 32 ? 0xFFFF : left > 16 ? lanes(left - 16) : 0;
+        __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + i + 16), _mm512_maskz_loadu_ps(lo, x + i));
+        _mm512_mask_storeu_epi16(out + i, left >= 32 ? 0xFFFFFFFFu : (__mmask32)((1ull << left) - 1), (__m512i)pair);
     }
-    if (i < n) chronos_f32_to_bf16(x + i, out + i, n - i);
 }
 
 /// As `matvec`, with bf16 weights multiplied by x rounded to bf16 through the bf16 dot
@@ -316,13 +316,13 @@ AVX512BF16 static double bf16_dot_peak(long iterations) {
 }
 
 const chronos_kernels chronos_kernels_avx512 = {
-    .mr = TILE_ROWS, .nr = 32, .bf16_activations = 0,
+    .mr = TILE_ROWS, .nr = 32, .round_bf16 = NULL,
     .tile = tile, .matvec = matvec, .gemm_nt = gemm_nt, .dot = dot, .axpy = axpy,
     .fma_peak = fma_peak, .bf16_dot_peak = NULL,
 };
 
 const chronos_kernels chronos_kernels_avx512bf16 = {
-    .mr = TILE_ROWS, .nr = 32, .bf16_activations = 1,
+    .mr = TILE_ROWS, .nr = 32, .round_bf16 = round_to_bf16,
     .tile = tile, .matvec = matvec_bf16, .gemm_nt = gemm_nt_bf16, .dot = dot, .axpy = axpy,
     .fma_peak = fma_peak, .bf16_dot_peak = bf16_dot_peak,
 };

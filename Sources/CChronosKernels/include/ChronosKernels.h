@@ -29,9 +29,10 @@ typedef enum {
 typedef struct {
     /// Rows and columns of the packed GEMM's register tile.
     int mr, nr;
-    /// Whether bf16 weights multiply activations rounded to bf16: `gemm_nt` then takes them
-    /// rounded (`chronos_f32_to_bf16`), and `matvec` rounds x itself.
-    int bf16_activations;
+    /// Where bf16 weights multiply activations rounded to bf16 (the set's bf16 dot product):
+    /// rounds n values to bf16, nearest with ties to even, for `gemm_nt`'s activations (`matvec`
+    /// rounds x itself). NULL where activations stay f32.
+    void (*round_bf16)(const float *x, uint16_t *out, ptrdiff_t n);
     /// c[i, j] = alpha · Σ_p a[p·mr + i] · b[p·nr + j] + beta · c[i, j] over `kc` packed steps,
     /// for i < rows ≤ mr and j < cols ≤ nr; c is read only when beta ≠ 0.
     void (*tile)(ptrdiff_t kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int rows, int cols,
@@ -39,8 +40,9 @@ typedef struct {
     /// y[r] = Σ_c w[r, c] · x[c] for rows r in [row0, row1) of a row-major `dtype` matrix.
     void (*matvec)(int dtype, const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols,
                    const float *x, float *y);
-    /// c[i, j] = Σ_p a[i, p] · b[j, p] for i < m and j in [col0, col1): activations `a`
-    /// (f32, or bf16 where `bf16_activations` and `dtype` is bf16) times row-major weights `b`.
+    /// c[i, j] = Σ_p a[i, p] · b[j, p] for i < m and j in [col0, col1): activations `a` (f32,
+    /// or bf16 from `round_bf16` where the set has it and `dtype` is bf16) times row-major
+    /// weights `b`.
     void (*gemm_nt)(int dtype, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k,
                     const void *a, ptrdiff_t lda, const void *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
     /// Σ a[i] · b[i].
@@ -74,9 +76,6 @@ void chronos_pack_a(int trans, const float *a, ptrdiff_t lda, ptrdiff_t row0, pt
 /// panel p holds rows × nr floats, row-major, zero-padded past `cols`.
 void chronos_pack_b(int trans, const float *b, ptrdiff_t ldb, ptrdiff_t row0, ptrdiff_t rows, ptrdiff_t col0,
                     ptrdiff_t cols, int nr, float *out);
-
-/// out[i] = a[i] rounded to bf16 (nearest, ties to even; every NaN becomes 0x7FC0), for `n` values.
-void chronos_f32_to_bf16(const float *a, uint16_t *out, ptrdiff_t n);
 
 #ifdef __cplusplus
 }

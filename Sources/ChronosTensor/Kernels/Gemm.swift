@@ -69,11 +69,11 @@ public enum SwiftGemm {
         let code = bType.kernelCode
         // Below ~1M multiply-adds per thread the pool's wake-up costs more than it gains.
         let minColumns = max(6, (1 << 20) / max(1, m * k))
-        if bType == .bf16 && kernels.bf16_activations != 0 {
+        if bType == .bf16, let round = kernels.round_bf16 {
             // The bf16 dot product takes both operands in bf16: round the activations once.
             withUnsafeTemporaryAllocation(of: UInt16.self, capacity: m * k) { rounded in
                 let a16 = rounded.baseAddress!
-                for i in 0..<m { chronos_f32_to_bf16(a + i * lda, a16 + i * k, k) }
+                for i in 0..<m { round(a + i * lda, a16 + i * k, k) }
                 pool.parallelChunks(n, minChunk: minColumns) { columns in
                     kernels.gemm_nt(code, m, columns.lowerBound, columns.upperBound, k, a16, k, b, ldb, c, ldc)
                 }

@@ -64,7 +64,7 @@ public enum InstructionSet: String, CaseIterable, Sendable, CustomStringConverti
     /// Whether activations are rounded to bf16 when they multiply bf16 weights (the bf16 dot
     /// product takes both operands in bf16), in decoding and in batches alike, as llama.cpp
     /// does on such processors.
-    public var roundsActivationsToBF16: Bool { (kernels?.bf16_activations ?? 0) != 0 }
+    public var roundsActivationsToBF16: Bool { kernels?.round_bf16 != nil }
 
     /// Whether the set's vectors multiply-add at full width: true for all but the AVX-512 sets
     /// on processors whose 512-bit multiply-adds run no faster than two 256-bit ones (timed
