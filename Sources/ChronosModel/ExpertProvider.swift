@@ -81,11 +81,17 @@ public protocol ExpertProvider: Sendable {
     /// failed for good where the run must not fall back — or nil. A forward pass that finds it
     /// set throws it instead of returning logits computed without the expert.
     var failure: (any Error)? { get }
+
+    /// Bytes of every expert as the provider holds them, when it holds them all.
+    var heldBytes: Int? { get }
 }
 
 extension ExpertProvider {
     /// None: a provider that cannot fail.
     public var failure: (any Error)? { nil }
+
+    /// Unknown: a provider that does not hold every expert.
+    public var heldBytes: Int? { nil }
 
     /// Returns `keys` as they are: a provider that holds every expert has nothing to prepare.
     @discardableResult
@@ -118,4 +124,7 @@ public final class ResidentExperts: ExpertProvider {
 
     /// Bytes all the experts occupy.
     public var byteCount: Int { experts.values.reduce(0) { $0 + $1.byteCount } }
+
+    /// `byteCount`.
+    public var heldBytes: Int? { byteCount }
 }

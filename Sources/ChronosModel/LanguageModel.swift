@@ -16,12 +16,22 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// An empty cache for one generation.
     func makeCache() -> ModelCache
 
-    /// Logits `[ids.count, vocabSize]` for `ids` placed at positions `cache.offset…`, each
-    /// attending to the cached prefix and to the ids before it; advances the cache by `ids.count`.
-    func forward(_ ids: [Int], cache: ModelCache) throws -> Tensor
+    /// Runs `ids` at positions `cache.offset…`, each attending to the cached prefix and to the
+    /// ids before it, and advances the cache by `ids.count`: the logits `[ids.count, vocabSize]`
+    /// and whatever else `options` asks for. Under `Autograd.recording` every tensor of the
+    /// output is in the gradient graph.
+    func forward(_ ids: [Int], cache: ModelCache, options: ForwardOptions) throws -> ForwardOutput
 
     /// The checkpoint tensor names of a routed expert, or nil when `key` names no expert.
     func checkpointNames(for key: ExpertKey) -> ExpertWeightNames?
+}
+
+extension LanguageModel {
+    /// Logits `[ids.count, vocabSize]` for `ids` placed at positions `cache.offset…`, each
+    /// attending to the cached prefix and to the ids before it; advances the cache by `ids.count`.
+    public func forward(_ ids: [Int], cache: ModelCache) throws -> Tensor {
+        try forward(ids, cache: cache, options: .recordingAll).logits
+    }
 }
 
 /// What a model is: its family and the sizes that matter to memory and routing.
@@ -52,11 +62,14 @@ public struct ModelSummary: Sendable, Equatable {
     public var eosTokenIds: [Int]
     /// `max_position_embeddings` from `config.json`, when present.
     public var maxPositionEmbeddings: Int?
+    /// K of the lookahead router head (it predicts tokens t … t+K), nil without one.
+    public var lookaheadSteps: Int?
 
     /// A summary with every field given.
     public init(modelType: String, architecture: String?, vocabSize: Int, hiddenSize: Int, layerCount: Int,
                 attentionHeads: Int, keyValueHeads: Int, headDim: Int, expertsPerLayer: [Int], expertsPerToken: Int,
-                hasSharedExpert: Bool, tiedEmbeddings: Bool, bosTokenId: Int?, eosTokenIds: [Int], maxPositionEmbeddings: Int?) {
+                hasSharedExpert: Bool, tiedEmbeddings: Bool, bosTokenId: Int?, eosTokenIds: [Int], maxPositionEmbeddings: Int?,
+                lookaheadSteps: Int? = nil) {
         self.modelType = modelType
         self.architecture = architecture
         self.vocabSize = vocabSize
@@ -72,6 +85,7 @@ public struct ModelSummary: Sendable, Equatable {
         self.bosTokenId = bosTokenId
         self.eosTokenIds = eosTokenIds
         self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.lookaheadSteps = lookaheadSteps
     }
 
     /// Whether any layer routes tokens to experts.

@@ -19,6 +19,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case tokenOutOfRange(id: Int, vocabSize: Int)
     /// A cache made for a model with another number of layers.
     case cacheMismatch(expectedLayers: Int, foundLayers: Int)
+    /// Lookahead predictions were asked of a model without a lookahead head.
+    case noLookaheadHead(modelType: String)
 
     /// A one-line explanation naming what is wrong and where.
     public var description: String {
@@ -41,6 +43,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "token id \(id) is outside the vocabulary of \(vocabSize)"
         case let .cacheMismatch(expectedLayers, foundLayers):
             "the cache holds \(foundLayers) layers but the model has \(expectedLayers); make it with the model's makeCache()"
+        case let .noLookaheadHead(modelType):
+            "a '\(modelType)' model has no lookahead head to predict with"
         }
     }
 }

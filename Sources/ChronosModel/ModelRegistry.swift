@@ -2,8 +2,8 @@ import ChronosFormats
 import ChronosTensor
 import Foundation
 
-/// A Hugging Face architecture: its `config.json` (decoded by the conforming type), its
-/// `model_type`, and how it maps onto the shared transformer.
+/// An architecture: its `config.json` (decoded by the conforming type), its `model_type`, how
+/// it maps onto the shared transformer, and how its checkpoints name and lay out their tensors.
 protocol TransformerArchitecture: Decodable, Sendable {
     /// The `model_type` that selects this architecture.
     static var modelType: String { get }
@@ -13,18 +13,60 @@ protocol TransformerArchitecture: Decodable, Sendable {
     var hiddenLayers: Int { get }
     /// The shared transformer description; errors name the field of `file` at fault.
     func transformerConfiguration(file: String) throws -> TransformerConfiguration
+    /// The checkpoint's tensors as the model reads them: the one place where a family's keys
+    /// are renamed, fused or stacked expert tensors split, and tensors the model does not use
+    /// dropped. `location` names the checkpoint in errors.
+    static func sanitize(_ weights: [String: Tensor], configuration: TransformerConfiguration,
+                         location: String) throws -> [String: Tensor]
 }
 
 extension TransformerArchitecture {
-    /// Decodes `config` and loads the model from `checkpoint`; routed experts come from
-    /// `experts`, else from the checkpoint, or from the expert cache of `directory` when the
-    /// checkpoint was stripped of them.
-    static func load(config: Data, file: String, directory: URL, checkpoint: SafetensorsCheckpoint,
-                     experts: (any ExpertProvider)?) throws -> any LanguageModel {
+    /// The Hugging Face conventions every family here shares (see `HuggingFaceWeights`).
+    static func sanitize(_ weights: [String: Tensor], configuration: TransformerConfiguration,
+                         location: String) throws -> [String: Tensor] {
+        try HuggingFaceWeights.sanitize(weights, configuration: configuration, keys: checkpointKeys, location: location)
+    }
+
+    /// Decodes and validates `config` (read from `file`).
+    static func configuration(config: Data, file: String) throws -> TransformerConfiguration {
         let decoded = try ConfigurationFile.decode(Self.self, from: config, file: file)
         try ConfigurationLimits.check(decoded.hiddenLayers, in: ConfigurationLimits.layers, field: "num_hidden_layers", file: file)
         let configuration = try decoded.transformerConfiguration(file: file)
         try configuration.validate(file: file)
+        return configuration
+    }
+}
+
+/// Maps a `config.json`'s `model_type` to the architecture that loads it.
+public enum ModelRegistry {
+    static let architectures: [any TransformerArchitecture.Type] = [
+        ChronosConfiguration.self, LlamaConfiguration.self, MixtralConfiguration.self, Qwen2MoEConfiguration.self,
+        Qwen3MoEConfiguration.self, OLMoEConfiguration.self,
+    ]
+
+    /// Every `model_type` that can be loaded, sorted.
+    public static var modelTypes: [String] { architectures.map { $0.modelType }.sorted() }
+
+    /// Loads the model directory `directory`: `config.json` and the safetensors checkpoint (one
+    /// file or shards). Routed experts come from `experts`; when nil, every expert is loaded
+    /// from the checkpoint and stays resident, or, when the checkpoint was stripped of them,
+    /// mapped from `expert_cache/`.
+    public static func load(directory: URL, experts: (any ExpertProvider)? = nil) throws -> TransformerLanguageModel {
+        try TransformerLanguageModel(directory: directory, experts: experts)
+    }
+}
+
+extension TransformerLanguageModel {
+    /// Loads the model directory `directory` (see `ModelRegistry.load`).
+    public convenience init(directory: URL, experts: (any ExpertProvider)? = nil) throws {
+        let configURL = directory.appendingPathComponent("config.json")
+        let config = try ConfigurationFile.read(configURL)
+        let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
+        guard let architecture = ModelRegistry.architectures.first(where: { $0.modelType == header.modelType }) else {
+            throw ModelError.unknownModelType(header.modelType, known: ModelRegistry.modelTypes)
+        }
+        let configuration = try architecture.configuration(config: config, file: configURL.path)
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
         var experts = experts
         if experts == nil, StrippedCheckpoint.isStripped(checkpoint) {
             let mixtures = configuration.feedForward.enumerated().compactMap { layer, block -> (layer: Int, experts: Int, width: Int)? in
@@ -33,38 +75,12 @@ extension TransformerArchitecture {
             }
             experts = try StrippedCheckpoint.cachedExperts(directory: directory, hiddenSize: configuration.hiddenSize, mixtures: mixtures)
         }
-        return try TransformerLanguageModel(configuration: configuration, keys: checkpointKeys, checkpoint: checkpoint,
-                                            experts: experts)
-    }
-}
-
-/// Maps a `config.json`'s `model_type` to the architecture that loads it.
-public enum ModelRegistry {
-    private static let architectures: [any TransformerArchitecture.Type] = [
-        LlamaConfiguration.self, MixtralConfiguration.self, Qwen2MoEConfiguration.self, Qwen3MoEConfiguration.self,
-        OLMoEConfiguration.self,
-    ]
-
-    /// Every `model_type` that can be loaded, sorted.
-    public static var modelTypes: [String] { (architectures.map { $0.modelType } + [ChronosConfiguration.modelType]).sorted() }
-
-    /// Loads the model directory `directory` (a Hugging Face architecture, or a Chronos-native
-    /// model): `config.json` and the safetensors checkpoint (one file or shards). Routed experts
-    /// come from `experts`; when nil, every expert is loaded from the checkpoint and stays
-    /// resident, or, when the checkpoint was stripped of them, mapped from `expert_cache/`.
-    public static func load(directory: URL, experts: (any ExpertProvider)? = nil) throws -> any LanguageModel {
-        let configURL = directory.appendingPathComponent("config.json")
-        let config = try ConfigurationFile.read(configURL)
-        let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
-        if header.modelType == ChronosConfiguration.modelType {
-            return try ChronosLanguageModel(config: config, file: configURL.path, directory: directory, experts: experts)
-        }
-        guard let architecture = architectures.first(where: { $0.modelType == header.modelType }) else {
-            throw ModelError.unknownModelType(header.modelType, known: modelTypes)
-        }
-        let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        return try architecture.load(config: config, file: configURL.path, directory: directory, checkpoint: checkpoint,
-                                     experts: experts)
+        var tensors: [String: Tensor] = [:]
+        for name in checkpoint.tensorNames { tensors[name] = try checkpoint.tensor(named: name) }
+        let location = checkpoint.directory.path
+        let weights = try architecture.sanitize(tensors, configuration: configuration, location: location)
+        try self.init(configuration: configuration, keys: architecture.checkpointKeys, configJSON: config, weights: weights,
+                      experts: experts, location: location)
     }
 }
 

@@ -91,19 +91,21 @@ public struct StepReport: Sendable {
 /// step's result does not depend on which thread ran which sequence.
 public final class TrainingPass {
     /// The model to run forward (a replica sharing the trainer's weights).
-    public let model: ChronosLanguageModel
+    public let model: TransformerLanguageModel
     private let fallbackMaskProbability: Float
     private var random: SplitMix64
 
-    init(model: ChronosLanguageModel, fallbackMaskProbability: Float, seed: UInt64) {
+    init(model: TransformerLanguageModel, fallbackMaskProbability: Float, seed: UInt64) {
         self.model = model
         self.fallbackMaskProbability = fallbackMaskProbability
         random = SplitMix64(seed: seed)
     }
 
-    /// Forward options for one training forward pass: a fresh fallback mask.
-    public func trainingOptions() -> ChronosForwardOptions {
-        ChronosForwardOptions(fallbackMaskProbability: fallbackMaskProbability, fallbackMaskSeed: random.next())
+    /// Forward options for one training forward pass: routing and lookahead recorded, a fresh
+    /// fallback mask.
+    public func trainingOptions() -> ForwardOptions {
+        ForwardOptions(recordsRouting: true, predictsLookahead: true, fallbackMaskProbability: fallbackMaskProbability,
+                       fallbackMaskSeed: random.next())
     }
 }
 
@@ -117,7 +119,7 @@ public final class TrainingPass {
 /// added in a fixed order before the optimiser step.
 public final class ChronosTrainer {
     /// The model being trained; its parameters are updated in place.
-    public let model: ChronosLanguageModel
+    public let model: TransformerLanguageModel
     /// The trainable tensors by checkpoint name.
     public let parameters: [(name: String, tensor: Tensor)]
     /// The optimiser and its moments.
@@ -131,7 +133,7 @@ public final class ChronosTrainer {
     /// The generator behind fallback masks and any sampling a stage does.
     public var random: SplitMix64
     /// One model per compute thread, the first being `model`, with its parameters in the order of `parameters`.
-    private let replicas: [(model: ChronosLanguageModel, parameters: [Tensor])]
+    private let replicas: [(model: TransformerLanguageModel, parameters: [Tensor])]
 
     /// A trainer over `weights` (copied, so the caller's tensors are never modified).
     /// `referenceRouters` defaults to the routers in `weights` (a new stage); a resumed stage
@@ -141,11 +143,11 @@ public final class ChronosTrainer {
                 referenceRouters: [Int: Tensor]? = nil, optimizer: AdamW? = nil) throws {
         var trainable: [String: Tensor] = [:]
         for (name, tensor) in weights { trainable[name] = tensor.detached().converted(to: .f32).requiringGradient() }
-        model = try ChronosLanguageModel(configuration: configuration, weights: trainable)
+        model = try TransformerLanguageModel(configuration: configuration, weights: trainable)
         parameters = model.namedParameters()
         var replicas = [(model: model, parameters: parameters.map(\.tensor))]
         for _ in 1..<ThreadPool.shared.threadCount {
-            let replica = try ChronosLanguageModel(configuration: configuration,
+            let replica = try TransformerLanguageModel(configuration: configuration,
                                                    weights: trainable.mapValues { $0.detached().requiringGradient() })
             replicas.append((replica, replica.namedParameters().map(\.tensor)))
         }
@@ -182,18 +184,18 @@ public final class ChronosTrainer {
 
     /// The routing signals of a forward pass, with the reference router evaluated on the
     /// same MoE inputs for the anchor term; `valid` marks real (non-padding) positions.
-    public func routingSignals(_ output: ChronosForwardOutput, valid: [Bool]? = nil) -> RoutingSignals {
+    public func routingSignals(_ output: ForwardOutput, valid: [Bool]? = nil) -> RoutingSignals {
         let reference: [Tensor]? = settings.lambdas.routerKL == 0 ? nil : output.layers.map { routing in
             Tensor.linear(routing.input.detached(), weight: referenceRouters[routing.layer]!).softmax()
         }
         return RoutingSignals(probabilities: output.layers.map(\.routerProbabilities),
                               selected: output.layers.map(\.selectedExperts),
-                              lookaheadLogProbabilities: output.lookaheadLogProbabilities,
+                              lookaheadLogProbabilities: output.lookahead?.logProbabilities,
                               referenceProbabilities: reference, valid: valid)
     }
 
     /// The Chronos terms of a forward pass, already weighted, with each term's value for logging.
-    public func chronosTerms(_ output: ChronosForwardOutput, valid: [Bool]? = nil) -> (weighted: Tensor, parts: [String: Float]) {
+    public func chronosTerms(_ output: ForwardOutput, valid: [Bool]? = nil) -> (weighted: Tensor, parts: [String: Float]) {
         let terms = ChronosLoss.terms(routingSignals(output, valid: valid))
         return (terms.weighted(settings.lambdas), [
             "balance": terms.balance.floats[0], "temporal": terms.temporal.floats[0],

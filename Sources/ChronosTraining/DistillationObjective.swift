@@ -28,7 +28,7 @@ final class DistillationObjective: StageObjective {
     /// The teacher must score the student's token ids: at least as many rows of logits, and,
     /// when it ships a tokenizer, the same token for every id of the student's vocabulary.
     static func checkVocabulary(teacher: any LanguageModel, directory: URL, student: StageContext) throws {
-        let vocabulary = student.start.configuration.vocabSize
+        let vocabulary = student.start.summary.vocabSize
         guard teacher.summary.vocabSize >= vocabulary else {
             throw FineTuneError.teacherVocabulary(directory, reason: "\(teacher.summary.vocabSize) logits for a vocabulary of \(vocabulary)")
         }
@@ -53,7 +53,7 @@ final class DistillationObjective: StageObjective {
     func teacherLogits(_ inputs: [Int]) throws -> Tensor {
         try Autograd.recording(false) {
             let logits = try teacher.forward(inputs, cache: teacher.makeCache())
-            let vocabulary = context.start.configuration.vocabSize
+            let vocabulary = context.start.summary.vocabSize
             return logits.shape[1] == vocabulary ? logits : logits.slice(0..<vocabulary, axis: 1).contiguous()
         }
     }

@@ -47,15 +47,18 @@ final class StageContext {
     let settings: StageSettings
     let encoder: ChatEncoder
     /// The model at the start of the stage; never trained.
-    let start: ChronosLanguageModel
+    let start: TransformerLanguageModel
+    /// Its configuration.
+    let startConfiguration: ChronosConfiguration
     /// Ids that end an answer: the model's EOS ids and `<|im_end|>`.
     let stopTokens: Set<Int>
 
     init(settings: StageSettings) throws {
         self.settings = settings
         encoder = try ChatEncoder(directory: settings.start)
-        start = try ChronosLanguageModel(directory: settings.start)
-        stopTokens = Set(start.configuration.eosTokenId).union([encoder.endOfTurn])
+        startConfiguration = try ChronosConfiguration(directory: settings.start)
+        start = try TransformerLanguageModel(directory: settings.start)
+        stopTokens = Set(start.summary.eosTokenIds).union([encoder.endOfTurn])
     }
 
     /// A conversation's tokens, cut to the maximum length.
@@ -134,13 +137,13 @@ public final class FineTuneRun {
             let restored = try Checkpoint.restore(snapshot: snapshot, into: optimizer)
             let found = restored.state.settings["stage"] ?? "unknown"
             guard found == stage.rawValue else { throw FineTuneError.stageMismatch(directory: settings.output, found: found, expected: stage) }
-            let saved = try ChronosLanguageModel(directory: snapshot)
+            let saved = try TransformerLanguageModel(directory: snapshot)
             weights = Dictionary(uniqueKeysWithValues: saved.namedParameters().map { ($0.name, $0.tensor) })
             state = restored.state
             referenceRouters = ChronosTrainer.referenceRouters(fromFrozen: restored.frozen)
             progress = try StageProgress.read(from: snapshot)
         }
-        let trainer = try ChronosTrainer(configuration: context.start.configuration, weights: weights, settings: optimization,
+        let trainer = try ChronosTrainer(configuration: context.startConfiguration, weights: weights, settings: optimization,
                                          referenceRouters: referenceRouters, optimizer: optimizer)
         trainer.restore(step: state.step, randomState: state.step == 0 ? trainer.random.state : state.randomState)
         var order = ExampleOrder(count: objective.trainingCount, seed: optimization.seed,

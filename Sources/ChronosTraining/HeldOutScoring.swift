@@ -30,11 +30,11 @@ public enum HeldOutScoring {
     /// Mean over `sequences` of the router KL anchor term, KL(P_router ‖ P_reference) averaged
     /// over tokens and MoE layers, with `referenceRouters` (router weights by layer) run on
     /// the same MoE inputs: how far routing has moved from the reference.
-    public static func routerDrift(_ model: ChronosLanguageModel, referenceRouters: [Int: Tensor], sequences: [[Int]]) throws -> Double {
+    public static func routerDrift(_ model: TransformerLanguageModel, referenceRouters: [Int: Tensor], sequences: [[Int]]) throws -> Double {
         var total = 0.0, counted = 0
         try Autograd.recording(false) {
             for ids in sequences where !ids.isEmpty {
-                let output = try model.forward(ids, cache: model.makeCache(), options: ChronosForwardOptions())
+                let output = try model.forward(ids, cache: model.makeCache(), options: .recordingAll)
                 let reference = output.layers.map { routing in
                     Tensor.linear(routing.input, weight: referenceRouters[routing.layer]!).softmax()
                 }

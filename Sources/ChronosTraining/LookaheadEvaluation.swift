@@ -21,13 +21,13 @@ public enum LookaheadEvaluation {
     /// Recall@k (k = experts per token) of the head's offset-`offset` predictions against the
     /// experts each MoE layer actually chose at t + offset, on `sequences`; the frequency
     /// baseline counts expert use on `reference` sequences.
-    public static func evaluate(_ model: ChronosLanguageModel, sequences: [[Int]], reference: [[Int]], offset: Int = 1,
+    public static func evaluate(_ model: any LanguageModel, sequences: [[Int]], reference: [[Int]], offset: Int = 1,
                                 seed: UInt64 = 7) throws -> PredictionQuality {
-        let k = model.configuration.expertsPerToken, experts = model.configuration.experts
+        let k = model.summary.expertsPerToken, experts = model.summary.expertsPerLayer.max() ?? 0
         // Most frequent experts per layer on the reference text.
         var counts: [Int: [Int]] = [:]
         for ids in reference {
-            let output = try model.forward(ids, cache: model.makeCache(), options: ChronosForwardOptions())
+            let output = try model.forward(ids, cache: model.makeCache(), options: ForwardOptions(recordsRouting: true))
             for routing in output.layers {
                 for chosen in routing.selectedExperts {
                     for e in chosen { counts[routing.layer, default: [Int](repeating: 0, count: experts)][e] += 1 }
@@ -38,9 +38,10 @@ public enum LookaheadEvaluation {
 
         var predicted: [[Int]] = [], actual: [[[Int]]] = [], current: [[[Int]]] = [], layers: [Int] = []
         for ids in sequences {
-            let output = try model.forward(ids, cache: model.makeCache(), options: ChronosForwardOptions())
+            let output = try model.forward(ids, cache: model.makeCache(), options: .recordingAll)
+            guard let lookahead = output.lookahead else { throw ModelError.noLookaheadHead(modelType: model.summary.modelType) }
             layers = output.layers.map(\.layer)
-            let predictions = output.predictedExperts(offset: offset, count: k)
+            let predictions = lookahead.predictedExperts(offset: offset, count: k)
             for t in 0..<max(ids.count - offset, 0) {
                 predicted.append(predictions[t])
                 actual.append(output.layers.map { $0.selectedExperts[t + offset] })

@@ -179,7 +179,7 @@ public final class PipelineRun {
         }
         guard let snapshot = try Checkpoint.latest(in: directory) else { throw CheckpointError.missingFile(directory.appendingPathComponent("checkpoints")) }
         let restored = try Checkpoint.restore(snapshot: snapshot, into: AdamW())
-        let model = try ChronosLanguageModel(directory: snapshot)
+        let model = try TransformerLanguageModel(directory: snapshot)
         let drift = try HeldOutScoring.routerDrift(model, referenceRouters: ChronosTrainer.referenceRouters(fromFrozen: restored.frozen),
                                                    sequences: run.heldOutInputs(stage.evaluationSequences))
         let step = restored.state.step

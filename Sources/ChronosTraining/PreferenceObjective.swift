@@ -83,7 +83,7 @@ final class PreferenceObjective: StageObjective {
     }
 
     /// Σ log π_ref of a sequence's answer tokens, with the given forward options.
-    func referenceLogProbability(_ sequence: ChatSequence, options: ChronosForwardOptions = ChronosForwardOptions()) throws -> Float {
+    func referenceLogProbability(_ sequence: ChatSequence, options: ForwardOptions = ForwardOptions()) throws -> Float {
         try Autograd.recording(false) {
             let reference = context.start
             let output = try reference.forward(sequence.inputs, cache: reference.makeCache(), options: options)

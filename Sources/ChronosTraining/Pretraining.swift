@@ -115,12 +115,12 @@ public final class PretrainRun {
     public func run(start: RunStart, onEvent: (PretrainEvent) throws -> Void) throws {
         let resumeFrom = try Checkpoint.prepare(runDirectory: settings.output, start: start)
         let started = Date()
-        var weights = ChronosLanguageModel.initialize(configuration: configuration, seed: settings.optimization.seed)
+        var weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: settings.optimization.seed)
         var state = TrainingState(step: 0, batchesSeen: 0, randomState: 0, tokensSeen: 0, settings: recordedSettings)
         let optimizer = AdamW(settings: settings.optimization.adam)
         var referenceRouters: [Int: Tensor]? = nil
         if let snapshot = resumeFrom {
-            let saved = try ChronosLanguageModel(directory: snapshot)
+            let saved = try TransformerLanguageModel(directory: snapshot)
             weights = Dictionary(uniqueKeysWithValues: saved.namedParameters().map { ($0.name, $0.tensor) })
             let restored = try Checkpoint.restore(snapshot: snapshot, into: optimizer)
             state = restored.state
@@ -175,7 +175,7 @@ public final class PretrainRun {
     }
 
     /// Mean held-out cross-entropy (nats per token) over the first `evaluationSequences` held-out sequences.
-    public func evaluate(_ model: ChronosLanguageModel) throws -> Double {
+    public func evaluate(_ model: TransformerLanguageModel) throws -> Double {
         let count = min(settings.evaluationSequences, heldOut.count)
         var total = 0.0
         for i in 0..<count {

@@ -36,14 +36,14 @@ struct EvalCommand: ParsableCommand {
         }
         crossEntropy /= Double(max(count, 1))
         var result: [String: Double] = ["heldout_cross_entropy": crossEntropy, "sequences": Double(count)]
-        if let chronos = loaded as? ChronosLanguageModel {
+        if let steps = loaded.summary.lookaheadSteps, steps > 0 {
             // Expert frequencies come from other text: the reference file, else the held-out
             // sequences after the evaluated ones.
             let referenceSequences = try reference.map(packed) ?? heldOut
             let start = reference == nil ? count : 0
             let referenceInputs = (start..<min(start + count, referenceSequences.count)).map(referenceSequences.inputs)
-            for offset in 1...chronos.configuration.lookaheadSteps {
-                let quality = try LookaheadEvaluation.evaluate(chronos, sequences: (0..<count).map(heldOut.inputs), reference: referenceInputs,
+            for offset in 1...steps {
+                let quality = try LookaheadEvaluation.evaluate(loaded, sequences: (0..<count).map(heldOut.inputs), reference: referenceInputs,
                                                                offset: offset)
                 result["lookahead_t\(offset)_recall"] = quality.recall
                 result["lookahead_t\(offset)_shuffled_recall"] = quality.shuffledRecall
@@ -58,10 +58,10 @@ struct EvalCommand: ParsableCommand {
         }
         print(String(format: "held-out cross-entropy %.4f nats/token (perplexity %.1f) over %d sequences of %d tokens",
                      crossEntropy, Foundation.exp(crossEntropy), count, seqLen))
-        if let chronos = loaded as? ChronosLanguageModel {
-            print("lookahead recall@\(chronos.configuration.expertsPerToken) of the experts each MoE layer chose at t+k:")
+        if let steps = loaded.summary.lookaheadSteps, steps > 0 {
+            print("lookahead recall@\(loaded.summary.expertsPerToken) of the experts each MoE layer chose at t+k:")
             print("  k   head    shuffled future   most frequent   reuse of t's experts")
-            for k in 1...chronos.configuration.lookaheadSteps {
+            for k in 1...steps {
                 print(String(format: "  %d   %.3f   %.3f             %.3f           %.3f", k,
                              result["lookahead_t\(k)_recall"]!, result["lookahead_t\(k)_shuffled_recall"]!,
                              result["lookahead_t\(k)_frequency_recall"]!, result["lookahead_t\(k)_reuse_recall"]!))

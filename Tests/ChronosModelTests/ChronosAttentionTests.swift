@@ -6,15 +6,15 @@ import XCTest
 /// reach, absolute positions, and MLA against its expanded equations.
 final class ChronosAttentionTests: XCTestCase {
     /// Logits and lookahead probabilities of `ids` fed in chunks of `sizes` through one cache.
-    private func run(_ model: ChronosLanguageModel, _ ids: [Int], chunks sizes: [Int], cache: ModelCache? = nil)
+    private func run(_ model: TransformerLanguageModel, _ ids: [Int], chunks sizes: [Int], cache: ModelCache? = nil)
         throws -> (logits: [Float], lookahead: [Float]) {
         let cache = cache ?? model.makeCache()
         var logits: [Float] = [], lookahead: [Float] = []
         var start = 0
         for size in sizes {
-            let output = try model.forward(Array(ids[start..<(start + size)]), cache: cache, options: ChronosForwardOptions())
+            let output = try model.forward(Array(ids[start..<(start + size)]), cache: cache, options: .recordingAll)
             logits += output.logits.floats
-            lookahead += output.lookaheadProbabilities.floats
+            lookahead += output.lookahead!.probabilities.floats
             start += size
         }
         XCTAssertEqual(start, ids.count)
@@ -70,8 +70,8 @@ final class ChronosAttentionTests: XCTestCase {
     }
 
     /// The sliding attention layer of `model`'s layer `index`.
-    private func slidingAttention(_ model: ChronosLanguageModel, layer index: Int) -> Attention {
-        guard case let .sliding(attention) = model.layers[index].mixer else { fatalError("layer \(index) is not sliding") }
+    private func slidingAttention(_ model: TransformerLanguageModel, layer index: Int) -> Attention {
+        guard case let .grouped(attention) = model.layers[index].mixer else { fatalError("layer \(index) is not sliding") }
         return attention
     }
 

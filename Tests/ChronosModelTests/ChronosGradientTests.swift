@@ -7,12 +7,12 @@ import XCTest
 final class ChronosGradientTests: XCTestCase {
     /// Cross-entropy plus a lookahead term against the mean router distribution and a router
     /// term (squared probabilities and their change from token to token), all differentiable.
-    private func loss(_ output: ChronosForwardOutput, targets: [Int], steps: Int) -> Tensor {
+    private func loss(_ output: ForwardOutput, targets: [Int], steps: Int) -> Tensor {
         let tokens = targets.count
         var total = Tensor.crossEntropy(logits: output.logits, targets: targets)
         let target = output.meanRouterProbabilities
         for k in 0...steps where k < tokens {
-            let logQ = output.lookaheadLogProbabilities(offset: k).slice(0..<(tokens - k))
+            let logQ = output.lookahead!.logProbabilities(offset: k).slice(0..<(tokens - k))
             let term = (target.slice(k..<tokens) * logQ).sum().scaled(by: -0.5 / Float((steps + 1) * (tokens - k)))
             total = total + term
         }
@@ -26,8 +26,8 @@ final class ChronosGradientTests: XCTestCase {
 
     func testTheRouterLearnsFromTheLanguageModelLossThroughTheCombineWeights() throws {
         let configuration = TinyChronos.configuration([.sliding], window: 4)
-        let leaves = TinyChronos.weights(configuration, seed: 9, scale: 10).mapValues { $0.copy().requiringGradient() }
-        let model = try ChronosLanguageModel(configuration: configuration, weights: leaves)
+        let leaves = try TinyChronos.weights(configuration, seed: 9, scale: 10).mapValues { $0.copy().requiringGradient() }
+        let model = try TransformerLanguageModel(configuration: configuration, weights: leaves)
         let sequence = TinyChronos.ids(8), inputs = Array(sequence.dropLast()), targets = Array(sequence.dropFirst())
         func crossEntropy() throws -> Tensor {
             Tensor.crossEntropy(logits: try model.forward(inputs, cache: model.makeCache()), targets: targets)
@@ -51,12 +51,12 @@ final class ChronosGradientTests: XCTestCase {
 
     func testEveryParameterGradientMatchesFiniteDifferences() throws {
         let configuration = TinyChronos.configuration([.mla, .sliding], window: 3)
-        let leaves = TinyChronos.weights(configuration, seed: 5, scale: 10).mapValues { $0.copy().requiringGradient() }
-        let model = try ChronosLanguageModel(configuration: configuration, weights: leaves)
+        let leaves = try TinyChronos.weights(configuration, seed: 5, scale: 10).mapValues { $0.copy().requiringGradient() }
+        let model = try TransformerLanguageModel(configuration: configuration, weights: leaves)
         let sequence = TinyChronos.ids(13)
         let inputs = Array(sequence.dropLast()), targets = Array(sequence.dropFirst())
         // Exercise the soft fallback too: a partly available expert and seeded slot dropping.
-        let options = ChronosForwardOptions(availability: [ExpertKey(layer: 0, expert: 1): 0.5],
+        let options = ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: [ExpertKey(layer: 0, expert: 1): 0.5],
                                             fallbackMaskProbability: 0.25, fallbackMaskSeed: 4)
         func evaluate() throws -> (loss: Float, selection: [[[Int]]]) {
             let output = try model.forward(inputs, cache: model.makeCache(), options: options)

@@ -20,7 +20,7 @@ final class ChronosMoETests: XCTestCase {
         let model = try TinyChronos.model(configuration)
         let plain = try model.forward(ids, cache: model.makeCache()).floats
         let masked = try model.forward(ids, cache: model.makeCache(),
-                                       options: ChronosForwardOptions(availability: everyExpert(configuration, 1), fallbackMaskSeed: 9))
+                                       options: ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: everyExpert(configuration, 1), fallbackMaskSeed: 9))
         XCTAssertEqual(masked.logits.floats, plain)
         XCTAssertTrue(masked.layers.allSatisfy { $0.availability.joined().allSatisfy { $0 == 1 } })
         let served = try TinyChronos.model(configuration, experts: EditedExperts(model.experts))
@@ -28,15 +28,16 @@ final class ChronosMoETests: XCTestCase {
     }
 
     /// The MoE block of layer `layer` of `model`, with its experts from `experts`.
-    private func block(_ model: ChronosLanguageModel, layer: Int, experts: any ExpertProvider) -> MoEBlock {
-        let moe = model.layers[layer].moe
+    private func block(_ model: TransformerLanguageModel, layer: Int, experts: any ExpertProvider) -> MoEBlock {
+        let moe = model.layers[layer].mixture!
         return MoEBlock(layer: moe.layer, configuration: moe.configuration, router: moe.router, shared: moe.shared, experts: experts)
     }
 
     /// y per the fallback formula, computed by hand for rows `x`.
-    private func expectedOutput(_ model: ChronosLanguageModel, layer: Int, x: [[Double]],
+    private func expectedOutput(_ model: TransformerLanguageModel, layer: Int, x: [[Double]],
                                 availability: (_ token: Int, _ expert: Int) -> Double) -> [Double] {
-        let c = model.configuration, names = ChronosWeightNames.self
+        guard case let .mixture(mixture) = model.configuration.feedForward[layer] else { fatalError("layer \(layer) has no experts") }
+        let names = ChronosWeightNames.self, hiddenSize = model.configuration.hiddenSize
         let parameters = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.name, $0.tensor) })
         let router = parameters[names.router(layer: layer)]!.floats
         func weights(_ n: ExpertWeightNames) -> ExpertWeights {
@@ -44,16 +45,16 @@ final class ChronosMoETests: XCTestCase {
         }
         var out: [Double] = []
         for (t, row) in x.enumerated() {
-            let p = Reference.softmax(Reference.matvec(router, rows: c.experts, cols: c.hiddenSize, row))
-            let top = p.indices.sorted { p[$0] > p[$1] }.prefix(c.expertsPerToken)
+            let p = Reference.softmax(Reference.matvec(router, rows: mixture.expertCount, cols: hiddenSize, row))
+            let top = p.indices.sorted { p[$0] > p[$1] }.prefix(mixture.topK)
             let total = top.reduce(0) { $0 + p[$1] }
-            let shared = (0..<c.sharedExperts).map { Reference.expert(weights(names.sharedExpert(layer: layer, index: $0)), row) }
-                .reduce([Double](repeating: 0, count: c.hiddenSize)) { zip($0, $1).map(+) }
+            let shared = (0..<(mixture.shared?.count ?? 0)).map { Reference.expert(weights(names.sharedExpert(layer: layer, index: $0)), row) }
+                .reduce([Double](repeating: 0, count: hiddenSize)) { zip($0, $1).map(+) }
             var y = shared
             for expert in top {
                 let w = p[expert] / total, a = availability(t, expert)
                 let routed = a > 0 ? Reference.expert(weights(names.expert(ExpertKey(layer: layer, expert: expert))), row)
-                    : [Double](repeating: 0, count: c.hiddenSize)
+                    : [Double](repeating: 0, count: hiddenSize)
                 for i in y.indices { y[i] += w * (a * routed[i] + (1 - a) * shared[i]) }
             }
             out += y
@@ -94,12 +95,12 @@ final class ChronosMoETests: XCTestCase {
     func testAMissingExpertInTheProviderIsTheSameAsMaskingIt() throws {
         let configuration = TinyChronos.configuration()
         let model = try TinyChronos.model(configuration)
-        let plain = try model.forward(ids, cache: model.makeCache(), options: ChronosForwardOptions())
+        let plain = try model.forward(ids, cache: model.makeCache(), options: .recordingAll)
         let key = ExpertKey(layer: 0, expert: plain.layers[0].selectedExperts[2][0])
         let provider = EditedExperts(model.experts, missing: [key])
         let offloaded = try TinyChronos.model(configuration, experts: provider)
-        let fallback = try offloaded.forward(ids, cache: offloaded.makeCache(), options: ChronosForwardOptions())
-        let masked = try model.forward(ids, cache: model.makeCache(), options: ChronosForwardOptions(availability: [key: 0]))
+        let fallback = try offloaded.forward(ids, cache: offloaded.makeCache(), options: .recordingAll)
+        let masked = try model.forward(ids, cache: model.makeCache(), options: ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: [key: 0]))
         XCTAssertEqual(fallback.logits.floats, masked.logits.floats)
         XCTAssertGreaterThan(maxAbsoluteDifference(fallback.logits.floats, plain.logits.floats), 1e-3)
         XCTAssertEqual(fallback.layers[0].availability[2][0], 0)
@@ -109,12 +110,12 @@ final class ChronosMoETests: XCTestCase {
     func testFallbackMaskDropsSlotsReproduciblyWithTheGivenProbability() throws {
         let configuration = TinyChronos.configuration()
         let model = try TinyChronos.model(configuration)
-        func run(_ probability: Float, seed: UInt64) throws -> ChronosForwardOutput {
+        func run(_ probability: Float, seed: UInt64) throws -> ForwardOutput {
             try model.forward(ids, cache: model.makeCache(),
-                              options: ChronosForwardOptions(fallbackMaskProbability: probability, fallbackMaskSeed: seed))
+                              options: ForwardOptions(recordsRouting: true, predictsLookahead: true, fallbackMaskProbability: probability, fallbackMaskSeed: seed))
         }
         let first = try run(0.5, seed: 1), again = try run(0.5, seed: 1), other = try run(0.5, seed: 2)
-        let pattern = { (output: ChronosForwardOutput) in output.layers.flatMap { $0.availability.joined() } }
+        let pattern = { (output: ForwardOutput) in output.layers.flatMap { $0.availability.joined() } }
         XCTAssertEqual(pattern(first), pattern(again))
         XCTAssertEqual(first.logits.floats, again.logits.floats)
         XCTAssertNotEqual(pattern(first), pattern(other))
@@ -123,7 +124,7 @@ final class ChronosMoETests: XCTestCase {
 
         // Dropping every slot is the same as every expert being unavailable.
         let all = try run(1, seed: 3)
-        let none = try model.forward(ids, cache: model.makeCache(), options: ChronosForwardOptions(availability: everyExpert(configuration, 0)))
+        let none = try model.forward(ids, cache: model.makeCache(), options: ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: everyExpert(configuration, 0)))
         XCTAssertEqual(all.logits.floats, none.logits.floats)
     }
 
@@ -132,7 +133,7 @@ final class ChronosMoETests: XCTestCase {
         var decisions: [RoutingDecision] = []
         let cache = model.makeCache()
         cache.routingObserver = { decisions.append($0) }
-        let output = try model.forward(ids, cache: cache, options: ChronosForwardOptions())
+        let output = try model.forward(ids, cache: cache, options: .recordingAll)
         XCTAssertEqual(output.layers.count, 2)
         for routing in output.layers {
             XCTAssertEqual(routing.input.shape, [11, 8])
@@ -155,11 +156,11 @@ final class ChronosMoETests: XCTestCase {
     /// preview must be exactly the routing its layer then makes for the pass's last token.
     func testEachLayerPreviewsTheNextLayersRouting() throws {
         let configuration = TinyChronos.configuration([.mla, .sliding, .mla], experts: 6)
-        var weights = TinyChronos.weights(configuration)
+        var weights = try TinyChronos.weights(configuration)
         for (name, tensor) in weights where name.hasSuffix("o_proj.weight") || name.hasSuffix("down_proj.weight") {
             weights[name] = Tensor(zeros: tensor.shape)
         }
-        let model = try ChronosLanguageModel(configuration: configuration, weights: weights)
+        let model = try TransformerLanguageModel(configuration: configuration, weights: weights)
         let cache = model.makeCache()
         var previews: [(layer: Int, experts: [Int])] = [], decisions: [RoutingDecision] = []
         cache.nextLayerObserver = { previews.append(($0, $1)) }
@@ -167,7 +168,7 @@ final class ChronosMoETests: XCTestCase {
         for pass in [Array(ids.prefix(5)), [ids[5]], [ids[6]]] {
             previews = []
             decisions = []
-            _ = try model.forward(pass, cache: cache, options: ChronosForwardOptions())
+            _ = try model.forward(pass, cache: cache, options: .recordingAll)
             XCTAssertEqual(previews.map(\.layer), [1, 2], "every layer but the last previews the one after it")
             let last = decisions.map(\.position).max()!
             for preview in previews {

@@ -50,7 +50,7 @@ final class ChronosModelTests: XCTestCase {
         c = TinyChronos.configuration()
         c.hiddenLayers = 3
         c.layerTypes = [.mla]
-        XCTAssertThrowsError(try ChronosLanguageModel(configuration: c, weights: [:])) { error in
+        XCTAssertThrowsError(try TransformerLanguageModel(configuration: c, weights: [:])) { error in
             guard case let .malformedConfig(_, field, _)? = error as? ModelError else { return XCTFail("\(error)") }
             XCTAssertEqual(field, "layer_types")
         }
@@ -67,11 +67,12 @@ final class ChronosModelTests: XCTestCase {
 
     func testLookaheadPredictsADistributionPerOffset() throws {
         let model = try TinyChronos.model()
-        let output = try model.forward(TinyChronos.ids(5), cache: model.makeCache(), options: ChronosForwardOptions())
-        XCTAssertEqual(output.lookaheadProbabilities.shape, [5, 3, 4])
-        XCTAssertEqual(output.lookaheadLogProbabilities.shape, [5, 3, 4])
-        XCTAssertEqual(output.blockZeroHidden.shape, [5, 8])
-        let probabilities = output.lookaheadProbabilities.floats, logs = output.lookaheadLogProbabilities.floats
+        let output = try model.forward(TinyChronos.ids(5), cache: model.makeCache(),
+                                       options: ForwardOptions(recordsRouting: true, predictsLookahead: true, hiddenLayers: [0]))
+        XCTAssertEqual(output.lookahead!.probabilities.shape, [5, 3, 4])
+        XCTAssertEqual(output.lookahead!.logProbabilities.shape, [5, 3, 4])
+        XCTAssertEqual(output.hidden[0]?.shape, [5, 8])
+        let probabilities = output.lookahead!.probabilities.floats, logs = output.lookahead!.logProbabilities.floats
         for row in 0..<15 {
             let p = probabilities[(row * 4)..<((row + 1) * 4)]
             XCTAssertEqual(p.reduce(0, +), 1, accuracy: 1e-5)
@@ -79,18 +80,18 @@ final class ChronosModelTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(logs.map { Foundation.exp($0) }, probabilities), 1e-5)
         for offset in 0...2 {
-            let q = output.lookaheadProbabilities(offset: offset)
+            let q = output.lookahead!.probabilities(offset: offset)
             XCTAssertEqual(q.shape, [5, 4])
             XCTAssertEqual(q.row(3), Array(probabilities[((3 * 3 + offset) * 4)..<((3 * 3 + offset + 1) * 4)]))
-            let best = output.predictedExperts(offset: offset, count: 2)
+            let best = output.lookahead!.predictedExperts(offset: offset, count: 2)
             XCTAssertEqual(best.count, 5)
             XCTAssertEqual(best[3][0], argmax(q.row(3)))
         }
         // Empty input: every output has 0 rows and the cache does not move.
         let cache = model.makeCache()
-        let empty = try model.forward([], cache: cache, options: ChronosForwardOptions())
+        let empty = try model.forward([], cache: cache, options: .recordingAll)
         XCTAssertEqual(empty.logits.shape, [0, 13])
-        XCTAssertEqual(empty.lookaheadProbabilities.shape, [0, 3, 4])
+        XCTAssertEqual(empty.lookahead!.probabilities.shape, [0, 3, 4])
         XCTAssertEqual(cache.offset, 0)
     }
 
@@ -108,10 +109,10 @@ final class ChronosModelTests: XCTestCase {
             XCTAssertEqual(loaded.parameterCounts, model.parameterCounts)
             let ids = TinyChronos.ids(9)
             XCTAssertEqual(try loaded.forward(ids, cache: loaded.makeCache()).floats, try model.forward(ids, cache: model.makeCache()).floats)
-            let chronos = try XCTUnwrap(loaded as? ChronosLanguageModel)
-            XCTAssertEqual(chronos.configuration, configuration)
-            XCTAssertEqual(try chronos.forward(ids, cache: chronos.makeCache(), options: ChronosForwardOptions()).lookaheadProbabilities.floats,
-                           try model.forward(ids, cache: model.makeCache(), options: ChronosForwardOptions()).lookaheadProbabilities.floats)
+            let chronos = loaded
+            XCTAssertEqual(try ChronosConfiguration(directory: directory), configuration)
+            XCTAssertEqual(try chronos.forward(ids, cache: chronos.makeCache(), options: .recordingAll).lookahead!.probabilities.floats,
+                           try model.forward(ids, cache: model.makeCache(), options: .recordingAll).lookahead!.probabilities.floats)
 
             // The storage layer finds every expert's tensors by name in the checkpoint.
             let checkpoint = try SafetensorsCheckpoint(directory: directory)
@@ -127,14 +128,14 @@ final class ChronosModelTests: XCTestCase {
 
     func testNamedParametersAreTheTensorsTheModelComputesWith() throws {
         let configuration = TinyChronos.configuration()
-        let weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 1)
-        XCTAssertEqual(weights.keys.sorted(), ChronosLanguageModel.initialize(configuration: configuration, seed: 1).keys.sorted())
-        XCTAssertEqual(weights[ChronosWeightNames.embedding]!.floats, ChronosLanguageModel.initialize(configuration: configuration, seed: 1)[ChronosWeightNames.embedding]!.floats)
-        XCTAssertNotEqual(weights[ChronosWeightNames.embedding]!.floats, ChronosLanguageModel.initialize(configuration: configuration, seed: 2)[ChronosWeightNames.embedding]!.floats)
+        let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 1)
+        XCTAssertEqual(weights.keys.sorted(), try TransformerLanguageModel.initialize(configuration: configuration, seed: 1).keys.sorted())
+        XCTAssertEqual(weights[ChronosWeightNames.embedding]!.floats, try TransformerLanguageModel.initialize(configuration: configuration, seed: 1)[ChronosWeightNames.embedding]!.floats)
+        XCTAssertNotEqual(weights[ChronosWeightNames.embedding]!.floats, try TransformerLanguageModel.initialize(configuration: configuration, seed: 2)[ChronosWeightNames.embedding]!.floats)
         XCTAssertEqual(weights["model.norm.weight"]!.floats, [Float](repeating: 1, count: 8))
-        XCTAssertEqual(ChronosLanguageModel.parameterShapes(configuration: configuration).map(\.name).sorted(), weights.keys.sorted())
+        XCTAssertEqual(try TransformerLanguageModel.parameterShapes(configuration: configuration).map(\.name).sorted(), weights.keys.sorted())
 
-        let model = try ChronosLanguageModel(configuration: configuration, weights: weights)
+        let model = try TransformerLanguageModel(configuration: configuration, weights: weights)
         let parameters = model.namedParameters()
         XCTAssertEqual(parameters.map(\.name).sorted(), weights.keys.sorted())
         for (name, tensor) in parameters {
@@ -155,14 +156,14 @@ final class ChronosModelTests: XCTestCase {
 
     func testMissingOrMisshapenTensorsAreNamed() throws {
         let configuration = TinyChronos.configuration()
-        var weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 1)
+        var weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 1)
         let name = ChronosWeightNames.layer(0, "self_attn.kv_down_proj.weight")
         weights[name] = Tensor(zeros: [5, 8])
-        XCTAssertThrowsError(try ChronosLanguageModel(configuration: configuration, weights: weights)) { error in
+        XCTAssertThrowsError(try TransformerLanguageModel(configuration: configuration, weights: weights)) { error in
             XCTAssertEqual(error as? ModelError, .shapeMismatch(tensor: name, expected: [6, 8], found: [5, 8]))
         }
         weights[name] = nil
-        XCTAssertThrowsError(try ChronosLanguageModel(configuration: configuration, weights: weights)) { error in
+        XCTAssertThrowsError(try TransformerLanguageModel(configuration: configuration, weights: weights)) { error in
             XCTAssertEqual(error as? ModelError, .missingTensor(name: name, directory: "the weights given"))
         }
     }
@@ -170,14 +171,14 @@ final class ChronosModelTests: XCTestCase {
     func testExpertsCanComeFromAnotherProvider() throws {
         let configuration = TinyChronos.configuration()
         let resident = try TinyChronos.model(configuration)
-        let weights = TinyChronos.weights(configuration).filter { !$0.key.contains(".mlp.experts.") }
-        let offloaded = try ChronosLanguageModel(configuration: configuration, weights: weights, experts: resident.experts)
+        let weights = try TinyChronos.weights(configuration).filter { !$0.key.contains(".mlp.experts.") }
+        let offloaded = try TransformerLanguageModel(configuration: configuration, weights: weights, experts: resident.experts)
         let ids = TinyChronos.ids(6)
         XCTAssertEqual(try offloaded.forward(ids, cache: offloaded.makeCache()).floats, try resident.forward(ids, cache: resident.makeCache()).floats)
         XCTAssertEqual(offloaded.parameterCounts, resident.parameterCounts)
 
         // Saving needs every expert.
-        let partial = try ChronosLanguageModel(configuration: configuration, weights: weights,
+        let partial = try TransformerLanguageModel(configuration: configuration, weights: weights,
                                                experts: EditedExperts(resident.experts, missing: [ExpertKey(layer: 1, expert: 2)]))
         XCTAssertEqual(partial.namedParameters().count, resident.namedParameters().count - 3)
         let directory = try Fixtures.temporaryDirectory()

@@ -17,9 +17,9 @@ enum TinyChronos {
 
     /// `initialize`d weights with projections scaled by `scale` (so activations are O(1) and
     /// differences show) and norm weights spread around 1.
-    static func weights(_ configuration: ChronosConfiguration, seed: UInt64 = 7, scale: Float = 15) -> [String: Tensor] {
+    static func weights(_ configuration: ChronosConfiguration, seed: UInt64 = 7, scale: Float = 15) throws -> [String: Tensor] {
         var generator = SplitMix64(seed: seed ^ 0x5eed)
-        var weights = ChronosLanguageModel.initialize(configuration: configuration, seed: seed)
+        var weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: seed)
         for name in weights.keys.sorted() {
             let tensor = weights[name]!, values = tensor.floats
             if name.hasSuffix("norm.weight") || name.hasSuffix("layernorm.weight") {
@@ -35,8 +35,8 @@ enum TinyChronos {
 
     /// A model of `configuration` over `weights(configuration, seed:)`.
     static func model(_ configuration: ChronosConfiguration = configuration(), seed: UInt64 = 7,
-                      experts: (any ExpertProvider)? = nil) throws -> ChronosLanguageModel {
-        try ChronosLanguageModel(configuration: configuration, weights: weights(configuration, seed: seed), experts: experts)
+                      experts: (any ExpertProvider)? = nil) throws -> TransformerLanguageModel {
+        try TransformerLanguageModel(configuration: configuration, weights: try weights(configuration, seed: seed), experts: experts)
     }
 
     /// A fixed token sequence of `count` ids.

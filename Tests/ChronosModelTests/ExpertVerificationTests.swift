@@ -56,8 +56,8 @@ final class ConfigurationLimitTests: XCTestCase {
     func testACheckpointTensorTheConfigurationDoesNotUseIsRefused() throws {
         // Weights with a shared expert, read under a configuration without one: the shared
         // expert's weights would be silently ignored.
-        let weights = TinyChronos.weights(TinyChronos.configuration(sharedExperts: 1))
-        XCTAssertThrowsError(try ChronosLanguageModel(configuration: TinyChronos.configuration(sharedExperts: 0), weights: weights)) { error in
+        let weights = try TinyChronos.weights(TinyChronos.configuration(sharedExperts: 1))
+        XCTAssertThrowsError(try TransformerLanguageModel(configuration: TinyChronos.configuration(sharedExperts: 0), weights: weights)) { error in
             guard case let ModelError.unusedTensor(name, _) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(name.contains("shared_experts"), name)
         }

@@ -13,12 +13,12 @@ private func tinyChronosModel() throws -> URL {
         ropeDim: 4, slidingWindow: 8, layerTypes: [.mla, .sliding], experts: 6, expertsPerToken: 2,
         sharedExperts: 1, moeIntermediateSize: 12, sharedExpertIntermediateSize: 10, normTopKProb: true,
         lookaheadSteps: 2, maxPositionEmbeddings: 128)
-    var weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 3)
+    var weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 3)
     for (name, tensor) in weights where !name.contains("norm") && !name.hasSuffix(".bias") {
         weights[name] = Tensor(shape: tensor.shape, values: tensor.floats.map { $0 * 20 })
     }
     let directory = try Fixtures.temporaryDirectory()
-    try ChronosLanguageModel(configuration: configuration, weights: weights).save(to: directory)
+    try TransformerLanguageModel(configuration: configuration, weights: weights).save(to: directory)
     return directory
 }
 
@@ -109,8 +109,8 @@ final class ActivationTraceTests: XCTestCase {
             XCTAssertEqual(token.experts.map(\.count), [2, 2])
             for p in token.probabilities { XCTAssertGreaterThanOrEqual(p[0], p[1]) }
         }
-        let chronos = try XCTUnwrap(model as? ChronosLanguageModel)
-        let hidden = try chronos.forward(tinySequences[1], cache: chronos.makeCache(), options: ChronosForwardOptions()).blockZeroHidden
+        let hidden = try XCTUnwrap(model.forward(tinySequences[1], cache: model.makeCache(),
+                                                 options: ForwardOptions(hiddenLayers: [0])).hidden[0])
         XCTAssertEqual(trace.tokens[12 + 5].hidden, Array(hidden.floats[(5 * 16)..<(6 * 16)]))
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("tiny.trace")
         try trace.write(to: url)

@@ -22,12 +22,12 @@ enum StorageFixtures {
     /// A new directory holding a tiny Chronos model with weights scaled so routing varies.
     static func chronosModel(sharedExperts: Int = 1, seed: UInt64 = 3) throws -> URL {
         let configuration = chronosConfiguration(sharedExperts: sharedExperts)
-        var weights = ChronosLanguageModel.initialize(configuration: configuration, seed: seed)
+        var weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: seed)
         for (name, tensor) in weights where !name.contains("norm") && !name.hasSuffix(".bias") {
             weights[name] = Tensor(shape: tensor.shape, values: tensor.floats.map { $0 * 20 })
         }
         let directory = try Fixtures.temporaryDirectory()
-        try ChronosLanguageModel(configuration: configuration, weights: weights).save(to: directory)
+        try TransformerLanguageModel(configuration: configuration, weights: weights).save(to: directory)
         return directory
     }
 

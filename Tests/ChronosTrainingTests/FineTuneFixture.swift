@@ -61,8 +61,8 @@ struct FineTuneFixture {
         configuration.vocabSize = tokenizer.vocabularySize
         configuration.eosTokenId = [tokenizer.id(forToken: "<|endoftext|>")!, tokenizer.id(forToken: "<|im_end|>")!]
         configuration.bosTokenId = tokenizer.id(forToken: "<|endoftext|>")
-        let weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 3)
-        try ChronosLanguageModel(configuration: configuration, weights: weights).save(to: base)
+        let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 3)
+        try TransformerLanguageModel(configuration: configuration, weights: weights).save(to: base)
     }
 
     func url(_ name: String) -> URL { directory.appendingPathComponent(name) }

@@ -61,7 +61,7 @@ final class OptimizerTests: XCTestCase {
                                                  headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
                                                  expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
                                                  sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
-        let weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 3)
+        let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 3)
         let routers = ChronosTrainer.referenceRouters(fromFrozen: try ChronosTrainer(
             configuration: configuration, weights: weights, settings: OptimizationSettings()).frozenTensors)
         XCTAssertNoThrow(try ChronosTrainer(configuration: configuration, weights: weights, settings: OptimizationSettings(),
@@ -87,17 +87,17 @@ final class OptimizerTests: XCTestCase {
                                                  headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
                                                  expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
                                                  sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
-        let weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 3)
+        let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 3)
         var settings = OptimizationSettings()
         settings.fallbackMaskProbability = 0
         settings.clipNorm = 0
         let trainer = try ChronosTrainer(configuration: configuration, weights: weights, settings: settings)
         let sequences = (0..<5).map { s in (0..<10).map { (s * 7 + $0 * 5 + $0 * $0) % 40 } }
-        func loss(_ model: ChronosLanguageModel, _ ids: [Int]) throws -> Tensor {
-            let output = try model.forward(Array(ids.dropLast()), cache: model.makeCache(), options: ChronosForwardOptions())
+        func loss(_ model: TransformerLanguageModel, _ ids: [Int]) throws -> Tensor {
+            let output = try model.forward(Array(ids.dropLast()), cache: model.makeCache(), options: .recordingAll)
             return Tensor.crossEntropy(logits: output.logits, targets: Array(ids.dropFirst())) + trainer.chronosTerms(output).weighted
         }
-        let single = try ChronosLanguageModel(configuration: configuration,
+        let single = try TransformerLanguageModel(configuration: configuration,
                                               weights: weights.mapValues { $0.converted(to: .f32).copy().requiringGradient() })
         for ids in sequences {
             try Autograd.recording { Autograd.backward(try loss(single, ids).scaled(by: 1 / Float(sequences.count))) }

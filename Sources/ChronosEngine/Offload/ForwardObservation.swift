@@ -29,30 +29,17 @@ public struct ForwardObservation: Sendable {
     public var lastPosition: Int { positionOffset + ids.count - 1 }
 
     /// Runs `model` on `ids` and keeps what predictors read: the last token's hidden state after
-    /// each of `keeping`'s decoder layers (every architecture) and a Chronos-native model's
-    /// lookahead head. `onHidden` is handed each layer's index and the hidden states of all of
-    /// `ids` in the middle of the pass, as soon as that layer is done.
+    /// each of `keeping`'s decoder layers and the model's lookahead head, when it has one.
+    /// `onHidden` is handed each layer's index and the hidden states of all of `ids` in the
+    /// middle of the pass, as soon as that layer is done.
     public static func forward(_ model: any LanguageModel, ids: [Int], cache: ModelCache, keeping: Set<Int> = [],
                                onHidden: ((_ layer: Int, _ hidden: Tensor) -> Void)? = nil) throws -> ForwardObservation {
         let offset = cache.offset, last = ids.count - 1
-        var kept: [Int: Tensor] = [:]
-        if onHidden != nil || !keeping.isEmpty {
-            cache.hiddenObserver = { layer, hidden in
-                onHidden?(layer, hidden)
-                if keeping.contains(layer) { kept[layer] = hidden.slice(last..<(last + 1)).contiguous() }
-            }
-        }
+        cache.hiddenObserver = onHidden
         defer { cache.hiddenObserver = nil }
-        guard let chronos = model as? ChronosLanguageModel else {
-            let logits = try model.forward(ids, cache: cache)
-            return ForwardObservation(positionOffset: offset, ids: ids, logits: logits, lookaheadProbabilities: nil, hidden: kept)
-        }
-        let output = try chronos.forward(ids, cache: cache, options: ChronosForwardOptions())
-        let lookahead = output.lookaheadProbabilities
-        let rows = lookahead.shape[1], experts = lookahead.shape[2]
-        return ForwardObservation(
-            positionOffset: offset, ids: ids, logits: output.logits,
-            lookaheadProbabilities: lookahead.slice(last..<(last + 1)).contiguous().reshaped([rows, experts]),
-            hidden: kept)
+        let output = try model.forward(ids, cache: cache, options: ForwardOptions(predictsLookahead: true, hiddenLayers: keeping))
+        let kept = output.hidden.mapValues { $0.slice(last..<(last + 1)).contiguous() }
+        return ForwardObservation(positionOffset: offset, ids: ids, logits: output.logits,
+                                  lookaheadProbabilities: output.lookahead.map { $0.row(last) }, hidden: kept)
     }
 }

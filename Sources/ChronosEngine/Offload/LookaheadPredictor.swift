@@ -72,13 +72,6 @@ public final class ChronosLookaheadPredictor: LookaheadPredictor {
         moeLayers = summary.expertsPerLayer.indices.filter { summary.expertsPerLayer[$0] > 0 }
     }
 
-    /// A predictor for `model`'s head, naming up to `expertsPerOffset` (default: top-k) ids of
-    /// at least `minimumChance`.
-    public convenience init(model: ChronosLanguageModel, expertsPerOffset: Int? = nil, minimumChance: Double = 0) {
-        self.init(summary: model.summary, horizon: model.configuration.lookaheadSteps,
-                  expertsPerOffset: expertsPerOffset ?? model.configuration.expertsPerToken, minimumChance: minimumChance)
-    }
-
     /// The top ids of the head's row k that reach `minimumChance`, in every MoE layer, for
     /// k = 1…K; an id's chance of use from rows 1…K, the same in every MoE layer.
     public func predict(after observation: ForwardObservation) -> LookaheadForecast {

@@ -156,8 +156,9 @@ public final class OffloadedModel {
             if let head = try TrainedLookaheadHead.load(from: directory, summary: summary) {
                 lookahead = TrainedLookaheadPredictor(head: head, topK: summary.expertsPerToken, expertsPerOffset: perOffset,
                                                       minimumChance: settings.lookaheadChance)
-            } else if let chronos = model as? ChronosLanguageModel, chronos.configuration.lookaheadSteps > 0 {
-                lookahead = ChronosLookaheadPredictor(model: chronos, expertsPerOffset: perOffset, minimumChance: settings.lookaheadChance)
+            } else if let horizon = summary.lookaheadSteps, horizon > 0 {
+                lookahead = ChronosLookaheadPredictor(summary: summary, horizon: horizon, expertsPerOffset: perOffset,
+                                                      minimumChance: settings.lookaheadChance)
             }
         }
         if settings.predictors.intent, let classifier = try IntentClassifier.load(from: directory, summary: summary) {

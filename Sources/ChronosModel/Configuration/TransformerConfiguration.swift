@@ -12,6 +12,15 @@ struct TransformerConfiguration: Sendable {
         case acrossHeads
     }
 
+    /// The attention of one decoder layer.
+    enum LayerAttention: Sendable, Equatable {
+        /// Grouped-query attention over the whole prefix, or over the last `window` positions.
+        case grouped(window: Int?)
+        /// Multi-head latent attention (`LatentAttention`) caching a latent of `latentDim` and a
+        /// shared RoPE key of `ropeDim` per position.
+        case latent(latentDim: Int, ropeDim: Int)
+    }
+
     /// The feed-forward block of one decoder layer.
     enum FeedForward: Sendable, Equatable {
         /// A SwiGLU MLP of this intermediate width.
@@ -38,13 +47,15 @@ struct TransformerConfiguration: Sendable {
     /// Whether dense MLP projections have biases.
     var mlpBias: Bool
     var queryKeyNorm: QueryKeyNorm
-    /// Sliding-window length of each layer's attention (nil: full causal attention).
-    var slidingWindows: [Int?]
+    /// The attention of each layer.
+    var attention: [LayerAttention]
     /// Feed-forward block of each layer.
     var feedForward: [FeedForward]
     var bosTokenId: Int?
     var eosTokenIds: [Int]
     var maxPositionEmbeddings: Int?
+    /// The lookahead router head, when the model has one.
+    var lookahead: LookaheadConfiguration? = nil
 
     /// Checks the sizes fit together and lie within `ConfigurationLimits`; errors name the
     /// `config.json` field at fault and the range it may take.
@@ -67,15 +78,24 @@ struct TransformerConfiguration: Sendable {
         try check(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps", "must be between 0 and 1 (exclusive), got \(rmsNormEps)")
         try check(ropeTheta > 0 && ropeTheta.isFinite, "rope_theta", "must be positive and finite, got \(ropeTheta)")
         if let maxPositionEmbeddings { try within(maxPositionEmbeddings, Limits.positions, "max_position_embeddings") }
-        for window in slidingWindows {
-            if let window { try within(window, Limits.positions, "sliding_window") }
+        try check(attention.count == layerCount && feedForward.count == layerCount, "num_hidden_layers",
+                  "\(layerCount) layers, but \(attention.count) attention and \(feedForward.count) feed-forward entries")
+        for layer in attention {
+            switch layer {
+            case let .grouped(window):
+                if let window { try within(window, Limits.positions, "sliding_window") }
+            case let .latent(latentDim, ropeDim):
+                try within(latentDim, Limits.width, "kv_latent_dim")
+                try within(ropeDim, Limits.headWidth, "rope_dim")
+                try check(ropeDim % 2 == 0, "rope_dim", "must be even, got \(ropeDim)")
+            }
         }
         for case let .mixture(mixture) in feedForward {
             try within(mixture.expertCount, Limits.experts, "num_experts")
             try check(mixture.topK > 0 && mixture.topK <= mixture.expertCount, "num_experts_per_tok",
                       "\(mixture.topK) must be between 1 and the number of experts (\(mixture.expertCount))")
             try within(mixture.intermediateSize, Limits.width, "moe_intermediate_size")
-            if let shared = mixture.sharedExpertIntermediateSize { try within(shared, Limits.width, "shared_expert_intermediate_size") }
+            if let shared = mixture.shared { try within(shared.intermediateSize, Limits.width, "shared_expert_intermediate_size") }
         }
         for case let .dense(size) in feedForward {
             try within(size, Limits.width, "intermediate_size")
@@ -90,8 +110,9 @@ struct TransformerConfiguration: Sendable {
             layerCount: layerCount, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
             expertsPerLayer: feedForward.map { if case let .mixture(m) = $0 { m.expertCount } else { 0 } },
             expertsPerToken: mixtures.map(\.topK).max() ?? 0,
-            hasSharedExpert: mixtures.contains { $0.sharedExpertIntermediateSize != nil }, tiedEmbeddings: tieWordEmbeddings,
-            bosTokenId: bosTokenId, eosTokenIds: eosTokenIds, maxPositionEmbeddings: maxPositionEmbeddings)
+            hasSharedExpert: mixtures.contains { $0.shared != nil }, tiedEmbeddings: tieWordEmbeddings,
+            bosTokenId: bosTokenId, eosTokenIds: eosTokenIds, maxPositionEmbeddings: maxPositionEmbeddings,
+            lookaheadSteps: lookahead?.steps)
     }
 }
 
@@ -106,8 +127,29 @@ struct MixtureConfiguration: Sendable, Equatable {
     var intermediateSize: Int
     /// Whether the top-k probabilities are renormalised to sum to 1.
     var normalizeTopK: Bool
-    /// Intermediate width of the sigmoid-gated shared expert, if the family has one.
-    var sharedExpertIntermediateSize: Int?
+    /// The always-active shared experts, if the family has them.
+    var shared: SharedExpertConfiguration?
+}
+
+/// The shared experts of an MoE layer: summed, and scaled by σ(g·x) when gated.
+struct SharedExpertConfiguration: Sendable, Equatable {
+    /// How many shared SwiGLU experts (Qwen2-MoE: one; Chronos: `num_shared_experts`).
+    var count: Int
+    /// Intermediate width of each.
+    var intermediateSize: Int
+    /// Whether their sum is scaled by a sigmoid gate (Qwen2-MoE) or added as is (Chronos).
+    var gated: Bool
+}
+
+/// The lookahead router head (`LookaheadRouter`): it reads the residual stream after decoder
+/// layer `inputLayer` and predicts the experts of the next `steps` tokens.
+struct LookaheadConfiguration: Sendable, Equatable {
+    /// K: the furthest future token predicted.
+    var steps: Int
+    /// E: the experts per layer it chooses among.
+    var experts: Int
+    /// The decoder layer whose output it reads.
+    var inputLayer: Int
 }
 
 extension TransformerConfiguration {

@@ -1,46 +1,66 @@
 import ChronosTensor
 
 /// One pre-norm decoder layer: `h = x + Attention(RMSNorm(x))`, `out = h + FFN(RMSNorm(h))`,
-/// where the feed-forward is a dense SwiGLU MLP or a routed mixture of experts.
+/// where the attention is grouped-query or multi-head latent, and the feed-forward a dense
+/// SwiGLU MLP or a routed mixture of experts.
 struct DecoderLayer: Sendable {
+    enum Mixer: Sendable {
+        case grouped(Attention)
+        case latent(LatentAttention)
+    }
+
     enum FeedForward: Sendable {
         case dense(GatedMLP)
         case mixture(MoEBlock)
     }
 
+    /// The layer's output, with its MoE block's input and routing when it has one.
+    struct Output {
+        let output: Tensor
+        let mixtureInput: Tensor?
+        let routing: MoEBlock.Routing?
+    }
+
     let inputNorm: Tensor
     let postAttentionNorm: Tensor
     let normEps: Float
-    let attention: Attention
+    let mixer: Mixer
     let feedForward: FeedForward
 
-    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`; `beforeRouted` is handed the
-    /// residual stream as it stands before any routed expert is asked for: attention and any
-    /// shared expert added (a dense layer: after attention).
+    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`. `availability` is handed to
+    /// the MoE block (see `MoEBlock.route`); `beforeRouted` the residual stream as it stands
+    /// before any routed expert is asked for: attention and any shared expert added (a dense
+    /// layer: after attention).
     func callAsFunction(_ x: Tensor, cache: any KVCache, observer: RoutingObserver?,
-                        beforeRouted: ((Tensor) -> Void)? = nil) -> Tensor {
+                        availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
+                        beforeRouted: ((Tensor) -> Void)? = nil) -> Output {
         let positionOffset = cache.offset
-        let h = x + attention(x.rmsNorm(weight: inputNorm, eps: normEps), cache: cache)
-        let normed = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
+        let normed = x.rmsNorm(weight: inputNorm, eps: normEps)
+        let attended = switch mixer {
+        case let .grouped(attention): attention(normed, cache: cache)
+        case let .latent(attention): attention(normed, cache: cache)
+        }
+        let h = x + attended
+        let feedForwardInput = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
         switch feedForward {
         case let .dense(mlp):
             beforeRouted?(h)
-            return h + mlp(normed)
+            return Output(output: h + mlp(feedForwardInput), mixtureInput: nil, routing: nil)
         case let .mixture(moe):
-            return h + moe(normed, positionOffset: positionOffset, observer: observer,
-                           beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
+            let routing = moe.route(feedForwardInput, positionOffset: positionOffset, observer: observer, availability: availability,
+                                    beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
+            return Output(output: h + routing.output, mixtureInput: feedForwardInput, routing: routing)
         }
     }
 
-    /// Whether the feed-forward is a routed mixture.
-    var isMixture: Bool {
-        if case .mixture = feedForward { true } else { false }
+    /// The MoE block, nil for a dense layer.
+    var mixture: MoEBlock? {
+        if case let .mixture(moe) = feedForward { moe } else { nil }
     }
 
     /// The feed-forward's router preview for the last row of `stream` (see
     /// `ModelCache.nextLayerObserver`); nil for a dense layer.
     func previewExperts(stream: Tensor) -> [Int]? {
-        guard case let .mixture(moe) = feedForward else { return nil }
-        return moe.previewExperts(stream: stream, norm: postAttentionNorm, eps: normEps)
+        mixture?.previewExperts(stream: stream, norm: postAttentionNorm, eps: normEps)
     }
 }

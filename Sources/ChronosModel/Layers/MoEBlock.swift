@@ -72,13 +72,6 @@ struct MoEBlock: Sendable {
         }
     }
 
-    /// `[T, hidden]` for tokens at positions `positionOffset…` → `[T, hidden]`; tells `observer`
-    /// each token's routing decision (see `route` for `beforeRouted`).
-    func callAsFunction(_ x: Tensor, positionOffset: Int, observer: RoutingObserver?,
-                        beforeRouted: ((Tensor?) -> Void)? = nil) -> Tensor {
-        route(x, positionOffset: positionOffset, observer: observer, beforeRouted: beforeRouted).output
-    }
-
     /// The block's output and routing for `x` `[T, hidden]`. `availability(slot, expert)` gives
     /// a ∈ [0, 1] for slot `slot` (= t·k + j) routed to `expert`; nil means 1 everywhere. An
     /// expert the provider does not have is unavailable whatever it says. The shared path runs

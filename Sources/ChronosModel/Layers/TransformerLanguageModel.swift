@@ -1,160 +1,305 @@
 import ChronosFormats
 import ChronosTensor
+import Foundation
 
-/// The decoder-only transformer all the Hugging Face families here share: embedding, decoder
-/// layers, final RMSNorm and LM head. Architectures differ only in their configuration and
-/// checkpoint names.
-final class TransformerLanguageModel: LanguageModel {
+/// The decoder-only transformer every architecture here is an instance of: embedding, decoder
+/// layers, final RMSNorm, LM head and, when the architecture has one, the lookahead router head.
+/// Architectures differ only in their `TransformerConfiguration` (each layer's attention and
+/// feed-forward, biases, norms) and their checkpoint names.
+///
+/// Written only with `Tensor` ops, so the same forward serves a whole prompt, one token at a
+/// time and training: build the model from `requiringGradient()` copies of its weights, run
+/// `forward(_:cache:options:)` under `Autograd.recording`, and update `namedParameters()` in
+/// place. Routed experts come from the `ExpertProvider` (all resident by default).
+public final class TransformerLanguageModel: LanguageModel {
     let configuration: TransformerConfiguration
     let keys: CheckpointKeys
-    let summary: ModelSummary
-    let parameterCounts: ParameterCounts
-    let experts: any ExpertProvider
+    public let summary: ModelSummary
+    public let parameterCounts: ParameterCounts
+    public let experts: any ExpertProvider
+    /// `config.json` as `save(to:)` writes it.
+    private let configJSON: Data
+    /// Every parameter's name and shape, in checkpoint order, routed experts included.
+    private let layout: [ParameterSpec]
+    /// The parameters outside the routed experts, by checkpoint name.
+    private let dense: [String: Tensor]
     /// `[vocab, hidden]`.
     let embedding: Tensor
     let layers: [DecoderLayer]
     let finalNorm: Tensor
     /// `[vocab, hidden]`: the embedding table itself when tied.
     let lmHead: Tensor
+    let lookahead: LookaheadRouter?
 
-    /// Loads the weights `configuration` describes from `checkpoint`; routed experts come from
-    /// `experts`, or are all loaded from the checkpoint when it is nil.
-    init(configuration c: TransformerConfiguration, keys: CheckpointKeys, checkpoint: SafetensorsCheckpoint,
-         experts provider: (any ExpertProvider)?) throws {
-        let weights = CheckpointWeights(checkpoint)
-        let hidden = c.hiddenSize, qWidth = c.attentionHeads * c.headDim, kvWidth = c.keyValueHeads * c.headDim
-
-        embedding = try weights.load(keys.embedding, shape: [c.vocabSize, hidden])
-        var layers: [DecoderLayer] = []
-        var routedParameters = 0, activeRoutedParameters = 0
-        // Routed experts are resolved after the dense weights so the provider is shared by all layers.
-        var mixtures: [(layer: Int, configuration: MixtureConfiguration, router: Tensor, shared: MoEBlock.SharedExperts?)] = []
-        var denseLayers: [Int: GatedMLP] = [:]
-        var attentions: [Attention] = [], norms: [(Tensor, Tensor)] = []
-
-        for layer in 0..<c.layerCount {
-            let attention = { (name: String) in keys.layer(layer, "self_attn.\(name)") }
-            let queryKeyNorm: Attention.QueryKeyNorm
-            switch c.queryKeyNorm {
-            case .none:
-                queryKeyNorm = .none
-            case .perHead:
-                queryKeyNorm = .perHead(query: try weights.load(attention("q_norm.weight"), shape: [c.headDim]),
-                                        key: try weights.load(attention("k_norm.weight"), shape: [c.headDim]))
-            case .acrossHeads:
-                queryKeyNorm = .acrossHeads(query: try weights.load(attention("q_norm.weight"), shape: [qWidth]),
-                                            key: try weights.load(attention("k_norm.weight"), shape: [kvWidth]))
+    /// A model over `weights` (checkpoint names as `keys` spells them), each checked against the
+    /// shape `configuration` implies; a tensor the configuration does not name is an error.
+    /// Routed experts come from `experts`, or from `weights` (all resident) when it is nil.
+    /// `configJSON` is the `config.json` the model was described by; `location` names where the
+    /// weights came from in errors.
+    init(configuration c: TransformerConfiguration, keys: CheckpointKeys, configJSON: Data, weights: [String: Tensor],
+         experts provider: (any ExpertProvider)?, location: String) throws {
+        let layout = c.parameterLayout(keys: keys)
+        let names = Set(layout.map(\.name))
+        if let unused = weights.keys.sorted().first(where: { !names.contains($0) }) {
+            throw ModelError.unusedTensor(name: unused, directory: location)
+        }
+        var dense: [String: Tensor] = [:], residentExperts: [ExpertKey: [String: Tensor]] = [:]
+        var denseParameters = 0, denseBytes = 0, routedParameters = 0, activeRoutedParameters = 0
+        for spec in layout {
+            if spec.expert != nil { routedParameters += spec.shape.reduce(1, *) }
+            guard spec.expert == nil || provider == nil else { continue }
+            guard let tensor = weights[spec.name] else { throw ModelError.missingTensor(name: spec.name, directory: location) }
+            guard tensor.dtype.isFloatingPoint else {
+                throw ModelError.unsupportedDType(tensor: spec.name, dtype: tensor.dtype.rawValue)
             }
-            attentions.append(Attention(
-                heads: c.attentionHeads, kvHeads: c.keyValueHeads, headDim: c.headDim,
-                query: try weights.linear(attention("q_proj"), out: qWidth, in: hidden, bias: c.queryKeyValueBias),
-                key: try weights.linear(attention("k_proj"), out: kvWidth, in: hidden, bias: c.queryKeyValueBias),
-                value: try weights.linear(attention("v_proj"), out: kvWidth, in: hidden, bias: c.queryKeyValueBias),
-                output: try weights.linear(attention("o_proj"), out: hidden, in: qWidth, bias: c.outputBias),
-                queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, ropeTheta: c.ropeTheta, window: c.slidingWindows[layer]))
-            norms.append((try weights.load(keys.layer(layer, "input_layernorm.weight"), shape: [hidden]),
-                          try weights.load(keys.layer(layer, "post_attention_layernorm.weight"), shape: [hidden])))
-
-            switch c.feedForward[layer] {
-            case let .dense(width):
-                let mlp = { (name: String) in keys.layer(layer, "mlp.\(name)") }
-                denseLayers[layer] = GatedMLP(
-                    gate: try weights.linear(mlp("gate_proj"), out: width, in: hidden, bias: c.mlpBias),
-                    up: try weights.linear(mlp("up_proj"), out: width, in: hidden, bias: c.mlpBias),
-                    down: try weights.linear(mlp("down_proj"), out: hidden, in: width, bias: c.mlpBias))
-            case let .mixture(mixture):
-                let router = try weights.load(keys.router(layer: layer), shape: [mixture.expertCount, hidden])
-                var shared: MoEBlock.SharedExperts? = nil
-                if let width = mixture.sharedExpertIntermediateSize {
-                    let projection = { (name: String, out: Int, inFeatures: Int) in
-                        Linear(weight: try weights.load(keys.sharedExpert(layer: layer, name), shape: [out, inFeatures]), bias: nil)
-                    }
-                    shared = MoEBlock.SharedExperts(
-                        mlps: [GatedMLP(gate: try projection("gate_proj", width, hidden), up: try projection("up_proj", width, hidden),
-                                        down: try projection("down_proj", hidden, width))],
-                        gate: try weights.load(keys.sharedExpertGate(layer: layer), shape: [1, hidden]))
-                }
-                mixtures.append((layer, mixture, router, shared))
-                let perExpert = 3 * hidden * mixture.intermediateSize
-                routedParameters += mixture.expertCount * perExpert
-                activeRoutedParameters += mixture.topK * perExpert
+            guard tensor.shape == spec.shape else {
+                throw ModelError.shapeMismatch(tensor: spec.name, expected: spec.shape, found: tensor.shape)
+            }
+            if let key = spec.expert {
+                residentExperts[key, default: [:]][spec.name] = tensor
+            } else {
+                dense[spec.name] = tensor
+                denseParameters += tensor.count
+                denseBytes += tensor.byteCount
             }
         }
-        finalNorm = try weights.load(keys.finalNorm, shape: [hidden])
-        // A tied head is the embedding table; a checkpoint may still carry an lm_head copy, which is ignored.
-        lmHead = c.tieWordEmbeddings ? embedding : try weights.load(keys.lmHead, shape: [c.vocabSize, hidden])
-        let denseParameters = weights.parameterCount, denseBytes = weights.byteCount
+        for case let .mixture(mixture) in c.feedForward {
+            activeRoutedParameters += mixture.topK * 3 * c.hiddenSize * mixture.intermediateSize
+        }
 
-        let expertBytes: Int, resolved: any ExpertProvider
+        let resolved: any ExpertProvider, expertBytes: Int
         if let provider {
             resolved = provider
-            expertBytes = routedParameters * Self.expertElementSize(checkpoint, keys: keys, mixtures: mixtures.map { ($0.layer, $0.router) })
+            // Bytes of the experts not loaded here: as the provider holds them, else in the
+            // checkpoint's dtype for them if it has them, else in the first router's.
+            let firstExpert = layout.first { $0.expert != nil }
+            let firstRouter = c.feedForward.indices.first { c.feedForward[$0].isMixture }.map { dense[keys.router(layer: $0)]! }
+            let elementSize = (firstExpert.flatMap { weights[$0.name] } ?? firstRouter)?.dtype.byteSize ?? 0
+            expertBytes = provider.heldBytes ?? routedParameters * elementSize
         } else {
-            let resident = try weights.experts(c, keys: keys)
+            let resident = ResidentExperts(Dictionary(uniqueKeysWithValues: residentExperts.map { key, tensors in
+                let names = keys.expert(key)
+                return (key, ExpertWeights(gate: tensors[names.gate]!, up: tensors[names.up]!, down: tensors[names.down]!))
+            }))
             resolved = resident
             expertBytes = resident.byteCount
         }
-        experts = resolved
 
-        let blocks = Dictionary(uniqueKeysWithValues: mixtures.map { mixture in
-            (mixture.layer, MoEBlock(layer: mixture.layer, configuration: mixture.configuration, router: mixture.router,
-                                     shared: mixture.shared, experts: resolved))
-        })
-        for layer in 0..<c.layerCount {
-            let feedForward: DecoderLayer.FeedForward = if let block = blocks[layer] { .mixture(block) } else { .dense(denseLayers[layer]!) }
-            layers.append(DecoderLayer(inputNorm: norms[layer].0, postAttentionNorm: norms[layer].1, normEps: c.rmsNormEps,
-                                       attention: attentions[layer], feedForward: feedForward))
+        func take(_ name: String) -> Tensor { dense[name]! }
+        func linear(_ prefix: String, bias: Bool = false) -> Linear {
+            Linear(weight: take("\(prefix).weight"), bias: bias ? take("\(prefix).bias") : nil)
         }
-        self.layers = layers
-        self.configuration = c
+        var layers: [DecoderLayer] = []
+        for index in 0..<c.layerCount {
+            let attention = { (name: String) in keys.layer(index, "self_attn.\(name)") }
+            let mixer: DecoderLayer.Mixer
+            switch c.attention[index] {
+            case let .grouped(window):
+                let queryKeyNorm: Attention.QueryKeyNorm = switch c.queryKeyNorm {
+                case .none: .none
+                case .perHead: .perHead(query: take(attention("q_norm.weight")), key: take(attention("k_norm.weight")))
+                case .acrossHeads: .acrossHeads(query: take(attention("q_norm.weight")), key: take(attention("k_norm.weight")))
+                }
+                mixer = .grouped(Attention(
+                    heads: c.attentionHeads, kvHeads: c.keyValueHeads, headDim: c.headDim,
+                    query: linear(attention("q_proj"), bias: c.queryKeyValueBias),
+                    key: linear(attention("k_proj"), bias: c.queryKeyValueBias),
+                    value: linear(attention("v_proj"), bias: c.queryKeyValueBias),
+                    output: linear(attention("o_proj"), bias: c.outputBias),
+                    queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, ropeTheta: c.ropeTheta, window: window))
+            case let .latent(latentDim, ropeDim):
+                let keyUp = take(attention("k_up_proj.weight"))
+                mixer = .latent(LatentAttention(
+                    heads: c.attentionHeads, headDim: c.headDim, ropeDim: ropeDim, latentDim: latentDim,
+                    query: linear(attention("q_proj")), latentDown: linear(attention("kv_down_proj")),
+                    latentNorm: take(attention("kv_norm.weight")), ropeKey: linear(attention("k_rope_proj")),
+                    // The absorbed query product is a matmul, which needs f32.
+                    keyUp: keyUp.dtype == .f32 ? keyUp : keyUp.converted(to: .f32),
+                    valueUp: take(attention("v_up_proj.weight")), output: linear(attention("o_proj"), bias: c.outputBias),
+                    normEps: c.rmsNormEps, ropeTheta: c.ropeTheta))
+            }
+            let feedForward: DecoderLayer.FeedForward
+            switch c.feedForward[index] {
+            case .dense:
+                let mlp = { (name: String) in keys.layer(index, "mlp.\(name)") }
+                feedForward = .dense(GatedMLP(gate: linear(mlp("gate_proj"), bias: c.mlpBias), up: linear(mlp("up_proj"), bias: c.mlpBias),
+                                              down: linear(mlp("down_proj"), bias: c.mlpBias)))
+            case let .mixture(mixture):
+                var shared: MoEBlock.SharedExperts? = nil
+                if let sharedConfiguration = mixture.shared {
+                    let mlps = (0..<sharedConfiguration.count).map { s in
+                        let names = keys.sharedExpert(layer: index, index: s)
+                        return GatedMLP(ExpertWeights(gate: take(names.gate), up: take(names.up), down: take(names.down)))
+                    }
+                    shared = MoEBlock.SharedExperts(mlps: mlps,
+                                                    gate: sharedConfiguration.gated ? take(keys.sharedExpertGate(layer: index)) : nil)
+                }
+                feedForward = .mixture(MoEBlock(layer: index, configuration: mixture, router: take(keys.router(layer: index)),
+                                                shared: shared, experts: resolved))
+            }
+            layers.append(DecoderLayer(inputNorm: take(keys.layer(index, "input_layernorm.weight")),
+                                       postAttentionNorm: take(keys.layer(index, "post_attention_layernorm.weight")),
+                                       normEps: c.rmsNormEps, mixer: mixer, feedForward: feedForward))
+        }
+
+        configuration = c
         self.keys = keys
+        self.configJSON = configJSON
+        self.layout = layout
+        self.dense = dense
+        experts = resolved
+        embedding = take(keys.embedding)
+        self.layers = layers
+        finalNorm = take(keys.finalNorm)
+        // A tied head is the embedding table.
+        lmHead = c.tieWordEmbeddings ? embedding : take(keys.lmHead)
+        lookahead = c.lookahead.map {
+            LookaheadRouter(hidden: linear(CheckpointKeys.lookaheadHidden, bias: true),
+                            output: linear(CheckpointKeys.lookaheadOutput, bias: true), steps: $0.steps, experts: $0.experts)
+        }
         summary = c.summary
         parameterCounts = ParameterCounts(dense: denseParameters, expert: routedParameters,
                                           activePerToken: denseParameters + activeRoutedParameters,
                                           denseBytes: denseBytes, expertBytes: expertBytes)
     }
 
-    /// Bytes per expert element when the experts are not loaded here: the checkpoint's dtype
-    /// for them if it holds them, else the router's.
-    private static func expertElementSize(_ checkpoint: SafetensorsCheckpoint, keys: CheckpointKeys,
-                                          mixtures: [(layer: Int, router: Tensor)]) -> Int {
-        guard let first = mixtures.first else { return 0 }
-        let name = keys.expert(ExpertKey(layer: first.layer, expert: 0)).gate
-        if let info = try? checkpoint.info(named: name) { return info.dtype.byteSize }
-        return first.router.dtype.byteSize
+    public func makeCache() -> ModelCache {
+        ModelCache(layers: configuration.attention.map { attention -> any KVCache in
+            switch attention {
+            case .grouped(window: nil): StandardKVCache()
+            case let .grouped(window: window?): SlidingWindowKVCache(window: window)
+            case let .latent(latentDim, ropeDim): LatentKVCache(latentDim: latentDim, ropeDim: ropeDim)
+            }
+        })
     }
 
-    func makeCache() -> ModelCache {
-        ModelCache(layerCount: layers.count)
-    }
-
-    func forward(_ ids: [Int], cache: ModelCache) throws -> Tensor {
+    public func forward(_ ids: [Int], cache: ModelCache, options: ForwardOptions) throws -> ForwardOutput {
         guard cache.layers.count == layers.count else {
             throw ModelError.cacheMismatch(expectedLayers: layers.count, foundLayers: cache.layers.count)
         }
-        if let bad = ids.first(where: { $0 < 0 || $0 >= configuration.vocabSize }) {
-            throw ModelError.tokenOutOfRange(id: bad, vocabSize: configuration.vocabSize)
+        let c = configuration
+        if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+            throw ModelError.tokenOutOfRange(id: bad, vocabSize: c.vocabSize)
         }
-        guard !ids.isEmpty else { return Tensor(zeros: [0, configuration.vocabSize]) }
+        let tokens = ids.count, offset = cache.offset
+        guard tokens > 0 else { return emptyOutput(offset: offset, options: options) }
+
+        let lookaheadInputLayer = options.predictsLookahead ? c.lookahead?.inputLayer : nil
+        var generator = SplitMix64(seed: options.fallbackMaskSeed)
         var h = Tensor.embedding(embedding, ids: ids)
-        for (index, (layer, cacheLayer)) in zip(layers, cache.layers).enumerated() {
+        var routings: [LayerRouting] = [], hidden: [Int: Tensor] = [:], lookaheadInput: Tensor? = nil
+        for (index, layer) in layers.enumerated() {
+            var availability: ((Int, Int) -> Float)? = nil
+            if let moe = layer.mixture {
+                var dropped: [Bool]? = nil
+                if options.fallbackMaskProbability > 0 {
+                    let p = Double(options.fallbackMaskProbability)
+                    dropped = (0..<(tokens * moe.configuration.topK)).map { _ in generator.nextUnit() < p }
+                }
+                let mask = options.availability
+                if !mask.isEmpty || dropped != nil {
+                    availability = { slot, expert in
+                        if let dropped, dropped[slot] { return 0 }
+                        return mask[ExpertKey(layer: index, expert: expert)] ?? 1
+                    }
+                }
+            }
             var beforeRouted: ((Tensor) -> Void)? = nil
-            if let preview = cache.nextLayerObserver,
-               let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].isMixture }) {
+            if let preview = cache.nextLayerObserver, let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].mixture != nil }) {
                 beforeRouted = { stream in preview(next, self.layers[next].previewExperts(stream: stream)!) }
             }
-            h = layer(h, cache: cacheLayer, observer: cache.routingObserver, beforeRouted: beforeRouted)
+            let step = layer(h, cache: cache.layers[index], observer: cache.routingObserver, availability: availability,
+                             beforeRouted: beforeRouted)
+            h = step.output
             cache.hiddenObserver?(index, h)
+            if options.hiddenLayers.contains(index) { hidden[index] = h }
+            if index == lookaheadInputLayer { lookaheadInput = h }
+            if options.recordsRouting, let routing = step.routing, let input = step.mixtureInput {
+                let k = routing.selected.count / tokens
+                routings.append(LayerRouting(
+                    layer: index, input: input, routerLogits: routing.logits, routerProbabilities: routing.probabilities,
+                    selectedExperts: (0..<tokens).map { Array(routing.selected[($0 * k)..<(($0 + 1) * k)]) },
+                    combineWeights: routing.combine.reshaped([tokens, k]),
+                    availability: (0..<tokens).map { Array(routing.availability[($0 * k)..<(($0 + 1) * k)]) }))
+            }
         }
         if let failure = experts.failure { throw failure }
-        cache.advance(by: ids.count)
-        return Tensor.linear(h.rmsNorm(weight: finalNorm, eps: configuration.rmsNormEps), weight: lmHead)
+        cache.advance(by: tokens)
+
+        let logits = Tensor.linear(h.rmsNorm(weight: finalNorm, eps: c.rmsNormEps), weight: lmHead)
+        var prediction: LookaheadPrediction? = nil
+        if let head = lookahead, let input = lookaheadInput {
+            prediction = LookaheadPrediction(logits: head(options.detachesLookaheadInput ? input.detached() : input))
+        }
+        return ForwardOutput(positionOffset: offset, logits: logits, layers: routings, hidden: hidden, lookahead: prediction)
     }
 
-    func checkpointNames(for key: ExpertKey) -> ExpertWeightNames? {
+    /// The output of a forward pass over no tokens: every tensor with 0 rows.
+    private func emptyOutput(offset: Int, options: ForwardOptions) -> ForwardOutput {
+        let c = configuration
+        var routings: [LayerRouting] = []
+        if options.recordsRouting {
+            for (layer, block) in c.feedForward.enumerated() {
+                guard case let .mixture(mixture) = block else { continue }
+                let experts = Tensor(zeros: [0, mixture.expertCount])
+                routings.append(LayerRouting(layer: layer, input: Tensor(zeros: [0, c.hiddenSize]), routerLogits: experts,
+                                             routerProbabilities: experts, selectedExperts: [],
+                                             combineWeights: Tensor(zeros: [0, mixture.topK]), availability: []))
+            }
+        }
+        let hidden = Dictionary(uniqueKeysWithValues: options.hiddenLayers.map { ($0, Tensor(zeros: [0, c.hiddenSize])) })
+        let prediction = options.predictsLookahead ? c.lookahead.map {
+            LookaheadPrediction(logits: Tensor(zeros: [0, $0.steps + 1, $0.experts]))
+        } : nil
+        return ForwardOutput(positionOffset: offset, logits: Tensor(zeros: [0, c.vocabSize]), layers: routings, hidden: hidden,
+                             lookahead: prediction)
+    }
+
+    public func checkpointNames(for key: ExpertKey) -> ExpertWeightNames? {
         guard key.layer >= 0, key.layer < configuration.layerCount,
               case let .mixture(mixture) = configuration.feedForward[key.layer],
               key.expert >= 0, key.expert < mixture.expertCount else { return nil }
         return keys.expert(key)
+    }
+
+    /// Every parameter tensor the model computes with, by checkpoint name and in checkpoint
+    /// order: the very tensors (not copies), so updating them in place updates the model.
+    /// Routed experts are those the provider returns now; a non-resident one is left out.
+    public func namedParameters() -> [(name: String, tensor: Tensor)] {
+        layout.compactMap { spec in
+            guard let key = spec.expert else { return (spec.name, dense[spec.name]!) }
+            return expertTensor(spec.name, key: key).map { (spec.name, $0) }
+        }
+    }
+
+    /// Writes `config.json` and every parameter, routed experts included, as
+    /// `model.safetensors` into `directory` (created if needed); each file is replaced
+    /// atomically, the weights first. Fails if the provider does not have every expert.
+    public func save(to directory: URL) throws {
+        let tensors = try layout.map { spec -> (name: String, tensor: Tensor) in
+            guard let key = spec.expert else { return (spec.name, dense[spec.name]!) }
+            guard let tensor = expertTensor(spec.name, key: key) else {
+                throw ModelError.missingTensor(name: spec.name, directory: "the expert provider")
+            }
+            return (spec.name, tensor)
+        }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"],
+                                    to: directory.appendingPathComponent(SafetensorsCheckpoint.singleFileName))
+        try AtomicFile.write(configJSON, to: directory.appendingPathComponent("config.json"))
+    }
+
+    /// The projection `name` of routed expert `key`, if the provider has it.
+    private func expertTensor(_ name: String, key: ExpertKey) -> Tensor? {
+        guard let weights = experts.weights(for: key) else { return nil }
+        let names = keys.expert(key)
+        return name == names.gate ? weights.gate : name == names.up ? weights.up : weights.down
+    }
+}
+
+extension TransformerConfiguration.FeedForward {
+    /// Whether this is a routed mixture.
+    var isMixture: Bool {
+        if case .mixture = self { true } else { false }
     }
 }

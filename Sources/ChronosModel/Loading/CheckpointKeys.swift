@@ -5,6 +5,16 @@ struct CheckpointKeys: Sendable {
     var mixtureModule = "mlp"
     /// Module names of an expert's gate, up and down projections.
     var expertProjections = ExpertWeightNames(gate: "gate_proj", up: "up_proj", down: "down_proj")
+    /// How the shared experts are named.
+    var sharedExperts = SharedExpertNaming.single
+
+    /// The two ways MoE checkpoints name their shared experts.
+    enum SharedExpertNaming: Sendable {
+        /// One `shared_expert` and its `shared_expert_gate` (Qwen2-MoE).
+        case single
+        /// `shared_experts.S`, S = 0, 1, … (Chronos).
+        case indexed
+    }
 
     /// The token embedding table `[vocab, hidden]`.
     var embedding: String { "model.embed_tokens.weight" }
@@ -27,11 +37,24 @@ struct CheckpointKeys: Sendable {
                                  down: "\(prefix).\(expertProjections.down).weight")
     }
 
-    /// A projection (`gate_proj`, `up_proj`, `down_proj`) of layer `layer`'s shared expert.
-    func sharedExpert(layer: Int, _ projection: String) -> String {
-        self.layer(layer, "\(mixtureModule).shared_expert.\(projection).weight")
+    /// The projections of shared expert `index` of layer `layer`.
+    func sharedExpert(layer: Int, index: Int) -> ExpertWeightNames {
+        let prefix = switch sharedExperts {
+        case .single: self.layer(layer, "\(mixtureModule).shared_expert")
+        case .indexed: self.layer(layer, "\(mixtureModule).shared_experts.\(index)")
+        }
+        return ExpertWeightNames(gate: "\(prefix).gate_proj.weight", up: "\(prefix).up_proj.weight", down: "\(prefix).down_proj.weight")
     }
 
-    /// The `[1, hidden]` gate of layer `layer`'s shared expert.
+    /// The `[1, hidden]` gate of layer `layer`'s shared experts.
     func sharedExpertGate(layer: Int) -> String { self.layer(layer, "\(mixtureModule).shared_expert_gate.weight") }
+}
+
+extension CheckpointKeys {
+    /// The names of a Chronos-native checkpoint: the Hugging Face layout, shared experts indexed.
+    static let chronos = CheckpointKeys(sharedExperts: .indexed)
+    /// Prefix of the lookahead router's first layer (`.weight`, `.bias`).
+    static let lookaheadHidden = "lookahead.fc1"
+    /// Prefix of the lookahead router's output layer (`.weight`, `.bias`).
+    static let lookaheadOutput = "lookahead.fc2"
 }

@@ -35,11 +35,11 @@ public enum ChronosWeightNames {
     /// The untied LM head.
     public static let lmHead = "lm_head.weight"
     /// Prefix of the lookahead router's first layer (`.weight`, `.bias`).
-    public static let lookaheadHidden = "lookahead.fc1"
+    public static let lookaheadHidden = CheckpointKeys.lookaheadHidden
     /// Prefix of the lookahead router's output layer (`.weight`, `.bias`).
-    public static let lookaheadOutput = "lookahead.fc2"
+    public static let lookaheadOutput = CheckpointKeys.lookaheadOutput
 
-    private static let keys = CheckpointKeys()
+    private static let keys = CheckpointKeys.chronos
 
     /// A tensor of decoder layer `layer`, e.g. `self_attn.q_proj.weight`.
     public static func layer(_ layer: Int, _ name: String) -> String { keys.layer(layer, name) }
@@ -52,101 +52,27 @@ public enum ChronosWeightNames {
 
     /// The projections of shared expert `index` of layer `layer`.
     public static func sharedExpert(layer: Int, index: Int) -> ExpertWeightNames {
-        let prefix = keys.layer(layer, "mlp.shared_experts.\(index)")
-        return ExpertWeightNames(gate: "\(prefix).gate_proj.weight", up: "\(prefix).up_proj.weight",
-                                 down: "\(prefix).down_proj.weight")
+        keys.sharedExpert(layer: layer, index: index)
     }
 }
 
-/// One parameter tensor of a Chronos model: its name, shape, starting values, and the routed
-/// expert it belongs to (if any).
-struct ChronosParameterSpec {
-    enum Initial {
-        case ones
-        case zeros
-        /// N(0, std²).
-        case normal(std: Float)
-    }
-
-    let name: String
-    let shape: [Int]
-    let initial: Initial
-    let expert: ExpertKey?
-
-    /// Every parameter of a model of configuration `c`, in checkpoint order.
-    ///
-    /// Projections start at N(0, 0.02²); those writing into the residual stream (`o_proj` and
-    /// every expert's `down_proj`) at N(0, (0.02/√(2L))²) so the stream's variance does not
-    /// grow with depth; norm weights at 1 and biases at 0.
-    static func layout(_ c: ChronosConfiguration) -> [ChronosParameterSpec] {
-        let std: Float = 0.02, residualStd = std / Float(2 * c.hiddenLayers).squareRoot()
-        let hidden = c.hiddenSize, heads = c.attentionHeads, headDim = c.headDim
-        var specs: [ChronosParameterSpec] = []
-        func add(_ name: String, _ shape: [Int], _ initial: Initial, expert: ExpertKey? = nil) {
-            specs.append(ChronosParameterSpec(name: name, shape: shape, initial: initial, expert: expert))
-        }
-        func addExpert(_ names: ExpertWeightNames, width: Int, expert: ExpertKey?) {
-            add(names.gate, [width, hidden], .normal(std: std), expert: expert)
-            add(names.up, [width, hidden], .normal(std: std), expert: expert)
-            add(names.down, [hidden, width], .normal(std: residualStd), expert: expert)
-        }
-
-        add(ChronosWeightNames.embedding, [c.vocabSize, hidden], .normal(std: std))
-        for (layer, kind) in c.attentionKinds.enumerated() {
-            let name = { (suffix: String) in ChronosWeightNames.layer(layer, suffix) }
-            add(name("input_layernorm.weight"), [hidden], .ones)
-            switch kind {
-            case .mla:
-                add(name("self_attn.q_proj.weight"), [heads * (c.ropeDim + headDim), hidden], .normal(std: std))
-                add(name("self_attn.kv_down_proj.weight"), [c.kvLatentDim, hidden], .normal(std: std))
-                add(name("self_attn.kv_norm.weight"), [c.kvLatentDim], .ones)
-                add(name("self_attn.k_rope_proj.weight"), [c.ropeDim, hidden], .normal(std: std))
-                add(name("self_attn.k_up_proj.weight"), [heads * headDim, c.kvLatentDim], .normal(std: std))
-                add(name("self_attn.v_up_proj.weight"), [heads * headDim, c.kvLatentDim], .normal(std: std))
-            case .sliding:
-                add(name("self_attn.q_proj.weight"), [heads * headDim, hidden], .normal(std: std))
-                add(name("self_attn.k_proj.weight"), [c.keyValueHeads * headDim, hidden], .normal(std: std))
-                add(name("self_attn.v_proj.weight"), [c.keyValueHeads * headDim, hidden], .normal(std: std))
-            }
-            add(name("self_attn.o_proj.weight"), [hidden, heads * headDim], .normal(std: residualStd))
-            add(name("post_attention_layernorm.weight"), [hidden], .ones)
-            add(ChronosWeightNames.router(layer: layer), [c.experts, hidden], .normal(std: std))
-            for index in 0..<c.sharedExperts {
-                addExpert(ChronosWeightNames.sharedExpert(layer: layer, index: index), width: c.sharedExpertIntermediateSize,
-                          expert: nil)
-            }
-            for expert in 0..<c.experts {
-                let key = ExpertKey(layer: layer, expert: expert)
-                addExpert(ChronosWeightNames.expert(key), width: c.moeIntermediateSize, expert: key)
-            }
-        }
-        add(ChronosWeightNames.finalNorm, [hidden], .ones)
-        if !c.tieWordEmbeddings {
-            add(ChronosWeightNames.lmHead, [c.vocabSize, hidden], .normal(std: std))
-        }
-        let width = LookaheadRouter.width(hiddenSize: hidden), outputs = (c.lookaheadSteps + 1) * c.experts
-        add("\(ChronosWeightNames.lookaheadHidden).weight", [width, hidden], .normal(std: std))
-        add("\(ChronosWeightNames.lookaheadHidden).bias", [width], .zeros)
-        add("\(ChronosWeightNames.lookaheadOutput).weight", [outputs, width], .normal(std: std))
-        add("\(ChronosWeightNames.lookaheadOutput).bias", [outputs], .zeros)
-        return specs
-    }
-}
-
-extension ChronosLanguageModel {
-    /// Every parameter a model of `configuration` has, by checkpoint name and shape, in
+extension TransformerLanguageModel {
+    /// Every parameter a Chronos model of `configuration` has, by checkpoint name and shape, in
     /// checkpoint order (routed experts included): for sizing a model before building it.
-    public static func parameterShapes(configuration: ChronosConfiguration) -> [(name: String, shape: [Int])] {
-        ChronosParameterSpec.layout(configuration).map { ($0.name, $0.shape) }
+    public static func parameterShapes(configuration: ChronosConfiguration) throws -> [(name: String, shape: [Int])] {
+        try configuration.transformerConfiguration(file: "configuration")
+            .parameterLayout(keys: ChronosConfiguration.checkpointKeys).map { ($0.name, $0.shape) }
     }
 
-    /// Fresh f32 weights for a model of `configuration`, the same for the same `seed`:
+    /// Fresh f32 weights for a Chronos model of `configuration`, the same for the same `seed`:
     /// projections N(0, 0.02²), residual-stream outputs (`o_proj`, `down_proj`) N(0, 0.02²/2L),
     /// norm weights 1, biases 0.
-    public static func initialize(configuration: ChronosConfiguration, seed: UInt64) -> [String: Tensor] {
+    public static func initialize(configuration: ChronosConfiguration, seed: UInt64) throws -> [String: Tensor] {
         var generator = SplitMix64(seed: seed)
         var weights: [String: Tensor] = [:]
-        for spec in ChronosParameterSpec.layout(configuration) {
+        let layout = try configuration.transformerConfiguration(file: "configuration")
+            .parameterLayout(keys: ChronosConfiguration.checkpointKeys)
+        for spec in layout {
             let count = spec.shape.reduce(1, *)
             let values: [Float]
             switch spec.initial {

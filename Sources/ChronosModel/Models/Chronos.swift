@@ -222,6 +222,14 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
         try c.encodeIfPresent(padTokenId, forKey: .padTokenId)
     }
 
+    /// The configuration in `directory`'s `config.json`, validated: errors name the file and
+    /// the field at fault, and a directory of another architecture is refused.
+    public init(directory: URL) throws {
+        let url = directory.appendingPathComponent("config.json")
+        self = try ConfigurationFile.decode(ChronosConfiguration.self, from: ConfigurationFile.read(url), file: url.path)
+        try validate(file: url.path)
+    }
+
     /// The attention of each layer: `layer_types`, or `mla` on even layers and `sliding` on odd.
     public var attentionKinds: [ChronosAttentionKind] {
         layerTypes ?? (0..<hiddenLayers).map { $0 % 2 == 0 ? .mla : .sliding }
@@ -275,435 +283,53 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
         let lookahead = Double(LookaheadRouter.width(hiddenSize: hiddenSize)) * (hidden + Double((lookaheadSteps + 1) * self.experts))
         return Double(vocabSize) * hidden * (tieWordEmbeddings ? 1 : 2) + Double(hiddenLayers) * (attention + experts) + lookahead
     }
+}
 
-    /// What `chronos inspect` shows.
-    var summary: ModelSummary {
-        ModelSummary(modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
-                     layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
-                     expertsPerLayer: Array(repeating: experts, count: hiddenLayers), expertsPerToken: expertsPerToken,
-                     hasSharedExpert: sharedExperts > 0, tiedEmbeddings: tieWordEmbeddings, bosTokenId: bosTokenId,
-                     eosTokenIds: eosTokenId, maxPositionEmbeddings: maxPositionEmbeddings)
+extension ChronosConfiguration: TransformerArchitecture {
+    static let checkpointKeys = CheckpointKeys.chronos
+
+    func transformerConfiguration(file: String) throws -> TransformerConfiguration {
+        try validate(file: file)
+        // Chronos sums its shared experts without a gate; their path also takes the soft fallback.
+        let shared = sharedExperts > 0
+            ? SharedExpertConfiguration(count: sharedExperts, intermediateSize: sharedExpertIntermediateSize, gated: false) : nil
+        let mixture = MixtureConfiguration(expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
+                                           normalizeTopK: normTopKProb, shared: shared)
+        return TransformerConfiguration(
+            modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
+            layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
+            ropeTheta: ropeTheta, rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
+            queryKeyValueBias: false, outputBias: false, mlpBias: false, queryKeyNorm: .none,
+            // MLA layers cache one latent per position; sliding layers keep only their window.
+            attention: attentionKinds.map { kind in
+                switch kind {
+                case .mla: .latent(latentDim: kvLatentDim, ropeDim: ropeDim)
+                case .sliding: .grouped(window: slidingWindow)
+                }
+            },
+            feedForward: Array(repeating: .mixture(mixture), count: hiddenLayers),
+            bosTokenId: bosTokenId, eosTokenIds: eosTokenId, maxPositionEmbeddings: maxPositionEmbeddings,
+            // The lookahead head reads the residual stream after layer 0.
+            lookahead: LookaheadConfiguration(steps: lookaheadSteps, experts: experts, inputLayer: 0))
+    }
+
+    /// Chronos checkpoints are written in the layout the model reads: nothing to rename.
+    static func sanitize(_ weights: [String: Tensor], configuration: TransformerConfiguration,
+                         location: String) throws -> [String: Tensor] {
+        weights
     }
 }
 
-/// How a Chronos forward pass treats routed experts beyond what the `ExpertProvider` says.
-public struct ChronosForwardOptions: Sendable {
-    /// Availability a ∈ [0, 1] of routed experts by (layer, expert); absent ones are 1. An
-    /// expert the provider does not have is 0 whatever this says. Where a < 1 the shared path
-    /// takes over the rest of its weight (soft fallback; see `MoEBlock`).
-    public var availability: [ExpertKey: Float]
-    /// For training the fallback: each selected (token, expert) slot is made unavailable with
-    /// this probability, drawn from `SplitMix64(seed: fallbackMaskSeed)` layer by layer, token
-    /// by token, slot by slot.
-    public var fallbackMaskProbability: Float
-    /// Seed of the generator behind `fallbackMaskProbability`; change it every step.
-    public var fallbackMaskSeed: UInt64
-    /// Whether the lookahead head reads a detached copy of the block-0 hidden state, so that
-    /// a loss on its predictions trains only the head (as for a frozen model).
-    public var detachesLookaheadInput: Bool
-
-    /// Options with every field given or defaulted (everything available, no dropping).
-    public init(availability: [ExpertKey: Float] = [:], fallbackMaskProbability: Float = 0, fallbackMaskSeed: UInt64 = 0,
-                detachesLookaheadInput: Bool = false) {
-        self.availability = availability
-        self.fallbackMaskProbability = fallbackMaskProbability
-        self.fallbackMaskSeed = fallbackMaskSeed
-        self.detachesLookaheadInput = detachesLookaheadInput
-    }
-}
-
-/// What one Chronos MoE layer did with a batch of tokens. Tensors are recorded for gradients
-/// when the forward pass ran under `Autograd.recording`.
-public struct ChronosLayerRouting: Sendable {
-    /// Decoder layer index.
-    public let layer: Int
-    /// The MoE block's input `[T, hidden]` (the post-attention RMSNorm of the residual stream):
-    /// run a frozen reference router on it to compare routings on the same inputs.
-    public let input: Tensor
-    /// Router logits `[T, E]`.
-    public let routerLogits: Tensor
-    /// Router distribution softmax(logits) `[T, E]`.
-    public let routerProbabilities: Tensor
-    /// The top-k experts of each token, in descending probability: T rows of k.
-    public let selectedExperts: [[Int]]
-    /// The combine weights w of the selected experts `[T, k]`, before any fallback; the
-    /// gradient reaches the router through them.
-    public let combineWeights: Tensor
-    /// The availability a each selected slot had: T rows of k.
-    public let availability: [[Float]]
-}
-
-/// Everything a Chronos forward pass computed, for training losses and the runtime.
-public struct ChronosForwardOutput: Sendable {
-    /// Position of the first token.
-    public let positionOffset: Int
-    /// Next-token logits `[T, vocab]`.
-    public let logits: Tensor
-    /// Routing of each layer, in layer order.
-    public let layers: [ChronosLayerRouting]
-    /// The residual stream after decoder layer 0 `[T, hidden]`: what the lookahead router reads.
-    public let blockZeroHidden: Tensor
-    /// Lookahead router logits `[T, K+1, E]`.
-    public let lookaheadLogits: Tensor
-    /// log Q^{(k)}_t: log-softmax over experts per offset `[T, K+1, E]`.
-    public let lookaheadLogProbabilities: Tensor
-    /// Q^{(k)}_t: softmax over experts per offset `[T, K+1, E]`; offset 0 predicts token t's
-    /// experts, offset k those of token t+k.
-    public let lookaheadProbabilities: Tensor
-
-    /// Q^{(offset)} `[T, E]`.
-    public func lookaheadProbabilities(offset: Int) -> Tensor {
-        Self.offsetSlice(lookaheadProbabilities, offset)
-    }
-
-    /// log Q^{(offset)} `[T, E]`.
-    public func lookaheadLogProbabilities(offset: Int) -> Tensor {
-        Self.offsetSlice(lookaheadLogProbabilities, offset)
-    }
-
-    /// The `count` most probable experts predicted for token t + `offset`, for each t, best first.
-    public func predictedExperts(offset: Int, count: Int) -> [[Int]] {
-        let probabilities = lookaheadProbabilities(offset: offset)
-        let experts = probabilities.shape[1], values = probabilities.floats
-        return values.withUnsafeBufferPointer { p in
-            (0..<probabilities.shape[0]).map { t in
-                Selection.topK(p.baseAddress! + t * experts, count: experts, k: count).map(\.index)
-            }
-        }
-    }
-
-    /// P_t, the lookahead router's target: the mean over MoE layers of the router
-    /// distributions `[T, E]` (recorded; stop its gradient in a lookahead loss).
-    public var meanRouterProbabilities: Tensor {
-        let sum = layers.dropFirst().reduce(layers[0].routerProbabilities) { $0 + $1.routerProbabilities }
-        return sum.scaled(by: 1 / Float(layers.count))
-    }
-
-    private static func offsetSlice(_ tensor: Tensor, _ offset: Int) -> Tensor {
-        let tokens = tensor.shape[0], experts = tensor.shape[2]
-        return tensor.slice(offset..<(offset + 1), axis: 1).contiguous().reshaped([tokens, experts])
-    }
-}
-
-/// One Chronos decoder layer: `h = x + Attention(RMSNorm(x))`, `out = h + MoE(RMSNorm(h))`.
-struct ChronosDecoderLayer: Sendable {
-    enum Mixer: Sendable {
-        case latent(LatentAttention)
-        case sliding(Attention)
-    }
-
-    let inputNorm: Tensor
-    let postAttentionNorm: Tensor
-    let normEps: Float
-    let mixer: Mixer
-    let moe: MoEBlock
-
-    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`, with the MoE input and routing;
-    /// `beforeRouted` is handed the residual stream as it stands before any routed expert is
-    /// asked for (attention and the shared experts added).
-    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: RoutingObserver?,
-                        availability: ((_ slot: Int, _ expert: Int) -> Float)?, beforeRouted: ((Tensor) -> Void)? = nil)
-        -> (output: Tensor, moeInput: Tensor, routing: MoEBlock.Routing) {
-        let positionOffset = cache.offset
-        let normed = x.rmsNorm(weight: inputNorm, eps: normEps)
-        let attended = switch mixer {
-        case let .latent(attention): attention(normed, cache: cache)
-        case let .sliding(attention): attention(normed, cache: cache)
-        }
-        let h = x + attended
-        let moeInput = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
-        let routing = moe.route(moeInput, positionOffset: positionOffset, observer: observer, availability: availability,
-                                beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
-        return (h + routing.output, moeInput, routing)
-    }
-}
-
-/// The Chronos-native model: embedding, hybrid MLA / sliding-window decoder layers with MoE
-/// feed-forwards and soft fallback, final RMSNorm, LM head (tied by default) and the lookahead
-/// router head on the hidden state after layer 0.
-///
-/// Written only with `Tensor` ops, so the same forward trains with autograd: build the model
-/// from `requiringGradient()` copies of its weights (`initialize(configuration:seed:)`), run
-/// `forward(_:cache:options:)` under `Autograd.recording`, and update `namedParameters()` in
-/// place. Routed experts come from the `ExpertProvider` (all resident by default). Tensor names
-/// are listed in `ChronosWeightNames`.
-public final class ChronosLanguageModel: LanguageModel {
-    /// The configuration the model was built from.
-    public let configuration: ChronosConfiguration
-    public let summary: ModelSummary
-    public let parameterCounts: ParameterCounts
-    public let experts: any ExpertProvider
-    /// Every parameter's name and shape, in checkpoint order, routed experts included.
-    private let layout: [ChronosParameterSpec]
-    /// The non-routed parameters by name.
-    private let dense: [String: Tensor]
-    let embedding: Tensor
-    let layers: [ChronosDecoderLayer]
-    let finalNorm: Tensor
-    /// `[vocab, hidden]`: the embedding table itself when tied.
-    let lmHead: Tensor
-    let lookahead: LookaheadRouter
-
-    /// A model over `weights` (names as in `ChronosWeightNames`; extra tensors are ignored),
-    /// each checked against the shape `configuration` implies. Routed experts come from
-    /// `experts`, or from `weights` (all resident) when it is nil.
+extension TransformerLanguageModel {
+    /// A Chronos-native model over `weights` (names as in `ChronosWeightNames`), each checked
+    /// against the shape `configuration` implies. Routed experts come from `experts`, or from
+    /// `weights` (all resident) when it is nil.
     public convenience init(configuration: ChronosConfiguration, weights: [String: Tensor],
                             experts: (any ExpertProvider)? = nil) throws {
-        try configuration.validate(file: "configuration")
-        try self.init(validated: configuration, weights: weights, experts: experts, location: "the weights given")
-    }
-
-    /// Loads the model directory `directory` (`config.json` and the safetensors checkpoint);
-    /// routed experts come from `experts`, else from the checkpoint, or from the expert cache
-    /// when the checkpoint was stripped of them.
-    public convenience init(directory: URL, experts: (any ExpertProvider)? = nil) throws {
-        let configURL = directory.appendingPathComponent("config.json")
-        try self.init(config: ConfigurationFile.read(configURL), file: configURL.path, directory: directory, experts: experts)
-    }
-
-    /// Decodes `config` (read from `file`), then loads the weights from the checkpoint in `directory`.
-    convenience init(config: Data, file: String, directory: URL, experts: (any ExpertProvider)?) throws {
-        let configuration = try ConfigurationFile.decode(ChronosConfiguration.self, from: config, file: file)
-        try configuration.validate(file: file)
-        let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        var experts = experts
-        if experts == nil, StrippedCheckpoint.isStripped(checkpoint) {
-            let mixtures = (0..<configuration.hiddenLayers).map { ($0, configuration.experts, configuration.moeIntermediateSize) }
-            experts = try StrippedCheckpoint.cachedExperts(directory: directory, hiddenSize: configuration.hiddenSize, mixtures: mixtures)
-        }
-        var tensors: [String: Tensor] = [:]
-        for name in checkpoint.tensorNames { tensors[name] = try checkpoint.tensor(named: name) }
-        try self.init(validated: configuration, weights: tensors, experts: experts, location: checkpoint.directory.path)
-    }
-
-    private init(validated c: ChronosConfiguration, weights: [String: Tensor], experts provider: (any ExpertProvider)?,
-                 location: String) throws {
-        let layout = ChronosParameterSpec.layout(c)
-        let names = Set(layout.map(\.name))
-        if let unused = weights.keys.sorted().first(where: { !names.contains($0) }) {
-            throw ModelError.unusedTensor(name: unused, directory: location)
-        }
-        var dense: [String: Tensor] = [:], residentExperts: [ExpertKey: ExpertWeights] = [:]
-        var denseParameters = 0, denseBytes = 0
-        for spec in layout where spec.expert == nil || provider == nil {
-            guard let tensor = weights[spec.name] else {
-                throw ModelError.missingTensor(name: spec.name, directory: location)
-            }
-            guard tensor.dtype.isFloatingPoint else {
-                throw ModelError.unsupportedDType(tensor: spec.name, dtype: tensor.dtype.rawValue)
-            }
-            guard tensor.shape == spec.shape else {
-                throw ModelError.shapeMismatch(tensor: spec.name, expected: spec.shape, found: tensor.shape)
-            }
-            if spec.expert == nil {
-                dense[spec.name] = tensor
-                denseParameters += tensor.count
-                denseBytes += tensor.byteCount
-            }
-        }
-        if provider == nil {
-            for layer in 0..<c.hiddenLayers {
-                for expert in 0..<c.experts {
-                    let key = ExpertKey(layer: layer, expert: expert), names = ChronosWeightNames.expert(key)
-                    residentExperts[key] = ExpertWeights(gate: weights[names.gate]!, up: weights[names.up]!, down: weights[names.down]!)
-                }
-            }
-        }
-        let resolved: any ExpertProvider = provider ?? ResidentExperts(residentExperts)
-        let perExpert = 3 * c.hiddenSize * c.moeIntermediateSize
-        let routedParameters = c.hiddenLayers * c.experts * perExpert
-        let expertBytes = (resolved as? ResidentExperts)?.byteCount
-            ?? routedParameters * dense[ChronosWeightNames.router(layer: 0)]!.dtype.byteSize
-
-        func take(_ name: String) -> Tensor { dense[name]! }
-        func linear(_ name: String, bias: Bool = false) -> Linear {
-            Linear(weight: take("\(name).weight"), bias: bias ? take("\(name).bias") : nil)
-        }
-        var layers: [ChronosDecoderLayer] = []
-        for (index, kind) in c.attentionKinds.enumerated() {
-            let attention = { (name: String) in ChronosWeightNames.layer(index, "self_attn.\(name)") }
-            let mixer: ChronosDecoderLayer.Mixer
-            switch kind {
-            case .mla:
-                let keyUp = take(attention("k_up_proj.weight"))
-                mixer = .latent(LatentAttention(
-                    heads: c.attentionHeads, headDim: c.headDim, ropeDim: c.ropeDim, latentDim: c.kvLatentDim,
-                    query: linear(attention("q_proj")), latentDown: linear(attention("kv_down_proj")),
-                    latentNorm: take(attention("kv_norm.weight")), ropeKey: linear(attention("k_rope_proj")),
-                    // The absorbed query product is a matmul, which needs f32.
-                    keyUp: keyUp.dtype == .f32 ? keyUp : keyUp.converted(to: .f32),
-                    valueUp: take(attention("v_up_proj.weight")), output: linear(attention("o_proj")),
-                    normEps: c.rmsNormEps, ropeTheta: c.ropeTheta))
-            case .sliding:
-                mixer = .sliding(Attention(
-                    heads: c.attentionHeads, kvHeads: c.keyValueHeads, headDim: c.headDim,
-                    query: linear(attention("q_proj")), key: linear(attention("k_proj")), value: linear(attention("v_proj")),
-                    output: linear(attention("o_proj")), queryKeyNorm: .none, normEps: c.rmsNormEps,
-                    ropeTheta: c.ropeTheta, window: c.slidingWindow))
-            }
-            let shared = (0..<c.sharedExperts).map { s in
-                let names = ChronosWeightNames.sharedExpert(layer: index, index: s)
-                return GatedMLP(ExpertWeights(gate: take(names.gate), up: take(names.up), down: take(names.down)))
-            }
-            // Chronos sums its shared experts without a gate; their path also takes the soft fallback.
-            let mixture = MixtureConfiguration(expertCount: c.experts, topK: c.expertsPerToken, intermediateSize: c.moeIntermediateSize,
-                                               normalizeTopK: c.normTopKProb,
-                                               sharedExpertIntermediateSize: c.sharedExperts > 0 ? c.sharedExpertIntermediateSize : nil)
-            let moe = MoEBlock(layer: index, configuration: mixture, router: take(ChronosWeightNames.router(layer: index)),
-                               shared: shared.isEmpty ? nil : MoEBlock.SharedExperts(mlps: shared, gate: nil), experts: resolved)
-            layers.append(ChronosDecoderLayer(
-                inputNorm: take(ChronosWeightNames.layer(index, "input_layernorm.weight")),
-                postAttentionNorm: take(ChronosWeightNames.layer(index, "post_attention_layernorm.weight")),
-                normEps: c.rmsNormEps, mixer: mixer, moe: moe))
-        }
-
-        configuration = c
-        self.layout = layout
-        self.dense = dense
-        experts = resolved
-        embedding = take(ChronosWeightNames.embedding)
-        self.layers = layers
-        finalNorm = take(ChronosWeightNames.finalNorm)
-        lmHead = c.tieWordEmbeddings ? embedding : take(ChronosWeightNames.lmHead)
-        lookahead = LookaheadRouter(hidden: linear(ChronosWeightNames.lookaheadHidden, bias: true),
-                                    output: linear(ChronosWeightNames.lookaheadOutput, bias: true),
-                                    steps: c.lookaheadSteps, experts: c.experts)
-        summary = c.summary
-        parameterCounts = ParameterCounts(
-            dense: denseParameters, expert: routedParameters,
-            activePerToken: denseParameters + c.hiddenLayers * c.expertsPerToken * perExpert,
-            denseBytes: denseBytes, expertBytes: expertBytes)
-    }
-
-    public func makeCache() -> ModelCache {
-        let c = configuration
-        return ModelCache(layers: c.attentionKinds.map { kind -> any KVCache in
-            switch kind {
-            case .mla: LatentKVCache(latentDim: c.kvLatentDim, ropeDim: c.ropeDim)
-            case .sliding: SlidingWindowKVCache(window: c.slidingWindow)
-            }
-        })
-    }
-
-    public func forward(_ ids: [Int], cache: ModelCache) throws -> Tensor {
-        try forward(ids, cache: cache, options: ChronosForwardOptions()).logits
-    }
-
-    /// Runs `ids` at positions `cache.offset…` (each attending to the cached prefix and the ids
-    /// before it), advances the cache, and returns the logits with every layer's routing and
-    /// the lookahead predictions. Under `Autograd.recording` every tensor of the output is in
-    /// the gradient graph.
-    public func forward(_ ids: [Int], cache: ModelCache, options: ChronosForwardOptions) throws -> ChronosForwardOutput {
-        guard cache.layers.count == layers.count else {
-            throw ModelError.cacheMismatch(expectedLayers: layers.count, foundLayers: cache.layers.count)
-        }
-        let c = configuration
-        if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
-            throw ModelError.tokenOutOfRange(id: bad, vocabSize: c.vocabSize)
-        }
-        let tokens = ids.count, k = c.expertsPerToken, offset = cache.offset
-        guard tokens > 0 else { return emptyOutput(offset: offset) }
-
-        var generator = SplitMix64(seed: options.fallbackMaskSeed)
-        var h = Tensor.embedding(embedding, ids: ids)
-        var blockZero = h
-        var routings: [ChronosLayerRouting] = []
-        for (index, layer) in layers.enumerated() {
-            var dropped: [Bool]? = nil
-            if options.fallbackMaskProbability > 0 {
-                let p = Double(options.fallbackMaskProbability)
-                dropped = (0..<(tokens * k)).map { _ in generator.nextUnit() < p }
-            }
-            let mask = options.availability
-            let availability: ((Int, Int) -> Float)? = mask.isEmpty && dropped == nil ? nil : { slot, expert in
-                if let dropped, dropped[slot] { return 0 }
-                return mask[ExpertKey(layer: index, expert: expert)] ?? 1
-            }
-            var beforeRouted: ((Tensor) -> Void)? = nil
-            if let preview = cache.nextLayerObserver, index + 1 < layers.count {
-                let next = layers[index + 1]
-                beforeRouted = { stream in
-                    preview(index + 1, next.moe.previewExperts(stream: stream, norm: next.postAttentionNorm, eps: next.normEps))
-                }
-            }
-            let step = layer(h, cache: cache.layers[index], observer: cache.routingObserver, availability: availability,
-                             beforeRouted: beforeRouted)
-            h = step.output
-            if index == 0 { blockZero = h }
-            cache.hiddenObserver?(index, h)
-            let routing = step.routing
-            routings.append(ChronosLayerRouting(
-                layer: index, input: step.moeInput, routerLogits: routing.logits, routerProbabilities: routing.probabilities,
-                selectedExperts: (0..<tokens).map { Array(routing.selected[($0 * k)..<(($0 + 1) * k)]) },
-                combineWeights: routing.combine.reshaped([tokens, k]),
-                availability: (0..<tokens).map { Array(routing.availability[($0 * k)..<(($0 + 1) * k)]) }))
-        }
-        if let failure = experts.failure { throw failure }
-        cache.advance(by: tokens)
-
-        let logits = Tensor.linear(h.rmsNorm(weight: finalNorm, eps: c.rmsNormEps), weight: lmHead)
-        let lookaheadLogits = lookahead(options.detachesLookaheadInput ? blockZero.detached() : blockZero)
-        return ChronosForwardOutput(
-            positionOffset: offset, logits: logits, layers: routings, blockZeroHidden: blockZero,
-            lookaheadLogits: lookaheadLogits, lookaheadLogProbabilities: lookaheadLogits.logSoftmax(),
-            lookaheadProbabilities: lookaheadLogits.softmax())
-    }
-
-    /// The output of a forward pass over no tokens: every tensor with 0 rows.
-    private func emptyOutput(offset: Int) -> ChronosForwardOutput {
-        let c = configuration
-        let experts = Tensor(zeros: [0, c.experts]), lookahead = Tensor(zeros: [0, c.lookaheadSteps + 1, c.experts])
-        return ChronosForwardOutput(
-            positionOffset: offset, logits: Tensor(zeros: [0, c.vocabSize]),
-            layers: (0..<c.hiddenLayers).map {
-                ChronosLayerRouting(layer: $0, input: Tensor(zeros: [0, c.hiddenSize]), routerLogits: experts,
-                                    routerProbabilities: experts, selectedExperts: [],
-                                    combineWeights: Tensor(zeros: [0, c.expertsPerToken]), availability: [])
-            },
-            blockZeroHidden: Tensor(zeros: [0, c.hiddenSize]), lookaheadLogits: lookahead,
-            lookaheadLogProbabilities: lookahead, lookaheadProbabilities: lookahead)
-    }
-
-    public func checkpointNames(for key: ExpertKey) -> ExpertWeightNames? {
-        guard key.layer >= 0, key.layer < configuration.hiddenLayers, key.expert >= 0, key.expert < configuration.experts else {
-            return nil
-        }
-        return ChronosWeightNames.expert(key)
-    }
-
-    /// Every parameter tensor the model computes with, by checkpoint name and in checkpoint
-    /// order: the very tensors (not copies), so updating them in place updates the model.
-    /// Routed experts are those the provider returns now; a non-resident one is left out.
-    public func namedParameters() -> [(name: String, tensor: Tensor)] {
-        layout.compactMap { spec in
-            guard let key = spec.expert else { return (spec.name, dense[spec.name]!) }
-            return expertTensor(spec.name, key: key).map { (spec.name, $0) }
-        }
-    }
-
-    /// Writes `config.json` and every parameter, routed experts included, as
-    /// `model.safetensors` into `directory` (created if needed); each file is replaced
-    /// atomically, the weights first. Fails if the provider does not have every expert.
-    public func save(to directory: URL) throws {
-        let tensors = try layout.map { spec -> (name: String, tensor: Tensor) in
-            guard let key = spec.expert else { return (spec.name, dense[spec.name]!) }
-            guard let tensor = expertTensor(spec.name, key: key) else {
-                throw ModelError.missingTensor(name: spec.name, directory: "the expert provider")
-            }
-            return (spec.name, tensor)
-        }
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"],
-                                    to: directory.appendingPathComponent(SafetensorsCheckpoint.singleFileName))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(encoder.encode(configuration), to: directory.appendingPathComponent("config.json"))
-    }
-
-    /// The projection `name` of routed expert `key`, if the provider has it.
-    private func expertTensor(_ name: String, key: ExpertKey) -> Tensor? {
-        guard let weights = experts.weights(for: key) else { return nil }
-        let names = ChronosWeightNames.expert(key)
-        return name == names.gate ? weights.gate : name == names.up ? weights.up : weights.down
+        try self.init(configuration: configuration.transformerConfiguration(file: "configuration"),
+                      keys: ChronosConfiguration.checkpointKeys, configJSON: encoder.encode(configuration), weights: weights,
+                      experts: experts, location: "the weights given")
     }
 }

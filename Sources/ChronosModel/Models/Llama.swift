@@ -98,7 +98,7 @@ extension LlamaConfiguration: TransformerArchitecture {
             ropeTheta: try rope.plainTheta(file: file), rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
             // Llama's attention_bias covers all four projections.
             queryKeyValueBias: attentionBias, outputBias: attentionBias, mlpBias: mlpBias, queryKeyNorm: .none,
-            slidingWindows: Array(repeating: nil, count: hiddenLayers),
+            attention: Array(repeating: .grouped(window: nil), count: hiddenLayers),
             feedForward: Array(repeating: .dense(intermediateSize: intermediateSize), count: hiddenLayers),
             bosTokenId: bosTokenId, eosTokenIds: eosTokenId, maxPositionEmbeddings: maxPositionEmbeddings)
     }

@@ -100,7 +100,7 @@ extension MixtralConfiguration: TransformerArchitecture {
         try TransformerConfiguration.requireSiLU(hiddenAct, file: file)
         // Mixtral always renormalises the top-k probabilities and has no shared expert.
         let mixture = MixtureConfiguration(expertCount: localExperts, topK: expertsPerToken, intermediateSize: intermediateSize,
-                                           normalizeTopK: true, sharedExpertIntermediateSize: nil)
+                                           normalizeTopK: true, shared: nil)
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads,
@@ -108,7 +108,7 @@ extension MixtralConfiguration: TransformerArchitecture {
             ropeTheta: try rope.plainTheta(file: file), rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
             queryKeyValueBias: false, outputBias: false, mlpBias: false, queryKeyNorm: .none,
             // Mixtral applies its sliding window (when set) in every layer.
-            slidingWindows: Array(repeating: slidingWindow, count: hiddenLayers),
+            attention: Array(repeating: .grouped(window: slidingWindow), count: hiddenLayers),
             feedForward: Array(repeating: .mixture(mixture), count: hiddenLayers),
             bosTokenId: bosTokenId, eosTokenIds: eosTokenId, maxPositionEmbeddings: maxPositionEmbeddings)
     }

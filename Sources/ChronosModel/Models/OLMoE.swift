@@ -108,7 +108,7 @@ extension OLMoEConfiguration: TransformerArchitecture {
         let headDim = try TransformerConfiguration.headDim(nil, hiddenSize: hiddenSize, heads: attentionHeads, file: file)
         // OLMoE has no shared expert; it renormalises the top-k only when norm_topk_prob is set.
         let mixture = MixtureConfiguration(expertCount: experts, topK: expertsPerToken, intermediateSize: intermediateSize,
-                                           normalizeTopK: normTopKProb, sharedExpertIntermediateSize: nil)
+                                           normalizeTopK: normTopKProb, shared: nil)
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
@@ -118,7 +118,7 @@ extension OLMoEConfiguration: TransformerArchitecture {
             // (kvHeads·headDim wide), not each head.
             queryKeyNorm: .acrossHeads,
             // OLMoE has no sliding window.
-            slidingWindows: Array(repeating: nil, count: hiddenLayers),
+            attention: Array(repeating: .grouped(window: nil), count: hiddenLayers),
             feedForward: Array(repeating: .mixture(mixture), count: hiddenLayers),
             bosTokenId: bosTokenId, eosTokenIds: eosTokenId, maxPositionEmbeddings: maxPositionEmbeddings)
     }

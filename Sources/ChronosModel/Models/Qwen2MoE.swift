@@ -135,7 +135,8 @@ extension Qwen2MoEConfiguration: TransformerArchitecture {
         try TransformerConfiguration.requireSiLU(hiddenAct, file: file)
         // Qwen2-MoE adds a sigmoid-gated shared expert to every MoE layer.
         let mixture = MixtureConfiguration(expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
-                                           normalizeTopK: normTopKProb, sharedExpertIntermediateSize: sharedExpertIntermediateSize)
+                                           normalizeTopK: normTopKProb,
+                                           shared: SharedExpertConfiguration(count: 1, intermediateSize: sharedExpertIntermediateSize, gated: true))
         let layout = QwenLayerLayout(layers: hiddenLayers, experts: experts, decoderSparseStep: decoderSparseStep,
                                      mlpOnlyLayers: mlpOnlyLayers, layerTypes: layerTypes, file: file)
         return TransformerConfiguration(
@@ -146,7 +147,7 @@ extension Qwen2MoEConfiguration: TransformerArchitecture {
             // Qwen2-MoE has biases on q, k and v but not on the output projection.
             queryKeyValueBias: qkvBias, outputBias: false, mlpBias: false, queryKeyNorm: .none,
             // Without layer_types, Qwen2-MoE slides only from layer max_window_layers on.
-            slidingWindows: try layout.slidingWindows(use: useSlidingWindow, window: slidingWindow,
+            attention: try layout.attention(use: useSlidingWindow, window: slidingWindow,
                                                       defaultSliding: { $0 >= maxWindowLayers }),
             feedForward: try layout.feedForward(mixture: mixture, denseIntermediateSize: intermediateSize),
             bosTokenId: bosTokenId, eosTokenIds: eosTokenId, maxPositionEmbeddings: maxPositionEmbeddings)
@@ -177,15 +178,15 @@ struct QwenLayerLayout {
 
     /// Each layer's window: none unless `use_sliding_window`; then the layers `layer_types`
     /// marks `sliding_attention`, or those `defaultSliding` picks when it is absent.
-    func slidingWindows(use: Bool, window: Int?, defaultSliding: (Int) -> Bool) throws -> [Int?] {
-        guard use, let window else { return Array(repeating: nil, count: layers) }
+    func attention(use: Bool, window: Int?, defaultSliding: (Int) -> Bool) throws -> [TransformerConfiguration.LayerAttention] {
+        guard use, let window else { return Array(repeating: .grouped(window: nil), count: layers) }
         if let layerTypes {
             guard layerTypes.count == layers else {
                 throw ModelError.malformedConfig(file: file, field: "layer_types",
                                                  reason: "has \(layerTypes.count) entries for \(layers) layers")
             }
-            return layerTypes.map { $0 == "sliding_attention" ? window : nil }
+            return layerTypes.map { .grouped(window: $0 == "sliding_attention" ? window : nil) }
         }
-        return (0..<layers).map { defaultSliding($0) ? window : nil }
+        return (0..<layers).map { .grouped(window: defaultSliding($0) ? window : nil) }
     }
 }

@@ -133,7 +133,7 @@ extension Qwen3MoEConfiguration: TransformerArchitecture {
         try TransformerConfiguration.requireSiLU(hiddenAct, file: file)
         // Qwen3-MoE has no shared expert.
         let mixture = MixtureConfiguration(expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
-                                           normalizeTopK: normTopKProb, sharedExpertIntermediateSize: nil)
+                                           normalizeTopK: normTopKProb, shared: nil)
         let layout = QwenLayerLayout(layers: hiddenLayers, experts: experts, decoderSparseStep: decoderSparseStep,
                                      mlpOnlyLayers: mlpOnlyLayers, layerTypes: layerTypes, file: file)
         return TransformerConfiguration(
@@ -145,7 +145,7 @@ extension Qwen3MoEConfiguration: TransformerArchitecture {
             // Qwen3-MoE normalises each head of q and k on its own, after projection and before RoPE.
             queryKeyNorm: .perHead,
             // Without layer_types, Qwen3-MoE slides in every layer when sliding windows are on.
-            slidingWindows: try layout.slidingWindows(use: useSlidingWindow, window: slidingWindow, defaultSliding: { _ in true }),
+            attention: try layout.attention(use: useSlidingWindow, window: slidingWindow, defaultSliding: { _ in true }),
             feedForward: try layout.feedForward(mixture: mixture, denseIntermediateSize: intermediateSize),
             bosTokenId: bosTokenId, eosTokenIds: eosTokenId, maxPositionEmbeddings: maxPositionEmbeddings)
     }

@@ -295,12 +295,12 @@ struct OffloadBench {
             vocabSize: 8000, hiddenSize: 512, hiddenLayers: 8, attentionHeads: 8, keyValueHeads: 2, headDim: 64, kvLatentDim: 128,
             ropeDim: 32, slidingWindow: 256, experts: 8, expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 1024,
             sharedExpertIntermediateSize: 1024, lookaheadSteps: 4)
-        var weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 11)
+        var weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 11)
         for (name, tensor) in weights {
             // Routers are scaled up so routing is decisive, as in a trained model.
             let scaled = name.hasSuffix("mlp.gate.weight") ? Tensor(shape: tensor.shape, values: tensor.floats.map { $0 * 50 }) : tensor
             weights[name] = scaled.converted(to: .bf16)
         }
-        try ChronosLanguageModel(configuration: configuration, weights: weights).save(to: directory)
+        try TransformerLanguageModel(configuration: configuration, weights: weights).save(to: directory)
     }
 }

@@ -17,7 +17,7 @@ struct TrainBench {
         sharedExpertIntermediateSize: 512, lookaheadSteps: 4)
 
     func run(configuration: ChronosConfiguration = reference, sequenceLength: Int = 256, batchSize: Int = 8) throws {
-        let weights = ChronosLanguageModel.initialize(configuration: configuration, seed: 1)
+        let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 1)
         var random = SplitMix64(seed: 2)
         let batches = (0...steps).map { _ in
             (0..<batchSize).map { _ in (0...sequenceLength).map { _ in Int(random.next() % UInt64(configuration.vocabSize)) } }

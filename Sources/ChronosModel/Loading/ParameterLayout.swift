@@ -1,0 +1,104 @@
+import ChronosTensor
+
+/// One parameter tensor of a model: its checkpoint name, shape, starting values, and the routed
+/// expert it belongs to (if any).
+struct ParameterSpec {
+    enum Initial {
+        case ones
+        case zeros
+        /// N(0, std²).
+        case normal(std: Float)
+    }
+
+    let name: String
+    let shape: [Int]
+    let initial: Initial
+    let expert: ExpertKey?
+}
+
+extension TransformerConfiguration {
+    /// Every parameter of a model of this configuration named by `keys`, in checkpoint order:
+    /// the embedding; per layer its input norm, attention, post-attention norm and feed-forward
+    /// (router, shared experts, routed experts); the final norm, the LM head when untied, and the
+    /// lookahead head.
+    ///
+    /// Projections start at N(0, 0.02²); those writing into the residual stream (`o_proj` and
+    /// every `down_proj`) at N(0, (0.02/√(2L))²) so the stream's variance does not grow with
+    /// depth; norm weights at 1 and biases at 0.
+    func parameterLayout(keys: CheckpointKeys) -> [ParameterSpec] {
+        let std: Float = 0.02, residualStd = std / Float(2 * layerCount).squareRoot()
+        let hidden = hiddenSize, queryWidth = attentionHeads * headDim, keyValueWidth = keyValueHeads * headDim
+        var specs: [ParameterSpec] = []
+        func add(_ name: String, _ shape: [Int], _ initial: Initial, expert: ExpertKey? = nil) {
+            specs.append(ParameterSpec(name: name, shape: shape, initial: initial, expert: expert))
+        }
+        func linear(_ prefix: String, out: Int, in inFeatures: Int, bias: Bool, std: Float = std) {
+            add("\(prefix).weight", [out, inFeatures], .normal(std: std))
+            if bias { add("\(prefix).bias", [out], .zeros) }
+        }
+        func swiGLU(_ names: ExpertWeightNames, width: Int, expert: ExpertKey?) {
+            add(names.gate, [width, hidden], .normal(std: std), expert: expert)
+            add(names.up, [width, hidden], .normal(std: std), expert: expert)
+            add(names.down, [hidden, width], .normal(std: residualStd), expert: expert)
+        }
+        typealias Initial = ParameterSpec.Initial
+
+        add(keys.embedding, [vocabSize, hidden], .normal(std: std))
+        for layer in 0..<layerCount {
+            let attentionName = { (name: String) in keys.layer(layer, "self_attn.\(name)") }
+            add(keys.layer(layer, "input_layernorm.weight"), [hidden], .ones)
+            switch attention[layer] {
+            case .grouped:
+                linear(attentionName("q_proj"), out: queryWidth, in: hidden, bias: queryKeyValueBias)
+                linear(attentionName("k_proj"), out: keyValueWidth, in: hidden, bias: queryKeyValueBias)
+                linear(attentionName("v_proj"), out: keyValueWidth, in: hidden, bias: queryKeyValueBias)
+                switch queryKeyNorm {
+                case .none: break
+                case .perHead:
+                    add(attentionName("q_norm.weight"), [headDim], .ones)
+                    add(attentionName("k_norm.weight"), [headDim], .ones)
+                case .acrossHeads:
+                    add(attentionName("q_norm.weight"), [queryWidth], .ones)
+                    add(attentionName("k_norm.weight"), [keyValueWidth], .ones)
+                }
+            case let .latent(latentDim, ropeDim):
+                // Per head the RoPE rows come first in q_proj.
+                add(attentionName("q_proj.weight"), [attentionHeads * (ropeDim + headDim), hidden], .normal(std: std))
+                add(attentionName("kv_down_proj.weight"), [latentDim, hidden], .normal(std: std))
+                add(attentionName("kv_norm.weight"), [latentDim], .ones)
+                add(attentionName("k_rope_proj.weight"), [ropeDim, hidden], .normal(std: std))
+                add(attentionName("k_up_proj.weight"), [queryWidth, latentDim], .normal(std: std))
+                add(attentionName("v_up_proj.weight"), [queryWidth, latentDim], .normal(std: std))
+            }
+            linear(attentionName("o_proj"), out: hidden, in: queryWidth, bias: outputBias, std: residualStd)
+            add(keys.layer(layer, "post_attention_layernorm.weight"), [hidden], .ones)
+            switch feedForward[layer] {
+            case let .dense(width):
+                let mlp = { (name: String) in keys.layer(layer, "mlp.\(name)") }
+                linear(mlp("gate_proj"), out: width, in: hidden, bias: mlpBias)
+                linear(mlp("up_proj"), out: width, in: hidden, bias: mlpBias)
+                linear(mlp("down_proj"), out: hidden, in: width, bias: mlpBias, std: residualStd)
+            case let .mixture(mixture):
+                add(keys.router(layer: layer), [mixture.expertCount, hidden], .normal(std: std))
+                if let shared = mixture.shared {
+                    for index in 0..<shared.count {
+                        swiGLU(keys.sharedExpert(layer: layer, index: index), width: shared.intermediateSize, expert: nil)
+                    }
+                    if shared.gated { add(keys.sharedExpertGate(layer: layer), [1, hidden], .normal(std: std)) }
+                }
+                for expert in 0..<mixture.expertCount {
+                    let key = ExpertKey(layer: layer, expert: expert)
+                    swiGLU(keys.expert(key), width: mixture.intermediateSize, expert: key)
+                }
+            }
+        }
+        add(keys.finalNorm, [hidden], .ones)
+        if !tieWordEmbeddings { add(keys.lmHead, [vocabSize, hidden], .normal(std: std)) }
+        if let lookahead {
+            let width = LookaheadRouter.width(hiddenSize: hidden), outputs = (lookahead.steps + 1) * lookahead.experts
+            linear(CheckpointKeys.lookaheadHidden, out: width, in: hidden, bias: true)
+            linear(CheckpointKeys.lookaheadOutput, out: outputs, in: width, bias: true)
+        }
+        return specs
+    }
+}
