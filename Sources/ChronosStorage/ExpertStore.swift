@@ -127,6 +127,9 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         defer { if waited { residency.metrics.stallNanoseconds += clock.now - start } }
         guard cache.entry(for: key) != nil else { return fallback(key) }
 
+        // Each pass finds `key` in one of four states — resident (hot, or staging and then
+        // promoted), loading, failed in this step, or absent — and returns, or waits for a load
+        // to end (under `sync`, runs it) and looks again.
         while true {
             if let entry = residency.entries[key] {
                 switch entry.state {
