@@ -375,6 +375,9 @@ final class PrefetchTests: XCTestCase {
         XCTAssertEqual(clock.now, 1_000 + 2 * (latency + transfer))
         disk.charge(bytes: entry.length, file: entry.file)
         XCTAssertEqual(clock.now, 1_000 + 3 * (latency + transfer), "a charged read takes the time of a real one")
+        clock.advance(by: 5_000_000)
+        XCTAssertEqual(try disk.read(request, into: buffer), entry.length)
+        XCTAssertEqual(clock.now, 1_000 + 5_000_000 + 4 * (latency + transfer), "after an idle spell a read starts when it arrives")
 
         // A read issued while another is under way overlaps its latency and queues its transfer.
         let overlapClock = ManualClock()
