@@ -4,20 +4,27 @@ import Foundation
 /// (loaded or failed), so the decode step waits for exactly the experts it needs.
 final class ExpertReadiness: @unchecked Sendable {
     private let condition = NSCondition()
-    private var isOpen = false
+    private var opened = false
 
     /// Opens the latch, waking every waiter.
     func open() {
         condition.lock()
-        isOpen = true
+        opened = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// Whether the latch has opened.
+    var isOpen: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return opened
     }
 
     /// Blocks until the latch is open.
     func wait() {
         condition.lock()
-        while !isOpen { condition.wait() }
+        while !opened { condition.wait() }
         condition.unlock()
     }
 }

@@ -30,10 +30,12 @@ public enum LookaheadSource: Sendable, Hashable {
 ///   prompt-level set) only while at least half its earlier loads were used before they left
 ///   memory (`usefulLoadShare`): right predictions still waste their loads when memory is too
 ///   small to keep them until their token comes.
-/// - IO runs on `Thread`s of its own, never on the Swift concurrency pool (below the compute's
-///   priority under `fallback`, whose decode never waits for it): each read (`pread` through an
-///   `ExpertDisk`) lands in a pooled buffer and is checked against the expert's hash; a fault is
-///   retried, and after `retries` the load fails and the block falls back.
+/// - IO runs where its `ExpertIOExecutor` puts it: by default on `Thread`s of its own, never on
+///   the Swift concurrency pool (below the compute's priority under `fallback`, whose decode
+///   never waits for it). Each read (`pread` through an `ExpertDisk`) lands in a pooled buffer
+///   and is checked against the expert's hash; a fault is retried, and after `retries` the load
+///   fails and the block falls back.
+/// - Stalls and read times are measured on its `ExpertStoreClock`.
 ///
 /// Call `close()` when done: the IO threads hold the store until then.
 public final class ExpertStore: ExpertProvider, @unchecked Sendable {
@@ -43,6 +45,8 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     public let disk: any ExpertDisk
     /// Budgets and policies.
     public let settings: ExpertStoreSettings
+    /// The clock stalls and reads are measured on.
+    public let clock: any ExpertStoreClock
 
     private let pool: ExpertBufferPool
     private let state = NSCondition()
@@ -60,25 +64,26 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     private var firstFailure: ExpertCacheError?
     private var closed = false
     private var stepTokens = 1
-    private var runningThreads = 0
+    /// IO threads inside `serveLoads()`; `close()` waits for them to leave.
+    private var servingThreads = 0
+    /// Whether a call that waits for a load runs the queued loads itself (`ExpertIOExecutor`).
+    private let waitersRunLoads: Bool
 
-    /// A store over `cache` reading through `disk`; fails when the hot set cannot hold the
-    /// largest expert.
-    public init(cache: ExpertCache, disk: any ExpertDisk, settings: ExpertStoreSettings) throws {
+    /// A store over `cache` reading through `disk`, timing on `clock`, its loads run by `io`;
+    /// fails when the hot set cannot hold the largest expert.
+    public init(cache: ExpertCache, disk: any ExpertDisk, settings: ExpertStoreSettings,
+                clock: any ExpertStoreClock = MonotonicClock(), io: any ExpertIOExecutor = ThreadedIOExecutor()) throws {
         let largest = cache.manifest.largestExpertBytes
         guard settings.budget.hot >= largest else { throw ExpertCacheError.budgetTooSmall(budget: settings.budget.hot, needed: largest) }
         self.cache = cache
         self.disk = disk
         self.settings = settings
+        self.clock = clock
+        waitersRunLoads = io.waitersRunLoads
         pool = ExpertBufferPool(maximumIdleBytes: largest * (settings.ioThreads + 2))
         residency = ExpertResidency(budget: settings.budget, eviction: settings.eviction, promptWeight: settings.promptWeight,
                                     totalPairs: cache.manifest.experts.count)
-        runningThreads = settings.ioThreads
-        for index in 0..<settings.ioThreads {
-            let thread = Thread { [self] in ioLoop() }
-            thread.name = "chronos-io-\(index)"
-            thread.start()
-        }
+        io.start(ExpertLoads(store: self))
     }
 
     // MARK: ExpertProvider
@@ -117,11 +122,14 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         defer { state.unlock() }
         residency.inUse = nil
         if !counted.contains(key) { countNeed(key) }
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = clock.now
         var waited = false
-        defer { if waited { residency.metrics.stallNanoseconds += DispatchTime.now().uptimeNanoseconds - start } }
+        defer { if waited { residency.metrics.stallNanoseconds += clock.now - start } }
         guard cache.entry(for: key) != nil else { return fallback(key) }
 
+        // Each pass finds `key` in one of four states — resident (hot, or staging and then
+        // promoted), loading, failed in this step, or absent — and returns, or waits for a load
+        // to end (under `sync`, runs it) and looks again.
         while true {
             if let entry = residency.entries[key] {
                 switch entry.state {
@@ -129,7 +137,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                     if entry.tier == .staging, !residency.promote(key) {
                         if settings.policy == .fallback { return fallback(key) }
                         waited = true
-                        state.wait()  // the hot set is all in-flight loads; one will finish
+                        waitForAnyLoad()  // the hot set is all in-flight loads; one will finish
                         continue
                     }
                     residency.markUsed(key)
@@ -165,7 +173,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                 let bytes = cache.byteCount(of: key)
                 guard residency.reserve(bytes, in: .hot, for: key, claim: .need(rank: -1)) else {
                     waited = true
-                    state.wait()
+                    waitForAnyLoad()
                     continue
                 }
                 queue.remove(key)
@@ -355,10 +363,17 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         return residency.isResident(key)
     }
 
-    /// Blocks until no load is queued or in flight.
+    /// Blocks until no load is queued or in flight. Where waiters run the loads themselves
+    /// (`ExpertIOExecutor.waitersRunLoads`), runs the queued loads until none can start.
     public func waitUntilIdle() {
         state.lock()
-        while !closed && (!queue.isEmpty || residency.entries.values.contains { !$0.isResident }) { state.wait() }
+        while !closed && (!queue.isEmpty || residency.entries.values.contains { !$0.isResident }) {
+            if waitersRunLoads {
+                if !runQueuedLoad() { break }
+            } else {
+                state.wait()
+            }
+        }
         state.unlock()
     }
 
@@ -368,7 +383,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         state.lock()
         closed = true
         state.broadcast()
-        while runningThreads > 0 { state.wait() }
+        while servingThreads > 0 { state.wait() }
         residency.settleUnusedPrefetches()
         state.unlock()
     }
@@ -419,31 +434,62 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         #endif
     }
 
-    /// Waits, without the lock, until `key`'s current or queued load ends.
+    /// Waits until `key`'s current or queued load ends: without the lock on its readiness
+    /// signal while IO threads load, or running the queued loads on this thread until the
+    /// signal opens where no other thread will.
     private func waitForReadiness(of key: ExpertKey) {
         let latch = readiness[key] ?? ExpertReadiness()
         readiness[key] = latch
+        if waitersRunLoads {
+            while !latch.isOpen {
+                precondition(runQueuedLoad(), "waiting for \(key), whose load can never start: no other thread runs loads")
+            }
+            return
+        }
         state.unlock()
         latch.wait()
         state.lock()
     }
 
-    private func ioLoop() {
+    /// Waits until some load ends (the store's state may then let a waiting need go on):
+    /// blocks while IO threads load, or runs the next queued load on this thread where no other
+    /// thread will.
+    private func waitForAnyLoad() {
+        guard waitersRunLoads else { return state.wait() }
+        precondition(runQueuedLoad(), "waiting for a load that can never start: no other thread runs loads")
+    }
+
+    /// The body of a dedicated IO thread (`ExpertLoads.serve()`): runs loads as they can start,
+    /// sleeping on `state` when none can, until the store closes.
+    func serveLoads() {
         if settings.policy == .fallback { Self.yieldCoresToCompute() }
         state.lock()
+        servingThreads += 1
         while !closed {
-            guard let job = nextJob() else {
-                state.wait()
-                continue
-            }
-            state.unlock()
-            let outcome = load(job)
-            state.lock()
-            finish(job, outcome)
+            if !runQueuedLoad() { state.wait() }
         }
-        runningThreads -= 1
+        servingThreads -= 1
         state.broadcast()
         state.unlock()
+    }
+
+    /// Runs the next load that can start on the calling thread (`ExpertLoads.runNext()`);
+    /// false when none can, or the store is closed.
+    func runNextLoad() -> Bool {
+        state.lock()
+        defer { state.unlock() }
+        return !closed && runQueuedLoad()
+    }
+
+    /// Takes the next load that can start, runs it without the lock and publishes its outcome;
+    /// false when none can start.
+    private func runQueuedLoad() -> Bool {
+        guard let job = nextJob() else { return false }
+        state.unlock()
+        let outcome = load(job)
+        state.lock()
+        finish(job, outcome)
+        return true
     }
 
     /// The best queued load that can get room now, with its bytes reserved; nil when none can.
@@ -492,9 +538,9 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         for _ in 0...settings.retries {
             let buffer = pool.acquire(capacity: entry.length)
             do {
-                let start = DispatchTime.now().uptimeNanoseconds
+                let start = clock.now
                 let count = try disk.read(request, into: buffer.base)
-                nanoseconds += DispatchTime.now().uptimeNanoseconds - start
+                nanoseconds += clock.now - start
                 bytesRead += count
                 guard count == entry.length else {
                     throw ExpertCacheError.shortRead(file: path, expert: job.key, expected: entry.length, read: count)

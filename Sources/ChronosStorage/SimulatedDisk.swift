@@ -58,46 +58,46 @@ public struct DiskModel: Sendable, Equatable, Codable {
 /// The device has one transfer channel: a request arriving at time a starts transferring at
 /// max(a + latency, the end of the previous transfer) and ends `bytes / bandwidth` later, so
 /// concurrent requests overlap their latencies but share the bandwidth (a queue-depth > 1 SSD).
+/// Time is kept on a clock: on the system clock a read really waits for its completion; on a
+/// `ManualClock` it moves the clock to that completion instead.
 public final class SimulatedDisk: ExpertDisk, @unchecked Sendable {
     /// The disk that supplies the bytes.
     public let base: any ExpertDisk
     /// The simulated device.
     public let model: DiskModel
+    /// The clock the device's time passes on.
+    public let clock: any ExpertStoreClock
     private let lock = NSLock()
     private var channelFreeAt: UInt64 = 0
 
-    /// `base` slowed to `model`.
-    public init(wrapping base: any ExpertDisk, model: DiskModel) {
+    /// `base` slowed to `model`, its time kept on `clock`.
+    public init(wrapping base: any ExpertDisk, model: DiskModel, clock: any ExpertStoreClock = MonotonicClock()) {
         self.base = base
         self.model = model
+        self.clock = clock
     }
 
     /// Reads through `base`, then waits for the simulated completion time.
     public func read(_ request: DiskRead, into buffer: UnsafeMutableRawPointer) throws -> Int {
         let deadline = reserve(bytes: request.length)
         let count = try base.read(request, into: buffer)
-        Self.sleep(until: deadline)
+        clock.sleep(until: deadline)
         return count
     }
 
     /// Waits as long as reading `bytes` from the simulated device would take.
     public func charge(bytes: Int, file: Int) {
-        Self.sleep(until: reserve(bytes: bytes))
+        clock.sleep(until: reserve(bytes: bytes))
     }
 
-    /// Books a transfer of `bytes` on the channel; returns when it completes (uptime ns).
+    /// Books a transfer of `bytes` on the channel; returns when it completes (ns on `clock`).
     private func reserve(bytes: Int) -> UInt64 {
-        let now = DispatchTime.now().uptimeNanoseconds
+        let now = clock.now
         let latency = UInt64(model.latency * 1e9), transfer = UInt64(Double(bytes) / model.bandwidth * 1e9)
         return lock.withLock {
             let start = max(now + latency, channelFreeAt)
             channelFreeAt = start + transfer
             return channelFreeAt
         }
-    }
-
-    private static func sleep(until deadline: UInt64) {
-        let now = DispatchTime.now().uptimeNanoseconds
-        if deadline > now { Thread.sleep(forTimeInterval: Double(deadline - now) / 1e9) }
     }
 }

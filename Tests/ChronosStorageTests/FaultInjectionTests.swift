@@ -64,3 +64,63 @@ final class FaultInjectionTests: XCTestCase {
         }
     }
 }
+
+/// Faults met by a store driven one load at a time: the retries happen inside the load step,
+/// and a load that fails still opens the readiness of the expert, so no one waits for it.
+final class SteppedFaultTests: XCTestCase {
+    let expert = ExpertKey(layer: 1, expert: 3)
+
+    func makeStore(faults: [InjectedFault]) throws -> SteppedStore {
+        try SteppedStore(faults: faults) { cache in
+            ExpertStoreSettings(budget: ResidencyBudget(hot: cache.totalExpertBytes, staging: 0), policy: .wait, ioThreads: 1, retries: 2)
+        }
+    }
+
+    func testATransientFaultIsRetriedWithinItsLoadStep() throws {
+        let fixture = try makeStore(faults: [InjectedFault(.ioError, on: .read(1))])
+        let store = fixture.store
+        defer { store.close() }
+        store.beginStep()
+        store.willNeed([expert])
+        XCTAssertTrue(fixture.io.runNext())
+        XCTAssertEqual(fixture.disk.reads, [expert, expert], "the failed read and its retry, in one step")
+        XCTAssertTrue(store.isResident(expert))
+        XCTAssertNotNil(store.weights(for: expert))
+        store.endStep()
+        let metrics = store.metrics()
+        XCTAssertEqual(metrics.ioErrors, 1)
+        XCTAssertEqual(metrics.retries, 1)
+        XCTAssertEqual(metrics.reads, 1)
+        XCTAssertEqual(metrics.failedLoads, 0)
+        XCTAssertNil(store.failure)
+    }
+
+    func testAPersistentFaultFailsTheLoadAndEndsAWaitingRun() throws {
+        let fixture = try makeStore(faults: [InjectedFault(.corruption, on: .expert(expert), count: 1000)])
+        let store = fixture.store
+        defer { store.close() }
+        store.beginStep()
+        store.willNeed([expert])
+        // The wait runs the load on this thread; every try fails, and the call returns.
+        XCTAssertNil(store.weights(for: expert))
+        XCTAssertEqual(fixture.disk.reads, Array(repeating: expert, count: 3), "the first try and two retries")
+        XCTAssertFalse(fixture.io.runNext(), "a failed expert is not tried again in the same step")
+        store.endStep()
+        guard case let ExpertCacheError.loadFailed(failed, faults)? = store.failure as? ExpertCacheError else {
+            return XCTFail("\(String(describing: store.failure))")
+        }
+        XCTAssertEqual(failed, expert)
+        XCTAssertEqual(faults.count, 3)
+        let metrics = store.metrics()
+        XCTAssertEqual(metrics.corruptions, 3)
+        XCTAssertEqual(metrics.failedLoads, 1)
+        XCTAssertEqual(metrics.fallbacks, 1)
+
+        // The next step may try it again.
+        store.beginStep()
+        store.willNeed([expert])
+        XCTAssertTrue(fixture.io.runNext())
+        XCTAssertEqual(fixture.disk.reads.count, 6)
+        store.endStep()
+    }
+}

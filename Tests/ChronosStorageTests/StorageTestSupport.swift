@@ -96,3 +96,59 @@ enum StorageFixtures {
         try data.write(to: url)
     }
 }
+
+/// A disk that records, in order, the experts the store asks it to read.
+final class RecordingDisk: ExpertDisk, @unchecked Sendable {
+    let base: any ExpertDisk
+    private let lock = NSLock()
+    private var order: [ExpertKey] = []
+
+    init(base: any ExpertDisk) {
+        self.base = base
+    }
+
+    /// The experts asked for so far, retries included.
+    var reads: [ExpertKey] { lock.withLock { order } }
+
+    func read(_ request: DiskRead, into buffer: UnsafeMutableRawPointer) throws -> Int {
+        lock.withLock { order.append(request.expert) }
+        return try base.read(request, into: buffer)
+    }
+
+    func charge(bytes: Int, file: Int) { base.charge(bytes: bytes, file: file) }
+}
+
+/// An expert store over the tiny Chronos model driven step by step: its loads run only when
+/// the test runs them (`io`) or when a call waits for one, on the test's thread, and its time
+/// is a manual clock that only the simulated device (if any) moves.
+struct SteppedStore {
+    let store: ExpertStore
+    /// Every read the store asked for, in order (below it: injected faults, the simulated
+    /// device, the cluster files).
+    let disk: RecordingDisk
+    let io: SteppedIOExecutor
+    let clock: ManualClock
+
+    /// One 2304-byte expert of the fixture on `device` takes 2 ms of latency and 1 ms of transfer.
+    static let device = DiskModel(milliseconds: 2, megabytesPerSecond: 2.304)
+    /// Nanoseconds one isolated read of an expert takes on `device`.
+    static let readNanoseconds: UInt64 = 3_000_000
+
+    /// A store with the settings `settings` makes for the packed fixture's cache, reading through
+    /// `device` (none: reads take no time) with `faults` injected.
+    init(device: DiskModel? = nil, faults: [InjectedFault] = [], settings: (ExpertCache) -> ExpertStoreSettings) throws {
+        let directory = try StorageFixtures.chronosModel()
+        try StorageFixtures.pack(directory)
+        let cache = try ExpertCache.open(modelDirectory: directory)
+        clock = ManualClock()
+        var below: any ExpertDisk = try FileExpertDisk(cache: cache)
+        if let device { below = SimulatedDisk(wrapping: below, model: device, clock: clock) }
+        if !faults.isEmpty { below = FaultInjectingDisk(wrapping: below, faults: faults) }
+        disk = RecordingDisk(base: below)
+        io = SteppedIOExecutor()
+        store = try ExpertStore(cache: cache, disk: disk, settings: settings(cache), clock: clock, io: io)
+    }
+
+    /// The size of one of the fixture's experts (all have the same).
+    var expertBytes: Int { store.cache.byteCount(of: ExpertKey(layer: 0, expert: 0)) }
+}
