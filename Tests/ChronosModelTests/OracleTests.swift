@@ -1,6 +1,8 @@
+import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import ChronosTestSupport
+import Foundation
 import XCTest
 
 /// Every `hf-tiny` case against what Hugging Face transformers computed for it.
@@ -13,6 +15,49 @@ final class OracleTests: XCTestCase {
             let expected = reference.logits.flatMap { $0.map(Float.init) }
             let difference = maxAbsoluteDifference(logits.floats, expected)
             XCTAssertLessThanOrEqual(difference, 1e-4, "\(oracle.rawValue): largest logit difference \(difference)")
+        }
+    }
+
+    func testTheFusedExpertLayoutOfTransformers5LoadsToTheSameModel() throws {
+        for oracle in [OracleCase.mixtral, .qwen2MoE, .qwen3MoE] {
+            let checkpoint = try SafetensorsCheckpoint(directory: oracle.fusedDirectory)
+            XCTAssertEqual(checkpoint.tensorNames.filter { $0.hasSuffix(".experts.gate_up_proj") }.count, 2, oracle.rawValue)
+            XCTAssertFalse(checkpoint.tensorNames.contains { $0.contains(".experts.0.") }, oracle.rawValue)
+            let fused = try ModelRegistry.load(directory: oracle.fusedDirectory), split = try ModelRegistry.load(directory: oracle.directory)
+            let reference = try OracleReference.load(oracle.rawValue)
+            let logits = try fused.forward(reference.inputIds, cache: fused.makeCache())
+            XCTAssertEqual(logits.floats, try split.forward(reference.inputIds, cache: split.makeCache()).floats, oracle.rawValue)
+            let difference = maxAbsoluteDifference(logits.floats, reference.logits.flatMap { $0.map(Float.init) })
+            XCTAssertLessThanOrEqual(difference, 1e-4, "\(oracle.rawValue): largest logit difference \(difference)")
+            XCTAssertEqual(fused.parameterCounts, split.parameterCounts, oracle.rawValue)
+            XCTAssertEqual(fused.namedParameters().map(\.name), split.namedParameters().map(\.name), oracle.rawValue)
+        }
+    }
+
+    func testAFusedExpertTensorOfTheWrongShapeOrWithoutItsPartnerIsNamed() throws {
+        let checkpoint = try SafetensorsCheckpoint(directory: OracleCase.qwen3MoE.fusedDirectory)
+        let tensors: [(name: String, tensor: Tensor)] = try checkpoint.tensorNames.map { ($0, try checkpoint.tensor(named: $0)) }
+        let gateUp = "model.layers.1.mlp.experts.gate_up_proj", down = "model.layers.1.mlp.experts.down_proj"
+        for (edit, expected) in [
+            ({ (t: inout [(name: String, tensor: Tensor)]) in
+                t = t.map { $0.name == gateUp ? ($0.name, $0.tensor.slice(0..<7).contiguous()) : $0 } },
+             ModelError.shapeMismatch(tensor: gateUp, expected: [8, 64, 64], found: [7, 64, 64])),
+            ({ (t: inout [(name: String, tensor: Tensor)]) in t.removeAll { $0.name == down } },
+             ModelError.missingTensor(name: down, directory: "")),
+        ] {
+            var edited = tensors
+            edit(&edited)
+            let directory = try Fixtures.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try FileManager.default.copyItem(at: OracleCase.qwen3MoE.fusedDirectory.appendingPathComponent("config.json"),
+                                             to: directory.appendingPathComponent("config.json"))
+            try SafetensorsWriter.write(edited, to: directory.appendingPathComponent("model.safetensors"))
+            XCTAssertThrowsError(try ModelRegistry.load(directory: directory)) { error in
+                switch (error as? ModelError, expected) {
+                case let (.missingTensor(name, _)?, .missingTensor(expectedName, _)): XCTAssertEqual(name, expectedName)
+                default: XCTAssertEqual(error as? ModelError, expected)
+                }
+            }
         }
     }
 

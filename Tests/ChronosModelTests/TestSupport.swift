@@ -36,6 +36,8 @@ enum OracleCase: String, CaseIterable {
     case qwen3MoE = "qwen3_moe"
 
     var directory: URL { Fixtures.url("hf-tiny/\(rawValue)") }
+    /// The same weights as transformers 5 saves them with its experts fused (MoE cases only).
+    var fusedDirectory: URL { Fixtures.url("hf-tiny-fused/\(rawValue)") }
 
     func load(experts: (any ExpertProvider)? = nil) throws -> any LanguageModel {
         try ModelRegistry.load(directory: directory, experts: experts)
