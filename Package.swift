@@ -51,6 +51,9 @@ let package = Package(
             name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTraining", "ChronosTestSupport"]),
         .testTarget(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"]),
+        .testTarget(
+            name: "ChronosBenchTests",
+            dependencies: ["ChronosBench", "ChronosEngine", "ChronosModel", "ChronosStorage", "ChronosTensor", "ChronosTestSupport"]),
     ]
 )
 
