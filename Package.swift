@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ChronosEngine", targets: ["ChronosEngine"]),
         .library(name: "ChronosTraining", targets: ["ChronosTraining"]),
         .library(name: "ChronosRouting", targets: ["ChronosRouting"]),
+        .library(name: "ChronosBench", targets: ["ChronosBench"]),
         .executable(name: "chronos", targets: ["chronos"]),
     ],
     dependencies: [
@@ -27,11 +28,13 @@ let package = Package(
         .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"]),
         .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosRouting"]),
         .target(name: "ChronosRouting", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"]),
+        // The benchmark harness: baselines measured in alternation, their bounds and reports.
+        .target(name: "ChronosBench", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining"]),
         .executableTarget(
             name: "chronos",
             dependencies: [
                 "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining",
-                "ChronosRouting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ChronosRouting", "ChronosBench", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor"], path: "Tests/ChronosTestSupport"),
         .testTarget(
@@ -48,6 +51,9 @@ let package = Package(
             name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTraining", "ChronosTestSupport"]),
         .testTarget(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"]),
+        .testTarget(
+            name: "ChronosBenchTests",
+            dependencies: ["ChronosBench", "ChronosEngine", "ChronosModel", "ChronosStorage", "ChronosTensor", "ChronosTestSupport"]),
     ]
 )
 

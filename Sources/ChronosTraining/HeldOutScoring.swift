@@ -27,6 +27,21 @@ public enum HeldOutScoring {
         return total / Double(max(tokens, 1))
     }
 
+    /// Mean cross-entropy (nats per token) of `model` over the first `count` of `sequences`
+    /// (all of them when there are fewer), each read from an empty cache: the held-out score of
+    /// pretraining and of `chronos eval`. 0 when there is no sequence.
+    public static func crossEntropy(_ model: any LanguageModel, sequences: PackedSequences, count: Int) throws -> Double {
+        let evaluated = min(count, sequences.count)
+        var total = 0.0
+        try Autograd.recording(false) {
+            for i in 0..<evaluated {
+                let logits = try model.forward(sequences.inputs(i), cache: model.makeCache())
+                total += Double(Tensor.crossEntropy(logits: logits, targets: sequences.targets(i)).floats[0])
+            }
+        }
+        return total / Double(max(evaluated, 1))
+    }
+
     /// Mean over `sequences` of the router KL anchor term, KL(P_router ‖ P_reference) averaged
     /// over tokens and MoE layers, with `referenceRouters` (router weights by layer) run on
     /// the same MoE inputs: how far routing has moved from the reference.

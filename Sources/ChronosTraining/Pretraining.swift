@@ -176,13 +176,7 @@ public final class PretrainRun {
 
     /// Mean held-out cross-entropy (nats per token) over the first `evaluationSequences` held-out sequences.
     public func evaluate(_ model: TransformerLanguageModel) throws -> Double {
-        let count = min(settings.evaluationSequences, heldOut.count)
-        var total = 0.0
-        for i in 0..<count {
-            let logits = try model.forward(heldOut.inputs(i), cache: model.makeCache())
-            total += Double(Tensor.crossEntropy(logits: logits, targets: heldOut.targets(i)).floats[0])
-        }
-        return total / Double(max(count, 1))
+        try HeldOutScoring.crossEntropy(model, sequences: heldOut, count: settings.evaluationSequences)
     }
 
     /// Cross-entropy of a unigram model (token frequencies of the training data, add-one

@@ -1,7 +1,6 @@
 import ArgumentParser
 import ChronosFormats
 import ChronosModel
-import ChronosTensor
 import ChronosTraining
 import Foundation
 
@@ -29,12 +28,7 @@ struct EvalCommand: ParsableCommand {
         }
         let heldOut = try packed(data)
         let count = min(sequences, heldOut.count)
-        var crossEntropy = 0.0
-        for i in 0..<count {
-            let logits = try loaded.forward(heldOut.inputs(i), cache: loaded.makeCache())
-            crossEntropy += Double(Tensor.crossEntropy(logits: logits, targets: heldOut.targets(i)).floats[0])
-        }
-        crossEntropy /= Double(max(count, 1))
+        let crossEntropy = try HeldOutScoring.crossEntropy(loaded, sequences: heldOut, count: count)
         var result: [String: Double] = ["heldout_cross_entropy": crossEntropy, "sequences": Double(count)]
         if let steps = loaded.summary.lookaheadSteps, steps > 0 {
             // Expert frequencies come from other text: the reference file, else the held-out

@@ -118,11 +118,26 @@ struct GenerateCommand: ParsableCommand {
 /// `chronos tokenize`: print the token ids of a text.
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "tokenize", abstract: "Print the token ids of a text, comma-separated on one line.")
+        commandName: "tokenize", abstract: "Print the token ids of a text, comma-separated on one line.",
+        discussion: """
+            The text comes from exactly one of: the TEXT argument, --file PATH (the whole file), or \
+            --stdin (standard input, read to its end: `cat book.txt | chronos tokenize --model DIR --stdin`). \
+            Files and standard input are read as UTF-8 with every byte kept; use them for long texts \
+            and for texts holding a NUL byte, which no command-line argument can carry.
+            """)
 
     @Option(help: "Model directory holding tokenizer.json.") var model: String?
     @Option(help: "A tokenizer.json file.") var tokenizer: String?
-    @Argument(help: "The text to encode.") var text: String
+    @Argument(help: "The text to encode (or give --file or --stdin).") var text: String?
+    @Option(help: "Encode the whole of this UTF-8 file.") var file: String?
+    @Flag(help: "Encode standard input, read to its end.") var stdin = false
+
+    func validate() throws {
+        let sources = [text != nil, file != nil, stdin].filter { $0 }.count
+        guard sources == 1 else {
+            throw ValidationError("give exactly one text to encode: TEXT, --file PATH or --stdin (\(sources == 0 ? "none" : "\(sources)") given)")
+        }
+    }
 
     func run() throws {
         let loaded: Tokenizer
@@ -133,6 +148,7 @@ struct TokenizeCommand: ParsableCommand {
         } else {
             throw ValidationError("give --tokenizer FILE or --model DIR with a tokenizer.json")
         }
-        print(try loaded.encodeEveryByte(text).map(String.init).joined(separator: ","))
+        let input = try file.map { try TextInput.read(path: $0) } ?? text ?? TextInput.readStandardInput()
+        print(try loaded.encodeEveryByte(input).map(String.init).joined(separator: ","))
     }
 }

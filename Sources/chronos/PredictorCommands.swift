@@ -32,11 +32,9 @@ struct PredictorTrainingOptions: ParsableArguments {
             }
             return (summary, trace, heldOut)
         }
-        let cut = trace.sequenceCount - max(1, trace.sequenceCount / 10)
-        guard cut > 0 else { throw ValidationError("\(self.trace) holds too few sequences to hold some out; give --heldout-trace") }
-        var training = trace, heldOut = trace
-        training.tokens = trace.tokens.filter { $0.sequence < cut }
-        heldOut.tokens = trace.tokens.filter { $0.sequence >= cut }
+        guard let (training, heldOut) = trace.splitHoldingOutLastTenth() else {
+            throw ValidationError("\(self.trace) holds too few sequences to hold some out; give --heldout-trace")
+        }
         return (summary, training, heldOut)
     }
 

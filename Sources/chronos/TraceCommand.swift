@@ -29,6 +29,7 @@ struct TraceCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Decoder layer after which the hidden state is recorded (default: 1, or 0 in a one-layer model).",
                                discussion: "A later layer predicts better; an earlier one leaves more of each pass to load under."))
     var hiddenLayer: Int?
+    @OptionGroup var backend: BackendOption
 
     func validate() throws {
         guard seqLen > 0 else { throw ValidationError("--seq-len must be positive") }
@@ -38,6 +39,7 @@ struct TraceCommand: ParsableCommand {
     }
 
     func run() throws {
+        try backend.apply()
         let loaded = try ModelDirectory.load(model)
         guard loaded.summary.isMixtureOfExperts else { throw ValidationError("\(model) has no MoE layers to trace") }
         guard let tokenizer = try ModelDirectory.tokenizer(in: model) else { throw ValidationError("\(model) has no tokenizer.json") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChronosBench
 import ChronosFormats
 import ChronosEngine
 import ChronosModel
@@ -22,9 +23,9 @@ struct Bench: ParsableCommand {
 
         func run() throws {
             try backend.apply()
-            let report = BenchReport(json: json)
+            let report = BenchReport.console(json: json)
             KernelBench(report: report).run()
-            try report.finish(context: [
+            try report.finish(json: json, context: [
                 "threads": String(ThreadPool.shared.threadCount),
                 "backend": Backends.current.name,
             ])
@@ -58,14 +59,15 @@ struct Bench: ParsableCommand {
 
         func run() throws {
             try backend.apply()
-            let report = BenchReport(json: json)
+            let report = BenchReport.console(json: json)
             var bench = DecodeBench(report: report)
             bench.decodeTokens = tokens
             bench.promptTokens = promptTokens
-            var shape = DecodeBench.Shape()
+            var shape = SyntheticModel.MixtralShape()
             shape.dtype = DType(rawValue: dtype) ?? .bf16
-            try bench.run(directory: model, shape: shape, keepingAt: syntheticDirectory)
-            try report.finish(context: ["threads": String(ThreadPool.shared.threadCount), "backend": Backends.current.name,
+            try bench.run(directory: model.map { URL(fileURLWithPath: $0) }, shape: shape,
+                          keepingAt: syntheticDirectory.map { URL(fileURLWithPath: $0) })
+            try report.finish(json: json, context: ["threads": String(ThreadPool.shared.threadCount), "backend": Backends.current.name,
                                         "isa": InstructionSet.current.rawValue])
         }
     }
@@ -84,9 +86,9 @@ struct Bench: ParsableCommand {
         }
 
         func run() throws {
-            let report = BenchReport(json: json)
+            let report = BenchReport.console(json: json)
             try TrainBench(report: report, steps: steps).run()
-            try report.finish(context: ["threads": String(ThreadPool.shared.threadCount)])
+            try report.finish(json: json, context: ["threads": String(ThreadPool.shared.threadCount)])
         }
     }
 
@@ -140,62 +142,49 @@ struct Bench: ParsableCommand {
         func run() throws {
             try backend.apply()
             let progress = { (text: String) in FileHandle.standardError.write(Data("… \(text)\n".utf8)) }
-            var temporary: URL?
+            let (directory, temporary) = try OffloadBench.modelDirectory(model.map { URL(fileURLWithPath: $0) },
+                                                                         synthetic: syntheticDirectory.map { URL(fileURLWithPath: $0) },
+                                                                         progress: progress)
             defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
-            let directory: URL
-            if let model {
-                directory = URL(fileURLWithPath: model)
-            } else if let syntheticDirectory, (try? ExpertCache.open(modelDirectory: URL(fileURLWithPath: syntheticDirectory))) != nil {
-                directory = URL(fileURLWithPath: syntheticDirectory)
-            } else {
-                directory = syntheticDirectory.map { URL(fileURLWithPath: $0) }
-                    ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-offload-\(UUID().uuidString)")
-                if syntheticDirectory == nil { temporary = directory }
-                progress("writing a random Chronos-native model to \(directory.path)")
-                try OffloadBench.writeSyntheticChronos(to: directory)
-                progress("packing its experts")
-                try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory))
-            }
             guard let budget = ExpertBudget(parsing: self.budget) else { throw ValidationError("--budget '\(self.budget)' is invalid") }
             let summary = try ModelRegistry.load(directory: directory).summary
             var promptIds = try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
                 ?? OffloadBench.defaultPrompts(directory: directory, vocab: summary.vocabSize)
             var references: [[Int]]?
             if let promptTokens {
-                let long = promptIds.filter { $0.count >= promptTokens + tokens }
-                guard !long.isEmpty else { throw ValidationError("no prompt line holds --prompt-tokens + --tokens = \(promptTokens + tokens) tokens") }
-                references = long.map { Array($0[promptTokens..<(promptTokens + tokens)]) }
-                promptIds = long.map { Array($0.prefix(promptTokens)) }
+                guard let split = OffloadBench.heldOutSplit(promptIds, promptTokens: promptTokens, tokens: tokens) else {
+                    throw ValidationError("no prompt line holds --prompt-tokens + --tokens = \(promptTokens + tokens) tokens")
+                }
+                (promptIds, references) = (split.prompts, split.references)
             }
-            var bench = OffloadBench(directory: directory, prompts: promptIds, tokens: tokens, options: offload, progress: progress)
-            bench.references = references
             let disk = try offload.diskModel()
+            var bench = OffloadBench(directory: directory, prompts: promptIds, tokens: tokens, disk: disk,
+                                     settings: { [offload] in try offload.settings(mode: $0.mode, budget: $0.budget, policy: $0.policy) },
+                                     progress: progress)
+            bench.references = references
             var context: [String: Any] = [
                 "threads": ThreadPool.shared.threadCount, "backend": Backends.current.name, "model": directory.path,
                 "model_type": summary.modelType, "prompts": promptIds.count, "tokens": tokens, "cold": offload.cold,
                 "cross_entropy_of": references == nil ? "resident greedy continuations" : "held-out continuations",
                 "disk": disk.map { String(format: "simulated %.3f ms, %.0f MB/s", $0.latency * 1000, $0.bandwidth / 1e6) } ?? "real",
             ]
-            if sweep {
-                let fractions = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
-                var resident = try bench.measure([(.resident, .fraction(1), nil)])[0]
-                var lines = [OffloadBench.csvHeader]
-                var all: [[String: Any]] = []
-                for fraction in fractions {
-                    let runs = try bench.run(budget: .fraction(fraction), policies: MissPolicy.allCases, resident: resident)
-                    resident = runs[0]
-                    lines += runs.map { OffloadBench.csvRow($0, budget: fraction) }
-                    all += runs.map { OffloadBench.json($0, budget: .fraction(fraction)) }
-                    try (lines.joined(separator: "\n") + "\n").write(toFile: csv!, atomically: true, encoding: .utf8)
+            if sweep, let csv {
+                var budgets: [(budget: Double, runs: [OffloadBench.Run])] = []
+                try bench.sweep { fraction, runs in
+                    budgets.append((fraction, runs))
+                    try OffloadBench.csv(budgets).write(toFile: csv, atomically: true, encoding: .utf8)
                     if !json { print("budget \(Int(fraction * 100))%\n" + OffloadBench.table(runs) + "\n") }
                 }
-                if json { try printJSON(["runs": all, "context": context]) }
-                progress("wrote \(csv!)")
+                if json {
+                    let runs = budgets.flatMap { fraction, runs in runs.map { OffloadBench.json($0, budget: .fraction(fraction)) } }
+                    print(try OffloadBench.jsonDocument(runs: runs, context: context))
+                }
+                progress("wrote \(csv)")
             } else {
                 let runs = try bench.run(budget: budget, policies: [offload.policy])
                 context["budget"] = budget.description
                 if json {
-                    try printJSON(["runs": runs.map { OffloadBench.json($0, budget: budget) }, "context": context])
+                    print(try OffloadBench.jsonDocument(runs: runs.map { OffloadBench.json($0, budget: budget) }, context: context))
                 } else {
                     print(OffloadBench.table(runs))
                     for run in runs where !run.metrics.faultLog.isEmpty {
@@ -203,11 +192,6 @@ struct Bench: ParsableCommand {
                     }
                 }
             }
-        }
-
-        private func printJSON(_ object: [String: Any]) throws {
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
         }
     }
 
@@ -225,10 +209,26 @@ struct Bench: ParsableCommand {
 
         func run() throws {
             let path = try tokenizer ?? URL(fileURLWithPath: ModelDirectory.shippedModel()).appendingPathComponent("tokenizer.json").path
-            let report = BenchReport(json: json)
+            let report = BenchReport.console(json: json)
             try TokenizerBench(report: report).run(tokenizer: Tokenizer(contentsOf: URL(fileURLWithPath: path)),
                                                    corpus: URL(fileURLWithPath: corpus), vocabularySize: vocabSize)
-            try report.finish(context: ["tokenizer": path, "corpus": corpus])
+            try report.finish(json: json, context: ["tokenizer": path, "corpus": corpus])
         }
+    }
+}
+
+extension BenchReport {
+    /// A report for the terminal: table rows on standard output as they are measured (none
+    /// when the command prints JSON), progress on standard error so it never mixes into JSON.
+    static func console(json: Bool) -> BenchReport {
+        BenchReport(show: json ? nil : { line in
+            print(line)
+            fflush(nil)
+        }, progress: { FileHandle.standardError.write(Data("… \($0)\n".utf8)) })
+    }
+
+    /// Prints the JSON report when the command prints JSON.
+    func finish(json: Bool, context: [String: String]) throws {
+        if json { print(try self.json(context: context)) }
     }
 }

@@ -3,31 +3,40 @@ import Foundation
 
 /// `chronos bench kernels`: memory bandwidth, matrix-vector GB/s per weight dtype and GEMM
 /// GFLOP/s per backend, each beside the bound it is judged against, all measured in one run.
-struct KernelBench {
-    let report: BenchReport
-    let pool = ThreadPool.shared
+public struct KernelBench {
+    /// Where the measurements go.
+    public let report: BenchReport
+    /// The threads the multi-threaded figures use.
+    public let pool = ThreadPool.shared
 
     /// Rounds of the interleaved bandwidth measurements; each figure is the best of its rounds.
-    let rounds = 7
+    public let rounds = 7
 
-    func run() {
+    /// A kernel benchmark reporting to `report`.
+    public init(report: BenchReport) {
+        self.report = report
+    }
+
+    /// Takes every measurement in turn.
+    public func run() {
         report.progress("copy over 2 × 512 MiB")
         let copy = MemoryBandwidth.copy(pool: pool)
-        report.add(Measurement(name: "copy (read + write)", value: copy, unit: "GB/s", bound: nil, boundName: nil))
+        report.add(Measurement(name: "copy (read + write)", value: copy, unit: "GB/s"))
 
         // The machine's bandwidth varies from moment to moment, so the bound and the kernels are
         // measured in alternation, round after round, and each keeps its best round.
         let dtypes = [DType.f32, .bf16, .f16]
         let buffer = MemoryBandwidth.ReadBuffer(bytes: 1 << 30)
         let matvecs = dtypes.map { MatVecWorkload(dtype: $0) }
-        var read = 0.0
-        var matvec = [Double](repeating: 0, count: dtypes.count)
-        for round in 1...rounds {
-            report.progress("bandwidth round \(round)/\(rounds): streaming read over 1 GiB, then matvec 4096×4096 in f32, bf16, f16")
-            read = max(read, buffer.measure(pool: pool))
-            for (i, workload) in matvecs.enumerated() { matvec[i] = max(matvec[i], workload.measure(pool: pool)) }
+        let best = InterleavedSchedule(rounds: rounds, candidates: 1 + matvecs.count).best { slot in
+            guard slot.candidate > 0 else {
+                report.progress("bandwidth round \(slot.round + 1)/\(rounds): streaming read over 1 GiB, then matvec 4096×4096 in f32, bf16, f16")
+                return buffer.measure(pool: pool)
+            }
+            return matvecs[slot.candidate - 1].measure(pool: pool)
         }
-        report.add(Measurement(name: "streaming read", value: read, unit: "GB/s", bound: nil, boundName: nil))
+        let read = best[0], matvec = Array(best.dropFirst())
+        report.add(Measurement(name: "streaming read", value: read, unit: "GB/s"))
         for (i, dtype) in dtypes.enumerated() {
             report.add(Measurement(name: "matvec \(dtype) 4096x4096", value: matvec[i], unit: "GB/s",
                                    bound: read, boundName: "streaming read"))
@@ -37,16 +46,16 @@ struct KernelBench {
         report.progress("FMA peak on one core and on all \(pool.threadCount) at once (\(isa))")
         let peakOne = fmaPeak(isa, pool: ThreadPool(threadCount: 1))
         let peak = fmaPeak(isa, pool: pool)
-        report.add(Measurement(name: "FMA peak, 1 core (\(isa))", value: peakOne, unit: "GFLOP/s", bound: nil, boundName: nil))
-        report.add(Measurement(name: "FMA peak, \(pool.threadCount) cores (\(isa))", value: peak, unit: "GFLOP/s", bound: nil, boundName: nil))
+        report.add(Measurement(name: "FMA peak, 1 core (\(isa))", value: peakOne, unit: "GFLOP/s"))
+        report.add(Measurement(name: "FMA peak, \(pool.threadCount) cores (\(isa))", value: peak, unit: "GFLOP/s"))
         if let dotPeak = bf16DotPeak(isa) {
-            report.add(Measurement(name: "bf16 dot peak, 1 core (\(isa))", value: dotPeak, unit: "GFLOP/s", bound: nil, boundName: nil))
+            report.add(Measurement(name: "bf16 dot peak, 1 core (\(isa))", value: dotPeak, unit: "GFLOP/s"))
         }
         if InstructionSet.runInt8DotPeak(iterations: 1) != nil {
             var operations = 0.0
             let seconds = Stopwatch.best(repeats: 3) { operations = InstructionSet.runInt8DotPeak(iterations: 20_000_000)! }
             report.add(Measurement(name: "int8 dot peak, 1 core (avx512-vnni)", value: operations / seconds / 1e9,
-                                   unit: "GOP/s", bound: nil, boundName: nil))
+                                   unit: "GOP/s"))
         }
         if !isa.hasFullWidthFMA {
             report.progress("this processor's 512-bit multiply-adds run no faster than 256-bit ones: the GEMM uses the 256-bit tile")

@@ -4,10 +4,18 @@ import Foundation
 
 /// `chronos bench tokenizer`: encoding and decoding MB/s of a tokenizer on a real corpus, and
 /// the time to train a BPE vocabulary on it.
-struct TokenizerBench {
-    let report: BenchReport
+public struct TokenizerBench {
+    /// Where the measurements go.
+    public let report: BenchReport
 
-    func run(tokenizer: Tokenizer, corpus: URL, vocabularySize: Int) throws {
+    /// A tokenizer benchmark reporting to `report`.
+    public init(report: BenchReport) {
+        self.report = report
+    }
+
+    /// Encodes and decodes the corpus at `corpus` with `tokenizer` (checking that decoding gives
+    /// it back), then trains a `vocabularySize`-token vocabulary on it.
+    public func run(tokenizer: Tokenizer, corpus: URL, vocabularySize: Int) throws {
         report.progress("reading \(corpus.path)")
         let texts = try Self.texts(at: corpus)
         let text = texts.joined(separator: "\n\n")
@@ -19,20 +27,20 @@ struct TokenizerBench {
         var decoded = ""
         let decoding = try Stopwatch.timeThrowing { decoded = try tokenizer.decode(ids) }
         guard decoded == text else { throw BenchError.failed("decoding the encoded corpus did not give the corpus back") }
-        report.add(Measurement(name: "encode, first pass", value: megabytes / cold, unit: "MB/s", bound: nil, boundName: nil))
-        report.add(Measurement(name: "encode, word cache warm", value: megabytes / warm, unit: "MB/s", bound: nil, boundName: nil))
-        report.add(Measurement(name: "decode", value: megabytes / decoding, unit: "MB/s", bound: nil, boundName: nil))
+        report.add(Measurement(name: "encode, first pass", value: megabytes / cold, unit: "MB/s"))
+        report.add(Measurement(name: "encode, word cache warm", value: megabytes / warm, unit: "MB/s"))
+        report.add(Measurement(name: "decode", value: megabytes / decoding, unit: "MB/s"))
         report.progress("training a \(vocabularySize)-token BPE vocabulary")
         var trainer = TokenizerTrainer(vocabularySize: vocabularySize)
         let training = try Stopwatch.timeThrowing {
             trainer.add(contentsOf: texts)
             _ = try trainer.train()
         }
-        report.add(Measurement(name: "train \(vocabularySize)-token BPE", value: training, unit: "s", bound: nil, boundName: nil))
+        report.add(Measurement(name: "train \(vocabularySize)-token BPE", value: training, unit: "s"))
     }
 
     /// The documents of a `.jsonl` file, a text file, or a directory of `.txt` files.
-    static func texts(at url: URL) throws -> [String] {
+    public static func texts(at url: URL) throws -> [String] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw BenchError.failed("\(url.path) does not exist")
@@ -48,16 +56,5 @@ struct TokenizerBench {
         var texts: [String] = []
         while let text = try reader.next() { texts.append(text) }
         return texts
-    }
-}
-
-/// A benchmark that could not run as asked.
-enum BenchError: Error, CustomStringConvertible {
-    case failed(String)
-
-    var description: String {
-        switch self {
-        case .failed(let reason): reason
-        }
     }
 }

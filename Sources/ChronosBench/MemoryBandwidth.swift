@@ -2,20 +2,22 @@ import ChronosTensor
 import Foundation
 
 /// Measures what the memory system delivers, the bound for memory-bound kernels.
-enum MemoryBandwidth {
+public enum MemoryBandwidth {
     /// Streaming-read bandwidth in GB/s: a SIMD sum over `bytes` (far larger than the caches)
     /// split over the pool's threads, best of `repeats`.
-    static func streamingRead(bytes: Int = 1 << 30, repeats: Int = 5, pool: ThreadPool = .shared) -> Double {
+    public static func streamingRead(bytes: Int = 1 << 30, repeats: Int = 5, pool: ThreadPool = .shared) -> Double {
         let buffer = ReadBuffer(bytes: bytes)
         return (0..<repeats).map { _ in buffer.measure(pool: pool) }.max()!
     }
 
     /// A buffer far larger than the caches, for repeated streaming-read measurements.
-    final class ReadBuffer {
-        let count: Int
+    public final class ReadBuffer {
+        /// Floats in the buffer.
+        public let count: Int
         let values: UnsafeMutablePointer<Float>
 
-        init(bytes: Int) {
+        /// A buffer of `bytes` bytes of ones.
+        public init(bytes: Int) {
             count = bytes / 4
             values = UnsafeMutablePointer<Float>.allocate(capacity: count)
             values.initialize(repeating: 1, count: count)
@@ -25,7 +27,7 @@ enum MemoryBandwidth {
 
         /// GB/s of one SIMD sum over the whole buffer, in 64 MiB blocks each split over the
         /// pool's threads (the same shape of work as a pass of matrix-vector products).
-        func measure(pool: ThreadPool) -> Double {
+        public func measure(pool: ThreadPool) -> Double {
             var total: Float = 0
             let block = (64 << 20) / 4
             let seconds = Stopwatch.time {
@@ -39,7 +41,7 @@ enum MemoryBandwidth {
     }
 
     /// Copy bandwidth in GB/s counting bytes read plus bytes written, best of `repeats`.
-    static func copy(bytes: Int = 1 << 29, repeats: Int = 5, pool: ThreadPool = .shared) -> Double {
+    public static func copy(bytes: Int = 1 << 29, repeats: Int = 5, pool: ThreadPool = .shared) -> Double {
         let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         let destination = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         defer { source.deallocate(); destination.deallocate() }
@@ -56,7 +58,7 @@ enum MemoryBandwidth {
     /// Σ p[0..<count]: each thread sums its share as four interleaved streams (like a
     /// matrix-vector product reading four rows at once), which the hardware prefetchers serve
     /// better than one stream.
-    static func sum(_ p: UnsafePointer<Float>, count: Int, pool: ThreadPool) -> Float {
+    public static func sum(_ p: UnsafePointer<Float>, count: Int, pool: ThreadPool) -> Float {
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: pool.threadCount)
         defer { partials.deallocate() }
         partials.initialize(repeating: 0, count: pool.threadCount)
