@@ -36,7 +36,7 @@ let package = Package(
                 "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining",
                 "ChronosRouting", "ChronosBench", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor"], path: "Tests/ChronosTestSupport"),
+        .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor", "ChronosModel"], path: "Tests/ChronosTestSupport"),
         .testTarget(
             name: "ChronosTensorTests", dependencies: ["ChronosTensor", "ChronosTestSupport"]),
         .testTarget(

@@ -205,10 +205,7 @@ public struct OffloadBench {
         }
         for (position, model) in models.enumerated() {
             guard let model else { continue }
-            model.close()
-            if let final = model.storageMetrics() {
-                runs[position].metrics.decode.wastedPrefetchBytes = final.wastedPrefetchBytes - runs[position].metrics.prefill.wastedPrefetchBytes
-            }
+            runs[position].metrics = model.close(finalising: runs[position].metrics)
         }
         return runs
     }

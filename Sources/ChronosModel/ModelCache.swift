@@ -1,31 +1,22 @@
 import ChronosTensor
 
 /// The state of one generation: a KV cache per decoder layer, the position of the next token,
-/// and who is told about routing decisions and the hidden states between decoder layers.
+/// and who is told what each forward pass does while it runs.
 public final class ModelCache {
     /// One cache per decoder layer, in layer order.
     public let layers: [any KVCache]
     /// Position of the next token: how many tokens the model has seen.
     public private(set) var offset: Int
-    /// Called with every MoE routing decision the forward passes using this cache make.
-    public var routingObserver: RoutingObserver?
-    /// Called, in the middle of every forward pass using this cache, with each decoder layer's
-    /// index and the residual stream after it (`[tokens, hidden]`), as soon as that layer is
-    /// done: what lookahead and intent predictors read.
-    public var hiddenObserver: ((_ layer: Int, _ hidden: Tensor) -> Void)?
-    /// Called during every forward pass using this cache, in each decoder layer before its
-    /// routed experts are asked for (attention and shared experts done), with the next MoE
-    /// layer and the experts its router picks for the pass's last token reading the residual
-    /// stream as it is then: that layer's routing previewed one layer early, so its experts can
-    /// load while this layer's routed experts load and compute. Nil: nothing is previewed.
-    public var nextLayerObserver: ((_ layer: Int, _ experts: [Int]) -> Void)?
+    /// Told, during every forward pass using this cache, its routing decisions, each layer
+    /// finished and (when it asks) each next MoE layer's routing previewed. Held weakly: whoever
+    /// drives the generation owns it.
+    public weak var observer: (any ForwardObserver)?
 
     /// A cache over `layers`, all of which must hold `offset` positions.
-    public init(layers: [any KVCache], offset: Int = 0, routingObserver: RoutingObserver? = nil) {
+    public init(layers: [any KVCache], offset: Int = 0) {
         precondition(layers.allSatisfy { $0.offset == offset }, "every layer cache must hold \(offset) positions")
         self.layers = layers
         self.offset = offset
-        self.routingObserver = routingObserver
     }
 
     /// An empty cache of `layerCount` `StandardKVCache`s.

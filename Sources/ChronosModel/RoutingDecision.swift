@@ -24,7 +24,3 @@ public struct RoutingDecision: Sendable, Equatable {
         self.missing = missing
     }
 }
-
-/// Receives every routing decision of a forward pass, layer by layer and token by token
-/// (for traces, activation logs and predictor training). Set it on the `ModelCache`.
-public typealias RoutingObserver = (RoutingDecision) -> Void

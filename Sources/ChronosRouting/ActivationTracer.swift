@@ -3,8 +3,8 @@ import ChronosTensor
 
 /// Runs a model over token sequences and records its routing as an `ActivationTrace`.
 ///
-/// Routing comes from the cache's `routingObserver` and the hidden state from its
-/// `hiddenObserver`, so every architecture is traced the same way.
+/// Routing and the hidden state come from the forward pass's output, so every architecture is
+/// traced the same way.
 public enum ActivationTracer {
     /// Traces `sequences`, each run from an empty cache in one forward pass, recording the
     /// hidden state after decoder layer `hiddenLayer`.
@@ -26,17 +26,17 @@ public enum ActivationTracer {
         for (index, ids) in sequences.enumerated() where !ids.isEmpty {
             var experts = [[[Int]]](repeating: [[Int]](repeating: [], count: moeLayers.count), count: ids.count)
             var probabilities = [[[Float]]](repeating: [[Float]](repeating: [], count: moeLayers.count), count: ids.count)
-            let cache = model.makeCache()
-            cache.routingObserver = { decision in
-                guard let layer = slot[decision.layer], decision.position >= 0, decision.position < ids.count else { return }
-                experts[decision.position][layer] = decision.experts
-                probabilities[decision.position][layer] = decision.experts.map { decision.probabilities[$0] }
+            let output = try model.forward(ids, cache: model.makeCache(),
+                                           options: ForwardOptions(recordsRouting: true, hiddenLayers: [hiddenLayer]))
+            for routing in output.layers {
+                guard let layer = slot[routing.layer] else { continue }
+                let distribution = routing.routerProbabilities.floats, width = routing.routerProbabilities.shape[1]
+                for (position, chosen) in routing.selectedExperts.enumerated() where position < ids.count {
+                    experts[position][layer] = chosen
+                    probabilities[position][layer] = chosen.map { distribution[position * width + $0] }
+                }
             }
-            var hidden: [Float] = []
-            cache.hiddenObserver = { layer, state in if layer == hiddenLayer { hidden = state.contiguous().floats } }
-            _ = try model.forward(ids, cache: cache)
-            cache.routingObserver = nil
-            cache.hiddenObserver = nil
+            let hidden = output.hidden[hiddenLayer]?.contiguous().floats ?? []
             for position in 0..<ids.count {
                 guard experts[position].allSatisfy({ $0.count == k }) else {
                     throw ActivationTracerError.missingRouting(sequence: index, position: position)

@@ -102,9 +102,8 @@ struct GenerateCommand: ParsableCommand {
             format: "prompt %d tokens, generated %d tokens, time to first token %.1f ms, %.2f tokens/s (%@)\n",
             m.promptTokens, m.generatedTokens, m.timeToFirstToken * 1000, m.decodeTokensPerSecond,
             result.stopReason.rawValue).utf8))
-        if let offloaded, var metrics = offloadMetrics {
-            offloaded.close()
-            if let final = offloaded.storageMetrics() { metrics.decode.wastedPrefetchBytes = final.wastedPrefetchBytes - metrics.prefill.wastedPrefetchBytes }
+        if let offloaded, let offloadMetrics {
+            let metrics = offloaded.close(finalising: offloadMetrics)
             FileHandle.standardError.write(Data((metrics.summaryLine + "\n").utf8))
             for line in metrics.faultLog.prefix(5) { FileHandle.standardError.write(Data("fault: \(line)\n".utf8)) }
         }

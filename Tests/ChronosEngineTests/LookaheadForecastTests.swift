@@ -39,14 +39,14 @@ final class LookaheadForecastTests: XCTestCase {
     func testAPassHandsOverEveryLayersHiddenStateAndKeepsTheLastTokensOfTheLayersAskedFor() throws {
         let model = try ModelRegistry.load(directory: Fixtures.url("hf-tiny/mixtral"))
         let ids = [5, 17, 42, 99]
-        var seen: [Int] = [], afterLayerOne: Tensor?
-        let observation = try ForwardObservation.forward(model, ids: ids, cache: model.makeCache(), keeping: [1]) { layer, hidden in
-            seen.append(layer)
-            if layer == 1 { afterLayerOne = hidden }
-        }
-        XCTAssertEqual(seen, [0, 1], "once per decoder layer, in order")
+        let cache = model.makeCache(), log = ForwardLog()
+        cache.observer = log
+        let output = try model.forward(ids, cache: cache, options: ForwardOptions(hiddenLayers: [1]))
+        let observation = ForwardObservation(output: output, ids: ids)
+        XCTAssertEqual(log.finished, [0, 1], "once per decoder layer, in order")
         XCTAssertEqual(Array(observation.hidden.keys), [1])
-        let all = try XCTUnwrap(afterLayerOne)
+        XCTAssertNil(observation.lookaheadProbabilities, "a Mixtral has no lookahead head")
+        let all = try XCTUnwrap(log.hidden[1])
         XCTAssertEqual(observation.hidden[1]?.floats, Array(all.floats[(3 * 64)..<(4 * 64)]), "the last token's row")
     }
 }

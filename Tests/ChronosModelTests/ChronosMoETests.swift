@@ -1,5 +1,6 @@
 @testable import ChronosModel
 import ChronosTensor
+import ChronosTestSupport
 import XCTest
 
 /// Routed experts, shared experts and the soft fallback y = Σ w_i·[a_i·E_i(x) + (1 − a_i)·S(x)] + S(x).
@@ -72,9 +73,10 @@ final class ChronosMoETests: XCTestCase {
 
         // Not resident in the provider: a = 0 for every slot routed to it.
         let missing = ExpertKey(layer: 1, expert: favourite)
-        var decisions: [RoutingDecision] = []
+        let log = ForwardLog()
         let fallback = block(model, layer: 1, experts: EditedExperts(model.experts, missing: [missing]))
-            .route(x, positionOffset: 0, observer: { decisions.append($0) })
+            .route(x, positionOffset: 0, observer: log)
+        let decisions = log.decisions
         let expected = expectedOutput(model, layer: 1, x: rows) { _, expert in expert == favourite ? 0 : 1 }
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(expected, fallback.output.floats), 1e-4)
         XCTAssertGreaterThan(maxAbsoluteDifference(expected, plain.output.floats), 1e-2, "the fallback changed nothing")
@@ -130,10 +132,10 @@ final class ChronosMoETests: XCTestCase {
 
     func testRoutingOutputsDescribeEachLayer() throws {
         let model = try TinyChronos.model()
-        var decisions: [RoutingDecision] = []
-        let cache = model.makeCache()
-        cache.routingObserver = { decisions.append($0) }
+        let cache = model.makeCache(), log = ForwardLog()
+        cache.observer = log
         let output = try model.forward(ids, cache: cache, options: .recordingAll)
+        let decisions = log.decisions
         XCTAssertEqual(output.layers.count, 2)
         for routing in output.layers {
             XCTAssertEqual(routing.input.shape, [11, 8])
@@ -162,13 +164,11 @@ final class ChronosMoETests: XCTestCase {
         }
         let model = try TransformerLanguageModel(configuration: configuration, weights: weights)
         let cache = model.makeCache()
-        var previews: [(layer: Int, experts: [Int])] = [], decisions: [RoutingDecision] = []
-        cache.nextLayerObserver = { previews.append(($0, $1)) }
-        cache.routingObserver = { decisions.append($0) }
         for pass in [Array(ids.prefix(5)), [ids[5]], [ids[6]]] {
-            previews = []
-            decisions = []
+            let log = ForwardLog(previews: true)
+            cache.observer = log
             _ = try model.forward(pass, cache: cache, options: .recordingAll)
+            let previews = log.previews, decisions = log.decisions
             XCTAssertEqual(previews.map(\.layer), [1, 2], "every layer but the last previews the one after it")
             let last = decisions.map(\.position).max()!
             for preview in previews {

@@ -34,10 +34,9 @@ final class EditedExperts: ExpertProvider {
 final class ExpertFallbackTests: XCTestCase {
     /// Logits and routing decisions of `ids` through `model`.
     private func run(_ model: any LanguageModel, _ ids: [Int]) throws -> (logits: [Float], decisions: [RoutingDecision]) {
-        var decisions: [RoutingDecision] = []
-        let cache = model.makeCache()
-        cache.routingObserver = { decisions.append($0) }
-        return (try model.forward(ids, cache: cache).floats, decisions)
+        let cache = model.makeCache(), log = ForwardLog()
+        cache.observer = log
+        return (try model.forward(ids, cache: cache).floats, log.decisions)
     }
 
     func testProviderServingEverythingGivesIdenticalLogits() throws {

@@ -133,11 +133,10 @@ final class OLMoETests: XCTestCase {
     func testFallbackWithoutNormalisationKeepsTheSelectedMass() throws {
         let directory = try Self.writeModel()
         let model = try ModelRegistry.load(directory: directory)
-        var decisions: [RoutingDecision] = []
-        let cache = model.makeCache()
-        cache.routingObserver = { decisions.append($0) }
+        let cache = model.makeCache(), log = ForwardLog()
+        cache.observer = log
         let reference = try model.forward([ids[0]], cache: cache).floats
-        let decision = decisions.first { $0.layer == 0 }!
+        let decision = log.decisions.first { $0.layer == 0 }!
         XCTAssertLessThan(decision.weights.reduce(0, +), 0.999, "norm_topk_prob false keeps raw probabilities")
         let first = ExpertKey(layer: 0, expert: decision.experts[0]), second = ExpertKey(layer: 0, expert: decision.experts[1])
 

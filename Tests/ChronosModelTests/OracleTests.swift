@@ -64,10 +64,10 @@ final class OracleTests: XCTestCase {
     func testRouterChoicesAndWeightsMatchTransformers() throws {
         for oracle in OracleCase.allCases {
             let model = try oracle.load(), reference = try OracleReference.load(oracle.rawValue)
-            var decisions: [RoutingDecision] = []
-            let cache = model.makeCache()
-            cache.routingObserver = { decisions.append($0) }
+            let cache = model.makeCache(), log = ForwardLog()
+            cache.observer = log
             _ = try model.forward(reference.inputIds, cache: cache)
+            let decisions = log.decisions
             guard let topK = reference.routerTopK, let weights = reference.routerWeights else {
                 XCTAssertTrue(decisions.isEmpty, "\(oracle.rawValue) is dense but reported routing")
                 continue

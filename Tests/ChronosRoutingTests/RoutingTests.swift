@@ -122,11 +122,10 @@ final class ActivationTraceTests: XCTestCase {
         let ids = (0..<9).map { ($0 * 37 + 11) % 256 }
         let trace = try ActivationTracer.trace(model, sequences: [ids], hiddenLayer: 1)
         XCTAssertEqual(trace.hiddenSize, 64)
-        var seen: Tensor?
-        let cache = model.makeCache()
-        cache.hiddenObserver = { layer, hidden in if layer == 1 { seen = hidden } }
+        let cache = model.makeCache(), log = ForwardLog()
+        cache.observer = log
         _ = try model.forward(ids, cache: cache)
-        let hidden = try XCTUnwrap(seen)
+        let hidden = try XCTUnwrap(log.hidden[1])
         XCTAssertEqual(hidden.shape, [9, 64])
         XCTAssertEqual(trace.tokens[4].hidden, Array(hidden.floats[(4 * 64)..<(5 * 64)]))
         XCTAssertNotEqual(trace.tokens[4].hidden, trace.tokens[5].hidden)

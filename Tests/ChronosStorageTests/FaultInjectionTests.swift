@@ -38,10 +38,10 @@ final class FaultInjectionTests: XCTestCase {
             let prompt = StorageFixtures.prompt(10, vocab: vocab)
             let model = try ModelRegistry.load(directory: directory)
             // The expert the first prompt token uses in layer 0 fails on every read.
-            var first: ExpertKey?
-            let cache = model.makeCache()
-            cache.routingObserver = { if first == nil, $0.layer == 0 { first = ExpertKey(layer: 0, expert: $0.experts[0]) } }
+            let cache = model.makeCache(), log = ForwardLog()
+            cache.observer = log
             _ = try model.forward(prompt, cache: cache)
+            let first = log.decisions.first { $0.layer == 0 }.map { ExpertKey(layer: 0, expert: $0.experts[0]) }
             for kind in InjectedFault.Kind.allCases {
                 for policy in [MissPolicy.wait, .sync, .fallback] {
                     let settings = OffloadSettings(mode: .lru, budget: .fraction(1), policy: policy,

@@ -28,18 +28,12 @@ public struct ForwardObservation: Sendable {
     /// Position of the last token of the pass.
     public var lastPosition: Int { positionOffset + ids.count - 1 }
 
-    /// Runs `model` on `ids` and keeps what predictors read: the last token's hidden state after
-    /// each of `keeping`'s decoder layers and the model's lookahead head, when it has one.
-    /// `onHidden` is handed each layer's index and the hidden states of all of `ids` in the
-    /// middle of the pass, as soon as that layer is done.
-    public static func forward(_ model: any LanguageModel, ids: [Int], cache: ModelCache, keeping: Set<Int> = [],
-                               onHidden: ((_ layer: Int, _ hidden: Tensor) -> Void)? = nil) throws -> ForwardObservation {
-        let offset = cache.offset, last = ids.count - 1
-        cache.hiddenObserver = onHidden
-        defer { cache.hiddenObserver = nil }
-        let output = try model.forward(ids, cache: cache, options: ForwardOptions(predictsLookahead: true, hiddenLayers: keeping))
-        let kept = output.hidden.mapValues { $0.slice(last..<(last + 1)).contiguous() }
-        return ForwardObservation(positionOffset: offset, ids: ids, logits: output.logits,
-                                  lookaheadProbabilities: output.lookahead.map { $0.row(last) }, hidden: kept)
+    /// What predictors read of `output`, a pass over `ids`: the logits, the lookahead head's
+    /// distributions for the last token and the last token's row of each hidden state kept.
+    public init(output: ForwardOutput, ids: [Int]) {
+        let last = ids.count - 1
+        self.init(positionOffset: output.positionOffset, ids: ids, logits: output.logits,
+                  lookaheadProbabilities: output.lookahead.map { $0.row(last) },
+                  hidden: output.hidden.mapValues { $0.slice(last..<(last + 1)).contiguous() })
     }
 }

@@ -9,18 +9,24 @@ import Foundation
 /// settings' mode says (all resident, memory-mapped, or in budgeted tiers fed from the expert
 /// cache), with the predictors that feed the prefetcher.
 public final class OffloadedModel {
+    /// Where the routed experts are kept.
+    public enum Backing {
+        /// All in memory: loaded from the checkpoint, or read from the cache of a stripped one.
+        case resident
+        /// The cluster files memory-mapped, the OS paging experts in (`mmap`).
+        case mapped(MappedExperts)
+        /// Budgeted tiers that IO threads fill from the cache (`lru`, `chronos`).
+        case tiered(ExpertStore)
+    }
+
     /// The model.
     public let model: any LanguageModel
     /// The settings it was loaded with.
     public let settings: OffloadSettings
     /// The packed cache (nil for `resident`, unless the checkpoint was stripped of its experts).
     public let cache: ExpertCache?
-    /// The tiered store (`lru`, `chronos`).
-    public let store: ExpertStore?
-    /// The memory-mapped experts (`mmap`).
-    public let mapped: MappedExperts?
-    /// The injected-fault layer of the disk, when faults were asked for.
-    public let faultyDisk: FaultInjectingDisk?
+    /// Where the routed experts are kept.
+    public let backing: Backing
     /// Bytes of all routed experts.
     public let totalExpertBytes: Int
     /// The expert budget in bytes.
@@ -55,9 +61,7 @@ public final class OffloadedModel {
             }
             self.model = model
             self.cache = cache
-            store = nil
-            mapped = nil
-            faultyDisk = nil
+            backing = .resident
             fileDisk = nil
             totalExpertBytes = cache?.totalExpertBytes ?? model.parameterCounts.expertBytes
             budgetBytes = totalExpertBytes
@@ -76,13 +80,10 @@ public final class OffloadedModel {
 
         if settings.mode == .mmap {
             let mapped = try MappedExperts(cache: cache, simulated: simulated, pageCacheBytes: budgetBytes)
-            self.mapped = mapped
-            store = nil
-            faultyDisk = nil
+            backing = .mapped(mapped)
             model = try ModelRegistry.load(directory: directory, experts: mapped)
         } else {
             let faulty = settings.faults.isEmpty ? nil : FaultInjectingDisk(wrapping: base, faults: settings.faults)
-            faultyDisk = faulty
             let store = try ExpertStore(
                 cache: cache, disk: faulty ?? base,
                 settings: ExpertStoreSettings(budget: Self.tiers(total: budgetBytes, expertBytes: cache.totalExpertBytes, settings: settings,
@@ -91,8 +92,7 @@ public final class OffloadedModel {
                                               ioThreads: settings.ioThreads, retries: settings.retries,
                                               prefetchThreshold: settings.prefetchThreshold,
                                               previewThreshold: settings.previewThreshold))
-            self.store = store
-            mapped = nil
+            backing = .tiered(store)
             do {
                 model = try ModelRegistry.load(directory: directory, experts: store)
             } catch {
@@ -127,9 +127,18 @@ public final class OffloadedModel {
                                                                     : ResidencyBudget(hot: total, staging: 0)
     }
 
+    /// The tiered store (`lru`, `chronos`), nil for the other backings.
+    public var store: ExpertStore? {
+        if case let .tiered(store) = backing { store } else { nil }
+    }
+
     /// The storage counters so far (nil for `resident`).
     public func storageMetrics() -> StorageMetrics? {
-        store?.metrics() ?? mapped?.metrics()
+        switch backing {
+        case .resident: nil
+        case let .mapped(mapped): mapped.metrics()
+        case let .tiered(store): store.metrics()
+        }
     }
 
     /// With `cold`, drops the cluster files from the OS page cache (before each generation, so
@@ -138,9 +147,18 @@ public final class OffloadedModel {
         if settings.cold { fileDisk?.dropPageCache() }
     }
 
-    /// Stops the IO threads; counters read afterwards include prefetches never used.
+    /// Stops the IO threads.
     public func close() {
         store?.close()
+    }
+
+    /// Stops the IO threads and returns `metrics`, the runs made on this model, with what only
+    /// closing settles: the decode's prefetched bytes that were never used.
+    public func close(finalising metrics: OffloadRunMetrics) -> OffloadRunMetrics {
+        close()
+        var metrics = metrics
+        if let final = storageMetrics() { metrics.decode.wastedPrefetchBytes = final.wastedPrefetchBytes - metrics.prefill.wastedPrefetchBytes }
+        return metrics
     }
 
     /// The predictors of a `chronos` run, as far as the settings allow: the next-layer preview

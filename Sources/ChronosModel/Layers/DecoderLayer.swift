@@ -31,7 +31,7 @@ struct DecoderLayer: Sendable {
     /// the MoE block (see `MoEBlock.route`); `beforeRouted` the residual stream as it stands
     /// before any routed expert is asked for: attention and any shared expert added (a dense
     /// layer: after attention).
-    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: RoutingObserver?,
+    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: (any ForwardObserver)?,
                         availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
                         beforeRouted: ((Tensor) -> Void)? = nil) -> Output {
         let positionOffset = cache.offset
@@ -59,7 +59,7 @@ struct DecoderLayer: Sendable {
     }
 
     /// The feed-forward's router preview for the last row of `stream` (see
-    /// `ModelCache.nextLayerObserver`); nil for a dense layer.
+    /// `ForwardObserver.previewed`); nil for a dense layer.
     func previewExperts(stream: Tensor) -> [Int]? {
         mixture?.previewExperts(stream: stream, norm: postAttentionNorm, eps: normEps)
     }

@@ -77,7 +77,7 @@ struct MoEBlock: Sendable {
     /// expert the provider does not have is unavailable whatever it says. The shared path runs
     /// first: `beforeRouted` is handed its gated output `c(x)·Shared(x)` (nil without one) after
     /// the layer's needs are announced and before any routed expert is asked for.
-    func route(_ x: Tensor, positionOffset: Int, observer: RoutingObserver?,
+    func route(_ x: Tensor, positionOffset: Int, observer: (any ForwardObserver)?,
                availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
                beforeRouted: ((Tensor?) -> Void)? = nil) -> Routing {
         let tokens = x.shape[0], hidden = x.shape[1]
@@ -142,7 +142,7 @@ struct MoEBlock: Sendable {
         if let observer {
             for t in 0..<tokens {
                 let slots = (t * k)..<((t + 1) * k)
-                observer(RoutingDecision(
+                observer.routed(RoutingDecision(
                     layer: layer, position: positionOffset + t, experts: Array(selected[slots]),
                     weights: Array(combineValues[slots]),
                     probabilities: Array(probabilityValues[(t * expertCount)..<((t + 1) * expertCount)]),

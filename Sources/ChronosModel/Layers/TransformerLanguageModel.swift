@@ -204,14 +204,16 @@ public final class TransformerLanguageModel: LanguageModel {
                     }
                 }
             }
+            let observer = cache.observer
             var beforeRouted: ((Tensor) -> Void)? = nil
-            if let preview = cache.nextLayerObserver, let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].mixture != nil }) {
-                beforeRouted = { stream in preview(next, self.layers[next].previewExperts(stream: stream)!) }
+            if let observer, observer.previewsNextLayer,
+               let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].mixture != nil }) {
+                beforeRouted = { stream in observer.previewed(layer: next, experts: self.layers[next].previewExperts(stream: stream)!) }
             }
-            let step = layer(h, cache: cache.layers[index], observer: cache.routingObserver, availability: availability,
+            let step = layer(h, cache: cache.layers[index], observer: observer, availability: availability,
                              beforeRouted: beforeRouted)
             h = step.output
-            cache.hiddenObserver?(index, h)
+            observer?.layerFinished(index, hidden: h)
             if options.hiddenLayers.contains(index) { hidden[index] = h }
             if index == lookaheadInputLayer { lookaheadInput = h }
             if options.recordsRouting, let routing = step.routing, let input = step.mixtureInput {
