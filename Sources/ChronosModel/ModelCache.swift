@@ -11,6 +11,9 @@ public final class ModelCache {
     /// finished and (when it asks) each next MoE layer's routing previewed. Held weakly: whoever
     /// drives the generation owns it.
     public weak var observer: (any ForwardObserver)?
+    /// Where this generation's passes get routed experts, in place of the model's own provider:
+    /// a session of an expert store that several generations share. Nil: the model's.
+    public var experts: (any ExpertProvider)?
 
     /// A cache over `layers`, all of which must hold `offset` positions.
     public init(layers: [any KVCache], offset: Int = 0) {

@@ -84,8 +84,8 @@ struct ExpertResidency {
     private var pendingPredictions: [Int: [(key: ExpertKey, offset: Int, source: LookaheadSource, absent: Bool)]] = [:]
     /// The current layer's needs not yet used, by use rank.
     var pins: [ExpertKey: Int] = [:]
-    /// The expert a block computes with now.
-    var inUse: ExpertKey?
+    /// The experts blocks compute with now (one per session at most).
+    var inUse: Set<ExpertKey> = []
     /// Decode steps begun.
     var step = 0
     private var tick: UInt64 = 0
@@ -244,7 +244,7 @@ struct ExpertResidency {
 
     /// Evictable experts of `tier` for `claim`, in the order they should go.
     private func victims(in tier: ResidencyTier, for key: ExpertKey, claim: Claim) -> [ExpertKey] {
-        let candidates = entries.filter { $0.value.tier == tier && $0.value.isResident && $0.key != inUse && $0.key != key }
+        let candidates = entries.filter { $0.value.tier == tier && $0.value.isResident && !inUse.contains($0.key) && $0.key != key }
         // Each candidate scored once: lowest score first, then the oldest use, then key order.
         let unpinned = candidates.compactMap { key, entry in
             pins[key] == nil ? (key: key, score: score(key), tick: entry.lastUseTick) : nil

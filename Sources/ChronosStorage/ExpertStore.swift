@@ -55,15 +55,16 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     private var readiness: [ExpertKey: ExpertReadiness] = [:]
     /// Experts whose load failed in this step: not retried until the next.
     private var failed: Set<ExpertKey> = []
-    /// Needs of the current layer already counted.
-    private var counted: Set<ExpertKey> = []
+    /// What each session holds between its calls; session 0 is the store's own, which its
+    /// `ExpertProvider` methods and steps use.
+    private var sessions: [Int: SessionState] = [0: SessionState()]
+    private var nextSession = 1
     private var faultLog: [String] = []
     /// The faults of each expert's last failed load.
     private var loadFaults: [ExpertKey: [String]] = [:]
     /// The first expert a `wait` or `sync` need could not get: the run must end.
     private var firstFailure: ExpertCacheError?
     private var closed = false
-    private var stepTokens = 1
     /// IO threads inside `serveLoads()`; `close()` waits for them to leave.
     private var servingThreads = 0
     /// Whether a call that waits for a load runs the queued loads itself (`ExpertIOExecutor`).
@@ -93,24 +94,30 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// misses; returns the order.
     @discardableResult
     public func willNeed(_ keys: [ExpertKey]) -> [ExpertKey] {
+        willNeed(keys, session: 0)
+    }
+
+    /// `willNeed` for session `id`.
+    fileprivate func willNeed(_ keys: [ExpertKey], session id: Int) -> [ExpertKey] {
         state.lock()
         defer { state.unlock() }
         let keys = keys.filter { residency.isResident($0) } + keys.filter { !residency.isResident($0) }
-        residency.inUse = nil
-        residency.pins = [:]
+        sessions[id, default: SessionState()].inUse = nil
+        sessions[id]!.pins = [:]
         queue.demoteNeeds()
         if let layer = keys.first?.layer {
             residency.scoreNextLayer(layer: layer, needs: keys)
             residency.metrics.cancelledPrefetches += queue.removeAll { key, priority in priority.isNextLayer && !keys.contains(key) }.count
         }
-        counted = []
+        sessions[id]!.counted = []
         for (rank, key) in keys.enumerated() {
-            countNeed(key)
-            residency.pins[key] = rank
+            countNeed(key, session: id)
+            sessions[id]!.pins[key] = rank
             if settings.policy != .sync, residency.entries[key] == nil, !failed.contains(key) {
                 queue.push(key, .need(rank: rank))
             }
         }
+        mergeSessions()
         state.broadcast()
         return keys
     }
@@ -118,14 +125,20 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// The weights of `key` per the miss policy: resident ones at once, a miss waited for
     /// (`wait`), read on this thread (`sync`), or nil while its load runs (`fallback`).
     public func weights(for key: ExpertKey) -> ExpertWeights? {
+        weights(for: key, session: 0)
+    }
+
+    /// `weights(for:)` for session `id`.
+    fileprivate func weights(for key: ExpertKey, session id: Int) -> ExpertWeights? {
         state.lock()
         defer { state.unlock() }
-        residency.inUse = nil
-        if !counted.contains(key) { countNeed(key) }
+        sessions[id, default: SessionState()].inUse = nil
+        mergeSessions()
+        if !sessions[id]!.counted.contains(key) { countNeed(key, session: id) }
         let start = clock.now
         var waited = false
         defer { if waited { residency.metrics.stallNanoseconds += clock.now - start } }
-        guard cache.entry(for: key) != nil else { return fallback(key) }
+        guard cache.entry(for: key) != nil else { return fallback(key, session: id) }
 
         // Each pass finds `key` in one of four states — resident (hot, or staging and then
         // promoted), loading, failed in this step, or absent — and returns, or waits for a load
@@ -135,18 +148,19 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                 switch entry.state {
                 case let .resident(weights, _):
                     if entry.tier == .staging, !residency.promote(key) {
-                        if settings.policy == .fallback { return fallback(key) }
+                        if settings.policy == .fallback { return fallback(key, session: id) }
                         waited = true
                         waitForAnyLoad()  // the hot set is all in-flight loads; one will finish
                         continue
                     }
                     residency.markUsed(key)
-                    residency.inUse = key
-                    residency.pins[key] = nil
+                    sessions[id]!.inUse = key
+                    sessions[id]!.pins[key] = nil
+                    mergeSessions()
                     state.broadcast()  // the unpinned expert may make room for a waiting need
                     return weights
                 case .loading:
-                    if settings.policy == .fallback { return fallback(key) }
+                    if settings.policy == .fallback { return fallback(key, session: id) }
                     waited = true
                     waitForReadiness(of: key)
                     continue
@@ -157,13 +171,13 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                 if settings.policy != .fallback, firstFailure == nil {
                     firstFailure = .loadFailed(expert: key, faults: loadFaults[key] ?? [])
                 }
-                return fallback(key)
+                return fallback(key, session: id)
             }
             switch settings.policy {
             case .fallback:
-                queue.push(key, .need(rank: residency.pins[key] ?? 0))
+                queue.push(key, .need(rank: sessions[id]!.pins[key] ?? 0))
                 state.broadcast()
-                return fallback(key)
+                return fallback(key, session: id)
             case .wait:
                 queue.push(key, .blocking)
                 state.broadcast()
@@ -308,8 +322,13 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// Starts a step of `tokens` tokens (a prompt, or one decoded token): recency counts in
     /// steps, and experts that failed may be tried again.
     public func beginStep(tokens: Int = 1) {
+        beginStep(tokens: tokens, session: 0)
+    }
+
+    /// `beginStep` for session `id`.
+    fileprivate func beginStep(tokens: Int, session id: Int) {
         state.lock()
-        stepTokens = tokens
+        sessions[id, default: SessionState()].stepTokens = tokens
         residency.beginStep()
         failed = []
         state.unlock()
@@ -318,12 +337,36 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// Ends a step: no expert is in use or pinned any more, and the step's uses score the
     /// predictions made for it.
     public func endStep() {
+        endStep(session: 0)
+    }
+
+    /// `endStep` for session `id`.
+    fileprivate func endStep(session id: Int) {
         state.lock()
-        residency.endStep(singleToken: stepTokens == 1)
-        residency.inUse = nil
-        residency.pins = [:]
+        residency.endStep(singleToken: (sessions[id]?.stepTokens ?? 1) == 1)
+        sessions[id] = SessionState()
+        mergeSessions()
         queue.demoteNeeds()
-        counted = []
+        state.broadcast()
+        state.unlock()
+    }
+
+    /// A session of its own for one generation's passes, sharing this store's tiers, queue and
+    /// IO with every other.
+    public func makeSession() -> Session {
+        state.lock()
+        defer { state.unlock() }
+        let id = nextSession
+        nextSession += 1
+        sessions[id] = SessionState()
+        return Session(store: self, id: id)
+    }
+
+    /// Forgets session `id`: nothing it pinned or used holds memory any more.
+    fileprivate func endSession(_ id: Int) {
+        state.lock()
+        sessions[id] = nil
+        mergeSessions()
         state.broadcast()
         state.unlock()
     }
@@ -402,8 +445,25 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         case failed(bytesRead: Int, nanoseconds: UInt64, faults: [String], kinds: [InjectedFault.Kind])
     }
 
-    private func countNeed(_ key: ExpertKey) {
-        counted.insert(key)
+    /// The pins and in-use experts of every session, as eviction sees them: a pinned expert
+    /// keeps the best rank any session gave it.
+    private func mergeSessions() {
+        if sessions.count == 1, let only = sessions.values.first {
+            residency.pins = only.pins
+            residency.inUse = only.inUse.map { [$0] } ?? []
+            return
+        }
+        var pins: [ExpertKey: Int] = [:], inUse: Set<ExpertKey> = []
+        for session in sessions.values {
+            pins.merge(session.pins) { min($0, $1) }
+            if let key = session.inUse { inUse.insert(key) }
+        }
+        residency.pins = pins
+        residency.inUse = inUse
+    }
+
+    private func countNeed(_ key: ExpertKey, session id: Int) {
+        sessions[id]!.counted.insert(key)
         residency.metrics.needed += 1
         if let entry = residency.entries[key], entry.isResident {
             residency.metrics.hits += 1
@@ -413,9 +473,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         }
     }
 
-    private func fallback(_ key: ExpertKey) -> ExpertWeights? {
+    private func fallback(_ key: ExpertKey, session id: Int) -> ExpertWeights? {
         residency.metrics.fallbacks += 1
-        residency.pins[key] = nil
+        sessions[id]?.pins[key] = nil
+        mergeSessions()
         return nil
     }
 
@@ -592,5 +653,52 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         for fault in faults where faultLog.count < 32 && !faultLog.contains(fault) { faultLog.append(fault) }
         readiness.removeValue(forKey: job.key)?.open()
         state.broadcast()
+    }
+}
+
+extension ExpertStore {
+    /// What one session holds in the store between its calls.
+    fileprivate struct SessionState {
+        /// Needs of the current layer already counted.
+        var counted: Set<ExpertKey> = []
+        /// Needs of the current layer not yet taken, by their rank of use.
+        var pins: [ExpertKey: Int] = [:]
+        /// The expert the session computes with now.
+        var inUse: ExpertKey?
+        /// Tokens of the session's current step.
+        var stepTokens = 1
+    }
+
+    /// One generation's view of a shared store: the expert provider of its passes, with its own
+    /// counted needs, pins, expert in use and steps, over the store's tiers, queue and IO.
+    /// Generations that run at the same time each use a session of their own, so none unpins
+    /// or unmarks what another is about to use.
+    public final class Session: ExpertProvider, @unchecked Sendable {
+        /// The store it draws on.
+        public let store: ExpertStore
+        private let id: Int
+
+        fileprivate init(store: ExpertStore, id: Int) {
+            self.store = store
+            self.id = id
+        }
+
+        deinit { store.endSession(id) }
+
+        /// `ExpertStore.weights(for:)`, for this session.
+        public func weights(for key: ExpertKey) -> ExpertWeights? { store.weights(for: key, session: id) }
+
+        /// `ExpertStore.willNeed(_:)`, for this session.
+        @discardableResult
+        public func willNeed(_ keys: [ExpertKey]) -> [ExpertKey] { store.willNeed(keys, session: id) }
+
+        /// The store's failure.
+        public var failure: (any Error)? { store.failure }
+
+        /// `ExpertStore.beginStep(tokens:)`, for this session.
+        public func beginStep(tokens: Int = 1) { store.beginStep(tokens: tokens, session: id) }
+
+        /// `ExpertStore.endStep()`, for this session.
+        public func endStep() { store.endStep(session: id) }
     }
 }

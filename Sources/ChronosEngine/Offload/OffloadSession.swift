@@ -23,7 +23,9 @@ import Foundation
 ///   `OffloadSnapshot` goes to `onSnapshot`.
 /// - `finish` returns the generation with its storage metrics and the routing of each pass.
 ///
-/// Routing decisions feed the prediction scorer throughout.
+/// Routing decisions feed the prediction scorer throughout. The passes take their experts from a
+/// session of the tiered store of their own (`ExpertStore.Session`), so generations may run at
+/// the same time on one model; the predictions and the storage counters are the store's, shared.
 public final class OffloadSession: ForwardObserver {
     /// The model and its storage.
     public let offloaded: OffloadedModel
@@ -32,6 +34,8 @@ public final class OffloadSession: ForwardObserver {
     /// Called after every forward pass.
     public var onSnapshot: ((OffloadSnapshot) -> Void)?
     private let name: String?
+    /// This generation's session of the tiered store, the provider of its passes.
+    private let storeSession: ExpertStore.Session?
     private let scorer: PredictionScorer
     private let repetition: RepetitionPredictor?
     private let lookaheadLayer: Int?
@@ -58,6 +62,8 @@ public final class OffloadSession: ForwardObserver {
         repetition = offloaded.predictsRepetition ? RepetitionPredictor() : nil
         lookaheadLayer = offloaded.lookahead?.inputLayer
         cache = offloaded.model.makeCache()
+        storeSession = offloaded.store?.makeSession()
+        cache.experts = storeSession
         offloaded.store?.resetPredictions()
         offloaded.dropPageCacheIfCold()
         start = offloaded.storageMetrics() ?? StorageMetrics()
@@ -106,13 +112,13 @@ public final class OffloadSession: ForwardObserver {
         earlyForecast = nil
         routing.append([])
         repetition?.append(ids, at: cache.offset)
-        offloaded.store?.beginStep(tokens: ids.count)
+        storeSession?.beginStep(tokens: ids.count)
     }
 
     /// The pass ended: the store is told, the lookahead predicts from its output, and a
     /// snapshot is published.
     private func stepEnded(_ observation: ForwardObservation) {
-        offloaded.store?.endStep()
+        storeSession?.endStep()
         if phase == .prefill {
             afterPrefill = offloaded.storageMetrics() ?? StorageMetrics()
         } else {

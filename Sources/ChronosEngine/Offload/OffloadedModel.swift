@@ -7,8 +7,9 @@ import Foundation
 
 /// A model loaded for a storage run: dense weights resident, routed experts kept as the
 /// settings' mode says (all resident, memory-mapped, or in budgeted tiers fed from the expert
-/// cache), with the predictors that feed the prefetcher.
-public final class OffloadedModel {
+/// cache), with the predictors that feed the prefetcher. Once loaded it does not change, so
+/// generations on several threads may share it (each through its own `OffloadSession`).
+public final class OffloadedModel: @unchecked Sendable {
     /// Where the routed experts are kept.
     public enum Backing {
         /// All in memory: loaded from the checkpoint, or read from the cache of a stripped one.
@@ -34,13 +35,13 @@ public final class OffloadedModel {
     /// The cluster files as the real disk reads them.
     private let fileDisk: FileExpertDisk?
     /// Predicts t+1…t+K (`chronos` on a model with a lookahead head).
-    public var lookahead: (any LookaheadPredictor)?
+    public private(set) var lookahead: (any LookaheadPredictor)?
     /// Predicts the prompt-level set (`chronos`).
-    public var promptPredictor: (any PromptExpertPredictor)?
+    public private(set) var promptPredictor: (any PromptExpertPredictor)?
     /// Whether decode steps prefetch each layer's preview of the next MoE layer (`chronos`).
-    public var previewsNextLayer = false
+    public private(set) var previewsNextLayer = false
     /// Whether decode steps predict the routing of repeated text (`chronos`).
-    public var predictsRepetition = false
+    public private(set) var predictsRepetition = false
 
     /// Loads the model in `directory` as `settings` say; the expert cache must be packed for
     /// every mode but `resident`, and is checked against the model. A checkpoint stripped of its

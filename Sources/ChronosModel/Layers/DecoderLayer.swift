@@ -27,11 +27,11 @@ struct DecoderLayer: Sendable {
     let mixer: Mixer
     let feedForward: FeedForward
 
-    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`. `availability` is handed to
-    /// the MoE block (see `MoEBlock.route`); `beforeRouted` the residual stream as it stands
+    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`. `provider` and
+    /// `availability` are handed to the MoE block (see `MoEBlock.route`); `beforeRouted` the residual stream as it stands
     /// before any routed expert is asked for: attention and any shared expert added (a dense
     /// layer: after attention).
-    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: (any ForwardObserver)?,
+    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
                         availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
                         beforeRouted: ((Tensor) -> Void)? = nil) -> Output {
         let positionOffset = cache.offset
@@ -47,7 +47,8 @@ struct DecoderLayer: Sendable {
             beforeRouted?(h)
             return Output(output: h + mlp(feedForwardInput), mixtureInput: nil, routing: nil)
         case let .mixture(moe):
-            let routing = moe.route(feedForwardInput, positionOffset: positionOffset, observer: observer, availability: availability,
+            let routing = moe.route(feedForwardInput, positionOffset: positionOffset, observer: observer, provider: provider,
+                                    availability: availability,
                                     beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
             return Output(output: h + routing.output, mixtureInput: feedForwardInput, routing: routing)
         }

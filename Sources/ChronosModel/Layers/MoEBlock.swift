@@ -74,13 +74,14 @@ struct MoEBlock: Sendable {
 
     /// The block's output and routing for `x` `[T, hidden]`. `availability(slot, expert)` gives
     /// a ∈ [0, 1] for slot `slot` (= t·k + j) routed to `expert`; nil means 1 everywhere. An
-    /// expert the provider does not have is unavailable whatever it says. The shared path runs
+    /// expert the provider does not have is unavailable whatever it says; the provider is
+    /// `provider` when given, else the block's own. The shared path runs
     /// first: `beforeRouted` is handed its gated output `c(x)·Shared(x)` (nil without one) after
     /// the layer's needs are announced and before any routed expert is asked for.
-    func route(_ x: Tensor, positionOffset: Int, observer: (any ForwardObserver)?,
+    func route(_ x: Tensor, positionOffset: Int, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
                availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
                beforeRouted: ((Tensor?) -> Void)? = nil) -> Routing {
-        let tokens = x.shape[0], hidden = x.shape[1]
+        let tokens = x.shape[0], hidden = x.shape[1], experts = provider ?? self.experts
         let expertCount = configuration.expertCount, k = configuration.topK
 
         let logits = Tensor.linear(x, weight: router)  // [T, E]

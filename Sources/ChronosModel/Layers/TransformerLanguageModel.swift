@@ -210,7 +210,7 @@ public final class TransformerLanguageModel: LanguageModel {
                let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].mixture != nil }) {
                 beforeRouted = { stream in observer.previewed(layer: next, experts: self.layers[next].previewExperts(stream: stream)!) }
             }
-            let step = layer(h, cache: cache.layers[index], observer: observer, availability: availability,
+            let step = layer(h, cache: cache.layers[index], observer: observer, provider: cache.experts, availability: availability,
                              beforeRouted: beforeRouted)
             h = step.output
             observer?.layerFinished(index, hidden: h)
@@ -225,7 +225,7 @@ public final class TransformerLanguageModel: LanguageModel {
                     availability: (0..<tokens).map { Array(routing.availability[($0 * k)..<(($0 + 1) * k)]) }))
             }
         }
-        if let failure = experts.failure { throw failure }
+        if let failure = (cache.experts ?? experts).failure { throw failure }
         cache.advance(by: tokens)
 
         let logits = Tensor.linear(h.rmsNorm(weight: finalNorm, eps: c.rmsNormEps), weight: lmHead)
