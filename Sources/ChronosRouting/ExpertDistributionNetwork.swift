@@ -11,9 +11,9 @@ import Foundation
 ///     logits = W_2 · z + b_2                W_2: [G·E, W], row g·E + e
 ///     P_g    = softmax_e(logits[g·E ..< (g+1)·E])
 ///
-/// Hidden states of trained models run at RMS in the tens (41 on the 105 M-parameter Austen
-/// model, with entries up to 400): unnormalised, the first layer saturated and training fell
-/// back to the experts' overall frequencies, whatever the input said.
+/// The input is RMS-normalised first: hidden states of trained models run at RMS in the tens,
+/// which saturates an unnormalised first layer, and training then falls back to the experts'
+/// overall frequencies, whatever the input says.
 ///
 /// On disk it is a safetensors file in the model directory holding `hidden.weight`,
 /// `hidden.bias`, `output.weight` and `output.bias` (f32), with `__metadata__` naming the kind

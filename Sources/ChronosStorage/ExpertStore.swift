@@ -205,9 +205,8 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     // MARK: Predictions and steps
 
     /// Lookahead predictions further ahead than this many steps are not loaded, only weighed in
-    /// eviction: loaded that early, they sat in the staging tier until other loads displaced
-    /// them unused (on the 200 MB-expert models measured, loading up to t+8 wasted 1.3–1.5× the
-    /// bytes that loading up to t+2 did, for no fewer misses).
+    /// eviction: loaded that early, they sit in the staging tier until other loads displace
+    /// them unused.
     static let lookaheadLoadHorizon = 2
 
     /// Predictions of a kind are loaded only while at least this share of their earlier loads

@@ -21,9 +21,8 @@ public struct ExpertStoreSettings: Sendable, Equatable {
     /// times the precision of random guessing (the share of all experts a step uses).
     public var prefetchLift: Double
     /// Next-layer previews are loaded only while the measured precision of previews of experts
-    /// not in memory reaches this. The default 0.6: on the 200 MB-expert models measured,
-    /// previews right about half the time cost 10–15 % of tokens/s, right two times in three
-    /// they paid or broke even.
+    /// not in memory reaches this: a preview that is wrong too often costs more reads than its
+    /// right guesses save (the README's offload section gives the measurements behind 0.6).
     public var previewThreshold: Double
 
     /// Settings with every field given or defaulted.
