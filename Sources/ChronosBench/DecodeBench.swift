@@ -1,4 +1,5 @@
 import ChronosEngine
+import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
@@ -26,7 +27,7 @@ public struct DecodeBench {
         let modelDirectory: URL
         if let directory {
             modelDirectory = directory
-        } else if let kept, FileManager.default.fileExists(atPath: kept.appendingPathComponent("model.safetensors").path) {
+        } else if let kept, FileManager.default.fileExists(atPath: ModelDirectory(kept).checkpoint.path) {
             modelDirectory = kept
         } else {
             let dir = kept ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-bench-\(UUID().uuidString)")

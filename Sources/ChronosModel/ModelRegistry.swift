@@ -59,7 +59,7 @@ public enum ModelRegistry {
 extension TransformerLanguageModel {
     /// Loads the model directory `directory` (see `ModelRegistry.load`).
     public convenience init(directory: URL, experts: (any ExpertProvider)? = nil) throws {
-        let configURL = directory.appendingPathComponent("config.json")
+        let configURL = ModelDirectory(directory).config
         let config = try ConfigurationFile.read(configURL)
         let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
         guard let architecture = ModelRegistry.architectures.first(where: { $0.modelType == header.modelType }) else {
@@ -98,9 +98,9 @@ public enum StrippedCheckpoint {
     /// The `__metadata__` key that says where the routed experts are.
     public static let metadataKey = "chronos_routed_experts"
     /// Its value in a stripped checkpoint: the experts are in `expert_cache/` only.
-    public static let inExpertCache = "expert_cache"
-    /// The cache folder and its manifest, as `ExpertCacheManifest` names them.
-    private static let cacheFolder = "expert_cache", manifestName = "cluster_manifest.json"
+    public static let inExpertCache = ModelDirectory.Name.expertCache
+    /// The cache's manifest, as `ExpertCacheManifest` names it.
+    private static let manifestName = "cluster_manifest.json"
 
     /// Whether `checkpoint` was stripped of its routed experts.
     public static func isStripped(_ checkpoint: SafetensorsCheckpoint) -> Bool {
@@ -147,7 +147,7 @@ public enum StrippedCheckpoint {
                 shapes[ExpertKey(layer: mixture.layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
             }
         }
-        let cache = directory.appendingPathComponent(cacheFolder)
+        let cache = ModelDirectory(directory).expertCache
         let manifestURL = cache.appendingPathComponent(manifestName)
         guard FileManager.default.fileExists(atPath: manifestURL.path) else {
             throw StrippedCheckpointError.cacheMissing(directory: directory.path)

@@ -32,7 +32,7 @@ final class DistillationObjective: StageObjective {
         guard teacher.summary.vocabSize >= vocabulary else {
             throw FineTuneError.teacherVocabulary(directory, reason: "\(teacher.summary.vocabSize) logits for a vocabulary of \(vocabulary)")
         }
-        let url = directory.appendingPathComponent("tokenizer.json")
+        let url = ModelDirectory(directory).tokenizer
         guard FileManager.default.fileExists(atPath: url.path) else { return }
         let tokenizer = try Tokenizer(contentsOf: url), own = student.encoder.tokenizer
         for id in 0..<min(vocabulary, own.vocabularySize) where tokenizer.token(forId: id) != own.token(forId: id) {

@@ -117,10 +117,10 @@ public final class ModelLikelihoodReward: RewardFunction {
 
     /// Loads the reward model and tokenizer of `directory`.
     public convenience init(directory: URL) throws {
-        let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
+        let tokenizerURL = ModelDirectory(directory).tokenizer
         guard FileManager.default.fileExists(atPath: tokenizerURL.path) else { throw RewardError.missingTokenizer(directory) }
         let tokenizer = try Tokenizer(contentsOf: tokenizerURL)
-        let configURL = directory.appendingPathComponent("tokenizer_config.json")
+        let configURL = ModelDirectory(directory).tokenizerConfig
         let bos = FileManager.default.fileExists(atPath: configURL.path)
             ? try SpecialTokenIds(config: TokenizerConfig(contentsOf: configURL), tokenizer: tokenizer).bos : nil
         try self.init(model: ModelRegistry.load(directory: directory), tokenizer: tokenizer, beginningOfSequence: bos)

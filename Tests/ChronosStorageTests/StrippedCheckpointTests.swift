@@ -157,7 +157,7 @@ final class StrippedCheckpointTests: XCTestCase {
 
     func testShardedCheckpointIsRewrittenAsOneFile() throws {
         let directory = try StorageFixtures.chronosModel()
-        let single = directory.appendingPathComponent(SafetensorsCheckpoint.singleFileName)
+        let single = directory.appendingPathComponent(ModelDirectory.Name.checkpoint)
         let original = try SafetensorsCheckpoint(directory: directory)
         let names = original.tensorNames, half = names.count / 2
         var weightMap: [String: String] = [:]
@@ -168,14 +168,14 @@ final class StrippedCheckpointTests: XCTestCase {
             for name in part { weightMap[name] = shard }
         }
         try JSONSerialization.data(withJSONObject: ["weight_map": weightMap])
-            .write(to: directory.appendingPathComponent(SafetensorsCheckpoint.indexFileName))
+            .write(to: directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex))
         try FileManager.default.removeItem(at: single)
         let prompt = StorageFixtures.prompt(10, vocab: 32)
         let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6)
 
         try StorageFixtures.packAndStrip(directory)
         let left = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("model") }
-        XCTAssertEqual(left, [SafetensorsCheckpoint.singleFileName])
+        XCTAssertEqual(left, [ModelDirectory.Name.checkpoint])
         XCTAssertEqual(try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6), expected)
         XCTAssertEqual(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 6).ids,
                        expected)
@@ -211,7 +211,7 @@ final class StrippedCheckpointTests: XCTestCase {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.packAndStrip(directory)
         let model = try ModelRegistry.load(directory: directory)
-        try FileManager.default.removeItem(at: directory.appendingPathComponent(ExpertCacheManifest.directoryName))
+        try FileManager.default.removeItem(at: ModelDirectory(directory).expertCache)
         // Without its cache a stripped checkpoint has no experts left to pack.
         XCTAssertThrowsError(try ExpertCachePacker.pack(directory: directory, model: model)) { error in
             XCTAssertEqual(error as? ExpertCacheError, .checkpointStripped(directory: directory.path))

@@ -208,7 +208,7 @@ struct Bench: ParsableCommand {
         @Flag(help: "Print one JSON object instead of a table.") var json = false
 
         func run() throws {
-            let path = try tokenizer ?? URL(fileURLWithPath: ModelDirectory.shippedModel()).appendingPathComponent("tokenizer.json").path
+            let path = try tokenizer ?? ModelDirectory(path: ModelArgument.shippedModel()).tokenizer.path
             let report = BenchReport.console(json: json)
             try TokenizerBench(report: report).run(tokenizer: Tokenizer(contentsOf: URL(fileURLWithPath: path)),
                                                    corpus: URL(fileURLWithPath: corpus), vocabularySize: vocabSize)
