@@ -1,6 +1,7 @@
 import ChronosEngine
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import ChronosTensor
 import Foundation
 
@@ -37,7 +38,7 @@ public struct DecodeBench {
             modelDirectory = dir
         }
         report.progress("loading \(modelDirectory.path)")
-        let model = try ModelRegistry.load(directory: modelDirectory)
+        let model = try ModelLoader.load(directory: modelDirectory)
         report.progress("streaming read over 1 GiB")
         let bandwidth = MemoryBandwidth.streamingRead()
         report.add(Measurement(name: "streaming read", value: bandwidth, unit: "GB/s"))

@@ -9,7 +9,7 @@ import Foundation
 ///
 /// The result is one `model.safetensors`, written atomically (a crash leaves the old checkpoint
 /// or the complete new one); a sharded checkpoint's index and shards are removed after it. A
-/// stripped checkpoint says so in its `__metadata__` (`StrippedCheckpoint`), so loaders take the
+/// stripped checkpoint says so in its `__metadata__` (`StrippedCheckpoint`), so `ModelLoader` takes the
 /// experts from the cache. Routed experts that stay in the checkpoint are copied unchanged, so
 /// the cache, whose staleness is judged by their bytes, stays valid.
 public enum CheckpointRewriter {

@@ -1,5 +1,6 @@
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import ChronosTensor
 import Foundation
 
@@ -18,7 +19,7 @@ final class DistillationObjective: StageObjective {
     init(_ context: StageContext, settings: DistillationSettings) throws {
         self.context = context
         self.settings = settings
-        teacher = try ModelRegistry.load(directory: settings.teacher)
+        teacher = try ModelLoader.load(directory: settings.teacher)
         try Self.checkVocabulary(teacher: teacher, directory: settings.teacher, student: context)
         let (train, heldOut) = try context.split(ChatData.conversations)
         self.train = train

@@ -1,5 +1,6 @@
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import ChronosTensor
 import Foundation
 
@@ -123,7 +124,7 @@ public final class ModelLikelihoodReward: RewardFunction {
         let configURL = ModelDirectory(directory).tokenizerConfig
         let bos = FileManager.default.fileExists(atPath: configURL.path)
             ? try SpecialTokenIds(config: TokenizerConfig(contentsOf: configURL), tokenizer: tokenizer).bos : nil
-        try self.init(model: ModelRegistry.load(directory: directory), tokenizer: tokenizer, beginningOfSequence: bos)
+        try self.init(model: ModelLoader.load(directory: directory), tokenizer: tokenizer, beginningOfSequence: bos)
     }
 
     public func reward(_ completion: String, for prompt: DefinitionPrompt) throws -> Double {

@@ -1,13 +1,15 @@
 import ArgumentParser
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import Foundation
 
 /// The model directory a command runs: loading it, the shipped default, and its chat template.
 enum ModelArgument {
-    /// The model in `directory`, with every expert resident.
+    /// The model in `directory`, with every expert resident (read from the expert cache when the
+    /// checkpoint was stripped of them).
     static func load(_ directory: String) throws -> any LanguageModel {
-        try ModelRegistry.load(directory: URL(fileURLWithPath: directory))
+        try ModelLoader.load(directory: URL(fileURLWithPath: directory))
     }
 
     /// Where the model that ships with Chronos lives, relative to a checkout.

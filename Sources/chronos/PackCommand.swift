@@ -51,7 +51,7 @@ struct PackCommand: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: directory)
-        let model = try ModelRegistry.load(directory: url)
+        let model = try ModelLoader.load(directory: url)
         let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: model.summary) }
         let manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan, dtype: dtype) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))

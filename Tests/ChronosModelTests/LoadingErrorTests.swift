@@ -130,4 +130,30 @@ final class LoadingErrorTests: XCTestCase {
         try FileManager.default.removeItem(at: directory.appendingPathComponent("model.safetensors"))
         XCTAssertEqual(loadingError(directory) as? SafetensorsError, .noCheckpoint(directory: directory.path))
     }
+
+    func testStrippedCheckpointWithoutAnExpertProviderIsRefused() throws {
+        let full = try OracleCase.mixtral.load()
+        let directory = try FixtureDirectory.make(from: .mixtral)
+        // What `chronos pack --strip-experts` leaves: the dense tensors, marked as such.
+        let tensors = try FixtureDirectory.fixtureTensors(.mixtral).filter { !$0.name.contains(".experts.") }
+        try SafetensorsWriter.write(tensors, metadata: [StrippedCheckpoint.metadataKey: StrippedCheckpoint.inExpertCache],
+                                    to: ModelDirectory(directory).checkpoint)
+        XCTAssertTrue(StrippedCheckpoint.isStripped(directory: directory))
+        let error = loadingError(directory)
+        XCTAssertEqual(error as? ModelError, .expertsInCache(directory: directory.path))
+        XCTAssertTrue("\(error!)".contains("ModelLoader.load") && "\(error!)".contains("expert_cache/"), "\(error!)")
+
+        // Given the experts, it loads and computes as the full checkpoint does.
+        var experts: [ExpertKey: ExpertWeights] = [:]
+        for (layer, count) in full.summary.expertsPerLayer.enumerated() {
+            for expert in 0..<count {
+                let key = ExpertKey(layer: layer, expert: expert)
+                experts[key] = full.experts.weights(for: key)
+            }
+        }
+        let stripped = try ModelRegistry.load(directory: directory, experts: ResidentExperts(experts))
+        let ids = [1, 5, 9, 2]
+        XCTAssertEqual(try stripped.forward(ids, cache: stripped.makeCache()).floats,
+                       try full.forward(ids, cache: full.makeCache()).floats)
+    }
 }

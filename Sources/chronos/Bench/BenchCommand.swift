@@ -147,7 +147,7 @@ struct Bench: ParsableCommand {
                                                                          progress: progress)
             defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
             guard let budget = ExpertBudget(parsing: self.budget) else { throw ValidationError("--budget '\(self.budget)' is invalid") }
-            let summary = try ModelRegistry.load(directory: directory).summary
+            let summary = try ModelLoader.load(directory: directory).summary
             var promptIds = try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
                 ?? OffloadBench.defaultPrompts(directory: directory, vocab: summary.vocabSize)
             var references: [[Int]]?
