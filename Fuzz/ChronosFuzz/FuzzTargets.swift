@@ -41,7 +41,7 @@ final class FuzzSetup: @unchecked Sendable {
         do {
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
             try FileManager.default.copyItem(at: source, to: model)
-            summary = try ModelRegistry.load(directory: model).summary
+            summary = try ModelLoader.load(directory: model).summary
         } catch {
             FileHandle.standardError.write(Data("cannot prepare \(source.path): \(error)\n".utf8))
             exit(2)
@@ -67,7 +67,7 @@ final class FuzzSetup: @unchecked Sendable {
             }
         case .config:
             _ = replace("config.json", with: data)
-            _ = try? ModelRegistry.load(directory: model)
+            _ = try? ModelLoader.load(directory: model)
         case .tokenizer:
             if let tokenizer = try? Tokenizer(data: data) {
                 let ids = tokenizer.encode("It is a truth universally acknowledged, ü 🎉 \u{0}")

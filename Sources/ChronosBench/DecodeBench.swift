@@ -1,5 +1,7 @@
 import ChronosEngine
+import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import ChronosTensor
 import Foundation
 
@@ -26,7 +28,7 @@ public struct DecodeBench {
         let modelDirectory: URL
         if let directory {
             modelDirectory = directory
-        } else if let kept, FileManager.default.fileExists(atPath: kept.appendingPathComponent("model.safetensors").path) {
+        } else if let kept, FileManager.default.fileExists(atPath: ModelDirectory(kept).checkpoint.path) {
             modelDirectory = kept
         } else {
             let dir = kept ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-bench-\(UUID().uuidString)")
@@ -36,7 +38,7 @@ public struct DecodeBench {
             modelDirectory = dir
         }
         report.progress("loading \(modelDirectory.path)")
-        let model = try ModelRegistry.load(directory: modelDirectory)
+        let model = try ModelLoader.load(directory: modelDirectory)
         report.progress("streaming read over 1 GiB")
         let bandwidth = MemoryBandwidth.streamingRead()
         report.add(Measurement(name: "streaming read", value: bandwidth, unit: "GB/s"))

@@ -29,7 +29,7 @@ extension OffloadBench {
             "She folded the letter twice, set it beside the candle, and for a long while said nothing to her sister about",
             "In a mixture-of-experts layer, each token is routed to a small number of feed-forward networks chosen by",
         ]
-        let url = directory.appendingPathComponent("tokenizer.json")
+        let url = ModelDirectory(directory).tokenizer
         if FileManager.default.fileExists(atPath: url.path) {
             let tokenizer = try Tokenizer(contentsOf: url)
             let encoded = snippets.map { tokenizer.encode($0).filter { $0 < vocab } }.filter { !$0.isEmpty }
@@ -43,7 +43,7 @@ extension OffloadBench {
     /// tokenizer, or comma-separated ids for a model without `tokenizer.json`.
     public static func prompts(file: URL, directory: URL, vocab: Int) throws -> [[Int]] {
         let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        let url = directory.appendingPathComponent("tokenizer.json")
+        let url = ModelDirectory(directory).tokenizer
         guard FileManager.default.fileExists(atPath: url.path) else {
             return try lines.map { line in
                 try line.split(separator: ",").map { part in

@@ -32,7 +32,7 @@ public enum SyntheticModel {
             "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": shape.dtype == .bf16 ? "bfloat16" : "float32",
         ]
         try AtomicFile.write(JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
-                             to: directory.appendingPathComponent("config.json"))
+                             to: ModelDirectory(directory).config)
         var seed: UInt64 = 1
         func random(_ dims: [Int], scale: Float = 0.04) -> Tensor {
             seed += 1
@@ -66,7 +66,7 @@ public enum SyntheticModel {
                 ]
             }
         }
-        try SafetensorsWriter.write(tensors, to: directory.appendingPathComponent("model.safetensors"))
+        try SafetensorsWriter.write(tensors, to: ModelDirectory(directory).checkpoint)
     }
 
     /// The Chronos-native shape of the offload benchmark without `--model`: 8 layers of 8 experts

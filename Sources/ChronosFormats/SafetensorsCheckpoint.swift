@@ -4,11 +4,6 @@ import Foundation
 /// The weights of a Hugging Face model directory: one `model.safetensors`, or shards listed by
 /// `model.safetensors.index.json`, looked up by tensor name across all of them.
 public final class SafetensorsCheckpoint: Sendable {
-    /// File name of a single-file checkpoint.
-    public static let singleFileName = "model.safetensors"
-    /// File name of the shard index, whose `weight_map` maps tensor names to shard file names.
-    public static let indexFileName = "model.safetensors.index.json"
-
     /// The model directory.
     public let directory: URL
     /// Every shard file, each opened once, in file-name order.
@@ -20,8 +15,7 @@ public final class SafetensorsCheckpoint: Sendable {
     /// Opens the checkpoint in `directory`, preferring `model.safetensors` when both layouts exist.
     public init(directory: URL) throws {
         self.directory = directory
-        let single = directory.appendingPathComponent(Self.singleFileName)
-        let index = directory.appendingPathComponent(Self.indexFileName)
+        let single = ModelDirectory(directory).checkpoint, index = ModelDirectory(directory).checkpointIndex
         if FileManager.default.fileExists(atPath: single.path) {
             let file = try SafetensorsFile(url: single)
             shards = [file]

@@ -35,7 +35,7 @@ public final class Tokenizer: Sendable {
     }
 
     /// Reads the contents of a `tokenizer.json`; `file` names it in errors.
-    public convenience init(data: Data, file: String = "tokenizer.json") throws(TokenizerError) {
+    public convenience init(data: Data, file: String = ModelDirectory.Name.tokenizer) throws(TokenizerError) {
         let decoded: TokenizerFile
         do {
             decoded = try JSONDecoder().decode(TokenizerFile.self, from: data)

@@ -17,7 +17,7 @@ public struct TokenizerConfig: Sendable {
     /// A configuration given in code.
     public init(
         chatTemplate: String? = nil, bosToken: String? = nil, eosToken: String? = nil, padToken: String? = nil,
-        file: String = "tokenizer_config.json"
+        file: String = ModelDirectory.Name.tokenizerConfig
     ) {
         self.chatTemplate = chatTemplate
         self.bosToken = bosToken
@@ -38,7 +38,7 @@ public struct TokenizerConfig: Sendable {
     }
 
     /// Reads the contents of a `tokenizer_config.json`; `file` names it in errors.
-    public init(data: Data, file: String = "tokenizer_config.json") throws(TokenizerError) {
+    public init(data: Data, file: String = ModelDirectory.Name.tokenizerConfig) throws(TokenizerError) {
         let contents: Contents
         do {
             contents = try JSONDecoder().decode(Contents.self, from: data)

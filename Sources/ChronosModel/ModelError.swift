@@ -1,3 +1,5 @@
+import ChronosFormats
+
 /// Why a model could not be loaded or run; each case names the file, field or tensor at fault.
 public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// `config.json` names a `model_type` that no architecture here implements.
@@ -21,6 +23,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case cacheMismatch(expectedLayers: Int, foundLayers: Int)
     /// Lookahead predictions were asked of a model without a lookahead head.
     case noLookaheadHead(modelType: String)
+    /// The checkpoint in `directory` was stripped of its routed experts, which live only in its
+    /// expert cache, and no expert provider was given.
+    case expertsInCache(directory: String)
 
     /// A one-line explanation naming what is wrong and where.
     public var description: String {
@@ -45,6 +50,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "the cache holds \(foundLayers) layers but the model has \(expectedLayers); make it with the model's makeCache()"
         case let .noLookaheadHead(modelType):
             "a '\(modelType)' model has no lookahead head to predict with"
+        case let .expertsInCache(directory):
+            "\(directory): the checkpoint's routed experts live in \(ModelDirectory.Name.expertCache)/; load it through ChronosStorage (ModelLoader.load), which reads them from there, or pass an expert provider"
         }
     }
 }

@@ -49,31 +49,48 @@ public enum ModelRegistry {
 
     /// Loads the model directory `directory`: `config.json` and the safetensors checkpoint (one
     /// file or shards). Routed experts come from `experts`; when nil, every expert is loaded
-    /// from the checkpoint and stays resident, or, when the checkpoint was stripped of them,
-    /// mapped from `expert_cache/`.
+    /// from the checkpoint and stays resident. A checkpoint stripped of its experts needs a
+    /// provider (`ChronosStorage.ModelLoader` supplies the expert cache); without one it is
+    /// refused with `ModelError.expertsInCache`.
     public static func load(directory: URL, experts: (any ExpertProvider)? = nil) throws -> TransformerLanguageModel {
         try TransformerLanguageModel(directory: directory, experts: experts)
+    }
+
+    /// The routed experts `directory`'s `config.json` implies, each with the shapes of its gate,
+    /// up and down projections (`[width, hidden]`, `[width, hidden]`, `[hidden, width]`), in that order.
+    public static func routedExpertShapes(directory: URL) throws -> [ExpertKey: [[Int]]] {
+        let configuration = try configuration(directory: directory).configuration
+        var shapes: [ExpertKey: [[Int]]] = [:]
+        for (layer, block) in configuration.feedForward.enumerated() {
+            guard case let .mixture(mixture) = block else { continue }
+            let hidden = configuration.hiddenSize, width = mixture.intermediateSize
+            for expert in 0..<mixture.expertCount {
+                shapes[ExpertKey(layer: layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
+            }
+        }
+        return shapes
+    }
+
+    /// `directory`'s `config.json` as read, the architecture it names, and its validated configuration.
+    static func configuration(directory: URL) throws
+        -> (json: Data, architecture: any TransformerArchitecture.Type, configuration: TransformerConfiguration) {
+        let configURL = ModelDirectory(directory).config
+        let config = try ConfigurationFile.read(configURL)
+        let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
+        guard let architecture = architectures.first(where: { $0.modelType == header.modelType }) else {
+            throw ModelError.unknownModelType(header.modelType, known: modelTypes)
+        }
+        return (config, architecture, try architecture.configuration(config: config, file: configURL.path))
     }
 }
 
 extension TransformerLanguageModel {
     /// Loads the model directory `directory` (see `ModelRegistry.load`).
     public convenience init(directory: URL, experts: (any ExpertProvider)? = nil) throws {
-        let configURL = directory.appendingPathComponent("config.json")
-        let config = try ConfigurationFile.read(configURL)
-        let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
-        guard let architecture = ModelRegistry.architectures.first(where: { $0.modelType == header.modelType }) else {
-            throw ModelError.unknownModelType(header.modelType, known: ModelRegistry.modelTypes)
-        }
-        let configuration = try architecture.configuration(config: config, file: configURL.path)
+        let (config, architecture, configuration) = try ModelRegistry.configuration(directory: directory)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        var experts = experts
         if experts == nil, StrippedCheckpoint.isStripped(checkpoint) {
-            let mixtures = configuration.feedForward.enumerated().compactMap { layer, block -> (layer: Int, experts: Int, width: Int)? in
-                guard case let .mixture(mixture) = block else { return nil }
-                return (layer, mixture.expertCount, mixture.intermediateSize)
-            }
-            experts = try StrippedCheckpoint.cachedExperts(directory: directory, hiddenSize: configuration.hiddenSize, mixtures: mixtures)
+            throw ModelError.expertsInCache(directory: directory.path)
         }
         var tensors: [String: Tensor] = [:]
         for name in checkpoint.tensorNames { tensors[name] = try checkpoint.tensor(named: name) }
@@ -85,22 +102,17 @@ extension TransformerLanguageModel {
 }
 
 /// A checkpoint written without its routed experts (`chronos pack --strip-experts`), which then
-/// live only in the model directory's expert cache (`expert_cache/`, written by
-/// `ChronosStorage.ExpertCachePacker`; `ExpertCacheManifest` documents its layout).
+/// live only in the model directory's expert cache (`expert_cache/`, written and read by
+/// `ChronosStorage`; `ExpertCacheManifest` documents its layout). Such a directory loads through
+/// `ChronosStorage.ModelLoader`, which supplies the experts from the cache.
 ///
-/// The checkpoint says so in its `__metadata__`: `"chronos_routed_experts": "expert_cache"`.
-/// Loading such a directory without an expert provider maps every expert from the cluster files,
-/// after checking what can be checked here: the manifest is there and readable, each cluster
-/// file has the size it records, and every expert the configuration implies is present with the
-/// implied shapes. The content hashes are checked where the cache is opened for offloading
-/// (`ChronosStorage.ExpertCache`).
+/// The checkpoint says so in its `__metadata__`: `chronos_routed_experts` set to the name of the
+/// expert cache's folder.
 public enum StrippedCheckpoint {
     /// The `__metadata__` key that says where the routed experts are.
     public static let metadataKey = "chronos_routed_experts"
-    /// Its value in a stripped checkpoint: the experts are in `expert_cache/` only.
-    public static let inExpertCache = "expert_cache"
-    /// The cache folder and its manifest, as `ExpertCacheManifest` names them.
-    private static let cacheFolder = "expert_cache", manifestName = "cluster_manifest.json"
+    /// Its value in a stripped checkpoint: the experts are in the expert cache only.
+    public static let inExpertCache = ModelDirectory.Name.expertCache
 
     /// Whether `checkpoint` was stripped of its routed experts.
     public static func isStripped(_ checkpoint: SafetensorsCheckpoint) -> Bool {
@@ -111,124 +123,5 @@ public enum StrippedCheckpoint {
     /// experts (false when it has no readable checkpoint).
     public static func isStripped(directory: URL) -> Bool {
         (try? SafetensorsCheckpoint(directory: directory)).map(isStripped) ?? false
-    }
-
-    /// The part of `cluster_manifest.json` needed to find every expert's tensors.
-    private struct Manifest: Decodable {
-        struct File: Decodable {
-            let name: String
-            let bytes: Int
-        }
-        struct Tensor: Decodable {
-            let projection: String
-            let name: String
-        }
-        struct Expert: Decodable {
-            let layer: Int
-            let expert: Int
-            let file: Int
-            let length: Int
-            let hash: String
-            let tensors: [Tensor]
-        }
-        let format: String
-        let files: [File]
-        let experts: [Expert]
-    }
-
-    /// Every routed expert of `mixtures` (per MoE layer: its index, expert count and expert width;
-    /// gate and up `[width, hiddenSize]`, down `[hiddenSize, width]`), mapped from the cluster
-    /// files of `directory`'s expert cache.
-    static func cachedExperts(directory: URL, hiddenSize hidden: Int, mixtures: [(layer: Int, experts: Int, width: Int)]) throws -> ResidentExperts {
-        var shapes: [ExpertKey: [[Int]]] = [:]
-        for mixture in mixtures {
-            for expert in 0..<mixture.experts {
-                let width = mixture.width
-                shapes[ExpertKey(layer: mixture.layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
-            }
-        }
-        let cache = directory.appendingPathComponent(cacheFolder)
-        let manifestURL = cache.appendingPathComponent(manifestName)
-        guard FileManager.default.fileExists(atPath: manifestURL.path) else {
-            throw StrippedCheckpointError.cacheMissing(directory: directory.path)
-        }
-        func invalid(_ reason: String) -> StrippedCheckpointError { .cacheInvalid(directory: directory.path, reason: reason) }
-        let manifest: Manifest
-        do {
-            manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: manifestURL))
-        } catch {
-            throw invalid("\(manifestURL.path) is not a cluster manifest")
-        }
-        guard manifest.format == "chronos-expert-cache" else { throw invalid("\(manifestURL.path) has format \(manifest.format)") }
-        let files = try manifest.files.map { file -> SafetensorsFile in
-            guard !file.name.isEmpty, !file.name.contains("/"), file.name != ".", file.name != ".." else {
-                throw invalid("'\(file.name)' is not a file name in the cache folder")
-            }
-            let url = cache.appendingPathComponent(file.name)
-            let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int
-            guard let size else { throw invalid("\(url.path) is missing") }
-            guard size == file.bytes else { throw invalid("\(url.path) has \(size) bytes, the manifest records \(file.bytes)") }
-            do {
-                return try SafetensorsFile(url: url)
-            } catch {
-                throw invalid("\(error)")
-            }
-        }
-        var experts: [ExpertKey: ExpertWeights] = [:], records: [ExpertKey: ExpertVerification.Record] = [:]
-        for entry in manifest.experts {
-            let key = ExpertKey(layer: entry.layer, expert: entry.expert)
-            guard let expected = shapes[key] else { continue }
-            guard entry.file >= 0, entry.file < files.count, entry.tensors.map(\.projection) == ["gate", "up", "down"] else {
-                throw invalid("the manifest's entry of \(key) is inconsistent")
-            }
-            let tensors = try entry.tensors.map { tensor in
-                do {
-                    return try files[entry.file].tensor(named: tensor.name)
-                } catch {
-                    throw invalid("\(error)")
-                }
-            }
-            for (tensor, shape) in zip(tensors, expected) where tensor.shape != shape {
-                throw StrippedCheckpointError.cacheStale(
-                    directory: directory.path, reason: "expert \(key) has shape \(tensor.shape), config.json implies \(shape)")
-            }
-            guard tensors.allSatisfy({ $0.dtype.isFloatingPoint }) else { throw invalid("expert \(key) is not of a float dtype") }
-            let weights = ExpertWeights(gate: tensors[0], up: tensors[1], down: tensors[2])
-            guard let hash = UInt64(entry.hash, radix: 16), entry.length == weights.byteCount else {
-                throw invalid("the manifest's entry of \(key) has no valid hash or length")
-            }
-            experts[key] = weights
-            records[key] = ExpertVerification.Record(file: files[entry.file].url.path, hash: hash, length: entry.length)
-        }
-        if let absent = shapes.keys.first(where: { experts[$0] == nil }) {
-            throw StrippedCheckpointError.cacheStale(directory: directory.path, reason: "it has no expert \(absent), which config.json implies")
-        }
-        return ResidentExperts(experts, verification: ExpertVerification(records: records))
-    }
-}
-
-/// A model directory whose checkpoint was stripped of its routed experts, and whose expert
-/// cache, the only copy of them, cannot supply them.
-public enum StrippedCheckpointError: Error, CustomStringConvertible, Equatable {
-    /// `expert_cache/cluster_manifest.json` does not exist.
-    case cacheMissing(directory: String)
-    /// The cache no longer fits the directory (`config.json` changed since packing).
-    case cacheStale(directory: String, reason: String)
-    /// The cache is malformed, truncated or corrupted.
-    case cacheInvalid(directory: String, reason: String)
-
-    /// A one-line explanation that names the directory and what to do.
-    public var description: String {
-        let (directory, state, reason): (String, String, String?) = switch self {
-        case let .cacheMissing(directory): (directory, "missing", nil)
-        case let .cacheStale(directory, reason): (directory, "stale", reason)
-        case let .cacheInvalid(directory, reason): (directory, "invalid", reason)
-        }
-        let remedy = switch self {
-        case .cacheStale: "restore the config.json the model was packed with, or re-pack from the full checkpoint"
-        default: "restore expert_cache/ from the model's source, or re-pack from the full checkpoint"
-        }
-        return "\(directory): the routed experts were stripped from the checkpoint and live in expert_cache/, which is \(state)"
-            + (reason.map { " (\($0))" } ?? "") + ": " + remedy
     }
 }

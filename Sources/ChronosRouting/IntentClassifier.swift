@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
@@ -12,7 +13,7 @@ import Foundation
 /// `chronos_predictor` = `intent`, plus `horizon`).
 public struct IntentClassifier: Sendable {
     /// The file name in a model directory.
-    public static let fileName = "intent.safetensors"
+    public static let fileName = ModelDirectory.Name.intentClassifier
     /// The value of `chronos_predictor` in its metadata.
     static let kind = "intent"
 

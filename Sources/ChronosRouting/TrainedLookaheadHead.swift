@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
@@ -14,7 +15,7 @@ import Foundation
 /// in place of a native head when the file is there.
 public struct TrainedLookaheadHead: Sendable {
     /// The file name in a model directory.
-    public static let fileName = "lookahead.safetensors"
+    public static let fileName = ModelDirectory.Name.lookaheadHead
     /// The value of `chronos_predictor` in its metadata.
     static let kind = "lookahead"
 

@@ -9,7 +9,7 @@ import Foundation
 ///
 /// The result is one `model.safetensors`, written atomically (a crash leaves the old checkpoint
 /// or the complete new one); a sharded checkpoint's index and shards are removed after it. A
-/// stripped checkpoint says so in its `__metadata__` (`StrippedCheckpoint`), so loaders take the
+/// stripped checkpoint says so in its `__metadata__` (`StrippedCheckpoint`), so `ModelLoader` takes the
 /// experts from the cache. Routed experts that stay in the checkpoint are copied unchanged, so
 /// the cache, whose staleness is judged by their bytes, stays valid.
 public enum CheckpointRewriter {
@@ -77,10 +77,10 @@ public enum CheckpointRewriter {
         }
         let manager = FileManager.default
         func size(_ url: URL) -> Int { (try? manager.attributesOfItem(atPath: url.path))?[.size] as? Int ?? 0 }
-        let single = directory.appendingPathComponent(SafetensorsCheckpoint.singleFileName)
-        let sharded = checkpoint.shards.first?.url.lastPathComponent != SafetensorsCheckpoint.singleFileName
+        let single = ModelDirectory(directory).checkpoint
+        let sharded = checkpoint.shards.first?.url.lastPathComponent != ModelDirectory.Name.checkpoint
         // The index goes before its shards, so no moment leaves an index naming missing shards.
-        let replaced = sharded ? [directory.appendingPathComponent(SafetensorsCheckpoint.indexFileName)] + checkpoint.shards.map(\.url) : []
+        let replaced = sharded ? [ModelDirectory(directory).checkpointIndex] + checkpoint.shards.map(\.url) : []
         outcome.bytesBefore = sharded ? replaced.reduce(0) { $0 + size($1) } : size(single)
 
         try SafetensorsWriter.write(tensors, metadata: metadata, to: single)

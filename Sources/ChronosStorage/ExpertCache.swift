@@ -39,7 +39,7 @@ public final class ExpertCache: Sendable {
     }
 
     private static func openChecked(modelDirectory: URL, stripped: Bool) throws -> ExpertCache {
-        let directory = modelDirectory.appendingPathComponent(ExpertCacheManifest.directoryName)
+        let directory = ModelDirectory(modelDirectory).expertCache
         let manifestURL = directory.appendingPathComponent(ExpertCacheManifest.fileName)
         guard FileManager.default.fileExists(atPath: manifestURL.path) else {
             throw ExpertCacheError.notPacked(directory: modelDirectory.path)

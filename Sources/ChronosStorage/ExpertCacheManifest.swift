@@ -1,6 +1,7 @@
 import ChronosFormats
 import ChronosModel
 import ChronosTensor
+import Foundation
 
 /// `expert_cache/cluster_manifest.json`: where every (layer, expert) of a model lies in the
 /// cluster files, and what the cache was packed from, so that a stale, truncated or corrupted
@@ -30,10 +31,11 @@ public struct ExpertCacheManifest: Codable, Sendable, Equatable {
     public static let formatName = "chronos-expert-cache"
     /// The manifest version this code writes and reads.
     public static let currentVersion = 2
-    /// The cache's folder inside a model directory.
-    public static let directoryName = "expert_cache"
     /// The manifest's file name inside the cache folder.
     public static let fileName = "cluster_manifest.json"
+
+    /// The file name of cluster `index` inside the cache folder (`cluster_NNN.ctsr`).
+    public static func clusterFileName(_ index: Int) -> String { String(format: "cluster_%03d.ctsr", index) }
 
     /// What the cache was packed from besides the experts' own tensors (whose hashes are on
     /// each `Tensor`): the hash of `config.json`.

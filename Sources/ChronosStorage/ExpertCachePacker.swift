@@ -61,14 +61,14 @@ public enum ExpertCachePacker {
         }
 
         removeLeftovers(in: directory)
-        let final = directory.appendingPathComponent(ExpertCacheManifest.directoryName)
-        let partial = directory.appendingPathComponent("\(ExpertCacheManifest.directoryName).partial-\(UUID().uuidString)")
+        let final = ModelDirectory(directory).expertCache
+        let partial = directory.appendingPathComponent("\(ModelDirectory.Name.expertCache).partial-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: false)
         do {
             var files: [ExpertCacheManifest.File] = [], experts: [ExpertCacheManifest.Expert] = []
             var dtypes = Set<String>()
             for (index, cluster) in plan.clusters.enumerated() {
-                let name = String(format: "cluster_%03d.ctsr", index)
+                let name = ExpertCacheManifest.clusterFileName(index)
                 let url = partial.appendingPathComponent(name)
                 var tensors: [(name: String, tensor: Tensor)] = []
                 var sources: [String: (projection: String, source: String, hash: String)] = [:]
@@ -134,7 +134,7 @@ public enum ExpertCachePacker {
         var retired: URL?
         if manager.fileExists(atPath: final.path) {
             let aside = final.deletingLastPathComponent()
-                .appendingPathComponent("\(ExpertCacheManifest.directoryName).old-\(UUID().uuidString)")
+                .appendingPathComponent("\(ModelDirectory.Name.expertCache).old-\(UUID().uuidString)")
             guard rename(final.path, aside.path) == 0 else { throw ExpertCacheError.io(path: final.path, call: "rename", errno: errno) }
             retired = aside
         }
@@ -146,7 +146,7 @@ public enum ExpertCachePacker {
     /// that an earlier, interrupted pack left.
     static func removeLeftovers(in directory: URL) {
         AtomicFile.removeTemporaries(in: directory)
-        let prefixes = ["\(ExpertCacheManifest.directoryName).partial-", "\(ExpertCacheManifest.directoryName).old-"]
+        let prefixes = ["\(ModelDirectory.Name.expertCache).partial-", "\(ModelDirectory.Name.expertCache).old-"]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         where prefixes.contains(where: name.hasPrefix) {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))

@@ -35,7 +35,7 @@ enum ModelSource {
     }
 
     private static func configBytes(_ directory: URL) throws -> Data {
-        let configURL = directory.appendingPathComponent("config.json")
+        let configURL = ModelDirectory(directory).config
         do {
             return try Data(contentsOf: configURL)
         } catch {

@@ -75,8 +75,8 @@ public struct ChatEncoder: Sendable {
     /// The encoder of a model directory: its `tokenizer.json`, and the chat template and BOS
     /// token of its `tokenizer_config.json` (the Chronos ChatML template when it has none).
     public init(directory: URL) throws {
-        let tokenizer = try Tokenizer(contentsOf: directory.appendingPathComponent("tokenizer.json"))
-        let configURL = directory.appendingPathComponent("tokenizer_config.json")
+        let tokenizer = try Tokenizer(contentsOf: ModelDirectory(directory).tokenizer)
+        let configURL = ModelDirectory(directory).tokenizerConfig
         let config = FileManager.default.fileExists(atPath: configURL.path) ? try TokenizerConfig(contentsOf: configURL) : nil
         let template = try ChatTemplate(config?.chatTemplate ?? TokenizerConfig.chatMLTemplate)
         let specials = try config.map { try SpecialTokenIds(config: $0, tokenizer: tokenizer) }

@@ -147,7 +147,7 @@ public enum Checkpoint {
             if holdsRun(runDirectory) { throw CheckpointError.earlierRun(runDirectory) }
             return nil
         case .overwrite:
-            for name in ["checkpoints", "config.json", "model.safetensors", "metrics.jsonl", StageResult.fileName] {
+            for name in ["checkpoints", ModelDirectory.Name.config, ModelDirectory.Name.checkpoint, "metrics.jsonl", StageResult.fileName] {
                 let url = runDirectory.appendingPathComponent(name)
                 if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
             }
@@ -167,7 +167,7 @@ public enum Checkpoint {
     /// Whether `runDirectory` holds an earlier run: snapshots, a model or a metrics log.
     static func holdsRun(_ runDirectory: URL) -> Bool {
         !snapshotNames(in: runDirectory.appendingPathComponent("checkpoints")).isEmpty
-            || ["config.json", "metrics.jsonl"].contains { FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent($0).path) }
+            || [ModelDirectory.Name.config, "metrics.jsonl"].contains { FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent($0).path) }
     }
 
     /// Names of the snapshot folders in `checkpoints` (`step-` and seven digits).

@@ -264,7 +264,7 @@ public final class ChronosTrainer {
     /// and whatever `alsoWrite` adds to the snapshot folder.
     public func saveSnapshot(runDirectory: URL, state: TrainingState, tokenizerDirectory: URL,
                              alsoWrite: (URL) throws -> Void = { _ in }) throws {
-        let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].map { tokenizerDirectory.appendingPathComponent($0) }
+        let tokenizerFiles = [ModelDirectory(tokenizerDirectory).tokenizer, ModelDirectory(tokenizerDirectory).tokenizerConfig]
             .filter { FileManager.default.fileExists(atPath: $0.path) }
         try Checkpoint.save(runDirectory: runDirectory, state: state, optimizer: optimizer, frozen: frozenTensors) { directory in
             try model.save(to: directory)

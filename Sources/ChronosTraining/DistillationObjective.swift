@@ -1,5 +1,6 @@
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import ChronosTensor
 import Foundation
 
@@ -18,7 +19,7 @@ final class DistillationObjective: StageObjective {
     init(_ context: StageContext, settings: DistillationSettings) throws {
         self.context = context
         self.settings = settings
-        teacher = try ModelRegistry.load(directory: settings.teacher)
+        teacher = try ModelLoader.load(directory: settings.teacher)
         try Self.checkVocabulary(teacher: teacher, directory: settings.teacher, student: context)
         let (train, heldOut) = try context.split(ChatData.conversations)
         self.train = train
@@ -32,7 +33,7 @@ final class DistillationObjective: StageObjective {
         guard teacher.summary.vocabSize >= vocabulary else {
             throw FineTuneError.teacherVocabulary(directory, reason: "\(teacher.summary.vocabSize) logits for a vocabulary of \(vocabulary)")
         }
-        let url = directory.appendingPathComponent("tokenizer.json")
+        let url = ModelDirectory(directory).tokenizer
         guard FileManager.default.fileExists(atPath: url.path) else { return }
         let tokenizer = try Tokenizer(contentsOf: url), own = student.encoder.tokenizer
         for id in 0..<min(vocabulary, own.vocabularySize) where tokenizer.token(forId: id) != own.token(forId: id) {

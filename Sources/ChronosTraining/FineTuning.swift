@@ -1,5 +1,6 @@
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import ChronosTensor
 import Foundation
 
@@ -57,7 +58,7 @@ final class StageContext {
         self.settings = settings
         encoder = try ChatEncoder(directory: settings.start)
         startConfiguration = try ChronosConfiguration(directory: settings.start)
-        start = try TransformerLanguageModel(directory: settings.start)
+        start = try ModelLoader.load(directory: settings.start)
         stopTokens = Set(start.summary.eosTokenIds).union([encoder.endOfTurn])
     }
 

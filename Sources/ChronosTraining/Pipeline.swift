@@ -202,14 +202,14 @@ public final class PipelineRun {
     /// `OUTPUT/tokenizer` (and reused when already there).
     private func trainTokenizer(on data: URL) throws -> URL {
         let directory = configuration.output.appendingPathComponent("tokenizer")
-        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) { return directory }
+        if ModelDirectory(directory).hasTokenizer { return directory }
         var trainer = TokenizerTrainer(vocabularySize: configuration.vocabularySize)
         let reader = try JSONLTextReader(url: data)
         while let text = try reader.next() { trainer.add(text) }
         let tokenizer = try trainer.train()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try TokenizerConfig.chronosChat.write(to: directory.appendingPathComponent("tokenizer_config.json"), addedTokens: tokenizer.addedTokens)
-        try tokenizer.write(to: directory.appendingPathComponent("tokenizer.json"))
+        try TokenizerConfig.chronosChat.write(to: ModelDirectory(directory).tokenizerConfig, addedTokens: tokenizer.addedTokens)
+        try tokenizer.write(to: ModelDirectory(directory).tokenizer)
         return directory
     }
 }

@@ -87,7 +87,7 @@ public final class PretrainRun {
     public init(settings: PretrainSettings) throws {
         try settings.validate()
         self.settings = settings
-        tokenizer = try Tokenizer(contentsOf: settings.tokenizer.appendingPathComponent("tokenizer.json"))
+        tokenizer = try Tokenizer(contentsOf: ModelDirectory(settings.tokenizer).tokenizer)
         let corpus = try TokenizedCorpus(jsonl: [settings.data], tokenizer: tokenizer, skipBadLines: settings.skipBadLines)
         let packed = PackedSequences(tokens: corpus.tokens, sequenceLength: settings.sequenceLength)
         if let heldOutURL = settings.heldOut {
@@ -101,7 +101,7 @@ public final class PretrainRun {
         }
         var configuration = settings.model
         configuration.vocabSize = tokenizer.vocabularySize
-        let specials = try? SpecialTokenIds(config: TokenizerConfig(contentsOf: settings.tokenizer.appendingPathComponent("tokenizer_config.json")),
+        let specials = try? SpecialTokenIds(config: TokenizerConfig(contentsOf: ModelDirectory(settings.tokenizer).tokenizerConfig),
                                             tokenizer: tokenizer)
         configuration.eosTokenId = [tokenizer.id(forToken: "<|endoftext|>"), specials?.eos].compactMap { $0 }.uniqued()
         configuration.bosTokenId = specials?.bos

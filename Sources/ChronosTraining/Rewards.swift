@@ -1,5 +1,6 @@
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import ChronosTensor
 import Foundation
 
@@ -117,13 +118,13 @@ public final class ModelLikelihoodReward: RewardFunction {
 
     /// Loads the reward model and tokenizer of `directory`.
     public convenience init(directory: URL) throws {
-        let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
+        let tokenizerURL = ModelDirectory(directory).tokenizer
         guard FileManager.default.fileExists(atPath: tokenizerURL.path) else { throw RewardError.missingTokenizer(directory) }
         let tokenizer = try Tokenizer(contentsOf: tokenizerURL)
-        let configURL = directory.appendingPathComponent("tokenizer_config.json")
+        let configURL = ModelDirectory(directory).tokenizerConfig
         let bos = FileManager.default.fileExists(atPath: configURL.path)
             ? try SpecialTokenIds(config: TokenizerConfig(contentsOf: configURL), tokenizer: tokenizer).bos : nil
-        try self.init(model: ModelRegistry.load(directory: directory), tokenizer: tokenizer, beginningOfSequence: bos)
+        try self.init(model: ModelLoader.load(directory: directory), tokenizer: tokenizer, beginningOfSequence: bos)
     }
 
     public func reward(_ completion: String, for prompt: DefinitionPrompt) throws -> Double {

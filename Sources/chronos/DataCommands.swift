@@ -65,8 +65,8 @@ struct TokenizerCommand: ParsableCommand {
             progress.finish("merges done")
             let directory = URL(fileURLWithPath: out)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            try tokenizer.write(to: directory.appendingPathComponent("tokenizer.json"))
-            try TokenizerConfig.chronosChat.write(to: directory.appendingPathComponent("tokenizer_config.json"),
+            try tokenizer.write(to: ModelDirectory(directory).tokenizer)
+            try TokenizerConfig.chronosChat.write(to: ModelDirectory(directory).tokenizerConfig,
                                                   addedTokens: tokenizer.addedTokens)
             print("wrote \(directory.path)/tokenizer.json (\(tokenizer.vocabularySize) tokens) and tokenizer_config.json")
         }

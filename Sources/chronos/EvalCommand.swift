@@ -20,8 +20,8 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try backend.apply()
-        let loaded = try ModelDirectory.load(model)
-        guard let tokenizer = try ModelDirectory.tokenizer(in: model) else { throw ValidationError("\(model) has no tokenizer.json") }
+        let loaded = try ModelArgument.load(model)
+        guard let tokenizer = try ModelDirectory(path: model).loadTokenizer() else { throw ValidationError("\(model) has no \(ModelDirectory.Name.tokenizer)") }
         func packed(_ path: String) throws -> PackedSequences {
             let corpus = try TokenizedCorpus(jsonl: [URL(fileURLWithPath: path)], tokenizer: tokenizer)
             return PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)

@@ -54,7 +54,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try backend.apply()
-        let directory = try model ?? ModelDirectory.shippedModel()
+        let directory = try model ?? ModelArgument.shippedModel()
         let budget = try offload.budget() ?? (model == nil ? .fraction(0.5) : nil)
         guard budget != nil || (offload.fault.isEmpty && !offload.cold && offload.ssdMs == nil && offload.ssdMbps == nil) else {
             throw ValidationError("--fault, --cold and --ssd-* apply to offloaded experts; give --expert-budget too")
@@ -62,8 +62,8 @@ struct GenerateCommand: ParsableCommand {
         let offloaded = try budget.map { try OffloadedModel(directory: URL(fileURLWithPath: directory),
                                                               settings: offload.settings(mode: experts, budget: $0)) }
         defer { offloaded?.close() }
-        let model = try offloaded?.model ?? ModelDirectory.load(directory)
-        let tokenizer = try ModelDirectory.tokenizer(in: directory)
+        let model = try offloaded?.model ?? ModelArgument.load(directory)
+        let tokenizer = try ModelDirectory(path: directory).loadTokenizer()
         let ids: [Int]
         if let promptIds {
             ids = try parseIds(promptIds)
@@ -71,7 +71,7 @@ struct GenerateCommand: ParsableCommand {
             guard let prompt else { throw ValidationError("give a prompt, or --prompt-ids") }
             guard let tokenizer else { throw ValidationError("\(directory) has no tokenizer.json; use --prompt-ids") }
             let text = chat
-                ? try ModelDirectory.chatTemplate(in: directory).render(messages: [ChatMessage(role: "user", content: prompt)],
+                ? try ModelArgument.chatTemplate(in: directory).render(messages: [ChatMessage(role: "user", content: prompt)],
                                                                         addGenerationPrompt: true)
                 : prompt
             ids = try tokenizer.encodeEveryByte(text)
@@ -142,7 +142,7 @@ struct TokenizeCommand: ParsableCommand {
         let loaded: Tokenizer
         if let tokenizer {
             loaded = try Tokenizer(contentsOf: URL(fileURLWithPath: tokenizer))
-        } else if let model, let found = try ModelDirectory.tokenizer(in: model) {
+        } else if let model, let found = try ModelDirectory(path: model).loadTokenizer() {
             loaded = found
         } else {
             throw ValidationError("give --tokenizer FILE or --model DIR with a tokenizer.json")

@@ -11,7 +11,7 @@ struct InspectCommand: ParsableCommand {
     @Argument(help: "Model directory.") var directory: String
 
     func run() throws {
-        let model = try ModelDirectory.load(directory)
+        let model = try ModelArgument.load(directory)
         let s = model.summary, p = model.parameterCounts
         print("architecture       \(s.modelType)\(s.architecture.map { " (\($0))" } ?? "")")
         print("layers             \(s.layerCount), hidden \(s.hiddenSize), heads \(s.attentionHeads) / \(s.keyValueHeads) KV, head dim \(s.headDim), vocabulary \(s.vocabSize)")

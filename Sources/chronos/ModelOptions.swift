@@ -1,13 +1,15 @@
 import ArgumentParser
 import ChronosFormats
 import ChronosModel
+import ChronosStorage
 import Foundation
 
-/// Loading a model directory (and its tokenizer) for commands that run a model.
-enum ModelDirectory {
-    /// The model in `directory`, with every expert resident.
+/// The model directory a command runs: loading it, the shipped default, and its chat template.
+enum ModelArgument {
+    /// The model in `directory`, with every expert resident (read from the expert cache when the
+    /// checkpoint was stripped of them).
     static func load(_ directory: String) throws -> any LanguageModel {
-        try ModelRegistry.load(directory: URL(fileURLWithPath: directory))
+        try ModelLoader.load(directory: URL(fileURLWithPath: directory))
     }
 
     /// Where the model that ships with Chronos lives, relative to a checkout.
@@ -23,22 +25,15 @@ enum ModelDirectory {
             executable.deleteLastPathComponent()
         }
         for base in candidates {
-            let directory = base.appendingPathComponent(shippedModelPath)
-            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) { return directory.path }
+            let directory = ModelDirectory(base.appendingPathComponent(shippedModelPath))
+            if directory.hasConfig { return directory.path }
         }
         throw ValidationError("the shipped model \(shippedModelPath) was not found from this directory; pass --model DIR")
     }
 
-    /// `tokenizer.json` of `directory`, or nil when the model ships none.
-    static func tokenizer(in directory: String) throws -> Tokenizer? {
-        let url = URL(fileURLWithPath: directory).appendingPathComponent("tokenizer.json")
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        return try Tokenizer(contentsOf: url)
-    }
-
     /// The chat template of `directory`'s `tokenizer_config.json`.
     static func chatTemplate(in directory: String) throws -> ChatTemplate {
-        let url = URL(fileURLWithPath: directory).appendingPathComponent("tokenizer_config.json")
+        let url = ModelDirectory(path: directory).tokenizerConfig
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw ValidationError("--chat needs \(url.path), which holds the chat template")
         }

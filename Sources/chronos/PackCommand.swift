@@ -51,18 +51,18 @@ struct PackCommand: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: directory)
-        let model = try ModelRegistry.load(directory: url)
+        let model = try ModelLoader.load(directory: url)
         let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: model.summary) }
         let manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan, dtype: dtype) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         if verify { try ExpertCache.open(modelDirectory: url).verifyFiles() }
-        print("packed \(manifest.experts.count) experts (\(manifest.dtype), \(InspectCommand.bytes(manifest.expertBytes))) into \(manifest.files.count) cluster files in \(url.appendingPathComponent(ExpertCacheManifest.directoryName).path)\(verify ? ", verified" : "")")
+        print("packed \(manifest.experts.count) experts (\(manifest.dtype), \(InspectCommand.bytes(manifest.expertBytes))) into \(manifest.files.count) cluster files in \(ModelDirectory(url).expertCache.path)\(verify ? ", verified" : "")")
         guard stripExperts || denseDtype != nil else { return }
         let outcome = try CheckpointRewriter.rewrite(directory: url, model: model, stripExperts: stripExperts, denseDType: denseDtype)
         var changes: [String] = []
         if stripExperts { changes.append("\(outcome.strippedTensors) expert tensors stripped") }
         if let denseDtype { changes.append("\(outcome.convertedTensors) tensors converted to \(denseDtype.rawValue)") }
-        print("rewrote \(SafetensorsCheckpoint.singleFileName): \(InspectCommand.bytes(outcome.bytesBefore)) → \(InspectCommand.bytes(outcome.bytesAfter)) (\(changes.joined(separator: ", ")))")
+        print("rewrote \(ModelDirectory.Name.checkpoint): \(InspectCommand.bytes(outcome.bytesBefore)) → \(InspectCommand.bytes(outcome.bytesAfter)) (\(changes.joined(separator: ", ")))")
     }
 }

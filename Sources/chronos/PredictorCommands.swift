@@ -19,7 +19,7 @@ struct PredictorTrainingOptions: ParsableArguments {
     /// The model's summary, the training trace and the held-out trace.
     func load() throws -> (summary: ModelSummary, training: ActivationTrace, heldOut: ActivationTrace) {
         try backend.apply()
-        let summary = try ModelDirectory.load(model).summary
+        let summary = try ModelArgument.load(model).summary
         let trace = try ActivationTrace.read(URL(fileURLWithPath: trace))
         let moeLayers = summary.expertsPerLayer.indices.filter { summary.expertsPerLayer[$0] > 0 }
         guard trace.layers.map(\.layer) == moeLayers, trace.hiddenSize == summary.hiddenSize else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChronosEngine
+import ChronosFormats
 import ChronosModel
 import ChronosRouting
 import ChronosTraining
@@ -40,9 +41,9 @@ struct TraceCommand: ParsableCommand {
 
     func run() throws {
         try backend.apply()
-        let loaded = try ModelDirectory.load(model)
+        let loaded = try ModelArgument.load(model)
         guard loaded.summary.isMixtureOfExperts else { throw ValidationError("\(model) has no MoE layers to trace") }
-        guard let tokenizer = try ModelDirectory.tokenizer(in: model) else { throw ValidationError("\(model) has no tokenizer.json") }
+        guard let tokenizer = try ModelDirectory(path: model).loadTokenizer() else { throw ValidationError("\(model) has no \(ModelDirectory.Name.tokenizer)") }
         let corpus = try TokenizedCorpus(jsonl: [URL(fileURLWithPath: data)], tokenizer: tokenizer)
         let packed = PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
         let count = min(sequences, packed.count)

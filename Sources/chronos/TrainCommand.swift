@@ -158,7 +158,7 @@ extension TrainCommand {
 
         /// Trains a tokenizer on the training data and returns its directory.
         func trainTokenizer(into directory: URL) throws -> URL {
-            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) { return directory }
+            if ModelDirectory(directory).hasTokenizer { return directory }
             print("training a \(vocabSize)-token tokenizer on \(data)")
             let command = try TokenizerCommand.Train.parse(["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path]
                                                              + (skipBadLines ? ["--skip-bad-lines"] : []))

@@ -20,9 +20,9 @@ final class ShippedModelTests: XCTestCase {
     }
 
     func testTheTokenizerAndTheResidentModelReproduceTheRecordedContinuation() throws {
-        let tokenizer = try Tokenizer(contentsOf: Fixtures.shippedModel.appendingPathComponent("tokenizer.json"))
+        let tokenizer = try Tokenizer(contentsOf: ModelDirectory(Fixtures.shippedModel).tokenizer)
         XCTAssertEqual(tokenizer.encode(prompt), promptIds)
-        let model = try ModelRegistry.load(directory: Fixtures.shippedModel)
+        let model = try ModelLoader.load(directory: Fixtures.shippedModel)
         XCTAssertEqual(try Generator(model: model, tokenizer: nil).generate(request()).ids, recorded)
     }
 

@@ -19,7 +19,7 @@ final class SafetensorsCheckpointTests: XCTestCase {
                                 "c": "model-00002-of-00002.safetensors"]
         let index: [String: Any] = ["metadata": ["total_size": 36], "weight_map": map]
         try JSONSerialization.data(withJSONObject: index)
-            .write(to: directory.appendingPathComponent(SafetensorsCheckpoint.indexFileName))
+            .write(to: directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex))
         return directory
     }
 
@@ -54,7 +54,7 @@ final class SafetensorsCheckpointTests: XCTestCase {
                                                          "z": "model-00003-of-00003.safetensors"])
         XCTAssertThrowsError(try SafetensorsCheckpoint(directory: directory)) { error in
             XCTAssertEqual(error as? SafetensorsError,
-                           .missingShard(index: directory.appendingPathComponent(SafetensorsCheckpoint.indexFileName).path,
+                           .missingShard(index: directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex).path,
                                          shard: "model-00003-of-00003.safetensors"))
         }
     }
@@ -72,7 +72,7 @@ final class SafetensorsCheckpointTests: XCTestCase {
     func testInvalidIndex() throws {
         for index in [#"{"weight_map": {"a": 1}}"#, #"{"metadata": {}}"#, "[]", #"{"weight_map": {"a": "../model.safetensors"}}"#] {
             let directory = try Fixtures.temporaryDirectory()
-            let url = directory.appendingPathComponent(SafetensorsCheckpoint.indexFileName)
+            let url = directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex)
             try Data(index.utf8).write(to: url)
             XCTAssertThrowsError(try SafetensorsCheckpoint(directory: directory), index) { error in
                 guard case .invalidIndex(url.path, _) = error as? SafetensorsError else {

@@ -63,7 +63,7 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testTransformers4ConfigLoadsTheSameModel() throws {
-        let legacy = try ModelDirectory.make(from: .qwen3MoE) { config in
+        let legacy = try FixtureDirectory.make(from: .qwen3MoE) { config in
             config.removeValue(forKey: "rope_parameters")
             config["rope_theta"] = 10000.0
             config["num_experts"] = config.removeValue(forKey: "num_local_experts")
@@ -75,9 +75,9 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testShardedCheckpointLoadsTheSameModel() throws {
-        let directory = try ModelDirectory.make(from: .mixtral)
+        let directory = try FixtureDirectory.make(from: .mixtral)
         try FileManager.default.removeItem(at: directory.appendingPathComponent("model.safetensors"))
-        let tensors = try ModelDirectory.fixtureTensors(.mixtral)
+        let tensors = try FixtureDirectory.fixtureTensors(.mixtral)
         let half = tensors.count / 2
         let shards = [("model-00001-of-00002.safetensors", Array(tensors[..<half])),
                       ("model-00002-of-00002.safetensors", Array(tensors[half...]))]
@@ -87,7 +87,7 @@ final class ConfigurationTests: XCTestCase {
             for (name, _) in part { weightMap[name] = file }
         }
         try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": weightMap])
-            .write(to: directory.appendingPathComponent(SafetensorsCheckpoint.indexFileName))
+            .write(to: directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex))
 
         let ids = try OracleReference.load("mixtral").inputIds
         let sharded = try ModelRegistry.load(directory: directory), single = try OracleCase.mixtral.load()
@@ -98,13 +98,13 @@ final class ConfigurationTests: XCTestCase {
 
     func testTiedEmbeddingsUseTheEmbeddingTableAsTheHead() throws {
         // Untied, with lm_head replaced by a copy of the embedding table…
-        let untied = try ModelDirectory.make(from: .llamaDense, editTensors: { tensors in
+        let untied = try FixtureDirectory.make(from: .llamaDense, editTensors: { tensors in
             let embedding = tensors.first { $0.name == "model.embed_tokens.weight" }!.tensor
             let head = tensors.firstIndex { $0.name == "lm_head.weight" }!
             tensors[head].tensor = embedding.copy()
         })
         // …gives the same logits as tied, with no lm_head at all.
-        let tied = try ModelDirectory.make(from: .llamaDense, editConfig: { $0["tie_word_embeddings"] = true },
+        let tied = try FixtureDirectory.make(from: .llamaDense, editConfig: { $0["tie_word_embeddings"] = true },
                                            editTensors: { $0.removeAll { $0.name == "lm_head.weight" } })
         let ids = try OracleReference.load("llama_dense").inputIds
         let a = try ModelRegistry.load(directory: untied), b = try ModelRegistry.load(directory: tied)
@@ -114,7 +114,7 @@ final class ConfigurationTests: XCTestCase {
 
     func testSlidingWindowMasksDistantKeysInPrefillAndDecode() throws {
         let window = 4
-        let directory = try ModelDirectory.make(from: .mixtral) { $0["sliding_window"] = window }
+        let directory = try FixtureDirectory.make(from: .mixtral) { $0["sliding_window"] = window }
         let ids = try OracleReference.load("mixtral").inputIds
         let sliding = try ModelRegistry.load(directory: directory), full = try OracleCase.mixtral.load()
         let slid = try sliding.forward(ids, cache: sliding.makeCache()), unmasked = try full.forward(ids, cache: full.makeCache())

@@ -56,7 +56,7 @@ func argmax(_ values: [Float]) -> Int {
 }
 
 /// Model directories made for a test from a fixture: its config edited, its tensors changed.
-enum ModelDirectory {
+enum FixtureDirectory {
     /// A new directory holding `fixture`'s `config.json` as edited by `editConfig` and its
     /// tensors as edited by `editTensors` (all in one `model.safetensors`).
     static func make(from fixture: OracleCase,

@@ -41,13 +41,13 @@ enum StorageFixtures {
     /// Packs `directory` with the default plan, the experts stored as `dtype` (default: as checkpointed).
     @discardableResult
     static func pack(_ directory: URL, dtype: DType? = nil) throws -> ExpertCacheManifest {
-        try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory), dtype: dtype)
+        try ExpertCachePacker.pack(directory: directory, model: ModelLoader.load(directory: directory), dtype: dtype)
     }
 
     /// Packs `directory` as `chronos pack --dtype D --strip-experts [--dense-dtype DD]` does.
     @discardableResult
     static func packAndStrip(_ directory: URL, dtype: DType? = nil, denseDType: DType? = nil) throws -> CheckpointRewriter.Outcome {
-        let model = try ModelRegistry.load(directory: directory)
+        let model = try ModelLoader.load(directory: directory)
         try ExpertCachePacker.pack(directory: directory, model: model, dtype: dtype)
         return try CheckpointRewriter.rewrite(directory: directory, model: model, stripExperts: true, denseDType: denseDType)
     }
@@ -69,7 +69,7 @@ enum StorageFixtures {
 
     /// Greedy ids with every expert resident.
     static func residentIds(_ directory: URL, prompt: [Int], tokens: Int) throws -> [Int] {
-        try greedyIds(ModelRegistry.load(directory: directory), prompt: prompt, tokens: tokens)
+        try greedyIds(ModelLoader.load(directory: directory), prompt: prompt, tokens: tokens)
     }
 
     /// Greedy ids of `model` with every expert it has resident.

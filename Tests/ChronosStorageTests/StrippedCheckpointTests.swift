@@ -12,7 +12,7 @@ import XCTest
 final class StrippedCheckpointTests: XCTestCase {
     /// Every way of loading `directory` gives `expected`: offloaded at 30 % and 100 % of the
     /// expert bytes (policies that never drop an expert, and mmap), resident (every expert read
-    /// from the cache), and `ModelRegistry.load` without a provider (`chronos generate` without
+    /// from the cache), and `ModelLoader.load` without a provider (`chronos generate` without
     /// `--expert-budget`).
     private func assertEveryLoadGives(_ expected: [Int], _ directory: URL, prompt: [Int], tokens: Int,
                                       file: StaticString = #filePath, line: UInt = #line) throws {
@@ -28,7 +28,7 @@ final class StrippedCheckpointTests: XCTestCase {
         XCTAssertNotNil(resident.cache, "resident mode reads the experts from the cache", file: file, line: line)
         XCTAssertEqual(try StorageFixtures.greedyIds(resident.model, prompt: prompt, tokens: tokens), expected, "resident",
                        file: file, line: line)
-        XCTAssertEqual(try StorageFixtures.residentIds(directory, prompt: prompt, tokens: tokens), expected, "ModelRegistry.load",
+        XCTAssertEqual(try StorageFixtures.residentIds(directory, prompt: prompt, tokens: tokens), expected, "ModelLoader.load",
                        file: file, line: line)
     }
 
@@ -48,7 +48,7 @@ final class StrippedCheckpointTests: XCTestCase {
     func testStrippedF32ModelGivesTheFullModelsTokensAtEveryBudget() throws {
         for (directory, vocab) in [(try StorageFixtures.chronosModel(), 32), (try StorageFixtures.huggingFaceModel("mixtral"), 256)] {
             let prompt = StorageFixtures.prompt(10, vocab: vocab)
-            let full = try ModelRegistry.load(directory: directory)
+            let full = try ModelLoader.load(directory: directory)
             let expected = try StorageFixtures.greedyIds(full, prompt: prompt, tokens: 8)
             let checkpointBytes = try SafetensorsCheckpoint(directory: directory).shards[0].url.fileSize()
 
@@ -65,7 +65,7 @@ final class StrippedCheckpointTests: XCTestCase {
             XCTAssertLessThanOrEqual(outcome.bytesAfter, checkpointBytes - cache.totalExpertBytes)
 
             try assertEveryLoadGives(expected, directory, prompt: prompt, tokens: 8)
-            let stripped = try ModelRegistry.load(directory: directory)
+            let stripped = try ModelLoader.load(directory: directory)
             XCTAssertEqual(stripped.parameterCounts.expertBytes, full.parameterCounts.expertBytes, "inspect still reports expert bytes")
             XCTAssertEqual(stripped.parameterCounts.denseBytes, full.parameterCounts.denseBytes)
             // What a training stage starts from: every parameter, experts read back from the cache.
@@ -75,12 +75,29 @@ final class StrippedCheckpointTests: XCTestCase {
         }
     }
 
+    func testModelLoaderGivesTheFullModelsLogitsWhereTheModelModuleRefuses() throws {
+        for (directory, vocab) in [(try StorageFixtures.chronosModel(), 32), (try StorageFixtures.huggingFaceModel("mixtral"), 256)] {
+            let prompt = StorageFixtures.prompt(10, vocab: vocab)
+            let full = try ModelRegistry.load(directory: directory)
+            let expected = try full.forward(prompt, cache: full.makeCache()).floats
+            try StorageFixtures.packAndStrip(directory)
+            XCTAssertThrowsError(try ModelRegistry.load(directory: directory)) { error in
+                XCTAssertEqual(error as? ModelError, .expertsInCache(directory: directory.path))
+            }
+            let stripped = try ModelLoader.load(directory: directory)
+            XCTAssertEqual(try stripped.forward(prompt, cache: stripped.makeCache()).floats, expected, "\(directory.lastPathComponent)")
+            // A provider given to the loader is used as it is, stripped or not.
+            let given = try ModelLoader.load(directory: directory, experts: stripped.experts)
+            XCTAssertEqual(try given.forward(prompt, cache: given.makeCache()).floats, expected)
+        }
+    }
+
     func testBF16ExpertsAreRecordedAndComputedWith() throws {
         let directory = try StorageFixtures.chronosModel()
         let prompt = StorageFixtures.prompt(10, vocab: 32)
-        let full = try ModelRegistry.load(directory: directory)
+        let full = try ModelLoader.load(directory: directory)
         let bf16 = experts(of: full, as: .bf16)
-        let expected = try StorageFixtures.greedyIds(ModelRegistry.load(directory: directory, experts: bf16), prompt: prompt, tokens: 8)
+        let expected = try StorageFixtures.greedyIds(ModelLoader.load(directory: directory, experts: bf16), prompt: prompt, tokens: 8)
 
         let manifest = try StorageFixtures.pack(directory, dtype: .bf16)
         XCTAssertEqual(manifest.dtype, "bf16")
@@ -103,19 +120,19 @@ final class StrippedCheckpointTests: XCTestCase {
 
         try CheckpointRewriter.rewrite(directory: directory, model: full, stripExperts: true, denseDType: nil)
         try assertEveryLoadGives(expected, directory, prompt: prompt, tokens: 8)
-        let stripped = try ModelRegistry.load(directory: directory)
+        let stripped = try ModelLoader.load(directory: directory)
         XCTAssertEqual(stripped.parameterCounts.expertBytes, manifest.expertBytes)
         XCTAssertEqual(stripped.experts.weights(for: ExpertKey(layer: 1, expert: 3))?.down.dtype, .bf16)
     }
 
     func testF16ExpertsAreStoredAsF16() throws {
         let directory = try StorageFixtures.huggingFaceModel("qwen2_moe")
-        let full = try ModelRegistry.load(directory: directory)
+        let full = try ModelLoader.load(directory: directory)
         let manifest = try StorageFixtures.pack(directory, dtype: .f16)
         XCTAssertEqual(manifest.dtype, "f16")
         XCTAssertTrue(manifest.experts.flatMap(\.tensors).allSatisfy { $0.dtype == "f16" })
         let prompt = StorageFixtures.prompt(10, vocab: 256)
-        let expected = try StorageFixtures.greedyIds(ModelRegistry.load(directory: directory, experts: experts(of: full, as: .f16)),
+        let expected = try StorageFixtures.greedyIds(ModelLoader.load(directory: directory, experts: experts(of: full, as: .f16)),
                                                      prompt: prompt, tokens: 6)
         let run = try StorageFixtures.generate(directory, OffloadSettings(mode: .chronos, budget: .fraction(0.3)), prompt: prompt, tokens: 6)
         XCTAssertEqual(run.ids, expected)
@@ -143,7 +160,7 @@ final class StrippedCheckpointTests: XCTestCase {
 
     func testDenseConversionWithoutStrippingKeepsTheCacheValid() throws {
         let directory = try StorageFixtures.huggingFaceModel("mixtral")
-        let model = try ModelRegistry.load(directory: directory)
+        let model = try ModelLoader.load(directory: directory)
         try StorageFixtures.pack(directory)
         let outcome = try CheckpointRewriter.rewrite(directory: directory, model: model, stripExperts: false, denseDType: .bf16)
         XCTAssertEqual(outcome.strippedTensors, 0)
@@ -152,12 +169,12 @@ final class StrippedCheckpointTests: XCTestCase {
         XCTAssertFalse(StrippedCheckpoint.isStripped(checkpoint))
         let expert = model.checkpointNames(for: ExpertKey(layer: 0, expert: 1))!.gate
         XCTAssertEqual(try checkpoint.info(named: expert).dtype, .f32, "experts in the checkpoint are left as they were")
-        XCTAssertNoThrow(try ExpertCache.open(modelDirectory: directory).validate(against: ModelRegistry.load(directory: directory)))
+        XCTAssertNoThrow(try ExpertCache.open(modelDirectory: directory).validate(against: ModelLoader.load(directory: directory)))
     }
 
     func testShardedCheckpointIsRewrittenAsOneFile() throws {
         let directory = try StorageFixtures.chronosModel()
-        let single = directory.appendingPathComponent(SafetensorsCheckpoint.singleFileName)
+        let single = directory.appendingPathComponent(ModelDirectory.Name.checkpoint)
         let original = try SafetensorsCheckpoint(directory: directory)
         let names = original.tensorNames, half = names.count / 2
         var weightMap: [String: String] = [:]
@@ -168,14 +185,14 @@ final class StrippedCheckpointTests: XCTestCase {
             for name in part { weightMap[name] = shard }
         }
         try JSONSerialization.data(withJSONObject: ["weight_map": weightMap])
-            .write(to: directory.appendingPathComponent(SafetensorsCheckpoint.indexFileName))
+            .write(to: directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex))
         try FileManager.default.removeItem(at: single)
         let prompt = StorageFixtures.prompt(10, vocab: 32)
         let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6)
 
         try StorageFixtures.packAndStrip(directory)
         let left = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("model") }
-        XCTAssertEqual(left, [SafetensorsCheckpoint.singleFileName])
+        XCTAssertEqual(left, [ModelDirectory.Name.checkpoint])
         XCTAssertEqual(try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6), expected)
         XCTAssertEqual(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 6).ids,
                        expected)
@@ -191,7 +208,7 @@ final class StrippedCheckpointTests: XCTestCase {
         // Two clusters mixing the layers, as `chronos pack --clusters` writes them.
         let keys = before.experts.map(\.key)
         let plan = ClusterPlan(clusters: [keys.filter { $0.expert % 2 == 0 }, keys.filter { $0.expert % 2 == 1 }])
-        let after = try ExpertCachePacker.pack(directory: directory, model: ModelRegistry.load(directory: directory), plan: plan)
+        let after = try ExpertCachePacker.pack(directory: directory, model: ModelLoader.load(directory: directory), plan: plan)
         XCTAssertEqual(after.files.count, 2)
         XCTAssertEqual(after.dtype, "bf16")
         for entry in after.experts {
@@ -210,8 +227,8 @@ final class StrippedCheckpointTests: XCTestCase {
     func testMissingCacheIsAClearError() throws {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.packAndStrip(directory)
-        let model = try ModelRegistry.load(directory: directory)
-        try FileManager.default.removeItem(at: directory.appendingPathComponent(ExpertCacheManifest.directoryName))
+        let model = try ModelLoader.load(directory: directory)
+        try FileManager.default.removeItem(at: ModelDirectory(directory).expertCache)
         // Without its cache a stripped checkpoint has no experts left to pack.
         XCTAssertThrowsError(try ExpertCachePacker.pack(directory: directory, model: model)) { error in
             XCTAssertEqual(error as? ExpertCacheError, .checkpointStripped(directory: directory.path))
@@ -220,7 +237,7 @@ final class StrippedCheckpointTests: XCTestCase {
         let missing = StrippedCheckpointError.cacheMissing(directory: directory.path)
         XCTAssertTrue(missing.description.contains("live in expert_cache/, which is missing: restore expert_cache/ from the model's source, or re-pack from the full checkpoint"),
                       missing.description)
-        XCTAssertThrowsError(try ModelRegistry.load(directory: directory)) { XCTAssertEqual($0 as? StrippedCheckpointError, missing) }
+        XCTAssertThrowsError(try ModelLoader.load(directory: directory)) { XCTAssertEqual($0 as? StrippedCheckpointError, missing) }
         for settings in [OffloadSettings(mode: .resident), OffloadSettings(mode: .lru, budget: .fraction(0.3)),
                          OffloadSettings(mode: .mmap, budget: .fraction(0.3))] {
             XCTAssertThrowsError(try OffloadedModel(directory: directory, settings: settings)) {
@@ -238,7 +255,7 @@ final class StrippedCheckpointTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: configURL)
         for load in [{ _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .lru, budget: .fraction(0.3))) },
                      { _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .resident)) },
-                     { _ = try ModelRegistry.load(directory: directory) }] {
+                     { _ = try ModelLoader.load(directory: directory) }] {
             XCTAssertThrowsError(try load()) { error in
                 guard case let StrippedCheckpointError.cacheStale(path, reason) = error else { return XCTFail("\(error)") }
                 XCTAssertEqual(path, directory.path)
@@ -268,7 +285,7 @@ final class StrippedCheckpointTests: XCTestCase {
         let data = try Data(contentsOf: file)
         try data.prefix(data.count - 64).write(to: file)
         for load in [{ _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .chronos, budget: .fraction(0.3))) },
-                     { _ = try ModelRegistry.load(directory: directory) }] {
+                     { _ = try ModelLoader.load(directory: directory) }] {
             XCTAssertThrowsError(try load()) { error in
                 guard case let StrippedCheckpointError.cacheInvalid(_, reason) = error else { return XCTFail("\(error)") }
                 XCTAssertTrue(reason.contains(file.path), reason)

@@ -287,8 +287,8 @@ public final class TransformerLanguageModel: LanguageModel {
         }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt"],
-                                    to: directory.appendingPathComponent(SafetensorsCheckpoint.singleFileName))
-        try AtomicFile.write(configJSON, to: directory.appendingPathComponent("config.json"))
+                                    to: ModelDirectory(directory).checkpoint)
+        try AtomicFile.write(configJSON, to: ModelDirectory(directory).config)
     }
 
     /// The projection `name` of routed expert `key`, if the provider has it.

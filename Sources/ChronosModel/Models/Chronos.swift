@@ -225,7 +225,7 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
     /// The configuration in `directory`'s `config.json`, validated: errors name the file and
     /// the field at fault, and a directory of another architecture is refused.
     public init(directory: URL) throws {
-        let url = directory.appendingPathComponent("config.json")
+        let url = ModelDirectory(directory).config
         self = try ConfigurationFile.decode(ChronosConfiguration.self, from: ConfigurationFile.read(url), file: url.path)
         try validate(file: url.path)
     }
@@ -237,7 +237,7 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
 
     /// Checks the sizes fit together and lie within `ConfigurationLimits`; errors name the
     /// `config.json` field at fault and the range it may take.
-    public func validate(file: String = "config.json") throws {
+    public func validate(file: String = ModelDirectory.Name.config) throws {
         func check(_ condition: Bool, _ field: CodingKeys, _ reason: String) throws {
             if !condition { throw ModelError.malformedConfig(file: file, field: field.rawValue, reason: reason) }
         }

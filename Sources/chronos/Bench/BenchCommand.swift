@@ -147,7 +147,7 @@ struct Bench: ParsableCommand {
                                                                          progress: progress)
             defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
             guard let budget = ExpertBudget(parsing: self.budget) else { throw ValidationError("--budget '\(self.budget)' is invalid") }
-            let summary = try ModelRegistry.load(directory: directory).summary
+            let summary = try ModelLoader.load(directory: directory).summary
             var promptIds = try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
                 ?? OffloadBench.defaultPrompts(directory: directory, vocab: summary.vocabSize)
             var references: [[Int]]?
@@ -208,7 +208,7 @@ struct Bench: ParsableCommand {
         @Flag(help: "Print one JSON object instead of a table.") var json = false
 
         func run() throws {
-            let path = try tokenizer ?? URL(fileURLWithPath: ModelDirectory.shippedModel()).appendingPathComponent("tokenizer.json").path
+            let path = try tokenizer ?? ModelDirectory(path: ModelArgument.shippedModel()).tokenizer.path
             let report = BenchReport.console(json: json)
             try TokenizerBench(report: report).run(tokenizer: Tokenizer(contentsOf: URL(fileURLWithPath: path)),
                                                    corpus: URL(fileURLWithPath: corpus), vocabularySize: vocabSize)
