@@ -2,46 +2,8 @@ import ChronosModel
 import ChronosTensor
 import Foundation
 
-/// Recall and precision of predicted expert sets against the experts actually used, summed
-/// over many predictions.
-public struct SetScore: Sendable, Equatable {
-    /// Predicted pairs that were used.
-    public var hits = 0
-    /// Pairs predicted.
-    public var predicted = 0
-    /// Pairs used.
-    public var used = 0
-    /// Uses (with multiplicity) of pairs that were predicted.
-    public var coveredUses = 0
-    /// Uses with multiplicity.
-    public var uses = 0
-
-    /// An empty score.
-    public init() {}
-
-    /// Hits over pairs used.
-    public var recall: Double { used > 0 ? Double(hits) / Double(used) : 0 }
-    /// Hits over pairs predicted.
-    public var precision: Double { predicted > 0 ? Double(hits) / Double(predicted) : 0 }
-    /// Uses of predicted pairs over all uses: the hit rate the set alone would give.
-    public var coverage: Double { uses > 0 ? Double(coveredUses) / Double(uses) : 0 }
-
-    /// Adds one prediction against the pairs used, counted with multiplicity.
-    mutating func add(predicted set: Set<ExpertKey>, used counts: [ExpertKey: Int]) {
-        predicted += set.count
-        used += counts.count
-        for (key, count) in counts {
-            uses += count
-            if set.contains(key) {
-                hits += 1
-                coveredUses += count
-            }
-        }
-    }
-}
-
-/// Scores the trace-trained predictors on held-out traces, each beside its controls
-/// (DESIGN.md §4): a shuffle control (the same predictions scored against another token's or
+/// Scores the trace-trained predictors on held-out traces, each beside the controls that
+/// expose skill that is only temporal reuse or popularity: a shuffle control (the same predictions scored against another token's or
 /// prompt's future), a frequency baseline (the pairs most used in the training trace), and a
 /// reuse control (what was used just before: the current token's experts for the lookahead,
 /// the prompt's own experts for the intent classifier).
@@ -51,13 +13,18 @@ public enum PredictorEvaluation {
         /// k.
         public var offset: Int
         /// The head's top-n per layer.
-        public var head = SetScore()
+        public var head = PredictionScore()
         /// The head's predictions scored against a shuffled future.
-        public var shuffled = SetScore()
+        public var shuffled = PredictionScore()
         /// The n most used experts of each layer in the training trace.
-        public var frequency = SetScore()
+        public var frequency = PredictionScore()
         /// The experts token t itself used.
-        public var reuse = SetScore()
+        public var reuse = PredictionScore()
+
+        /// Empty scores for offset `offset`.
+        public init(offset: Int) {
+            self.offset = offset
+        }
     }
 
     /// Intent scores at one prompt length.
@@ -67,13 +34,13 @@ public enum PredictorEvaluation {
         /// Pairs in every predicted set.
         public var setSize: Int
         /// The classifier's hot set.
-        public var intent = SetScore()
+        public var intent = PredictionScore()
         /// Its sets scored against another prompt's generation.
-        public var shuffled = SetScore()
+        public var shuffled = PredictionScore()
         /// The most used pairs of the training trace.
-        public var frequency = SetScore()
+        public var frequency = PredictionScore()
         /// The pairs the prompt itself used most.
-        public var prompt = SetScore()
+        public var prompt = PredictionScore()
     }
 
     /// How often each (layer, expert) pair is routed to in `trace`.
@@ -113,9 +80,9 @@ public enum PredictorEvaluation {
                         perLayer.append(set)
                         let truth = keys(target.experts[slot], slot)
                         used.append(Dictionary(uniqueKeysWithValues: truth.map { ($0.key.expert, $0.value) }))
-                        rows[k - 1].head.add(predicted: set, used: truth)
-                        rows[k - 1].frequency.add(predicted: frequent[slot], used: truth)
-                        rows[k - 1].reuse.add(predicted: Set(keys(sequence[t].experts[slot], slot).keys), used: truth)
+                        rows[k - 1].head.add(predicted: set, uses: truth)
+                        rows[k - 1].frequency.add(predicted: frequent[slot], uses: truth)
+                        rows[k - 1].reuse.add(predicted: Set(keys(sequence[t].experts[slot], slot).keys), uses: truth)
                     }
                     predicted.append(perLayer)
                     future.append(used)
@@ -131,7 +98,7 @@ public enum PredictorEvaluation {
                 for slot in layers.indices {
                     let used = futures[other][k][slot]
                     let truth = Dictionary(uniqueKeysWithValues: used.map { (ExpertKey(layer: layers[slot], expert: $0.key), $0.value) })
-                    rows[k].shuffled.add(predicted: predictions[index][k][slot], used: truth)
+                    rows[k].shuffled.add(predicted: predictions[index][k][slot], uses: truth)
                 }
             }
         }
@@ -155,15 +122,15 @@ public enum PredictorEvaluation {
                 let scores = classifier.scores(features: features)
                 let set = Set(ExpertPredictor.hotSet(scores: scores, bytes: { _ in 1 }, budget: setSize))
                 let used = counts(future, layers: layers)
-                row.intent.add(predicted: set, used: used)
-                row.frequency.add(predicted: frequent, used: used)
-                row.prompt.add(predicted: Set(mostUsed(counts(prompt, layers: layers), limit: setSize)), used: used)
+                row.intent.add(predicted: set, uses: used)
+                row.frequency.add(predicted: frequent, uses: used)
+                row.prompt.add(predicted: Set(mostUsed(counts(prompt, layers: layers), limit: setSize)), uses: used)
                 sets.append(set)
                 futures.append(used)
             }
             var random = SplitMix64(seed: seed)
             for (index, other) in shuffledIndices(sets.count, &random).enumerated() {
-                row.shuffled.add(predicted: sets[index], used: futures[other])
+                row.shuffled.add(predicted: sets[index], uses: futures[other])
             }
             return row
         }

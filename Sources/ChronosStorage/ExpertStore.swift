@@ -132,8 +132,12 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     fileprivate func weights(for key: ExpertKey, session id: Int) -> ExpertWeights? {
         state.lock()
         defer { state.unlock() }
-        sessions[id, default: SessionState()].inUse = nil
-        mergeSessions()
+        if sessions[id, default: SessionState()].inUse != nil {
+            // The expert this session computed with may now make room for another's need.
+            sessions[id]!.inUse = nil
+            mergeSessions()
+            state.broadcast()
+        }
         if !sessions[id]!.counted.contains(key) { countNeed(key, session: id) }
         let start = clock.now
         var waited = false
@@ -476,6 +480,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         residency.metrics.fallbacks += 1
         sessions[id]?.pins[key] = nil
         mergeSessions()
+        state.broadcast()
         return nil
     }
 

@@ -37,12 +37,12 @@ struct EvalCommand: ParsableCommand {
             let start = reference == nil ? count : 0
             let referenceInputs = (start..<min(start + count, referenceSequences.count)).map(referenceSequences.inputs)
             for offset in 1...steps {
-                let quality = try LookaheadEvaluation.evaluate(loaded, sequences: (0..<count).map(heldOut.inputs), reference: referenceInputs,
-                                                               offset: offset)
-                result["lookahead_t\(offset)_recall"] = quality.recall
-                result["lookahead_t\(offset)_shuffled_recall"] = quality.shuffledRecall
-                result["lookahead_t\(offset)_frequency_recall"] = quality.frequencyRecall
-                result["lookahead_t\(offset)_reuse_recall"] = quality.reuseRecall
+                let row = try LookaheadEvaluation.evaluate(loaded, sequences: (0..<count).map(heldOut.inputs), reference: referenceInputs,
+                                                           offset: offset)
+                result["lookahead_t\(offset)_recall"] = row.head.recall ?? 0
+                result["lookahead_t\(offset)_shuffled_recall"] = row.shuffled.recall ?? 0
+                result["lookahead_t\(offset)_frequency_recall"] = row.frequency.recall ?? 0
+                result["lookahead_t\(offset)_reuse_recall"] = row.reuse.recall ?? 0
             }
         }
         if json {

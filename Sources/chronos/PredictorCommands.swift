@@ -67,8 +67,8 @@ struct PredictorTrainingOptions: ParsableArguments {
     }
 
     /// Formats a row of a results table.
-    static func cells(_ score: SetScore) -> String {
-        String(format: "%5.1f %% / %5.1f %%", 100 * score.recall, 100 * score.precision)
+    static func cells(_ score: PredictionScore) -> String {
+        String(format: "%5.1f %% / %5.1f %%", 100 * (score.recall ?? 0), 100 * (score.precision ?? 0))
     }
 }
 
@@ -112,7 +112,7 @@ extension TrainCommand {
             print("coverage = share of those routings the set holds (the hit rate it alone would give); recall / precision over the distinct pairs used")
             print("prompt | coverage: intent shuffled frequency prompt's-own | recall / precision: intent | shuffled          | frequency         | prompt's own")
             for row in rows {
-                let coverage = [row.intent, row.shuffled, row.frequency, row.prompt].map { String(format: "%6.1f %%", 100 * $0.coverage) }
+                let coverage = [row.intent, row.shuffled, row.frequency, row.prompt].map { String(format: "%6.1f %%", 100 * ($0.coverage ?? 0)) }
                 let sets = [row.intent, row.shuffled, row.frequency, row.prompt].map(PredictorTrainingOptions.cells)
                 print(String(format: "%6d | ", row.promptLength) + coverage.joined(separator: " ") + " | " + sets.joined(separator: " | "))
             }

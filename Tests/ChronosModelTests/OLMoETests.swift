@@ -7,7 +7,7 @@ import XCTest
 
 /// A tiny random OLMoE checkpoint written with `SafetensorsWriter` (no transformers fixture
 /// exists for this family), checked against a direct transcription of transformers'
-/// `modeling_olmoe.py` and for cache consistency.
+/// OLMoE forward pass and for cache consistency.
 final class OLMoETests: XCTestCase {
     /// Sizes of the tiny model.
     static let vocab = 48, hidden = 32, layers = 2, heads = 4, kvHeads = 2, headDim = 8, experts = 4, topK = 2, width = 16

@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosTestSupport
 @testable import ChronosTraining
 import Foundation

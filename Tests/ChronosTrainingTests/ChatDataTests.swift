@@ -83,7 +83,7 @@ final class ChatDataTests: XCTestCase {
         for (bad, reason) in cases {
             let url = try write([good, "", bad].joined(separator: "\n"))
             XCTAssertThrowsError(try ChatData.conversations(at: url)) { error in
-                guard case let ChatDataError.malformedRecord(file, line, message) = error else { return XCTFail("\(error)") }
+                guard case let JSONLinesError.malformedLine(file, line, message) = error else { return XCTFail("\(error)") }
                 XCTAssertEqual(file, url.path)
                 XCTAssertEqual(line, 3, "blank lines count")
                 XCTAssertTrue(message.contains(reason), "\(message) should say \(reason)")
@@ -92,34 +92,15 @@ final class ChatDataTests: XCTestCase {
         }
         let pair = #"{"chosen": [{"role": "user", "content": "A"}, {"role": "assistant", "content": "x"}], "rejected": [{"role": "user", "content": "B"}, {"role": "assistant", "content": "y"}]}"#
         XCTAssertThrowsError(try ChatData.preferencePairs(at: write(pair))) { error in
-            XCTAssertTrue("\(error)".contains(":1: malformed record: \"chosen\" and \"rejected\" do not share their prompt turns"), "\(error)")
+            XCTAssertTrue("\(error)".contains(":1: malformed line: \"chosen\" and \"rejected\" do not share their prompt turns"), "\(error)")
         }
         let prompt = #"{"conversations": [{"role": "user", "content": "A"}, {"role": "assistant", "content": ""}], "reference": ""}"#
         XCTAssertThrowsError(try ChatData.definitionPrompts(at: write(prompt))) { error in
-            XCTAssertTrue("\(error)".contains(":1: malformed record: no non-empty string \"reference\""), "\(error)")
+            XCTAssertTrue("\(error)".contains(":1: malformed line: no non-empty string \"reference\""), "\(error)")
         }
         XCTAssertThrowsError(try ChatData.conversations(at: write("\n\n"))) { error in
-            guard case .empty = error as? ChatDataError else { return XCTFail("\(error)") }
+            guard case .empty = error as? JSONLinesError else { return XCTFail("\(error)") }
         }
-    }
-
-    func testGzipStoredFixedAndDynamicBlocksAndMembers() throws {
-        func inflate(_ base64: String) throws -> String {
-            String(decoding: try Gzip.decompress([UInt8](Data(base64Encoded: base64)!)), as: UTF8.self)
-        }
-        XCTAssertEqual(try inflate("H4sIAAAAAAAA/wETAOz/eyJ0ZXh0IjogInN0b3JlZCJ9CoHbIqATAAAA"), "{\"text\": \"stored\"}\n")
-        XCTAssertEqual(try inflate("H4sIAAAAAAAC/0tMKkpMTkxJBFIKidjZXADXQJ9GJAAAAA=="), "abracadabra abracadabra abracadabra\n")
-        XCTAssertEqual(try inflate("H4sIAAAAAAAA/8vPS+UCAJ+oF/gEAAAAH4sIAAAAAAAA/yspz+cCAHQIF5YEAAAA"), "one\ntwo\n")
-        let dynamic = try inflate("H4sIAAAAAAAC/1VRQQ7DIAz7Sr5GVyo4jEhtJsTvZxtabRIIERzbMbXZlq3nM1vzsJJ2S223w08Lt1IvlY7T37r0Ul/FtiFwT9cNipK5h22f4HMK0KiVm68JCqIhNRYJogAHeZCoudcoN5X2lKvxwz9w0gi00UybeCr5nGR/ZutSoE2eMZ3+wrxNcyHjaJiKMPQMCwnFQ6jrtlwOXjgW1UmKgyyPP3S44hVY1bzgGOOO3Q97fK1cZoDiwUprEnBITYGiTvVr/hZHUU1BODFfCGUqtNkBAAA=")
-        XCTAssertEqual(dynamic.utf8.count, 473)
-        XCTAssertTrue(dynamic.hasPrefix("in be were not had and for to his had from his which by not "))
-        // A flipped byte in the data is caught by the CRC or the decoder.
-        let fixed = [UInt8](Data(base64Encoded: "H4sIAAAAAAAC/0tMKkpMTkxJBFIKidjZXADXQJ9GJAAAAA==")!)
-        var corrupt = fixed
-        corrupt[14] ^= 0x10
-        XCTAssertThrowsError(try Gzip.decompress(corrupt))
-        XCTAssertThrowsError(try Gzip.decompress(Array(fixed.prefix(20)))) { XCTAssertEqual($0 as? GzipError, .truncated) }
-        XCTAssertThrowsError(try Gzip.decompress(Array(fixed.dropLast()))) { XCTAssertEqual($0 as? GzipError, .truncated) }
     }
 
     func testTheWordNetFilesParse() throws {

@@ -127,20 +127,10 @@ final class PretrainingDataTests: XCTestCase {
     func testMalformedLinesNameTheFileAndLine() throws {
         for (index, bad) in Self.badLines.enumerated() {
             let url = try file("bad\(index).jsonl", "{\"text\": \"fine\"}\n\n   \n\(bad.line)\n{\"text\": \"after\"}\n")
-            let reader = try JSONLTextReader(url: url)
-            XCTAssertEqual(try reader.next(), "fine")
-            XCTAssertThrowsError(try reader.next()) { error in
-                XCTAssertEqual(error as? PretrainingDataError, .malformedLine(file: url.path, line: 4, reason: bad.reason))
+            XCTAssertThrowsError(try TokenizedCorpus(jsonl: [url], tokenizer: Self.bytesTokenizer)) { error in
+                XCTAssertEqual(error as? PretrainingDataError, .jsonLines(.malformedLine(file: url.path, line: 4, reason: bad.reason)))
                 XCTAssertEqual("\(error)", "\(url.path):4: malformed line: \(bad.reason)")
             }
-            XCTAssertThrowsError(try TokenizedCorpus(jsonl: [url], tokenizer: Self.bytesTokenizer)) { error in
-                XCTAssertEqual(error as? PretrainingDataError, .malformedLine(file: url.path, line: 4, reason: bad.reason))
-            }
-        }
-        let missing = directory.appendingPathComponent("missing.jsonl")
-        XCTAssertThrowsError(try JSONLTextReader(url: missing)) { error in
-            guard case .inaccessibleFile(let file, _) = error as? PretrainingDataError else { return XCTFail("\(error)") }
-            XCTAssertEqual(file, missing.path)
         }
     }
 
@@ -155,17 +145,6 @@ final class PretrainingDataTests: XCTestCase {
         XCTAssertEqual(corpus.skippedLines.first, .malformedLine(file: url.path, line: 2, reason: "not valid JSON"))
         XCTAssertEqual(corpus.skippedLines.last, .malformedLine(file: other.path, line: 1, reason: "not valid JSON"))
         XCTAssertEqual(corpus.skippedLines.count, 7)
-    }
-
-    func testReaderStreamsLinesLongerThanItsBlocksAndWindowsLineEnds() throws {
-        let long = String(repeating: "Emma Woodhouse, handsome, clever, and rich. ", count: 60_000)  // 2.6 MB
-        let url = try file("long.jsonl", "{\"text\": \"short\"}\r\n{\"text\": \"\(long)\"}\r\n{\"text\": \"end\\nline\"}")
-        let reader = try JSONLTextReader(url: url)
-        XCTAssertEqual(try reader.next(), "short")
-        XCTAssertEqual(try reader.next(), long)
-        XCTAssertEqual(try reader.next(), "end\nline")
-        XCTAssertNil(try reader.next())
-        XCTAssertEqual(reader.lineNumber, 3)
     }
 
     func testTokenizedCorpusMatchesEncodingEachDocument() throws {

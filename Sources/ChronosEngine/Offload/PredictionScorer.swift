@@ -1,4 +1,5 @@
 import ChronosModel
+import ChronosRouting
 import ChronosTensor
 
 /// Scores the predictors of one generation against the experts each token actually used.
@@ -73,37 +74,33 @@ public final class PredictionScorer {
             for (index, predicted) in record.predictions.enumerated() {
                 guard let actual = used[record.from + index + 1] else { continue }
                 let predictedSet = Set(predicted)
-                report.lookahead[index].add(hits: predictedSet.intersection(actual).count, predicted: predictedSet.count, actual: actual.count)
+                report.lookahead[index].add(predicted: predictedSet, actual: actual)
                 let frequency = Set(record.frequency[index])
-                report.lookaheadFrequency[index].add(hits: frequency.intersection(actual).count, predicted: frequency.count,
-                                                     actual: actual.count)
+                report.lookaheadFrequency[index].add(predicted: frequency, actual: actual)
                 if let previous = used[record.from] {
-                    report.lookaheadPrevious[index].add(hits: previous.intersection(actual).count, predicted: previous.count,
-                                                        actual: actual.count)
+                    report.lookaheadPrevious[index].add(predicted: previous, actual: actual)
                 }
                 if !decodePositions.isEmpty {
                     let other = decodePositions[Int(generator.next() % UInt64(decodePositions.count))]
-                    let shuffled = used[other]!
-                    report.lookaheadShuffled[index].add(hits: predictedSet.intersection(shuffled).count, predicted: predictedSet.count,
-                                                        actual: shuffled.count)
+                    report.lookaheadShuffled[index].add(predicted: predictedSet, actual: used[other]!)
                 }
             }
         }
         for record in nextLayer {
             guard let used = used[record.position] else { continue }
             let actual = used.filter { $0.layer == record.layer }, predicted = Set(record.keys)
-            report.nextLayer.add(hits: predicted.intersection(actual).count, predicted: predicted.count, actual: actual.count)
+            report.nextLayer.add(predicted: predicted, actual: actual)
         }
         for record in repetition {
             guard let actual = used[record.position] else { continue }
             let predicted = Set(record.keys)
-            report.repetition.add(hits: predicted.intersection(actual).count, predicted: predicted.count, actual: actual.count)
+            report.repetition.add(predicted: predicted, actual: actual)
         }
         if let promptSet {
             let decodeUsed = decodePositions.reduce(into: Set<ExpertKey>()) { $0.formUnion(used[$1]!) }
             if !decodeUsed.isEmpty {
                 let set = Set(promptSet)
-                report.prompt.add(hits: set.intersection(decodeUsed).count, predicted: set.count, actual: decodeUsed.count)
+                report.prompt.add(predicted: set, actual: decodeUsed)
                 let expected = totalPairs > 0 ? Int((Double(set.count) * Double(decodeUsed.count) / Double(totalPairs)).rounded()) : 0
                 report.promptChance.add(hits: expected, predicted: set.count, actual: decodeUsed.count)
             }

@@ -1,24 +1,4 @@
-import ChronosFormats
 import Foundation
-
-/// Why a chat-format dataset could not be read.
-public enum ChatDataError: Error, Equatable, CustomStringConvertible {
-    /// The file could not be opened or decompressed.
-    case inaccessibleFile(file: String, reason: String)
-    /// A line is not a record of the expected shape; `line` counts from 1.
-    case malformedRecord(file: String, line: Int, reason: String)
-    /// The file holds no records.
-    case empty(file: String)
-
-    /// A one-line explanation that names the file and line at fault.
-    public var description: String {
-        switch self {
-        case .inaccessibleFile(let file, let reason): "\(file): cannot read file: \(reason)"
-        case .malformedRecord(let file, let line, let reason): "\(file):\(line): malformed record: \(reason)"
-        case .empty(let file): "\(file): no records"
-        }
-    }
-}
 
 /// The records of a JSON Lines file, plain or gzip-compressed (recognised by its magic
 /// number), each line one JSON object. The file is read (and decompressed) whole: the
@@ -26,19 +6,19 @@ public enum ChatDataError: Error, Equatable, CustomStringConvertible {
 /// is not a JSON object is an error naming the file and the 1-based line.
 public enum JSONLinesFile {
     /// Calls `body` with each line's number and object; an error `body` throws as
-    /// `RecordProblem` becomes `ChatDataError.malformedRecord` for that line.
+    /// `RecordProblem` becomes `JSONLinesError.malformedLine` for that line.
     public static func forEachObject(at url: URL, _ body: (_ line: Int, _ object: [String: Any]) throws -> Void) throws {
         var bytes: [UInt8]
         do {
             bytes = [UInt8](try Data(contentsOf: url))
         } catch {
-            throw ChatDataError.inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
+            throw JSONLinesError.inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
         }
         if Gzip.isCompressed(bytes) {
             do {
                 bytes = try Gzip.decompress(bytes)
             } catch {
-                throw ChatDataError.inaccessibleFile(file: url.path, reason: error.description)
+                throw JSONLinesError.inaccessibleFile(file: url.path, reason: error.description)
             }
         }
         var line = 0, start = 0
@@ -52,15 +32,15 @@ public enum JSONLinesFile {
             do {
                 object = try JSONSerialization.jsonObject(with: Data(text), options: [.fragmentsAllowed])
             } catch {
-                throw ChatDataError.malformedRecord(file: url.path, line: line, reason: "not valid JSON")
+                throw JSONLinesError.malformedLine(file: url.path, line: line, reason: "not valid JSON")
             }
             guard let fields = object as? [String: Any] else {
-                throw ChatDataError.malformedRecord(file: url.path, line: line, reason: "not a JSON object")
+                throw JSONLinesError.malformedLine(file: url.path, line: line, reason: "not a JSON object")
             }
             do {
                 try body(line, fields)
             } catch let problem as RecordProblem {
-                throw ChatDataError.malformedRecord(file: url.path, line: line, reason: problem.reason)
+                throw JSONLinesError.malformedLine(file: url.path, line: line, reason: problem.reason)
             }
         }
     }

@@ -2,7 +2,7 @@ import ChronosModel
 import ChronosTensor
 import Foundation
 
-/// The six stages of the Chronos training pipeline, in the order they run (DESIGN §1.6).
+/// The six stages of the Chronos training pipeline, in the order they run.
 public enum TrainingStage: String, Codable, Sendable, CaseIterable, Comparable {
     case pretrain, sft, dpo, orpo, grpo, distill
 

@@ -1,5 +1,4 @@
 import ChronosFormats
-import ChronosModel
 import ChronosTensor
 import Foundation
 
@@ -100,6 +99,12 @@ public struct GenerationResult: Sendable {
     public var metrics: GenerationMetrics
     /// With `forcedIds`: the natural-log probability of each forced id, in order.
     public var forcedLogProbabilities: [Float] = []
+    /// The stop token that ended the generation, when one did (it is not in `ids`).
+    public var stopToken: Int? = nil
+
+    /// The generated ids followed by the stop token that ended them, if any: the sequence a
+    /// training stage learns from or scores.
+    public var idsWithStopToken: [Int] { ids + (stopToken.map { [$0] } ?? []) }
 }
 
 /// One step of a streamed generation, handed to the caller as soon as it is known.
@@ -111,7 +116,7 @@ public struct GeneratedToken: Sendable {
 }
 
 /// Which part of a generation a forward pass is.
-enum ForwardPhase {
+public enum ForwardPhase: Sendable {
     /// The whole prompt at once.
     case prefill
     /// One generated token.
@@ -119,7 +124,9 @@ enum ForwardPhase {
 }
 
 /// Runs prefill and the decode loop of one model: feeds the prompt through the KV cache,
-/// then samples one token at a time until a stop condition, streaming each token out.
+/// then samples one token at a time until a stop condition, streaming each token out. The one
+/// decode loop of Chronos: plain generation, offloaded generation (which supplies its own
+/// forward pass) and the sampling and evaluations of the training stages all run it.
 public final class Generator {
     /// The model that computes logits.
     public let model: any LanguageModel
@@ -142,7 +149,7 @@ public final class Generator {
 
     /// The prefill and decode loop with the forward pass supplied by the caller, who learns
     /// whether each call is the prompt or one decoded token (and may load experts around it).
-    func run(_ request: GenerationRequest, cache: ModelCache,
+    public func run(_ request: GenerationRequest, cache: ModelCache,
              forward: (_ ids: [Int], _ cache: ModelCache, _ phase: ForwardPhase) throws -> Tensor,
              onToken: (GeneratedToken) -> Bool) throws -> GenerationResult {
         let summary = model.summary
@@ -156,6 +163,7 @@ public final class Generator {
         var generated: [Int] = []
         var text = ""
         var reason = StopReason.length
+        var stopToken: Int?
         let start = DispatchTime.now().uptimeNanoseconds
         var firstTokenAt = start
 
@@ -178,6 +186,7 @@ public final class Generator {
             if generated.isEmpty { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
             if request.forcedIds == nil, stops.contains(next) {
                 reason = .stopToken
+                stopToken = next
                 break
             }
             generated.append(next)
@@ -207,7 +216,7 @@ public final class Generator {
         metrics.timeToFirstToken = Double(firstTokenAt - start) / 1e9
         metrics.decodeSeconds = Double(end - firstTokenAt) / 1e9
         return GenerationResult(ids: generated, text: text, stopReason: reason, metrics: metrics,
-                                forcedLogProbabilities: forcedLogProbabilities)
+                                forcedLogProbabilities: forcedLogProbabilities, stopToken: stopToken)
     }
 
     /// Character offset of the earliest stop string in `text` that ends after `searchFrom`

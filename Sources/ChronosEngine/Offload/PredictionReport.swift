@@ -1,41 +1,4 @@
-/// How well a set of predicted experts matched the experts actually used, summed over the
-/// predictions scored (so scores of several runs add up).
-public struct PredictionScore: Sendable, Equatable, Codable {
-    /// Predictions scored.
-    public var samples = 0
-    /// Predicted pairs that were used, summed.
-    public var hits = 0
-    /// Pairs predicted, summed.
-    public var predicted = 0
-    /// Pairs used, summed.
-    public var actual = 0
-
-    /// A score of nothing yet.
-    public init() {}
-
-    /// hits / actual: the share of the experts used that were predicted (nil before any sample).
-    public var recall: Double? { actual > 0 ? Double(hits) / Double(actual) : nil }
-    /// hits / predicted: the share of the predictions that were used (nil before any sample).
-    public var precision: Double? { predicted > 0 ? Double(hits) / Double(predicted) : nil }
-
-    /// Adds one prediction scored by its counts.
-    public mutating func add(hits: Int, predicted: Int, actual: Int) {
-        samples += 1
-        self.hits += hits
-        self.predicted += predicted
-        self.actual += actual
-    }
-
-    /// The two scores summed.
-    public func adding(_ other: PredictionScore) -> PredictionScore {
-        var sum = self
-        sum.samples += other.samples
-        sum.hits += other.hits
-        sum.predicted += other.predicted
-        sum.actual += other.actual
-        return sum
-    }
-}
+import ChronosRouting
 
 /// Prediction quality of one run or of several, each predictor beside its controls: the same
 /// predictions scored against a shuffled future (what temporal reuse alone earns), a frequency

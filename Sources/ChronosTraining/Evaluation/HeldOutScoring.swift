@@ -63,14 +63,17 @@ public enum HeldOutScoring {
         return total / Double(max(counted, 1))
     }
 
-    /// Greedy answers of `model` to each prompt (ids), decoded without special tokens.
+    /// Greedy answers of `model` to each prompt (ids): the generated ids, ending with the stop
+    /// token when one was drawn, and their text without special tokens.
     public static func greedyAnswers(_ model: any LanguageModel, prompts: [[Int]], encoder: ChatEncoder, maxTokens: Int,
-                                     stopTokens: Set<Int>) throws -> [(completion: SampledCompletion, text: String)] {
-        let sampler = CompletionSampler(temperature: 0, maxTokens: maxTokens, stopTokens: stopTokens)
-        var random = SplitMix64(seed: 0)
-        return try prompts.map { prompt in
-            let completion = try sampler.complete(model, prompt: prompt, random: &random)
-            return (completion, try encoder.tokenizer.decode(completion.answerIds, skipSpecialTokens: true))
+                                     stopTokens: Set<Int>) throws -> [(ids: [Int], text: String)] {
+        let generator = Generator(model: model, tokenizer: nil)
+        return try Autograd.recording(false) {
+            try prompts.map { prompt in
+                let result = try generator.generate(GenerationRequest(promptIds: prompt, maxTokens: maxTokens, sampling: .greedy,
+                                                                      stopTokens: stopTokens, ignoreEOS: true))
+                return (result.idsWithStopToken, try encoder.tokenizer.decode(result.ids, skipSpecialTokens: true))
+            }
         }
     }
 

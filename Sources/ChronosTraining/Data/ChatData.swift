@@ -109,7 +109,7 @@ public enum ChatData {
     static func records<Record>(at url: URL, _ decode: ([String: Any]) throws -> Record) throws -> [Record] {
         var records: [Record] = []
         try JSONLinesFile.forEachObject(at: url) { _, fields in records.append(try decode(fields)) }
-        guard !records.isEmpty else { throw ChatDataError.empty(file: url.path) }
+        guard !records.isEmpty else { throw JSONLinesError.empty(file: url.path) }
         return records
     }
 

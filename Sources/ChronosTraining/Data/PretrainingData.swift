@@ -6,8 +6,8 @@ import Foundation
 public enum PretrainingDataError: Error, Equatable, CustomStringConvertible {
     /// The file could not be opened, read or written.
     case inaccessibleFile(file: String, reason: String)
-    /// A line of a JSON Lines file is not a `{"text": "…"}` object; `line` counts from 1.
-    case malformedLine(file: String, line: Int, reason: String)
+    /// A JSON Lines file of documents could not be read, or a line of it is not a `{"text": "…"}` object.
+    case jsonLines(JSONLinesError)
     /// The tokenizer has no token with the end-of-text spelling.
     case unknownEndOfTextToken(String)
     /// The corpus does not fill one batch of sequences.
@@ -17,7 +17,7 @@ public enum PretrainingDataError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .inaccessibleFile(let file, let reason): "\(file): cannot access file: \(reason)"
-        case .malformedLine(let file, let line, let reason): "\(file):\(line): malformed line: \(reason)"
+        case .jsonLines(let error): error.description
         case .unknownEndOfTextToken(let token): "the tokenizer has no end-of-text token \(token.debugDescription)"
         case .tooFewSequences(let sequences, let batchSize):
             "the corpus packs into \(sequences) sequences, fewer than one batch of \(batchSize)"
@@ -35,7 +35,7 @@ public struct TokenizedCorpus: Equatable, Sendable {
     /// Malformed lines passed over while reading (with `skipBadLines`).
     public var skippedLineCount = 0
     /// The first few of those lines, as the errors they would have raised.
-    public var skippedLines: [PretrainingDataError] = []
+    public var skippedLines: [JSONLinesError] = []
 
     /// An empty corpus.
     public init() {}
@@ -59,13 +59,17 @@ public struct TokenizedCorpus: Equatable, Sendable {
             throw .unknownEndOfTextToken(endOfTextToken)
         }
         for file in files {
-            let reader = try JSONLTextReader(url: file, skipBadLines: skipBadLines)
-            while let text = try reader.next() {
-                guard !text.isEmpty else { continue }
-                append(document: tokenizer.encode(text, matchSpecialTokens: matchSpecialTokens), endOfText: endOfText)
+            do throws(JSONLinesError) {
+                let reader = try JSONLTextReader(url: file, skipBadLines: skipBadLines)
+                while let text = try reader.next() {
+                    guard !text.isEmpty else { continue }
+                    append(document: tokenizer.encode(text, matchSpecialTokens: matchSpecialTokens), endOfText: endOfText)
+                }
+                skippedLineCount += reader.skippedLineCount
+                skippedLines += reader.skippedLines.prefix(JSONLTextReader.reportedSkipLimit - skippedLines.count)
+            } catch {
+                throw .jsonLines(error)
             }
-            skippedLineCount += reader.skippedLineCount
-            skippedLines += reader.skippedLines.prefix(JSONLTextReader.reportedSkipLimit - skippedLines.count)
         }
     }
 }

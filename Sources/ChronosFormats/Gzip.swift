@@ -17,8 +17,8 @@ public enum GzipError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Decompression of gzip files (RFC 1952) with a DEFLATE decoder (RFC 1951) written after
-/// zlib's `puff.c`: canonical Huffman codes decoded a bit at a time, so the code stays short
+/// Decompression of gzip files (RFC 1952) with a DEFLATE decoder (RFC 1951) written in the
+/// manner of zlib's reference inflater: canonical Huffman codes decoded a bit at a time, so the code stays short
 /// and needs no system library. Concatenated members are decompressed one after another, as
 /// `gzip -d` does, and each member's CRC-32 and length are checked.
 public enum Gzip {

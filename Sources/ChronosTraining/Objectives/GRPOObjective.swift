@@ -38,27 +38,30 @@ final class GRPOObjective: StageObjective {
     var trainingCount: Int { train.count }
     var heldOutCount: Int { heldOut.count }
 
-    var sampler: CompletionSampler {
-        CompletionSampler(temperature: settings.temperature, topK: settings.topK, maxTokens: context.settings.maxNewTokens,
-                          stopTokens: context.stopTokens)
+    /// A request for one rollout of `promptIds`: sampled at the stage's temperature and top-k
+    /// with a seed drawn from the trainer's generator (so a resumed run samples the same), ending
+    /// on the stage's stop tokens only.
+    func rolloutRequest(_ promptIds: [Int], random: inout SplitMix64) -> GenerationRequest {
+        GenerationRequest(promptIds: promptIds, maxTokens: context.settings.maxNewTokens,
+                          sampling: SamplingParameters(temperature: settings.temperature, topK: settings.topK, seed: random.next()),
+                          stopTokens: context.stopTokens, ignoreEOS: true)
     }
 
     func units(forExamples indices: [Int], trainer: ChronosTrainer) throws -> [GRPOCompletion] {
-        let sampler = self.sampler
+        let generator = Generator(model: trainer.model, tokenizer: nil)
         var units: [GRPOCompletion] = []
         for index in indices {
             let prompt = train[index]
             let promptIds = try context.encoder.encodePrompt(prompt.prompt)
-            var completions: [SampledCompletion] = []
-            for _ in 0..<settings.groupSize {
-                completions.append(try sampler.complete(trainer.model, prompt: promptIds, random: &trainer.random))
+            let completions = try Autograd.recording(false) {
+                try (0..<settings.groupSize).map { _ in try generator.generate(rolloutRequest(promptIds, random: &trainer.random)) }
             }
             let rewards = try completions.map { completion in
-                try reward.reward(context.encoder.tokenizer.decode(completion.answerIds, skipSpecialTokens: true), for: prompt)
+                try reward.reward(context.encoder.tokenizer.decode(completion.ids, skipSpecialTokens: true), for: prompt)
             }
             let advantages = GRPOLoss.advantages(rewards)
             for (i, completion) in completions.enumerated() {
-                units.append(GRPOCompletion(sequence: ChatEncoder.completion(prompt: promptIds, completion: completion.ids),
+                units.append(GRPOCompletion(sequence: ChatEncoder.completion(prompt: promptIds, completion: completion.idsWithStopToken),
                                             reward: rewards[i], advantage: advantages[i]))
             }
         }
@@ -92,7 +95,7 @@ final class GRPOObjective: StageObjective {
         return [
             "mean_reward": rewards.reduce(0, +) / Double(max(rewards.count, 1)),
             "definition_f1": HeldOutScoring.definitionF1(answers: answers.map(\.text), prompts: heldOut),
-            "router_kl_drift": try trainer.routerDrift(on: zip(prompts, answers).map { $0 + $1.completion.ids }),
+            "router_kl_drift": try trainer.routerDrift(on: zip(prompts, answers).map { $0 + $1.ids }),
         ]
     }
 }

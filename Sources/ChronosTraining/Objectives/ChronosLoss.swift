@@ -67,7 +67,7 @@ public struct ChronosLossTerms {
     }
 }
 
-/// The Chronos routing terms of DESIGN §1, computed from one sequence's routing signals.
+/// The Chronos routing terms (load balance, temporal locality, lookahead, router anchor), computed from one sequence's routing signals.
 public enum ChronosLoss {
     /// All four terms (a term whose inputs are absent is zero).
     public static func terms(_ s: RoutingSignals) -> ChronosLossTerms {

@@ -1,4 +1,3 @@
-import ChronosEngine
 import ChronosModel
 import ChronosTestSupport
 import Foundation
@@ -36,6 +35,8 @@ final class GeneratorTests: XCTestCase {
                                                                ignoreEOS: true))
         XCTAssertEqual(stopped.ids, Array(reference.greedy.prefix { $0 != stopAt }))
         XCTAssertEqual(stopped.stopReason, .stopToken)
+        XCTAssertEqual(stopped.stopToken, stopAt)
+        XCTAssertEqual(stopped.idsWithStopToken, stopped.ids + [stopAt], "the sequence a training stage learns from")
         var streamed: [Int] = []
         let cancelled = try generator.generate(GenerationRequest(promptIds: reference.input_ids, maxTokens: 12, ignoreEOS: true)) {
             streamed.append($0.id)
@@ -44,6 +45,8 @@ final class GeneratorTests: XCTestCase {
         XCTAssertEqual(cancelled.ids, Array(reference.greedy.prefix(2)))
         XCTAssertEqual(streamed, cancelled.ids)
         XCTAssertEqual(cancelled.stopReason, .cancelled)
+        XCTAssertNil(cancelled.stopToken)
+        XCTAssertEqual(cancelled.idsWithStopToken, cancelled.ids)
     }
 
     func testTeacherForcingEmitsTheGivenIdsWithTheirLogProbabilities() throws {

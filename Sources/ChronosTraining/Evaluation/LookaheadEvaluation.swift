@@ -1,28 +1,17 @@
 import ChronosModel
+import ChronosRouting
 import ChronosTensor
-
-/// How well a predictor of future experts does, beside the controls that expose skill that
-/// is only temporal reuse or popularity (DESIGN §4).
-public struct PredictionQuality: Codable, Sendable, Equatable {
-    /// Mean over (position, MoE layer) of |predicted ∩ actual| / |actual| for token t + offset.
-    public var recall: Double
-    /// The same predictions scored against the experts of a random other position (shuffled future).
-    public var shuffledRecall: Double
-    /// Recall of always predicting each layer's most frequent experts (frequencies from other text).
-    public var frequencyRecall: Double
-    /// Recall of predicting that token t + offset uses token t's experts (temporal reuse).
-    public var reuseRecall: Double
-    /// Positions scored.
-    public var positions: Int
-}
 
 /// Scores the lookahead head of a Chronos model on held-out text.
 public enum LookaheadEvaluation {
-    /// Recall@k (k = experts per token) of the head's offset-`offset` predictions against the
-    /// experts each MoE layer actually chose at t + offset, on `sequences`; the frequency
-    /// baseline counts expert use on `reference` sequences.
+    /// The head's top-k (k = experts per token) predictions for t + `offset` against the
+    /// experts each MoE layer actually chose there, on `sequences`, one prediction per position
+    /// and MoE layer, beside the controls that expose skill that is only temporal reuse or
+    /// popularity: the same predictions against a random other position's experts
+    /// (shuffled future), each layer's most frequent experts on the `reference` sequences, and
+    /// token t's own experts (reuse).
     public static func evaluate(_ model: any LanguageModel, sequences: [[Int]], reference: [[Int]], offset: Int = 1,
-                                seed: UInt64 = 7) throws -> PredictionQuality {
+                                seed: UInt64 = 7) throws -> PredictorEvaluation.LookaheadRow {
         let k = model.summary.expertsPerToken, experts = model.summary.expertsPerLayer.max() ?? 0
         // Most frequent experts per layer on the reference text.
         var counts: [Int: [Int]] = [:]
@@ -48,21 +37,18 @@ public enum LookaheadEvaluation {
                 current.append(output.layers.map { $0.selectedExperts[t] })
             }
         }
-        func overlap(_ p: [Int], _ a: [Int]) -> Double { Double(Set(p).intersection(a).count) / Double(max(a.count, 1)) }
         var random = SplitMix64(seed: seed)
         let shuffled = actual.indices.shuffled(using: &random)
-        var recall = 0.0, shuffledRecall = 0.0, frequencyRecall = 0.0, reuseRecall = 0.0, scored = 0
+        var row = PredictorEvaluation.LookaheadRow(offset: offset)
         for i in predicted.indices {
             for (l, layer) in layers.enumerated() {
-                recall += overlap(predicted[i], actual[i][l])
-                shuffledRecall += overlap(predicted[i], actual[shuffled[i]][l])
-                frequencyRecall += overlap(frequent[layer] ?? [], actual[i][l])
-                reuseRecall += overlap(current[i][l], actual[i][l])
-                scored += 1
+                let truth = Set(actual[i][l])
+                row.head.add(predicted: Set(predicted[i]), actual: truth)
+                row.shuffled.add(predicted: Set(predicted[i]), actual: Set(actual[shuffled[i]][l]))
+                row.frequency.add(predicted: Set(frequent[layer] ?? []), actual: truth)
+                row.reuse.add(predicted: Set(current[i][l]), actual: truth)
             }
         }
-        let n = Double(max(scored, 1))
-        return PredictionQuality(recall: recall / n, shuffledRecall: shuffledRecall / n, frequencyRecall: frequencyRecall / n,
-                                 reuseRecall: reuseRecall / n, positions: predicted.count)
+        return row
     }
 }

@@ -1,4 +1,4 @@
-@testable import ChronosEngine
+@testable import ChronosModel
 import ChronosTensor
 import XCTest
 

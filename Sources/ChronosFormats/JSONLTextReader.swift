@@ -1,4 +1,3 @@
-import ChronosFormats
 import Foundation
 
 /// Reads the documents of a JSON Lines file, one `{"text": …}` object a line, streaming: the
@@ -17,7 +16,7 @@ public final class JSONLTextReader {
     /// How many malformed lines were passed over.
     public private(set) var skippedLineCount = 0
     /// The first `reportedSkipLimit` malformed lines passed over, as the errors they would have raised.
-    public private(set) var skippedLines: [PretrainingDataError] = []
+    public private(set) var skippedLines: [JSONLinesError] = []
     /// How many passed-over lines `skippedLines` keeps.
     public static let reportedSkipLimit = 20
 
@@ -30,7 +29,7 @@ public final class JSONLTextReader {
     private var reachedEnd = false
 
     /// Opens `url` for reading.
-    public init(url: URL, skipBadLines: Bool = false) throws(PretrainingDataError) {
+    public init(url: URL, skipBadLines: Bool = false) throws(JSONLinesError) {
         self.url = url
         self.skipBadLines = skipBadLines
         do {
@@ -43,7 +42,7 @@ public final class JSONLTextReader {
     deinit { try? handle.close() }
 
     /// The text of the next document, or nil at the end of the file.
-    public func next() throws(PretrainingDataError) -> String? {
+    public func next() throws(JSONLinesError) -> String? {
         while let line = try nextLine() {
             lineNumber += 1
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
@@ -51,7 +50,7 @@ public final class JSONLTextReader {
             case .success(let text):
                 return text
             case .failure(let problem):
-                let error = PretrainingDataError.malformedLine(file: url.path, line: lineNumber, reason: problem.reason)
+                let error = JSONLinesError.malformedLine(file: url.path, line: lineNumber, reason: problem.reason)
                 guard skipBadLines else { throw error }
                 skippedLineCount += 1
                 if skippedLines.count < Self.reportedSkipLimit { skippedLines.append(error) }
@@ -80,7 +79,7 @@ public final class JSONLTextReader {
     }
 
     /// The bytes of the next line without its `\n` (a final line may lack one), or nil at the end.
-    private func nextLine() throws(PretrainingDataError) -> ArraySlice<UInt8>? {
+    private func nextLine() throws(JSONLinesError) -> ArraySlice<UInt8>? {
         while true {
             if let newline = buffer[scanned...].firstIndex(of: 0x0A) {
                 let line = buffer[start..<newline]
