@@ -13,10 +13,10 @@ let package = Package(
         .library(name: "ChronosTraining", targets: ["ChronosTraining"]),
         .library(name: "ChronosRouting", targets: ["ChronosRouting"]),
         .library(name: "ChronosBench", targets: ["ChronosBench"]),
-        .executable(name: "chronos", targets: ["chronos"]),
+        .executable(name: "chronos", targets: ["chronos"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // The instruction-set kernels: one build carries every variant, chosen at run time.
@@ -25,16 +25,20 @@ let package = Package(
         .target(name: "ChronosFormats", dependencies: ["ChronosTensor"]),
         .target(name: "ChronosModel", dependencies: ["ChronosTensor", "ChronosFormats"]),
         .target(name: "ChronosStorage", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"]),
-        .target(name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"]),
-        .target(name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"]),
+        .target(
+            name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"]),
+        .target(
+            name: "ChronosTraining", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"]),
         .target(name: "ChronosRouting", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"]),
         // The benchmark harness: baselines measured in alternation, their bounds and reports.
-        .target(name: "ChronosBench", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining"]),
+        .target(
+            name: "ChronosBench",
+            dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining"]),
         .executableTarget(
             name: "chronos",
             dependencies: [
                 "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining",
-                "ChronosRouting", "ChronosBench", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ChronosRouting", "ChronosBench", .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
         .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor", "ChronosModel"], path: "Tests/ChronosTestSupport"),
         .testTarget(
@@ -53,15 +57,16 @@ let package = Package(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"]),
         .testTarget(
             name: "ChronosBenchTests",
-            dependencies: ["ChronosBench", "ChronosEngine", "ChronosModel", "ChronosStorage", "ChronosTensor", "ChronosTestSupport"]),
+            dependencies: ["ChronosBench", "ChronosEngine", "ChronosModel", "ChronosStorage", "ChronosTensor", "ChronosTestSupport"])
     ]
 )
 
 // The libFuzzer targets (`scripts/fuzz.sh`), only when asked for: they need the sanitizer
 // flags the script passes to every module, and libFuzzer's driver without its `main`.
 if Context.environment["CHRONOS_FUZZ"] != nil {
-    package.targets.append(.executableTarget(
-        name: "ChronosFuzz", dependencies: ["ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting", "ChronosTraining"],
-        path: "Fuzz/ChronosFuzz"))
+    package.targets.append(
+        .executableTarget(
+            name: "ChronosFuzz", dependencies: ["ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting", "ChronosTraining"],
+            path: "Fuzz/ChronosFuzz"))
     package.products.append(.executable(name: "chronos-fuzz", targets: ["ChronosFuzz"]))
 }

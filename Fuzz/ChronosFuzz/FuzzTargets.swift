@@ -34,7 +34,8 @@ final class FuzzSetup: @unchecked Sendable {
         }
         self.target = target
         let source = URL(fileURLWithPath: environment["CHRONOS_FUZZ_MODEL"] ?? "models/austen-moe")
-        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? URL(fileURLWithPath: "/dev/shm") : FileManager.default.temporaryDirectory
+        let base =
+            FileManager.default.fileExists(atPath: "/dev/shm") ? URL(fileURLWithPath: "/dev/shm") : FileManager.default.temporaryDirectory
         scratch = base.appendingPathComponent("chronos-fuzz-\(target.rawValue)-\(getpid())")
         model = scratch.appendingPathComponent("model")
         try? FileManager.default.removeItem(at: scratch)

@@ -25,7 +25,11 @@ public struct Measurement: Encodable, Equatable, Sendable {
     /// value / bound, when there is a bound.
     public var ratio: Double? { bound.map { value / $0 } }
 
-    enum CodingKeys: String, CodingKey { case name, value, unit, bound, boundName = "bound_name", ratio }
+    enum CodingKeys: String, CodingKey {
+        case name, value, unit, bound
+        case boundName = "bound_name"
+        case ratio
+    }
 
     /// Writes the fields under their JSON names, a missing bound as no key at all.
     public func encode(to encoder: Encoder) throws {
@@ -73,7 +77,10 @@ public final class BenchReport {
 
     /// The JSON object `{"context": …, "measurements": [...]}`, keys sorted.
     public func json(context: [String: String]) throws -> String {
-        struct Output: Encodable { let context: [String: String]; let measurements: [Measurement] }
+        struct Output: Encodable {
+            let context: [String: String]
+            let measurements: [Measurement]
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(Output(context: context, measurements: measurements))

@@ -32,7 +32,9 @@ public struct DecodeBench {
             modelDirectory = kept
         } else {
             let dir = kept ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-bench-\(UUID().uuidString)")
-            report.progress("writing a random Mixtral-shaped model (hidden \(shape.hidden), \(shape.layers) layers, \(shape.experts) experts top-\(shape.topK), width \(shape.expertWidth), \(shape.dtype)) to \(dir.path)")
+            report.progress(
+                "writing a random Mixtral-shaped model (hidden \(shape.hidden), \(shape.layers) layers, \(shape.experts) experts top-\(shape.topK), width \(shape.expertWidth), \(shape.dtype)) to \(dir.path)"
+            )
             try SyntheticModel.writeMixtral(shape, to: dir)
             if kept == nil { temporary = dir }
             modelDirectory = dir
@@ -54,8 +56,10 @@ public struct DecodeBench {
         _ = try generator.generate(GenerationRequest(promptIds: prompt, maxTokens: 4, ignoreEOS: true))  // warm-up
         let result = try generator.generate(GenerationRequest(promptIds: prompt, maxTokens: decodeTokens, ignoreEOS: true))
         report.add(Measurement(name: "prefill", value: result.metrics.prefillTokensPerSecond, unit: "tokens/s"))
-        report.add(Measurement(name: "decode (all resident)", value: result.metrics.decodeTokensPerSecond, unit: "tokens/s",
-                               bound: bound, boundName: "bytes per token / read bandwidth"))
+        report.add(
+            Measurement(
+                name: "decode (all resident)", value: result.metrics.decodeTokensPerSecond, unit: "tokens/s",
+                bound: bound, boundName: "bytes per token / read bandwidth"))
     }
 
     /// Weight bytes one decode step must read: every dense weight except the embedding table

@@ -30,7 +30,8 @@ public struct KernelBench {
         let matvecs = dtypes.map { MatVecWorkload(dtype: $0) }
         let best = InterleavedSchedule(rounds: rounds, candidates: 1 + matvecs.count).best { slot in
             guard slot.candidate > 0 else {
-                report.progress("bandwidth round \(slot.round + 1)/\(rounds): streaming read over 1 GiB, then matvec 4096×4096 in f32, bf16, f16")
+                report.progress(
+                    "bandwidth round \(slot.round + 1)/\(rounds): streaming read over 1 GiB, then matvec 4096×4096 in f32, bf16, f16")
                 return buffer.measure(pool: pool)
             }
             return matvecs[slot.candidate - 1].measure(pool: pool)
@@ -38,8 +39,10 @@ public struct KernelBench {
         let read = best[0], matvec = Array(best.dropFirst())
         report.add(Measurement(name: "streaming read", value: read, unit: "GB/s"))
         for (i, dtype) in dtypes.enumerated() {
-            report.add(Measurement(name: "matvec \(dtype) 4096x4096", value: matvec[i], unit: "GB/s",
-                                   bound: read, boundName: "streaming read"))
+            report.add(
+                Measurement(
+                    name: "matvec \(dtype) 4096x4096", value: matvec[i], unit: "GB/s",
+                    bound: read, boundName: "streaming read"))
         }
 
         let isa = InstructionSet.current
@@ -54,8 +57,10 @@ public struct KernelBench {
         if InstructionSet.runInt8DotPeak(iterations: 1) != nil {
             var operations = 0.0
             let seconds = Stopwatch.best(repeats: 3) { operations = InstructionSet.runInt8DotPeak(iterations: 20_000_000)! }
-            report.add(Measurement(name: "int8 dot peak, 1 core (avx512-vnni)", value: operations / seconds / 1e9,
-                                   unit: "GOP/s"))
+            report.add(
+                Measurement(
+                    name: "int8 dot peak, 1 core (avx512-vnni)", value: operations / seconds / 1e9,
+                    unit: "GOP/s"))
         }
         if !isa.hasFullWidthFMA {
             report.progress("this processor's 512-bit multiply-adds run no faster than 256-bit ones: the GEMM uses the 256-bit tile")
@@ -64,29 +69,38 @@ public struct KernelBench {
             report.progress("GEMM 1024³, swift (\(isa)), \(threads) thread\(threads == 1 ? "" : "s")")
             let threadPool = threads == pool.threadCount ? pool : ThreadPool(threadCount: threads)
             let rate = gemmRate { a, b, c, n in
-                SwiftGemm.sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
-                                beta: 0, c: c, ldc: n, pool: threadPool)
+                SwiftGemm.sgemm(
+                    transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                    beta: 0, c: c, ldc: n, pool: threadPool)
             }
-            report.add(Measurement(name: "gemm 1024³ swift (\(isa)), \(threads) thread\(threads == 1 ? "" : "s")", value: rate,
-                                   unit: "GFLOP/s", bound: threads == 1 ? peakOne : peak, boundName: "FMA peak, \(threads) core\(threads == 1 ? "" : "s")"))
+            report.add(
+                Measurement(
+                    name: "gemm 1024³ swift (\(isa)), \(threads) thread\(threads == 1 ? "" : "s")", value: rate,
+                    unit: "GFLOP/s", bound: threads == 1 ? peakOne : peak, boundName: "FMA peak, \(threads) core\(threads == 1 ? "" : "s")")
+            )
         }
         var direct: Double?
         if let blas = Backends.statuses.first(where: { $0.name == "openblas" })?.backend {
             report.progress("GEMM 1024³, OpenBLAS called directly")
             direct = gemmRate { a, b, c, n in
-                blas.sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
-                           beta: 0, c: c, ldc: n)
+                blas.sgemm(
+                    transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                    beta: 0, c: c, ldc: n)
             }
-            report.add(Measurement(name: "gemm 1024³ openblas direct", value: direct!, unit: "GFLOP/s",
-                                   bound: peak, boundName: "FMA peak, all cores"))
+            report.add(
+                Measurement(
+                    name: "gemm 1024³ openblas direct", value: direct!, unit: "GFLOP/s",
+                    bound: peak, boundName: "FMA peak, all cores"))
         }
         for status in Backends.statuses where status.isAvailable {
             report.progress("GEMM 1024³ through Tensor.matmul, backend \(status.name)")
             let rate = matmulRate(backend: status.backend!)
             let bound = status.name == "swift" ? peak : direct
             let boundName = status.name == "swift" ? "FMA peak, all cores" : "\(status.name) direct"
-            report.add(Measurement(name: "gemm 1024³ \(status.name) (Tensor.matmul)", value: rate, unit: "GFLOP/s",
-                                   bound: bound, boundName: boundName))
+            report.add(
+                Measurement(
+                    name: "gemm 1024³ \(status.name) (Tensor.matmul)", value: rate, unit: "GFLOP/s",
+                    bound: bound, boundName: boundName))
         }
     }
 
@@ -170,10 +184,18 @@ public struct KernelBench {
         var c8 = V(repeating: 8), c9 = V(repeating: 9), c10 = V(repeating: 10), c11 = V(repeating: 11)
         let m = V(repeating: 0.999999)
         for _ in 0..<iterations {
-            c0 = c0.mulAdd(c0, m); c1 = c1.mulAdd(c1, m); c2 = c2.mulAdd(c2, m)
-            c3 = c3.mulAdd(c3, m); c4 = c4.mulAdd(c4, m); c5 = c5.mulAdd(c5, m)
-            c6 = c6.mulAdd(c6, m); c7 = c7.mulAdd(c7, m); c8 = c8.mulAdd(c8, m)
-            c9 = c9.mulAdd(c9, m); c10 = c10.mulAdd(c10, m); c11 = c11.mulAdd(c11, m)
+            c0 = c0.mulAdd(c0, m)
+            c1 = c1.mulAdd(c1, m)
+            c2 = c2.mulAdd(c2, m)
+            c3 = c3.mulAdd(c3, m)
+            c4 = c4.mulAdd(c4, m)
+            c5 = c5.mulAdd(c5, m)
+            c6 = c6.mulAdd(c6, m)
+            c7 = c7.mulAdd(c7, m)
+            c8 = c8.mulAdd(c8, m)
+            c9 = c9.mulAdd(c9, m)
+            c10 = c10.mulAdd(c10, m)
+            c11 = c11.mulAdd(c11, m)
         }
         let total = [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11].reduce(V(), +).sum()
         if total.isNaN { print("", terminator: "") }  // keeps the chains from being optimised away
@@ -189,9 +211,9 @@ public struct KernelBench {
 
     /// Fills a tensor with a cheap deterministic pattern in [-0.5, 0.5).
     static func fill(_ t: Tensor, seed: Int) {
-        var state = UInt32(truncatingIfNeeded: seed &* 2654435761 &+ 1)
+        var state = UInt32(truncatingIfNeeded: seed &* 2_654_435_761 &+ 1)
         let values = (0..<t.count).map { _ -> Float in
-            state = state &* 1664525 &+ 1013904223
+            state = state &* 1_664_525 &+ 1_013_904_223
             return Float(state >> 8) / Float(1 << 24) - 0.5
         }
         values.withUnsafeBufferPointer { t.store($0) }

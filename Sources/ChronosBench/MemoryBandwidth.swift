@@ -44,7 +44,10 @@ public enum MemoryBandwidth {
     public static func copy(bytes: Int = 1 << 29, repeats: Int = 5, pool: ThreadPool = .shared) -> Double {
         let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         let destination = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        defer { source.deallocate(); destination.deallocate() }
+        defer {
+            source.deallocate()
+            destination.deallocate()
+        }
         source.initializeMemory(as: UInt8.self, repeating: 1, count: bytes)
         destination.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         let seconds = Stopwatch.best(repeats: repeats) {

@@ -41,7 +41,8 @@ extension OffloadBench {
         for index in runs.indices where runs[index].note == nil && runs[index].metrics.mode != .resident {
             let budget = runs[index].metrics.budgetBytes
             if byBudget[budget] == nil {
-                let result = BeladyOracle.simulate(steps: runs[0].routing, counted: runs[0].decodeSteps, capacity: budget, bytes: expertBytes)
+                let result = BeladyOracle.simulate(
+                    steps: runs[0].routing, counted: runs[0].decodeSteps, capacity: budget, bytes: expertBytes)
                 byBudget[budget] = result.needed > 0 ? Double(result.hits) / Double(result.needed) : nil
             }
             runs[index].oracleHitRate = byBudget[budget]
@@ -64,8 +65,10 @@ extension OffloadBench {
     /// log-probability `forcedLogProbabilities` gives each continuation token when the model is
     /// fed the prompt and the continuation before it (teacher forcing); prompts with an empty
     /// continuation are skipped, and the mean weighs every token alike. 0 when nothing is scored.
-    public static func crossEntropy(prompts: [[Int]], continuations: [[Int]],
-                                    forcedLogProbabilities: ([Int], [Int]) throws -> [Float]) rethrows -> Double {
+    public static func crossEntropy(
+        prompts: [[Int]], continuations: [[Int]],
+        forcedLogProbabilities: ([Int], [Int]) throws -> [Float]
+    ) rethrows -> Double {
         var total = 0.0, count = 0
         for (prompt, continuation) in zip(prompts, continuations) where !continuation.isEmpty {
             let logProbabilities = try forcedLogProbabilities(prompt, continuation)

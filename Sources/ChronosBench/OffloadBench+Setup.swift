@@ -9,7 +9,9 @@ extension OffloadBench {
     /// The packed model to benchmark: `model` when given; else a random Chronos-native model in
     /// `synthetic` (reused when it already holds a packed one) or in a new temporary directory,
     /// written and packed here. `temporary` is the directory the caller removes afterwards.
-    public static func modelDirectory(_ model: URL?, synthetic: URL?, progress: (String) -> Void) throws -> (directory: URL, temporary: URL?) {
+    public static func modelDirectory(_ model: URL?, synthetic: URL?, progress: (String) -> Void) throws -> (
+        directory: URL, temporary: URL?
+    ) {
         if let model { return (model, nil) }
         if let synthetic, (try? ExpertCache.open(modelDirectory: synthetic)) != nil { return (synthetic, nil) }
         let directory = synthetic ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-offload-\(UUID().uuidString)")
@@ -27,7 +29,7 @@ extension OffloadBench {
             "The committee met again on Thursday to review the survey of the northern coastline, where erosion had",
             "def merge_intervals(intervals):\n    intervals.sort(key=lambda x: x[0])\n    merged = []\n    for",
             "She folded the letter twice, set it beside the candle, and for a long while said nothing to her sister about",
-            "In a mixture-of-experts layer, each token is routed to a small number of feed-forward networks chosen by",
+            "In a mixture-of-experts layer, each token is routed to a small number of feed-forward networks chosen by"
         ]
         let url = ModelDirectory(directory).tokenizer
         if FileManager.default.fileExists(atPath: url.path) {
@@ -42,13 +44,17 @@ extension OffloadBench {
     /// Prompts from `file`, one per line (blank lines skipped): text encoded with the model's
     /// tokenizer, or comma-separated ids for a model without `tokenizer.json`.
     public static func prompts(file: URL, directory: URL, vocab: Int) throws -> [[Int]] {
-        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init).filter {
+            !$0.trimmingCharacters(in: .whitespaces).isEmpty
+        }
         let url = ModelDirectory(directory).tokenizer
         guard FileManager.default.fileExists(atPath: url.path) else {
             return try lines.map { line in
                 try line.split(separator: ",").map { part in
                     guard let id = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                        throw BenchError.failed("\(file.path): '\(part)' is not a token id (the model has no tokenizer.json, so each line must be comma-separated integers)")
+                        throw BenchError.failed(
+                            "\(file.path): '\(part)' is not a token id (the model has no tokenizer.json, so each line must be comma-separated integers)"
+                        )
                     }
                     return id
                 }

@@ -81,8 +81,10 @@ public struct OffloadBench {
     public var references: [[Int]]?
 
     /// A benchmark of `prompts` on the packed model in `directory`.
-    public init(directory: URL, prompts: [[Int]], tokens: Int, disk: DiskModel?,
-                settings: @escaping (Configuration) throws -> OffloadSettings, progress: @escaping (String) -> Void) {
+    public init(
+        directory: URL, prompts: [[Int]], tokens: Int, disk: DiskModel?,
+        settings: @escaping (Configuration) throws -> OffloadSettings, progress: @escaping (String) -> Void
+    ) {
         self.directory = directory
         self.prompts = prompts
         self.tokens = tokens
@@ -132,7 +134,8 @@ public struct OffloadBench {
     /// The oracle hit rate of every run that keeps experts under a budget, from the resident
     /// run's routing and the expert sizes in the packed cache's manifest.
     public func scoreOracle(_ runs: inout [Run]) throws {
-        let sizes = Dictionary(uniqueKeysWithValues: try ExpertCache.open(modelDirectory: directory).manifest.experts.map { ($0.key, $0.length) })
+        let sizes = Dictionary(
+            uniqueKeysWithValues: try ExpertCache.open(modelDirectory: directory).manifest.experts.map { ($0.key, $0.length) })
         Self.scoreOracle(&runs) { sizes[$0] ?? 0 }
     }
 
@@ -151,7 +154,9 @@ public struct OffloadBench {
             runs[0].crossEntropy = try crossEntropy(settings, continuations: scored)
         }
         for index in lossy {
-            progress("\(runs[index].metrics.name)/fallback: scoring \(references == nil ? "the resident continuations" : "the held-out continuations")")
+            progress(
+                "\(runs[index].metrics.name)/fallback: scoring \(references == nil ? "the resident continuations" : "the held-out continuations")"
+            )
             runs[index].crossEntropy = try crossEntropy(runs[index].settings!, continuations: scored)
         }
     }
@@ -163,8 +168,10 @@ public struct OffloadBench {
         defer { model.close() }
         return try Self.crossEntropy(prompts: prompts, continuations: continuations) { prompt, continuation in
             try OffloadedGenerator(offloaded: model, tokenizer: nil).generate(
-                GenerationRequest(promptIds: prompt, maxTokens: continuation.count, sampling: .greedy, ignoreEOS: true,
-                                  forcedIds: continuation)).generation.forcedLogProbabilities
+                GenerationRequest(
+                    promptIds: prompt, maxTokens: continuation.count, sampling: .greedy, ignoreEOS: true,
+                    forcedIds: continuation)
+            ).generation.forcedLogProbabilities
         }
     }
 
@@ -177,7 +184,8 @@ public struct OffloadBench {
         for configuration in configurations {
             let settings = try self.settings(configuration)
             let mode = configuration.mode
-            var metrics = OffloadRunMetrics(name: mode.rawValue, mode: mode, policy: configuration.policy, budgetBytes: 0, totalExpertBytes: 0)
+            var metrics = OffloadRunMetrics(
+                name: mode.rawValue, mode: mode, policy: configuration.policy, budgetBytes: 0, totalExpertBytes: 0)
             do {
                 let model = try OffloadedModel(directory: directory, settings: settings)
                 metrics.budgetBytes = model.budgetBytes
@@ -186,7 +194,8 @@ public struct OffloadBench {
                 runs.append(Run(metrics: metrics, settings: settings))
             } catch let error as ExpertCacheError {
                 guard case .budgetTooSmall = error else { throw error }
-                progress("\(mode.rawValue)\(configuration.policy.map { "/\($0.rawValue)" } ?? "") at \(configuration.budget): skipped, \(error)")
+                progress(
+                    "\(mode.rawValue)\(configuration.policy.map { "/\($0.rawValue)" } ?? "") at \(configuration.budget): skipped, \(error)")
                 models.append(nil)
                 runs.append(Run(metrics: metrics, note: "budget below one expert"))
             }

@@ -29,10 +29,11 @@ public enum SyntheticModel {
             "num_attention_heads": shape.heads, "num_key_value_heads": shape.kvHeads, "head_dim": headDim,
             "num_local_experts": shape.experts, "num_experts_per_tok": shape.topK, "rms_norm_eps": 1e-5,
             "rope_theta": 1e6, "tie_word_embeddings": false, "max_position_embeddings": 4096,
-            "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": shape.dtype == .bf16 ? "bfloat16" : "float32",
+            "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": shape.dtype == .bf16 ? "bfloat16" : "float32"
         ]
-        try AtomicFile.write(JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
-                             to: ModelDirectory(directory).config)
+        try AtomicFile.write(
+            JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
+            to: ModelDirectory(directory).config)
         var seed: UInt64 = 1
         func random(_ dims: [Int], scale: Float = 0.04) -> Tensor {
             seed += 1
@@ -44,7 +45,7 @@ public enum SyntheticModel {
         var tensors: [(name: String, tensor: Tensor)] = [
             ("model.embed_tokens.weight", random([shape.vocab, shape.hidden])),
             ("model.norm.weight", ones(shape.hidden)),
-            ("lm_head.weight", random([shape.vocab, shape.hidden])),
+            ("lm_head.weight", random([shape.vocab, shape.hidden]))
         ]
         for l in 0..<shape.layers {
             let p = "model.layers.\(l)."
@@ -55,14 +56,14 @@ public enum SyntheticModel {
                 (p + "self_attn.k_proj.weight", random([shape.kvHeads * headDim, shape.hidden])),
                 (p + "self_attn.v_proj.weight", random([shape.kvHeads * headDim, shape.hidden])),
                 (p + "self_attn.o_proj.weight", random([shape.hidden, shape.heads * headDim])),
-                (p + "block_sparse_moe.gate.weight", random([shape.experts, shape.hidden], scale: 1)),
+                (p + "block_sparse_moe.gate.weight", random([shape.experts, shape.hidden], scale: 1))
             ]
             for e in 0..<shape.experts {
                 let q = p + "block_sparse_moe.experts.\(e)."
                 tensors += [
                     (q + "w1.weight", random([shape.expertWidth, shape.hidden])),
                     (q + "w3.weight", random([shape.expertWidth, shape.hidden])),
-                    (q + "w2.weight", random([shape.hidden, shape.expertWidth])),
+                    (q + "w2.weight", random([shape.hidden, shape.expertWidth]))
                 ]
             }
         }

@@ -43,7 +43,8 @@ public struct TrainBench {
             for (i, batch) in batches.enumerated() {
                 report.progress("backend \(status.name): step \(i + 1)/\(batches.count)\(i == 0 ? " (warm-up)" : "")")
                 let result = try trainer.trainStep(batch) { pass, ids in
-                    let output = try pass.model.forward(Array(ids.dropLast()), cache: pass.model.makeCache(), options: pass.trainingOptions())
+                    let output = try pass.model.forward(
+                        Array(ids.dropLast()), cache: pass.model.makeCache(), options: pass.trainingOptions())
                     let ce = Tensor.crossEntropy(logits: output.logits, targets: Array(ids.dropFirst()))
                     return SequenceLoss(total: ce + trainer.chronosTerms(output).weighted, parts: [:], tokens: sequenceLength)
                 }

@@ -96,7 +96,8 @@ struct AddedTokenMatcher: Sendable {
             }
             let token = entry.token
             let matchEnd = index + entry.bytes.count
-            let refused = (token.special && !matchSpecialTokens)
+            let refused =
+                (token.special && !matchSpecialTokens)
                 || (token.singleWord && !Self.isSingleWord(text, index..<matchEnd))
             if refused {
                 index = matchEnd

@@ -39,7 +39,7 @@ final class BytePairEncoding: Sendable {
         var merges = [UInt64: UInt64](minimumCapacity: model.merges.count)
         for (rank, merge) in model.merges.enumerated() {
             guard let left = model.vocab[merge.left], let right = model.vocab[merge.right],
-                  let merged = model.vocab[merge.left + merge.right]
+                let merged = model.vocab[merge.left + merge.right]
             else {
                 throw .malformedFile(
                     file: file, reason: "merge \(rank) (\(merge.left) \(merge.right)) uses a token not in the vocab")
@@ -95,8 +95,8 @@ final class BytePairEncoding: Sendable {
             let leftId = scratch.ids[left]
             let right = Int(scratch.next[left])
             guard leftId >= 0, right < count,
-                  let merge = merges[UInt64(UInt32(leftId)) << 32 | UInt64(UInt32(scratch.ids[right]))],
-                  merge >> 32 == top >> 32
+                let merge = merges[UInt64(UInt32(leftId)) << 32 | UInt64(UInt32(scratch.ids[right]))],
+                merge >> 32 == top >> 32
             else { continue }
             scratch.ids[left] = Int32(truncatingIfNeeded: merge)
             scratch.ids[right] = -1

@@ -129,16 +129,21 @@ private struct Inflater {
     /// The position of the first byte after the stream (whole bytes only).
     var bytePosition: Int { position - bitCount / 8 }
 
-    static let lengthBase = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258]
+    static let lengthBase = [
+        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258
+    ]
     static let lengthExtra = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0]
-    static let distanceBase = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073,
-                               4097, 6145, 8193, 12289, 16385, 24577]
+    static let distanceBase = [
+        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073,
+        4097, 6145, 8193, 12289, 16385, 24577
+    ]
     static let distanceExtra = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13]
     /// The order in which code-length code lengths are stored in a dynamic block header.
     static let codeLengthOrder = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
 
-    static let fixedLiterals: Huffman = try! Huffman(lengths: ([Int](repeating: 8, count: 144) + [Int](repeating: 9, count: 112)
-        + [Int](repeating: 7, count: 24) + [Int](repeating: 8, count: 8))[...])
+    static let fixedLiterals: Huffman = try! Huffman(
+        lengths: ([Int](repeating: 8, count: 144) + [Int](repeating: 9, count: 112)
+            + [Int](repeating: 7, count: 24) + [Int](repeating: 8, count: 8))[...])
     static let fixedDistances: Huffman = try! Huffman(lengths: [Int](repeating: 5, count: 30)[...])
 
     /// `count` bits (at most 32) as an integer, first bit lowest.

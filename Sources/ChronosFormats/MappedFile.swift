@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A whole regular file mapped read-only into memory (`mmap` with `PROT_READ`, `MAP_PRIVATE`),

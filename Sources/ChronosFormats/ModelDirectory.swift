@@ -35,8 +35,10 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
         public static let expertCache = "expert_cache"
 
         /// Every name above, in the order listed.
-        public static let all = [config, checkpoint, checkpointIndex, tokenizer, tokenizerConfig, generationConfig,
-                                 lookaheadHead, intentClassifier, expertCache]
+        public static let all = [
+            config, checkpoint, checkpointIndex, tokenizer, tokenizerConfig, generationConfig,
+            lookaheadHead, intentClassifier, expertCache
+        ]
     }
 
     /// The directory itself.

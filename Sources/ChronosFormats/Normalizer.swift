@@ -5,7 +5,10 @@ import Foundation
 struct Normalizer: Sendable {
     /// A Unicode normalisation form.
     enum Form: String, Sendable {
-        case nfc = "NFC", nfd = "NFD", nfkc = "NFKC", nfkd = "NFKD"
+        case nfc = "NFC"
+        case nfd = "NFD"
+        case nfkc = "NFKC"
+        case nfkd = "NFKD"
 
         /// The smallest UTF-8 byte that can start a scalar this form may change: NFC leaves every
         /// scalar below U+0300 alone (lead bytes below 0xCC) unless a combining mark follows it.

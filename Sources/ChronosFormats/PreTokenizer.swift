@@ -66,11 +66,14 @@ enum PreTokenizerStep: Sendable {
 extension PreTokenizer: Codable {
     private enum CodingKeys: String, CodingKey {
         case type, pretokenizers, pattern, behavior, invert
-        case addPrefixSpace = "add_prefix_space", trimOffsets = "trim_offsets", useRegex = "use_regex"
+        case addPrefixSpace = "add_prefix_space"
+        case trimOffsets = "trim_offsets"
+        case useRegex = "use_regex"
     }
 
     private enum PatternKeys: String, CodingKey {
-        case regex = "Regex", string = "String"
+        case regex = "Regex"
+        case string = "String"
     }
 
     init(from decoder: any Decoder) throws {
@@ -86,9 +89,11 @@ extension PreTokenizer: Codable {
             while !list.isAtEnd { steps += try decodeSteps(from: list.superDecoder()) }
             return steps
         case "ByteLevel":
-            return [.byteLevel(
-                addPrefixSpace: try container.decodeIfPresent(Bool.self, forKey: .addPrefixSpace) ?? true,
-                useRegex: try container.decodeIfPresent(Bool.self, forKey: .useRegex) ?? true)]
+            return [
+                .byteLevel(
+                    addPrefixSpace: try container.decodeIfPresent(Bool.self, forKey: .addPrefixSpace) ?? true,
+                    useRegex: try container.decodeIfPresent(Bool.self, forKey: .useRegex) ?? true)
+            ]
         case "Split":
             let behavior = try container.decode(String.self, forKey: .behavior)
             guard behavior == "Isolated" else { throw UnsupportedFeature("Split behavior \(behavior)") }

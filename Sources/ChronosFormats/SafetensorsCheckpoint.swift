@@ -50,13 +50,18 @@ public final class SafetensorsCheckpoint: Sendable {
     /// The `weight_map` of the index at `url`; shard names must be plain file names.
     private static func readWeightMap(_ url: URL) throws -> [String: String] {
         struct Index: Decodable {
-            let weight_map: [String: String]
+            let weightMap: [String: String]
+
+            enum CodingKeys: String, CodingKey {
+                case weightMap = "weight_map"
+            }
         }
         let weightMap: [String: String]
         do {
-            weightMap = try JSONDecoder().decode(Index.self, from: Data(contentsOf: url)).weight_map
+            weightMap = try JSONDecoder().decode(Index.self, from: Data(contentsOf: url)).weightMap
         } catch {
-            throw SafetensorsError.invalidIndex(path: url.path, reason: "expected a JSON object whose weight_map maps tensor names to shard file names")
+            throw SafetensorsError.invalidIndex(
+                path: url.path, reason: "expected a JSON object whose weight_map maps tensor names to shard file names")
         }
         for shard in Set(weightMap.values) where shard.isEmpty || shard.contains("/") || shard == "." || shard == ".." {
             throw SafetensorsError.invalidIndex(path: url.path, reason: "shard '\(shard)' is not a file name in the model directory")

@@ -49,47 +49,47 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     /// A one-line explanation naming the file and, where relevant, the tensor.
     public var description: String {
         switch self {
-        case let .io(path, call, errno):
+        case .io(let path, let call, let errno):
             "\(path): \(call) failed: \(String(cString: strerror(errno)))"
-        case let .notARegularFile(path):
+        case .notARegularFile(let path):
             "\(path): not a regular file"
-        case let .fileTooShort(path, byteCount):
+        case .fileTooShort(let path, let byteCount):
             "\(path): file of \(byteCount) bytes is too short for a safetensors header (needs at least 8)"
-        case let .headerLengthExceedsFile(path, headerLength, fileSize):
+        case .headerLengthExceedsFile(let path, let headerLength, let fileSize):
             "\(path): header length \(headerLength) exceeds the \(fileSize)-byte file"
-        case let .headerTooLarge(path, headerLength, limit):
+        case .headerTooLarge(let path, let headerLength, let limit):
             "\(path): header length \(headerLength) exceeds the limit of \(limit) bytes"
-        case let .malformedHeader(path, reason):
+        case .malformedHeader(let path, let reason):
             "\(path): malformed header: \(reason)"
-        case let .missingField(path, tensor, field):
+        case .missingField(let path, let tensor, let field):
             "\(path): tensor '\(tensor)' has no '\(field)'"
-        case let .invalidField(path, tensor, field, reason):
+        case .invalidField(let path, let tensor, let field, let reason):
             "\(path): tensor '\(tensor)' has an invalid '\(field)': \(reason)"
-        case let .unsupportedDType(path, tensor, dtype):
+        case .unsupportedDType(let path, let tensor, let dtype):
             "\(path): tensor '\(tensor)' has unsupported dtype '\(dtype)'"
-        case let .invalidShape(path, tensor, shape, reason):
+        case .invalidShape(let path, let tensor, let shape, let reason):
             "\(path): tensor '\(tensor)' has invalid shape \(shape): \(reason)"
-        case let .byteLengthMismatch(path, tensor, expected, actual):
+        case .byteLengthMismatch(let path, let tensor, let expected, let actual):
             "\(path): tensor '\(tensor)' occupies \(actual) bytes but its shape and dtype need \(expected)"
-        case let .invalidDataOffsets(path, tensor, begin, end):
+        case .invalidDataOffsets(let path, let tensor, let begin, let end):
             "\(path): tensor '\(tensor)' has data_offsets [\(begin), \(end)] that begin after they end"
-        case let .dataOutOfBounds(path, tensor, end, dataSectionSize):
+        case .dataOutOfBounds(let path, let tensor, let end, let dataSectionSize):
             "\(path): tensor '\(tensor)' ends at data offset \(end) beyond the \(dataSectionSize)-byte data section (truncated file?)"
-        case let .overlappingTensors(path, tensor, other):
+        case .overlappingTensors(let path, let tensor, let other):
             "\(path): tensor '\(tensor)' overlaps tensor '\(other)'"
-        case let .invalidMetadata(path, reason):
+        case .invalidMetadata(let path, let reason):
             "\(path): invalid __metadata__: \(reason)"
-        case let .tensorNotFound(tensor, path):
+        case .tensorNotFound(let tensor, let path):
             "\(path): no tensor named '\(tensor)'"
-        case let .noCheckpoint(directory):
+        case .noCheckpoint(let directory):
             "\(directory): neither model.safetensors nor model.safetensors.index.json exists"
-        case let .invalidIndex(path, reason):
+        case .invalidIndex(let path, let reason):
             "\(path): invalid shard index: \(reason)"
-        case let .missingShard(index, shard):
+        case .missingShard(let index, let shard):
             "\(index): shard file '\(shard)' does not exist"
-        case let .tensorMissingFromShard(path, tensor):
+        case .tensorMissingFromShard(let path, let tensor):
             "\(path): tensor '\(tensor)' is listed in the shard index but absent from this shard"
-        case let .invalidTensorName(path, tensor, reason):
+        case .invalidTensorName(let path, let tensor, let reason):
             "\(path): cannot write tensor '\(tensor)': \(reason)"
         }
     }

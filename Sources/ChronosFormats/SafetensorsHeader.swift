@@ -46,12 +46,15 @@ struct SafetensorsHeader {
             if name == "__metadata__" {
                 metadata = try Self.metadata(from: value, path: path)
             } else {
-                tensors.append(try Self.tensorInfo(name: name, value: value, dataStart: dataStart,
-                                                   dataSize: file.count - dataStart, path: path))
+                tensors.append(
+                    try Self.tensorInfo(
+                        name: name, value: value, dataStart: dataStart,
+                        dataSize: file.count - dataStart, path: path))
             }
         }
-        tensors.sort { ($0.byteRange.lowerBound, $0.byteRange.upperBound, $0.name) <
-                       ($1.byteRange.lowerBound, $1.byteRange.upperBound, $1.name) }
+        tensors.sort {
+            ($0.byteRange.lowerBound, $0.byteRange.upperBound, $0.name) < ($1.byteRange.lowerBound, $1.byteRange.upperBound, $1.name)
+        }
         try Self.checkNoOverlap(tensors, path: path)
         self.tensors = tensors
         self.metadata = metadata
@@ -68,7 +71,7 @@ struct SafetensorsHeader {
         } catch {
             throw SafetensorsError.malformedHeader(path: path, reason: "not valid JSON")
         }
-        guard case let .object(object) = value else {
+        guard case .object(let object) = value else {
             throw SafetensorsError.malformedHeader(path: path, reason: "expected a JSON object, found \(value.kind)")
         }
         return object
@@ -76,11 +79,11 @@ struct SafetensorsHeader {
 
     /// The `__metadata__` entry, which must map strings to strings.
     private static func metadata(from value: JSONValue, path: String) throws -> [String: String] {
-        guard case let .object(object) = value else {
+        guard case .object(let object) = value else {
             throw SafetensorsError.invalidMetadata(path: path, reason: "expected an object, found \(value.kind)")
         }
         return try object.mapValues { entry in
-            guard case let .string(string) = entry else {
+            guard case .string(let string) = entry else {
                 throw SafetensorsError.invalidMetadata(path: path, reason: "expected string values, found \(entry.kind)")
             }
             return string
@@ -89,9 +92,11 @@ struct SafetensorsHeader {
 
     /// One tensor entry, checked field by field against the data section of `dataSize` bytes
     /// that starts at file offset `dataStart`.
-    private static func tensorInfo(name: String, value: JSONValue, dataStart: Int, dataSize: Int,
-                                   path: String) throws -> SafetensorsTensorInfo {
-        guard case let .object(entry) = value else {
+    private static func tensorInfo(
+        name: String, value: JSONValue, dataStart: Int, dataSize: Int,
+        path: String
+    ) throws -> SafetensorsTensorInfo {
+        guard case .object(let entry) = value else {
             throw SafetensorsError.malformedHeader(path: path, reason: "entry '\(name)' is \(value.kind), not an object")
         }
         func field(_ key: String) throws -> JSONValue {
@@ -100,23 +105,26 @@ struct SafetensorsHeader {
         }
         func integers(_ key: String) throws -> [Int] {
             let value = try field(key)
-            guard case let .array(elements) = value else {
-                throw SafetensorsError.invalidField(path: path, tensor: name, field: key,
-                                                    reason: "expected an array of integers, found \(value.kind)")
+            guard case .array(let elements) = value else {
+                throw SafetensorsError.invalidField(
+                    path: path, tensor: name, field: key,
+                    reason: "expected an array of integers, found \(value.kind)")
             }
             return try elements.map { element in
-                guard case let .integer(integer) = element else {
-                    throw SafetensorsError.invalidField(path: path, tensor: name, field: key,
-                                                        reason: "expected integers, found \(element.kind)")
+                guard case .integer(let integer) = element else {
+                    throw SafetensorsError.invalidField(
+                        path: path, tensor: name, field: key,
+                        reason: "expected integers, found \(element.kind)")
                 }
                 return integer
             }
         }
 
         let dtypeValue = try field("dtype")
-        guard case let .string(dtypeName) = dtypeValue else {
-            throw SafetensorsError.invalidField(path: path, tensor: name, field: "dtype",
-                                                reason: "expected a string, found \(dtypeValue.kind)")
+        guard case .string(let dtypeName) = dtypeValue else {
+            throw SafetensorsError.invalidField(
+                path: path, tensor: name, field: "dtype",
+                reason: "expected a string, found \(dtypeValue.kind)")
         }
         guard let dtype = DType(safetensorsName: dtypeName) else {
             throw SafetensorsError.unsupportedDType(path: path, tensor: name, dtype: dtypeName)
@@ -137,8 +145,9 @@ struct SafetensorsHeader {
 
         let offsets = try integers("data_offsets")
         guard offsets.count == 2, offsets[0] >= 0, offsets[1] >= 0 else {
-            throw SafetensorsError.invalidField(path: path, tensor: name, field: "data_offsets",
-                                                reason: "expected two non-negative integers, found \(offsets)")
+            throw SafetensorsError.invalidField(
+                path: path, tensor: name, field: "data_offsets",
+                reason: "expected two non-negative integers, found \(offsets)")
         }
         let (begin, end) = (offsets[0], offsets[1])
         guard begin <= end else {
@@ -150,8 +159,9 @@ struct SafetensorsHeader {
         guard end - begin == byteCount else {
             throw SafetensorsError.byteLengthMismatch(path: path, tensor: name, expected: byteCount, actual: end - begin)
         }
-        return SafetensorsTensorInfo(name: name, dtype: dtype, shape: shape,
-                                     byteRange: (dataStart + begin)..<(dataStart + end))
+        return SafetensorsTensorInfo(
+            name: name, dtype: dtype, shape: shape,
+            byteRange: (dataStart + begin)..<(dataStart + end))
     }
 
     /// Throws if any two non-empty byte ranges of `tensors` (sorted by start) intersect.

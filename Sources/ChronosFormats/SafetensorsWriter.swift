@@ -9,8 +9,10 @@ public enum SafetensorsWriter {
     ///
     /// The header JSON has sorted keys and is padded with spaces to a multiple of 8 bytes; each
     /// tensor's elements follow, row-major and contiguous, in the machine's little-endian order.
-    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
-                             to url: URL) throws {
+    public static func write(
+        _ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
+        to url: URL
+    ) throws {
         let header = try encodeHeader(tensors, metadata: metadata, path: url.path)
         try AtomicFile.write(to: url) { handle in
             var length = UInt64(header.count).littleEndian
@@ -24,8 +26,10 @@ public enum SafetensorsWriter {
     }
 
     /// The header JSON, space-padded to a multiple of 8 bytes so the data section is aligned.
-    private static func encodeHeader(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String],
-                                     path: String) throws -> Data {
+    private static func encodeHeader(
+        _ tensors: [(name: String, tensor: Tensor)], metadata: [String: String],
+        path: String
+    ) throws -> Data {
         var entries: [String: Any] = [:]
         if !metadata.isEmpty { entries["__metadata__"] = metadata }
         var offset = 0
@@ -36,11 +40,12 @@ public enum SafetensorsWriter {
             guard entries[name] == nil else {
                 throw SafetensorsError.invalidTensorName(path: path, tensor: name, reason: "duplicate name")
             }
-            entries[name] = [
-                "dtype": tensor.dtype.safetensorsName,
-                "shape": tensor.shape,
-                "data_offsets": [offset, offset + tensor.byteCount],
-            ] as [String: Any]
+            entries[name] =
+                [
+                    "dtype": tensor.dtype.safetensorsName,
+                    "shape": tensor.shape,
+                    "data_offsets": [offset, offset + tensor.byteCount]
+                ] as [String: Any]
             offset += tensor.byteCount
         }
         var header = try JSONSerialization.data(withJSONObject: entries, options: [.sortedKeys, .withoutEscapingSlashes])

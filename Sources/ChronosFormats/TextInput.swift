@@ -44,8 +44,8 @@ public enum TextInputError: Error, Equatable, CustomStringConvertible {
     /// The source and what went wrong.
     public var description: String {
         switch self {
-        case let .unreadable(source, reason): "\(source): \(reason)"
-        case let .notUTF8(source): "\(source) is not UTF-8 text"
+        case .unreadable(let source, let reason): "\(source): \(reason)"
+        case .notUTF8(let source): "\(source) is not UTF-8 text"
         }
     }
 }

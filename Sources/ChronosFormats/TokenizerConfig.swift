@@ -59,7 +59,10 @@ public struct TokenizerConfig: Sendable {
         var padToken: Token?
 
         enum CodingKeys: String, CodingKey {
-            case chatTemplate = "chat_template", bosToken = "bos_token", eosToken = "eos_token", padToken = "pad_token"
+            case chatTemplate = "chat_template"
+            case bosToken = "bos_token"
+            case eosToken = "eos_token"
+            case padToken = "pad_token"
         }
 
         struct Token: Decodable {

@@ -27,8 +27,11 @@ struct TokenizerFile: Codable, Sendable {
 
         private enum CodingKeys: String, CodingKey {
             case type, vocab, merges, dropout
-            case unkToken = "unk_token", continuingSubwordPrefix = "continuing_subword_prefix"
-            case endOfWordSuffix = "end_of_word_suffix", fuseUnk = "fuse_unk", byteFallback = "byte_fallback"
+            case unkToken = "unk_token"
+            case continuingSubwordPrefix = "continuing_subword_prefix"
+            case endOfWordSuffix = "end_of_word_suffix"
+            case fuseUnk = "fuse_unk"
+            case byteFallback = "byte_fallback"
             case ignoreMerges = "ignore_merges"
         }
 
@@ -112,12 +115,16 @@ struct TokenizerFile: Codable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case version, truncation, padding, normalizer, decoder, model
-        case addedTokens = "added_tokens", preTokenizer = "pre_tokenizer", postProcessor = "post_processor"
+        case addedTokens = "added_tokens"
+        case preTokenizer = "pre_tokenizer"
+        case postProcessor = "post_processor"
     }
 
     private enum DecoderKeys: String, CodingKey {
         case type
-        case addPrefixSpace = "add_prefix_space", trimOffsets = "trim_offsets", useRegex = "use_regex"
+        case addPrefixSpace = "add_prefix_space"
+        case trimOffsets = "trim_offsets"
+        case useRegex = "use_regex"
     }
 
     init(addedTokens: [AddedToken], normalizer: Normalizer?, preTokenizer: PreTokenizer, model: Model) {

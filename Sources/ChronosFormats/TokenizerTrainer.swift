@@ -36,8 +36,9 @@ public struct TokenizerTrainer: Sendable {
         precondition(
             vocabularySize >= 256 + specialTokens.count,
             "a byte-level vocabulary needs at least 256 + \(specialTokens.count) tokens, not \(vocabularySize)")
-        precondition(Set(specialTokens).count == specialTokens.count && !specialTokens.contains(""),
-                     "special tokens must be distinct and non-empty")
+        precondition(
+            Set(specialTokens).count == specialTokens.count && !specialTokens.contains(""),
+            "special tokens must be distinct and non-empty")
         self.vocabularySize = vocabularySize
         self.specialTokens = specialTokens
         self.minimumPairFrequency = max(minimumPairFrequency, 1)
@@ -261,7 +262,8 @@ extension TokenizerConfig {
     /// The ChatML chat template of Chronos-native chat models, as Jinja: each message as
     /// `<|im_start|>role\ncontent<|im_end|>\n`, no default system message, and an open
     /// assistant turn when a generation prompt is asked for.
-    public static let chatMLTemplate = "{% for message in messages %}"
+    public static let chatMLTemplate =
+        "{% for message in messages %}"
         + "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
         + "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 
@@ -297,10 +299,15 @@ extension TokenizerConfig {
         let addedTokens: [AddedToken]
 
         private enum CodingKeys: String, CodingKey {
-            case addBosToken = "add_bos_token", addEosToken = "add_eos_token"
-            case addedTokensDecoder = "added_tokens_decoder", bosToken = "bos_token", chatTemplate = "chat_template"
-            case cleanUpTokenizationSpaces = "clean_up_tokenization_spaces", eosToken = "eos_token"
-            case padToken = "pad_token", tokenizerClass = "tokenizer_class"
+            case addBosToken = "add_bos_token"
+            case addEosToken = "add_eos_token"
+            case addedTokensDecoder = "added_tokens_decoder"
+            case bosToken = "bos_token"
+            case chatTemplate = "chat_template"
+            case cleanUpTokenizationSpaces = "clean_up_tokenization_spaces"
+            case eosToken = "eos_token"
+            case padToken = "pad_token"
+            case tokenizerClass = "tokenizer_class"
         }
 
         /// An `added_tokens_decoder` entry: an `AddedToken` without its id, which is the key.

@@ -45,9 +45,15 @@ enum ScalarKind {
     }
 
     private init(nonASCII value: UInt32) {
-        guard let scalar = Unicode.Scalar(value) else { self = .other; return }
+        guard let scalar = Unicode.Scalar(value) else {
+            self = .other
+            return
+        }
         let properties = scalar.properties
-        if properties.isWhitespace { self = .space; return }
+        if properties.isWhitespace {
+            self = .space
+            return
+        }
         switch properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: self = .letter
         case .decimalNumber, .letterNumber, .otherNumber: self = .number

@@ -64,8 +64,9 @@ public final class ExpertVerification: @unchecked Sendable {
                 return true
             }
             if firstFailure == nil {
-                firstFailure = CorruptExpertError(file: record.file, expert: key, expected: ContentHash.hex(record.hash),
-                                                  found: ContentHash.hex(found))
+                firstFailure = CorruptExpertError(
+                    file: record.file, expert: key, expected: ContentHash.hex(record.hash),
+                    found: ContentHash.hex(found))
             }
             return false
         }

@@ -24,9 +24,11 @@ public struct ForwardOptions: Sendable {
     public var detachesLookaheadInput: Bool
 
     /// Options with every field given or defaulted: logits only, everything available.
-    public init(recordsRouting: Bool = false, predictsLookahead: Bool = false, hiddenLayers: Set<Int> = [],
-                availability: [ExpertKey: Float] = [:], fallbackMaskProbability: Float = 0, fallbackMaskSeed: UInt64 = 0,
-                detachesLookaheadInput: Bool = false) {
+    public init(
+        recordsRouting: Bool = false, predictsLookahead: Bool = false, hiddenLayers: Set<Int> = [],
+        availability: [ExpertKey: Float] = [:], fallbackMaskProbability: Float = 0, fallbackMaskSeed: UInt64 = 0,
+        detachesLookaheadInput: Bool = false
+    ) {
         self.recordsRouting = recordsRouting
         self.predictsLookahead = predictsLookahead
         self.hiddenLayers = hiddenLayers

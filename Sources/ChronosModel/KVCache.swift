@@ -78,8 +78,9 @@ public final class StandardKVCache: KVCache {
     /// Grows the buffers to hold at least `positions` rows, keeping what they hold.
     private func reserve(_ positions: Int, keyWidth: Int, valueWidth: Int) {
         if let keyBuffer, let valueBuffer {
-            precondition(keyBuffer.shape[1] == keyWidth && valueBuffer.shape[1] == valueWidth,
-                         "cache update: rows of \(keyWidth)/\(valueWidth) into a cache of \(keyBuffer.shape[1])/\(valueBuffer.shape[1])")
+            precondition(
+                keyBuffer.shape[1] == keyWidth && valueBuffer.shape[1] == valueWidth,
+                "cache update: rows of \(keyWidth)/\(valueWidth) into a cache of \(keyBuffer.shape[1])/\(valueBuffer.shape[1])")
             if positions <= keyBuffer.shape[0] { return }
         }
         let capacity = (positions + step - 1) / step * step

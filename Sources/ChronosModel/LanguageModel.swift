@@ -66,10 +66,12 @@ public struct ModelSummary: Sendable, Equatable {
     public var lookaheadSteps: Int?
 
     /// A summary with every field given.
-    public init(modelType: String, architecture: String?, vocabSize: Int, hiddenSize: Int, layerCount: Int,
-                attentionHeads: Int, keyValueHeads: Int, headDim: Int, expertsPerLayer: [Int], expertsPerToken: Int,
-                hasSharedExpert: Bool, tiedEmbeddings: Bool, bosTokenId: Int?, eosTokenIds: [Int], maxPositionEmbeddings: Int?,
-                lookaheadSteps: Int? = nil) {
+    public init(
+        modelType: String, architecture: String?, vocabSize: Int, hiddenSize: Int, layerCount: Int,
+        attentionHeads: Int, keyValueHeads: Int, headDim: Int, expertsPerLayer: [Int], expertsPerToken: Int,
+        hasSharedExpert: Bool, tiedEmbeddings: Bool, bosTokenId: Int?, eosTokenIds: [Int], maxPositionEmbeddings: Int?,
+        lookaheadSteps: Int? = nil
+    ) {
         self.modelType = modelType
         self.architecture = architecture
         self.vocabSize = vocabSize

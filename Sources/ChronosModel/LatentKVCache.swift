@@ -61,8 +61,12 @@ public final class LatentKVCache: KVCache {
         let tokens = keys.shape.first ?? 0
         precondition(values.shape.first == tokens, "cache update: keys \(keys.shape) and values \(values.shape) differ in tokens")
         if tokens > 0 {
-            _ = append(Tensor.concatenate([keys.contiguous().reshaped([tokens, ropeDim]),
-                                           values.contiguous().reshaped([tokens, latentDim])], axis: 1))
+            _ = append(
+                Tensor.concatenate(
+                    [
+                        keys.contiguous().reshaped([tokens, ropeDim]),
+                        values.contiguous().reshaped([tokens, latentDim])
+                    ], axis: 1))
         }
         let rows = held(offset)
         return (rows.slice(0..<ropeDim, axis: 1), rows.slice(ropeDim..<rowWidth, axis: 1))

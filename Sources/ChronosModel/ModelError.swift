@@ -30,27 +30,27 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// A one-line explanation naming what is wrong and where.
     public var description: String {
         switch self {
-        case let .unknownModelType(type, known):
+        case .unknownModelType(let type, let known):
             "unknown model_type '\(type)'; known model types: \(known.joined(separator: ", "))"
-        case let .missingTensor(name, directory):
+        case .missingTensor(let name, let directory):
             "\(directory): the checkpoint has no tensor named '\(name)'"
-        case let .unusedTensor(name, directory):
+        case .unusedTensor(let name, let directory):
             "\(directory): the checkpoint has a tensor '\(name)' that config.json does not use; config.json does not match the checkpoint"
-        case let .shapeMismatch(tensor, expected, found):
+        case .shapeMismatch(let tensor, let expected, let found):
             "tensor '\(tensor)' has shape \(found) but the configuration implies \(expected)"
-        case let .unsupportedDType(tensor, dtype):
+        case .unsupportedDType(let tensor, let dtype):
             "tensor '\(tensor)' has dtype \(dtype); model weights must be f32, f16 or bf16"
-        case let .malformedConfig(file, field, reason):
+        case .malformedConfig(let file, let field, let reason):
             field.isEmpty ? "\(file): \(reason)" : "\(file): field '\(field)': \(reason)"
-        case let .unsupportedConfig(file, field, value):
+        case .unsupportedConfig(let file, let field, let value):
             "\(file): field '\(field)' = \(value) is not supported"
-        case let .tokenOutOfRange(id, vocabSize):
+        case .tokenOutOfRange(let id, let vocabSize):
             "token id \(id) is outside the vocabulary of \(vocabSize)"
-        case let .cacheMismatch(expectedLayers, foundLayers):
+        case .cacheMismatch(let expectedLayers, let foundLayers):
             "the cache holds \(foundLayers) layers but the model has \(expectedLayers); make it with the model's makeCache()"
-        case let .noLookaheadHead(modelType):
+        case .noLookaheadHead(let modelType):
             "a '\(modelType)' model has no lookahead head to predict with"
-        case let .expertsInCache(directory):
+        case .expertsInCache(let directory):
             "\(directory): the checkpoint's routed experts live in \(ModelDirectory.Name.expertCache)/; load it through ChronosStorage (ModelLoader.load), which reads them from there, or pass an expert provider"
         }
     }

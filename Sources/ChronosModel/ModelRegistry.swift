@@ -16,14 +16,18 @@ protocol TransformerArchitecture: Decodable, Sendable {
     /// The checkpoint's tensors as the model reads them: the one place where a family's keys
     /// are renamed, fused or stacked expert tensors split, and tensors the model does not use
     /// dropped. `location` names the checkpoint in errors.
-    static func sanitize(_ weights: [String: Tensor], configuration: TransformerConfiguration,
-                         location: String) throws -> [String: Tensor]
+    static func sanitize(
+        _ weights: [String: Tensor], configuration: TransformerConfiguration,
+        location: String
+    ) throws -> [String: Tensor]
 }
 
 extension TransformerArchitecture {
     /// The Hugging Face conventions every family here shares (see `HuggingFaceWeights`).
-    static func sanitize(_ weights: [String: Tensor], configuration: TransformerConfiguration,
-                         location: String) throws -> [String: Tensor] {
+    static func sanitize(
+        _ weights: [String: Tensor], configuration: TransformerConfiguration,
+        location: String
+    ) throws -> [String: Tensor] {
         try HuggingFaceWeights.sanitize(weights, configuration: configuration, keys: checkpointKeys, location: location)
     }
 
@@ -41,7 +45,7 @@ extension TransformerArchitecture {
 public enum ModelRegistry {
     static let architectures: [any TransformerArchitecture.Type] = [
         ChronosConfiguration.self, LlamaConfiguration.self, MixtralConfiguration.self, Qwen2MoEConfiguration.self,
-        Qwen3MoEConfiguration.self, OLMoEConfiguration.self,
+        Qwen3MoEConfiguration.self, OLMoEConfiguration.self
     ]
 
     /// Every `model_type` that can be loaded, sorted.
@@ -62,7 +66,7 @@ public enum ModelRegistry {
         let configuration = try configuration(directory: directory).configuration
         var shapes: [ExpertKey: [[Int]]] = [:]
         for (layer, block) in configuration.feedForward.enumerated() {
-            guard case let .mixture(mixture) = block else { continue }
+            guard case .mixture(let mixture) = block else { continue }
             let hidden = configuration.hiddenSize, width = mixture.intermediateSize
             for expert in 0..<mixture.expertCount {
                 shapes[ExpertKey(layer: layer, expert: expert)] = [[width, hidden], [width, hidden], [hidden, width]]
@@ -73,7 +77,8 @@ public enum ModelRegistry {
 
     /// `directory`'s `config.json` as read, the architecture it names, and its validated configuration.
     static func configuration(directory: URL) throws
-        -> (json: Data, architecture: any TransformerArchitecture.Type, configuration: TransformerConfiguration) {
+        -> (json: Data, architecture: any TransformerArchitecture.Type, configuration: TransformerConfiguration)
+    {
         let configURL = ModelDirectory(directory).config
         let config = try ConfigurationFile.read(configURL)
         let header = try ConfigurationFile.decode(ConfigurationHeader.self, from: config, file: configURL.path)
@@ -96,8 +101,9 @@ extension TransformerLanguageModel {
         for name in checkpoint.tensorNames { tensors[name] = try checkpoint.tensor(named: name) }
         let location = checkpoint.directory.path
         let weights = try architecture.sanitize(tensors, configuration: configuration, location: location)
-        try self.init(configuration: configuration, keys: architecture.checkpointKeys, configJSON: config, weights: weights,
-                      experts: experts, location: location)
+        try self.init(
+            configuration: configuration, keys: architecture.checkpointKeys, configJSON: config, weights: weights,
+            experts: experts, location: location)
     }
 }
 

@@ -76,8 +76,10 @@ public final class SlidingWindowKVCache: KVCache {
         StandardKVCache.write(values, into: valueBuffer!, at: earlier)
         let result: (keys: Tensor, values: Tensor)
         if Autograd.isRecording && (keys.gradientNode != nil || values.gradientNode != nil) {
-            result = (Tensor.concatenate([keyBuffer!.slice(0..<earlier), keys.contiguous().reshaped([tokens, keyWidth])], axis: 0),
-                      Tensor.concatenate([valueBuffer!.slice(0..<earlier), values.contiguous().reshaped([tokens, valueWidth])], axis: 0))
+            result = (
+                Tensor.concatenate([keyBuffer!.slice(0..<earlier), keys.contiguous().reshaped([tokens, keyWidth])], axis: 0),
+                Tensor.concatenate([valueBuffer!.slice(0..<earlier), values.contiguous().reshaped([tokens, valueWidth])], axis: 0)
+            )
         } else {
             result = held(count: total)
         }
@@ -118,8 +120,9 @@ public final class SlidingWindowKVCache: KVCache {
     /// Grows the buffers to hold at least `rows` rows, keeping the held rows (at the front).
     private func reserve(_ rows: Int, keyWidth: Int, valueWidth: Int) {
         if let keyBuffer, let valueBuffer {
-            precondition(keyBuffer.shape[1] == keyWidth && valueBuffer.shape[1] == valueWidth,
-                         "cache update: rows of \(keyWidth)/\(valueWidth) into a cache of \(keyBuffer.shape[1])/\(valueBuffer.shape[1])")
+            precondition(
+                keyBuffer.shape[1] == keyWidth && valueBuffer.shape[1] == valueWidth,
+                "cache update: rows of \(keyWidth)/\(valueWidth) into a cache of \(keyBuffer.shape[1])/\(valueBuffer.shape[1])")
             if rows <= keyBuffer.shape[0] { return }
         }
         let capacity = max((rows + step - 1) / step * step, 1)

@@ -145,15 +145,17 @@ public struct ActivationTrace: Sendable, Equatable {
             Self.append(&out, UInt64(layer.expertBytes))
         }
         for token in tokens {
-            precondition(token.experts.count == layers.count && token.probabilities.count == layers.count,
-                         "a token record has one entry per MoE layer")
+            precondition(
+                token.experts.count == layers.count && token.probabilities.count == layers.count,
+                "a token record has one entry per MoE layer")
             precondition(token.hidden.count == hiddenSize, "a token record has hiddenSize floats")
             Self.append(&out, UInt32(token.sequence))
             Self.append(&out, UInt32(token.position))
             Self.append(&out, UInt32(token.id))
             for (experts, probabilities) in zip(token.experts, token.probabilities) {
-                precondition(experts.count == expertsPerToken && probabilities.count == expertsPerToken,
-                             "a token record has k experts per layer")
+                precondition(
+                    experts.count == expertsPerToken && probabilities.count == expertsPerToken,
+                    "a token record has k experts per layer")
                 for expert in experts { Self.append(&out, UInt32(expert)) }
                 for p in probabilities { Self.append(&out, p.bitPattern) }
             }
@@ -183,9 +185,18 @@ public struct ActivationTrace: Sendable, Equatable {
         guard bytes.count >= versionOneHeaderBytes else { throw fail("\(bytes.count) bytes is shorter than the header") }
         guard Array(bytes[0..<8]) == magic else { throw fail("it does not start with the magic \"CHRTRACE\"") }
         var cursor = 8
-        func u32() -> Int { defer { cursor += 4 }; return Int(load(bytes, cursor, as: UInt32.self)) }
-        func u64() -> UInt64 { defer { cursor += 8 }; return load(bytes, cursor, as: UInt64.self) }
-        func f32() -> Float { defer { cursor += 4 }; return Float(bitPattern: load(bytes, cursor, as: UInt32.self)) }
+        func u32() -> Int {
+            defer { cursor += 4 }
+            return Int(load(bytes, cursor, as: UInt32.self))
+        }
+        func u64() -> UInt64 {
+            defer { cursor += 8 }
+            return load(bytes, cursor, as: UInt64.self)
+        }
+        func f32() -> Float {
+            defer { cursor += 4 }
+            return Float(bitPattern: load(bytes, cursor, as: UInt32.self))
+        }
         let version = u32()
         guard version == 1 || version == Int(currentVersion) else {
             throw fail("version \(version) is not a supported version (1 or \(currentVersion))")
@@ -209,7 +220,8 @@ public struct ActivationTrace: Sendable, Equatable {
                 throw fail("layer index \(layer) is beyond the \(ConfigurationLimits.layers.upperBound) layers a model may have")
             }
             guard ConfigurationLimits.experts.contains(experts), k <= experts else {
-                throw fail("layer \(layer) has \(experts) experts for \(k) per token (at most \(ConfigurationLimits.experts.upperBound) experts)")
+                throw fail(
+                    "layer \(layer) has \(experts) experts for \(k) per token (at most \(ConfigurationLimits.experts.upperBound) experts)")
             }
             guard let bytes = Int(exactly: expertBytes) else { throw fail("layer \(layer) has experts of \(expertBytes) bytes") }
             layers.append(Layer(layer: layer, experts: experts, expertBytes: bytes))
@@ -222,7 +234,9 @@ public struct ActivationTrace: Sendable, Equatable {
         let expected = sum(product(tokenCount, recordBytes), UInt64(tableEnd))
         guard UInt64(bytes.count) == expected else {
             let kind = UInt64(bytes.count) < expected ? "truncated" : "too long"
-            throw fail("\(kind): \(bytes.count) bytes, but \(tokenCount) records of \(recordBytes) bytes after a \(tableEnd)-byte header need \(expected)")
+            throw fail(
+                "\(kind): \(bytes.count) bytes, but \(tokenCount) records of \(recordBytes) bytes after a \(tableEnd)-byte header need \(expected)"
+            )
         }
         var tokens: [Token] = []
         tokens.reserveCapacity(Int(tokenCount))
@@ -239,10 +253,12 @@ public struct ActivationTrace: Sendable, Equatable {
                 probabilities.append((0..<k).map { _ in f32() })
             }
             let state = (0..<hidden).map { _ in f32() }
-            tokens.append(Token(sequence: sequence, position: position, id: id, experts: experts, probabilities: probabilities, hidden: state))
+            tokens.append(
+                Token(sequence: sequence, position: position, id: id, experts: experts, probabilities: probabilities, hidden: state))
         }
-        return ActivationTrace(layers: layers, expertsPerToken: k, hiddenSize: hidden, hiddenLayer: hiddenLayer, sequenceCount: sequences,
-                               tokens: tokens)
+        return ActivationTrace(
+            layers: layers, expertsPerToken: k, hiddenSize: hidden, hiddenLayer: hiddenLayer, sequenceCount: sequences,
+            tokens: tokens)
     }
 
     private static func append<T: FixedWidthInteger>(_ data: inout Data, _ value: T) {
@@ -263,8 +279,8 @@ public enum ActivationTraceError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .unreadable(path, reason): "cannot read activation trace \(path): \(reason)"
-        case let .malformed(path, reason): "\(path) is not a valid activation trace: \(reason)"
+        case .unreadable(let path, let reason): "cannot read activation trace \(path): \(reason)"
+        case .malformed(let path, let reason): "\(path) is not a valid activation trace: \(reason)"
         }
     }
 }

@@ -8,8 +8,10 @@ import ChronosTensor
 public enum ActivationTracer {
     /// Traces `sequences`, each run from an empty cache in one forward pass, recording the
     /// hidden state after decoder layer `hiddenLayer`.
-    public static func trace(_ model: any LanguageModel, sequences: [[Int]], hiddenLayer: Int,
-                             progress: ((Int) -> Void)? = nil) throws -> ActivationTrace {
+    public static func trace(
+        _ model: any LanguageModel, sequences: [[Int]], hiddenLayer: Int,
+        progress: ((Int) -> Void)? = nil
+    ) throws -> ActivationTrace {
         let summary = model.summary
         guard summary.expertsPerLayer.indices.contains(hiddenLayer) else {
             throw ActivationTracerError.noSuchLayer(hiddenLayer, layers: summary.expertsPerLayer.count)
@@ -26,8 +28,9 @@ public enum ActivationTracer {
         for (index, ids) in sequences.enumerated() where !ids.isEmpty {
             var experts = [[[Int]]](repeating: [[Int]](repeating: [], count: moeLayers.count), count: ids.count)
             var probabilities = [[[Float]]](repeating: [[Float]](repeating: [], count: moeLayers.count), count: ids.count)
-            let output = try model.forward(ids, cache: model.makeCache(),
-                                           options: ForwardOptions(recordsRouting: true, hiddenLayers: [hiddenLayer]))
+            let output = try model.forward(
+                ids, cache: model.makeCache(),
+                options: ForwardOptions(recordsRouting: true, hiddenLayers: [hiddenLayer]))
             for routing in output.layers {
                 guard let layer = slot[routing.layer] else { continue }
                 let distribution = routing.routerProbabilities.floats, width = routing.routerProbabilities.shape[1]
@@ -42,13 +45,16 @@ public enum ActivationTracer {
                     throw ActivationTracerError.missingRouting(sequence: index, position: position)
                 }
                 let state = Array(hidden[(position * hiddenSize)..<((position + 1) * hiddenSize)])
-                tokens.append(ActivationTrace.Token(sequence: index, position: position, id: ids[position],
-                                                    experts: experts[position], probabilities: probabilities[position], hidden: state))
+                tokens.append(
+                    ActivationTrace.Token(
+                        sequence: index, position: position, id: ids[position],
+                        experts: experts[position], probabilities: probabilities[position], hidden: state))
             }
             progress?(index + 1)
         }
-        return ActivationTrace(layers: layers, expertsPerToken: k, hiddenSize: hiddenSize, hiddenLayer: hiddenLayer,
-                               sequenceCount: sequences.count, tokens: tokens)
+        return ActivationTrace(
+            layers: layers, expertsPerToken: k, hiddenSize: hiddenSize, hiddenLayer: hiddenLayer,
+            sequenceCount: sequences.count, tokens: tokens)
     }
 }
 
@@ -61,9 +67,9 @@ public enum ActivationTracerError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .noSuchLayer(layer, layers):
+        case .noSuchLayer(let layer, let layers):
             "the model has decoder layers 0…\(layers - 1); there is no layer \(layer) to take the hidden state after"
-        case let .missingRouting(sequence, position):
+        case .missingRouting(let sequence, let position):
             "the model reported no routing for every MoE layer at sequence \(sequence), position \(position)"
         }
     }

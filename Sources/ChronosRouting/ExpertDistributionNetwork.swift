@@ -40,9 +40,12 @@ public struct ExpertDistributionNetwork: Sendable {
             let count = shape.reduce(1, *)
             return Tensor(shape: shape, values: (0..<count).map { _ in Float(random.nextUnit() * 2 - 1) * bound })
         }
-        self.init(validated: [uniform([width, inputWidth], fanIn: inputWidth), Tensor(zeros: [width]),
-                              uniform([groups * experts, width], fanIn: width), Tensor(zeros: [groups * experts])],
-                  groups: groups, experts: experts)
+        self.init(
+            validated: [
+                uniform([width, inputWidth], fanIn: inputWidth), Tensor(zeros: [width]),
+                uniform([groups * experts, width], fanIn: width), Tensor(zeros: [groups * experts])
+            ],
+            groups: groups, experts: experts)
     }
 
     private init(validated tensors: [Tensor], groups: Int, experts: Int) {
@@ -76,7 +79,7 @@ public struct ExpertDistributionNetwork: Sendable {
     public func write(to url: URL, kind: String, layers: [Int], inputLayer: Int, extra: [String: String]) throws {
         let metadata = extra.merging([
             "chronos_predictor": kind, "input_norm": "rms", "layers": layers.map(String.init).joined(separator: ","),
-            "experts": String(experts), "hidden_size": String(inputWidth), "input_layer": String(inputLayer),
+            "experts": String(experts), "hidden_size": String(inputWidth), "input_layer": String(inputLayer)
         ]) { _, common in common }
         try SafetensorsWriter.write(parameters.map { ($0.name, $0.tensor.detached().contiguous()) }, metadata: metadata, to: url)
     }
@@ -84,7 +87,8 @@ public struct ExpertDistributionNetwork: Sendable {
     /// Reads a network written by `write`, with its metadata; `kind` must match the file's
     /// `chronos_predictor`, and the tensors must agree with `layers`·`steps` groups of `experts`.
     private static func read(_ url: URL, kind: String, groupsPerLayer: (_ metadata: [String: String]) throws -> Int)
-        throws -> (network: ExpertDistributionNetwork, layers: [Int], inputLayer: Int, metadata: [String: String]) {
+        throws -> (network: ExpertDistributionNetwork, layers: [Int], inputLayer: Int, metadata: [String: String])
+    {
         let file: SafetensorsFile
         do {
             file = try SafetensorsFile(url: url)
@@ -126,27 +130,41 @@ public struct ExpertDistributionNetwork: Sendable {
 
     /// The predictor of `kind` saved as `fileName` in the model directory `directory`, read and
     /// checked against `summary`'s model; nil when there is none, an error when it does not fit.
-    static func load(_ fileName: String, in directory: URL, kind: String, summary: ModelSummary,
-                     groupsPerLayer: (_ metadata: [String: String]) throws -> Int)
-        throws -> (network: ExpertDistributionNetwork, layers: [Int], inputLayer: Int, metadata: [String: String])? {
+    static func load(
+        _ fileName: String, in directory: URL, kind: String, summary: ModelSummary,
+        groupsPerLayer: (_ metadata: [String: String]) throws -> Int
+    )
+        throws -> (network: ExpertDistributionNetwork, layers: [Int], inputLayer: Int, metadata: [String: String])?
+    {
         let url = directory.appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         let loaded = try read(url, kind: kind, groupsPerLayer: groupsPerLayer)
-        try check(file: url.path, layers: loaded.layers, experts: loaded.network.experts, inputWidth: loaded.network.inputWidth,
-                  inputLayer: loaded.inputLayer, against: summary)
+        try check(
+            file: url.path, layers: loaded.layers, experts: loaded.network.experts, inputWidth: loaded.network.inputWidth,
+            inputLayer: loaded.inputLayer, against: summary)
         return loaded
     }
 
     /// Checks that a predictor over `layers` with `experts` experts and inputs of `inputWidth`
     /// taken after decoder layer `inputLayer` fits `summary`'s model; the error names `file`.
-    private static func check(file: String, layers: [Int], experts: Int, inputWidth: Int, inputLayer: Int,
-                              against summary: ModelSummary) throws {
+    private static func check(
+        file: String, layers: [Int], experts: Int, inputWidth: Int, inputLayer: Int,
+        against summary: ModelSummary
+    ) throws {
         guard inputLayer < summary.expertsPerLayer.count else {
-            throw PredictorFileError(file: file, reason: "it reads the hidden state after decoder layer \(inputLayer); the model has \(summary.expertsPerLayer.count) layers (retrain it)")
+            throw PredictorFileError(
+                file: file,
+                reason:
+                    "it reads the hidden state after decoder layer \(inputLayer); the model has \(summary.expertsPerLayer.count) layers (retrain it)"
+            )
         }
         let moeLayers = summary.expertsPerLayer.indices.filter { summary.expertsPerLayer[$0] > 0 }
         guard layers == moeLayers, moeLayers.allSatisfy({ summary.expertsPerLayer[$0] == experts }), inputWidth == summary.hiddenSize else {
-            throw PredictorFileError(file: file, reason: "it predicts \(experts) experts in layers \(layers) from hidden states of width \(inputWidth); the model has MoE layers \(moeLayers) of \(moeLayers.map { summary.expertsPerLayer[$0] }) experts and hidden size \(summary.hiddenSize) (retrain it)")
+            throw PredictorFileError(
+                file: file,
+                reason:
+                    "it predicts \(experts) experts in layers \(layers) from hidden states of width \(inputWidth); the model has MoE layers \(moeLayers) of \(moeLayers.map { summary.expertsPerLayer[$0] }) experts and hidden size \(summary.hiddenSize) (retrain it)"
+            )
         }
     }
 }

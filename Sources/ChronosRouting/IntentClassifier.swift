@@ -64,17 +64,21 @@ public struct IntentClassifier: Sendable {
 
     /// Writes `intent.safetensors` into the model directory `directory`, atomically.
     public func save(in directory: URL) throws {
-        try network.write(to: directory.appendingPathComponent(Self.fileName), kind: Self.kind, layers: layers,
-                          inputLayer: inputLayer, extra: ["horizon": String(horizon)])
+        try network.write(
+            to: directory.appendingPathComponent(Self.fileName), kind: Self.kind, layers: layers,
+            inputLayer: inputLayer, extra: ["horizon": String(horizon)])
     }
 
     /// The classifier saved in the model directory `directory`, checked against `summary`; nil
     /// when there is none, an error when it does not fit the model.
     public static func load(from directory: URL, summary: ModelSummary) throws -> IntentClassifier? {
-        guard let (network, layers, inputLayer, metadata) = try ExpertDistributionNetwork.load(
-            fileName, in: directory, kind: kind, summary: summary, groupsPerLayer: { _ in 1 }) else { return nil }
-        return IntentClassifier(network: network, layers: layers, inputLayer: inputLayer,
-                                horizon: metadata["horizon"].flatMap(Int.init) ?? 0)
+        guard
+            let (network, layers, inputLayer, metadata) = try ExpertDistributionNetwork.load(
+                fileName, in: directory, kind: kind, summary: summary, groupsPerLayer: { _ in 1 })
+        else { return nil }
+        return IntentClassifier(
+            network: network, layers: layers, inputLayer: inputLayer,
+            horizon: metadata["horizon"].flatMap(Int.init) ?? 0)
     }
 
     private init(network: ExpertDistributionNetwork, layers: [Int], inputLayer: Int, horizon: Int) {

@@ -117,7 +117,10 @@ public enum Louvain {
                 let own = community[i], k = degrees[i]
                 for (j, w) in graph.adjacency[i] where j != i {
                     let c = community[j]
-                    if !isTouched[c] { isTouched[c] = true; touched.append(c) }
+                    if !isTouched[c] {
+                        isTouched[c] = true
+                        touched.append(c)
+                    }
                     links[c] += w
                 }
                 tot[own] -= k
@@ -125,7 +128,10 @@ public enum Louvain {
                 var bestGain = links[own] - tot[own] * k / total
                 for c in touched.sorted() where c != own {
                     let gain = links[c] - tot[c] * k / total
-                    if gain > bestGain + 1e-12 * max(1, abs(bestGain)) { best = c; bestGain = gain }
+                    if gain > bestGain + 1e-12 * max(1, abs(bestGain)) {
+                        best = c
+                        bestGain = gain
+                    }
                 }
                 tot[best] += k
                 if best != own {
@@ -133,7 +139,10 @@ public enum Louvain {
                     movedThisPass = true
                     movedAny = true
                 }
-                for c in touched { links[c] = 0; isTouched[c] = false }
+                for c in touched {
+                    links[c] = 0
+                    isTouched[c] = false
+                }
                 touched.removeAll(keepingCapacity: true)
             }
         }

@@ -57,14 +57,16 @@ public enum PredictorEvaluation {
 
     /// Scores `head` on `heldOut`, predicting `n` experts per layer and offset; `training`
     /// gives the frequency baseline.
-    public static func lookahead(_ head: TrainedLookaheadHead, heldOut: ActivationTrace, training: ActivationTrace,
-                                 n: Int, seed: UInt64 = 0) -> [LookaheadRow] {
+    public static func lookahead(
+        _ head: TrainedLookaheadHead, heldOut: ActivationTrace, training: ActivationTrace,
+        n: Int, seed: UInt64 = 0
+    ) -> [LookaheadRow] {
         let usage = usage(training)
         let layers = heldOut.layers.map(\.layer)
         let frequent = layers.map { Set(mostUsed(usage, limit: n, layer: $0)) }
         var rows = (1...head.steps).map { LookaheadRow(offset: $0) }
-        var predictions: [[[Set<ExpertKey>]]] = []   // per (token, k): per layer
-        var futures: [[[[Int: Int]]]] = []           // per (token, k): per layer, the experts used
+        var predictions: [[[Set<ExpertKey>]]] = []  // per (token, k): per layer
+        var futures: [[[[Int: Int]]]] = []  // per (token, k): per layer, the experts used
         func keys(_ experts: [Int], _ slot: Int) -> [ExpertKey: Int] {
             Dictionary(experts.map { (ExpertKey(layer: layers[slot], expert: $0), 1) }, uniquingKeysWith: +)
         }
@@ -108,8 +110,10 @@ public enum PredictorEvaluation {
     /// Scores `classifier` on `heldOut`: for every sequence and prompt length, the hot set of
     /// `setSize` pairs (equal expert sizes) against the pairs the next `classifier.horizon`
     /// tokens use; `training` gives the frequency baseline.
-    public static func intent(_ classifier: IntentClassifier, heldOut: ActivationTrace, training: ActivationTrace,
-                              promptLengths: [Int], setSize: Int, seed: UInt64 = 0) -> [IntentRow] {
+    public static func intent(
+        _ classifier: IntentClassifier, heldOut: ActivationTrace, training: ActivationTrace,
+        promptLengths: [Int], setSize: Int, seed: UInt64 = 0
+    ) -> [IntentRow] {
         let frequent = Set(mostUsed(usage(training), limit: setSize))
         let layers = heldOut.layers.map(\.layer)
         let horizon = max(1, classifier.horizon)

@@ -32,7 +32,8 @@ public struct TrainedLookaheadHead: Sendable {
     /// from hidden states of `hiddenSize` taken after decoder layer `inputLayer`, with a hidden
     /// layer of `width`.
     public init(hiddenSize: Int, inputLayer: Int, layers: [Int], experts: Int, steps: Int, width: Int, seed: UInt64) {
-        network = ExpertDistributionNetwork(inputWidth: hiddenSize, width: width, groups: steps * layers.count, experts: experts, seed: seed)
+        network = ExpertDistributionNetwork(
+            inputWidth: hiddenSize, width: width, groups: steps * layers.count, experts: experts, seed: seed)
         self.steps = steps
         self.layers = layers
         self.inputLayer = inputLayer
@@ -59,8 +60,9 @@ public struct TrainedLookaheadHead: Sendable {
 
     /// Writes `lookahead.safetensors` into the model directory `directory`, atomically.
     public func save(in directory: URL) throws {
-        try network.write(to: directory.appendingPathComponent(Self.fileName), kind: Self.kind, layers: layers,
-                          inputLayer: inputLayer, extra: ["steps": String(steps)])
+        try network.write(
+            to: directory.appendingPathComponent(Self.fileName), kind: Self.kind, layers: layers,
+            inputLayer: inputLayer, extra: ["steps": String(steps)])
     }
 
     /// The head saved in the model directory `directory`, checked against `summary`; nil when
@@ -69,8 +71,9 @@ public struct TrainedLookaheadHead: Sendable {
         var steps = 0
         let loaded = try ExpertDistributionNetwork.load(fileName, in: directory, kind: kind, summary: summary) { metadata in
             guard let k = metadata["steps"].flatMap(Int.init), k > 0 else {
-                throw PredictorFileError(file: directory.appendingPathComponent(fileName).path,
-                                         reason: "its metadata lacks a positive 'steps'")
+                throw PredictorFileError(
+                    file: directory.appendingPathComponent(fileName).path,
+                    reason: "its metadata lacks a positive 'steps'")
             }
             steps = k
             return k

@@ -9,8 +9,10 @@ public enum BeladyOracle {
     /// Hits and needs when `steps` — each step's distinct experts in the order they are
     /// needed, as the expert store counts them — run through `capacity` bytes of memory,
     /// counted over the steps `counted` marks (every step when nil; all steps still fill memory).
-    public static func simulate(steps: [[ExpertKey]], counted: [Bool]? = nil, capacity: Int,
-                                bytes: (ExpertKey) -> Int) -> (hits: Int, needed: Int) {
+    public static func simulate(
+        steps: [[ExpertKey]], counted: [Bool]? = nil, capacity: Int,
+        bytes: (ExpertKey) -> Int
+    ) -> (hits: Int, needed: Int) {
         let requests = steps.flatMap { $0 }
         let countsRequest = steps.indices.flatMap { step in Array(repeating: counted?[step] ?? true, count: steps[step].count) }
         var nextUse = [Int](repeating: Int.max, count: requests.count)
@@ -30,7 +32,9 @@ public enum BeladyOracle {
             }
             let size = bytes(key)
             guard size <= capacity else { continue }
-            while held + size > capacity, let victim = resident.max(by: { ($0.value, $0.key.layer, $0.key.expert) < ($1.value, $1.key.layer, $1.key.expert) }) {
+            while held + size > capacity,
+                let victim = resident.max(by: { ($0.value, $0.key.layer, $0.key.expert) < ($1.value, $1.key.layer, $1.key.expert) })
+            {
                 resident[victim.key] = nil
                 held -= bytes(victim.key)
             }

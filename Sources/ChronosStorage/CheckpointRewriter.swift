@@ -32,8 +32,10 @@ public enum CheckpointRewriter {
     /// Stripping makes the cache the experts' only copy, so it first opens the cache (fresh by
     /// content), checks that it holds exactly `model`'s experts, and hashes every cluster file.
     @discardableResult
-    public static func rewrite(directory: URL, model: any LanguageModel, stripExperts: Bool,
-                               denseDType: DType?) throws -> Outcome {
+    public static func rewrite(
+        directory: URL, model: any LanguageModel, stripExperts: Bool,
+        denseDType: DType?
+    ) throws -> Outcome {
         if let denseDType, !denseDType.isFloatingPoint { throw ExpertCacheError.unsupportedDType(denseDType.rawValue) }
         ExpertCachePacker.removeLeftovers(in: directory)
         if stripExperts {

@@ -23,9 +23,10 @@ public struct ClusterPlan: Sendable, Equatable {
 
     /// One cluster per MoE layer, experts in index order.
     public static func perLayer(_ summary: ModelSummary) -> ClusterPlan {
-        ClusterPlan(clusters: summary.expertsPerLayer.enumerated().compactMap { layer, count in
-            count > 0 ? (0..<count).map { ExpertKey(layer: layer, expert: $0) } : nil
-        })
+        ClusterPlan(
+            clusters: summary.expertsPerLayer.enumerated().compactMap { layer, count in
+                count > 0 ? (0..<count).map { ExpertKey(layer: layer, expert: $0) } : nil
+            })
     }
 
     /// Reads the JSON plan at `url` and checks it covers `summary`'s experts exactly once.
@@ -40,7 +41,8 @@ public struct ClusterPlan: Sendable, Equatable {
         let clusters = try pairs.enumerated().map { index, cluster in
             try cluster.map { pair -> ExpertKey in
                 guard pair.count == 2 else {
-                    throw ExpertCacheError.invalidClusterPlan(path: url.path, reason: "cluster \(index) has an entry \(pair) that is not a [layer, expert] pair")
+                    throw ExpertCacheError.invalidClusterPlan(
+                        path: url.path, reason: "cluster \(index) has an entry \(pair) that is not a [layer, expert] pair")
                 }
                 return ExpertKey(layer: pair[0], expert: pair[1])
             }
@@ -57,8 +59,10 @@ public struct ClusterPlan: Sendable, Equatable {
             guard !cluster.isEmpty else { throw ExpertCacheError.invalidClusterPlan(path: path, reason: "cluster \(index) is empty") }
             for key in cluster {
                 guard key.layer >= 0, key.layer < summary.expertsPerLayer.count,
-                      key.expert >= 0, key.expert < summary.expertsPerLayer[key.layer] else {
-                    throw ExpertCacheError.invalidClusterPlan(path: path, reason: "cluster \(index) names \(key), which the model does not have")
+                    key.expert >= 0, key.expert < summary.expertsPerLayer[key.layer]
+                else {
+                    throw ExpertCacheError.invalidClusterPlan(
+                        path: path, reason: "cluster \(index) names \(key), which the model does not have")
                 }
                 guard seen.insert(key).inserted else {
                     throw ExpertCacheError.invalidClusterPlan(path: path, reason: "\(key) appears more than once")

@@ -17,11 +17,14 @@ public enum ExpertBudget: Sendable, Equatable, CustomStringConvertible {
             self = .fraction(percent / 100)
             return
         }
-        let units: [(String, Double)] = [("kib", 1024), ("mib", 1_048_576), ("gib", 1_073_741_824), ("kb", 1e3), ("mb", 1e6),
-                                         ("gb", 1e9), ("k", 1e3), ("m", 1e6), ("g", 1e9), ("b", 1)]
+        let units: [(String, Double)] = [
+            ("kib", 1024), ("mib", 1_048_576), ("gib", 1_073_741_824), ("kb", 1e3), ("mb", 1e6),
+            ("gb", 1e9), ("k", 1e3), ("m", 1e6), ("g", 1e9), ("b", 1)
+        ]
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
             guard let value = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)),
-                  let bytes = Self.byteCount(value * scale) else { return nil }
+                let bytes = Self.byteCount(value * scale)
+            else { return nil }
             self = .bytes(bytes)
             return
         }
@@ -47,16 +50,16 @@ public enum ExpertBudget: Sendable, Equatable, CustomStringConvertible {
     /// The budget in bytes when all experts occupy `total` bytes (at most `total`).
     public func bytes(ofTotal total: Int) -> Int {
         switch self {
-        case let .bytes(n): min(n, total)
-        case let .fraction(f): min(total, Int((Double(total) * f).rounded()))
+        case .bytes(let n): min(n, total)
+        case .fraction(let f): min(total, Int((Double(total) * f).rounded()))
         }
     }
 
     /// `300000000 B` or `30%`.
     public var description: String {
         switch self {
-        case let .bytes(n): "\(n) B"
-        case let .fraction(f): "\((f * 1000).rounded() / 10)%"
+        case .bytes(let n): "\(n) B"
+        case .fraction(let f): "\((f * 1000).rounded() / 10)%"
         }
     }
 }

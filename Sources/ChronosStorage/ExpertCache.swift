@@ -51,16 +51,20 @@ public final class ExpertCache: Sendable {
             throw ExpertCacheError.malformedManifest(path: manifestURL.path, reason: "not a cluster manifest (\(error))")
         }
         guard manifest.format == ExpertCacheManifest.formatName, manifest.version == ExpertCacheManifest.currentVersion,
-              manifest.hash == "xxh64" else {
+            manifest.hash == "xxh64"
+        else {
             throw ExpertCacheError.malformedManifest(
                 path: manifestURL.path,
-                reason: "format \(manifest.format) version \(manifest.version) hash \(manifest.hash); this build reads \(ExpertCacheManifest.formatName) version \(ExpertCacheManifest.currentVersion) with xxh64")
+                reason:
+                    "format \(manifest.format) version \(manifest.version) hash \(manifest.hash); this build reads \(ExpertCacheManifest.formatName) version \(ExpertCacheManifest.currentVersion) with xxh64"
+            )
         }
         if let reason = try ModelSource.staleness(of: manifest, in: modelDirectory) {
             throw ExpertCacheError.stale(path: manifestURL.path, reason: reason)
         }
-        return try ExpertCache(modelDirectory: modelDirectory, directory: directory, manifest: manifest,
-                               manifestPath: manifestURL.path, stripped: stripped)
+        return try ExpertCache(
+            modelDirectory: modelDirectory, directory: directory, manifest: manifest,
+            manifestPath: manifestURL.path, stripped: stripped)
     }
 
     /// Runs `body`; in a stripped directory, its cache errors become `StrippedCheckpointError`s.
@@ -79,18 +83,21 @@ public final class ExpertCache: Sendable {
         self.manifest = manifest
         fileURLs = try manifest.files.map { file in
             guard !file.name.isEmpty, !file.name.contains("/"), file.name != ".", file.name != ".." else {
-                throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "'\(file.name)' is not a file name in the cache folder")
+                throw ExpertCacheError.malformedManifest(
+                    path: manifestPath, reason: "'\(file.name)' is not a file name in the cache folder")
             }
             return directory.appendingPathComponent(file.name)
         }
         var entries: [ExpertKey: ExpertCacheManifest.Expert] = [:]
         for expert in manifest.experts {
             guard expert.file >= 0, expert.file < manifest.files.count, expert.offset >= 0, expert.length > 0,
-                  expert.offset + expert.length <= manifest.files[expert.file].bytes, expert.tensors.count == 3 else {
+                expert.offset + expert.length <= manifest.files[expert.file].bytes, expert.tensors.count == 3
+            else {
                 throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "the entry of \(expert.key) is inconsistent")
             }
             if let tensor = expert.tensors.first(where: { DType(rawValue: $0.dtype)?.isFloatingPoint != true }) {
-                throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "\(tensor.name) has dtype '\(tensor.dtype)'; experts must be f32, f16 or bf16")
+                throw ExpertCacheError.malformedManifest(
+                    path: manifestPath, reason: "\(tensor.name) has dtype '\(tensor.dtype)'; experts must be f32, f16 or bf16")
             }
             guard entries.updateValue(expert, forKey: expert.key) == nil else {
                 throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "\(expert.key) is listed twice")
@@ -118,7 +125,8 @@ public final class ExpertCache: Sendable {
             for expert in manifest.experts where expert.file == index {
                 for tensor in expert.tensors {
                     guard let info = try? opened.info(named: tensor.name), info.shape == tensor.shape,
-                          info.dtype.rawValue == tensor.dtype, info.byteRange.lowerBound == expert.offset + tensor.offset else {
+                        info.dtype.rawValue == tensor.dtype, info.byteRange.lowerBound == expert.offset + tensor.offset
+                    else {
                         throw ExpertCacheError.stale(path: url.path, reason: "its header disagrees with the manifest about \(tensor.name)")
                     }
                 }
@@ -135,7 +143,8 @@ public final class ExpertCache: Sendable {
     private func checkFits(_ model: any LanguageModel) throws {
         let summary = model.summary, path = directory.appendingPathComponent(ExpertCacheManifest.fileName).path
         guard summary.modelType == manifest.modelType else {
-            throw ExpertCacheError.modelMismatch(path: path, reason: "packed from a \(manifest.modelType) model, loaded a \(summary.modelType)")
+            throw ExpertCacheError.modelMismatch(
+                path: path, reason: "packed from a \(manifest.modelType) model, loaded a \(summary.modelType)")
         }
         var expected = 0
         for (layer, count) in summary.expertsPerLayer.enumerated() {
@@ -146,7 +155,8 @@ public final class ExpertCache: Sendable {
                     throw ExpertCacheError.modelMismatch(path: path, reason: "\(key) is missing")
                 }
                 guard let names = model.checkpointNames(for: key),
-                      entry.tensors.map(\.source) == [names.gate, names.up, names.down] else {
+                    entry.tensors.map(\.source) == [names.gate, names.up, names.down]
+                else {
                     throw ExpertCacheError.modelMismatch(path: path, reason: "\(key) was packed from other tensors than the model names")
                 }
             }
@@ -170,7 +180,9 @@ public final class ExpertCache: Sendable {
             } catch {
                 throw ExpertCacheError.sizeMismatch(file: url.path, expected: file.bytes, found: 0)
             }
-            guard data.count == file.bytes else { throw ExpertCacheError.sizeMismatch(file: url.path, expected: file.bytes, found: data.count) }
+            guard data.count == file.bytes else {
+                throw ExpertCacheError.sizeMismatch(file: url.path, expected: file.bytes, found: data.count)
+            }
             let found = ContentHash.hex(data.withUnsafeBytes { ContentHash.xxh64($0) })
             guard found == file.hash else { throw ExpertCacheError.fileHashMismatch(file: url.path, expected: file.hash, found: found) }
         }
@@ -232,8 +244,9 @@ extension ExpertCache {
             var experts: [ExpertKey: ExpertWeights] = [:]
             for entry in manifest.experts {
                 let buffer = pool.acquire(capacity: entry.length)
-                let request = DiskRead(file: entry.file, path: path(ofFile: entry.file), offset: entry.offset,
-                                       length: entry.length, expert: entry.key)
+                let request = DiskRead(
+                    file: entry.file, path: path(ofFile: entry.file), offset: entry.offset,
+                    length: entry.length, expert: entry.key)
                 let read = try disk.read(request, into: buffer.base)
                 guard read == entry.length else {
                     throw ExpertCacheError.shortRead(file: request.path, expert: entry.key, expected: entry.length, read: read)

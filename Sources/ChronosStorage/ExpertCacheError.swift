@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ChronosModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Why an expert cache could not be packed, opened or read; each case names the file and,
 /// where one is involved, the expert.
@@ -46,7 +47,7 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
     /// A one-line explanation naming the file and, where relevant, the expert, with what to do.
     public var description: String {
         switch self {
-        case let .notPacked(directory):
+        case .notPacked(let directory):
             "\(problem); run `chronos pack \(directory)` first"
         case .malformedManifest, .stale, .modelMismatch, .sizeMismatch, .fileHashMismatch:
             "\(problem); re-pack with `chronos pack`"
@@ -62,37 +63,37 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
     /// What is wrong, naming the file and, where relevant, the expert (without the remedy).
     public var problem: String {
         switch self {
-        case let .notPacked(directory):
+        case .notPacked(let directory):
             "\(directory): no expert cache"
-        case let .malformedManifest(path, reason):
+        case .malformedManifest(let path, let reason):
             "\(path): malformed manifest: \(reason)"
-        case let .stale(path, reason):
+        case .stale(let path, let reason):
             "\(path): the expert cache is stale (\(reason))"
-        case let .modelMismatch(path, reason):
+        case .modelMismatch(let path, let reason):
             "\(path): the expert cache does not fit the model (\(reason))"
-        case let .sizeMismatch(file, expected, found):
+        case .sizeMismatch(let file, let expected, let found):
             "\(file): \(found) bytes, but the manifest records \(expected) (truncated or replaced)"
-        case let .fileHashMismatch(file, expected, found):
+        case .fileHashMismatch(let file, let expected, let found):
             "\(file): content hash \(found) differs from the manifest's \(expected) (corrupted)"
-        case let .expertHashMismatch(file, expert, expected, found):
+        case .expertHashMismatch(let file, let expert, let expected, let found):
             "\(file): expert \(expert) hashes to \(found), the manifest records \(expected) (corrupted bytes)"
-        case let .shortRead(file, expert, expected, read):
+        case .shortRead(let file, let expert, let expected, let read):
             "\(file): short read of expert \(expert): \(read) of \(expected) bytes"
-        case let .io(path, call, errno):
+        case .io(let path, let call, let errno):
             "\(path): \(call) failed: \(String(cString: strerror(errno)))"
-        case let .invalidClusterPlan(path, reason):
+        case .invalidClusterPlan(let path, let reason):
             "\(path): invalid cluster plan: \(reason)"
-        case let .noExperts(directory):
+        case .noExperts(let directory):
             "\(directory): the model has no routed experts to pack"
-        case let .budgetTooSmall(budget, needed):
+        case .budgetTooSmall(let budget, let needed):
             "an expert budget of \(budget) bytes for compute cannot hold one expert of \(needed) bytes"
-        case let .unknownExpert(key):
+        case .unknownExpert(let key):
             "expert \(key) is not in the expert cache"
-        case let .unsupportedDType(dtype):
+        case .unsupportedDType(let dtype):
             "expert weights can be packed as f32, f16 or bf16, not \(dtype)"
-        case let .checkpointStripped(directory):
+        case .checkpointStripped(let directory):
             "\(directory): the checkpoint was stripped of its routed experts, and expert_cache/, their only copy, cannot be opened"
-        case let .loadFailed(expert, faults):
+        case .loadFailed(let expert, let faults):
             "expert \(expert) could not be loaded: " + (faults.last ?? "every read failed")
         }
     }

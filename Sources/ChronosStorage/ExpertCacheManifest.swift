@@ -74,7 +74,11 @@ public struct ExpertCacheManifest: Codable, Sendable, Equatable {
         /// Bytes from the start of the expert's range.
         public var offset: Int
 
-        enum CodingKeys: String, CodingKey { case projection, name, source, sourceHash = "source_hash", dtype, shape, offset }
+        enum CodingKeys: String, CodingKey {
+            case projection, name, source
+            case sourceHash = "source_hash"
+            case dtype, shape, offset
+        }
     }
 
     /// Where one (layer, expert) lies.

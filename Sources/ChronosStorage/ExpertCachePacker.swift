@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Writes a model's routed experts into `MODEL_DIR/expert_cache/`: one `.ctsr` file (a valid
 /// safetensors file) per cluster and `cluster_manifest.json`, with the weights in their
@@ -24,14 +25,18 @@ public enum ExpertCachePacker {
     /// per layer), stored as `dtype` (default: as the checkpoint stores them); `progress` hears
     /// one line per cluster file. Returns the manifest written.
     @discardableResult
-    public static func pack(directory: URL, model: any LanguageModel, plan: ClusterPlan? = nil, dtype: DType? = nil,
-                            progress: ((String) -> Void)? = nil) throws -> ExpertCacheManifest {
+    public static func pack(
+        directory: URL, model: any LanguageModel, plan: ClusterPlan? = nil, dtype: DType? = nil,
+        progress: ((String) -> Void)? = nil
+    ) throws -> ExpertCacheManifest {
         try pack(directory: directory, model: model, plan: plan, dtype: dtype, progress: progress, afterFile: nil)
     }
 
     /// `pack` with a hook called after each cluster file is written (to interrupt it in tests).
-    static func pack(directory: URL, model: any LanguageModel, plan: ClusterPlan?, dtype: DType? = nil,
-                     progress: ((String) -> Void)?, afterFile: ((Int) throws -> Void)?) throws -> ExpertCacheManifest {
+    static func pack(
+        directory: URL, model: any LanguageModel, plan: ClusterPlan?, dtype: DType? = nil,
+        progress: ((String) -> Void)?, afterFile: ((Int) throws -> Void)?
+    ) throws -> ExpertCacheManifest {
         let summary = model.summary
         guard summary.isMixtureOfExperts else { throw ExpertCacheError.noExperts(directory: directory.path) }
         if let dtype, !dtype.isFloatingPoint { throw ExpertCacheError.unsupportedDType(dtype.rawValue) }
@@ -79,7 +84,9 @@ public enum ExpertCachePacker {
                     for (index, (projection, sourceName)) in [("gate", names.gate), ("up", names.up), ("down", names.down)].enumerated() {
                         let tensorName = "layers.\(key.layer).experts.\(key.expert).\(projection)_proj"
                         let original = try sourceTensor(key, projection: index, name: sourceName)
-                        let stored = dtype.map { original.tensor.dtype == $0 ? original.tensor : original.tensor.converted(to: $0) } ?? original.tensor
+                        let stored =
+                            dtype.map { original.tensor.dtype == $0 ? original.tensor : original.tensor.converted(to: $0) }
+                            ?? original.tensor
                         tensors.append((tensorName, stored))
                         sources[tensorName] = (projection, original.source, original.hash)
                     }
@@ -91,19 +98,23 @@ public enum ExpertCachePacker {
                     for (position, key) in cluster.enumerated() {
                         let infos = try (0..<3).map { try written.info(named: tensors[position * 3 + $0].name) }
                         let start = infos[0].byteRange.lowerBound, end = infos[2].byteRange.upperBound
-                        precondition(infos[1].byteRange.lowerBound == infos[0].byteRange.upperBound
-                                     && infos[2].byteRange.lowerBound == infos[1].byteRange.upperBound,
-                                     "an expert's tensors are written back to back")
+                        precondition(
+                            infos[1].byteRange.lowerBound == infos[0].byteRange.upperBound
+                                && infos[2].byteRange.lowerBound == infos[1].byteRange.upperBound,
+                            "an expert's tensors are written back to back")
                         let hash = ContentHash.xxh64(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
                         let entries = infos.map { info -> ExpertCacheManifest.Tensor in
                             let origin = sources[info.name]!
                             dtypes.insert(info.dtype.rawValue)
-                            return .init(projection: origin.projection, name: info.name, source: origin.source,
-                                         sourceHash: origin.hash, dtype: info.dtype.rawValue, shape: info.shape,
-                                         offset: info.byteRange.lowerBound - start)
+                            return .init(
+                                projection: origin.projection, name: info.name, source: origin.source,
+                                sourceHash: origin.hash, dtype: info.dtype.rawValue, shape: info.shape,
+                                offset: info.byteRange.lowerBound - start)
                         }
-                        experts.append(.init(layer: key.layer, expert: key.expert, file: index, offset: start, length: end - start,
-                                             hash: ContentHash.hex(hash), tensors: entries))
+                        experts.append(
+                            .init(
+                                layer: key.layer, expert: key.expert, file: index, offset: start, length: end - start,
+                                hash: ContentHash.hex(hash), tensors: entries))
                     }
                     files.append(.init(name: name, bytes: raw.count, hash: ContentHash.hex(ContentHash.xxh64(raw))))
                 }

@@ -136,9 +136,10 @@ struct ExpertResidency {
         case .lru:
             return Double(entries[key]?.lastUseTick ?? 0)
         case .scored:
-            let byAge = lastUsedStep[key].map { last in
-                1 - (0..<Self.reuseHorizon).reduce(1.0) { $0 * (1 - calibration.recency(age: step - last + $1)) }
-            } ?? 0
+            let byAge =
+                lastUsedStep[key].map { last in
+                    1 - (0..<Self.reuseHorizon).reduce(1.0) { $0 * (1 - calibration.recency(age: step - last + $1)) }
+                } ?? 0
             let byRate = 1 - Foundation.pow(1 - useRate(key), Double(Self.reuseHorizon))
             let recency = max(byAge, byRate)
             var predicted = nextPredictedOffset(of: key).map { calibration.prediction(offset: $0, source: predictionSource) } ?? 0
@@ -252,13 +253,13 @@ struct ExpertResidency {
             (a.score, a.tick, a.key.layer, a.key.expert) < (b.score, b.tick, b.key.layer, b.key.expert)
         }
         switch claim {
-        case let .need(rank):
+        case .need(let rank):
             let later = candidates.keys.filter { pins[$0].map { $0 > rank } ?? false }.sorted { pins[$0]! > pins[$1]! }
             return unpinned.map(\.key) + later
-        case let .prediction(score: incoming):
+        case .prediction(score: let incoming):
             guard eviction == .scored else { return [] }
             return unpinned.filter { $0.score < incoming }.map(\.key)
-        case let .demotion(of: demoted):
+        case .demotion(of: let demoted):
             let bar = (score(demoted), entries[demoted]?.lastUseTick ?? 0)
             return unpinned.filter { ($0.score, $0.tick) < bar }.map(\.key)
         }
@@ -270,7 +271,8 @@ struct ExpertResidency {
         held[entry.tier, default: 0] -= entry.bytes
         metrics.evictions += 1
         if entry.tier == .hot, budget.staging >= entry.bytes,
-           reserve(entry.bytes, in: .staging, for: key, claim: .demotion(of: key)) {
+            reserve(entry.bytes, in: .staging, for: key, claim: .demotion(of: key))
+        {
             entries[key]!.tier = .staging
             metrics.demotions += 1
             return

@@ -72,8 +72,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
 
     /// A store over `cache` reading through `disk`, timing on `clock`, its loads run by `io`;
     /// fails when the hot set cannot hold the largest expert.
-    public init(cache: ExpertCache, disk: any ExpertDisk, settings: ExpertStoreSettings,
-                clock: any ExpertStoreClock = MonotonicClock(), io: any ExpertIOExecutor = ThreadedIOExecutor()) throws {
+    public init(
+        cache: ExpertCache, disk: any ExpertDisk, settings: ExpertStoreSettings,
+        clock: any ExpertStoreClock = MonotonicClock(), io: any ExpertIOExecutor = ThreadedIOExecutor()
+    ) throws {
         let largest = cache.manifest.largestExpertBytes
         guard settings.budget.hot >= largest else { throw ExpertCacheError.budgetTooSmall(budget: settings.budget.hot, needed: largest) }
         self.cache = cache
@@ -82,8 +84,9 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         self.clock = clock
         waitersRunLoads = io.waitersRunLoads
         pool = ExpertBufferPool(maximumIdleBytes: largest * (settings.ioThreads + 2))
-        residency = ExpertResidency(budget: settings.budget, eviction: settings.eviction, promptWeight: settings.promptWeight,
-                                    totalPairs: cache.manifest.experts.count)
+        residency = ExpertResidency(
+            budget: settings.budget, eviction: settings.eviction, promptWeight: settings.promptWeight,
+            totalPairs: cache.manifest.experts.count)
         io.start(ExpertLoads(store: self))
     }
 
@@ -150,7 +153,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         while true {
             if let entry = residency.entries[key] {
                 switch entry.state {
-                case let .resident(weights, _):
+                case .resident(let weights, _):
                     if entry.tier == .staging, !residency.promote(key) {
                         if settings.policy == .fallback { return fallback(key, session: id) }
                         waited = true
@@ -247,7 +250,8 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     private func queueLoads(_ lookahead: [[ExpertKey]], source: LookaheadSource, whileRunning: Bool) {
         for (index, keys) in lookahead.enumerated()
         where index < Self.lookaheadLoadHorizon && residency.calibration.load(offset: index + 1, source: source) >= predictionBar
-            && residency.calibration.usefulness(of: .lookahead(source, offset: index + 1)) >= Self.usefulLoadShare {
+            && residency.calibration.usefulness(of: .lookahead(source, offset: index + 1)) >= Self.usefulLoadShare
+        {
             for (order, key) in keys.enumerated() where residency.entries[key] == nil && !failed.contains(key) {
                 queue.push(key, .lookahead(offset: index + 1, order: order, source: source, whileRunning: whileRunning))
             }
@@ -278,8 +282,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         residency.metrics.cancelledPrefetches += queue.removeAll { key, priority in priority.isNextLayer && !keys.contains(key) }.count
         let bar = max(settings.previewThreshold, predictionBar)
         guard residency.calibration.usefulness(of: .preview) >= Self.usefulLoadShare else { return }
-        for (order, key) in keys.enumerated() where residency.calibration.nextLayer(rank: order) >= bar
-            && residency.entries[key] == nil && !failed.contains(key) {
+        for (order, key) in keys.enumerated()
+        where residency.calibration.nextLayer(rank: order) >= bar
+            && residency.entries[key] == nil && !failed.contains(key)
+        {
             queue.push(key, .nextLayer(order: order))
         }
         wakeIOIfQueued()
@@ -491,11 +497,11 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// privileges, so a decode that waits for loads keeps its IO at the compute's priority.)
     private static func yieldCoresToCompute() {
         #if os(Linux)
-        errno = 0
-        let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)  // who 0: this thread alone
-        if errno == 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, min(19, current + 10)) }
+            errno = 0
+            let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)  // who 0: this thread alone
+            if errno == 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, min(19, current + 10)) }
         #else
-        Thread.current.qualityOfService = .utility
+            Thread.current.qualityOfService = .utility
         #endif
     }
 
@@ -614,7 +620,11 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
                 let weights = try cache.weights(of: job.key, base: buffer.base, owner: buffer)
                 return .loaded(weights, buffer, bytesRead: bytesRead, nanoseconds: nanoseconds, faults: faults, kinds: kinds)
             } catch let error as ExpertCacheError {
-                if case .io = error { faults.append("\(error.description) (reading expert \(job.key))") } else { faults.append(error.description) }
+                if case .io = error {
+                    faults.append("\(error.description) (reading expert \(job.key))")
+                } else {
+                    faults.append(error.description)
+                }
                 switch error {
                 case .shortRead: kinds.append(.shortRead)
                 case .expertHashMismatch: kinds.append(.corruption)
@@ -632,12 +642,12 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     private func finish(_ job: LoadJob, _ outcome: LoadOutcome) {
         let faults: [String], kinds: [InjectedFault.Kind], bytesRead: Int, nanoseconds: UInt64
         switch outcome {
-        case let .loaded(weights, buffer, read, time, f, k):
+        case .loaded(let weights, let buffer, let read, let time, let f, let k):
             (faults, kinds, bytesRead, nanoseconds) = (f, k, read, time)
             residency.complete(job.key, weights: weights, buffer: buffer)
             residency.metrics.reads += 1
             if job.speculative { residency.metrics.prefetchedBytes += job.entry.length }
-        case let .failed(read, time, f, k):
+        case .failed(let read, let time, let f, let k):
             (faults, kinds, bytesRead, nanoseconds) = (f, k, read, time)
             residency.fail(job.key)
             failed.insert(job.key)

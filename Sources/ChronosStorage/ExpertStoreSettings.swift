@@ -26,9 +26,11 @@ public struct ExpertStoreSettings: Sendable, Equatable {
     public var previewThreshold: Double
 
     /// Settings with every field given or defaulted.
-    public init(budget: ResidencyBudget, policy: MissPolicy = .wait, eviction: EvictionPolicy = .scored, ioThreads: Int = 2,
-                retries: Int = 2, promptWeight: Double = 0.25, prefetchThreshold: Double = 0.3,
-                prefetchLift: Double = 1.5, previewThreshold: Double = 0.6) {
+    public init(
+        budget: ResidencyBudget, policy: MissPolicy = .wait, eviction: EvictionPolicy = .scored, ioThreads: Int = 2,
+        retries: Int = 2, promptWeight: Double = 0.25, prefetchThreshold: Double = 0.3,
+        prefetchLift: Double = 1.5, previewThreshold: Double = 0.6
+    ) {
         self.budget = budget
         self.policy = policy
         self.eviction = eviction

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ChronosModel
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A fault to inject into chosen reads, to check that decoding survives storage errors.
 public struct InjectedFault: Sendable, Equatable, CustomStringConvertible {
@@ -57,16 +58,18 @@ public struct InjectedFault: Sendable, Equatable, CustomStringConvertible {
         }
         let fields = target.split(separator: "/")
         guard fields.count == 2, fields[0].hasPrefix("L"), fields[1].hasPrefix("E"),
-              let layer = Int(fields[0].dropFirst()), let expert = Int(fields[1].dropFirst()) else { return nil }
+            let layer = Int(fields[0].dropFirst()), let expert = Int(fields[1].dropFirst())
+        else { return nil }
         self.init(kind, on: .expert(ExpertKey(layer: layer, expert: expert)), count: count)
     }
 
     /// The form `init(parsing:)` reads.
     public var description: String {
-        let target = switch self.target {
-        case let .read(n): "\(n)"
-        case let .expert(key): key.description
-        }
+        let target =
+            switch self.target {
+            case .read(let n): "\(n)"
+            case .expert(let key): key.description
+            }
         return "\(kind.rawValue):\(target)\(count > 1 ? "x\(count)" : "")"
     }
 }
@@ -94,12 +97,14 @@ public final class FaultInjectingDisk: ExpertDisk, @unchecked Sendable {
     public func read(_ request: DiskRead, into buffer: UnsafeMutableRawPointer) throws -> Int {
         let fault: InjectedFault.Kind? = lock.withLock {
             reads += 1
-            guard let index = remaining.firstIndex(where: { fault in
-                switch fault.target {
-                case let .read(n): n == reads
-                case let .expert(key): key == request.expert
-                }
-            }) else { return nil }
+            guard
+                let index = remaining.firstIndex(where: { fault in
+                    switch fault.target {
+                    case .read(let n): n == reads
+                    case .expert(let key): key == request.expert
+                    }
+                })
+            else { return nil }
             let kind = remaining[index].kind
             remaining[index].count -= 1
             // A read-numbered fault that strikes several times strikes the reads that follow.

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The real disk: the cluster files opened once and read with `pread`, retried on `EINTR`
@@ -58,7 +58,7 @@ public final class FileExpertDisk: ExpertDisk, @unchecked Sendable {
     /// call does not exist.
     public func dropPageCache() {
         #if os(Linux)
-        for descriptor in descriptors { _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
+            for descriptor in descriptors { _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
         #endif
     }
 }

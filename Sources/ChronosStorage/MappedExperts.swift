@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The `mmap` baseline (what llama.cpp does): experts are views of memory maps of the cluster
 /// files, and the OS page cache decides what stays in memory; nothing is prefetched.
@@ -111,9 +112,9 @@ public final class MappedExperts: ExpertProvider, @unchecked Sendable {
             let pages = (end - start + pageSize - 1) / pageSize
             var vector = [UInt8](repeating: 0, count: pages)
             #if os(Linux)
-            guard mincore(UnsafeMutableRawPointer(bitPattern: start), end - start, &vector) == 0 else { return total }
+                guard mincore(UnsafeMutableRawPointer(bitPattern: start), end - start, &vector) == 0 else { return total }
             #else
-            return total
+                return total
             #endif
             return total + vector.reduce(0) { $0 + ($1 & 1 == 0 ? pageSize : 0) }
         }

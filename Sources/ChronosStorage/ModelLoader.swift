@@ -17,8 +17,9 @@ public enum ModelLoader {
             return try ModelRegistry.load(directory: directory, experts: experts)
         }
         let shapes = try ModelRegistry.routedExpertShapes(directory: directory)
-        return try ModelRegistry.load(directory: directory,
-                                      experts: ExpertCache.mappedExperts(modelDirectory: directory, shapes: shapes))
+        return try ModelRegistry.load(
+            directory: directory,
+            experts: ExpertCache.mappedExperts(modelDirectory: directory, shapes: shapes))
     }
 }
 
@@ -87,7 +88,8 @@ extension ExpertCache {
             records[entry.key] = ExpertVerification.Record(file: files[entry.file].url.path, hash: hash, length: entry.length)
         }
         if let absent = shapes.keys.first(where: { experts[$0] == nil }) {
-            throw StrippedCheckpointError.cacheStale(directory: directory.path, reason: "it has no expert \(absent), which \(config) implies")
+            throw StrippedCheckpointError.cacheStale(
+                directory: directory.path, reason: "it has no expert \(absent), which \(config) implies")
         }
         return ResidentExperts(experts, verification: ExpertVerification(records: records))
     }

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What an expert cache was packed from, recorded and checked by content alone: XXH64 of
 /// `config.json`'s settings and of each packed expert tensor's bytes in the checkpoint.
@@ -46,7 +47,8 @@ enum ModelSource {
     /// `config` re-serialised with sorted keys and no whitespace.
     static func canonical(_ config: Data) -> Data {
         guard let object = try? JSONSerialization.jsonObject(with: config), object is [String: Any],
-              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return config }
+            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        else { return config }
         return data
     }
 

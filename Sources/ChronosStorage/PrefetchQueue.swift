@@ -84,7 +84,9 @@ struct PrefetchQueue {
 
     /// Every waiting request, best first.
     func ordered() -> [(key: ExpertKey, priority: PrefetchPriority)] {
-        requests.map { ($0.key, $0.value) }.sorted { ($0.priority, $0.key.layer, $0.key.expert) < ($1.priority, $1.key.layer, $1.key.expert) }
+        requests.map { ($0.key, $0.value) }.sorted {
+            ($0.priority, $0.key.layer, $0.key.expert) < ($1.priority, $1.key.layer, $1.key.expert)
+        }
     }
 
     /// Removes every request that `drop` selects; returns them.

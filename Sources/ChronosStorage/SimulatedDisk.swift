@@ -26,8 +26,10 @@ public struct DiskModel: Sendable, Equatable, Codable {
 
     /// A device of `milliseconds` latency and `megabytesPerSecond` bandwidth, with the
     /// parameters checked under the names `latencyName` and `bandwidthName`.
-    public static func checked(milliseconds: Double, megabytesPerSecond: Double, latencyName: String = "latency_ms",
-                               bandwidthName: String = "bandwidth_mbps") throws(InvalidSetting) -> DiskModel {
+    public static func checked(
+        milliseconds: Double, megabytesPerSecond: Double, latencyName: String = "latency_ms",
+        bandwidthName: String = "bandwidth_mbps"
+    ) throws(InvalidSetting) -> DiskModel {
         try InvalidSetting.check(latencyName, milliseconds, in: millisecondsRange)
         try InvalidSetting.check(bandwidthName, megabytesPerSecond, in: megabytesPerSecondRange)
         return DiskModel(milliseconds: milliseconds, megabytesPerSecond: megabytesPerSecond)
@@ -36,7 +38,9 @@ public struct DiskModel: Sendable, Equatable, Codable {
     /// The model that `CHRONOS_SIM_SSD_MS` and `CHRONOS_SIM_SSD_MBPS` describe, or nil when
     /// neither is set (a missing one defaults to 0.1 ms or 2000 MB/s); throws when either is
     /// not a number in its range.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(InvalidSetting) -> DiskModel? {
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(InvalidSetting)
+        -> DiskModel?
+    {
         let ms = try environment["CHRONOS_SIM_SSD_MS"].map { text throws(InvalidSetting) in
             try InvalidSetting.number("CHRONOS_SIM_SSD_MS", text, in: millisecondsRange)
         }

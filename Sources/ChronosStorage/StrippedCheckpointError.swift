@@ -12,16 +12,18 @@ public enum StrippedCheckpointError: Error, CustomStringConvertible, Equatable {
 
     /// A one-line explanation that names the directory and what to do.
     public var description: String {
-        let (directory, state, reason): (String, String, String?) = switch self {
-        case let .cacheMissing(directory): (directory, "missing", nil)
-        case let .cacheStale(directory, reason): (directory, "stale", reason)
-        case let .cacheInvalid(directory, reason): (directory, "invalid", reason)
-        }
+        let (directory, state, reason): (String, String, String?) =
+            switch self {
+            case .cacheMissing(let directory): (directory, "missing", nil)
+            case .cacheStale(let directory, let reason): (directory, "stale", reason)
+            case .cacheInvalid(let directory, let reason): (directory, "invalid", reason)
+            }
         let cache = ModelDirectory.Name.expertCache + "/"
-        let remedy = switch self {
-        case .cacheStale: "restore the \(ModelDirectory.Name.config) the model was packed with, or re-pack from the full checkpoint"
-        default: "restore \(cache) from the model's source, or re-pack from the full checkpoint"
-        }
+        let remedy =
+            switch self {
+            case .cacheStale: "restore the \(ModelDirectory.Name.config) the model was packed with, or re-pack from the full checkpoint"
+            default: "restore \(cache) from the model's source, or re-pack from the full checkpoint"
+            }
         return "\(directory): the routed experts were stripped from the checkpoint and live in \(cache), which is \(state)"
             + (reason.map { " (\($0))" } ?? "") + ": " + remedy
     }

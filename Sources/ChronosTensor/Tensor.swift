@@ -18,8 +18,10 @@ public struct Tensor: @unchecked Sendable {
     public let gradientNode: GradientNode?
 
     /// Wraps existing storage; the view must lie inside it.
-    public init(dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0, storage: TensorStorage,
-                gradientNode: GradientNode? = nil) {
+    public init(
+        dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0, storage: TensorStorage,
+        gradientNode: GradientNode? = nil
+    ) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         let strides = strides ?? Tensor.contiguousStrides(shape)
         precondition(strides.count == shape.count, "strides \(strides) do not match shape \(shape)")
@@ -31,8 +33,9 @@ public struct Tensor: @unchecked Sendable {
         self.gradientNode = gradientNode
         if !shape.contains(0) {
             let last = offset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
-            precondition(offset >= 0 && (last + 1) * dtype.byteSize <= storage.byteCount,
-                         "view \(shape) at offset \(offset) exceeds storage of \(storage.byteCount) bytes")
+            precondition(
+                offset >= 0 && (last + 1) * dtype.byteSize <= storage.byteCount,
+                "view \(shape) at offset \(offset) exceeds storage of \(storage.byteCount) bytes")
         }
     }
 
@@ -108,8 +111,10 @@ public struct Tensor: @unchecked Sendable {
         var shape = self.shape, strides = self.strides
         shape.swapAt(a, b)
         strides.swapAt(a, b)
-        return Autograd.record(Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset, storage: storage),
-                               inputs: [self]) { g in [g.transposed(a, b).contiguous()] }
+        return Autograd.record(
+            Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset, storage: storage),
+            inputs: [self]
+        ) { g in [g.transposed(a, b).contiguous()] }
     }
 
     /// A view of indices `range` along `axis` (no copy).
@@ -118,8 +123,9 @@ public struct Tensor: @unchecked Sendable {
         var shape = self.shape
         shape[axis] = range.count
         let fullShape = self.shape
-        let view = Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset + range.lowerBound * strides[axis],
-                          storage: storage)
+        let view = Tensor(
+            dtype: dtype, shape: shape, strides: strides, offset: offset + range.lowerBound * strides[axis],
+            storage: storage)
         return Autograd.record(view, inputs: [self]) { g in
             let full = Tensor(zeros: fullShape)
             full.slice(range, axis: axis).assign(g)

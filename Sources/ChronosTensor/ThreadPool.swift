@@ -40,7 +40,9 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// `CHRONOS_THREADS`, or nil when unset; throws when it is not a count in `threadCountRange`.
-    public static func environmentThreadCount(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(InvalidSetting) -> Int? {
+    public static func environmentThreadCount(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(InvalidSetting)
+        -> Int?
+    {
         guard let text = environment["CHRONOS_THREADS"], !text.isEmpty else { return nil }
         return try InvalidSetting.integer("CHRONOS_THREADS", text, in: threadCountRange)
     }

@@ -16,7 +16,8 @@ struct BackendOption: ParsableArguments {
 /// `chronos backends`: which compute backends exist here and which one is used.
 struct BackendsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "backends", abstract: "List compute backends, whether each is available, the one selected, and the instruction set in use.")
+        commandName: "backends",
+        abstract: "List compute backends, whether each is available, the one selected, and the instruction set in use.")
 
     @OptionGroup var backend: BackendOption
 

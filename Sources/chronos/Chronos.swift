@@ -10,7 +10,11 @@ struct Chronos: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chronos",
         abstract: "Storage-aware Mixture-of-Experts inference and training.",
-        subcommands: [GenerateCommand.self, PackCommand.self, TokenizeCommand.self, InspectCommand.self, DataCommand.self, TokenizerCommand.self, TrainCommand.self, PipelineCommand.self, EvalCommand.self, TraceCommand.self, ClusterCommand.self, BackendsCommand.self, Bench.self])
+        subcommands: [
+            GenerateCommand.self, PackCommand.self, TokenizeCommand.self, InspectCommand.self, DataCommand.self, TokenizerCommand.self,
+            TrainCommand.self, PipelineCommand.self, EvalCommand.self, TraceCommand.self, ClusterCommand.self, BackendsCommand.self,
+            Bench.self
+        ])
 
     /// Refuses invalid `CHRONOS_*` environment variables before any command reads them, then
     /// parses and runs the command; a file-system error is reported as its path and reason.
@@ -42,7 +46,7 @@ private let optionNames: [String: String] = [
     "num_key_value_heads": "--kv-heads", "kv_latent_dim": "--kv-latent", "sliding_window": "--window",
     "num_experts": "--experts", "num_experts_per_tok": "--top-k", "num_shared_experts": "--shared-experts",
     "moe_intermediate_size": "--expert-width", "shared_expert_intermediate_size": "--shared-width",
-    "lookahead_steps": "--lookahead", "vocab_size": "--vocab-size", "model size": "model size",
+    "lookahead_steps": "--lookahead", "vocab_size": "--vocab-size", "model size": "model size"
 ]
 
 /// Runs `body`, which checks settings that came from command-line options, and rethrows a

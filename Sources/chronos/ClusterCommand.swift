@@ -26,7 +26,8 @@ struct ClusterCommand: ParsableCommand {
     @Option(help: "Where to write the JSON cluster plan.") var out: String
     @Option(parsing: .unconditional, help: "Seed of Louvain's node visiting order.") var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Split clusters to hold at most this many experts.") var maxClusterExperts: Int?
-    @Option(parsing: .unconditional, help: "Split clusters to hold at most this many bytes of experts (at least one expert each).") var maxClusterBytes: Int?
+    @Option(parsing: .unconditional, help: "Split clusters to hold at most this many bytes of experts (at least one expert each).")
+    var maxClusterBytes: Int?
 
     func validate() throws {
         if let maxClusterExperts, maxClusterExperts < 1 { throw ValidationError("--max-cluster-experts must be at least 1") }
@@ -39,8 +40,10 @@ struct ClusterCommand: ParsableCommand {
         try AtomicFile.write(ExpertClustering.planJSON(outcome.clusters), to: URL(fileURLWithPath: out))
         let before = ExpertClustering.readCost(trace, clusters: ExpertClustering.perLayer(trace))
         let after = ExpertClustering.readCost(trace, clusters: outcome.clusters)
-        print(String(format: "Louvain: %d communities, modularity %.4f; wrote %d clusters to %@",
-                     outcome.communityCount, outcome.modularity, outcome.clusters.count, out))
+        print(
+            String(
+                format: "Louvain: %d communities, modularity %.4f; wrote %d clusters to %@",
+                outcome.communityCount, outcome.modularity, outcome.clusters.count, out))
         print("over \(trace.tokens.count) traced tokens:")
         print("  plan                 reads/token   bytes/read")
         print(String(format: "  one per layer        %8.2f   %12.0f", before.readsPerToken, before.bytesPerRead))

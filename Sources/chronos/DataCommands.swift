@@ -18,10 +18,12 @@ struct DataCommand: ParsableCommand {
         @Option(parsing: .unconditional, help: "Fraction of each novel's paragraphs (its end) held out.") var heldOut = 0.05
 
         func run() throws {
-            let summary = try AustenCorpus.build(from: URL(fileURLWithPath: source), into: URL(fileURLWithPath: out),
-                                                 heldOutFraction: heldOut)
-            print("\(summary.novels.count) novels: \(summary.trainDocuments) training documents (\(summary.trainBytes) bytes), "
-                  + "\(summary.heldOutDocuments) held out (\(summary.heldOutBytes) bytes) in \(out)")
+            let summary = try AustenCorpus.build(
+                from: URL(fileURLWithPath: source), into: URL(fileURLWithPath: out),
+                heldOutFraction: heldOut)
+            print(
+                "\(summary.novels.count) novels: \(summary.trainDocuments) training documents (\(summary.trainBytes) bytes), "
+                    + "\(summary.heldOutDocuments) held out (\(summary.heldOutBytes) bytes) in \(out)")
         }
     }
 }
@@ -66,8 +68,9 @@ struct TokenizerCommand: ParsableCommand {
             let directory = URL(fileURLWithPath: out)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try tokenizer.write(to: ModelDirectory(directory).tokenizer)
-            try TokenizerConfig.chronosChat.write(to: ModelDirectory(directory).tokenizerConfig,
-                                                  addedTokens: tokenizer.addedTokens)
+            try TokenizerConfig.chronosChat.write(
+                to: ModelDirectory(directory).tokenizerConfig,
+                addedTokens: tokenizer.addedTokens)
             print("wrote \(directory.path)/tokenizer.json (\(tokenizer.vocabularySize) tokens) and tokenizer_config.json")
         }
     }

@@ -21,7 +21,9 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try backend.apply()
         let loaded = try ModelArgument.load(model)
-        guard let tokenizer = try ModelDirectory(path: model).loadTokenizer() else { throw ValidationError("\(model) has no \(ModelDirectory.Name.tokenizer)") }
+        guard let tokenizer = try ModelDirectory(path: model).loadTokenizer() else {
+            throw ValidationError("\(model) has no \(ModelDirectory.Name.tokenizer)")
+        }
         func packed(_ path: String) throws -> PackedSequences {
             let corpus = try TokenizedCorpus(jsonl: [URL(fileURLWithPath: path)], tokenizer: tokenizer)
             return PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
@@ -37,8 +39,9 @@ struct EvalCommand: ParsableCommand {
             let start = reference == nil ? count : 0
             let referenceInputs = (start..<min(start + count, referenceSequences.count)).map(referenceSequences.inputs)
             for offset in 1...steps {
-                let row = try LookaheadEvaluation.evaluate(loaded, sequences: (0..<count).map(heldOut.inputs), reference: referenceInputs,
-                                                           offset: offset)
+                let row = try LookaheadEvaluation.evaluate(
+                    loaded, sequences: (0..<count).map(heldOut.inputs), reference: referenceInputs,
+                    offset: offset)
                 result["lookahead_t\(offset)_recall"] = row.head.recall ?? 0
                 result["lookahead_t\(offset)_shuffled_recall"] = row.shuffled.recall ?? 0
                 result["lookahead_t\(offset)_frequency_recall"] = row.frequency.recall ?? 0
@@ -50,15 +53,19 @@ struct EvalCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print(String(format: "held-out cross-entropy %.4f nats/token (perplexity %.1f) over %d sequences of %d tokens",
-                     crossEntropy, Foundation.exp(crossEntropy), count, seqLen))
+        print(
+            String(
+                format: "held-out cross-entropy %.4f nats/token (perplexity %.1f) over %d sequences of %d tokens",
+                crossEntropy, Foundation.exp(crossEntropy), count, seqLen))
         if let steps = loaded.summary.lookaheadSteps, steps > 0 {
             print("lookahead recall@\(loaded.summary.expertsPerToken) of the experts each MoE layer chose at t+k:")
             print("  k   head    shuffled future   most frequent   reuse of t's experts")
             for k in 1...steps {
-                print(String(format: "  %d   %.3f   %.3f             %.3f           %.3f", k,
-                             result["lookahead_t\(k)_recall"]!, result["lookahead_t\(k)_shuffled_recall"]!,
-                             result["lookahead_t\(k)_frequency_recall"]!, result["lookahead_t\(k)_reuse_recall"]!))
+                print(
+                    String(
+                        format: "  %d   %.3f   %.3f             %.3f           %.3f", k,
+                        result["lookahead_t\(k)_recall"]!, result["lookahead_t\(k)_shuffled_recall"]!,
+                        result["lookahead_t\(k)_frequency_recall"]!, result["lookahead_t\(k)_reuse_recall"]!))
             }
         }
     }

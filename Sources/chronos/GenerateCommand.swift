@@ -59,8 +59,11 @@ struct GenerateCommand: ParsableCommand {
         guard budget != nil || (offload.fault.isEmpty && !offload.cold && offload.ssdMs == nil && offload.ssdMbps == nil) else {
             throw ValidationError("--fault, --cold and --ssd-* apply to offloaded experts; give --expert-budget too")
         }
-        let offloaded = try budget.map { try OffloadedModel(directory: URL(fileURLWithPath: directory),
-                                                              settings: offload.settings(mode: experts, budget: $0)) }
+        let offloaded = try budget.map {
+            try OffloadedModel(
+                directory: URL(fileURLWithPath: directory),
+                settings: offload.settings(mode: experts, budget: $0))
+        }
         defer { offloaded?.close() }
         let model = try offloaded?.model ?? ModelArgument.load(directory)
         let tokenizer = try ModelDirectory(path: directory).loadTokenizer()
@@ -70,9 +73,11 @@ struct GenerateCommand: ParsableCommand {
         } else {
             guard let prompt else { throw ValidationError("give a prompt, or --prompt-ids") }
             guard let tokenizer else { throw ValidationError("\(directory) has no tokenizer.json; use --prompt-ids") }
-            let text = chat
-                ? try ModelArgument.chatTemplate(in: directory).render(messages: [ChatMessage(role: "user", content: prompt)],
-                                                                        addGenerationPrompt: true)
+            let text =
+                chat
+                ? try ModelArgument.chatTemplate(in: directory).render(
+                    messages: [ChatMessage(role: "user", content: prompt)],
+                    addGenerationPrompt: true)
                 : prompt
             ids = try tokenizer.encodeEveryByte(text)
         }
@@ -98,10 +103,13 @@ struct GenerateCommand: ParsableCommand {
         }
         write(printIds ? result.ids.map(String.init).joined(separator: ",") + "\n" : "\n")
         let m = result.metrics
-        FileHandle.standardError.write(Data(String(
-            format: "prompt %d tokens, generated %d tokens, time to first token %.1f ms, %.2f tokens/s (%@)\n",
-            m.promptTokens, m.generatedTokens, m.timeToFirstToken * 1000, m.decodeTokensPerSecond,
-            result.stopReason.rawValue).utf8))
+        FileHandle.standardError.write(
+            Data(
+                String(
+                    format: "prompt %d tokens, generated %d tokens, time to first token %.1f ms, %.2f tokens/s (%@)\n",
+                    m.promptTokens, m.generatedTokens, m.timeToFirstToken * 1000, m.decodeTokensPerSecond,
+                    result.stopReason.rawValue
+                ).utf8))
         if let offloaded, let offloadMetrics {
             let metrics = offloaded.close(finalising: offloadMetrics)
             FileHandle.standardError.write(Data((metrics.summaryLine + "\n").utf8))
@@ -134,7 +142,8 @@ struct TokenizeCommand: ParsableCommand {
     func validate() throws {
         let sources = [text != nil, file != nil, stdin].filter { $0 }.count
         guard sources == 1 else {
-            throw ValidationError("give exactly one text to encode: TEXT, --file PATH or --stdin (\(sources == 0 ? "none" : "\(sources)") given)")
+            throw ValidationError(
+                "give exactly one text to encode: TEXT, --file PATH or --stdin (\(sources == 0 ? "none" : "\(sources)") given)")
         }
     }
 

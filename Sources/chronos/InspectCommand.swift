@@ -14,10 +14,14 @@ struct InspectCommand: ParsableCommand {
         let model = try ModelArgument.load(directory)
         let s = model.summary, p = model.parameterCounts
         print("architecture       \(s.modelType)\(s.architecture.map { " (\($0))" } ?? "")")
-        print("layers             \(s.layerCount), hidden \(s.hiddenSize), heads \(s.attentionHeads) / \(s.keyValueHeads) KV, head dim \(s.headDim), vocabulary \(s.vocabSize)")
+        print(
+            "layers             \(s.layerCount), hidden \(s.hiddenSize), heads \(s.attentionHeads) / \(s.keyValueHeads) KV, head dim \(s.headDim), vocabulary \(s.vocabSize)"
+        )
         if s.isMixtureOfExperts {
             let moeLayers = s.expertsPerLayer.filter { $0 > 0 }.count
-            print("experts            \(s.expertsPerLayer.max() ?? 0) per MoE layer on \(moeLayers) layers, top-\(s.expertsPerToken)\(s.hasSharedExpert ? ", shared expert" : "")")
+            print(
+                "experts            \(s.expertsPerLayer.max() ?? 0) per MoE layer on \(moeLayers) layers, top-\(s.expertsPerToken)\(s.hasSharedExpert ? ", shared expert" : "")"
+            )
         }
         print("parameters         \(Self.count(p.total)) total, \(Self.count(p.activePerToken)) active per token")
         print("dense weights      \(Self.bytes(p.denseBytes)) (\(Self.count(p.dense)) parameters), always resident")

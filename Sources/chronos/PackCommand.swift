@@ -57,12 +57,16 @@ struct PackCommand: ParsableCommand {
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         if verify { try ExpertCache.open(modelDirectory: url).verifyFiles() }
-        print("packed \(manifest.experts.count) experts (\(manifest.dtype), \(InspectCommand.bytes(manifest.expertBytes))) into \(manifest.files.count) cluster files in \(ModelDirectory(url).expertCache.path)\(verify ? ", verified" : "")")
+        print(
+            "packed \(manifest.experts.count) experts (\(manifest.dtype), \(InspectCommand.bytes(manifest.expertBytes))) into \(manifest.files.count) cluster files in \(ModelDirectory(url).expertCache.path)\(verify ? ", verified" : "")"
+        )
         guard stripExperts || denseDtype != nil else { return }
         let outcome = try CheckpointRewriter.rewrite(directory: url, model: model, stripExperts: stripExperts, denseDType: denseDtype)
         var changes: [String] = []
         if stripExperts { changes.append("\(outcome.strippedTensors) expert tensors stripped") }
         if let denseDtype { changes.append("\(outcome.convertedTensors) tensors converted to \(denseDtype.rawValue)") }
-        print("rewrote \(ModelDirectory.Name.checkpoint): \(InspectCommand.bytes(outcome.bytesBefore)) → \(InspectCommand.bytes(outcome.bytesAfter)) (\(changes.joined(separator: ", ")))")
+        print(
+            "rewrote \(ModelDirectory.Name.checkpoint): \(InspectCommand.bytes(outcome.bytesBefore)) → \(InspectCommand.bytes(outcome.bytesAfter)) (\(changes.joined(separator: ", ")))"
+        )
     }
 }

@@ -24,31 +24,36 @@ struct PipelineCommand: ParsableCommand {
         let pretrainProgress = ProgressLine()
         let report = try pipeline.run { event in
             switch event {
-            case let .stageStarted(stage, resuming):
+            case .stageStarted(let stage, let resuming):
                 let steps = configuration.stages.first { $0.stage == stage }?.optimization.steps ?? 0
                 display = StageProgressDisplay(total: steps)
-                print("== stage \(stage.number): \(stage.rawValue)\(resuming ? " (resuming)" : "") → \(configuration.directory(of: stage).path)")
-            case let .stageSkipped(result):
+                print(
+                    "== stage \(stage.number): \(stage.rawValue)\(resuming ? " (resuming)" : "") → \(configuration.directory(of: stage).path)"
+                )
+            case .stageSkipped(let result):
                 print("== stage \(result.stage.number): \(result.stage.rawValue) already done (\(result.steps) steps)")
-            case let .pretrain(event):
+            case .pretrain(let event):
                 switch event {
-                case let .started(parameters, trainSequences, heldOutSequences, unigram, resumedAt):
-                    print("model: \(InspectCommand.count(parameters)) parameters; \(trainSequences) training and \(heldOutSequences) held-out sequences; unigram baseline \(String(format: "%.4f", unigram)) nats/token")
+                case .started(let parameters, let trainSequences, let heldOutSequences, let unigram, let resumedAt):
+                    print(
+                        "model: \(InspectCommand.count(parameters)) parameters; \(trainSequences) training and \(heldOutSequences) held-out sequences; unigram baseline \(String(format: "%.4f", unigram)) nats/token"
+                    )
                     if resumedAt > 0 { print("resuming at step \(resumedAt)") }
-                case let .step(report, _, _):
-                    pretrainProgress.update(StageProgressDisplay.line(report, total: display?.total ?? 0),
-                                            fraction: Double(report.step) / Double(max(display?.total ?? 1, 1)))
-                case let .evaluated(step, crossEntropy):
+                case .step(let report, _, _):
+                    pretrainProgress.update(
+                        StageProgressDisplay.line(report, total: display?.total ?? 0),
+                        fraction: Double(report.step) / Double(max(display?.total ?? 1, 1)))
+                case .evaluated(let step, let crossEntropy):
                     pretrainProgress.finish("")
                     print(String(format: "step %d: heldout_ce %.4f", step, crossEntropy))
-                case let .checkpoint(step):
+                case .checkpoint(let step):
                     print("step \(step): snapshot written")
                 }
-            case let .stage(event):
+            case .stage(let event):
                 display?.show(event)
-            case let .stageFinished(result):
+            case .stageFinished(let result):
                 print("stage \(result.stage.number) done: " + StageProgressDisplay.metrics(result.final))
-            case let .reportWritten(markdown, _):
+            case .reportWritten(let markdown, _):
                 print("report: \(markdown.path)")
             }
         }

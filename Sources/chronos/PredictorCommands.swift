@@ -23,12 +23,16 @@ struct PredictorTrainingOptions: ParsableArguments {
         let trace = try ActivationTrace.read(URL(fileURLWithPath: trace))
         let moeLayers = summary.expertsPerLayer.indices.filter { summary.expertsPerLayer[$0] > 0 }
         guard trace.layers.map(\.layer) == moeLayers, trace.hiddenSize == summary.hiddenSize else {
-            throw ValidationError("\(self.trace) was not traced from \(model): it records MoE layers \(trace.layers.map(\.layer)) and hidden width \(trace.hiddenSize), the model has \(moeLayers) and \(summary.hiddenSize)")
+            throw ValidationError(
+                "\(self.trace) was not traced from \(model): it records MoE layers \(trace.layers.map(\.layer)) and hidden width \(trace.hiddenSize), the model has \(moeLayers) and \(summary.hiddenSize)"
+            )
         }
         if let heldoutTrace {
             let heldOut = try ActivationTrace.read(URL(fileURLWithPath: heldoutTrace))
             guard heldOut.hiddenLayer == trace.hiddenLayer else {
-                throw ValidationError("\(heldoutTrace) records the hidden state after layer \(heldOut.hiddenLayer), \(self.trace) after layer \(trace.hiddenLayer)")
+                throw ValidationError(
+                    "\(heldoutTrace) records the hidden state after layer \(heldOut.hiddenLayer), \(self.trace) after layer \(trace.hiddenLayer)"
+                )
             }
             return (summary, trace, heldOut)
         }
@@ -51,18 +55,24 @@ struct PredictorTrainingOptions: ParsableArguments {
     /// Trains `network` on `examples` with a progress line, keeping the parameters that score
     /// best on the last 10 % of the training examples (set aside for that); prints the held-out
     /// loss before and after.
-    func train(_ network: ExpertDistributionNetwork, examples: PredictorTraining.Examples,
-               heldOut: PredictorTraining.Examples) -> ExpertDistributionNetwork {
+    func train(
+        _ network: ExpertDistributionNetwork, examples: PredictorTraining.Examples,
+        heldOut: PredictorTraining.Examples
+    ) -> ExpertDistributionNetwork {
         let (fitted, validation) = examples.split(holdingOut: 0.1)
-        print("\(fitted.count) training, \(validation.count) validation and \(heldOut.count) held-out examples; held-out loss before training \(String(format: "%.4f", PredictorTraining.loss(of: network, on: heldOut)))")
+        print(
+            "\(fitted.count) training, \(validation.count) validation and \(heldOut.count) held-out examples; held-out loss before training \(String(format: "%.4f", PredictorTraining.loss(of: network, on: heldOut)))"
+        )
         let progress = ProgressLine()
         let outcome = PredictorTraining.train(network, on: fitted, validation: validation, settings: settings) { step, loss in
             progress.update(String(format: "step %d/%d  loss %.4f", step, steps, loss), fraction: Double(step) / Double(steps))
         }
         progress.finish("")
         let validationLoss = outcome.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
-        print(String(format: "kept step %d of %d%@; held-out loss after training %.4f", outcome.step, steps, validationLoss,
-                     PredictorTraining.loss(of: outcome.network, on: heldOut)))
+        print(
+            String(
+                format: "kept step %d of %d%@; held-out loss after training %.4f", outcome.step, steps, validationLoss,
+                PredictorTraining.loss(of: outcome.network, on: heldOut)))
         return outcome.network
     }
 
@@ -88,15 +98,19 @@ extension TrainCommand {
         @OptionGroup var options: PredictorTrainingOptions
         @Option(parsing: .unconditional, help: "Generated tokens whose experts the classifier predicts.") var horizon = 64
         @Option(help: "Prompt lengths to train and evaluate on, comma-separated.") var promptLengths = "8,16,32,64"
-        @Option(parsing: .unconditional, help: "Hot-set size of the evaluation, as a share of all (layer, expert) pairs.") var setShare = 0.3
+        @Option(parsing: .unconditional, help: "Hot-set size of the evaluation, as a share of all (layer, expert) pairs.") var setShare =
+            0.3
 
         func run() throws {
             let lengths = promptLengths.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !lengths.isEmpty, lengths.allSatisfy({ $0 > 0 }) else { throw ValidationError("--prompt-lengths must be positive integers") }
+            guard !lengths.isEmpty, lengths.allSatisfy({ $0 > 0 }) else {
+                throw ValidationError("--prompt-lengths must be positive integers")
+            }
             let (summary, training, heldOut) = try options.load()
             let layers = training.layers.map(\.layer), experts = training.layers.map(\.experts).max() ?? 0
-            let fresh = IntentClassifier(hiddenSize: summary.hiddenSize, inputLayer: training.hiddenLayer, layers: layers, experts: experts, horizon: horizon,
-                                         width: options.width ?? max(8, summary.hiddenSize / 2), seed: options.seed)
+            let fresh = IntentClassifier(
+                hiddenSize: summary.hiddenSize, inputLayer: training.hiddenLayer, layers: layers, experts: experts, horizon: horizon,
+                width: options.width ?? max(8, summary.hiddenSize / 2), seed: options.seed)
             let examples = PredictorTraining.intentExamples(training, promptLengths: lengths, horizon: horizon)
             let heldOutExamples = PredictorTraining.intentExamples(heldOut, promptLengths: lengths, horizon: horizon)
             guard examples.count > 0 else { throw ValidationError("\(options.trace) has no sequence longer than a prompt plus --horizon") }
@@ -109,10 +123,16 @@ extension TrainCommand {
             let size = max(1, Int((Double(pairs) * setShare).rounded()))
             let rows = PredictorEvaluation.intent(classifier, heldOut: heldOut, training: training, promptLengths: lengths, setSize: size)
             print("\nheld-out, a hot set of \(size) of \(pairs) (layer, expert) pairs against the next \(horizon) tokens' routing:")
-            print("coverage = share of those routings the set holds (the hit rate it alone would give); recall / precision over the distinct pairs used")
-            print("prompt | coverage: intent shuffled frequency prompt's-own | recall / precision: intent | shuffled          | frequency         | prompt's own")
+            print(
+                "coverage = share of those routings the set holds (the hit rate it alone would give); recall / precision over the distinct pairs used"
+            )
+            print(
+                "prompt | coverage: intent shuffled frequency prompt's-own | recall / precision: intent | shuffled          | frequency         | prompt's own"
+            )
             for row in rows {
-                let coverage = [row.intent, row.shuffled, row.frequency, row.prompt].map { String(format: "%6.1f %%", 100 * ($0.coverage ?? 0)) }
+                let coverage = [row.intent, row.shuffled, row.frequency, row.prompt].map {
+                    String(format: "%6.1f %%", 100 * ($0.coverage ?? 0))
+                }
                 let sets = [row.intent, row.shuffled, row.frequency, row.prompt].map(PredictorTrainingOptions.cells)
                 print(String(format: "%6d | ", row.promptLength) + coverage.joined(separator: " ") + " | " + sets.joined(separator: " | "))
             }
@@ -132,14 +152,16 @@ extension TrainCommand {
 
         @OptionGroup var options: PredictorTrainingOptions
         @Option(parsing: .unconditional, help: "K: the furthest future token predicted.") var lookahead = 4
-        @Option(parsing: .unconditional, help: "Experts predicted per layer and offset in the evaluation (default: the model's top-k).") var predict: Int?
+        @Option(parsing: .unconditional, help: "Experts predicted per layer and offset in the evaluation (default: the model's top-k).")
+        var predict: Int?
 
         func run() throws {
             guard lookahead > 0 else { throw ValidationError("--lookahead must be positive") }
             let (summary, training, heldOut) = try options.load()
             let layers = training.layers.map(\.layer), experts = training.layers.map(\.experts).max() ?? 0
-            var head = TrainedLookaheadHead(hiddenSize: summary.hiddenSize, inputLayer: training.hiddenLayer, layers: layers, experts: experts, steps: lookahead,
-                                            width: options.width ?? max(8, summary.hiddenSize / 2), seed: options.seed)
+            var head = TrainedLookaheadHead(
+                hiddenSize: summary.hiddenSize, inputLayer: training.hiddenLayer, layers: layers, experts: experts, steps: lookahead,
+                width: options.width ?? max(8, summary.hiddenSize / 2), seed: options.seed)
             let examples = PredictorTraining.lookaheadExamples(training, steps: lookahead)
             let heldOutExamples = PredictorTraining.lookaheadExamples(heldOut, steps: lookahead)
             guard examples.count > 0 else { throw ValidationError("\(options.trace) has no sequence longer than --lookahead") }
@@ -152,9 +174,11 @@ extension TrainCommand {
             print("\nheld-out recall / precision of \(n) experts per layer against each layer's experts at t+k:")
             print("  k | head              | shuffled          | frequency         | reuse (token t)")
             for row in rows {
-                print(String(format: "%3d | %@ | %@ | %@ | %@", row.offset, PredictorTrainingOptions.cells(row.head),
-                             PredictorTrainingOptions.cells(row.shuffled), PredictorTrainingOptions.cells(row.frequency),
-                             PredictorTrainingOptions.cells(row.reuse)))
+                print(
+                    String(
+                        format: "%3d | %@ | %@ | %@ | %@", row.offset, PredictorTrainingOptions.cells(row.head),
+                        PredictorTrainingOptions.cells(row.shuffled), PredictorTrainingOptions.cells(row.frequency),
+                        PredictorTrainingOptions.cells(row.reuse)))
             }
         }
     }

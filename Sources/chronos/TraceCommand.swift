@@ -26,9 +26,12 @@ struct TraceCommand: ParsableCommand {
     @Option(help: "Where to write the trace.") var out: String
     @Option(parsing: .unconditional, help: "Tokens per traced sequence.") var seqLen = 256
     @Option(parsing: .unconditional, help: "Sequences to trace (at most as many as the text holds).") var sequences = 32
-    @Option(parsing: .unconditional, help: "End each sequence with this many tokens the model decodes greedily in place of the text's.") var decode = 0
-    @Option(help: ArgumentHelp("Decoder layer after which the hidden state is recorded (default: 1, or 0 in a one-layer model).",
-                               discussion: "A later layer predicts better; an earlier one leaves more of each pass to load under."))
+    @Option(parsing: .unconditional, help: "End each sequence with this many tokens the model decodes greedily in place of the text's.")
+    var decode = 0
+    @Option(
+        help: ArgumentHelp(
+            "Decoder layer after which the hidden state is recorded (default: 1, or 0 in a one-layer model).",
+            discussion: "A later layer predicts better; an earlier one leaves more of each pass to load under."))
     var hiddenLayer: Int?
     @OptionGroup var backend: BackendOption
 
@@ -43,7 +46,9 @@ struct TraceCommand: ParsableCommand {
         try backend.apply()
         let loaded = try ModelArgument.load(model)
         guard loaded.summary.isMixtureOfExperts else { throw ValidationError("\(model) has no MoE layers to trace") }
-        guard let tokenizer = try ModelDirectory(path: model).loadTokenizer() else { throw ValidationError("\(model) has no \(ModelDirectory.Name.tokenizer)") }
+        guard let tokenizer = try ModelDirectory(path: model).loadTokenizer() else {
+            throw ValidationError("\(model) has no \(ModelDirectory.Name.tokenizer)")
+        }
         let corpus = try TokenizedCorpus(jsonl: [URL(fileURLWithPath: data)], tokenizer: tokenizer)
         let packed = PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
         let count = min(sequences, packed.count)
@@ -63,6 +68,8 @@ struct TraceCommand: ParsableCommand {
             FileHandle.standardError.write(Data("… traced \(done)/\(count) sequences\n".utf8))
         }
         try trace.write(to: URL(fileURLWithPath: out))
-        print("traced \(trace.tokens.count) tokens in \(count) sequences over \(trace.layers.count) MoE layers (top-\(trace.expertsPerToken)), hidden state after layer \(layer) of width \(trace.hiddenSize), into \(out)")
+        print(
+            "traced \(trace.tokens.count) tokens in \(count) sequences over \(trace.layers.count) MoE layers (top-\(trace.expertsPerToken)), hidden state after layer \(layer) of width \(trace.hiddenSize), into \(out)"
+        )
     }
 }

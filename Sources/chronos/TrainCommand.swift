@@ -34,10 +34,11 @@ struct ModelShapeOptions: ParsableArguments {
     }
 
     var configuration: ChronosConfiguration {
-        ChronosConfiguration(hiddenSize: hidden, hiddenLayers: layers, attentionHeads: heads, keyValueHeads: kvHeads,
-                             headDim: headDim, kvLatentDim: kvLatent, ropeDim: ropeDim, slidingWindow: window, experts: experts,
-                             expertsPerToken: topK, sharedExperts: sharedExperts, moeIntermediateSize: expertWidth,
-                             sharedExpertIntermediateSize: sharedWidth, lookaheadSteps: lookahead)
+        ChronosConfiguration(
+            hiddenSize: hidden, hiddenLayers: layers, attentionHeads: heads, keyValueHeads: kvHeads,
+            headDim: headDim, kvLatentDim: kvLatent, ropeDim: ropeDim, slidingWindow: window, experts: experts,
+            expertsPerToken: topK, sharedExperts: sharedExperts, moeIntermediateSize: expertWidth,
+            sharedExpertIntermediateSize: sharedWidth, lookaheadSteps: lookahead)
     }
 }
 
@@ -46,7 +47,9 @@ struct OptimizationOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Optimiser steps.") var steps = 1000
     @Option(parsing: .unconditional, help: "Sequences per micro-batch.") var batch = 8
     @Option(parsing: .unconditional, help: "Micro-batches per optimiser step.") var accumulate = 1
-    @Option(parsing: .unconditional, help: "Peak learning rate (default: the stage's; 3e-3 for pretraining, 1e-3 SFT and distillation, 2e-4 DPO, 5e-4 ORPO, 1e-4 GRPO).")
+    @Option(
+        parsing: .unconditional,
+        help: "Peak learning rate (default: the stage's; 3e-3 for pretraining, 1e-3 SFT and distillation, 2e-4 DPO, 5e-4 ORPO, 1e-4 GRPO).")
     var lr: Float?
     @Option(parsing: .unconditional, help: "Warmup steps.") var warmup = 50
     @Option(parsing: .unconditional, help: "AdamW weight decay.") var weightDecay: Float = 0.1
@@ -54,9 +57,12 @@ struct OptimizationOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "λ of the load-balance term.") var lambdaBalance: Float = 0.01
     @Option(parsing: .unconditional, help: "λ of the temporal-locality term.") var lambdaTemporal: Float = 0.01
     @Option(parsing: .unconditional, help: "λ of the lookahead term.") var lambdaLookahead: Float = 0.1
-    @Option(parsing: .unconditional, help: "λ of the router KL anchor (default: the stage's; 0 pretraining, 0.01 SFT, 0.1 DPO/ORPO/GRPO, 0.05 distillation).")
+    @Option(
+        parsing: .unconditional,
+        help: "λ of the router KL anchor (default: the stage's; 0 pretraining, 0.01 SFT, 0.1 DPO/ORPO/GRPO, 0.05 distillation).")
     var lambdaAnchor: Float?
-    @Option(parsing: .unconditional, help: "Probability of dropping a routed expert during training (fallback masking).") var fallbackMaskProb: Float = 0.1
+    @Option(parsing: .unconditional, help: "Probability of dropping a routed expert during training (fallback masking).")
+    var fallbackMaskProb: Float = 0.1
     @Option(parsing: .unconditional, help: "Seed of data order, initialisation and masks.") var seed: UInt64 = 0
 
     var settings: OptimizationSettings { settings(for: .pretrain) }
@@ -75,8 +81,9 @@ struct OptimizationOptions: ParsableArguments {
         s.warmupSteps = warmup
         s.adam.weightDecay = weightDecay
         s.clipNorm = clip
-        s.lambdas = ChronosLossWeights(balance: lambdaBalance, temporal: lambdaTemporal, lookahead: lambdaLookahead,
-                                       routerKL: lambdaAnchor ?? stage.defaultAnchor)
+        s.lambdas = ChronosLossWeights(
+            balance: lambdaBalance, temporal: lambdaTemporal, lookahead: lambdaLookahead,
+            routerKL: lambdaAnchor ?? stage.defaultAnchor)
         s.fallbackMaskProbability = fallbackMaskProb
         s.seed = seed
         return s
@@ -88,7 +95,9 @@ extension TrainCommand {
     struct Pretrain: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stage 1: pretrain a Chronos-native MoE model on JSONL text with the Chronos loss mix.",
-            discussion: "Without --tokenizer, a byte-level BPE tokenizer of --vocab-size tokens is trained on --data first and saved in OUT/tokenizer.")
+            discussion:
+                "Without --tokenizer, a byte-level BPE tokenizer of --vocab-size tokens is trained on --data first and saved in OUT/tokenizer."
+        )
 
         @Option(help: "Training JSONL ({\"text\": …} per line).") var data: String
         @Option(help: "Held-out JSONL (default: the last 5 % of the training sequences).") var heldout: String?
@@ -108,9 +117,10 @@ extension TrainCommand {
 
         /// The run's settings, with the tokenizer in `tokenizerDirectory`.
         func settings(tokenizer tokenizerDirectory: URL) -> PretrainSettings {
-            var settings = PretrainSettings(model: shape.configuration, optimization: optimization.settings,
-                                            data: URL(fileURLWithPath: data), heldOut: heldout.map { URL(fileURLWithPath: $0) },
-                                            tokenizer: tokenizerDirectory, output: URL(fileURLWithPath: out))
+            var settings = PretrainSettings(
+                model: shape.configuration, optimization: optimization.settings,
+                data: URL(fileURLWithPath: data), heldOut: heldout.map { URL(fileURLWithPath: $0) },
+                tokenizer: tokenizerDirectory, output: URL(fileURLWithPath: out))
             settings.model.vocabSize = vocabSize
             settings.sequenceLength = seqLen
             settings.evaluateEvery = evalEvery
@@ -130,26 +140,33 @@ extension TrainCommand {
             let output = URL(fileURLWithPath: out)
             // Refused before the tokenizer is trained: a run that would lose work does no work.
             _ = try Checkpoint.prepare(runDirectory: output, start: start.mode)
-            let tokenizerDirectory = try tokenizer.map { URL(fileURLWithPath: $0) } ?? trainTokenizer(into: output.appendingPathComponent("tokenizer"))
+            let tokenizerDirectory =
+                try tokenizer.map { URL(fileURLWithPath: $0) } ?? trainTokenizer(into: output.appendingPathComponent("tokenizer"))
             let run = try PretrainRun(settings: settings(tokenizer: tokenizerDirectory))
             let progress = ProgressLine()
             let totalSteps = optimization.steps
             try run.run(start: start.mode) { event in
                 switch event {
-                case let .started(parameters, trainSequences, heldOutSequences, unigram, resumedAt):
-                    print("model: \(InspectCommand.count(parameters)) parameters; data: \(trainSequences) training and \(heldOutSequences) held-out sequences of \(seqLen) tokens; backend \(Backends.current.name)")
+                case .started(let parameters, let trainSequences, let heldOutSequences, let unigram, let resumedAt):
+                    print(
+                        "model: \(InspectCommand.count(parameters)) parameters; data: \(trainSequences) training and \(heldOutSequences) held-out sequences of \(seqLen) tokens; backend \(Backends.current.name)"
+                    )
                     print(String(format: "unigram baseline held-out cross-entropy: %.4f nats/token", unigram))
                     if resumedAt > 0 { print("resuming at step \(resumedAt)") }
-                case let .step(report, tokensPerSecond, _):
+                case .step(let report, let tokensPerSecond, _):
                     let p = report.parts
-                    let text = String(format: "step %d/%d  loss %.4f  ce %.4f  bal %.4f  tmp %.4f  la %.4f  kl %.4f  lr %.2e  |g| %.2f  %.0f tok/s",
-                                      report.step, totalSteps, p["loss"] ?? 0, p["ce"] ?? 0, p["balance"] ?? 0, p["temporal"] ?? 0,
-                                      p["lookahead"] ?? 0, p["router_kl"] ?? 0, report.learningRate, report.gradientNorm, tokensPerSecond)
+                    let text = String(
+                        format: "step %d/%d  loss %.4f  ce %.4f  bal %.4f  tmp %.4f  la %.4f  kl %.4f  lr %.2e  |g| %.2f  %.0f tok/s",
+                        report.step, totalSteps, p["loss"] ?? 0, p["ce"] ?? 0, p["balance"] ?? 0, p["temporal"] ?? 0,
+                        p["lookahead"] ?? 0, p["router_kl"] ?? 0, report.learningRate, report.gradientNorm, tokensPerSecond)
                     progress.update(text, fraction: Double(report.step) / Double(totalSteps))
-                case let .evaluated(step, crossEntropy):
+                case .evaluated(let step, let crossEntropy):
                     progress.finish("")
-                    print(String(format: "step %d: held-out cross-entropy %.4f nats/token (perplexity %.1f)", step, crossEntropy, Foundation.exp(crossEntropy)))
-                case let .checkpoint(step):
+                    print(
+                        String(
+                            format: "step %d: held-out cross-entropy %.4f nats/token (perplexity %.1f)", step, crossEntropy,
+                            Foundation.exp(crossEntropy)))
+                case .checkpoint(let step):
                     print("step \(step): snapshot written to \(output.path)/checkpoints")
                 }
                 fflush(nil)
@@ -160,8 +177,9 @@ extension TrainCommand {
         func trainTokenizer(into directory: URL) throws -> URL {
             if ModelDirectory(directory).hasTokenizer { return directory }
             print("training a \(vocabSize)-token tokenizer on \(data)")
-            let command = try TokenizerCommand.Train.parse(["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path]
-                                                             + (skipBadLines ? ["--skip-bad-lines"] : []))
+            let command = try TokenizerCommand.Train.parse(
+                ["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path]
+                    + (skipBadLines ? ["--skip-bad-lines"] : []))
             try command.validate()
             try command.run()
             return directory
@@ -202,8 +220,9 @@ struct FineTuneOptions: ParsableArguments {
 
     /// Stage settings for `objective` from these flags.
     func settings(_ objective: StageObjectiveSettings) -> StageSettings {
-        var settings = StageSettings(objective: objective, start: URL(fileURLWithPath: from), output: URL(fileURLWithPath: out),
-                                     data: URL(fileURLWithPath: data), heldOut: heldout.map { URL(fileURLWithPath: $0) })
+        var settings = StageSettings(
+            objective: objective, start: URL(fileURLWithPath: from), output: URL(fileURLWithPath: out),
+            data: URL(fileURLWithPath: data), heldOut: heldout.map { URL(fileURLWithPath: $0) })
         settings.optimization = optimization.settings(for: objective.stage)
         settings.maxSequenceLength = maxLength
         settings.evaluateEvery = evalEvery
@@ -234,7 +253,9 @@ final class StageProgressDisplay {
     let total: Int
     let progress = ProgressLine()
     /// The Chronos terms, shown after the stage's own values under short names.
-    static let chronosTerms: [(name: String, label: String)] = [("balance", "bal"), ("temporal", "tmp"), ("lookahead", "la"), ("router_kl", "anc")]
+    static let chronosTerms: [(name: String, label: String)] = [
+        ("balance", "bal"), ("temporal", "tmp"), ("lookahead", "la"), ("router_kl", "anc")
+    ]
 
     init(total: Int) {
         self.total = total
@@ -242,15 +263,17 @@ final class StageProgressDisplay {
 
     func show(_ event: StageEvent) {
         switch event {
-        case let .started(stage, parameters, trainExamples, heldOutExamples, resumedAt):
-            print("stage \(stage.number) (\(stage.rawValue)): \(InspectCommand.count(parameters)) parameters; \(trainExamples) training and \(heldOutExamples) held-out examples; backend \(Backends.current.name)")
+        case .started(let stage, let parameters, let trainExamples, let heldOutExamples, let resumedAt):
+            print(
+                "stage \(stage.number) (\(stage.rawValue)): \(InspectCommand.count(parameters)) parameters; \(trainExamples) training and \(heldOutExamples) held-out examples; backend \(Backends.current.name)"
+            )
             if resumedAt > 0 { print("resuming at step \(resumedAt)") }
-        case let .step(report, _):
+        case .step(let report, _):
             progress.update(Self.line(report, total: total), fraction: Double(report.step) / Double(total))
-        case let .evaluated(step, metrics):
+        case .evaluated(let step, let metrics):
             progress.finish("")
             print("step \(step): " + Self.metrics(metrics))
-        case let .checkpoint(step):
+        case .checkpoint(let step):
             print("step \(step): snapshot written")
         }
     }
@@ -259,7 +282,9 @@ final class StageProgressDisplay {
         if result.steps < total {
             print("stopped at step \(result.steps) of \(total); continue with --resume")
         } else {
-            print(String(format: "done: %d steps in %.0f s; result in %@/\(StageResult.fileName)", result.steps, result.seconds, result.output))
+            print(
+                String(
+                    format: "done: %d steps in %.0f s; result in %@/\(StageResult.fileName)", result.steps, result.seconds, result.output))
         }
     }
 
@@ -363,7 +388,9 @@ extension TrainCommand {
 
         func validate() throws {
             guard groupSize > 1 else { throw ValidationError("--group-size must be at least 2 to compare completions") }
-            guard Rewards.names.contains(reward) else { throw ValidationError("--reward must be one of \(Rewards.names.joined(separator: ", "))") }
+            guard Rewards.names.contains(reward) else {
+                throw ValidationError("--reward must be one of \(Rewards.names.joined(separator: ", "))")
+            }
         }
 
         func run() throws {

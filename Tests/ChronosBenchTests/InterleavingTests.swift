@@ -27,11 +27,13 @@ final class InterleavingTests: XCTestCase {
     func testOffloadBaselinesRunResidentFirstThenMmapThenEachPolicy() {
         let budget = ExpertBudget.fraction(0.3)
         let all = OffloadBench.configurations(budget: budget, policies: [.wait, .fallback], measuringResident: true)
-        XCTAssertEqual(all, [
-            OffloadBench.Configuration(.resident, .fraction(1)), OffloadBench.Configuration(.mmap, budget),
-            OffloadBench.Configuration(.lru, budget, .wait), OffloadBench.Configuration(.lru, budget, .fallback),
-            OffloadBench.Configuration(.chronos, budget, .wait), OffloadBench.Configuration(.chronos, budget, .fallback),
-        ])
+        XCTAssertEqual(
+            all,
+            [
+                OffloadBench.Configuration(.resident, .fraction(1)), OffloadBench.Configuration(.mmap, budget),
+                OffloadBench.Configuration(.lru, budget, .wait), OffloadBench.Configuration(.lru, budget, .fallback),
+                OffloadBench.Configuration(.chronos, budget, .wait), OffloadBench.Configuration(.chronos, budget, .fallback)
+            ])
         let measured = OffloadBench.configurations(budget: budget, policies: [.sync], measuringResident: false)
         XCTAssertEqual(measured.map(\.mode), [.mmap, .lru, .chronos], "a resident run already measured is not repeated")
         XCTAssertEqual(measured.map(\.policy), [nil, .sync, .sync])

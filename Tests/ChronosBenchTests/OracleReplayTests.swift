@@ -23,7 +23,7 @@ final class OracleReplayTests: XCTestCase {
             OffloadBench.Run(metrics: metrics(.lru, policy: .wait, budgetBytes: 2)),
             OffloadBench.Run(metrics: metrics(.chronos, policy: .wait, budgetBytes: 3)),
             OffloadBench.Run(metrics: metrics(.mmap, budgetBytes: 2)),
-            OffloadBench.Run(metrics: metrics(.lru, policy: .sync, budgetBytes: 0), note: "budget below one expert"),
+            OffloadBench.Run(metrics: metrics(.lru, policy: .sync, budgetBytes: 0), note: "budget below one expert")
         ]
     }
 
@@ -69,8 +69,10 @@ final class OracleReplayTests: XCTestCase {
         // resident decoded 10 tokens in 0.2 s: 0.02 s per token; lru missed 1 MB per token at 25 MB/s.
         var lru = metrics(.lru, policy: .wait, steps: 2, seconds: 1)
         lru.decode.missedBytes = 2_000_000
-        var runs = [OffloadBench.Run(metrics: metrics(.resident, steps: 10, seconds: 0.2)), OffloadBench.Run(metrics: lru),
-                    OffloadBench.Run(metrics: metrics(.chronos), note: "budget below one expert")]
+        var runs = [
+            OffloadBench.Run(metrics: metrics(.resident, steps: 10, seconds: 0.2)), OffloadBench.Run(metrics: lru),
+            OffloadBench.Run(metrics: metrics(.chronos), note: "budget below one expert")
+        ]
         OffloadBench.scoreBounds(&runs, disk: DiskModel(latency: 0, bandwidth: 2.5e7))
         XCTAssertEqual(runs[0].boundTokensPerSecond!, 50, accuracy: 1e-9)
         XCTAssertEqual(runs[1].boundTokensPerSecond!, 25, accuracy: 1e-9)

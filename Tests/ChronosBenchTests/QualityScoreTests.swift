@@ -16,7 +16,8 @@ final class QualityScoreTests: XCTestCase {
         // continuation is skipped, and each token weighs alike (not each prompt).
         let logits = [Foundation.log(3.0), 0]
         var asked: [[[Int]]] = []
-        let crossEntropy = OffloadBench.crossEntropy(prompts: [[7, 8], [9], [10]], continuations: [[0, 1], [], [1]]) { prompt, continuation in
+        let crossEntropy = OffloadBench.crossEntropy(prompts: [[7, 8], [9], [10]], continuations: [[0, 1], [], [1]]) {
+            prompt, continuation in
             asked.append([prompt, continuation])
             return continuation.map { logProbability($0, logits: logits) }
         }

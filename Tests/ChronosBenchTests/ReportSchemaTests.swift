@@ -33,13 +33,16 @@ final class ReportSchemaTests: XCTestCase {
         "peak_expert_bytes", "fallbacks", "faults", "prompts", "decode_steps", "next_layer_recall", "repetition_recall",
         "repetition_precision", "recall_t1", "precision_t1", "recall_t1_shuffled", "recall_t1_frequency", "recall_t1_previous",
         "recall_by_offset", "prompt_recall", "prompt_precision", "prompt_recall_chance", "bound_tokens_per_s", "greedy_agreement",
-        "cross_entropy",
+        "cross_entropy"
     ]
 
     func testOffloadJSONHasEveryFieldAndItsValuesRoundTrip() throws {
-        let text = try OffloadBench.jsonDocument(runs: [OffloadBench.json(lruRun(), budget: .fraction(0.3)),
-                                                        OffloadBench.json(skippedRun(), budget: .fraction(0.3))],
-                                                 context: ["tokens": 4, "disk": "real"])
+        let text = try OffloadBench.jsonDocument(
+            runs: [
+                OffloadBench.json(lruRun(), budget: .fraction(0.3)),
+                OffloadBench.json(skippedRun(), budget: .fraction(0.3))
+            ],
+            context: ["tokens": 4, "disk": "real"])
         let document = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         XCTAssertEqual(Set(document.keys), ["runs", "context"])
         let context = try XCTUnwrap(document["context"] as? [String: Any])
@@ -68,9 +71,11 @@ final class ReportSchemaTests: XCTestCase {
     }
 
     func testSweepCSVHasOneRowPerRunAndEveryColumn() throws {
-        let columns = ["budget", "baseline", "policy", "tokens_per_s", "ttft_ms", "stall_ms_per_token", "hit_rate", "oracle_hit_rate",
-                       "recall_t1", "recall_t1_shuffled", "recall_t1_frequency", "bytes_read_per_token", "wasted_prefetch_bytes",
-                       "peak_expert_bytes", "fallbacks", "faults", "bound_tokens_per_s", "greedy_agreement", "cross_entropy", "note"]
+        let columns = [
+            "budget", "baseline", "policy", "tokens_per_s", "ttft_ms", "stall_ms_per_token", "hit_rate", "oracle_hit_rate",
+            "recall_t1", "recall_t1_shuffled", "recall_t1_frequency", "bytes_read_per_token", "wasted_prefetch_bytes",
+            "peak_expert_bytes", "fallbacks", "faults", "bound_tokens_per_s", "greedy_agreement", "cross_entropy", "note"
+        ]
         let text = OffloadBench.csv([(budget: 0.3, runs: [lruRun(), skippedRun()]), (budget: 0.5, runs: [lruRun()])])
         XCTAssertTrue(text.hasSuffix("\n"))
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
@@ -117,7 +122,8 @@ final class ReportSchemaTests: XCTestCase {
         XCTAssertEqual(shown[0], BenchReport.header)
         XCTAssertTrue(shown[2].contains("0.75×"))
 
-        let document = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(report.json(context: ["threads": "2"]).utf8)) as? [String: Any])
+        let document = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(report.json(context: ["threads": "2"]).utf8)) as? [String: Any])
         XCTAssertEqual(document["context"] as? [String: String], ["threads": "2"])
         let measurements = try XCTUnwrap(document["measurements"] as? [[String: Any]])
         XCTAssertEqual(measurements.count, 2)

@@ -32,8 +32,9 @@ final class LookaheadForecastTests: XCTestCase {
         XCTAssertEqual(forecast.chanceOfUse[key(2, 3)]!, 1 - 0.6 * 0.5, accuracy: 1e-5)
 
         let everything = TrainedLookaheadPredictor(head: head, topK: 2, expertsPerOffset: 2)
-        XCTAssertEqual(everything.predict(hidden: Tensor(shape: [1, 4], values: [1, 2, 3, 4]))?.steps.map(\.count), [4, 4],
-                       "without a minimum chance the top 2 of each layer are named")
+        XCTAssertEqual(
+            everything.predict(hidden: Tensor(shape: [1, 4], values: [1, 2, 3, 4]))?.steps.map(\.count), [4, 4],
+            "without a minimum chance the top 2 of each layer are named")
     }
 
     func testAPassHandsOverEveryLayersHiddenStateAndKeepsTheLastTokensOfTheLayersAskedFor() throws {

@@ -10,8 +10,10 @@ final class RepetitionPredictorTests: XCTestCase {
         predictor.append(tokens, at: 0)
         for position in tokens.indices {
             for layer in 0..<2 {
-                predictor.observe(RoutingDecision(layer: layer, position: position, experts: [layer * 100 + position],
-                                                  weights: [1], probabilities: []))
+                predictor.observe(
+                    RoutingDecision(
+                        layer: layer, position: position, experts: [layer * 100 + position],
+                        weights: [1], probabilities: []))
             }
         }
         return predictor
@@ -24,15 +26,17 @@ final class RepetitionPredictorTests: XCTestCase {
     func testRepeatedTextPredictsTheRoutingThatFollowedItBefore() {
         // Position 11 ends "1 2 3 4 5", as position 4 did, and as position 9 did only in "4 5".
         let predictor = history([1, 2, 3, 4, 5, 9, 7, 8, 4, 5, 8, 1, 2, 3, 4, 5])
-        XCTAssertEqual(predictor.predict()?.steps, [4, 5, 6, 7, 8, 9, 10, 11].map(routing),
-                       "the step about to run as position 4 ran, then the positions after it")
+        XCTAssertEqual(
+            predictor.predict()?.steps, [4, 5, 6, 7, 8, 9, 10, 11].map(routing),
+            "the step about to run as position 4 ran, then the positions after it")
     }
 
     func testPredictionsStopAtTheHorizonAndAtTheCurrentToken() {
         let tokens = [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5]
         XCTAssertEqual(history(tokens, horizon: 3).predict()?.steps, [4, 5, 6].map(routing))
-        XCTAssertEqual(history(tokens, horizon: 20).predict()?.steps, [4, 5, 6, 7, 8, 9].map(routing),
-                       "nothing is predicted beyond what the history holds")
+        XCTAssertEqual(
+            history(tokens, horizon: 20).predict()?.steps, [4, 5, 6, 7, 8, 9].map(routing),
+            "nothing is predicted beyond what the history holds")
     }
 
     func testShortMatchesPredictNothing() {

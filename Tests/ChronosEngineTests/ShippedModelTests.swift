@@ -27,8 +27,9 @@ final class ShippedModelTests: XCTestCase {
     }
 
     func testStreamingExpertsUnderABudgetGivesTheSameTokens() throws {
-        let offloaded = try OffloadedModel(directory: Fixtures.shippedModel,
-                                           settings: OffloadSettings(mode: .chronos, budget: .fraction(0.3), policy: .wait))
+        let offloaded = try OffloadedModel(
+            directory: Fixtures.shippedModel,
+            settings: OffloadSettings(mode: .chronos, budget: .fraction(0.3), policy: .wait))
         defer { offloaded.close() }
         let outcome = try OffloadedGenerator(offloaded: offloaded, tokenizer: nil).generate(request())
         XCTAssertEqual(outcome.generation.ids, recorded)

@@ -12,8 +12,9 @@ final class AddedTokenTests: XCTestCase {
 
     static let examples: [Example] = [
         // "the" has no merge for "t"+"he"; " the" merges all the way; `<mask>` takes the space before it.
-        Example(text: "the the <mask><|endoftext|>", ids: [116, 257, 258, 260, 259],
-                idsSpecialsSplit: [116, 257, 258, 260, 60, 124, 101, 110, 100, 111, 102, 116, 101, 120, 116, 124, 62]),
+        Example(
+            text: "the the <mask><|endoftext|>", ids: [116, 257, 258, 260, 259],
+            idsSpecialsSplit: [116, 257, 258, 260, 60, 124, 101, 110, 100, 111, 102, 116, 101, 120, 116, 124, 62]),
         Example(text: "x  <mask>  y", ids: [120, 260, 32, 32, 121], idsSpecialsSplit: [120, 260, 32, 32, 121]),
         Example(text: "x\u{3000}<mask>", ids: [120, 260], idsSpecialsSplit: [120, 260]),
         // `<r>` takes all the whitespace after it, newline included.
@@ -28,18 +29,21 @@ final class AddedTokenTests: XCTestCase {
         Example(text: "-tok-", ids: [45, 262, 45], idsSpecialsSplit: [45, 262, 45]),
         Example(text: "tok\u{301}", ids: [116, 111, 107, 204, 129], idsSpecialsSplit: [116, 111, 107, 204, 129]),
         Example(text: "\u{E9}tok", ids: [195, 169, 116, 111, 107], idsSpecialsSplit: [195, 169, 116, 111, 107]),
-        Example(text: "<r><|endoftext|>tok", ids: [261, 259, 262],
-                idsSpecialsSplit: [60, 114, 62, 60, 124, 101, 110, 100, 111, 102, 116, 101, 120, 116, 124, 62, 262]),
-        Example(text: "<|endoftext|>tok the", ids: [259, 262, 258],
-                idsSpecialsSplit: [60, 124, 101, 110, 100, 111, 102, 116, 101, 120, 116, 124, 62, 262, 258]),
+        Example(
+            text: "<r><|endoftext|>tok", ids: [261, 259, 262],
+            idsSpecialsSplit: [60, 114, 62, 60, 124, 101, 110, 100, 111, 102, 116, 101, 120, 116, 124, 62, 262]),
+        Example(
+            text: "<|endoftext|>tok the", ids: [259, 262, 258],
+            idsSpecialsSplit: [60, 124, 101, 110, 100, 111, 102, 116, 101, 120, 116, 124, 62, 262, 258])
     ]
 
     func testMatchingRulesAgreeWithHuggingFace() throws {
         let tokenizer = try TinyTokenizer.make()
         for example in Self.examples {
             XCTAssertEqual(tokenizer.encode(example.text), example.ids, example.text.debugDescription)
-            XCTAssertEqual(tokenizer.encode(example.text, matchSpecialTokens: false), example.idsSpecialsSplit,
-                           example.text.debugDescription)
+            XCTAssertEqual(
+                tokenizer.encode(example.text, matchSpecialTokens: false), example.idsSpecialsSplit,
+                example.text.debugDescription)
         }
     }
 

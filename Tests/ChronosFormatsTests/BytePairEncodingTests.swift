@@ -9,7 +9,7 @@ final class BytePairEncodingTests: XCTestCase {
         let file: [String: Any] = [
             "added_tokens": [], "normalizer": NSNull(),
             "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "use_regex": true],
-            "decoder": ["type": "ByteLevel"], "model": model,
+            "decoder": ["type": "ByteLevel"], "model": model
         ]
         return try Tokenizer(data: JSONSerialization.data(withJSONObject: file))
     }

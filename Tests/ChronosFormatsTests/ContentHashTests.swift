@@ -11,7 +11,7 @@ final class ContentHashTests: XCTestCase {
             (Array("0123456789abcdefghijklmnopqrstuvwxyz!".utf8), 0, "dde9d7f125de8f22"),
             (Array("0123456789abcdefghijklmnopqrstuvwxyz!".utf8), 7, "1f68c97951720f0e"),
             (Array((0..<768).map { UInt8($0 % 256) }), 0, "8e03c838c596036f"),
-            (Array((0..<768).map { UInt8($0 % 256) }), 7, "b1e10f6c5294cd6b"),
+            (Array((0..<768).map { UInt8($0 % 256) }), 7, "b1e10f6c5294cd6b")
         ]
         for (bytes, seed, expected) in cases {
             XCTAssertEqual(ContentHash.hex(ContentHash.xxh64(bytes, seed: seed)), expected, "\(bytes.count) bytes, seed \(seed)")

@@ -26,7 +26,7 @@ final class JSONLinesTests: XCTestCase {
         (#""just a string""#, "not a JSON object"),
         (#"{"body": "no text field"}"#, "no \"text\" field"),
         (#"{"text": 42}"#, "\"text\" is not a string"),
-        (#"{"text": null}"#, "\"text\" is not a string"),
+        (#"{"text": null}"#, "\"text\" is not a string")
     ]
 
     func testMalformedLinesNameTheFileAndLine() throws {
@@ -47,7 +47,8 @@ final class JSONLinesTests: XCTestCase {
     }
 
     func testSkippedLinesAreCountedAndTheFirstKept() throws {
-        let url = try file("mixed.jsonl", (["{\"text\": \"a\"}"] + Self.badLines.map(\.line) + ["{\"text\": \"b\"}"]).joined(separator: "\n"))
+        let url = try file(
+            "mixed.jsonl", (["{\"text\": \"a\"}"] + Self.badLines.map(\.line) + ["{\"text\": \"b\"}"]).joined(separator: "\n"))
         let reader = try JSONLTextReader(url: url, skipBadLines: true)
         XCTAssertEqual(try reader.next(), "a")
         XCTAssertEqual(try reader.next(), "b")

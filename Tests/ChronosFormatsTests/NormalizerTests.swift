@@ -1,6 +1,7 @@
-@testable import ChronosFormats
 import Foundation
 import XCTest
+
+@testable import ChronosFormats
 
 final class NormalizerTests: XCTestCase {
     /// Texts where composition joins an ASCII letter with the mark after it, Hangul jamo become a
@@ -11,7 +12,7 @@ final class NormalizerTests: XCTestCase {
         "\u{1100}\u{1161}\u{11A8} \u{AC00} plain ascii",
         "x\u{1E9B}\u{323}y \u{FB01}ne \u{FF21}\u{B2} \u{BD}",
         "caf\u{E9} only latin-1",
-        "e\u{301}\u{301}\u{327}",
+        "e\u{301}\u{301}\u{327}"
     ]
 
     func testChunkedNormalisationEqualsFoundationOnTheWholeText() {
@@ -19,7 +20,7 @@ final class NormalizerTests: XCTestCase {
             (.nfc, { $0.precomposedStringWithCanonicalMapping }),
             (.nfd, { $0.decomposedStringWithCanonicalMapping }),
             (.nfkc, { $0.precomposedStringWithCompatibilityMapping }),
-            (.nfkd, { $0.decomposedStringWithCompatibilityMapping }),
+            (.nfkd, { $0.decomposedStringWithCompatibilityMapping })
         ]
         for (form, whole) in cases {
             for text in Self.texts {

@@ -1,5 +1,6 @@
-@testable import ChronosFormats
 import XCTest
+
+@testable import ChronosFormats
 
 /// The hand-written scanners against the pieces that the Hugging Face `tokenizers` library
 /// (0.23.3, `pre_tokenizers.Split(Regex(pattern), "isolated").pre_tokenize_str`) gives for the
@@ -37,7 +38,9 @@ final class PreTokenizerTests: XCTestCase {
         Example(
             text: "caf\u{E9} \u{4F60}\u{597D}\u{4E16}\u{754C} \u{1F600}\u{1F44D}\u{1F3FD} 3.14159",
             gpt2: ["caf\u{E9}", " \u{4F60}\u{597D}\u{4E16}\u{754C}", " \u{1F600}\u{1F44D}\u{1F3FD}", " 3", ".", "14159"],
-            qwen2: ["caf\u{E9}", " \u{4F60}\u{597D}\u{4E16}\u{754C}", " \u{1F600}\u{1F44D}\u{1F3FD}", " ", "3", ".", "1", "4", "1", "5", "9"],
+            qwen2: [
+                "caf\u{E9}", " \u{4F60}\u{597D}\u{4E16}\u{754C}", " \u{1F600}\u{1F44D}\u{1F3FD}", " ", "3", ".", "1", "4", "1", "5", "9"
+            ],
             llama3: ["caf\u{E9}", " \u{4F60}\u{597D}\u{4E16}\u{754C}", " \u{1F600}\u{1F44D}\u{1F3FD}", " ", "3", ".", "141", "59"]),
         Example(
             text: "a\u{301}b \u{661}\u{662}\u{663}\u{664} \u{2167}x",
@@ -73,7 +76,7 @@ final class PreTokenizerTests: XCTestCase {
             text: "A1B22C333D4444",
             gpt2: ["A", "1", "B", "22", "C", "333", "D", "4444"],
             qwen2: ["A", "1", "B", "2", "2", "C", "3", "3", "3", "D", "4", "4", "4", "4"],
-            llama3: ["A", "1", "B", "22", "C", "333", "D", "444", "4"]),
+            llama3: ["A", "1", "B", "22", "C", "333", "D", "444", "4"])
     ]
 
     func testGPT2PatternMatchesOniguruma() {

@@ -9,14 +9,21 @@ final class SafetensorsCheckpointTests: XCTestCase {
     /// A directory with two shards and an index placing `a`, `b` in the first and `c` in the second.
     private func shardedDirectory(weightMap: [String: String]? = nil) throws -> URL {
         let directory = try Fixtures.temporaryDirectory()
-        try SafetensorsWriter.write([("a", Tensor(shape: [2], values: [1, 2])),
-                                     ("b", Tensor(shape: [1, 2], values: [3, 4], dtype: .bf16))],
-                                    metadata: ["format": "pt"],
-                                    to: directory.appendingPathComponent("model-00001-of-00002.safetensors"))
-        try SafetensorsWriter.write([("c", Tensor(shape: [3], values: [5, 6, 7], dtype: .i64))],
-                                    to: directory.appendingPathComponent("model-00002-of-00002.safetensors"))
-        let map = weightMap ?? ["a": "model-00001-of-00002.safetensors", "b": "model-00001-of-00002.safetensors",
-                                "c": "model-00002-of-00002.safetensors"]
+        try SafetensorsWriter.write(
+            [
+                ("a", Tensor(shape: [2], values: [1, 2])),
+                ("b", Tensor(shape: [1, 2], values: [3, 4], dtype: .bf16))
+            ],
+            metadata: ["format": "pt"],
+            to: directory.appendingPathComponent("model-00001-of-00002.safetensors"))
+        try SafetensorsWriter.write(
+            [("c", Tensor(shape: [3], values: [5, 6, 7], dtype: .i64))],
+            to: directory.appendingPathComponent("model-00002-of-00002.safetensors"))
+        let map =
+            weightMap ?? [
+                "a": "model-00001-of-00002.safetensors", "b": "model-00001-of-00002.safetensors",
+                "c": "model-00002-of-00002.safetensors"
+            ]
         let index: [String: Any] = ["metadata": ["total_size": 36], "weight_map": map]
         try JSONSerialization.data(withJSONObject: index)
             .write(to: directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex))
@@ -26,8 +33,9 @@ final class SafetensorsCheckpointTests: XCTestCase {
     func testLooksUpTensorsAcrossShards() throws {
         let directory = try shardedDirectory()
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        XCTAssertEqual(checkpoint.shards.map(\.url.lastPathComponent),
-                       ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"])
+        XCTAssertEqual(
+            checkpoint.shards.map(\.url.lastPathComponent),
+            ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"])
         XCTAssertEqual(checkpoint.tensorNames, ["a", "b", "c"])
         XCTAssertTrue(checkpoint.contains("c"))
         XCTAssertFalse(checkpoint.contains("d"))
@@ -50,22 +58,30 @@ final class SafetensorsCheckpointTests: XCTestCase {
     }
 
     func testMissingShardFile() throws {
-        let directory = try shardedDirectory(weightMap: ["a": "model-00001-of-00002.safetensors",
-                                                         "z": "model-00003-of-00003.safetensors"])
+        let directory = try shardedDirectory(weightMap: [
+            "a": "model-00001-of-00002.safetensors",
+            "z": "model-00003-of-00003.safetensors"
+        ])
         XCTAssertThrowsError(try SafetensorsCheckpoint(directory: directory)) { error in
-            XCTAssertEqual(error as? SafetensorsError,
-                           .missingShard(index: directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex).path,
-                                         shard: "model-00003-of-00003.safetensors"))
+            XCTAssertEqual(
+                error as? SafetensorsError,
+                .missingShard(
+                    index: directory.appendingPathComponent(ModelDirectory.Name.checkpointIndex).path,
+                    shard: "model-00003-of-00003.safetensors"))
         }
     }
 
     func testIndexedTensorAbsentFromShard() throws {
-        let directory = try shardedDirectory(weightMap: ["a": "model-00001-of-00002.safetensors",
-                                                         "c": "model-00001-of-00002.safetensors"])
+        let directory = try shardedDirectory(weightMap: [
+            "a": "model-00001-of-00002.safetensors",
+            "c": "model-00001-of-00002.safetensors"
+        ])
         XCTAssertThrowsError(try SafetensorsCheckpoint(directory: directory)) { error in
-            XCTAssertEqual(error as? SafetensorsError,
-                           .tensorMissingFromShard(path: directory.appendingPathComponent("model-00001-of-00002.safetensors").path,
-                                                   tensor: "c"))
+            XCTAssertEqual(
+                error as? SafetensorsError,
+                .tensorMissingFromShard(
+                    path: directory.appendingPathComponent("model-00001-of-00002.safetensors").path,
+                    tensor: "c"))
         }
     }
 

@@ -21,22 +21,26 @@ final class SafetensorsFixtureTests: XCTestCase {
     }
 
     static let expectations = [
-        Expected(directory: "llama_dense", tensorCount: 21,
-                 embedFirst: [-0.2288394, -0.11253478, -0.09809714],
-                 weight: "model.layers.1.mlp.up_proj.weight", weightShape: [128, 64],
-                 weightFirst: [0.016657881, 0.25991812, 0.019605985], weightLast: -0.07870444, normLast: 0.85673296),
-        Expected(directory: "mixtral", tensorCount: 41,
-                 embedFirst: [-0.16887598, -0.17285404, -0.03758679],
-                 weight: "model.layers.1.block_sparse_moe.experts.3.w2.weight", weightShape: [64, 128],
-                 weightFirst: [0.023243135, -0.2460153, -0.017914439], weightLast: 0.22152229, normLast: 1.052819),
-        Expected(directory: "qwen2_moe", tensorCount: 55,
-                 embedFirst: [-0.16887598, -0.17285404, -0.03758679],
-                 weight: "model.layers.1.mlp.experts.2.gate_proj.weight", weightShape: [32, 64],
-                 weightFirst: [-0.09183829, 0.078465566, -0.09481198], weightLast: 0.048579376, normLast: 1.0513405),
-        Expected(directory: "qwen3_moe", tensorCount: 69,
-                 embedFirst: [-0.16887598, -0.17285404, -0.03758679],
-                 weight: "model.layers.0.mlp.experts.7.up_proj.weight", weightShape: [32, 64],
-                 weightFirst: [0.08048989, -0.027806524, 0.11960631], weightLast: 0.1168605, normLast: 1.0677567),
+        Expected(
+            directory: "llama_dense", tensorCount: 21,
+            embedFirst: [-0.2288394, -0.11253478, -0.09809714],
+            weight: "model.layers.1.mlp.up_proj.weight", weightShape: [128, 64],
+            weightFirst: [0.016657881, 0.25991812, 0.019605985], weightLast: -0.07870444, normLast: 0.85673296),
+        Expected(
+            directory: "mixtral", tensorCount: 41,
+            embedFirst: [-0.16887598, -0.17285404, -0.03758679],
+            weight: "model.layers.1.block_sparse_moe.experts.3.w2.weight", weightShape: [64, 128],
+            weightFirst: [0.023243135, -0.2460153, -0.017914439], weightLast: 0.22152229, normLast: 1.052819),
+        Expected(
+            directory: "qwen2_moe", tensorCount: 55,
+            embedFirst: [-0.16887598, -0.17285404, -0.03758679],
+            weight: "model.layers.1.mlp.experts.2.gate_proj.weight", weightShape: [32, 64],
+            weightFirst: [-0.09183829, 0.078465566, -0.09481198], weightLast: 0.048579376, normLast: 1.0513405),
+        Expected(
+            directory: "qwen3_moe", tensorCount: 69,
+            embedFirst: [-0.16887598, -0.17285404, -0.03758679],
+            weight: "model.layers.0.mlp.experts.7.up_proj.weight", weightShape: [32, 64],
+            weightFirst: [0.08048989, -0.027806524, 0.11960631], weightLast: 0.1168605, normLast: 1.0677567)
     ]
 
     func testReadsEveryFixtureCheckpoint() throws {
@@ -73,8 +77,9 @@ final class SafetensorsFixtureTests: XCTestCase {
             let checkpoint = try SafetensorsCheckpoint(directory: Fixtures.url("hf-tiny/\(expected.directory)"))
             XCTAssertEqual(checkpoint.shards.count, 1)
             XCTAssertEqual(checkpoint.tensorNames.count, expected.tensorCount)
-            XCTAssertEqual(Array(try checkpoint.tensor(named: "model.embed_tokens.weight").floats.prefix(3)),
-                           expected.embedFirst)
+            XCTAssertEqual(
+                Array(try checkpoint.tensor(named: "model.embed_tokens.weight").floats.prefix(3)),
+                expected.embedFirst)
         }
     }
 
@@ -82,7 +87,7 @@ final class SafetensorsFixtureTests: XCTestCase {
         let routers = [
             ("mixtral", "model.layers.0.block_sparse_moe.gate.weight", [4, 64]),
             ("qwen2_moe", "model.layers.0.mlp.gate.weight", [4, 64]),
-            ("qwen3_moe", "model.layers.0.mlp.gate.weight", [8, 64]),
+            ("qwen3_moe", "model.layers.0.mlp.gate.weight", [8, 64])
         ]
         for (directory, name, shape) in routers {
             let file = try SafetensorsFile(url: Fixtures.url("hf-tiny/\(directory)/model.safetensors"))

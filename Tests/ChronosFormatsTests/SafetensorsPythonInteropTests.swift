@@ -16,25 +16,25 @@ final class SafetensorsPythonInteropTests: XCTestCase {
     /// Prints, as JSON, the keys, metadata and every tensor (dtype, shape, values as strings) of
     /// the file named by argv[1], read with `safe_open` (numpy) and, for BF16, `deserialize`.
     private static let readerScript = #"""
-    import json, sys
-    import numpy as np
-    from safetensors import safe_open, deserialize
-    path = sys.argv[1]
-    tensors = {}
-    with safe_open(path, framework="np") as f:
-        keys = list(f.keys())
-        metadata = f.metadata()
-        for name in keys:
-            if f.get_slice(name).get_dtype() != "BF16":
-                array = f.get_tensor(name)
-                tensors[name] = {"shape": list(array.shape), "values": [repr(v) for v in array.flatten().tolist()]}
-    for name, spec in deserialize(open(path, "rb").read()):
-        if spec["dtype"] == "BF16":
-            widened = (np.frombuffer(spec["data"], dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-            tensors[name] = {"shape": spec["shape"], "values": [repr(v) for v in widened.tolist()]}
-        tensors[name]["dtype"] = spec["dtype"]
-    print(json.dumps({"keys": keys, "metadata": metadata, "tensors": tensors}))
-    """#
+        import json, sys
+        import numpy as np
+        from safetensors import safe_open, deserialize
+        path = sys.argv[1]
+        tensors = {}
+        with safe_open(path, framework="np") as f:
+            keys = list(f.keys())
+            metadata = f.metadata()
+            for name in keys:
+                if f.get_slice(name).get_dtype() != "BF16":
+                    array = f.get_tensor(name)
+                    tensors[name] = {"shape": list(array.shape), "values": [repr(v) for v in array.flatten().tolist()]}
+        for name, spec in deserialize(open(path, "rb").read()):
+            if spec["dtype"] == "BF16":
+                widened = (np.frombuffer(spec["data"], dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+                tensors[name] = {"shape": spec["shape"], "values": [repr(v) for v in widened.tolist()]}
+            tensors[name]["dtype"] = spec["dtype"]
+        print(json.dumps({"keys": keys, "metadata": metadata, "tensors": tensors}))
+        """#
 
     /// What the reader script reports.
     private struct PythonReport: Decodable {
@@ -78,28 +78,28 @@ final class SafetensorsPythonInteropTests: XCTestCase {
     /// Writes one tensor of every supported dtype to argv[1] with the library's own writer
     /// (`serialize_file`, whose tensor description changed to `TensorSpec` in 0.8).
     private static let writerScript = #"""
-    import sys
-    import numpy as np
-    import safetensors
-    arrays = {
-        "f32": ("F32", (np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5) / 4),
-        "f16": ("F16", ((np.arange(6, dtype=np.float32) - 2.5) / 8).astype(np.float16).reshape(2, 3)),
-        "bf16": ("BF16", np.array([0x3FC0, 0xC020, 0x7F80], dtype="<u2")),
-        "i8": ("I8", np.array([-128, -1, 0, 127], dtype=np.int8)),
-        "u8": ("U8", np.array([0, 255, 7], dtype=np.uint8)),
-        "i32": ("I32", np.array([[-2147483648, 2147483647]], dtype=np.int32)),
-        "i64": ("I64", np.array([-(2**63), 2**53 + 1, 2**63 - 1], dtype=np.int64)),
-    }
-    long_names = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "I8": "int8", "U8": "uint8",
-                  "I32": "int32", "I64": "int64"}
-    def spec(dtype, array):
-        if hasattr(safetensors, "TensorSpec"):
-            return safetensors.TensorSpec(dtype=long_names[dtype], shape=list(array.shape),
-                                          data_ptr=array.ctypes.data, data_len=array.nbytes)
-        return {"dtype": dtype, "shape": list(array.shape), "data": array.tobytes()}
-    safetensors.serialize_file({name: spec(*entry) for name, entry in arrays.items()}, sys.argv[1],
-                               metadata={"source": "python"})
-    """#
+        import sys
+        import numpy as np
+        import safetensors
+        arrays = {
+            "f32": ("F32", (np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5) / 4),
+            "f16": ("F16", ((np.arange(6, dtype=np.float32) - 2.5) / 8).astype(np.float16).reshape(2, 3)),
+            "bf16": ("BF16", np.array([0x3FC0, 0xC020, 0x7F80], dtype="<u2")),
+            "i8": ("I8", np.array([-128, -1, 0, 127], dtype=np.int8)),
+            "u8": ("U8", np.array([0, 255, 7], dtype=np.uint8)),
+            "i32": ("I32", np.array([[-2147483648, 2147483647]], dtype=np.int32)),
+            "i64": ("I64", np.array([-(2**63), 2**53 + 1, 2**63 - 1], dtype=np.int64)),
+        }
+        long_names = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "I8": "int8", "U8": "uint8",
+                      "I32": "int32", "I64": "int64"}
+        def spec(dtype, array):
+            if hasattr(safetensors, "TensorSpec"):
+                return safetensors.TensorSpec(dtype=long_names[dtype], shape=list(array.shape),
+                                              data_ptr=array.ctypes.data, data_len=array.nbytes)
+            return {"dtype": dtype, "shape": list(array.shape), "data": array.tobytes()}
+        safetensors.serialize_file({name: spec(*entry) for name, entry in arrays.items()}, sys.argv[1],
+                                   metadata={"source": "python"})
+        """#
 
     func testReadsFileWrittenByPython() throws {
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("from-python.safetensors")

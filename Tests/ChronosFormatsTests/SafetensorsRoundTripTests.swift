@@ -9,14 +9,15 @@ final class SafetensorsRoundTripTests: XCTestCase {
     /// A [3, 4] tensor of `dtype` whose values exercise the type's range, including integers
     /// that f32 cannot hold exactly.
     static func sample(_ dtype: DType) -> Tensor {
-        let values: [Float] = switch dtype {
-        case .f32: [-1.5, 0, 3.25, 1e-3, 65504, -2, 7e30, 0.1, -0.0, 1, 2, 3]
-        case .f16: [-1.5, 0, 3.25, 0.0009765625, 65504, -2, 6.1035156e-05, 0.099975586, -0.0, 1, 2, 3]
-        case .bf16: [-1.5, 0, 3.25, 0.0009994507, 65536, -2, 7.0010977e30, 0.10009766, -0.0, 1, 2, 3]
-        case .i8: [-128, -1, 0, 1, 127, 5, -7, 9, 11, -13, 15, 17]
-        case .u8: [0, 1, 2, 127, 128, 255, 3, 4, 5, 6, 7, 8]
-        case .i32, .i64: [-3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8]
-        }
+        let values: [Float] =
+            switch dtype {
+            case .f32: [-1.5, 0, 3.25, 1e-3, 65504, -2, 7e30, 0.1, -0.0, 1, 2, 3]
+            case .f16: [-1.5, 0, 3.25, 0.0009765625, 65504, -2, 6.1035156e-05, 0.099975586, -0.0, 1, 2, 3]
+            case .bf16: [-1.5, 0, 3.25, 0.0009994507, 65536, -2, 7.0010977e30, 0.10009766, -0.0, 1, 2, 3]
+            case .i8: [-128, -1, 0, 1, 127, 5, -7, 9, 11, -13, 15, 17]
+            case .u8: [0, 1, 2, 127, 128, 255, 3, 4, 5, 6, 7, 8]
+            case .i32, .i64: [-3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+            }
         let tensor = Tensor(shape: [3, 4], values: values, dtype: dtype)
         switch dtype {
         case .i32:
@@ -32,8 +33,10 @@ final class SafetensorsRoundTripTests: XCTestCase {
     }
 
     /// Asserts that `read` holds the same dtype, shape and elements (exactly) as `expected`.
-    private func assertSameElements(_ read: Tensor, _ expected: Tensor, _ name: String,
-                                    file: StaticString = #filePath, line: UInt = #line) {
+    private func assertSameElements(
+        _ read: Tensor, _ expected: Tensor, _ name: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(read.dtype, expected.dtype, name, file: file, line: line)
         XCTAssertEqual(read.shape, expected.shape, name, file: file, line: line)
         XCTAssertTrue(read.isContiguous, name, file: file, line: line)
@@ -78,8 +81,9 @@ final class SafetensorsRoundTripTests: XCTestCase {
         XCTAssertEqual(headerLength % 8, 0)
         XCTAssertEqual(bytes.count, 8 + headerLength + 12)
         let header = try XCTUnwrap(String(data: bytes.dropFirst(8).prefix(headerLength), encoding: .utf8))
-        XCTAssertEqual(header.trimmingCharacters(in: .whitespaces),
-                       #"{"x":{"data_offsets":[0,12],"dtype":"F32","shape":[3]}}"#)
+        XCTAssertEqual(
+            header.trimmingCharacters(in: .whitespaces),
+            #"{"x":{"data_offsets":[0,12],"dtype":"F32","shape":[3]}}"#)
         XCTAssertEqual(try SafetensorsFile(url: url).tensorInfos.first?.byteRange, (8 + headerLength)..<(8 + headerLength + 12))
     }
 
@@ -98,8 +102,9 @@ final class SafetensorsRoundTripTests: XCTestCase {
 
     func testTensorsViewTheMappingAndOutliveTheFile() throws {
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("view.safetensors")
-        try SafetensorsWriter.write([("a", Tensor(shape: [2], values: [1, 2])), ("b", Tensor(shape: [2], values: [5, 6]))],
-                                    to: url)
+        try SafetensorsWriter.write(
+            [("a", Tensor(shape: [2], values: [1, 2])), ("b", Tensor(shape: [2], values: [5, 6]))],
+            to: url)
         func readB() throws -> (Tensor, Tensor) {
             let file = try SafetensorsFile(url: url)
             return (try file.tensor(named: "a"), try file.tensor(named: "b"))

@@ -7,15 +7,19 @@ import XCTest
 /// Every kind of malformed file is refused with a typed error that names the file and tensor.
 final class SafetensorsValidationTests: XCTestCase {
     /// Asserts that opening `data` fails with exactly the error `expected(path)`.
-    private func assertRejected(_ data: Data, _ expected: (String) -> SafetensorsError,
-                                file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertRejected(
+        _ data: Data, _ expected: (String) -> SafetensorsError,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         guard let (error, path) = try SafetensorsBytes.rejection(of: data, file: file, line: line) else { return }
         XCTAssertEqual(error, expected(path), file: file, line: line)
     }
 
     /// Asserts that opening `data` fails with an error for which `matches` holds.
-    private func assertRejected(_ data: Data, file: StaticString = #filePath, line: UInt = #line,
-                                where matches: (SafetensorsError) -> Bool) throws {
+    private func assertRejected(
+        _ data: Data, file: StaticString = #filePath, line: UInt = #line,
+        where matches: (SafetensorsError) -> Bool
+    ) throws {
         guard let (error, _) = try SafetensorsBytes.rejection(of: data, file: file, line: line) else { return }
         XCTAssertTrue(matches(error), "unexpected error: \(error)", file: file, line: line)
     }
@@ -48,8 +52,9 @@ final class SafetensorsValidationTests: XCTestCase {
         try handle.truncate(atOffset: length + 8)
         try handle.close()
         XCTAssertThrowsError(try SafetensorsFile(url: url)) { error in
-            XCTAssertEqual(error as? SafetensorsError,
-                           .headerTooLarge(path: url.path, headerLength: length, limit: 100_000_000))
+            XCTAssertEqual(
+                error as? SafetensorsError,
+                .headerTooLarge(path: url.path, headerLength: length, limit: 100_000_000))
         }
     }
 
@@ -92,7 +97,7 @@ final class SafetensorsValidationTests: XCTestCase {
             (#"{"dtype":"F32","shape":[2],"data_offsets":[0]}"#, "data_offsets"),
             (#"{"dtype":"F32","shape":[2],"data_offsets":[0,8,16]}"#, "data_offsets"),
             (#"{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}"#, "data_offsets"),
-            (#"{"dtype":"F32","shape":[2],"data_offsets":{"begin":0}}"#, "data_offsets"),
+            (#"{"dtype":"F32","shape":[2],"data_offsets":{"begin":0}}"#, "data_offsets")
         ]
         for (entry, field) in cases {
             try assertRejected(oneTensor(entry)) { error in
@@ -107,8 +112,10 @@ final class SafetensorsValidationTests: XCTestCase {
                 .unsupportedDType(path: $0, tensor: "w", dtype: dtype)
             }
         }
-        let (error, _) = try XCTUnwrap(SafetensorsBytes.rejection(of:
-            oneTensor(#"{"dtype":"F64","shape":[1],"data_offsets":[0,8]}"#)))
+        let (error, _) = try XCTUnwrap(
+            SafetensorsBytes.rejection(
+                of:
+                    oneTensor(#"{"dtype":"F64","shape":[1],"data_offsets":[0,8]}"#)))
         XCTAssertTrue(error.description.contains("'w'") && error.description.contains("F64"), error.description)
     }
 
@@ -155,7 +162,8 @@ final class SafetensorsValidationTests: XCTestCase {
             .overlappingTensors(path: $0, tensor: "b", other: "a")
         }
         // `b` sits inside `a`; `c` starts after `b` ends but still inside `a`.
-        let nested = #"{"a":{"dtype":"U8","shape":[16],"data_offsets":[0,16]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},"c":{"dtype":"U8","shape":[2],"data_offsets":[8,10]}}"#
+        let nested =
+            #"{"a":{"dtype":"U8","shape":[16],"data_offsets":[0,16]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},"c":{"dtype":"U8","shape":[2],"data_offsets":[8,10]}}"#
         try assertRejected(SafetensorsBytes.file(header: nested, dataBytes: 16)) {
             .overlappingTensors(path: $0, tensor: "b", other: "a")
         }

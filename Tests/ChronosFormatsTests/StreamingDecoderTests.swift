@@ -6,7 +6,7 @@ final class StreamingDecoderTests: XCTestCase {
         "Emoji 😀👍🏽 family 👨‍👩‍👧 flag 🇺🇸 done",
         "中文分词测试：你好，世界！日本語のテキスト。한국어 텍스트",
         "Accents: café naïve Ångström — “quotes” … ½ ²",
-        "<|im_start|>assistant\n🤖 ready<|im_end|>",
+        "<|im_start|>assistant\n🤖 ready<|im_end|>"
     ]
 
     func testChunksAreWholeCharactersAndJoinToTheFullDecode() throws {

@@ -19,7 +19,7 @@ enum TinyTokenizer {
         AddedToken(id: 259, content: "<|endoftext|>"),
         AddedToken(id: 260, content: "<mask>", special: false, lstrip: true),
         AddedToken(id: 261, content: "<r>", rstrip: true),
-        AddedToken(id: 262, content: "tok", special: false, singleWord: true, normalized: false),
+        AddedToken(id: 262, content: "tok", special: false, singleWord: true, normalized: false)
     ]
 
     static func make() throws -> Tokenizer {

@@ -10,7 +10,9 @@ final class TokenizerErrorTests: XCTestCase {
         decoder: String = #"{"type": "ByteLevel"}"#,
         model: String = #"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": [["a", "b"]]}"#
     ) -> Data {
-        Data(#"{"added_tokens": [], "normalizer": null, "pre_tokenizer": \#(preTokenizer), "decoder": \#(decoder), "model": \#(model)}"#.utf8)
+        Data(
+            #"{"added_tokens": [], "normalizer": null, "pre_tokenizer": \#(preTokenizer), "decoder": \#(decoder), "model": \#(model)}"#.utf8
+        )
     }
 
     private func error(_ data: Data) -> TokenizerError? {
@@ -43,7 +45,8 @@ final class TokenizerErrorTests: XCTestCase {
     }
 
     func testUnknownSplitPatternIsRefusedNotGuessed() {
-        let split = #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\w+|[^\\w\\s]+"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]}"#
+        let split =
+            #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\w+|[^\\w\\s]+"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]}"#
         guard case .unsupported(let file, let feature) = error(file(preTokenizer: split)) else { return XCTFail() }
         XCTAssertEqual(file, "models/x/tokenizer.json")
         XCTAssertTrue(feature.contains(#"\w+|[^\w\s]+"#), feature)
@@ -52,10 +55,15 @@ final class TokenizerErrorTests: XCTestCase {
     func testOtherUnsupportedSectionsAreRefused() {
         let cases: [(Data, String)] = [
             (file(preTokenizer: #"{"type": "Metaspace", "replacement": "▁"}"#), "Metaspace"),
-            (file(preTokenizer: #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"String": " "}, "behavior": "Isolated"}, {"type": "ByteLevel"}]}"#), "String pattern"),
+            (
+                file(
+                    preTokenizer:
+                        #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"String": " "}, "behavior": "Isolated"}, {"type": "ByteLevel"}]}"#
+                ), "String pattern"
+            ),
             (file(decoder: #"{"type": "WordPiece"}"#), "WordPiece"),
             (file(model: #"{"type": "Unigram", "vocab": []}"#), "Unigram"),
-            (file(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": true}"#), "byte_fallback"),
+            (file(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": true}"#), "byte_fallback")
         ]
         for (data, name) in cases {
             guard case .unsupported(_, let feature) = error(data) else { return XCTFail(name) }

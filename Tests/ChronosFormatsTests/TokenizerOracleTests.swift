@@ -13,7 +13,8 @@ struct OracleCase: Decodable {
 
     enum CodingKeys: String, CodingKey {
         case text, ids, decoded
-        case decodeRoundtrip = "decode_roundtrip", idsSpecialsSplit = "ids_specials_split"
+        case decodeRoundtrip = "decode_roundtrip"
+        case idsSpecialsSplit = "ids_specials_split"
     }
 }
 

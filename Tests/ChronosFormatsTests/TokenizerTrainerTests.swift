@@ -12,7 +12,7 @@ final class TokenizerTrainerTests: XCTestCase {
             "\"My dear Mr. Bennet,\" said his lady to him one day, \"have you heard that Netherfield Park is let at last?\"",
             "Mr. Bennet replied that he had not. \"But it is,\" returned she; \"for Mrs. Long has just been here, and she told me all about it.\"",
             "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, seemed to unite some of the best blessings of existence.",
-            "The family of Dashwood had long been settled in Sussex. Their estate was large, and their residence was at Norland Park.",
+            "The family of Dashwood had long been settled in Sussex. Their estate was large, and their residence was at Norland Park."
         ]
         return (0..<12).map { round in
             sentences.indices.map { sentences[($0 + round) % sentences.count] }.joined(separator: round % 2 == 0 ? " " : "\n\n")
@@ -37,8 +37,9 @@ final class TokenizerTrainerTests: XCTestCase {
         XCTAssertEqual(tokenizer.addedTokens.map(\.id), [396, 397, 398, 399])
         XCTAssertTrue(tokenizer.addedTokens.allSatisfy(\.special))
         for byte in 0..<256 { XCTAssertEqual(tokenizer.id(forToken: ByteLevel.encode([UInt8(byte)])), byte) }
-        XCTAssertEqual(tokenizer.encode("<|im_start|>user\n<|im_end|><|pad|><|endoftext|>").filter { $0 >= 396 },
-                       [397, 398, 399, 396])
+        XCTAssertEqual(
+            tokenizer.encode("<|im_start|>user\n<|im_end|><|pad|><|endoftext|>").filter { $0 >= 396 },
+            [397, 398, 399, 396])
     }
 
     func testTrainingStopsWhenNoPairIsFrequentEnough() throws {
@@ -67,7 +68,7 @@ final class TokenizerTrainerTests: XCTestCase {
             "<|im_start|>user\nHello?<|im_end|>\n<|im_start|>assistant\n",
             "<|endoftext|>Mr. Bennet<|pad|><|pad|>",
             "bytes \u{0}\u{1}\u{7F} and 123456789 and don't won't I'll we've",
-            "",
+            ""
         ]
         for text in texts {
             let ids = tokenizer.encode(text)
@@ -160,7 +161,7 @@ final class TokenizerTrainerTests: XCTestCase {
         "  leading spaces, 12345 digits, don't, she'll, THEY'RE",
         "Ünïcödé 日本語 👩‍👩‍👧 ℵ₀\ttab\r\nCRLF",
         "<|im_start|>user\nWhat is a truth universally acknowledged?<|im_end|>\n<|im_start|>assistant\n",
-        "two docs<|endoftext|>joined<|pad|>",
+        "two docs<|endoftext|>joined<|pad|>"
     ]
 
     /// The Hugging Face `tokenizers` library loads the written file and encodes as this one

@@ -63,11 +63,11 @@ final class TokenizerWritingTests: XCTestCase {
 
     func testOlderSpaceSeparatedMergesAreRead() throws {
         let json = #"""
-        {"added_tokens": [], "normalizer": null,
-         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-         "decoder": {"type": "ByteLevel"},
-         "model": {"type": "BPE", "vocab": VOCAB, "merges": ["Ġ t", "h e", "Ġt he"]}}
-        """#
+            {"added_tokens": [], "normalizer": null,
+             "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+             "decoder": {"type": "ByteLevel"},
+             "model": {"type": "BPE", "vocab": VOCAB, "merges": ["Ġ t", "h e", "Ġt he"]}}
+            """#
         let vocabulary = String(decoding: try JSONEncoder().encode(TinyTokenizer.vocabulary), as: UTF8.self)
         let tokenizer = try Tokenizer(data: Data(json.replacingOccurrences(of: "VOCAB", with: vocabulary).utf8))
         XCTAssertEqual(tokenizer.encode("the the"), [116, 257, 258])

@@ -1,13 +1,15 @@
-@testable import ChronosModel
 import ChronosTensor
 import XCTest
+
+@testable import ChronosModel
 
 /// The hybrid attention of Chronos: caches against full-sequence runs, the sliding window's
 /// reach, absolute positions, and MLA against its expanded equations.
 final class ChronosAttentionTests: XCTestCase {
     /// Logits and lookahead probabilities of `ids` fed in chunks of `sizes` through one cache.
     private func run(_ model: TransformerLanguageModel, _ ids: [Int], chunks sizes: [Int], cache: ModelCache? = nil)
-        throws -> (logits: [Float], lookahead: [Float]) {
+        throws -> (logits: [Float], lookahead: [Float])
+    {
         let cache = cache ?? model.makeCache()
         var logits: [Float] = [], lookahead: [Float] = []
         var start = 0
@@ -71,7 +73,7 @@ final class ChronosAttentionTests: XCTestCase {
 
     /// The sliding attention layer of `model`'s layer `index`.
     private func slidingAttention(_ model: TransformerLanguageModel, layer index: Int) -> Attention {
-        guard case let .grouped(attention) = model.layers[index].mixer else { fatalError("layer \(index) is not sliding") }
+        guard case .grouped(let attention) = model.layers[index].mixer else { fatalError("layer \(index) is not sliding") }
         return attention
     }
 
@@ -97,7 +99,9 @@ final class ChronosAttentionTests: XCTestCase {
         // at each position's absolute index.
         let wq = attention.query.weight.floats, wk = attention.key.weight.floats, wv = attention.value.weight.floats
         let wo = attention.output.weight.floats
-        let keys = x.enumerated().map { s, row in Reference.rope(Reference.matvec(wk, rows: headDim, cols: hidden, row), position: s, base: 10_000) }
+        let keys = x.enumerated().map { s, row in
+            Reference.rope(Reference.matvec(wk, rows: headDim, cols: hidden, row), position: s, base: 10_000)
+        }
         let values = x.map { Reference.matvec(wv, rows: headDim, cols: hidden, $0) }
         var expected: [Double] = []
         for t in 0..<tokens {
@@ -130,7 +134,7 @@ final class ChronosAttentionTests: XCTestCase {
 
     func testLatentAttentionMatchesTheExpandedEquations() throws {
         let model = try TinyChronos.model(TinyChronos.configuration([.mla], window: 3))
-        guard case let .latent(attention) = model.layers[0].mixer else { return XCTFail("layer 0 is not MLA") }
+        guard case .latent(let attention) = model.layers[0].mixer else { return XCTFail("layer 0 is not MLA") }
         let tokens = 7, hidden = 8, heads = 2, d = 4, r = 2, l = 6
         let xValues = randomValues(tokens * hidden, seed: 11)
         let x = Reference.rows(Tensor(shape: [tokens, hidden], values: xValues))
@@ -140,7 +144,9 @@ final class ChronosAttentionTests: XCTestCase {
         let wuk = attention.keyUp.floats, wuv = attention.valueUp.floats, wo = attention.output.weight.floats
         let norm = attention.latentNorm.floats
         let latents = x.map { Reference.rmsNorm(Reference.matvec(wdkv, rows: l, cols: hidden, $0), norm, eps: 1e-6) }
-        let ropeKeys = x.enumerated().map { s, row in Reference.rope(Reference.matvec(wkr, rows: r, cols: hidden, row), position: s, base: 10_000) }
+        let ropeKeys = x.enumerated().map { s, row in
+            Reference.rope(Reference.matvec(wkr, rows: r, cols: hidden, row), position: s, base: 10_000)
+        }
         func up(_ w: [Float], head: Int, _ c: [Double]) -> [Double] {
             Reference.matvec(Array(w[(head * d * l)..<((head + 1) * d * l)]), rows: d, cols: l, c)
         }
@@ -164,8 +170,11 @@ final class ChronosAttentionTests: XCTestCase {
         let cache = LatentKVCache(latentDim: l, ropeDim: r)
         var stepped: [Float] = []
         for chunk in [0..<3, 3..<4, 4..<7] {
-            stepped += attention(Tensor(shape: [chunk.count, hidden], values: Array(xValues[(chunk.lowerBound * hidden)..<(chunk.upperBound * hidden)])),
-                                 cache: cache).floats
+            stepped +=
+                attention(
+                    Tensor(shape: [chunk.count, hidden], values: Array(xValues[(chunk.lowerBound * hidden)..<(chunk.upperBound * hidden)])),
+                    cache: cache
+                ).floats
         }
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(expected, stepped), 1e-4)
 

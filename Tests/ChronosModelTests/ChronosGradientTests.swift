@@ -56,8 +56,9 @@ final class ChronosGradientTests: XCTestCase {
         let sequence = TinyChronos.ids(13)
         let inputs = Array(sequence.dropLast()), targets = Array(sequence.dropFirst())
         // Exercise the soft fallback too: a partly available expert and seeded slot dropping.
-        let options = ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: [ExpertKey(layer: 0, expert: 1): 0.5],
-                                            fallbackMaskProbability: 0.25, fallbackMaskSeed: 4)
+        let options = ForwardOptions(
+            recordsRouting: true, predictsLookahead: true, availability: [ExpertKey(layer: 0, expert: 1): 0.5],
+            fallbackMaskProbability: 0.25, fallbackMaskSeed: 4)
         func evaluate() throws -> (loss: Float, selection: [[[Int]]]) {
             let output = try model.forward(inputs, cache: model.makeCache(), options: options)
             return (loss(output, targets: targets, steps: configuration.lookaheadSteps).floats[0], output.layers.map(\.selectedExperts))
@@ -97,13 +98,16 @@ final class ChronosGradientTests: XCTestCase {
                 let numeric = (plus.loss - minus.loss) / (2 * step)
                 let error = abs(analytic[i] - numeric)
                 worst = max(worst, error / max(abs(numeric), 0.05))
-                XCTAssertLessThanOrEqual(error, 3e-2 * max(abs(numeric), abs(analytic[i])) + 1e-3,
-                                         "∂L/∂\(name)[\(i)] = \(analytic[i]), finite difference \(numeric)")
+                XCTAssertLessThanOrEqual(
+                    error, 3e-2 * max(abs(numeric), abs(analytic[i])) + 1e-3,
+                    "∂L/∂\(name)[\(i)] = \(analytic[i]), finite difference \(numeric)")
                 checked += 1
                 checkedHere += 1
             }
             XCTAssertGreaterThan(checkedHere, 0, "no element of \(name) could be checked")
         }
-        print("checked \(checked) elements of \(parameters.count) tensors (\(skipped) skipped for a top-k change); worst relative error \(worst)")
+        print(
+            "checked \(checked) elements of \(parameters.count) tensors (\(skipped) skipped for a top-k change); worst relative error \(worst)"
+        )
     }
 }

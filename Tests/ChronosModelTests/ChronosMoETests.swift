@@ -1,7 +1,8 @@
-@testable import ChronosModel
 import ChronosTensor
 import ChronosTestSupport
 import XCTest
+
+@testable import ChronosModel
 
 /// Routed experts, shared experts and the soft fallback y = Σ w_i·[a_i·E_i(x) + (1 − a_i)·S(x)] + S(x).
 final class ChronosMoETests: XCTestCase {
@@ -20,8 +21,10 @@ final class ChronosMoETests: XCTestCase {
         let configuration = TinyChronos.configuration()
         let model = try TinyChronos.model(configuration)
         let plain = try model.forward(ids, cache: model.makeCache()).floats
-        let masked = try model.forward(ids, cache: model.makeCache(),
-                                       options: ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: everyExpert(configuration, 1), fallbackMaskSeed: 9))
+        let masked = try model.forward(
+            ids, cache: model.makeCache(),
+            options: ForwardOptions(
+                recordsRouting: true, predictsLookahead: true, availability: everyExpert(configuration, 1), fallbackMaskSeed: 9))
         XCTAssertEqual(masked.logits.floats, plain)
         XCTAssertTrue(masked.layers.allSatisfy { $0.availability.joined().allSatisfy { $0 == 1 } })
         let served = try TinyChronos.model(configuration, experts: EditedExperts(model.experts))
@@ -35,9 +38,11 @@ final class ChronosMoETests: XCTestCase {
     }
 
     /// y per the fallback formula, computed by hand for rows `x`.
-    private func expectedOutput(_ model: TransformerLanguageModel, layer: Int, x: [[Double]],
-                                availability: (_ token: Int, _ expert: Int) -> Double) -> [Double] {
-        guard case let .mixture(mixture) = model.configuration.feedForward[layer] else { fatalError("layer \(layer) has no experts") }
+    private func expectedOutput(
+        _ model: TransformerLanguageModel, layer: Int, x: [[Double]],
+        availability: (_ token: Int, _ expert: Int) -> Double
+    ) -> [Double] {
+        guard case .mixture(let mixture) = model.configuration.feedForward[layer] else { fatalError("layer \(layer) has no experts") }
         let names = ChronosWeightNames.self, hiddenSize = model.configuration.hiddenSize
         let parameters = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.name, $0.tensor) })
         let router = parameters[names.router(layer: layer)]!.floats
@@ -49,12 +54,16 @@ final class ChronosMoETests: XCTestCase {
             let p = Reference.softmax(Reference.matvec(router, rows: mixture.expertCount, cols: hiddenSize, row))
             let top = p.indices.sorted { p[$0] > p[$1] }.prefix(mixture.topK)
             let total = top.reduce(0) { $0 + p[$1] }
-            let shared = (0..<(mixture.shared?.count ?? 0)).map { Reference.expert(weights(names.sharedExpert(layer: layer, index: $0)), row) }
-                .reduce([Double](repeating: 0, count: hiddenSize)) { zip($0, $1).map(+) }
+            let shared = (0..<(mixture.shared?.count ?? 0)).map {
+                Reference.expert(weights(names.sharedExpert(layer: layer, index: $0)), row)
+            }
+            .reduce([Double](repeating: 0, count: hiddenSize)) { zip($0, $1).map(+) }
             var y = shared
             for expert in top {
                 let w = p[expert] / total, a = availability(t, expert)
-                let routed = a > 0 ? Reference.expert(weights(names.expert(ExpertKey(layer: layer, expert: expert))), row)
+                let routed =
+                    a > 0
+                    ? Reference.expert(weights(names.expert(ExpertKey(layer: layer, expert: expert))), row)
                     : [Double](repeating: 0, count: hiddenSize)
                 for i in y.indices { y[i] += w * (a * routed[i] + (1 - a) * shared[i]) }
             }
@@ -102,7 +111,8 @@ final class ChronosMoETests: XCTestCase {
         let provider = EditedExperts(model.experts, missing: [key])
         let offloaded = try TinyChronos.model(configuration, experts: provider)
         let fallback = try offloaded.forward(ids, cache: offloaded.makeCache(), options: .recordingAll)
-        let masked = try model.forward(ids, cache: model.makeCache(), options: ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: [key: 0]))
+        let masked = try model.forward(
+            ids, cache: model.makeCache(), options: ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: [key: 0]))
         XCTAssertEqual(fallback.logits.floats, masked.logits.floats)
         XCTAssertGreaterThan(maxAbsoluteDifference(fallback.logits.floats, plain.logits.floats), 1e-3)
         XCTAssertEqual(fallback.layers[0].availability[2][0], 0)
@@ -113,8 +123,10 @@ final class ChronosMoETests: XCTestCase {
         let configuration = TinyChronos.configuration()
         let model = try TinyChronos.model(configuration)
         func run(_ probability: Float, seed: UInt64) throws -> ForwardOutput {
-            try model.forward(ids, cache: model.makeCache(),
-                              options: ForwardOptions(recordsRouting: true, predictsLookahead: true, fallbackMaskProbability: probability, fallbackMaskSeed: seed))
+            try model.forward(
+                ids, cache: model.makeCache(),
+                options: ForwardOptions(
+                    recordsRouting: true, predictsLookahead: true, fallbackMaskProbability: probability, fallbackMaskSeed: seed))
         }
         let first = try run(0.5, seed: 1), again = try run(0.5, seed: 1), other = try run(0.5, seed: 2)
         let pattern = { (output: ForwardOutput) in output.layers.flatMap { $0.availability.joined() } }
@@ -126,7 +138,9 @@ final class ChronosMoETests: XCTestCase {
 
         // Dropping every slot is the same as every expert being unavailable.
         let all = try run(1, seed: 3)
-        let none = try model.forward(ids, cache: model.makeCache(), options: ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: everyExpert(configuration, 0)))
+        let none = try model.forward(
+            ids, cache: model.makeCache(),
+            options: ForwardOptions(recordsRouting: true, predictsLookahead: true, availability: everyExpert(configuration, 0)))
         XCTAssertEqual(all.logits.floats, none.logits.floats)
     }
 

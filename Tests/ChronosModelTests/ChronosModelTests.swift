@@ -8,9 +8,12 @@ import XCTest
 /// The Chronos configuration, the lookahead head, and building, saving and loading a model.
 final class ChronosModelTests: XCTestCase {
     func testConfigurationDefaultsFromSparseJSON() throws {
-        let c = try JSONDecoder().decode(ChronosConfiguration.self, from: Data("""
-            {"model_type": "chronos", "vocab_size": 100, "num_hidden_layers": 5, "eos_token_id": 2}
-            """.utf8))
+        let c = try JSONDecoder().decode(
+            ChronosConfiguration.self,
+            from: Data(
+                """
+                {"model_type": "chronos", "vocab_size": 100, "num_hidden_layers": 5, "eos_token_id": 2}
+                """.utf8))
         XCTAssertEqual(c.vocabSize, 100)
         XCTAssertEqual(c.hiddenSize, 512)
         XCTAssertEqual(c.attentionKinds, [.mla, .sliding, .mla, .sliding, .mla])
@@ -44,14 +47,14 @@ final class ChronosModelTests: XCTestCase {
         var c = TinyChronos.configuration()
         c.ropeDim = 3
         XCTAssertThrowsError(try c.validate()) { error in
-            guard case let .malformedConfig(_, field, _)? = error as? ModelError else { return XCTFail("\(error)") }
+            guard case .malformedConfig(_, let field, _)? = error as? ModelError else { return XCTFail("\(error)") }
             XCTAssertEqual(field, "rope_dim")
         }
         c = TinyChronos.configuration()
         c.hiddenLayers = 3
         c.layerTypes = [.mla]
         XCTAssertThrowsError(try TransformerLanguageModel(configuration: c, weights: [:])) { error in
-            guard case let .malformedConfig(_, field, _)? = error as? ModelError else { return XCTFail("\(error)") }
+            guard case .malformedConfig(_, let field, _)? = error as? ModelError else { return XCTFail("\(error)") }
             XCTAssertEqual(field, "layer_types")
         }
 
@@ -60,15 +63,16 @@ final class ChronosModelTests: XCTestCase {
         try Data(#"{"model_type": "chronos", "layer_types": ["mla", "dense"]}"#.utf8)
             .write(to: directory.appendingPathComponent("config.json"))
         XCTAssertThrowsError(try ModelRegistry.load(directory: directory)) { error in
-            guard case let .malformedConfig(_, field, _)? = error as? ModelError else { return XCTFail("\(error)") }
+            guard case .malformedConfig(_, let field, _)? = error as? ModelError else { return XCTFail("\(error)") }
             XCTAssertEqual(field, "layer_types[1]")
         }
     }
 
     func testLookaheadPredictsADistributionPerOffset() throws {
         let model = try TinyChronos.model()
-        let output = try model.forward(TinyChronos.ids(5), cache: model.makeCache(),
-                                       options: ForwardOptions(recordsRouting: true, predictsLookahead: true, hiddenLayers: [0]))
+        let output = try model.forward(
+            TinyChronos.ids(5), cache: model.makeCache(),
+            options: ForwardOptions(recordsRouting: true, predictsLookahead: true, hiddenLayers: [0]))
         XCTAssertEqual(output.lookahead!.probabilities.shape, [5, 3, 4])
         XCTAssertEqual(output.lookahead!.logProbabilities.shape, [5, 3, 4])
         XCTAssertEqual(output.hidden[0]?.shape, [5, 8])
@@ -108,11 +112,13 @@ final class ChronosModelTests: XCTestCase {
             XCTAssertEqual(loaded.summary.modelType, "chronos")
             XCTAssertEqual(loaded.parameterCounts, model.parameterCounts)
             let ids = TinyChronos.ids(9)
-            XCTAssertEqual(try loaded.forward(ids, cache: loaded.makeCache()).floats, try model.forward(ids, cache: model.makeCache()).floats)
+            XCTAssertEqual(
+                try loaded.forward(ids, cache: loaded.makeCache()).floats, try model.forward(ids, cache: model.makeCache()).floats)
             let chronos = loaded
             XCTAssertEqual(try ChronosConfiguration(directory: directory), configuration)
-            XCTAssertEqual(try chronos.forward(ids, cache: chronos.makeCache(), options: .recordingAll).lookahead!.probabilities.floats,
-                           try model.forward(ids, cache: model.makeCache(), options: .recordingAll).lookahead!.probabilities.floats)
+            XCTAssertEqual(
+                try chronos.forward(ids, cache: chronos.makeCache(), options: .recordingAll).lookahead!.probabilities.floats,
+                try model.forward(ids, cache: model.makeCache(), options: .recordingAll).lookahead!.probabilities.floats)
 
             // The storage layer finds every expert's tensors by name in the checkpoint.
             let checkpoint = try SafetensorsCheckpoint(directory: directory)
@@ -130,10 +136,15 @@ final class ChronosModelTests: XCTestCase {
         let configuration = TinyChronos.configuration()
         let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 1)
         XCTAssertEqual(weights.keys.sorted(), try TransformerLanguageModel.initialize(configuration: configuration, seed: 1).keys.sorted())
-        XCTAssertEqual(weights[ChronosWeightNames.embedding]!.floats, try TransformerLanguageModel.initialize(configuration: configuration, seed: 1)[ChronosWeightNames.embedding]!.floats)
-        XCTAssertNotEqual(weights[ChronosWeightNames.embedding]!.floats, try TransformerLanguageModel.initialize(configuration: configuration, seed: 2)[ChronosWeightNames.embedding]!.floats)
+        XCTAssertEqual(
+            weights[ChronosWeightNames.embedding]!.floats,
+            try TransformerLanguageModel.initialize(configuration: configuration, seed: 1)[ChronosWeightNames.embedding]!.floats)
+        XCTAssertNotEqual(
+            weights[ChronosWeightNames.embedding]!.floats,
+            try TransformerLanguageModel.initialize(configuration: configuration, seed: 2)[ChronosWeightNames.embedding]!.floats)
         XCTAssertEqual(weights["model.norm.weight"]!.floats, [Float](repeating: 1, count: 8))
-        XCTAssertEqual(try TransformerLanguageModel.parameterShapes(configuration: configuration).map(\.name).sorted(), weights.keys.sorted())
+        XCTAssertEqual(
+            try TransformerLanguageModel.parameterShapes(configuration: configuration).map(\.name).sorted(), weights.keys.sorted())
 
         let model = try TransformerLanguageModel(configuration: configuration, weights: weights)
         let parameters = model.namedParameters()
@@ -174,12 +185,14 @@ final class ChronosModelTests: XCTestCase {
         let weights = try TinyChronos.weights(configuration).filter { !$0.key.contains(".mlp.experts.") }
         let offloaded = try TransformerLanguageModel(configuration: configuration, weights: weights, experts: resident.experts)
         let ids = TinyChronos.ids(6)
-        XCTAssertEqual(try offloaded.forward(ids, cache: offloaded.makeCache()).floats, try resident.forward(ids, cache: resident.makeCache()).floats)
+        XCTAssertEqual(
+            try offloaded.forward(ids, cache: offloaded.makeCache()).floats, try resident.forward(ids, cache: resident.makeCache()).floats)
         XCTAssertEqual(offloaded.parameterCounts, resident.parameterCounts)
 
         // Saving needs every expert.
-        let partial = try TransformerLanguageModel(configuration: configuration, weights: weights,
-                                               experts: EditedExperts(resident.experts, missing: [ExpertKey(layer: 1, expert: 2)]))
+        let partial = try TransformerLanguageModel(
+            configuration: configuration, weights: weights,
+            experts: EditedExperts(resident.experts, missing: [ExpertKey(layer: 1, expert: 2)]))
         XCTAssertEqual(partial.namedParameters().count, resident.namedParameters().count - 3)
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -6,8 +6,10 @@ import XCTest
 /// Tiny Chronos models, small enough that every check runs in milliseconds in a debug build.
 enum TinyChronos {
     /// A configuration with the given layer kinds and window, and everything else tiny.
-    static func configuration(_ kinds: [ChronosAttentionKind] = [.mla, .sliding], window: Int = 3, experts: Int = 4,
-                              topK: Int = 2, sharedExperts: Int = 1, tied: Bool = true) -> ChronosConfiguration {
+    static func configuration(
+        _ kinds: [ChronosAttentionKind] = [.mla, .sliding], window: Int = 3, experts: Int = 4,
+        topK: Int = 2, sharedExperts: Int = 1, tied: Bool = true
+    ) -> ChronosConfiguration {
         ChronosConfiguration(
             vocabSize: 13, hiddenSize: 8, hiddenLayers: kinds.count, attentionHeads: 2, keyValueHeads: 1, headDim: 4,
             kvLatentDim: 6, ropeDim: 2, slidingWindow: window, layerTypes: kinds, experts: experts, expertsPerToken: topK,
@@ -34,8 +36,10 @@ enum TinyChronos {
     }
 
     /// A model of `configuration` over `weights(configuration, seed:)`.
-    static func model(_ configuration: ChronosConfiguration = configuration(), seed: UInt64 = 7,
-                      experts: (any ExpertProvider)? = nil) throws -> TransformerLanguageModel {
+    static func model(
+        _ configuration: ChronosConfiguration = configuration(), seed: UInt64 = 7,
+        experts: (any ExpertProvider)? = nil
+    ) throws -> TransformerLanguageModel {
         try TransformerLanguageModel(configuration: configuration, weights: try weights(configuration, seed: seed), experts: experts)
     }
 

@@ -65,8 +65,10 @@ final class ExpertFallbackTests: XCTestCase {
         // With `second` missing, all weight goes to `first`: the same as serving `first`'s
         // weights in `second`'s place, since the two weights sum to 1.
         let fallback = try run(try OracleCase.mixtral.load(experts: EditedExperts(model.experts, missing: [second])), [token])
-        let equivalent = try run(try OracleCase.mixtral.load(experts: EditedExperts(
-            model.experts, substitutes: [second: model.experts.weights(for: first)!])), [token])
+        let equivalent = try run(
+            try OracleCase.mixtral.load(
+                experts: EditedExperts(
+                    model.experts, substitutes: [second: model.experts.weights(for: first)!])), [token])
         XCTAssertGreaterThan(maxAbsoluteDifference(fallback.logits, reference.logits), 1e-3, "the fallback changed nothing")
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(fallback.logits, equivalent.logits), 1e-5)
 
@@ -85,8 +87,10 @@ final class ExpertFallbackTests: XCTestCase {
             let w = model.experts.weights(for: key)!
             return ExpertWeights(gate: zero(w.gate), up: zero(w.up), down: zero(w.down))
         }
-        let equivalent = try run(try OracleCase.mixtral.load(experts: EditedExperts(
-            model.experts, substitutes: [first: zeros(first), second: zeros(second)])), [token])
+        let equivalent = try run(
+            try OracleCase.mixtral.load(
+                experts: EditedExperts(
+                    model.experts, substitutes: [first: zeros(first), second: zeros(second)])), [token])
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(fallback.logits, equivalent.logits), 1e-5)
         XCTAssertEqual(fallback.decisions.first { $0.layer == 0 }!.missing, [first.expert, second.expert])
     }
@@ -101,8 +105,10 @@ final class ExpertFallbackTests: XCTestCase {
         let shared = { (name: String) in try checkpoint.tensor(named: "model.layers.0.mlp.shared_expert.\(name).weight") }
         let sharedWeights = ExpertWeights(gate: try shared("gate_proj"), up: try shared("up_proj"), down: try shared("down_proj"))
         let fallback = try run(try OracleCase.qwen2MoE.load(experts: EditedExperts(model.experts, missing: [second])), [token])
-        let equivalent = try run(try OracleCase.qwen2MoE.load(experts: EditedExperts(
-            model.experts, substitutes: [second: sharedWeights])), [token])
+        let equivalent = try run(
+            try OracleCase.qwen2MoE.load(
+                experts: EditedExperts(
+                    model.experts, substitutes: [second: sharedWeights])), [token])
         XCTAssertGreaterThan(maxAbsoluteDifference(fallback.logits, reference.logits), 1e-3, "the fallback changed nothing")
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(fallback.logits, equivalent.logits), 1e-5)
         XCTAssertEqual(fallback.decisions.first { $0.layer == 0 }!.missing, [second.expert])
@@ -115,7 +121,8 @@ final class ExpertFallbackTests: XCTestCase {
         let users = Set(reference.routerTopK![1].indices.filter { reference.routerTopK![1][$0].contains(1) })
         XCTAssertFalse(users.isEmpty)
         let full = try run(model, reference.inputIds).logits
-        let fallback = try run(try OracleCase.mixtral.load(experts: EditedExperts(model.experts, missing: [key])), reference.inputIds).logits
+        let fallback = try run(try OracleCase.mixtral.load(experts: EditedExperts(model.experts, missing: [key])), reference.inputIds)
+            .logits
         let vocab = model.summary.vocabSize
         for position in reference.inputIds.indices {
             let rows = (position * vocab)..<((position + 1) * vocab)

@@ -22,7 +22,7 @@ final class ExpertVerificationTests: XCTestCase {
         let recorded = ContentHash.xxh64(goodBytes)
         let verification = ExpertVerification(records: [
             good: .init(file: "cluster_000.ctsr", hash: recorded, length: 24),
-            bad: .init(file: "cluster_001.ctsr", hash: recorded, length: 24),
+            bad: .init(file: "cluster_001.ctsr", hash: recorded, length: 24)
         ])
         let provider = ResidentExperts([good: goodWeights, bad: badWeights], verification: verification)
         XCTAssertNotNil(provider.weights(for: good))
@@ -38,14 +38,16 @@ final class ExpertVerificationTests: XCTestCase {
 
 final class ConfigurationLimitTests: XCTestCase {
     func testSizesBeyondTheLimitsAreRefusedByFieldBeforeAnythingIsAllocated() throws {
-        for (field, edit) in [("num_experts", { (c: inout ChronosConfiguration) in c.experts = 1_000_000_000 }),
-                              ("hidden_size", { $0.hiddenSize = -1 }), ("vocab_size", { $0.vocabSize = 1 << 40 }),
-                              ("lookahead_steps", { $0.lookaheadSteps = -2 }),
-                              ("max_position_embeddings", { $0.maxPositionEmbeddings = 0 })] {
+        for (field, edit) in [
+            ("num_experts", { (c: inout ChronosConfiguration) in c.experts = 1_000_000_000 }),
+            ("hidden_size", { $0.hiddenSize = -1 }), ("vocab_size", { $0.vocabSize = 1 << 40 }),
+            ("lookahead_steps", { $0.lookaheadSteps = -2 }),
+            ("max_position_embeddings", { $0.maxPositionEmbeddings = 0 })
+        ] {
             var configuration = TinyChronos.configuration()
             edit(&configuration)
             XCTAssertThrowsError(try configuration.validate(), field) { error in
-                guard case let ModelError.malformedConfig(_, found, reason) = error else { return XCTFail("\(error)") }
+                guard case ModelError.malformedConfig(_, let found, let reason) = error else { return XCTFail("\(error)") }
                 XCTAssertEqual(found, field)
                 XCTAssertTrue(reason.contains("between") || reason.contains("must"), reason)
             }
@@ -57,8 +59,9 @@ final class ConfigurationLimitTests: XCTestCase {
         // Weights with a shared expert, read under a configuration without one: the shared
         // expert's weights would be silently ignored.
         let weights = try TinyChronos.weights(TinyChronos.configuration(sharedExperts: 1))
-        XCTAssertThrowsError(try TransformerLanguageModel(configuration: TinyChronos.configuration(sharedExperts: 0), weights: weights)) { error in
-            guard case let ModelError.unusedTensor(name, _) = error else { return XCTFail("\(error)") }
+        XCTAssertThrowsError(try TransformerLanguageModel(configuration: TinyChronos.configuration(sharedExperts: 0), weights: weights)) {
+            error in
+            guard case ModelError.unusedTensor(let name, _) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(name.contains("shared_experts"), name)
         }
     }

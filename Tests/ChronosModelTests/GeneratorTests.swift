@@ -5,8 +5,13 @@ import XCTest
 
 final class GeneratorTests: XCTestCase {
     struct Reference: Decodable {
-        let input_ids: [Int]
+        let inputIds: [Int]
         let greedy: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case inputIds = "input_ids"
+            case greedy
+        }
     }
 
     func load(_ name: String) throws -> (any LanguageModel, Reference) {
@@ -19,10 +24,10 @@ final class GeneratorTests: XCTestCase {
         for name in ["llama_dense", "mixtral"] {
             let (model, reference) = try load(name)
             let result = try Generator(model: model, tokenizer: nil).generate(
-                GenerationRequest(promptIds: reference.input_ids, maxTokens: reference.greedy.count, ignoreEOS: true))
+                GenerationRequest(promptIds: reference.inputIds, maxTokens: reference.greedy.count, ignoreEOS: true))
             XCTAssertEqual(result.ids, reference.greedy, name)
             XCTAssertEqual(result.stopReason, .length)
-            XCTAssertEqual(result.metrics.promptTokens, reference.input_ids.count)
+            XCTAssertEqual(result.metrics.promptTokens, reference.inputIds.count)
             XCTAssertEqual(result.metrics.generatedTokens, reference.greedy.count)
         }
     }
@@ -31,14 +36,16 @@ final class GeneratorTests: XCTestCase {
         let (model, reference) = try load("llama_dense")
         let generator = Generator(model: model, tokenizer: nil)
         let stopAt = reference.greedy[3]
-        let stopped = try generator.generate(GenerationRequest(promptIds: reference.input_ids, maxTokens: 12, stopTokens: [stopAt],
-                                                               ignoreEOS: true))
+        let stopped = try generator.generate(
+            GenerationRequest(
+                promptIds: reference.inputIds, maxTokens: 12, stopTokens: [stopAt],
+                ignoreEOS: true))
         XCTAssertEqual(stopped.ids, Array(reference.greedy.prefix { $0 != stopAt }))
         XCTAssertEqual(stopped.stopReason, .stopToken)
         XCTAssertEqual(stopped.stopToken, stopAt)
         XCTAssertEqual(stopped.idsWithStopToken, stopped.ids + [stopAt], "the sequence a training stage learns from")
         var streamed: [Int] = []
-        let cancelled = try generator.generate(GenerationRequest(promptIds: reference.input_ids, maxTokens: 12, ignoreEOS: true)) {
+        let cancelled = try generator.generate(GenerationRequest(promptIds: reference.inputIds, maxTokens: 12, ignoreEOS: true)) {
             streamed.append($0.id)
             return streamed.count < 2
         }
@@ -53,12 +60,12 @@ final class GeneratorTests: XCTestCase {
         let (model, reference) = try load("mixtral")
         let forced = [7, 200, 7, 31]
         let result = try Generator(model: model, tokenizer: nil).generate(
-            GenerationRequest(promptIds: reference.input_ids, maxTokens: 10, stopTokens: [200], forcedIds: forced))
+            GenerationRequest(promptIds: reference.inputIds, maxTokens: 10, stopTokens: [200], forcedIds: forced))
         XCTAssertEqual(result.ids, forced, "a forced id is emitted even when it is a stop token")
         XCTAssertEqual(result.forcedLogProbabilities.count, forced.count)
-        let logits = try model.forward(reference.input_ids + forced, cache: model.makeCache())
+        let logits = try model.forward(reference.inputIds + forced, cache: model.makeCache())
         for (step, id) in forced.enumerated() {
-            let row = logits.row(reference.input_ids.count - 1 + step)
+            let row = logits.row(reference.inputIds.count - 1 + step)
             let peak = row.max()!
             let expected = row[id] - peak - Foundation.log(row.reduce(Float(0)) { $0 + Foundation.exp($1 - peak) })
             XCTAssertEqual(result.forcedLogProbabilities[step], expected, accuracy: 1e-4)

@@ -39,10 +39,12 @@ final class LoadingErrorTests: XCTestCase {
 
     func testShapeMismatchNamesTensorAndBothShapes() throws {
         let name = "model.layers.0.self_attn.k_proj.weight"
-        let directory = try FixtureDirectory.make(from: .llamaDense, editTensors: { tensors in
-            let index = tensors.firstIndex { $0.name == name }!
-            tensors[index].tensor = Tensor(zeros: [16, 64])
-        })
+        let directory = try FixtureDirectory.make(
+            from: .llamaDense,
+            editTensors: { tensors in
+                let index = tensors.firstIndex { $0.name == name }!
+                tensors[index].tensor = Tensor(zeros: [16, 64])
+            })
         let error = loadingError(directory)
         XCTAssertEqual(error as? ModelError, .shapeMismatch(tensor: name, expected: [32, 64], found: [16, 64]))
         XCTAssertTrue("\(error!)".contains(name) && "\(error!)".contains("[32, 64]") && "\(error!)".contains("[16, 64]"))
@@ -51,31 +53,32 @@ final class LoadingErrorTests: XCTestCase {
     func testMalformedConfigNamesFileAndField() throws {
         let missingField = try FixtureDirectory.make(from: .mixtral) { $0.removeValue(forKey: "hidden_size") }
         let configFile = missingField.appendingPathComponent("config.json").path
-        XCTAssertEqual(loadingError(missingField) as? ModelError,
-                       .malformedConfig(file: configFile, field: "hidden_size", reason: "is missing"))
+        XCTAssertEqual(
+            loadingError(missingField) as? ModelError,
+            .malformedConfig(file: configFile, field: "hidden_size", reason: "is missing"))
 
         let wrongType = try FixtureDirectory.make(from: .qwen3MoE) { $0["num_local_experts"] = "eight" }
-        guard case let .malformedConfig(file, field, _)? = loadingError(wrongType) as? ModelError else {
+        guard case .malformedConfig(let file, let field, _)? = loadingError(wrongType) as? ModelError else {
             return XCTFail("expected malformedConfig")
         }
         XCTAssertEqual(file, wrongType.appendingPathComponent("config.json").path)
         XCTAssertEqual(field, "num_local_experts")
 
         let noType = try FixtureDirectory.make(from: .llamaDense) { $0.removeValue(forKey: "model_type") }
-        guard case let .malformedConfig(_, typeField, _)? = loadingError(noType) as? ModelError else {
+        guard case .malformedConfig(_, let typeField, _)? = loadingError(noType) as? ModelError else {
             return XCTFail("expected malformedConfig")
         }
         XCTAssertEqual(typeField, "model_type")
 
         let badSize = try FixtureDirectory.make(from: .mixtral) { $0["num_experts_per_tok"] = 5 }
-        guard case let .malformedConfig(_, sizeField, reason)? = loadingError(badSize) as? ModelError else {
+        guard case .malformedConfig(_, let sizeField, let reason)? = loadingError(badSize) as? ModelError else {
             return XCTFail("expected malformedConfig")
         }
         XCTAssertEqual(sizeField, "num_experts_per_tok", reason)
 
         for (family, layers) in [(OracleCase.qwen2MoE, 99_999_991), (.llamaDense, -1), (.mixtral, 0)] {
             let deep = try FixtureDirectory.make(from: family) { $0["num_hidden_layers"] = layers }
-            guard case let .malformedConfig(_, layerField, layerReason)? = loadingError(deep) as? ModelError else {
+            guard case .malformedConfig(_, let layerField, let layerReason)? = loadingError(deep) as? ModelError else {
                 return XCTFail("expected malformedConfig for \(layers) layers")
             }
             XCTAssertEqual(layerField, "num_hidden_layers", layerReason)
@@ -83,7 +86,7 @@ final class LoadingErrorTests: XCTestCase {
 
         for value in [256.5, 1e30] {
             let fractional = try FixtureDirectory.make(from: .mixtral) { $0["intermediate_size"] = value }
-            guard case let .malformedConfig(_, integerField, integerReason)? = loadingError(fractional) as? ModelError else {
+            guard case .malformedConfig(_, let integerField, let integerReason)? = loadingError(fractional) as? ModelError else {
                 return XCTFail("expected malformedConfig for \(value)")
             }
             XCTAssertEqual(integerField, "intermediate_size", integerReason)
@@ -92,20 +95,21 @@ final class LoadingErrorTests: XCTestCase {
 
         let notJSON = try FixtureDirectory.make(from: .llamaDense)
         try Data("{ \"model_type\": ".utf8).write(to: notJSON.appendingPathComponent("config.json"))
-        guard case let .malformedConfig(jsonFile, _, _)? = loadingError(notJSON) as? ModelError else {
+        guard case .malformedConfig(let jsonFile, _, _)? = loadingError(notJSON) as? ModelError else {
             return XCTFail("expected malformedConfig")
         }
         XCTAssertEqual(jsonFile, notJSON.appendingPathComponent("config.json").path)
 
         let noConfig = try Fixtures.temporaryDirectory()
-        guard case let .malformedConfig(absentFile, _, _)? = loadingError(noConfig) as? ModelError else {
+        guard case .malformedConfig(let absentFile, _, _)? = loadingError(noConfig) as? ModelError else {
             return XCTFail("expected malformedConfig")
         }
         XCTAssertEqual(absentFile, noConfig.appendingPathComponent("config.json").path)
 
         let configDirectory = try Fixtures.temporaryDirectory()
-        try FileManager.default.createDirectory(at: configDirectory.appendingPathComponent("config.json"), withIntermediateDirectories: false)
-        guard case let .malformedConfig(_, _, directoryReason)? = loadingError(configDirectory) as? ModelError else {
+        try FileManager.default.createDirectory(
+            at: configDirectory.appendingPathComponent("config.json"), withIntermediateDirectories: false)
+        guard case .malformedConfig(_, _, let directoryReason)? = loadingError(configDirectory) as? ModelError else {
             return XCTFail("expected malformedConfig")
         }
         XCTAssertTrue(directoryReason.contains("Is a directory"), directoryReason)
@@ -115,11 +119,13 @@ final class LoadingErrorTests: XCTestCase {
         let scaled = try FixtureDirectory.make(from: .llamaDense) {
             $0["rope_parameters"] = ["rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0]
         }
-        XCTAssertEqual(loadingError(scaled) as? ModelError,
-                       .unsupportedConfig(file: scaled.appendingPathComponent("config.json").path,
-                                          field: "rope_parameters.rope_type", value: "'llama3'"))
+        XCTAssertEqual(
+            loadingError(scaled) as? ModelError,
+            .unsupportedConfig(
+                file: scaled.appendingPathComponent("config.json").path,
+                field: "rope_parameters.rope_type", value: "'llama3'"))
         let gelu = try FixtureDirectory.make(from: .mixtral) { $0["hidden_act"] = "gelu" }
-        guard case let .unsupportedConfig(_, field, _)? = loadingError(gelu) as? ModelError else {
+        guard case .unsupportedConfig(_, let field, _)? = loadingError(gelu) as? ModelError else {
             return XCTFail("expected unsupportedConfig")
         }
         XCTAssertEqual(field, "hidden_act")
@@ -136,8 +142,9 @@ final class LoadingErrorTests: XCTestCase {
         let directory = try FixtureDirectory.make(from: .mixtral)
         // What `chronos pack --strip-experts` leaves: the dense tensors, marked as such.
         let tensors = try FixtureDirectory.fixtureTensors(.mixtral).filter { !$0.name.contains(".experts.") }
-        try SafetensorsWriter.write(tensors, metadata: [StrippedCheckpoint.metadataKey: StrippedCheckpoint.inExpertCache],
-                                    to: ModelDirectory(directory).checkpoint)
+        try SafetensorsWriter.write(
+            tensors, metadata: [StrippedCheckpoint.metadataKey: StrippedCheckpoint.inExpertCache],
+            to: ModelDirectory(directory).checkpoint)
         XCTAssertTrue(StrippedCheckpoint.isStripped(directory: directory))
         let error = loadingError(directory)
         XCTAssertEqual(error as? ModelError, .expertsInCache(directory: directory.path))
@@ -153,7 +160,8 @@ final class LoadingErrorTests: XCTestCase {
         }
         let stripped = try ModelRegistry.load(directory: directory, experts: ResidentExperts(experts))
         let ids = [1, 5, 9, 2]
-        XCTAssertEqual(try stripped.forward(ids, cache: stripped.makeCache()).floats,
-                       try full.forward(ids, cache: full.makeCache()).floats)
+        XCTAssertEqual(
+            try stripped.forward(ids, cache: stripped.makeCache()).floats,
+            try full.forward(ids, cache: full.makeCache()).floats)
     }
 }

@@ -13,19 +13,21 @@ final class OLMoETests: XCTestCase {
     static let vocab = 48, hidden = 32, layers = 2, heads = 4, kvHeads = 2, headDim = 8, experts = 4, topK = 2, width = 16
     static let eps: Float = 1e-5, theta: Float = 10_000
 
-    static var config: [String: Any] { [
-        "architectures": ["OlmoeForCausalLM"], "model_type": "olmoe", "vocab_size": vocab, "hidden_size": hidden,
-        "intermediate_size": width, "num_hidden_layers": layers, "num_attention_heads": heads,
-        "num_key_value_heads": kvHeads, "num_experts": experts, "num_experts_per_tok": topK, "norm_topk_prob": false,
-        "rms_norm_eps": Double(eps), "rope_theta": Double(theta), "tie_word_embeddings": true, "clip_qkv": NSNull(),
-        "eos_token_id": 47, "pad_token_id": 1, "hidden_act": "silu", "max_position_embeddings": 128,
-    ] }
+    static var config: [String: Any] {
+        [
+            "architectures": ["OlmoeForCausalLM"], "model_type": "olmoe", "vocab_size": vocab, "hidden_size": hidden,
+            "intermediate_size": width, "num_hidden_layers": layers, "num_attention_heads": heads,
+            "num_key_value_heads": kvHeads, "num_experts": experts, "num_experts_per_tok": topK, "norm_topk_prob": false,
+            "rms_norm_eps": Double(eps), "rope_theta": Double(theta), "tie_word_embeddings": true, "clip_qkv": NSNull(),
+            "eos_token_id": 47, "pad_token_id": 1, "hidden_act": "silu", "max_position_embeddings": 128
+        ]
+    }
 
     /// Every tensor of the checkpoint: N(0, ~0.3²)-like values, norms near 1, experts in bf16.
     static func tensors(seed: UInt64 = 7, perHeadQueryNorm: Bool = false) -> [(name: String, tensor: Tensor)] {
         var state = seed
         func uniform() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Float(state >> 40) / Float(1 << 24) - 0.5
         }
         func random(_ shape: [Int], scale: Float = 1, dtype: DType = .f32) -> Tensor {
@@ -44,13 +46,13 @@ final class OLMoETests: XCTestCase {
                 ("\(p).self_attn.k_norm.weight", norm(kvHeads * headDim)),
                 ("\(p).input_layernorm.weight", norm(hidden)),
                 ("\(p).post_attention_layernorm.weight", norm(hidden)),
-                ("\(p).mlp.gate.weight", random([experts, hidden], scale: 0.5)),
+                ("\(p).mlp.gate.weight", random([experts, hidden], scale: 0.5))
             ]
             for e in 0..<experts {
                 out += [
                     ("\(p).mlp.experts.\(e).gate_proj.weight", random([width, hidden], dtype: .bf16)),
                     ("\(p).mlp.experts.\(e).up_proj.weight", random([width, hidden], dtype: .bf16)),
-                    ("\(p).mlp.experts.\(e).down_proj.weight", random([hidden, width], dtype: .bf16)),
+                    ("\(p).mlp.experts.\(e).down_proj.weight", random([hidden, width], dtype: .bf16))
                 ]
             }
         }
@@ -105,18 +107,23 @@ final class OLMoETests: XCTestCase {
         let perLayer = 2 * q * h + 2 * kv * h + q + kv + 2 * h + Self.experts * h
         let dense = Self.vocab * h + h + Self.layers * perLayer  // tied head counts once
         let perExpert = 3 * h * Self.width
-        XCTAssertEqual(model.parameterCounts, ParameterCounts(
-            dense: dense, expert: Self.layers * Self.experts * perExpert,
-            activePerToken: dense + Self.layers * Self.topK * perExpert,
-            denseBytes: 4 * dense, expertBytes: 2 * Self.layers * Self.experts * perExpert))
+        XCTAssertEqual(
+            model.parameterCounts,
+            ParameterCounts(
+                dense: dense, expert: Self.layers * Self.experts * perExpert,
+                activePerToken: dense + Self.layers * Self.topK * perExpert,
+                denseBytes: 4 * dense, expertBytes: 2 * Self.layers * Self.experts * perExpert))
     }
 
     func testQueryNormSpansAllHeads() throws {
         // A per-head q_norm (Qwen3's layout) is not an OLMoE checkpoint.
         let directory = try Self.writeModel(tensors: Self.tensors(perHeadQueryNorm: true))
         XCTAssertThrowsError(try ModelRegistry.load(directory: directory)) { error in
-            XCTAssertEqual(error as? ModelError, .shapeMismatch(tensor: "model.layers.0.self_attn.q_norm.weight",
-                                                                expected: [32], found: [8]))
+            XCTAssertEqual(
+                error as? ModelError,
+                .shapeMismatch(
+                    tensor: "model.layers.0.self_attn.q_norm.weight",
+                    expected: [32], found: [8]))
         }
     }
 
@@ -125,7 +132,7 @@ final class OLMoETests: XCTestCase {
         config["clip_qkv"] = 8.0
         let directory = try Self.writeModel(config: config)
         XCTAssertThrowsError(try ModelRegistry.load(directory: directory)) { error in
-            guard case let .unsupportedConfig(_, field, _)? = error as? ModelError else { return XCTFail("\(error)") }
+            guard case .unsupportedConfig(_, let field, _)? = error as? ModelError else { return XCTFail("\(error)") }
             XCTAssertEqual(field, "clip_qkv")
         }
     }
@@ -142,8 +149,10 @@ final class OLMoETests: XCTestCase {
 
         // Missing `second`: (w₁ + w₂)·E₁, which is what serving E₁'s weights in E₂'s place gives.
         let fallback = try ModelRegistry.load(directory: directory, experts: EditedExperts(model.experts, missing: [second]))
-        let equivalent = try ModelRegistry.load(directory: directory, experts: EditedExperts(
-            model.experts, substitutes: [second: model.experts.weights(for: first)!]))
+        let equivalent = try ModelRegistry.load(
+            directory: directory,
+            experts: EditedExperts(
+                model.experts, substitutes: [second: model.experts.weights(for: first)!]))
         let a = try fallback.forward([ids[0]], cache: fallback.makeCache()).floats
         let b = try equivalent.forward([ids[0]], cache: equivalent.makeCache()).floats
         XCTAssertGreaterThan(maxAbsoluteDifference(a, reference), 1e-3)

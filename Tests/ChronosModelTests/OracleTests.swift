@@ -23,7 +23,8 @@ final class OracleTests: XCTestCase {
             let checkpoint = try SafetensorsCheckpoint(directory: oracle.fusedDirectory)
             XCTAssertEqual(checkpoint.tensorNames.filter { $0.hasSuffix(".experts.gate_up_proj") }.count, 2, oracle.rawValue)
             XCTAssertFalse(checkpoint.tensorNames.contains { $0.contains(".experts.0.") }, oracle.rawValue)
-            let fused = try ModelRegistry.load(directory: oracle.fusedDirectory), split = try ModelRegistry.load(directory: oracle.directory)
+            let fused = try ModelRegistry.load(directory: oracle.fusedDirectory),
+                split = try ModelRegistry.load(directory: oracle.directory)
             let reference = try OracleReference.load(oracle.rawValue)
             let logits = try fused.forward(reference.inputIds, cache: fused.makeCache())
             XCTAssertEqual(logits.floats, try split.forward(reference.inputIds, cache: split.makeCache()).floats, oracle.rawValue)
@@ -39,22 +40,28 @@ final class OracleTests: XCTestCase {
         let tensors: [(name: String, tensor: Tensor)] = try checkpoint.tensorNames.map { ($0, try checkpoint.tensor(named: $0)) }
         let gateUp = "model.layers.1.mlp.experts.gate_up_proj", down = "model.layers.1.mlp.experts.down_proj"
         for (edit, expected) in [
-            ({ (t: inout [(name: String, tensor: Tensor)]) in
-                t = t.map { $0.name == gateUp ? ($0.name, $0.tensor.slice(0..<7).contiguous()) : $0 } },
-             ModelError.shapeMismatch(tensor: gateUp, expected: [8, 64, 64], found: [7, 64, 64])),
-            ({ (t: inout [(name: String, tensor: Tensor)]) in t.removeAll { $0.name == down } },
-             ModelError.missingTensor(name: down, directory: "")),
+            (
+                { (t: inout [(name: String, tensor: Tensor)]) in
+                    t = t.map { $0.name == gateUp ? ($0.name, $0.tensor.slice(0..<7).contiguous()) : $0 }
+                },
+                ModelError.shapeMismatch(tensor: gateUp, expected: [8, 64, 64], found: [7, 64, 64])
+            ),
+            (
+                { (t: inout [(name: String, tensor: Tensor)]) in t.removeAll { $0.name == down } },
+                ModelError.missingTensor(name: down, directory: "")
+            )
         ] {
             var edited = tensors
             edit(&edited)
             let directory = try Fixtures.temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: directory) }
-            try FileManager.default.copyItem(at: OracleCase.qwen3MoE.fusedDirectory.appendingPathComponent("config.json"),
-                                             to: directory.appendingPathComponent("config.json"))
+            try FileManager.default.copyItem(
+                at: OracleCase.qwen3MoE.fusedDirectory.appendingPathComponent("config.json"),
+                to: directory.appendingPathComponent("config.json"))
             try SafetensorsWriter.write(edited, to: directory.appendingPathComponent("model.safetensors"))
             XCTAssertThrowsError(try ModelRegistry.load(directory: directory)) { error in
                 switch (error as? ModelError, expected) {
-                case let (.missingTensor(name, _)?, .missingTensor(expectedName, _)): XCTAssertEqual(name, expectedName)
+                case (.missingTensor(let name, _)?, .missingTensor(let expectedName, _)): XCTAssertEqual(name, expectedName)
                 default: XCTAssertEqual(error as? ModelError, expected)
                 }
             }
@@ -181,10 +188,12 @@ final class OracleTests: XCTestCase {
 
     func testCheckpointNamesOfExperts() throws {
         let mixtral = try OracleCase.mixtral.load()
-        XCTAssertEqual(mixtral.checkpointNames(for: ExpertKey(layer: 1, expert: 3)),
-                       ExpertWeightNames(gate: "model.layers.1.block_sparse_moe.experts.3.w1.weight",
-                                         up: "model.layers.1.block_sparse_moe.experts.3.w3.weight",
-                                         down: "model.layers.1.block_sparse_moe.experts.3.w2.weight"))
+        XCTAssertEqual(
+            mixtral.checkpointNames(for: ExpertKey(layer: 1, expert: 3)),
+            ExpertWeightNames(
+                gate: "model.layers.1.block_sparse_moe.experts.3.w1.weight",
+                up: "model.layers.1.block_sparse_moe.experts.3.w3.weight",
+                down: "model.layers.1.block_sparse_moe.experts.3.w2.weight"))
         XCTAssertNil(mixtral.checkpointNames(for: ExpertKey(layer: 1, expert: 4)))
         XCTAssertNil(mixtral.checkpointNames(for: ExpertKey(layer: 2, expert: 0)))
         let qwen = try OracleCase.qwen2MoE.load()

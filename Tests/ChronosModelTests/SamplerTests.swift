@@ -1,6 +1,7 @@
-@testable import ChronosModel
 import ChronosTensor
 import XCTest
+
+@testable import ChronosModel
 
 final class SamplerTests: XCTestCase {
     let logits: [Float] = [1.0, 3.0, 2.5, -1.0, 2.9]
@@ -8,8 +9,10 @@ final class SamplerTests: XCTestCase {
     func testGreedyAndDegenerateFiltersPickTheArgmax() {
         var greedy = Sampler(.greedy)
         XCTAssertEqual(greedy.next(logits: logits, history: []), 1)
-        for parameters in [SamplingParameters(temperature: 1, topK: 1, seed: 3), SamplingParameters(temperature: 1, topP: 0.01, seed: 3),
-                           SamplingParameters(temperature: 1, minP: 0.99, seed: 3)] {
+        for parameters in [
+            SamplingParameters(temperature: 1, topK: 1, seed: 3), SamplingParameters(temperature: 1, topP: 0.01, seed: 3),
+            SamplingParameters(temperature: 1, minP: 0.99, seed: 3)
+        ] {
             var sampler = Sampler(parameters)
             for _ in 0..<20 { XCTAssertEqual(sampler.next(logits: logits, history: []), 1, "\(parameters)") }
         }
@@ -58,10 +61,12 @@ final class SamplerTests: XCTestCase {
 
 final class RequestValidationTests: XCTestCase {
     func testSamplingParametersOutOfRangeAreRefusedByName() {
-        for (name, parameters) in [("temperature", SamplingParameters(temperature: -1)), ("temperature", SamplingParameters(temperature: .nan)),
-                                   ("top_p", SamplingParameters(topP: 2)), ("top_p", SamplingParameters(topP: 0)),
-                                   ("min_p", SamplingParameters(minP: 1.5)), ("top_k", SamplingParameters(topK: -1)),
-                                   ("repetition_penalty", SamplingParameters(repetitionPenalty: 0))] {
+        for (name, parameters) in [
+            ("temperature", SamplingParameters(temperature: -1)), ("temperature", SamplingParameters(temperature: .nan)),
+            ("top_p", SamplingParameters(topP: 2)), ("top_p", SamplingParameters(topP: 0)),
+            ("min_p", SamplingParameters(minP: 1.5)), ("top_k", SamplingParameters(topK: -1)),
+            ("repetition_penalty", SamplingParameters(repetitionPenalty: 0))
+        ] {
             XCTAssertThrowsError(try parameters.validate(), name) { XCTAssertEqual(($0 as? InvalidSetting)?.name, name) }
         }
         XCTAssertNoThrow(try SamplingParameters.greedy.validate())

@@ -59,11 +59,14 @@ func argmax(_ values: [Float]) -> Int {
 enum FixtureDirectory {
     /// A new directory holding `fixture`'s `config.json` as edited by `editConfig` and its
     /// tensors as edited by `editTensors` (all in one `model.safetensors`).
-    static func make(from fixture: OracleCase,
-                     editConfig: (inout [String: Any]) -> Void = { _ in },
-                     editTensors: (inout [(name: String, tensor: Tensor)]) -> Void = { _ in }) throws -> URL {
+    static func make(
+        from fixture: OracleCase,
+        editConfig: (inout [String: Any]) -> Void = { _ in },
+        editTensors: (inout [(name: String, tensor: Tensor)]) -> Void = { _ in }
+    ) throws -> URL {
         let directory = try Fixtures.temporaryDirectory()
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.directory.appendingPathComponent("config.json")))
+        var config =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.directory.appendingPathComponent("config.json")))
             as! [String: Any]
         editConfig(&config)
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])

@@ -7,12 +7,14 @@ final class ActivationTraceSplitTests: XCTestCase {
     private func trace(sequences: Int) -> ActivationTrace {
         let tokens = (0..<sequences).flatMap { sequence in
             (0..<2).map { position in
-                ActivationTrace.Token(sequence: sequence, position: position, id: sequence * 2 + position,
-                                      experts: [[(sequence + position) % 4]], probabilities: [[1]])
+                ActivationTrace.Token(
+                    sequence: sequence, position: position, id: sequence * 2 + position,
+                    experts: [[(sequence + position) % 4]], probabilities: [[1]])
             }
         }
-        return ActivationTrace(layers: [.init(layer: 0, experts: 4, expertBytes: 64)], expertsPerToken: 1, hiddenSize: 0,
-                               sequenceCount: sequences, tokens: tokens)
+        return ActivationTrace(
+            layers: [.init(layer: 0, experts: 4, expertBytes: 64)], expertsPerToken: 1, hiddenSize: 0,
+            sequenceCount: sequences, tokens: tokens)
     }
 
     func testHoldsOutTheLastTenthOfSequences() throws {

@@ -22,12 +22,15 @@ final class PredictorTests: XCTestCase {
             let start = Int(random.next() % 4)
             for position in 0..<length {
                 let s = (start + position) % 4
-                tokens.append(.init(sequence: sequence, position: position, id: s, experts: [[s, (s + 1) % 4], [(s + 3) % 4, s]],
-                                    probabilities: [[0.6, 0.4], [0.6, 0.4]], hidden: oneHot(s)))
+                tokens.append(
+                    .init(
+                        sequence: sequence, position: position, id: s, experts: [[s, (s + 1) % 4], [(s + 3) % 4, s]],
+                        probabilities: [[0.6, 0.4], [0.6, 0.4]], hidden: oneHot(s)))
             }
         }
-        return ActivationTrace(layers: [.init(layer: 0, experts: 4, expertBytes: 10), .init(layer: 2, experts: 4, expertBytes: 10)],
-                               expertsPerToken: 2, hiddenSize: 4, sequenceCount: sequences, tokens: tokens)
+        return ActivationTrace(
+            layers: [.init(layer: 0, experts: 4, expertBytes: 10), .init(layer: 2, experts: 4, expertBytes: 10)],
+            expertsPerToken: 2, hiddenSize: 4, sequenceCount: sequences, tokens: tokens)
     }
 
     private var quickSettings: PredictorTraining.Settings {
@@ -76,12 +79,14 @@ final class PredictorTests: XCTestCase {
         // validation loss up after the first steps.
         let tokens = (0..<2).flatMap { sequence in
             (0..<2).map { position in
-                ActivationTrace.Token(sequence: sequence, position: position, id: 0, experts: [[position == 0 ? 0 : sequence]],
-                                      probabilities: [[1]], hidden: [1, 0])
+                ActivationTrace.Token(
+                    sequence: sequence, position: position, id: 0, experts: [[position == 0 ? 0 : sequence]],
+                    probabilities: [[1]], hidden: [1, 0])
             }
         }
-        let trace = ActivationTrace(layers: [.init(layer: 0, experts: 2, expertBytes: 10)], expertsPerToken: 1, hiddenSize: 2,
-                                    sequenceCount: 2, tokens: tokens)
+        let trace = ActivationTrace(
+            layers: [.init(layer: 0, experts: 2, expertBytes: 10)], expertsPerToken: 1, hiddenSize: 2,
+            sequenceCount: 2, tokens: tokens)
         let examples = PredictorTraining.lookaheadExamples(trace, steps: 1)
         let (fitted, validation) = examples.split(holdingOut: 0.1)
         XCTAssertEqual(fitted.count, 1)
@@ -107,12 +112,15 @@ final class PredictorTests: XCTestCase {
             let topic = sequence % 2
             for position in 0..<24 {
                 let experts = position < 8 ? [position % 4, (position + 1) % 4] : [2 * topic, 2 * topic + 1]
-                tokens.append(.init(sequence: sequence, position: position, id: 0, experts: [experts], probabilities: [[0.5, 0.5]],
-                                    hidden: topic == 0 ? [1, 0] : [0, 1]))
+                tokens.append(
+                    .init(
+                        sequence: sequence, position: position, id: 0, experts: [experts], probabilities: [[0.5, 0.5]],
+                        hidden: topic == 0 ? [1, 0] : [0, 1]))
             }
         }
-        let trace = ActivationTrace(layers: [.init(layer: 1, experts: 4, expertBytes: 10)], expertsPerToken: 2, hiddenSize: 2,
-                                    sequenceCount: 12, tokens: tokens)
+        let trace = ActivationTrace(
+            layers: [.init(layer: 1, experts: 4, expertBytes: 10)], expertsPerToken: 2, hiddenSize: 2,
+            sequenceCount: 12, tokens: tokens)
         var classifier = IntentClassifier(hiddenSize: 2, inputLayer: 0, layers: [1], experts: 4, horizon: 16, width: 8, seed: 0)
         let examples = PredictorTraining.intentExamples(trace, promptLengths: [4, 8], horizon: 16)
         XCTAssertEqual(examples.count, 24)
@@ -144,9 +152,10 @@ final class PredictorTests: XCTestCase {
 
     func testPredictorFilesRoundTripAndRefuseAModelTheyDoNotFit() throws {
         let directory = try Fixtures.temporaryDirectory()
-        let summary = ModelSummary(modelType: "test", architecture: nil, vocabSize: 8, hiddenSize: 4, layerCount: 3, attentionHeads: 1,
-                                   keyValueHeads: 1, headDim: 4, expertsPerLayer: [4, 0, 4], expertsPerToken: 2, hasSharedExpert: false,
-                                   tiedEmbeddings: false, bosTokenId: nil, eosTokenIds: [], maxPositionEmbeddings: nil)
+        let summary = ModelSummary(
+            modelType: "test", architecture: nil, vocabSize: 8, hiddenSize: 4, layerCount: 3, attentionHeads: 1,
+            keyValueHeads: 1, headDim: 4, expertsPerLayer: [4, 0, 4], expertsPerToken: 2, hasSharedExpert: false,
+            tiedEmbeddings: false, bosTokenId: nil, eosTokenIds: [], maxPositionEmbeddings: nil)
         XCTAssertNil(try TrainedLookaheadHead.load(from: directory, summary: summary))
         let head = TrainedLookaheadHead(hiddenSize: 4, inputLayer: 0, layers: [0, 2], experts: 4, steps: 3, width: 5, seed: 7)
         try head.save(in: directory)
@@ -177,9 +186,11 @@ final class PredictorTests: XCTestCase {
         XCTAssertThrowsError(try TrainedLookaheadHead.load(from: directory, summary: summary)) { error in
             XCTAssertTrue("\(error)".contains("not a lookahead predictor"), "\(error)")
         }
-        try SafetensorsWriter.write(head.network.parameters, metadata: [
-            "chronos_predictor": "lookahead", "layers": "0,2", "experts": "4", "hidden_size": "4", "steps": "3",
-        ], to: lookahead)
+        try SafetensorsWriter.write(
+            head.network.parameters,
+            metadata: [
+                "chronos_predictor": "lookahead", "layers": "0,2", "experts": "4", "hidden_size": "4", "steps": "3"
+            ], to: lookahead)
         XCTAssertThrowsError(try TrainedLookaheadHead.load(from: directory, summary: summary)) { error in
             XCTAssertTrue("\(error)".contains("unnormalised inputs"), "\(error)")
             XCTAssertTrue("\(error)".contains("retrain"), "\(error)")

@@ -31,9 +31,13 @@ final class ActivationTraceTests: XCTestCase {
             layers: [.init(layer: 0, experts: 4, expertBytes: 100), .init(layer: 2, experts: 4, expertBytes: 100)],
             expertsPerToken: 2, hiddenSize: 3, hiddenLayer: 1, sequenceCount: 2,
             tokens: [
-                .init(sequence: 0, position: 0, id: 7, experts: [[1, 3], [0, 2]], probabilities: [[0.6, 0.3], [0.5, 0.25]], hidden: [1, -2, 0.5]),
-                .init(sequence: 0, position: 1, id: 9, experts: [[3, 1], [2, 0]], probabilities: [[0.7, 0.1], [0.4, 0.4]], hidden: [0, 3, -1]),
-                .init(sequence: 1, position: 0, id: 2, experts: [[0, 2], [1, 3]], probabilities: [[0.9, 0.05], [0.8, 0.1]], hidden: [2, 2, 2]),
+                .init(
+                    sequence: 0, position: 0, id: 7, experts: [[1, 3], [0, 2]], probabilities: [[0.6, 0.3], [0.5, 0.25]],
+                    hidden: [1, -2, 0.5]),
+                .init(
+                    sequence: 0, position: 1, id: 9, experts: [[3, 1], [2, 0]], probabilities: [[0.7, 0.1], [0.4, 0.4]], hidden: [0, 3, -1]),
+                .init(
+                    sequence: 1, position: 0, id: 2, experts: [[0, 2], [1, 3]], probabilities: [[0.9, 0.05], [0.8, 0.1]], hidden: [2, 2, 2])
             ])
     }
 
@@ -83,7 +87,7 @@ final class ActivationTraceTests: XCTestCase {
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("cut.trace")
         try handMadeTrace().encoded().dropLast(5).write(to: url)
         XCTAssertThrowsError(try ActivationTrace.read(url)) { error in
-            guard case let .malformed(path, reason) = error as? ActivationTraceError else { return XCTFail("\(error)") }
+            guard case .malformed(let path, let reason) = error as? ActivationTraceError else { return XCTFail("\(error)") }
             XCTAssertEqual(path, url.path)
             XCTAssertTrue(reason.hasPrefix("truncated"), reason)
             XCTAssertTrue("\(error)".contains("cut.trace"))
@@ -109,8 +113,11 @@ final class ActivationTraceTests: XCTestCase {
             XCTAssertEqual(token.experts.map(\.count), [2, 2])
             for p in token.probabilities { XCTAssertGreaterThanOrEqual(p[0], p[1]) }
         }
-        let hidden = try XCTUnwrap(model.forward(tinySequences[1], cache: model.makeCache(),
-                                                 options: ForwardOptions(hiddenLayers: [0])).hidden[0])
+        let hidden = try XCTUnwrap(
+            model.forward(
+                tinySequences[1], cache: model.makeCache(),
+                options: ForwardOptions(hiddenLayers: [0])
+            ).hidden[0])
         XCTAssertEqual(trace.tokens[12 + 5].hidden, Array(hidden.floats[(5 * 16)..<(6 * 16)]))
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("tiny.trace")
         try trace.write(to: url)
@@ -166,8 +173,10 @@ final class ExpertClusteringTests: XCTestCase {
         let perLayer = ExpertClustering.readCost(trace, clusters: ExpertClustering.perLayer(trace))
         XCTAssertEqual(perLayer, .init(tokens: 1, reads: 1, bytes: 40))
         let key = { ExpertKey(layer: 0, expert: $0) }
-        XCTAssertEqual(ExpertClustering.readCost(trace, clusters: [[key(0), key(3)], [key(1), key(2)]]), .init(tokens: 1, reads: 1, bytes: 20))
-        XCTAssertEqual(ExpertClustering.readCost(trace, clusters: [[key(0), key(1)], [key(2), key(3)]]), .init(tokens: 1, reads: 2, bytes: 20))
+        XCTAssertEqual(
+            ExpertClustering.readCost(trace, clusters: [[key(0), key(3)], [key(1), key(2)]]), .init(tokens: 1, reads: 1, bytes: 20))
+        XCTAssertEqual(
+            ExpertClustering.readCost(trace, clusters: [[key(0), key(1)], [key(2), key(3)]]), .init(tokens: 1, reads: 2, bytes: 20))
     }
 
     func testWrittenPlanPacksATinyModelIntoACacheThatLoads() throws {

@@ -42,7 +42,8 @@ final class ExpertBudgetTests: XCTestCase {
 
     func testFaultSpecificationsParse() {
         XCTAssertEqual(InjectedFault(parsing: "io-error:3"), InjectedFault(.ioError, on: .read(3)))
-        XCTAssertEqual(InjectedFault(parsing: "corrupt:L1/E4x3"), InjectedFault(.corruption, on: .expert(.init(layer: 1, expert: 4)), count: 3))
+        XCTAssertEqual(
+            InjectedFault(parsing: "corrupt:L1/E4x3"), InjectedFault(.corruption, on: .expert(.init(layer: 1, expert: 4)), count: 3))
         XCTAssertEqual(InjectedFault(parsing: "short-read:7x2")?.description, "short-read:7x2")
         XCTAssertNil(InjectedFault(parsing: "melt:3"))
         XCTAssertNil(InjectedFault(parsing: "corrupt:L1"))

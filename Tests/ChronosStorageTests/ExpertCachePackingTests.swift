@@ -1,14 +1,17 @@
-@testable import ChronosStorage
 import ChronosFormats
 import ChronosModel
 import ChronosTestSupport
 import Foundation
 import XCTest
 
+@testable import ChronosStorage
+
 final class ExpertCachePackingTests: XCTestCase {
     func testPackWritesValidClusterFilesAndACompleteManifest() throws {
-        for directory in [try StorageFixtures.chronosModel(), try StorageFixtures.huggingFaceModel("mixtral"),
-                          try StorageFixtures.huggingFaceModel("qwen2_moe")] {
+        for directory in [
+            try StorageFixtures.chronosModel(), try StorageFixtures.huggingFaceModel("mixtral"),
+            try StorageFixtures.huggingFaceModel("qwen2_moe")
+        ] {
             let model = try ModelRegistry.load(directory: directory)
             let manifest = try ExpertCachePacker.pack(directory: directory, model: model)
             let cache = try ExpertCache.open(modelDirectory: directory)
@@ -25,8 +28,9 @@ final class ExpertCachePackingTests: XCTestCase {
                 let file = try SafetensorsFile(url: cache.fileURLs[entry.file])
                 XCTAssertEqual(file.metadata["chronos"], "expert-cluster")
                 for tensor in entry.tensors {
-                    XCTAssertEqual(try file.tensor(named: tensor.name).floats, try checkpoint.tensor(named: tensor.source).floats,
-                                   "\(directory.lastPathComponent) \(tensor.name)")
+                    XCTAssertEqual(
+                        try file.tensor(named: tensor.name).floats, try checkpoint.tensor(named: tensor.source).floats,
+                        "\(directory.lastPathComponent) \(tensor.name)")
                 }
             }
         }
@@ -42,8 +46,9 @@ final class ExpertCachePackingTests: XCTestCase {
         let plan = try ClusterPlan.read(planURL, for: model.summary)
         let manifest = try ExpertCachePacker.pack(directory: directory, model: model, plan: plan)
         XCTAssertEqual(manifest.files.count, 3)
-        XCTAssertEqual(manifest.experts.filter { $0.file == 0 }.map(\.key),
-                       [ExpertKey(layer: 0, expert: 0), ExpertKey(layer: 1, expert: 0), ExpertKey(layer: 0, expert: 1)])
+        XCTAssertEqual(
+            manifest.experts.filter { $0.file == 0 }.map(\.key),
+            [ExpertKey(layer: 0, expert: 0), ExpertKey(layer: 1, expert: 0), ExpertKey(layer: 0, expert: 1)])
         try ExpertCache.open(modelDirectory: directory).validate(against: model)
 
         try JSONEncoder().encode([[[0, 0], [0, 0]]]).write(to: planURL)
@@ -61,8 +66,10 @@ final class ExpertCachePackingTests: XCTestCase {
         let directory = try StorageFixtures.chronosModel()
         let model = try ModelRegistry.load(directory: directory)
         struct Interrupted: Error {}
-        XCTAssertThrowsError(try ExpertCachePacker.pack(directory: directory, model: model, plan: nil, progress: nil,
-                                                        afterFile: { if $0 == 0 { throw Interrupted() } }))
+        XCTAssertThrowsError(
+            try ExpertCachePacker.pack(
+                directory: directory, model: model, plan: nil, progress: nil,
+                afterFile: { if $0 == 0 { throw Interrupted() } }))
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
             XCTAssertEqual(error as? ExpertCacheError, .notPacked(directory: directory.path))
         }
@@ -77,8 +84,10 @@ final class ExpertCachePackingTests: XCTestCase {
         XCTAssertNoThrow(try ExpertCache.open(modelDirectory: directory))
 
         // Re-packing over a good cache replaces it whole; an interrupted re-pack keeps the old one.
-        XCTAssertThrowsError(try ExpertCachePacker.pack(directory: directory, model: model, plan: nil, progress: nil,
-                                                        afterFile: { _ in throw Interrupted() }))
+        XCTAssertThrowsError(
+            try ExpertCachePacker.pack(
+                directory: directory, model: model, plan: nil, progress: nil,
+                afterFile: { _ in throw Interrupted() }))
         XCTAssertNoThrow(try ExpertCache.open(modelDirectory: directory).verifyFiles())
     }
 }

@@ -15,7 +15,7 @@ final class ExpertCacheValidationTests: XCTestCase {
         config["rms_norm_eps"] = 1e-6
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: configURL)
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
-            guard case let ExpertCacheError.stale(_, reason) = error else { return XCTFail("\(error)") }
+            guard case ExpertCacheError.stale(_, let reason) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.contains("config.json"), reason)
             XCTAssertTrue("\(error)".contains("chronos pack"), "the message says how to fix it")
         }
@@ -30,14 +30,16 @@ final class ExpertCacheValidationTests: XCTestCase {
         // A fresh clone or copy gives every file a new modification time; only content counts.
         let names = ["config.json", "model.safetensors"] + manifest.files.map { "expert_cache/\($0.name)" }
         for (offset, name) in names.enumerated() {
-            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(Double(offset * 97 - 3600))],
-                                                  ofItemAtPath: directory.appendingPathComponent(name).path)
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date().addingTimeInterval(Double(offset * 97 - 3600))],
+                ofItemAtPath: directory.appendingPathComponent(name).path)
         }
         let cache = try ExpertCache.open(modelDirectory: directory)
         try cache.verifyFiles()
         let prompt = StorageFixtures.prompt(8, vocab: 32)
-        XCTAssertEqual(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 4).ids,
-                       try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 4))
+        XCTAssertEqual(
+            try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 4).ids,
+            try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 4))
     }
 
     func testAReformattedConfigKeepsTheCacheAndAChangedSettingMakesItStaleEvenWithTheOldModificationTime() throws {
@@ -54,7 +56,7 @@ final class ExpertCacheValidationTests: XCTestCase {
             data = Data(text.utf8)
         }
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
-            guard case let ExpertCacheError.stale(_, reason) = error else { return XCTFail("\(error)") }
+            guard case ExpertCacheError.stale(_, let reason) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.contains("a setting of config.json changed"), reason)
             XCTAssertTrue("\(error)".contains("re-pack with `chronos pack`"), "\(error)")
         }
@@ -69,7 +71,7 @@ final class ExpertCacheValidationTests: XCTestCase {
         let offset = try checkpoint.info(named: victim).byteRange.lowerBound + 17
         try StorageFixtures.editKeepingModificationTime(weights) { $0[offset] ^= 0x01 }
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
-            guard case let ExpertCacheError.stale(_, reason) = error else { return XCTFail("\(error)") }
+            guard case ExpertCacheError.stale(_, let reason) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.contains(victim) && reason.contains("L1/E4") && reason.contains("changed since packing"), reason)
         }
         XCTAssertThrowsError(try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .lru, budget: .fraction(0.5))))
@@ -88,7 +90,7 @@ final class ExpertCacheValidationTests: XCTestCase {
         let data = try Data(contentsOf: file)
         try data.prefix(data.count - 100).write(to: file)
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
-            guard case let ExpertCacheError.sizeMismatch(path, expected, found) = error else { return XCTFail("\(error)") }
+            guard case ExpertCacheError.sizeMismatch(let path, let expected, let found) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(path, file.path)
             XCTAssertEqual(expected - found, 100)
         }
@@ -103,7 +105,7 @@ final class ExpertCacheValidationTests: XCTestCase {
         XCTAssertNotEqual(edited, text)
         try edited.write(to: url, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
-            guard case let ExpertCacheError.malformedManifest(_, reason) = error else { return XCTFail("\(error)") }
+            guard case ExpertCacheError.malformedManifest(_, let reason) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.contains("dtype 'i32'"), reason)
         }
     }
@@ -118,25 +120,33 @@ final class ExpertCacheValidationTests: XCTestCase {
         // Opening checks sizes and headers only; a full verification hashes every file.
         let cache = try ExpertCache.open(modelDirectory: directory)
         XCTAssertThrowsError(try cache.verifyFiles()) { error in
-            guard case let ExpertCacheError.fileHashMismatch(path, _, _) = error else { return XCTFail("\(error)") }
+            guard case ExpertCacheError.fileHashMismatch(let path, _, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(path, file.path)
         }
 
         // At run time the expert's own hash catches it: under `wait` the load is retried, then
         // the run ends with an error naming the file and the expert; `fallback` goes on without it.
         let prompt = StorageFixtures.prompt(24, vocab: 32)
-        XCTAssertThrowsError(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(1), policy: .wait),
-                                                          prompt: prompt, tokens: 6)) { error in
-            XCTAssertTrue("\(error)".contains("L1/E2") && "\(error)".contains(file.path) && "\(error)".contains("--policy fallback"),
-                          "\(error)")
+        XCTAssertThrowsError(
+            try StorageFixtures.generate(
+                directory, OffloadSettings(mode: .lru, budget: .fraction(1), policy: .wait),
+                prompt: prompt, tokens: 6)
+        ) { error in
+            XCTAssertTrue(
+                "\(error)".contains("L1/E2") && "\(error)".contains(file.path) && "\(error)".contains("--policy fallback"),
+                "\(error)")
         }
-        let run = try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(1), policy: .fallback),
-                                               prompt: prompt, tokens: 6)
+        let run = try StorageFixtures.generate(
+            directory, OffloadSettings(mode: .lru, budget: .fraction(1), policy: .fallback),
+            prompt: prompt, tokens: 6)
         XCTAssertEqual(run.ids.count, 6)
 
         // Mapped and stripped-resident experts are checked on first use, and end the run alike.
-        XCTAssertThrowsError(try StorageFixtures.generate(directory, OffloadSettings(mode: .mmap, budget: .fraction(1)),
-                                                          prompt: prompt, tokens: 6)) { error in
+        XCTAssertThrowsError(
+            try StorageFixtures.generate(
+                directory, OffloadSettings(mode: .mmap, budget: .fraction(1)),
+                prompt: prompt, tokens: 6)
+        ) { error in
             XCTAssertEqual((error as? CorruptExpertError)?.expert, ExpertKey(layer: 1, expert: 2), "\(error)")
         }
     }

@@ -14,16 +14,18 @@ final class FaultInjectionTests: XCTestCase {
         let prompt = StorageFixtures.prompt(10, vocab: 32)
         let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6)
         for kind in InjectedFault.Kind.allCases {
-            let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.5), policy: .wait,
-                                           faults: [InjectedFault(kind, on: .read(2)), InjectedFault(kind, on: .read(5))])
+            let settings = OffloadSettings(
+                mode: .chronos, budget: .fraction(0.5), policy: .wait,
+                faults: [InjectedFault(kind, on: .read(2)), InjectedFault(kind, on: .read(5))])
             let run = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 6)
             XCTAssertEqual(run.ids, expected, "\(kind)")
             let metrics = run.final!
-            let counted = switch kind {
-            case .ioError: metrics.ioErrors
-            case .shortRead: metrics.shortReads
-            case .corruption: metrics.corruptions
-            }
+            let counted =
+                switch kind {
+                case .ioError: metrics.ioErrors
+                case .shortRead: metrics.shortReads
+                case .corruption: metrics.corruptions
+                }
             XCTAssertEqual(counted, 2, "\(kind)")
             XCTAssertEqual(metrics.faults, 2, "\(kind)")
             XCTAssertEqual(metrics.retries, 2, "\(kind)")
@@ -44,13 +46,16 @@ final class FaultInjectionTests: XCTestCase {
             let first = log.decisions.first { $0.layer == 0 }.map { ExpertKey(layer: 0, expert: $0.experts[0]) }
             for kind in InjectedFault.Kind.allCases {
                 for policy in [MissPolicy.wait, .sync, .fallback] {
-                    let settings = OffloadSettings(mode: .lru, budget: .fraction(1), policy: policy,
-                                                   faults: [InjectedFault(kind, on: .expert(first!), count: 1000)])
+                    let settings = OffloadSettings(
+                        mode: .lru, budget: .fraction(1), policy: policy,
+                        faults: [InjectedFault(kind, on: .expert(first!), count: 1000)])
                     let label = "\(directory.lastPathComponent) \(kind) \(policy)"
                     // Only `fallback` may go on without the expert; `wait` and `sync` end the run.
                     guard policy == .fallback else {
                         XCTAssertThrowsError(try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 5), label) { error in
-                            guard case let ExpertCacheError.loadFailed(expert, faults) = error else { return XCTFail("\(label): \(error)") }
+                            guard case ExpertCacheError.loadFailed(let expert, let faults) = error else {
+                                return XCTFail("\(label): \(error)")
+                            }
                             XCTAssertEqual(expert, first, label)
                             XCTAssertFalse(faults.isEmpty, label)
                         }
@@ -106,7 +111,7 @@ final class SteppedFaultTests: XCTestCase {
         XCTAssertEqual(fixture.disk.reads, Array(repeating: expert, count: 3), "the first try and two retries")
         XCTAssertFalse(fixture.io.runNext(), "a failed expert is not tried again in the same step")
         store.endStep()
-        guard case let ExpertCacheError.loadFailed(failed, faults)? = store.failure as? ExpertCacheError else {
+        guard case ExpertCacheError.loadFailed(let failed, let faults)? = store.failure as? ExpertCacheError else {
             return XCTFail("\(String(describing: store.failure))")
         }
         XCTAssertEqual(failed, expert)

@@ -20,8 +20,9 @@ final class OffloadEquivalenceTests: XCTestCase {
                 XCTAssertEqual(run.ids, expected, label, file: file, line: line)
                 let metrics = run.final!, total = run.metrics.budgetBytes
                 let cache = try ExpertCache.open(modelDirectory: directory)
-                let tiers = OffloadedModel.tiers(total: total, expertBytes: cache.totalExpertBytes, settings: settings,
-                                                 largestExpert: cache.manifest.largestExpertBytes)
+                let tiers = OffloadedModel.tiers(
+                    total: total, expertBytes: cache.totalExpertBytes, settings: settings,
+                    largestExpert: cache.manifest.largestExpertBytes)
                 XCTAssertLessThanOrEqual(metrics.peakResidentBytes, total, label, file: file, line: line)
                 XCTAssertLessThanOrEqual(metrics.peakHotBytes, tiers.hot, label, file: file, line: line)
                 XCTAssertLessThanOrEqual(metrics.peakStagingBytes, tiers.staging, label, file: file, line: line)
@@ -58,8 +59,9 @@ final class OffloadEquivalenceTests: XCTestCase {
         let prompt = StorageFixtures.prompt(10, vocab: 256)
         let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6)
         for disk in [nil, DiskModel(milliseconds: 0.05, megabytesPerSecond: 4000)] {
-            let run = try StorageFixtures.generate(directory, OffloadSettings(mode: .mmap, budget: .fraction(0.5), disk: disk),
-                                                   prompt: prompt, tokens: 6)
+            let run = try StorageFixtures.generate(
+                directory, OffloadSettings(mode: .mmap, budget: .fraction(0.5), disk: disk),
+                prompt: prompt, tokens: 6)
             XCTAssertEqual(run.ids, expected)
             if disk != nil {
                 XCTAssertGreaterThan(run.final!.bytesRead, 0, "the simulated page cache charges first touches")
@@ -71,7 +73,8 @@ final class OffloadEquivalenceTests: XCTestCase {
     func testBudgetBelowOneExpertIsRefused() throws {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
-        XCTAssertThrowsError(try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .lru, budget: .bytes(100)))) { error in
+        XCTAssertThrowsError(try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .lru, budget: .bytes(100)))) {
+            error in
             guard case ExpertCacheError.budgetTooSmall = error else { return XCTFail("\(error)") }
         }
     }

@@ -15,8 +15,10 @@ final class OffloadMonitorTests: XCTestCase {
         let stream = generator.snapshots()
         var called: [OffloadSnapshot] = []
         generator.onSnapshot = { called.append($0) }
-        let result = try generator.generate(GenerationRequest(promptIds: StorageFixtures.prompt(8, vocab: 32), maxTokens: 5,
-                                                              sampling: .greedy, ignoreEOS: true))
+        let result = try generator.generate(
+            GenerationRequest(
+                promptIds: StorageFixtures.prompt(8, vocab: 32), maxTokens: 5,
+                sampling: .greedy, ignoreEOS: true))
         generator.finishSnapshots()
         offloaded.close()
         var streamed: [OffloadSnapshot] = []
@@ -27,8 +29,9 @@ final class OffloadMonitorTests: XCTestCase {
         XCTAssertTrue(called[0].isPrefill)
         XCTAssertEqual(called.last?.decodeSteps, 4)
         XCTAssertEqual(called.last?.storage?.needed, result.metrics.prefill.needed + result.metrics.decode.needed)
-        XCTAssertLessThanOrEqual(called.map { ($0.residentBytes[.hot] ?? 0) + ($0.residentBytes[.staging] ?? 0) }.max()!,
-                                 offloaded.budgetBytes)
+        XCTAssertLessThanOrEqual(
+            called.map { ($0.residentBytes[.hot] ?? 0) + ($0.residentBytes[.staging] ?? 0) }.max()!,
+            offloaded.budgetBytes)
         XCTAssertTrue(result.metrics.summaryLine.contains("tokens/s"))
     }
 }

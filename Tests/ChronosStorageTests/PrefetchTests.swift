@@ -1,18 +1,21 @@
 import ChronosEngine
 import ChronosModel
 import ChronosRouting
-@testable import ChronosStorage
 import ChronosTensor
 import ChronosTestSupport
 import Foundation
 import XCTest
 
+@testable import ChronosStorage
+
 /// The store's loads, their order, cancellation and eviction, driven one load at a time on
 /// the test's thread (`SteppedStore`), with time on a manual clock.
 final class PrefetchTests: XCTestCase {
     /// A stepped store whose budget is `budget` of all experts, `stagingFraction` of it staging.
-    func makeStore(budget: ExpertBudget = .fraction(1), stagingFraction: Double = 0.5, policy: MissPolicy = .wait,
-                   device: DiskModel? = nil, trustPredictions: Bool = true) throws -> SteppedStore {
+    func makeStore(
+        budget: ExpertBudget = .fraction(1), stagingFraction: Double = 0.5, policy: MissPolicy = .wait,
+        device: DiskModel? = nil, trustPredictions: Bool = true
+    ) throws -> SteppedStore {
         try SteppedStore(device: device) { cache in
             ExpertStoreSettings(
                 budget: ResidencyBudget(total: budget.bytes(ofTotal: cache.totalExpertBytes), stagingFraction: stagingFraction),
@@ -25,8 +28,9 @@ final class PrefetchTests: XCTestCase {
     func makeStore(hot: Int, staging: Int, eviction: EvictionPolicy) throws -> SteppedStore {
         try SteppedStore { cache in
             let expert = cache.byteCount(of: ExpertKey(layer: 0, expert: 0))
-            return ExpertStoreSettings(budget: ResidencyBudget(hot: hot * expert, staging: staging * expert), eviction: eviction,
-                                       ioThreads: 1)
+            return ExpertStoreSettings(
+                budget: ResidencyBudget(hot: hot * expert, staging: staging * expert), eviction: eviction,
+                ioThreads: 1)
         }
     }
 
@@ -163,8 +167,9 @@ final class PrefetchTests: XCTestCase {
     }
 
     func testAPredictionForTheCurrentStepLapsesOnceTheExpertIsUsed() {
-        var residency = ExpertResidency(budget: ResidencyBudget(hot: 1 << 20, staging: 0), eviction: .scored, promptWeight: 0.25,
-                                        totalPairs: 8)
+        var residency = ExpertResidency(
+            budget: ResidencyBudget(hot: 1 << 20, staging: 0), eviction: .scored, promptWeight: 0.25,
+            totalPairs: 8)
         residency.setPredictions([[key(0, 0), key(0, 1)], [key(0, 1)], [key(0, 0)]], source: .head)
         residency.beginStep()
         XCTAssertEqual(residency.nextPredictedOffset(of: key(0, 0)), 1)
@@ -363,8 +368,9 @@ final class PrefetchTests: XCTestCase {
         XCTAssertEqual(entry.length, 2304)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: entry.length, alignment: 64)
         defer { buffer.deallocate() }
-        let request = DiskRead(file: entry.file, path: cache.path(ofFile: entry.file), offset: entry.offset, length: entry.length,
-                               expert: entry.key)
+        let request = DiskRead(
+            file: entry.file, path: cache.path(ofFile: entry.file), offset: entry.offset, length: entry.length,
+            expert: entry.key)
 
         // Two reads one after the other: each pays the latency and its transfer.
         let clock = ManualClock(start: 1_000)
@@ -387,11 +393,14 @@ final class PrefetchTests: XCTestCase {
         XCTAssertEqual(try overlapped.read(request, into: buffer), entry.length)
         XCTAssertEqual(overlapClock.now, latency + 2 * transfer)
 
-        XCTAssertEqual(try DiskModel.fromEnvironment(["CHRONOS_SIM_SSD_MS": "2", "CHRONOS_SIM_SSD_MBPS": "500"]),
-                       DiskModel(milliseconds: 2, megabytesPerSecond: 500))
+        XCTAssertEqual(
+            try DiskModel.fromEnvironment(["CHRONOS_SIM_SSD_MS": "2", "CHRONOS_SIM_SSD_MBPS": "500"]),
+            DiskModel(milliseconds: 2, megabytesPerSecond: 500))
         XCTAssertNil(try DiskModel.fromEnvironment([:]))
-        for (name, value) in [("CHRONOS_SIM_SSD_MBPS", "0"), ("CHRONOS_SIM_SSD_MBPS", "nan"), ("CHRONOS_SIM_SSD_MS", "inf"),
-                              ("CHRONOS_SIM_SSD_MS", "-1"), ("CHRONOS_SIM_SSD_MS", "fast")] {
+        for (name, value) in [
+            ("CHRONOS_SIM_SSD_MBPS", "0"), ("CHRONOS_SIM_SSD_MBPS", "nan"), ("CHRONOS_SIM_SSD_MS", "inf"),
+            ("CHRONOS_SIM_SSD_MS", "-1"), ("CHRONOS_SIM_SSD_MS", "fast")
+        ] {
             XCTAssertThrowsError(try DiskModel.fromEnvironment([name: value]), "\(name)=\(value)") { error in
                 XCTAssertEqual((error as? InvalidSetting)?.name, name)
             }
@@ -402,8 +411,9 @@ final class PrefetchTests: XCTestCase {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
         try IntentClassifier(hiddenSize: 16, inputLayer: 0, layers: [0, 1], experts: 6, horizon: 8, width: 8, seed: 1).save(in: directory)
-        let settings = OffloadSettings(mode: .chronos, budget: .fraction(0.75), policy: .wait, stagingFraction: 0.5,
-                                       disk: DiskModel(milliseconds: 0.2, megabytesPerSecond: 2000))
+        let settings = OffloadSettings(
+            mode: .chronos, budget: .fraction(0.75), policy: .wait, stagingFraction: 0.5,
+            disk: DiskModel(milliseconds: 0.2, megabytesPerSecond: 2000))
         let run = try StorageFixtures.generate(directory, settings, prompt: StorageFixtures.prompt(12, vocab: 32), tokens: 10)
         let report = run.metrics.predictions
         XCTAssertEqual(report.lookahead.count, 2, "the tiny model looks 2 tokens ahead")
@@ -432,7 +442,8 @@ final class TrainedPredictorRunTests: XCTestCase {
         XCTAssertTrue(plain.metrics.predictions.lookahead.isEmpty, "a Mixtral has no lookahead head of its own")
         XCTAssertEqual(plain.metrics.predictions.prompt.samples, 0)
 
-        try TrainedLookaheadHead(hiddenSize: 64, inputLayer: 1, layers: [0, 1], experts: 4, steps: 3, width: 16, seed: 2).save(in: directory)
+        try TrainedLookaheadHead(hiddenSize: 64, inputLayer: 1, layers: [0, 1], experts: 4, steps: 3, width: 16, seed: 2).save(
+            in: directory)
         try IntentClassifier(hiddenSize: 64, inputLayer: 0, layers: [0, 1], experts: 4, horizon: 8, width: 16, seed: 3).save(in: directory)
         let run = try StorageFixtures.generate(directory, settings, prompt: prompt, tokens: 8)
         XCTAssertEqual(run.ids, expected)
@@ -462,8 +473,10 @@ final class NextLayerPreviewTests: XCTestCase {
         // Room for three experts: every expert has left memory before it comes round again.
         let expert = cache.byteCount(of: key(0, 0))
         let io = SteppedIOExecutor()
-        let store = try ExpertStore(cache: cache, disk: try FileExpertDisk(cache: cache), settings: ExpertStoreSettings(
-            budget: ResidencyBudget(hot: 2 * expert, staging: expert), policy: .wait, ioThreads: 1), clock: ManualClock(), io: io)
+        let store = try ExpertStore(
+            cache: cache, disk: try FileExpertDisk(cache: cache),
+            settings: ExpertStoreSettings(
+                budget: ResidencyBudget(hot: 2 * expert, staging: expert), policy: .wait, ioThreads: 1), clock: ManualClock(), io: io)
         defer { store.close() }
         let experts = cache.manifest.experts.filter { $0.key.layer == 1 }.count
         for step in 0..<(3 * experts) {

@@ -13,8 +13,9 @@ final class SharedStoreTests: XCTestCase {
         // Room for three experts. Session A needs E0 then E1 and is computing with E0; session B
         // uses E2 in a step of its own; then the store's own session needs E3, which must evict.
         let fixture = try SteppedStore { cache in
-            ExpertStoreSettings(budget: ResidencyBudget(hot: 3 * cache.byteCount(of: ExpertKey(layer: 0, expert: 0)), staging: 0),
-                                eviction: .lru, ioThreads: 1)
+            ExpertStoreSettings(
+                budget: ResidencyBudget(hot: 3 * cache.byteCount(of: ExpertKey(layer: 0, expert: 0)), staging: 0),
+                eviction: .lru, ioThreads: 1)
         }
         let store = fixture.store
         defer { store.close() }
@@ -49,17 +50,22 @@ final class SharedStoreTests: XCTestCase {
         let expected = try prompts.map { try StorageFixtures.residentIds(directory, prompt: $0, tokens: 12) }
         XCTAssertNotEqual(expected[0], expected[1], "the two generations must differ to tell them apart")
         let expert = 3 * 12 * 16 * 4
-        for (mode, policy, budget) in [(ExpertResidencyMode.chronos, MissPolicy.wait, ExpertBudget.bytes(3 * expert)),
-                                       (.lru, .wait, .fraction(0.3)), (.lru, .sync, .bytes(3 * expert))] {
+        for (mode, policy, budget) in [
+            (ExpertResidencyMode.chronos, MissPolicy.wait, ExpertBudget.bytes(3 * expert)),
+            (.lru, .wait, .fraction(0.3)), (.lru, .sync, .bytes(3 * expert))
+        ] {
             let offloaded = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: mode, budget: budget, policy: policy))
             defer { offloaded.close() }
             for round in 0..<3 {
                 let outcomes = Outcomes()
                 DispatchQueue.concurrentPerform(iterations: 2) { index in
-                    outcomes.record(index, Result {
-                        try OffloadedGenerator(offloaded: offloaded, tokenizer: nil).generate(
-                            GenerationRequest(promptIds: prompts[index], maxTokens: 12, sampling: .greedy, ignoreEOS: true)).generation.ids
-                    })
+                    outcomes.record(
+                        index,
+                        Result {
+                            try OffloadedGenerator(offloaded: offloaded, tokenizer: nil).generate(
+                                GenerationRequest(promptIds: prompts[index], maxTokens: 12, sampling: .greedy, ignoreEOS: true)
+                            ).generation.ids
+                        })
                 }
                 let label = "\(mode) \(policy) \(budget) round \(round)"
                 XCTAssertEqual(try outcomes.ids(), expected, label)

@@ -59,7 +59,8 @@ enum StorageFixtures {
 
     /// Greedy ids of a generation under `settings`, with its metrics (after `close`).
     static func generate(_ directory: URL, _ settings: OffloadSettings, prompt: [Int], tokens: Int)
-        throws -> (ids: [Int], metrics: OffloadRunMetrics, final: StorageMetrics?) {
+        throws -> (ids: [Int], metrics: OffloadRunMetrics, final: StorageMetrics?)
+    {
         let offloaded = try OffloadedModel(directory: directory, settings: settings)
         let generator = OffloadedGenerator(offloaded: offloaded, tokenizer: nil)
         let result = try generator.generate(GenerationRequest(promptIds: prompt, maxTokens: tokens, sampling: .greedy, ignoreEOS: true))

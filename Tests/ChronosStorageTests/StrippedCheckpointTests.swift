@@ -14,22 +14,27 @@ final class StrippedCheckpointTests: XCTestCase {
     /// expert bytes (policies that never drop an expert, and mmap), resident (every expert read
     /// from the cache), and `ModelLoader.load` without a provider (`chronos generate` without
     /// `--expert-budget`).
-    private func assertEveryLoadGives(_ expected: [Int], _ directory: URL, prompt: [Int], tokens: Int,
-                                      file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertEveryLoadGives(
+        _ expected: [Int], _ directory: URL, prompt: [Int], tokens: Int,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         for budget in [ExpertBudget.fraction(0.3), .fraction(1)] {
             for mode in [ExpertResidencyMode.chronos, .lru, .mmap] {
-                let run = try StorageFixtures.generate(directory, OffloadSettings(mode: mode, budget: budget, policy: .wait),
-                                                       prompt: prompt, tokens: tokens)
+                let run = try StorageFixtures.generate(
+                    directory, OffloadSettings(mode: mode, budget: budget, policy: .wait),
+                    prompt: prompt, tokens: tokens)
                 XCTAssertEqual(run.ids, expected, "\(mode) at \(budget)", file: file, line: line)
                 XCTAssertEqual(run.metrics.fallbacks, 0, "\(mode) at \(budget)", file: file, line: line)
             }
         }
         let resident = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .resident))
         XCTAssertNotNil(resident.cache, "resident mode reads the experts from the cache", file: file, line: line)
-        XCTAssertEqual(try StorageFixtures.greedyIds(resident.model, prompt: prompt, tokens: tokens), expected, "resident",
-                       file: file, line: line)
-        XCTAssertEqual(try StorageFixtures.residentIds(directory, prompt: prompt, tokens: tokens), expected, "ModelLoader.load",
-                       file: file, line: line)
+        XCTAssertEqual(
+            try StorageFixtures.greedyIds(resident.model, prompt: prompt, tokens: tokens), expected, "resident",
+            file: file, line: line)
+        XCTAssertEqual(
+            try StorageFixtures.residentIds(directory, prompt: prompt, tokens: tokens), expected, "ModelLoader.load",
+            file: file, line: line)
     }
 
     /// `model`'s experts converted to `dtype` (round-to-nearest-even), all resident.
@@ -38,8 +43,9 @@ final class StrippedCheckpointTests: XCTestCase {
         for (layer, count) in model.summary.expertsPerLayer.enumerated() {
             for expert in 0..<count {
                 let key = ExpertKey(layer: layer, expert: expert), w = model.experts.weights(for: key)!
-                experts[key] = ExpertWeights(gate: w.gate.converted(to: dtype), up: w.up.converted(to: dtype),
-                                             down: w.down.converted(to: dtype))
+                experts[key] = ExpertWeights(
+                    gate: w.gate.converted(to: dtype), up: w.up.converted(to: dtype),
+                    down: w.down.converted(to: dtype))
             }
         }
         return ResidentExperts(experts)
@@ -110,8 +116,9 @@ final class StrippedCheckpointTests: XCTestCase {
                 XCTAssertEqual(tensor.dtype, "bf16")
                 let stored = try file.tensor(named: tensor.name)
                 XCTAssertEqual(stored.dtype, .bf16)
-                XCTAssertEqual(Data(bytes: stored.rawPointer, count: stored.byteCount),
-                               Data(bytes: converted.rawPointer, count: converted.byteCount), "\(tensor.name) is the RNE bf16 of its source")
+                XCTAssertEqual(
+                    Data(bytes: stored.rawPointer, count: stored.byteCount),
+                    Data(bytes: converted.rawPointer, count: converted.byteCount), "\(tensor.name) is the RNE bf16 of its source")
             }
         }
         // Unstripped, the offloaded runtime computes with the cache's bf16 experts.
@@ -132,9 +139,11 @@ final class StrippedCheckpointTests: XCTestCase {
         XCTAssertEqual(manifest.dtype, "f16")
         XCTAssertTrue(manifest.experts.flatMap(\.tensors).allSatisfy { $0.dtype == "f16" })
         let prompt = StorageFixtures.prompt(10, vocab: 256)
-        let expected = try StorageFixtures.greedyIds(ModelLoader.load(directory: directory, experts: experts(of: full, as: .f16)),
-                                                     prompt: prompt, tokens: 6)
-        let run = try StorageFixtures.generate(directory, OffloadSettings(mode: .chronos, budget: .fraction(0.3)), prompt: prompt, tokens: 6)
+        let expected = try StorageFixtures.greedyIds(
+            ModelLoader.load(directory: directory, experts: experts(of: full, as: .f16)),
+            prompt: prompt, tokens: 6)
+        let run = try StorageFixtures.generate(
+            directory, OffloadSettings(mode: .chronos, budget: .fraction(0.3)), prompt: prompt, tokens: 6)
         XCTAssertEqual(run.ids, expected)
         XCTAssertThrowsError(try StorageFixtures.pack(directory, dtype: .i8)) { error in
             XCTAssertEqual(error as? ExpertCacheError, .unsupportedDType("i8"))
@@ -148,8 +157,9 @@ final class StrippedCheckpointTests: XCTestCase {
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         var weights: [String: Tensor] = [:]
         for name in checkpoint.tensorNames { weights[name] = try checkpoint.tensor(named: name).converted(to: .bf16) }
-        let expected = try StorageFixtures.greedyIds(TransformerLanguageModel(configuration: configuration, weights: weights),
-                                                     prompt: prompt, tokens: 8)
+        let expected = try StorageFixtures.greedyIds(
+            TransformerLanguageModel(configuration: configuration, weights: weights),
+            prompt: prompt, tokens: 8)
 
         let outcome = try StorageFixtures.packAndStrip(directory, dtype: .bf16, denseDType: .bf16)
         XCTAssertGreaterThan(outcome.convertedTensors, 0)
@@ -180,8 +190,9 @@ final class StrippedCheckpointTests: XCTestCase {
         var weightMap: [String: String] = [:]
         for (index, part) in [Array(names[..<half]), Array(names[half...])].enumerated() {
             let shard = "model-0000\(index + 1)-of-00002.safetensors"
-            try SafetensorsWriter.write(try part.map { ($0, try original.tensor(named: $0)) }, metadata: ["format": "pt"],
-                                        to: directory.appendingPathComponent(shard))
+            try SafetensorsWriter.write(
+                try part.map { ($0, try original.tensor(named: $0)) }, metadata: ["format": "pt"],
+                to: directory.appendingPathComponent(shard))
             for name in part { weightMap[name] = shard }
         }
         try JSONSerialization.data(withJSONObject: ["weight_map": weightMap])
@@ -194,8 +205,9 @@ final class StrippedCheckpointTests: XCTestCase {
         let left = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("model") }
         XCTAssertEqual(left, [ModelDirectory.Name.checkpoint])
         XCTAssertEqual(try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6), expected)
-        XCTAssertEqual(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 6).ids,
-                       expected)
+        XCTAssertEqual(
+            try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 6).ids,
+            expected)
     }
 
     func testStrippedCheckpointIsRepackedFromItsCache() throws {
@@ -219,8 +231,9 @@ final class StrippedCheckpointTests: XCTestCase {
         }
         try ExpertCache.open(modelDirectory: directory).verifyFiles()
         XCTAssertEqual(try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 6), bf16)
-        XCTAssertEqual(try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 6).ids,
-                       bf16)
+        XCTAssertEqual(
+            try StorageFixtures.generate(directory, OffloadSettings(mode: .lru, budget: .fraction(0.3)), prompt: prompt, tokens: 6).ids,
+            bf16)
         XCTAssertEqual(expected.count, bf16.count)
     }
 
@@ -235,11 +248,16 @@ final class StrippedCheckpointTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("re-pack from the full checkpoint"), "\(error)")
         }
         let missing = StrippedCheckpointError.cacheMissing(directory: directory.path)
-        XCTAssertTrue(missing.description.contains("live in expert_cache/, which is missing: restore expert_cache/ from the model's source, or re-pack from the full checkpoint"),
-                      missing.description)
+        XCTAssertTrue(
+            missing.description.contains(
+                "live in expert_cache/, which is missing: restore expert_cache/ from the model's source, or re-pack from the full checkpoint"
+            ),
+            missing.description)
         XCTAssertThrowsError(try ModelLoader.load(directory: directory)) { XCTAssertEqual($0 as? StrippedCheckpointError, missing) }
-        for settings in [OffloadSettings(mode: .resident), OffloadSettings(mode: .lru, budget: .fraction(0.3)),
-                         OffloadSettings(mode: .mmap, budget: .fraction(0.3))] {
+        for settings in [
+            OffloadSettings(mode: .resident), OffloadSettings(mode: .lru, budget: .fraction(0.3)),
+            OffloadSettings(mode: .mmap, budget: .fraction(0.3))
+        ] {
             XCTAssertThrowsError(try OffloadedModel(directory: directory, settings: settings)) {
                 XCTAssertEqual($0 as? StrippedCheckpointError, missing, "\(settings.mode)")
             }
@@ -253,11 +271,13 @@ final class StrippedCheckpointTests: XCTestCase {
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
         config["moe_intermediate_size"] = 14
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: configURL)
-        for load in [{ _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .lru, budget: .fraction(0.3))) },
-                     { _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .resident)) },
-                     { _ = try ModelLoader.load(directory: directory) }] {
+        for load in [
+            { _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .lru, budget: .fraction(0.3))) },
+            { _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .resident)) },
+            { _ = try ModelLoader.load(directory: directory) }
+        ] {
             XCTAssertThrowsError(try load()) { error in
-                guard case let StrippedCheckpointError.cacheStale(path, reason) = error else { return XCTFail("\(error)") }
+                guard case StrippedCheckpointError.cacheStale(let path, let reason) = error else { return XCTFail("\(error)") }
                 XCTAssertEqual(path, directory.path)
                 XCTAssertTrue(reason.contains("config.json"), reason)
                 XCTAssertTrue("\(error)".contains("which is stale") && "\(error)".contains("re-pack from the full checkpoint"), "\(error)")
@@ -275,7 +295,7 @@ final class StrippedCheckpointTests: XCTestCase {
         // A flipped byte: the resident load hashes every expert it reads.
         try StorageFixtures.flipByte(file, at: victim.offset + 3)
         XCTAssertThrowsError(try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .resident))) { error in
-            guard case let StrippedCheckpointError.cacheInvalid(_, reason) = error else { return XCTFail("\(error)") }
+            guard case StrippedCheckpointError.cacheInvalid(_, let reason) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.contains("L0/E5") && reason.contains(file.path), reason)
         }
         XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory).verifyFiles()) { error in
@@ -284,10 +304,12 @@ final class StrippedCheckpointTests: XCTestCase {
 
         let data = try Data(contentsOf: file)
         try data.prefix(data.count - 64).write(to: file)
-        for load in [{ _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .chronos, budget: .fraction(0.3))) },
-                     { _ = try ModelLoader.load(directory: directory) }] {
+        for load in [
+            { _ = try OffloadedModel(directory: directory, settings: OffloadSettings(mode: .chronos, budget: .fraction(0.3))) },
+            { _ = try ModelLoader.load(directory: directory) }
+        ] {
             XCTAssertThrowsError(try load()) { error in
-                guard case let StrippedCheckpointError.cacheInvalid(_, reason) = error else { return XCTFail("\(error)") }
+                guard case StrippedCheckpointError.cacheInvalid(_, let reason) = error else { return XCTFail("\(error)") }
                 XCTAssertTrue(reason.contains(file.path), reason)
                 XCTAssertTrue("\(error)".contains("which is invalid"), "\(error)")
             }

@@ -11,12 +11,16 @@ final class GradientTests: XCTestCase {
     }
 
     func testLinearAndMatmul() {
-        GradientCheck.check("linear", inputs: [tensor([5, 7]), tensor([3, 7]), tensor([3])]) { Tensor.linear($0[0], weight: $0[1], bias: $0[2]) }
+        GradientCheck.check("linear", inputs: [tensor([5, 7]), tensor([3, 7]), tensor([3])]) {
+            Tensor.linear($0[0], weight: $0[1], bias: $0[2])
+        }
         GradientCheck.check("linear, one token", inputs: [tensor([1, 7]), tensor([3, 7])]) { Tensor.linear($0[0], weight: $0[1]) }
         for transposeA in [false, true] {
             for transposeB in [false, true] {
-                GradientCheck.check("matmul \(transposeA) \(transposeB)",
-                               inputs: [tensor(transposeA ? [4, 3] : [3, 4]), tensor(transposeB ? [5, 4] : [4, 5])]) {
+                GradientCheck.check(
+                    "matmul \(transposeA) \(transposeB)",
+                    inputs: [tensor(transposeA ? [4, 3] : [3, 4]), tensor(transposeB ? [5, 4] : [4, 5])]
+                ) {
                     Tensor.matmul($0[0], $0[1], transposeA: transposeA, transposeB: transposeB)
                 }
             }
@@ -53,11 +57,16 @@ final class GradientTests: XCTestCase {
             }
         }
         // 4 queries use the per-key kernel, 9 the matrix-product path.
-        for (queries, window, heads, kvHeads) in [(4, nil, 4, 2), (4, 2, 2, 2), (4, 3, 3, 1), (9, nil, 2, 1), (9, 3, 2, 2)] as [(Int, Int?, Int, Int)] {
-            GradientCheck.check("attention \(queries) queries, window \(String(describing: window)) \(heads)/\(kvHeads)",
-                           inputs: [tensor([queries, heads, 5]), tensor([queries + 2, kvHeads, 5]), tensor([queries + 2, kvHeads, 3])]) {
-                Tensor.attention(query: $0[0], key: $0[1], value: $0[2], heads: heads, kvHeads: kvHeads,
-                                 queryOffset: 2, keyOffset: 0, window: window, scale: 0.6)
+        for (queries, window, heads, kvHeads) in [(4, nil, 4, 2), (4, 2, 2, 2), (4, 3, 3, 1), (9, nil, 2, 1), (9, 3, 2, 2)]
+            as [(Int, Int?, Int, Int)]
+        {
+            GradientCheck.check(
+                "attention \(queries) queries, window \(String(describing: window)) \(heads)/\(kvHeads)",
+                inputs: [tensor([queries, heads, 5]), tensor([queries + 2, kvHeads, 5]), tensor([queries + 2, kvHeads, 3])]
+            ) {
+                Tensor.attention(
+                    query: $0[0], key: $0[1], value: $0[2], heads: heads, kvHeads: kvHeads,
+                    queryOffset: 2, keyOffset: 0, window: window, scale: 0.6)
             }
         }
     }

@@ -1,7 +1,8 @@
-@testable import ChronosTensor
 import ChronosTestSupport
 import Foundation
 import XCTest
+
+@testable import ChronosTensor
 
 /// Every kernel variant this processor can run, against the naive reference on odd shapes. A
 /// variant the processor lacks is reported as skipped, by name.
@@ -47,12 +48,15 @@ final class InstructionSetTests: XCTestCase {
             let w = random.values(rows * cols), x = random.values(cols)
             for dtype in [DType.f32, .bf16, .f16] {
                 let weight = Tensor(shape: [rows, cols], values: w, dtype: dtype)
-                let xs = dtype == .bf16 && isa.roundsActivationsToBF16 ? x.map { HalfPrecision.float(fromBF16: HalfPrecision.bf16(from: $0)) } : x
+                let xs =
+                    dtype == .bf16 && isa.roundsActivationsToBF16
+                    ? x.map { HalfPrecision.float(fromBF16: HalfPrecision.bf16(from: $0)) } : x
                 let expected = Naive.matvec(weight.floats, rows: rows, cols: cols, xs)
                 var y = [Float](repeating: .nan, count: rows)
                 x.withUnsafeBufferPointer { xp in
-                    MatVec.multiply(weights: weight.rawPointer, dtype: dtype, rows: rows, cols: cols, x: xp.baseAddress!,
-                                    y: &y, isa: isa)
+                    MatVec.multiply(
+                        weights: weight.rawPointer, dtype: dtype, rows: rows, cols: cols, x: xp.baseAddress!,
+                        y: &y, isa: isa)
                 }
                 assertClose(y, expected, tolerance: 1e-5, "\(isa) matvec \(dtype) \(rows)×\(cols)", file: file, line: line)
             }
@@ -61,14 +65,17 @@ final class InstructionSetTests: XCTestCase {
             let a = random.values(m * k), b = random.values(n * k)
             for dtype in [DType.f32, .bf16, .f16] {
                 let weight = Tensor(shape: [n, k], values: b, dtype: dtype)
-                let activations = dtype == .bf16 && isa.roundsActivationsToBF16
+                let activations =
+                    dtype == .bf16 && isa.roundsActivationsToBF16
                     ? a.map { HalfPrecision.float(fromBF16: HalfPrecision.bf16(from: $0)) } : a
-                let expected = Naive.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: activations, lda: k,
-                                          b: weight.floats, ldb: k, beta: 0, c: [Float](repeating: 0, count: m * n), ldc: n)
+                let expected = Naive.gemm(
+                    transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: activations, lda: k,
+                    b: weight.floats, ldb: k, beta: 0, c: [Float](repeating: 0, count: m * n), ldc: n)
                 var c = [Float](repeating: .nan, count: m * n)
                 a.withUnsafeBufferPointer { ap in
-                    SwiftGemm.multiplyTransposed(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: weight.rawPointer, bType: dtype,
-                                                 ldb: k, c: &c, ldc: n, isa: isa)
+                    SwiftGemm.multiplyTransposed(
+                        m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: weight.rawPointer, bType: dtype,
+                        ldb: k, c: &c, ldc: n, isa: isa)
                 }
                 assertClose(c, expected, tolerance: 1e-5, "\(isa) A·Bᵀ \(dtype) \(m)×\(n)×\(k)", file: file, line: line)
             }
@@ -76,15 +83,17 @@ final class InstructionSetTests: XCTestCase {
         for (m, n, k) in [(1, 1, 1), (7, 9, 5), (13, 33, 17), (17, 70, 300), (40, 65, 3)] {
             for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = random.values(m * k), b = random.values(k * n), c0 = random.values(m * n)
-                let expected = Naive.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: transA ? m : k,
-                                          b: b, ldb: transB ? k : n, beta: 2, c: c0, ldc: n)
+                let expected = Naive.gemm(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: transA ? m : k,
+                    b: b, ldb: transB ? k : n, beta: 2, c: c0, ldc: n)
                 // The set's own tile, even where the GEMM would pick a narrower one here.
                 var c = c0
                 a.withUnsafeBufferPointer { ap in
                     b.withUnsafeBufferPointer { bp in
-                        SwiftGemm.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!,
-                                       lda: transA ? m : k, b: UnsafeRawPointer(bp.baseAddress!), bType: .f32, ldb: transB ? k : n,
-                                       beta: 2, c: &c, ldc: n, pool: .shared, tile: .init(isa, narrowerWhereFaster: false))
+                        SwiftGemm.gemm(
+                            transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!,
+                            lda: transA ? m : k, b: UnsafeRawPointer(bp.baseAddress!), bType: .f32, ldb: transB ? k : n,
+                            beta: 2, c: &c, ldc: n, pool: .shared, tile: .init(isa, narrowerWhereFaster: false))
                     }
                 }
                 assertClose(c, expected, tolerance: 1e-4, "\(isa) gemm \(transA) \(transB) \(m)×\(n)×\(k)", file: file, line: line)

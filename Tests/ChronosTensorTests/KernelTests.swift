@@ -15,7 +15,8 @@ final class KernelTests: XCTestCase {
                 let weight = Tensor(shape: [rows, cols], values: w, dtype: dtype)
                 // Reference on the rounded weights (and activations, where the kernel rounds
                 // them), so only the kernel's arithmetic is judged.
-                let xs = dtype == .bf16 && InstructionSet.current.roundsActivationsToBF16
+                let xs =
+                    dtype == .bf16 && InstructionSet.current.roundsActivationsToBF16
                     ? x.map { HalfPrecision.float(fromBF16: HalfPrecision.bf16(from: $0)) } : x
                 let expected = Naive.matvec(weight.floats, rows: rows, cols: cols, xs)
                 let y = Tensor.matvec(weight, Tensor(shape: [cols], values: x))
@@ -41,8 +42,9 @@ final class KernelTests: XCTestCase {
             Elementwise.silu(a, &out, count: n)
             assertClose(out, a.map { Float(Double($0) / (1 + Foundation.exp(-Double($0)))) }, tolerance: 1e-6, "silu \(n)")
             Elementwise.swiglu(gate: a, up: b, &out, count: n)
-            assertClose(out, zip(a, b).map { Float(Double($0) / (1 + Foundation.exp(-Double($0))) * Double($1)) },
-                        tolerance: 1e-6, "swiglu \(n)")
+            assertClose(
+                out, zip(a, b).map { Float(Double($0) / (1 + Foundation.exp(-Double($0))) * Double($1)) },
+                tolerance: 1e-6, "swiglu \(n)")
         }
     }
 
@@ -106,10 +108,12 @@ final class KernelTests: XCTestCase {
                 for style in [RoPE.Style.halfSplit, .interleaved] {
                     let x = random.values(tokens * heads * headDim)
                     var out = x
-                    RoPE.apply(&out, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotary,
-                               positionOffset: offset, base: 10000, style: style)
-                    let expected = Naive.rope(x, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotary,
-                                              offset: offset, base: 10000, interleaved: style == .interleaved)
+                    RoPE.apply(
+                        &out, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotary,
+                        positionOffset: offset, base: 10000, style: style)
+                    let expected = Naive.rope(
+                        x, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotary,
+                        offset: offset, base: 10000, interleaved: style == .interleaved)
                     assertClose(out, expected, tolerance: 2e-5, "\(style) offset \(offset) \(tokens)×\(heads)×\(headDim)/\(rotary)")
                 }
             }

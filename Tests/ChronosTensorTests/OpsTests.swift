@@ -38,8 +38,10 @@ final class OpsTests: XCTestCase {
     }
 
     /// Attention written the obvious way: scores for every (query, key), masked, softmaxed.
-    func naiveAttention(q: [Float], k: [Float], v: [Float], tokens: Int, keys: Int, heads: Int, kvHeads: Int, dim: Int,
-                        valueDim: Int, queryOffset: Int, keyOffset: Int, window: Int?, scale: Float) -> [Float] {
+    func naiveAttention(
+        q: [Float], k: [Float], v: [Float], tokens: Int, keys: Int, heads: Int, kvHeads: Int, dim: Int,
+        valueDim: Int, queryOffset: Int, keyOffset: Int, window: Int?, scale: Float
+    ) -> [Float] {
         var out = [Float](repeating: 0, count: tokens * heads * valueDim)
         for t in 0..<tokens {
             for h in 0..<heads {
@@ -68,7 +70,7 @@ final class OpsTests: XCTestCase {
             (7, 7, 2, 2, 8, 8, 0, 0, 3), (2, 6, 4, 2, 8, 12, 10, 6, 4), (4, 4, 2, 1, 3, 3, 0, 0, 1),
             // Enough queries for the matrix-product path.
             (9, 9, 4, 2, 16, 16, 0, 0, nil), (12, 20, 3, 1, 9, 5, 8, 0, 6), (10, 10, 2, 2, 8, 8, 0, 0, 1),
-            (8, 14, 4, 4, 4, 6, 30, 24, 5),
+            (8, 14, 4, 4, 4, 6, 30, 24, 5)
         ]
         for c in cases {
             let q = random.values(c.tokens * c.heads * c.dim, -2, 2)
@@ -81,9 +83,10 @@ final class OpsTests: XCTestCase {
                 value: Tensor(shape: [c.keys, c.kvHeads, c.valueDim], values: v),
                 heads: c.heads, kvHeads: c.kvHeads, queryOffset: c.qOff, keyOffset: c.kOff, window: c.window, scale: scale)
             XCTAssertEqual(out.shape, [c.tokens, c.heads * c.valueDim])
-            let expected = naiveAttention(q: q, k: k, v: v, tokens: c.tokens, keys: c.keys, heads: c.heads, kvHeads: c.kvHeads,
-                                          dim: c.dim, valueDim: c.valueDim, queryOffset: c.qOff, keyOffset: c.kOff,
-                                          window: c.window, scale: scale)
+            let expected = naiveAttention(
+                q: q, k: k, v: v, tokens: c.tokens, keys: c.keys, heads: c.heads, kvHeads: c.kvHeads,
+                dim: c.dim, valueDim: c.valueDim, queryOffset: c.qOff, keyOffset: c.kOff,
+                window: c.window, scale: scale)
             assertClose(out.floats, expected, tolerance: 1e-5, "\(c)")
         }
     }

@@ -5,8 +5,10 @@ import XCTest
 
 /// Straightforward reference implementations the kernels are checked against.
 enum Naive {
-    static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
-                     b: [Float], ldb: Int, beta: Float, c: [Float], ldc: Int) -> [Float] {
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
+        b: [Float], ldb: Int, beta: Float, c: [Float], ldc: Int
+    ) -> [Float] {
         var out = c
         for i in 0..<m {
             for j in 0..<n {
@@ -34,8 +36,10 @@ enum Naive {
         return e.map { Float($0 / s) }
     }
 
-    static func rope(_ x: [Float], tokens: Int, heads: Int, headDim: Int, rotaryDim: Int, offset: Int, base: Float,
-                     interleaved: Bool) -> [Float] {
+    static func rope(
+        _ x: [Float], tokens: Int, heads: Int, headDim: Int, rotaryDim: Int, offset: Int, base: Float,
+        interleaved: Bool
+    ) -> [Float] {
         var out = x
         let half = rotaryDim / 2
         for t in 0..<tokens {

@@ -69,9 +69,9 @@ final class TensorTests: XCTestCase {
         XCTAssertThrowsError(try Backends.backend(named: "cuda"))
         XCTAssertEqual(try Backends.backend(named: "swift").name, "swift")
         #if !canImport(Accelerate)
-        XCTAssertThrowsError(try Backends.backend(named: "accelerate")) { error in
-            XCTAssertTrue("\(error)".contains("Apple"))
-        }
+            XCTAssertThrowsError(try Backends.backend(named: "accelerate")) { error in
+                XCTAssertTrue("\(error)".contains("Apple"))
+            }
         #endif
     }
 }

@@ -7,11 +7,11 @@ public struct TestRandom {
     var state: UInt64
 
     /// A generator whose sequence is fixed by `seed`.
-    public init(seed: UInt64) { state = seed &* 6364136223846793005 &+ 1442695040888963407 }
+    public init(seed: UInt64) { state = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407 }
 
     /// A value uniformly in [lo, hi).
     public mutating func uniform(_ lo: Float = -1, _ hi: Float = 1) -> Float {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         return lo + (hi - lo) * Float(state >> 40) / Float(1 << 24)
     }
 
@@ -22,8 +22,10 @@ public struct TestRandom {
 }
 
 /// Asserts two float arrays agree elementwise within `tolerance` (absolute plus relative).
-public func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float = 1e-5, _ message: String = "",
-                        file: StaticString = #filePath, line: UInt = #line) {
+public func assertClose(
+    _ actual: [Float], _ expected: [Float], tolerance: Float = 1e-5, _ message: String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(actual.count, expected.count, "length differs \(message)", file: file, line: line)
     for i in 0..<min(actual.count, expected.count) {
         let a = actual[i], e = expected[i]
@@ -41,8 +43,10 @@ public func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float
 public enum GradientCheck {
     /// Checks ∂L/∂input for L = Σ f(inputs) ⊙ R, with R a fixed random tensor so that every
     /// output element carries a different weight.
-    public static func check(_ name: String, inputs: [Tensor], tolerance: Float = 2e-2, step: Float = 1e-2,
-                        file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) -> Tensor) {
+    public static func check(
+        _ name: String, inputs: [Tensor], tolerance: Float = 2e-2, step: Float = 1e-2,
+        file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) -> Tensor
+    ) {
         var random = TestRandom(seed: 99)
         let probe = Autograd.recording(false) { f(inputs) }
         let weights = Tensor(shape: probe.shape, values: random.values(probe.count))
@@ -71,8 +75,9 @@ public enum GradientCheck {
                 let numeric = (loss(xsPlus) - loss(xsMinus)) / (2 * step)
                 let limit = tolerance * max(1, abs(numeric))
                 if abs(analyticValues[i] - numeric) > limit {
-                    XCTFail("\(name): ∂L/∂input\(index)[\(i)] = \(analyticValues[i]), finite difference \(numeric)",
-                            file: file, line: line)
+                    XCTFail(
+                        "\(name): ∂L/∂input\(index)[\(i)] = \(analyticValues[i]), finite difference \(numeric)",
+                        file: file, line: line)
                     break
                 }
             }

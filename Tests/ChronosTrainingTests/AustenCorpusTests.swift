@@ -1,8 +1,9 @@
 import ChronosFormats
 import ChronosTestSupport
-@testable import ChronosTraining
 import Foundation
 import XCTest
+
+@testable import ChronosTraining
 
 final class AustenCorpusTests: XCTestCase {
     static let gutenbergText = """
@@ -41,14 +42,17 @@ final class AustenCorpusTests: XCTestCase {
         """
 
     func testNovelIsCutIntoNormalisedParagraphsWithoutBoilerplateOrHeadings() {
-        XCTAssertEqual(AustenCorpus.documents(of: Self.gutenbergText), [
-            "A NOVEL",
-            "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.",
-            "\"My dear Mr. Bennet,\" said his lady to him one day.",
-            "The end.",
-        ])
-        XCTAssertEqual(AustenCorpus.documents(of: "No markers here.\n\nCHAPTER XLII\n\nVolume of the Spectator"),
-                       ["No markers here.", "Volume of the Spectator"])
+        XCTAssertEqual(
+            AustenCorpus.documents(of: Self.gutenbergText),
+            [
+                "A NOVEL",
+                "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.",
+                "\"My dear Mr. Bennet,\" said his lady to him one day.",
+                "The end."
+            ])
+        XCTAssertEqual(
+            AustenCorpus.documents(of: "No markers here.\n\nCHAPTER XLII\n\nVolume of the Spectator"),
+            ["No markers here.", "Volume of the Spectator"])
     }
 
     func testBuildHoldsOutTheLastParagraphsOfEachNovel() throws {
@@ -78,8 +82,12 @@ final class AustenCorpusTests: XCTestCase {
         XCTAssertEqual(train.first, "First novel, paragraph 1.")
         XCTAssertEqual(train[26], "First novel, paragraph 27.")
         XCTAssertEqual(train[27], "Second novel, paragraph 1 — “quoted” / slashed.")
-        XCTAssertEqual(heldOut, ["First novel, paragraph 28.", "First novel, paragraph 29.", "First novel, paragraph 30.",
-                                 "Second novel, paragraph 10 — “quoted” / slashed."])
+        XCTAssertEqual(
+            heldOut,
+            [
+                "First novel, paragraph 28.", "First novel, paragraph 29.", "First novel, paragraph 30.",
+                "Second novel, paragraph 10 — “quoted” / slashed."
+            ])
         let trainData = try Data(contentsOf: output.appendingPathComponent("train.jsonl"))
         XCTAssertEqual(trainData.count, summary.trainBytes)
         XCTAssertTrue(String(decoding: trainData, as: UTF8.self).hasPrefix("{\"text\":\"First novel, paragraph 1.\"}\n"))

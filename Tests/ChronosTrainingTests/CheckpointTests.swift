@@ -1,8 +1,9 @@
 import ChronosFormats
 import ChronosTensor
 import ChronosTestSupport
-@testable import ChronosTraining
 import XCTest
+
+@testable import ChronosTraining
 
 final class CheckpointTests: XCTestCase {
     struct Failure: Error {}
@@ -48,8 +49,9 @@ final class CheckpointTests: XCTestCase {
             try Checkpoint.save(runDirectory: run, state: state, optimizer: optimizer, writeModel: writeModel(w))
         }
         let checkpoints = run.appendingPathComponent("checkpoints")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).filter { $0.hasPrefix("step-") }.sorted(),
-                       ["step-0000002", "step-0000003"])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).filter { $0.hasPrefix("step-") }.sorted(),
+            ["step-0000002", "step-0000003"])
         let state = TrainingState(step: 4, batchesSeen: 4, randomState: 1, tokensSeen: 0, settings: [:])
         XCTAssertThrowsError(try Checkpoint.save(runDirectory: run, state: state, optimizer: optimizer) { _ in throw Failure() })
         XCTAssertEqual(try Checkpoint.latest(in: run)?.lastPathComponent, "step-0000003", "a failed save leaves the last good snapshot")
@@ -61,15 +63,17 @@ final class CheckpointTests: XCTestCase {
         let state = TrainingState(step: 2, batchesSeen: 2, randomState: 1, tokensSeen: 0, settings: [:])
         // The moments of w are [3]; the snapshot's model holds a w of [4].
         let wider = try Fixtures.temporaryDirectory()
-        try Checkpoint.save(runDirectory: wider, state: state, optimizer: optimizer,
-                            writeModel: writeModel(Tensor(shape: [4], values: [1, 2, 3, 4])))
+        try Checkpoint.save(
+            runDirectory: wider, state: state, optimizer: optimizer,
+            writeModel: writeModel(Tensor(shape: [4], values: [1, 2, 3, 4])))
         XCTAssertThrowsError(try Checkpoint.restore(snapshot: XCTUnwrap(Checkpoint.latest(in: wider)), into: AdamW())) { error in
             XCTAssertTrue("\(error)".contains("moments of w must be f32 of shape [4]"), "\(error)")
         }
         let integer = try Fixtures.temporaryDirectory()
-        try Checkpoint.save(runDirectory: integer, state: state, optimizer: optimizer,
-                            frozen: ["router.0": Tensor(shape: [2], values: [1, 2], dtype: .i32)],
-                            writeModel: writeModel(Tensor(shape: [3], values: [1, 2, 3])))
+        try Checkpoint.save(
+            runDirectory: integer, state: state, optimizer: optimizer,
+            frozen: ["router.0": Tensor(shape: [2], values: [1, 2], dtype: .i32)],
+            writeModel: writeModel(Tensor(shape: [3], values: [1, 2, 3])))
         XCTAssertThrowsError(try Checkpoint.restore(snapshot: XCTUnwrap(Checkpoint.latest(in: integer)), into: AdamW())) { error in
             XCTAssertTrue("\(error)".contains("frozen.router.0 is i32"), "\(error)")
         }

@@ -33,8 +33,9 @@ final class ChronosLossTests: XCTestCase {
     }
 
     func testPaddingIsMasked() {
-        let s = RoutingSignals(probabilities: [p], selected: selected, lookaheadLogProbabilities: logQ,
-                               referenceProbabilities: [uniform], valid: [true, true, false])
+        let s = RoutingSignals(
+            probabilities: [p], selected: selected, lookaheadLogProbabilities: logQ,
+            referenceProbabilities: [uniform], valid: [true, true, false])
         XCTAssertEqual(ChronosLoss.temporal(s).floats[0], 0.02, accuracy: 1e-6, "only the pair (0, 1) counts")
         XCTAssertEqual(Double(ChronosLoss.lookahead(s).floats[0]), -log(0.5), accuracy: 1e-6, "only (0 → 1) counts")
         // Balance over the two valid tokens: load (1, 0), mean probability (0.65, 0.35) → 2·0.65.
@@ -59,8 +60,10 @@ final class ChronosLossTests: XCTestCase {
             ChronosLoss.lookahead(RoutingSignals(probabilities: [self.p], selected: self.selected, lookaheadLogProbabilities: $0[0]))
         }
         GradientCheck.check("router KL", inputs: [p], step: 1e-3) {
-            ChronosLoss.routerKL(RoutingSignals(probabilities: [$0[0]], selected: self.selected, lookaheadLogProbabilities: nil,
-                                                referenceProbabilities: [reference]))
+            ChronosLoss.routerKL(
+                RoutingSignals(
+                    probabilities: [$0[0]], selected: self.selected, lookaheadLogProbabilities: nil,
+                    referenceProbabilities: [reference]))
         }
     }
 }

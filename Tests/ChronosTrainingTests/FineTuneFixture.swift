@@ -22,15 +22,16 @@ struct FineTuneFixture {
         ("blue", "adjective", "of the colour of the clear sky", "of the colour of coal"),
         ("river", "noun", "a large natural stream of water", "a dry sandy desert"),
         ("eat", "verb", "take in food", "give away food"),
-        ("happy", "adjective", "feeling or showing pleasure", "feeling or showing sorrow"),
+        ("happy", "adjective", "feeling or showing pleasure", "feeling or showing sorrow")
     ]
 
     static func question(_ word: String) -> String { "Define \"\(word)\"." }
     static func answer(_ word: String, _ pos: String, _ definition: String) -> String { "\(word) (\(pos)): \(definition)." }
 
-    static let model = ChronosConfiguration(hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1, headDim: 8,
-                                            kvLatentDim: 8, ropeDim: 4, slidingWindow: 16, experts: 4, expertsPerToken: 2,
-                                            sharedExperts: 1, moeIntermediateSize: 16, sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+    static let model = ChronosConfiguration(
+        hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1, headDim: 8,
+        kvLatentDim: 8, ropeDim: 4, slidingWindow: 16, experts: 4, expertsPerToken: 2,
+        sharedExperts: 1, moeIntermediateSize: 16, sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
 
     init() throws {
         directory = try Fixtures.temporaryDirectory()
@@ -42,13 +43,20 @@ struct FineTuneFixture {
         for item in Self.items {
             let chosen = Self.answer(item.word, item.pos, item.definition)
             sft.append(try line(["conversations": [user(item.word), ["role": "assistant", "content": chosen]]]))
-            dpo.append(try line(["chosen": [user(item.word), ["role": "assistant", "content": chosen]],
-                                 "rejected": [user(item.word), ["role": "assistant", "content": Self.answer(item.word, item.pos, item.other)]]]))
-            grpo.append(try line(["conversations": [user(item.word), ["role": "assistant", "content": ""]],
-                                  "reference": item.definition, "word": item.word]))
+            dpo.append(
+                try line([
+                    "chosen": [user(item.word), ["role": "assistant", "content": chosen]],
+                    "rejected": [user(item.word), ["role": "assistant", "content": Self.answer(item.word, item.pos, item.other)]]
+                ]))
+            grpo.append(
+                try line([
+                    "conversations": [user(item.word), ["role": "assistant", "content": ""]],
+                    "reference": item.definition, "word": item.word
+                ]))
         }
         for (name, lines) in [("sft", sft), ("dpo", dpo), ("grpo", grpo)] {
-            try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("\(name).jsonl"), atomically: true, encoding: .utf8)
+            try (lines.joined(separator: "\n") + "\n").write(
+                to: directory.appendingPathComponent("\(name).jsonl"), atomically: true, encoding: .utf8)
         }
         var trainer = TokenizerTrainer(vocabularySize: 320)
         trainer.add(contentsOf: Self.items.flatMap { [Self.question($0.word), Self.answer($0.word, $0.pos, $0.definition), $0.other] })
@@ -69,8 +77,9 @@ struct FineTuneFixture {
 
     /// Settings for a few steps of `objective` from the base model into a fresh directory.
     func settings(_ objective: StageObjectiveSettings, data: String, steps: Int = 3, output: URL? = nil) throws -> StageSettings {
-        var settings = StageSettings(objective: objective, start: base, output: try output ?? Fixtures.temporaryDirectory(),
-                                     data: url(data))
+        var settings = StageSettings(
+            objective: objective, start: base, output: try output ?? Fixtures.temporaryDirectory(),
+            data: url(data))
         settings.optimization.steps = steps
         settings.optimization.batchSize = 2
         settings.optimization.warmupSteps = 1

@@ -10,11 +10,13 @@ final class FineTuneTests: XCTestCase {
     struct Interrupted: Error {}
 
     /// Runs a stage, collecting each step's logged values; throws `Interrupted` at a snapshot of `stopAt`.
-    func steps(_ run: FineTuneRun, start: RunStart = .new, stopAt: Int? = nil) throws -> (parts: [Int: [String: Float]], result: StageResult) {
+    func steps(_ run: FineTuneRun, start: RunStart = .new, stopAt: Int? = nil) throws -> (
+        parts: [Int: [String: Float]], result: StageResult
+    ) {
         var parts: [Int: [String: Float]] = [:]
         let result = try run.run(start: start) { event in
-            if case let .step(report, _) = event { parts[report.step] = report.parts }
-            if case let .checkpoint(step) = event, step == stopAt { throw Interrupted() }
+            if case .step(let report, _) = event { parts[report.step] = report.parts }
+            if case .checkpoint(let step) = event, step == stopAt { throw Interrupted() }
         }
         return (parts, result)
     }
@@ -30,10 +32,14 @@ final class FineTuneTests: XCTestCase {
             let tensor = try file.tensor(named: name)
             guard name.hasSuffix("embed_tokens.weight") || name == "lm_head.weight" else { return (name, tensor) }
             let width = tensor.shape[1]
-            return (name, Tensor(shape: [vocabulary, width], values: tensor.floats + random.values((vocabulary - tensor.shape[0]) * width, -0.1, 0.1)))
+            return (
+                name,
+                Tensor(shape: [vocabulary, width], values: tensor.floats + random.values((vocabulary - tensor.shape[0]) * width, -0.1, 0.1))
+            )
         }
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("config.json"))) as! [String: Any]
+        var config =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("config.json"))) as! [String: Any]
         config["vocab_size"] = vocabulary
         try JSONSerialization.data(withJSONObject: config).write(to: directory.appendingPathComponent("config.json"))
         return directory
@@ -46,11 +52,23 @@ final class FineTuneTests: XCTestCase {
         let teacher = try llamaTeacher(vocabulary: fixture.tokenizer.vocabularySize)
         let stages: [(StageObjectiveSettings, String, [String])] = [
             (.sft, "sft.jsonl", ["heldout_ce", "definition_f1", "router_kl_drift"]),
-            (.dpo(DPOSettings()), "dpo.jsonl", ["preference_accuracy", "likelihood_accuracy", "reward_margin", "heldout_dpo_loss", "router_kl_drift"]),
-            (.orpo(ORPOSettings()), "dpo.jsonl", ["preference_accuracy", "likelihood_accuracy", "heldout_orpo_loss", "heldout_nll", "router_kl_drift"]),
+            (
+                .dpo(DPOSettings()), "dpo.jsonl",
+                ["preference_accuracy", "likelihood_accuracy", "reward_margin", "heldout_dpo_loss", "router_kl_drift"]
+            ),
+            (
+                .orpo(ORPOSettings()), "dpo.jsonl",
+                ["preference_accuracy", "likelihood_accuracy", "heldout_orpo_loss", "heldout_nll", "router_kl_drift"]
+            ),
             (.grpo(grpo), "grpo.jsonl", ["mean_reward", "definition_f1", "router_kl_drift"]),
-            (.distill(DistillationSettings(teacher: fixture.base)), "sft.jsonl", ["heldout_ce", "heldout_kd", "teacher_heldout_ce", "router_kl_drift"]),
-            (.distill(DistillationSettings(teacher: teacher)), "sft.jsonl", ["heldout_ce", "heldout_kd", "teacher_heldout_ce", "router_kl_drift"]),
+            (
+                .distill(DistillationSettings(teacher: fixture.base)), "sft.jsonl",
+                ["heldout_ce", "heldout_kd", "teacher_heldout_ce", "router_kl_drift"]
+            ),
+            (
+                .distill(DistillationSettings(teacher: teacher)), "sft.jsonl",
+                ["heldout_ce", "heldout_kd", "teacher_heldout_ce", "router_kl_drift"]
+            )
         ]
         for (objective, data, metrics) in stages {
             let settings = try fixture.settings(objective, data: data)

@@ -59,14 +59,18 @@ final class KillTests: XCTestCase {
     func pretrainArguments(output: URL, steps: Int, extra: [String] = []) throws -> [String] {
         let data = output.deletingLastPathComponent().appendingPathComponent("train.jsonl")
         if !FileManager.default.fileExists(atPath: data.path) {
-            let lines = (0..<40).map { "{\"text\": \"It is a truth universally acknowledged, number \($0), that a single man must be in want of a wife.\"}" }
+            let lines = (0..<40).map {
+                "{\"text\": \"It is a truth universally acknowledged, number \($0), that a single man must be in want of a wife.\"}"
+            }
             try lines.joined(separator: "\n").write(to: data, atomically: true, encoding: .utf8)
         }
-        return ["train", "pretrain", "--data", data.path, "--out", output.path, "--steps", "\(steps)", "--backend", "swift",
-                "--vocab-size", "300", "--hidden", "16", "--layers", "2", "--heads", "2", "--kv-heads", "1", "--head-dim", "8",
-                "--kv-latent", "8", "--rope-dim", "4", "--window", "8", "--experts", "4", "--top-k", "2", "--expert-width", "16",
-                "--shared-width", "16", "--lookahead", "2", "--seq-len", "12", "--batch", "2", "--warmup", "1",
-                "--eval-every", "4", "--eval-sequences", "2", "--checkpoint-every", "1"] + extra
+        return [
+            "train", "pretrain", "--data", data.path, "--out", output.path, "--steps", "\(steps)", "--backend", "swift",
+            "--vocab-size", "300", "--hidden", "16", "--layers", "2", "--heads", "2", "--kv-heads", "1", "--head-dim", "8",
+            "--kv-latent", "8", "--rope-dim", "4", "--window", "8", "--experts", "4", "--top-k", "2", "--expert-width", "16",
+            "--shared-width", "16", "--lookahead", "2", "--seq-len", "12", "--batch", "2", "--warmup", "1",
+            "--eval-every", "4", "--eval-sequences", "2", "--checkpoint-every", "1"
+        ] + extra
     }
 
     func contents(_ directory: URL, _ names: [String]) throws -> [Data] {
@@ -99,8 +103,9 @@ final class KillTests: XCTestCase {
         // is made sure of by the last run, killed as soon as its first snapshot is named.
         let output = try Fixtures.temporaryDirectory().appendingPathComponent("run")
         let latest = output.appendingPathComponent("checkpoints/latest").path
-        XCTAssertTrue(try kill(pretrainArguments(output: output, steps: 8), when: { FileManager.default.fileExists(atPath: latest) }),
-                      "killed before it finished")
+        XCTAssertTrue(
+            try kill(pretrainArguments(output: output, steps: 8), when: { FileManager.default.fileExists(atPath: latest) }),
+            "killed before it finished")
         let rerun = try chronos(pretrainArguments(output: output, steps: 8, extra: ["--resume"]))
         XCTAssertEqual(rerun.status, 0, rerun.output)
         XCTAssertTrue(rerun.output.contains("resuming at step") || resumed > 0, rerun.output)
@@ -144,8 +149,10 @@ final class KillTests: XCTestCase {
                 XCTAssertTrue(try kill(arguments, when: appeared), "killed before it finished")
             }
             // Whatever the kill left either generates or names `chronos pack` as the remedy.
-            let generate = try chronos(["generate", "--model", directory.path, "--prompt-ids", "1,2,3", "--max-tokens", "2",
-                                        "--temperature", "0", "--expert-budget", "0.5", "--print-ids"])
+            let generate = try chronos([
+                "generate", "--model", directory.path, "--prompt-ids", "1,2,3", "--max-tokens", "2",
+                "--temperature", "0", "--expert-budget", "0.5", "--print-ids"
+            ])
             XCTAssertTrue(generate.status == 0 || generate.output.contains("chronos pack"), "killed \(moment): \(generate.output)")
             let rerun = try chronos(arguments)
             XCTAssertEqual(rerun.status, 0, "killed \(moment): \(rerun.output)")

@@ -1,7 +1,8 @@
 import ChronosModel
 import ChronosTensor
-@testable import ChronosTraining
 import XCTest
+
+@testable import ChronosTraining
 
 final class OptimizerTests: XCTestCase {
     func testAdamWMatchesTheFormulaByHand() {
@@ -57,25 +58,36 @@ final class OptimizerTests: XCTestCase {
     /// A resumed run's reference routers come from its snapshot; one missing or of another shape
     /// is an error naming it, not a trap at the first step.
     func testReferenceRoutersThatDoNotFitTheModelAreRefused() throws {
-        let configuration = ChronosConfiguration(vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
-                                                 headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
-                                                 expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
-                                                 sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+        let configuration = ChronosConfiguration(
+            vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
+            headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
+            expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
+            sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
         let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 3)
-        let routers = ChronosTrainer.referenceRouters(fromFrozen: try ChronosTrainer(
-            configuration: configuration, weights: weights, settings: OptimizationSettings()).frozenTensors)
-        XCTAssertNoThrow(try ChronosTrainer(configuration: configuration, weights: weights, settings: OptimizationSettings(),
-                                            referenceRouters: routers))
+        let routers = ChronosTrainer.referenceRouters(
+            fromFrozen: try ChronosTrainer(
+                configuration: configuration, weights: weights, settings: OptimizationSettings()
+            ).frozenTensors)
+        XCTAssertNoThrow(
+            try ChronosTrainer(
+                configuration: configuration, weights: weights, settings: OptimizationSettings(),
+                referenceRouters: routers))
         var missing = routers
         missing[1] = nil
-        XCTAssertThrowsError(try ChronosTrainer(configuration: configuration, weights: weights, settings: OptimizationSettings(),
-                                                referenceRouters: missing)) { error in
+        XCTAssertThrowsError(
+            try ChronosTrainer(
+                configuration: configuration, weights: weights, settings: OptimizationSettings(),
+                referenceRouters: missing)
+        ) { error in
             XCTAssertTrue("\(error)".contains("frozen.router.1"), "\(error)")
         }
         var narrow = routers
         narrow[0] = Tensor(zeros: [4, 8])
-        XCTAssertThrowsError(try ChronosTrainer(configuration: configuration, weights: weights, settings: OptimizationSettings(),
-                                                referenceRouters: narrow)) { error in
+        XCTAssertThrowsError(
+            try ChronosTrainer(
+                configuration: configuration, weights: weights, settings: OptimizationSettings(),
+                referenceRouters: narrow)
+        ) { error in
             XCTAssertTrue("\(error)".contains("frozen.router.0"), "\(error)")
         }
     }
@@ -83,10 +95,11 @@ final class OptimizerTests: XCTestCase {
     /// A step's sequences are spread over one model replica per compute thread; the gradient
     /// the optimiser sees must still be the mean of every sequence's, as one model computes it.
     func testAStepSpreadOverReplicasCarriesTheGradientOfEverySequence() throws {
-        let configuration = ChronosConfiguration(vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
-                                                 headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
-                                                 expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
-                                                 sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+        let configuration = ChronosConfiguration(
+            vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
+            headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
+            expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
+            sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
         let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 3)
         var settings = OptimizationSettings()
         settings.fallbackMaskProbability = 0
@@ -97,8 +110,9 @@ final class OptimizerTests: XCTestCase {
             let output = try model.forward(Array(ids.dropLast()), cache: model.makeCache(), options: .recordingAll)
             return Tensor.crossEntropy(logits: output.logits, targets: Array(ids.dropFirst())) + trainer.chronosTerms(output).weighted
         }
-        let single = try TransformerLanguageModel(configuration: configuration,
-                                              weights: weights.mapValues { $0.converted(to: .f32).copy().requiringGradient() })
+        let single = try TransformerLanguageModel(
+            configuration: configuration,
+            weights: weights.mapValues { $0.converted(to: .f32).copy().requiringGradient() })
         for ids in sequences {
             try Autograd.recording { Autograd.backward(try loss(single, ids).scaled(by: 1 / Float(sequences.count))) }
         }

@@ -11,24 +11,29 @@ final class PipelineTests: XCTestCase {
     func configuration(_ fixture: FineTuneFixture) throws -> URL {
         let text = (0..<40).map { i in
             let item = FineTuneFixture.items[i % FineTuneFixture.items.count]
-            return try! String(decoding: JSONSerialization.data(withJSONObject: ["text": "\(FineTuneFixture.question(item.word)) "
-                + FineTuneFixture.answer(item.word, item.pos, item.definition)]), as: UTF8.self)
+            return try! String(
+                decoding: JSONSerialization.data(withJSONObject: [
+                    "text": "\(FineTuneFixture.question(item.word)) "
+                        + FineTuneFixture.answer(item.word, item.pos, item.definition)
+                ]), as: UTF8.self)
         }
         try text.joined(separator: "\n").write(to: fixture.url("text.jsonl"), atomically: true, encoding: .utf8)
         try text.prefix(8).joined(separator: "\n").write(to: fixture.url("text_heldout.jsonl"), atomically: true, encoding: .utf8)
         let model = try JSONSerialization.jsonObject(with: JSONEncoder().encode(FineTuneFixture.model))
         let config: [String: Any] = [
             "output": "runs", "tokenizer": "base", "model": model,
-            "defaults": ["steps": 2, "batch_size": 2, "warmup_steps": 1, "learning_rate": 3e-3, "eval_every": 1, "checkpoint_every": 1,
-                         "eval_examples": 2, "generation_examples": 2, "max_new_tokens": 4, "eval_sequences": 2],
+            "defaults": [
+                "steps": 2, "batch_size": 2, "warmup_steps": 1, "learning_rate": 3e-3, "eval_every": 1, "checkpoint_every": 1,
+                "eval_examples": 2, "generation_examples": 2, "max_new_tokens": 4, "eval_sequences": 2
+            ],
             "stages": [
                 ["stage": "pretrain", "data": "text.jsonl", "heldout": "text_heldout.jsonl", "seq_len": 12],
                 ["stage": "sft", "data": "sft.jsonl", "eval_prompts": "grpo.jsonl"],
                 ["stage": "dpo", "data": "dpo.jsonl", "beta": 0.2],
                 ["stage": "orpo", "data": "dpo.jsonl"],
                 ["stage": "grpo", "data": "grpo.jsonl", "group_size": 2, "reward": "definition-f1"],
-                ["stage": "distill", "data": "sft.jsonl", "teacher": "sft", "steps": 1],
-            ],
+                ["stage": "distill", "data": "sft.jsonl", "teacher": "sft", "steps": 1]
+            ]
         ]
         let url = fixture.url("pipeline.json")
         try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: url)
@@ -49,10 +54,11 @@ final class PipelineTests: XCTestCase {
 
         // The first run stops at DPO's first snapshot.
         var started: [TrainingStage] = []
-        XCTAssertThrowsError(try PipelineRun(configuration: configuration).run { event in
-            if case let .stageStarted(stage, _) = event { started.append(stage) }
-            if case .stage(.checkpoint(1)) = event, started.last == .dpo { throw Interrupted() }
-        })
+        XCTAssertThrowsError(
+            try PipelineRun(configuration: configuration).run { event in
+                if case .stageStarted(let stage, _) = event { started.append(stage) }
+                if case .stage(.checkpoint(1)) = event, started.last == .dpo { throw Interrupted() }
+            })
         XCTAssertEqual(started, [.pretrain, .sft, .dpo])
         XCTAssertFalse(try PipelineReport.read(configuration).complete)
 
@@ -60,9 +66,9 @@ final class PipelineTests: XCTestCase {
         var events: [String] = []
         let report = try PipelineRun(configuration: configuration).run { event in
             switch event {
-            case let .stageSkipped(result): events.append("skip \(result.stage.rawValue)")
-            case let .stageStarted(stage, resuming): events.append("\(resuming ? "resume" : "start") \(stage.rawValue)")
-            case let .stage(.started(_, _, _, _, resumedAt)) where resumedAt > 0: events.append("at \(resumedAt)")
+            case .stageSkipped(let result): events.append("skip \(result.stage.rawValue)")
+            case .stageStarted(let stage, let resuming): events.append("\(resuming ? "resume" : "start") \(stage.rawValue)")
+            case .stage(.started(_, _, _, _, let resumedAt)) where resumedAt > 0: events.append("at \(resumedAt)")
             default: break
             }
         }
@@ -83,7 +89,7 @@ final class PipelineTests: XCTestCase {
         // Each stage's directory is a loadable checkpoint, and a third run has nothing left to do.
         for stage in TrainingStage.allCases { XCTAssertNoThrow(try ModelRegistry.load(directory: configuration.directory(of: stage))) }
         var again: [String] = []
-        try PipelineRun(configuration: configuration).run { if case let .stageSkipped(result) = $0 { again.append(result.stage.rawValue) } }
+        try PipelineRun(configuration: configuration).run { if case .stageSkipped(let result) = $0 { again.append(result.stage.rawValue) } }
         XCTAssertEqual(again, TrainingStage.allCases.map(\.rawValue))
     }
 
@@ -94,19 +100,30 @@ final class PipelineTests: XCTestCase {
                 return "no error"
             } catch { return "\(error)" }
         }
-        XCTAssertEqual(error(#"{"output": "o", "stages": [{"stage": "sft", "data": "d", "bta": 1}]}"#), "p.json: stage sft: unknown key \"bta\"")
-        XCTAssertEqual(error(#"{"output": "o", "stages": [{"stage": "dpo", "data": "d"}, {"stage": "sft", "data": "d"}]}"#),
-                       "p.json: stage sft comes after dpo; stages run once each, in pipeline order")
-        XCTAssertEqual(error(#"{"output": "o", "stages": [{"stage": "grpo", "data": "d", "reward": "vibes"}]}"#),
-                       "p.json: stage grpo: \"reward\" must be one of definition-f1, length-diversity, model-likelihood")
-        XCTAssertEqual(error(#"{"output": "o", "stages": [{"stage": "distill", "data": "d", "teacher": "sft"}]}"#),
-                       "p.json: stage distill: teacher stage sft does not run before distill")
-        XCTAssertEqual(error(#"{"output": "o", "defaults": {"stesp": 3}, "stages": [{"stage": "sft", "data": "d"}]}"#),
-                       "p.json: defaults: unknown key \"stesp\"")
-        XCTAssertEqual(error(#"{"output": "o", "stages": [{"stage": "sft", "data": "d", "steps": "ten"}]}"#),
-                       "p.json: stage sft: \"steps\" is not a number")
-        XCTAssertThrowsError(try PipelineRun(configuration: PipelineConfiguration(
-            json: Data(#"{"output": "/tmp/none", "stages": [{"stage": "sft", "data": "d"}]}"#.utf8), baseDirectory: URL(fileURLWithPath: "/tmp"))).run()) { error in
+        XCTAssertEqual(
+            error(#"{"output": "o", "stages": [{"stage": "sft", "data": "d", "bta": 1}]}"#), "p.json: stage sft: unknown key \"bta\"")
+        XCTAssertEqual(
+            error(#"{"output": "o", "stages": [{"stage": "dpo", "data": "d"}, {"stage": "sft", "data": "d"}]}"#),
+            "p.json: stage sft comes after dpo; stages run once each, in pipeline order")
+        XCTAssertEqual(
+            error(#"{"output": "o", "stages": [{"stage": "grpo", "data": "d", "reward": "vibes"}]}"#),
+            "p.json: stage grpo: \"reward\" must be one of definition-f1, length-diversity, model-likelihood")
+        XCTAssertEqual(
+            error(#"{"output": "o", "stages": [{"stage": "distill", "data": "d", "teacher": "sft"}]}"#),
+            "p.json: stage distill: teacher stage sft does not run before distill")
+        XCTAssertEqual(
+            error(#"{"output": "o", "defaults": {"stesp": 3}, "stages": [{"stage": "sft", "data": "d"}]}"#),
+            "p.json: defaults: unknown key \"stesp\"")
+        XCTAssertEqual(
+            error(#"{"output": "o", "stages": [{"stage": "sft", "data": "d", "steps": "ten"}]}"#),
+            "p.json: stage sft: \"steps\" is not a number")
+        XCTAssertThrowsError(
+            try PipelineRun(
+                configuration: PipelineConfiguration(
+                    json: Data(#"{"output": "/tmp/none", "stages": [{"stage": "sft", "data": "d"}]}"#.utf8),
+                    baseDirectory: URL(fileURLWithPath: "/tmp"))
+            ).run()
+        ) { error in
             XCTAssertTrue("\(error)".contains("no checkpoint to start from"), "\(error)")
         }
     }
@@ -133,4 +150,3 @@ final class ShippedPipelineConfigurationTests: XCTestCase {
         }
     }
 }
-

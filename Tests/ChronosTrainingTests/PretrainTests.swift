@@ -22,9 +22,10 @@ final class PretrainTests: XCTestCase {
         let tokenizer = try trainer.train()
         try tokenizer.write(to: dir.appendingPathComponent("tokenizer.json"))
         try TokenizerConfig.chronosChat.write(to: dir.appendingPathComponent("tokenizer_config.json"), addedTokens: tokenizer.addedTokens)
-        let model = ChronosConfiguration(hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1, headDim: 8,
-                                         kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4, expertsPerToken: 2,
-                                         sharedExperts: 1, moeIntermediateSize: 16, sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+        let model = ChronosConfiguration(
+            hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1, headDim: 8,
+            kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4, expertsPerToken: 2,
+            sharedExperts: 1, moeIntermediateSize: 16, sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
         var optimization = OptimizationSettings()
         optimization.steps = 6
         optimization.batchSize = 2
@@ -41,8 +42,8 @@ final class PretrainTests: XCTestCase {
     func losses(_ run: PretrainRun, start: RunStart, stopAtCheckpoint: Int? = nil) throws -> [Int: Float] {
         var losses: [Int: Float] = [:]
         try run.run(start: start) { event in
-            if case let .step(report, _, _) = event { losses[report.step] = report.parts["loss"] }
-            if case let .checkpoint(step) = event, step == stopAtCheckpoint { throw Interrupted() }
+            if case .step(let report, _, _) = event { losses[report.step] = report.parts["loss"] }
+            if case .checkpoint(let step) = event, step == stopAtCheckpoint { throw Interrupted() }
         }
         return losses
     }
@@ -82,14 +83,17 @@ final class PretrainTests: XCTestCase {
         // `latest` gone, pointing out of the run, and the newest snapshot truncated: the resume
         // continues from step 3 on the same curve; the temporary files of killed writes go.
         try FileManager.default.removeItem(at: checkpoints.appendingPathComponent("latest"))
-        try FileManager.default.createSymbolicLink(at: checkpoints.appendingPathComponent("latest"),
-                                                   withDestinationURL: URL(fileURLWithPath: "/etc"))
+        try FileManager.default.createSymbolicLink(
+            at: checkpoints.appendingPathComponent("latest"),
+            withDestinationURL: URL(fileURLWithPath: "/etc"))
         let state = checkpoints.appendingPathComponent("step-0000006/\(Checkpoint.stateFileName)")
         let handle = try FileHandle(forWritingTo: state)
         try handle.truncate(atOffset: 100)
         try handle.close()
-        let stale = [output.appendingPathComponent(".config.json.\(UUID().uuidString).tmp"),
-                     checkpoints.appendingPathComponent(".step-0000009.\(UUID().uuidString).tmp")]
+        let stale = [
+            output.appendingPathComponent(".config.json.\(UUID().uuidString).tmp"),
+            checkpoints.appendingPathComponent(".step-0000009.\(UUID().uuidString).tmp")
+        ]
         for url in stale { try Data("partial".utf8).write(to: url) }
         let resumed = try losses(PretrainRun(settings: settings), start: .resume)
         XCTAssertEqual(resumed.keys.sorted(), [4, 5, 6])

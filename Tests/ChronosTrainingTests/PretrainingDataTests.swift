@@ -1,8 +1,9 @@
 import ChronosFormats
 import ChronosTestSupport
-@testable import ChronosTraining
 import Foundation
 import XCTest
+
+@testable import ChronosTraining
 
 final class PretrainingDataTests: XCTestCase {
     /// A byte-level tokenizer without merges: each byte is its own id and `<|endoftext|>` is 256.
@@ -87,8 +88,9 @@ final class PretrainingDataTests: XCTestCase {
 
         var reseeded = try PretrainingBatches(sequences: Self.numbered, batchSize: 10, seed: 43)
         XCTAssertNotEqual(reseeded.next()?.sequences, Array(epochs[0].prefix(10)))
-        XCTAssertEqual(PretrainingBatches.order(epoch: 5, count: 103, seed: 42),
-                       PretrainingBatches.order(epoch: 5, count: 103, seed: 42))
+        XCTAssertEqual(
+            PretrainingBatches.order(epoch: 5, count: 103, seed: 42),
+            PretrainingBatches.order(epoch: 5, count: 103, seed: 42))
         XCTAssertEqual(PretrainingBatches.order(epoch: 5, count: 103, seed: 42).sorted(), Array(0..<103))
     }
 
@@ -121,7 +123,7 @@ final class PretrainingDataTests: XCTestCase {
         (#""just a string""#, "not a JSON object"),
         (#"{"body": "no text field"}"#, "no \"text\" field"),
         (#"{"text": 42}"#, "\"text\" is not a string"),
-        (#"{"text": null}"#, "\"text\" is not a string"),
+        (#"{"text": null}"#, "\"text\" is not a string")
     ]
 
     func testMalformedLinesNameTheFileAndLine() throws {
@@ -149,13 +151,17 @@ final class PretrainingDataTests: XCTestCase {
 
     func testTokenizedCorpusMatchesEncodingEachDocument() throws {
         var trainer = TokenizerTrainer(vocabularySize: 300)
-        let texts = ["It is a truth universally acknowledged,", "that a single man in possession of a good fortune,",
-                     "must be in want of a wife. Ünïcödé ✓"]
+        let texts = [
+            "It is a truth universally acknowledged,", "that a single man in possession of a good fortune,",
+            "must be in want of a wife. Ünïcödé ✓"
+        ]
         trainer.add(contentsOf: texts + texts)
         let tokenizer = try trainer.train()
-        let url = try file("docs.jsonl", try texts.map {
-            String(decoding: try JSONEncoder().encode(["text": $0]), as: UTF8.self)
-        }.joined(separator: "\n") + "\n")
+        let url = try file(
+            "docs.jsonl",
+            try texts.map {
+                String(decoding: try JSONEncoder().encode(["text": $0]), as: UTF8.self)
+            }.joined(separator: "\n") + "\n")
         let corpus = try TokenizedCorpus(jsonl: [url], tokenizer: tokenizer)
         let endOfText = try XCTUnwrap(tokenizer.id(forToken: "<|endoftext|>"))
         XCTAssertEqual(corpus.tokens.map(Int.init), texts.flatMap { tokenizer.encode($0) + [endOfText] })

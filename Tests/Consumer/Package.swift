@@ -15,6 +15,6 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "ChronosConsumer",
-            dependencies: [.product(name: "ChronosTensor", package: "chronos"), .product(name: "ChronosModel", package: "chronos")]),
+            dependencies: [.product(name: "ChronosTensor", package: "chronos"), .product(name: "ChronosModel", package: "chronos")])
     ]
 )

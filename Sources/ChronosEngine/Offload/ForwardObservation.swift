@@ -32,8 +32,9 @@ public struct ForwardObservation: Sendable {
     /// distributions for the last token and the last token's row of each hidden state kept.
     public init(output: ForwardOutput, ids: [Int]) {
         let last = ids.count - 1
-        self.init(positionOffset: output.positionOffset, ids: ids, logits: output.logits,
-                  lookaheadProbabilities: output.lookahead.map { $0.row(last) },
-                  hidden: output.hidden.mapValues { $0.slice(last..<(last + 1)).contiguous() })
+        self.init(
+            positionOffset: output.positionOffset, ids: ids, logits: output.logits,
+            lookaheadProbabilities: output.lookahead.map { $0.row(last) },
+            hidden: output.hidden.mapValues { $0.slice(last..<(last + 1)).contiguous() })
     }
 }

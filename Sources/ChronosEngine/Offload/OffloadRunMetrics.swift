@@ -87,9 +87,10 @@ public struct OffloadRunMetrics: Sendable, Codable {
 
     /// One line for the end of `chronos generate`: tokens/s, hit rate, stall, bytes read, prediction recall.
     public var summaryLine: String {
-        var line = String(format: "experts %@ (%@, budget %.1f%% = %@): %.2f tokens/s, hit rate %.1f%%, stall %.2f ms/token, read %@/token",
-                          mode.rawValue, policy?.rawValue ?? "-", Double(budgetBytes) / Double(max(1, totalExpertBytes)) * 100,
-                          Self.bytes(Double(budgetBytes)), tokensPerSecond, hitRate * 100, stallMsPerToken, Self.bytes(bytesReadPerToken))
+        var line = String(
+            format: "experts %@ (%@, budget %.1f%% = %@): %.2f tokens/s, hit rate %.1f%%, stall %.2f ms/token, read %@/token",
+            mode.rawValue, policy?.rawValue ?? "-", Double(budgetBytes) / Double(max(1, totalExpertBytes)) * 100,
+            Self.bytes(Double(budgetBytes)), tokensPerSecond, hitRate * 100, stallMsPerToken, Self.bytes(bytesReadPerToken))
         line += ", peak \(Self.bytes(Double(peakExpertBytes)))"
         if fallbacks > 0 { line += ", \(fallbacks) fallbacks" }
         if faults > 0 { line += ", \(faults) faults" }

@@ -125,11 +125,12 @@ public final class OffloadSession: ForwardObserver {
             decodeSteps += 1
         }
         if let lookahead = offloaded.lookahead { forecast = earlyForecast ?? lookahead.predict(after: observation) }
-        onSnapshot?(OffloadSnapshot(
-            isPrefill: phase == .prefill, position: observation.lastPosition, decodeSteps: decodeSteps,
-            elapsedSeconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9,
-            storage: offloaded.storageMetrics()?.since(start), residentBytes: offloaded.store?.residentBytes() ?? [:],
-            fallbackSlots: prefillFallbackSlots + decodeFallbackSlots))
+        onSnapshot?(
+            OffloadSnapshot(
+                isPrefill: phase == .prefill, position: observation.lastPosition, decodeSteps: decodeSteps,
+                elapsedSeconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9,
+                storage: offloaded.storageMetrics()?.since(start), residentBytes: offloaded.store?.residentBytes() ?? [:],
+                fallbackSlots: prefillFallbackSlots + decodeFallbackSlots))
     }
 
     // MARK: ForwardObserver

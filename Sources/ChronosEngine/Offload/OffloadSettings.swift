@@ -1,5 +1,5 @@
-import ChronosTensor
 import ChronosStorage
+import ChronosTensor
 
 /// Where a run keeps routed experts: the four baselines of a storage benchmark.
 public enum ExpertResidencyMode: String, Sendable, CaseIterable, Codable {
@@ -71,11 +71,13 @@ public struct OffloadSettings: Sendable, Equatable {
     public var previewThreshold: Double
 
     /// Settings with every field given or defaulted.
-    public init(mode: ExpertResidencyMode = .chronos, budget: ExpertBudget = .fraction(1), policy: MissPolicy = .wait,
-                eviction: EvictionPolicy? = nil, stagingFraction: Double? = nil, ioThreads: Int = 2, retries: Int = 2,
-                disk: DiskModel? = nil, cold: Bool = false, faults: [InjectedFault] = [],
-                predictors: PredictorSelection = PredictorSelection(), lookaheadExperts: Int? = nil, lookaheadChance: Double = 0.6,
-                promptSetShare: Double = 1, prefetchThreshold: Double = 0.3, previewThreshold: Double = 0.6) {
+    public init(
+        mode: ExpertResidencyMode = .chronos, budget: ExpertBudget = .fraction(1), policy: MissPolicy = .wait,
+        eviction: EvictionPolicy? = nil, stagingFraction: Double? = nil, ioThreads: Int = 2, retries: Int = 2,
+        disk: DiskModel? = nil, cold: Bool = false, faults: [InjectedFault] = [],
+        predictors: PredictorSelection = PredictorSelection(), lookaheadExperts: Int? = nil, lookaheadChance: Double = 0.6,
+        promptSetShare: Double = 1, prefetchThreshold: Double = 0.3, previewThreshold: Double = 0.6
+    ) {
         self.mode = mode
         self.budget = budget
         self.policy = policy
@@ -108,8 +110,8 @@ public struct OffloadSettings: Sendable, Equatable {
         try InvalidSetting.check("prompt_set_share", promptSetShare, in: 0...1)
         try InvalidSetting.check("prefetch_threshold", prefetchThreshold, in: 0...1)
         try InvalidSetting.check("preview_threshold", previewThreshold, in: 0...1)
-        if case let .fraction(fraction) = budget { try InvalidSetting.check("expert_budget", fraction, in: Double.ulpOfOne...1) }
-        if case let .bytes(bytes) = budget { try InvalidSetting.check("expert_budget", bytes, in: 1...ExpertBudget.largestByteCount) }
+        if case .fraction(let fraction) = budget { try InvalidSetting.check("expert_budget", fraction, in: Double.ulpOfOne...1) }
+        if case .bytes(let bytes) = budget { try InvalidSetting.check("expert_budget", bytes, in: 1...ExpertBudget.largestByteCount) }
     }
 
     /// The eviction policy in force.

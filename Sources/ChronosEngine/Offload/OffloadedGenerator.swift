@@ -48,8 +48,10 @@ public final class OffloadedGenerator {
 
     /// Generates for `request`, streaming tokens to `onToken` (return false to stop), and
     /// measures the run; `name` labels its metrics.
-    public func generate(_ request: GenerationRequest, name: String? = nil,
-                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> OffloadedGenerationResult {
+    public func generate(
+        _ request: GenerationRequest, name: String? = nil,
+        onToken: (GeneratedToken) -> Bool = { _ in true }
+    ) throws -> OffloadedGenerationResult {
         let session = OffloadSession(offloaded: offloaded, name: name)
         session.onSnapshot = { [self] snapshot in
             onSnapshot?(snapshot)

@@ -87,12 +87,14 @@ public final class OffloadedModel: @unchecked Sendable {
             let faulty = settings.faults.isEmpty ? nil : FaultInjectingDisk(wrapping: base, faults: settings.faults)
             let store = try ExpertStore(
                 cache: cache, disk: faulty ?? base,
-                settings: ExpertStoreSettings(budget: Self.tiers(total: budgetBytes, expertBytes: cache.totalExpertBytes, settings: settings,
-                                                                 largestExpert: cache.manifest.largestExpertBytes),
-                                              policy: settings.policy, eviction: settings.resolvedEviction,
-                                              ioThreads: settings.ioThreads, retries: settings.retries,
-                                              prefetchThreshold: settings.prefetchThreshold,
-                                              previewThreshold: settings.previewThreshold))
+                settings: ExpertStoreSettings(
+                    budget: Self.tiers(
+                        total: budgetBytes, expertBytes: cache.totalExpertBytes, settings: settings,
+                        largestExpert: cache.manifest.largestExpertBytes),
+                    policy: settings.policy, eviction: settings.resolvedEviction,
+                    ioThreads: settings.ioThreads, retries: settings.retries,
+                    prefetchThreshold: settings.prefetchThreshold,
+                    previewThreshold: settings.previewThreshold))
             backing = .tiered(store)
             do {
                 model = try ModelRegistry.load(directory: directory, experts: store)
@@ -124,21 +126,22 @@ public final class OffloadedModel: @unchecked Sendable {
     /// every expert (nothing is left to predict), when the hot set gets everything.
     public static func tiers(total: Int, expertBytes: Int, settings: OffloadSettings, largestExpert: Int) -> ResidencyBudget {
         let hot = max(ResidencyBudget(total: total, stagingFraction: settings.resolvedStagingFraction).hot, largestExpert)
-        return total - hot >= largestExpert && total < expertBytes ? ResidencyBudget(hot: hot, staging: total - hot)
-                                                                    : ResidencyBudget(hot: total, staging: 0)
+        return total - hot >= largestExpert && total < expertBytes
+            ? ResidencyBudget(hot: hot, staging: total - hot)
+            : ResidencyBudget(hot: total, staging: 0)
     }
 
     /// The tiered store (`lru`, `chronos`), nil for the other backings.
     public var store: ExpertStore? {
-        if case let .tiered(store) = backing { store } else { nil }
+        if case .tiered(let store) = backing { store } else { nil }
     }
 
     /// The storage counters so far (nil for `resident`).
     public func storageMetrics() -> StorageMetrics? {
         switch backing {
         case .resident: nil
-        case let .mapped(mapped): mapped.metrics()
-        case let .tiered(store): store.metrics()
+        case .mapped(let mapped): mapped.metrics()
+        case .tiered(let store): store.metrics()
         }
     }
 
@@ -158,7 +161,9 @@ public final class OffloadedModel: @unchecked Sendable {
     public func close(finalising metrics: OffloadRunMetrics) -> OffloadRunMetrics {
         close()
         var metrics = metrics
-        if let final = storageMetrics() { metrics.decode.wastedPrefetchBytes = final.wastedPrefetchBytes - metrics.prefill.wastedPrefetchBytes }
+        if let final = storageMetrics() {
+            metrics.decode.wastedPrefetchBytes = final.wastedPrefetchBytes - metrics.prefill.wastedPrefetchBytes
+        }
         return metrics
     }
 
@@ -173,11 +178,13 @@ public final class OffloadedModel: @unchecked Sendable {
         if settings.predictors.lookahead {
             let perOffset = settings.lookaheadExperts ?? summary.expertsPerToken
             if let head = try TrainedLookaheadHead.load(from: directory, summary: summary) {
-                lookahead = TrainedLookaheadPredictor(head: head, topK: summary.expertsPerToken, expertsPerOffset: perOffset,
-                                                      minimumChance: settings.lookaheadChance)
+                lookahead = TrainedLookaheadPredictor(
+                    head: head, topK: summary.expertsPerToken, expertsPerOffset: perOffset,
+                    minimumChance: settings.lookaheadChance)
             } else if let horizon = summary.lookaheadSteps, horizon > 0 {
-                lookahead = ChronosLookaheadPredictor(summary: summary, horizon: horizon, expertsPerOffset: perOffset,
-                                                      minimumChance: settings.lookaheadChance)
+                lookahead = ChronosLookaheadPredictor(
+                    summary: summary, horizon: horizon, expertsPerOffset: perOffset,
+                    minimumChance: settings.lookaheadChance)
             }
         }
         if settings.predictors.intent, let classifier = try IntentClassifier.load(from: directory, summary: summary) {

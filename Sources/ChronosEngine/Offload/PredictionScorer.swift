@@ -38,8 +38,10 @@ public final class PredictionScorer {
     /// position + k), with a frequency baseline of the same sizes taken from the counts so far.
     public func recordLookahead(after position: Int, _ predictions: [[ExpertKey]]) {
         guard !predictions.isEmpty else { return }
-        let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : ($0.key.layer, $0.key.expert) < ($1.key.layer, $1.key.expert) }
-            .map(\.key)
+        let ranked = counts.sorted {
+            $0.value != $1.value ? $0.value > $1.value : ($0.key.layer, $0.key.expert) < ($1.key.layer, $1.key.expert)
+        }
+        .map(\.key)
         lookahead.append((position, predictions, predictions.map { Array(ranked.prefix(Set($0).count)) }))
     }
 

@@ -76,7 +76,8 @@ public final class RepetitionPredictor {
             if length > bestLength { (best, bestLength) = (j, length) }
         }
         guard bestLength >= minimumMatch else { return nil }
-        return Prediction(steps: (0..<min(horizon, last - best)).map { routing[best + $0] },
-                          matched: min(bestLength, Self.longMatch))
+        return Prediction(
+            steps: (0..<min(horizon, last - best)).map { routing[best + $0] },
+            matched: min(bestLength, Self.longMatch))
     }
 }

@@ -38,7 +38,8 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: NestedKeys.self)
         ropeTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? 10_000
-        ropeType = try c.decodeIfPresent(String.self, forKey: .ropeType)
+        ropeType =
+            try c.decodeIfPresent(String.self, forKey: .ropeType)
             ?? c.decodeIfPresent(String.self, forKey: .type) ?? "default"
     }
 
@@ -50,14 +51,16 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
         if c.contains(.ropeParameters), try !c.decodeNil(forKey: .ropeParameters) {
             let nested = try c.nestedContainer(keyedBy: NestedKeys.self, forKey: .ropeParameters)
             let theta = try nested.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? topLevelTheta ?? defaultTheta
-            let type = try nested.decodeIfPresent(String.self, forKey: .ropeType)
+            let type =
+                try nested.decodeIfPresent(String.self, forKey: .ropeType)
                 ?? nested.decodeIfPresent(String.self, forKey: .type) ?? "default"
             return RoPEParameters(ropeTheta: theta, ropeType: type)
         }
         var type = "default"
         if c.contains(.ropeScaling), try !c.decodeNil(forKey: .ropeScaling) {
             let scaling = try c.nestedContainer(keyedBy: NestedKeys.self, forKey: .ropeScaling)
-            type = try scaling.decodeIfPresent(String.self, forKey: .ropeType)
+            type =
+                try scaling.decodeIfPresent(String.self, forKey: .ropeType)
                 ?? scaling.decodeIfPresent(String.self, forKey: .type) ?? "default"
         }
         return RoPEParameters(ropeTheta: topLevelTheta ?? defaultTheta, ropeType: type)
@@ -105,8 +108,9 @@ public enum ConfigurationLimits {
     /// Throws `malformedConfig` naming `field` of `file` unless `value` lies in `range`.
     static func check(_ value: Int, in range: ClosedRange<Int>, field: String, file: String) throws {
         guard range.contains(value) else {
-            throw ModelError.malformedConfig(file: file, field: field,
-                                             reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+            throw ModelError.malformedConfig(
+                file: file, field: field,
+                reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
         }
     }
 }
@@ -126,8 +130,9 @@ enum ConfigurationFile {
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
-            if case let .dataCorrupted(context) = error, context.codingPath.isEmpty,
-               let (field, value) = integerFieldHoldingNonInteger(T.self, in: data) {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+                let (field, value) = integerFieldHoldingNonInteger(T.self, in: data)
+            {
                 throw ModelError.malformedConfig(file: file, field: field, reason: "\(value) is not an integer (or is beyond 64 bits)")
             }
             throw malformed(error, file: file)
@@ -144,7 +149,8 @@ enum ConfigurationFile {
             if let dictionary = value as? [String: Any] {
                 for (key, child) in dictionary { collect(child, at: path + [key]) }
             } else if !(value is String), !(value is Bool), let number = (value as? NSNumber)?.doubleValue,
-                      number.rounded() != number || Swift.abs(number) >= 0x1p63 {
+                number.rounded() != number || Swift.abs(number) >= 0x1p63
+            {
                 candidates.append((path, number))
             }
         }
@@ -180,13 +186,13 @@ enum ConfigurationFile {
             }
         }
         switch error {
-        case let .keyNotFound(key, context):
+        case .keyNotFound(let key, let context):
             return .malformedConfig(file: file, field: path(context.codingPath + [key]), reason: "is missing")
-        case let .typeMismatch(type, context):
+        case .typeMismatch(let type, let context):
             return .malformedConfig(file: file, field: path(context.codingPath), reason: "expected \(describe(type))")
-        case let .valueNotFound(type, context):
+        case .valueNotFound(let type, let context):
             return .malformedConfig(file: file, field: path(context.codingPath), reason: "is null; expected \(describe(type))")
-        case let .dataCorrupted(context):
+        case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
                 return .malformedConfig(file: file, field: "", reason: "is not a valid JSON object")
             }

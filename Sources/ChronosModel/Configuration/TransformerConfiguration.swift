@@ -71,44 +71,47 @@ struct TransformerConfiguration: Sendable {
         try within(hiddenSize, Limits.width, "hidden_size")
         try within(layerCount, Limits.layers, "num_hidden_layers")
         try within(attentionHeads, Limits.heads, "num_attention_heads")
-        try check(keyValueHeads > 0 && attentionHeads % keyValueHeads == 0, "num_key_value_heads",
-                  "\(keyValueHeads) must be positive and divide num_attention_heads (\(attentionHeads))")
+        try check(
+            keyValueHeads > 0 && attentionHeads % keyValueHeads == 0, "num_key_value_heads",
+            "\(keyValueHeads) must be positive and divide num_attention_heads (\(attentionHeads))")
         try within(headDim, Limits.headWidth, "head_dim")
         try check(headDim % 2 == 0, "head_dim", "must be even for RoPE, got \(headDim)")
         try check(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps", "must be between 0 and 1 (exclusive), got \(rmsNormEps)")
         try check(ropeTheta > 0 && ropeTheta.isFinite, "rope_theta", "must be positive and finite, got \(ropeTheta)")
         if let maxPositionEmbeddings { try within(maxPositionEmbeddings, Limits.positions, "max_position_embeddings") }
-        try check(attention.count == layerCount && feedForward.count == layerCount, "num_hidden_layers",
-                  "\(layerCount) layers, but \(attention.count) attention and \(feedForward.count) feed-forward entries")
+        try check(
+            attention.count == layerCount && feedForward.count == layerCount, "num_hidden_layers",
+            "\(layerCount) layers, but \(attention.count) attention and \(feedForward.count) feed-forward entries")
         for layer in attention {
             switch layer {
-            case let .grouped(window):
+            case .grouped(let window):
                 if let window { try within(window, Limits.positions, "sliding_window") }
-            case let .latent(latentDim, ropeDim):
+            case .latent(let latentDim, let ropeDim):
                 try within(latentDim, Limits.width, "kv_latent_dim")
                 try within(ropeDim, Limits.headWidth, "rope_dim")
                 try check(ropeDim % 2 == 0, "rope_dim", "must be even, got \(ropeDim)")
             }
         }
-        for case let .mixture(mixture) in feedForward {
+        for case .mixture(let mixture) in feedForward {
             try within(mixture.expertCount, Limits.experts, "num_experts")
-            try check(mixture.topK > 0 && mixture.topK <= mixture.expertCount, "num_experts_per_tok",
-                      "\(mixture.topK) must be between 1 and the number of experts (\(mixture.expertCount))")
+            try check(
+                mixture.topK > 0 && mixture.topK <= mixture.expertCount, "num_experts_per_tok",
+                "\(mixture.topK) must be between 1 and the number of experts (\(mixture.expertCount))")
             try within(mixture.intermediateSize, Limits.width, "moe_intermediate_size")
             if let shared = mixture.shared { try within(shared.intermediateSize, Limits.width, "shared_expert_intermediate_size") }
         }
-        for case let .dense(size) in feedForward {
+        for case .dense(let size) in feedForward {
             try within(size, Limits.width, "intermediate_size")
         }
     }
 
     /// What `chronos inspect` shows.
     var summary: ModelSummary {
-        let mixtures = feedForward.compactMap { if case let .mixture(m) = $0 { m } else { nil } }
+        let mixtures = feedForward.compactMap { if case .mixture(let m) = $0 { m } else { nil } }
         return ModelSummary(
             modelType: modelType, architecture: architecture, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: layerCount, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
-            expertsPerLayer: feedForward.map { if case let .mixture(m) = $0 { m.expertCount } else { 0 } },
+            expertsPerLayer: feedForward.map { if case .mixture(let m) = $0 { m.expertCount } else { 0 } },
             expertsPerToken: mixtures.map(\.topK).max() ?? 0,
             hasSharedExpert: mixtures.contains { $0.shared != nil }, tiedEmbeddings: tieWordEmbeddings,
             bosTokenId: bosTokenId, eosTokenIds: eosTokenIds, maxPositionEmbeddings: maxPositionEmbeddings,
@@ -164,8 +167,9 @@ extension TransformerConfiguration {
     static func headDim(_ headDim: Int?, hiddenSize: Int, heads: Int, file: String) throws -> Int {
         if let headDim { return headDim }
         guard heads > 0, hiddenSize % heads == 0 else {
-            throw ModelError.malformedConfig(file: file, field: "num_attention_heads",
-                                             reason: "\(heads) does not divide hidden_size (\(hiddenSize)) and head_dim is not given")
+            throw ModelError.malformedConfig(
+                file: file, field: "num_attention_heads",
+                reason: "\(heads) does not divide hidden_size (\(hiddenSize)) and head_dim is not given")
         }
         return hiddenSize / heads
     }

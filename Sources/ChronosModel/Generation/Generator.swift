@@ -22,8 +22,10 @@ public struct GenerationRequest: Sendable {
     public var forcedIds: [Int]?
 
     /// A request with the given prompt and settings.
-    public init(promptIds: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
-                stopTokens: Set<Int> = [], stopStrings: [String] = [], ignoreEOS: Bool = false, forcedIds: [Int]? = nil) {
+    public init(
+        promptIds: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
+        stopTokens: Set<Int> = [], stopStrings: [String] = [], ignoreEOS: Bool = false, forcedIds: [Int]? = nil
+    ) {
         self.promptIds = promptIds
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -47,8 +49,9 @@ extension GenerationRequest {
         try InvalidSetting.check("max_tokens", maxTokens, in: Self.maxTokensRange)
         guard !promptIds.isEmpty else { throw InvalidSetting(name: "prompt", value: "of no tokens", expected: "at least one token") }
         if let context, promptIds.count >= context {
-            throw InvalidSetting(name: "prompt", value: "of \(promptIds.count) tokens",
-                                 expected: "at most \(max(0, context - 1)) tokens: the model's context (max_position_embeddings) is \(context)")
+            throw InvalidSetting(
+                name: "prompt", value: "of \(promptIds.count) tokens",
+                expected: "at most \(max(0, context - 1)) tokens: the model's context (max_position_embeddings) is \(context)")
         }
         for id in promptIds + (forcedIds ?? []) where !(0..<vocabularySize).contains(id) {
             throw InvalidSetting(name: "token id", value: "\(id)", expected: "an id in the vocabulary, between 0 and \(vocabularySize - 1)")
@@ -140,18 +143,23 @@ public final class Generator {
     }
 
     /// Generates for `request`, calling `onToken` with each token (return false to stop).
-    public func generate(_ request: GenerationRequest, cache: ModelCache? = nil,
-                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationResult {
+    public func generate(
+        _ request: GenerationRequest, cache: ModelCache? = nil,
+        onToken: (GeneratedToken) -> Bool = { _ in true }
+    ) throws -> GenerationResult {
         let model = self.model
-        return try run(request, cache: cache ?? model.makeCache(), forward: { ids, cache, _ in try model.forward(ids, cache: cache) },
-                       onToken: onToken)
+        return try run(
+            request, cache: cache ?? model.makeCache(), forward: { ids, cache, _ in try model.forward(ids, cache: cache) },
+            onToken: onToken)
     }
 
     /// The prefill and decode loop with the forward pass supplied by the caller, who learns
     /// whether each call is the prompt or one decoded token (and may load experts around it).
-    public func run(_ request: GenerationRequest, cache: ModelCache,
-             forward: (_ ids: [Int], _ cache: ModelCache, _ phase: ForwardPhase) throws -> Tensor,
-             onToken: (GeneratedToken) -> Bool) throws -> GenerationResult {
+    public func run(
+        _ request: GenerationRequest, cache: ModelCache,
+        forward: (_ ids: [Int], _ cache: ModelCache, _ phase: ForwardPhase) throws -> Tensor,
+        onToken: (GeneratedToken) -> Bool
+    ) throws -> GenerationResult {
         let summary = model.summary
         try request.validate(vocabularySize: summary.vocabSize, context: summary.maxPositionEmbeddings)
         var sampler = Sampler(request.sampling)
@@ -215,8 +223,9 @@ public final class Generator {
         metrics.generatedTokens = generated.count
         metrics.timeToFirstToken = Double(firstTokenAt - start) / 1e9
         metrics.decodeSeconds = Double(end - firstTokenAt) / 1e9
-        return GenerationResult(ids: generated, text: text, stopReason: reason, metrics: metrics,
-                                forcedLogProbabilities: forcedLogProbabilities, stopToken: stopToken)
+        return GenerationResult(
+            ids: generated, text: text, stopReason: reason, metrics: metrics,
+            forcedLogProbabilities: forcedLogProbabilities, stopToken: stopToken)
     }
 
     /// Character offset of the earliest stop string in `text` that ends after `searchFrom`

@@ -29,8 +29,10 @@ public struct SamplingParameters: Sendable, Equatable {
     }
 
     /// Parameters with the given values; defaults as documented on each property.
-    public init(temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0,
-                repetitionPenalty: Float = 1, seed: UInt64 = 0) {
+    public init(
+        temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0,
+        repetitionPenalty: Float = 1, seed: UInt64 = 0
+    ) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -66,7 +68,9 @@ public struct Sampler: Sendable {
             return logits.withUnsafeBufferPointer { Selection.argmax($0.baseAddress!, count: $0.count) }
         }
         // Candidates sorted by logit, best first; each filter only ever shortens the list.
-        var candidates = logits.indices.filter { !logits[$0].isNaN }.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        var candidates = logits.indices.filter { !logits[$0].isNaN }.sorted {
+            logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1)
+        }
         if parameters.topK > 0 && candidates.count > parameters.topK { candidates.removeLast(candidates.count - parameters.topK) }
         let scaled = candidates.map { logits[$0] / parameters.temperature }
         var probabilities = [Float](repeating: 0, count: scaled.count)
@@ -76,7 +80,10 @@ public struct Sampler: Sendable {
             var cumulative: Float = 0
             for (i, p) in probabilities.enumerated() {
                 cumulative += p
-                if cumulative >= parameters.topP { keep = i + 1; break }
+                if cumulative >= parameters.topP {
+                    keep = i + 1
+                    break
+                }
             }
         }
         if parameters.minP > 0, let best = probabilities.first {

@@ -39,11 +39,11 @@ struct Attention: Sendable {
         switch queryKeyNorm {
         case .none:
             break
-        case let .perHead(queryWeight, keyWeight):
+        case .perHead(let queryWeight, let keyWeight):
             // Qwen3-MoE normalises each head's headDim values on their own.
             q = q.reshaped([tokens, heads, headDim]).rmsNorm(weight: queryWeight, eps: normEps)
             k = k.reshaped([tokens, kvHeads, headDim]).rmsNorm(weight: keyWeight, eps: normEps)
-        case let .acrossHeads(queryWeight, keyWeight):
+        case .acrossHeads(let queryWeight, let keyWeight):
             // OLMoE normalises the whole projection, all heads together.
             q = q.rmsNorm(weight: queryWeight, eps: normEps)
             k = k.rmsNorm(weight: keyWeight, eps: normEps)
@@ -51,9 +51,10 @@ struct Attention: Sendable {
         q = q.rope(heads: heads, headDim: headDim, positionOffset: offset, base: ropeTheta)
         k = k.rope(heads: kvHeads, headDim: headDim, positionOffset: offset, base: ropeTheta)
         let (keys, values) = cache.update(keys: k, values: v)
-        let attended = Tensor.attention(query: q, key: keys, value: values, heads: heads, kvHeads: kvHeads,
-                                        queryOffset: offset, keyOffset: keyOffset, window: window,
-                                        scale: 1 / Float(headDim).squareRoot())
+        let attended = Tensor.attention(
+            query: q, key: keys, value: values, heads: heads, kvHeads: kvHeads,
+            queryOffset: offset, keyOffset: keyOffset, window: window,
+            scale: 1 / Float(headDim).squareRoot())
         return output(attended)
     }
 }

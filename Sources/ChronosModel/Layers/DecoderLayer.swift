@@ -31,32 +31,36 @@ struct DecoderLayer: Sendable {
     /// `availability` are handed to the MoE block (see `MoEBlock.route`); `beforeRouted` the residual stream as it stands
     /// before any routed expert is asked for: attention and any shared expert added (a dense
     /// layer: after attention).
-    func callAsFunction(_ x: Tensor, cache: any KVCache, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
-                        availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
-                        beforeRouted: ((Tensor) -> Void)? = nil) -> Output {
+    func callAsFunction(
+        _ x: Tensor, cache: any KVCache, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
+        availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
+        beforeRouted: ((Tensor) -> Void)? = nil
+    ) -> Output {
         let positionOffset = cache.offset
         let normed = x.rmsNorm(weight: inputNorm, eps: normEps)
-        let attended = switch mixer {
-        case let .grouped(attention): attention(normed, cache: cache)
-        case let .latent(attention): attention(normed, cache: cache)
-        }
+        let attended =
+            switch mixer {
+            case .grouped(let attention): attention(normed, cache: cache)
+            case .latent(let attention): attention(normed, cache: cache)
+            }
         let h = x + attended
         let feedForwardInput = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
         switch feedForward {
-        case let .dense(mlp):
+        case .dense(let mlp):
             beforeRouted?(h)
             return Output(output: h + mlp(feedForwardInput), mixtureInput: nil, routing: nil)
-        case let .mixture(moe):
-            let routing = moe.route(feedForwardInput, positionOffset: positionOffset, observer: observer, provider: provider,
-                                    availability: availability,
-                                    beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
+        case .mixture(let moe):
+            let routing = moe.route(
+                feedForwardInput, positionOffset: positionOffset, observer: observer, provider: provider,
+                availability: availability,
+                beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
             return Output(output: h + routing.output, mixtureInput: feedForwardInput, routing: routing)
         }
     }
 
     /// The MoE block, nil for a dense layer.
     var mixture: MoEBlock? {
-        if case let .mixture(moe) = feedForward { moe } else { nil }
+        if case .mixture(let moe) = feedForward { moe } else { nil }
     }
 
     /// The feed-forward's router preview for the last row of `stream` (see

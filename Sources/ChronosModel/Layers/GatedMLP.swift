@@ -15,8 +15,9 @@ struct GatedMLP: Sendable {
 
     /// An expert's projections, without biases.
     init(_ expert: ExpertWeights) {
-        self.init(gate: Linear(weight: expert.gate, bias: nil), up: Linear(weight: expert.up, bias: nil),
-                  down: Linear(weight: expert.down, bias: nil))
+        self.init(
+            gate: Linear(weight: expert.gate, bias: nil), up: Linear(weight: expert.up, bias: nil),
+            down: Linear(weight: expert.down, bias: nil))
     }
 
     /// `[T, hidden]` → `[T, hidden]`.

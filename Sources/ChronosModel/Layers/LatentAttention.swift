@@ -72,9 +72,10 @@ struct LatentAttention: Sendable {
             rows = Tensor.concatenate([keys, latents], axis: 1)
         }
 
-        let attended = Tensor.attention(query: absorbedQuery, key: rows, value: rows, heads: heads, kvHeads: 1,
-                                        queryOffset: offset, keyOffset: 0, window: nil,
-                                        scale: 1 / Float(queryWidth).squareRoot())  // [T, H·(r + l)]
+        let attended = Tensor.attention(
+            query: absorbedQuery, key: rows, value: rows, heads: heads, kvHeads: 1,
+            queryOffset: offset, keyOffset: 0, window: nil,
+            scale: 1 / Float(queryWidth).squareRoot())  // [T, H·(r + l)]
         var values: [Tensor] = []
         for h in 0..<heads {
             let base = h * rowWidth + ropeDim

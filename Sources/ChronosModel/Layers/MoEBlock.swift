@@ -78,9 +78,11 @@ struct MoEBlock: Sendable {
     /// `provider` when given, else the block's own. The shared path runs
     /// first: `beforeRouted` is handed its gated output `c(x)·Shared(x)` (nil without one) after
     /// the layer's needs are announced and before any routed expert is asked for.
-    func route(_ x: Tensor, positionOffset: Int, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
-               availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
-               beforeRouted: ((Tensor?) -> Void)? = nil) -> Routing {
+    func route(
+        _ x: Tensor, positionOffset: Int, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
+        availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
+        beforeRouted: ((Tensor?) -> Void)? = nil
+    ) -> Routing {
         let tokens = x.shape[0], hidden = x.shape[1], experts = provider ?? self.experts
         let expertCount = configuration.expertCount, k = configuration.topK
 
@@ -143,11 +145,12 @@ struct MoEBlock: Sendable {
         if let observer {
             for t in 0..<tokens {
                 let slots = (t * k)..<((t + 1) * k)
-                observer.routed(RoutingDecision(
-                    layer: layer, position: positionOffset + t, experts: Array(selected[slots]),
-                    weights: Array(combineValues[slots]),
-                    probabilities: Array(probabilityValues[(t * expertCount)..<((t + 1) * expertCount)]),
-                    missing: selected[slots].filter { !resident.contains($0) }))
+                observer.routed(
+                    RoutingDecision(
+                        layer: layer, position: positionOffset + t, experts: Array(selected[slots]),
+                        weights: Array(combineValues[slots]),
+                        probabilities: Array(probabilityValues[(t * expertCount)..<((t + 1) * expertCount)]),
+                        missing: selected[slots].filter { !resident.contains($0) }))
             }
         }
 
@@ -185,12 +188,14 @@ struct MoEBlock: Sendable {
         if let sharedOutput {
             var coefficient = sharedGate
             if let movedToShared {
-                coefficient = coefficient.map { $0 + movedToShared }
+                coefficient =
+                    coefficient.map { $0 + movedToShared }
                     ?? Tensor(shape: [tokens, 1], values: [Float](repeating: 1, count: tokens)) + movedToShared
             }
             y = y + (coefficient.map { Tensor.scaleRows(sharedOutput, by: $0) } ?? sharedOutput)
         }
-        return Routing(output: y, logits: logits, probabilities: probabilities, selected: selected, combine: combine,
-                       availability: available)
+        return Routing(
+            output: y, logits: logits, probabilities: probabilities, selected: selected, combine: combine,
+            availability: available)
     }
 }

@@ -36,8 +36,10 @@ public final class TransformerLanguageModel: LanguageModel {
     /// Routed experts come from `experts`, or from `weights` (all resident) when it is nil.
     /// `configJSON` is the `config.json` the model was described by; `location` names where the
     /// weights came from in errors.
-    init(configuration c: TransformerConfiguration, keys: CheckpointKeys, configJSON: Data, weights: [String: Tensor],
-         experts provider: (any ExpertProvider)?, location: String) throws {
+    init(
+        configuration c: TransformerConfiguration, keys: CheckpointKeys, configJSON: Data, weights: [String: Tensor],
+        experts provider: (any ExpertProvider)?, location: String
+    ) throws {
         let layout = c.parameterLayout(keys: keys)
         let names = Set(layout.map(\.name))
         if let unused = weights.keys.sorted().first(where: { !names.contains($0) }) {
@@ -63,7 +65,7 @@ public final class TransformerLanguageModel: LanguageModel {
                 denseBytes += tensor.byteCount
             }
         }
-        for case let .mixture(mixture) in c.feedForward {
+        for case .mixture(let mixture) in c.feedForward {
             activeRoutedParameters += mixture.topK * 3 * c.hiddenSize * mixture.intermediateSize
         }
 
@@ -77,10 +79,12 @@ public final class TransformerLanguageModel: LanguageModel {
             let elementSize = (firstExpert.flatMap { weights[$0.name] } ?? firstRouter)?.dtype.byteSize ?? 0
             expertBytes = provider.heldBytes ?? routedParameters * elementSize
         } else {
-            let resident = ResidentExperts(Dictionary(uniqueKeysWithValues: residentExperts.map { key, tensors in
-                let names = keys.expert(key)
-                return (key, ExpertWeights(gate: tensors[names.gate]!, up: tensors[names.up]!, down: tensors[names.down]!))
-            }))
+            let resident = ResidentExperts(
+                Dictionary(
+                    uniqueKeysWithValues: residentExperts.map { key, tensors in
+                        let names = keys.expert(key)
+                        return (key, ExpertWeights(gate: tensors[names.gate]!, up: tensors[names.up]!, down: tensors[names.down]!))
+                    }))
             resolved = resident
             expertBytes = resident.byteCount
         }
@@ -94,52 +98,62 @@ public final class TransformerLanguageModel: LanguageModel {
             let attention = { (name: String) in keys.layer(index, "self_attn.\(name)") }
             let mixer: DecoderLayer.Mixer
             switch c.attention[index] {
-            case let .grouped(window):
-                let queryKeyNorm: Attention.QueryKeyNorm = switch c.queryKeyNorm {
-                case .none: .none
-                case .perHead: .perHead(query: take(attention("q_norm.weight")), key: take(attention("k_norm.weight")))
-                case .acrossHeads: .acrossHeads(query: take(attention("q_norm.weight")), key: take(attention("k_norm.weight")))
-                }
-                mixer = .grouped(Attention(
-                    heads: c.attentionHeads, kvHeads: c.keyValueHeads, headDim: c.headDim,
-                    query: linear(attention("q_proj"), bias: c.queryKeyValueBias),
-                    key: linear(attention("k_proj"), bias: c.queryKeyValueBias),
-                    value: linear(attention("v_proj"), bias: c.queryKeyValueBias),
-                    output: linear(attention("o_proj"), bias: c.outputBias),
-                    queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, ropeTheta: c.ropeTheta, window: window))
-            case let .latent(latentDim, ropeDim):
+            case .grouped(let window):
+                let queryKeyNorm: Attention.QueryKeyNorm =
+                    switch c.queryKeyNorm {
+                    case .none: .none
+                    case .perHead: .perHead(query: take(attention("q_norm.weight")), key: take(attention("k_norm.weight")))
+                    case .acrossHeads: .acrossHeads(query: take(attention("q_norm.weight")), key: take(attention("k_norm.weight")))
+                    }
+                mixer = .grouped(
+                    Attention(
+                        heads: c.attentionHeads, kvHeads: c.keyValueHeads, headDim: c.headDim,
+                        query: linear(attention("q_proj"), bias: c.queryKeyValueBias),
+                        key: linear(attention("k_proj"), bias: c.queryKeyValueBias),
+                        value: linear(attention("v_proj"), bias: c.queryKeyValueBias),
+                        output: linear(attention("o_proj"), bias: c.outputBias),
+                        queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, ropeTheta: c.ropeTheta, window: window))
+            case .latent(let latentDim, let ropeDim):
                 let keyUp = take(attention("k_up_proj.weight"))
-                mixer = .latent(LatentAttention(
-                    heads: c.attentionHeads, headDim: c.headDim, ropeDim: ropeDim, latentDim: latentDim,
-                    query: linear(attention("q_proj")), latentDown: linear(attention("kv_down_proj")),
-                    latentNorm: take(attention("kv_norm.weight")), ropeKey: linear(attention("k_rope_proj")),
-                    // The absorbed query product is a matmul, which needs f32.
-                    keyUp: keyUp.dtype == .f32 ? keyUp : keyUp.converted(to: .f32),
-                    valueUp: take(attention("v_up_proj.weight")), output: linear(attention("o_proj"), bias: c.outputBias),
-                    normEps: c.rmsNormEps, ropeTheta: c.ropeTheta))
+                mixer = .latent(
+                    LatentAttention(
+                        heads: c.attentionHeads, headDim: c.headDim, ropeDim: ropeDim, latentDim: latentDim,
+                        query: linear(attention("q_proj")), latentDown: linear(attention("kv_down_proj")),
+                        latentNorm: take(attention("kv_norm.weight")), ropeKey: linear(attention("k_rope_proj")),
+                        // The absorbed query product is a matmul, which needs f32.
+                        keyUp: keyUp.dtype == .f32 ? keyUp : keyUp.converted(to: .f32),
+                        valueUp: take(attention("v_up_proj.weight")), output: linear(attention("o_proj"), bias: c.outputBias),
+                        normEps: c.rmsNormEps, ropeTheta: c.ropeTheta))
             }
             let feedForward: DecoderLayer.FeedForward
             switch c.feedForward[index] {
             case .dense:
                 let mlp = { (name: String) in keys.layer(index, "mlp.\(name)") }
-                feedForward = .dense(GatedMLP(gate: linear(mlp("gate_proj"), bias: c.mlpBias), up: linear(mlp("up_proj"), bias: c.mlpBias),
-                                              down: linear(mlp("down_proj"), bias: c.mlpBias)))
-            case let .mixture(mixture):
+                feedForward = .dense(
+                    GatedMLP(
+                        gate: linear(mlp("gate_proj"), bias: c.mlpBias), up: linear(mlp("up_proj"), bias: c.mlpBias),
+                        down: linear(mlp("down_proj"), bias: c.mlpBias)))
+            case .mixture(let mixture):
                 var shared: MoEBlock.SharedExperts? = nil
                 if let sharedConfiguration = mixture.shared {
                     let mlps = (0..<sharedConfiguration.count).map { s in
                         let names = keys.sharedExpert(layer: index, index: s)
                         return GatedMLP(ExpertWeights(gate: take(names.gate), up: take(names.up), down: take(names.down)))
                     }
-                    shared = MoEBlock.SharedExperts(mlps: mlps,
-                                                    gate: sharedConfiguration.gated ? take(keys.sharedExpertGate(layer: index)) : nil)
+                    shared = MoEBlock.SharedExperts(
+                        mlps: mlps,
+                        gate: sharedConfiguration.gated ? take(keys.sharedExpertGate(layer: index)) : nil)
                 }
-                feedForward = .mixture(MoEBlock(layer: index, configuration: mixture, router: take(keys.router(layer: index)),
-                                                shared: shared, experts: resolved))
+                feedForward = .mixture(
+                    MoEBlock(
+                        layer: index, configuration: mixture, router: take(keys.router(layer: index)),
+                        shared: shared, experts: resolved))
             }
-            layers.append(DecoderLayer(inputNorm: take(keys.layer(index, "input_layernorm.weight")),
-                                       postAttentionNorm: take(keys.layer(index, "post_attention_layernorm.weight")),
-                                       normEps: c.rmsNormEps, mixer: mixer, feedForward: feedForward))
+            layers.append(
+                DecoderLayer(
+                    inputNorm: take(keys.layer(index, "input_layernorm.weight")),
+                    postAttentionNorm: take(keys.layer(index, "post_attention_layernorm.weight")),
+                    normEps: c.rmsNormEps, mixer: mixer, feedForward: feedForward))
         }
 
         configuration = c
@@ -154,23 +168,26 @@ public final class TransformerLanguageModel: LanguageModel {
         // A tied head is the embedding table.
         lmHead = c.tieWordEmbeddings ? embedding : take(keys.lmHead)
         lookahead = c.lookahead.map {
-            LookaheadRouter(hidden: linear(CheckpointKeys.lookaheadHidden, bias: true),
-                            output: linear(CheckpointKeys.lookaheadOutput, bias: true), steps: $0.steps, experts: $0.experts)
+            LookaheadRouter(
+                hidden: linear(CheckpointKeys.lookaheadHidden, bias: true),
+                output: linear(CheckpointKeys.lookaheadOutput, bias: true), steps: $0.steps, experts: $0.experts)
         }
         summary = c.summary
-        parameterCounts = ParameterCounts(dense: denseParameters, expert: routedParameters,
-                                          activePerToken: denseParameters + activeRoutedParameters,
-                                          denseBytes: denseBytes, expertBytes: expertBytes)
+        parameterCounts = ParameterCounts(
+            dense: denseParameters, expert: routedParameters,
+            activePerToken: denseParameters + activeRoutedParameters,
+            denseBytes: denseBytes, expertBytes: expertBytes)
     }
 
     public func makeCache() -> ModelCache {
-        ModelCache(layers: configuration.attention.map { attention -> any KVCache in
-            switch attention {
-            case .grouped(window: nil): StandardKVCache()
-            case let .grouped(window: window?): SlidingWindowKVCache(window: window)
-            case let .latent(latentDim, ropeDim): LatentKVCache(latentDim: latentDim, ropeDim: ropeDim)
-            }
-        })
+        ModelCache(
+            layers: configuration.attention.map { attention -> any KVCache in
+                switch attention {
+                case .grouped(window: nil): StandardKVCache()
+                case .grouped(window: let window?): SlidingWindowKVCache(window: window)
+                case .latent(let latentDim, let ropeDim): LatentKVCache(latentDim: latentDim, ropeDim: ropeDim)
+                }
+            })
     }
 
     public func forward(_ ids: [Int], cache: ModelCache, options: ForwardOptions) throws -> ForwardOutput {
@@ -207,22 +224,25 @@ public final class TransformerLanguageModel: LanguageModel {
             let observer = cache.observer
             var beforeRouted: ((Tensor) -> Void)? = nil
             if let observer, observer.previewsNextLayer,
-               let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].mixture != nil }) {
+                let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].mixture != nil })
+            {
                 beforeRouted = { stream in observer.previewed(layer: next, experts: self.layers[next].previewExperts(stream: stream)!) }
             }
-            let step = layer(h, cache: cache.layers[index], observer: observer, provider: cache.experts, availability: availability,
-                             beforeRouted: beforeRouted)
+            let step = layer(
+                h, cache: cache.layers[index], observer: observer, provider: cache.experts, availability: availability,
+                beforeRouted: beforeRouted)
             h = step.output
             observer?.layerFinished(index, hidden: h)
             if options.hiddenLayers.contains(index) { hidden[index] = h }
             if index == lookaheadInputLayer { lookaheadInput = h }
             if options.recordsRouting, let routing = step.routing, let input = step.mixtureInput {
                 let k = routing.selected.count / tokens
-                routings.append(LayerRouting(
-                    layer: index, input: input, routerLogits: routing.logits, routerProbabilities: routing.probabilities,
-                    selectedExperts: (0..<tokens).map { Array(routing.selected[($0 * k)..<(($0 + 1) * k)]) },
-                    combineWeights: routing.combine.reshaped([tokens, k]),
-                    availability: (0..<tokens).map { Array(routing.availability[($0 * k)..<(($0 + 1) * k)]) }))
+                routings.append(
+                    LayerRouting(
+                        layer: index, input: input, routerLogits: routing.logits, routerProbabilities: routing.probabilities,
+                        selectedExperts: (0..<tokens).map { Array(routing.selected[($0 * k)..<(($0 + 1) * k)]) },
+                        combineWeights: routing.combine.reshaped([tokens, k]),
+                        availability: (0..<tokens).map { Array(routing.availability[($0 * k)..<(($0 + 1) * k)]) }))
             }
         }
         if let failure = (cache.experts ?? experts).failure { throw failure }
@@ -242,25 +262,31 @@ public final class TransformerLanguageModel: LanguageModel {
         var routings: [LayerRouting] = []
         if options.recordsRouting {
             for (layer, block) in c.feedForward.enumerated() {
-                guard case let .mixture(mixture) = block else { continue }
+                guard case .mixture(let mixture) = block else { continue }
                 let experts = Tensor(zeros: [0, mixture.expertCount])
-                routings.append(LayerRouting(layer: layer, input: Tensor(zeros: [0, c.hiddenSize]), routerLogits: experts,
-                                             routerProbabilities: experts, selectedExperts: [],
-                                             combineWeights: Tensor(zeros: [0, mixture.topK]), availability: []))
+                routings.append(
+                    LayerRouting(
+                        layer: layer, input: Tensor(zeros: [0, c.hiddenSize]), routerLogits: experts,
+                        routerProbabilities: experts, selectedExperts: [],
+                        combineWeights: Tensor(zeros: [0, mixture.topK]), availability: []))
             }
         }
         let hidden = Dictionary(uniqueKeysWithValues: options.hiddenLayers.map { ($0, Tensor(zeros: [0, c.hiddenSize])) })
-        let prediction = options.predictsLookahead ? c.lookahead.map {
-            LookaheadPrediction(logits: Tensor(zeros: [0, $0.steps + 1, $0.experts]))
-        } : nil
-        return ForwardOutput(positionOffset: offset, logits: Tensor(zeros: [0, c.vocabSize]), layers: routings, hidden: hidden,
-                             lookahead: prediction)
+        let prediction =
+            options.predictsLookahead
+            ? c.lookahead.map {
+                LookaheadPrediction(logits: Tensor(zeros: [0, $0.steps + 1, $0.experts]))
+            } : nil
+        return ForwardOutput(
+            positionOffset: offset, logits: Tensor(zeros: [0, c.vocabSize]), layers: routings, hidden: hidden,
+            lookahead: prediction)
     }
 
     public func checkpointNames(for key: ExpertKey) -> ExpertWeightNames? {
         guard key.layer >= 0, key.layer < configuration.layerCount,
-              case let .mixture(mixture) = configuration.feedForward[key.layer],
-              key.expert >= 0, key.expert < mixture.expertCount else { return nil }
+            case .mixture(let mixture) = configuration.feedForward[key.layer],
+            key.expert >= 0, key.expert < mixture.expertCount
+        else { return nil }
         return keys.expert(key)
     }
 
@@ -286,8 +312,9 @@ public final class TransformerLanguageModel: LanguageModel {
             return (spec.name, tensor)
         }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"],
-                                    to: ModelDirectory(directory).checkpoint)
+        try SafetensorsWriter.write(
+            tensors, metadata: ["format": "pt"],
+            to: ModelDirectory(directory).checkpoint)
         try AtomicFile.write(configJSON, to: ModelDirectory(directory).config)
     }
 

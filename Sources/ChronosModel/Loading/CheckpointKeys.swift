@@ -32,17 +32,19 @@ struct CheckpointKeys: Sendable {
     /// The projections of a routed expert.
     func expert(_ key: ExpertKey) -> ExpertWeightNames {
         let prefix = layer(key.layer, "\(mixtureModule).experts.\(key.expert)")
-        return ExpertWeightNames(gate: "\(prefix).\(expertProjections.gate).weight",
-                                 up: "\(prefix).\(expertProjections.up).weight",
-                                 down: "\(prefix).\(expertProjections.down).weight")
+        return ExpertWeightNames(
+            gate: "\(prefix).\(expertProjections.gate).weight",
+            up: "\(prefix).\(expertProjections.up).weight",
+            down: "\(prefix).\(expertProjections.down).weight")
     }
 
     /// The projections of shared expert `index` of layer `layer`.
     func sharedExpert(layer: Int, index: Int) -> ExpertWeightNames {
-        let prefix = switch sharedExperts {
-        case .single: self.layer(layer, "\(mixtureModule).shared_expert")
-        case .indexed: self.layer(layer, "\(mixtureModule).shared_experts.\(index)")
-        }
+        let prefix =
+            switch sharedExperts {
+            case .single: self.layer(layer, "\(mixtureModule).shared_expert")
+            case .indexed: self.layer(layer, "\(mixtureModule).shared_experts.\(index)")
+            }
         return ExpertWeightNames(gate: "\(prefix).gate_proj.weight", up: "\(prefix).up_proj.weight", down: "\(prefix).down_proj.weight")
     }
 

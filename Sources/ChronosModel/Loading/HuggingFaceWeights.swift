@@ -12,16 +12,19 @@ import ChronosTensor
 ///   (`*.rotary_emb.inv_freq`) are dropped: the model does not read them.
 enum HuggingFaceWeights {
     /// `weights` with the fused experts split and the unread tensors dropped.
-    static func sanitize(_ weights: [String: Tensor], configuration c: TransformerConfiguration, keys: CheckpointKeys,
-                         location: String) throws -> [String: Tensor] {
+    static func sanitize(
+        _ weights: [String: Tensor], configuration c: TransformerConfiguration, keys: CheckpointKeys,
+        location: String
+    ) throws -> [String: Tensor] {
         var weights = weights.filter { !$0.key.hasSuffix(".rotary_emb.inv_freq") }
         if c.tieWordEmbeddings { weights[keys.lmHead] = nil }
         for (layer, block) in c.feedForward.enumerated() {
-            guard case let .mixture(mixture) = block else { continue }
+            guard case .mixture(let mixture) = block else { continue }
             let fusedPrefix = keys.layer(layer, "mlp.")
             if keys.mixtureModule != "mlp", weights[fusedPrefix + "experts.gate_up_proj"] != nil {
                 for name in weights.keys where name.hasPrefix(fusedPrefix) {
-                    weights[keys.layer(layer, keys.mixtureModule + ".") + name.dropFirst(fusedPrefix.count)] = weights.removeValue(forKey: name)
+                    weights[keys.layer(layer, keys.mixtureModule + ".") + name.dropFirst(fusedPrefix.count)] = weights.removeValue(
+                        forKey: name)
                 }
             }
             let experts = keys.layer(layer, "\(keys.mixtureModule).experts.")

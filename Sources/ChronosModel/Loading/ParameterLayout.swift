@@ -61,7 +61,7 @@ extension TransformerConfiguration {
                     add(attentionName("q_norm.weight"), [queryWidth], .ones)
                     add(attentionName("k_norm.weight"), [keyValueWidth], .ones)
                 }
-            case let .latent(latentDim, ropeDim):
+            case .latent(let latentDim, let ropeDim):
                 // Per head the RoPE rows come first in q_proj.
                 add(attentionName("q_proj.weight"), [attentionHeads * (ropeDim + headDim), hidden], .normal(std: std))
                 add(attentionName("kv_down_proj.weight"), [latentDim, hidden], .normal(std: std))
@@ -73,12 +73,12 @@ extension TransformerConfiguration {
             linear(attentionName("o_proj"), out: hidden, in: queryWidth, bias: outputBias, std: residualStd)
             add(keys.layer(layer, "post_attention_layernorm.weight"), [hidden], .ones)
             switch feedForward[layer] {
-            case let .dense(width):
+            case .dense(let width):
                 let mlp = { (name: String) in keys.layer(layer, "mlp.\(name)") }
                 linear(mlp("gate_proj"), out: width, in: hidden, bias: mlpBias)
                 linear(mlp("up_proj"), out: width, in: hidden, bias: mlpBias)
                 linear(mlp("down_proj"), out: hidden, in: width, bias: mlpBias, std: residualStd)
-            case let .mixture(mixture):
+            case .mixture(let mixture):
                 add(keys.router(layer: layer), [mixture.expertCount, hidden], .normal(std: std))
                 if let shared = mixture.shared {
                     for index in 0..<shared.count {

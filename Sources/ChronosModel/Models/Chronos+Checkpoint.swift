@@ -78,7 +78,7 @@ extension TransformerLanguageModel {
             switch spec.initial {
             case .ones: values = [Float](repeating: 1, count: count)
             case .zeros: values = [Float](repeating: 0, count: count)
-            case let .normal(std): values = (0..<count).map { _ in std * Self.standardNormal(&generator) }
+            case .normal(let std): values = (0..<count).map { _ in std * Self.standardNormal(&generator) }
             }
             weights[spec.name] = Tensor(shape: spec.shape, values: values)
         }

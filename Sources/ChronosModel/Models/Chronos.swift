@@ -111,13 +111,15 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
     }
 
     /// A configuration with every field given or defaulted.
-    public init(vocabSize: Int = 32000, hiddenSize: Int = 512, hiddenLayers: Int = 8, attentionHeads: Int = 8,
-                keyValueHeads: Int = 2, headDim: Int = 64, kvLatentDim: Int = 128, ropeDim: Int = 32,
-                slidingWindow: Int = 512, layerTypes: [ChronosAttentionKind]? = nil, experts: Int = 16,
-                expertsPerToken: Int = 2, sharedExperts: Int = 1, moeIntermediateSize: Int = 512,
-                sharedExpertIntermediateSize: Int = 512, normTopKProb: Bool = true, lookaheadSteps: Int = 4,
-                rmsNormEps: Float = 1e-6, ropeTheta: Float = 10_000, tieWordEmbeddings: Bool = true,
-                maxPositionEmbeddings: Int? = 4096, bosTokenId: Int? = nil, eosTokenId: [Int] = [], padTokenId: Int? = nil) {
+    public init(
+        vocabSize: Int = 32000, hiddenSize: Int = 512, hiddenLayers: Int = 8, attentionHeads: Int = 8,
+        keyValueHeads: Int = 2, headDim: Int = 64, kvLatentDim: Int = 128, ropeDim: Int = 32,
+        slidingWindow: Int = 512, layerTypes: [ChronosAttentionKind]? = nil, experts: Int = 16,
+        expertsPerToken: Int = 2, sharedExperts: Int = 1, moeIntermediateSize: Int = 512,
+        sharedExpertIntermediateSize: Int = 512, normTopKProb: Bool = true, lookaheadSteps: Int = 4,
+        rmsNormEps: Float = 1e-6, ropeTheta: Float = 10_000, tieWordEmbeddings: Bool = true,
+        maxPositionEmbeddings: Int? = 4096, bosTokenId: Int? = nil, eosTokenId: [Int] = [], padTokenId: Int? = nil
+    ) {
         modelType = Self.modelType
         architectures = ["ChronosForCausalLM"]
         self.vocabSize = vocabSize
@@ -175,8 +177,9 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
         // Either form of the RoPE settings is read; only plain RoPE is implemented.
         let rope = try RoPEParameters.decode(from: decoder, defaultTheta: defaults.ropeTheta)
         guard rope.ropeType == "default" else {
-            throw DecodingError.dataCorruptedError(forKey: .ropeTheta, in: c,
-                                                   debugDescription: "rope type '\(rope.ropeType)' is not supported")
+            throw DecodingError.dataCorruptedError(
+                forKey: .ropeTheta, in: c,
+                debugDescription: "rope type '\(rope.ropeType)' is not supported")
         }
         ropeTheta = rope.ropeTheta
         tieWordEmbeddings = try value(.tieWordEmbeddings, defaults.tieWordEmbeddings)
@@ -250,19 +253,22 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
         try within(hiddenSize, Limits.width, .hiddenSize)
         try within(hiddenLayers, Limits.layers, .hiddenLayers)
         try within(attentionHeads, Limits.heads, .attentionHeads)
-        try check(keyValueHeads > 0 && attentionHeads % keyValueHeads == 0, .keyValueHeads,
-                  "\(keyValueHeads) must be positive and divide num_attention_heads (\(attentionHeads))")
+        try check(
+            keyValueHeads > 0 && attentionHeads % keyValueHeads == 0, .keyValueHeads,
+            "\(keyValueHeads) must be positive and divide num_attention_heads (\(attentionHeads))")
         try within(headDim, Limits.headWidth, .headDim)
         try check(headDim % 2 == 0, .headDim, "must be even for RoPE, got \(headDim)")
         try within(kvLatentDim, Limits.width, .kvLatentDim)
         try within(ropeDim, Limits.headWidth, .ropeDim)
         try check(ropeDim % 2 == 0, .ropeDim, "must be even, got \(ropeDim)")
         try within(slidingWindow, Limits.positions, .slidingWindow)
-        try check(attentionKinds.count == hiddenLayers, .layerTypes,
-                  "has \(attentionKinds.count) entries for \(hiddenLayers) layers")
+        try check(
+            attentionKinds.count == hiddenLayers, .layerTypes,
+            "has \(attentionKinds.count) entries for \(hiddenLayers) layers")
         try within(experts, Limits.experts, .experts)
-        try check(expertsPerToken > 0 && expertsPerToken <= experts, .expertsPerToken,
-                  "\(expertsPerToken) must be between 1 and the number of experts (\(experts))")
+        try check(
+            expertsPerToken > 0 && expertsPerToken <= experts, .expertsPerToken,
+            "\(expertsPerToken) must be between 1 and the number of experts (\(experts))")
         try within(sharedExperts, 0...Limits.experts.upperBound, .sharedExperts)
         try within(moeIntermediateSize, Limits.width, .moeIntermediateSize)
         if sharedExperts > 0 { try within(sharedExpertIntermediateSize, Limits.width, .sharedExpertIntermediateSize) }
@@ -276,9 +282,11 @@ public struct ChronosConfiguration: Codable, Sendable, Equatable {
     /// so that no configuration overflows: for sizing a model before it is built.
     public var approximateParameterCount: Double {
         let hidden = Double(hiddenSize), heads = Double(attentionHeads), head = Double(headDim)
-        let attention = heads * (Double(ropeDim) + head) * hidden + Double(kvLatentDim + ropeDim) * hidden
+        let attention =
+            heads * (Double(ropeDim) + head) * hidden + Double(kvLatentDim + ropeDim) * hidden
             + 2 * heads * head * Double(kvLatentDim) + hidden * heads * head + 2 * Double(keyValueHeads) * head * hidden
-        let experts = Double(experts) * 3 * hidden * Double(moeIntermediateSize)
+        let experts =
+            Double(experts) * 3 * hidden * Double(moeIntermediateSize)
             + Double(sharedExperts) * 3 * hidden * Double(sharedExpertIntermediateSize) + Double(self.experts) * hidden
         let lookahead = Double(LookaheadRouter.width(hiddenSize: hiddenSize)) * (hidden + Double((lookaheadSteps + 1) * self.experts))
         return Double(vocabSize) * hidden * (tieWordEmbeddings ? 1 : 2) + Double(hiddenLayers) * (attention + experts) + lookahead
@@ -291,10 +299,12 @@ extension ChronosConfiguration: TransformerArchitecture {
     func transformerConfiguration(file: String) throws -> TransformerConfiguration {
         try validate(file: file)
         // Chronos sums its shared experts without a gate; their path also takes the soft fallback.
-        let shared = sharedExperts > 0
+        let shared =
+            sharedExperts > 0
             ? SharedExpertConfiguration(count: sharedExperts, intermediateSize: sharedExpertIntermediateSize, gated: false) : nil
-        let mixture = MixtureConfiguration(expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
-                                           normalizeTopK: normTopKProb, shared: shared)
+        let mixture = MixtureConfiguration(
+            expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
+            normalizeTopK: normTopKProb, shared: shared)
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
@@ -314,8 +324,10 @@ extension ChronosConfiguration: TransformerArchitecture {
     }
 
     /// Chronos checkpoints are written in the layout the model reads: nothing to rename.
-    static func sanitize(_ weights: [String: Tensor], configuration: TransformerConfiguration,
-                         location: String) throws -> [String: Tensor] {
+    static func sanitize(
+        _ weights: [String: Tensor], configuration: TransformerConfiguration,
+        location: String
+    ) throws -> [String: Tensor] {
         weights
     }
 }
@@ -324,12 +336,15 @@ extension TransformerLanguageModel {
     /// A Chronos-native model over `weights` (names as in `ChronosWeightNames`), each checked
     /// against the shape `configuration` implies. Routed experts come from `experts`, or from
     /// `weights` (all resident) when it is nil.
-    public convenience init(configuration: ChronosConfiguration, weights: [String: Tensor],
-                            experts: (any ExpertProvider)? = nil) throws {
+    public convenience init(
+        configuration: ChronosConfiguration, weights: [String: Tensor],
+        experts: (any ExpertProvider)? = nil
+    ) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try self.init(configuration: configuration.transformerConfiguration(file: "configuration"),
-                      keys: ChronosConfiguration.checkpointKeys, configJSON: encoder.encode(configuration), weights: weights,
-                      experts: experts, location: "the weights given")
+        try self.init(
+            configuration: configuration.transformerConfiguration(file: "configuration"),
+            keys: ChronosConfiguration.checkpointKeys, configJSON: encoder.encode(configuration), weights: weights,
+            experts: experts, location: "the weights given")
     }
 }

@@ -99,8 +99,9 @@ extension MixtralConfiguration: TransformerArchitecture {
     func transformerConfiguration(file: String) throws -> TransformerConfiguration {
         try TransformerConfiguration.requireSiLU(hiddenAct, file: file)
         // Mixtral always renormalises the top-k probabilities and has no shared expert.
-        let mixture = MixtureConfiguration(expertCount: localExperts, topK: expertsPerToken, intermediateSize: intermediateSize,
-                                           normalizeTopK: true, shared: nil)
+        let mixture = MixtureConfiguration(
+            expertCount: localExperts, topK: expertsPerToken, intermediateSize: intermediateSize,
+            normalizeTopK: true, shared: nil)
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads,

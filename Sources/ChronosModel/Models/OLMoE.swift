@@ -107,8 +107,9 @@ extension OLMoEConfiguration: TransformerArchitecture {
         // OLMoE's q_norm spans hidden_size, so the heads must tile the hidden width exactly.
         let headDim = try TransformerConfiguration.headDim(nil, hiddenSize: hiddenSize, heads: attentionHeads, file: file)
         // OLMoE has no shared expert; it renormalises the top-k only when norm_topk_prob is set.
-        let mixture = MixtureConfiguration(expertCount: experts, topK: expertsPerToken, intermediateSize: intermediateSize,
-                                           normalizeTopK: normTopKProb, shared: nil)
+        let mixture = MixtureConfiguration(
+            expertCount: experts, topK: expertsPerToken, intermediateSize: intermediateSize,
+            normalizeTopK: normTopKProb, shared: nil)
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,

@@ -134,11 +134,13 @@ extension Qwen2MoEConfiguration: TransformerArchitecture {
     func transformerConfiguration(file: String) throws -> TransformerConfiguration {
         try TransformerConfiguration.requireSiLU(hiddenAct, file: file)
         // Qwen2-MoE adds a sigmoid-gated shared expert to every MoE layer.
-        let mixture = MixtureConfiguration(expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
-                                           normalizeTopK: normTopKProb,
-                                           shared: SharedExpertConfiguration(count: 1, intermediateSize: sharedExpertIntermediateSize, gated: true))
-        let layout = QwenLayerLayout(layers: hiddenLayers, experts: experts, decoderSparseStep: decoderSparseStep,
-                                     mlpOnlyLayers: mlpOnlyLayers, layerTypes: layerTypes, file: file)
+        let mixture = MixtureConfiguration(
+            expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
+            normalizeTopK: normTopKProb,
+            shared: SharedExpertConfiguration(count: 1, intermediateSize: sharedExpertIntermediateSize, gated: true))
+        let layout = QwenLayerLayout(
+            layers: hiddenLayers, experts: experts, decoderSparseStep: decoderSparseStep,
+            mlpOnlyLayers: mlpOnlyLayers, layerTypes: layerTypes, file: file)
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads,
@@ -147,8 +149,9 @@ extension Qwen2MoEConfiguration: TransformerArchitecture {
             // Qwen2-MoE has biases on q, k and v but not on the output projection.
             queryKeyValueBias: qkvBias, outputBias: false, mlpBias: false, queryKeyNorm: .none,
             // Without layer_types, Qwen2-MoE slides only from layer max_window_layers on.
-            attention: try layout.attention(use: useSlidingWindow, window: slidingWindow,
-                                                      defaultSliding: { $0 >= maxWindowLayers }),
+            attention: try layout.attention(
+                use: useSlidingWindow, window: slidingWindow,
+                defaultSliding: { $0 >= maxWindowLayers }),
             feedForward: try layout.feedForward(mixture: mixture, denseIntermediateSize: intermediateSize),
             bosTokenId: bosTokenId, eosTokenIds: eosTokenId, maxPositionEmbeddings: maxPositionEmbeddings)
     }
@@ -182,8 +185,9 @@ struct QwenLayerLayout {
         guard use, let window else { return Array(repeating: .grouped(window: nil), count: layers) }
         if let layerTypes {
             guard layerTypes.count == layers else {
-                throw ModelError.malformedConfig(file: file, field: "layer_types",
-                                                 reason: "has \(layerTypes.count) entries for \(layers) layers")
+                throw ModelError.malformedConfig(
+                    file: file, field: "layer_types",
+                    reason: "has \(layerTypes.count) entries for \(layers) layers")
             }
             return layerTypes.map { .grouped(window: $0 == "sliding_attention" ? window : nil) }
         }

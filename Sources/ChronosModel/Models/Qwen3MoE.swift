@@ -102,7 +102,8 @@ public struct Qwen3MoEConfiguration: Codable, Sendable {
         keyValueHeads = try c.decodeIfPresent(Int.self, forKey: .keyValueHeads) ?? attentionHeads
         headDim = try c.decodeIfPresent(Int.self, forKey: .headDim)
         let renamed = try decoder.container(keyedBy: RenamedKeys.self)
-        experts = try c.decodeIfPresent(Int.self, forKey: .experts)
+        experts =
+            try c.decodeIfPresent(Int.self, forKey: .experts)
             ?? renamed.decodeIfPresent(Int.self, forKey: .localExperts) ?? 128
         expertsPerToken = try c.decodeIfPresent(Int.self, forKey: .expertsPerToken) ?? 8
         moeIntermediateSize = try c.decodeIfPresent(Int.self, forKey: .moeIntermediateSize) ?? 768
@@ -132,10 +133,12 @@ extension Qwen3MoEConfiguration: TransformerArchitecture {
     func transformerConfiguration(file: String) throws -> TransformerConfiguration {
         try TransformerConfiguration.requireSiLU(hiddenAct, file: file)
         // Qwen3-MoE has no shared expert.
-        let mixture = MixtureConfiguration(expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
-                                           normalizeTopK: normTopKProb, shared: nil)
-        let layout = QwenLayerLayout(layers: hiddenLayers, experts: experts, decoderSparseStep: decoderSparseStep,
-                                     mlpOnlyLayers: mlpOnlyLayers, layerTypes: layerTypes, file: file)
+        let mixture = MixtureConfiguration(
+            expertCount: experts, topK: expertsPerToken, intermediateSize: moeIntermediateSize,
+            normalizeTopK: normTopKProb, shared: nil)
+        let layout = QwenLayerLayout(
+            layers: hiddenLayers, experts: experts, decoderSparseStep: decoderSparseStep,
+            mlpOnlyLayers: mlpOnlyLayers, layerTypes: layerTypes, file: file)
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads,

@@ -51,8 +51,9 @@ public enum Autograd {
     public static func record(_ output: Tensor, inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
         guard isRecording, inputs.contains(where: { $0.gradientNode != nil }) else { return output }
         let node = GradientNode(inputs: inputs.map(\.gradientNode), backward: backward)
-        return Tensor(dtype: output.dtype, shape: output.shape, strides: output.strides, offset: output.offset,
-                      storage: output.storage, gradientNode: node)
+        return Tensor(
+            dtype: output.dtype, shape: output.shape, strides: output.strides, offset: output.offset,
+            storage: output.storage, gradientNode: node)
     }
 
     /// Back-propagates from `loss` (any shape; `seed` defaults to ones), adding the result to
@@ -61,7 +62,7 @@ public enum Autograd {
         guard let root = loss.gradientNode else { return }
         let order = topologicalOrder(from: root)
         var gradients: [ObjectIdentifier: Tensor] = [
-            ObjectIdentifier(root): seed ?? Tensor(shape: loss.shape, values: [Float](repeating: 1, count: loss.count)),
+            ObjectIdentifier(root): seed ?? Tensor(shape: loss.shape, values: [Float](repeating: 1, count: loss.count))
         ]
         recording(false) {
             for node in order.reversed() {
@@ -112,8 +113,9 @@ extension Tensor {
     /// The same values as a leaf of the gradient graph (a trainable parameter); its gradient
     /// accumulates in `gradient` on each backward pass.
     public func requiringGradient() -> Tensor {
-        Tensor(dtype: dtype, shape: shape, strides: strides, offset: offset, storage: storage,
-               gradientNode: GradientNode(inputs: [], backward: nil))
+        Tensor(
+            dtype: dtype, shape: shape, strides: strides, offset: offset, storage: storage,
+            gradientNode: GradientNode(inputs: [], backward: nil))
     }
 
     /// The same values cut off from the gradient graph.

@@ -7,9 +7,10 @@ public protocol ComputeBackend: Sendable {
     /// Short name used on the command line and in `CHRONOS_BACKEND`.
     var name: String { get }
     /// Computes `C = alpha * op(A) * op(B) + beta * C` (row-major, leading dimensions in elements).
-    func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
+    func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
     /// Runs `body` with the backend's own threads, if it keeps any, limited to one: for work
     /// that is already spread over the pool's threads.
     func singleThreaded<T>(_ body: () throws -> T) rethrows -> T
@@ -29,11 +30,14 @@ public struct SwiftBackend: ComputeBackend {
     /// Always "swift".
     public var name: String { "swift" }
     /// Runs `SwiftGemm.sgemm` on the pool.
-    public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        SwiftGemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, pool: pool)
+    public func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        SwiftGemm.sgemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, pool: pool)
     }
 }
 
@@ -75,7 +79,7 @@ public enum Backends {
     public static let statuses: [BackendStatus] = [
         AccelerateBackend.probe(),
         OpenBLASBackend.probe(),
-        BackendStatus(name: "swift", backend: SwiftBackend(), reason: "built in"),
+        BackendStatus(name: "swift", backend: SwiftBackend(), reason: "built in")
     ]
 
     private static let selection = Mutex<(any ComputeBackend)?>(nil)
@@ -92,13 +96,16 @@ public enum Backends {
 
     /// The backend `CHRONOS_BACKEND` names, or nil when it is unset; throws when it names an
     /// unknown backend or one not available here.
-    public static func environmentBackend(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (any ComputeBackend)? {
+    public static func environmentBackend(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (
+        any ComputeBackend
+    )? {
         guard let requested = environment["CHRONOS_BACKEND"], !requested.isEmpty else { return nil }
         do {
             return try backend(named: requested)
         } catch {
-            throw InvalidSetting(name: "CHRONOS_BACKEND", value: "'\(requested)'",
-                                 expected: "one of \(statuses.filter(\.isAvailable).map(\.name).joined(separator: ", ")) (\(error))")
+            throw InvalidSetting(
+                name: "CHRONOS_BACKEND", value: "'\(requested)'",
+                expected: "one of \(statuses.filter(\.isAvailable).map(\.name).joined(separator: ", ")) (\(error))")
         }
     }
 

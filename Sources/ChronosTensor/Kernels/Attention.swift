@@ -13,8 +13,10 @@ public enum AttentionKernel {
         public let scale: Float
 
         /// Describes one call; see `Tensor.attention` for the meaning of each field.
-        public init(tokens: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int,
-                    queryOffset: Int, keyOffset: Int, window: Int?, scale: Float) {
+        public init(
+            tokens: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int,
+            queryOffset: Int, keyOffset: Int, window: Int?, scale: Float
+        ) {
             self.tokens = tokens
             self.keys = keys
             self.heads = heads
@@ -41,8 +43,10 @@ public enum AttentionKernel {
     /// out[t, h, :] = Σ_s p[t, h, s] · v[s, g(h), :] with p = softmax over visible keys of
     /// scale · q[t, h, :] · k[s, g(h), :]. Layouts: q `[T, H, D]`, k `[S, G, D]`, v `[S, G, Dv]`,
     /// out `[T, H, Dv]`. A query that sees no key gets zeros.
-    public static func run(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                           out: UnsafeMutablePointer<Float>, _ shape: Geometry) {
+    public static func run(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>, _ shape: Geometry
+    ) {
         let group = shape.heads / shape.kvHeads
         ThreadPool.shared.parallelFor(shape.tokens * shape.heads) { task in
             let t = task / shape.heads, h = task % shape.heads, g = h / group
@@ -53,8 +57,9 @@ public enum AttentionKernel {
                 let p = scores.baseAddress!
                 probabilities(q: q, k: k, t: t, h: h, g: g, visible: visible, shape, into: p)
                 for s in visible {
-                    Elementwise.addScaledSerial(v + (s * shape.kvHeads + g) * shape.valueDim, by: p[s - visible.lowerBound],
-                                                into: o, count: shape.valueDim)
+                    Elementwise.addScaledSerial(
+                        v + (s * shape.kvHeads + g) * shape.valueDim, by: p[s - visible.lowerBound],
+                        into: o, count: shape.valueDim)
                 }
             }
         }
@@ -67,9 +72,11 @@ public enum AttentionKernel {
     ///
     /// Query heads run in parallel per key/value head group, so each task owns the rows of dk
     /// and dv it writes. dq, dk and dv must start zeroed.
-    public static func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                dOut: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
-                                dv: UnsafeMutablePointer<Float>, _ shape: Geometry) {
+    public static func backward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        dOut: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+        dv: UnsafeMutablePointer<Float>, _ shape: Geometry
+    ) {
         let group = shape.heads / shape.kvHeads
         ThreadPool.shared.parallelFor(shape.kvHeads) { g in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * max(shape.keys, 1)) { scratch in
@@ -85,8 +92,9 @@ public enum AttentionKernel {
                             let i = s - visible.lowerBound
                             dp[i] = dot(dO, v + (s * shape.kvHeads + g) * shape.valueDim, shape.valueDim)
                             weighted += p[i] * dp[i]
-                            Elementwise.addScaledSerial(dO, by: p[i], into: dv + (s * shape.kvHeads + g) * shape.valueDim,
-                                                        count: shape.valueDim)
+                            Elementwise.addScaledSerial(
+                                dO, by: p[i], into: dv + (s * shape.kvHeads + g) * shape.valueDim,
+                                count: shape.valueDim)
                         }
                         let qv = q + row * shape.headDim, dqv = dq + row * shape.headDim
                         for s in visible {
@@ -104,8 +112,10 @@ public enum AttentionKernel {
 
     /// p[s − first] = softmax over visible s of scale · q[t, h] · k[s, g].
     @inline(__always)
-    static func probabilities(q: UnsafePointer<Float>, k: UnsafePointer<Float>, t: Int, h: Int, g: Int,
-                              visible: ClosedRange<Int>, _ shape: Geometry, into p: UnsafeMutablePointer<Float>) {
+    static func probabilities(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, t: Int, h: Int, g: Int,
+        visible: ClosedRange<Int>, _ shape: Geometry, into p: UnsafeMutablePointer<Float>
+    ) {
         let qv = q + (t * shape.heads + h) * shape.headDim
         for s in visible {
             p[s - visible.lowerBound] = shape.scale * dot(qv, k + (s * shape.kvHeads + g) * shape.headDim, shape.headDim)
@@ -121,12 +131,16 @@ public enum AttentionKernel {
         var acc = SIMD8<Float>()
         var i = 0
         while i + 8 <= n {
-            acc.formMulAdd(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
-                           rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+            acc.formMulAdd(
+                ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
+                rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
             i += 8
         }
         var s = acc.sum()
-        while i < n { s += a[i] * b[i]; i += 1 }
+        while i < n {
+            s += a[i] * b[i]
+            i += 1
+        }
         return s
     }
 }
@@ -145,8 +159,10 @@ public enum BatchedAttention {
     public static let minimumQueries = 8
 
     /// Computes `out` `[T, H·Dv]` and returns the probabilities `[H, T, S]`.
-    public static func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                               out: UnsafeMutablePointer<Float>, _ shape: AttentionKernel.Geometry) -> Tensor {
+    public static func forward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>, _ shape: AttentionKernel.Geometry
+    ) -> Tensor {
         let t = shape.tokens, s = shape.keys, d = shape.headDim, dv = shape.valueDim
         let h = shape.heads, g = shape.kvHeads, group = h / g
         let probabilities = Tensor(uninitialized: [h, t, max(s, 1)])
@@ -154,8 +170,9 @@ public enum BatchedAttention {
         ThreadPool.shared.parallelFor(h) { head in
             let kv = head / group
             let p = p0 + head * t * s
-            SwiftGemm.sgemm(transA: false, transB: true, m: t, n: s, k: d, alpha: shape.scale, a: q + head * d, lda: h * d,
-                            b: k + kv * d, ldb: g * d, beta: 0, c: p, ldc: s)
+            SwiftGemm.sgemm(
+                transA: false, transB: true, m: t, n: s, k: d, alpha: shape.scale, a: q + head * d, lda: h * d,
+                b: k + kv * d, ldb: g * d, beta: 0, c: p, ldc: s)
             for row in 0..<t {
                 let r = p + row * s
                 guard let visible = shape.visibleKeys(row) else {
@@ -167,16 +184,19 @@ public enum BatchedAttention {
                 let span = r + visible.lowerBound
                 RowKernels.softmax(span, span, rows: 1, cols: visible.count)
             }
-            SwiftGemm.sgemm(transA: false, transB: false, m: t, n: dv, k: s, alpha: 1, a: p, lda: s,
-                            b: v + kv * dv, ldb: g * dv, beta: 0, c: out + head * dv, ldc: h * dv)
+            SwiftGemm.sgemm(
+                transA: false, transB: false, m: t, n: dv, k: s, alpha: 1, a: p, lda: s,
+                b: v + kv * dv, ldb: g * dv, beta: 0, c: out + head * dv, ldc: h * dv)
         }
         return probabilities
     }
 
     /// Gradients of `forward` given ∂L/∂out and its probabilities; dq, dk, dv start zeroed.
-    public static func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                probabilities: Tensor, dOut: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
-                                dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, _ shape: AttentionKernel.Geometry) {
+    public static func backward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        probabilities: Tensor, dOut: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
+        dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, _ shape: AttentionKernel.Geometry
+    ) {
         let t = shape.tokens, s = shape.keys, d = shape.headDim, vd = shape.valueDim
         let h = shape.heads, g = shape.kvHeads, group = h / g
         // Each head writes its own dK/dV; they are summed per key/value head afterwards.
@@ -186,19 +206,23 @@ public enum BatchedAttention {
         ThreadPool.shared.parallelFor(h) { head in
             let kv = head / group
             let p = p0 + head * t * s, ds = ds0 + head * t * s, dO = dOut + head * vd
-            SwiftGemm.sgemm(transA: true, transB: false, m: s, n: vd, k: t, alpha: 1, a: p, lda: s, b: dO, ldb: h * vd,
-                            beta: 0, c: hv + head * s * vd, ldc: vd)
-            SwiftGemm.sgemm(transA: false, transB: true, m: t, n: s, k: vd, alpha: 1, a: dO, lda: h * vd, b: v + kv * vd,
-                            ldb: g * vd, beta: 0, c: ds, ldc: s)
+            SwiftGemm.sgemm(
+                transA: true, transB: false, m: s, n: vd, k: t, alpha: 1, a: p, lda: s, b: dO, ldb: h * vd,
+                beta: 0, c: hv + head * s * vd, ldc: vd)
+            SwiftGemm.sgemm(
+                transA: false, transB: true, m: t, n: s, k: vd, alpha: 1, a: dO, lda: h * vd, b: v + kv * vd,
+                ldb: g * vd, beta: 0, c: ds, ldc: s)
             for row in 0..<t {
                 let pr = p + row * s, dr = ds + row * s
                 let weighted = AttentionKernel.dot(pr, dr, s)
                 for c in 0..<s { dr[c] = shape.scale * pr[c] * (dr[c] - weighted) }
             }
-            SwiftGemm.sgemm(transA: false, transB: false, m: t, n: d, k: s, alpha: 1, a: ds, lda: s, b: k + kv * d, ldb: g * d,
-                            beta: 0, c: dq + head * d, ldc: h * d)
-            SwiftGemm.sgemm(transA: true, transB: false, m: s, n: d, k: t, alpha: 1, a: ds, lda: s, b: q + head * d, ldb: h * d,
-                            beta: 0, c: hk + head * s * d, ldc: d)
+            SwiftGemm.sgemm(
+                transA: false, transB: false, m: t, n: d, k: s, alpha: 1, a: ds, lda: s, b: k + kv * d, ldb: g * d,
+                beta: 0, c: dq + head * d, ldc: h * d)
+            SwiftGemm.sgemm(
+                transA: true, transB: false, m: s, n: d, k: t, alpha: 1, a: ds, lda: s, b: q + head * d, ldb: h * d,
+                beta: 0, c: hk + head * s * d, ldc: d)
         }
         for head in 0..<h {
             let kv = head / group

@@ -7,8 +7,10 @@ public enum CrossEntropy {
     /// logits. When `gradient` is given it receives ∂loss/∂logits = (softmax − onehot) / N
     /// (zero on ignored rows). Returns the loss and N, the number of counted rows.
     @discardableResult
-    public static func loss(logits: UnsafePointer<Float>, rows: Int, vocab: Int, targets: [Int],
-                            gradient: UnsafeMutablePointer<Float>? = nil) -> (loss: Float, counted: Int) {
+    public static func loss(
+        logits: UnsafePointer<Float>, rows: Int, vocab: Int, targets: [Int],
+        gradient: UnsafeMutablePointer<Float>? = nil
+    ) -> (loss: Float, counted: Int) {
         precondition(targets.count == rows, "\(targets.count) targets for \(rows) rows")
         let counted = targets.filter { $0 != ignoreIndex }.count
         var total: Double = 0

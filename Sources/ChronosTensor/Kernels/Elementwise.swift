@@ -37,7 +37,10 @@ public enum Elementwise {
             ry.storeBytes(of: v, toByteOffset: i * 4, as: V.self)
             i += 8
         }
-        while i < count { y[i] += s * x[i]; i += 1 }
+        while i < count {
+            y[i] += s * x[i]
+            i += 1
+        }
     }
 
     /// Σ x[i]² (serial, in eight lanes).
@@ -56,20 +59,27 @@ public enum Elementwise {
     }
 
     /// ∂SiLU: out[i] = g[i] · σ(x[i]) · (1 + x[i]·(1 − σ(x[i])))
-    public static func siluBackward(x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                    count: Int) {
-        binary(x, g, out, count, { x, g in
-            let s = 1 / (1 + FastMath.exp(-x))
-            return g * s * (1 + x * (1 - s))
-        }, { x, g in
-            let s = 1 / (1 + FastMath.exp(-x))
-            return g * s * (1 + x * (1 - s))
-        })
+    public static func siluBackward(
+        x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        count: Int
+    ) {
+        binary(
+            x, g, out, count,
+            { x, g in
+                let s = 1 / (1 + FastMath.exp(-x))
+                return g * s * (1 + x * (1 - s))
+            },
+            { x, g in
+                let s = 1 / (1 + FastMath.exp(-x))
+                return g * s * (1 + x * (1 - s))
+            })
     }
 
     /// ∂σ given the output y = σ(x): out[i] = g[i] · y[i] · (1 − y[i])
-    public static func sigmoidBackward(y: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                       count: Int) {
+    public static func sigmoidBackward(
+        y: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        count: Int
+    ) {
         binary(y, g, out, count, { y, g in g * y * (1 - y) }, { y, g in g * y * (1 - y) })
     }
 
@@ -79,8 +89,10 @@ public enum Elementwise {
     }
 
     @inline(__always)
-    static func unary(_ a: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int,
-                      _ vector: (V) -> V, _ scalar: (Float) -> Float) {
+    static func unary(
+        _ a: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int,
+        _ vector: (V) -> V, _ scalar: (Float) -> Float
+    ) {
         ThreadPool.shared.parallelChunks(count, minChunk: parallelGrain) { range in
             let ra = UnsafeRawPointer(a), ro = UnsafeMutableRawPointer(out)
             var i = range.lowerBound
@@ -88,13 +100,18 @@ public enum Elementwise {
                 ro.storeBytes(of: vector(ra.loadUnaligned(fromByteOffset: i * 4, as: V.self)), toByteOffset: i * 4, as: V.self)
                 i += 8
             }
-            while i < range.upperBound { out[i] = scalar(a[i]); i += 1 }
+            while i < range.upperBound {
+                out[i] = scalar(a[i])
+                i += 1
+            }
         }
     }
 
     @inline(__always)
-    static func binary(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int,
-                       _ vector: (V, V) -> V, _ scalar: (Float, Float) -> Float) {
+    static func binary(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int,
+        _ vector: (V, V) -> V, _ scalar: (Float, Float) -> Float
+    ) {
         ThreadPool.shared.parallelChunks(count, minChunk: parallelGrain) { range in
             let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b), ro = UnsafeMutableRawPointer(out)
             var i = range.lowerBound
@@ -103,7 +120,10 @@ public enum Elementwise {
                 ro.storeBytes(of: v, toByteOffset: i * 4, as: V.self)
                 i += 8
             }
-            while i < range.upperBound { out[i] = scalar(a[i], b[i]); i += 1 }
+            while i < range.upperBound {
+                out[i] = scalar(a[i], b[i])
+                i += 1
+            }
         }
     }
 }
@@ -155,9 +175,9 @@ extension SIMD8 where Scalar == Float {
     @inline(__always)
     public func mulAdd(_ a: Self, _ b: Self) -> Self {
         #if arch(arm64)
-        addingProduct(a, b)
+            addingProduct(a, b)
         #else
-        self + a * b
+            self + a * b
         #endif
     }
 

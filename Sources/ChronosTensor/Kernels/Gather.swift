@@ -1,8 +1,10 @@
 /// Embedding lookup: copies rows of a table, widening them to f32.
 public enum Gather {
     /// out[t, :] = table[ids[t], :] for a `[vocab × dim]` table of any float dtype.
-    public static func rows(table: UnsafeRawPointer, dtype: DType, vocab: Int, dim: Int, ids: [Int],
-                            out: UnsafeMutablePointer<Float>) {
+    public static func rows(
+        table: UnsafeRawPointer, dtype: DType, vocab: Int, dim: Int, ids: [Int],
+        out: UnsafeMutablePointer<Float>
+    ) {
         for (t, id) in ids.enumerated() {
             precondition(id >= 0 && id < vocab, "token id \(id) outside the vocabulary of \(vocab)")
             let dst = out + t * dim

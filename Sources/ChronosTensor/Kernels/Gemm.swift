@@ -22,8 +22,9 @@ public enum SwiftGemm {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared, isa: InstructionSet = .current
     ) {
-        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-             b: UnsafeRawPointer(b), bType: .f32, ldb: ldb, beta: beta, c: c, ldc: ldc, pool: pool, isa: isa)
+        gemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+            b: UnsafeRawPointer(b), bType: .f32, ldb: ldb, beta: beta, c: c, ldc: ldc, pool: pool, isa: isa)
     }
 
     /// As `sgemm`, with B stored as f32, f16 or bf16: elements are widened to f32 while B is
@@ -33,8 +34,9 @@ public enum SwiftGemm {
         a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared, isa: InstructionSet = .current
     ) {
-        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, bType: bType, ldb: ldb,
-             beta: beta, c: c, ldc: ldc, pool: pool, tile: Tile(isa))
+        gemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, bType: bType, ldb: ldb,
+            beta: beta, c: c, ldc: ldc, pool: pool, tile: Tile(isa))
     }
 
     /// As `gemm` with a given register tile (the tests reach every instruction set's tile so).
@@ -61,8 +63,9 @@ public enum SwiftGemm {
     ) {
         precondition(bType.isFloatingPoint, "GEMM needs a float B, got \(bType)")
         guard let kernels = isa.kernels else {
-            gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, bType: bType, ldb: ldb,
-                 beta: 0, c: c, ldc: ldc, pool: pool, isa: isa)
+            gemm(
+                transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, bType: bType, ldb: ldb,
+                beta: 0, c: c, ldc: ldc, pool: pool, isa: isa)
             return
         }
         if m == 0 || n == 0 { return }
@@ -87,8 +90,11 @@ public enum SwiftGemm {
 
     /// The register tile: its shape and the kernel that computes it and merges it into C.
     struct Tile {
-        typealias Kernel = @convention(c) (Int, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int,
-                                           Int32, Int32, Float, Float) -> Void
+        typealias Kernel =
+            @convention(c) (
+                Int, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int,
+                Int32, Int32, Float, Float
+            ) -> Void
         let mr: Int, nr: Int
         /// Steps of k per packed block: a `kc × nr` panel of B takes 16 KiB, so it stays in
         /// the L1 cache while the panels of A stream past it.
@@ -113,8 +119,10 @@ public enum SwiftGemm {
         /// C[rows×cols] = α · Σ_p a[p, 0..<mr]ᵀ · b[p, 0..<nr] + β · C over `kc` packed steps,
         /// reading C only when β ≠ 0; `scratch` holds mr × nr floats for the Swift tile.
         @inline(__always)
-        func run(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
-                 rows: Int, cols: Int, alpha: Float, beta: Float, scratch: UnsafeMutablePointer<Float>) {
+        func run(
+            kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
+            rows: Int, cols: Int, alpha: Float, beta: Float, scratch: UnsafeMutablePointer<Float>
+        ) {
             if let kernel {
                 kernel(kc, a, b, c, ldc, Int32(rows), Int32(cols), alpha, beta)
             } else {
@@ -152,8 +160,9 @@ public enum SwiftGemm {
                     if W.self == F32Row.self {
                         chronos_pack_b(transB ? 1 : 0, b.assumingMemoryBound(to: Float.self), ldb, pc, kcBlock, col0, cols, Int32(nr), out)
                     } else {
-                        packB(W.self, nr: nr, transB: transB, b: b, ldb: ldb, rowStart: pc, rows: kcBlock, colStart: col0, cols: cols,
-                              into: out)
+                        packB(
+                            W.self, nr: nr, transB: transB, b: b, ldb: ldb, rowStart: pc, rows: kcBlock, colStart: col0, cols: cols,
+                            into: out)
                     }
                 }
                 let blockBeta: Float = pc == 0 ? beta : 1
@@ -184,9 +193,10 @@ public enum SwiftGemm {
                             let cols = min(nr, ncBlock - j0)
                             for ir in 0..<panelsA {
                                 let rows = min(mr, mcBlock - ir * mr)
-                                tile.run(kc: kcBlock, a: packedA + ir * mr * kcBlock, b: packedB + panel * nr * kcBlock,
-                                         c: c + (ic + ir * mr) * ldc + jc + j0, ldc: ldc, rows: rows, cols: cols,
-                                         alpha: alpha, beta: blockBeta, scratch: out)
+                                tile.run(
+                                    kc: kcBlock, a: packedA + ir * mr * kcBlock, b: packedB + panel * nr * kcBlock,
+                                    c: c + (ic + ir * mr) * ldc + jc + j0, ldc: ldc, rows: rows, cols: cols,
+                                    alpha: alpha, beta: blockBeta, scratch: out)
                             }
                         }
                     }
@@ -204,8 +214,10 @@ public enum SwiftGemm {
 
     /// Packs op(B)[rowStart..<rowStart+rows, colStart..<colStart+cols] of 16-bit floats, widened to f32, into
     /// `nr`-wide panels: panel p holds `rows × nr` floats, row-major, zero-padded past `cols`.
-    static func packB<W: WeightRow>(_: W.Type, nr: Int, transB: Bool, b: UnsafeRawPointer, ldb: Int, rowStart: Int, rows: Int,
-                                    colStart: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+    static func packB<W: WeightRow>(
+        _: W.Type, nr: Int, transB: Bool, b: UnsafeRawPointer, ldb: Int, rowStart: Int, rows: Int,
+        colStart: Int, cols: Int, into out: UnsafeMutablePointer<Float>
+    ) {
         let panels = (cols + nr - 1) / nr
         for panel in 0..<panels {
             let dst = out + panel * nr * rows
@@ -252,32 +264,46 @@ public enum SwiftGemm {
             let b0 = rawB.loadUnaligned(fromByteOffset: p * 64, as: V.self)
             let b1 = rawB.loadUnaligned(fromByteOffset: p * 64 + 32, as: V.self)
             var x = V(repeating: pa[0])
-            c00.formMulAdd(x, b0); c01.formMulAdd(x, b1)
+            c00.formMulAdd(x, b0)
+            c01.formMulAdd(x, b1)
             x = V(repeating: pa[1])
-            c10.formMulAdd(x, b0); c11.formMulAdd(x, b1)
+            c10.formMulAdd(x, b0)
+            c11.formMulAdd(x, b1)
             x = V(repeating: pa[2])
-            c20.formMulAdd(x, b0); c21.formMulAdd(x, b1)
+            c20.formMulAdd(x, b0)
+            c21.formMulAdd(x, b1)
             x = V(repeating: pa[3])
-            c30.formMulAdd(x, b0); c31.formMulAdd(x, b1)
+            c30.formMulAdd(x, b0)
+            c31.formMulAdd(x, b1)
             x = V(repeating: pa[4])
-            c40.formMulAdd(x, b0); c41.formMulAdd(x, b1)
+            c40.formMulAdd(x, b0)
+            c41.formMulAdd(x, b1)
             x = V(repeating: pa[5])
-            c50.formMulAdd(x, b0); c51.formMulAdd(x, b1)
+            c50.formMulAdd(x, b0)
+            c51.formMulAdd(x, b1)
             pa += 6
         }
         let out = UnsafeMutableRawPointer(tile)
-        out.storeBytes(of: c00, toByteOffset: 0, as: V.self); out.storeBytes(of: c01, toByteOffset: 32, as: V.self)
-        out.storeBytes(of: c10, toByteOffset: 64, as: V.self); out.storeBytes(of: c11, toByteOffset: 96, as: V.self)
-        out.storeBytes(of: c20, toByteOffset: 128, as: V.self); out.storeBytes(of: c21, toByteOffset: 160, as: V.self)
-        out.storeBytes(of: c30, toByteOffset: 192, as: V.self); out.storeBytes(of: c31, toByteOffset: 224, as: V.self)
-        out.storeBytes(of: c40, toByteOffset: 256, as: V.self); out.storeBytes(of: c41, toByteOffset: 288, as: V.self)
-        out.storeBytes(of: c50, toByteOffset: 320, as: V.self); out.storeBytes(of: c51, toByteOffset: 352, as: V.self)
+        out.storeBytes(of: c00, toByteOffset: 0, as: V.self)
+        out.storeBytes(of: c01, toByteOffset: 32, as: V.self)
+        out.storeBytes(of: c10, toByteOffset: 64, as: V.self)
+        out.storeBytes(of: c11, toByteOffset: 96, as: V.self)
+        out.storeBytes(of: c20, toByteOffset: 128, as: V.self)
+        out.storeBytes(of: c21, toByteOffset: 160, as: V.self)
+        out.storeBytes(of: c30, toByteOffset: 192, as: V.self)
+        out.storeBytes(of: c31, toByteOffset: 224, as: V.self)
+        out.storeBytes(of: c40, toByteOffset: 256, as: V.self)
+        out.storeBytes(of: c41, toByteOffset: 288, as: V.self)
+        out.storeBytes(of: c50, toByteOffset: 320, as: V.self)
+        out.storeBytes(of: c51, toByteOffset: 352, as: V.self)
     }
 
     /// C[rows×cols] = α · tile + β · C, reading C only when β ≠ 0.
     @inline(__always)
-    static func merge(tile: UnsafePointer<Float>, nr: Int, rows: Int, cols: Int, alpha: Float, beta: Float,
-                      c: UnsafeMutablePointer<Float>, ldc: Int) {
+    static func merge(
+        tile: UnsafePointer<Float>, nr: Int, rows: Int, cols: Int, alpha: Float, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         for r in 0..<rows {
             let dst = c + r * ldc
             let src = tile + r * nr

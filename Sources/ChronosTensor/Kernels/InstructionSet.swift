@@ -25,15 +25,15 @@ public enum InstructionSet: String, CaseIterable, Sendable, CustomStringConverti
         switch self {
         case .sse2:
             #if arch(x86_64)
-            return true
+                return true
             #else
-            return false
+                return false
             #endif
         case .neon:
             #if arch(arm64)
-            return true
+                return true
             #else
-            return false
+                return false
             #endif
         case .avx2, .avx512, .avx512bf16:
             return chronos_isa_supported(code) != 0
@@ -52,11 +52,14 @@ public enum InstructionSet: String, CaseIterable, Sendable, CustomStringConverti
 
     /// The set `CHRONOS_ISA` names, or nil when it is unset; throws when it names an unknown
     /// set or one this processor lacks.
-    public static func environmentSet(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(InvalidSetting) -> InstructionSet? {
+    public static func environmentSet(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(InvalidSetting)
+        -> InstructionSet?
+    {
         guard let name = environment["CHRONOS_ISA"], !name.isEmpty else { return nil }
         guard let set = InstructionSet(rawValue: name.lowercased()), set.isSupported else {
-            throw InvalidSetting(name: "CHRONOS_ISA", value: "'\(name)'",
-                                 expected: "one of \(supported.map(\.rawValue).joined(separator: ", ")) on this processor")
+            throw InvalidSetting(
+                name: "CHRONOS_ISA", value: "'\(name)'",
+                expected: "one of \(supported.map(\.rawValue).joined(separator: ", ")) on this processor")
         }
         return set
     }

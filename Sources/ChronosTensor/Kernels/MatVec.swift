@@ -6,9 +6,11 @@
 public enum MatVec {
     /// Computes `y = W · x` for weights of `dtype` at `weights`, in parallel over row blocks,
     /// with the kernels of `isa`.
-    public static func multiply(weights: UnsafeRawPointer, dtype: DType, rows: Int, cols: Int,
-                                x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared,
-                                isa: InstructionSet = .current) {
+    public static func multiply(
+        weights: UnsafeRawPointer, dtype: DType, rows: Int, cols: Int,
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared,
+        isa: InstructionSet = .current
+    ) {
         precondition(dtype.isFloatingPoint, "matrix-vector product needs float weights, got \(dtype)")
         if let kernels = isa.kernels {
             let code = dtype.kernelCode
@@ -25,8 +27,10 @@ public enum MatVec {
         }
     }
 
-    private static func run<W: WeightRow>(_: W.Type, _ weights: UnsafeRawPointer, _ rows: Int, _ cols: Int,
-                                          _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ pool: ThreadPool) {
+    private static func run<W: WeightRow>(
+        _: W.Type, _ weights: UnsafeRawPointer, _ rows: Int, _ cols: Int,
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ pool: ThreadPool
+    ) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: W.deinterleavesPairs ? cols : 0) { scratch in
             // Weights that load as (even, odd) lanes need x in the same order within each 16-block.
             let xBlocks = W.deinterleavesPairs ? deinterleave(x, cols, into: scratch.baseAddress!) : x
@@ -59,7 +63,8 @@ public enum MatVec {
     static func minimumRows(cols: Int) -> Int { max(4, (1 << 16) / max(cols, 1)) }
 
     /// Copies x with each full block of 16 reordered as its 8 even then its 8 odd elements.
-    private static func deinterleave(_ x: UnsafePointer<Float>, _ cols: Int, into out: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+    private static func deinterleave(_ x: UnsafePointer<Float>, _ cols: Int, into out: UnsafeMutablePointer<Float>) -> UnsafePointer<Float>
+    {
         var c = 0
         while c + 16 <= cols {
             for i in 0..<8 {
@@ -68,16 +73,21 @@ public enum MatVec {
             }
             c += 16
         }
-        while c < cols { out[c] = x[c]; c += 1 }
+        while c < cols {
+            out[c] = x[c]
+            c += 1
+        }
         return UnsafePointer(out)
     }
 
     /// y[r..<r+4] = W[r..<r+4, :] · x, sharing each load of x across four rows. `xBlocks` is x
     /// in the lane order of `W.load16`; `x` is the original, used for the tail.
     @inline(__always)
-    private static func dot4<W: WeightRow>(_: W.Type, _ weights: UnsafeRawPointer, _ r: Int, _ cols: Int,
-                                           _ xBlocks: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                           _ y: UnsafeMutablePointer<Float>) {
+    private static func dot4<W: WeightRow>(
+        _: W.Type, _ weights: UnsafeRawPointer, _ r: Int, _ cols: Int,
+        _ xBlocks: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+        _ y: UnsafeMutablePointer<Float>
+    ) {
         typealias V = SIMD8<Float>
         let stride = cols * W.size
         let w0 = weights + r * stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride
@@ -90,10 +100,14 @@ public enum MatVec {
             let x1 = rawX.loadUnaligned(fromByteOffset: c * 4 + 32, as: V.self)
             let (p0, q0) = W.load16(w0, c), (p1, q1) = W.load16(w1, c)
             let (p2, q2) = W.load16(w2, c), (p3, q3) = W.load16(w3, c)
-            a0.formMulAdd(p0, x0); b0.formMulAdd(q0, x1)
-            a1.formMulAdd(p1, x0); b1.formMulAdd(q1, x1)
-            a2.formMulAdd(p2, x0); b2.formMulAdd(q2, x1)
-            a3.formMulAdd(p3, x0); b3.formMulAdd(q3, x1)
+            a0.formMulAdd(p0, x0)
+            b0.formMulAdd(q0, x1)
+            a1.formMulAdd(p1, x0)
+            b1.formMulAdd(q1, x1)
+            a2.formMulAdd(p2, x0)
+            b2.formMulAdd(q2, x1)
+            a3.formMulAdd(p3, x0)
+            b3.formMulAdd(q3, x1)
             c += 16
         }
         var s0 = (a0 + b0).sum(), s1 = (a1 + b1).sum(), s2 = (a2 + b2).sum(), s3 = (a3 + b3).sum()
@@ -105,13 +119,18 @@ public enum MatVec {
             s3 += W.load1(w3, c) * xc
             c += 1
         }
-        y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3
+        y[r] = s0
+        y[r + 1] = s1
+        y[r + 2] = s2
+        y[r + 3] = s3
     }
 
     /// Σ_c w[c] · x[c] for one row (`xBlocks` and `x` as in `dot4`).
     @inline(__always)
-    static func dot1<W: WeightRow>(_: W.Type, _ w: UnsafeRawPointer, _ cols: Int, _ xBlocks: UnsafePointer<Float>,
-                                   _ x: UnsafePointer<Float>) -> Float {
+    static func dot1<W: WeightRow>(
+        _: W.Type, _ w: UnsafeRawPointer, _ cols: Int, _ xBlocks: UnsafePointer<Float>,
+        _ x: UnsafePointer<Float>
+    ) -> Float {
         typealias V = SIMD8<Float>
         let rawX = UnsafeRawPointer(xBlocks)
         var a = V(), b = V()
@@ -145,8 +164,10 @@ enum F32Row: WeightRow {
     static var size: Int { 4 }
     static var deinterleavesPairs: Bool { false }
     @inline(__always) static func load16(_ p: UnsafeRawPointer, _ i: Int) -> (SIMD8<Float>, SIMD8<Float>) {
-        (p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
-         p.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self))
+        (
+            p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
+            p.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self)
+        )
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         p.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
@@ -161,8 +182,10 @@ enum BF16Row: WeightRow {
     static var deinterleavesPairs: Bool { true }
     @inline(__always) static func load16(_ p: UnsafeRawPointer, _ i: Int) -> (SIMD8<Float>, SIMD8<Float>) {
         let words = p.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt32>.self)
-        return (unsafeBitCast(words &<< 16, to: SIMD8<Float>.self),
-                unsafeBitCast(words & 0xFFFF_0000, to: SIMD8<Float>.self))
+        return (
+            unsafeBitCast(words &<< 16, to: SIMD8<Float>.self),
+            unsafeBitCast(words & 0xFFFF_0000, to: SIMD8<Float>.self)
+        )
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         HalfPrecision.float(fromBF16: p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
@@ -174,8 +197,10 @@ enum F16Row: WeightRow {
     static var size: Int { 2 }
     static var deinterleavesPairs: Bool { false }
     @inline(__always) static func load16(_ p: UnsafeRawPointer, _ i: Int) -> (SIMD8<Float>, SIMD8<Float>) {
-        (SIMD8<Float>(p.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<Float16>.self)),
-         SIMD8<Float>(p.loadUnaligned(fromByteOffset: i * 2 + 16, as: SIMD8<Float16>.self)))
+        (
+            SIMD8<Float>(p.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<Float16>.self)),
+            SIMD8<Float>(p.loadUnaligned(fromByteOffset: i * 2 + 16, as: SIMD8<Float16>.self))
+        )
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         Float(p.loadUnaligned(fromByteOffset: i * 2, as: Float16.self))

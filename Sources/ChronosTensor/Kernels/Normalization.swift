@@ -6,8 +6,10 @@ public enum RowKernels {
     typealias V = SIMD8<Float>
 
     /// RMSNorm: out[r, c] = x[r, c] / √(mean_c x[r, c]² + ε) · w[c]
-    public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                               rows: Int, cols: Int, eps: Float) {
+    public static func rmsNorm(
+        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        rows: Int, cols: Int, eps: Float
+    ) {
         forEachRow(rows: rows, cols: cols) { r in
             let xr = x + r * cols, orow = out + r * cols
             let inv = 1 / (sumOfSquares(xr, cols) / Float(cols) + eps).squareRoot()
@@ -18,7 +20,10 @@ public enum RowKernels {
                 ro.storeBytes(of: v, toByteOffset: c * 4, as: V.self)
                 c += 8
             }
-            while c < cols { orow[c] = xr[c] * inv * weight[c]; c += 1 }
+            while c < cols {
+                orow[c] = xr[c] * inv * weight[c]
+                c += 1
+            }
         }
     }
 
@@ -59,7 +64,10 @@ public enum RowKernels {
             c += 8
         }
         var total = acc.sum()
-        while c < cols { total += FastMath.exp(x[c] - shift); c += 1 }
+        while c < cols {
+            total += FastMath.exp(x[c] - shift)
+            c += 1
+        }
         return log(total)
     }
 
@@ -95,7 +103,10 @@ public enum RowKernels {
             c += 8
         }
         var m = acc.max()
-        while c < count { m = max(m, x[c]); c += 1 }
+        while c < count {
+            m = max(m, x[c])
+            c += 1
+        }
         return m
     }
 
@@ -109,7 +120,10 @@ public enum RowKernels {
             c += 8
         }
         var s = acc.sum()
-        while c < count { s += x[c] * x[c]; c += 1 }
+        while c < count {
+            s += x[c] * x[c]
+            c += 1
+        }
         return s
     }
 
@@ -120,7 +134,10 @@ public enum RowKernels {
             rx.storeBytes(of: rx.loadUnaligned(fromByteOffset: c * 4, as: V.self) * s, toByteOffset: c * 4, as: V.self)
             c += 8
         }
-        while c < count { x[c] *= s; c += 1 }
+        while c < count {
+            x[c] *= s
+            c += 1
+        }
     }
 
     /// Runs `body(row)` for every row, in parallel when rows × cols is large enough to pay.

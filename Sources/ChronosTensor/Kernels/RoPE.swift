@@ -18,8 +18,10 @@ public enum RoPE {
     ///
     /// With `inverse`, rotates by −θ_i instead: the transpose of the rotation, which is how a
     /// gradient flows back through it.
-    public static func apply(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, headDim: Int, rotaryDim: Int? = nil,
-                             positionOffset: Int, base: Float, style: Style = .halfSplit, inverse: Bool = false) {
+    public static func apply(
+        _ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, headDim: Int, rotaryDim: Int? = nil,
+        positionOffset: Int, base: Float, style: Style = .halfSplit, inverse: Bool = false
+    ) {
         let d = rotaryDim ?? headDim
         precondition(d % 2 == 0 && d <= headDim, "rotary dimension \(d) must be even and ≤ head dimension \(headDim)")
         let half = d / 2

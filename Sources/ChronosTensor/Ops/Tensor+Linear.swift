@@ -2,26 +2,35 @@
 extension Tensor {
     /// `op(a) · op(b)` for 2-D f32 tensors, where op transposes when asked; the result is a
     /// new contiguous `[m, n]` tensor.
-    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
-                              backend: any ComputeBackend = Backends.current) -> Tensor {
+    public static func matmul(
+        _ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
+        backend: any ComputeBackend = Backends.current
+    ) -> Tensor {
         precondition(a.rank == 2 && b.rank == 2, "matmul needs 2-D tensors, got \(a.shape) and \(b.shape)")
         let a = a.contiguous(), b = b.contiguous()
         let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
         let kb = transposeB ? b.shape[1] : b.shape[0], n = transposeB ? b.shape[0] : b.shape[1]
         precondition(k == kb, "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
         let c = Tensor(uninitialized: [m, n])
-        backend.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
-                      a: a.floatPointer, lda: a.shape[1], b: b.floatPointer, ldb: b.shape[1],
-                      beta: 0, c: c.floatPointer, ldc: n)
+        backend.sgemm(
+            transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
+            a: a.floatPointer, lda: a.shape[1], b: b.floatPointer, ldb: b.shape[1],
+            beta: 0, c: c.floatPointer, ldc: n)
         let needA = a.gradientNode != nil, needB = b.gradientNode != nil
         return Autograd.record(c, inputs: [a, b]) { g in
             // C = op(A)·op(B):  ∂op(A) = ∂C·op(B)ᵀ,  ∂op(B) = op(A)ᵀ·∂C, transposed back where op transposes.
-            let da = !needA ? nil : transposeA
-                ? matmul(b, g, transposeA: transposeB, transposeB: true, backend: backend)
-                : matmul(g, b, transposeB: !transposeB, backend: backend)
-            let db = !needB ? nil : transposeB
-                ? matmul(g, a, transposeA: true, transposeB: transposeA, backend: backend)
-                : matmul(a, g, transposeA: !transposeA, backend: backend)
+            let da =
+                !needA
+                ? nil
+                : transposeA
+                    ? matmul(b, g, transposeA: transposeB, transposeB: true, backend: backend)
+                    : matmul(g, b, transposeB: !transposeB, backend: backend)
+            let db =
+                !needB
+                ? nil
+                : transposeB
+                    ? matmul(g, a, transposeA: true, transposeB: transposeA, backend: backend)
+                    : matmul(a, g, transposeA: !transposeA, backend: backend)
             return [da, db]
         }
     }
@@ -31,8 +40,9 @@ extension Tensor {
         precondition(weight.rank == 2 && weight.isContiguous, "matvec needs a contiguous 2-D weight, got \(weight.shape)")
         precondition(x.count == weight.shape[1], "matvec: weight \(weight.shape) and vector of \(x.count)")
         let y = Tensor(uninitialized: [weight.shape[0]])
-        MatVec.multiply(weights: weight.rawPointer, dtype: weight.dtype, rows: weight.shape[0], cols: weight.shape[1],
-                        x: x.floatPointer, y: y.floatPointer)
+        MatVec.multiply(
+            weights: weight.rawPointer, dtype: weight.dtype, rows: weight.shape[0], cols: weight.shape[1],
+            x: x.floatPointer, y: y.floatPointer)
         return y
     }
 
@@ -55,15 +65,18 @@ extension Tensor {
         let xp = x.floatPointer, yp = y.floatPointer
         if tokens <= 4 {
             for t in 0..<tokens {
-                MatVec.multiply(weights: weight.rawPointer, dtype: weight.dtype, rows: outFeatures, cols: inFeatures,
-                                x: xp + t * inFeatures, y: yp + t * outFeatures)
+                MatVec.multiply(
+                    weights: weight.rawPointer, dtype: weight.dtype, rows: outFeatures, cols: inFeatures,
+                    x: xp + t * inFeatures, y: yp + t * outFeatures)
             }
         } else if weight.dtype == .f32 && InstructionSet.current.kernels == nil && !(Backends.current is SwiftBackend) {
-            Backends.current.sgemm(transA: false, transB: true, m: tokens, n: outFeatures, k: inFeatures, alpha: 1,
-                                   a: xp, lda: inFeatures, b: weight.floatPointer, ldb: inFeatures, beta: 0, c: yp, ldc: outFeatures)
+            Backends.current.sgemm(
+                transA: false, transB: true, m: tokens, n: outFeatures, k: inFeatures, alpha: 1,
+                a: xp, lda: inFeatures, b: weight.floatPointer, ldb: inFeatures, beta: 0, c: yp, ldc: outFeatures)
         } else {
-            SwiftGemm.multiplyTransposed(m: tokens, n: outFeatures, k: inFeatures, a: xp, lda: inFeatures, b: weight.rawPointer,
-                                         bType: weight.dtype, ldb: inFeatures, c: yp, ldc: outFeatures)
+            SwiftGemm.multiplyTransposed(
+                m: tokens, n: outFeatures, k: inFeatures, a: xp, lda: inFeatures, b: weight.rawPointer,
+                bType: weight.dtype, ldb: inFeatures, c: yp, ldc: outFeatures)
         }
         if let bias {
             precondition(bias.count == outFeatures, "linear: bias of \(bias.count) for \(outFeatures) outputs")
@@ -78,16 +91,18 @@ extension Tensor {
             var grads: [Tensor?] = [nil, nil]
             if needX {
                 let dx = Tensor(uninitialized: x.shape)
-                SwiftGemm.gemm(transA: false, transB: false, m: tokens, n: inFeatures, k: outFeatures, alpha: 1, a: g.floatPointer,
-                               lda: outFeatures, b: weight.rawPointer, bType: weight.dtype, ldb: inFeatures, beta: 0,
-                               c: dx.floatPointer, ldc: inFeatures)
+                SwiftGemm.gemm(
+                    transA: false, transB: false, m: tokens, n: inFeatures, k: outFeatures, alpha: 1, a: g.floatPointer,
+                    lda: outFeatures, b: weight.rawPointer, bType: weight.dtype, ldb: inFeatures, beta: 0,
+                    c: dx.floatPointer, ldc: inFeatures)
                 grads[0] = dx
             }
             if needW {
                 let dw = Tensor(uninitialized: weight.shape)
-                Backends.current.sgemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: tokens, alpha: 1,
-                                       a: g.floatPointer, lda: outFeatures, b: x.floatPointer, ldb: inFeatures, beta: 0,
-                                       c: dw.floatPointer, ldc: inFeatures)
+                Backends.current.sgemm(
+                    transA: true, transB: false, m: outFeatures, n: inFeatures, k: tokens, alpha: 1,
+                    a: g.floatPointer, lda: outFeatures, b: x.floatPointer, ldb: inFeatures, beta: 0,
+                    c: dw.floatPointer, ldc: inFeatures)
                 grads[1] = dw
             }
             if let bias {

@@ -92,10 +92,13 @@ extension Tensor {
         return out
     }
 
-    private static func broadcast(_ a: Tensor, _ b: Tensor,
-                                  _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
-        precondition(b.rank <= a.rank && Array(a.shape.suffix(b.rank)) == b.shape,
-                     "shapes \(a.shape) and \(b.shape) do not broadcast")
+    private static func broadcast(
+        _ a: Tensor, _ b: Tensor,
+        _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    ) -> Tensor {
+        precondition(
+            b.rank <= a.rank && Array(a.shape.suffix(b.rank)) == b.shape,
+            "shapes \(a.shape) and \(b.shape) do not broadcast")
         let a = a.contiguous(), b = b.contiguous(), out = Tensor(uninitialized: a.shape)
         let inner = b.count
         for start in stride(from: 0, to: a.count, by: max(inner, 1)) {

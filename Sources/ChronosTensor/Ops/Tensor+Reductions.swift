@@ -124,8 +124,10 @@ extension Tensor {
         let x = logits.contiguous(), vocab = logits.shape.last!, rows = logits.count / vocab
         let needsGradient = Autograd.isRecording && logits.gradientNode != nil
         let gradient = needsGradient ? Tensor(zeros: [rows, vocab]) : nil
-        let loss = CrossEntropy.loss(logits: x.floatPointer, rows: rows, vocab: vocab, targets: targets,
-                                     gradient: gradient?.floatPointer).loss
+        let loss = CrossEntropy.loss(
+            logits: x.floatPointer, rows: rows, vocab: vocab, targets: targets,
+            gradient: gradient?.floatPointer
+        ).loss
         let shape = logits.shape
         return Autograd.record(Tensor(shape: [1], values: [loss]), inputs: [logits]) { g in
             [gradient!.scaled(by: g.floats[0]).reshaped(shape)]

@@ -18,18 +18,22 @@ extension Tensor {
 
     /// Rotary embedding of `[T, heads, headDim]` (or `[T, heads·headDim]`) activations whose
     /// token t sits at position `positionOffset + t`; the first `rotaryDim` dims of each head rotate.
-    public func rope(heads: Int, headDim: Int, rotaryDim: Int? = nil, positionOffset: Int, base: Float,
-                     style: RoPE.Style = .halfSplit) -> Tensor {
+    public func rope(
+        heads: Int, headDim: Int, rotaryDim: Int? = nil, positionOffset: Int, base: Float,
+        style: RoPE.Style = .halfSplit
+    ) -> Tensor {
         precondition(count % (heads * headDim) == 0, "rope: \(shape) is not a whole number of \(heads)×\(headDim) heads")
         let out = detached().converted(to: .f32)
         let tokens = count / (heads * headDim)
-        RoPE.apply(out.floatPointer, tokens: tokens, heads: heads, headDim: headDim,
-                   rotaryDim: rotaryDim, positionOffset: positionOffset, base: base, style: style)
+        RoPE.apply(
+            out.floatPointer, tokens: tokens, heads: heads, headDim: headDim,
+            rotaryDim: rotaryDim, positionOffset: positionOffset, base: base, style: style)
         let shape = self.shape
         return Autograd.record(out, inputs: [self]) { g in
             let grad = g.converted(to: .f32).reshaped(shape)
-            RoPE.apply(grad.floatPointer, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim,
-                       positionOffset: positionOffset, base: base, style: style, inverse: true)
+            RoPE.apply(
+                grad.floatPointer, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim,
+                positionOffset: positionOffset, base: base, style: style, inverse: true)
             return [grad]
         }
     }
@@ -43,37 +47,44 @@ extension Tensor {
     /// merged (`[T, H·Dk]`), but the first axis of `query` must be T. Query t sits at position `queryOffset + t`, key s at `keyOffset + s`;
     /// key s is visible to query t when its position is ≤ the query's and, with a `window`,
     /// when the query's position minus its own is < window. Returns `[T, H·Dv]`.
-    public static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, kvHeads: Int,
-                                 queryOffset: Int, keyOffset: Int = 0, window: Int? = nil, scale: Float) -> Tensor {
+    public static func attention(
+        query: Tensor, key: Tensor, value: Tensor, heads: Int, kvHeads: Int,
+        queryOffset: Int, keyOffset: Int = 0, window: Int? = nil, scale: Float
+    ) -> Tensor {
         precondition(heads % kvHeads == 0, "attention: \(heads) query heads are not a multiple of \(kvHeads) KV heads")
         let q = query.contiguous(), k = key.contiguous(), v = value.contiguous()
         let headDim = q.count / max(1, q.shape[0] * heads)
         let tokens = q.count / (heads * headDim)
         let keys = headDim == 0 ? 0 : k.count / (kvHeads * headDim)
         let valueDim = keys == 0 ? 0 : v.count / (keys * kvHeads)
-        precondition(k.count == keys * kvHeads * headDim && v.count == keys * kvHeads * valueDim,
-                     "attention: key \(key.shape) / value \(value.shape) do not fit \(kvHeads) heads of \(headDim)")
+        precondition(
+            k.count == keys * kvHeads * headDim && v.count == keys * kvHeads * valueDim,
+            "attention: key \(key.shape) / value \(value.shape) do not fit \(kvHeads) heads of \(headDim)")
         let out = Tensor(uninitialized: [tokens, heads * valueDim])
-        let geometry = AttentionKernel.Geometry(tokens: tokens, keys: keys, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                                valueDim: valueDim, queryOffset: queryOffset, keyOffset: keyOffset,
-                                                window: window, scale: scale)
+        let geometry = AttentionKernel.Geometry(
+            tokens: tokens, keys: keys, heads: heads, kvHeads: kvHeads, headDim: headDim,
+            valueDim: valueDim, queryOffset: queryOffset, keyOffset: keyOffset,
+            window: window, scale: scale)
         let shapes = (query.shape, key.shape, value.shape)
         // Few queries (decoding): one dot product per visible key. Many: matrix products per head.
         if tokens < BatchedAttention.minimumQueries {
             AttentionKernel.run(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, out: out.floatPointer, geometry)
             return Autograd.record(out, inputs: [query, key, value]) { g in
                 let dq = Tensor(zeros: shapes.0), dk = Tensor(zeros: shapes.1), dv = Tensor(zeros: shapes.2)
-                AttentionKernel.backward(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, dOut: g.contiguous().floatPointer,
-                                         dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, geometry)
+                AttentionKernel.backward(
+                    q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, dOut: g.contiguous().floatPointer,
+                    dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, geometry)
                 return [dq, dk, dv]
             }
         }
-        let probabilities = BatchedAttention.forward(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, out: out.floatPointer, geometry)
+        let probabilities = BatchedAttention.forward(
+            q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, out: out.floatPointer, geometry)
         return Autograd.record(out, inputs: [query, key, value]) { g in
             let dq = Tensor(zeros: shapes.0), dk = Tensor(zeros: shapes.1), dv = Tensor(zeros: shapes.2)
-            BatchedAttention.backward(q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, probabilities: probabilities,
-                                      dOut: g.contiguous().floatPointer, dq: dq.floatPointer, dk: dk.floatPointer,
-                                      dv: dv.floatPointer, geometry)
+            BatchedAttention.backward(
+                q: q.floatPointer, k: k.floatPointer, v: v.floatPointer, probabilities: probabilities,
+                dOut: g.contiguous().floatPointer, dq: dq.floatPointer, dk: dk.floatPointer,
+                dv: dv.floatPointer, geometry)
             return [dq, dk, dv]
         }
     }

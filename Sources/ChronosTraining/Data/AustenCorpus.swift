@@ -43,8 +43,9 @@ public enum AustenCorpus {
         guard !novels.isEmpty else { throw .inaccessibleFile(file: source.path, reason: "no .txt files") }
 
         var train = Data(), heldOut = Data()
-        var summary = Summary(novels: novels.map(\.lastPathComponent), trainDocuments: 0, heldOutDocuments: 0,
-                              trainBytes: 0, heldOutBytes: 0)
+        var summary = Summary(
+            novels: novels.map(\.lastPathComponent), trainDocuments: 0, heldOutDocuments: 0,
+            trainBytes: 0, heldOutBytes: 0)
         for novel in novels {
             let text: String
             do {

@@ -114,8 +114,9 @@ public struct ChatEncoder: Sendable {
 
     /// Prompt ids followed by completion ids, the loss on the completion only.
     public static func completion(prompt: [Int], completion: [Int]) -> ChatSequence {
-        ChatSequence(ids: prompt + completion,
-                     isTarget: [Bool](repeating: false, count: prompt.count) + [Bool](repeating: true, count: completion.count))
+        ChatSequence(
+            ids: prompt + completion,
+            isTarget: [Bool](repeating: false, count: prompt.count) + [Bool](repeating: true, count: completion.count))
     }
 
     private func validate(_ messages: [ChatMessage]) throws(TokenizerError) {

@@ -45,7 +45,8 @@ public enum HeldOutScoring {
     /// Mean over `sequences` of the router KL anchor term, KL(P_router ‖ P_reference) averaged
     /// over tokens and MoE layers, with `referenceRouters` (router weights by layer) run on
     /// the same MoE inputs: how far routing has moved from the reference.
-    public static func routerDrift(_ model: TransformerLanguageModel, referenceRouters: [Int: Tensor], sequences: [[Int]]) throws -> Double {
+    public static func routerDrift(_ model: TransformerLanguageModel, referenceRouters: [Int: Tensor], sequences: [[Int]]) throws -> Double
+    {
         var total = 0.0, counted = 0
         try Autograd.recording(false) {
             for ids in sequences where !ids.isEmpty {
@@ -53,9 +54,10 @@ public enum HeldOutScoring {
                 let reference = output.layers.map { routing in
                     Tensor.linear(routing.input, weight: referenceRouters[routing.layer]!).softmax()
                 }
-                let signals = RoutingSignals(probabilities: output.layers.map(\.routerProbabilities),
-                                             selected: output.layers.map(\.selectedExperts), lookaheadLogProbabilities: nil,
-                                             referenceProbabilities: reference)
+                let signals = RoutingSignals(
+                    probabilities: output.layers.map(\.routerProbabilities),
+                    selected: output.layers.map(\.selectedExperts), lookaheadLogProbabilities: nil,
+                    referenceProbabilities: reference)
                 total += Double(ChronosLoss.routerKL(signals).floats[0])
                 counted += 1
             }
@@ -65,13 +67,17 @@ public enum HeldOutScoring {
 
     /// Greedy answers of `model` to each prompt (ids): the generated ids, ending with the stop
     /// token when one was drawn, and their text without special tokens.
-    public static func greedyAnswers(_ model: any LanguageModel, prompts: [[Int]], encoder: ChatEncoder, maxTokens: Int,
-                                     stopTokens: Set<Int>) throws -> [(ids: [Int], text: String)] {
+    public static func greedyAnswers(
+        _ model: any LanguageModel, prompts: [[Int]], encoder: ChatEncoder, maxTokens: Int,
+        stopTokens: Set<Int>
+    ) throws -> [(ids: [Int], text: String)] {
         let generator = Generator(model: model, tokenizer: nil)
         return try Autograd.recording(false) {
             try prompts.map { prompt in
-                let result = try generator.generate(GenerationRequest(promptIds: prompt, maxTokens: maxTokens, sampling: .greedy,
-                                                                      stopTokens: stopTokens, ignoreEOS: true))
+                let result = try generator.generate(
+                    GenerationRequest(
+                        promptIds: prompt, maxTokens: maxTokens, sampling: .greedy,
+                        stopTokens: stopTokens, ignoreEOS: true))
                 return (result.idsWithStopToken, try encoder.tokenizer.decode(result.ids, skipSpecialTokens: true))
             }
         }

@@ -10,8 +10,10 @@ public enum LookaheadEvaluation {
     /// popularity: the same predictions against a random other position's experts
     /// (shuffled future), each layer's most frequent experts on the `reference` sequences, and
     /// token t's own experts (reuse).
-    public static func evaluate(_ model: any LanguageModel, sequences: [[Int]], reference: [[Int]], offset: Int = 1,
-                                seed: UInt64 = 7) throws -> PredictorEvaluation.LookaheadRow {
+    public static func evaluate(
+        _ model: any LanguageModel, sequences: [[Int]], reference: [[Int]], offset: Int = 1,
+        seed: UInt64 = 7
+    ) throws -> PredictorEvaluation.LookaheadRow {
         let k = model.summary.expertsPerToken, experts = model.summary.expertsPerLayer.max() ?? 0
         // Most frequent experts per layer on the reference text.
         var counts: [Int: [Int]] = [:]

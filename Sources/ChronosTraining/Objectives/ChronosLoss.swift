@@ -36,8 +36,10 @@ public struct RoutingSignals {
     public var valid: [Bool]?
 
     /// Signals of one sequence.
-    public init(probabilities: [Tensor], selected: [[[Int]]], lookaheadLogProbabilities: Tensor?,
-                referenceProbabilities: [Tensor]? = nil, valid: [Bool]? = nil) {
+    public init(
+        probabilities: [Tensor], selected: [[[Int]]], lookaheadLogProbabilities: Tensor?,
+        referenceProbabilities: [Tensor]? = nil, valid: [Bool]? = nil
+    ) {
         self.probabilities = probabilities
         self.selected = selected
         self.lookaheadLogProbabilities = lookaheadLogProbabilities

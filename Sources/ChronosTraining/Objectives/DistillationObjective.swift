@@ -31,14 +31,16 @@ final class DistillationObjective: StageObjective {
     static func checkVocabulary(teacher: any LanguageModel, directory: URL, student: StageContext) throws {
         let vocabulary = student.start.summary.vocabSize
         guard teacher.summary.vocabSize >= vocabulary else {
-            throw FineTuneError.teacherVocabulary(directory, reason: "\(teacher.summary.vocabSize) logits for a vocabulary of \(vocabulary)")
+            throw FineTuneError.teacherVocabulary(
+                directory, reason: "\(teacher.summary.vocabSize) logits for a vocabulary of \(vocabulary)")
         }
         let url = ModelDirectory(directory).tokenizer
         guard FileManager.default.fileExists(atPath: url.path) else { return }
         let tokenizer = try Tokenizer(contentsOf: url), own = student.encoder.tokenizer
         for id in 0..<min(vocabulary, own.vocabularySize) where tokenizer.token(forId: id) != own.token(forId: id) {
             throw FineTuneError.teacherVocabulary(
-                directory, reason: "id \(id) is \(tokenizer.token(forId: id)?.debugDescription ?? "absent") for the teacher, "
+                directory,
+                reason: "id \(id) is \(tokenizer.token(forId: id)?.debugDescription ?? "absent") for the teacher, "
                     + "\(own.token(forId: id)?.debugDescription ?? "absent") for the student")
         }
     }
@@ -62,12 +64,14 @@ final class DistillationObjective: StageObjective {
     func loss(_ sequence: ChatSequence, pass: TrainingPass, trainer: ChronosTrainer) throws -> SequenceLoss {
         let teacher = try teacherLogits(sequence.inputs)
         let output = try pass.model.forward(sequence.inputs, cache: pass.model.makeCache(), options: pass.trainingOptions())
-        let distilled = DistillationLoss.loss(studentLogits: output.logits, teacherLogits: teacher, targets: sequence.targets,
-                                              alpha: settings.alpha, temperature: settings.temperature)
+        let distilled = DistillationLoss.loss(
+            studentLogits: output.logits, teacherLogits: teacher, targets: sequence.targets,
+            alpha: settings.alpha, temperature: settings.temperature)
         let (chronos, parts) = trainer.chronosTerms(output)
-        return SequenceLoss(total: distilled.total + chronos,
-                            parts: parts.merging(["kd": distilled.kl, "ce": distilled.crossEntropy]) { a, _ in a },
-                            tokens: sequence.targetCount)
+        return SequenceLoss(
+            total: distilled.total + chronos,
+            parts: parts.merging(["kd": distilled.kl, "ce": distilled.crossEntropy]) { a, _ in a },
+            tokens: sequence.targetCount)
     }
 
     func evaluate(_ trainer: ChronosTrainer) throws -> [String: Double] {
@@ -75,8 +79,9 @@ final class DistillationObjective: StageObjective {
         try Autograd.recording(false) {
             for sequence in heldOut where sequence.targetCount > 0 {
                 let student = try trainer.model.forward(sequence.inputs, cache: trainer.model.makeCache())
-                let result = DistillationLoss.loss(studentLogits: student, teacherLogits: try teacherLogits(sequence.inputs),
-                                                   targets: sequence.targets, alpha: settings.alpha, temperature: settings.temperature)
+                let result = DistillationLoss.loss(
+                    studentLogits: student, teacherLogits: try teacherLogits(sequence.inputs),
+                    targets: sequence.targets, alpha: settings.alpha, temperature: settings.temperature)
                 kl += Double(result.kl)
                 counted += 1
             }
@@ -88,7 +93,7 @@ final class DistillationObjective: StageObjective {
             "heldout_ce": try HeldOutScoring.crossEntropy(trainer.model, sequences: heldOut),
             "heldout_kd": kl / Double(max(counted, 1)),
             "teacher_heldout_ce": teacherCrossEntropy ?? 0,
-            "router_kl_drift": try trainer.routerDrift(on: heldOut.map(\.inputs)),
+            "router_kl_drift": try trainer.routerDrift(on: heldOut.map(\.inputs))
         ]
     }
 }

@@ -42,9 +42,10 @@ final class GRPOObjective: StageObjective {
     /// with a seed drawn from the trainer's generator (so a resumed run samples the same), ending
     /// on the stage's stop tokens only.
     func rolloutRequest(_ promptIds: [Int], random: inout SplitMix64) -> GenerationRequest {
-        GenerationRequest(promptIds: promptIds, maxTokens: context.settings.maxNewTokens,
-                          sampling: SamplingParameters(temperature: settings.temperature, topK: settings.topK, seed: random.next()),
-                          stopTokens: context.stopTokens, ignoreEOS: true)
+        GenerationRequest(
+            promptIds: promptIds, maxTokens: context.settings.maxNewTokens,
+            sampling: SamplingParameters(temperature: settings.temperature, topK: settings.topK, seed: random.next()),
+            stopTokens: context.stopTokens, ignoreEOS: true)
     }
 
     func units(forExamples indices: [Int], trainer: ChronosTrainer) throws -> [GRPOCompletion] {
@@ -61,8 +62,10 @@ final class GRPOObjective: StageObjective {
             }
             let advantages = GRPOLoss.advantages(rewards)
             for (i, completion) in completions.enumerated() {
-                units.append(GRPOCompletion(sequence: ChatEncoder.completion(prompt: promptIds, completion: completion.idsWithStopToken),
-                                            reward: rewards[i], advantage: advantages[i]))
+                units.append(
+                    GRPOCompletion(
+                        sequence: ChatEncoder.completion(prompt: promptIds, completion: completion.idsWithStopToken),
+                        reward: rewards[i], advantage: advantages[i]))
             }
         }
         return units
@@ -78,24 +81,30 @@ final class GRPOObjective: StageObjective {
             let logits = try reference.forward(sequence.inputs, cache: reference.makeCache(), options: options).logits
             return TokenLogProbabilities.of(logits: logits, targets: sequence.targets).floats
         }
-        let (grpo, kl) = GRPOLoss.loss(logProbabilities: logProbabilities, oldLogProbabilities: logProbabilities.floats,
-                                       referenceLogProbabilities: referenceLogProbabilities, advantage: unit.advantage,
-                                       epsilon: settings.clipEpsilon, beta: settings.klBeta)
+        let (grpo, kl) = GRPOLoss.loss(
+            logProbabilities: logProbabilities, oldLogProbabilities: logProbabilities.floats,
+            referenceLogProbabilities: referenceLogProbabilities, advantage: unit.advantage,
+            epsilon: settings.clipEpsilon, beta: settings.klBeta)
         let (chronos, parts) = trainer.chronosTerms(output)
-        return SequenceLoss(total: grpo + chronos, parts: parts.merging(
-            ["grpo": grpo.floats[0], "reward": Float(unit.reward), "kl": kl,
-             "completion_tokens": Float(sequence.targetCount)]) { a, _ in a }, tokens: sequence.targetCount)
+        return SequenceLoss(
+            total: grpo + chronos,
+            parts: parts.merging(
+                [
+                    "grpo": grpo.floats[0], "reward": Float(unit.reward), "kl": kl,
+                    "completion_tokens": Float(sequence.targetCount)
+                ]) { a, _ in a }, tokens: sequence.targetCount)
     }
 
     func evaluate(_ trainer: ChronosTrainer) throws -> [String: Double] {
         let prompts = try heldOut.map { try context.encoder.encodePrompt($0.prompt) }
-        let answers = try HeldOutScoring.greedyAnswers(trainer.model, prompts: prompts, encoder: context.encoder,
-                                                       maxTokens: context.settings.maxNewTokens, stopTokens: context.stopTokens)
+        let answers = try HeldOutScoring.greedyAnswers(
+            trainer.model, prompts: prompts, encoder: context.encoder,
+            maxTokens: context.settings.maxNewTokens, stopTokens: context.stopTokens)
         let rewards = try zip(answers, heldOut).map { try reward.reward($0.text, for: $1) }
         return [
             "mean_reward": rewards.reduce(0, +) / Double(max(rewards.count, 1)),
             "definition_f1": HeldOutScoring.definitionF1(answers: answers.map(\.text), prompts: heldOut),
-            "router_kl_drift": try trainer.routerDrift(on: zip(prompts, answers).map { $0 + $1.ids }),
+            "router_kl_drift": try trainer.routerDrift(on: zip(prompts, answers).map { $0 + $1.ids })
         ]
     }
 }

@@ -62,18 +62,21 @@ final class PreferenceObjective: StageObjective {
             let policyRejected = TokenLogProbabilities.sum(logits: rejected.logits, targets: pair.rejected.targets)
             let referenceChosen = try referenceLogProbability(pair.chosen, options: chosenOptions)
             let referenceRejected = try referenceLogProbability(pair.rejected, options: rejectedOptions)
-            stageLoss = DPOLoss.loss(policyChosen: policyChosen, policyRejected: policyRejected, referenceChosen: referenceChosen,
-                                     referenceRejected: referenceRejected, beta: dpo.beta)
-            let margin = DPOLoss.rewardMargin(policyChosen: policyChosen.floats[0], policyRejected: policyRejected.floats[0],
-                                              referenceChosen: referenceChosen, referenceRejected: referenceRejected, beta: dpo.beta)
+            stageLoss = DPOLoss.loss(
+                policyChosen: policyChosen, policyRejected: policyRejected, referenceChosen: referenceChosen,
+                referenceRejected: referenceRejected, beta: dpo.beta)
+            let margin = DPOLoss.rewardMargin(
+                policyChosen: policyChosen.floats[0], policyRejected: policyRejected.floats[0],
+                referenceChosen: referenceChosen, referenceRejected: referenceRejected, beta: dpo.beta)
             parts["dpo"] = stageLoss.floats[0]
             parts["margin"] = margin
             parts["accuracy"] = margin > 0 ? 1 : 0
         case .orpo(let orpo):
             let chosenMean = TokenLogProbabilities.mean(logits: chosen.logits, targets: pair.chosen.targets)
             let rejectedMean = TokenLogProbabilities.mean(logits: rejected.logits, targets: pair.rejected.targets)
-            let (total, oddsRatio) = ORPOLoss.loss(chosenMeanLogProbability: chosenMean, rejectedMeanLogProbability: rejectedMean,
-                                                   lambda: orpo.lambda)
+            let (total, oddsRatio) = ORPOLoss.loss(
+                chosenMeanLogProbability: chosenMean, rejectedMeanLogProbability: rejectedMean,
+                lambda: orpo.lambda)
             stageLoss = total
             parts["nll"] = -chosenMean.floats[0]
             parts["odds_ratio"] = oddsRatio.floats[0]
@@ -106,17 +109,20 @@ final class PreferenceObjective: StageObjective {
                     let reference = try heldOutReferenceLogProbabilities()[index]
                     let policyChosen = TokenLogProbabilities.sum(logits: chosen, targets: pair.chosen.targets)
                     let policyRejected = TokenLogProbabilities.sum(logits: rejected, targets: pair.rejected.targets)
-                    let margin = DPOLoss.rewardMargin(policyChosen: policyChosen.floats[0], policyRejected: policyRejected.floats[0],
-                                                      referenceChosen: reference.chosen, referenceRejected: reference.rejected,
-                                                      beta: dpo.beta)
-                    let loss = DPOLoss.loss(policyChosen: policyChosen, policyRejected: policyRejected,
-                                            referenceChosen: reference.chosen, referenceRejected: reference.rejected, beta: dpo.beta)
+                    let margin = DPOLoss.rewardMargin(
+                        policyChosen: policyChosen.floats[0], policyRejected: policyRejected.floats[0],
+                        referenceChosen: reference.chosen, referenceRejected: reference.rejected,
+                        beta: dpo.beta)
+                    let loss = DPOLoss.loss(
+                        policyChosen: policyChosen, policyRejected: policyRejected,
+                        referenceChosen: reference.chosen, referenceRejected: reference.rejected, beta: dpo.beta)
                     sums["preference_accuracy", default: 0] += margin > 0 ? 1 : 0
                     sums["reward_margin", default: 0] += Double(margin)
                     sums["heldout_dpo_loss", default: 0] += Double(loss.floats[0])
                 case .orpo(let orpo):
-                    let loss = ORPOLoss.loss(chosenMeanLogProbability: chosenMean, rejectedMeanLogProbability: rejectedMean,
-                                             lambda: orpo.lambda)
+                    let loss = ORPOLoss.loss(
+                        chosenMeanLogProbability: chosenMean, rejectedMeanLogProbability: rejectedMean,
+                        lambda: orpo.lambda)
                     sums["preference_accuracy", default: 0] += chosenMean.floats[0] > rejectedMean.floats[0] ? 1 : 0
                     sums["heldout_orpo_loss", default: 0] += Double(loss.total.floats[0])
                     sums["heldout_nll", default: 0] += Double(-chosenMean.floats[0])

@@ -122,14 +122,16 @@ public final class ModelLikelihoodReward: RewardFunction {
         guard FileManager.default.fileExists(atPath: tokenizerURL.path) else { throw RewardError.missingTokenizer(directory) }
         let tokenizer = try Tokenizer(contentsOf: tokenizerURL)
         let configURL = ModelDirectory(directory).tokenizerConfig
-        let bos = FileManager.default.fileExists(atPath: configURL.path)
+        let bos =
+            FileManager.default.fileExists(atPath: configURL.path)
             ? try SpecialTokenIds(config: TokenizerConfig(contentsOf: configURL), tokenizer: tokenizer).bos : nil
         try self.init(model: ModelLoader.load(directory: directory), tokenizer: tokenizer, beginningOfSequence: bos)
     }
 
     public func reward(_ completion: String, for prompt: DefinitionPrompt) throws -> Double {
         let question = prompt.prompt.last { $0.role == "user" }?.content ?? ""
-        let context = (beginningOfSequence.map { [$0] } ?? [])
+        let context =
+            (beginningOfSequence.map { [$0] } ?? [])
             + tokenizer.encode("\(question)\n\(completion)\n", matchSpecialTokens: false)
         let reference = tokenizer.encode(prompt.reference, matchSpecialTokens: false)
         guard !reference.isEmpty else { return 0 }

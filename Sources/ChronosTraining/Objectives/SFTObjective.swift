@@ -17,9 +17,11 @@ final class SFTObjective: StageObjective {
         let (train, heldOut) = try context.split(ChatData.conversations)
         self.train = train
         self.heldOut = try heldOut.prefix(settings.evaluationExamples).map { try context.sequence($0.messages) }
-        let prompts = try settings.evaluationPrompts.map(ChatData.definitionPrompts) ?? heldOut.compactMap { conversation in
-            conversation.promptAndAnswer.map { DefinitionPrompt(prompt: $0.prompt, reference: $0.answer) }
-        }
+        let prompts =
+            try settings.evaluationPrompts.map(ChatData.definitionPrompts)
+            ?? heldOut.compactMap { conversation in
+                conversation.promptAndAnswer.map { DefinitionPrompt(prompt: $0.prompt, reference: $0.answer) }
+            }
         self.prompts = Array(prompts.prefix(settings.generationExamples))
     }
 
@@ -34,8 +36,9 @@ final class SFTObjective: StageObjective {
         let output = try pass.model.forward(sequence.inputs, cache: pass.model.makeCache(), options: pass.trainingOptions())
         let crossEntropy = SFTLoss.loss(logits: output.logits, targets: sequence.targets)
         let (chronos, parts) = trainer.chronosTerms(output)
-        return SequenceLoss(total: crossEntropy + chronos, parts: parts.merging(["ce": crossEntropy.floats[0]]) { a, _ in a },
-                            tokens: sequence.targetCount)
+        return SequenceLoss(
+            total: crossEntropy + chronos, parts: parts.merging(["ce": crossEntropy.floats[0]]) { a, _ in a },
+            tokens: sequence.targetCount)
     }
 
     func evaluate(_ trainer: ChronosTrainer) throws -> [String: Double] {
@@ -43,7 +46,7 @@ final class SFTObjective: StageObjective {
         return [
             "heldout_ce": try HeldOutScoring.crossEntropy(trainer.model, sequences: heldOut),
             "definition_f1": HeldOutScoring.definitionF1(answers: answers, prompts: prompts),
-            "router_kl_drift": try trainer.routerDrift(on: heldOut.map(\.inputs)),
+            "router_kl_drift": try trainer.routerDrift(on: heldOut.map(\.inputs))
         ]
     }
 }

@@ -7,9 +7,11 @@ extension Tensor {
     /// ∂/∂x = σ(−x).
     public func logSigmoid() -> Tensor {
         let xs = floats
-        let out = Tensor(shape: shape, values: xs.map { x in
-            Float(Swift.min(Double(x), 0) - Foundation.log1p(Foundation.exp(-abs(Double(x)))))
-        })
+        let out = Tensor(
+            shape: shape,
+            values: xs.map { x in
+                Float(Swift.min(Double(x), 0) - Foundation.log1p(Foundation.exp(-abs(Double(x)))))
+            })
         return Autograd.record(out, inputs: [self]) { g in
             let gs = g.floats
             return [Tensor(shape: out.shape, values: xs.indices.map { gs[$0] / (1 + Foundation.exp(xs[$0])) })]
@@ -20,9 +22,11 @@ extension Tensor {
     /// x is capped at −1e−7 so a certain event stays finite. ∂/∂x = −e^x / (1 − e^x).
     public func logOneMinusExp() -> Tensor {
         let xs = floats.map { Swift.min(Double($0), -1e-7) }
-        let out = Tensor(shape: shape, values: xs.map { x in
-            Float(x > -Foundation.log(2.0) ? Foundation.log(-Foundation.expm1(x)) : Foundation.log1p(-Foundation.exp(x)))
-        })
+        let out = Tensor(
+            shape: shape,
+            values: xs.map { x in
+                Float(x > -Foundation.log(2.0) ? Foundation.log(-Foundation.expm1(x)) : Foundation.log1p(-Foundation.exp(x)))
+            })
         return Autograd.record(out, inputs: [self]) { g in
             let gs = g.floats
             return [Tensor(shape: out.shape, values: xs.indices.map { Float(Double(gs[$0]) / Foundation.expm1(-xs[$0]) * -1) })]
@@ -75,16 +79,20 @@ public enum SFTLoss {
 public enum DPOLoss {
     /// L for one pair, `[1]`: `policyChosen`, `policyRejected` recorded `[1]` tensors, the
     /// reference log-probabilities constants.
-    public static func loss(policyChosen: Tensor, policyRejected: Tensor, referenceChosen: Float, referenceRejected: Float,
-                            beta: Float) -> Tensor {
+    public static func loss(
+        policyChosen: Tensor, policyRejected: Tensor, referenceChosen: Float, referenceRejected: Float,
+        beta: Float
+    ) -> Tensor {
         let margin = (policyChosen - policyRejected) + policyChosen.filled(referenceRejected - referenceChosen)
         return margin.scaled(by: beta).logSigmoid().scaled(by: -1)
     }
 
     /// β · [(log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r))]: the difference
     /// of the implicit rewards; the pair is ranked right when it is positive.
-    public static func rewardMargin(policyChosen: Float, policyRejected: Float, referenceChosen: Float, referenceRejected: Float,
-                                    beta: Float) -> Float {
+    public static func rewardMargin(
+        policyChosen: Float, policyRejected: Float, referenceChosen: Float, referenceRejected: Float,
+        beta: Float
+    ) -> Float {
         beta * ((policyChosen - referenceChosen) - (policyRejected - referenceRejected))
     }
 }
@@ -103,8 +111,10 @@ public enum ORPOLoss {
 
     /// L and its odds-ratio term for one pair, `[1]` each, from the length-normalised
     /// log-probabilities of the two answers.
-    public static func loss(chosenMeanLogProbability: Tensor, rejectedMeanLogProbability: Tensor,
-                            lambda: Float) -> (total: Tensor, oddsRatio: Tensor) {
+    public static func loss(
+        chosenMeanLogProbability: Tensor, rejectedMeanLogProbability: Tensor,
+        lambda: Float
+    ) -> (total: Tensor, oddsRatio: Tensor) {
         let oddsRatio = (logOdds(chosenMeanLogProbability) - logOdds(rejectedMeanLogProbability)).logSigmoid().scaled(by: -1)
         return (chosenMeanLogProbability.scaled(by: -1) + oddsRatio.scaled(by: lambda), oddsRatio)
     }
@@ -120,8 +130,10 @@ public enum ORPOLoss {
 public enum GRPOLoss {
     /// The loss `[1]` and the mean k3 value over the completion's tokens.
     /// `logProbabilities` are the policy's, recorded `[n]`; the others are constants.
-    public static func loss(logProbabilities: Tensor, oldLogProbabilities: [Float], referenceLogProbabilities: [Float],
-                            advantage: Float, epsilon: Float, beta: Float) -> (total: Tensor, kl: Float) {
+    public static func loss(
+        logProbabilities: Tensor, oldLogProbabilities: [Float], referenceLogProbabilities: [Float],
+        advantage: Float, epsilon: Float, beta: Float
+    ) -> (total: Tensor, kl: Float) {
         let n = logProbabilities.count
         precondition(oldLogProbabilities.count == n && referenceLogProbabilities.count == n, "one log-probability per token")
         guard n > 0 else { return (Tensor(shape: [1], values: [0]), 0) }
@@ -138,9 +150,11 @@ public enum GRPOLoss {
     public static func clippedSurrogate(ratio: Tensor, advantage: Float, epsilon: Float) -> Tensor {
         let rs = ratio.floats
         let unclippedWins = rs.map { ρ in ρ * advantage <= Swift.min(Swift.max(ρ, 1 - epsilon), 1 + epsilon) * advantage }
-        let out = Tensor(shape: ratio.shape, values: rs.indices.map { i in
-            unclippedWins[i] ? rs[i] * advantage : Swift.min(Swift.max(rs[i], 1 - epsilon), 1 + epsilon) * advantage
-        })
+        let out = Tensor(
+            shape: ratio.shape,
+            values: rs.indices.map { i in
+                unclippedWins[i] ? rs[i] * advantage : Swift.min(Swift.max(rs[i], 1 - epsilon), 1 + epsilon) * advantage
+            })
         return Autograd.record(out, inputs: [ratio]) { g in
             let gs = g.floats
             return [Tensor(shape: ratio.shape, values: rs.indices.map { unclippedWins[$0] ? gs[$0] * advantage : 0 })]
@@ -165,14 +179,18 @@ public enum GRPOLoss {
 public enum DistillationLoss {
     /// L `[1]`, and the values of its KL and CE terms. `teacherLogits` is a constant of the
     /// same shape as `studentLogits` `[T, vocab]`.
-    public static func loss(studentLogits: Tensor, teacherLogits: Tensor, targets: [Int], alpha: Float,
-                            temperature: Float) -> (total: Tensor, kl: Float, crossEntropy: Float) {
-        precondition(studentLogits.shape == teacherLogits.shape, "student \(studentLogits.shape) and teacher \(teacherLogits.shape) logits differ")
+    public static func loss(
+        studentLogits: Tensor, teacherLogits: Tensor, targets: [Int], alpha: Float,
+        temperature: Float
+    ) -> (total: Tensor, kl: Float, crossEntropy: Float) {
+        precondition(
+            studentLogits.shape == teacherLogits.shape, "student \(studentLogits.shape) and teacher \(teacherLogits.shape) logits differ")
         let rows = targets.indices.filter { targets[$0] != CrossEntropy.ignoreIndex }
         let crossEntropy = Tensor.crossEntropy(logits: studentLogits, targets: targets)
         guard !rows.isEmpty else { return (crossEntropy, 0, 0) }
-        let kl = softKL(student: studentLogits.gatherRows(rows), teacher: teacherLogits.detached().gatherRows(rows),
-                        temperature: temperature)
+        let kl = softKL(
+            student: studentLogits.gatherRows(rows), teacher: teacherLogits.detached().gatherRows(rows),
+            temperature: temperature)
         let total = kl.scaled(by: alpha * temperature * temperature) + crossEntropy.scaled(by: 1 - alpha)
         return (total, kl.floats[0], crossEntropy.floats[0])
     }

@@ -104,8 +104,9 @@ public final class TrainingPass {
     /// Forward options for one training forward pass: routing and lookahead recorded, a fresh
     /// fallback mask.
     public func trainingOptions() -> ForwardOptions {
-        ForwardOptions(recordsRouting: true, predictsLookahead: true, fallbackMaskProbability: fallbackMaskProbability,
-                       fallbackMaskSeed: random.next())
+        ForwardOptions(
+            recordsRouting: true, predictsLookahead: true, fallbackMaskProbability: fallbackMaskProbability,
+            fallbackMaskSeed: random.next())
     }
 }
 
@@ -139,25 +140,29 @@ public final class ChronosTrainer {
     /// `referenceRouters` defaults to the routers in `weights` (a new stage); a resumed stage
     /// passes the ones saved with its snapshot.
     /// A resumed stage also passes its restored `optimizer`.
-    public init(configuration: ChronosConfiguration, weights: [String: Tensor], settings: OptimizationSettings,
-                referenceRouters: [Int: Tensor]? = nil, optimizer: AdamW? = nil) throws {
+    public init(
+        configuration: ChronosConfiguration, weights: [String: Tensor], settings: OptimizationSettings,
+        referenceRouters: [Int: Tensor]? = nil, optimizer: AdamW? = nil
+    ) throws {
         var trainable: [String: Tensor] = [:]
         for (name, tensor) in weights { trainable[name] = tensor.detached().converted(to: .f32).requiringGradient() }
         model = try TransformerLanguageModel(configuration: configuration, weights: trainable)
         parameters = model.namedParameters()
         var replicas = [(model: model, parameters: parameters.map(\.tensor))]
         for _ in 1..<ThreadPool.shared.threadCount {
-            let replica = try TransformerLanguageModel(configuration: configuration,
-                                                   weights: trainable.mapValues { $0.detached().requiringGradient() })
+            let replica = try TransformerLanguageModel(
+                configuration: configuration,
+                weights: trainable.mapValues { $0.detached().requiringGradient() })
             replicas.append((replica, replica.namedParameters().map(\.tensor)))
         }
         self.replicas = replicas
         self.optimizer = optimizer ?? AdamW(settings: settings.adam)
         self.settings = settings
         random = SplitMix64(seed: settings.seed ^ 0x5EED)
-        let routers = Dictionary(uniqueKeysWithValues: (0..<configuration.hiddenLayers).compactMap { layer in
-            trainable[ChronosWeightNames.router(layer: layer)].map { (layer, $0) }
-        })
+        let routers = Dictionary(
+            uniqueKeysWithValues: (0..<configuration.hiddenLayers).compactMap { layer in
+                trainable[ChronosWeightNames.router(layer: layer)].map { (layer, $0) }
+            })
         // A resumed run's reference routers come from its snapshot: one for every router, of its
         // shape and a float type.
         for (layer, router) in routers {
@@ -185,22 +190,29 @@ public final class ChronosTrainer {
     /// The routing signals of a forward pass, with the reference router evaluated on the
     /// same MoE inputs for the anchor term; `valid` marks real (non-padding) positions.
     public func routingSignals(_ output: ForwardOutput, valid: [Bool]? = nil) -> RoutingSignals {
-        let reference: [Tensor]? = settings.lambdas.routerKL == 0 ? nil : output.layers.map { routing in
-            Tensor.linear(routing.input.detached(), weight: referenceRouters[routing.layer]!).softmax()
-        }
-        return RoutingSignals(probabilities: output.layers.map(\.routerProbabilities),
-                              selected: output.layers.map(\.selectedExperts),
-                              lookaheadLogProbabilities: output.lookahead?.logProbabilities,
-                              referenceProbabilities: reference, valid: valid)
+        let reference: [Tensor]? =
+            settings.lambdas.routerKL == 0
+            ? nil
+            : output.layers.map { routing in
+                Tensor.linear(routing.input.detached(), weight: referenceRouters[routing.layer]!).softmax()
+            }
+        return RoutingSignals(
+            probabilities: output.layers.map(\.routerProbabilities),
+            selected: output.layers.map(\.selectedExperts),
+            lookaheadLogProbabilities: output.lookahead?.logProbabilities,
+            referenceProbabilities: reference, valid: valid)
     }
 
     /// The Chronos terms of a forward pass, already weighted, with each term's value for logging.
     public func chronosTerms(_ output: ForwardOutput, valid: [Bool]? = nil) -> (weighted: Tensor, parts: [String: Float]) {
         let terms = ChronosLoss.terms(routingSignals(output, valid: valid))
-        return (terms.weighted(settings.lambdas), [
-            "balance": terms.balance.floats[0], "temporal": terms.temporal.floats[0],
-            "lookahead": terms.lookahead.floats[0], "router_kl": terms.routerKL.floats[0],
-        ])
+        return (
+            terms.weighted(settings.lambdas),
+            [
+                "balance": terms.balance.floats[0], "temporal": terms.temporal.floats[0],
+                "lookahead": terms.lookahead.floats[0], "router_kl": terms.routerKL.floats[0]
+            ]
+        )
     }
 
     /// One optimiser step over `sequences` (all micro-batches of the step): each sequence's
@@ -218,8 +230,9 @@ public final class ChronosTrainer {
                 let replica = self.replicas[lane]
                 for p in replica.parameters { p.zeroGradient() }
                 for index in stride(from: lane, to: sequences.count, by: lanes) {
-                    let pass = TrainingPass(model: replica.model, fallbackMaskProbability: self.settings.fallbackMaskProbability,
-                                            seed: seeds[index])
+                    let pass = TrainingPass(
+                        model: replica.model, fallbackMaskProbability: self.settings.fallbackMaskProbability,
+                        seed: seeds[index])
                     do {
                         try Autograd.recording {
                             let result = try loss(pass, sequences[index])
@@ -248,22 +261,26 @@ public final class ChronosTrainer {
         }
         var sums: [String: Float] = [:]
         for outcome in outcomes { sums.merge(outcome.sums, uniquingKeysWith: +) }
-        let norm = settings.clipNorm > 0
+        let norm =
+            settings.clipNorm > 0
             ? GradientClipping.clip(parameters, maxNorm: settings.clipNorm)
             : GradientClipping.clip(parameters, maxNorm: .infinity)
         let rate = settings.schedule.rate(at: step)
         optimizer.update(parameters, learningRate: rate)
         step += 1
-        return StepReport(step: step, learningRate: rate, parts: sums.mapValues { $0 * scale }, gradientNorm: norm,
-                          tokens: outcomes.reduce(0) { $0 + $1.tokens },
-                          seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+        return StepReport(
+            step: step, learningRate: rate, parts: sums.mapValues { $0 * scale }, gradientNorm: norm,
+            tokens: outcomes.reduce(0) { $0 + $1.tokens },
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
     }
 
     /// Writes a snapshot of this trainer into `runDirectory` (see `Checkpoint.save`): the model,
     /// the tokenizer files found in `tokenizerDirectory`, the optimiser, the reference routers,
     /// and whatever `alsoWrite` adds to the snapshot folder.
-    public func saveSnapshot(runDirectory: URL, state: TrainingState, tokenizerDirectory: URL,
-                             alsoWrite: (URL) throws -> Void = { _ in }) throws {
+    public func saveSnapshot(
+        runDirectory: URL, state: TrainingState, tokenizerDirectory: URL,
+        alsoWrite: (URL) throws -> Void = { _ in }
+    ) throws {
         let tokenizerFiles = [ModelDirectory(tokenizerDirectory).tokenizer, ModelDirectory(tokenizerDirectory).tokenizerConfig]
             .filter { FileManager.default.fileExists(atPath: $0.path) }
         try Checkpoint.save(runDirectory: runDirectory, state: state, optimizer: optimizer, frozen: frozenTensors) { directory in
@@ -287,8 +304,9 @@ public final class ChronosTrainer {
 
     /// Reference routers from a snapshot's frozen tensors.
     public static func referenceRouters(fromFrozen frozen: [String: Tensor]) -> [Int: Tensor] {
-        Dictionary(uniqueKeysWithValues: frozen.compactMap { name, tensor in
-            name.hasPrefix("router.") ? Int(name.dropFirst(7)).map { ($0, tensor) } : nil
-        })
+        Dictionary(
+            uniqueKeysWithValues: frozen.compactMap { name, tensor in
+                name.hasPrefix("router.") ? Int(name.dropFirst(7)).map { ($0, tensor) } : nil
+            })
     }
 }

@@ -157,11 +157,15 @@ public enum PredictorTraining {
     /// Trains a copy of `network` on `examples`, keeping the parameters that score best on
     /// `validation` (checked every `validateEvery` steps and at the end) when there are any;
     /// `progress` gets each step and its loss.
-    public static func train(_ network: ExpertDistributionNetwork, on examples: Examples, validation: Examples? = nil,
-                             settings: Settings, progress: (_ step: Int, _ loss: Float) -> Void = { _, _ in }) -> Outcome {
+    public static func train(
+        _ network: ExpertDistributionNetwork, on examples: Examples, validation: Examples? = nil,
+        settings: Settings, progress: (_ step: Int, _ loss: Float) -> Void = { _, _ in }
+    ) -> Outcome {
         precondition(examples.count > 0, "no training examples")
         var trained = network
-        trained.parameters = network.parameters.map { ($0.name, Tensor(shape: $0.tensor.shape, values: $0.tensor.floats).requiringGradient()) }
+        trained.parameters = network.parameters.map {
+            ($0.name, Tensor(shape: $0.tensor.shape, values: $0.tensor.floats).requiringGradient())
+        }
         var adam = AdamW.Settings()
         adam.weightDecay = settings.weightDecay
         let optimizer = AdamW(settings: adam)

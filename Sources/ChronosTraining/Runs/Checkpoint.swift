@@ -85,8 +85,10 @@ public enum Checkpoint {
     /// directory with the model files; the optimiser moments and `state` go beside them.
     /// `frozen` holds tensors that must survive a resume unchanged (the stage-start router
     /// copy of the anchor term).
-    public static func save(runDirectory: URL, state: TrainingState, optimizer: AdamW, frozen: [String: Tensor] = [:],
-                            writeModel: (URL) throws -> Void) throws {
+    public static func save(
+        runDirectory: URL, state: TrainingState, optimizer: AdamW, frozen: [String: Tensor] = [:],
+        writeModel: (URL) throws -> Void
+    ) throws {
         let checkpoints = runDirectory.appendingPathComponent("checkpoints")
         try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
         let name = String(format: "step-%07d", state.step)
@@ -159,15 +161,19 @@ public enum Checkpoint {
             }
             let found = snapshotNames(in: checkpoints)
             if start == .resumeIfAny, found.isEmpty { return nil }
-            throw CheckpointError.noSnapshot(runDirectory, reason: found.isEmpty
-                ? "checkpoints/ holds none" : "none of \(found.sorted().joined(separator: ", ")) can be read")
+            throw CheckpointError.noSnapshot(
+                runDirectory,
+                reason: found.isEmpty
+                    ? "checkpoints/ holds none" : "none of \(found.sorted().joined(separator: ", ")) can be read")
         }
     }
 
     /// Whether `runDirectory` holds an earlier run: snapshots, a model or a metrics log.
     static func holdsRun(_ runDirectory: URL) -> Bool {
         !snapshotNames(in: runDirectory.appendingPathComponent("checkpoints")).isEmpty
-            || [ModelDirectory.Name.config, "metrics.jsonl"].contains { FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent($0).path) }
+            || [ModelDirectory.Name.config, "metrics.jsonl"].contains {
+                FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent($0).path)
+            }
     }
 
     /// Names of the snapshot folders in `checkpoints` (`step-` and seven digits).
@@ -183,8 +189,9 @@ public enum Checkpoint {
     private static func pointedName(in checkpoints: URL) -> String? {
         let pointer = checkpoints.appendingPathComponent("latest")
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: pointer.path),
-              attributes[.type] as? FileAttributeType == .typeRegular,
-              let data = try? Data(contentsOf: pointer), data.count < 64 else { return nil }
+            attributes[.type] as? FileAttributeType == .typeRegular,
+            let data = try? Data(contentsOf: pointer), data.count < 64
+        else { return nil }
         let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return isSnapshotName(name) ? name : nil
     }
@@ -192,10 +199,11 @@ public enum Checkpoint {
     /// Whether `snapshot` is a real directory whose model and training state open.
     private static func isValid(_ snapshot: URL) -> Bool {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: snapshot.path),
-              attributes[.type] as? FileAttributeType == .typeDirectory,
-              let state = try? SafetensorsFile(url: snapshot.appendingPathComponent(stateFileName)),
-              state.metadata["training_state"] != nil,
-              (try? SafetensorsCheckpoint(directory: snapshot)) != nil else { return false }
+            attributes[.type] as? FileAttributeType == .typeDirectory,
+            let state = try? SafetensorsFile(url: snapshot.appendingPathComponent(stateFileName)),
+            state.metadata["training_state"] != nil,
+            (try? SafetensorsCheckpoint(directory: snapshot)) != nil
+        else { return false }
         return true
     }
 
@@ -219,7 +227,9 @@ public enum Checkpoint {
         var frozen: [String: Tensor] = [:]
         for name in file.tensorNames where name.hasPrefix("frozen.") {
             let tensor = try file.tensor(named: name)
-            guard tensor.dtype.isFloatingPoint else { throw CheckpointError.malformed(url, reason: "\(name) is \(tensor.dtype), not f32, f16 or bf16") }
+            guard tensor.dtype.isFloatingPoint else {
+                throw CheckpointError.malformed(url, reason: "\(name) is \(tensor.dtype), not f32, f16 or bf16")
+            }
             frozen[String(name.dropFirst(7))] = tensor.copy()
         }
         // Each pair of moments updates the model tensor of its name element by element, so it
@@ -228,11 +238,14 @@ public enum Checkpoint {
         for name in file.tensorNames where name.hasPrefix("m.") {
             let parameter = String(name.dropFirst(2))
             guard file.contains("v." + parameter) else { throw CheckpointError.malformed(url, reason: "no second moment for \(parameter)") }
-            guard model.contains(parameter) else { throw CheckpointError.malformed(url, reason: "moments for \(parameter), which the model does not have") }
+            guard model.contains(parameter) else {
+                throw CheckpointError.malformed(url, reason: "moments for \(parameter), which the model does not have")
+            }
             let shape = try model.tensor(named: parameter).shape
             let m = try file.tensor(named: name), v = try file.tensor(named: "v." + parameter)
             for moment in [m, v] where moment.dtype != .f32 || moment.shape != shape {
-                throw CheckpointError.malformed(url, reason: "the moments of \(parameter) must be f32 of shape \(shape), not \(moment.dtype) of \(moment.shape)")
+                throw CheckpointError.malformed(
+                    url, reason: "the moments of \(parameter) must be f32 of shape \(shape), not \(moment.dtype) of \(moment.shape)")
             }
             // Copies: the optimiser updates moments in place, and the mapping is read-only.
             moments[parameter] = (m.copy(), v.copy())

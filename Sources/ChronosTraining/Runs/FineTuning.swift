@@ -79,8 +79,10 @@ final class StageContext {
     /// Greedy answers of `model` to `prompts`.
     func greedyAnswers(_ model: any LanguageModel, _ prompts: [DefinitionPrompt]) throws -> [String] {
         let ids = try prompts.map { try encoder.encodePrompt($0.prompt) }
-        return try HeldOutScoring.greedyAnswers(model, prompts: ids, encoder: encoder, maxTokens: settings.maxNewTokens,
-                                                stopTokens: stopTokens).map(\.text)
+        return try HeldOutScoring.greedyAnswers(
+            model, prompts: ids, encoder: encoder, maxTokens: settings.maxNewTokens,
+            stopTokens: stopTokens
+        ).map(\.text)
     }
 }
 
@@ -124,8 +126,10 @@ public final class FineTuneRun {
         try run(objective, start: start, onEvent: onEvent)
     }
 
-    private func run<Objective: StageObjective>(_ objective: Objective, start: RunStart,
-                                                onEvent: (StageEvent) throws -> Void) throws -> StageResult {
+    private func run<Objective: StageObjective>(
+        _ objective: Objective, start: RunStart,
+        onEvent: (StageEvent) throws -> Void
+    ) throws -> StageResult {
         let resumeFrom = try Checkpoint.prepare(runDirectory: settings.output, start: start)
         let started = Date()
         let optimization = settings.optimization
@@ -137,20 +141,26 @@ public final class FineTuneRun {
         if let snapshot = resumeFrom {
             let restored = try Checkpoint.restore(snapshot: snapshot, into: optimizer)
             let found = restored.state.settings["stage"] ?? "unknown"
-            guard found == stage.rawValue else { throw FineTuneError.stageMismatch(directory: settings.output, found: found, expected: stage) }
+            guard found == stage.rawValue else {
+                throw FineTuneError.stageMismatch(directory: settings.output, found: found, expected: stage)
+            }
             let saved = try TransformerLanguageModel(directory: snapshot)
             weights = Dictionary(uniqueKeysWithValues: saved.namedParameters().map { ($0.name, $0.tensor) })
             state = restored.state
             referenceRouters = ChronosTrainer.referenceRouters(fromFrozen: restored.frozen)
             progress = try StageProgress.read(from: snapshot)
         }
-        let trainer = try ChronosTrainer(configuration: context.startConfiguration, weights: weights, settings: optimization,
-                                         referenceRouters: referenceRouters, optimizer: optimizer)
+        let trainer = try ChronosTrainer(
+            configuration: context.startConfiguration, weights: weights, settings: optimization,
+            referenceRouters: referenceRouters, optimizer: optimizer)
         trainer.restore(step: state.step, randomState: state.step == 0 ? trainer.random.state : state.randomState)
-        var order = ExampleOrder(count: objective.trainingCount, seed: optimization.seed,
-                                 drawn: state.batchesSeen * optimization.batchSize)
-        try onEvent(.started(stage: stage, parameters: trainer.parameters.reduce(0) { $0 + $1.tensor.count },
-                             trainExamples: objective.trainingCount, heldOutExamples: objective.heldOutCount, resumedAt: state.step))
+        var order = ExampleOrder(
+            count: objective.trainingCount, seed: optimization.seed,
+            drawn: state.batchesSeen * optimization.batchSize)
+        try onEvent(
+            .started(
+                stage: stage, parameters: trainer.parameters.reduce(0) { $0 + $1.tensor.count },
+                trainExamples: objective.trainingCount, heldOutExamples: objective.heldOutCount, resumedAt: state.step))
         let log = MetricsLog(url: settings.output.appendingPathComponent("metrics.jsonl"))
 
         func evaluate() throws {
@@ -174,8 +184,11 @@ public final class FineTuneRun {
             recent = Array((recent + [report.parts]).suffix(10))
             let runTime = Date().timeIntervalSince(started)
             try onEvent(.step(report, elapsed: progress.seconds + runTime))
-            try log.append(["step": Double(report.step), "lr": Double(report.learningRate), "grad_norm": Double(report.gradientNorm),
-                            "seconds": report.seconds].merging(report.parts.mapValues(Double.init)) { a, _ in a })
+            try log.append(
+                [
+                    "step": Double(report.step), "lr": Double(report.learningRate), "grad_norm": Double(report.gradientNorm),
+                    "seconds": report.seconds
+                ].merging(report.parts.mapValues(Double.init)) { a, _ in a })
             let last = trainer.step == optimization.steps || settings.timeLimit.map { runTime >= $0 } ?? false
             if (settings.evaluateEvery > 0 && trainer.step % settings.evaluateEvery == 0) || last { try evaluate() }
             if (settings.checkpointEvery > 0 && trainer.step % settings.checkpointEvery == 0) || last {
@@ -191,9 +204,10 @@ public final class FineTuneRun {
         if finished, recent.isEmpty, let existing = try StageResult.read(from: settings.output) { return existing }
         var training: [String: Double] = [:]
         for parts in recent { for (name, value) in parts { training[name, default: 0] += Double(value) / Double(recent.count) } }
-        let result = StageResult(stage: stage, steps: trainer.step, seconds: progress.seconds + Date().timeIntervalSince(started),
-                                 evaluations: progress.evaluations.sorted { $0.step < $1.step }, training: training,
-                                 output: settings.output.path)
+        let result = StageResult(
+            stage: stage, steps: trainer.step, seconds: progress.seconds + Date().timeIntervalSince(started),
+            evaluations: progress.evaluations.sorted { $0.step < $1.step }, training: training,
+            output: settings.output.path)
         if finished {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -203,13 +217,16 @@ public final class FineTuneRun {
     }
 
     private var recordedSettings: [String: String] {
-        ["stage": stage.rawValue, "start": settings.start.path, "data": settings.data.path,
-         "batch_size": String(settings.optimization.batchSize), "seed": String(settings.optimization.seed)]
+        [
+            "stage": stage.rawValue, "start": settings.start.path, "data": settings.data.path,
+            "batch_size": String(settings.optimization.batchSize), "seed": String(settings.optimization.seed)
+        ]
     }
 
     private func save(_ trainer: ChronosTrainer, state: TrainingState, progress: StageProgress) throws {
-        try trainer.saveSnapshot(runDirectory: settings.output, state: state, tokenizerDirectory: settings.start,
-                                 alsoWrite: progress.write(to:))
+        try trainer.saveSnapshot(
+            runDirectory: settings.output, state: state, tokenizerDirectory: settings.start,
+            alsoWrite: progress.write(to:))
     }
 }
 
@@ -270,6 +287,6 @@ struct ExampleOrder {
 extension Dictionary {
     /// The same values under transformed keys.
     func mapKeys<Key2: Hashable>(_ transform: (Key) -> Key2) -> [Key2: Value] {
-        Dictionary<Key2, Value>(uniqueKeysWithValues: map { (transform($0.key), $0.value) })
+        [Key2: Value](uniqueKeysWithValues: map { (transform($0.key), $0.value) })
     }
 }

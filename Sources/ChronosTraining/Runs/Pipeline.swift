@@ -47,33 +47,42 @@ public struct PipelineReport: Codable, Sendable, Equatable {
     static let headline: [TrainingStage: [String]] = [
         .pretrain: ["heldout_ce"], .sft: ["definition_f1", "heldout_ce"], .dpo: ["preference_accuracy", "reward_margin"],
         .orpo: ["preference_accuracy", "heldout_nll"], .grpo: ["mean_reward", "definition_f1"],
-        .distill: ["heldout_ce", "teacher_heldout_ce"],
+        .distill: ["heldout_ce", "teacher_heldout_ce"]
     ]
 
     /// The report as Markdown: a summary table, then every metric of each stage before and after.
     public var markdown: String {
         func value(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "–" }
-        var lines = ["# Chronos pipeline report", "", "Configuration: `\(configuration)`. "
-            + (complete ? "All stages are complete." : "Not every stage is complete yet."), "",
+        var lines = [
+            "# Chronos pipeline report", "",
+            "Configuration: `\(configuration)`. "
+                + (complete ? "All stages are complete." : "Not every stage is complete yet."), "",
             "| stage | steps | time | headline metrics (before → after) | router KL drift |",
-            "| --- | ---: | ---: | --- | ---: |"]
+            "| --- | ---: | ---: | --- | ---: |"
+        ]
         for result in stages {
             let headline = (Self.headline[result.stage] ?? []).map { name in
                 "\(name) \(value(result.initial?[name])) → \(value(result.final[name]))"
             }.joined(separator: "; ")
-            lines.append("| \(result.stage.number). \(result.stage.rawValue) | \(result.steps) | "
-                + String(format: "%.0f s", result.seconds) + " | \(headline) | \(value(result.final["router_kl_drift"])) |")
+            lines.append(
+                "| \(result.stage.number). \(result.stage.rawValue) | \(result.steps) | "
+                    + String(format: "%.0f s", result.seconds) + " | \(headline) | \(value(result.final["router_kl_drift"])) |")
         }
         for result in stages {
-            lines += ["", "## \(result.stage.number). \(result.stage.rawValue)", "",
-                      "Run directory `\(result.output)`; \(result.steps) steps in " + String(format: "%.0f s.", result.seconds), "",
-                      "| metric | before | after |", "| --- | ---: | ---: |"]
+            lines += [
+                "", "## \(result.stage.number). \(result.stage.rawValue)", "",
+                "Run directory `\(result.output)`; \(result.steps) steps in " + String(format: "%.0f s.", result.seconds), "",
+                "| metric | before | after |", "| --- | ---: | ---: |"
+            ]
             for name in result.final.keys.sorted() {
                 lines.append("| \(name) | \(value(result.initial?[name])) | \(value(result.final[name])) |")
             }
             if !result.training.isEmpty {
-                lines += ["", "Training (mean of the last steps): "
-                    + result.training.keys.sorted().map { "\($0) \(value(result.training[$0]))" }.joined(separator: ", ") + "."]
+                lines += [
+                    "",
+                    "Training (mean of the last steps): "
+                        + result.training.keys.sorted().map { "\($0) \(value(result.training[$0]))" }.joined(separator: ", ") + "."
+                ]
             }
         }
         return lines.joined(separator: "\n") + "\n"
@@ -124,7 +133,8 @@ public final class PipelineRun {
             let result: StageResult
             if let objective = stage.objective {
                 guard let start = previous else { throw PipelineError.noStartingCheckpoint(stage.stage) }
-                var settings = StageSettings(objective: objective, start: start, output: directory, data: stage.data, heldOut: stage.heldOut)
+                var settings = StageSettings(
+                    objective: objective, start: start, output: directory, data: stage.data, heldOut: stage.heldOut)
                 settings.optimization = stage.optimization
                 settings.evaluateEvery = stage.evaluateEvery
                 settings.checkpointEvery = stage.checkpointEvery
@@ -159,8 +169,9 @@ public final class PipelineRun {
     private func pretrain(_ stage: PipelineStage, into directory: URL, onEvent: (PipelineEvent) throws -> Void) throws -> StageResult {
         let started = Date()
         let tokenizer = try configuration.tokenizer ?? trainTokenizer(on: stage.data)
-        var settings = PretrainSettings(model: configuration.model, optimization: stage.optimization, data: stage.data,
-                                        heldOut: stage.heldOut, tokenizer: tokenizer, output: directory)
+        var settings = PretrainSettings(
+            model: configuration.model, optimization: stage.optimization, data: stage.data,
+            heldOut: stage.heldOut, tokenizer: tokenizer, output: directory)
         settings.sequenceLength = stage.sequenceLength
         settings.evaluateEvery = stage.evaluateEvery
         settings.evaluationSequences = stage.evaluationSequences
@@ -170,26 +181,36 @@ public final class PipelineRun {
         var evaluations: [StageEvaluation] = [], recent: [[String: Float]] = [], unigram = 0.0
         try run.run(start: .resumeIfAny) { event in
             switch event {
-            case let .started(_, _, _, unigramCrossEntropy, _): unigram = unigramCrossEntropy
-            case let .step(report, _, _): recent = Array((recent + [report.parts]).suffix(10))
-            case let .evaluated(step, crossEntropy): evaluations.append(StageEvaluation(step: step, metrics: ["heldout_ce": crossEntropy]))
+            case .started(_, _, _, let unigramCrossEntropy, _): unigram = unigramCrossEntropy
+            case .step(let report, _, _): recent = Array((recent + [report.parts]).suffix(10))
+            case .evaluated(let step, let crossEntropy):
+                evaluations.append(StageEvaluation(step: step, metrics: ["heldout_ce": crossEntropy]))
             case .checkpoint: break
             }
             try onEvent(.pretrain(event))
         }
-        guard let snapshot = try Checkpoint.latest(in: directory) else { throw CheckpointError.missingFile(directory.appendingPathComponent("checkpoints")) }
+        guard let snapshot = try Checkpoint.latest(in: directory) else {
+            throw CheckpointError.missingFile(directory.appendingPathComponent("checkpoints"))
+        }
         let restored = try Checkpoint.restore(snapshot: snapshot, into: AdamW())
         let model = try TransformerLanguageModel(directory: snapshot)
-        let drift = try HeldOutScoring.routerDrift(model, referenceRouters: ChronosTrainer.referenceRouters(fromFrozen: restored.frozen),
-                                                   sequences: run.heldOutInputs(stage.evaluationSequences))
+        let drift = try HeldOutScoring.routerDrift(
+            model, referenceRouters: ChronosTrainer.referenceRouters(fromFrozen: restored.frozen),
+            sequences: run.heldOutInputs(stage.evaluationSequences))
         let step = restored.state.step
         evaluations.removeAll { $0.step == step }
-        evaluations.append(StageEvaluation(step: step, metrics: ["heldout_ce": try run.evaluate(model), "unigram_ce": unigram,
-                                                                 "router_kl_drift": drift]))
+        evaluations.append(
+            StageEvaluation(
+                step: step,
+                metrics: [
+                    "heldout_ce": try run.evaluate(model), "unigram_ce": unigram,
+                    "router_kl_drift": drift
+                ]))
         var training: [String: Double] = [:]
         for parts in recent { for (name, value) in parts { training[name, default: 0] += Double(value) / Double(recent.count) } }
-        let result = StageResult(stage: .pretrain, steps: step, seconds: Date().timeIntervalSince(started), evaluations: evaluations,
-                                 training: training, output: directory.path)
+        let result = StageResult(
+            stage: .pretrain, steps: step, seconds: Date().timeIntervalSince(started), evaluations: evaluations,
+            training: training, output: directory.path)
         if step >= stage.optimization.steps {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

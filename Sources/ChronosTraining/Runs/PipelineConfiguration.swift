@@ -66,8 +66,9 @@ extension PipelineStage {
         if stage == .pretrain {
             try RunSettingChecks.pretraining(sequenceLength: sequenceLength, evaluationSequences: evaluationSequences, context: nil)
         } else {
-            try RunSettingChecks.fineTuning(maxSequenceLength: maxSequenceLength, evaluationExamples: evaluationExamples,
-                                            generationExamples: generationExamples, maxNewTokens: maxNewTokens)
+            try RunSettingChecks.fineTuning(
+                maxSequenceLength: maxSequenceLength, evaluationExamples: evaluationExamples,
+                generationExamples: generationExamples, maxNewTokens: maxNewTokens)
         }
     }
 }
@@ -175,8 +176,9 @@ public struct PipelineConfiguration: Sendable {
                 throw fail("stage \(stage.rawValue) comes after \(previous.stage.rawValue); stages run once each, in pipeline order")
             }
             let applicable = defaults.filter { Self.keys(of: stage).contains($0.key) }
-            let fields = Fields(applicable.merging(object) { _, own in own }, context: "stage \(stage.rawValue)",
-                                base: baseDirectory, file: file)
+            let fields = Fields(
+                applicable.merging(object) { _, own in own }, context: "stage \(stage.rawValue)",
+                base: baseDirectory, file: file)
             stages.append(try Self.stage(stage, fields, output: output, earlier: stages.map(\.stage)))
         }
         self.stages = stages
@@ -184,24 +186,31 @@ public struct PipelineConfiguration: Sendable {
 
     /// The keys a stage entry may have.
     static func keys(of stage: TrainingStage) -> Set<String> {
-        var keys: Set<String> = ["stage", "data", "heldout", "steps", "batch_size", "accumulation", "learning_rate", "warmup_steps",
-                                 "weight_decay", "clip_norm", "seed", "lambda_balance", "lambda_temporal", "lambda_lookahead",
-                                 "lambda_anchor", "fallback_mask_probability", "eval_every", "checkpoint_every", "max_minutes"]
-        let fineTuning: Set<String> = ["max_length", "eval_examples", "generation_examples", "max_new_tokens", "eval_prompts",
-                                       "evaluate_at_start"]
+        var keys: Set<String> = [
+            "stage", "data", "heldout", "steps", "batch_size", "accumulation", "learning_rate", "warmup_steps",
+            "weight_decay", "clip_norm", "seed", "lambda_balance", "lambda_temporal", "lambda_lookahead",
+            "lambda_anchor", "fallback_mask_probability", "eval_every", "checkpoint_every", "max_minutes"
+        ]
+        let fineTuning: Set<String> = [
+            "max_length", "eval_examples", "generation_examples", "max_new_tokens", "eval_prompts",
+            "evaluate_at_start"
+        ]
         switch stage {
         case .pretrain: keys.formUnion(["seq_len", "eval_sequences"])
         case .sft: keys.formUnion(fineTuning)
         case .dpo: keys.formUnion(fineTuning.union(["beta"]))
         case .orpo: keys.formUnion(fineTuning.union(["lambda"]))
-        case .grpo: keys.formUnion(fineTuning.union(["group_size", "clip_epsilon", "kl_beta", "temperature", "top_k", "reward", "reward_model"]))
+        case .grpo:
+            keys.formUnion(fineTuning.union(["group_size", "clip_epsilon", "kl_beta", "temperature", "top_k", "reward", "reward_model"]))
         case .distill: keys.formUnion(fineTuning.union(["teacher", "alpha", "temperature"]))
         }
         return keys
     }
 
-    private static func stage(_ stage: TrainingStage, _ f: Fields, output: URL,
-                              earlier: [TrainingStage]) throws -> PipelineStage {
+    private static func stage(
+        _ stage: TrainingStage, _ f: Fields, output: URL,
+        earlier: [TrainingStage]
+    ) throws -> PipelineStage {
         try f.allow(keys(of: stage))
         guard let data = try f.path("data") else { throw f.error("no \"data\" file") }
         var s = PipelineStage(stage: stage, data: data)

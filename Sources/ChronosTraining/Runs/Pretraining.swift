@@ -49,15 +49,18 @@ extension PretrainSettings {
         try model.validate(file: "the model configuration")
         try optimization.validate()
         try RunSettingChecks.schedule(evaluateEvery: evaluateEvery, checkpointEvery: checkpointEvery, timeLimit: timeLimit)
-        try RunSettingChecks.pretraining(sequenceLength: sequenceLength, evaluationSequences: evaluationSequences,
-                                         context: model.maxPositionEmbeddings)
+        try RunSettingChecks.pretraining(
+            sequenceLength: sequenceLength, evaluationSequences: evaluationSequences,
+            context: model.maxPositionEmbeddings)
         // Weights, gradients and AdamW's two moments, in f32, one copy per compute thread's replica at most.
         let bytes = model.approximateParameterCount * 16
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
         guard bytes < memory else {
-            throw InvalidSetting(name: "model size", value: String(format: "of %.3g parameters", model.approximateParameterCount),
-                                 expected: String(format: "one whose weights, gradients and optimiser state (%.1f GiB) fit in this machine's %.1f GiB",
-                                                  bytes / 1_073_741_824, memory / 1_073_741_824))
+            throw InvalidSetting(
+                name: "model size", value: String(format: "of %.3g parameters", model.approximateParameterCount),
+                expected: String(
+                    format: "one whose weights, gradients and optimiser state (%.1f GiB) fit in this machine's %.1f GiB",
+                    bytes / 1_073_741_824, memory / 1_073_741_824))
         }
     }
 }
@@ -96,13 +99,16 @@ public final class PretrainRun {
             heldOut = PackedSequences(tokens: heldOutCorpus.tokens, sequenceLength: settings.sequenceLength)
         } else {
             let cut = packed.count - max(1, packed.count / 20)
-            train = PackedSequences(tokens: Array(packed.tokens[..<(cut * settings.sequenceLength + 1)]), sequenceLength: settings.sequenceLength)
-            heldOut = PackedSequences(tokens: Array(packed.tokens[(cut * settings.sequenceLength)...]), sequenceLength: settings.sequenceLength)
+            train = PackedSequences(
+                tokens: Array(packed.tokens[..<(cut * settings.sequenceLength + 1)]), sequenceLength: settings.sequenceLength)
+            heldOut = PackedSequences(
+                tokens: Array(packed.tokens[(cut * settings.sequenceLength)...]), sequenceLength: settings.sequenceLength)
         }
         var configuration = settings.model
         configuration.vocabSize = tokenizer.vocabularySize
-        let specials = try? SpecialTokenIds(config: TokenizerConfig(contentsOf: ModelDirectory(settings.tokenizer).tokenizerConfig),
-                                            tokenizer: tokenizer)
+        let specials = try? SpecialTokenIds(
+            config: TokenizerConfig(contentsOf: ModelDirectory(settings.tokenizer).tokenizerConfig),
+            tokenizer: tokenizer)
         configuration.eosTokenId = [tokenizer.id(forToken: "<|endoftext|>"), specials?.eos].compactMap { $0 }.uniqued()
         configuration.bosTokenId = specials?.bos
         configuration.padTokenId = specials?.pad
@@ -126,15 +132,18 @@ public final class PretrainRun {
             state = restored.state
             referenceRouters = ChronosTrainer.referenceRouters(fromFrozen: restored.frozen)
         }
-        let trainer = try ChronosTrainer(configuration: configuration, weights: weights, settings: settings.optimization,
-                                         referenceRouters: referenceRouters, optimizer: optimizer)
+        let trainer = try ChronosTrainer(
+            configuration: configuration, weights: weights, settings: settings.optimization,
+            referenceRouters: referenceRouters, optimizer: optimizer)
         trainer.restore(step: state.step, randomState: state.step == 0 ? trainer.random.state : state.randomState)
         var batches = try PretrainingBatches(sequences: train, batchSize: settings.optimization.batchSize, seed: settings.optimization.seed)
         let perStep = settings.optimization.accumulation
         for _ in 0..<state.batchesSeen { _ = batches.next() }
 
-        try onEvent(.started(parameters: trainer.parameters.reduce(0) { $0 + $1.tensor.count }, trainSequences: train.count,
-                         heldOutSequences: heldOut.count, unigramCrossEntropy: unigramCrossEntropy(), resumedAt: state.step))
+        try onEvent(
+            .started(
+                parameters: trainer.parameters.reduce(0) { $0 + $1.tensor.count }, trainSequences: train.count,
+                heldOutSequences: heldOut.count, unigramCrossEntropy: unigramCrossEntropy(), resumedAt: state.step))
         let log = MetricsLog(url: settings.output.appendingPathComponent("metrics.jsonl"))
         var tokensThisRun = 0
         while trainer.step < settings.optimization.steps {
@@ -158,8 +167,11 @@ public final class PretrainRun {
             state.randomState = trainer.random.state
             let elapsed = Date().timeIntervalSince(started)
             try onEvent(.step(report, tokensPerSecond: Double(tokensThisRun) / elapsed, elapsed: elapsed))
-            try log.append(["step": Double(report.step), "lr": Double(report.learningRate), "grad_norm": Double(report.gradientNorm),
-                            "seconds": report.seconds].merging(report.parts.mapValues(Double.init)) { a, _ in a })
+            try log.append(
+                [
+                    "step": Double(report.step), "lr": Double(report.learningRate), "grad_norm": Double(report.gradientNorm),
+                    "seconds": report.seconds
+                ].merging(report.parts.mapValues(Double.init)) { a, _ in a })
             let last = trainer.step == settings.optimization.steps || settings.timeLimit.map { elapsed >= $0 } ?? false
             if (settings.evaluateEvery > 0 && trainer.step % settings.evaluateEvery == 0) || last {
                 let ce = try evaluate(trainer.model)
@@ -201,8 +213,10 @@ public final class PretrainRun {
     public func trainInputs(_ count: Int) -> [[Int]] { (0..<min(count, train.count)).map(train.inputs) }
 
     private var recordedSettings: [String: String] {
-        ["sequence_length": String(settings.sequenceLength), "batch_size": String(settings.optimization.batchSize),
-         "seed": String(settings.optimization.seed)]
+        [
+            "sequence_length": String(settings.sequenceLength), "batch_size": String(settings.optimization.batchSize),
+            "seed": String(settings.optimization.seed)
+        ]
     }
 
     private func save(_ trainer: ChronosTrainer, state: TrainingState) throws {

@@ -204,8 +204,10 @@ public struct StageResult: Codable, Sendable, Equatable {
     public var output: String
 
     /// A result with every field given.
-    public init(stage: TrainingStage, steps: Int, seconds: Double, evaluations: [StageEvaluation], training: [String: Double],
-                output: String) {
+    public init(
+        stage: TrainingStage, steps: Int, seconds: Double, evaluations: [StageEvaluation], training: [String: Double],
+        output: String
+    ) {
         self.stage = stage
         self.steps = steps
         self.seconds = seconds
@@ -247,7 +249,9 @@ enum RunSettingChecks {
     }
 
     /// `max_length`, `eval_examples`, `generation_examples` and `max_new_tokens` of fine-tuning.
-    static func fineTuning(maxSequenceLength: Int, evaluationExamples: Int, generationExamples: Int, maxNewTokens: Int) throws(InvalidSetting) {
+    static func fineTuning(maxSequenceLength: Int, evaluationExamples: Int, generationExamples: Int, maxNewTokens: Int)
+        throws(InvalidSetting)
+    {
         try InvalidSetting.check("max_length", maxSequenceLength, in: 2...ConfigurationLimits.positions.upperBound)
         try InvalidSetting.check("eval_examples", evaluationExamples, in: 1...1_000_000)
         try InvalidSetting.check("generation_examples", generationExamples, in: 0...1_000_000)
@@ -260,15 +264,15 @@ extension StageObjectiveSettings {
     public func validate() throws(InvalidSetting) {
         switch self {
         case .sft: break
-        case let .dpo(dpo): try InvalidSetting.check("beta", dpo.beta, in: Float.leastNonzeroMagnitude...1000)
-        case let .orpo(orpo): try InvalidSetting.check("lambda", orpo.lambda, in: 0...1000)
-        case let .grpo(grpo):
+        case .dpo(let dpo): try InvalidSetting.check("beta", dpo.beta, in: Float.leastNonzeroMagnitude...1000)
+        case .orpo(let orpo): try InvalidSetting.check("lambda", orpo.lambda, in: 0...1000)
+        case .grpo(let grpo):
             try InvalidSetting.check("group_size", grpo.groupSize, in: 2...1024)
             try InvalidSetting.check("clip_epsilon", grpo.clipEpsilon, in: 0...1)
             try InvalidSetting.check("kl_beta", grpo.klBeta, in: 0...1000)
             try InvalidSetting.check("temperature", grpo.temperature, in: 0...100)
             try InvalidSetting.check("top_k", grpo.topK, in: 0...Int.max)
-        case let .distill(distill):
+        case .distill(let distill):
             try InvalidSetting.check("alpha", distill.alpha, in: 0...1)
             try InvalidSetting.check("temperature", distill.temperature, in: 0.01...100)
         }
@@ -281,7 +285,8 @@ extension StageSettings {
         try optimization.validate()
         try objective.validate()
         try RunSettingChecks.schedule(evaluateEvery: evaluateEvery, checkpointEvery: checkpointEvery, timeLimit: timeLimit)
-        try RunSettingChecks.fineTuning(maxSequenceLength: maxSequenceLength, evaluationExamples: evaluationExamples,
-                                        generationExamples: generationExamples, maxNewTokens: maxNewTokens)
+        try RunSettingChecks.fineTuning(
+            maxSequenceLength: maxSequenceLength, evaluationExamples: evaluationExamples,
+            generationExamples: generationExamples, maxNewTokens: maxNewTokens)
     }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ChronosBench
-import ChronosFormats
 import ChronosEngine
+import ChronosFormats
 import ChronosModel
 import ChronosStorage
 import ChronosTensor
@@ -25,10 +25,12 @@ struct Bench: ParsableCommand {
             try backend.apply()
             let report = BenchReport.console(json: json)
             KernelBench(report: report).run()
-            try report.finish(json: json, context: [
-                "threads": String(ThreadPool.shared.threadCount),
-                "backend": Backends.current.name,
-            ])
+            try report.finish(
+                json: json,
+                context: [
+                    "threads": String(ThreadPool.shared.threadCount),
+                    "backend": Backends.current.name
+                ])
         }
     }
 
@@ -36,7 +38,9 @@ struct Bench: ParsableCommand {
     struct Decode: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Decode tokens/s with every weight resident, beside the memory-bandwidth bound.",
-            discussion: "Without --model, writes a random Mixtral-shaped model (vocab 32000, hidden 1024, 8 layers, 8 experts top-2, expert width 2816, --dtype) to a temporary directory and removes it afterwards, or to --synthetic-directory and keeps it.")
+            discussion:
+                "Without --model, writes a random Mixtral-shaped model (vocab 32000, hidden 1024, 8 layers, 8 experts top-2, expert width 2816, --dtype) to a temporary directory and removes it afterwards, or to --synthetic-directory and keeps it."
+        )
 
         @Option(help: "Benchmark this model directory instead of a synthetic model.") var model: String?
         @Option(help: "Without --model: write the synthetic model here and keep it (reused when already there).")
@@ -65,10 +69,15 @@ struct Bench: ParsableCommand {
             bench.promptTokens = promptTokens
             var shape = SyntheticModel.MixtralShape()
             shape.dtype = DType(rawValue: dtype) ?? .bf16
-            try bench.run(directory: model.map { URL(fileURLWithPath: $0) }, shape: shape,
-                          keepingAt: syntheticDirectory.map { URL(fileURLWithPath: $0) })
-            try report.finish(json: json, context: ["threads": String(ThreadPool.shared.threadCount), "backend": Backends.current.name,
-                                        "isa": InstructionSet.current.rawValue])
+            try bench.run(
+                directory: model.map { URL(fileURLWithPath: $0) }, shape: shape,
+                keepingAt: syntheticDirectory.map { URL(fileURLWithPath: $0) })
+            try report.finish(
+                json: json,
+                context: [
+                    "threads": String(ThreadPool.shared.threadCount), "backend": Backends.current.name,
+                    "isa": InstructionSet.current.rawValue
+                ])
         }
     }
 
@@ -76,7 +85,9 @@ struct Bench: ParsableCommand {
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Training tokens/s of the reference configuration on every available backend, and peak memory.",
-            discussion: "Reference: vocab 6400, hidden 256, 4 layers, 8 heads / 4 KV heads, 8 experts top-2 of width 512, sequence 256, batch 8, f32.")
+            discussion:
+                "Reference: vocab 6400, hidden 256, 4 layers, 8 heads / 4 KV heads, 8 experts top-2 of width 512, sequence 256, batch 8, f32."
+        )
 
         @Option(parsing: .unconditional, help: "Timed optimiser steps per backend (after one warm-up step).") var steps = 3
         @Flag(help: "Print one JSON object instead of a table.") var json = false
@@ -120,7 +131,11 @@ struct Bench: ParsableCommand {
         @Option(help: "Expert budget: a fraction (0.3) or a size (300MB).") var budget = "0.3"
         @Option(help: "Prompts, one per line.") var prompts: String?
         @Option(parsing: .unconditional, help: "Tokens to decode per prompt.") var tokens = 32
-        @Option(parsing: .unconditional, help: "With --prompts: cut each line to its first N tokens and score lossy runs' cross-entropy on the line's next --tokens tokens (held-out text) instead of on resident's greedy continuation.")
+        @Option(
+            parsing: .unconditional,
+            help:
+                "With --prompts: cut each line to its first N tokens and score lossy runs' cross-entropy on the line's next --tokens tokens (held-out text) instead of on resident's greedy continuation."
+        )
         var promptTokens: Int?
         @Flag(help: "Print one JSON object {\"runs\": [...]} instead of a table.") var json = false
         @Flag(help: "Run budgets 10, 20, 30, 50, 75, 100 % for every baseline and policy.") var sweep = false
@@ -134,7 +149,9 @@ struct Bench: ParsableCommand {
             if let promptTokens, promptTokens < 1 { throw ValidationError("--prompt-tokens must be positive") }
             if offload.expertBudget != nil { throw ValidationError("use --budget for the benchmark's expert budget") }
             if ExpertBudget(parsing: budget) == nil {
-                throw ValidationError("--budget '\(budget)' is invalid: expected a fraction in (0, 1] (0.3), a percentage up to 100% (30%) or a size from 1 B to 1 PB (300MB)")
+                throw ValidationError(
+                    "--budget '\(budget)' is invalid: expected a fraction in (0, 1] (0.3), a percentage up to 100% (30%) or a size from 1 B to 1 PB (300MB)"
+                )
             }
             try checkingOptions { try InvalidSetting.check("tokens", tokens, in: GenerationRequest.maxTokensRange) }
         }
@@ -142,13 +159,15 @@ struct Bench: ParsableCommand {
         func run() throws {
             try backend.apply()
             let progress = { (text: String) in FileHandle.standardError.write(Data("… \(text)\n".utf8)) }
-            let (directory, temporary) = try OffloadBench.modelDirectory(model.map { URL(fileURLWithPath: $0) },
-                                                                         synthetic: syntheticDirectory.map { URL(fileURLWithPath: $0) },
-                                                                         progress: progress)
+            let (directory, temporary) = try OffloadBench.modelDirectory(
+                model.map { URL(fileURLWithPath: $0) },
+                synthetic: syntheticDirectory.map { URL(fileURLWithPath: $0) },
+                progress: progress)
             defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
             guard let budget = ExpertBudget(parsing: self.budget) else { throw ValidationError("--budget '\(self.budget)' is invalid") }
             let summary = try ModelLoader.load(directory: directory).summary
-            var promptIds = try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
+            var promptIds =
+                try prompts.map { try OffloadBench.prompts(file: URL(fileURLWithPath: $0), directory: directory, vocab: summary.vocabSize) }
                 ?? OffloadBench.defaultPrompts(directory: directory, vocab: summary.vocabSize)
             var references: [[Int]]?
             if let promptTokens {
@@ -158,15 +177,16 @@ struct Bench: ParsableCommand {
                 (promptIds, references) = (split.prompts, split.references)
             }
             let disk = try offload.diskModel()
-            var bench = OffloadBench(directory: directory, prompts: promptIds, tokens: tokens, disk: disk,
-                                     settings: { [offload] in try offload.settings(mode: $0.mode, budget: $0.budget, policy: $0.policy) },
-                                     progress: progress)
+            var bench = OffloadBench(
+                directory: directory, prompts: promptIds, tokens: tokens, disk: disk,
+                settings: { [offload] in try offload.settings(mode: $0.mode, budget: $0.budget, policy: $0.policy) },
+                progress: progress)
             bench.references = references
             var context: [String: Any] = [
                 "threads": ThreadPool.shared.threadCount, "backend": Backends.current.name, "model": directory.path,
                 "model_type": summary.modelType, "prompts": promptIds.count, "tokens": tokens, "cold": offload.cold,
                 "cross_entropy_of": references == nil ? "resident greedy continuations" : "held-out continuations",
-                "disk": disk.map { String(format: "simulated %.3f ms, %.0f MB/s", $0.latency * 1000, $0.bandwidth / 1e6) } ?? "real",
+                "disk": disk.map { String(format: "simulated %.3f ms, %.0f MB/s", $0.latency * 1000, $0.bandwidth / 1e6) } ?? "real"
             ]
             if sweep, let csv {
                 var budgets: [(budget: Double, runs: [OffloadBench.Run])] = []
@@ -210,8 +230,9 @@ struct Bench: ParsableCommand {
         func run() throws {
             let path = try tokenizer ?? ModelDirectory(path: ModelArgument.shippedModel()).tokenizer.path
             let report = BenchReport.console(json: json)
-            try TokenizerBench(report: report).run(tokenizer: Tokenizer(contentsOf: URL(fileURLWithPath: path)),
-                                                   corpus: URL(fileURLWithPath: corpus), vocabularySize: vocabSize)
+            try TokenizerBench(report: report).run(
+                tokenizer: Tokenizer(contentsOf: URL(fileURLWithPath: path)),
+                corpus: URL(fileURLWithPath: corpus), vocabularySize: vocabSize)
             try report.finish(json: json, context: ["tokenizer": path, "corpus": corpus])
         }
     }
@@ -221,10 +242,13 @@ extension BenchReport {
     /// A report for the terminal: table rows on standard output as they are measured (none
     /// when the command prints JSON), progress on standard error so it never mixes into JSON.
     static func console(json: Bool) -> BenchReport {
-        BenchReport(show: json ? nil : { line in
-            print(line)
-            fflush(nil)
-        }, progress: { FileHandle.standardError.write(Data("… \($0)\n".utf8)) })
+        BenchReport(
+            show: json
+                ? nil
+                : { line in
+                    print(line)
+                    fflush(nil)
+                }, progress: { FileHandle.standardError.write(Data("… \($0)\n".utf8)) })
     }
 
     /// Prints the JSON report when the command prints JSON.
