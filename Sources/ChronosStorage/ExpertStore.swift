@@ -136,10 +136,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         if sessions[id, default: SessionState()].inUse != nil {
-            // The expert this session computed with may now make room for another's need.
             sessions[id]!.inUse = nil
             mergeSessions()
-            state.broadcast()
+            // The expert this session computed with may now make room for another's need.
+            if sharedBySessions { state.broadcast() }
         }
         if !sessions[id]!.counted.contains(key) { countNeed(key, session: id) }
         let start = clock.now
@@ -457,9 +457,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// The pins and in-use experts of every session, as eviction sees them: a pinned expert
     /// keeps the best rank any session gave it.
     private func mergeSessions() {
-        if sessions.count == 1, let only = sessions.values.first {
-            residency.pins = only.pins
-            residency.inUse = only.inUse.map { [$0] } ?? []
+        let holding = sessions.values.filter { !$0.pins.isEmpty || $0.inUse != nil }
+        if holding.count <= 1 {
+            residency.pins = holding.first?.pins ?? [:]
+            residency.inUse = holding.first?.inUse.map { [$0] } ?? []
             return
         }
         var pins: [ExpertKey: Int] = [:], inUse: Set<ExpertKey> = []
@@ -486,7 +487,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         residency.metrics.fallbacks += 1
         sessions[id]?.pins[key] = nil
         mergeSessions()
-        state.broadcast()
+        if sharedBySessions { state.broadcast() }
         return nil
     }
 
@@ -671,6 +672,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
 }
 
 extension ExpertStore {
+    /// Whether generations' sessions other than one share the store now (besides the store's
+    /// own): only then may one session's release unblock another's waiting need.
+    private var sharedBySessions: Bool { sessions.count > 2 }
+
     /// What one session holds in the store between its calls.
     fileprivate struct SessionState {
         /// Needs of the current layer already counted.

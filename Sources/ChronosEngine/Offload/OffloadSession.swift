@@ -87,22 +87,26 @@ public final class OffloadSession: ForwardObserver {
     /// The prompt's pass begins.
     private func promptBegins(_ ids: [Int]) {
         beginPass(ids, phase: .prefill)
+        storeSession?.beginStep(tokens: ids.count)
     }
 
-    /// A decode pass begins: the predictions for it and the passes after are made.
+    /// A decode pass begins: the predictions for it and the passes after are made while the
+    /// store is still in the step before, which is what they are scored from.
     private func decodeStepBegins(_ ids: [Int]) {
         beginPass(ids, phase: .decode)
-        guard let store = offloaded.store else { return }
-        store.forecast(chanceOfUse: forecast.chanceOfUse)
-        let repeated = repetition?.predict()
-        if repetition != nil { scorer.recordRepetition(at: cache.offset, repeated?.steps.first ?? []) }
-        if let repeated {
-            store.predict(lookahead: repeated.steps, source: .repetition(matched: repeated.matched))
-            scorer.recordLookahead(after: cache.offset - 1, repeated.steps)
-        } else if !forecast.steps.isEmpty {
-            store.predict(lookahead: forecast.steps, source: .head)
-            scorer.recordLookahead(after: cache.offset - 1, forecast.steps)
+        if let store = offloaded.store {
+            store.forecast(chanceOfUse: forecast.chanceOfUse)
+            let repeated = repetition?.predict()
+            if repetition != nil { scorer.recordRepetition(at: cache.offset, repeated?.steps.first ?? []) }
+            if let repeated {
+                store.predict(lookahead: repeated.steps, source: .repetition(matched: repeated.matched))
+                scorer.recordLookahead(after: cache.offset - 1, repeated.steps)
+            } else if !forecast.steps.isEmpty {
+                store.predict(lookahead: forecast.steps, source: .head)
+                scorer.recordLookahead(after: cache.offset - 1, forecast.steps)
+            }
         }
+        storeSession?.beginStep(tokens: ids.count)
     }
 
     private func beginPass(_ ids: [Int], phase: ForwardPhase) {
@@ -112,7 +116,6 @@ public final class OffloadSession: ForwardObserver {
         earlyForecast = nil
         routing.append([])
         repetition?.append(ids, at: cache.offset)
-        storeSession?.beginStep(tokens: ids.count)
     }
 
     /// The pass ended: the store is told, the lookahead predicts from its output, and a
