@@ -457,15 +457,10 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// The pins and in-use experts of every session, as eviction sees them: a pinned expert
     /// keeps the best rank any session gave it.
     private func mergeSessions() {
-        let holding = sessions.values.filter { !$0.pins.isEmpty || $0.inUse != nil }
-        if holding.count <= 1 {
-            residency.pins = holding.first?.pins ?? [:]
-            residency.inUse = holding.first?.inUse.map { [$0] } ?? []
-            return
-        }
-        var pins: [ExpertKey: Int] = [:], inUse: Set<ExpertKey> = []
-        for session in sessions.values {
-            pins.merge(session.pins) { min($0, $1) }
+        var pins: [ExpertKey: Int] = [:], inUse: Set<ExpertKey> = [], holders = 0
+        for session in sessions.values where !session.pins.isEmpty || session.inUse != nil {
+            holders += 1
+            if holders == 1 { pins = session.pins } else { pins.merge(session.pins) { min($0, $1) } }
             if let key = session.inUse { inUse.insert(key) }
         }
         residency.pins = pins

@@ -5,6 +5,13 @@ import XCTest
 @testable import ChronosTraining
 
 final class OptimizerTests: XCTestCase {
+    /// A Chronos model small enough to train a step in a test.
+    private static let tinyConfiguration = ChronosConfiguration(
+        vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
+        headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
+        expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
+        sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+
     func testAdamWMatchesTheFormulaByHand() {
         let w = Tensor(shape: [2], values: [1, -2]).requiringGradient()
         let bias = Tensor(shape: [1], values: [0.5]).requiringGradient()
@@ -58,11 +65,7 @@ final class OptimizerTests: XCTestCase {
     /// A resumed run's reference routers come from its snapshot; one missing or of another shape
     /// is an error naming it, not a trap at the first step.
     func testReferenceRoutersThatDoNotFitTheModelAreRefused() throws {
-        let configuration = ChronosConfiguration(
-            vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
-            headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
-            expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
-            sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+        let configuration = Self.tinyConfiguration
         let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 3)
         let routers = ChronosTrainer.referenceRouters(
             fromFrozen: try ChronosTrainer(
@@ -95,11 +98,7 @@ final class OptimizerTests: XCTestCase {
     /// A step's sequences are spread over one model replica per compute thread; the gradient
     /// the optimiser sees must still be the mean of every sequence's, as one model computes it.
     func testAStepSpreadOverReplicasCarriesTheGradientOfEverySequence() throws {
-        let configuration = ChronosConfiguration(
-            vocabSize: 40, hiddenSize: 16, hiddenLayers: 2, attentionHeads: 2, keyValueHeads: 1,
-            headDim: 8, kvLatentDim: 8, ropeDim: 4, slidingWindow: 8, experts: 4,
-            expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 16,
-            sharedExpertIntermediateSize: 16, lookaheadSteps: 2)
+        let configuration = Self.tinyConfiguration
         let weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 3)
         var settings = OptimizationSettings()
         settings.fallbackMaskProbability = 0

@@ -30,6 +30,8 @@ public final class TransformerLanguageModel: LanguageModel {
     /// `[vocab, hidden]`: the embedding table itself when tied.
     let lmHead: Tensor
     let lookahead: LookaheadRouter?
+    /// For each layer, the next layer with a routed mixture (the one it previews), if any.
+    private let nextMixtureLayer: [Int?]
 
     /// A model over `weights` (checkpoint names as `keys` spells them), each checked against the
     /// shape `configuration` implies; a tensor the configuration does not name is an error.
@@ -164,6 +166,7 @@ public final class TransformerLanguageModel: LanguageModel {
         experts = resolved
         embedding = take(keys.embedding)
         self.layers = layers
+        nextMixtureLayer = layers.indices.map { index in layers.indices.dropFirst(index + 1).first { layers[$0].mixture != nil } }
         finalNorm = take(keys.finalNorm)
         // A tied head is the embedding table.
         lmHead = c.tieWordEmbeddings ? embedding : take(keys.lmHead)
@@ -223,9 +226,7 @@ public final class TransformerLanguageModel: LanguageModel {
             }
             let observer = cache.observer
             var beforeRouted: ((Tensor) -> Void)? = nil
-            if let observer, observer.previewsNextLayer,
-                let next = layers.indices.dropFirst(index + 1).first(where: { layers[$0].mixture != nil })
-            {
+            if let observer, observer.previewsNextLayer, let next = nextMixtureLayer[index] {
                 beforeRouted = { stream in observer.previewed(layer: next, experts: self.layers[next].previewExperts(stream: stream)!) }
             }
             let step = layer(
