@@ -34,15 +34,20 @@ public struct Tensor: @unchecked Sendable {
         if !shape.contains(0) {
             let last = offset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
             precondition(
-                offset >= 0 && (last + 1) * dtype.byteSize <= storage.byteCount,
+                offset >= 0 && dtype.byteCount(last + 1) <= storage.byteCount,
                 "view \(shape) at offset \(offset) exceeds storage of \(storage.byteCount) bytes")
+        }
+        if dtype.isQuantized {
+            precondition(
+                shape.last.map { $0 % dtype.blockElements == 0 } ?? false && strides.last == 1 && offset % dtype.blockElements == 0,
+                "a \(dtype) tensor's rows are whole blocks of \(dtype.blockElements), got \(shape)")
         }
     }
 
     /// A new zero-filled contiguous tensor.
     public init(zeros shape: [Int], dtype: DType = .f32) {
         let count = shape.reduce(1, *)
-        self.init(dtype: dtype, shape: shape, storage: TensorStorage(zeroedByteCount: count * dtype.byteSize))
+        self.init(dtype: dtype, shape: shape, storage: TensorStorage(zeroedByteCount: dtype.byteCount(count)))
     }
 
     /// A new f32 tensor whose contents are undefined until written: for op outputs that a
@@ -74,7 +79,7 @@ public struct Tensor: @unchecked Sendable {
     /// Number of dimensions.
     public var rank: Int { shape.count }
     /// Bytes the elements occupy when contiguous.
-    public var byteCount: Int { count * dtype.byteSize }
+    public var byteCount: Int { dtype.byteCount(count) }
     /// Whether the elements are laid out row-major without gaps.
     public var isContiguous: Bool {
         var expected = 1
@@ -87,7 +92,7 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// Address of the first element.
-    public var rawPointer: UnsafeMutableRawPointer { storage.base + offset * dtype.byteSize }
+    public var rawPointer: UnsafeMutableRawPointer { storage.base + dtype.byteCount(offset) }
 
     /// The elements as f32, for contiguous f32 tensors.
     public var floatPointer: UnsafeMutablePointer<Float> {
@@ -153,6 +158,12 @@ public struct Tensor: @unchecked Sendable {
         case .u8: return Float(base.load(fromByteOffset: i, as: UInt8.self))
         case .i32: return Float(base.load(fromByteOffset: i * 4, as: Int32.self))
         case .i64: return Float(base.load(fromByteOffset: i * 8, as: Int64.self))
+        default:
+            let block = dtype.blockElements
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { values in
+                Quantization.dequantize(dtype, blocks: base + dtype.byteCount(i - i % block), into: values.baseAddress!, count: block)
+                return values[i % block]
+            }
         }
     }
 
@@ -164,6 +175,13 @@ public struct Tensor: @unchecked Sendable {
 
     /// Every element in row-major order, widened to f32.
     public var floats: [Float] {
+        if dtype.isQuantized {
+            precondition(isContiguous, "a \(dtype) tensor is read whole: its rows are blocks")
+            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                Quantization.dequantize(dtype, blocks: rawPointer, into: buffer.baseAddress!, count: count)
+                initialized = count
+            }
+        }
         var out = [Float]()
         out.reserveCapacity(count)
         forEachStorageIndex { out.append(element(atStorageIndex: $0)) }
@@ -217,6 +235,11 @@ public struct Tensor: @unchecked Sendable {
     /// Overwrites the elements, in row-major order, with `values` converted to this dtype.
     public func store(_ values: UnsafeBufferPointer<Float>) {
         precondition(values.count == count, "\(values.count) values for \(count) elements")
+        if dtype.isQuantized {
+            precondition(isContiguous, "a \(dtype) tensor is written whole: its rows are blocks")
+            Quantization.quantize(dtype, values: values.baseAddress!, into: rawPointer, count: count)
+            return
+        }
         var k = 0
         let base = storage.base
         forEachStorageIndex { i in
@@ -230,6 +253,7 @@ public struct Tensor: @unchecked Sendable {
             case .u8: base.storeBytes(of: UInt8(v), toByteOffset: i, as: UInt8.self)
             case .i32: base.storeBytes(of: Int32(v), toByteOffset: i * 4, as: Int32.self)
             case .i64: base.storeBytes(of: Int64(v), toByteOffset: i * 8, as: Int64.self)
+            default: preconditionFailure("quantised stores are whole")
             }
         }
     }
@@ -262,7 +286,7 @@ public struct Tensor: @unchecked Sendable {
                 destination.pointee = source[i]
                 destination += 1
             }
-        } else if newType == dtype {
+        } else if newType == dtype && !dtype.isQuantized {
             // Same type: copy bytes, so integers above 2^24 and NaN payloads survive.
             let size = dtype.byteSize
             var destination = out.rawPointer

@@ -1,0 +1,27 @@
+#ifndef CHRONOS_QUANT_INTERNAL_H
+#define CHRONOS_QUANT_INTERNAL_H
+
+// Helpers shared by the block-format files, not part of the kernels' interface.
+
+#include "ChronosQuant.h"
+
+#include <string.h>
+
+/// Widens an IEEE binary16 bit pattern to f32 (exact).
+float chronos_half_to_float(uint16_t h);
+
+/// Narrows f32 to IEEE binary16, round to nearest with ties to even, as GGML's conversion does.
+static inline uint16_t chronos_float_to_half(float value) {
+    _Float16 half = (_Float16)value;
+    uint16_t bits;
+    memcpy(&bits, &half, sizeof bits);
+    return bits;
+}
+
+/// Quantises one block of 32 values to Q8_0.
+void chronos_quantize_q8_0_block(const float *x, chronos_block_q8_0 *y);
+
+/// Quantises n values to one of the 32-value formats; 0 when `type` is not one of them.
+int chronos_quantize_simple(int type, const float *x, void *blocks, ptrdiff_t n);
+
+#endif
