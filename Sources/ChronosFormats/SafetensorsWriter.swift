@@ -1,7 +1,8 @@
 import ChronosTensor
 import Foundation
 
-/// Writes tensors as a safetensors file that the Python `safetensors` library and Hugging Face
+/// Writes tensors as a safetensors file (a tensor of a block format as `U8` rows of its blocks,
+/// its type named in `__metadata__`) that the Python `safetensors` library and Hugging Face
 /// loaders read.
 public enum SafetensorsWriter {
     /// Writes `tensors` in the given order, with `metadata` as `__metadata__` (omitted when
@@ -31,6 +32,10 @@ public enum SafetensorsWriter {
         path: String
     ) throws -> Data {
         var entries: [String: Any] = [:]
+        var metadata = metadata
+        for (name, tensor) in tensors where tensor.dtype.isQuantized {
+            metadata[DType.quantizedMetadataKey(tensor: name)] = tensor.dtype.rawValue
+        }
         if !metadata.isEmpty { entries["__metadata__"] = metadata }
         var offset = 0
         for (name, tensor) in tensors {
@@ -43,7 +48,7 @@ public enum SafetensorsWriter {
             entries[name] =
                 [
                     "dtype": tensor.dtype.safetensorsName,
-                    "shape": tensor.shape,
+                    "shape": tensor.storedShape,
                     "data_offsets": [offset, offset + tensor.byteCount]
                 ] as [String: Any]
             offset += tensor.byteCount
@@ -51,5 +56,13 @@ public enum SafetensorsWriter {
         var header = try JSONSerialization.data(withJSONObject: entries, options: [.sortedKeys, .withoutEscapingSlashes])
         header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - header.count % 8) % 8))
         return header
+    }
+}
+
+extension Tensor {
+    /// The shape safetensors stores: a block format's rows as their bytes.
+    fileprivate var storedShape: [Int] {
+        guard dtype.isQuantized, let last = shape.last else { return shape }
+        return shape.dropLast() + [dtype.byteCount(last)]
     }
 }
