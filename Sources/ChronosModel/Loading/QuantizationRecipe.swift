@@ -35,6 +35,14 @@ public enum QuantizationRecipe: String, CaseIterable, Sendable {
         public var experts: Int
         /// Query heads per key-value head.
         public var queryGroups: Int
+
+        /// The shape of a model of `layers` layers, `experts` routed experts per MoE layer and
+        /// `queryGroups` query heads per key-value head.
+        public init(layers: Int, experts: Int, queryGroups: Int) {
+            self.layers = layers
+            self.experts = experts
+            self.queryGroups = queryGroups
+        }
     }
 
     /// The type for a tensor of `role`, `shape` and float type `dtype`; `dtype` itself where
