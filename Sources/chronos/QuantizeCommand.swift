@@ -1,8 +1,6 @@
 import ArgumentParser
-import ChronosFormats
 import ChronosModel
 import ChronosStorage
-import ChronosTensor
 import Foundation
 
 extension QuantizationRecipe: ExpressibleByArgument {}
@@ -36,59 +34,23 @@ struct QuantizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let source = URL(fileURLWithPath: directory), target = URL(fileURLWithPath: out)
-        let model = try ModelLoader.load(directory: source)
-        let parameters = model.namedParameters()
-        if let quantized = parameters.first(where: { $0.tensor.dtype.isQuantized }) {
-            throw ValidationError(
-                "'\(directory)' is already quantised (\(quantized.name) is \(quantized.tensor.dtype.rawValue)): quantise from the float model"
-            )
+        let start = Date()
+        var reported = 0
+        let outcome = try ModelQuantizer.quantize(URL(fileURLWithPath: directory), recipe: recipe, to: URL(fileURLWithPath: out)) {
+            written, total in
+            let percent = written * 100 / total
+            guard percent >= reported + 10 || written == total else { return }
+            reported = percent
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "… quantised %d of %d tensors (%d%%) in %.1f s\n", written, total, percent, Date().timeIntervalSince(start)
+                    )
+                    .utf8))
         }
-        let dtypes = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.tensor.dtype) })
-        let shape = model.quantizationShape
-        var types: [String: DType] = [:]
-        var bytesBefore = 0, bytesAfter = 0, counts: [DType: Int] = [:]
-        for (name, role, tensorShape, _) in model.parameterRoles {
-            let dtype = dtypes[name]!, type = recipe.type(for: role, shape: tensorShape, dtype: dtype, model: shape)
-            let count = tensorShape.reduce(1, *)
-            types[name] = type
-            counts[type, default: 0] += 1
-            bytesBefore += dtype.byteCount(count)
-            bytesAfter += type.byteCount(count)
-        }
-
-        let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial-\(getpid())")
-        try? FileManager.default.removeItem(at: staging)
-        do {
-            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
-            for name in [
-                ModelDirectory.Name.tokenizer, ModelDirectory.Name.tokenizerConfig, ModelDirectory.Name.generationConfig,
-                ModelDirectory.Name.lookaheadHead, ModelDirectory.Name.intentClassifier
-            ] where FileManager.default.fileExists(atPath: source.appendingPathComponent(name).path) {
-                try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: staging.appendingPathComponent(name))
-            }
-            let start = Date()
-            var reported = 0
-            try model.save(to: staging, types: types) { written, total in
-                let percent = written * 100 / total
-                guard percent >= reported + 10 || written == total else { return }
-                reported = percent
-                FileHandle.standardError.write(
-                    Data(
-                        String(
-                            format: "… quantised %d of %d tensors (%d%%) in %.1f s\n", written, total, percent,
-                            Date().timeIntervalSince(start)
-                        ).utf8))
-            }
-            try FileManager.default.moveItem(at: staging, to: target)
-        } catch {
-            try? FileManager.default.removeItem(at: staging)
-            throw error
-        }
-        let mix = counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
-        let parametersCount = parameters.reduce(0) { $0 + $1.tensor.count }
+        let mix = outcome.tensorsByType.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }
         print(
-            "quantised \(directory) with \(recipe.rawValue) into \(out): \(InspectCommand.bytes(bytesBefore)) → \(InspectCommand.bytes(bytesAfter)) "
-                + String(format: "(%.2f bits a weight; tensors: %@)", Double(bytesAfter * 8) / Double(max(1, parametersCount)), mix))
+            "quantised \(directory) with \(recipe.rawValue) into \(out): \(InspectCommand.bytes(outcome.bytesBefore)) → \(InspectCommand.bytes(outcome.bytesAfter)) "
+                + String(format: "(%.2f bits a weight; tensors: %@)", outcome.bitsPerWeight, mix.joined(separator: ", ")))
     }
 }
