@@ -250,6 +250,7 @@ void chronos_dequantize(int type, const void *blocks, float *out, ptrdiff_t n) {
 }
 
 void chronos_quantize(int type, const float *x, void *blocks, ptrdiff_t n, const float *importance) {
-    (void)importance;
-    chronos_quantize_simple(type, x, blocks, n);
+    // The 32-value formats are quantised as llama.cpp's reference quantisers do, without weights.
+    if (chronos_quantize_simple(type, x, blocks, n)) return;
+    chronos_quantize_k(type, x, blocks, n, importance);
 }
