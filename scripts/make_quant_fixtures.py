@@ -24,6 +24,7 @@ the llama-cpp-python sdist carries them,
 (`pip download` builds the sdist's metadata, which needs its build tools; the tarball it
 fetched is all this script uses.)
 """
+import importlib.metadata
 import json
 import pathlib
 import subprocess
@@ -173,7 +174,9 @@ def main() -> None:
         old.unlink()
     rng = np.random.default_rng(20240611)
     index: dict = {
-        "gguf": gguf.__version__ if hasattr(gguf, "__version__") else "unknown",
+        "gguf": importlib.metadata.version("gguf"),
+        # The sdist the ggml sources came from, when they came from llama-cpp-python's.
+        "llama_cpp": llama_cpp.resolve().parent.parent.name if llama_cpp.parent.name == "vendor" else llama_cpp.name,
         "dequant": {}, "simple": {}, "k": {},
     }
 
