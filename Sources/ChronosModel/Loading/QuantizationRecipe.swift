@@ -8,7 +8,10 @@ import ChronosTensor
 /// whose rows are not whole blocks of its type falls back as llama.cpp's does (Q4_K to Q5_0,
 /// Q6_K to Q8_0, …, to f16 when not even 32 divides a row).
 public enum QuantizationRecipe: String, CaseIterable, Sendable {
+    // llama-quantize's names for its recipes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     case q8_0, q4_0, q4_1, q5_0, q5_1
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     case q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k
 
     /// The type most tensors get.
