@@ -14,6 +14,9 @@ public struct DecodeBench {
     public var promptTokens = 16
     /// Tokens decoded after the prompt.
     public var decodeTokens = 64
+    /// A recipe to quantise the model with before it is measured (into a directory beside a
+    /// kept synthetic model, reused when there, or else a temporary one); nil measures it as stored.
+    public var recipe: QuantizationRecipe?
 
     /// A decode benchmark reporting to `report`.
     public init(report: BenchReport) {
@@ -39,13 +42,14 @@ public struct DecodeBench {
             if kept == nil { temporary = dir }
             modelDirectory = dir
         }
-        report.progress("loading \(modelDirectory.path)")
-        let model = try ModelLoader.load(directory: modelDirectory)
+        let measured = try quantizedCopy(of: modelDirectory, keptBeside: directory == nil ? kept : nil, temporary: &temporary)
+        report.progress("loading \(measured.path)")
+        let model = try ModelLoader.load(directory: measured)
         report.progress("streaming read over 1 GiB")
         let bandwidth = MemoryBandwidth.streamingRead()
         report.add(Measurement(name: "streaming read", value: bandwidth, unit: "GB/s"))
 
-        let bytesPerToken = Self.bytesReadPerToken(model)
+        let bytesPerToken = model.weightBytesPerToken
         report.add(Measurement(name: "weight bytes read per token", value: Double(bytesPerToken) / 1e6, unit: "MB"))
         let bound = bandwidth * 1e9 / Double(bytesPerToken)
 
@@ -62,16 +66,32 @@ public struct DecodeBench {
                 bound: bound, boundName: "bytes per token / read bandwidth"))
     }
 
-    /// Weight bytes one decode step must read: every dense weight except the embedding table
-    /// (of which it reads one row, unless the output head shares it), plus top-k experts per MoE layer.
-    public static func bytesReadPerToken(_ model: any LanguageModel) -> Int {
-        let s = model.summary, p = model.parameterCounts
-        let elementBytes = p.total > 0 ? Double(p.totalBytes) / Double(p.total) : 4
-        let embedding = Int(Double(s.vocabSize * s.hiddenSize) * elementBytes)
-        let embeddingRead = s.tiedEmbeddings ? 0 : embedding - Int(Double(s.hiddenSize) * elementBytes)
-        let expertsTotal = s.expertsPerLayer.reduce(0, +)
-        let moeLayers = s.expertsPerLayer.filter { $0 > 0 }.count
-        let expertBytesPerToken = expertsTotal == 0 ? 0 : p.expertBytes / expertsTotal * s.expertsPerToken * moeLayers
-        return p.denseBytes - embeddingRead + expertBytesPerToken
+    /// `directory` quantised by `recipe` (the directory itself without one): a copy beside
+    /// `kept` named after the recipe, reused when already there, or else a temporary copy that
+    /// `temporary` (or a folder holding it) then names for removal.
+    private func quantizedCopy(of directory: URL, keptBeside kept: URL?, temporary: inout URL?) throws -> URL {
+        guard let recipe else { return directory }
+        let target: URL
+        if let kept {
+            target = kept.deletingLastPathComponent().appendingPathComponent("\(kept.lastPathComponent)-\(recipe.rawValue)")
+            if FileManager.default.fileExists(atPath: ModelDirectory(target).checkpoint.path) { return target }
+        } else {
+            let folder = temporary ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-bench-\(UUID().uuidString)")
+            if temporary == nil {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                temporary = folder
+            }
+            target = folder.appendingPathComponent(recipe.rawValue)
+        }
+        report.progress("quantising \(directory.path) with \(recipe.rawValue) to \(target.path)")
+        var reported = 0
+        let outcome = try ModelQuantizer.quantize(directory, recipe: recipe, to: target) { written, total in
+            let percent = written * 100 / total
+            guard percent >= reported + 20 || written == total else { return }
+            reported = percent
+            report.progress("quantised \(written) of \(total) tensors")
+        }
+        report.progress(String(format: "%.2f bits a weight", outcome.bitsPerWeight))
+        return target
     }
 }

@@ -32,14 +32,11 @@ struct InspectCommand: ParsableCommand {
         printWeightTypes(model)
     }
 
-    /// Each kind of tensor's types, and the weight bytes one decoded token reads: every dense
-    /// matrix, one embedding row, and the routed experts' average share (top-k of each layer's).
+    /// Each kind of tensor's types, and the weight bytes one decoded token reads.
     private func printWeightTypes(_ model: TransformerLanguageModel) {
         let dtypes = Dictionary(model.namedParameters().map { ($0.name, $0.tensor.dtype) }, uniquingKeysWith: { a, _ in a })
-        let s = model.summary
         var kinds: [(kind: String, types: [DType: Int])] = []
-        var bytesPerToken = 0.0
-        for (name, role, shape, expert) in model.parameterRoles {
+        for (name, role, _, expert) in model.parameterRoles {
             guard let dtype = dtypes[name] else { continue }
             let kind = Self.kind(role, routed: expert != nil)
             if let index = kinds.firstIndex(where: { $0.kind == kind }) {
@@ -47,23 +44,12 @@ struct InspectCommand: ParsableCommand {
             } else {
                 kinds.append((kind, [dtype: 1]))
             }
-            let bytes = Double(dtype.byteCount(shape.reduce(1, *)))
-            switch role {
-            case .embedding: bytesPerToken += bytes / Double(max(1, shape[0]))
-            default:
-                if let expert {
-                    let experts = s.expertsPerLayer[expert.layer]
-                    bytesPerToken += bytes * Double(s.expertsPerToken) / Double(max(1, experts))
-                } else {
-                    bytesPerToken += bytes
-                }
-            }
         }
         for (index, entry) in kinds.enumerated() {
             let types = entry.types.sorted { $0.value > $1.value }.map { "\($0.key.rawValue) ×\($0.value)" }.joined(separator: ", ")
             print("\(index == 0 ? "weight types" : "            ")       \(entry.kind): \(types)")
         }
-        print("bytes a token reads \(Self.bytes(Int(bytesPerToken))) of weights (dense matrices, one embedding row, top-k experts)")
+        print("bytes a token reads \(Self.bytes(model.weightBytesPerToken)) of weights (dense, one embedding row, top-k experts)")
     }
 
     /// The kind of tensor `role` names, as `inspect` groups them.

@@ -22,6 +22,6 @@ final class SyntheticModelTests: XCTestCase {
         // 2016 − 480 + 768 = 2304.
         XCTAssertEqual(model.parameterCounts.denseBytes, 2016)
         XCTAssertEqual(model.parameterCounts.expertBytes, 4 * 384)
-        XCTAssertEqual(DecodeBench.bytesReadPerToken(model), 2304)
+        XCTAssertEqual(model.weightBytesPerToken, 2304)
     }
 }

@@ -132,6 +132,27 @@ extension TransformerLanguageModel {
         return .init(layers: c.layerCount, experts: experts ?? 1, queryGroups: c.attentionHeads / max(1, c.keyValueHeads))
     }
 
+    /// Weight bytes one decoded token reads: every dense matrix and vector, one row of an
+    /// untied embedding table, and of each MoE layer's routed experts the top-k's share. A routed
+    /// expert the provider does not hold now counts in the type of those it holds.
+    public var weightBytesPerToken: Int {
+        let dtypes = Dictionary(namedParameters().map { ($0.name, $0.tensor.dtype) }, uniquingKeysWith: { a, _ in a })
+        let expertType = layout.lazy.compactMap { $0.expert == nil ? nil : dtypes[$0.name] }.first
+        var bytes = 0.0
+        for spec in layout {
+            guard let dtype = dtypes[spec.name] ?? (spec.expert == nil ? nil : expertType) else { continue }
+            let size = Double(dtype.byteCount(spec.shape.reduce(1, *)))
+            if spec.role == .embedding {
+                bytes += size / Double(max(1, spec.shape[0]))
+            } else if let key = spec.expert, case .mixture(let mixture) = configuration.feedForward[key.layer] {
+                bytes += size * Double(mixture.topK) / Double(mixture.expertCount)
+            } else {
+                bytes += size
+            }
+        }
+        return Int(bytes.rounded())
+    }
+
     /// Every parameter's checkpoint name, role, shape and routed expert (if any), in checkpoint order.
     public var parameterRoles: [(name: String, role: ParameterRole, shape: [Int], expert: ExpertKey?)] {
         layout.map { ($0.name, $0.role, $0.shape, $0.expert) }

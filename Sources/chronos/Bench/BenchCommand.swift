@@ -39,13 +39,17 @@ struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Decode tokens/s with every weight resident, beside the memory-bandwidth bound.",
             discussion:
-                "Without --model, writes a random Mixtral-shaped model (vocab 32000, hidden 1024, 8 layers, 8 experts top-2, expert width 2816, --dtype) to a temporary directory and removes it afterwards, or to --synthetic-directory and keeps it."
+                "Without --model, writes a random Mixtral-shaped model (vocab 32000, hidden 1024, 8 layers, 8 experts top-2, expert width 2816, --dtype) to a temporary directory and removes it afterwards, or to --synthetic-directory and keeps it. --type quantises the model first (as `chronos quantize` does), into a directory beside --synthetic-directory named after the recipe and kept, or else a temporary one."
         )
 
         @Option(help: "Benchmark this model directory instead of a synthetic model.") var model: String?
         @Option(help: "Without --model: write the synthetic model here and keep it (reused when already there).")
         var syntheticDirectory: String?
         @Option(help: "Weight type of the synthetic model: bf16, f16 or f32.") var dtype = "bf16"
+        @Option(
+            name: .customLong("type"),
+            help: "Quantise the model with this llama-quantize recipe (q4_k_m, q8_0, q4_0, …) before measuring it.")
+        var recipe: QuantizationRecipe?
         @Option(parsing: .unconditional, help: "Prompt tokens processed before decoding.") var promptTokens = 16
         @Option(parsing: .unconditional, help: "Tokens to decode.") var tokens = 64
         @OptionGroup var backend: BackendOption
@@ -67,6 +71,7 @@ struct Bench: ParsableCommand {
             var bench = DecodeBench(report: report)
             bench.decodeTokens = tokens
             bench.promptTokens = promptTokens
+            bench.recipe = recipe
             var shape = SyntheticModel.MixtralShape()
             shape.dtype = DType(rawValue: dtype) ?? .bf16
             try bench.run(
