@@ -89,3 +89,55 @@ final class RequestValidationTests: XCTestCase {
         XCTAssertEqual(name(GenerationRequest(promptIds: [1], maxTokens: 0)), "max_tokens")
     }
 }
+
+/// The sampler's selection walks the candidates as a full sort would: it draws the token a
+/// sorted walk draws, for every filter.
+final class SamplerSelectionTests: XCTestCase {
+    /// The draw of a sorted walk: top-k, softmax, top-p, min-p, then the cumulative draw.
+    private func sortedDraw(_ logits: [Float], _ parameters: SamplingParameters, unit: Double) -> Int {
+        var order = logits.indices.filter { !logits[$0].isNaN }.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        if parameters.topK > 0 && order.count > parameters.topK { order.removeLast(order.count - parameters.topK) }
+        let exps = order.map { Foundation.exp(Double(logits[$0] / parameters.temperature - logits[order[0]] / parameters.temperature)) }
+        let sum = exps.reduce(0, +)
+        let probabilities = exps.map { $0 / sum }
+        var keep = order.count
+        if parameters.topP < 1 {
+            var cumulative = 0.0
+            for (i, p) in probabilities.enumerated() {
+                cumulative += p
+                if cumulative >= Double(parameters.topP) {
+                    keep = i + 1
+                    break
+                }
+            }
+        }
+        if parameters.minP > 0 {
+            keep = min(keep, max(1, probabilities.prefix(keep).filter { $0 >= Double(parameters.minP) * probabilities[0] }.count))
+        }
+        var threshold = unit * probabilities.prefix(keep).reduce(0, +)
+        for i in 0..<keep {
+            threshold -= probabilities[i]
+            if threshold <= 0 { return order[i] }
+        }
+        return order[keep - 1]
+    }
+
+    func testSelectionDrawsWhatASortedWalkDraws() {
+        var generator = SplitMix64(seed: 11)
+        let logits = (0..<1000).map { _ in Float(generator.nextUnit() * 12 - 6) }
+        for parameters in [
+            SamplingParameters(temperature: 0.8, seed: 1), SamplingParameters(temperature: 1, topK: 40, seed: 2),
+            SamplingParameters(temperature: 0.7, topP: 0.9, seed: 3), SamplingParameters(temperature: 1.2, minP: 0.05, seed: 4),
+            SamplingParameters(temperature: 1, topK: 300, topP: 0.5, minP: 0.1, seed: 5)
+        ] {
+            var sampler = Sampler(parameters), units = SplitMix64(seed: parameters.seed)
+            var agree = 0
+            for _ in 0..<60 {
+                let unit = units.nextUnit()
+                if sampler.next(logits: logits, history: []) == sortedDraw(logits, parameters, unit: unit) { agree += 1 }
+            }
+            // A draw can differ only where rounding of the sums moves a boundary by one token.
+            XCTAssertGreaterThanOrEqual(agree, 59, "\(parameters)")
+        }
+    }
+}

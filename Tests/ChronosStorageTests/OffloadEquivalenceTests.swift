@@ -1,6 +1,7 @@
 import ChronosEngine
 import ChronosModel
 import ChronosStorage
+import ChronosTensor
 import ChronosTestSupport
 import Foundation
 import XCTest

@@ -57,6 +57,10 @@ public struct Sampler: Sendable {
     }
 
     /// The next token for one row of `logits`, given the tokens generated or read so far.
+    ///
+    /// The filters and the draw walk the candidates from the most likely down, as sorting them
+    /// would, but find the few places they stop at by selection instead of sorting the whole
+    /// vocabulary: linear time per token.
     public mutating func next(logits: [Float], history: [Int]) -> Int {
         var logits = logits
         if parameters.repetitionPenalty != 1 {
@@ -67,34 +71,93 @@ public struct Sampler: Sendable {
         if parameters.temperature <= 0 {
             return logits.withUnsafeBufferPointer { Selection.argmax($0.baseAddress!, count: $0.count) }
         }
-        // Candidates sorted by logit, best first; each filter only ever shortens the list.
-        var candidates = logits.indices.filter { !logits[$0].isNaN }.sorted {
-            logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1)
+        var candidates = logits.indices.compactMap { logits[$0].isNaN ? nil : Candidate(id: Int32($0), logit: logits[$0], probability: 0) }
+        guard !candidates.isEmpty else { return 0 }
+        if parameters.topK > 0 && candidates.count > parameters.topK {
+            Self.partitionLeading(&candidates[...], count: parameters.topK)
+            candidates.removeLast(candidates.count - parameters.topK)
         }
-        if parameters.topK > 0 && candidates.count > parameters.topK { candidates.removeLast(candidates.count - parameters.topK) }
-        let scaled = candidates.map { logits[$0] / parameters.temperature }
+        let scaled = candidates.map { $0.logit / parameters.temperature }
         var probabilities = [Float](repeating: 0, count: scaled.count)
         RowKernels.softmax(scaled, &probabilities, rows: 1, cols: scaled.count)
-        var keep = probabilities.count
-        if parameters.topP < 1 {
-            var cumulative: Float = 0
-            for (i, p) in probabilities.enumerated() {
-                cumulative += p
-                if cumulative >= parameters.topP {
-                    keep = i + 1
-                    break
-                }
+        for i in candidates.indices { candidates[i].probability = probabilities[i] }
+
+        // The leading `keep` candidates come first from here on, in no particular order.
+        var keep = candidates.count
+        if parameters.topP < 1 { keep = Self.leadingCount(&candidates[...], reaching: parameters.topP) }
+        if parameters.minP > 0 {
+            let best = probabilities.max()!
+            keep = min(keep, max(1, candidates[..<keep].count(where: { $0.probability >= parameters.minP * best })))
+            Self.partitionLeading(&candidates[...], count: keep)
+        }
+        var kept = candidates[..<keep]
+        let total = kept.reduce(0) { $0 + $1.probability }
+        let drawn = Self.leadingCount(&kept, reaching: Float(random.nextUnit()) * total)
+        return Int(kept[drawn - 1].id)
+    }
+
+    /// A token in the running: its id, logit and probability.
+    private struct Candidate {
+        var id: Int32
+        var logit: Float
+        var probability: Float
+
+        /// Whether this comes before `other` from the most likely down: higher logit, then lower id.
+        func precedes(_ other: Candidate) -> Bool { logit > other.logit || (logit == other.logit && id < other.id) }
+    }
+
+    /// Reorders `items` so that its first `count` are the leading ones, in any order.
+    private static func partitionLeading(_ items: inout ArraySlice<Candidate>, count: Int) {
+        let target = items.startIndex + count
+        var low = items.startIndex, high = items.endIndex
+        while high - low > 16 {
+            let split = partition(&items, low, high)
+            if split == target || split + 1 == target { return }
+            if split > target { high = split } else { low = split + 1 }
+        }
+        items[low..<high].sort { $0.precedes($1) }
+    }
+
+    /// How many of `items`, from the most likely down, it takes for their probabilities to sum
+    /// to `mass` (all of them when rounding leaves the sum short); they come first in `items`
+    /// afterwards, the last of them at that position.
+    private static func leadingCount(_ items: inout ArraySlice<Candidate>, reaching mass: Float) -> Int {
+        var low = items.startIndex, high = items.endIndex, remaining = mass
+        while high - low > 16 {
+            let split = partition(&items, low, high)
+            let leading = items[low..<split].reduce(0) { $0 + $1.probability }
+            if split > low && leading >= remaining {
+                high = split
+            } else if leading + items[split].probability >= remaining {
+                return split + 1 - items.startIndex
+            } else {
+                remaining -= leading + items[split].probability
+                low = split + 1
             }
         }
-        if parameters.minP > 0, let best = probabilities.first {
-            keep = min(keep, max(1, probabilities.prefix(keep).filter { $0 >= parameters.minP * best }.count))
+        items[low..<high].sort { $0.precedes($1) }
+        for i in low..<high {
+            remaining -= items[i].probability
+            if remaining <= 0 { return i + 1 - items.startIndex }
         }
-        let total = probabilities.prefix(keep).reduce(0, +)
-        var threshold = Float(random.nextUnit()) * total
-        for i in 0..<keep {
-            threshold -= probabilities[i]
-            if threshold <= 0 { return candidates[i] }
+        return high - items.startIndex
+    }
+
+    /// Partitions `items[low..<high]` around a median-of-three pivot: the ones preceding it,
+    /// then it, then the rest; returns its position.
+    private static func partition(_ items: inout ArraySlice<Candidate>, _ low: Int, _ high: Int) -> Int {
+        let middle = low + (high - low) / 2
+        if items[middle].precedes(items[low]) { items.swapAt(middle, low) }
+        if items[high - 1].precedes(items[low]) { items.swapAt(high - 1, low) }
+        if items[high - 1].precedes(items[middle]) { items.swapAt(high - 1, middle) }
+        items.swapAt(middle, high - 1)
+        let pivot = items[high - 1]
+        var store = low
+        for i in low..<(high - 1) where items[i].precedes(pivot) {
+            items.swapAt(i, store)
+            store += 1
         }
-        return candidates[keep - 1]
+        items.swapAt(store, high - 1)
+        return store
     }
 }
