@@ -12,6 +12,8 @@ public enum FineTuneError: Error, CustomStringConvertible {
     case noTrainingExamples(file: URL)
     /// The teacher's vocabulary does not match the student's tokenizer.
     case teacherVocabulary(URL, reason: String)
+    /// The stage would start from a model with quantised weights; training computes in float.
+    case quantizedStart(directory: URL, tensor: String, dtype: String)
 
     /// A one-line explanation.
     public var description: String {
@@ -20,6 +22,8 @@ public enum FineTuneError: Error, CustomStringConvertible {
             "\(directory.path) holds a \(found) run, not \(expected.rawValue); choose another --out or drop --resume"
         case .noTrainingExamples(let file): "\(file.path) leaves no training examples after holding out evaluation data"
         case .teacherVocabulary(let url, let reason): "the teacher \(url.path) does not share the student's tokenizer: \(reason)"
+        case .quantizedStart(let directory, let tensor, let dtype):
+            "\(directory.path) has quantised weights (\(tensor) is \(dtype)), and training computes in float: start from the float model and quantise the result"
         }
     }
 }
@@ -59,6 +63,9 @@ final class StageContext {
         encoder = try ChatEncoder(directory: settings.start)
         startConfiguration = try ChronosConfiguration(directory: settings.start)
         start = try ModelLoader.load(directory: settings.start)
+        if let quantized = start.namedParameters().first(where: { $0.tensor.dtype.isQuantized }) {
+            throw FineTuneError.quantizedStart(directory: settings.start, tensor: quantized.name, dtype: quantized.tensor.dtype.rawValue)
+        }
         stopTokens = Set(start.summary.eosTokenIds).union([encoder.endOfTurn])
     }
 
