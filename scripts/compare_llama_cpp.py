@@ -1,17 +1,19 @@
 """Prompt processing and decode speed of Chronos beside llama.cpp on the same synthetic Mixtral.
 
-    python3 scripts/compare_llama_cpp.py [--rounds 3] [--prompt 128] [--tokens 64] [--dtypes bf16,f32]
+    python3 scripts/compare_llama_cpp.py [--rounds 3] [--prompt 128] [--tokens 64] [--dtypes bf16,f32,q4_k_m,q8_0,q4_0]
 
 Needs a release build (`swift build -c release --product chronos`), cmake, a C++ compiler, torch
 and numpy. What it does, with a progress line per step:
 
-1. Builds `llama-bench` from the llama.cpp source vendored in the llama-cpp-python source
+1. Builds `llama-bench` and `llama-quantize` from the llama.cpp source vendored in the llama-cpp-python source
    distribution on PyPI (version --llama-cpp-python), once, under --work (10-16 minutes on two cores).
 2. Writes the synthetic Mixtral of `chronos bench decode` (vocab 32000, hidden 1024, 8 layers,
    8 experts top-2, width 2816) for each weight type and converts it with llama.cpp's own
    `convert_hf_to_gguf.py`. The model has no tokenizer, so the converter is given a placeholder
    SentencePiece vocabulary of the model's size (<unk>, <s>, </s>, the 256 byte tokens, then
-   numbered tokens): speed does not depend on the tokens' text.
+   numbered tokens): speed does not depend on the tokens' text. A quantisation recipe among
+   --dtypes (q4_k_m, q8_0, q4_0, …) quantises the bf16 model: `chronos quantize` for Chronos,
+   llama.cpp's `llama-quantize` on its bf16 GGUF for llama.cpp (the same recipe on the same weights).
 3. Runs `chronos bench decode` and `llama-bench` on each model in alternation, round after round
    (the order flips every round), with the same threads, prompt length and decode length (llama.cpp
    decodes at a depth of the prompt's length, as Chronos does after its prompt), and prints each
@@ -57,17 +59,18 @@ def llama_cpp_source(work: Path, version: str) -> Path:
     return tree
 
 
-def build_llama_bench(tree: Path) -> Path:
-    binary = tree / "build" / "bin" / "llama-bench"
-    if binary.exists():
-        return binary
+def build_llama_cpp(tree: Path) -> tuple[Path, Path]:
+    """llama-bench and llama-quantize, built once."""
+    bench, quantize = tree / "build" / "bin" / "llama-bench", tree / "build" / "bin" / "llama-quantize"
+    if bench.exists() and quantize.exists():
+        return bench, quantize
     log("configuring llama.cpp (native instruction sets)")
     run(["cmake", "-B", "build", "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF",
          "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"], cwd=tree, stdout=subprocess.DEVNULL)
-    log(f"building llama-bench with {os.cpu_count()} jobs (10-16 minutes on two cores)")
-    run(["cmake", "--build", "build", "-j", str(os.cpu_count()), "--target", "llama-bench"], cwd=tree,
+    log(f"building llama-bench and llama-quantize with {os.cpu_count()} jobs (10-16 minutes on two cores)")
+    run(["cmake", "--build", "build", "-j", str(os.cpu_count()), "--target", "llama-bench", "llama-quantize"], cwd=tree,
         stdout=subprocess.DEVNULL)
-    return binary
+    return bench, quantize
 
 
 CONVERT = """
@@ -98,9 +101,24 @@ convert_hf_to_gguf.main()
 """
 
 
-def prepare_model(chronos: Path, tree: Path, work: Path, dtype: str) -> tuple[Path, Path]:
+FLOAT_TYPES = ("bf16", "f16", "f32")
+
+
+def prepare_model(chronos: Path, tree: Path, quantize: Path, work: Path, dtype: str) -> tuple[Path, Path]:
+    """The synthetic Mixtral in `dtype` for each engine. A recipe (q4_k_m, q8_0, …) quantises the
+    bf16 model: `chronos quantize` for Chronos, llama.cpp's own llama-quantize on its bf16 GGUF."""
     directory = work / f"mixtral-{dtype}"
     gguf_file = work / f"mixtral-{dtype}.gguf"
+    if dtype not in FLOAT_TYPES:
+        source, source_gguf = prepare_model(chronos, tree, quantize, work, "bf16")
+        if not (directory / "model.safetensors").exists():
+            log(f"quantising {source} to {dtype} with chronos quantize")
+            run([str(chronos), "quantize", str(source), "--type", dtype, "--out", str(directory)], stdout=subprocess.DEVNULL)
+        if not gguf_file.exists():
+            log(f"quantising {source_gguf} to {dtype} with llama-quantize")
+            run([str(quantize), str(source_gguf), str(gguf_file), dtype.upper()], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+        return directory, gguf_file
     if not (directory / "model.safetensors").exists():
         log(f"writing the synthetic Mixtral in {dtype} to {directory}")
         run([str(chronos), "bench", "decode", "--synthetic-directory", str(directory), "--dtype", dtype,
@@ -153,9 +171,9 @@ def main():
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     tree = llama_cpp_source(work, args.llama_cpp_python)
-    binary = build_llama_bench(tree)
+    binary, quantize = build_llama_cpp(tree)
     dtypes = args.dtypes.split(",")
-    models = {dtype: prepare_model(chronos, tree, work, dtype) for dtype in dtypes}
+    models = {dtype: prepare_model(chronos, tree, quantize, work, dtype) for dtype in dtypes}
     env_threads = os.environ.get("CHRONOS_THREADS")
     if env_threads and int(env_threads) != args.threads:
         parser.error(f"CHRONOS_THREADS={env_threads} differs from --threads {args.threads}")
@@ -176,7 +194,7 @@ def main():
             for phase in ("prefill", "decode"):
                 row[f"{phase} ratio"] = row["chronos"][phase] / row["llama.cpp"][phase]
             results.append(row)
-            print(f"round {round_index} {dtype:5}  prompt {args.prompt}: chronos {row['chronos']['prefill']:7.1f}  "
+            print(f"round {round_index} {dtype:6}  prompt {args.prompt}: chronos {row['chronos']['prefill']:7.1f}  "
                   f"llama.cpp {row['llama.cpp']['prefill']:7.1f}  ratio {row['prefill ratio']:.2f}   "
                   f"decode: chronos {row['chronos']['decode']:6.1f}  llama.cpp {row['llama.cpp']['decode']:6.1f}  "
                   f"ratio {row['decode ratio']:.2f}   streaming read {row['chronos']['read GB/s']:.0f} GB/s", flush=True)
@@ -188,7 +206,7 @@ def main():
     for dtype in dtypes:
         rows = [r for r in results if r["dtype"] == dtype]
         summary[dtype] = {phase: statistics.median(r[f"{phase} ratio"] for r in rows) for phase in ("prefill", "decode")}
-        print(f"  {dtype:5} prompt of {args.prompt} tokens: {summary[dtype]['prefill']:.2f}   "
+        print(f"  {dtype:6} prompt of {args.prompt} tokens: {summary[dtype]['prefill']:.2f}   "
               f"decode of {args.tokens} tokens: {summary[dtype]['decode']:.2f}")
     (work / "compare.json").write_text(json.dumps({"arguments": vars(args), "rounds": results, "median ratios": summary},
                                                   indent=2))
