@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,15 +43,14 @@ def run(command, **kwargs):
 
 
 def llama_cpp_source(work: Path, version: str) -> Path:
-    """The vendored llama.cpp tree of llama-cpp-python `version`, downloaded and unpacked once."""
+    """The vendored llama.cpp tree of llama-cpp-python `version`, downloaded with pip and unpacked once."""
     tree = work / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
     if tree.exists():
         return tree
-    meta = json.load(urllib.request.urlopen(f"https://pypi.org/pypi/llama-cpp-python/{version}/json"))
-    url = next(f["url"] for f in meta["urls"] if f["packagetype"] == "sdist")
+    log(f"downloading the llama-cpp-python {version} source distribution")
+    run([sys.executable, "-m", "pip", "download", f"llama-cpp-python=={version}", "--no-binary", ":all:", "--no-deps",
+         "-d", str(work)], stdout=subprocess.DEVNULL)
     archive = work / f"llama_cpp_python-{version}.tar.gz"
-    log(f"downloading {url}")
-    urllib.request.urlretrieve(url, archive)
     log(f"unpacking {archive}")
     with tarfile.open(archive) as tar:
         tar.extractall(work, filter="data")
