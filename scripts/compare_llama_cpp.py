@@ -2,7 +2,7 @@
 
     python3 scripts/compare_llama_cpp.py [--rounds 3] [--prompt 128] [--tokens 64] [--dtypes bf16,f32,q4_k_m,q8_0,q4_0]
 
-Needs a release build (`swift build -c release --product chronos`), cmake, a C++ compiler, torch
+Needs a release build (`swift build -c release --product chronos`), cmake (`pip install cmake`), a C++ compiler, torch
 and numpy. What it does, with a progress line per step:
 
 1. Builds `llama-bench` and `llama-quantize` from the llama.cpp source vendored in the llama-cpp-python source
@@ -48,7 +48,7 @@ def llama_cpp_source(work: Path, version: str) -> Path:
     if tree.exists():
         return tree
     log(f"downloading the llama-cpp-python {version} source distribution")
-    run([sys.executable, "-m", "pip", "download", f"llama-cpp-python=={version}", "--no-binary", ":all:", "--no-deps",
+    run([sys.executable, "-m", "pip", "download", f"llama-cpp-python=={version}", "--no-binary", "llama-cpp-python", "--no-deps",
          "-d", str(work)], stdout=subprocess.DEVNULL)
     archive = work / f"llama_cpp_python-{version}.tar.gz"
     log(f"unpacking {archive}")
