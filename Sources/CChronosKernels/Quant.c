@@ -250,6 +250,9 @@ void chronos_dequantize(int type, const void *blocks, float *out, ptrdiff_t n) {
 }
 
 void chronos_quantize(int type, const float *x, void *blocks, ptrdiff_t n, const float *importance) {
-    (void)importance;
-    chronos_quantize_simple(type, x, blocks, n);
+    // llama.cpp weighs the 32-value formats by importance only together with the mean square
+    // of a whole row, which a run of blocks does not carry: they are quantised as its reference
+    // quantisers do, unweighted.
+    if (chronos_quantize_simple(type, x, blocks, n)) return;
+    chronos_quantize_k(type, x, blocks, n, importance);
 }

@@ -24,4 +24,8 @@ void chronos_quantize_q8_0_block(const float *x, chronos_block_q8_0 *y);
 /// Quantises n values to one of the 32-value formats; 0 when `type` is not one of them.
 int chronos_quantize_simple(int type, const float *x, void *blocks, ptrdiff_t n);
 
+/// Quantises n values to one of the K formats, weighing by `importance` (one weight a value)
+/// when it is not NULL; 0 when `type` is not one of them.
+int chronos_quantize_k(int type, const float *x, void *blocks, ptrdiff_t n, const float *importance);
+
 #endif

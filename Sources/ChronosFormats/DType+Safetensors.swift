@@ -29,4 +29,14 @@ extension DType {
         case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k: "U8"
         }
     }
+
+    /// The `__metadata__` key that marks a tensor stored as the bytes of a block format (`U8`
+    /// rows of whole blocks); its value is the type's name, `q4_k` for example.
+    public static func quantizedMetadataKey(tensor name: String) -> String { quantizedMetadataPrefix + name }
+
+    /// The prefix of `quantizedMetadataKey`.
+    static let quantizedMetadataPrefix = "chronos.dtype."
+
+    /// The alignment a tensor's first byte needs for the kernels' loads.
+    public var alignment: Int { isQuantized ? 2 : byteSize }
 }

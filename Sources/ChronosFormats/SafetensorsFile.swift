@@ -50,7 +50,7 @@ public final class SafetensorsFile: Sendable {
             preconditionFailure("a validated header implies a non-empty mapping")
         }
         let storage: TensorStorage
-        if Int(bitPattern: base) % info.dtype.byteSize == 0 {
+        if Int(bitPattern: base) % info.dtype.alignment == 0 {
             storage = TensorStorage(borrowing: base, byteCount: byteCount, owner: mapping)
         } else {
             storage = TensorStorage(zeroedByteCount: byteCount)

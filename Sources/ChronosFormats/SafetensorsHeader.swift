@@ -56,6 +56,7 @@ struct SafetensorsHeader {
             ($0.byteRange.lowerBound, $0.byteRange.upperBound, $0.name) < ($1.byteRange.lowerBound, $1.byteRange.upperBound, $1.name)
         }
         try Self.checkNoOverlap(tensors, path: path)
+        try Self.applyQuantizedTypes(&tensors, metadata: metadata, path: path)
         self.tensors = tensors
         self.metadata = metadata
     }
@@ -162,6 +163,32 @@ struct SafetensorsHeader {
         return SafetensorsTensorInfo(
             name: name, dtype: dtype, shape: shape,
             byteRange: (dataStart + begin)..<(dataStart + end))
+    }
+
+    /// Gives the tensors that `__metadata__` marks as block formats their type and logical shape:
+    /// stored as `U8` rows of whole blocks, `[…, rowBytes]` becomes `[…, rowBytes / blockBytes ·
+    /// blockElements]` of the type.
+    private static func applyQuantizedTypes(_ tensors: inout [SafetensorsTensorInfo], metadata: [String: String], path: String) throws {
+        let prefix = DType.quantizedMetadataPrefix
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) where key.hasPrefix(prefix) {
+            let name = String(key.dropFirst(prefix.count))
+            guard let index = tensors.firstIndex(where: { $0.name == name }) else {
+                throw SafetensorsError.invalidMetadata(path: path, reason: "'\(key)' names no tensor of the file")
+            }
+            let stored = tensors[index]
+            guard let type = DType(rawValue: value), type.isQuantized else {
+                let known = DType.allCases.filter(\.isQuantized).map(\.rawValue).joined(separator: ", ")
+                throw SafetensorsError.unsupportedDType(path: path, tensor: name, dtype: "\(value) (block formats read: \(known))")
+            }
+            guard stored.dtype == .u8, let rowBytes = stored.shape.last, rowBytes > 0, rowBytes % type.blockBytes == 0 else {
+                throw SafetensorsError.invalidShape(
+                    path: path, tensor: name, shape: stored.shape,
+                    reason: "a \(type) tensor is stored as U8 rows of whole \(type.blockBytes)-byte blocks")
+            }
+            tensors[index] = SafetensorsTensorInfo(
+                name: name, dtype: type, shape: stored.shape.dropLast() + [rowBytes / type.blockBytes * type.blockElements],
+                byteRange: stored.byteRange)
+        }
     }
 
     /// Throws if any two non-empty byte ranges of `tensors` (sorted by start) intersect.

@@ -95,9 +95,18 @@ public final class ExpertCache: Sendable {
             else {
                 throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "the entry of \(expert.key) is inconsistent")
             }
-            if let tensor = expert.tensors.first(where: { DType(rawValue: $0.dtype)?.isFloatingPoint != true }) {
-                throw ExpertCacheError.malformedManifest(
-                    path: manifestPath, reason: "\(tensor.name) has dtype '\(tensor.dtype)'; experts must be f32, f16 or bf16")
+            for tensor in expert.tensors {
+                guard let dtype = DType(rawValue: tensor.dtype), dtype.isWeight else {
+                    let quantized = DType.allCases.filter(\.isQuantized).map(\.rawValue).joined(separator: ", ")
+                    throw ExpertCacheError.malformedManifest(
+                        path: manifestPath,
+                        reason:
+                            "\(tensor.name) has dtype '\(tensor.dtype)'; experts must be f32, f16, bf16 or a block format (\(quantized))")
+                }
+                guard tensor.shape.count == 2, tensor.shape.allSatisfy({ $0 > 0 }), tensor.shape[1] % dtype.blockElements == 0 else {
+                    throw ExpertCacheError.malformedManifest(
+                        path: manifestPath, reason: "\(tensor.name) has shape \(tensor.shape), not a matrix of whole \(dtype) rows")
+                }
             }
             guard entries.updateValue(expert, forKey: expert.key) == nil else {
                 throw ExpertCacheError.malformedManifest(path: manifestPath, reason: "\(expert.key) is listed twice")
@@ -224,7 +233,7 @@ public final class ExpertCache: Sendable {
         guard let entry = entries[key] else { throw ExpertCacheError.unknownExpert(key) }
         let tensors = entry.tensors.map { tensor -> Tensor in
             let dtype = DType(rawValue: tensor.dtype)!
-            let count = tensor.shape.reduce(1, *) * dtype.byteSize
+            let count = dtype.byteCount(tensor.shape.reduce(1, *))
             let storage = TensorStorage(borrowing: base + tensor.offset, byteCount: count, owner: owner)
             return Tensor(dtype: dtype, shape: tensor.shape, storage: storage)
         }

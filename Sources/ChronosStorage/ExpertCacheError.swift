@@ -1,4 +1,5 @@
 import ChronosModel
+import ChronosTensor
 
 #if canImport(Glibc)
     import Glibc
@@ -40,6 +41,8 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
 
     /// The pack asked for expert weights in a dtype other than f32, f16 or bf16.
     case unsupportedDType(String)
+    /// An expert's rows are not whole blocks of the block format it was to be packed in.
+    case unsupportedShape(tensor: String, shape: [Int], dtype: String)
     /// The checkpoint was stripped of its routed experts and its cache, their only copy, cannot
     /// be opened, so there is nothing to pack them from.
     case checkpointStripped(directory: String)
@@ -90,7 +93,9 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
         case .unknownExpert(let key):
             "expert \(key) is not in the expert cache"
         case .unsupportedDType(let dtype):
-            "expert weights can be packed as f32, f16 or bf16, not \(dtype)"
+            "expert weights can be packed as f32, f16, bf16 or a block format (\(DType.allCases.filter(\.isQuantized).map(\.rawValue).joined(separator: ", "))), not \(dtype)"
+        case .unsupportedShape(let tensor, let shape, let dtype):
+            "\(tensor) has shape \(shape): its rows of \(shape.last ?? 0) values are not whole \(dtype) blocks of \(DType(rawValue: dtype)?.blockElements ?? 0); pick a format whose block divides them"
         case .checkpointStripped(let directory):
             "\(directory): the checkpoint was stripped of its routed experts, and expert_cache/, their only copy, cannot be opened"
         case .loadFailed(let expert, let faults):

@@ -11,7 +11,8 @@ import Foundation
 
 /// Writes a model's routed experts into `MODEL_DIR/expert_cache/`: one `.ctsr` file (a valid
 /// safetensors file) per cluster and `cluster_manifest.json`, with the weights in their
-/// checkpoint dtype or converted to another (round-to-nearest-even for f16 and bf16).
+/// checkpoint dtype or converted to another (round-to-nearest-even for f16 and bf16, llama.cpp's
+/// quantiser for a block format).
 ///
 /// A checkpoint stripped of its experts (`--strip-experts`) is re-packed (for example with a new
 /// cluster plan) from the cache itself, the cache's only copy of them.
@@ -22,7 +23,8 @@ import Foundation
 /// and the next pack removes.
 public enum ExpertCachePacker {
     /// Packs the experts of `model`, loaded from `directory`, by `plan` (default: one cluster
-    /// per layer), stored as `dtype` (default: as the checkpoint stores them); `progress` hears
+    /// per layer), stored as `dtype`, a float type or a block format (default: as the checkpoint
+    /// stores them); `progress` hears
     /// one line per cluster file. Returns the manifest written.
     @discardableResult
     public static func pack(
@@ -39,7 +41,7 @@ public enum ExpertCachePacker {
     ) throws -> ExpertCacheManifest {
         let summary = model.summary
         guard summary.isMixtureOfExperts else { throw ExpertCacheError.noExperts(directory: directory.path) }
-        if let dtype, !dtype.isFloatingPoint { throw ExpertCacheError.unsupportedDType(dtype.rawValue) }
+        if let dtype, !dtype.isWeight { throw ExpertCacheError.unsupportedDType(dtype.rawValue) }
         let plan = plan ?? .perLayer(summary)
         try plan.validate(summary)
         let source = try ModelSource.current(directory)
@@ -84,6 +86,9 @@ public enum ExpertCachePacker {
                     for (index, (projection, sourceName)) in [("gate", names.gate), ("up", names.up), ("down", names.down)].enumerated() {
                         let tensorName = "layers.\(key.layer).experts.\(key.expert).\(projection)_proj"
                         let original = try sourceTensor(key, projection: index, name: sourceName)
+                        if let dtype, dtype.isQuantized, original.tensor.shape.last.map({ $0 % dtype.blockElements != 0 }) ?? true {
+                            throw ExpertCacheError.unsupportedShape(tensor: sourceName, shape: original.tensor.shape, dtype: dtype.rawValue)
+                        }
                         let stored =
                             dtype.map { original.tensor.dtype == $0 ? original.tensor : original.tensor.converted(to: $0) }
                             ?? original.tensor

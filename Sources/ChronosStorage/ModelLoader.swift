@@ -79,7 +79,7 @@ extension ExpertCache {
                 throw StrippedCheckpointError.cacheStale(
                     directory: directory.path, reason: "expert \(entry.key) has shape \(tensor.shape), \(config) implies \(shape)")
             }
-            guard tensors.allSatisfy({ $0.dtype.isFloatingPoint }) else { throw invalid("expert \(entry.key) is not of a float dtype") }
+            guard tensors.allSatisfy({ $0.dtype.isWeight }) else { throw invalid("expert \(entry.key) is not of a float or block dtype") }
             let weights = ExpertWeights(gate: tensors[0], up: tensors[1], down: tensors[2])
             guard let hash = UInt64(entry.hash, radix: 16), entry.length == weights.byteCount else {
                 throw invalid("the manifest's entry of \(entry.key) has no valid hash or length")

@@ -6,7 +6,10 @@
 /// `blockElements` values in `blockBytes` bytes (scales and packed integers).
 public enum DType: String, Sendable, CaseIterable, Codable {
     case f32, f16, bf16, i8, u8, i32, i64
+    // GGML's names for its block formats, as llama.cpp and gguf-py spell them.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     case q8_0, q4_0, q4_1, q5_0, q5_1
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     case q2_k, q3_k, q4_k, q5_k, q6_k
 
     /// Bytes one element occupies, for the types that store elements one by one; a quantised

@@ -286,6 +286,17 @@ public struct Tensor: @unchecked Sendable {
                 destination.pointee = source[i]
                 destination += 1
             }
+        } else if newType.isQuantized && isContiguous && count > 0 {
+            // A million values at a time, so a large matrix never has a full f32 copy.
+            let rowLength = shape.last!, rows = count / rowLength, chunk = max(1, (1 << 20) / rowLength)
+            let matrix = reshaped([rows, rowLength])
+            for start in stride(from: 0, to: rows, by: chunk) {
+                let values = matrix.slice(start..<min(rows, start + chunk)).floats
+                values.withUnsafeBufferPointer {
+                    Quantization.quantize(
+                        newType, values: $0.baseAddress!, into: out.rawPointer + newType.byteCount(start * rowLength), count: $0.count)
+                }
+            }
         } else if newType == dtype && !dtype.isQuantized {
             // Same type: copy bytes, so integers above 2^24 and NaN payloads survive.
             let size = dtype.byteSize

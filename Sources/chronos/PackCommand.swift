@@ -23,6 +23,10 @@ struct PackCommand: ParsableCommand {
             hashes of config.json and of every expert tensor it was packed from, so it stays valid when \
             the directory is copied or cloned and goes stale when either changes.
 
+            --quant TYPE stores the experts in a GGML block format (q4_k, q8_0, …), quantised as \
+            llama.cpp quantises; the manifest records each expert's type, and the expert budget of \
+            `generate` and `bench offload` counts the quantised bytes.
+
             --clusters FILE: a JSON array of clusters, each an array of [layer, expert] pairs, every \
             expert of the model exactly once, e.g. [[[0,3],[0,5],[1,2]], [[0,0],[0,1]], ...]. Without it, \
             one cluster per MoE layer in expert order.
@@ -37,6 +41,11 @@ struct PackCommand: ParsableCommand {
     @Option(help: "A JSON cluster plan (see above).") var clusters: String?
     @Option(help: "Store the experts in the cache in this dtype (round-to-nearest-even); default: the checkpoint's.")
     var dtype: DType?
+    @Option(
+        help: ArgumentHelp(
+            "Store the experts quantised to this GGML block format.",
+            valueName: DType.allCases.filter(\.isQuantized).map(\.rawValue).joined(separator: "|")))
+    var quant: String?
     @Flag(help: "After packing, rewrite model.safetensors without the routed experts (they live only in the cache).")
     var stripExperts = false
     @Option(help: "Rewrite model.safetensors with its non-expert float tensors in this dtype.")
@@ -47,13 +56,24 @@ struct PackCommand: ParsableCommand {
         for (flag, value) in [("--dtype", dtype), ("--dense-dtype", denseDtype)] {
             if let value, !value.isFloatingPoint { throw ValidationError("\(flag) must be f32, f16 or bf16, not \(value.rawValue)") }
         }
+        if let quant {
+            guard let type = DType(rawValue: quant.lowercased()), type.isQuantized else {
+                let types = DType.allCases.filter(\.isQuantized).map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("--quant must be one of \(types), not '\(quant)'")
+            }
+            if dtype != nil { throw ValidationError("--quant and --dtype both name the experts' type: give one") }
+        }
     }
+
+    /// The type the experts are stored in: --quant's block format, --dtype's float type, or nil
+    /// for the checkpoint's.
+    private var expertType: DType? { quant.flatMap { DType(rawValue: $0.lowercased()) } ?? dtype }
 
     func run() throws {
         let url = URL(fileURLWithPath: directory)
         let model = try ModelLoader.load(directory: url)
         let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: model.summary) }
-        let manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan, dtype: dtype) { line in
+        let manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan, dtype: expertType) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         if verify { try ExpertCache.open(modelDirectory: url).verifyFiles() }

@@ -50,7 +50,7 @@ final class SafetensorsPythonInteropTests: XCTestCase {
 
     func testPythonReadsWrittenFile() throws {
         var tensors: [(name: String, tensor: Tensor)] = []
-        for dtype in DType.allCases {
+        for dtype in DType.allCases where !dtype.isQuantized {
             let sample = SafetensorsRoundTripTests.sample(dtype)
             tensors += [("\(dtype).contiguous", sample), ("\(dtype).transposed", sample.transposed())]
         }
@@ -100,6 +100,40 @@ final class SafetensorsPythonInteropTests: XCTestCase {
         safetensors.serialize_file({name: spec(*entry) for name, entry in arrays.items()}, sys.argv[1],
                                    metadata={"source": "python"})
         """#
+
+    /// Prints, as JSON, each tensor of argv[1] that `__metadata__` marks as a GGML block format,
+    /// read as bytes by `safe_open` and dequantised by gguf-py, llama.cpp's own package.
+    private static let blockReaderScript = #"""
+        import json, sys
+        import numpy as np
+        from safetensors import safe_open
+        from gguf import GGMLQuantizationType, quants
+        out = {}
+        with safe_open(sys.argv[1], framework="np") as f:
+            for key, value in f.metadata().items():
+                if key.startswith("chronos.dtype."):
+                    name = key[len("chronos.dtype."):]
+                    values = quants.dequantize(f.get_tensor(name), GGMLQuantizationType[value.upper()])
+                    out[name] = {"dtype": "F32", "shape": list(values.shape), "values": [repr(float(v)) for v in values.flatten().tolist()]}
+        print(json.dumps(out))
+        """#
+
+    func testGGUFPyDequantisesWrittenBlockFormats() throws {
+        guard Python.canImport("gguf") else { throw XCTSkip("python3 with the gguf package is not installed") }
+        let tensors = DType.allCases.filter(\.isQuantized).map { (name: "\($0).weight", tensor: SafetensorsRoundTripTests.blockSample($0)) }
+        let url = try Fixtures.temporaryDirectory().appendingPathComponent("blocks.safetensors")
+        try SafetensorsWriter.write(tensors, to: url)
+
+        let (status, output) = try Python.run(Self.blockReaderScript, [url.path])
+        XCTAssertEqual(status, 0, "python could not read the file")
+        let report = try JSONDecoder().decode([String: PythonReport.Entry].self, from: output)
+        XCTAssertEqual(Set(report.keys), Set(tensors.map(\.name)))
+        for (name, tensor) in tensors {
+            let entry = try XCTUnwrap(report[name], name)
+            XCTAssertEqual(entry.shape, tensor.shape, name)
+            XCTAssertEqual(entry.values.map { Float(Double($0)!).bitPattern }, tensor.floats.map(\.bitPattern), name)
+        }
+    }
 
     func testReadsFileWrittenByPython() throws {
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("from-python.safetensors")

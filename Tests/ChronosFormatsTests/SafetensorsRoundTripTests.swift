@@ -17,6 +17,7 @@ final class SafetensorsRoundTripTests: XCTestCase {
             case .i8: [-128, -1, 0, 1, 127, 5, -7, 9, 11, -13, 15, 17]
             case .u8: [0, 1, 2, 127, 128, 255, 3, 4, 5, 6, 7, 8]
             case .i32, .i64: [-3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+            default: preconditionFailure("block formats are sampled by blockSample")
             }
         let tensor = Tensor(shape: [3, 4], values: values, dtype: dtype)
         switch dtype {
@@ -47,9 +48,15 @@ final class SafetensorsRoundTripTests: XCTestCase {
         }
     }
 
+    /// A `[3, 2 blocks]` tensor of a block format, quantised from a ramp.
+    static func blockSample(_ dtype: DType) -> Tensor {
+        let count = 3 * 2 * dtype.blockElements
+        return Tensor(shape: [3, 2 * dtype.blockElements], values: (0..<count).map { Float($0 % 97) / 13 - 3 }, dtype: dtype)
+    }
+
     func testEveryDTypeRoundTripsIncludingNonContiguousViews() throws {
         var tensors: [(name: String, tensor: Tensor)] = []
-        for dtype in DType.allCases {
+        for dtype in DType.allCases where !dtype.isQuantized {
             let base = Self.sample(dtype)
             let transposed = base.transposed()
             let sliced = transposed.slice(1..<3, axis: 1)
@@ -71,6 +78,44 @@ final class SafetensorsRoundTripTests: XCTestCase {
             assertSameElements(try file.tensor(named: name), expected, name)
         }
         XCTAssertEqual(try file.tensor(named: "i64.transposed").integers.first(where: { $0 > 1 << 52 }), Int64(1) << 53 + 1)
+    }
+
+    func testBlockFormatsRoundTripAsBytesWithTheirTypeInMetadata() throws {
+        let tensors = DType.allCases.filter(\.isQuantized).map { (name: "\($0).weight", tensor: Self.blockSample($0)) }
+        let url = try Fixtures.temporaryDirectory().appendingPathComponent("blocks.safetensors")
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: url)
+
+        let file = try SafetensorsFile(url: url)
+        XCTAssertEqual(file.metadata["format"], "pt")
+        for (name, expected) in tensors {
+            let read = try file.tensor(named: name)
+            XCTAssertEqual(read.dtype, expected.dtype, name)
+            XCTAssertEqual(read.shape, expected.shape, name)
+            XCTAssertEqual(file.metadata[DType.quantizedMetadataKey(tensor: name)], expected.dtype.rawValue)
+            let bytes = { (t: Tensor) in Array(UnsafeRawBufferPointer(start: t.rawPointer, count: t.byteCount)) }
+            XCTAssertEqual(bytes(read), bytes(expected), name)
+            XCTAssertEqual(read.floats, expected.floats, name)
+        }
+    }
+
+    func testBlockFormatMetadataIsChecked() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        let rows = Tensor(zeros: [2, 36], dtype: .u8)
+        func open(_ metadata: [String: String]) throws -> SafetensorsFile {
+            let url = directory.appendingPathComponent("\(metadata.values.sorted()).safetensors")
+            try SafetensorsWriter.write([("w", rows)], metadata: metadata, to: url)
+            return try SafetensorsFile(url: url)
+        }
+        XCTAssertEqual(try open(["chronos.dtype.w": "q4_0"]).tensor(named: "w").shape, [2, 64])
+        XCTAssertThrowsError(try open(["chronos.dtype.w": "iq4_xs"])) { error in
+            XCTAssertTrue("\(error)".contains("iq4_xs"), "\(error)")
+        }
+        XCTAssertThrowsError(try open(["chronos.dtype.w": "q4_k"])) { error in
+            XCTAssertTrue("\(error)".contains("whole 144-byte blocks"), "\(error)")
+        }
+        XCTAssertThrowsError(try open(["chronos.dtype.missing": "q8_0"])) { error in
+            XCTAssertTrue("\(error)".contains("names no tensor"), "\(error)")
+        }
     }
 
     func testHeaderIsPaddedAndDataSectionAligned() throws {

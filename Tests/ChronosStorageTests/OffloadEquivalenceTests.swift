@@ -8,8 +8,16 @@ import XCTest
 /// With a policy that never drops an expert (`wait`, `sync`), every budget gives the tokens of
 /// the fully resident model, and no tier ever holds more than its budget.
 final class OffloadEquivalenceTests: XCTestCase {
-    func check(_ directory: URL, vocab: Int, budgets: [ExpertBudget], file: StaticString = #filePath, line: UInt = #line) throws {
-        try StorageFixtures.pack(directory)
+    /// Packs `directory` (stripped, its experts stored only in the cache as `quantized`, when
+    /// given) and checks every budget's offloaded tokens against the resident model's.
+    func check(
+        _ directory: URL, vocab: Int, budgets: [ExpertBudget], quantized: DType? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        if let quantized {
+            try StorageFixtures.packAndStrip(directory, dtype: quantized)
+        } else {
+            try StorageFixtures.pack(directory)
+        }
         let prompt = StorageFixtures.prompt(10, vocab: vocab)
         let expected = try StorageFixtures.residentIds(directory, prompt: prompt, tokens: 8)
         for budget in budgets {
@@ -46,6 +54,17 @@ final class OffloadEquivalenceTests: XCTestCase {
     func testMixtralFixtureMatchesResidentAtEveryBudget() throws {
         let expert = 3 * 128 * 64 * 4
         try check(try StorageFixtures.huggingFaceModel("mixtral"), vocab: 256, budgets: [.bytes(2 * expert), .fraction(0.5), .fraction(1)])
+    }
+
+    func testBlockFormatExpertsMatchTheResidentModelOfTheSameExpertsAndBudgetsCountTheirBytes() throws {
+        let directory = try StorageFixtures.huggingFaceModel("mixtral")
+        let expert = DType.q8_0.byteCount(3 * 128 * 64)
+        try check(directory, vocab: 256, budgets: [.bytes(2 * expert), .fraction(0.5)], quantized: .q8_0)
+        let cache = try ExpertCache.open(modelDirectory: directory)
+        XCTAssertEqual(cache.manifest.dtype, "q8_0")
+        XCTAssertEqual(cache.totalExpertBytes, 2 * 4 * expert)
+        let model = try ModelLoader.load(directory: directory)
+        XCTAssertEqual(model.experts.weights(for: ExpertKey(layer: 1, expert: 2))?.down.dtype, .q8_0)
     }
 
     func testQwen2MoEFixtureMatchesResidentAtEveryBudget() throws {

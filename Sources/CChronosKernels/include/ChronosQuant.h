@@ -81,7 +81,8 @@ void chronos_dequantize(int type, const void *blocks, float *out, ptrdiff_t n);
 
 /// Quantises n values (a whole number of blocks) to `type` as llama.cpp's quantiser does;
 /// `importance` (n non-negative weights, or NULL for none) weighs each value's squared error in
-/// the K formats' scale search, as llama.cpp's importance matrix does.
+/// the K formats' scale search, as llama.cpp's importance matrix does. The 32-value formats
+/// ignore it.
 void chronos_quantize(int type, const float *x, void *blocks, ptrdiff_t n, const float *importance);
 
 /// The block format a weight type's dot product takes its activations in: Q8_0 for Q4_0, Q5_0

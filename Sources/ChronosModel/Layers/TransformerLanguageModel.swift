@@ -20,7 +20,7 @@ public final class TransformerLanguageModel: LanguageModel {
     /// `config.json` as `save(to:)` writes it.
     private let configJSON: Data
     /// Every parameter's name and shape, in checkpoint order, routed experts included.
-    private let layout: [ParameterSpec]
+    let layout: [ParameterSpec]
     /// The parameters outside the routed experts, by checkpoint name.
     private let dense: [String: Tensor]
     /// `[vocab, hidden]`.
@@ -53,7 +53,8 @@ public final class TransformerLanguageModel: LanguageModel {
             if spec.expert != nil { routedParameters += spec.shape.reduce(1, *) }
             guard spec.expert == nil || provider == nil else { continue }
             guard let tensor = weights[spec.name] else { throw ModelError.missingTensor(name: spec.name, directory: location) }
-            guard tensor.dtype.isFloatingPoint else {
+            // Block formats hold matrices, which the kernels multiply or gather rows of.
+            guard tensor.dtype.isFloatingPoint || (tensor.dtype.isQuantized && spec.shape.count == 2) else {
                 throw ModelError.unsupportedDType(tensor: spec.name, dtype: tensor.dtype.rawValue)
             }
             guard tensor.shape == spec.shape else {
@@ -78,8 +79,8 @@ public final class TransformerLanguageModel: LanguageModel {
             // checkpoint's dtype for them if it has them, else in the first router's.
             let firstExpert = layout.first { $0.expert != nil }
             let firstRouter = c.feedForward.indices.first { c.feedForward[$0].isMixture }.map { dense[keys.router(layer: $0)]! }
-            let elementSize = (firstExpert.flatMap { weights[$0.name] } ?? firstRouter)?.dtype.byteSize ?? 0
-            expertBytes = provider.heldBytes ?? routedParameters * elementSize
+            let dtype = (firstExpert.flatMap { weights[$0.name] } ?? firstRouter)?.dtype
+            expertBytes = provider.heldBytes ?? dtype?.byteCount(routedParameters) ?? 0
         } else {
             let resident = ResidentExperts(
                 Dictionary(
@@ -303,8 +304,12 @@ public final class TransformerLanguageModel: LanguageModel {
 
     /// Writes `config.json` and every parameter, routed experts included, as
     /// `model.safetensors` into `directory` (created if needed); each file is replaced
-    /// atomically, the weights first. Fails if the provider does not have every expert.
-    public func save(to directory: URL) throws {
+    /// atomically, the weights first. A parameter named in `types` is converted to that type
+    /// (a block format quantises it) as it is written, one at a time; `progress` hears after
+    /// each how many are written of how many. Fails if the provider does not have every expert.
+    public func save(
+        to directory: URL, types: [String: DType] = [:], progress: ((_ written: Int, _ total: Int) -> Void)? = nil
+    ) throws {
         let tensors = try layout.map { spec -> (name: String, tensor: Tensor) in
             guard let key = spec.expert else { return (spec.name, dense[spec.name]!) }
             guard let tensor = expertTensor(spec.name, key: key) else {
@@ -312,10 +317,15 @@ public final class TransformerLanguageModel: LanguageModel {
             }
             return (spec.name, tensor)
         }
+        let entries = tensors.map {
+            SafetensorsWriter.Entry(name: $0.name, dtype: types[$0.name] ?? $0.tensor.dtype, shape: $0.tensor.shape)
+        }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try SafetensorsWriter.write(
-            tensors, metadata: ["format": "pt"],
-            to: ModelDirectory(directory).checkpoint)
+        try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: ModelDirectory(directory).checkpoint) { index in
+            defer { progress?(index + 1, entries.count) }
+            let tensor = tensors[index].tensor, type = entries[index].dtype
+            return tensor.dtype == type ? tensor : tensor.converted(to: type)
+        }
         try AtomicFile.write(configJSON, to: ModelDirectory(directory).config)
     }
 

@@ -1,7 +1,31 @@
 import ChronosTensor
 
-/// One parameter tensor of a model: its checkpoint name, shape, starting values, and the routed
-/// expert it belongs to (if any).
+/// What a parameter tensor does in the model, as a quantisation recipe tells tensors apart.
+public enum ParameterRole: Sendable, Hashable {
+    /// The token embedding table.
+    case embedding
+    /// The LM head (the embedding table when tied).
+    case output
+    /// A query, key, value or output projection of layer `layer`'s attention (latent attention's
+    /// projections count as queries, keys and values by what they produce).
+    case attentionQuery(layer: Int)
+    case attentionKey(layer: Int)
+    case attentionValue(layer: Int)
+    case attentionOutput(layer: Int)
+    /// A gate, up or down projection of layer `layer`'s feed-forward: dense, shared or routed experts.
+    case feedForwardGate(layer: Int)
+    case feedForwardUp(layer: Int)
+    case feedForwardDown(layer: Int)
+    /// A router or shared-expert gate: it picks experts, so it stays in float.
+    case router
+    /// A norm weight or a bias.
+    case vector
+    /// The lookahead head's layers.
+    case lookahead
+}
+
+/// One parameter tensor of a model: its checkpoint name, shape, starting values, role, and the
+/// routed expert it belongs to (if any).
 struct ParameterSpec {
     enum Initial {
         case ones
@@ -13,6 +37,7 @@ struct ParameterSpec {
     let name: String
     let shape: [Int]
     let initial: Initial
+    let role: ParameterRole
     let expert: ExpertKey?
 }
 
@@ -29,29 +54,30 @@ extension TransformerConfiguration {
         let std: Float = 0.02, residualStd = std / Float(2 * layerCount).squareRoot()
         let hidden = hiddenSize, queryWidth = attentionHeads * headDim, keyValueWidth = keyValueHeads * headDim
         var specs: [ParameterSpec] = []
-        func add(_ name: String, _ shape: [Int], _ initial: Initial, expert: ExpertKey? = nil) {
-            specs.append(ParameterSpec(name: name, shape: shape, initial: initial, expert: expert))
+        func add(_ name: String, _ shape: [Int], _ initial: Initial, _ role: ParameterRole = .vector, expert: ExpertKey? = nil) {
+            specs.append(ParameterSpec(name: name, shape: shape, initial: initial, role: role, expert: expert))
         }
-        func linear(_ prefix: String, out: Int, in inFeatures: Int, bias: Bool, std: Float = std) {
-            add("\(prefix).weight", [out, inFeatures], .normal(std: std))
+        func linear(_ prefix: String, out: Int, in inFeatures: Int, bias: Bool, role: ParameterRole, std: Float = std) {
+            add("\(prefix).weight", [out, inFeatures], .normal(std: std), role)
             if bias { add("\(prefix).bias", [out], .zeros) }
         }
-        func swiGLU(_ names: ExpertWeightNames, width: Int, expert: ExpertKey?) {
-            add(names.gate, [width, hidden], .normal(std: std), expert: expert)
-            add(names.up, [width, hidden], .normal(std: std), expert: expert)
-            add(names.down, [hidden, width], .normal(std: residualStd), expert: expert)
+        func swiGLU(_ names: ExpertWeightNames, layer: Int, width: Int, expert: ExpertKey?) {
+            add(names.gate, [width, hidden], .normal(std: std), .feedForwardGate(layer: layer), expert: expert)
+            add(names.up, [width, hidden], .normal(std: std), .feedForwardUp(layer: layer), expert: expert)
+            add(names.down, [hidden, width], .normal(std: residualStd), .feedForwardDown(layer: layer), expert: expert)
         }
         typealias Initial = ParameterSpec.Initial
 
-        add(keys.embedding, [vocabSize, hidden], .normal(std: std))
+        add(keys.embedding, [vocabSize, hidden], .normal(std: std), tieWordEmbeddings ? .output : .embedding)
         for layer in 0..<layerCount {
             let attentionName = { (name: String) in keys.layer(layer, "self_attn.\(name)") }
             add(keys.layer(layer, "input_layernorm.weight"), [hidden], .ones)
             switch attention[layer] {
             case .grouped:
-                linear(attentionName("q_proj"), out: queryWidth, in: hidden, bias: queryKeyValueBias)
-                linear(attentionName("k_proj"), out: keyValueWidth, in: hidden, bias: queryKeyValueBias)
-                linear(attentionName("v_proj"), out: keyValueWidth, in: hidden, bias: queryKeyValueBias)
+                linear(attentionName("q_proj"), out: queryWidth, in: hidden, bias: queryKeyValueBias, role: .attentionQuery(layer: layer))
+                linear(attentionName("k_proj"), out: keyValueWidth, in: hidden, bias: queryKeyValueBias, role: .attentionKey(layer: layer))
+                linear(
+                    attentionName("v_proj"), out: keyValueWidth, in: hidden, bias: queryKeyValueBias, role: .attentionValue(layer: layer))
                 switch queryKeyNorm {
                 case .none: break
                 case .perHead:
@@ -63,41 +89,45 @@ extension TransformerConfiguration {
                 }
             case .latent(let latentDim, let ropeDim):
                 // Per head the RoPE rows come first in q_proj.
-                add(attentionName("q_proj.weight"), [attentionHeads * (ropeDim + headDim), hidden], .normal(std: std))
-                add(attentionName("kv_down_proj.weight"), [latentDim, hidden], .normal(std: std))
+                let query = ParameterRole.attentionQuery(layer: layer), key = ParameterRole.attentionKey(layer: layer)
+                add(attentionName("q_proj.weight"), [attentionHeads * (ropeDim + headDim), hidden], .normal(std: std), query)
+                add(attentionName("kv_down_proj.weight"), [latentDim, hidden], .normal(std: std), key)
                 add(attentionName("kv_norm.weight"), [latentDim], .ones)
-                add(attentionName("k_rope_proj.weight"), [ropeDim, hidden], .normal(std: std))
-                add(attentionName("k_up_proj.weight"), [queryWidth, latentDim], .normal(std: std))
-                add(attentionName("v_up_proj.weight"), [queryWidth, latentDim], .normal(std: std))
+                add(attentionName("k_rope_proj.weight"), [ropeDim, hidden], .normal(std: std), key)
+                add(attentionName("k_up_proj.weight"), [queryWidth, latentDim], .normal(std: std), key)
+                add(attentionName("v_up_proj.weight"), [queryWidth, latentDim], .normal(std: std), .attentionValue(layer: layer))
             }
-            linear(attentionName("o_proj"), out: hidden, in: queryWidth, bias: outputBias, std: residualStd)
+            linear(
+                attentionName("o_proj"), out: hidden, in: queryWidth, bias: outputBias, role: .attentionOutput(layer: layer),
+                std: residualStd)
             add(keys.layer(layer, "post_attention_layernorm.weight"), [hidden], .ones)
             switch feedForward[layer] {
             case .dense(let width):
                 let mlp = { (name: String) in keys.layer(layer, "mlp.\(name)") }
-                linear(mlp("gate_proj"), out: width, in: hidden, bias: mlpBias)
-                linear(mlp("up_proj"), out: width, in: hidden, bias: mlpBias)
-                linear(mlp("down_proj"), out: hidden, in: width, bias: mlpBias, std: residualStd)
+                linear(mlp("gate_proj"), out: width, in: hidden, bias: mlpBias, role: .feedForwardGate(layer: layer))
+                linear(mlp("up_proj"), out: width, in: hidden, bias: mlpBias, role: .feedForwardUp(layer: layer))
+                linear(
+                    mlp("down_proj"), out: hidden, in: width, bias: mlpBias, role: .feedForwardDown(layer: layer), std: residualStd)
             case .mixture(let mixture):
-                add(keys.router(layer: layer), [mixture.expertCount, hidden], .normal(std: std))
+                add(keys.router(layer: layer), [mixture.expertCount, hidden], .normal(std: std), .router)
                 if let shared = mixture.shared {
                     for index in 0..<shared.count {
-                        swiGLU(keys.sharedExpert(layer: layer, index: index), width: shared.intermediateSize, expert: nil)
+                        swiGLU(keys.sharedExpert(layer: layer, index: index), layer: layer, width: shared.intermediateSize, expert: nil)
                     }
-                    if shared.gated { add(keys.sharedExpertGate(layer: layer), [1, hidden], .normal(std: std)) }
+                    if shared.gated { add(keys.sharedExpertGate(layer: layer), [1, hidden], .normal(std: std), .router) }
                 }
                 for expert in 0..<mixture.expertCount {
                     let key = ExpertKey(layer: layer, expert: expert)
-                    swiGLU(keys.expert(key), width: mixture.intermediateSize, expert: key)
+                    swiGLU(keys.expert(key), layer: layer, width: mixture.intermediateSize, expert: key)
                 }
             }
         }
         add(keys.finalNorm, [hidden], .ones)
-        if !tieWordEmbeddings { add(keys.lmHead, [vocabSize, hidden], .normal(std: std)) }
+        if !tieWordEmbeddings { add(keys.lmHead, [vocabSize, hidden], .normal(std: std), .output) }
         if let lookahead {
             let width = LookaheadRouter.width(hiddenSize: hidden), outputs = (lookahead.steps + 1) * lookahead.experts
-            linear(CheckpointKeys.lookaheadHidden, out: width, in: hidden, bias: true)
-            linear(CheckpointKeys.lookaheadOutput, out: outputs, in: width, bias: true)
+            linear(CheckpointKeys.lookaheadHidden, out: width, in: hidden, bias: true, role: .lookahead)
+            linear(CheckpointKeys.lookaheadOutput, out: outputs, in: width, bias: true, role: .lookahead)
         }
         return specs
     }

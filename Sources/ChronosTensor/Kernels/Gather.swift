@@ -1,6 +1,6 @@
 /// Embedding lookup: copies rows of a table, widening them to f32.
 public enum Gather {
-    /// out[t, :] = table[ids[t], :] for a `[vocab × dim]` table of any float dtype.
+    /// out[t, :] = table[ids[t], :] for a `[vocab × dim]` table of any float or quantised dtype.
     public static func rows(
         table: UnsafeRawPointer, dtype: DType, vocab: Int, dim: Int, ids: [Int],
         out: UnsafeMutablePointer<Float>
@@ -18,7 +18,8 @@ public enum Gather {
                 let src = (table + id * dim * 2).assumingMemoryBound(to: UInt16.self)
                 for c in 0..<dim { dst[c] = HalfPrecision.float(fromF16: src[c]) }
             default:
-                preconditionFailure("embedding table must be a float type, got \(dtype)")
+                precondition(dtype.isQuantized, "embedding table must be a float or quantised type, got \(dtype)")
+                Quantization.dequantize(dtype, blocks: table + id * dtype.byteCount(dim), into: dst, count: dim)
             }
         }
     }

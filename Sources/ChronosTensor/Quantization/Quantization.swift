@@ -17,7 +17,7 @@ public enum Quantization {
 
     /// Quantises `count` values (a whole number of blocks) to `type` at `blocks`, as llama.cpp's
     /// quantiser does; `importance` (one non-negative weight per value) weighs each value's
-    /// error in the K formats' scale search.
+    /// error in the K formats' scale search, and the 32-value formats ignore it.
     public static func quantize(
         _ type: DType, values: UnsafePointer<Float>, into blocks: UnsafeMutableRawPointer, count: Int,
         importance: UnsafePointer<Float>? = nil, pool: ThreadPool = .shared
