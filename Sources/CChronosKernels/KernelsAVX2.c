@@ -200,6 +200,7 @@ AVX2 static double fma_peak(long iterations) {
 const chronos_kernels chronos_kernels_avx2 = {
     .mr = 6, .nr = 16, .round_bf16 = NULL,
     .tile = tile, .matvec = matvec, .gemm_nt = gemm_nt, .dot = dot, .axpy = axpy,
+    .quant_matvec = chronos_quant_matvec_avx2, .quant_gemm_nt = chronos_quant_gemm_nt_avx2,
     .fma_peak = fma_peak, .bf16_dot_peak = NULL,
 };
 

@@ -318,12 +318,14 @@ AVX512BF16 static double bf16_dot_peak(long iterations) {
 const chronos_kernels chronos_kernels_avx512 = {
     .mr = TILE_ROWS, .nr = 32, .round_bf16 = NULL,
     .tile = tile, .matvec = matvec, .gemm_nt = gemm_nt, .dot = dot, .axpy = axpy,
+    .quant_matvec = chronos_quant_matvec_avx2, .quant_gemm_nt = chronos_quant_gemm_nt_avx2,
     .fma_peak = fma_peak, .bf16_dot_peak = NULL,
 };
 
 const chronos_kernels chronos_kernels_avx512bf16 = {
     .mr = TILE_ROWS, .nr = 32, .round_bf16 = round_to_bf16,
     .tile = tile, .matvec = matvec_bf16, .gemm_nt = gemm_nt_bf16, .dot = dot, .axpy = axpy,
+    .quant_matvec = chronos_quant_matvec_avx2, .quant_gemm_nt = chronos_quant_gemm_nt_avx2,
     .fma_peak = fma_peak, .bf16_dot_peak = bf16_dot_peak,
 };
 

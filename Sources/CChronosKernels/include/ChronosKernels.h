@@ -47,6 +47,13 @@ typedef struct {
     /// weights `b`.
     void (*gemm_nt)(int dtype, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k,
                     const void *a, ptrdiff_t lda, const void *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+    /// y[r] = Σ_c w[r, c] · x[c] for rows r in [row0, row1) of row-major block-format `type`
+    /// weights, x quantised by `chronos_quantize_activations` to the type's dot format.
+    void (*quant_matvec)(int type, const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const void *xq, float *y);
+    /// c[i, j] = Σ_p a[i, p] · b[j, p] for i < m and j in [col0, col1): m activation rows
+    /// quantised as for `quant_matvec` (rows back to back) times row-major `type` weights b.
+    void (*quant_gemm_nt)(int type, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k, const void *aq, const void *b,
+                          float *c, ptrdiff_t ldc);
     /// Σ a[i] · b[i].
     float (*dot)(const float *a, const float *b, ptrdiff_t n);
     /// y[i] += alpha · x[i].

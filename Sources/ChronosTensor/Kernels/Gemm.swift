@@ -61,7 +61,11 @@ public enum SwiftGemm {
         m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared, isa: InstructionSet = .current
     ) {
-        precondition(bType.isFloatingPoint, "GEMM needs a float B, got \(bType)")
+        precondition(bType.isWeight, "GEMM needs a float or block-format B, got \(bType)")
+        if bType.isQuantized {
+            multiplyQuantized(m: m, n: n, k: k, a: a, lda: lda, b: b, bType: bType, ldb: ldb, c: c, ldc: ldc, pool: pool, isa: isa)
+            return
+        }
         guard let kernels = isa.kernels else {
             gemm(
                 transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, bType: bType, ldb: ldb,
@@ -84,6 +88,25 @@ public enum SwiftGemm {
         } else {
             pool.parallelChunks(n, minChunk: minColumns) { columns in
                 kernels.gemm_nt(code, m, columns.lowerBound, columns.upperBound, k, a, lda, b, ldb, c, ldc)
+            }
+        }
+    }
+
+    /// `multiplyTransposed` for block-format weights B (`ldb` = k): each activation row is
+    /// quantised once to B's dot format, then each thread takes a slice of B's rows and
+    /// multiplies them against every activation row, several rows per unpacked weight block.
+    private static func multiplyQuantized(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool, isa: InstructionSet
+    ) {
+        precondition(ldb == k && k % bType.blockElements == 0, "\(bType) weights are whole rows of blocks: k \(k), ldb \(ldb)")
+        if m == 0 || n == 0 { return }
+        let code = Int32(bType.ggmlType!)
+        let minColumns = max(6, (1 << 20) / max(1, m * k))
+        QuantizedActivations.withQuantized(bType, rows: m, cols: k, a, stride: lda) { aq in
+            let kernel = isa.kernels?.quant_gemm_nt ?? chronos_quant_gemm_nt_portable
+            pool.parallelChunks(n, minChunk: minColumns) { columns in
+                kernel(code, m, columns.lowerBound, columns.upperBound, k, aq, b, c, ldc)
             }
         }
     }

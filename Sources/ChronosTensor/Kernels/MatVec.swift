@@ -1,3 +1,5 @@
+import CChronosKernels
+
 /// Matrix-vector products with f32, f16 or bf16 weights and f32 activations — the kernel that
 /// bounds decode speed, since every weight byte is read once per token. The instruction set's
 /// C kernels run where it has them; the Swift kernels below are the portable ones.
@@ -11,7 +13,11 @@ public enum MatVec {
         x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared,
         isa: InstructionSet = .current
     ) {
-        precondition(dtype.isFloatingPoint, "matrix-vector product needs float weights, got \(dtype)")
+        precondition(dtype.isWeight, "matrix-vector product needs float or block-format weights, got \(dtype)")
+        if dtype.isQuantized {
+            multiplyQuantized(weights: weights, dtype: dtype, rows: rows, cols: cols, x: x, y: y, pool: pool, isa: isa)
+            return
+        }
         if let kernels = isa.kernels {
             let code = dtype.kernelCode
             pool.parallelChunks(rows, minChunk: minimumRows(cols: cols)) { range in
@@ -24,6 +30,23 @@ public enum MatVec {
         case .bf16: run(BF16Row.self, weights, rows, cols, x, y, pool)
         case .f16: run(F16Row.self, weights, rows, cols, x, y, pool)
         default: preconditionFailure("matrix-vector product needs float weights, got \(dtype)")
+        }
+    }
+
+    /// `y = W · x` for block-format weights: x is quantised once to the weight type's dot
+    /// format (8-bit blocks, as llama.cpp does), then each thread takes a run of rows and
+    /// multiplies them block by block in integers.
+    private static func multiplyQuantized(
+        weights: UnsafeRawPointer, dtype: DType, rows: Int, cols: Int,
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, pool: ThreadPool, isa: InstructionSet
+    ) {
+        precondition(cols % dtype.blockElements == 0, "\(dtype) rows are whole blocks of \(dtype.blockElements), got \(cols) columns")
+        let code = Int32(dtype.ggmlType!)
+        QuantizedActivations.withQuantized(dtype, rows: 1, cols: cols, x, stride: cols) { xq in
+            let kernel = isa.kernels?.quant_matvec ?? chronos_quant_matvec_portable
+            pool.parallelChunks(rows, minChunk: minimumRows(cols: cols)) { range in
+                kernel(code, weights, range.lowerBound, range.upperBound, cols, xq, y)
+            }
         }
     }
 
@@ -204,5 +227,28 @@ enum F16Row: WeightRow {
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         Float(p.loadUnaligned(fromByteOffset: i * 2, as: Float16.self))
+    }
+}
+
+/// Activations quantised to a block-format weight's dot format (Q8_0, Q8_1 or Q8_K), in scratch
+/// memory that lives for one call.
+enum QuantizedActivations {
+    /// Bytes one row of `cols` activations takes in the dot format of `weightType`.
+    static func rowBytes(_ weightType: DType, cols: Int) -> Int {
+        let dotType = chronos_quant_dot_type(Int32(weightType.ggmlType!))
+        return cols / Int(chronos_quant_block_elements(dotType)) * Int(chronos_quant_block_bytes(dotType))
+    }
+
+    /// Calls `body` with `rows` rows of x (`stride` floats apart) quantised back to back.
+    static func withQuantized<R>(
+        _ weightType: DType, rows: Int, cols: Int, _ x: UnsafePointer<Float>, stride: Int, _ body: (UnsafeRawPointer) -> R
+    ) -> R {
+        let dotType = chronos_quant_dot_type(Int32(weightType.ggmlType!))
+        let bytes = rowBytes(weightType, cols: cols)
+        return withUnsafeTemporaryAllocation(byteCount: rows * bytes, alignment: 64) { scratch in
+            let base = scratch.baseAddress!
+            for r in 0..<rows { chronos_quantize_activations(dotType, x + r * stride, base + r * bytes, cols) }
+            return body(UnsafeRawPointer(base))
+        }
     }
 }

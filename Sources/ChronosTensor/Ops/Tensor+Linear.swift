@@ -35,7 +35,7 @@ extension Tensor {
         }
     }
 
-    /// `W · x` for a 2-D weight `[rows, cols]` of any float dtype and an f32 vector `[cols]`.
+    /// `W · x` for a 2-D weight `[rows, cols]` of any float or block-format dtype and an f32 vector `[cols]`.
     public static func matvec(_ weight: Tensor, _ x: Tensor) -> Tensor {
         precondition(weight.rank == 2 && weight.isContiguous, "matvec needs a contiguous 2-D weight, got \(weight.shape)")
         precondition(x.count == weight.shape[1], "matvec: weight \(weight.shape) and vector of \(x.count)")
@@ -47,12 +47,14 @@ extension Tensor {
     }
 
     /// A linear layer: `y[t, :] = W · x[t, :] + b` for activations `x` of shape `[T, in]` and a
-    /// weight `[out, in]` (the PyTorch layout) in f32, f16 or bf16; returns `[T, out]`.
+    /// weight `[out, in]` (the PyTorch layout) in f32, f16, bf16 or a GGML block format;
+    /// returns `[T, out]`.
     ///
     /// A few tokens (decoding) stream the weight once per token through the matrix-vector
     /// kernel; longer batches use the instruction set's activations-times-weights kernel for
     /// every weight type (faster than packing the weights for a GEMM), or, where the processor
-    /// has none, the selected backend's GEMM for f32 weights and the Swift one otherwise.
+    /// has none, the selected backend's GEMM for f32 weights, the portable C kernels for block
+    /// formats and the Swift GEMM otherwise.
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
         precondition(weight.rank == 2 && weight.isContiguous, "linear needs a contiguous 2-D weight, got \(weight.shape)")
         let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
@@ -91,9 +93,11 @@ extension Tensor {
             var grads: [Tensor?] = [nil, nil]
             if needX {
                 let dx = Tensor(uninitialized: x.shape)
+                // The GEMM reads B element by element: a block-format weight is widened first.
+                let w = weight.dtype.isQuantized ? weight.converted(to: .f32) : weight
                 SwiftGemm.gemm(
                     transA: false, transB: false, m: tokens, n: inFeatures, k: outFeatures, alpha: 1, a: g.floatPointer,
-                    lda: outFeatures, b: weight.rawPointer, bType: weight.dtype, ldb: inFeatures, beta: 0,
+                    lda: outFeatures, b: w.rawPointer, bType: w.dtype, ldb: inFeatures, beta: 0,
                     c: dx.floatPointer, ldc: inFeatures)
                 grads[0] = dx
             }
