@@ -3,7 +3,7 @@
 // signed activation quants with vpmaddubsw (pairs summed into 16 bits, which cannot saturate:
 // |q_w| ≤ 128 and |q_y| ≤ 127), vpmaddwd sums pairs again into 32 bits while weighing each
 // sub-block by its integer scale, and each block's float scales are applied once. The AVX-512
-// tables point at these too: the dot products are bound by memory, not by vector width.
+// tables point at these too, since every AVX-512 processor runs AVX2.
 
 #if defined(__x86_64__)
 #include <immintrin.h>
