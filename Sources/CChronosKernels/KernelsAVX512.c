@@ -315,6 +315,8 @@ AVX512BF16 static double bf16_dot_peak(long iterations) {
     return (double)iterations * 12 * 32 * 2;
 }
 
+// The block-format kernels are the AVX2 ones (QuantDotAVX2.c) in every table: AVX-512
+// processors run them.
 const chronos_kernels chronos_kernels_avx512 = {
     .mr = TILE_ROWS, .nr = 32, .round_bf16 = NULL,
     .tile = tile, .matvec = matvec, .gemm_nt = gemm_nt, .dot = dot, .axpy = axpy,

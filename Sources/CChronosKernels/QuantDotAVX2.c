@@ -3,7 +3,7 @@
 // signed activation quants with vpmaddubsw (pairs summed into 16 bits, which cannot saturate:
 // |q_w| ≤ 128 and |q_y| ≤ 127), vpmaddwd sums pairs again into 32 bits while weighing each
 // sub-block by its integer scale, and each block's float scales are applied once. The AVX-512
-// tables point at these too: the dot products are bound by memory, not by vector width.
+// tables point at these too, since every AVX-512 processor runs AVX2.
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -15,6 +15,10 @@
 
 /// Activation rows a weight block is unpacked for at once in the GEMM.
 enum { TOKENS = 4 };
+
+/// Bytes ahead of the weight block in use that are asked for, a cache line at a time: the
+/// hardware prefetcher alone leaves the integer work waiting on DRAM between its requests.
+#define PREFETCH 2048
 
 AVX2 INLINE float half(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -299,7 +303,11 @@ AVX2 INLINE void dot_q6_K(const chronos_block_q6_K *w, const void *y, size_t str
             acc[i] = _mm256_setzero_ps();                                                                          \
             bias[i] = 0;                                                                                           \
         }                                                                                                          \
-        for (ptrdiff_t b = 0; b < blocks; b++) dot_##NAME(w + b, y + b, stride, rows, acc, bias);                  \
+        for (ptrdiff_t b = 0; b < blocks; b++) {                                                                   \
+            for (size_t line = 0; line < sizeof(WBLOCK); line += 64)                                               \
+                _mm_prefetch((const char *)(w + b) + PREFETCH + line, _MM_HINT_T0);                                \
+            dot_##NAME(w + b, y + b, stride, rows, acc, bias);                                                     \
+        }                                                                                                          \
         for (int i = 0; i < rows; i++) out[i * ldo] = hsum(acc[i]) + bias[i];                                      \
     }                                                                                                              \
     AVX2 static void matvec_##NAME(const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const void *xq,  \

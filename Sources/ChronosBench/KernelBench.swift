@@ -12,6 +12,15 @@ public struct KernelBench {
     /// Rounds of the interleaved bandwidth measurements; each figure is the best of its rounds.
     public let rounds = 7
 
+    /// The weight types whose matrix-vector products are measured against the streaming read.
+    public var matvecTypes: [DType] = KernelBench.defaultMatvecTypes
+
+    /// Whether to stop after the bandwidth and matrix-vector figures (no compute peaks or GEMMs).
+    public var matvecOnly = false
+
+    /// The float types and the block formats that matter most for decoding.
+    public static let defaultMatvecTypes: [DType] = [.f32, .bf16, .f16, .q8_0, .q4_k, .q6_k]
+
     /// A kernel benchmark reporting to `report`.
     public init(report: BenchReport) {
         self.report = report
@@ -25,13 +34,15 @@ public struct KernelBench {
 
         // The machine's bandwidth varies from moment to moment, so the bound and the kernels are
         // measured in alternation, round after round, and each keeps its best round.
-        let dtypes = [DType.f32, .bf16, .f16]
+        let dtypes = matvecTypes
+        report.progress("filling \(dtypes.count) sets of 4096×4096 matrices (≥ 512 MiB each)")
         let buffer = MemoryBandwidth.ReadBuffer(bytes: 1 << 30)
         let matvecs = dtypes.map { MatVecWorkload(dtype: $0) }
         let best = InterleavedSchedule(rounds: rounds, candidates: 1 + matvecs.count).best { slot in
             guard slot.candidate > 0 else {
                 report.progress(
-                    "bandwidth round \(slot.round + 1)/\(rounds): streaming read over 1 GiB, then matvec 4096×4096 in f32, bf16, f16")
+                    "bandwidth round \(slot.round + 1)/\(rounds): streaming read over 1 GiB, then matvec 4096×4096 in \(dtypes.map(\.rawValue).joined(separator: ", "))"
+                )
                 return buffer.measure(pool: pool)
             }
             return matvecs[slot.candidate - 1].measure(pool: pool)
@@ -44,6 +55,7 @@ public struct KernelBench {
                     name: "matvec \(dtype) 4096x4096", value: matvec[i], unit: "GB/s",
                     bound: read, boundName: "streaming read"))
         }
+        if matvecOnly { return }
 
         let isa = InstructionSet.current
         report.progress("FMA peak on one core and on all \(pool.threadCount) at once (\(isa))")
@@ -105,7 +117,8 @@ public struct KernelBench {
     }
 
     /// Matrix-vector products over enough 4096×4096 matrices (≥ 512 MiB) that every read
-    /// comes from DRAM.
+    /// comes from DRAM. Block-format matrices are one quantised matrix copied, since the
+    /// K formats' quantisers are slow and the values do not change the time.
     final class MatVecWorkload {
         let dtype: DType
         let weights: [Tensor]
@@ -114,10 +127,16 @@ public struct KernelBench {
 
         init(dtype: DType) {
             self.dtype = dtype
-            let matrices = max(2, (512 << 20) / (4096 * 4096 * dtype.byteSize))
+            let matrices = max(2, (512 << 20) / dtype.byteCount(4096 * 4096))
+            var first: Tensor?
             weights = (0..<matrices).map { i in
                 let t = Tensor(zeros: [4096, 4096], dtype: dtype)
-                KernelBench.fill(t, seed: i)
+                if let first, dtype.isQuantized {
+                    t.rawPointer.copyMemory(from: first.rawPointer, byteCount: t.byteCount)
+                } else {
+                    KernelBench.fill(t, seed: i)
+                }
+                first = first ?? t
                 return t
             }
             for i in 0..<4096 { x[i] = Float(i % 7) * 0.1 }
@@ -128,14 +147,15 @@ public struct KernelBench {
             y.deallocate()
         }
 
-        /// GB/s of weight bytes read in one pass over every matrix.
+        /// GB/s of weight bytes (blocks, scales included, for the block formats) read in one
+        /// pass over every matrix.
         func measure(pool: ThreadPool) -> Double {
             let seconds = Stopwatch.time {
                 for w in weights {
                     MatVec.multiply(weights: w.rawPointer, dtype: dtype, rows: 4096, cols: 4096, x: x, y: y, pool: pool)
                 }
             }
-            return Double(weights.count * 4096 * 4096 * dtype.byteSize) / seconds / 1e9
+            return Double(weights.count * dtype.byteCount(4096 * 4096)) / seconds / 1e9
         }
     }
 

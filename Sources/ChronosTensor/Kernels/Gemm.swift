@@ -54,9 +54,10 @@ public enum SwiftGemm {
     }
 
     /// Computes `C[m×n] = A[m×k] · B[n×k]ᵀ` for f32 activations A and row-major weights B of
-    /// `bType` (f32, f16 or bf16): each thread takes a slice of B's rows and multiplies them
-    /// against every row of A in register tiles, reading B where it lies. Where `isa` has no C
-    /// kernels this is `gemm` with B transposed.
+    /// `bType` (f32, f16, bf16 or a block format): each thread takes a slice of B's rows and
+    /// multiplies them against every row of A in register tiles, reading B where it lies. Where
+    /// `isa` has no C kernels this is `gemm` with B transposed for float B, and the portable C
+    /// kernel for block formats.
     public static func multiplyTransposed(
         m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, bType: DType, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool = .shared, isa: InstructionSet = .current

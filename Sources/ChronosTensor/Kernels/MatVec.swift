@@ -1,8 +1,9 @@
 import CChronosKernels
 
-/// Matrix-vector products with f32, f16 or bf16 weights and f32 activations — the kernel that
-/// bounds decode speed, since every weight byte is read once per token. The instruction set's
-/// C kernels run where it has them; the Swift kernels below are the portable ones.
+/// Matrix-vector products with f32, f16, bf16 or GGML block-format weights and f32 activations
+/// — the kernel that bounds decode speed, since every weight byte is read once per token. The
+/// instruction set's C kernels run where it has them; the Swift kernels below are the portable
+/// ones for float weights, and QuantDot.c's C kernel for block formats.
 ///
 ///     y[r] = Σ_c W[r, c] · x[c]        W: [rows × cols] row-major, x: [cols], y: [rows]
 public enum MatVec {

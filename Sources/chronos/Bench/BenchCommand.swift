@@ -16,15 +16,42 @@ struct Bench: ParsableCommand {
     /// `chronos bench kernels`.
     struct Kernels: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Memory bandwidth, matrix-vector GB/s per dtype, GEMM GFLOP/s per backend.")
+            abstract: "Memory bandwidth, matrix-vector GB/s per weight type, GEMM GFLOP/s per backend.")
 
+        @Option(
+            help: ArgumentHelp(
+                "Weight types whose matrix-vector GB/s is measured, comma-separated: f32, bf16, f16 and the block formats (q8_0 … q6_k).",
+                valueName: "types"))
+        var matvecTypes = KernelBench.defaultMatvecTypes.map(\.rawValue).joined(separator: ",")
+        @Flag(help: "Measure only bandwidth and matrix-vector products, not compute peaks or GEMMs.") var matvecOnly = false
         @OptionGroup var backend: BackendOption
         @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+        /// The types `--matvec-types` names.
+        var types: [DType] {
+            get throws {
+                try matvecTypes.split(separator: ",").map { name in
+                    let name = name.trimmingCharacters(in: .whitespaces).lowercased()
+                    guard let type = DType(rawValue: name), type.isWeight else {
+                        throw ValidationError(
+                            "--matvec-types: '\(name)' is not a weight type (f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k … q6_k)")
+                    }
+                    return type
+                }
+            }
+        }
+
+        func validate() throws {
+            guard try !types.isEmpty else { throw ValidationError("--matvec-types names no type") }
+        }
 
         func run() throws {
             try backend.apply()
             let report = BenchReport.console(json: json)
-            KernelBench(report: report).run()
+            var bench = KernelBench(report: report)
+            bench.matvecTypes = try types
+            bench.matvecOnly = matvecOnly
+            bench.run()
             try report.finish(
                 json: json,
                 context: [
