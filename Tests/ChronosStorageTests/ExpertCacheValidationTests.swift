@@ -110,6 +110,22 @@ final class ExpertCacheValidationTests: XCTestCase {
         }
     }
 
+    func testACacheOfOneBlockFormatRefusesToServeAsAnother() throws {
+        let directory = try StorageFixtures.huggingFaceModel("mixtral")
+        try StorageFixtures.pack(directory, dtype: .q8_0)
+        XCTAssertNoThrow(try ExpertCache.open(modelDirectory: directory))
+        let url = directory.appendingPathComponent("expert_cache/\(ExpertCacheManifest.fileName)")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        // q4_0 rows of the same values are shorter: the manifest no longer describes the files.
+        let edited = text.replacingOccurrences(of: #""dtype" : "q8_0""#, with: #""dtype" : "q4_0""#)
+        XCTAssertNotEqual(edited, text)
+        try edited.write(to: url, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ExpertCache.open(modelDirectory: directory)) { error in
+            guard case ExpertCacheError.stale(_, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("disagrees with the manifest"), reason)
+        }
+    }
+
     func testCorruptedClusterFileIsDetectedByItsHashes() throws {
         let directory = try StorageFixtures.chronosModel()
         let manifest = try StorageFixtures.pack(directory)
