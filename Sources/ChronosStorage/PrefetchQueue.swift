@@ -96,9 +96,11 @@ struct PrefetchQueue {
         return dropped
     }
 
-    /// Moves the needs of the current layer that still wait to the late-need class.
+    /// Moves the needs of the current layer that still wait to the late-need class, except the
+    /// blocking ones: a generation is waiting on each of those now, and when several share the
+    /// store another's step must not push them behind its own needs.
     mutating func demoteNeeds() {
-        for (key, priority) in requests where priority.level == 0 {
+        for (key, priority) in requests where priority.level == 0 && priority.order >= 0 {
             requests[key] = .lateNeed(rank: priority.order)
         }
     }
