@@ -132,6 +132,12 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     }
 
     /// `weights(for:)` for session `id`.
+    fileprivate func sessionMetrics(_ id: Int) -> StorageMetrics {
+        state.lock()
+        defer { state.unlock() }
+        return sessions[id]?.metrics ?? StorageMetrics()
+    }
+
     fileprivate func weights(for key: ExpertKey, session id: Int) -> ExpertWeights? {
         state.lock()
         defer { state.unlock() }
@@ -144,7 +150,12 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         if !sessions[id]!.counted.contains(key) { countNeed(key, session: id) }
         let start = clock.now
         var waited = false
-        defer { if waited { residency.metrics.stallNanoseconds += clock.now - start } }
+        defer {
+            if waited {
+                residency.metrics.stallNanoseconds += clock.now - start
+                sessions[id]?.metrics.stallNanoseconds += clock.now - start
+            }
+        }
         guard cache.entry(for: key) != nil else { return fallback(key, session: id) }
 
         // Each pass finds `key` in one of four states — resident (hot, or staging and then
@@ -353,7 +364,8 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     fileprivate func endStep(session id: Int) {
         state.lock()
         residency.endStep(singleToken: (sessions[id]?.stepTokens ?? 1) == 1)
-        sessions[id] = SessionState()
+        // The step's needs and pins end with it; the session's counts go on.
+        sessions[id] = SessionState(metrics: sessions[id]?.metrics ?? StorageMetrics())
         mergeSessions()
         queue.demoteNeeds()
         state.broadcast()
@@ -469,17 +481,21 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
 
     private func countNeed(_ key: ExpertKey, session id: Int) {
         sessions[id]!.counted.insert(key)
-        residency.metrics.needed += 1
+        var counts = StorageMetrics()
+        counts.needed = 1
         if let entry = residency.entries[key], entry.isResident {
-            residency.metrics.hits += 1
-            if entry.tier == .staging { residency.metrics.stagingHits += 1 }
+            counts.hits = 1
+            if entry.tier == .staging { counts.stagingHits = 1 }
         } else {
-            residency.metrics.missedBytes += cache.byteCount(of: key)
+            counts.missedBytes = cache.byteCount(of: key)
         }
+        residency.metrics.addGenerationCounts(counts)
+        sessions[id]!.metrics.addGenerationCounts(counts)
     }
 
     private func fallback(_ key: ExpertKey, session id: Int) -> ExpertWeights? {
         residency.metrics.fallbacks += 1
+        sessions[id]?.metrics.fallbacks += 1
         sessions[id]?.pins[key] = nil
         mergeSessions()
         if sharedBySessions { state.broadcast() }
@@ -681,6 +697,9 @@ extension ExpertStore {
         var inUse: ExpertKey?
         /// Tokens of the session's current step.
         var stepTokens = 1
+        /// What the session's own needs met: needed, hits, staging hits, missed bytes,
+        /// fallbacks and stall (the store's IO serves every session and is counted by the store).
+        var metrics = StorageMetrics()
     }
 
     /// One generation's view of a shared store: the expert provider of its passes, with its own
@@ -708,6 +727,10 @@ extension ExpertStore {
 
         /// The store's failure.
         public var failure: (any Error)? { store.failure }
+
+        /// What this session's needs met so far: needed, hits, staging hits, missed bytes,
+        /// fallbacks and stall; the other fields are zero, as IO is the store's.
+        public func metrics() -> StorageMetrics { store.sessionMetrics(id) }
 
         /// `ExpertStore.beginStep(tokens:)`, for this session.
         public func beginStep(tokens: Int = 1) { store.beginStep(tokens: tokens, session: id) }

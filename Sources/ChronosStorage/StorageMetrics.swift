@@ -63,6 +63,30 @@ public struct StorageMetrics: Sendable, Equatable, Codable {
     /// hits / needed (1 when nothing was needed).
     public var hitRate: Double { needed > 0 ? Double(hits) / Double(needed) : 1 }
 
+    /// Adds the counts one generation's needs make — needed, hits, staging hits, missed bytes,
+    /// fallbacks and stall — from `counts`.
+    mutating func addGenerationCounts(_ counts: StorageMetrics) {
+        needed += counts.needed
+        hits += counts.hits
+        stagingHits += counts.stagingHits
+        missedBytes += counts.missedBytes
+        fallbacks += counts.fallbacks
+        stallNanoseconds += counts.stallNanoseconds
+    }
+
+    /// These metrics with the counts of one generation's needs (needed, hits, staging hits,
+    /// missed bytes, fallbacks and stall) taken from `generation`: the store's IO serves every
+    /// generation sharing it, but what each one's needs met is its own.
+    public func withGenerationCounts(of generation: StorageMetrics) -> StorageMetrics {
+        var m = self
+        m.needed = generation.needed
+        m.hits = generation.hits
+        m.stagingHits = generation.stagingHits
+        m.missedBytes = generation.missedBytes
+        m.fallbacks = generation.fallbacks
+        m.stallNanoseconds = generation.stallNanoseconds
+        return m
+    }
     /// What happened between `earlier` and `self`; peaks and current bytes are `self`'s.
     public func since(_ earlier: StorageMetrics) -> StorageMetrics {
         var d = self

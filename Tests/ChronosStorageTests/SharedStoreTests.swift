@@ -1,9 +1,10 @@
 import ChronosEngine
 import ChronosModel
-import ChronosStorage
 import ChronosTestSupport
 import Foundation
 import XCTest
+
+@testable import ChronosStorage
 
 /// Several generations on one expert store: each through a session of its own.
 final class SharedStoreTests: XCTestCase {
@@ -47,9 +48,18 @@ final class SharedStoreTests: XCTestCase {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)
         let prompts = [StorageFixtures.prompt(10, vocab: 32), StorageFixtures.prompt(7, vocab: 32, salt: 3)]
-        let expected = try prompts.map { try StorageFixtures.residentIds(directory, prompt: $0, tokens: 12) }
+        let lengths = [12, 6]
+        let expected = try prompts.indices.map { try StorageFixtures.residentIds(directory, prompt: prompts[$0], tokens: lengths[$0]) }
         XCTAssertNotEqual(expected[0], expected[1], "the two generations must differ to tell them apart")
         let expert = 3 * 12 * 16 * 4
+        // What each generation's needs are when it runs alone: the same tokens route the same.
+        let alone = try prompts.indices.map { index in
+            try StorageFixtures.generate(
+                directory, OffloadSettings(mode: .lru, budget: .bytes(3 * expert)), prompt: prompts[index], tokens: lengths[index]
+            ).metrics
+        }
+        let neededAlone = alone.map { $0.prefill.needed + $0.decode.needed }
+        XCTAssertNotEqual(neededAlone[0], neededAlone[1], "the two generations must need differently to tell them apart")
         for (mode, policy, budget) in [
             (ExpertResidencyMode.chronos, MissPolicy.wait, ExpertBudget.bytes(3 * expert)),
             (.lru, .wait, .fraction(0.3)), (.lru, .sync, .bytes(3 * expert))
@@ -63,12 +73,14 @@ final class SharedStoreTests: XCTestCase {
                         index,
                         Result {
                             try OffloadedGenerator(offloaded: offloaded, tokenizer: nil).generate(
-                                GenerationRequest(promptIds: prompts[index], maxTokens: 12, sampling: .greedy, ignoreEOS: true)
-                            ).generation.ids
+                                GenerationRequest(promptIds: prompts[index], maxTokens: lengths[index], sampling: .greedy, ignoreEOS: true))
                         })
                 }
                 let label = "\(mode) \(policy) \(budget) round \(round)"
-                XCTAssertEqual(try outcomes.ids(), expected, label)
+                let results = try outcomes.results()
+                XCTAssertEqual(results.map(\.generation.ids), expected, label)
+                // Each generation's metrics count its own needs, not the other's.
+                XCTAssertEqual(results.map { $0.metrics.prefill.needed + $0.metrics.decode.needed }, neededAlone, label)
             }
             XCTAssertEqual(offloaded.storageMetrics()?.fallbacks, 0)
             XCTAssertGreaterThan(offloaded.storageMetrics()?.bytesRead ?? 0, 0, "the budget made the store read")
@@ -76,17 +88,30 @@ final class SharedStoreTests: XCTestCase {
     }
 }
 
-/// The ids each concurrent generation produced, or its error.
+/// What each concurrent generation produced, or its error.
 private final class Outcomes: @unchecked Sendable {
     private let lock = NSLock()
-    private var results: [Int: Result<[Int], any Error>] = [:]
+    private var outcomes: [Int: Result<OffloadedGenerationResult, any Error>] = [:]
 
-    func record(_ index: Int, _ result: Result<[Int], any Error>) {
-        lock.withLock { results[index] = result }
+    func record(_ index: Int, _ result: Result<OffloadedGenerationResult, any Error>) {
+        lock.withLock { outcomes[index] = result }
     }
 
-    /// Every generation's ids in order; throws the first error.
-    func ids() throws -> [[Int]] {
-        try lock.withLock { try results.keys.sorted().map { try results[$0]!.get() } }
+    /// Every generation's result in order; throws the first error.
+    func results() throws -> [OffloadedGenerationResult] {
+        try lock.withLock { try outcomes.keys.sorted().map { try outcomes[$0]!.get() } }
+    }
+}
+
+/// The queue's late-need class, which another generation's step must not push a waiting need into.
+final class PrefetchQueueDemotionTests: XCTestCase {
+    func testAStepDemotesPendingNeedsButNotOnesAGenerationIsWaitingOn() {
+        var queue = PrefetchQueue()
+        let waitedOn = ExpertKey(layer: 0, expert: 1), pending = ExpertKey(layer: 0, expert: 2)
+        queue.push(waitedOn, .blocking)
+        queue.push(pending, .need(rank: 0))
+        queue.demoteNeeds()
+        XCTAssertEqual(queue.requests[waitedOn], .blocking, "a blocked generation keeps its claim on room")
+        XCTAssertEqual(queue.requests[pending], .lateNeed(rank: 0))
     }
 }

@@ -66,7 +66,9 @@ public final class OffloadSession: ForwardObserver {
         cache.experts = storeSession
         offloaded.store?.resetPredictions()
         offloaded.dropPageCacheIfCold()
-        start = offloaded.storageMetrics() ?? StorageMetrics()
+        // A new store session has met no needs yet.
+        let storage = offloaded.storageMetrics() ?? StorageMetrics()
+        start = storeSession == nil ? storage : storage.withGenerationCounts(of: StorageMetrics())
         afterPrefill = start
         cache.observer = self
     }
@@ -123,7 +125,7 @@ public final class OffloadSession: ForwardObserver {
     private func stepEnded(_ observation: ForwardObservation) {
         storeSession?.endStep()
         if phase == .prefill {
-            afterPrefill = offloaded.storageMetrics() ?? StorageMetrics()
+            afterPrefill = storageMetrics()
         } else {
             decodeSteps += 1
         }
@@ -132,7 +134,8 @@ public final class OffloadSession: ForwardObserver {
             OffloadSnapshot(
                 isPrefill: phase == .prefill, position: observation.lastPosition, decodeSteps: decodeSteps,
                 elapsedSeconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9,
-                storage: offloaded.storageMetrics()?.since(start), residentBytes: offloaded.store?.residentBytes() ?? [:],
+                storage: offloaded.storageMetrics() == nil ? nil : storageMetrics().since(start),
+                residentBytes: offloaded.store?.residentBytes() ?? [:],
                 fallbackSlots: prefillFallbackSlots + decodeFallbackSlots))
     }
 
@@ -182,10 +185,19 @@ public final class OffloadSession: ForwardObserver {
 
     // MARK: Finishing
 
+    /// The storage metrics so far: the store's IO, with what this generation's own needs met
+    /// (needed, hits, missed bytes, fallbacks, stall) from its store session, so that
+    /// generations sharing the store are counted apart.
+    private func storageMetrics() -> StorageMetrics {
+        let storage = offloaded.storageMetrics() ?? StorageMetrics()
+        guard let storeSession else { return storage }
+        return storage.withGenerationCounts(of: storeSession.metrics())
+    }
+
     /// The generation with the run's storage metrics and the routing of each pass.
     public func finish(_ generation: GenerationResult) -> OffloadedGenerationResult {
         let settings = offloaded.settings
-        let end = offloaded.storageMetrics() ?? StorageMetrics()
+        let end = storageMetrics()
         var metrics = OffloadRunMetrics(
             name: name ?? settings.mode.rawValue, mode: settings.mode,
             policy: settings.mode == .lru || settings.mode == .chronos ? settings.policy : nil,
