@@ -175,6 +175,9 @@ public struct Tensor: @unchecked Sendable {
 
     /// Every element in row-major order, widened to f32.
     public var floats: [Float] {
+        if dtype == .f32 && isContiguous {
+            return Array(UnsafeBufferPointer(start: rawPointer.assumingMemoryBound(to: Float.self), count: count))
+        }
         if dtype.isQuantized {
             precondition(isContiguous, "a \(dtype) tensor is read whole: its rows are blocks")
             return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
