@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [RUNS] [TARGET…]
 #
 # RUNS executions per target (default 1000000); targets default to all of: manifest safetensors
-# config tokenizer trace predictor jsonl pipeline. Builds `chronos` (release) to make a tiny
+# gguf config tokenizer trace predictor jsonl pipeline. Builds `chronos` (release) to make a tiny
 # packed model with a trace and predictor files, builds the fuzz driver into .build-fuzz with
 # coverage and AddressSanitizer, seeds each target's corpus from the repository's fixtures and
 # data, and runs the targets two at a time. Findings (crashes, timeouts, out-of-memory inputs)
@@ -21,7 +21,7 @@ shift || true
 TARGETS=("$@")
 # The slowest (manifest: every input also opens the model's checkpoint) first, so the rest
 # run beside it.
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(manifest safetensors config tokenizer trace predictor jsonl pipeline)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(manifest safetensors gguf config tokenizer trace predictor jsonl pipeline)
 WORK=.build-fuzz/work
 FINDINGS=.build-fuzz/findings
 CLANG_LIB=$(dirname "$(command -v swift)")/../lib/clang
@@ -60,6 +60,7 @@ seed() {  # seed TARGET FILE… — copies the files into the target's seed corp
 }
 rm -rf "$WORK/seeds"
 seed safetensors "$MODEL/model.safetensors" "$MODEL/lookahead.safetensors" "$MODEL/expert_cache/cluster_000.ctsr"
+seed gguf Tests/Fixtures/gguf/tiny.gguf
 seed config "$MODEL/config.json" models/austen-moe/config.json Tests/Fixtures/hf-tiny/*/config.json
 seed tokenizer "$MODEL/tokenizer.json"
 seed manifest "$MODEL/expert_cache/cluster_manifest.json"

@@ -13,7 +13,7 @@ import Foundation
 
 /// The formats, by `CHRONOS_FUZZ_TARGET`.
 enum FuzzTarget: String, CaseIterable {
-    case safetensors, config, tokenizer, manifest, trace, predictor, jsonl, pipeline
+    case safetensors, gguf, config, tokenizer, manifest, trace, predictor, jsonl, pipeline
 }
 
 /// What the targets share, made once before the first input.
@@ -64,6 +64,12 @@ final class FuzzSetup: @unchecked Sendable {
             let url = scratch.appendingPathComponent("input.safetensors")
             try? data.write(to: url)
             if let file = try? SafetensorsFile(url: url) {
+                for name in file.tensorNames { _ = try? file.tensor(named: name).floats.first }
+            }
+        case .gguf:
+            let url = scratch.appendingPathComponent("input.gguf")
+            try? data.write(to: url)
+            if let file = try? GGUFFile(url: url) {
                 for name in file.tensorNames { _ = try? file.tensor(named: name).floats.first }
             }
         case .config:
