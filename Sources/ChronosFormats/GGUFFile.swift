@@ -129,6 +129,10 @@ public final class GGUFFile: Sendable {
                 guard !overflow else { throw reader.error("tensor '\(name)' is too large") }
                 count = product
             }
+            // Whole blocks, no more than the file holds: its byte count cannot overflow.
+            guard count / dtype.blockElements <= mapping.bytes.count / dtype.blockBytes else {
+                throw reader.error("tensor '\(name)' holds \(count) values, more than the file's \(mapping.bytes.count) bytes can")
+            }
             let offset = try reader.scalar(UInt64.self)
             guard offset <= UInt64(Int.max / 2), Int(offset) % alignment == 0 else {
                 throw reader.error("tensor '\(name)' starts at \(offset), not a multiple of the alignment \(alignment)")

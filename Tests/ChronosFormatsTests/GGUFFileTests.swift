@@ -87,5 +87,11 @@ final class GGUFFileTests: XCTestCase {
         assertRefused("IQ4_XS (23), which Chronos does not read") { self.put(23, at: name + 6 + 4 + 16, into: &$0, width: 4) }
         assertRefused("not a multiple of the alignment") { self.put(3, at: name + 6 + 4 + 16 + 4, into: &$0, width: 8) }
         assertRefused("not whole q4_k blocks") { self.put(128, at: name + 6 + 4, into: &$0, width: 8) }
+        // t.f32's two extents at their largest: the values would need more bytes than an Int counts.
+        let f32 = try offset(of: "\u{5}\0\0\0\0\0\0\0t.f32") + 8  // the tensor's name, not the key test.f32
+        assertRefused("more than the file's") {
+            self.put(UInt64(Int32.max), at: f32 + 5 + 4, into: &$0, width: 8)
+            self.put(UInt64(Int32.max), at: f32 + 5 + 4 + 8, into: &$0, width: 8)
+        }
     }
 }
