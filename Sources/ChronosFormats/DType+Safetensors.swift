@@ -36,7 +36,4 @@ extension DType {
 
     /// The prefix of `quantizedMetadataKey`.
     static let quantizedMetadataPrefix = "chronos.dtype."
-
-    /// The alignment a tensor's first byte needs for the kernels' loads.
-    public var alignment: Int { isQuantized ? 2 : byteSize }
 }

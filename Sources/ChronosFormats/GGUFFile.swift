@@ -171,16 +171,7 @@ public final class GGUFFile: Sendable {
     /// the kernels' loads).
     public func tensor(named name: String) throws -> Tensor {
         let info = try info(named: name)
-        let count = info.byteRange.count
-        let base = mapping.bytes.baseAddress!.advanced(by: info.byteRange.lowerBound)
-        let storage: TensorStorage
-        if Int(bitPattern: base) % info.dtype.alignment == 0 {
-            storage = TensorStorage(borrowing: base, byteCount: count, owner: mapping)
-        } else {
-            storage = TensorStorage(zeroedByteCount: count)
-            storage.base.copyMemory(from: base, byteCount: count)
-        }
-        return Tensor(dtype: info.dtype, shape: info.shape, storage: storage)
+        return mapping.tensor(dtype: info.dtype, shape: info.shape, byteRange: info.byteRange)
     }
 
     /// GGML's name for type `code`, with the number.

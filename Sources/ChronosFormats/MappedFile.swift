@@ -1,3 +1,5 @@
+import ChronosTensor
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -46,5 +48,22 @@ final class MappedFile: @unchecked Sendable {
         if let base = bytes.baseAddress {
             munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
         }
+    }
+}
+
+extension MappedFile {
+    /// A tensor of `dtype` and `shape` over the mapped bytes `byteRange` (inside the file),
+    /// viewing them without a copy, or copying them where they are not aligned for the
+    /// kernels' loads (possible in a file whose writer did not pad).
+    func tensor(dtype: DType, shape: [Int], byteRange: Range<Int>) -> Tensor {
+        let base = bytes.baseAddress!.advanced(by: byteRange.lowerBound)
+        let storage: TensorStorage
+        if Int(bitPattern: base) % dtype.alignment == 0 {
+            storage = TensorStorage(borrowing: base, byteCount: byteRange.count, owner: self)
+        } else {
+            storage = TensorStorage(zeroedByteCount: byteRange.count)
+            storage.base.copyMemory(from: base, byteCount: byteRange.count)
+        }
+        return Tensor(dtype: dtype, shape: shape, storage: storage)
     }
 }

@@ -45,17 +45,6 @@ public final class SafetensorsFile: Sendable {
     /// with aligned reads.
     public func tensor(named name: String) throws -> Tensor {
         let info = try info(named: name)
-        let byteCount = info.byteRange.count
-        guard let base = mapping.bytes.baseAddress?.advanced(by: info.byteRange.lowerBound) else {
-            preconditionFailure("a validated header implies a non-empty mapping")
-        }
-        let storage: TensorStorage
-        if Int(bitPattern: base) % info.dtype.alignment == 0 {
-            storage = TensorStorage(borrowing: base, byteCount: byteCount, owner: mapping)
-        } else {
-            storage = TensorStorage(zeroedByteCount: byteCount)
-            storage.base.copyMemory(from: base, byteCount: byteCount)
-        }
-        return Tensor(dtype: info.dtype, shape: info.shape, storage: storage)
+        return mapping.tensor(dtype: info.dtype, shape: info.shape, byteRange: info.byteRange)
     }
 }

@@ -66,6 +66,10 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         return block == 1 ? elements * blockBytes : elements / block * blockBytes
     }
 
+    /// The alignment a tensor's first byte needs for the kernels' loads: a block's 16-bit
+    /// scales for the block formats, an element otherwise.
+    public var alignment: Int { isQuantized ? 2 : byteSize }
+
     /// Bits one value costs on average, scales included.
     public var bitsPerElement: Double { Double(blockBytes * 8) / Double(blockElements) }
 
