@@ -174,32 +174,18 @@ static void k4_scale_min(int j, const uint8_t packed[12], int *scale, int *min) 
     }
 }
 
-static void dequantize_q4_K(const chronos_block_q4_K *b, float *y) {
-    float d = chronos_half_to_float(b->d), dmin = chronos_half_to_float(b->dmin);
-    const uint8_t *q = b->qs;
+/// A q4_K block, or a q5_K block with its fifth bits `qh` (NULL for q4_K): sub-blocks 2j and
+/// 2j + 1 are the low and high nibbles of 32 bytes, above them bits 2j and 2j + 1 of qh.
+static void dequantize_k4(uint16_t d16, uint16_t dmin16, const uint8_t scales[12], const uint8_t *q, const uint8_t *qh, float *y) {
+    float d = chronos_half_to_float(d16), dmin = chronos_half_to_float(dmin16);
     for (int j = 0; j < 8; j += 2) {
         int sc, m;
-        k4_scale_min(j, b->scales, &sc, &m);
+        k4_scale_min(j, scales, &sc, &m);
         float d1 = d * (float)sc, m1 = dmin * (float)m;
-        k4_scale_min(j + 1, b->scales, &sc, &m);
+        k4_scale_min(j + 1, scales, &sc, &m);
         float d2 = d * (float)sc, m2 = dmin * (float)m;
-        for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0x0F) - m1;
-        for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
-        q += 32;
-    }
-}
-
-static void dequantize_q5_K(const chronos_block_q5_K *b, float *y) {
-    float d = chronos_half_to_float(b->d), dmin = chronos_half_to_float(b->dmin);
-    const uint8_t *q = b->qs;
-    for (int j = 0; j < 8; j += 2) {
-        int sc, m;
-        k4_scale_min(j, b->scales, &sc, &m);
-        float d1 = d * (float)sc, m1 = dmin * (float)m;
-        k4_scale_min(j + 1, b->scales, &sc, &m);
-        float d2 = d * (float)sc, m2 = dmin * (float)m;
-        for (int l = 0; l < 32; l++) *y++ = d1 * (float)((q[l] & 0x0F) + (((b->qh[l] >> j) & 1) << 4)) - m1;
-        for (int l = 0; l < 32; l++) *y++ = d2 * (float)((q[l] >> 4) + (((b->qh[l] >> (j + 1)) & 1) << 4)) - m2;
+        for (int l = 0; l < 32; l++) *y++ = d1 * (float)((q[l] & 0x0F) + (qh ? ((qh[l] >> j) & 1) << 4 : 0)) - m1;
+        for (int l = 0; l < 32; l++) *y++ = d2 * (float)((q[l] >> 4) + (qh ? ((qh[l] >> (j + 1)) & 1) << 4 : 0)) - m2;
         q += 32;
     }
 }
@@ -241,8 +227,16 @@ void chronos_dequantize(int type, const void *blocks, float *out, ptrdiff_t n) {
         case CHRONOS_Q8_0: dequantize_q8_0((const chronos_block_q8_0 *)blocks + i, y); break;
         case CHRONOS_Q2_K: dequantize_q2_K((const chronos_block_q2_K *)blocks + i, y); break;
         case CHRONOS_Q3_K: dequantize_q3_K((const chronos_block_q3_K *)blocks + i, y); break;
-        case CHRONOS_Q4_K: dequantize_q4_K((const chronos_block_q4_K *)blocks + i, y); break;
-        case CHRONOS_Q5_K: dequantize_q5_K((const chronos_block_q5_K *)blocks + i, y); break;
+        case CHRONOS_Q4_K: {
+            const chronos_block_q4_K *b = (const chronos_block_q4_K *)blocks + i;
+            dequantize_k4(b->d, b->dmin, b->scales, b->qs, NULL, y);
+            break;
+        }
+        case CHRONOS_Q5_K: {
+            const chronos_block_q5_K *b = (const chronos_block_q5_K *)blocks + i;
+            dequantize_k4(b->d, b->dmin, b->scales, b->qs, b->qh, y);
+            break;
+        }
         case CHRONOS_Q6_K: dequantize_q6_K((const chronos_block_q6_K *)blocks + i, y); break;
         default: break;
         }
