@@ -125,7 +125,7 @@ public final class OffloadSession: ForwardObserver {
     private func stepEnded(_ observation: ForwardObservation) {
         storeSession?.endStep()
         if phase == .prefill {
-            afterPrefill = storageMetrics()
+            afterPrefill = storageMetrics() ?? StorageMetrics()
         } else {
             decodeSteps += 1
         }
@@ -134,7 +134,7 @@ public final class OffloadSession: ForwardObserver {
             OffloadSnapshot(
                 isPrefill: phase == .prefill, position: observation.lastPosition, decodeSteps: decodeSteps,
                 elapsedSeconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9,
-                storage: offloaded.storageMetrics() == nil ? nil : storageMetrics().since(start),
+                storage: storageMetrics()?.since(start),
                 residentBytes: offloaded.store?.residentBytes() ?? [:],
                 fallbackSlots: prefillFallbackSlots + decodeFallbackSlots))
     }
@@ -187,9 +187,9 @@ public final class OffloadSession: ForwardObserver {
 
     /// The storage metrics so far: the store's IO, with what this generation's own needs met
     /// (needed, hits, missed bytes, fallbacks, stall) from its store session, so that
-    /// generations sharing the store are counted apart.
-    private func storageMetrics() -> StorageMetrics {
-        let storage = offloaded.storageMetrics() ?? StorageMetrics()
+    /// generations sharing the store are counted apart; nil for resident experts.
+    private func storageMetrics() -> StorageMetrics? {
+        guard let storage = offloaded.storageMetrics() else { return nil }
         guard let storeSession else { return storage }
         return storage.withGenerationCounts(of: storeSession.metrics())
     }
@@ -197,7 +197,7 @@ public final class OffloadSession: ForwardObserver {
     /// The generation with the run's storage metrics and the routing of each pass.
     public func finish(_ generation: GenerationResult) -> OffloadedGenerationResult {
         let settings = offloaded.settings
-        let end = storageMetrics()
+        let end = storageMetrics() ?? StorageMetrics()
         var metrics = OffloadRunMetrics(
             name: name ?? settings.mode.rawValue, mode: settings.mode,
             policy: settings.mode == .lru || settings.mode == .chronos ? settings.policy : nil,
