@@ -50,6 +50,20 @@ static float signed_extreme(const float *x, int n, float *amax) {
 
 // MARK: - Scale searches
 
+/// Rounds iscale · x to levels l in [-nmax, nmax) and sums Σ w x l and Σ w l² over them, w the
+/// weights or x² without them; writes l + offset to L unless L is NULL.
+static void symmetric_sums(int n, int nmax, const float *x, const float *weights, float iscale, int8_t *L, int offset,
+                           float *sumlx, float *suml2) {
+    *sumlx = *suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = clamp_int(nearest(iscale * x[i]), -nmax, nmax - 1);
+        if (L) L[i] = (int8_t)(l + offset);
+        float w = weights ? weights[i] : x[i] * x[i];
+        *sumlx += w * x[i] * (float)l;
+        *suml2 += w * (float)l * (float)l;
+    }
+}
+
 /// x ≈ s · (L - nmax) with L in [0, 2·nmax): the scale s minimising Σ w (x - s·l)², w the
 /// weights or x² without them, over the 19 trial inverse scales -(nmax + k/10) / x_extreme
 /// (GGML's `make_qx_quants` with its squared-value weighting).
@@ -60,27 +74,14 @@ static float symmetric_scale(int n, int nmax, const float *x, int8_t *L, const f
         for (int i = 0; i < n; i++) L[i] = 0;
         return 0;
     }
-    float iscale = (float)-nmax / extreme;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = clamp_int(nearest(iscale * x[i]), -nmax, nmax - 1);
-        L[i] = (int8_t)(l + nmax);
-        float w = weights ? weights[i] : x[i] * x[i];
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
-    }
+    float sumlx, suml2;
+    symmetric_sums(n, nmax, x, weights, (float)-nmax / extreme, L, nmax, &sumlx, &suml2);
     float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int step = -9; step <= 9; step++) {
         if (step == 0) continue;
-        iscale = -((float)nmax + 0.1f * (float)step) / extreme;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            int l = clamp_int(nearest(iscale * x[i]), -nmax, nmax - 1);
-            float w = weights ? weights[i] : x[i] * x[i];
-            sumlx += w * x[i] * (float)l;
-            suml2 += w * (float)l * (float)l;
-        }
+        float iscale = -((float)nmax + 0.1f * (float)step) / extreme;
+        symmetric_sums(n, nmax, x, weights, iscale, NULL, 0, &sumlx, &suml2);
         // A larger (Σ w x l)² / Σ w l² is a smaller weighted error at the best scale.
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
             for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + clamp_int(nearest(iscale * x[i]), -nmax, nmax - 1));
@@ -101,15 +102,8 @@ static float q3_scale(int n, int nmax, const float *x, int8_t *L) {
         for (int i = 0; i < n; i++) L[i] = 0;
         return 0;
     }
-    float iscale = (float)-nmax / extreme;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = clamp_int(nearest(iscale * x[i]), -nmax, nmax - 1);
-        L[i] = (int8_t)l;
-        float w = x[i] * x[i];
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
-    }
+    float sumlx, suml2;
+    symmetric_sums(n, nmax, x, NULL, (float)-nmax / extreme, L, 0, &sumlx, &suml2);
     for (int pass = 0; pass < 5; pass++) {
         int changed = 0;
         for (int i = 0; i < n; i++) {
