@@ -52,13 +52,19 @@ public enum ModelRegistry {
     public static var modelTypes: [String] { architectures.map { $0.modelType }.sorted() }
 
     /// Loads the model directory `directory`: `config.json` and the safetensors checkpoint (one
-    /// file or shards). Routed experts come from `experts`; when nil, every expert is loaded
-    /// from the checkpoint and stays resident. A checkpoint stripped of its experts needs a
-    /// provider (`ChronosStorage.ModelLoader` supplies the expert cache); without one it is
-    /// refused with `ModelError.expertsInCache`.
+    /// file or shards), or, when `directory` is a `.gguf` file, that file (`GGUFCheckpoint`).
+    /// Routed experts come from `experts`; when nil, every expert is loaded from the checkpoint
+    /// and stays resident. A checkpoint stripped of its experts needs a provider
+    /// (`ChronosStorage.ModelLoader` supplies the expert cache); without one it is refused with
+    /// `ModelError.expertsInCache`.
     public static func load(directory: URL, experts: (any ExpertProvider)? = nil) throws -> TransformerLanguageModel {
-        try TransformerLanguageModel(directory: directory, experts: experts)
+        isGGUF(directory)
+            ? try TransformerLanguageModel(gguf: directory, experts: experts)
+            : try TransformerLanguageModel(directory: directory, experts: experts)
     }
+
+    /// Whether `url` names a GGUF file rather than a model directory (by its `.gguf` extension).
+    public static func isGGUF(_ url: URL) -> Bool { url.pathExtension.lowercased() == "gguf" }
 
     /// The routed experts `directory`'s `config.json` implies, each with the shapes of its gate,
     /// up and down projections (`[width, hidden]`, `[width, hidden]`, `[hidden, width]`), in that order.

@@ -1,0 +1,293 @@
+import ChronosFormats
+import ChronosTensor
+import Foundation
+
+/// A GGUF file (llama.cpp's model format) read as a checkpoint of one of the Hugging Face
+/// families: its `{arch}.*` metadata becomes the `config.json` that family's loader decodes,
+/// and its tensors are renamed to the family's checkpoint names, so a GGUF model runs through
+/// the same model code, and saves as the same directory, as a safetensors checkpoint.
+///
+/// Architectures: `llama` (dense, or Mixtral-style MoE when `llama.expert_count` is set, with
+/// experts stacked as `blk.N.ffn_{gate,up,down}_exps` or one tensor per expert as
+/// `blk.N.ffn_{gate,up,down}.E`), `qwen2moe`, `qwen3moe` and `olmoe`. Tensors keep their GGUF
+/// types, quantised ones included; llama.cpp's converter reorders the query and key rows of
+/// `llama` models for its rotary layout, and that order is undone here.
+public enum GGUFCheckpoint {
+    /// The `general.architecture` values that load, sorted.
+    public static var architectures: [String] { Family.allCases.map(\.rawValue).sorted() }
+
+    /// The families a GGUF file can hold, by `general.architecture`.
+    enum Family: String, CaseIterable {
+        case llama, qwen2moe, qwen3moe, olmoe
+    }
+
+    /// The `config.json` `file`'s metadata amounts to, the architecture that decodes it, and
+    /// its validated configuration.
+    static func configuration(_ file: GGUFFile) throws
+        -> (json: Data, architecture: any TransformerArchitecture.Type, configuration: TransformerConfiguration)
+    {
+        let metadata = Metadata(file: file)
+        let name = try metadata.string("general.architecture")
+        guard let family = Family(rawValue: name) else {
+            throw ModelError.unsupportedConfig(
+                file: metadata.path, field: "general.architecture",
+                value: "'\(name)'; GGUF architectures that load: \(architectures.joined(separator: ", "))")
+        }
+        let json = try family.config(metadata)
+        let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])
+        let modelType = json["model_type"] as? String ?? ""
+        guard let architecture = ModelRegistry.architectures.first(where: { $0.modelType == modelType }) else {
+            throw ModelError.unknownModelType(modelType, known: ModelRegistry.modelTypes)
+        }
+        return (data, architecture, try architecture.configuration(config: data, file: metadata.path))
+    }
+
+    /// Every tensor of `file` under the family's checkpoint names (`keys`), stacked experts
+    /// split into per-expert views and `llama` query/key rows put back in Hugging Face order.
+    static func weights(_ file: GGUFFile, configuration c: TransformerConfiguration, keys: CheckpointKeys) throws -> [String: Tensor] {
+        let reordersRotaryRows = c.modelType == "llama" || c.modelType == "mixtral"
+        var weights: [String: Tensor] = [:]
+        func put(_ name: String, _ tensor: Tensor) throws {
+            guard weights.updateValue(tensor, forKey: name) == nil else {
+                throw ModelError.malformedConfig(file: file.url.path, field: name, reason: "two tensors of the file map to it")
+            }
+        }
+        for info in file.tensorInfos {
+            let tensor = try file.tensor(named: info.name)
+            switch info.name {
+            case "token_embd.weight": try put(keys.embedding, tensor)
+            case "output.weight": try put(keys.lmHead, tensor)
+            case "output_norm.weight": try put(keys.finalNorm, tensor)
+            case "rope_freqs.weight":
+                throw ModelError.unsupportedConfig(file: file.url.path, field: info.name, value: "(scaled rotary frequencies)")
+            default:
+                guard let (layer, local) = layerTensor(info.name, layers: c.layerCount) else {
+                    throw ModelError.unusedTensor(name: info.name, directory: file.url.path)
+                }
+                try mapLayerTensor(
+                    local, layer: layer, tensor: tensor, info: info, configuration: c, keys: keys,
+                    reordersRotaryRows: reordersRotaryRows, path: file.url.path, put: put)
+            }
+        }
+        return weights
+    }
+
+    /// `blk.N.rest` as (N, rest), for N a layer of the model.
+    private static func layerTensor(_ name: String, layers: Int) -> (Int, String)? {
+        let parts = name.split(separator: ".", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "blk", let layer = Int(parts[1]), (0..<layers).contains(layer) else { return nil }
+        return (layer, String(parts[2]))
+    }
+
+    /// Puts the layer tensor `local` (`attn_q.weight`, `ffn_gate_exps.weight`, …) under its
+    /// checkpoint name or names.
+    private static func mapLayerTensor(
+        _ local: String, layer: Int, tensor: Tensor, info: GGUFTensorInfo, configuration c: TransformerConfiguration,
+        keys: CheckpointKeys, reordersRotaryRows: Bool, path: String, put: (String, Tensor) throws -> Void
+    ) throws {
+        let attention = { (name: String) in keys.layer(layer, "self_attn.\(name)") }
+        let simple: [String: String] = [
+            "attn_norm.weight": keys.layer(layer, "input_layernorm.weight"),
+            "ffn_norm.weight": keys.layer(layer, "post_attention_layernorm.weight"),
+            "attn_v.weight": attention("v_proj.weight"), "attn_v.bias": attention("v_proj.bias"),
+            "attn_output.weight": attention("o_proj.weight"), "attn_output.bias": attention("o_proj.bias"),
+            "attn_q_norm.weight": attention("q_norm.weight"), "attn_k_norm.weight": attention("k_norm.weight"),
+            "ffn_gate.weight": keys.layer(layer, "mlp.gate_proj.weight"), "ffn_up.weight": keys.layer(layer, "mlp.up_proj.weight"),
+            "ffn_down.weight": keys.layer(layer, "mlp.down_proj.weight"),
+            "ffn_gate_inp.weight": keys.router(layer: layer),
+            "ffn_gate_shexp.weight": keys.sharedExpert(layer: layer, index: 0).gate,
+            "ffn_up_shexp.weight": keys.sharedExpert(layer: layer, index: 0).up,
+            "ffn_down_shexp.weight": keys.sharedExpert(layer: layer, index: 0).down
+        ]
+        if let name = simple[local] { return try put(name, tensor) }
+        switch local {
+        case "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias":
+            let isQuery = local.hasPrefix("attn_q")
+            let name = attention((isQuery ? "q_proj." : "k_proj.") + local.split(separator: ".")[1])
+            let heads = isQuery ? c.attentionHeads : c.keyValueHeads
+            try put(name, reordersRotaryRows ? try rotaryRowsToHuggingFace(tensor, heads: heads, name: info.name, path: path) : tensor)
+        case "ffn_gate_inp_shexp.weight":
+            // llama.cpp keeps the shared expert's gate as a vector; the model reads it as one row.
+            try put(keys.sharedExpertGate(layer: layer), tensor.reshaped([1, tensor.count]))
+        case "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight":
+            guard tensor.rank == 3 else {
+                throw ModelError.shapeMismatch(tensor: info.name, expected: [0, 0, 0], found: tensor.shape)
+            }
+            let count = tensor.shape[0], rows = tensor.shape[1]
+            let stacked = tensor.reshaped([count * rows, tensor.shape[2]])
+            for expert in 0..<count {
+                let names = keys.expert(ExpertKey(layer: layer, expert: expert))
+                let name = local.hasPrefix("ffn_gate") ? names.gate : local.hasPrefix("ffn_up") ? names.up : names.down
+                try put(name, stacked.slice((expert * rows)..<((expert + 1) * rows)))
+            }
+        default:
+            // The older Mixtral layout: one tensor per expert, `ffn_gate.E.weight`.
+            let parts = local.split(separator: ".")
+            guard parts.count == 3, parts[2] == "weight", let expert = Int(parts[1]), expert >= 0,
+                ["ffn_gate", "ffn_up", "ffn_down"].contains(parts[0])
+            else { throw ModelError.unusedTensor(name: info.name, directory: path) }
+            let names = keys.expert(ExpertKey(layer: layer, expert: expert))
+            try put(parts[0] == "ffn_gate" ? names.gate : parts[0] == "ffn_up" ? names.up : names.down, tensor)
+        }
+    }
+
+    /// The rows of a `llama` query or key projection (weight or bias) in Hugging Face's order.
+    /// llama.cpp's converter interleaves each head's two rotary halves: its row `2i + s` of a
+    /// head is Hugging Face's row `s·d/2 + i`, for head width `d`. Rows are moved whole, so a
+    /// quantised projection keeps its blocks.
+    static func rotaryRowsToHuggingFace(_ tensor: Tensor, heads: Int, name: String, path: String) throws -> Tensor {
+        let rows = tensor.shape[0]
+        guard heads > 0, rows % (2 * heads) == 0, tensor.isContiguous else {
+            throw ModelError.shapeMismatch(tensor: name, expected: [heads * 2], found: tensor.shape)
+        }
+        let width = rows / heads, half = width / 2
+        let rowBytes = tensor.dtype.byteCount(tensor.count / rows)
+        let out = Tensor(zeros: tensor.shape, dtype: tensor.dtype)
+        for head in 0..<heads {
+            for s in 0..<2 {
+                for i in 0..<half {
+                    let from = head * width + 2 * i + s, to = head * width + s * half + i
+                    (out.rawPointer + to * rowBytes).copyMemory(from: tensor.rawPointer + from * rowBytes, byteCount: rowBytes)
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension GGUFCheckpoint.Family {
+    /// The `config.json` of this family that `metadata` describes.
+    func config(_ m: GGUFCheckpoint.Metadata) throws -> [String: Any] {
+        let arch = rawValue
+        let heads = try m.int("\(arch).attention.head_count", in: ConfigurationLimits.heads)
+        let hidden = try m.int("\(arch).embedding_length", in: ConfigurationLimits.width)
+        var config: [String: Any] = [
+            "vocab_size": try m.vocabularySize(),
+            "hidden_size": hidden,
+            "num_hidden_layers": try m.int("\(arch).block_count", in: ConfigurationLimits.layers),
+            "num_attention_heads": heads,
+            "num_key_value_heads": try m.int("\(arch).attention.head_count_kv", in: ConfigurationLimits.heads, default: heads),
+            "rms_norm_eps": try m.float("\(arch).attention.layer_norm_rms_epsilon", default: 1e-6),
+            "rope_theta": try m.float("\(arch).rope.freq_base", default: 10_000),
+            "tie_word_embeddings": !m.file.tensorNames.contains("output.weight"),
+            "hidden_act": "silu"
+        ]
+        if let context = try m.optionalInt("\(arch).context_length", in: ConfigurationLimits.positions) {
+            config["max_position_embeddings"] = context
+        }
+        if let bos = try m.optionalInt("tokenizer.ggml.bos_token_id", in: 0...Int(Int32.max)) { config["bos_token_id"] = bos }
+        if let eos = try m.optionalInt("tokenizer.ggml.eos_token_id", in: 0...Int(Int32.max)) { config["eos_token_id"] = eos }
+        let headDim = try m.optionalInt("\(arch).attention.key_length", in: ConfigurationLimits.headWidth) ?? hidden / heads
+        config["head_dim"] = headDim
+        if let valueWidth = try m.optionalInt("\(arch).attention.value_length", in: ConfigurationLimits.headWidth), valueWidth != headDim {
+            throw ModelError.unsupportedConfig(
+                file: m.path, field: "\(arch).attention.value_length", value: "\(valueWidth) (differs from key_length \(headDim))")
+        }
+        if let rotary = try m.optionalInt("\(arch).rope.dimension_count", in: 1...Int(Int32.max)), rotary != headDim {
+            throw ModelError.unsupportedConfig(
+                file: m.path, field: "\(arch).rope.dimension_count", value: "\(rotary) (partial rotary; the head width is \(headDim))")
+        }
+        if let scaling = m.metadata["\(arch).rope.scaling.type"]?.string, scaling != "none" {
+            throw ModelError.unsupportedConfig(file: m.path, field: "\(arch).rope.scaling.type", value: "'\(scaling)'")
+        }
+        let experts = try m.optionalInt("\(arch).expert_count", in: 0...ConfigurationLimits.experts.upperBound) ?? 0
+        let perToken = { try m.int("\(arch).expert_used_count", in: 1...max(1, experts)) }
+        switch self {
+        case .llama:
+            config["intermediate_size"] = try m.int("\(arch).feed_forward_length", in: ConfigurationLimits.width)
+            if experts > 0 {
+                config["model_type"] = "mixtral"
+                config["num_local_experts"] = experts
+                config["num_experts_per_tok"] = try perToken()
+            } else {
+                config["model_type"] = "llama"
+            }
+        case .qwen2moe, .qwen3moe:
+            config["model_type"] = self == .qwen2moe ? "qwen2_moe" : "qwen3_moe"
+            config["num_experts"] = try m.int("\(arch).expert_count", in: ConfigurationLimits.experts)
+            config["num_experts_per_tok"] = try perToken()
+            config["moe_intermediate_size"] = try m.int("\(arch).expert_feed_forward_length", in: ConfigurationLimits.width)
+            // llama.cpp renormalises the chosen experts' weights for Qwen3-MoE, not for Qwen2-MoE.
+            config["norm_topk_prob"] = self == .qwen3moe
+            config["decoder_sparse_step"] = 1
+            config["mlp_only_layers"] = [Int]()
+            if self == .qwen2moe {
+                let shared = try m.int("\(arch).expert_shared_feed_forward_length", in: ConfigurationLimits.width)
+                config["shared_expert_intermediate_size"] = shared
+                config["intermediate_size"] = shared
+            } else {
+                config["intermediate_size"] = try m.optionalInt("\(arch).feed_forward_length", in: ConfigurationLimits.width) ?? 1
+            }
+        case .olmoe:
+            config["model_type"] = "olmoe"
+            config["num_experts"] = try m.int("\(arch).expert_count", in: ConfigurationLimits.experts)
+            config["num_experts_per_tok"] = try perToken()
+            config["intermediate_size"] = try m.int("\(arch).feed_forward_length", in: ConfigurationLimits.width)
+            config["norm_topk_prob"] = false
+        }
+        return config
+    }
+}
+
+extension GGUFCheckpoint {
+    /// Typed reads of a GGUF file's metadata; errors name the key.
+    struct Metadata {
+        let file: GGUFFile
+        var metadata: [String: GGUFValue] { file.metadata }
+        var path: String { file.url.path }
+
+        func string(_ key: String) throws -> String {
+            guard let value = metadata[key] else { throw ModelError.malformedConfig(file: path, field: key, reason: "missing") }
+            guard let string = value.string else { throw ModelError.malformedConfig(file: path, field: key, reason: "not a string") }
+            return string
+        }
+
+        func optionalInt(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+            guard let value = metadata[key] else { return nil }
+            guard let int = value.int, range.contains(int) else {
+                throw ModelError.malformedConfig(file: path, field: key, reason: "\(value) is not an integer in \(range)")
+            }
+            return int
+        }
+
+        func int(_ key: String, in range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int {
+            if let int = try optionalInt(key, in: range) { return int }
+            guard let fallback else { throw ModelError.malformedConfig(file: path, field: key, reason: "missing") }
+            return fallback
+        }
+
+        func float(_ key: String, default fallback: Double) throws -> Double {
+            guard let value = metadata[key] else { return fallback }
+            guard case .float(let number) = value, number.isFinite, number > 0 else {
+                throw ModelError.malformedConfig(file: path, field: key, reason: "\(value) is not a positive finite number")
+            }
+            return number
+        }
+
+        /// The rows of the embedding table, which the token list (when present) must match.
+        func vocabularySize() throws -> Int {
+            let info = try file.info(named: "token_embd.weight")
+            guard info.shape.count == 2, ConfigurationLimits.vocabulary.contains(info.shape[0]) else {
+                throw ModelError.malformedConfig(
+                    file: path, field: "token_embd.weight", reason: "shape \(info.shape) is not [vocabulary, hidden]")
+            }
+            return info.shape[0]
+        }
+    }
+}
+
+extension TransformerLanguageModel {
+    /// Loads the GGUF file at `url` (see `GGUFCheckpoint`). Routed experts come from `experts`
+    /// when given, else from the file.
+    public convenience init(gguf url: URL, experts: (any ExpertProvider)? = nil) throws {
+        let file = try GGUFFile(url: url)
+        let (config, architecture, configuration) = try GGUFCheckpoint.configuration(file)
+        var weights = try GGUFCheckpoint.weights(file, configuration: configuration, keys: architecture.checkpointKeys)
+        if experts != nil { weights = weights.filter { !$0.key.contains(".\(architecture.checkpointKeys.mixtureModule).experts.") } }
+        let location = url.path
+        try self.init(
+            configuration: configuration, keys: architecture.checkpointKeys, configJSON: config,
+            weights: try architecture.sanitize(weights, configuration: configuration, location: location), experts: experts,
+            location: location)
+    }
+}

@@ -1,0 +1,110 @@
+import ChronosFormats
+import ChronosModel
+import ChronosTensor
+import ChronosTestSupport
+import Foundation
+import XCTest
+
+/// What llama.cpp computed on one file of `Tests/Fixtures/gguf-models` (see its maker,
+/// `scripts/make_gguf_model_fixtures.py`).
+struct LlamaCppReference: Decodable {
+    let inputIds: [Int]
+    let logits: [[Float]]
+    let greedy: [Int]
+    let greedyLogits: [[Float]]
+    let types: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case inputIds = "input_ids"
+        case logits, greedy, types
+        case greedyLogits = "greedy_logits"
+    }
+
+    static func load(_ name: String) throws -> LlamaCppReference {
+        try JSONDecoder().decode(Self.self, from: Data(contentsOf: Fixtures.url("gguf-models/\(name).json")))
+    }
+}
+
+/// GGUF files written by llama.cpp's converter and quantiser, run through the shared model code.
+final class GGUFModelTests: XCTestCase {
+    func testF32GGUFFilesGiveTheSafetensorsModelsLogits() throws {
+        for oracle in OracleCase.allCases {
+            let gguf = try ModelRegistry.load(directory: Fixtures.url("gguf-models/\(oracle.rawValue)-f32.gguf"))
+            let safetensors = try oracle.load(), reference = try OracleReference.load(oracle.rawValue)
+            XCTAssertEqual(gguf.summary.modelType, safetensors.summary.modelType, oracle.rawValue)
+            XCTAssertEqual(gguf.parameterCounts, safetensors.parameterCounts, oracle.rawValue)
+            let logits = try gguf.forward(reference.inputIds, cache: gguf.makeCache()).floats
+            let expected = try safetensors.forward(reference.inputIds, cache: safetensors.makeCache()).floats
+            let difference = maxAbsoluteDifference(logits, expected)
+            XCTAssertLessThanOrEqual(difference, 1e-5, "\(oracle.rawValue): largest logit difference \(difference)")
+        }
+    }
+
+    func testF32GGUFFilesMatchLlamaCppLogitsAndGreedyTokens() throws {
+        for oracle in OracleCase.allCases {
+            let name = "\(oracle.rawValue)-f32"
+            let model = try ModelRegistry.load(directory: Fixtures.url("gguf-models/\(name).gguf"))
+            let reference = try LlamaCppReference.load(name)
+            let logits = try model.forward(reference.inputIds, cache: model.makeCache()).floats
+            // llama.cpp keeps its key/value cache in f16.
+            let difference = maxAbsoluteDifference(logits, reference.logits.flatMap { $0 })
+            XCTAssertLessThanOrEqual(difference, 2e-2, "\(name): largest logit difference \(difference)")
+            XCTAssertEqual(try greedy(model, reference.inputIds, count: reference.greedy.count), reference.greedy, name)
+        }
+    }
+
+    func testQuantisedGGUFFilesMatchLlamaCpp() throws {
+        for recipe in ["q8_0", "q4_k_m", "q4_0"] {
+            let name = "mixtral-wide-\(recipe)"
+            let url = Fixtures.url("gguf-models/\(name).gguf")
+            let reference = try LlamaCppReference.load(name)
+            let file = try GGUFFile(url: url)
+            for info in file.tensorInfos {
+                XCTAssertEqual(info.dtype.rawValue.uppercased(), reference.types[info.name], "\(name): \(info.name)")
+            }
+            let model = try ModelRegistry.load(directory: url)
+            let logits = try model.forward(reference.inputIds, cache: model.makeCache()).floats
+            let expected = reference.logits.flatMap { $0 }
+            // Both engines quantise activations block by block, so they differ by about that
+            // rounding; a misplaced tensor or row would differ by the logits' whole spread.
+            let spread = rootMeanSquare(expected.map { $0 - expected.reduce(0, +) / Float(expected.count) })
+            let difference = rootMeanSquare(zip(logits, expected).map { $0 - $1 })
+            XCTAssertLessThanOrEqual(
+                difference, 0.03 * spread, "\(name): root-mean-square logit difference \(difference), spread \(spread)")
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(logits, expected), 0.15 * spread, name)
+
+            // Greedy tokens agree while llama.cpp's top two logits are clearly apart.
+            let tokens = try greedy(model, reference.inputIds, count: reference.greedy.count)
+            var compared = 0
+            for (step, row) in ([reference.logits.last!] + reference.greedyLogits).enumerated() {
+                let sorted = row.sorted(by: >)
+                guard sorted[0] - sorted[1] > 0.1 * spread else { break }
+                XCTAssertEqual(tokens[step], reference.greedy[step], "\(name): greedy token \(step)")
+                guard tokens[step] == reference.greedy[step] else { break }
+                compared += 1
+            }
+            XCTAssertGreaterThan(compared, 0, "\(name): no greedy step had a clear margin")
+        }
+    }
+
+    func testKQuantFixtureReallyHoldsKQuantTensors() throws {
+        let types = Set(try GGUFFile(url: Fixtures.url("gguf-models/mixtral-wide-q4_k_m.gguf")).tensorInfos.map(\.dtype))
+        XCTAssertTrue(types.isSuperset(of: [.q4_k, .q6_k]), "\(types)")
+    }
+
+    private func greedy(_ model: any LanguageModel, _ prompt: [Int], count: Int) throws -> [Int] {
+        let cache = model.makeCache()
+        var logits = try model.forward(prompt, cache: cache)
+        var tokens: [Int] = []
+        while tokens.count < count {
+            let last = logits.slice((logits.shape[0] - 1)..<logits.shape[0]).floats
+            tokens.append(argmax(last))
+            logits = try model.forward([tokens.last!], cache: cache)
+        }
+        return tokens
+    }
+
+    private func rootMeanSquare(_ values: [Float]) -> Float {
+        (values.reduce(0) { $0 + $1 * $1 } / Float(values.count)).squareRoot()
+    }
+}

@@ -1,0 +1,142 @@
+"""Writes Tests/Fixtures/gguf-models: tiny GGUF models made by llama.cpp, with llama.cpp's logits on them.
+
+    python3 scripts/make_gguf_model_fixtures.py [--work /tmp/chronos-llama-cpp]
+
+Needs torch, transformers, numpy, cmake (`pip install cmake`) and a C compiler. llama.cpp comes from the
+source vendored in the llama-cpp-python source distribution (built once under --work, as by
+scripts/compare_llama_cpp.py). What it writes:
+
+- `<case>-f32.gguf` for each of Tests/Fixtures/hf-tiny's cases (llama_dense, mixtral, qwen2_moe, qwen3_moe),
+  converted by llama.cpp's own `convert_hf_to_gguf.py --outtype f32`. The checkpoints have no tokenizer, so the
+  converter is given a placeholder SentencePiece vocabulary of the models' 256 tokens: `<unk>`, `<s>`, `</s>`,
+  then the byte tokens `<0x00>` … `<0xFC>` (the bytes that can appear in UTF-8 text), all scores 0.
+- `mixtral-wide-{q8_0,q4_k_m,q4_0}.gguf`: a random Mixtral wide enough for K-quants (vocab 256, hidden 256,
+  2 layers, 4 heads / 2 kv heads, 4 experts top-2, expert width 256, seed 11, every matrix ~ N(0, 0.075^2),
+  every RMSNorm weight 1 + 0.1 N(0, 1)), converted to f32 and quantised by `llama-quantize`.
+- `<name>.json` beside each file: llama.cpp's logits on it (`scripts/llama_logits.c` against libllama, one
+  thread): `input_ids`; `logits`, one row per prompt position from one batch; `greedy`, 12 greedy tokens;
+  `greedy_logits`, the logits after each of the first 11, decoded one at a time; and `types`, the GGML type
+  of each tensor in the file as gguf-py reads it.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from compare_llama_cpp import build_llama_cpp, llama_cpp_source, log, run  # noqa: E402
+
+OUT = ROOT / "Tests" / "Fixtures" / "gguf-models"
+CASES = ["llama_dense", "mixtral", "qwen2_moe", "qwen3_moe"]
+GREEDY = 12
+
+CONVERT = """
+import sys
+sys.path.insert(0, {tree!r})
+sys.path.insert(1, {tree!r} + "/gguf-py")
+import gguf
+import convert_hf_to_gguf
+from conversion.base import ModelBase
+import conversion.llama, conversion.qwen, conversion.olmo  # noqa: F401  (the classes whose vocabulary is replaced)
+
+def placeholder_vocab(self):
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{{b:02X}}>" for b in range(253)]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [gguf.TokenType.BYTE] * 253
+    assert len(tokens) == self.hparams["vocab_size"]
+    self.gguf_writer.add_tokenizer_model("llama")
+    self.gguf_writer.add_tokenizer_pre("default")
+    self.gguf_writer.add_token_list(tokens)
+    self.gguf_writer.add_token_scores([0.0] * len(tokens))
+    self.gguf_writer.add_token_types(types)
+    self.gguf_writer.add_bos_token_id(1)
+    self.gguf_writer.add_eos_token_id(2)
+
+def every_subclass(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from every_subclass(sub)
+
+for cls in every_subclass(ModelBase):
+    cls.set_vocab = placeholder_vocab
+sys.argv = ["convert_hf_to_gguf.py", {model!r}, "--outtype", "f32", "--outfile", {out!r}]
+convert_hf_to_gguf.main()
+"""
+
+
+def convert(tree: Path, model: Path, out: Path):
+    log(f"converting {model} to {out.name} with convert_hf_to_gguf.py")
+    result = subprocess.run([sys.executable, "-c", CONVERT.format(tree=str(tree), model=str(model), out=str(out))],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"convert_hf_to_gguf.py failed on {model}:\n{result.stderr[-3000:]}")
+
+
+def wide_mixtral(directory: Path):
+    import torch
+    from transformers import MixtralConfig, MixtralForCausalLM
+    config = MixtralConfig(vocab_size=256, hidden_size=256, intermediate_size=256, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+                           max_position_embeddings=512, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    torch.manual_seed(11)
+    model = MixtralForCausalLM(config)
+    generator = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name:
+                parameter.copy_(1 + 0.1 * torch.randn(parameter.shape, generator=generator))
+            else:
+                parameter.copy_(0.075 * torch.randn(parameter.shape, generator=generator))
+    model.save_pretrained(directory, safe_serialization=True)
+
+
+def oracle(logits_tool: Path, tree: Path, gguf_file: Path, input_ids: list[int]):
+    result = json.loads(subprocess.run([str(logits_tool), str(gguf_file), ",".join(map(str, input_ids)), str(GREEDY)],
+                                       check=True, capture_output=True, text=True).stdout)
+    sys.path.insert(0, str(tree / "gguf-py"))
+    import gguf
+    reader = gguf.GGUFReader(str(gguf_file))
+    result["types"] = {tensor.name: tensor.tensor_type.name for tensor in reader.tensors}
+    gguf_file.with_suffix(".json").write_text(json.dumps(result) + "\n")
+    log(f"wrote {gguf_file.with_suffix('.json').name}: greedy {result['greedy']}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", default="/tmp/chronos-llama-cpp")
+    parser.add_argument("--llama-cpp-python", default="0.3.36")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    tree = llama_cpp_source(work, args.llama_cpp_python)
+    _, quantize = build_llama_cpp(tree)
+    library = tree / "build" / "bin"
+    logits_tool = work / "llama_logits"
+    run(["cc", "-O2", "-o", str(logits_tool), str(ROOT / "scripts" / "llama_logits.c"), f"-I{tree}/include",
+         f"-I{tree}/ggml/include", f"-L{library}", "-lllama", f"-Wl,-rpath,{library}"])
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    for case in CASES:
+        source = ROOT / "Tests" / "Fixtures" / "hf-tiny" / case
+        out = OUT / f"{case}-f32.gguf"
+        convert(tree, source, out)
+        input_ids = json.loads((source / "reference.json").read_text())["input_ids"]
+        oracle(logits_tool, tree, out, input_ids)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch) / "mixtral-wide"
+        wide_mixtral(directory)
+        f32 = Path(scratch) / "mixtral-wide-f32.gguf"
+        convert(tree, directory, f32)
+        input_ids = [5, 77, 140, 3, 201, 66, 19, 250, 98, 31]
+        for recipe in ("q8_0", "q4_k_m", "q4_0"):
+            out = OUT / f"mixtral-wide-{recipe}.gguf"
+            log(f"quantising to {recipe} with llama-quantize")
+            run([str(quantize), str(f32), str(out), recipe.upper()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            oracle(logits_tool, tree, out, input_ids)
+
+
+if __name__ == "__main__":
+    main()
