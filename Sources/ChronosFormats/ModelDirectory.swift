@@ -81,8 +81,18 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
     /// Whether the directory holds `tokenizer.json`.
     public var hasTokenizer: Bool { FileManager.default.fileExists(atPath: tokenizer.path) }
 
-    /// The tokenizer of `tokenizer.json`, or nil when the directory has none.
+    /// The tokenizer of `tokenizer.json`, or nil when the directory has none; for a `.gguf`
+    /// file, the tokenizer in its metadata.
     public func loadTokenizer() throws(TokenizerError) -> Tokenizer? {
+        if url.pathExtension.lowercased() == "gguf" {
+            let file: GGUFFile
+            do {
+                file = try GGUFFile(url: url)
+            } catch {
+                throw .malformedFile(file: url.path, reason: "\(error)")
+            }
+            return try Tokenizer(gguf: file)
+        }
         guard hasTokenizer else { return nil }
         return try Tokenizer(contentsOf: tokenizer)
     }

@@ -27,6 +27,15 @@ enum OracleTokenizers {
         try! Tokenizer(contentsOf: Fixtures.url("tokenizers/\(name)/tokenizer.json"))
     }
 
+    /// The tokenizer in llama.cpp's vocabulary file `gguf-tokenizers/<name>.gguf.gz`
+    /// (`ggml-vocab-<name>.gguf`, from which the `tokenizer.json` fixtures were rebuilt).
+    static func loadGGUF(_ name: String) throws -> Tokenizer {
+        let compressed = try [UInt8](Data(contentsOf: Fixtures.url("gguf-tokenizers/\(name).gguf.gz")))
+        let url = try Fixtures.temporaryDirectory().appendingPathComponent("\(name).gguf")
+        try Data(Gzip.decompress(compressed)).write(to: url)
+        return try Tokenizer(gguf: GGUFFile(url: url))
+    }
+
     static func cases(_ name: String) throws -> [OracleCase] {
         let data = try Data(contentsOf: Fixtures.url("tokenizers/\(name)/cases.json"))
         return try JSONDecoder().decode([OracleCase].self, from: data)
@@ -40,6 +49,14 @@ final class TokenizerOracleTests: XCTestCase {
 
     func testQwen2MatchesHuggingFace() throws {
         try check(OracleTokenizers.qwen2, cases: OracleTokenizers.cases("qwen2"), expectedCount: 86)
+    }
+
+    func testGPT2FromGGUFMatchesHuggingFace() throws {
+        try check(OracleTokenizers.loadGGUF("gpt-2"), cases: OracleTokenizers.cases("gpt2"), expectedCount: 86)
+    }
+
+    func testQwen2FromGGUFMatchesHuggingFace() throws {
+        try check(OracleTokenizers.loadGGUF("qwen2"), cases: OracleTokenizers.cases("qwen2"), expectedCount: 86)
     }
 
     func testVocabularyAndAddedTokens() {
