@@ -4,9 +4,10 @@ import Foundation
 ///
 /// Supported: `tokenizer.ggml.model` = `gpt2` (byte-level BPE from `tokens`, `merges` and
 /// `token_type`) with the `tokenizer.ggml.pre` pre-tokenisers `gpt-2`, `llama-bpe` (Llama 3) and
-/// `qwen2`, which are the splitting patterns of `tokenizer.json` files Chronos reads. Control
-/// tokens become special added tokens and user-defined tokens plain added tokens, as llama.cpp's
-/// converter took them from the Hugging Face tokenizer. Anything else is refused by name.
+/// `qwen2`, which are the splitting patterns of `tokenizer.json` files Chronos reads; and
+/// `llama` (SentencePiece BPE from `tokens` and `scores`). Control tokens become special added
+/// tokens and user-defined tokens plain added tokens, as llama.cpp's converter took them from the
+/// Hugging Face tokenizer. Anything else is refused by name.
 extension Tokenizer {
     /// The `tokenizer.ggml.pre` names that load, with the normaliser and pre-tokeniser each means.
     static let ggufPreTokenizers: [String: (normalizer: [Normalizer.Form], steps: [PreTokenizerStep], ignoreMerges: Bool)] = [
@@ -42,13 +43,8 @@ extension Tokenizer {
         }
 
         guard let model = file.metadata["tokenizer.ggml.model"]?.string else { throw malformed("tokenizer.ggml.model is missing") }
-        guard model == "gpt2" else {
-            throw unsupported("tokenizer.ggml.model '\(model)' (byte-level BPE, 'gpt2', is read)")
-        }
-        let pre = file.metadata["tokenizer.ggml.pre"]?.string ?? "default"
-        guard let (forms, steps, ignoreMerges) = Self.ggufPreTokenizers[pre] else {
-            throw unsupported(
-                "tokenizer.ggml.pre '\(pre)' (known: \(Self.ggufPreTokenizers.keys.sorted().joined(separator: ", ")))")
+        guard model == "gpt2" || model == "llama" else {
+            throw unsupported("tokenizer.ggml.model '\(model)' (byte-level BPE 'gpt2' and SentencePiece 'llama' are read)")
         }
         let tokens = try strings("tokenizer.ggml.tokens")
         guard !tokens.isEmpty, tokens.count <= TokenizerFile.maximumTokenId + 1 else {
@@ -63,6 +59,15 @@ extension Tokenizer {
                 guard let type = value.int else { throw malformed("tokenizer.ggml.token_type holds a value that is not an integer") }
                 types[index] = type
             }
+        }
+        if model == "llama" {
+            try self.init(sentencePieceGGUF: file, tokens: tokens, types: types)
+            return
+        }
+        let pre = file.metadata["tokenizer.ggml.pre"]?.string ?? "default"
+        guard let (forms, steps, ignoreMerges) = Self.ggufPreTokenizers[pre] else {
+            throw unsupported(
+                "tokenizer.ggml.pre '\(pre)' (known: \(Self.ggufPreTokenizers.keys.sorted().joined(separator: ", ")))")
         }
         var merges: [TokenizerFile.Merge] = []
         for line in try strings("tokenizer.ggml.merges") {
@@ -92,5 +97,53 @@ extension Tokenizer {
                 addedTokens: added, normalizer: forms.isEmpty ? nil : Normalizer(forms: forms), preTokenizer: preTokenizer,
                 model: TokenizerFile.Model(vocab: vocab, merges: merges, ignoreMerges: ignoreMerges)),
             name: name)
+    }
+
+    /// The SentencePiece tokenizer of a GGUF `llama` tokenizer: `tokenizer.ggml.scores` rank the
+    /// merges, `<0xNN>` byte tokens stand for bytes no token covers, `add_space_prefix` (default
+    /// true) puts a space before the text.
+    private convenience init(sentencePieceGGUF file: GGUFFile, tokens: [String], types: [Int]) throws(TokenizerError) {
+        let name = file.url.path
+        guard case .array(let values)? = file.metadata["tokenizer.ggml.scores"], values.count == tokens.count else {
+            throw .malformedFile(file: name, reason: "tokenizer.ggml.scores does not give one score per token")
+        }
+        var scores: [Float] = []
+        scores.reserveCapacity(values.count)
+        for value in values {
+            guard case .float(let score) = value, score.isFinite else {
+                throw .malformedFile(file: name, reason: "tokenizer.ggml.scores holds a value that is not a finite number")
+            }
+            scores.append(Float(score))
+        }
+        var addsSpacePrefix = true
+        if let value = file.metadata["tokenizer.ggml.add_space_prefix"] {
+            guard case .bool(let flag) = value else {
+                throw .malformedFile(file: name, reason: "tokenizer.ggml.add_space_prefix is not a bool")
+            }
+            addsSpacePrefix = flag
+        }
+        var unknownId: Int?
+        if let value = file.metadata["tokenizer.ggml.unknown_token_id"] {
+            guard let id = value.int, tokens.indices.contains(id) else {
+                throw .malformedFile(file: name, reason: "tokenizer.ggml.unknown_token_id \(value) is not a token")
+            }
+            unknownId = id
+        }
+        var byteTokens: [Int: Int] = [:]
+        var vocabulary: [(id: Int, token: String, bytes: [UInt8])] = []
+        var added: [AddedToken] = []
+        for (id, token) in tokens.enumerated() {
+            let type = GGUFTokenType(rawValue: types[id])
+            switch type {
+            case .control: added.append(AddedToken(id: id, content: token, special: true, normalized: false))
+            case .userDefined: added.append(AddedToken(id: id, content: token, special: false, normalized: false))
+            default:
+                if type == .byte, let byte = SentencePiece.byteValue(token) { byteTokens[Int(byte)] = id }
+                vocabulary.append((id, token, SentencePiece.bytes(ofToken: token, isByte: type == .byte)))
+            }
+        }
+        let sentencePiece = SentencePiece(
+            tokens: tokens, scores: scores, byteTokens: byteTokens, unknownId: unknownId, addsSpacePrefix: addsSpacePrefix)
+        try self.init(sentencePiece: sentencePiece, vocabulary: vocabulary, addedTokens: added, name: name)
     }
 }

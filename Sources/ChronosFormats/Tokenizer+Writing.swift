@@ -18,8 +18,12 @@ extension Tokenizer {
     }
 
     /// The tokenizer as `tokenizer.json` contents that the Hugging Face `tokenizers` library
-    /// reads: keys sorted, merges as `["a", "b"]` pairs, no post-processor.
-    public func jsonData() -> Data {
+    /// reads: keys sorted, merges as `["a", "b"]` pairs, no post-processor. A SentencePiece
+    /// tokenizer has no such form here and throws.
+    public func jsonData() throws(TokenizerError) -> Data {
+        guard case .byteLevel(let file, _) = model else {
+            throw .unsupported(file: "tokenizer.json", feature: "writing a SentencePiece tokenizer")
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         // Every value is a string, number, bool or null, which JSONEncoder always encodes.
@@ -28,8 +32,9 @@ extension Tokenizer {
 
     /// Writes the tokenizer as `tokenizer.json` at `url`, atomically.
     public func write(to url: URL) throws(TokenizerError) {
+        let data = try jsonData()
         do {
-            try AtomicFile.write(jsonData(), to: url)
+            try AtomicFile.write(data, to: url)
         } catch {
             throw .inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
         }

@@ -1,17 +1,27 @@
 import Foundation
 
-/// A Hugging Face byte-level BPE tokenizer (the GPT-2, Qwen2 and Llama-3 families), read from
-/// `tokenizer.json`: text to token ids and back.
+/// A tokenizer: text to token ids and back. Either a Hugging Face byte-level BPE tokenizer (the
+/// GPT-2, Qwen2 and Llama-3 families), read from `tokenizer.json` or a GGUF file, or a
+/// SentencePiece BPE tokenizer (Llama 2, Mistral, Mixtral), read from a GGUF file.
 ///
 /// Encoding follows the Hugging Face pipeline: added tokens are found in the raw text, the text
 /// between them is normalised, split into words by the pre-tokenizer's pattern, and each word's
-/// bytes are merged by BPE. No template tokens (BOS, EOS) are added.
+/// bytes are merged by BPE; SentencePiece instead merges each stretch of text whole (see
+/// `SentencePiece`). No template tokens (BOS, EOS) are added.
 public final class Tokenizer: Sendable {
-    /// The file sections this tokenizer was built from, which `jsonData()` writes back.
-    let file: TokenizerFile
-    private let bytePairEncoding: BytePairEncoding
+    /// How the text between added tokens becomes ids.
+    enum Model: Sendable {
+        /// Byte-level BPE, with the `tokenizer.json` sections it was built from (which
+        /// `jsonData()` writes back).
+        case byteLevel(file: TokenizerFile, bytePairEncoding: BytePairEncoding)
+        /// SentencePiece BPE, with each token's id by spelling.
+        case sentencePiece(SentencePiece, vocab: [String: Int])
+    }
+
+    let model: Model
+    /// The added tokens (special tokens and user-added words), in file order.
+    public let addedTokens: [AddedToken]
     private let normalizer: Normalizer?
-    private let preTokenizer: PreTokenizer
     /// Added tokens matched in the raw text, and those matched after normalisation.
     private let rawAddedTokens: AddedTokenMatcher
     private let normalizedAddedTokens: AddedTokenMatcher
@@ -45,34 +55,59 @@ public final class Tokenizer: Sendable {
         try self.init(file: decoded, name: file)
     }
 
-    /// Builds the tokenizer from file sections; `name` names their source in errors.
-    init(file: TokenizerFile, name: String) throws(TokenizerError) {
-        self.file = file
-        bytePairEncoding = try BytePairEncoding(model: file.model, file: name)
-        normalizer = file.normalizer
-        preTokenizer = file.preTokenizer
+    /// Builds a byte-level BPE tokenizer from file sections; `name` names their source in errors.
+    convenience init(file: TokenizerFile, name: String) throws(TokenizerError) {
+        let vocab = file.model.vocab.map { (id: $0.value, token: $0.key, bytes: ByteLevel.decode($0.key)) }
+        try self.init(
+            model: .byteLevel(file: file, bytePairEncoding: try BytePairEncoding(model: file.model, file: name)),
+            normalizer: file.normalizer, vocabulary: vocab, addedTokens: file.addedTokens, addedTokenBytes: ByteLevel.decode, name: name)
+    }
 
-        var tokens = [String?]()
-        func assign(_ id: Int, _ token: String) {
-            if id >= tokens.count { tokens += repeatElement(nil, count: id + 1 - tokens.count) }
+    /// Builds a SentencePiece tokenizer: `vocab` is every token by spelling, with its bytes.
+    convenience init(
+        sentencePiece: SentencePiece, vocabulary: [(id: Int, token: String, bytes: [UInt8])], addedTokens: [AddedToken],
+        name: String
+    ) throws(TokenizerError) {
+        var vocab: [String: Int] = [:]
+        for entry in vocabulary where vocab[entry.token] == nil { vocab[entry.token] = entry.id }
+        try self.init(
+            model: .sentencePiece(sentencePiece, vocab: vocab), normalizer: nil, vocabulary: vocabulary, addedTokens: addedTokens,
+            addedTokenBytes: { Array($0.utf8) }, name: name)
+    }
+
+    /// `addedTokenBytes` gives the bytes an added token's content stands for.
+    private init(
+        model: Model, normalizer: Normalizer?, vocabulary: [(id: Int, token: String, bytes: [UInt8])], addedTokens: [AddedToken],
+        addedTokenBytes: (String) -> [UInt8], name: String
+    ) throws(TokenizerError) {
+        self.model = model
+        self.normalizer = normalizer
+        self.addedTokens = addedTokens
+
+        var tokens = [String?](), bytes = [[UInt8]?]()
+        func assign(_ id: Int, _ token: String, _ tokenBytes: [UInt8]) {
+            if id >= tokens.count {
+                tokens += repeatElement(nil, count: id + 1 - tokens.count)
+                bytes += repeatElement(nil, count: id + 1 - bytes.count)
+            }
             tokens[id] = token
+            bytes[id] = tokenBytes
         }
-        for (token, id) in file.model.vocab { assign(id, token) }
+        for entry in vocabulary { assign(entry.id, entry.token, entry.bytes) }
         var addedTokenIds: [String: Int] = [:]
-        for added in file.addedTokens {
+        for added in addedTokens {
             guard (0...TokenizerFile.maximumTokenId).contains(added.id), !added.content.isEmpty else {
                 throw .malformedFile(file: name, reason: "added token \(added.id) \(added.content.debugDescription) is invalid")
             }
-            assign(added.id, added.content)
+            assign(added.id, added.content, addedTokenBytes(added.content))
             addedTokenIds[added.content] = added.id
         }
         self.tokens = tokens
         self.addedTokenIds = addedTokenIds
-        specialTokenIds = Set(file.addedTokens.filter(\.special).map(\.id))
+        specialTokenIds = Set(addedTokens.filter(\.special).map(\.id))
 
-        rawAddedTokens = AddedTokenMatcher(tokens: file.addedTokens.filter { !$0.normalized })
-        let normalizer = file.normalizer
-        normalizedAddedTokens = AddedTokenMatcher(tokens: file.addedTokens.filter(\.normalized)) { content in
+        rawAddedTokens = AddedTokenMatcher(tokens: addedTokens.filter { !$0.normalized })
+        normalizedAddedTokens = AddedTokenMatcher(tokens: addedTokens.filter(\.normalized)) { content in
             guard let normalized = Array(content.utf8).withUnsafeBufferPointer({ normalizer?.normalize($0) })
             else { return content }
             return String(decoding: normalized, as: UTF8.self)
@@ -81,8 +116,8 @@ public final class Tokenizer: Sendable {
         var tokenBytes: [UInt8] = []
         var tokenByteStarts = [0]
         tokenByteStarts.reserveCapacity(tokens.count + 1)
-        for token in tokens {
-            if let token { tokenBytes += ByteLevel.decode(token) }
+        for entry in bytes {
+            if let entry { tokenBytes += entry }
             tokenByteStarts.append(tokenBytes.count)
         }
         self.tokenBytes = tokenBytes
@@ -92,9 +127,6 @@ public final class Tokenizer: Sendable {
     /// One more than the largest token id: the number of rows of the embedding table.
     public var vocabularySize: Int { tokens.count }
 
-    /// The added tokens (special tokens and user-added words), in file order.
-    public var addedTokens: [AddedToken] { file.addedTokens }
-
     /// The token string of `id` (byte-level alphabet for vocabulary tokens), or nil if unknown.
     public func token(forId id: Int) -> String? {
         tokens.indices.contains(id) ? tokens[id] : nil
@@ -102,7 +134,11 @@ public final class Tokenizer: Sendable {
 
     /// The id of a token string (an added token's content or a vocabulary entry), or nil.
     public func id(forToken token: String) -> Int? {
-        addedTokenIds[token] ?? file.model.vocab[token]
+        if let id = addedTokenIds[token] { return id }
+        switch model {
+        case .byteLevel(let file, _): return file.model.vocab[token]
+        case .sentencePiece(_, let vocab): return vocab[token]
+        }
     }
 
     /// Whether `id` is a special added token, such as `<|endoftext|>`.
@@ -117,14 +153,20 @@ public final class Tokenizer: Sendable {
         ids.reserveCapacity(text.utf8.count / 3)
         var scratch = MergeScratch()
         var text = text
+        var afterAddedToken = true
         text.withUTF8 { raw in
             rawAddedTokens.split(raw, matchSpecialTokens: matchSpecialTokens) { piece in
                 switch piece {
                 case .token(let id):
                     ids.append(id)
+                    afterAddedToken = true
                 case .text(let range):
                     let segment = UnsafeBufferPointer(rebasing: raw[range])
-                    if let normalized = normalizer?.normalize(segment) {
+                    defer { afterAddedToken = false }
+                    if case .sentencePiece(let sentencePiece, _) = model {
+                        // As llama.cpp: a space before the text and after each added token.
+                        sentencePiece.encode(segment, prefixSpace: sentencePiece.addsSpacePrefix && afterAddedToken, into: &ids)
+                    } else if let normalized = normalizer?.normalize(segment) {
                         normalized.withUnsafeBufferPointer { normalized in
                             encodeNormalized(normalized, matchSpecialTokens, into: &ids, scratch: &scratch)
                         }
@@ -140,7 +182,11 @@ public final class Tokenizer: Sendable {
     /// The token ids of `text`, or an error naming the first byte of it that the vocabulary has
     /// no token for, where `encode` would drop that byte as the Hugging Face tokenizer does.
     public func encodeEveryByte(_ text: String, matchSpecialTokens: Bool = true) throws(TokenizerError) -> [Int] {
-        let unencodable = bytePairEncoding.unencodableBytes
+        let unencodable =
+            switch model {
+            case .byteLevel(_, let bytePairEncoding): bytePairEncoding.unencodableBytes
+            case .sentencePiece(let sentencePiece, _): sentencePiece.unencodableBytes
+            }
         if !unencodable.isEmpty, let offset = text.utf8.firstIndex(where: unencodable.contains) {
             throw .unencodableByte(text.utf8[offset], offset: text.utf8.distance(from: text.utf8.startIndex, to: offset))
         }
@@ -157,7 +203,8 @@ public final class Tokenizer: Sendable {
                 ids.append(id)
             case .text(let range):
                 let segment = UnsafeBufferPointer(rebasing: text[range])
-                if preTokenizer.addPrefixSpace && segment.first != UInt8(ascii: " ") {
+                guard case .byteLevel(let file, _) = model else { return }
+                if file.preTokenizer.addPrefixSpace && segment.first != UInt8(ascii: " ") {
                     ([UInt8(ascii: " ")] + segment).withUnsafeBufferPointer { prefixed in
                         encodeWords(prefixed, into: &ids, scratch: &scratch)
                     }
@@ -169,7 +216,8 @@ public final class Tokenizer: Sendable {
     }
 
     private func encodeWords(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int], scratch: inout MergeScratch) {
-        preTokenizer.forEachWord(in: text) { word in
+        guard case .byteLevel(let file, let bytePairEncoding) = model else { return }
+        file.preTokenizer.forEachWord(in: text) { word in
             bytePairEncoding.encode(word: UnsafeBufferPointer(rebasing: text[word]), into: &ids, scratch: &scratch)
         }
     }

@@ -59,6 +59,29 @@ final class TokenizerOracleTests: XCTestCase {
         try check(OracleTokenizers.loadGGUF("qwen2"), cases: OracleTokenizers.cases("qwen2"), expectedCount: 86)
     }
 
+    /// llama.cpp's test vectors for its SentencePiece vocabulary (`ggml-vocab-llama-spm.gguf.inp`
+    /// and `.out`, made with the original Hugging Face tokenizer), encoded without special tokens.
+    func testSentencePieceFromGGUFMatchesLlamaCppVectors() throws {
+        let tokenizer = try OracleTokenizers.loadGGUF("llama-spm")
+        let input = try String(contentsOf: Fixtures.url("gguf-tokenizers/llama-spm.inp"), encoding: .utf8)
+        let output = try String(contentsOf: Fixtures.url("gguf-tokenizers/llama-spm.out"), encoding: .utf8)
+        let separator = "\n__ggml_vocab_test__\n"
+        let texts = input.components(separatedBy: separator).dropLast(input.hasSuffix(separator) ? 1 : 0)
+        let expected = output.split(separator: "\n", omittingEmptySubsequences: false).prefix(texts.count).map {
+            $0.split(separator: " ").map { Int($0)! }
+        }
+        XCTAssertEqual(texts.count, 46)
+        for (text, ids) in zip(texts, expected) {
+            XCTAssertEqual(tokenizer.encode(text, matchSpecialTokens: false), ids, text.debugDescription)
+            // Decoding gives the text back after the space SentencePiece puts before it.
+            XCTAssertEqual(try tokenizer.decode(ids), text.isEmpty ? "" : " " + text, text.debugDescription)
+        }
+        // A special token matched in the text is followed by the space, as in llama.cpp.
+        XCTAssertEqual(tokenizer.encode("<s>Hi"), [1, 6324])
+        XCTAssertEqual(tokenizer.encode("<s>Hi", matchSpecialTokens: false), [529, 29879, 29958, 18567])
+        XCTAssertEqual(try tokenizer.decode([1, 6324], skipSpecialTokens: true), " Hi")
+    }
+
     func testVocabularyAndAddedTokens() {
         let gpt2 = OracleTokenizers.gpt2
         XCTAssertEqual(gpt2.vocabularySize, 50257)

@@ -103,7 +103,7 @@ final class TokenizerTrainerTests: XCTestCase {
 
     func testMergesAreListedInPriorityOrderAndSpellTheirTokens() throws {
         let tokenizer = try Self.trained()
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: tokenizer.jsonData()) as? [String: Any])
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: try tokenizer.jsonData()) as? [String: Any])
         let model = try XCTUnwrap(json["model"] as? [String: Any])
         let merges = try XCTUnwrap(model["merges"] as? [[String]])
         let vocabulary = try XCTUnwrap(model["vocab"] as? [String: Int])

@@ -21,7 +21,7 @@ final class TokenizerWritingTests: XCTestCase {
         try tokenizer.write(to: url)
 
         let reread = try Tokenizer(contentsOf: url)
-        XCTAssertEqual(reread.jsonData(), tokenizer.jsonData())
+        XCTAssertEqual(try reread.jsonData(), try tokenizer.jsonData())
         XCTAssertEqual(reread.addedTokens, TinyTokenizer.addedTokens)
         for example in AddedTokenTests.examples {
             XCTAssertEqual(reread.encode(example.text), example.ids, example.text.debugDescription)
@@ -32,7 +32,7 @@ final class TokenizerWritingTests: XCTestCase {
     }
 
     func testWrittenFileHasTheLayoutTheHuggingFaceLibraryReads() throws {
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: TinyTokenizer.make().jsonData()) as? [String: Any])
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: try TinyTokenizer.make().jsonData()) as? [String: Any])
         XCTAssertEqual(json["version"] as? String, "1.0")
         for key in ["truncation", "padding", "normalizer", "post_processor"] {
             XCTAssertTrue(json[key] is NSNull, key)
@@ -54,7 +54,7 @@ final class TokenizerWritingTests: XCTestCase {
     func testFixtureTokenizersSurviveAWriteAndRead() throws {
         for name in ["gpt2", "qwen2"] {
             let original = name == "gpt2" ? OracleTokenizers.gpt2 : OracleTokenizers.qwen2
-            let reread = try Tokenizer(data: original.jsonData(), file: "rewritten \(name)")
+            let reread = try Tokenizer(data: try original.jsonData(), file: "rewritten \(name)")
             for testCase in try OracleTokenizers.cases(name) {
                 XCTAssertEqual(reread.encode(testCase.text), testCase.ids, "\(name) \(testCase.text.debugDescription)")
             }
