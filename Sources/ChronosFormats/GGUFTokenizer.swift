@@ -147,3 +147,22 @@ extension Tokenizer {
         try self.init(sentencePiece: sentencePiece, vocabulary: vocabulary, addedTokens: added, name: name)
     }
 }
+
+extension TokenizerConfig {
+    /// The chat template (`tokenizer.chat_template`) and the BOS, EOS and padding tokens
+    /// (`tokenizer.ggml.{bos,eos,padding}_token_id`, spelled from `tokenizer.ggml.tokens`) of a
+    /// GGUF file.
+    public init(gguf file: GGUFFile) {
+        let metadata = file.metadata
+        var tokens: [GGUFValue] = []
+        if case .array(let values)? = metadata["tokenizer.ggml.tokens"] { tokens = values }
+        func spelling(_ key: String) -> String? {
+            guard let id = metadata[key]?.int, tokens.indices.contains(id) else { return nil }
+            return tokens[id].string
+        }
+        self.init(
+            chatTemplate: metadata["tokenizer.chat_template"]?.string, bosToken: spelling("tokenizer.ggml.bos_token_id"),
+            eosToken: spelling("tokenizer.ggml.eos_token_id"), padToken: spelling("tokenizer.ggml.padding_token_id"),
+            file: file.url.path)
+    }
+}

@@ -31,8 +31,11 @@ enum ModelArgument {
         throw ValidationError("the shipped model \(shippedModelPath) was not found from this directory; pass --model DIR")
     }
 
-    /// The chat template of `directory`'s `tokenizer_config.json`.
+    /// The chat template of `directory`'s `tokenizer_config.json`, or of a GGUF file's metadata.
     static func chatTemplate(in directory: String) throws -> ChatTemplate {
+        if ModelRegistry.isGGUF(URL(fileURLWithPath: directory)) {
+            return try ChatTemplate(config: TokenizerConfig(gguf: GGUFFile(url: URL(fileURLWithPath: directory))))
+        }
         let url = ModelDirectory(path: directory).tokenizerConfig
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw ValidationError("--chat needs \(url.path), which holds the chat template")

@@ -30,10 +30,15 @@ enum OracleTokenizers {
     /// The tokenizer in llama.cpp's vocabulary file `gguf-tokenizers/<name>.gguf.gz`
     /// (`ggml-vocab-<name>.gguf`, from which the `tokenizer.json` fixtures were rebuilt).
     static func loadGGUF(_ name: String) throws -> Tokenizer {
+        try Tokenizer(gguf: ggufFile(name))
+    }
+
+    /// llama.cpp's vocabulary file `gguf-tokenizers/<name>.gguf.gz`, decompressed.
+    static func ggufFile(_ name: String) throws -> GGUFFile {
         let compressed = try [UInt8](Data(contentsOf: Fixtures.url("gguf-tokenizers/\(name).gguf.gz")))
         let url = try Fixtures.temporaryDirectory().appendingPathComponent("\(name).gguf")
         try Data(Gzip.decompress(compressed)).write(to: url)
-        return try Tokenizer(gguf: GGUFFile(url: url))
+        return try GGUFFile(url: url)
     }
 
     static func cases(_ name: String) throws -> [OracleCase] {
@@ -80,6 +85,17 @@ final class TokenizerOracleTests: XCTestCase {
         XCTAssertEqual(tokenizer.encode("<s>Hi"), [1, 6324])
         XCTAssertEqual(tokenizer.encode("<s>Hi", matchSpecialTokens: false), [529, 29879, 29958, 18567])
         XCTAssertEqual(try tokenizer.decode([1, 6324], skipSpecialTokens: true), " Hi")
+    }
+
+    /// The chat template in the Qwen2 vocabulary file renders as Python's jinja2 renders it.
+    func testChatTemplateFromGGUFRendersAsJinja2() throws {
+        let config = TokenizerConfig(gguf: try OracleTokenizers.ggufFile("qwen2"))
+        XCTAssertEqual(config.eosToken, "<|endoftext|>")
+        let rendered = try ChatTemplate(config: config).render(
+            messages: [ChatMessage(role: "user", content: "Hi there")], addGenerationPrompt: true)
+        XCTAssertEqual(
+            rendered,
+            "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n")
     }
 
     func testVocabularyAndAddedTokens() {
