@@ -26,6 +26,8 @@ public struct CompletionJob: Sendable, Equatable {
     public var stream: Bool
     /// Whether a stream ends with a chunk carrying the usage.
     public var includeUsage: Bool
+    /// Keep generating past end-of-sequence tokens (`ignore_eos`, as llama.cpp's server names it).
+    public var ignoreEOS = false
 }
 
 /// Turns request bodies into `CompletionJob`s, refusing each malformed field with OpenAI's error
@@ -172,7 +174,7 @@ public struct RequestValidator: Sendable {
         }
         return CompletionJob(
             endpoint: endpoint, promptIds: ids, maxTokens: maxTokens ?? maxTokensLimit, sampling: sampling, stop: stop,
-            stream: fields.stream ?? false, includeUsage: fields.streamOptions?.includeUsage ?? false)
+            stream: fields.stream ?? false, includeUsage: fields.streamOptions?.includeUsage ?? false, ignoreEOS: fields.ignoreEOS ?? false)
     }
 
     /// The token ids of `text`, every byte kept.

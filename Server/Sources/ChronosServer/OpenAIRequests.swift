@@ -16,9 +16,11 @@ struct GenerationFields: Decodable {
     var stream: Bool?
     var streamOptions: StreamOptions?
     var n: Int?
+    var ignoreEOS: Bool?
 
     enum CodingKeys: String, CodingKey {
         case model, temperature, seed, stop, stream, n
+        case ignoreEOS = "ignore_eos"
         case maxTokens = "max_tokens"
         case topP = "top_p"
         case topK = "top_k"
@@ -45,6 +47,7 @@ struct GenerationFields: Decodable {
         stream = try container.decodeIfPresent(Bool.self, forKey: .stream)
         streamOptions = try container.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
         n = try container.decodeIntegerIfPresent(Int.self, forKey: .n)
+        ignoreEOS = try container.decodeIfPresent(Bool.self, forKey: .ignoreEOS)
     }
 }
 

@@ -51,7 +51,8 @@ public final class ServedModel: Sendable {
     /// Generates for `job` on the calling thread, handing each piece of text that may be sent to
     /// `emit` (stop texts held back and never sent) and stopping as soon as `isCancelled` says so.
     public func generate(_ job: CompletionJob, isCancelled: () -> Bool, emit: (String) -> Void) throws -> GenerationOutcome {
-        let request = GenerationRequest(promptIds: job.promptIds, maxTokens: job.maxTokens, sampling: job.sampling)
+        let request = GenerationRequest(
+            promptIds: job.promptIds, maxTokens: job.maxTokens, sampling: job.sampling, ignoreEOS: job.ignoreEOS)
         var filter = StopSequenceFilter(stops: job.stop)
         var cancelled = false
         let outcome = try OffloadedGenerator(offloaded: offloaded, tokenizer: tokenizer).generate(request) { token in

@@ -32,7 +32,7 @@ let shippedModel = URL(fileURLWithPath: #filePath).deletingLastPathComponent().a
     @Test func aCompletionRequestBecomesAJob() throws {
         let job = try validator.completion(
             Data(
-                #"{"model":"austen-moe","prompt":"It is a truth","max_tokens":5,"temperature":0,"top_k":3,"top_p":0.9,"min_p":0.1,"seed":-7,"stop":"\n","stream":true,"stream_options":{"include_usage":true}}"#
+                #"{"model":"austen-moe","prompt":"It is a truth","max_tokens":5,"temperature":0,"top_k":3,"top_p":0.9,"min_p":0.1,"seed":-7,"stop":"\n","stream":true,"stream_options":{"include_usage":true},"ignore_eos":true}"#
                     .utf8))
         #expect(job.endpoint == .completion)
         #expect(job.promptIds == (try validator.tokenizer.encodeEveryByte("It is a truth")))
@@ -40,7 +40,7 @@ let shippedModel = URL(fileURLWithPath: #filePath).deletingLastPathComponent().a
         #expect(job.sampling.temperature == 0 && job.sampling.topK == 3 && job.sampling.topP == 0.9 && job.sampling.minP == 0.1)
         #expect(job.sampling.seed == UInt64(bitPattern: -7))
         #expect(job.stop == ["\n"])
-        #expect(job.stream && job.includeUsage)
+        #expect(job.stream && job.includeUsage && job.ignoreEOS)
     }
 
     @Test func aChatRequestIsRenderedByTheTemplate() throws {
