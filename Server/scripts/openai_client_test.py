@@ -5,7 +5,8 @@ Starts the release server (Server/.build/release/chronos-server) on a free port 
 model and an API key, then checks whole and streamed completions and chat completions, stop
 texts, usage, seeded and greedy output (streamed equal to whole, greedy equal to
 `chronos generate --temperature 0`, from .build/release/chronos), the errors the client raises
-with the field named, a client leaving mid-stream, /health, /metrics and /v1/chronos/experts.
+with the field named, requests decoding at once (--parallel 2), a client leaving mid-stream,
+/health, /metrics and /v1/chronos/experts.
 Build both first:
 
     swift build -c release --product chronos
@@ -13,6 +14,7 @@ Build both first:
 
 Bounded in time; the server is killed on exit.
 """
+import concurrent.futures
 import json
 import os
 import signal
@@ -171,6 +173,18 @@ def check(base, client):
     assert status == 413 and "error" in json.loads(body), (status, body)
     print("errors: 400, 401, 404 and 413 with OpenAI's error object, the field named")
 
+    # Generations decoding at once (--parallel 2) share the expert store and keep their own text.
+    prompts = [PROMPT, "Mr. Darcy", "Emma Woodhouse, handsome", "Elizabeth said"] * 2
+
+    def greedy(prompt):
+        return client.completions.create(model=MODEL, prompt=prompt, max_tokens=TOKENS, temperature=0).choices[0].text
+
+    alone = {prompt: greedy(prompt) for prompt in prompts[:4]}
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        together = list(pool.map(greedy, prompts))
+    assert together == [alone[prompt] for prompt in prompts], (together, alone)
+    print(f"{len(prompts)} requests at once gave each its own greedy text")
+
     # A client that leaves mid-stream cancels its generation.
     before = metric(base, "chronos_generated_tokens_total")
     stream = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=2000, temperature=0, stream=True)
@@ -206,7 +220,7 @@ def main():
     signal.alarm(LIMIT_SECONDS)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([SERVER, "--port", str(port), "--api-key", KEY], cwd=ROOT, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen([SERVER, "--port", str(port), "--api-key", KEY, "--parallel", "2"], cwd=ROOT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
         while True:
