@@ -92,7 +92,8 @@ public struct RequestValidator: Sendable {
     public func chat(_ body: Data) throws(APIError) -> CompletionJob {
         let request = try Self.decode(ChatRequestBody.self, from: body)
         guard let chatTemplate else {
-            throw .invalid("messages", "model \(modelID) has no chat template (tokenizer_config.json); use /v1/completions")
+            throw .invalid(
+                "messages", "model \(modelID) has no chat template this server can render (tokenizer_config.json); use /v1/completions")
         }
         if request.logprobs == true { throw .invalid("logprobs", "logprobs true is not supported by this server: expected false") }
         if let top = request.topLogprobs, top > 0 {

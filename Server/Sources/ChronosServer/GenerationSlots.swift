@@ -20,8 +20,6 @@ public final class GenerationSlots: Sendable {
 
     /// Requests waiting for a slot.
     public var waiting: Int { state.withLock { $0.waiting.count } }
-    /// Slots in use.
-    public var busy: Int { state.withLock { count - $0.free } }
 
     /// Returns once a slot is held; `release()` gives it back.
     public func acquire() async {

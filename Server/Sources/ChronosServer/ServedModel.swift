@@ -35,6 +35,8 @@ public final class ServedModel: Sendable {
         guard let tokenizer = try modelDirectory.loadTokenizer() else {
             throw ServerSetupError("\(modelDirectory.tokenizer.path) does not exist: the server needs the model's tokenizer")
         }
+        // A model without a template this renderer reproduces is served on /v1/completions only;
+        // the chat endpoint refuses its requests, saying so.
         var chatTemplate: ChatTemplate?
         if FileManager.default.fileExists(atPath: modelDirectory.tokenizerConfig.path) {
             chatTemplate = try? ChatTemplate(config: TokenizerConfig(contentsOf: modelDirectory.tokenizerConfig))

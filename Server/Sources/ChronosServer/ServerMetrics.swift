@@ -10,6 +10,7 @@ public final class ServerMetrics: Sendable {
     private let promptTokens: Counter
     private let generatedTokens: Counter
     private let generationsActive: Gauge
+    private let generationsWaiting: Gauge
     private let firstTokenSeconds: ValueHistogram
     private let decodeTokensPerSecond: ValueHistogram
     private let store: StoreMetrics
@@ -28,6 +29,7 @@ public final class ServerMetrics: Sendable {
         promptTokens = r.makeCounter(descriptor: Self.metric("prompt_tokens", "total", "Prompt tokens of the generations run."))
         generatedTokens = r.makeCounter(descriptor: Self.metric("generated_tokens", "total", "Tokens generated."))
         generationsActive = r.makeGauge(descriptor: Self.metric("generations_active", "", "Generations decoding now."))
+        generationsWaiting = r.makeGauge(descriptor: Self.metric("generations_waiting", "", "Requests waiting for a generation slot."))
         firstTokenSeconds = r.makeValueHistogram(
             descriptor: Self.metric(
                 "time_to_first_token", "seconds", "From a request's acceptance to its first generated text, waiting for a slot included."),
@@ -68,6 +70,9 @@ public final class ServerMetrics: Sendable {
 
     /// A generation produced its first text `seconds` after its request was accepted.
     func firstToken(after seconds: Double) { firstTokenSeconds.record(seconds) }
+
+    /// `count` requests wait for a slot now.
+    public func waiting(_ count: Int) { generationsWaiting.set(Double(count)) }
 
     /// A generation ended.
     func generationEnded(_ outcome: GenerationOutcome) {

@@ -47,8 +47,10 @@ public struct ServerRoutes: Sendable {
 
     /// The metrics in Prometheus's text format, the expert store's read now.
     private func prometheusText() -> Response {
-        if let offloaded = state.scheduler?.model.offloaded, let storage = offloaded.storageMetrics() {
-            metrics.updateStore(storage, resident: offloaded.store?.residentBytes() ?? [:])
+        if let scheduler = state.scheduler {
+            metrics.waiting(scheduler.slots.waiting)
+            let offloaded = scheduler.model.offloaded
+            if let storage = offloaded.storageMetrics() { metrics.updateStore(storage, resident: offloaded.store?.residentBytes() ?? [:]) }
         }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
