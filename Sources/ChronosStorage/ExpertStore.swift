@@ -10,6 +10,23 @@ public enum LookaheadSource: Sendable, Hashable {
     case repetition(matched: Int)
 }
 
+/// Where one expert is at a moment, as `ExpertStore.placements()` reports it.
+public struct ExpertPlacement: Sendable, Equatable {
+    /// The tier holding it, or the one its read in flight fills (`disk`: neither).
+    public var tier: ResidencyTier
+    /// Whether its read is still in flight.
+    public var isLoading: Bool
+    /// Whether a current prediction names it.
+    public var isPredicted: Bool
+
+    /// A placement in `tier`.
+    public init(tier: ResidencyTier, isLoading: Bool, isPredicted: Bool) {
+        self.tier = tier
+        self.isLoading = isLoading
+        self.isPredicted = isPredicted
+    }
+}
+
 /// The expert provider of an offloaded model: routed experts live in the cluster files on
 /// disk, in a RAM staging tier and in the compute-ready hot set, each within its byte budget,
 /// and dedicated IO threads load them ahead of need.
@@ -418,6 +435,23 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         return [.hot: residency.heldBytes(in: .hot), .staging: residency.heldBytes(in: .staging)]
+    }
+
+    /// Where each expert in memory or on its way is now, and each expert a current prediction
+    /// (lookahead, prompt-level set or next-layer preview) names; every other is on disk only.
+    public func placements() -> [ExpertKey: ExpertPlacement] {
+        state.lock()
+        defer { state.unlock() }
+        var placements: [ExpertKey: ExpertPlacement] = [:]
+        for (key, entry) in residency.entries {
+            placements[key] = ExpertPlacement(tier: entry.tier, isLoading: !entry.isResident, isPredicted: false)
+        }
+        var predicted = Set(residency.predictedOffsets.keys).union(residency.promptSet)
+        if let nextLayer = residency.nextLayer { predicted.formUnion(nextLayer.ranks.keys) }
+        for key in predicted {
+            placements[key, default: ExpertPlacement(tier: .disk, isLoading: false, isPredicted: true)].isPredicted = true
+        }
+        return placements
     }
 
     /// Whether `key` is in memory now (either tier).

@@ -1,0 +1,91 @@
+import ChronosEngine
+import ChronosFormats
+import ChronosModel
+import ChronosStorage
+import Foundation
+
+/// What one generation did: why it ended, its token counts and timing.
+public struct GenerationOutcome: Sendable {
+    /// Why it ended; nil when it was cancelled.
+    public var finishReason: FinishReason?
+    /// Tokens of the prompt and of the answer.
+    public var usage: Usage
+    /// Time to first token and decode rate, as the generation loop measured them.
+    public var metrics: GenerationMetrics
+}
+
+/// The model a server answers with: the offloaded model, its tokenizer, the checks its requests
+/// pass, and the generation of one request on the calling thread.
+public final class ServedModel: Sendable {
+    /// The name requests give as `model`: the model directory's name.
+    public let id: String
+    /// The model with its experts kept as the settings say.
+    public let offloaded: OffloadedModel
+    /// Turns ids into text.
+    public let tokenizer: Tokenizer
+    /// Checks requests against this model.
+    public let validator: RequestValidator
+    /// Seconds since 1970 when it was loaded: `created` in `GET /v1/models`.
+    public let created = Int(Date().timeIntervalSince1970)
+
+    /// Loads the model in `directory` with `settings`; requests may ask for up to
+    /// `maxTokensLimit` new tokens.
+    public init(directory: URL, settings: OffloadSettings, maxTokensLimit: Int) throws {
+        let modelDirectory = ModelDirectory(directory)
+        guard let tokenizer = try modelDirectory.loadTokenizer() else {
+            throw ServerSetupError("\(modelDirectory.tokenizer.path) does not exist: the server needs the model's tokenizer")
+        }
+        // A model without a template this renderer reproduces is served on /v1/completions only;
+        // the chat endpoint refuses its requests, saying so.
+        var chatTemplate: ChatTemplate?
+        if FileManager.default.fileExists(atPath: modelDirectory.tokenizerConfig.path) {
+            chatTemplate = try? ChatTemplate(config: TokenizerConfig(contentsOf: modelDirectory.tokenizerConfig))
+        }
+        let offloaded = try OffloadedModel(directory: directory, settings: settings)
+        id = directory.standardizedFileURL.lastPathComponent
+        self.offloaded = offloaded
+        self.tokenizer = tokenizer
+        validator = RequestValidator(
+            modelID: id, tokenizer: tokenizer, chatTemplate: chatTemplate, context: offloaded.model.summary.maxPositionEmbeddings,
+            maxTokensLimit: maxTokensLimit)
+    }
+
+    /// Generates for `job` on the calling thread, handing each piece of text that may be sent to
+    /// `emit` (stop texts held back and never sent) and stopping as soon as `isCancelled` says so.
+    public func generate(_ job: CompletionJob, isCancelled: () -> Bool, emit: (String) -> Void) throws -> GenerationOutcome {
+        let request = GenerationRequest(
+            promptIds: job.promptIds, maxTokens: job.maxTokens, sampling: job.sampling, ignoreEOS: job.ignoreEOS)
+        var filter = StopSequenceFilter(stops: job.stop)
+        var cancelled = false
+        let outcome = try OffloadedGenerator(offloaded: offloaded, tokenizer: tokenizer).generate(request) { token in
+            guard !cancelled, !filter.isStopped else { return false }
+            if isCancelled() {
+                cancelled = true
+                return false
+            }
+            let text = filter.append(token.text)
+            if !text.isEmpty { emit(text) }
+            return !filter.isStopped
+        }
+        let generation = outcome.generation
+        if !cancelled {
+            let rest = filter.finish()
+            if !rest.isEmpty { emit(rest) }
+        }
+        let reason: FinishReason? =
+            cancelled
+            ? nil : filter.isStopped || generation.stopReason == .stopToken || generation.stopReason == .stopString ? .stop : .length
+        return GenerationOutcome(
+            finishReason: reason, usage: Usage(promptTokens: job.promptIds.count, completionTokens: generation.ids.count),
+            metrics: generation.metrics)
+    }
+}
+
+/// A server that cannot start: a missing file, an invalid option.
+public struct ServerSetupError: Error, CustomStringConvertible {
+    /// What is wrong.
+    public var description: String
+
+    /// An error saying `description`.
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Hummingbird
+
+/// The server's HTTP interface: OpenAI's endpoints under `/v1`, Chronos's own expert report,
+/// `/health` and `/metrics`, every error answered with OpenAI's error object.
+public struct ServerRoutes: Sendable {
+    /// Whether the model is loaded, and the scheduler once it is.
+    public let state: ServerState
+    /// Listening and limits.
+    public let configuration: ServerConfiguration
+    /// The Prometheus metrics.
+    public let metrics: ServerMetrics
+
+    /// Routes over `state` with `configuration`, counted in `metrics`.
+    public init(state: ServerState, configuration: ServerConfiguration, metrics: ServerMetrics) {
+        self.state = state
+        self.configuration = configuration
+        self.metrics = metrics
+    }
+
+    /// The router serving every endpoint.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: OpenAIErrorMiddleware(metrics: metrics))
+        if let origin = configuration.corsOrigin {
+            router.add(
+                middleware: CORSMiddleware(
+                    allowOrigin: origin == "*" ? .all : .custom(origin), allowHeaders: [.accept, .authorization, .contentType, .origin],
+                    allowMethods: [.get, .post, .options]))
+        }
+        router.get("health") { _, _ in health() }
+        router.get("metrics") { _, _ in prometheusText() }
+        let api = router.group("v1")
+        if let key = configuration.apiKey { api.add(middleware: APIKeyMiddleware(key: key)) }
+        api.get("models") { _, _ in try models() }
+        api.get("chronos/experts") { _, _ in try json(ExpertResidencyReport.json(for: scheduler().model)) }
+        api.post("completions") { request, _ in try await answer(request, endpoint: .completion) }
+        api.post("chat/completions") { request, _ in try await answer(request, endpoint: .chat) }
+        return router
+    }
+
+    /// 200 once the model is loaded, 503 while it loads.
+    private func health() -> Response {
+        let ready = state.scheduler != nil
+        return json(["status": ready ? "ok" : "loading"], status: ready ? .ok : .serviceUnavailable)
+    }
+
+    /// The metrics in Prometheus's text format, the expert store's read now.
+    private func prometheusText() -> Response {
+        if let scheduler = state.scheduler {
+            metrics.waiting(scheduler.slots.waiting)
+            let offloaded = scheduler.model.offloaded
+            if let storage = offloaded.storageMetrics() { metrics.updateStore(storage, resident: offloaded.store?.residentBytes() ?? [:]) }
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.text())))
+    }
+
+    /// `GET /v1/models`: the one served model.
+    private func models() throws -> Response {
+        let model = try scheduler().model
+        return json([
+            "object": "list",
+            "data": [["id": .string(model.id), "object": "model", "created": .number(Double(model.created)), "owned_by": "chronos"]]
+        ])
+    }
+
+    /// The scheduler, or the 503 that says the model is loading.
+    private func scheduler() throws(APIError) -> GenerationScheduler {
+        guard let scheduler = state.scheduler else { throw .loading }
+        return scheduler
+    }
+
+    /// A completion or chat completion: the body checked, the job started, the answer streamed
+    /// as server-sent events or returned whole.
+    private func answer(_ request: Request, endpoint: CompletionJob.Endpoint) async throws -> Response {
+        let body = try await collect(request)
+        let scheduler = try scheduler()
+        let validator = scheduler.model.validator
+        let job = try endpoint == .chat ? validator.chat(body) : validator.completion(body)
+        let header = AnswerHeader(endpoint: endpoint, model: scheduler.model.id)
+        let handle = scheduler.start(job)
+        guard job.stream else { return try await whole(job, header: header, handle: handle) }
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                defer { handle.cancellation.cancel() }
+                try await stream(job, header: header, handle: handle, to: &writer)
+            })
+    }
+
+    /// The whole answer, once the generation has ended.
+    private func whole(_ job: CompletionJob, header: AnswerHeader, handle: GenerationHandle) async throws -> Response {
+        defer { handle.cancellation.cancel() }
+        var text = ""
+        do {
+            for try await event in handle.events {
+                switch event {
+                case .text(let piece): text += piece
+                case .finished(let reason, let usage):
+                    return json(AnswerJSON.whole(job.endpoint, header: header, text: text, finishReason: reason, usage: usage))
+                }
+            }
+        } catch {
+            throw APIError.generationFailed("\(error)")
+        }
+        throw APIError.generationFailed("the generation was cancelled")
+    }
+
+    /// Writes the answer's chunks as they are generated, then `data: [DONE]`. A write that fails
+    /// (the client has gone) ends the stream, and the caller then cancels the generation.
+    private func stream(_ job: CompletionJob, header: AnswerHeader, handle: GenerationHandle, to writer: inout any ResponseBodyWriter)
+        async throws
+    {
+        func send(_ value: JSONValue) async throws {
+            try await writer.write(ByteBuffer(string: ServerSentEvents.event(value)))
+        }
+        let endpoint = job.endpoint
+        if endpoint == .chat {
+            try await send(AnswerJSON.chunk(endpoint, header: header, text: "", role: true, includeUsage: job.includeUsage))
+        }
+        var events = handle.events.makeAsyncIterator()
+        while true {
+            let event: GenerationEvent?
+            do {
+                event = try await events.next()
+            } catch {
+                // The generation failed after the answer began: the stream says so in OpenAI's shape.
+                try await send(["error": APIError.generationFailed("\(error)").json])
+                break
+            }
+            guard let event else { break }
+            switch event {
+            case .text(let text):
+                try await send(AnswerJSON.chunk(endpoint, header: header, text: text, includeUsage: job.includeUsage))
+            case .finished(let reason, let usage):
+                try await send(AnswerJSON.chunk(endpoint, header: header, text: nil, finishReason: reason, includeUsage: job.includeUsage))
+                if job.includeUsage { try await send(AnswerJSON.usageChunk(endpoint, header: header, usage: usage)) }
+            }
+        }
+        try await writer.write(ByteBuffer(string: ServerSentEvents.done))
+        try await writer.finish(nil)
+    }
+
+    /// The request's body, refused past `maxRequestBytes`.
+    private func collect(_ request: Request) async throws(APIError) -> Data {
+        var request = request
+        do {
+            let buffer = try await request.collectBody(upTo: configuration.maxRequestBytes)
+            return Data(buffer.readableBytesView)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw .bodyTooLarge(limit: configuration.maxRequestBytes)
+        } catch {
+            throw .invalid("", "the request body could not be read: \(error)")
+        }
+    }
+}
+
+/// A JSON response with `status`.
+func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    Response(
+        status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.text)))
+}
