@@ -258,3 +258,57 @@ public final class GGUFFile: Sendable {
         }
     }
 }
+
+extension GGUFFile {
+    /// Writes a GGUF version 3 file holding `metadata` (keys in sorted order) and no tensors,
+    /// atomically. Integers are written as 32-bit where every value fits, else 64-bit; floats
+    /// as float32; an array takes the widest type its elements need.
+    public static func write(metadata: [String: GGUFValue], to url: URL) throws {
+        var bytes: [UInt8] = Array("GGUF".utf8)
+        func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+        func appendString(_ string: String) {
+            append(UInt64(string.utf8.count))
+            bytes += string.utf8
+        }
+        /// The GGUF type code that holds every value in `values` (all of one kind).
+        func typeCode(_ values: [GGUFValue]) throws -> UInt32 {
+            switch values.first {
+            case .unsigned?: values.allSatisfy { if case .unsigned(let v) = $0 { v <= UInt32.max } else { false } } ? 4 : 10
+            case .signed?:
+                values.allSatisfy { if case .signed(let v) = $0 { Int64(Int32.min)...Int64(Int32.max) ~= v } else { false } } ? 5 : 11
+            case .float?: 6
+            case .bool?: 7
+            case .string?, nil: 8
+            case .array?: 9
+            }
+        }
+        func appendValue(_ value: GGUFValue, as code: UInt32) throws {
+            switch (value, code) {
+            case (.unsigned(let v), 4): append(UInt32(v))
+            case (.unsigned(let v), 10): append(v)
+            case (.signed(let v), 5): append(Int32(v))
+            case (.signed(let v), 11): append(v)
+            case (.float(let v), 6): append(Float(v).bitPattern)
+            case (.bool(let v), 7): append(UInt8(v ? 1 : 0))
+            case (.string(let v), 8): appendString(v)
+            case (.array(let items), 9):
+                let element = try typeCode(items)
+                append(element)
+                append(UInt64(items.count))
+                for item in items { try appendValue(item, as: element) }
+            default: throw GGUFError(path: url.path, reason: "an array mixes value kinds (\(value))")
+            }
+        }
+        append(UInt32(3))
+        append(UInt64(0))
+        append(UInt64(metadata.count))
+        for key in metadata.keys.sorted() {
+            let value = metadata[key]!
+            let code = try typeCode([value])
+            appendString(key)
+            append(code)
+            try appendValue(value, as: code)
+        }
+        try AtomicFile.write(Data(bytes), to: url)
+    }
+}

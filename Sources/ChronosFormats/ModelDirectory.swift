@@ -23,6 +23,9 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
         public static let checkpointIndex = "model.safetensors.index.json"
         /// The byte-level BPE tokenizer.
         public static let tokenizer = "tokenizer.json"
+        /// The tokenizer of a model converted from GGUF: the source's `tokenizer.*` metadata in
+        /// a GGUF file without tensors (SentencePiece vocabularies have no `tokenizer.json` here).
+        public static let ggufTokenizer = "tokenizer.gguf"
         /// The tokenizer's special tokens and chat template.
         public static let tokenizerConfig = "tokenizer_config.json"
         /// Sampling defaults the model was published with.
@@ -36,7 +39,7 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
 
         /// Every name above, in the order listed.
         public static let all = [
-            config, checkpoint, checkpointIndex, tokenizer, tokenizerConfig, generationConfig,
+            config, checkpoint, checkpointIndex, tokenizer, ggufTokenizer, tokenizerConfig, generationConfig,
             lookaheadHead, intentClassifier, expertCache
         ]
     }
@@ -64,6 +67,8 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
     public var checkpointIndex: URL { url.appendingPathComponent(Name.checkpointIndex) }
     /// `tokenizer.json`: the tokenizer.
     public var tokenizer: URL { url.appendingPathComponent(Name.tokenizer) }
+    /// `tokenizer.gguf`: the tokenizer of a model converted from GGUF.
+    public var ggufTokenizer: URL { url.appendingPathComponent(Name.ggufTokenizer) }
     /// `tokenizer_config.json`: special tokens and the chat template.
     public var tokenizerConfig: URL { url.appendingPathComponent(Name.tokenizerConfig) }
     /// `generation_config.json`: sampling defaults.
@@ -81,10 +86,10 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
     /// Whether the directory holds `tokenizer.json`.
     public var hasTokenizer: Bool { FileManager.default.fileExists(atPath: tokenizer.path) }
 
-    /// The tokenizer of `tokenizer.json`, or nil when the directory has none; for a `.gguf`
-    /// file, the tokenizer in its metadata.
+    /// The tokenizer of `tokenizer.json`, else of `tokenizer.gguf`, or nil when the directory has
+    /// neither; for a `.gguf` file, the tokenizer in its metadata.
     public func loadTokenizer() throws(TokenizerError) -> Tokenizer? {
-        if url.pathExtension.lowercased() == "gguf" {
+        func fromGGUF(_ url: URL) throws(TokenizerError) -> Tokenizer {
             let file: GGUFFile
             do {
                 file = try GGUFFile(url: url)
@@ -93,7 +98,9 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
             }
             return try Tokenizer(gguf: file)
         }
-        guard hasTokenizer else { return nil }
-        return try Tokenizer(contentsOf: tokenizer)
+        if url.pathExtension.lowercased() == "gguf" { return try fromGGUF(url) }
+        if hasTokenizer { return try Tokenizer(contentsOf: tokenizer) }
+        if FileManager.default.fileExists(atPath: ggufTokenizer.path) { return try fromGGUF(ggufTokenizer) }
+        return nil
     }
 }

@@ -1,5 +1,6 @@
 import ChronosModel
 import ChronosTensor
+import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -46,12 +47,18 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
     /// The checkpoint was stripped of its routed experts and its cache, their only copy, cannot
     /// be opened, so there is nothing to pack them from.
     case checkpointStripped(directory: String)
+    /// A pack would write a new directory where something already is.
+    case outputExists(path: String)
 
     /// A one-line explanation naming the file and, where relevant, the expert, with what to do.
     public var description: String {
         switch self {
+        case .notPacked(let directory) where ModelRegistry.isGGUF(URL(fileURLWithPath: directory)):
+            "\(problem); run `chronos pack \(directory) --out DIR` and run the model directory DIR it writes"
         case .notPacked(let directory):
             "\(problem); run `chronos pack \(directory)` first"
+        case .outputExists:
+            "\(problem); choose a new path, or remove it first"
         case .malformedManifest, .stale, .modelMismatch, .sizeMismatch, .fileHashMismatch:
             "\(problem); re-pack with `chronos pack`"
         case .checkpointStripped:
@@ -96,6 +103,8 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
             "expert weights can be packed as f32, f16, bf16 or a block format (\(DType.allCases.filter(\.isQuantized).map(\.rawValue).joined(separator: ", "))), not \(dtype)"
         case .unsupportedShape(let tensor, let shape, let dtype):
             "\(tensor) has shape \(shape): its rows of \(shape.last ?? 0) values are not whole \(dtype) blocks of \(DType(rawValue: dtype)?.blockElements ?? 0); pick a format whose block divides them"
+        case .outputExists(let path):
+            "\(path) already exists"
         case .checkpointStripped(let directory):
             "\(directory): the checkpoint was stripped of its routed experts, and expert_cache/, their only copy, cannot be opened"
         case .loadFailed(let expert, let faults):

@@ -35,9 +35,16 @@ struct PackCommand: ParsableCommand {
             then live only in expert_cache/ (the directory shrinks to the dense weights plus the cache). \
             Loading works as before, with or without --expert-budget; such a directory is re-packed (say \
             with --clusters) from its own cache. --dense-dtype converts the checkpoint's other float tensors.
+
+            A GGUF file (llama.cpp's format) is packed into a new model directory, --out DIR: config.json \
+            from its metadata, model.safetensors with every tensor in its GGUF type, its tokenizer as \
+            tokenizer.gguf and tokenizer_config.json, and expert_cache/ with the experts in their GGUF \
+            types byte for byte (unless --quant or --dtype says otherwise). Every offload mode, the \
+            predictors and `bench offload` then run on DIR.
             """)
 
-    @Argument(help: "Model directory.") var directory: String
+    @Argument(help: "Model directory, or a GGUF file (with --out).") var directory: String
+    @Option(help: "For a GGUF file: the new model directory to write.") var out: String?
     @Option(help: "A JSON cluster plan (see above).") var clusters: String?
     @Option(help: "Store the experts in the cache in this dtype (round-to-nearest-even); default: the checkpoint's.")
     var dtype: DType?
@@ -53,6 +60,9 @@ struct PackCommand: ParsableCommand {
     @Flag(help: "Hash every cluster file after packing and compare with the manifest.") var verify = false
 
     func validate() throws {
+        let isGGUF = ModelRegistry.isGGUF(URL(fileURLWithPath: directory))
+        if isGGUF && out == nil { throw ValidationError("a GGUF file is packed into a new model directory: give --out DIR") }
+        if !isGGUF && out != nil { throw ValidationError("--out applies to a GGUF file; a model directory is packed in place") }
         for (flag, value) in [("--dtype", dtype), ("--dense-dtype", denseDtype)] {
             if let value, !value.isFloatingPoint { throw ValidationError("\(flag) must be f32, f16 or bf16, not \(value.rawValue)") }
         }
@@ -70,11 +80,21 @@ struct PackCommand: ParsableCommand {
     private var expertType: DType? { quant.flatMap { DType(rawValue: $0.lowercased()) } ?? dtype }
 
     func run() throws {
-        let url = URL(fileURLWithPath: directory)
-        let model = try ModelLoader.load(directory: url)
-        let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: model.summary) }
-        let manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan, dtype: expertType) { line in
-            FileHandle.standardError.write(Data("… \(line)\n".utf8))
+        let progress = { (line: String) in FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        let url: URL, model: any LanguageModel, manifest: ExpertCacheManifest
+        if let out {
+            let source = URL(fileURLWithPath: directory)
+            url = URL(fileURLWithPath: out)
+            let summary = try ModelRegistry.load(directory: source).summary
+            let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: summary) }
+            manifest = try GGUFPacker.pack(gguf: source, into: url, plan: plan, dtype: expertType, progress: progress)
+            model = try ModelLoader.load(directory: url)
+            print("wrote the model directory \(url.path) from \(source.path)")
+        } else {
+            url = URL(fileURLWithPath: directory)
+            model = try ModelLoader.load(directory: url)
+            let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: model.summary) }
+            manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan, dtype: expertType, progress: progress)
         }
         if verify { try ExpertCache.open(modelDirectory: url).verifyFiles() }
         print(
