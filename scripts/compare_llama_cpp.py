@@ -14,6 +14,7 @@ and numpy. What it does, with a progress line per step:
    numbered tokens): speed does not depend on the tokens' text. A quantisation recipe among
    --dtypes (q4_k_m, q8_0, q4_0, …) quantises the bf16 model: `chronos quantize` for Chronos,
    llama.cpp's `llama-quantize` on its bf16 GGUF for llama.cpp (the same recipe on the same weights).
+   With --same-file, Chronos runs the very GGUF file llama.cpp runs instead of its own directory.
 3. Runs `chronos bench decode` and `llama-bench` on each model in alternation, round after round
    (the order flips every round), with the same threads, prompt length and decode length (llama.cpp
    decodes at a depth of the prompt's length, as Chronos does after its prompt), and prints each
@@ -160,6 +161,7 @@ def main():
     parser.add_argument("--work", default="/tmp/chronos-llama-cpp")
     parser.add_argument("--llama-cpp-python", default="0.3.36")
     parser.add_argument("--chronos", default=str(ROOT / ".build" / "release" / "chronos"))
+    parser.add_argument("--same-file", action="store_true", help="Chronos runs llama.cpp's GGUF file, not its own directory")
     args = parser.parse_args()
     if args.rounds < 1 or args.prompt < 1 or args.tokens < 1 or args.threads < 1:
         parser.error("--rounds, --prompt, --tokens and --threads must be positive")
@@ -186,7 +188,8 @@ def main():
             for engine in order:
                 log(f"round {round_index}/{args.rounds}, {dtype}: {engine}")
                 if engine == "chronos":
-                    row["chronos"] = chronos_round(chronos, directory, args.prompt, args.tokens)
+                    source = gguf_file if args.same_file else directory
+                    row["chronos"] = chronos_round(chronos, source, args.prompt, args.tokens)
                 else:
                     row["llama.cpp"] = llama_round(binary, gguf_file, args.prompt, args.tokens, args.threads)
             for phase in ("prefill", "decode"):
@@ -197,7 +200,8 @@ def main():
                   f"decode: chronos {row['chronos']['decode']:6.1f}  llama.cpp {row['llama.cpp']['decode']:6.1f}  "
                   f"ratio {row['decode ratio']:.2f}   streaming read {row['chronos']['read GB/s']:.0f} GB/s", flush=True)
 
-    print(f"\nmedian of per-round ratios (Chronos / llama.cpp), {args.threads} threads, "
+    print(f"\nmedian of per-round ratios (Chronos / llama.cpp{', both on the GGUF file' if args.same_file else ''}), "
+          f"{args.threads} threads, "
           f"Chronos instruction set {results[0]['chronos']['isa']}, llama.cpp {results[0]['llama.cpp']['build']} "
           f"(llama-cpp-python {args.llama_cpp_python}):")
     summary = {}
