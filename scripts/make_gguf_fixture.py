@@ -1,4 +1,8 @@
-"""Writes Tests/Fixtures/gguf/tiny.gguf with llama.cpp's own gguf-py, and tiny.json, what it holds.
+"""Writes Tests/Fixtures/gguf/tiny.gguf with llama.cpp's own gguf-py, and tiny.json, what it holds;
+and two micro Mixtral-style models of the same weights, tiny-moe-stacked.gguf (experts stacked per
+layer, `blk.N.ffn_gate_exps.weight`, as llama.cpp's converter writes them now) and
+tiny-moe-per-expert.gguf (one tensor per expert, `blk.N.ffn_gate.E.weight`, the older layout),
+with a byte-level tokenizer of 260 tokens (the 256 bytes and 4 merges).
 
     python3 scripts/make_gguf_fixture.py      # needs `pip install gguf numpy`
 
@@ -65,6 +69,69 @@ def main():
                     for name, (t, shape, values) in tensors.items()},
     }
     (OUT / "tiny.json").write_text(json.dumps(expected, indent=1) + "\n")
+    micro_models(np.random.default_rng(11))
+
+
+def byte_alphabet():
+    """GPT-2's printable stand-in for each byte value."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    extra = [b for b in range(256) if b not in printable]
+    mapping = {b: chr(b) for b in printable}
+    mapping.update({b: chr(256 + i) for i, b in enumerate(extra)})
+    return [mapping[b] for b in range(256)]
+
+
+def micro_models(rng):
+    """A 2-layer Mixtral-style model (vocab 260, hidden 8, 2 heads / 1 KV head, 2 experts top-1, width 8)
+    in both expert layouts."""
+    alphabet = byte_alphabet()
+    merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n")]
+    tokens = alphabet + [a + b for a, b in merges]
+    vocab, hidden, width, experts, layers = len(tokens), 8, 8, 2, 2
+    weights = {"token_embd.weight": rng.standard_normal((vocab, hidden)), "output_norm.weight": 1 + 0.1 * rng.standard_normal(hidden),
+               "output.weight": rng.standard_normal((vocab, hidden))}
+    for layer in range(layers):
+        p = f"blk.{layer}."
+        weights[p + "attn_norm.weight"] = 1 + 0.1 * rng.standard_normal(hidden)
+        weights[p + "ffn_norm.weight"] = 1 + 0.1 * rng.standard_normal(hidden)
+        weights[p + "attn_q.weight"] = rng.standard_normal((hidden, hidden))
+        weights[p + "attn_k.weight"] = rng.standard_normal((4, hidden))
+        weights[p + "attn_v.weight"] = rng.standard_normal((4, hidden))
+        weights[p + "attn_output.weight"] = rng.standard_normal((hidden, hidden))
+        weights[p + "ffn_gate_inp.weight"] = rng.standard_normal((experts, hidden))
+        weights[p + "ffn_gate_exps.weight"] = rng.standard_normal((experts, width, hidden))
+        weights[p + "ffn_up_exps.weight"] = rng.standard_normal((experts, width, hidden))
+        weights[p + "ffn_down_exps.weight"] = rng.standard_normal((experts, hidden, width))
+    for layout in ("stacked", "per-expert"):
+        writer = gguf.GGUFWriter(str(OUT / f"tiny-moe-{layout}.gguf"), "llama")
+        writer.add_block_count(layers)
+        writer.add_context_length(64)
+        writer.add_embedding_length(hidden)
+        writer.add_feed_forward_length(width)
+        writer.add_head_count(2)
+        writer.add_head_count_kv(1)
+        writer.add_layer_norm_rms_eps(1e-5)
+        writer.add_rope_freq_base(10000.0)
+        writer.add_expert_count(experts)
+        writer.add_expert_used_count(1)
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre("gpt-2")
+        writer.add_token_list(tokens)
+        writer.add_token_types([gguf.TokenType.NORMAL] * vocab)
+        writer.add_token_merges([f"{a} {b}" for a, b in merges])
+        writer.add_eos_token_id(vocab - 1)
+        for name, value in weights.items():
+            value = (0.3 * value if value.ndim > 1 else value).astype(np.float32)
+            if layout == "per-expert" and name.endswith("_exps.weight"):
+                stem = name.removesuffix("_exps.weight")
+                for expert in range(experts):
+                    writer.add_tensor(f"{stem}.{expert}.weight", value[expert])
+            else:
+                writer.add_tensor(name, value)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
 
 
 if __name__ == "__main__":

@@ -92,6 +92,42 @@ final class GGUFModelTests: XCTestCase {
         XCTAssertTrue(types.isSuperset(of: [.q4_k, .q6_k]), "\(types)")
     }
 
+    func testPerExpertAndStackedExpertLayoutsLoadToTheSameModel() throws {
+        let stacked = try ModelRegistry.load(directory: Fixtures.url("gguf/tiny-moe-stacked.gguf"))
+        let perExpert = try ModelRegistry.load(directory: Fixtures.url("gguf/tiny-moe-per-expert.gguf"))
+        XCTAssertEqual(stacked.summary.modelType, "mixtral")
+        XCTAssertEqual(stacked.summary.expertsPerLayer, [2, 2])
+        let ids = [5, 200, 259, 17, 32]
+        let logits = try stacked.forward(ids, cache: stacked.makeCache()).floats
+        XCTAssertEqual(logits, try perExpert.forward(ids, cache: perExpert.makeCache()).floats)
+        XCTAssertTrue(logits.allSatisfy(\.isFinite))
+        let tokenizer = try XCTUnwrap(ModelDirectory(Fixtures.url("gguf/tiny-moe-stacked.gguf")).loadTokenizer())
+        XCTAssertEqual(tokenizer.encode(" the in"), [258, 32, 259])
+    }
+
+    func testMetadataThatDoesNotDescribeAModelIsRefusedByKey() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        let cases: [([String: GGUFValue], String)] = [
+            (["general.architecture": .string("gemma3")], "general.architecture"),
+            ([:], "general.architecture"),
+            (["general.architecture": .string("llama")], "llama.attention.head_count"),
+            (["general.architecture": .string("llama"), "llama.attention.head_count": .unsigned(0)], "llama.attention.head_count"),
+            (
+                [
+                    "general.architecture": .string("qwen3moe"), "qwen3moe.attention.head_count": .unsigned(4),
+                    "qwen3moe.embedding_length": .string("64")
+                ], "qwen3moe.embedding_length"
+            )
+        ]
+        for (index, (metadata, key)) in cases.enumerated() {
+            let url = directory.appendingPathComponent("case\(index).gguf")
+            try GGUFFile.write(metadata: metadata, to: url)
+            XCTAssertThrowsError(try ModelRegistry.load(directory: url), "\(metadata)") { error in
+                XCTAssertTrue("\(error)".contains(key), "\(error) does not name \(key)")
+            }
+        }
+    }
+
     private func greedy(_ model: any LanguageModel, _ prompt: [Int], count: Int) throws -> [Int] {
         let cache = model.makeCache()
         var logits = try model.forward(prompt, cache: cache)
