@@ -60,7 +60,7 @@ seed() {  # seed TARGET FILE… — copies the files into the target's seed corp
 }
 rm -rf "$WORK/seeds"
 seed safetensors "$MODEL/model.safetensors" "$MODEL/lookahead.safetensors" "$MODEL/expert_cache/cluster_000.ctsr"
-seed gguf Tests/Fixtures/gguf/tiny.gguf
+seed gguf Tests/Fixtures/gguf/tiny.gguf Tests/Fixtures/gguf/tiny-moe-stacked.gguf Tests/Fixtures/gguf/tiny-moe-per-expert.gguf
 seed config "$MODEL/config.json" models/austen-moe/config.json Tests/Fixtures/hf-tiny/*/config.json
 seed tokenizer "$MODEL/tokenizer.json"
 seed manifest "$MODEL/expert_cache/cluster_manifest.json"

@@ -13,6 +13,9 @@ scripts/compare_llama_cpp.py). What it writes:
 - `mixtral-wide-{q8_0,q4_k_m,q4_0}.gguf`: a random Mixtral wide enough for K-quants (vocab 256, hidden 256,
   2 layers, 4 heads / 2 kv heads, 4 experts top-2, expert width 256, seed 11, every matrix ~ N(0, 0.075^2),
   every RMSNorm weight 1 + 0.1 N(0, 1)), converted to f32 and quantised by `llama-quantize`.
+- `qwen2-dense-f32.gguf` and `qwen3-dense-f32.gguf`: random dense Qwen2 and Qwen3 models (vocab 256, hidden 64,
+  2 layers, 4 heads / 2 kv heads, head width 16, MLP width 128, seed 5, matrices ~ N(0, 0.15^2), norms 1 + 0.1 N(0, 1)),
+  converted to f32; their json also holds `transformers_logits`, the prompt's logits from transformers.
 - `<name>.json` beside each file: llama.cpp's logits on it (`scripts/llama_logits.c` against libllama, one
   thread): `input_ids`; `logits`, one row per prompt position from one batch; `greedy`, 12 greedy tokens;
   `greedy_logits`, the logits after each of the first 11, decoded one at a time; and `types`, the GGML type
@@ -92,13 +95,37 @@ def wide_mixtral(directory: Path):
     model.save_pretrained(directory, safe_serialization=True)
 
 
-def oracle(logits_tool: Path, tree: Path, gguf_file: Path, input_ids: list[int]):
+def dense_qwen(directory: Path, family: str) -> list[list[float]]:
+    """A random dense Qwen2 or Qwen3 checkpoint in `directory`; returns transformers' logits on the fixed prompt."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+    config_type, model_type = (Qwen2Config, Qwen2ForCausalLM) if family == "qwen2" else (Qwen3Config, Qwen3ForCausalLM)
+    config = config_type(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=16, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+                         tie_word_embeddings=False)
+    torch.manual_seed(5)
+    model = model_type(config)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            scale = 0.1 if "norm" in name else 0.15
+            parameter.copy_((1 if "norm" in name else 0) + scale * torch.randn(parameter.shape, generator=generator))
+    model.save_pretrained(directory, safe_serialization=True)
+    with torch.no_grad():
+        return model(torch.tensor([WIDE_PROMPT])).logits[0].tolist()
+
+
+WIDE_PROMPT = [5, 77, 140, 3, 201, 66, 19, 250, 98, 31]
+
+
+def oracle(logits_tool: Path, tree: Path, gguf_file: Path, input_ids: list[int], extra: dict | None = None):
     result = json.loads(subprocess.run([str(logits_tool), str(gguf_file), ",".join(map(str, input_ids)), str(GREEDY)],
                                        check=True, capture_output=True, text=True).stdout)
     sys.path.insert(0, str(tree / "gguf-py"))
     import gguf
     reader = gguf.GGUFReader(str(gguf_file))
     result["types"] = {tensor.name: tensor.tensor_type.name for tensor in reader.tensors}
+    result.update(extra or {})
     gguf_file.with_suffix(".json").write_text(json.dumps(result) + "\n")
     log(f"wrote {gguf_file.with_suffix('.json').name}: greedy {result['greedy']}")
 
@@ -130,12 +157,19 @@ def main():
         wide_mixtral(directory)
         f32 = Path(scratch) / "mixtral-wide-f32.gguf"
         convert(tree, directory, f32)
-        input_ids = [5, 77, 140, 3, 201, 66, 19, 250, 98, 31]
+        input_ids = WIDE_PROMPT
         for recipe in ("q8_0", "q4_k_m", "q4_0"):
             out = OUT / f"mixtral-wide-{recipe}.gguf"
             log(f"quantising to {recipe} with llama-quantize")
             run([str(quantize), str(f32), str(out), recipe.upper()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             oracle(logits_tool, tree, out, input_ids)
+
+        for family in ("qwen2", "qwen3"):
+            directory = Path(scratch) / family
+            logits = dense_qwen(directory, family)
+            out = OUT / f"{family}-dense-f32.gguf"
+            convert(tree, directory, out)
+            oracle(logits_tool, tree, out, WIDE_PROMPT, {"transformers_logits": logits})
 
 
 if __name__ == "__main__":

@@ -71,6 +71,12 @@ final class FuzzSetup: @unchecked Sendable {
             try? data.write(to: url)
             if let file = try? GGUFFile(url: url) {
                 for name in file.tensorNames { _ = try? file.tensor(named: name).floats.first }
+                if let tokenizer = try? Tokenizer(gguf: file) {
+                    _ = try? tokenizer.decode(tokenizer.encode("It is a truth universally acknowledged, ü 🎉 \u{0}"))
+                }
+                if let model = try? ModelRegistry.load(directory: url) {
+                    _ = try? model.forward([0, 1], cache: model.makeCache())
+                }
             }
         case .config:
             _ = replace("config.json", with: data)

@@ -26,6 +26,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// The checkpoint in `directory` was stripped of its routed experts, which live only in its
     /// expert cache, and no expert provider was given.
     case expertsInCache(directory: String)
+    /// A router gave probabilities that are not finite: the weights or the input hold NaN or infinity.
+    case nonFiniteRouting(layer: Int)
 
     /// A one-line explanation naming what is wrong and where.
     public var description: String {
@@ -50,6 +52,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "the cache holds \(foundLayers) layers but the model has \(expectedLayers); make it with the model's makeCache()"
         case .noLookaheadHead(let modelType):
             "a '\(modelType)' model has no lookahead head to predict with"
+        case .nonFiniteRouting(let layer):
+            "the router of layer \(layer) gave probabilities that are not finite numbers: the weights or the input hold NaN or infinity"
         case .expertsInCache(let directory):
             "\(directory): the checkpoint's routed experts live in \(ModelDirectory.Name.expertCache)/; load it through ChronosStorage (ModelLoader.load), which reads them from there, or pass an expert provider"
         }

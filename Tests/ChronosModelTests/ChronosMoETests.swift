@@ -76,14 +76,14 @@ final class ChronosMoETests: XCTestCase {
         let model = try TinyChronos.model()
         let xValues = randomValues(6 * 8, seed: 21, -2, 2)
         let x = Tensor(shape: [6, 8], values: xValues), rows = Reference.rows(x)
-        let plain = block(model, layer: 1, experts: model.experts).route(x, positionOffset: 0, observer: nil)
+        let plain = try block(model, layer: 1, experts: model.experts).route(x, positionOffset: 0, observer: nil)
         let favourite = plain.selected[0]  // token 0's first choice
         XCTAssertTrue(plain.selected.contains(favourite))
 
         // Not resident in the provider: a = 0 for every slot routed to it.
         let missing = ExpertKey(layer: 1, expert: favourite)
         let log = ForwardLog()
-        let fallback = block(model, layer: 1, experts: EditedExperts(model.experts, missing: [missing]))
+        let fallback = try block(model, layer: 1, experts: EditedExperts(model.experts, missing: [missing]))
             .route(x, positionOffset: 0, observer: log)
         let decisions = log.decisions
         let expected = expectedOutput(model, layer: 1, x: rows) { _, expert in expert == favourite ? 0 : 1 }
@@ -93,7 +93,7 @@ final class ChronosMoETests: XCTestCase {
         XCTAssertEqual(fallback.selected, plain.selected)
 
         // Partly available (a mask for training or a partial load): a = 0.25 for that expert.
-        let partial = block(model, layer: 1, experts: model.experts)
+        let partial = try block(model, layer: 1, experts: model.experts)
             .route(x, positionOffset: 0, observer: nil, availability: { _, expert in expert == favourite ? 0.25 : 1 })
         let expectedPartial = expectedOutput(model, layer: 1, x: rows) { _, expert in expert == favourite ? 0.25 : 1 }
         XCTAssertLessThanOrEqual(maxAbsoluteDifference(expectedPartial, partial.output.floats), 1e-4)

@@ -13,11 +13,14 @@ struct LlamaCppReference: Decodable {
     let greedy: [Int]
     let greedyLogits: [[Float]]
     let types: [String: String]
+    /// The prompt's logits from transformers, for the files converted from a checkpoint made here.
+    let transformersLogits: [[Float]]?
 
     enum CodingKeys: String, CodingKey {
         case inputIds = "input_ids"
         case logits, greedy, types
         case greedyLogits = "greedy_logits"
+        case transformersLogits = "transformers_logits"
     }
 
     static func load(_ name: String) throws -> LlamaCppReference {
@@ -49,6 +52,19 @@ final class GGUFModelTests: XCTestCase {
             // llama.cpp keeps its key/value cache in f16.
             let difference = maxAbsoluteDifference(logits, reference.logits.flatMap { $0 })
             XCTAssertLessThanOrEqual(difference, 2e-2, "\(name): largest logit difference \(difference)")
+            XCTAssertEqual(try greedy(model, reference.inputIds, count: reference.greedy.count), reference.greedy, name)
+        }
+    }
+
+    func testDenseQwenGGUFFilesMatchTransformersAndLlamaCpp() throws {
+        for name in ["qwen2-dense-f32", "qwen3-dense-f32"] {
+            let model = try ModelRegistry.load(directory: Fixtures.url("gguf-models/\(name).gguf"))
+            XCTAssertFalse(model.summary.isMixtureOfExperts, name)
+            let reference = try LlamaCppReference.load(name)
+            let logits = try model.forward(reference.inputIds, cache: model.makeCache()).floats
+            let transformers = try XCTUnwrap(reference.transformersLogits).flatMap { $0 }
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(logits, transformers), 1e-4, name)
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(logits, reference.logits.flatMap { $0 }), 2e-2, name)
             XCTAssertEqual(try greedy(model, reference.inputIds, count: reference.greedy.count), reference.greedy, name)
         }
     }
@@ -103,6 +119,20 @@ final class GGUFModelTests: XCTestCase {
         XCTAssertTrue(logits.allSatisfy(\.isFinite))
         let tokenizer = try XCTUnwrap(ModelDirectory(Fixtures.url("gguf/tiny-moe-stacked.gguf")).loadTokenizer())
         XCTAssertEqual(tokenizer.encode(" the in"), [258, 32, 259])
+    }
+
+    /// A router holding NaN (found by fuzzing) is an error naming the layer, not a trap.
+    func testARouterOfNonFiniteWeightsIsAnErrorNotATrap() throws {
+        let source = Fixtures.url("gguf/tiny-moe-stacked.gguf")
+        var bytes = try Data(contentsOf: source)
+        let router = try GGUFFile(url: source).info(named: "blk.1.ffn_gate_inp.weight")
+        bytes.replaceSubrange(router.byteRange.lowerBound..<(router.byteRange.lowerBound + 4), with: [0x00, 0x00, 0xC0, 0x7F])
+        let url = try Fixtures.temporaryDirectory().appendingPathComponent("nan-router.gguf")
+        try bytes.write(to: url)
+        let model = try ModelRegistry.load(directory: url)
+        XCTAssertThrowsError(try model.forward([5, 6], cache: model.makeCache())) { error in
+            XCTAssertEqual(error as? ModelError, .nonFiniteRouting(layer: 1))
+        }
     }
 
     func testMetadataThatDoesNotDescribeAModelIsRefusedByKey() throws {

@@ -35,7 +35,7 @@ struct DecoderLayer: Sendable {
         _ x: Tensor, cache: any KVCache, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
         availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
         beforeRouted: ((Tensor) -> Void)? = nil
-    ) -> Output {
+    ) throws(ModelError) -> Output {
         let positionOffset = cache.offset
         let normed = x.rmsNorm(weight: inputNorm, eps: normEps)
         let attended =
@@ -50,7 +50,7 @@ struct DecoderLayer: Sendable {
             beforeRouted?(h)
             return Output(output: h + mlp(feedForwardInput), mixtureInput: nil, routing: nil)
         case .mixture(let moe):
-            let routing = moe.route(
+            let routing = try moe.route(
                 feedForwardInput, positionOffset: positionOffset, observer: observer, provider: provider,
                 availability: availability,
                 beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })

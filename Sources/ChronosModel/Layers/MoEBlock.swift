@@ -82,7 +82,7 @@ struct MoEBlock: Sendable {
         _ x: Tensor, positionOffset: Int, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
         availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
         beforeRouted: ((Tensor?) -> Void)? = nil
-    ) -> Routing {
+    ) throws(ModelError) -> Routing {
         let tokens = x.shape[0], hidden = x.shape[1], experts = provider ?? self.experts
         let expertCount = configuration.expertCount, k = configuration.topK
 
@@ -95,17 +95,20 @@ struct MoEBlock: Sendable {
         var selected: [Int] = [], flatIndices: [Int] = [], slotsByExpert: [Int: [Int]] = [:]
         selected.reserveCapacity(tokens * k)
         flatIndices.reserveCapacity(tokens * k)
-        probabilityValues.withUnsafeBufferPointer { p in
+        let finite = probabilityValues.withUnsafeBufferPointer { p in
             for t in 0..<tokens {
+                // Selection skips NaN, which softmax gives for NaN or infinite logits: a short list means those.
                 let choices = Selection.topK(p.baseAddress! + t * expertCount, count: expertCount, k: k)
-                precondition(choices.count == k, "router probabilities of layer \(layer) are not finite")
+                guard choices.count == k else { return false }
                 for choice in choices {
                     slotsByExpert[choice.index, default: []].append(selected.count)
                     selected.append(choice.index)
                     flatIndices.append(t * expertCount + choice.index)
                 }
             }
+            return true
         }
+        guard finite else { throw .nonFiniteRouting(layer: layer) }
 
         // Combine weights, one per slot: [T·k, 1].
         let combine: Tensor

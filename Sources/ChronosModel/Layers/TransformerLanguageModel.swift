@@ -230,7 +230,7 @@ public final class TransformerLanguageModel: LanguageModel {
             if let observer, observer.previewsNextLayer, let next = nextMixtureLayer[index] {
                 beforeRouted = { stream in observer.previewed(layer: next, experts: self.layers[next].previewExperts(stream: stream)!) }
             }
-            let step = layer(
+            let step = try layer(
                 h, cache: cache.layers[index], observer: observer, provider: cache.experts, availability: availability,
                 beforeRouted: beforeRouted)
             h = step.output

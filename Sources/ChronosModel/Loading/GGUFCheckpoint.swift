@@ -9,7 +9,8 @@ import Foundation
 ///
 /// Architectures: `llama` (dense, or Mixtral-style MoE when `llama.expert_count` is set, with
 /// experts stacked as `blk.N.ffn_{gate,up,down}_exps` or one tensor per expert as
-/// `blk.N.ffn_{gate,up,down}.E`), `qwen2moe`, `qwen3moe` and `olmoe`. Tensors keep their GGUF
+/// `blk.N.ffn_{gate,up,down}.E`), `qwen2moe`, `qwen3moe`, `olmoe`, and the dense `qwen2` and
+/// `qwen3`, which load as the Qwen MoE families with every layer dense (`mlp_only_layers`). Tensors keep their GGUF
 /// types, quantised ones included; llama.cpp's converter reorders the query and key rows of
 /// `llama` models for its rotary layout, and that order is undone here.
 public enum GGUFCheckpoint {
@@ -18,7 +19,7 @@ public enum GGUFCheckpoint {
 
     /// The families a GGUF file can hold, by `general.architecture`.
     enum Family: String, CaseIterable {
-        case llama, qwen2moe, qwen3moe, olmoe
+        case llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe
     }
 
     /// The `config.json` `file`'s metadata amounts to, the architecture that decodes it, and
@@ -110,10 +111,13 @@ public enum GGUFCheckpoint {
             // llama.cpp keeps the shared expert's gate as a vector; the model reads it as one row.
             try put(keys.sharedExpertGate(layer: layer), tensor.reshaped([1, tensor.count]))
         case "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight":
-            guard tensor.rank == 3 else {
-                throw ModelError.shapeMismatch(tensor: info.name, expected: [0, 0, 0], found: tensor.shape)
+            guard case .mixture(let mixture) = c.feedForward[layer] else { throw ModelError.unusedTensor(name: info.name, directory: path) }
+            let count = mixture.expertCount, width = mixture.intermediateSize
+            let expected = local.hasPrefix("ffn_down") ? [count, c.hiddenSize, width] : [count, width, c.hiddenSize]
+            guard tensor.shape == expected else {
+                throw ModelError.shapeMismatch(tensor: info.name, expected: expected, found: tensor.shape)
             }
-            let count = tensor.shape[0], rows = tensor.shape[1]
+            let rows = expected[1]
             let stacked = tensor.reshaped([count * rows, tensor.shape[2]])
             for expert in 0..<count {
                 let names = keys.expert(ExpertKey(layer: layer, expert: expert))
@@ -218,6 +222,17 @@ extension GGUFCheckpoint.Family {
             } else {
                 config["intermediate_size"] = try m.optionalInt("\(arch).feed_forward_length", in: ConfigurationLimits.width) ?? 1
             }
+        case .qwen2, .qwen3:
+            // Every layer in `mlp_only_layers` is dense, which is what the dense families are.
+            let width = try m.int("\(arch).feed_forward_length", in: ConfigurationLimits.width)
+            let layers = config["num_hidden_layers"] as? Int ?? 0
+            config["model_type"] = self == .qwen2 ? "qwen2_moe" : "qwen3_moe"
+            config["intermediate_size"] = width
+            config["mlp_only_layers"] = Array(0..<layers)
+            config["num_experts"] = 1
+            config["num_experts_per_tok"] = 1
+            config["moe_intermediate_size"] = width
+            config["shared_expert_intermediate_size"] = width
         case .olmoe:
             config["model_type"] = "olmoe"
             config["num_experts"] = try m.int("\(arch).expert_count", in: ConfigurationLimits.experts)
