@@ -13,9 +13,10 @@ scripts/compare_llama_cpp.py). What it writes:
 - `mixtral-wide-{q8_0,q4_k_m,q4_0}.gguf`: a random Mixtral wide enough for K-quants (vocab 256, hidden 256,
   2 layers, 4 heads / 2 kv heads, 4 experts top-2, expert width 256, seed 11, every matrix ~ N(0, 0.075^2),
   every RMSNorm weight 1 + 0.1 N(0, 1)), converted to f32 and quantised by `llama-quantize`.
-- `qwen2-dense-f32.gguf` and `qwen3-dense-f32.gguf`: random dense Qwen2 and Qwen3 models (vocab 256, hidden 64,
-  2 layers, 4 heads / 2 kv heads, head width 16, MLP width 128, seed 5, matrices ~ N(0, 0.15^2), norms 1 + 0.1 N(0, 1)),
-  converted to f32; their json also holds `transformers_logits`, the prompt's logits from transformers.
+- `qwen2-dense-f32.gguf`, `qwen3-dense-f32.gguf` and `olmoe-f32.gguf`: random dense Qwen2 and Qwen3 models and an
+  OLMoE (vocab 256, hidden 64, 2 layers, 4 heads / 2 kv heads, head width 16, MLP width 128; OLMoE: 4 kv heads, 8
+  experts top-2 of width 32; seed 5, matrices ~ N(0, 0.15^2), norms 1 + 0.1 N(0, 1)), converted to f32; their json also holds
+  `transformers_logits`, the prompt's logits from transformers.
 - `<name>.json` beside each file: llama.cpp's logits on it (`scripts/llama_logits.c` against libllama, one
   thread): `input_ids`; `logits`, one row per prompt position from one batch; `greedy`, 12 greedy tokens;
   `greedy_logits`, the logits after each of the first 11, decoded one at a time; and `types`, the GGML type
@@ -95,14 +96,22 @@ def wide_mixtral(directory: Path):
     model.save_pretrained(directory, safe_serialization=True)
 
 
-def dense_qwen(directory: Path, family: str) -> list[list[float]]:
-    """A random dense Qwen2 or Qwen3 checkpoint in `directory`; returns transformers' logits on the fixed prompt."""
+def random_checkpoint(directory: Path, family: str) -> list[list[float]]:
+    """A random Qwen2, Qwen3 or OLMoE checkpoint in `directory`; returns transformers' logits on the fixed prompt."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
-    config_type, model_type = (Qwen2Config, Qwen2ForCausalLM) if family == "qwen2" else (Qwen3Config, Qwen3ForCausalLM)
-    config = config_type(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, head_dim=16, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
-                         tie_word_embeddings=False)
+    from transformers import (OlmoeConfig, OlmoeForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                              Qwen3ForCausalLM)
+    config_type, model_type = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+                               "olmoe": (OlmoeConfig, OlmoeForCausalLM)}[family]
+    shape = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+                 tie_word_embeddings=False)
+    if family == "olmoe":
+        # llama.cpp normalises OLMoE's keys over the whole width, which needs as many KV heads as heads (as OLMoE has).
+        shape.update(intermediate_size=32, num_experts=8, num_experts_per_tok=2, num_key_value_heads=4)
+    else:
+        shape.update(head_dim=16)
+    config = config_type(**shape)
     torch.manual_seed(5)
     model = model_type(config)
     generator = torch.Generator().manual_seed(5)
@@ -164,10 +173,10 @@ def main():
             run([str(quantize), str(f32), str(out), recipe.upper()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             oracle(logits_tool, tree, out, input_ids)
 
-        for family in ("qwen2", "qwen3"):
+        for family in ("qwen2", "qwen3", "olmoe"):
             directory = Path(scratch) / family
-            logits = dense_qwen(directory, family)
-            out = OUT / f"{family}-dense-f32.gguf"
+            logits = random_checkpoint(directory, family)
+            out = OUT / (f"{family}-f32.gguf" if family == "olmoe" else f"{family}-dense-f32.gguf")
             convert(tree, directory, out)
             oracle(logits_tool, tree, out, WIDE_PROMPT, {"transformers_logits": logits})
 

@@ -56,10 +56,10 @@ final class GGUFModelTests: XCTestCase {
         }
     }
 
-    func testDenseQwenGGUFFilesMatchTransformersAndLlamaCpp() throws {
-        for name in ["qwen2-dense-f32", "qwen3-dense-f32"] {
+    func testQwenDenseAndOLMoEGGUFFilesMatchTransformersAndLlamaCpp() throws {
+        for name in ["qwen2-dense-f32", "qwen3-dense-f32", "olmoe-f32"] {
             let model = try ModelRegistry.load(directory: Fixtures.url("gguf-models/\(name).gguf"))
-            XCTAssertFalse(model.summary.isMixtureOfExperts, name)
+            XCTAssertEqual(model.summary.isMixtureOfExperts, name == "olmoe-f32", name)
             let reference = try LlamaCppReference.load(name)
             let logits = try model.forward(reference.inputIds, cache: model.makeCache()).floats
             let transformers = try XCTUnwrap(reference.transformersLogits).flatMap { $0 }

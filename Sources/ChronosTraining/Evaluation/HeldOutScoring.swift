@@ -42,6 +42,33 @@ public enum HeldOutScoring {
         return total / Double(max(evaluated, 1))
     }
 
+    /// llama.cpp's perplexity protocol over `tokens`: consecutive chunks of `context` tokens,
+    /// each read from an empty cache with its first token replaced by `bos` when given, scored on
+    /// the second half (each token of positions `context/2 + 1 …` from those before it). Returns
+    /// the mean negative log-likelihood in nats and the chunks and tokens scored; at most
+    /// `chunks` chunks when given. `progress` hears after each chunk.
+    public static func chunkedCrossEntropy(
+        _ model: any LanguageModel, tokens: [Int], context: Int, chunks: Int? = nil, bos: Int? = nil,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws -> (crossEntropy: Double, chunks: Int, tokens: Int) {
+        let total = min(tokens.count / max(context, 1), chunks ?? .max)
+        let first = context / 2
+        var nll = 0.0, scored = 0
+        try Autograd.recording(false) {
+            for chunk in 0..<total {
+                var ids = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+                if let bos { ids[0] = bos }
+                let logits = try model.forward(Array(ids.dropLast()), cache: model.makeCache())
+                let targets = (0..<(context - 1)).map { $0 >= first ? ids[$0 + 1] : CrossEntropy.ignoreIndex }
+                let counted = context - 1 - first
+                nll += Double(Tensor.crossEntropy(logits: logits, targets: targets).floats[0]) * Double(counted)
+                scored += counted
+                progress?(chunk + 1, total)
+            }
+        }
+        return (nll / Double(max(scored, 1)), total, scored)
+    }
+
     /// Mean over `sequences` of the router KL anchor term, KL(P_router ‖ P_reference) averaged
     /// over tokens and MoE layers, with `referenceRouters` (router weights by layer) run on
     /// the same MoE inputs: how far routing has moved from the reference.
