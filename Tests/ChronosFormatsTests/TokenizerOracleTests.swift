@@ -87,6 +87,22 @@ final class TokenizerOracleTests: XCTestCase {
         XCTAssertEqual(try tokenizer.decode([1, 6324], skipSpecialTokens: true), " Hi")
     }
 
+    /// Mistral's SentencePiece vocabulary (Mistral 7B, Mixtral) as a GGUF file against the
+    /// `sentencepiece` library itself on 96 texts, characters outside the vocabulary included.
+    func testMistralSentencePieceFromGGUFMatchesTheSentencePieceLibrary() throws {
+        struct Case: Decodable {
+            var text: String
+            var ids: [Int]
+        }
+        let tokenizer = try OracleTokenizers.loadGGUF("mistral-v1")
+        let cases = try JSONDecoder().decode(
+            [Case].self, from: Data(contentsOf: Fixtures.url("gguf-tokenizers/mistral-v1-cases.json")))
+        XCTAssertEqual(cases.count, 96)
+        for testCase in cases {
+            XCTAssertEqual(tokenizer.encode(testCase.text, matchSpecialTokens: false), testCase.ids, testCase.text.debugDescription)
+        }
+    }
+
     /// The chat template in the Qwen2 vocabulary file renders as Python's jinja2 renders it.
     func testChatTemplateFromGGUFRendersAsJinja2() throws {
         let config = TokenizerConfig(gguf: try OracleTokenizers.ggufFile("qwen2"))
