@@ -43,7 +43,8 @@ struct EvalCommand: ParsableCommand {
         if let text { return try perplexity(of: text, model: loaded, tokenizer: tokenizer) }
         guard let data else { return }
         func packed(_ path: String) throws -> PackedSequences {
-            let corpus = try TokenizedCorpus(jsonl: [URL(fileURLWithPath: path)], tokenizer: tokenizer)
+            let corpus = try TokenizedCorpus(
+                jsonl: [URL(fileURLWithPath: path)], tokenizer: tokenizer, endOfText: loaded.summary.eosTokenIds.first)
             return PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
         }
         let heldOut = try packed(data)

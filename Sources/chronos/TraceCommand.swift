@@ -49,7 +49,8 @@ struct TraceCommand: ParsableCommand {
         guard let tokenizer = try ModelDirectory(path: model).loadTokenizer() else {
             throw ValidationError("\(model) has no \(ModelDirectory.Name.tokenizer)")
         }
-        let corpus = try TokenizedCorpus(jsonl: [URL(fileURLWithPath: data)], tokenizer: tokenizer)
+        let corpus = try TokenizedCorpus(
+            jsonl: [URL(fileURLWithPath: data)], tokenizer: tokenizer, endOfText: loaded.summary.eosTokenIds.first)
         let packed = PackedSequences(tokens: corpus.tokens, sequenceLength: seqLen)
         let count = min(sequences, packed.count)
         guard count > 0 else { throw ValidationError("\(data) holds fewer than \(seqLen + 1) tokens") }

@@ -54,8 +54,15 @@ final class PretrainingDataTests: XCTestCase {
         XCTAssertEqual(plain.tokens.count, 1 + "<|endoftext|>".utf8.count + 1)
         let matched = try TokenizedCorpus(jsonl: [url], tokenizer: Self.bytesTokenizer, matchSpecialTokens: true)
         XCTAssertEqual(matched.tokens, [97, 256, 256])
-        XCTAssertThrowsError(try TokenizedCorpus(jsonl: [url], tokenizer: Self.bytesTokenizer, endOfTextToken: "</s>")) {
-            XCTAssertEqual($0 as? PretrainingDataError, .unknownEndOfTextToken("</s>"))
+    }
+
+    func testATokenizerWithoutEndOfTextSeparatesDocumentsByTheGivenIdOrIsRefused() throws {
+        let url = try file("two.jsonl", #"{"text": "a"}"# + "\n" + #"{"text": "b"}"#)
+        let bytes = ByteLevel.characters.enumerated().map { (String(Character($0.element)), $0.offset) }
+        let plain = try Tokenizer(vocabulary: Dictionary(uniqueKeysWithValues: bytes), merges: [])
+        XCTAssertEqual(try TokenizedCorpus(jsonl: [url], tokenizer: plain, endOfText: 2).tokens, [97, 2, 98, 2])
+        XCTAssertThrowsError(try TokenizedCorpus(jsonl: [url], tokenizer: plain)) {
+            XCTAssertEqual($0 as? PretrainingDataError, .unknownEndOfTextToken("<|endoftext|>"))
         }
     }
 

@@ -48,15 +48,19 @@ public struct TokenizedCorpus: Equatable, Sendable {
         documentCount += 1
     }
 
-    /// Reads the JSON Lines `files` in order and tokenises each document. Documents with empty
-    /// text are left out. With `matchSpecialTokens` false (the default) a special token's
-    /// spelling inside a document is ordinary text, so raw text cannot forge control tokens.
+    /// The token put between documents where the tokenizer has it, as Chronos's tokenizers do.
+    public static let endOfTextToken = "<|endoftext|>"
+
+    /// Reads the JSON Lines `files` in order and tokenises each document, each followed by
+    /// `endOfTextToken`, or by `endOfText` (a model's end-of-sequence id) where the tokenizer
+    /// has no such token. Documents with empty text are left out. With `matchSpecialTokens` false (the default) a special token's spelling inside a
+    /// document is ordinary text, so raw text cannot forge control tokens.
     public init(
-        jsonl files: [URL], tokenizer: Tokenizer, endOfTextToken: String = "<|endoftext|>",
-        matchSpecialTokens: Bool = false, skipBadLines: Bool = false
+        jsonl files: [URL], tokenizer: Tokenizer, endOfText: Int? = nil, matchSpecialTokens: Bool = false,
+        skipBadLines: Bool = false
     ) throws(PretrainingDataError) {
-        guard let endOfText = tokenizer.id(forToken: endOfTextToken) else {
-            throw .unknownEndOfTextToken(endOfTextToken)
+        guard let endOfText = tokenizer.id(forToken: Self.endOfTextToken) ?? endOfText else {
+            throw .unknownEndOfTextToken(Self.endOfTextToken)
         }
         for file in files {
             do throws(JSONLinesError) {
