@@ -136,12 +136,17 @@ def main():
         ours = json.loads(run([str(chronos), "eval", "--model", str(gguf_file), "--text", str(text), "--ctx", str(args.ctx),
                                "--chunks", str(args.chunks), "--json"] + bos, stdout=subprocess.PIPE, env=env).stdout)
         log(f"{kind}: llama-perplexity")
-        output = run([str(perplexity), "-m", str(gguf_file), "-f", str(text), "-c", str(args.ctx), "-b", str(args.ctx),
-                      "--chunks", str(args.chunks), "-t", str(args.threads)],
-                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
-        match = re.search(r"Final estimate: PPL = ([0-9.]+)", output)
-        if not match:
-            sys.exit(f"llama-perplexity printed no final estimate:\n{output[-2000:]}")
+        # llama.cpp logs from a thread of its own and sometimes exits before the last lines are
+        # out; such a run is repeated.
+        for _ in range(5):
+            output = run([str(perplexity), "-m", str(gguf_file), "-f", str(text), "-c", str(args.ctx), "-b", str(args.ctx),
+                          "--chunks", str(args.chunks), "-t", str(args.threads)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
+            match = re.search(r"Final estimate: PPL = ([0-9.]+)", output)
+            if match:
+                break
+        else:
+            sys.exit(f"llama-perplexity printed no final estimate in 5 runs:\n{output[-2000:]}")
         theirs = float(match.group(1))
         print(f"  {kind:7} chronos {ours['perplexity']:9.4f}   llama.cpp {theirs:9.4f}   ratio {ours['perplexity'] / theirs:.4f}"
               f"   ({ours['scored_tokens']:.0f} tokens scored)", flush=True)
