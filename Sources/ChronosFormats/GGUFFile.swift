@@ -158,6 +158,16 @@ public final class GGUFFile: Sendable {
         infoByName = Dictionary(uniqueKeysWithValues: infos.map { ($0.name, $0) })
     }
 
+    /// Whether `url` is a regular file that starts with GGUF's magic.
+    public static func hasMagic(_ url: URL) -> Bool {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
+            let handle = try? FileHandle(forReadingFrom: url)
+        else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)) == Data("GGUF".utf8)
+    }
+
     /// Tensor names in the order the file lists them.
     public var tensorNames: [String] { tensorInfos.map(\.name) }
 

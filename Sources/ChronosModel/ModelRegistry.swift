@@ -63,8 +63,11 @@ public enum ModelRegistry {
             : try TransformerLanguageModel(directory: directory, experts: experts)
     }
 
-    /// Whether `url` names a GGUF file rather than a model directory (by its `.gguf` extension).
-    public static func isGGUF(_ url: URL) -> Bool { url.pathExtension.lowercased() == "gguf" }
+    /// Whether `url` names a GGUF file rather than a model directory: its extension is `.gguf`,
+    /// or it is a file that starts with GGUF's magic.
+    public static func isGGUF(_ url: URL) -> Bool {
+        url.pathExtension.lowercased() == "gguf" || GGUFFile.hasMagic(url)
+    }
 
     /// The routed experts `directory`'s `config.json` implies, each with the shapes of its gate,
     /// up and down projections (`[width, hidden]`, `[width, hidden]`, `[hidden, width]`), in that order.
