@@ -117,13 +117,13 @@ final class LoadingErrorTests: XCTestCase {
 
     func testUnsupportedSettingsAreRefusedNotRunWrongly() throws {
         let scaled = try FixtureDirectory.make(from: .llamaDense) {
-            $0["rope_parameters"] = ["rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0]
+            $0["rope_parameters"] = ["rope_theta": 500000.0, "rope_type": "dynamic", "factor": 8.0]
         }
         XCTAssertEqual(
             loadingError(scaled) as? ModelError,
             .unsupportedConfig(
                 file: scaled.appendingPathComponent("config.json").path,
-                field: "rope_parameters.rope_type", value: "'llama3'"))
+                field: "rope_parameters.rope_type", value: "'dynamic'"))
         let gelu = try FixtureDirectory.make(from: .mixtral) { $0["hidden_act"] = "gelu" }
         guard case .unsupportedConfig(_, let field, _)? = loadingError(gelu) as? ModelError else {
             return XCTFail("expected unsupportedConfig")
