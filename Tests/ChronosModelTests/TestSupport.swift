@@ -37,6 +37,9 @@ enum OracleCase: String, CaseIterable {
     case llamaLinear = "llama_linear"
     case llamaLlama3 = "llama_llama3"
     case llamaYarn = "llama_yarn"
+    case deepSeekV2 = "deepseek_v2"
+    case deepSeekV2QueryLatent = "deepseek_v2_q_lora"
+    case deepSeekV3 = "deepseek_v3"
 
     /// The cases `Tests/Fixtures/gguf-models` holds GGUF conversions of.
     static let convertedToGGUF: [OracleCase] = [.llamaDense, .mixtral, .qwen2MoE, .qwen3MoE]

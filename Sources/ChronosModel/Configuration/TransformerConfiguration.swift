@@ -105,6 +105,24 @@ struct TransformerConfiguration: Sendable {
                 "\(mixture.topK) must be between 1 and the number of experts (\(mixture.expertCount))")
             try within(mixture.intermediateSize, Limits.width, "moe_intermediate_size")
             if let shared = mixture.shared { try within(shared.intermediateSize, Limits.width, "shared_expert_intermediate_size") }
+            if let groups = mixture.groups {
+                try check(
+                    groups.count > 0 && mixture.expertCount % groups.count == 0, "n_group",
+                    "\(groups.count) must be positive and divide the number of experts (\(mixture.expertCount))")
+                let perGroup = mixture.expertCount / groups.count
+                try check(
+                    groups.selected > 0 && groups.selected <= groups.count, "topk_group",
+                    "\(groups.selected) must be between 1 and n_group (\(groups.count))")
+                try check(
+                    mixture.topK <= groups.selected * perGroup, "num_experts_per_tok",
+                    "\(mixture.topK) exceeds the \(groups.selected * perGroup) experts of the topk_group groups chosen")
+                if groups.rank == .topTwoSum {
+                    try check(perGroup >= 2, "n_group", "leaves \(perGroup) expert per group; groups are ranked by their best two")
+                }
+            }
+            try check(
+                mixture.weightScale > 0 && mixture.weightScale.isFinite, "routed_scaling_factor",
+                "must be positive and finite, got \(mixture.weightScale)")
         }
         for case .dense(let size) in feedForward {
             try within(size, Limits.width, "intermediate_size")
@@ -176,15 +194,50 @@ struct MixtureConfiguration: Sendable, Equatable {
     var normalizeTopK: Bool
     /// The always-active shared experts, if the family has them.
     var shared: SharedExpertConfiguration?
+    /// How router logits become scores.
+    var scoring: RouterScoring = .softmax
+    /// Group-limited selection, where the family has it.
+    var groups: ExpertGroups? = nil
+    /// Whether a per-expert bias is added to the scores to choose experts, and only for that
+    /// (DeepSeek-V3's `e_score_correction_bias`).
+    var selectionBias = false
+    /// The factor on every combine weight (`routed_scaling_factor`).
+    var weightScale: Float = 1
+}
+
+/// How a router turns its logits into per-expert scores.
+enum RouterScoring: Sendable, Equatable {
+    /// Softmax over all experts.
+    case softmax
+    /// An independent sigmoid per expert (DeepSeek-V3).
+    case sigmoid
+}
+
+/// Group-limited expert selection: the experts are split into `count` equal groups of
+/// consecutive indices, the best `selected` groups are chosen, and the top-k is taken among
+/// their experts only.
+struct ExpertGroups: Sendable, Equatable {
+    /// How a group is ranked from its experts' selection scores.
+    enum Rank: Sendable, Equatable {
+        /// By its best expert (DeepSeek-V2's `group_limited_greedy`).
+        case best
+        /// By the sum of its best two (DeepSeek-V3's `noaux_tc`).
+        case topTwoSum
+    }
+
+    var count: Int
+    var selected: Int
+    var rank: Rank
 }
 
 /// The shared experts of an MoE layer: summed, and scaled by σ(g·x) when gated.
 struct SharedExpertConfiguration: Sendable, Equatable {
-    /// How many shared SwiGLU experts (Qwen2-MoE: one; Chronos: `num_shared_experts`).
+    /// How many shared SwiGLU experts (Qwen2-MoE: one; Chronos: `num_shared_experts`; DeepSeek:
+    /// one, `n_shared_experts` times as wide).
     var count: Int
     /// Intermediate width of each.
     var intermediateSize: Int
-    /// Whether their sum is scaled by a sigmoid gate (Qwen2-MoE) or added as is (Chronos).
+    /// Whether their sum is scaled by a sigmoid gate (Qwen2-MoE) or added as is (Chronos, DeepSeek).
     var gated: Bool
 }
 

@@ -141,7 +141,8 @@ public final class TransformerLanguageModel: LanguageModel {
                 feedForward = .mixture(
                     MoEBlock(
                         layer: index, configuration: mixture, router: take(keys.router(layer: index)),
-                        shared: shared, experts: resolved))
+                        selectionBias: mixture.selectionBias ? take(keys.routerBias(layer: index)) : nil, shared: shared,
+                        experts: resolved))
             }
             layers.append(
                 DecoderLayer(

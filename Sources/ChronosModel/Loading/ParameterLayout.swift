@@ -130,6 +130,7 @@ extension TransformerConfiguration {
                     mlp("down_proj"), out: hidden, in: width, bias: mlpBias, role: .feedForwardDown(layer: layer), std: residualStd)
             case .mixture(let mixture):
                 add(keys.router(layer: layer), [mixture.expertCount, hidden], .normal(std: std), .router)
+                if mixture.selectionBias { add(keys.routerBias(layer: layer), [mixture.expertCount], .zeros, .router) }
                 if let shared = mixture.shared {
                     for index in 0..<shared.count {
                         swiGLU(keys.sharedExpert(layer: layer, index: index), layer: layer, width: shared.intermediateSize, expert: nil)
