@@ -20,7 +20,8 @@ final class LoadingErrorTests: XCTestCase {
         let directory = try FixtureDirectory.make(from: .llamaDense) { $0["model_type"] = "gpt_neox" }
         let error = loadingError(directory)
         XCTAssertEqual(error as? ModelError, .unknownModelType("gpt_neox", known: ModelRegistry.modelTypes))
-        XCTAssertEqual(ModelRegistry.modelTypes, ["chronos", "llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
+        XCTAssertEqual(
+            ModelRegistry.modelTypes, ["chronos", "deepseek_v2", "deepseek_v3", "llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
         let message = "\(error!)"
         XCTAssertTrue(message.contains("gpt_neox") && message.contains("mixtral") && message.contains("qwen3_moe"), message)
     }

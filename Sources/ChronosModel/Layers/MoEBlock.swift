@@ -47,7 +47,7 @@ struct MoEBlock: Sendable {
         let logits: Tensor
         /// Router scores p `[T, E]`: the softmax, or the per-expert sigmoid.
         let probabilities: Tensor
-        /// Selected expert of each slot t·k + j, in descending probability.
+        /// Selected expert of each slot t·k + j, in descending p + b.
         let selected: [Int]
         /// Combine weight w of each slot, `[T·k, 1]`, before any fallback.
         let combine: Tensor
