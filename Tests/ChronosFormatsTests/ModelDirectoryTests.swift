@@ -11,7 +11,7 @@ final class ModelDirectoryTests: XCTestCase {
         let files: [(URL, String)] = [
             (directory.config, ModelDirectory.Name.config), (directory.checkpoint, ModelDirectory.Name.checkpoint),
             (directory.checkpointIndex, ModelDirectory.Name.checkpointIndex), (directory.tokenizer, ModelDirectory.Name.tokenizer),
-            (directory.tokenizerConfig, ModelDirectory.Name.tokenizerConfig),
+            (directory.ggufTokenizer, ModelDirectory.Name.ggufTokenizer), (directory.tokenizerConfig, ModelDirectory.Name.tokenizerConfig),
             (directory.generationConfig, ModelDirectory.Name.generationConfig),
             (directory.lookaheadHead, ModelDirectory.Name.lookaheadHead),
             (directory.intentClassifier, ModelDirectory.Name.intentClassifier), (directory.expertCache, ModelDirectory.Name.expertCache)

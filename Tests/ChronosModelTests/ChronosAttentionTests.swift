@@ -140,8 +140,9 @@ final class ChronosAttentionTests: XCTestCase {
         let x = Reference.rows(Tensor(shape: [tokens, hidden], values: xValues))
 
         // Expanded form: k_h = [k_rope ; W_uk,h c], v_h = W_uv,h c, scale 1/√(d + r).
-        let wq = attention.query.weight.floats, wdkv = attention.latentDown.weight.floats, wkr = attention.ropeKey.weight.floats
-        let wuk = attention.keyUp.floats, wuv = attention.valueUp.floats, wo = attention.output.weight.floats
+        guard case .direct(let query) = attention.query else { return XCTFail("Chronos projects queries directly") }
+        let wq = query.weight.floats, wdkv = attention.latentDown.weight.floats, wkr = attention.ropeKey.weight.floats
+        let wuk = attention.keyUp.weight.floats, wuv = attention.valueUp.weight.floats, wo = attention.output.weight.floats
         let norm = attention.latentNorm.floats
         let latents = x.map { Reference.rmsNorm(Reference.matvec(wdkv, rows: l, cols: hidden, $0), norm, eps: 1e-6) }
         let ropeKeys = x.enumerated().map { s, row in

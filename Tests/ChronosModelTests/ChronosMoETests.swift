@@ -34,7 +34,9 @@ final class ChronosMoETests: XCTestCase {
     /// The MoE block of layer `layer` of `model`, with its experts from `experts`.
     private func block(_ model: TransformerLanguageModel, layer: Int, experts: any ExpertProvider) -> MoEBlock {
         let moe = model.layers[layer].mixture!
-        return MoEBlock(layer: moe.layer, configuration: moe.configuration, router: moe.router, shared: moe.shared, experts: experts)
+        return MoEBlock(
+            layer: moe.layer, configuration: moe.configuration, router: moe.router, selectionBias: moe.selectionBias, shared: moe.shared,
+            experts: experts)
     }
 
     /// y per the fallback formula, computed by hand for rows `x`.

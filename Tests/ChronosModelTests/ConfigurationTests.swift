@@ -49,7 +49,9 @@ final class ConfigurationTests: XCTestCase {
             {"vocab_size": 8, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
              "rope_theta": 500000.0, "rope_scaling": {"type": "linear", "factor": 2.0}}
             """)
-        XCTAssertEqual(config.rope, RoPEParameters(ropeTheta: 500_000, ropeType: "linear"))
+        var linear = RoPEParameters(ropeTheta: 500_000, ropeType: "linear")
+        linear.factor = 2
+        XCTAssertEqual(config.rope, linear)
         XCTAssertEqual(config.modelType, "llama")
         XCTAssertEqual(config.eosTokenId, [])
     }

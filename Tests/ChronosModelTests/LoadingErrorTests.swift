@@ -20,7 +20,8 @@ final class LoadingErrorTests: XCTestCase {
         let directory = try FixtureDirectory.make(from: .llamaDense) { $0["model_type"] = "gpt_neox" }
         let error = loadingError(directory)
         XCTAssertEqual(error as? ModelError, .unknownModelType("gpt_neox", known: ModelRegistry.modelTypes))
-        XCTAssertEqual(ModelRegistry.modelTypes, ["chronos", "llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
+        XCTAssertEqual(
+            ModelRegistry.modelTypes, ["chronos", "deepseek_v2", "deepseek_v3", "llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
         let message = "\(error!)"
         XCTAssertTrue(message.contains("gpt_neox") && message.contains("mixtral") && message.contains("qwen3_moe"), message)
     }
@@ -117,13 +118,13 @@ final class LoadingErrorTests: XCTestCase {
 
     func testUnsupportedSettingsAreRefusedNotRunWrongly() throws {
         let scaled = try FixtureDirectory.make(from: .llamaDense) {
-            $0["rope_parameters"] = ["rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0]
+            $0["rope_parameters"] = ["rope_theta": 500000.0, "rope_type": "dynamic", "factor": 8.0]
         }
         XCTAssertEqual(
             loadingError(scaled) as? ModelError,
             .unsupportedConfig(
                 file: scaled.appendingPathComponent("config.json").path,
-                field: "rope_parameters.rope_type", value: "'llama3'"))
+                field: "rope_parameters.rope_type", value: "'dynamic'"))
         let gelu = try FixtureDirectory.make(from: .mixtral) { $0["hidden_act"] = "gelu" }
         guard case .unsupportedConfig(_, let field, _)? = loadingError(gelu) as? ModelError else {
             return XCTFail("expected unsupportedConfig")

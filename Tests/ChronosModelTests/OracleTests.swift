@@ -79,14 +79,16 @@ final class OracleTests: XCTestCase {
                 XCTAssertTrue(decisions.isEmpty, "\(oracle.rawValue) is dense but reported routing")
                 continue
             }
-            XCTAssertEqual(decisions.count, topK.count * reference.inputIds.count, oracle.rawValue)
+            // A dense layer has no entries.
+            XCTAssertEqual(decisions.count, topK.filter { !$0.isEmpty }.count * reference.inputIds.count, oracle.rawValue)
             for decision in decisions {
                 let label = "\(oracle.rawValue) layer \(decision.layer) position \(decision.position)"
                 XCTAssertEqual(decision.experts, topK[decision.layer][decision.position], label)
                 let expected = weights[decision.layer][decision.position].map(Float.init)
                 XCTAssertLessThanOrEqual(maxAbsoluteDifference(decision.weights, expected), 1e-5, label)
                 XCTAssertEqual(decision.probabilities.count, model.summary.expertsPerLayer[decision.layer], label)
-                XCTAssertEqual(decision.probabilities.reduce(0, +), 1, accuracy: 1e-5, label)
+                // DeepSeek-V3 scores each expert with its own sigmoid; the others with a softmax.
+                if oracle != .deepSeekV3 { XCTAssertEqual(decision.probabilities.reduce(0, +), 1, accuracy: 1e-5, label) }
                 XCTAssertEqual(decision.missing, [], label)
             }
         }

@@ -34,6 +34,15 @@ enum OracleCase: String, CaseIterable {
     case mixtral
     case qwen2MoE = "qwen2_moe"
     case qwen3MoE = "qwen3_moe"
+    case llamaLinear = "llama_linear"
+    case llamaLlama3 = "llama_llama3"
+    case llamaYarn = "llama_yarn"
+    case deepSeekV2 = "deepseek_v2"
+    case deepSeekV2QueryLatent = "deepseek_v2_q_lora"
+    case deepSeekV3 = "deepseek_v3"
+
+    /// The cases `Tests/Fixtures/gguf-models` holds GGUF conversions of.
+    static let convertedToGGUF: [OracleCase] = [.llamaDense, .mixtral, .qwen2MoE, .qwen3MoE]
 
     var directory: URL { Fixtures.url("hf-tiny/\(rawValue)") }
     /// The same weights as transformers 5 saves them with its experts fused (MoE cases only).

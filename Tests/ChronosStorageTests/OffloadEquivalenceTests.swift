@@ -73,6 +73,14 @@ final class OffloadEquivalenceTests: XCTestCase {
         try check(try StorageFixtures.huggingFaceModel("qwen2_moe"), vocab: 256, budgets: [.bytes(2 * expert), .fraction(0.5)])
     }
 
+    func testDeepSeekFixturesMatchResidentAtEveryBudget() throws {
+        // 8 routed experts of width 32 in layer 1; layer 0 is dense.
+        let expert = 3 * 32 * 64 * 4
+        for name in ["deepseek_v2", "deepseek_v3"] {
+            try check(try StorageFixtures.huggingFaceModel(name), vocab: 256, budgets: [.bytes(2 * expert), .fraction(0.3), .fraction(0.5)])
+        }
+    }
+
     func testMemoryMappedBaselineMatchesResident() throws {
         let directory = try StorageFixtures.huggingFaceModel("mixtral")
         try StorageFixtures.pack(directory)

@@ -2,17 +2,52 @@ import ChronosFormats
 import Foundation
 
 /// RoPE settings in either `config.json` form: transformers 5 writes a `rope_parameters`
-/// object; transformers 4 a top-level `rope_theta` with an optional `rope_scaling` object.
+/// object holding `rope_theta`, `rope_type` and the scaling fields; transformers 4 a top-level
+/// `rope_theta` with an optional `rope_scaling` object holding `type` (or `rope_type`) and the
+/// scaling fields. `rotaryEmbedding` checks them and turns them into what the model runs.
 public struct RoPEParameters: Codable, Sendable, Equatable {
     /// Base of the rotary frequencies θ_i = base^(−2i/d).
     public var ropeTheta: Float
-    /// `default` for plain RoPE; scaled variants (`linear`, `dynamic`, `yarn`, `llama3`, …)
-    /// are recognised but not implemented.
+    /// `default` for plain RoPE; `linear`, `llama3` and `yarn` are scaled variants; others
+    /// (`dynamic`, `longrope`, …) are refused by name.
     public var ropeType: String
+    /// `factor`: how many times the pretraining context is stretched (linear, llama3, yarn).
+    public var factor: Double?
+    /// `low_freq_factor` (llama3).
+    public var lowFreqFactor: Double?
+    /// `high_freq_factor` (llama3).
+    public var highFreqFactor: Double?
+    /// `original_max_position_embeddings`: the pretraining context (llama3, yarn); defaults to
+    /// `max_position_embeddings`.
+    public var originalMaxPositionEmbeddings: Int?
+    /// `attention_factor` (yarn): the factor on cos and sin; derived from `factor`, `mscale` and
+    /// `mscale_all_dim` when absent.
+    public var attentionFactor: Double?
+    /// `beta_fast` (yarn; default 32).
+    public var betaFast: Double?
+    /// `beta_slow` (yarn; default 1).
+    public var betaSlow: Double?
+    /// `mscale` (yarn).
+    public var mscale: Double?
+    /// `mscale_all_dim` (yarn): DeepSeek's multi-head latent attention also scales its softmax by it.
+    public var mscaleAllDim: Double?
+    /// `truncate` (yarn; default true): round the correction range outwards to whole dimensions.
+    public var truncate: Bool?
 
     enum CodingKeys: String, CodingKey {
         case ropeTheta = "rope_theta"
         case ropeType = "rope_type"
+        case type
+        case factor
+        case lowFreqFactor = "low_freq_factor"
+        case highFreqFactor = "high_freq_factor"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+        case attentionFactor = "attention_factor"
+        case betaFast = "beta_fast"
+        case betaSlow = "beta_slow"
+        case mscale
+        case mscaleAllDim = "mscale_all_dim"
+        case truncate
     }
 
     /// The keys of both forms as they appear at the top level of `config.json`.
@@ -22,56 +57,123 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
         case ropeScaling = "rope_scaling"
     }
 
-    /// The keys inside `rope_parameters` or `rope_scaling`.
-    private enum NestedKeys: String, CodingKey {
-        case ropeTheta = "rope_theta"
-        case ropeType = "rope_type"
-        case type
-    }
-
-    /// Plain RoPE with base `ropeTheta`.
+    /// RoPE with base `ropeTheta`, of type `ropeType`, its scaling fields unset.
     public init(ropeTheta: Float, ropeType: String = "default") {
         self.ropeTheta = ropeTheta
         self.ropeType = ropeType
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: NestedKeys.self)
-        ropeTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? 10_000
+    /// Reads a `rope_parameters` (or `rope_scaling`) object; `rope_theta` defaults to
+    /// `defaultTheta` when it has none.
+    init(nested c: KeyedDecodingContainer<CodingKeys>, defaultTheta: Float) throws {
+        ropeTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? defaultTheta
         ropeType =
             try c.decodeIfPresent(String.self, forKey: .ropeType)
             ?? c.decodeIfPresent(String.self, forKey: .type) ?? "default"
+        factor = try c.decodeIfPresent(Double.self, forKey: .factor)
+        lowFreqFactor = try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor)
+        highFreqFactor = try c.decodeIfPresent(Double.self, forKey: .highFreqFactor)
+        originalMaxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings)
+        attentionFactor = try c.decodeIfPresent(Double.self, forKey: .attentionFactor)
+        betaFast = try c.decodeIfPresent(Double.self, forKey: .betaFast)
+        betaSlow = try c.decodeIfPresent(Double.self, forKey: .betaSlow)
+        mscale = try c.decodeIfPresent(Double.self, forKey: .mscale)
+        mscaleAllDim = try c.decodeIfPresent(Double.self, forKey: .mscaleAllDim)
+        truncate = try c.decodeIfPresent(Bool.self, forKey: .truncate)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try self.init(nested: decoder.container(keyedBy: CodingKeys.self), defaultTheta: 10_000)
+    }
+
+    /// Writes the transformers 5 `rope_parameters` form.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ropeTheta, forKey: .ropeTheta)
+        try c.encode(ropeType, forKey: .ropeType)
+        try c.encodeIfPresent(factor, forKey: .factor)
+        try c.encodeIfPresent(lowFreqFactor, forKey: .lowFreqFactor)
+        try c.encodeIfPresent(highFreqFactor, forKey: .highFreqFactor)
+        try c.encodeIfPresent(originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
+        try c.encodeIfPresent(attentionFactor, forKey: .attentionFactor)
+        try c.encodeIfPresent(betaFast, forKey: .betaFast)
+        try c.encodeIfPresent(betaSlow, forKey: .betaSlow)
+        try c.encodeIfPresent(mscale, forKey: .mscale)
+        try c.encodeIfPresent(mscaleAllDim, forKey: .mscaleAllDim)
+        try c.encodeIfPresent(truncate, forKey: .truncate)
     }
 
     /// Reads the settings from the top level of a `config.json` decoder, with `defaultTheta`
     /// when neither form gives a base.
     static func decode(from decoder: any Decoder, defaultTheta: Float = 10_000) throws -> RoPEParameters {
         let c = try decoder.container(keyedBy: ConfigKeys.self)
-        let topLevelTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta)
-        if c.contains(.ropeParameters), try !c.decodeNil(forKey: .ropeParameters) {
-            let nested = try c.nestedContainer(keyedBy: NestedKeys.self, forKey: .ropeParameters)
-            let theta = try nested.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? topLevelTheta ?? defaultTheta
-            let type =
-                try nested.decodeIfPresent(String.self, forKey: .ropeType)
-                ?? nested.decodeIfPresent(String.self, forKey: .type) ?? "default"
-            return RoPEParameters(ropeTheta: theta, ropeType: type)
+        let theta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? defaultTheta
+        for key in [ConfigKeys.ropeParameters, .ropeScaling] where c.contains(key) {
+            if try c.decodeNil(forKey: key) { continue }
+            return try RoPEParameters(nested: c.nestedContainer(keyedBy: CodingKeys.self, forKey: key), defaultTheta: theta)
         }
-        var type = "default"
-        if c.contains(.ropeScaling), try !c.decodeNil(forKey: .ropeScaling) {
-            let scaling = try c.nestedContainer(keyedBy: NestedKeys.self, forKey: .ropeScaling)
-            type =
-                try scaling.decodeIfPresent(String.self, forKey: .ropeType)
-                ?? scaling.decodeIfPresent(String.self, forKey: .type) ?? "default"
-        }
-        return RoPEParameters(ropeTheta: topLevelTheta ?? defaultTheta, ropeType: type)
+        return RoPEParameters(ropeTheta: theta)
     }
 
-    /// The base, or an error when a scaled variant is asked for.
-    func plainTheta(file: String) throws -> Float {
-        guard ropeType == "default" else {
+    /// The checked rotary embedding these settings describe; a model whose context is
+    /// `maxPositionEmbeddings` positions. Errors name the field of `file` at fault.
+    func rotaryEmbedding(maxPositionEmbeddings: Int?, file: String) throws -> RotaryEmbedding {
+        func field(_ key: CodingKeys) -> String { "rope_parameters.\(key.rawValue)" }
+        func positive(_ value: Double?, _ key: CodingKeys) throws -> Double {
+            guard let value else { throw ModelError.malformedConfig(file: file, field: field(key), reason: "is missing") }
+            guard value > 0, value.isFinite else {
+                throw ModelError.malformedConfig(file: file, field: field(key), reason: "must be positive and finite, got \(value)")
+            }
+            return value
+        }
+        func originalContext() throws -> Int {
+            guard let context = originalMaxPositionEmbeddings ?? maxPositionEmbeddings else {
+                throw ModelError.malformedConfig(file: file, field: field(.originalMaxPositionEmbeddings), reason: "is missing")
+            }
+            try ConfigurationLimits.check(
+                context, in: ConfigurationLimits.positions, field: field(.originalMaxPositionEmbeddings), file: file)
+            return context
+        }
+        let scaling: RotaryEmbedding.Scaling
+        switch ropeType {
+        case "default":
+            scaling = .none
+        case "linear":
+            scaling = .linear(factor: try positive(factor, .factor))
+        case "llama3":
+            let low = try positive(lowFreqFactor, .lowFreqFactor), high = try positive(highFreqFactor, .highFreqFactor)
+            guard high > low else {
+                throw ModelError.malformedConfig(
+                    file: file, field: field(.highFreqFactor), reason: "must exceed low_freq_factor (\(low)), got \(high)")
+            }
+            scaling = .llama3(
+                factor: try positive(factor, .factor), lowFrequencyFactor: low, highFrequencyFactor: high,
+                originalContext: try originalContext())
+        case "yarn":
+            let context = try originalContext()
+            // DeepSeek-V3-style configs may leave the factor out: it is then the context's growth.
+            let factor = try positive(factor ?? maxPositionEmbeddings.map { Double($0) / Double(context) }, .factor)
+            for (value, key) in [(betaFast, CodingKeys.betaFast), (betaSlow, .betaSlow), (mscale, .mscale), (mscaleAllDim, .mscaleAllDim)] {
+                if let value, !value.isFinite || value < 0 {
+                    throw ModelError.malformedConfig(file: file, field: field(key), reason: "must be finite and not negative, got \(value)")
+                }
+            }
+            if attentionFactor != nil { _ = try positive(attentionFactor, .attentionFactor) }
+            // transformers treats 0 like an absent beta.
+            let betaFast = self.betaFast.flatMap { $0 == 0 ? nil : $0 } ?? 32, betaSlow = self.betaSlow.flatMap { $0 == 0 ? nil : $0 } ?? 1
+            let mscale = self.mscale ?? 0, mscaleAllDim = self.mscaleAllDim ?? 0
+            let attention =
+                attentionFactor
+                ?? (mscale != 0 && mscaleAllDim != 0
+                    ? RotaryEmbedding.yarnMscale(factor, mscale) / RotaryEmbedding.yarnMscale(factor, mscaleAllDim)
+                    : RotaryEmbedding.yarnMscale(factor, 1))
+            scaling = .yarn(
+                factor: factor, originalContext: context, betaFast: betaFast, betaSlow: betaSlow, attentionFactor: attention,
+                truncate: truncate ?? true, mscaleAllDim: mscaleAllDim)
+        default:
             throw ModelError.unsupportedConfig(file: file, field: "rope_parameters.rope_type", value: "'\(ropeType)'")
         }
-        return ropeTheta
+        return RotaryEmbedding(theta: ropeTheta, scaling: scaling)
     }
 }
 

@@ -16,9 +16,9 @@ struct TransformerConfiguration: Sendable {
     enum LayerAttention: Sendable, Equatable {
         /// Grouped-query attention over the whole prefix, or over the last `window` positions.
         case grouped(window: Int?)
-        /// Multi-head latent attention (`LatentAttention`) caching a latent of `latentDim` and a
-        /// shared RoPE key of `ropeDim` per position.
-        case latent(latentDim: Int, ropeDim: Int)
+        /// Multi-head latent attention (`LatentAttention`), caching one latent and one shared
+        /// RoPE key per position.
+        case latent(LatentAttentionConfiguration)
     }
 
     /// The feed-forward block of one decoder layer.
@@ -37,7 +37,8 @@ struct TransformerConfiguration: Sendable {
     var attentionHeads: Int
     var keyValueHeads: Int
     var headDim: Int
-    var ropeTheta: Float
+    /// The rotary position embedding of every layer.
+    var rope: RotaryEmbedding
     var rmsNormEps: Float
     var tieWordEmbeddings: Bool
     /// Whether q, k and v projections have biases.
@@ -75,9 +76,11 @@ struct TransformerConfiguration: Sendable {
             keyValueHeads > 0 && attentionHeads % keyValueHeads == 0, "num_key_value_heads",
             "\(keyValueHeads) must be positive and divide num_attention_heads (\(attentionHeads))")
         try within(headDim, Limits.headWidth, "head_dim")
-        try check(headDim % 2 == 0, "head_dim", "must be even for RoPE, got \(headDim)")
+        if attention.contains(where: { if case .grouped = $0 { true } else { false } }) {
+            try check(headDim % 2 == 0, "head_dim", "must be even for RoPE, got \(headDim)")
+        }
         try check(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps", "must be between 0 and 1 (exclusive), got \(rmsNormEps)")
-        try check(ropeTheta > 0 && ropeTheta.isFinite, "rope_theta", "must be positive and finite, got \(ropeTheta)")
+        try check(rope.theta > 0 && rope.theta.isFinite, "rope_theta", "must be positive and finite, got \(rope.theta)")
         if let maxPositionEmbeddings { try within(maxPositionEmbeddings, Limits.positions, "max_position_embeddings") }
         try check(
             attention.count == layerCount && feedForward.count == layerCount, "num_hidden_layers",
@@ -86,10 +89,13 @@ struct TransformerConfiguration: Sendable {
             switch layer {
             case .grouped(let window):
                 if let window { try within(window, Limits.positions, "sliding_window") }
-            case .latent(let latentDim, let ropeDim):
-                try within(latentDim, Limits.width, "kv_latent_dim")
-                try within(ropeDim, Limits.headWidth, "rope_dim")
-                try check(ropeDim % 2 == 0, "rope_dim", "must be even, got \(ropeDim)")
+            case .latent(let latent):
+                let names = latent.fieldNames
+                try within(latent.latentDim, Limits.width, names.latentDim)
+                try within(latent.ropeDim, Limits.headWidth, names.ropeDim)
+                try check(latent.ropeDim % 2 == 0, names.ropeDim, "must be even, got \(latent.ropeDim)")
+                try within(latent.valueDim, Limits.headWidth, names.valueDim)
+                if let queryLatentDim = latent.queryLatentDim { try within(queryLatentDim, Limits.width, "q_lora_rank") }
             }
         }
         for case .mixture(let mixture) in feedForward {
@@ -99,6 +105,24 @@ struct TransformerConfiguration: Sendable {
                 "\(mixture.topK) must be between 1 and the number of experts (\(mixture.expertCount))")
             try within(mixture.intermediateSize, Limits.width, "moe_intermediate_size")
             if let shared = mixture.shared { try within(shared.intermediateSize, Limits.width, "shared_expert_intermediate_size") }
+            if let groups = mixture.groups {
+                try check(
+                    groups.count > 0 && mixture.expertCount % groups.count == 0, "n_group",
+                    "\(groups.count) must be positive and divide the number of experts (\(mixture.expertCount))")
+                let perGroup = mixture.expertCount / groups.count
+                try check(
+                    groups.selected > 0 && groups.selected <= groups.count, "topk_group",
+                    "\(groups.selected) must be between 1 and n_group (\(groups.count))")
+                try check(
+                    mixture.topK <= groups.selected * perGroup, "num_experts_per_tok",
+                    "\(mixture.topK) exceeds the \(groups.selected * perGroup) experts of the topk_group groups chosen")
+                if groups.rank == .topTwoSum {
+                    try check(perGroup >= 2, "n_group", "leaves \(perGroup) expert per group; groups are ranked by their best two")
+                }
+            }
+            try check(
+                mixture.weightScale > 0 && mixture.weightScale.isFinite, "routed_scaling_factor",
+                "must be positive and finite, got \(mixture.weightScale)")
         }
         for case .dense(let size) in feedForward {
             try within(size, Limits.width, "intermediate_size")
@@ -119,6 +143,44 @@ struct TransformerConfiguration: Sendable {
     }
 }
 
+/// The multi-head latent attention of one layer (`LatentAttention`): its widths, and how its
+/// checkpoint lays its projections out.
+struct LatentAttentionConfiguration: Sendable, Equatable {
+    /// How the checkpoint names and arranges the projections.
+    enum Layout: Sendable, Equatable {
+        /// Chronos: `q_proj` (per head the RoPE rows first), `kv_down_proj`, `kv_norm`,
+        /// `k_rope_proj`, `k_up_proj`, `v_up_proj`; half-split RoPE pairs.
+        case chronos
+        /// DeepSeek-V2/V3: `q_proj`, or `q_a_proj`, `q_a_layernorm`, `q_b_proj` with a query
+        /// latent (per head the RoPE rows last); `kv_a_proj_with_mqa` (the latent's rows, then
+        /// the RoPE key's), `kv_a_layernorm`, `kv_b_proj` (per head its key rows, then its value
+        /// rows); RoPE pairs interleaved when `interleavedRoPE`.
+        case deepSeek(interleavedRoPE: Bool)
+    }
+
+    /// Width l of the cached key/value latent.
+    var latentDim: Int
+    /// Width r of the decoupled RoPE part of each query head and of the shared RoPE key.
+    var ropeDim: Int
+    /// Width of each head's value.
+    var valueDim: Int
+    /// Width of the query latent, when queries are projected through one.
+    var queryLatentDim: Int?
+    var layout: Layout
+    /// ε of the latent RMSNorms.
+    var normEps: Float
+    /// The factor on the scores beyond 1/√(head_dim + r) (YaRN's correction in DeepSeek).
+    var scoreScale: Float = 1
+
+    /// The `config.json` names of the widths, for errors.
+    var fieldNames: (latentDim: String, ropeDim: String, valueDim: String) {
+        switch layout {
+        case .chronos: ("kv_latent_dim", "rope_dim", "head_dim")
+        case .deepSeek: ("kv_lora_rank", "qk_rope_head_dim", "v_head_dim")
+        }
+    }
+}
+
 /// The routing of one MoE layer: how many experts, how many per token, and the family's
 /// choices for the combine weights and the shared expert.
 struct MixtureConfiguration: Sendable, Equatable {
@@ -132,15 +194,50 @@ struct MixtureConfiguration: Sendable, Equatable {
     var normalizeTopK: Bool
     /// The always-active shared experts, if the family has them.
     var shared: SharedExpertConfiguration?
+    /// How router logits become scores.
+    var scoring: RouterScoring = .softmax
+    /// Group-limited selection, where the family has it.
+    var groups: ExpertGroups? = nil
+    /// Whether a per-expert bias is added to the scores to choose experts, and only for that
+    /// (DeepSeek-V3's `e_score_correction_bias`).
+    var selectionBias = false
+    /// The factor on every combine weight (`routed_scaling_factor`).
+    var weightScale: Float = 1
+}
+
+/// How a router turns its logits into per-expert scores.
+enum RouterScoring: Sendable, Equatable {
+    /// Softmax over all experts.
+    case softmax
+    /// An independent sigmoid per expert (DeepSeek-V3).
+    case sigmoid
+}
+
+/// Group-limited expert selection: the experts are split into `count` equal groups of
+/// consecutive indices, the best `selected` groups are chosen, and the top-k is taken among
+/// their experts only.
+struct ExpertGroups: Sendable, Equatable {
+    /// How a group is ranked from its experts' selection scores.
+    enum Rank: Sendable, Equatable {
+        /// By its best expert (DeepSeek-V2's `group_limited_greedy`).
+        case best
+        /// By the sum of its best two (DeepSeek-V3's `noaux_tc`).
+        case topTwoSum
+    }
+
+    var count: Int
+    var selected: Int
+    var rank: Rank
 }
 
 /// The shared experts of an MoE layer: summed, and scaled by σ(g·x) when gated.
 struct SharedExpertConfiguration: Sendable, Equatable {
-    /// How many shared SwiGLU experts (Qwen2-MoE: one; Chronos: `num_shared_experts`).
+    /// How many shared SwiGLU experts (Qwen2-MoE: one; Chronos: `num_shared_experts`; DeepSeek:
+    /// one, `n_shared_experts` times as wide).
     var count: Int
     /// Intermediate width of each.
     var intermediateSize: Int
-    /// Whether their sum is scaled by a sigmoid gate (Qwen2-MoE) or added as is (Chronos).
+    /// Whether their sum is scaled by a sigmoid gate (Qwen2-MoE) or added as is (Chronos, DeepSeek).
     var gated: Bool
 }
 

@@ -24,7 +24,8 @@ struct Attention: Sendable {
     let output: Linear
     let queryKeyNorm: QueryKeyNorm
     let normEps: Float
-    let ropeTheta: Float
+    /// The rotary frequencies of the whole head.
+    let rope: RoPE.Frequencies
     /// Keys further back than this many positions are masked (nil: none are).
     let window: Int?
 
@@ -48,8 +49,8 @@ struct Attention: Sendable {
             q = q.rmsNorm(weight: queryWeight, eps: normEps)
             k = k.rmsNorm(weight: keyWeight, eps: normEps)
         }
-        q = q.rope(heads: heads, headDim: headDim, positionOffset: offset, base: ropeTheta)
-        k = k.rope(heads: kvHeads, headDim: headDim, positionOffset: offset, base: ropeTheta)
+        q = q.rope(heads: heads, headDim: headDim, frequencies: rope, positionOffset: offset)
+        k = k.rope(heads: kvHeads, headDim: headDim, frequencies: rope, positionOffset: offset)
         let (keys, values) = cache.update(keys: k, values: v)
         let attended = Tensor.attention(
             query: q, key: keys, value: values, heads: heads, kvHeads: kvHeads,

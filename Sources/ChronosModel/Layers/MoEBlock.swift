@@ -2,14 +2,16 @@ import ChronosTensor
 
 /// A routed mixture of SwiGLU experts, with an optional always-active shared path:
 ///
-///     p = softmax(W_router · x)                           over all E experts
-///     S = top-k of p                                      (descending p)
-///     w_i = p_i, or p_i / Σ_{j∈S} p_j when normalizeTopK
+///     p = softmax(W_router · x)  over all E experts, or σ(W_router · x) per expert (`scoring`)
+///     S = top-k of p + b                                  (descending; b the selection bias, or 0)
+///     w_i = α·p_i, or α·p_i / Σ_{j∈S} p_j when normalizeTopK    (α = `weightScale`, default 1)
 ///     y = Σ_{i∈S} w_i · E_i(x)  [+ c(x) · Shared(x)]
 ///
-/// The families differ in `normalizeTopK` (Mixtral always; Qwen, OLMoE and Chronos per
-/// `norm_topk_prob`) and in the shared path: Qwen2-MoE has one shared expert scaled by
-/// c(x) = σ(g·x); Chronos sums `num_shared_experts` ungated ones (c(x) = 1).
+/// The families differ in `normalizeTopK` (Mixtral always; Qwen, OLMoE, Chronos and DeepSeek-V3
+/// per `norm_topk_prob`) and in the shared path: Qwen2-MoE has one shared expert scaled by
+/// c(x) = σ(g·x); Chronos sums `num_shared_experts` ungated ones (c(x) = 1); DeepSeek has one
+/// ungated one. DeepSeek also limits S to the experts of the best groups (`groups`), scores
+/// with a sigmoid and a selection bias (V3), and scales the weights by α.
 ///
 /// Each selected slot (token t, expert i) has an availability a_i ∈ [0, 1]: 0 when the
 /// `ExpertProvider` has no weights for the expert (not resident, and its miss policy does not wait),
@@ -43,9 +45,9 @@ struct MoEBlock: Sendable {
         let output: Tensor
         /// Router logits `[T, E]`.
         let logits: Tensor
-        /// Router softmax `[T, E]`.
+        /// Router scores p `[T, E]`: the softmax, or the per-expert sigmoid.
         let probabilities: Tensor
-        /// Selected expert of each slot t·k + j, in descending probability.
+        /// Selected expert of each slot t·k + j, in descending p + b.
         let selected: [Int]
         /// Combine weight w of each slot, `[T·k, 1]`, before any fallback.
         let combine: Tensor
@@ -57,6 +59,8 @@ struct MoEBlock: Sendable {
     let configuration: MixtureConfiguration
     /// `[experts, hidden]`.
     let router: Tensor
+    /// b `[experts]`, added to the scores to choose experts and nowhere else; nil: none.
+    let selectionBias: Tensor?
     let shared: SharedExperts?
     let experts: any ExpertProvider
 
@@ -66,10 +70,45 @@ struct MoEBlock: Sendable {
     func previewExperts(stream: Tensor, norm: Tensor, eps: Float) -> [Int] {
         let last = stream.shape[0] - 1
         let x = stream.slice(last..<(last + 1)).contiguous().rmsNorm(weight: norm, eps: eps)
-        let logits = Tensor.linear(x, weight: router).floats
-        return logits.withUnsafeBufferPointer { p in
-            Selection.topK(p.baseAddress!, count: configuration.expertCount, k: configuration.topK).map(\.index)
+        return select(scores: scores(Tensor.linear(x, weight: router)).floats, bias: selectionBias?.floats)?[0] ?? []
+    }
+
+    /// The router scores p of `logits` `[T, E]`.
+    private func scores(_ logits: Tensor) -> Tensor {
+        switch configuration.scoring {
+        case .softmax: logits.softmax()
+        case .sigmoid: logits.sigmoid()
         }
+    }
+
+    /// The k experts each of the T rows of `scores` (`[T, E]` row-major) selects, in descending
+    /// p + b, among the experts of the best groups when the block has groups; nil when a row has
+    /// fewer than k that are not NaN (the router's weights or input hold NaN or infinity).
+    private func select(scores: [Float], bias: [Float]?) -> [[Int]]? {
+        let expertCount = configuration.expertCount, k = configuration.topK
+        let tokens = scores.count / expertCount
+        var selection: [[Int]] = []
+        for t in 0..<tokens {
+            var choice = Array(scores[(t * expertCount)..<((t + 1) * expertCount)])
+            if let bias { choice = zip(choice, bias).map { $0 + $1 } }
+            if let groups = configuration.groups {
+                let size = expertCount / groups.count
+                let rank = (0..<groups.count).map { g -> Float in
+                    let members = choice[(g * size)..<((g + 1) * size)].sorted(by: >)
+                    return groups.rank == .best ? members[0] : members[0] + members[1]
+                }
+                let kept = rank.withUnsafeBufferPointer {
+                    Set(Selection.topK($0.baseAddress!, count: groups.count, k: groups.selected).map(\.index))
+                }
+                for g in 0..<groups.count where !kept.contains(g) {
+                    for e in (g * size)..<((g + 1) * size) { choice[e] = -.infinity }
+                }
+            }
+            let chosen = choice.withUnsafeBufferPointer { Selection.topK($0.baseAddress!, count: expertCount, k: k).map(\.index) }
+            guard chosen.count == k else { return nil }
+            selection.append(chosen)
+        }
+        return selection
     }
 
     /// The block's output and routing for `x` `[T, hidden]`. `availability(slot, expert)` gives
@@ -87,38 +126,43 @@ struct MoEBlock: Sendable {
         let expertCount = configuration.expertCount, k = configuration.topK
 
         let logits = Tensor.linear(x, weight: router)  // [T, E]
-        let probabilities = logits.softmax()
+        let probabilities = scores(logits)
         let probabilityValues = probabilities.floats
 
-        // Selected expert of each slot t·k + j, in descending probability; its flat index t·E + e;
+        // Selected expert of each slot t·k + j, in descending p + b; its flat index t·E + e;
         // the slots of each selected expert.
         var selected: [Int] = [], flatIndices: [Int] = [], slotsByExpert: [Int: [Int]] = [:]
         selected.reserveCapacity(tokens * k)
         flatIndices.reserveCapacity(tokens * k)
-        let finite = probabilityValues.withUnsafeBufferPointer { p in
-            for t in 0..<tokens {
-                // Selection skips NaN, which softmax gives for NaN or infinite logits: a short list means those.
-                let choices = Selection.topK(p.baseAddress! + t * expertCount, count: expertCount, k: k)
-                guard choices.count == k else { return false }
-                for choice in choices {
-                    slotsByExpert[choice.index, default: []].append(selected.count)
-                    selected.append(choice.index)
-                    flatIndices.append(t * expertCount + choice.index)
-                }
-            }
-            return true
+        guard let selection = select(scores: probabilityValues, bias: selectionBias?.floats) else {
+            throw .nonFiniteRouting(layer: layer)
         }
-        guard finite else { throw .nonFiniteRouting(layer: layer) }
+        for (t, choices) in selection.enumerated() {
+            for expert in choices {
+                slotsByExpert[expert, default: []].append(selected.count)
+                selected.append(expert)
+                flatIndices.append(t * expertCount + expert)
+            }
+        }
 
         // Combine weights, one per slot: [T·k, 1].
-        let combine: Tensor
-        if configuration.normalizeTopK {
+        var combine: Tensor
+        switch (configuration.scoring, configuration.normalizeTopK) {
+        case (.softmax, true):
             // p_i / Σ_{j∈S} p_j is the softmax of the selected logits.
             combine = logits.reshaped([tokens * expertCount, 1]).gatherRows(flatIndices)
                 .reshaped([tokens, k]).softmax().reshaped([tokens * k, 1])
-        } else {
+        case (.sigmoid, true):
+            // p_i / (Σ_{j∈S} p_j + 1e-20), as DeepSeek-V3 guards it; the sum is a constant for gradients.
+            let sums = (0..<tokens).map { t in flatIndices[(t * k)..<((t + 1) * k)].reduce(Float(0)) { $0 + probabilityValues[$1] } }
+            let factors = (0..<(tokens * k)).map { 1 / (sums[$0 / k] + 1e-20) }
+            combine =
+                probabilities.reshaped([tokens * expertCount, 1]).gatherRows(flatIndices)
+                * Tensor(shape: [tokens * k, 1], values: factors)
+        case (_, false):
             combine = probabilities.reshaped([tokens * expertCount, 1]).gatherRows(flatIndices)
         }
+        if configuration.weightScale != 1 { combine = combine.scaled(by: configuration.weightScale) }
 
         // Announce the layer's distinct experts, then ask for each once, in the order the provider
         // returns (those it holds first), and run it at once on the tokens that use it, so at most

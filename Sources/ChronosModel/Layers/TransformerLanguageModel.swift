@@ -115,18 +115,9 @@ public final class TransformerLanguageModel: LanguageModel {
                         key: linear(attention("k_proj"), bias: c.queryKeyValueBias),
                         value: linear(attention("v_proj"), bias: c.queryKeyValueBias),
                         output: linear(attention("o_proj"), bias: c.outputBias),
-                        queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, ropeTheta: c.ropeTheta, window: window))
-            case .latent(let latentDim, let ropeDim):
-                let keyUp = take(attention("k_up_proj.weight"))
-                mixer = .latent(
-                    LatentAttention(
-                        heads: c.attentionHeads, headDim: c.headDim, ropeDim: ropeDim, latentDim: latentDim,
-                        query: linear(attention("q_proj")), latentDown: linear(attention("kv_down_proj")),
-                        latentNorm: take(attention("kv_norm.weight")), ropeKey: linear(attention("k_rope_proj")),
-                        // The absorbed query product is a matmul, which needs f32.
-                        keyUp: keyUp.dtype == .f32 ? keyUp : keyUp.converted(to: .f32),
-                        valueUp: take(attention("v_up_proj.weight")), output: linear(attention("o_proj"), bias: c.outputBias),
-                        normEps: c.rmsNormEps, ropeTheta: c.ropeTheta))
+                        queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, rope: c.rope.frequencies(rotaryDim: c.headDim), window: window))
+            case .latent(let latent):
+                mixer = .latent(Self.latentAttention(latent, layer: index, configuration: c, keys: keys, take: take))
             }
             let feedForward: DecoderLayer.FeedForward
             switch c.feedForward[index] {
@@ -150,7 +141,8 @@ public final class TransformerLanguageModel: LanguageModel {
                 feedForward = .mixture(
                     MoEBlock(
                         layer: index, configuration: mixture, router: take(keys.router(layer: index)),
-                        shared: shared, experts: resolved))
+                        selectionBias: mixture.selectionBias ? take(keys.routerBias(layer: index)) : nil, shared: shared,
+                        experts: resolved))
             }
             layers.append(
                 DecoderLayer(
@@ -183,13 +175,63 @@ public final class TransformerLanguageModel: LanguageModel {
             denseBytes: denseBytes, expertBytes: expertBytes)
     }
 
+    /// Layer `layer`'s multi-head latent attention over the tensors `take` returns (named by
+    /// `keys`), read in `latent.layout`.
+    private static func latentAttention(
+        _ latent: LatentAttentionConfiguration, layer: Int, configuration c: TransformerConfiguration, keys: CheckpointKeys,
+        take: (String) -> Tensor
+    ) -> LatentAttention {
+        let name = { (name: String) in keys.layer(layer, "self_attn.\(name)") }
+        // The absorbed query product is a matmul, which needs f32.
+        func f32(_ tensor: Tensor) -> Tensor { tensor.dtype == .f32 ? tensor : tensor.converted(to: .f32) }
+        let d = c.headDim, v = latent.valueDim, l = latent.latentDim, r = latent.ropeDim
+        let query: LatentAttention.QueryProjection, queryLayout: LatentAttention.QueryLayout, style: RoPE.Style
+        let latentDown: Linear, latentNorm: Tensor, ropeKey: Linear
+        let keyUp: LatentAttention.UpProjection, valueUp: LatentAttention.UpProjection
+        switch latent.layout {
+        case .chronos:
+            query = .direct(Linear(weight: take(name("q_proj.weight")), bias: nil))
+            queryLayout = .ropeFirst
+            style = .halfSplit
+            latentDown = Linear(weight: take(name("kv_down_proj.weight")), bias: nil)
+            latentNorm = take(name("kv_norm.weight"))
+            ropeKey = Linear(weight: take(name("k_rope_proj.weight")), bias: nil)
+            keyUp = .init(weight: f32(take(name("k_up_proj.weight"))), width: d, stride: d, offset: 0)
+            valueUp = .init(weight: take(name("v_up_proj.weight")), width: v, stride: v, offset: 0)
+        case .deepSeek(let interleaved):
+            query =
+                latent.queryLatentDim == nil
+                ? .direct(Linear(weight: take(name("q_proj.weight")), bias: nil))
+                : .lowRank(
+                    down: Linear(weight: take(name("q_a_proj.weight")), bias: nil), norm: take(name("q_a_layernorm.weight")),
+                    up: Linear(weight: take(name("q_b_proj.weight")), bias: nil))
+            queryLayout = .ropeLast
+            style = interleaved ? .interleaved : .halfSplit
+            // kv_a_proj_with_mqa holds W_dkv's rows, then W_kr's.
+            let down = take(name("kv_a_proj_with_mqa.weight"))
+            latentDown = Linear(weight: down.slice(0..<l), bias: nil)
+            ropeKey = Linear(weight: down.slice(l..<(l + r)), bias: nil)
+            latentNorm = take(name("kv_a_layernorm.weight"))
+            // kv_b_proj holds, per head, W_uk,h's rows, then W_uv,h's.
+            let up = f32(take(name("kv_b_proj.weight")))
+            keyUp = .init(weight: up, width: d, stride: d + v, offset: 0)
+            valueUp = .init(weight: up, width: v, stride: d + v, offset: d)
+        }
+        return LatentAttention(
+            heads: c.attentionHeads, headDim: d, valueDim: v, ropeDim: r, latentDim: l, query: query, queryLayout: queryLayout,
+            latentDown: latentDown, latentNorm: latentNorm, ropeKey: ropeKey, keyUp: keyUp, valueUp: valueUp,
+            output: Linear(weight: take(name("o_proj.weight")), bias: c.outputBias ? take(name("o_proj.bias")) : nil),
+            normEps: latent.normEps, rope: c.rope.frequencies(rotaryDim: r), ropeStyle: style,
+            scale: latent.scoreScale / Float(d + r).squareRoot())
+    }
+
     public func makeCache() -> ModelCache {
         ModelCache(
             layers: configuration.attention.map { attention -> any KVCache in
                 switch attention {
                 case .grouped(window: nil): StandardKVCache()
                 case .grouped(window: let window?): SlidingWindowKVCache(window: window)
-                case .latent(let latentDim, let ropeDim): LatentKVCache(latentDim: latentDim, ropeDim: ropeDim)
+                case .latent(let latent): LatentKVCache(latentDim: latent.latentDim, ropeDim: latent.ropeDim)
                 }
             })
     }

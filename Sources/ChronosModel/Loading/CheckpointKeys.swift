@@ -14,6 +14,8 @@ struct CheckpointKeys: Sendable {
         case single
         /// `shared_experts.S`, S = 0, 1, … (Chronos).
         case indexed
+        /// One `shared_experts`, all of them as one wider MLP (DeepSeek).
+        case concatenated
     }
 
     /// The token embedding table `[vocab, hidden]`.
@@ -28,6 +30,9 @@ struct CheckpointKeys: Sendable {
 
     /// The router `[experts, hidden]` of layer `layer`.
     func router(layer: Int) -> String { self.layer(layer, "\(mixtureModule).gate.weight") }
+
+    /// The selection bias `[experts]` of layer `layer`'s router (DeepSeek-V3).
+    func routerBias(layer: Int) -> String { self.layer(layer, "\(mixtureModule).gate.e_score_correction_bias") }
 
     /// The projections of a routed expert.
     func expert(_ key: ExpertKey) -> ExpertWeightNames {
@@ -44,6 +49,7 @@ struct CheckpointKeys: Sendable {
             switch sharedExperts {
             case .single: self.layer(layer, "\(mixtureModule).shared_expert")
             case .indexed: self.layer(layer, "\(mixtureModule).shared_experts.\(index)")
+            case .concatenated: self.layer(layer, "\(mixtureModule).shared_experts")
             }
         return ExpertWeightNames(gate: "\(prefix).gate_proj.weight", up: "\(prefix).up_proj.weight", down: "\(prefix).down_proj.weight")
     }
@@ -55,6 +61,8 @@ struct CheckpointKeys: Sendable {
 extension CheckpointKeys {
     /// The names of a Chronos-native checkpoint: the Hugging Face layout, shared experts indexed.
     static let chronos = CheckpointKeys(sharedExperts: .indexed)
+    /// The names of a DeepSeek-V2/V3 checkpoint: the Hugging Face layout, one wide `shared_experts` MLP.
+    static let deepSeek = CheckpointKeys(sharedExperts: .concatenated)
     /// Prefix of the lookahead router's first layer (`.weight`, `.bias`).
     static let lookaheadHidden = "lookahead.fc1"
     /// Prefix of the lookahead router's output layer (`.weight`, `.bias`).

@@ -87,18 +87,38 @@ extension TransformerConfiguration {
                     add(attentionName("q_norm.weight"), [queryWidth], .ones)
                     add(attentionName("k_norm.weight"), [keyValueWidth], .ones)
                 }
-            case .latent(let latentDim, let ropeDim):
-                // Per head the RoPE rows come first in q_proj.
+            case .latent(let latent):
                 let query = ParameterRole.attentionQuery(layer: layer), key = ParameterRole.attentionKey(layer: layer)
-                add(attentionName("q_proj.weight"), [attentionHeads * (ropeDim + headDim), hidden], .normal(std: std), query)
-                add(attentionName("kv_down_proj.weight"), [latentDim, hidden], .normal(std: std), key)
-                add(attentionName("kv_norm.weight"), [latentDim], .ones)
-                add(attentionName("k_rope_proj.weight"), [ropeDim, hidden], .normal(std: std), key)
-                add(attentionName("k_up_proj.weight"), [queryWidth, latentDim], .normal(std: std), key)
-                add(attentionName("v_up_proj.weight"), [queryWidth, latentDim], .normal(std: std), .attentionValue(layer: layer))
+                let l = latent.latentDim, r = latent.ropeDim, heads = attentionHeads
+                switch latent.layout {
+                case .chronos:
+                    // Per head the RoPE rows come first in q_proj.
+                    add(attentionName("q_proj.weight"), [heads * (r + headDim), hidden], .normal(std: std), query)
+                    add(attentionName("kv_down_proj.weight"), [l, hidden], .normal(std: std), key)
+                    add(attentionName("kv_norm.weight"), [l], .ones)
+                    add(attentionName("k_rope_proj.weight"), [r, hidden], .normal(std: std), key)
+                    add(attentionName("k_up_proj.weight"), [heads * headDim, l], .normal(std: std), key)
+                    add(attentionName("v_up_proj.weight"), [heads * latent.valueDim, l], .normal(std: std), .attentionValue(layer: layer))
+                case .deepSeek:
+                    if let queryLatent = latent.queryLatentDim {
+                        add(attentionName("q_a_proj.weight"), [queryLatent, hidden], .normal(std: std), query)
+                        add(attentionName("q_a_layernorm.weight"), [queryLatent], .ones)
+                        add(attentionName("q_b_proj.weight"), [heads * (headDim + r), queryLatent], .normal(std: std), query)
+                    } else {
+                        add(attentionName("q_proj.weight"), [heads * (headDim + r), hidden], .normal(std: std), query)
+                    }
+                    add(attentionName("kv_a_proj_with_mqa.weight"), [l + r, hidden], .normal(std: std), key)
+                    add(attentionName("kv_a_layernorm.weight"), [l], .ones)
+                    add(attentionName("kv_b_proj.weight"), [heads * (headDim + latent.valueDim), l], .normal(std: std), key)
+                }
             }
+            let attendedWidth: Int =
+                switch attention[layer] {
+                case .grouped: queryWidth
+                case .latent(let latent): attentionHeads * latent.valueDim
+                }
             linear(
-                attentionName("o_proj"), out: hidden, in: queryWidth, bias: outputBias, role: .attentionOutput(layer: layer),
+                attentionName("o_proj"), out: hidden, in: attendedWidth, bias: outputBias, role: .attentionOutput(layer: layer),
                 std: residualStd)
             add(keys.layer(layer, "post_attention_layernorm.weight"), [hidden], .ones)
             switch feedForward[layer] {
@@ -110,6 +130,7 @@ extension TransformerConfiguration {
                     mlp("down_proj"), out: hidden, in: width, bias: mlpBias, role: .feedForwardDown(layer: layer), std: residualStd)
             case .mixture(let mixture):
                 add(keys.router(layer: layer), [mixture.expertCount, hidden], .normal(std: std), .router)
+                if mixture.selectionBias { add(keys.routerBias(layer: layer), [mixture.expertCount], .zeros, .router) }
                 if let shared = mixture.shared {
                     for index in 0..<shared.count {
                         swiGLU(keys.sharedExpert(layer: layer, index: index), layer: layer, width: shared.intermediateSize, expert: nil)

@@ -308,12 +308,15 @@ extension ChronosConfiguration: TransformerArchitecture {
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
-            ropeTheta: ropeTheta, rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
+            rope: .plain(theta: ropeTheta), rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
             queryKeyValueBias: false, outputBias: false, mlpBias: false, queryKeyNorm: .none,
             // MLA layers cache one latent per position; sliding layers keep only their window.
             attention: attentionKinds.map { kind in
                 switch kind {
-                case .mla: .latent(latentDim: kvLatentDim, ropeDim: ropeDim)
+                case .mla:
+                    .latent(
+                        LatentAttentionConfiguration(
+                            latentDim: kvLatentDim, ropeDim: ropeDim, valueDim: headDim, layout: .chronos, normEps: rmsNormEps))
                 case .sliding: .grouped(window: slidingWindow)
                 }
             },

@@ -95,7 +95,8 @@ extension LlamaConfiguration: TransformerArchitecture {
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads,
             headDim: try TransformerConfiguration.headDim(headDim, hiddenSize: hiddenSize, heads: attentionHeads, file: file),
-            ropeTheta: try rope.plainTheta(file: file), rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
+            rope: try rope.rotaryEmbedding(maxPositionEmbeddings: maxPositionEmbeddings, file: file), rmsNormEps: rmsNormEps,
+            tieWordEmbeddings: tieWordEmbeddings,
             // Llama's attention_bias covers all four projections.
             queryKeyValueBias: attentionBias, outputBias: attentionBias, mlpBias: mlpBias, queryKeyNorm: .none,
             attention: Array(repeating: .grouped(window: nil), count: hiddenLayers),

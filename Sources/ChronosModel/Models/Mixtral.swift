@@ -106,7 +106,8 @@ extension MixtralConfiguration: TransformerArchitecture {
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads,
             headDim: try TransformerConfiguration.headDim(headDim, hiddenSize: hiddenSize, heads: attentionHeads, file: file),
-            ropeTheta: try rope.plainTheta(file: file), rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
+            rope: try rope.rotaryEmbedding(maxPositionEmbeddings: maxPositionEmbeddings, file: file), rmsNormEps: rmsNormEps,
+            tieWordEmbeddings: tieWordEmbeddings,
             queryKeyValueBias: false, outputBias: false, mlpBias: false, queryKeyNorm: .none,
             // Mixtral applies its sliding window (when set) in every layer.
             attention: Array(repeating: .grouped(window: slidingWindow), count: hiddenLayers),

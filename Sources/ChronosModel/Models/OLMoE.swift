@@ -113,7 +113,8 @@ extension OLMoEConfiguration: TransformerArchitecture {
         return TransformerConfiguration(
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads, headDim: headDim,
-            ropeTheta: try rope.plainTheta(file: file), rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
+            rope: try rope.rotaryEmbedding(maxPositionEmbeddings: maxPositionEmbeddings, file: file), rmsNormEps: rmsNormEps,
+            tieWordEmbeddings: tieWordEmbeddings,
             queryKeyValueBias: attentionBias, outputBias: attentionBias, mlpBias: false,
             // OLMoE normalises the whole q projection (hidden_size wide) and the whole k projection
             // (kvHeads·headDim wide), not each head.

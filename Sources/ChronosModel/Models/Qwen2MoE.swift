@@ -145,7 +145,8 @@ extension Qwen2MoEConfiguration: TransformerArchitecture {
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads,
             headDim: try TransformerConfiguration.headDim(headDim, hiddenSize: hiddenSize, heads: attentionHeads, file: file),
-            ropeTheta: try rope.plainTheta(file: file), rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
+            rope: try rope.rotaryEmbedding(maxPositionEmbeddings: maxPositionEmbeddings, file: file), rmsNormEps: rmsNormEps,
+            tieWordEmbeddings: tieWordEmbeddings,
             // Qwen2-MoE has biases on q, k and v but not on the output projection.
             queryKeyValueBias: qkvBias, outputBias: false, mlpBias: false, queryKeyNorm: .none,
             // Without layer_types, Qwen2-MoE slides only from layer max_window_layers on.

@@ -143,7 +143,8 @@ extension Qwen3MoEConfiguration: TransformerArchitecture {
             modelType: modelType, architecture: architectures?.first, vocabSize: vocabSize, hiddenSize: hiddenSize,
             layerCount: hiddenLayers, attentionHeads: attentionHeads, keyValueHeads: keyValueHeads,
             headDim: try TransformerConfiguration.headDim(headDim, hiddenSize: hiddenSize, heads: attentionHeads, file: file),
-            ropeTheta: try rope.plainTheta(file: file), rmsNormEps: rmsNormEps, tieWordEmbeddings: tieWordEmbeddings,
+            rope: try rope.rotaryEmbedding(maxPositionEmbeddings: maxPositionEmbeddings, file: file), rmsNormEps: rmsNormEps,
+            tieWordEmbeddings: tieWordEmbeddings,
             queryKeyValueBias: attentionBias, outputBias: attentionBias, mlpBias: false,
             // Qwen3-MoE normalises each head of q and k on its own, after projection and before RoPE.
             queryKeyNorm: .perHead,

@@ -17,25 +17,38 @@ extension Tensor {
     }
 
     /// Rotary embedding of `[T, heads, headDim]` (or `[T, heads·headDim]`) activations whose
-    /// token t sits at position `positionOffset + t`; the first `rotaryDim` dims of each head rotate.
+    /// token t sits at position `positionOffset + t`; the first `frequencies.rotaryDim` dims of
+    /// each head rotate (see `RoPE.apply`).
     public func rope(
-        heads: Int, headDim: Int, rotaryDim: Int? = nil, positionOffset: Int, base: Float,
-        style: RoPE.Style = .halfSplit
+        heads: Int, headDim: Int, frequencies: RoPE.Frequencies, positionOffset: Int, style: RoPE.Style = .halfSplit
     ) -> Tensor {
         precondition(count % (heads * headDim) == 0, "rope: \(shape) is not a whole number of \(heads)×\(headDim) heads")
         let out = detached().converted(to: .f32)
         let tokens = count / (heads * headDim)
         RoPE.apply(
-            out.floatPointer, tokens: tokens, heads: heads, headDim: headDim,
-            rotaryDim: rotaryDim, positionOffset: positionOffset, base: base, style: style)
+            out.floatPointer, tokens: tokens, heads: heads, headDim: headDim, frequencies: frequencies,
+            positionOffset: positionOffset, style: style)
         let shape = self.shape
         return Autograd.record(out, inputs: [self]) { g in
             let grad = g.converted(to: .f32).reshaped(shape)
             RoPE.apply(
-                grad.floatPointer, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim,
-                positionOffset: positionOffset, base: base, style: style, inverse: true)
+                grad.floatPointer, tokens: tokens, heads: heads, headDim: headDim, frequencies: frequencies,
+                positionOffset: positionOffset, style: style, inverse: true)
             return [grad]
         }
+    }
+
+    /// `rope` with plain frequencies base^(−2i/d) over the first `rotaryDim` (even) dims of each
+    /// head, all of them when nil.
+    public func rope(
+        heads: Int, headDim: Int, rotaryDim: Int? = nil, positionOffset: Int, base: Float,
+        style: RoPE.Style = .halfSplit
+    ) -> Tensor {
+        let d = rotaryDim ?? headDim
+        precondition(d % 2 == 0 && d <= headDim, "rotary dimension \(d) must be even and ≤ head dimension \(headDim)")
+        return rope(
+            heads: heads, headDim: headDim, frequencies: RoPE.Frequencies(base: base, rotaryDim: d), positionOffset: positionOffset,
+            style: style)
     }
 
     /// Scaled dot-product attention with grouped-query heads and a causal (optionally

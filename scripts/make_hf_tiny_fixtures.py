@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Writes the hf-tiny oracle cases for RoPE scaling and the DeepSeek families into
+Tests/Fixtures/hf-tiny/CASE (see that folder's README for what each file holds): a tiny
+randomly initialised causal LM saved by transformers 5 and reference.json with its logits,
+greedy continuation, and router choices and weights.
+
+    python3 scripts/make_hf_tiny_fixtures.py [CASE ...]     # all cases when none is named
+
+For each case, seeds from the case's first seed upwards are tried until the smallest top-1/top-2
+logit gap over the greedy steps and the smallest router selection gap are both at least 0.01,
+so float32 rounding in another implementation cannot flip a choice.
+
+Needs torch (CPU) and transformers>=5 (pip install torch "transformers>=5").
+"""
+import json
+import pathlib
+import shutil
+import sys
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "Tests" / "Fixtures" / "hf-tiny"
+PROMPT_LENGTH, NEW_TOKENS, MARGIN = 10, 12, 0.01
+
+LLAMA = dict(
+    model_type="llama", vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5, max_position_embeddings=64,
+    tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+)
+DEEPSEEK = dict(
+    vocab_size=256, hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=2,
+    num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
+    v_head_dim=12, n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
+    rms_norm_eps=1e-6, max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+)
+
+CASES = {
+    "llama_linear": dict(LLAMA, rope_parameters=dict(rope_type="linear", rope_theta=10000.0, factor=4.0)),
+    "llama_llama3": dict(
+        LLAMA,
+        rope_parameters=dict(
+            rope_type="llama3", rope_theta=10000.0, factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+            original_max_position_embeddings=16,
+        ),
+    ),
+    "llama_yarn": dict(
+        LLAMA,
+        rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=16),
+    ),
+    # No query latent; softmax scores, the top groups by their best expert (group_limited_greedy).
+    "deepseek_v2": dict(
+        DEEPSEEK, model_type="deepseek_v2", q_lora_rank=None, topk_method="group_limited_greedy", n_group=4,
+        topk_group=2, routed_scaling_factor=1.5, norm_topk_prob=False,
+        rope_parameters=dict(rope_type="default", rope_theta=10000.0),
+    ),
+    # A query latent; plain greedy top-k; YaRN with DeepSeek's mscale_all_dim correction.
+    "deepseek_v2_q_lora": dict(
+        DEEPSEEK, model_type="deepseek_v2", q_lora_rank=24, topk_method="greedy", n_group=None, topk_group=None,
+        routed_scaling_factor=1.0, norm_topk_prob=False,
+        rope_parameters=dict(
+            rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=16, mscale=1.0,
+            mscale_all_dim=1.0, beta_fast=32, beta_slow=1,
+        ),
+    ),
+    # Sigmoid scores with the selection bias, groups by their top-2 sum (noaux_tc), YaRN whose
+    # mscale and mscale_all_dim differ, so both the cos/sin factor and the softmax correction act.
+    "deepseek_v3": dict(
+        DEEPSEEK, model_type="deepseek_v3", q_lora_rank=24, topk_method="noaux_tc", n_group=4, topk_group=2,
+        routed_scaling_factor=2.5, norm_topk_prob=True, scoring_func="sigmoid", rope_interleave=True,
+        num_nextn_predict_layers=0,
+        rope_parameters=dict(
+            rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=16, mscale=1.0,
+            mscale_all_dim=0.7, beta_fast=32, beta_slow=1,
+        ),
+    ),
+}
+
+
+def build(case, seed):
+    spec = dict(CASES[case])
+    model_type = spec.pop("model_type")
+    config = AutoConfig.for_model(model_type, **spec)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name:
+                parameter.copy_(1 + 0.1 * torch.randn(parameter.shape, generator=generator))
+            else:
+                parameter.copy_(0.15 * torch.randn(parameter.shape, generator=generator))
+        for name, buffer in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                buffer.copy_(0.1 * torch.randn(buffer.shape, generator=generator))
+    model.eval()
+    return model
+
+
+def routers(model):
+    """Each decoder layer's router module, None for a dense layer."""
+    return [getattr(layer.mlp, "gate", None) if hasattr(layer.mlp, "experts") else None for layer in model.model.layers]
+
+
+def routing(model, gate, logits):
+    """The experts a DeepSeek router picks for each row of `logits`, best first by the score it
+    selects on, their combine weights, and the smallest gap that decides the choice."""
+    c = model.config
+    experts, k = logits.shape[-1], c.num_experts_per_tok
+    if c.model_type == "deepseek_v3":
+        scores = logits.sigmoid()
+        choice = scores + gate.e_score_correction_bias
+        group_scores = choice.view(-1, c.n_group, experts // c.n_group).topk(2, dim=-1)[0].sum(dim=-1)
+        masked_value = float("-inf")
+    else:
+        scores = logits.softmax(dim=-1)
+        choice = scores
+        group_scores = scores.view(-1, c.n_group, experts // c.n_group).max(dim=-1).values if c.n_group else None
+        masked_value = 0.0
+    gaps = []
+    if group_scores is not None:
+        ordered = group_scores.sort(dim=-1, descending=True).values
+        gaps.append((ordered[:, c.topk_group - 1] - ordered[:, c.topk_group]).min().item())
+        chosen = group_scores.topk(c.topk_group, dim=-1).indices
+        mask = torch.zeros_like(group_scores).scatter_(1, chosen, 1).bool()
+        mask = mask.unsqueeze(-1).expand(-1, c.n_group, experts // c.n_group).reshape(-1, experts)
+        choice = choice.masked_fill(~mask, masked_value)
+    ordered = choice.sort(dim=-1, descending=True)
+    gaps.append((ordered.values[:, k - 1] - ordered.values[:, k]).min().item())
+    indices = ordered.indices[:, :k]
+    weights = scores.gather(1, indices)
+    if c.model_type == "deepseek_v3" and c.norm_topk_prob:
+        weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+    return indices, weights * c.routed_scaling_factor, min(gaps)
+
+
+def reference(case, seed):
+    model = build(case, seed)
+    generator = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(3, 256, (1, PROMPT_LENGTH), generator=generator)
+
+    captured = {}
+    hooks = []
+    for layer, gate in enumerate(routers(model)):
+        if gate is not None:
+            hooks.append(gate.register_forward_hook(lambda module, args, output, layer=layer: captured.setdefault(layer, []).append(output)))
+    with torch.no_grad():
+        logits = model(prompt).logits[0]
+
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    with torch.no_grad():
+        generated = model.generate(
+            prompt, do_sample=False, use_cache=True, max_new_tokens=NEW_TOKENS, output_scores=True,
+            return_dict_in_generate=True,
+        )
+    greedy = generated.sequences[0, PROMPT_LENGTH:].tolist()
+    greedy_margin = min((s[0].topk(2).values[0] - s[0].topk(2).values[1]).item() for s in generated.scores)
+
+    # The greedy tokens again without the cache, one full forward per step.
+    ids = prompt
+    for _ in range(NEW_TOKENS):
+        with torch.no_grad():
+            ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
+    assert ids[0, PROMPT_LENGTH:].tolist() == greedy, f"{case}: cached and uncached greedy tokens differ"
+    for hook in hooks:
+        hook.remove()
+
+    router_topk, router_weights, router_gap = [], [], float("inf")
+    for layer, gate in enumerate(routers(model)):
+        if gate is None:
+            router_topk.append([])
+            router_weights.append([])
+            continue
+        # The prompt's routing, then the routing of the whole sequence (for the margin).
+        indices, weights, _ = routing(model, gate, captured[layer][0][0])
+        assert torch.equal(indices.sort(dim=-1).values, captured[layer][0][2].sort(dim=-1).values), f"{case}: layer {layer} experts differ"
+        expected_weights = captured[layer][0][1].gather(1, captured[layer][0][2].argsort(dim=-1))
+        assert torch.allclose(
+            weights.gather(1, indices.argsort(dim=-1)), expected_weights, atol=1e-6
+        ), f"{case}: layer {layer} weights differ from the router's"
+        router_topk.append(indices.tolist())
+        router_weights.append([[float(f"{w:.9g}") for w in row] for row in weights.tolist()])
+        with torch.no_grad():
+            everything = torch.cat([step[0] for step in captured[layer]], dim=0)
+        router_gap = min(router_gap, routing(model, gate, everything)[2])
+
+    return model, dict(
+        case=case,
+        model_type=model.config.model_type,
+        input_ids=prompt[0].tolist(),
+        logits=[[float(f"{v:.9g}") for v in row] for row in logits.tolist()],
+        greedy=greedy,
+        router_topk=router_topk if any(router_topk) else None,
+        router_weights=router_weights if any(router_weights) else None,
+        transformers_version=transformers.__version__,
+        torch_version=torch.__version__,
+        seed=seed,
+        init=dict(weight_std=0.15, norm_weight="1 + 0.1 * N(0,1)", e_score_correction_bias_std=0.1),
+        attn_implementation="eager",
+        min_greedy_top1_top2_margin=float(f"{greedy_margin:.9g}"),
+        min_router_kth_gap=None if router_gap == float("inf") else float(f"{router_gap:.9g}"),
+    )
+
+
+def main():
+    for case in sys.argv[1:] or CASES:
+        for seed in range(100):
+            model, ref = reference(case, seed)
+            margins = [ref["min_greedy_top1_top2_margin"]] + ([ref["min_router_kth_gap"]] if ref["min_router_kth_gap"] is not None else [])
+            if min(margins) >= MARGIN:
+                break
+        else:
+            raise SystemExit(f"{case}: no seed below 100 gives margins of {MARGIN}")
+        target = ROOT / case
+        shutil.rmtree(target, ignore_errors=True)
+        model.save_pretrained(target, safe_serialization=True)
+        (target / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
+        reloaded = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, attn_implementation="eager")
+        with torch.no_grad():
+            again = reloaded(torch.tensor([ref["input_ids"]])).logits[0]
+        assert torch.equal(again, torch.tensor(ref["logits"])), f"{case}: reloaded logits differ"
+        size = sum(f.stat().st_size for f in target.iterdir())
+        print(f"{case}: seed {ref['seed']}, margins {margins}, {size // 1024} KB")
+
+
+if __name__ == "__main__":
+    main()
