@@ -8,7 +8,8 @@ language renders with every string translated and no console error (a screenshot
 written to --screenshots), that the tabs work from the keyboard, that a chat streams an answer
 into the page, that the expert heatmap changes while it decodes, that Stop aborts a long answer
 (and its generation on the server), and that at a phone's width (390 x 844) no tab scrolls
-sideways. Build first:
+sideways; then, against a server started with --api-key, that the UI asks for the key. Build
+first:
 
     (cd Server && swift build -c release)
 
@@ -184,6 +185,62 @@ def check_phone(browser, base, errors, screenshots):
     print("at 390 x 844 no tab scrolls sideways")
 
 
+def start_server(arguments):
+    """The release server on a free loopback port with `arguments`, once healthy, and its address."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([SERVER, "--port", str(port), *arguments], cwd=ROOT, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while True:
+        if server.poll() is not None:
+            raise AssertionError("the server exited")
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=5) as response:
+                if response.status == 200:
+                    return server, base
+        except OSError:
+            pass
+        if time.time() > deadline:
+            stop_server(server)
+            raise AssertionError("the server did not become healthy")
+        time.sleep(0.1)
+
+
+def stop_server(server):
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def check_api_key(browser):
+    """A server started with --api-key: the UI asks for the key, refuses a wrong one, then works."""
+    server, base = start_server(["--api-key", "chronos-test-key"])
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        failures = []
+        page.on("pageerror", lambda error: failures.append(str(error)))
+        page.goto(base + "/")
+        page.wait_for_selector("#key-bar:not([hidden])", timeout=TIMEOUT_MS)
+        assert page.inner_text("#status") == ENGLISH["status.needsKey"], page.inner_text("#status")
+        page.fill("#api-key", "wrong")
+        page.press("#api-key", "Enter")
+        page.wait_for_function("text => document.querySelector('#status').textContent === text", arg=ENGLISH["status.wrongKey"])
+        page.fill("#api-key", "chronos-test-key")
+        page.press("#api-key", "Enter")
+        page.wait_for_selector('#connection[data-state="live"]', state="attached", timeout=TIMEOUT_MS)
+        ask(page, "Who is Emma?", 16, 0)
+        page.wait_for_selector("#send:enabled", timeout=TIMEOUT_MS)
+        assert page.inner_text(".message[data-role=assistant] .text").strip(), "no answer with the key"
+        assert not failures, failures
+        context.close()
+        print("with --api-key the UI asks for the key, refuses a wrong one and chats with the right one")
+    finally:
+        stop_server(server)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screenshots", default=os.path.join(ROOT, "Server", ".build", "ui-screenshots"))
@@ -195,21 +252,8 @@ def main():
     os.makedirs(arguments.screenshots, exist_ok=True)
     signal.signal(signal.SIGALRM, lambda *_: sys.exit(f"timed out after {LIMIT_SECONDS} s"))
     signal.alarm(LIMIT_SECONDS)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([SERVER, "--port", str(port)], cwd=ROOT, stdin=subprocess.DEVNULL)
+    server, base = start_server([])
     try:
-        deadline = time.time() + 120
-        while True:
-            assert server.poll() is None, "the server exited"
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.time() < deadline, "the server did not become healthy"
-            time.sleep(0.1)
         errors = []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=arguments.chromium, args=["--no-sandbox"])
@@ -222,16 +266,13 @@ def main():
                 check_languages(page, arguments.screenshots)
                 context.close()
                 check_phone(browser, base, errors, arguments.screenshots)
+                check_api_key(browser)
             finally:
                 browser.close()
         assert not errors, "\n".join(errors)
         print("ui browser test passed")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 if __name__ == "__main__":

@@ -637,9 +637,14 @@ async function start() {
   setUpChat();
   setUpModel();
   $("api-key").value = sessionStorage.getItem("chronos.apiKey") || "";
-  $("api-key").addEventListener("change", () => {
+  const useKey = () => {
     sessionStorage.setItem("chronos.apiKey", $("api-key").value.trim());
     connect();
+  };
+  $("api-key").addEventListener("change", useKey);
+  $("key-bar").addEventListener("submit", (event) => {
+    event.preventDefault();
+    useKey();
   });
   $("language").addEventListener("change", () => setLanguage($("language").value));
   await setLanguage(preferredLanguage());
