@@ -31,7 +31,9 @@ let package = Package(
                 .product(name: "ChronosTensor", package: core),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus")
-            ]),
+            ],
+            // The web UI: plain HTML, CSS and JavaScript, served as they are.
+            resources: [.copy("Web")]),
         .executableTarget(
             name: "chronos-server",
             dependencies: [

@@ -1,4 +1,7 @@
+import ChronosEngine
+import ChronosStorage
 import Foundation
+import Synchronization
 
 /// What a generation hands to the request that asked for it.
 public enum GenerationEvent: Sendable {
@@ -25,6 +28,10 @@ public final class GenerationScheduler: Sendable {
     public let slots: GenerationSlots
     /// Where requests, tokens and timings are counted.
     public let metrics: ServerMetrics
+    /// Where each decoding step's IO snapshot goes, for `GET /v1/chronos/events`.
+    public let events = ExpertEventHub()
+    /// Generations started so far: the last one's number.
+    private let started = Atomic<Int>(0)
 
     /// A scheduler running at most `parallel` generations of `model` at once.
     public init(model: ServedModel, parallel: Int, metrics: ServerMetrics) {
@@ -40,7 +47,8 @@ public final class GenerationScheduler: Sendable {
         let cancellation = Cancellation()
         continuation.onTermination = { _ in cancellation.cancel() }
         let submitted = DispatchTime.now().uptimeNanoseconds
-        let (model, slots, metrics) = (self.model, self.slots, self.metrics)
+        let (model, slots, metrics, hub) = (self.model, self.slots, self.metrics, self.events)
+        let generation = started.add(1, ordering: .relaxed).newValue
         Task {
             await slots.acquire()
             guard !cancellation.isCancelled else {
@@ -52,8 +60,15 @@ public final class GenerationScheduler: Sendable {
                 defer { slots.release() }
                 metrics.generationStarted()
                 var first = true
+                // The storage counters after the previous pass, from which each pass's own are taken.
+                var previous = StorageMetrics()
+                let onSnapshot = { (snapshot: OffloadSnapshot) in
+                    let step = snapshot.storage.map { $0.since(previous) }
+                    previous = snapshot.storage ?? previous
+                    hub.publish { ExpertStepReport.json(snapshot, step: step, generation: generation, model: model) }
+                }
                 do {
-                    let outcome = try model.generate(job, isCancelled: { cancellation.isCancelled }) { text in
+                    let outcome = try model.generate(job, isCancelled: { cancellation.isCancelled }, onSnapshot: onSnapshot) { text in
                         if first {
                             first = false
                             metrics.firstToken(after: Double(DispatchTime.now().uptimeNanoseconds - submitted) / 1e9)

@@ -51,13 +51,19 @@ public final class ServedModel: Sendable {
     }
 
     /// Generates for `job` on the calling thread, handing each piece of text that may be sent to
-    /// `emit` (stop texts held back and never sent) and stopping as soon as `isCancelled` says so.
-    public func generate(_ job: CompletionJob, isCancelled: () -> Bool, emit: (String) -> Void) throws -> GenerationOutcome {
+    /// `emit` (stop texts held back and never sent), each forward pass's snapshot to `onSnapshot`,
+    /// and stopping as soon as `isCancelled` says so.
+    public func generate(
+        _ job: CompletionJob, isCancelled: () -> Bool, onSnapshot: @escaping (OffloadSnapshot) -> Void = { _ in },
+        emit: (String) -> Void
+    ) throws -> GenerationOutcome {
         let request = GenerationRequest(
             promptIds: job.promptIds, maxTokens: job.maxTokens, sampling: job.sampling, ignoreEOS: job.ignoreEOS)
         var filter = StopSequenceFilter(stops: job.stop)
         var cancelled = false
-        let outcome = try OffloadedGenerator(offloaded: offloaded, tokenizer: tokenizer).generate(request) { token in
+        let generator = OffloadedGenerator(offloaded: offloaded, tokenizer: tokenizer)
+        generator.onSnapshot = onSnapshot
+        let outcome = try generator.generate(request) { token in
             guard !cancelled, !filter.isStopped else { return false }
             if isCancelled() {
                 cancelled = true

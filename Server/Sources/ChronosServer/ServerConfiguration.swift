@@ -17,6 +17,8 @@ public struct ServerConfiguration: Sendable {
     public var corsOrigin: String?
     /// The largest request body accepted, in bytes.
     public var maxRequestBytes = 1 << 20
+    /// Seconds without a snapshot after which `GET /v1/chronos/events` sends a heartbeat comment.
+    public var eventHeartbeatSeconds = 10.0
 
     /// Generations that may decode at once.
     public static let parallelRange = 1...64

@@ -1,8 +1,10 @@
+import ChronosStorage
 import Foundation
 import Hummingbird
 
 /// The server's HTTP interface: OpenAI's endpoints under `/v1`, Chronos's own expert report,
-/// `/health` and `/metrics`, every error answered with OpenAI's error object.
+/// event stream and model report, `/health`, `/metrics` and the web UI, every error answered with
+/// OpenAI's error object.
 public struct ServerRoutes: Sendable {
     /// Whether the model is loaded, and the scheduler once it is.
     public let state: ServerState
@@ -10,12 +12,15 @@ public struct ServerRoutes: Sendable {
     public let configuration: ServerConfiguration
     /// The Prometheus metrics.
     public let metrics: ServerMetrics
+    /// The web UI's files (nil: no UI is served).
+    public let assets: WebAssets?
 
-    /// Routes over `state` with `configuration`, counted in `metrics`.
-    public init(state: ServerState, configuration: ServerConfiguration, metrics: ServerMetrics) {
+    /// Routes over `state` with `configuration`, counted in `metrics`, serving the UI in `assets`.
+    public init(state: ServerState, configuration: ServerConfiguration, metrics: ServerMetrics, assets: WebAssets? = nil) {
         self.state = state
         self.configuration = configuration
         self.metrics = metrics
+        self.assets = assets
     }
 
     /// The router serving every endpoint.
@@ -28,15 +33,95 @@ public struct ServerRoutes: Sendable {
                     allowOrigin: origin == "*" ? .all : .custom(origin), allowHeaders: [.accept, .authorization, .contentType, .origin],
                     allowMethods: [.get, .post, .options]))
         }
+        if let assets {
+            router.get("/") { _, _ in try page(assets, "index.html") }
+            router.get("ui/**") { _, context in try page(assets, context.parameters.getCatchAll().joined(separator: "/")) }
+        }
         router.get("health") { _, _ in health() }
         router.get("metrics") { _, _ in prometheusText() }
         let api = router.group("v1")
         if let key = configuration.apiKey { api.add(middleware: APIKeyMiddleware(key: key)) }
         api.get("models") { _, _ in try models() }
         api.get("chronos/experts") { _, _ in try json(ExpertResidencyReport.json(for: scheduler().model)) }
+        api.get("chronos/events") { request, _ in try events(request) }
+        api.get("chronos/model") { request, _ in try modelReport(request) }
         api.post("completions") { request, _ in try await answer(request, endpoint: .completion) }
         api.post("chat/completions") { request, _ in try await answer(request, endpoint: .chat) }
         return router
+    }
+
+    /// The UI's file at `path`, or the 404 that names the request.
+    private func page(_ assets: WebAssets, _ path: String) throws -> Response {
+        guard let response = assets.response(for: path) else { throw HTTPError(.notFound) }
+        return response
+    }
+
+    /// `GET /v1/chronos/events`: each forward pass's IO snapshot as a server-sent event while
+    /// requests decode, a heartbeat comment when none came for `eventHeartbeatSeconds`;
+    /// `?limit=N` ends the stream after N snapshots.
+    private func events(_ request: Request) throws -> Response {
+        let hub = try scheduler().events
+        let limit = try eventLimit(request)
+        let heartbeat = Duration.milliseconds(Int(configuration.eventHeartbeatSeconds * 1000))
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                // A snapshot, or nil for a tick of the heartbeat's clock.
+                let (messages, continuation) = AsyncStream<JSONValue?>.makeStream(bufferingPolicy: .bufferingNewest(256))
+                let listener = hub.addListener { continuation.yield($0) }
+                let clock = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: heartbeat)
+                        continuation.yield(nil)
+                    }
+                }
+                defer {
+                    clock.cancel()
+                    hub.removeListener(listener)
+                    continuation.finish()
+                }
+                try await writer.write(ByteBuffer(string: ServerSentEvents.heartbeat))
+                var sent = 0
+                var idle = true
+                for await message in messages {
+                    if let message {
+                        try await writer.write(ByteBuffer(string: ServerSentEvents.event(message)))
+                        sent += 1
+                        idle = false
+                        if let limit, sent >= limit { break }
+                    } else {
+                        if idle { try await writer.write(ByteBuffer(string: ServerSentEvents.heartbeat)) }
+                        idle = true
+                    }
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    /// The snapshots `?limit=` asks for, nil without one.
+    private func eventLimit(_ request: Request) throws(APIError) -> Int? {
+        guard let text = request.uri.queryParameters.get("limit") else { return nil }
+        guard let value = Int(text), value > 0 else {
+            throw .invalid("limit", "limit \(text.debugDescription) is invalid: expected a whole number of snapshots from 1")
+        }
+        return value
+    }
+
+    /// `GET /v1/chronos/model`: the served model's architecture, counts and bytes, and the memory
+    /// its weights need at `?budget=` (as `--expert-budget` reads it; default: the serving budget).
+    private func modelReport(_ request: Request) throws -> Response {
+        let model = try scheduler().model
+        var budget: ExpertBudget?
+        if let text = request.uri.queryParameters.get("budget") {
+            guard let parsed = ExpertBudget(parsing: text) else {
+                throw APIError.invalid(
+                    "budget",
+                    "budget \(text.debugDescription) is invalid: expected a fraction in (0, 1] (0.3), a percentage up to 100% (30%) or a size from 1 B to 1 PB (300MB, 1.5GiB)"
+                )
+            }
+            budget = parsed
+        }
+        return json(ModelReport.json(for: model, budget: budget))
     }
 
     /// 200 once the model is loaded, 503 while it loads.

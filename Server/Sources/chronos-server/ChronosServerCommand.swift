@@ -16,8 +16,10 @@ struct ChronosServerCommand: AsyncParsableCommand {
         discussion: """
             Without --model, serves the Austen MoE model that ships in models/austen-moe with its experts \
             streamed from its packed expert cache under a budget of half their bytes, as `chronos generate` \
-            runs it. Also answers GET /health (503 while the model loads), GET /metrics (Prometheus) and \
-            GET /v1/chronos/experts (where every expert is now).
+            runs it. Also answers GET /health (503 while the model loads), GET /metrics (Prometheus), \
+            GET /v1/chronos/experts (where every expert is now), GET /v1/chronos/events (each decoding \
+            step's expert IO, as server-sent events) and GET /v1/chronos/model; GET / is a web UI (chat, \
+            the live expert monitor, the model).
             """)
 
     @Option(help: "Model directory (default: the shipped models/austen-moe).") var model: String?
@@ -86,7 +88,7 @@ struct ChronosServerCommand: AsyncParsableCommand {
         let settings = try offload.settings(defaultBudget: model == nil ? .fraction(0.5) : nil)
         let state = ServerState()
         let metrics = ServerMetrics()
-        let routes = ServerRoutes(state: state, configuration: configuration, metrics: metrics)
+        let routes = ServerRoutes(state: state, configuration: configuration, metrics: metrics, assets: try WebAssets.bundled())
         let application = Application(
             router: routes.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chronos-server"))

@@ -1,3 +1,4 @@
+import ChronosModel
 import ChronosStorage
 
 /// Every storage metric of one offloaded run (one generation, or several summed): raw sums
@@ -126,4 +127,6 @@ public struct OffloadSnapshot: Sendable {
     public let residentBytes: [ResidencyTier: Int]
     /// Routed slots that fell back so far in this generation.
     public let fallbackSlots: Int
+    /// The pass's distinct routed experts, in the order its layers needed them.
+    public let routed: [ExpertKey]
 }

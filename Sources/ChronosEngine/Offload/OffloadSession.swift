@@ -136,7 +136,7 @@ public final class OffloadSession: ForwardObserver {
                 elapsedSeconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9,
                 storage: storageMetrics()?.since(start),
                 residentBytes: offloaded.store?.residentBytes() ?? [:],
-                fallbackSlots: prefillFallbackSlots + decodeFallbackSlots))
+                fallbackSlots: prefillFallbackSlots + decodeFallbackSlots, routed: routing.last ?? []))
     }
 
     // MARK: ForwardObserver

@@ -1,0 +1,654 @@
+// Chronos's web UI: chat against /v1/chat/completions, the live expert monitor fed by
+// /v1/chronos/events, and the model report of /v1/chronos/model. Plain JavaScript, no build step.
+"use strict";
+
+const LANGUAGES = ["en", "zh-Hans", "zh-Hant", "ja"];
+const PLOT_POINTS = 240;
+const $ = (id) => document.getElementById(id);
+// The string keys of the values the server and the page name, each written out so that the
+// string tables' test finds every key this script uses.
+const ROLE_LABELS = { user: "chat.role.user", assistant: "chat.role.assistant", error: "chat.role.error" };
+const CONNECTION_LABELS = { connecting: "experts.connection.connecting", live: "experts.connection.live", lost: "experts.connection.lost" };
+const STATE_LABELS = { hot: "state.hot", staging: "state.staging", loading: "state.loading", disk: "state.disk" };
+
+const state = {
+  language: "en",
+  strings: {},
+  modelID: null,
+  modelReport: null,
+  residency: null,
+  chat: { history: [], controller: null },
+  events: { controller: null, retry: null },
+  // Decode steps seen, and those whose storage counters were measured (all, unless every expert
+  // is resident), with their stall and bytes summed for the averages per token.
+  monitor: { hitRates: [], stalls: [], bytes: [], tokens: 0, measured: 0, stallSum: 0, bytesSum: 0, total: null, usedTimer: null, drawPending: false },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Strings: one table per language in /ui/i18n/CODE.json; `{name}` in a string is replaced.
+
+function t(key, values = {}) {
+  const text = state.strings[key];
+  if (text === undefined) return key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in values ? String(values[name]) : `{${name}}`));
+}
+
+// Sets `element`'s text to the string `key` names, and keeps the key and values on it so that a
+// change of language translates it again.
+function translate(element, key, values = {}) {
+  element.dataset.i18n = key;
+  element.dataset.i18nValues = JSON.stringify(values);
+  element.textContent = t(key, values);
+}
+
+function preferredLanguage() {
+  const saved = localStorage.getItem("chronos.language");
+  if (LANGUAGES.includes(saved)) return saved;
+  for (const tag of navigator.languages || [navigator.language || "en"]) {
+    const lower = tag.toLowerCase();
+    if (lower.startsWith("zh")) return /hant|tw|hk|mo/.test(lower) ? "zh-Hant" : "zh-Hans";
+    if (lower.startsWith("ja")) return "ja";
+    if (lower.startsWith("en")) return "en";
+  }
+  return "en";
+}
+
+async function setLanguage(language) {
+  const response = await fetch(`/ui/i18n/${language}.json`);
+  if (!response.ok) throw new Error(`/ui/i18n/${language}.json: ${response.status}`);
+  state.strings = await response.json();
+  state.language = language;
+  localStorage.setItem("chronos.language", language);
+  document.documentElement.lang = language;
+  $("language").value = language;
+  for (const element of document.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n, element.dataset.i18nValues ? JSON.parse(element.dataset.i18nValues) : {});
+  }
+  for (const element of document.querySelectorAll("[data-i18n-placeholder]")) element.placeholder = t(element.dataset.i18nPlaceholder);
+  for (const element of document.querySelectorAll("[data-i18n-aria-label]")) element.setAttribute("aria-label", t(element.dataset.i18nAriaLabel));
+  renderModel();
+  renderResidency();
+  renderMonitorStats();
+  drawPlots();
+  renderConnection();
+  renderStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers, in the UI's language.
+
+function formatNumber(value, digits = 2) {
+  return new Intl.NumberFormat(state.language, { maximumFractionDigits: digits }).format(value);
+}
+
+function formatCount(value) {
+  return new Intl.NumberFormat(state.language, { notation: "compact", maximumFractionDigits: 2 }).format(value);
+}
+
+function formatBytes(value) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${formatNumber(value, unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+function formatPercent(fraction) {
+  return new Intl.NumberFormat(state.language, { style: "percent", maximumFractionDigits: 1 }).format(fraction);
+}
+
+function formatMilliseconds(seconds) {
+  return `${formatNumber(seconds * 1000, 2)} ms`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests: the API key when the server asks for one, errors as OpenAI's error object says.
+
+function headers(extra = {}) {
+  const key = $("api-key").value.trim();
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
+async function errorMessage(response) {
+  try {
+    const body = await response.json();
+    if (body && body.error && body.error.message) return body.error.message;
+  } catch (_) {
+    // Not JSON: the status says enough.
+  }
+  return `${response.status} ${response.statusText}`;
+}
+
+async function getJSON(path) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) {
+    const error = new Error(await errorMessage(response));
+    error.status = response.status;
+    throw error;
+  }
+  return response.json();
+}
+
+// Yields the data of each server-sent event of `response` as it arrives; comments are skipped.
+async function* serverSentEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trimStart()).join("\n");
+      if (data) yield data;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server's state: loading, ready, unreachable, or waiting for a key.
+
+let status = { key: "status.connecting", values: {}, error: false };
+
+function setStatus(key, values = {}, error = false) {
+  status = { key, values, error };
+  renderStatus();
+}
+
+function renderStatus() {
+  const element = $("status");
+  element.textContent = status.key ? t(status.key, status.values) : "";
+  element.dataset.kind = status.error ? "error" : "info";
+}
+
+async function connect() {
+  for (;;) {
+    try {
+      const response = await fetch("/health");
+      if (response.ok) break;
+      setStatus("status.loading");
+    } catch (_) {
+      setStatus("status.offline", {}, true);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  try {
+    const models = await getJSON("/v1/models");
+    state.modelID = models.data[0].id;
+  } catch (error) {
+    if (error.status === 401) {
+      $("key-bar").hidden = false;
+      setStatus($("api-key").value ? "status.wrongKey" : "status.needsKey", {}, true);
+      return;
+    }
+    setStatus("status.failed", { message: error.message }, true);
+    return;
+  }
+  setStatus("status.ready", { model: state.modelID });
+  loadModel();
+  try {
+    state.residency = await getJSON("/v1/chronos/experts");
+    renderResidency();
+    renderMonitorStats();
+  } catch (error) {
+    setStatus("status.failed", { message: error.message }, true);
+  }
+  listenToEvents();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tabs: arrow keys, Home and End move between them (roving tabindex), as WAI-ARIA's tabs do.
+
+function selectTab(tab, focus) {
+  for (const other of document.querySelectorAll('[role="tab"]')) {
+    const selected = other === tab;
+    other.setAttribute("aria-selected", String(selected));
+    other.tabIndex = selected ? 0 : -1;
+    $(other.getAttribute("aria-controls")).hidden = !selected;
+  }
+  if (focus) tab.focus();
+  if (tab.id === "tab-experts") drawPlots();
+}
+
+function setUpTabs() {
+  const tabs = Array.from(document.querySelectorAll('[role="tab"]'));
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => selectTab(tab, false));
+    tab.addEventListener("keydown", (event) => {
+      const index = tabs.indexOf(tab);
+      const next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      selectTab(tabs[(next + tabs.length) % tabs.length], true);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat: the conversation streamed from /v1/chat/completions; Stop aborts the request.
+
+// Adds a message of `role` (user, assistant or error): its text, or the string `key` names.
+function addMessage(role, text, key, values) {
+  const item = document.createElement("li");
+  item.className = "message";
+  item.dataset.role = role;
+  const who = document.createElement("span");
+  who.className = "who";
+  translate(who, ROLE_LABELS[role]);
+  const body = document.createElement("span");
+  body.className = "text";
+  if (key) {
+    translate(body, key, values);
+  } else {
+    body.textContent = text;
+  }
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  item.append(who, body, meta);
+  $("messages").append(item);
+  $("chat-empty").hidden = true;
+  item.scrollIntoView({ block: "end" });
+  return { item, body, meta };
+}
+
+// The request's sampling parameters; an empty field is left to the server's default.
+function parameters() {
+  const fields = { temperature: "temperature", top_p: "top-p", top_k: "top-k", max_tokens: "max-tokens", seed: "seed" };
+  const body = {};
+  for (const [name, id] of Object.entries(fields)) {
+    const text = $(id).value.trim();
+    if (text !== "") body[name] = Number(text);
+  }
+  return body;
+}
+
+// Appends to a message's line of notes the string `key` names.
+function addNote(meta, key, values = {}) {
+  const note = document.createElement("span");
+  translate(note, key, values);
+  if (meta.childElementCount > 0) meta.append(" ");
+  meta.append(note);
+}
+
+async function send(event) {
+  event.preventDefault();
+  const text = $("prompt").value.trim();
+  if (!text || state.chat.controller || !state.modelID) return;
+  $("prompt").value = "";
+  addMessage("user", text);
+  state.chat.history.push({ role: "user", content: text });
+  const system = $("system").value.trim();
+  const messages = system ? [{ role: "system", content: system }, ...state.chat.history] : [...state.chat.history];
+  const answer = addMessage("assistant", "");
+  const controller = new AbortController();
+  state.chat.controller = controller;
+  $("send").disabled = true;
+  $("stop").disabled = false;
+  const started = performance.now();
+  let usage = null;
+  let finish = null;
+  try {
+    const response = await fetch("/v1/chat/completions", {
+      method: "POST",
+      headers: headers({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ model: state.modelID, messages, stream: true, stream_options: { include_usage: true }, ...parameters() }),
+      signal: controller.signal,
+    });
+    if (!response.ok) throw new Error(await errorMessage(response));
+    for await (const data of serverSentEvents(response)) {
+      if (data === "[DONE]") break;
+      const chunk = JSON.parse(data);
+      if (chunk.error) throw new Error(chunk.error.message);
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices || []) {
+        if (choice.delta && choice.delta.content) {
+          answer.body.textContent += choice.delta.content;
+          answer.item.scrollIntoView({ block: "end" });
+        }
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    if (usage) {
+      addNote(answer.meta, "chat.stats", {
+        tokens: formatNumber(usage.completion_tokens, 0),
+        rate: formatNumber(usage.completion_tokens / Math.max(seconds, 0.001), 1),
+      });
+    }
+    if (finish === "length") addNote(answer.meta, "chat.finishLength");
+  } catch (error) {
+    if (controller.signal.aborted) {
+      addNote(answer.meta, "chat.stopped");
+    } else {
+      addMessage("error", "", "chat.error", { message: error.message });
+    }
+  } finally {
+    state.chat.history.push({ role: "assistant", content: answer.body.textContent });
+    state.chat.controller = null;
+    $("send").disabled = false;
+    $("stop").disabled = true;
+  }
+}
+
+function setUpChat() {
+  $("chat-form").addEventListener("submit", send);
+  $("prompt").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    $("chat-form").requestSubmit();
+  });
+  $("stop").addEventListener("click", () => state.chat.controller && state.chat.controller.abort());
+  $("clear").addEventListener("click", () => {
+    if (state.chat.controller) state.chat.controller.abort();
+    state.chat.history = [];
+    $("messages").replaceChildren();
+    $("chat-empty").hidden = false;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The expert monitor: residency from /v1/chronos/experts, then every step from /v1/chronos/events.
+
+function setConnection(value) {
+  $("connection").dataset.state = value;
+  renderConnection();
+}
+
+function renderConnection() {
+  const element = $("connection");
+  element.textContent = t(CONNECTION_LABELS[element.dataset.state]);
+}
+
+async function listenToEvents() {
+  if (state.events.controller) state.events.controller.abort();
+  clearTimeout(state.events.retry);
+  const controller = new AbortController();
+  state.events.controller = controller;
+  setConnection("connecting");
+  try {
+    const response = await fetch("/v1/chronos/events", { headers: headers(), signal: controller.signal });
+    if (!response.ok) throw new Error(await errorMessage(response));
+    setConnection("live");
+    for await (const data of serverSentEvents(response)) receiveStep(JSON.parse(data));
+  } catch (_) {
+    if (controller.signal.aborted) return;
+  }
+  if (controller.signal.aborted) return;
+  setConnection("lost");
+  state.events.retry = setTimeout(listenToEvents, 2000);
+}
+
+function receiveStep(step) {
+  const monitor = state.monitor;
+  state.residency = step.residency;
+  if (step.total) monitor.total = step.total;
+  if (step.phase === "decode") {
+    monitor.tokens += 1;
+    if (step.step) {
+      const needed = step.step.needed;
+      monitor.hitRates.push(needed > 0 ? (100 * step.step.hits) / needed : 100);
+      monitor.stalls.push(step.step.stall_seconds * 1000);
+      monitor.bytes.push(step.step.bytes_read);
+      monitor.measured += 1;
+      monitor.stallSum += step.step.stall_seconds;
+      monitor.bytesSum += step.step.bytes_read;
+      for (const series of [monitor.hitRates, monitor.stalls, monitor.bytes]) if (series.length > PLOT_POINTS) series.shift();
+    }
+  }
+  renderResidency(step.used);
+  // The marks of the experts a step used fade once no step has come for a while.
+  clearTimeout(monitor.usedTimer);
+  monitor.usedTimer = setTimeout(() => renderResidency([]), 1500);
+  if (!monitor.drawPending) {
+    monitor.drawPending = true;
+    requestAnimationFrame(() => {
+      monitor.drawPending = false;
+      renderMonitorStats();
+      drawPlots();
+    });
+  }
+}
+
+function renderMonitorStats() {
+  const residency = state.residency;
+  const monitor = state.monitor;
+  if (!residency) return;
+  $("stat-mode").textContent =
+    residency.mode === "resident" ? t("experts.modeResident") : t("experts.modeValue", { mode: residency.mode, budget: formatBytes(residency.budget_bytes) });
+  $("stat-hit-rate").textContent = monitor.total ? formatPercent(monitor.total.hit_rate) : "–";
+  const measured = monitor.measured;
+  $("stat-stall").textContent = measured ? formatMilliseconds(monitor.stallSum / measured) : "–";
+  $("stat-bytes").textContent = measured ? formatBytes(monitor.bytesSum / measured) : "–";
+  $("stat-tokens").textContent = formatNumber(monitor.tokens, 0);
+  const resident = residency.resident_bytes;
+  $("stat-resident").textContent = resident
+    ? t("experts.residentValue", { hot: formatBytes(resident.hot), staging: formatBytes(resident.staging) })
+    : residency.mode === "resident" ? formatBytes(residency.total_expert_bytes) : "–";
+}
+
+function renderResidency(used) {
+  const residency = state.residency;
+  const table = $("heatmap");
+  const note = $("heatmap-note");
+  if (!residency) return;
+  if (!residency.layers) {
+    note.hidden = false;
+    note.textContent = t("experts.unknown");
+    table.replaceChildren();
+    return;
+  }
+  note.hidden = residency.mode !== "resident";
+  note.textContent = t("experts.allResident");
+  const width = Math.max(0, ...residency.layers.map((layer) => layer.experts.length));
+  const signature = `${residency.layers.map((layer) => layer.layer).join(",")}/${width}/${state.language}`;
+  if (table.dataset.signature !== signature) buildHeatmap(table, residency.layers, width, signature);
+  const usedByLayer = new Map();
+  if (used) for (const entry of used) usedByLayer.set(entry.layer, new Set(entry.experts));
+  for (const layer of residency.layers) {
+    const row = table.querySelector(`tr[data-layer="${layer.layer}"]`);
+    const predicted = new Set(layer.predicted);
+    layer.experts.forEach((expertState, expert) => {
+      const cell = row.children[expert + 1];
+      const isUsed = used === undefined ? cell.dataset.used === "true" : Boolean(usedByLayer.get(layer.layer)?.has(expert));
+      const isPredicted = predicted.has(expert);
+      if (cell.dataset.state === expertState && (cell.dataset.used === "true") === isUsed && (cell.dataset.predicted === "true") === isPredicted) return;
+      cell.dataset.state = expertState;
+      cell.dataset.used = String(isUsed);
+      cell.dataset.predicted = String(isPredicted);
+      const states = [t(STATE_LABELS[expertState] || expertState)];
+      if (isPredicted) states.push(t("state.predicted"));
+      if (isUsed) states.push(t("state.used"));
+      cell.title = t("experts.cell", { layer: layer.layer, expert, state: states.join(", ") });
+      cell.setAttribute("aria-label", cell.title);
+    });
+  }
+}
+
+function buildHeatmap(table, layers, width, signature) {
+  const caption = table.querySelector("caption");
+  table.replaceChildren(caption);
+  const head = document.createElement("thead");
+  const headRow = document.createElement("tr");
+  const corner = document.createElement("th");
+  corner.scope = "col";
+  corner.textContent = t("experts.layerHeader");
+  headRow.append(corner);
+  for (let expert = 0; expert < width; expert++) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = String(expert);
+    th.title = t("experts.expert", { n: expert });
+    headRow.append(th);
+  }
+  head.append(headRow);
+  const body = document.createElement("tbody");
+  for (const layer of layers) {
+    const row = document.createElement("tr");
+    row.dataset.layer = layer.layer;
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = String(layer.layer);
+    th.title = t("experts.layer", { n: layer.layer });
+    row.append(th);
+    for (let expert = 0; expert < width; expert++) row.append(document.createElement("td"));
+    body.append(row);
+  }
+  table.append(head, body);
+  table.dataset.signature = signature;
+}
+
+// A running plot as inline SVG: the series as a line over the last PLOT_POINTS steps, with the
+// latest value and the scale's top written beside it.
+function drawPlot(figure, series, top, format) {
+  let svg = figure.querySelector("svg");
+  let readout = figure.querySelector(".readout");
+  if (!svg) {
+    svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", `0 0 ${PLOT_POINTS} 100`);
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("aria-hidden", "true");
+    const axis = document.createElementNS(svg.namespaceURI, "line");
+    axis.setAttribute("class", "axis");
+    axis.setAttribute("x1", "0");
+    axis.setAttribute("x2", String(PLOT_POINTS));
+    axis.setAttribute("y1", "99");
+    axis.setAttribute("y2", "99");
+    const line = document.createElementNS(svg.namespaceURI, "polyline");
+    line.setAttribute("class", "line");
+    svg.append(axis, line);
+    readout = document.createElement("div");
+    readout.className = "readout";
+    figure.append(svg, readout);
+  }
+  const scale = top > 0 ? top : 1;
+  const offset = PLOT_POINTS - series.length;
+  const points = series.map((value, index) => `${offset + index},${(98 - (96 * value) / scale).toFixed(2)}`);
+  svg.querySelector("polyline").setAttribute("points", points.join(" "));
+  readout.textContent = series.length
+    ? t("plot.readout", { latest: format(series[series.length - 1]), top: format(top) })
+    : t("plot.empty");
+}
+
+function drawPlots() {
+  const monitor = state.monitor;
+  drawPlot($("plot-hit-rate"), monitor.hitRates, 100, (value) => `${formatNumber(value, 1)} %`);
+  drawPlot($("plot-stall"), monitor.stalls, Math.max(...monitor.stalls, 0), (value) => `${formatNumber(value, 2)} ms`);
+  drawPlot($("plot-bytes"), monitor.bytes, Math.max(...monitor.bytes, 0), formatBytes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model: /v1/chronos/model, and the memory its weights need at the budget the slider picks.
+
+async function loadModel() {
+  try {
+    state.modelReport = await getJSON("/v1/chronos/model");
+    const served = state.modelReport.serving;
+    if (served.total_expert_bytes > 0) {
+      $("budget").value = String(Math.max(1, Math.round((100 * served.budget_bytes) / served.total_expert_bytes)));
+    }
+    renderModel();
+    updateMemory();
+  } catch (error) {
+    setStatus("status.failed", { message: error.message }, true);
+  }
+}
+
+function renderModel() {
+  const report = state.modelReport;
+  const facts = $("model-facts");
+  if (!report) return;
+  const rows = [
+    ["model.name", report.model],
+    ["model.architecture", report.architecture ? `${report.model_type} (${report.architecture})` : report.model_type],
+    ["model.layers", formatNumber(report.layers, 0)],
+    ["model.hidden", formatNumber(report.hidden_size, 0)],
+    ["model.heads", t("model.headsValue", { query: report.attention_heads, keyValue: report.key_value_heads, dim: report.head_dim })],
+    ["model.vocab", formatNumber(report.vocab_size, 0)],
+    ["model.context", report.context ? t("model.contextValue", { n: formatNumber(report.context, 0) }) : "–"],
+    [
+      "model.experts",
+      report.experts
+        ? t(report.experts.shared_expert ? "model.expertsShared" : "model.expertsValue", {
+            perLayer: report.experts.per_layer,
+            layers: report.experts.moe_layers,
+            topK: report.experts.per_token,
+          })
+        : t("model.dense"),
+    ],
+    ["model.parametersTotal", formatCount(report.parameters.total)],
+    ["model.parametersActive", formatCount(report.parameters.active_per_token)],
+    ["model.bytesDense", formatBytes(report.bytes.dense)],
+    ["model.bytesExpert", formatBytes(report.bytes.expert)],
+    ["model.bytesPerToken", report.bytes.per_token === null ? "–" : formatBytes(report.bytes.per_token)],
+    ["model.serving", t("model.servingValue", { mode: report.serving.mode, budget: formatBytes(report.serving.budget_bytes) })],
+  ];
+  facts.replaceChildren(
+    ...rows.map(([key, value]) => {
+      const row = document.createElement("div");
+      const term = document.createElement("dt");
+      term.textContent = t(key);
+      const detail = document.createElement("dd");
+      detail.textContent = value;
+      row.append(term, detail);
+      return row;
+    }),
+  );
+  renderMemory();
+}
+
+let memory = null;
+let memoryTimer = null;
+
+async function updateMemory() {
+  const percent = Number($("budget").value);
+  $("budget-value").textContent = formatPercent(percent / 100);
+  try {
+    memory = (await getJSON(`/v1/chronos/model?budget=${percent / 100}`)).memory;
+    renderMemory();
+  } catch (error) {
+    setStatus("status.failed", { message: error.message }, true);
+  }
+}
+
+function renderMemory() {
+  $("budget-value").textContent = formatPercent(Number($("budget").value) / 100);
+  if (!memory) return;
+  $("memory-experts").textContent = formatBytes(memory.expert_bytes);
+  $("memory-total").textContent = formatBytes(memory.total_bytes);
+}
+
+function setUpModel() {
+  $("budget").addEventListener("input", () => {
+    renderMemory();
+    clearTimeout(memoryTimer);
+    memoryTimer = setTimeout(updateMemory, 120);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function start() {
+  setUpTabs();
+  setUpChat();
+  setUpModel();
+  $("api-key").value = sessionStorage.getItem("chronos.apiKey") || "";
+  const useKey = () => {
+    sessionStorage.setItem("chronos.apiKey", $("api-key").value.trim());
+    connect();
+  };
+  $("api-key").addEventListener("change", useKey);
+  $("key-bar").addEventListener("submit", (event) => {
+    event.preventDefault();
+    useKey();
+  });
+  $("language").addEventListener("change", () => setLanguage($("language").value));
+  await setLanguage(preferredLanguage());
+  await connect();
+}
+
+start();
