@@ -17,6 +17,8 @@ scripts/compare_llama_cpp.py). What it writes:
   OLMoE (vocab 256, hidden 64, 2 layers, 4 heads / 2 kv heads, head width 16, MLP width 128; OLMoE: 4 kv heads, 8
   experts top-2 of width 32; seed 5, matrices ~ N(0, 0.15^2), norms 1 + 0.1 N(0, 1)), converted to f32; their json also holds
   `transformers_logits`, the prompt's logits from transformers.
+- `qwen3_moe-yarn-f32.gguf` and `llama-linear-f32.gguf`: a random Qwen3-MoE with YaRN rotary scaling (factor 4 over an
+  original context of 64) and a dense Llama with linear scaling (factor 2), the same shapes, with transformers' logits.
 - `<name>.json` beside each file: llama.cpp's logits on it (`scripts/llama_logits.c` against libllama, one
   thread): `input_ids`; `logits`, one row per prompt position from one batch; `greedy`, 12 greedy tokens;
   `greedy_logits`, the logits after each of the first 11, decoded one at a time; and `types`, the GGML type
@@ -101,12 +103,21 @@ def random_checkpoint(directory: Path, family: str) -> list[list[float]]:
     import torch
     from transformers import (OlmoeConfig, OlmoeForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
                               Qwen3ForCausalLM)
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM
     config_type, model_type = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM),
-                               "olmoe": (OlmoeConfig, OlmoeForCausalLM)}[family]
+                               "olmoe": (OlmoeConfig, OlmoeForCausalLM),
+                               "qwen3_moe-yarn": (Qwen3MoeConfig, Qwen3MoeForCausalLM),
+                               "llama-linear": (LlamaConfig, LlamaForCausalLM)}[family]
     shape = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
                  tie_word_embeddings=False)
-    if family == "olmoe":
+    if family == "qwen3_moe-yarn":
+        shape.update(head_dim=16, moe_intermediate_size=32, num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
+                     rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                      "original_max_position_embeddings": 64})
+    elif family == "llama-linear":
+        shape.update(head_dim=16, rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0})
+    elif family == "olmoe":
         # llama.cpp normalises OLMoE's keys over the whole width, which needs as many KV heads as heads (as OLMoE has).
         shape.update(intermediate_size=32, num_experts=8, num_experts_per_tok=2, num_key_value_heads=4)
     else:
@@ -173,10 +184,10 @@ def main():
             run([str(quantize), str(f32), str(out), recipe.upper()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             oracle(logits_tool, tree, out, input_ids)
 
-        for family in ("qwen2", "qwen3", "olmoe"):
+        for family in ("qwen2", "qwen3", "olmoe", "qwen3_moe-yarn", "llama-linear"):
             directory = Path(scratch) / family
             logits = random_checkpoint(directory, family)
-            out = OUT / (f"{family}-f32.gguf" if family == "olmoe" else f"{family}-dense-f32.gguf")
+            out = OUT / (f"{family}-dense-f32.gguf" if family in ("qwen2", "qwen3") else f"{family}-f32.gguf")
             convert(tree, directory, out)
             oracle(logits_tool, tree, out, WIDE_PROMPT, {"transformers_logits": logits})
 

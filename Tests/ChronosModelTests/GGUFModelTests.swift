@@ -56,10 +56,10 @@ final class GGUFModelTests: XCTestCase {
         }
     }
 
-    func testQwenDenseAndOLMoEGGUFFilesMatchTransformersAndLlamaCpp() throws {
-        for name in ["qwen2-dense-f32", "qwen3-dense-f32", "olmoe-f32"] {
+    func testQwenDenseOLMoEAndScaledRotaryGGUFFilesMatchTransformersAndLlamaCpp() throws {
+        for name in ["qwen2-dense-f32", "qwen3-dense-f32", "olmoe-f32", "qwen3_moe-yarn-f32", "llama-linear-f32"] {
             let model = try ModelRegistry.load(directory: Fixtures.url("gguf-models/\(name).gguf"))
-            XCTAssertEqual(model.summary.isMixtureOfExperts, name == "olmoe-f32", name)
+            XCTAssertEqual(model.summary.isMixtureOfExperts, ["olmoe-f32", "qwen3_moe-yarn-f32"].contains(name), name)
             let reference = try LlamaCppReference.load(name)
             let logits = try model.forward(reference.inputIds, cache: model.makeCache()).floats
             let transformers = try XCTUnwrap(reference.transformersLogits).flatMap { $0 }

@@ -191,9 +191,7 @@ extension GGUFCheckpoint.Family {
             throw ModelError.unsupportedConfig(
                 file: m.path, field: "\(arch).rope.dimension_count", value: "\(rotary) (partial rotary; the head width is \(headDim))")
         }
-        if let scaling = m.metadata["\(arch).rope.scaling.type"]?.string, scaling != "none" {
-            throw ModelError.unsupportedConfig(file: m.path, field: "\(arch).rope.scaling.type", value: "'\(scaling)'")
-        }
+        if let scaling = try m.ropeScaling(arch) { config["rope_scaling"] = scaling }
         let experts = try m.optionalInt("\(arch).expert_count", in: 0...ConfigurationLimits.experts.upperBound) ?? 0
         let perToken = { try m.int("\(arch).expert_used_count", in: 1...max(1, experts)) }
         switch self {
@@ -277,6 +275,29 @@ extension GGUFCheckpoint {
                 throw ModelError.malformedConfig(file: path, field: key, reason: "\(value) is not a positive finite number")
             }
             return number
+        }
+
+        /// `rope_scaling` of `config.json` from `{arch}.rope.scaling.*`: `linear` (its factor)
+        /// and `yarn` (its factor, original context and, where given, attention factor and
+        /// β bounds); nil for none. Other types are refused by name.
+        func ropeScaling(_ arch: String) throws -> [String: Any]? {
+            let prefix = "\(arch).rope.scaling."
+            guard let type = metadata[prefix + "type"]?.string, type != "none" else { return nil }
+            guard type == "linear" || type == "yarn" else {
+                throw ModelError.unsupportedConfig(file: path, field: prefix + "type", value: "'\(type)' (linear and yarn are read)")
+            }
+            var scaling: [String: Any] = ["rope_type": type]
+            if metadata[prefix + "factor"] != nil { scaling["factor"] = try float(prefix + "factor", default: 1) }
+            if type == "yarn" {
+                if let context = try optionalInt(prefix + "original_context_length", in: ConfigurationLimits.positions) {
+                    scaling["original_max_position_embeddings"] = context
+                }
+                for (key, field) in [("attn_factor", "attention_factor"), ("yarn_beta_fast", "beta_fast"), ("yarn_beta_slow", "beta_slow")]
+                where metadata[prefix + key] != nil {
+                    scaling[field] = try float(prefix + key, default: 1)
+                }
+            }
+            return scaling
         }
 
         /// The rows of the embedding table, which the token list (when present) must match.
