@@ -10,6 +10,11 @@ scripts/compare_llama_cpp.py). What it writes:
   converted by llama.cpp's own `convert_hf_to_gguf.py --outtype f32`. The checkpoints have no tokenizer, so the
   converter is given a placeholder SentencePiece vocabulary of the models' 256 tokens: `<unk>`, `<s>`, `</s>`,
   then the byte tokens `<0x00>` … `<0xFC>` (the bytes that can appear in UTF-8 text), all scores 0.
+- `deepseek_v2-f32.gguf`, `deepseek_v2_q_lora-f32.gguf`, `deepseek_v3-f32.gguf`: the hf-tiny DeepSeek cases, converted
+  the same way (llama.cpp's `deepseek2`, with each layer's kv_b_proj split into attn_k_b and attn_v_b). llama.cpp
+  itself loads only the two with a query latent (it takes a file without one for DeepSeek-V2-Lite by its 27 layers),
+  so `deepseek_v2-f32` has no json. The V3 case's `mscale` (1.0) differs from its `mscale_all_dim` (0.7), which the
+  file cannot say (llama.cpp stores only `0.1 · mscale_all_dim` and takes the two as equal).
 - `mixtral-wide-{q8_0,q4_k_m,q4_0}.gguf`: a random Mixtral wide enough for K-quants (vocab 256, hidden 256,
   2 layers, 4 heads / 2 kv heads, 4 experts top-2, expert width 256, seed 11, every matrix ~ N(0, 0.075^2),
   every RMSNorm weight 1 + 0.1 N(0, 1)), converted to f32 and quantised by `llama-quantize`.
@@ -36,7 +41,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from compare_llama_cpp import build_llama_cpp, llama_cpp_source, log, run  # noqa: E402
 
 OUT = ROOT / "Tests" / "Fixtures" / "gguf-models"
-CASES = ["llama_dense", "mixtral", "qwen2_moe", "qwen3_moe"]
+CASES = ["llama_dense", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2_q_lora", "deepseek_v3"]
 GREEDY = 12
 
 CONVERT = """
@@ -46,7 +51,7 @@ sys.path.insert(1, {tree!r} + "/gguf-py")
 import gguf
 import convert_hf_to_gguf
 from conversion.base import ModelBase
-import conversion.llama, conversion.qwen, conversion.olmo  # noqa: F401  (the classes whose vocabulary is replaced)
+import conversion.llama, conversion.qwen, conversion.olmo, conversion.deepseek  # noqa: F401  (the classes whose vocabulary is replaced)
 
 def placeholder_vocab(self):
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{{b:02X}}>" for b in range(253)]
@@ -171,6 +176,8 @@ def main():
         convert(tree, source, out)
         input_ids = json.loads((source / "reference.json").read_text())["input_ids"]
         oracle(logits_tool, tree, out, input_ids)
+
+    convert(tree, ROOT / "Tests" / "Fixtures" / "hf-tiny" / "deepseek_v2", OUT / "deepseek_v2-f32.gguf")
 
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch) / "mixtral-wide"

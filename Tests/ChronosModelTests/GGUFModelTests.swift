@@ -69,6 +69,29 @@ final class GGUFModelTests: XCTestCase {
         }
     }
 
+    /// llama.cpp's `deepseek2` files, kv_b_proj split and transposed, give the safetensors
+    /// checkpoints' logits where the file says all the checkpoint does, and llama.cpp's.
+    func testDeepSeekGGUFFilesMatchTheCheckpointsAndLlamaCpp() throws {
+        for oracle in [OracleCase.deepSeekV2, .deepSeekV2QueryLatent, .deepSeekV3] {
+            let name = "\(oracle.rawValue)-f32"
+            let model = try ModelRegistry.load(directory: Fixtures.url("gguf-models/\(name).gguf"))
+            XCTAssertEqual(model.summary.modelType, oracle == .deepSeekV3 ? "deepseek_v3" : "deepseek_v2", name)
+            let prompt = try OracleReference.load(oracle.rawValue).inputIds
+            let logits = try model.forward(prompt, cache: model.makeCache()).floats
+            // The V3 case's mscale differs from its mscale_all_dim, which a GGUF file cannot say.
+            if oracle != .deepSeekV3 {
+                let safetensors = try oracle.load()
+                let expected = try safetensors.forward(prompt, cache: safetensors.makeCache()).floats
+                XCTAssertLessThanOrEqual(maxAbsoluteDifference(logits, expected), 1e-5, name)
+            }
+            // llama.cpp does not load a DeepSeek-V2 without a query latent unless it has 27 layers.
+            guard oracle != .deepSeekV2 else { continue }
+            let reference = try LlamaCppReference.load(name)
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(logits, reference.logits.flatMap { $0 }), 2e-2, name)
+            XCTAssertEqual(try greedy(model, reference.inputIds, count: reference.greedy.count), reference.greedy, name)
+        }
+    }
+
     func testQuantisedGGUFFilesMatchLlamaCpp() throws {
         for recipe in ["q8_0", "q4_k_m", "q4_0"] {
             let name = "mixtral-wide-\(recipe)"

@@ -9,8 +9,11 @@ import Foundation
 ///
 /// Architectures: `llama` (dense, or Mixtral-style MoE when `llama.expert_count` is set, with
 /// experts stacked as `blk.N.ffn_{gate,up,down}_exps` or one tensor per expert as
-/// `blk.N.ffn_{gate,up,down}.E`), `qwen2moe`, `qwen3moe`, `olmoe`, and the dense `qwen2` and
-/// `qwen3`, which load as the Qwen MoE families with every layer dense (`mlp_only_layers`). Tensors keep their GGUF
+/// `blk.N.ffn_{gate,up,down}.E`), `qwen2moe`, `qwen3moe`, `olmoe`, the dense `qwen2` and `qwen3`,
+/// which load as the Qwen MoE families with every layer dense (`mlp_only_layers`), and
+/// `deepseek2` (DeepSeek-V2, or V3 where its gating is sigmoid), whose key and value
+/// up-projections llama.cpp stores split and transposed (`attn_k_b`, `attn_v_b`) and are joined
+/// back into `kv_b_proj`. Tensors keep their GGUF
 /// types, quantised ones included; llama.cpp's converter reorders the query and key rows of
 /// `llama` models for its rotary layout, and that order is undone here.
 public enum GGUFCheckpoint {
@@ -19,7 +22,7 @@ public enum GGUFCheckpoint {
 
     /// The families a GGUF file can hold, by `general.architecture`.
     enum Family: String, CaseIterable {
-        case llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe
+        case llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe, deepseek2
     }
 
     /// The `config.json` `file`'s metadata amounts to, the architecture that decodes it, and
@@ -53,8 +56,18 @@ public enum GGUFCheckpoint {
                 throw ModelError.malformedConfig(file: file.url.path, field: name, reason: "two tensors of the file map to it")
             }
         }
+        // llama.cpp's DeepSeek files split each layer's kv_b_proj in two; they are joined below.
+        var splitKeyValue: [Int: (key: Tensor?, value: Tensor?)] = [:]
         for info in file.tensorInfos {
             let tensor = try file.tensor(named: info.name)
+            if let (layer, local) = layerTensor(info.name, layers: c.layerCount), local == "attn_k_b.weight" || local == "attn_v_b.weight" {
+                if local == "attn_k_b.weight" {
+                    splitKeyValue[layer, default: (nil, nil)].key = tensor
+                } else {
+                    splitKeyValue[layer, default: (nil, nil)].value = tensor
+                }
+                continue
+            }
             switch info.name {
             case "token_embd.weight": try put(keys.embedding, tensor)
             case "output.weight": try put(keys.lmHead, tensor)
@@ -70,7 +83,41 @@ public enum GGUFCheckpoint {
                     reordersRotaryRows: reordersRotaryRows, path: file.url.path, put: put)
             }
         }
+        for (layer, parts) in splitKeyValue {
+            guard let key = parts.key, let value = parts.value else {
+                let missing = parts.key == nil ? "attn_k_b" : "attn_v_b"
+                throw ModelError.missingTensor(name: "blk.\(layer).\(missing).weight", directory: file.url.path)
+            }
+            try put(
+                keys.layer(layer, "self_attn.kv_b_proj.weight"),
+                try joinedKeyValue(key: key, value: value, layer: layer, path: file.url.path))
+        }
         return weights
+    }
+
+    /// DeepSeek's `kv_b_proj` `[heads·(nope + v), latent]` (each head's key rows, then its value
+    /// rows) from llama.cpp's `attn_k_b` `[heads, latent, nope]` (transposed) and `attn_v_b`
+    /// `[heads, v, latent]`, in f32.
+    private static func joinedKeyValue(key: Tensor, value: Tensor, layer: Int, path: String) throws -> Tensor {
+        guard key.rank == 3, value.rank == 3, key.shape[0] == value.shape[0], key.shape[1] == value.shape[2] else {
+            throw ModelError.shapeMismatch(
+                tensor: "blk.\(layer).attn_k_b.weight", expected: [value.shape[0], value.shape[2], key.shape.last ?? 0], found: key.shape)
+        }
+        let heads = key.shape[0], latent = key.shape[1], nope = key.shape[2], width = value.shape[1]
+        let keys = key.floats, values = value.floats
+        var joined = [Float](repeating: 0, count: heads * (nope + width) * latent)
+        for head in 0..<heads {
+            let base = head * (nope + width) * latent
+            for row in 0..<nope {
+                for column in 0..<latent { joined[base + row * latent + column] = keys[(head * latent + column) * nope + row] }
+            }
+            for row in 0..<width {
+                let source = (head * width + row) * latent
+                joined.replaceSubrange(
+                    (base + (nope + row) * latent)..<(base + (nope + row + 1) * latent), with: values[source..<(source + latent)])
+            }
+        }
+        return Tensor(shape: [heads * (nope + width), latent], values: joined)
     }
 
     /// `blk.N.rest` as (N, rest), for N a layer of the model.
@@ -98,7 +145,11 @@ public enum GGUFCheckpoint {
             "ffn_gate_inp.weight": keys.router(layer: layer),
             "ffn_gate_shexp.weight": keys.sharedExpert(layer: layer, index: 0).gate,
             "ffn_up_shexp.weight": keys.sharedExpert(layer: layer, index: 0).up,
-            "ffn_down_shexp.weight": keys.sharedExpert(layer: layer, index: 0).down
+            "ffn_down_shexp.weight": keys.sharedExpert(layer: layer, index: 0).down,
+            "exp_probs_b.bias": keys.routerBias(layer: layer),
+            "attn_q_a.weight": attention("q_a_proj.weight"), "attn_q_a_norm.weight": attention("q_a_layernorm.weight"),
+            "attn_q_b.weight": attention("q_b_proj.weight"), "attn_kv_a_mqa.weight": attention("kv_a_proj_with_mqa.weight"),
+            "attn_kv_a_norm.weight": attention("kv_a_layernorm.weight"), "attn_kv_b.weight": attention("kv_b_proj.weight")
         ]
         if let name = simple[local] { return try put(name, tensor) }
         switch local {
@@ -181,15 +232,20 @@ extension GGUFCheckpoint.Family {
         }
         if let bos = try m.optionalInt("tokenizer.ggml.bos_token_id", in: 0...Int(Int32.max)) { config["bos_token_id"] = bos }
         if let eos = try m.optionalInt("tokenizer.ggml.eos_token_id", in: 0...Int(Int32.max)) { config["eos_token_id"] = eos }
-        let headDim = try m.optionalInt("\(arch).attention.key_length", in: ConfigurationLimits.headWidth) ?? hidden / heads
-        config["head_dim"] = headDim
-        if let valueWidth = try m.optionalInt("\(arch).attention.value_length", in: ConfigurationLimits.headWidth), valueWidth != headDim {
-            throw ModelError.unsupportedConfig(
-                file: m.path, field: "\(arch).attention.value_length", value: "\(valueWidth) (differs from key_length \(headDim))")
-        }
-        if let rotary = try m.optionalInt("\(arch).rope.dimension_count", in: 1...Int(Int32.max)), rotary != headDim {
-            throw ModelError.unsupportedConfig(
-                file: m.path, field: "\(arch).rope.dimension_count", value: "\(rotary) (partial rotary; the head width is \(headDim))")
+        if self != .deepseek2 {
+            let headDim = try m.optionalInt("\(arch).attention.key_length", in: ConfigurationLimits.headWidth) ?? hidden / heads
+            config["head_dim"] = headDim
+            if let valueWidth = try m.optionalInt("\(arch).attention.value_length", in: ConfigurationLimits.headWidth),
+                valueWidth != headDim
+            {
+                throw ModelError.unsupportedConfig(
+                    file: m.path, field: "\(arch).attention.value_length", value: "\(valueWidth) (differs from key_length \(headDim))")
+            }
+            if let rotary = try m.optionalInt("\(arch).rope.dimension_count", in: 1...Int(Int32.max)), rotary != headDim {
+                throw ModelError.unsupportedConfig(
+                    file: m.path, field: "\(arch).rope.dimension_count",
+                    value: "\(rotary) (partial rotary; the head width is \(headDim))")
+            }
         }
         if let scaling = try m.ropeScaling(arch) { config["rope_scaling"] = scaling }
         let experts = try m.optionalInt("\(arch).expert_count", in: 0...ConfigurationLimits.experts.upperBound) ?? 0
@@ -231,6 +287,8 @@ extension GGUFCheckpoint.Family {
             config["num_experts_per_tok"] = 1
             config["moe_intermediate_size"] = width
             config["shared_expert_intermediate_size"] = width
+        case .deepseek2:
+            try deepSeekConfig(m, into: &config)
         case .olmoe:
             config["model_type"] = "olmoe"
             config["num_experts"] = try m.int("\(arch).expert_count", in: ConfigurationLimits.experts)
@@ -239,6 +297,57 @@ extension GGUFCheckpoint.Family {
             config["norm_topk_prob"] = false
         }
         return config
+    }
+}
+
+extension GGUFCheckpoint.Family {
+    /// The DeepSeek-V2 or V3 `config.json` fields of a `deepseek2` file: multi-head latent
+    /// attention (llama.cpp's `key_length_mla` and `value_length_mla`, or in older files
+    /// `key_length` and `value_length`, are the per-head widths), routing (sigmoid gating
+    /// means V3 with its `noaux_tc` groups) and YaRN's `yarn_log_multiplier`, which is
+    /// `0.1 · mscale_all_dim`; llama.cpp takes `mscale` to equal it, as DeepSeek's checkpoints have.
+    fileprivate func deepSeekConfig(_ m: GGUFCheckpoint.Metadata, into config: inout [String: Any]) throws {
+        let arch = rawValue, width = ConfigurationLimits.width
+        let sigmoid = try m.optionalInt("\(arch).expert_gating_func", in: 0...3) == 2
+        let groups = try m.optionalInt("\(arch).expert_group_count", in: ConfigurationLimits.experts) ?? 1
+        let rotary = try m.int("\(arch).rope.dimension_count", in: ConfigurationLimits.headWidth)
+        let keyWidth =
+            try m.optionalInt("\(arch).attention.key_length_mla", in: ConfigurationLimits.headWidth)
+            ?? m.int("\(arch).attention.key_length", in: ConfigurationLimits.headWidth)
+        guard keyWidth > rotary else {
+            throw ModelError.malformedConfig(
+                file: m.path, field: "\(arch).attention.key_length_mla", reason: "\(keyWidth) is not above the rotary width \(rotary)")
+        }
+        config["model_type"] = sigmoid ? "deepseek_v3" : "deepseek_v2"
+        config["num_key_value_heads"] = config["num_attention_heads"]
+        config["intermediate_size"] = try m.int("\(arch).feed_forward_length", in: width)
+        config["moe_intermediate_size"] = try m.int("\(arch).expert_feed_forward_length", in: width)
+        config["n_routed_experts"] = try m.int("\(arch).expert_count", in: ConfigurationLimits.experts)
+        config["num_experts_per_tok"] = try m.int("\(arch).expert_used_count", in: ConfigurationLimits.experts)
+        config["n_shared_experts"] = try m.optionalInt("\(arch).expert_shared_count", in: 0...ConfigurationLimits.experts.upperBound) ?? 0
+        config["first_k_dense_replace"] = try m.optionalInt("\(arch).leading_dense_block_count", in: ConfigurationLimits.layers) ?? 0
+        config["n_group"] = groups
+        config["topk_group"] = try m.optionalInt("\(arch).expert_group_used_count", in: ConfigurationLimits.experts) ?? 1
+        config["scoring_func"] = sigmoid ? "sigmoid" : "softmax"
+        config["topk_method"] = sigmoid ? "noaux_tc" : groups > 1 ? "group_limited_greedy" : "greedy"
+        config["routed_scaling_factor"] = try m.float("\(arch).expert_weights_scale", default: 1)
+        config["norm_topk_prob"] = try m.bool("\(arch).expert_weights_norm", default: false)
+        config["q_lora_rank"] = try m.optionalInt("\(arch).attention.q_lora_rank", in: width) ?? NSNull()
+        config["kv_lora_rank"] = try m.int("\(arch).attention.kv_lora_rank", in: width)
+        config["qk_rope_head_dim"] = rotary
+        config["qk_nope_head_dim"] = keyWidth - rotary
+        config["v_head_dim"] =
+            try m.optionalInt("\(arch).attention.value_length_mla", in: ConfigurationLimits.headWidth)
+            ?? m.int("\(arch).attention.value_length", in: ConfigurationLimits.headWidth)
+        config["rope_interleave"] = true
+        if var scaling = config["rope_scaling"] as? [String: Any], scaling["rope_type"] as? String == "yarn",
+            m.metadata["\(arch).rope.scaling.yarn_log_multiplier"] != nil
+        {
+            let mscale = try m.float("\(arch).rope.scaling.yarn_log_multiplier", default: 0) / 0.1
+            scaling["mscale"] = mscale
+            scaling["mscale_all_dim"] = mscale
+            config["rope_scaling"] = scaling
+        }
     }
 }
 
@@ -267,6 +376,14 @@ extension GGUFCheckpoint {
             if let int = try optionalInt(key, in: range) { return int }
             guard let fallback else { throw ModelError.malformedConfig(file: path, field: key, reason: "missing") }
             return fallback
+        }
+
+        func bool(_ key: String, default fallback: Bool) throws -> Bool {
+            guard let value = metadata[key] else { return fallback }
+            guard case .bool(let flag) = value else {
+                throw ModelError.malformedConfig(file: path, field: key, reason: "\(value) is not a bool")
+            }
+            return flag
         }
 
         func float(_ key: String, default fallback: Double) throws -> Double {
