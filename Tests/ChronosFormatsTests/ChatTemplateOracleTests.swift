@@ -20,6 +20,7 @@ final class ChatTemplateOracleTests: XCTestCase {
             else { return XCTFail("\(family): malformed fixture") }
             let source = try String(contentsOf: Fixtures.url("chat-templates/\(file)"), encoding: .utf8)
             let template = try ChatTemplate(source, bosToken: fixture["bos_token"]?.text, eosToken: fixture["eos_token"]?.text)
+            let date = try Self.date(now)
             var rendered = 0
             for (index, conversation) in cases.enumerated() {
                 guard case .array(let messages)? = conversation["messages"] else { return XCTFail("\(family)[\(index)]: no messages") }
@@ -28,7 +29,7 @@ final class ChatTemplateOracleTests: XCTestCase {
                 let result = Result { () throws(TokenizerError) in
                     try template.render(
                         messages: messages, tools: tools, addGenerationPrompt: conversation["add_generation_prompt"] == .bool(true),
-                        now: try Self.date(now))
+                        now: date)
                 }
                 if let expected = conversation["expected"]?.text {
                     XCTAssertEqual(try result.get(), expected, "\(family) case \(index)")
