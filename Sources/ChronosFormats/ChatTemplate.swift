@@ -1,3 +1,5 @@
+import Foundation
+
 /// One turn of a conversation.
 public struct ChatMessage: Codable, Equatable, Sendable {
     /// Who speaks: `system`, `user` or `assistant`.
@@ -12,57 +14,90 @@ public struct ChatMessage: Codable, Equatable, Sendable {
     }
 }
 
-/// Renders conversations for models whose chat template is ChatML (the Qwen and SmolLM
-/// families), without a Jinja interpreter:
-///
-///     <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n
-///     <|im_start|>user\nHi!<|im_end|>\n
-///     <|im_start|>assistant\n                      (the generation prompt)
-///
-/// A template counts as ChatML when it contains both `<|im_start|>` and `<|im_end|>`; any other
-/// template is refused when the `ChatTemplate` is made. If the template writes a literal system
-/// turn (Qwen's `'<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'`), that text is
-/// the default system message, put first when the conversation does not start with a system
-/// message, as such templates do. Template logic beyond this (tools, reasoning traces) is not
-/// interpreted, so only the roles `system`, `user` and `assistant` are rendered.
+/// Renders conversations with a model's Jinja chat template, as transformers'
+/// `apply_chat_template` does (`trim_blocks`, `lstrip_blocks`, its `raise_exception`,
+/// `strftime_now` and `tojson`), for the subset of Jinja that published chat templates use:
+/// `if`/`for`/`set`/`macro`, namespaces, loop variables, filters such as `trim` and `tojson`,
+/// tests, Python string and dictionary methods. A template using anything else is refused when
+/// the `ChatTemplate` is made, with the construct and its line named.
 public struct ChatTemplate: Equatable, Sendable {
-    /// The system message put first when a conversation has none, if the template has one.
+    /// The template's source text.
+    public let source: String
+    /// The text the template's `bos_token` stands for; undefined in the template when nil.
+    public let bosToken: String?
+    /// The text the template's `eos_token` stands for; undefined in the template when nil.
+    public let eosToken: String?
+    /// For ChatML encoders: the system message the template writes as a literal when a
+    /// conversation starts without one, if it does.
     public let defaultSystemMessage: String?
+    private let nodes: [JinjaNode]
 
-    /// The roles that render the same under every ChatML template.
+    /// The roles of the plain conversations that the command line, the server and chat data
+    /// give (tool turns need the `JinjaValue` form of `render`).
     public static let roles: Set<String> = ["system", "user", "assistant"]
 
-    /// A renderer for the Jinja `template`; throws if it is not ChatML.
-    public init(_ template: String) throws(TokenizerError) {
-        guard template.contains("<|im_start|>"), template.contains("<|im_end|>") else {
-            throw .unrenderableChatTemplate(
-                reason: "only ChatML templates (with <|im_start|> and <|im_end|>) can be rendered")
+    /// A renderer for the Jinja `template`; throws if it does not parse or uses a construct
+    /// outside the subset.
+    public init(_ template: String, bosToken: String? = nil, eosToken: String? = nil) throws(TokenizerError) {
+        do {
+            nodes = try JinjaParser.parse(template)
+        } catch {
+            throw Self.describe(error)
         }
+        source = template
+        self.bosToken = bosToken
+        self.eosToken = eosToken
         defaultSystemMessage = Self.literalSystemMessage(in: template)
     }
 
-    /// A renderer for the chat template of `config`; throws if it has none or it is not ChatML.
+    /// A renderer for the chat template and special tokens of `config`; throws if it has no
+    /// template or the template is refused.
     public init(config: TokenizerConfig) throws(TokenizerError) {
         guard let template = config.chatTemplate else {
             throw .unrenderableChatTemplate(reason: "\(config.file) has no chat_template")
         }
-        try self.init(template)
+        try self.init(template, bosToken: config.bosToken, eosToken: config.eosToken)
+    }
+
+    /// Two renderers are equal when they render the same template with the same tokens.
+    public static func == (lhs: ChatTemplate, rhs: ChatTemplate) -> Bool {
+        lhs.source == rhs.source && lhs.bosToken == rhs.bosToken && lhs.eosToken == rhs.eosToken
     }
 
     /// The prompt text for `messages`, ending with an open assistant turn if `addGenerationPrompt`.
     public func render(messages: [ChatMessage], addGenerationPrompt: Bool) throws(TokenizerError) -> String {
-        if let message = messages.first(where: { !Self.roles.contains($0.role) }) {
-            throw .unrenderableChatTemplate(reason: "role \(message.role.debugDescription) is not system, user or assistant")
+        try render(
+            messages: messages.map { .object([("role", .string($0.role)), ("content", .string($0.content))]) },
+            addGenerationPrompt: addGenerationPrompt)
+    }
+
+    /// The prompt text for `messages` (objects with `role`, `content` and optionally
+    /// `tool_calls`, `reasoning_content`, `tool_call_id`), offering `tools` (their JSON schemas)
+    /// if given. `variables` are further template inputs (`enable_thinking`, …); `now` is the
+    /// time `strftime_now` prints.
+    public func render(
+        messages: [JinjaValue], tools: [JinjaValue]? = nil, addGenerationPrompt: Bool, variables: [String: JinjaValue] = [:],
+        now: Date = Date()
+    ) throws(TokenizerError) -> String {
+        // The inputs apply_chat_template gives: special tokens that are unset stay undefined.
+        var inputs: [String: JinjaObject] = [
+            "messages": .list(messages.map(JinjaObject.init)), "tools": tools.map { .list($0.map(JinjaObject.init)) } ?? .none,
+            "documents": .none, "add_generation_prompt": .bool(addGenerationPrompt)
+        ]
+        if let bosToken { inputs["bos_token"] = .string(bosToken) }
+        if let eosToken { inputs["eos_token"] = .string(eosToken) }
+        for (name, value) in variables { inputs[name] = JinjaObject(value) }
+        do {
+            return try JinjaInterpreter(variables: inputs, now: now).render(nodes)
+        } catch {
+            throw Self.describe(error)
         }
-        var prompt = ""
-        if let defaultSystemMessage, let first = messages.first, first.role != "system" {
-            prompt += "<|im_start|>system\n\(defaultSystemMessage)<|im_end|>\n"
-        }
-        for message in messages {
-            prompt += "<|im_start|>\(message.role)\n\(message.content)<|im_end|>\n"
-        }
-        if addGenerationPrompt { prompt += "<|im_start|>assistant\n" }
-        return prompt
+    }
+
+    private static func describe(_ error: JinjaError) -> TokenizerError {
+        .unrenderableChatTemplate(
+            reason: error.raised
+                ? "the template raised an exception at line \(error.line): \(error.message)" : "line \(error.line): \(error.message)")
     }
 
     /// The text of the first system turn that the template writes as one string literal, with
