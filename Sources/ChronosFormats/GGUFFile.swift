@@ -158,8 +158,10 @@ public final class GGUFFile: Sendable {
         infoByName = Dictionary(uniqueKeysWithValues: infos.map { ($0.name, $0) })
     }
 
-    /// Whether `url` is a regular file that starts with GGUF's magic.
-    public static func hasMagic(_ url: URL) -> Bool {
+    /// Whether `url` names a GGUF file rather than a model directory: its extension is `.gguf`,
+    /// or it is a regular file that starts with GGUF's magic.
+    public static func isGGUF(_ url: URL) -> Bool {
+        if url.pathExtension.lowercased() == "gguf" { return true }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
             let handle = try? FileHandle(forReadingFrom: url)

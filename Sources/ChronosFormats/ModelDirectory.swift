@@ -98,7 +98,7 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
             }
             return try Tokenizer(gguf: file)
         }
-        if url.pathExtension.lowercased() == "gguf" || GGUFFile.hasMagic(url) { return try fromGGUF(url) }
+        if GGUFFile.isGGUF(url) { return try fromGGUF(url) }
         if hasTokenizer { return try Tokenizer(contentsOf: tokenizer) }
         if FileManager.default.fileExists(atPath: ggufTokenizer.path) { return try fromGGUF(ggufTokenizer) }
         return nil

@@ -27,6 +27,9 @@ struct SentencePiece: Sendable {
         self.addsSpacePrefix = addsSpacePrefix
     }
 
+    /// The id of the token spelled `token` (the first, where two share a spelling).
+    func id(of token: String) -> Int? { ids[Array(token.utf8)].map(Int.init) }
+
     /// The spelling of `token` as text: `▁` read as a space, a `<0xNN>` byte token as its byte.
     static func bytes(ofToken token: String, isByte: Bool) -> [UInt8] {
         if isByte, let byte = byteValue(token) { return [byte] }

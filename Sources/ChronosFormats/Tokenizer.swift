@@ -14,8 +14,8 @@ public final class Tokenizer: Sendable {
         /// Byte-level BPE, with the `tokenizer.json` sections it was built from (which
         /// `jsonData()` writes back).
         case byteLevel(file: TokenizerFile, bytePairEncoding: BytePairEncoding)
-        /// SentencePiece BPE, with each token's id by spelling.
-        case sentencePiece(SentencePiece, vocab: [String: Int])
+        /// SentencePiece BPE.
+        case sentencePiece(SentencePiece)
     }
 
     let model: Model
@@ -63,15 +63,13 @@ public final class Tokenizer: Sendable {
             normalizer: file.normalizer, vocabulary: vocab, addedTokens: file.addedTokens, addedTokenBytes: ByteLevel.decode, name: name)
     }
 
-    /// Builds a SentencePiece tokenizer: `vocab` is every token by spelling, with its bytes.
+    /// Builds a SentencePiece tokenizer: `vocabulary` is every token but the added ones, with its bytes.
     convenience init(
         sentencePiece: SentencePiece, vocabulary: [(id: Int, token: String, bytes: [UInt8])], addedTokens: [AddedToken],
         name: String
     ) throws(TokenizerError) {
-        var vocab: [String: Int] = [:]
-        for entry in vocabulary where vocab[entry.token] == nil { vocab[entry.token] = entry.id }
         try self.init(
-            model: .sentencePiece(sentencePiece, vocab: vocab), normalizer: nil, vocabulary: vocabulary, addedTokens: addedTokens,
+            model: .sentencePiece(sentencePiece), normalizer: nil, vocabulary: vocabulary, addedTokens: addedTokens,
             addedTokenBytes: { Array($0.utf8) }, name: name)
     }
 
@@ -137,7 +135,7 @@ public final class Tokenizer: Sendable {
         if let id = addedTokenIds[token] { return id }
         switch model {
         case .byteLevel(let file, _): return file.model.vocab[token]
-        case .sentencePiece(_, let vocab): return vocab[token]
+        case .sentencePiece(let sentencePiece): return sentencePiece.id(of: token)
         }
     }
 
@@ -163,7 +161,7 @@ public final class Tokenizer: Sendable {
                 case .text(let range):
                     let segment = UnsafeBufferPointer(rebasing: raw[range])
                     defer { afterAddedToken = false }
-                    if case .sentencePiece(let sentencePiece, _) = model {
+                    if case .sentencePiece(let sentencePiece) = model {
                         // As llama.cpp: a space before the text and after each added token.
                         sentencePiece.encode(segment, prefixSpace: sentencePiece.addsSpacePrefix && afterAddedToken, into: &ids)
                     } else if let normalized = normalizer?.normalize(segment) {
@@ -185,7 +183,7 @@ public final class Tokenizer: Sendable {
         let unencodable =
             switch model {
             case .byteLevel(_, let bytePairEncoding): bytePairEncoding.unencodableBytes
-            case .sentencePiece(let sentencePiece, _): sentencePiece.unencodableBytes
+            case .sentencePiece(let sentencePiece): sentencePiece.unencodableBytes
             }
         if !unencodable.isEmpty, let offset = text.utf8.firstIndex(where: unencodable.contains) {
             throw .unencodableByte(text.utf8[offset], offset: text.utf8.distance(from: text.utf8.startIndex, to: offset))

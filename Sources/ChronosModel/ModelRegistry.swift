@@ -58,15 +58,9 @@ public enum ModelRegistry {
     /// (`ChronosStorage.ModelLoader` supplies the expert cache); without one it is refused with
     /// `ModelError.expertsInCache`.
     public static func load(directory: URL, experts: (any ExpertProvider)? = nil) throws -> TransformerLanguageModel {
-        isGGUF(directory)
+        GGUFFile.isGGUF(directory)
             ? try TransformerLanguageModel(gguf: directory, experts: experts)
             : try TransformerLanguageModel(directory: directory, experts: experts)
-    }
-
-    /// Whether `url` names a GGUF file rather than a model directory: its extension is `.gguf`,
-    /// or it is a file that starts with GGUF's magic.
-    public static func isGGUF(_ url: URL) -> Bool {
-        url.pathExtension.lowercased() == "gguf" || GGUFFile.hasMagic(url)
     }
 
     /// The routed experts `directory`'s `config.json` implies, each with the shapes of its gate,

@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosModel
 import ChronosTensor
 import Foundation
@@ -53,7 +54,7 @@ public enum ExpertCacheError: Error, CustomStringConvertible, Equatable {
     /// A one-line explanation naming the file and, where relevant, the expert, with what to do.
     public var description: String {
         switch self {
-        case .notPacked(let directory) where ModelRegistry.isGGUF(URL(fileURLWithPath: directory)):
+        case .notPacked(let directory) where GGUFFile.isGGUF(URL(fileURLWithPath: directory)):
             "\(problem); run `chronos pack \(directory) --out DIR` and run the model directory DIR it writes"
         case .notPacked(let directory):
             "\(problem); run `chronos pack \(directory)` first"

@@ -13,17 +13,18 @@ import Foundation
 /// The directory is written into a temporary folder beside `output` and renamed into place
 /// when complete; an existing `output` is never overwritten.
 public enum GGUFPacker {
-    /// Converts `gguf` into the new directory `output` and packs its experts by `plan` as `dtype`
-    /// (default: their GGUF types). `progress` hears one line per step. Returns the manifest.
+    /// Converts `model`, loaded from the GGUF file `gguf`, into the new directory `output` and
+    /// packs its experts by `plan` as `dtype` (default: their GGUF types). `progress` hears one
+    /// line per step. Returns the manifest.
     @discardableResult
     public static func pack(
-        gguf: URL, into output: URL, plan: ClusterPlan? = nil, dtype: DType? = nil, progress: ((String) -> Void)? = nil
+        _ model: TransformerLanguageModel, gguf: URL, into output: URL, plan: ClusterPlan? = nil, dtype: DType? = nil,
+        progress: ((String) -> Void)? = nil
     ) throws -> ExpertCacheManifest {
         guard !FileManager.default.fileExists(atPath: output.path) else {
             throw ExpertCacheError.outputExists(path: output.path)
         }
         let file = try GGUFFile(url: gguf)
-        let model = try ModelRegistry.load(directory: gguf)
         guard model.summary.isMixtureOfExperts else { throw ExpertCacheError.noExperts(directory: gguf.path) }
         let tokenizer = try Tokenizer(gguf: file)
 

@@ -68,9 +68,7 @@ struct EvalCommand: ParsableCommand {
             }
         }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-            return
+            return try printJSON(result)
         }
         print(
             String(
@@ -107,17 +105,20 @@ struct EvalCommand: ParsableCommand {
         }
         FileHandle.standardError.write(Data("\n".utf8))
         if json {
-            let object: [String: Double] = [
+            return try printJSON([
                 "cross_entropy": result.crossEntropy, "perplexity": Foundation.exp(result.crossEntropy),
                 "chunks": Double(result.chunks), "scored_tokens": Double(result.tokens)
-            ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-            return
+            ])
         }
         print(
             String(
                 format: "perplexity %.4f (%.5f nats/token) over %d chunks of %d tokens, %d tokens scored",
                 Foundation.exp(result.crossEntropy), result.crossEntropy, result.chunks, ctx, result.tokens))
+    }
+
+    /// Prints `object` as one pretty-printed JSON object with sorted keys.
+    private func printJSON(_ object: [String: Double]) throws {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
     }
 }

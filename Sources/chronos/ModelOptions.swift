@@ -33,7 +33,7 @@ enum ModelArgument {
 
     /// The chat template of `directory`'s `tokenizer_config.json`, or of a GGUF file's metadata.
     static func chatTemplate(in directory: String) throws -> ChatTemplate {
-        if ModelRegistry.isGGUF(URL(fileURLWithPath: directory)) {
+        if GGUFFile.isGGUF(URL(fileURLWithPath: directory)) {
             return try ChatTemplate(config: TokenizerConfig(gguf: GGUFFile(url: URL(fileURLWithPath: directory))))
         }
         let url = ModelDirectory(path: directory).tokenizerConfig

@@ -60,7 +60,7 @@ struct PackCommand: ParsableCommand {
     @Flag(help: "Hash every cluster file after packing and compare with the manifest.") var verify = false
 
     func validate() throws {
-        let isGGUF = ModelRegistry.isGGUF(URL(fileURLWithPath: directory))
+        let isGGUF = GGUFFile.isGGUF(URL(fileURLWithPath: directory))
         if isGGUF && out == nil { throw ValidationError("a GGUF file is packed into a new model directory: give --out DIR") }
         if !isGGUF && out != nil { throw ValidationError("--out applies to a GGUF file; a model directory is packed in place") }
         for (flag, value) in [("--dtype", dtype), ("--dense-dtype", denseDtype)] {
@@ -81,19 +81,16 @@ struct PackCommand: ParsableCommand {
 
     func run() throws {
         let progress = { (line: String) in FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
-        let url: URL, model: any LanguageModel, manifest: ExpertCacheManifest
+        let source = URL(fileURLWithPath: directory)
+        let model = try ModelLoader.load(directory: source)
+        let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: model.summary) }
+        let url: URL, manifest: ExpertCacheManifest
         if let out {
-            let source = URL(fileURLWithPath: directory)
             url = URL(fileURLWithPath: out)
-            let summary = try ModelRegistry.load(directory: source).summary
-            let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: summary) }
-            manifest = try GGUFPacker.pack(gguf: source, into: url, plan: plan, dtype: expertType, progress: progress)
-            model = try ModelLoader.load(directory: url)
+            manifest = try GGUFPacker.pack(model, gguf: source, into: url, plan: plan, dtype: expertType, progress: progress)
             print("wrote the model directory \(url.path) from \(source.path)")
         } else {
-            url = URL(fileURLWithPath: directory)
-            model = try ModelLoader.load(directory: url)
-            let plan = try clusters.map { try ClusterPlan.read(URL(fileURLWithPath: $0), for: model.summary) }
+            url = source
             manifest = try ExpertCachePacker.pack(directory: url, model: model, plan: plan, dtype: expertType, progress: progress)
         }
         if verify { try ExpertCache.open(modelDirectory: url).verifyFiles() }

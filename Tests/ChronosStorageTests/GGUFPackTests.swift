@@ -13,7 +13,7 @@ final class GGUFPackTests: XCTestCase {
 
     private func packed() throws -> URL {
         let directory = try Fixtures.temporaryDirectory().appendingPathComponent("packed")
-        try GGUFPacker.pack(gguf: source, into: directory)
+        try GGUFPacker.pack(ModelRegistry.load(directory: source), gguf: source, into: directory)
         return directory
     }
 
@@ -54,7 +54,7 @@ final class GGUFPackTests: XCTestCase {
     func testAnExistingOutputIsNeverOverwritten() throws {
         let directory = try packed()
         let before = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
-        XCTAssertThrowsError(try GGUFPacker.pack(gguf: source, into: directory)) { error in
+        XCTAssertThrowsError(try GGUFPacker.pack(ModelRegistry.load(directory: source), gguf: source, into: directory)) { error in
             XCTAssertEqual(error as? ExpertCacheError, .outputExists(path: directory.path))
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted(), before)

@@ -37,10 +37,11 @@ struct RotaryEmbedding: Sendable, Equatable {
 
     /// The frequencies of `rotaryDim` (even) rotated dimensions.
     func frequencies(rotaryDim d: Int) -> RoPE.Frequencies {
-        let plain = (0..<(d / 2)).map { pow(Double(theta), -2 * Double($0) / Double(d)) }
+        let unscaled = RoPE.Frequencies(base: theta, rotaryDim: d)
+        let plain = unscaled.inverseFrequencies
         switch scaling {
         case .none:
-            return RoPE.Frequencies(inverseFrequencies: plain)
+            return unscaled
         case .linear(let factor):
             return RoPE.Frequencies(inverseFrequencies: plain.map { $0 / factor })
         case .llama3(let factor, let low, let high, let context):
