@@ -67,8 +67,9 @@ public struct ExpertWeightNames: Hashable, Sendable {
 /// The MoE block first announces every distinct expert a layer selected with `willNeed(_:)`,
 /// then asks for them one at a time in the order it returns and keeps each only while it
 /// computes with it, so a provider can load the misses of one layer concurrently, have the
-/// block compute with the experts it holds while the others load, and hold few at once.
-public protocol ExpertProvider: Sendable {
+/// block compute with the experts it holds while the others load, and hold few at once. A
+/// provider is an object: sequences of one pass that share it ask it for each expert once.
+public protocol ExpertProvider: AnyObject, Sendable {
     /// The weights of `key`, or nil when they are not resident.
     func weights(for key: ExpertKey) -> ExpertWeights?
 

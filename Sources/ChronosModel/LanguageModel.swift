@@ -16,17 +16,40 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// An empty cache for one generation.
     func makeCache() -> ModelCache
 
-    /// Runs `ids` at positions `cache.offset…`, each attending to the cached prefix and to the
-    /// ids before it, and advances the cache by `ids.count`: the logits `[ids.count, vocabSize]`
-    /// and whatever else `options` asks for. Under `Autograd.recording` every tensor of the
-    /// output is in the gradient graph.
-    func forward(_ ids: [Int], cache: ModelCache, options: ForwardOptions) throws -> ForwardOutput
+    /// Runs several sequences in one pass, each sequence's `ids` at positions `cache.offset…` of
+    /// its own cache, attending to its cached prefix and to its ids before each, and advances
+    /// each cache by its `ids.count`: for each sequence, the logits `[ids.count, vocabSize]` and
+    /// whatever else `options` asks for. The weights are read once for all the sequences'
+    /// tokens, which is what makes a pass over several generations cheaper than one pass each.
+    /// Under `Autograd.recording` every tensor of the output is in the gradient graph.
+    func forward(_ sequences: [ForwardSequence], options: ForwardOptions) throws -> [ForwardOutput]
 
     /// The checkpoint tensor names of a routed expert, or nil when `key` names no expert.
     func checkpointNames(for key: ExpertKey) -> ExpertWeightNames?
 }
 
+/// One sequence's part of a forward pass: its next ids and its cache.
+public struct ForwardSequence {
+    /// The ids to run, at positions `cache.offset…`.
+    public var ids: [Int]
+    /// The sequence's cache: its prefix, observer and expert provider.
+    public var cache: ModelCache
+
+    /// `ids` of the sequence whose state is `cache`.
+    public init(ids: [Int], cache: ModelCache) {
+        self.ids = ids
+        self.cache = cache
+    }
+}
+
 extension LanguageModel {
+    /// Runs `ids` at positions `cache.offset…`, each attending to the cached prefix and to the
+    /// ids before it, and advances the cache by `ids.count`: the logits `[ids.count, vocabSize]`
+    /// and whatever else `options` asks for.
+    public func forward(_ ids: [Int], cache: ModelCache, options: ForwardOptions) throws -> ForwardOutput {
+        try forward([ForwardSequence(ids: ids, cache: cache)], options: options)[0]
+    }
+
     /// Logits `[ids.count, vocabSize]` for `ids` placed at positions `cache.offset…`, each
     /// attending to the cached prefix and to the ids before it; advances the cache by `ids.count`.
     public func forward(_ ids: [Int], cache: ModelCache) throws -> Tensor {

@@ -26,6 +26,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// The checkpoint in `directory` was stripped of its routed experts, which live only in its
     /// expert cache, and no expert provider was given.
     case expertsInCache(directory: String)
+    /// One pass was given the same cache for two sequences.
+    case sharedCache
     /// A router gave probabilities that are not finite: the weights or the input hold NaN or infinity.
     case nonFiniteRouting(layer: Int)
 
@@ -54,6 +56,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "a '\(modelType)' model has no lookahead head to predict with"
         case .nonFiniteRouting(let layer):
             "the router of layer \(layer) gave probabilities that are not finite numbers: the weights or the input hold NaN or infinity"
+        case .sharedCache:
+            "a forward pass was given one cache for two sequences; every sequence needs its own (makeCache())"
         case .expertsInCache(let directory):
             "\(directory): the checkpoint's routed experts live in \(ModelDirectory.Name.expertCache)/; load it through ChronosStorage (ModelLoader.load), which reads them from there, or pass an expert provider"
         }

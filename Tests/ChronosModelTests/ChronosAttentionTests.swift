@@ -211,3 +211,17 @@ final class ChronosAttentionTests: XCTestCase {
         XCTAssertEqual(k.floats, rows(18, 2, width: 2).floats)
     }
 }
+
+extension Attention {
+    /// The layer over one sequence: all of `x`'s rows, at positions `cache.offset…`.
+    func callAsFunction(_ x: Tensor, cache: any KVCache) -> Tensor {
+        self(x, sequences: [SequenceRows(rows: 0..<x.shape[0], cache: cache)])
+    }
+}
+
+extension LatentAttention {
+    /// The layer over one sequence: all of `x`'s rows, at positions `cache.offset…`.
+    func callAsFunction(_ x: Tensor, cache: any KVCache) -> Tensor {
+        self(x, sequences: [SequenceRows(rows: 0..<x.shape[0], cache: cache)])
+    }
+}

@@ -194,3 +194,15 @@ final class ChronosMoETests: XCTestCase {
         }
     }
 }
+
+extension MoEBlock {
+    /// The block over one sequence of `x`'s rows, from position `positionOffset`, with the block's own provider.
+    func route(
+        _ x: Tensor, positionOffset: Int, observer: (any ForwardObserver)?,
+        availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil
+    ) throws(ModelError) -> Routing {
+        try route(
+            x, sequences: [Sequence(rows: 0..<x.shape[0], positionOffset: positionOffset, observer: observer, provider: nil)],
+            availability: availability)
+    }
+}

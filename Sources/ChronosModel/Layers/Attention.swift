@@ -29,12 +29,14 @@ struct Attention: Sendable {
     /// Keys further back than this many positions are masked (nil: none are).
     let window: Int?
 
-    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`, appending this call's keys
-    /// and values to `cache`. Positions are absolute, so RoPE keeps advancing after a sliding
-    /// window fills; a cache that drops positions outside the window says where the keys it
-    /// returns start (`firstRetainedPosition`).
-    func callAsFunction(_ x: Tensor, cache: any KVCache) -> Tensor {
-        let tokens = x.shape[0], offset = cache.offset, keyOffset = cache.firstRetainedPosition
+    /// `[T, hidden]` → `[T, hidden]`, the rows of each of `sequences` at positions
+    /// `cache.offset…` of that sequence, appending its keys and values to its cache. The
+    /// projections run over all rows at once; RoPE, the cache and the scores per sequence.
+    /// Positions are absolute, so RoPE keeps advancing after a sliding window fills; a cache that
+    /// drops positions outside the window says where the keys it returns start
+    /// (`firstRetainedPosition`).
+    func callAsFunction(_ x: Tensor, sequences: [SequenceRows]) -> Tensor {
+        let tokens = x.shape[0]
         var q = query(x), k = key(x)
         let v = value(x)
         switch queryKeyNorm {
@@ -49,13 +51,33 @@ struct Attention: Sendable {
             q = q.rmsNorm(weight: queryWeight, eps: normEps)
             k = k.rmsNorm(weight: keyWeight, eps: normEps)
         }
-        q = q.rope(heads: heads, headDim: headDim, frequencies: rope, positionOffset: offset)
-        k = k.rope(heads: kvHeads, headDim: headDim, frequencies: rope, positionOffset: offset)
-        let (keys, values) = cache.update(keys: k, values: v)
-        let attended = Tensor.attention(
-            query: q, key: keys, value: values, heads: heads, kvHeads: kvHeads,
-            queryOffset: offset, keyOffset: keyOffset, window: window,
-            scale: 1 / Float(headDim).squareRoot())
+        let attended = SequenceRows.map(sequences, over: [q, k, v]) { parts, cache in
+            let offset = cache.offset, keyOffset = cache.firstRetainedPosition
+            let q = parts[0].rope(heads: heads, headDim: headDim, frequencies: rope, positionOffset: offset)
+            let k = parts[1].rope(heads: kvHeads, headDim: headDim, frequencies: rope, positionOffset: offset)
+            let (keys, values) = cache.update(keys: k, values: parts[2])
+            return Tensor.attention(
+                query: q, key: keys, value: values, heads: heads, kvHeads: kvHeads,
+                queryOffset: offset, keyOffset: keyOffset, window: window,
+                scale: 1 / Float(headDim).squareRoot())
+        }
         return output(attended)
+    }
+}
+
+/// The rows of a forward pass that belong to one sequence, and that sequence's cache of the
+/// layer: a pass may run several sequences, each at its own positions.
+struct SequenceRows {
+    /// Rows of the pass's `[T, …]` tensors.
+    let rows: Range<Int>
+    /// The sequence's cache of this layer.
+    let cache: any KVCache
+
+    /// The results of `body` for each sequence (given its rows of each of `tensors`, and its
+    /// cache) stacked into one `[T, …]` tensor. One sequence is handed the tensors as they are,
+    /// so a single sequence's pass (training among them) runs exactly the unbatched ops.
+    static func map(_ sequences: [SequenceRows], over tensors: [Tensor], _ body: ([Tensor], any KVCache) -> Tensor) -> Tensor {
+        if sequences.count == 1 { return body(tensors, sequences[0].cache) }
+        return Tensor.concatenate(sequences.map { s in body(tensors.map { $0.slice(s.rows) }, s.cache) }, axis: 0)
     }
 }

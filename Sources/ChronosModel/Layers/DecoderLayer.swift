@@ -27,21 +27,31 @@ struct DecoderLayer: Sendable {
     let mixer: Mixer
     let feedForward: FeedForward
 
-    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`. `provider` and
-    /// `availability` are handed to the MoE block (see `MoEBlock.route`); `beforeRouted` the residual stream as it stands
-    /// before any routed expert is asked for: attention and any shared expert added (a dense
-    /// layer: after attention).
+    /// One sequence's rows of a pass, with its cache of this layer, who is told what the layer
+    /// does with them, and where their routed experts come from (nil: the model's).
+    struct Sequence {
+        let rows: Range<Int>
+        let cache: any KVCache
+        let observer: (any ForwardObserver)?
+        let provider: (any ExpertProvider)?
+    }
+
+    /// `[T, hidden]` → `[T, hidden]`, the rows of each of `sequences` at positions
+    /// `cache.offset…` of that sequence. `availability` is handed to the MoE block (see
+    /// `MoEBlock.route`); `beforeRouted` the residual stream as it stands before any routed
+    /// expert is asked for: attention and any shared expert added (a dense layer: after
+    /// attention).
     func callAsFunction(
-        _ x: Tensor, cache: any KVCache, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
-        availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
+        _ x: Tensor, sequences: [Sequence], availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
         beforeRouted: ((Tensor) -> Void)? = nil
     ) throws(ModelError) -> Output {
-        let positionOffset = cache.offset
+        let positionOffsets = sequences.map(\.cache.offset)
         let normed = x.rmsNorm(weight: inputNorm, eps: normEps)
+        let rows = sequences.map { SequenceRows(rows: $0.rows, cache: $0.cache) }
         let attended =
             switch mixer {
-            case .grouped(let attention): attention(normed, cache: cache)
-            case .latent(let attention): attention(normed, cache: cache)
+            case .grouped(let attention): attention(normed, sequences: rows)
+            case .latent(let attention): attention(normed, sequences: rows)
             }
         let h = x + attended
         let feedForwardInput = h.rmsNorm(weight: postAttentionNorm, eps: normEps)
@@ -50,9 +60,11 @@ struct DecoderLayer: Sendable {
             beforeRouted?(h)
             return Output(output: h + mlp(feedForwardInput), mixtureInput: nil, routing: nil)
         case .mixture(let moe):
+            let routed = zip(sequences, positionOffsets).map { sequence, offset in
+                MoEBlock.Sequence(rows: sequence.rows, positionOffset: offset, observer: sequence.observer, provider: sequence.provider)
+            }
             let routing = try moe.route(
-                feedForwardInput, positionOffset: positionOffset, observer: observer, provider: provider,
-                availability: availability,
+                feedForwardInput, sequences: routed, availability: availability,
                 beforeRouted: beforeRouted.map { handler in { shared in handler(shared.map { h + $0 } ?? h) } })
             return Output(output: h + routing.output, mixtureInput: feedForwardInput, routing: routing)
         }

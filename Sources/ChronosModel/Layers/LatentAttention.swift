@@ -84,46 +84,52 @@ struct LatentAttention: Sendable {
     /// s, the factor on every score: 1/√(d + r), times YaRN's correction where the model has one.
     let scale: Float
 
-    /// `[T, hidden]` at positions `cache.offset…` → `[T, hidden]`, appending this call's latents
-    /// and RoPE keys to `cache` (a `LatentKVCache`, or any cache, which then holds them as keys
-    /// and values).
-    func callAsFunction(_ x: Tensor, cache: any KVCache) -> Tensor {
-        let tokens = x.shape[0], offset = cache.offset
+    /// `[T, hidden]` → `[T, hidden]`, the rows of each of `sequences` at positions
+    /// `cache.offset…` of that sequence, appending their latents and RoPE keys to its cache (a
+    /// `LatentKVCache`, or any cache, which then holds them as keys and values). The projections
+    /// run over all rows at once; RoPE, the cache and the scores per sequence.
+    func callAsFunction(_ x: Tensor, sequences: [SequenceRows]) -> Tensor {
         let queryWidth = ropeDim + headDim, rowWidth = ropeDim + latentDim
-
-        // Queries: rotate each head's RoPE part, absorb W_uk into its no-RoPE part.
         let q: Tensor
         switch query {
         case .direct(let projection): q = projection(x)
         case .lowRank(let down, let norm, let up): q = up(down(x).rmsNorm(weight: norm, eps: normEps))
         }
-        let (ropeStart, nopeStart) = queryLayout == .ropeFirst ? (0, ropeDim) : (headDim, 0)
-        let ropeParts = (0..<heads).map { h in q.slice((h * queryWidth + ropeStart)..<(h * queryWidth + ropeStart + ropeDim), axis: 1) }
-        let rotated = (heads == 1 ? ropeParts[0] : Tensor.concatenate(ropeParts, axis: 1))
-            .rope(heads: heads, headDim: ropeDim, frequencies: rope, positionOffset: offset, style: ropeStyle)
-            .reshaped([tokens, heads * ropeDim])
-        var parts: [Tensor] = []
-        for h in 0..<heads {
-            let nope = q.slice((h * queryWidth + nopeStart)..<(h * queryWidth + nopeStart + headDim), axis: 1)
-            parts.append(rotated.slice((h * ropeDim)..<((h + 1) * ropeDim), axis: 1))
-            parts.append(Tensor.matmul(nope, keyUp.head(h)))
-        }
-        let absorbedQuery = Tensor.concatenate(parts, axis: 1)  // [T, H·(r + l)]
-
-        // Cached rows [k_rope ; c] of every position so far.
         let latent = latentDown(x).rmsNorm(weight: latentNorm, eps: normEps)  // [T, l]
-        let key = ropeKey(x).rope(heads: 1, headDim: ropeDim, frequencies: rope, positionOffset: offset, style: ropeStyle)  // [T, r]
-        let rows: Tensor
-        if let latentCache = cache as? LatentKVCache {
-            rows = latentCache.append(Tensor.concatenate([key, latent], axis: 1))
-        } else {
-            let (keys, latents) = cache.update(keys: key, values: latent)
-            rows = Tensor.concatenate([keys, latents], axis: 1)
-        }
+        let unrotatedKey = ropeKey(x)  // [T, r]
+        let (ropeStart, nopeStart) = queryLayout == .ropeFirst ? (0, ropeDim) : (headDim, 0)
 
-        let attended = Tensor.attention(
-            query: absorbedQuery, key: rows, value: rows, heads: heads, kvHeads: 1,
-            queryOffset: offset, keyOffset: 0, window: nil, scale: scale)  // [T, H·(r + l)]
+        let attended = SequenceRows.map(sequences, over: [q, latent, unrotatedKey]) { parts, cache in
+            let (q, latent) = (parts[0], parts[1])
+            let tokens = q.shape[0], offset = cache.offset
+            // Queries: rotate each head's RoPE part, absorb W_uk into its no-RoPE part.
+            let ropeParts = (0..<heads).map { h in
+                q.slice((h * queryWidth + ropeStart)..<(h * queryWidth + ropeStart + ropeDim), axis: 1)
+            }
+            let rotated = (heads == 1 ? ropeParts[0] : Tensor.concatenate(ropeParts, axis: 1))
+                .rope(heads: heads, headDim: ropeDim, frequencies: rope, positionOffset: offset, style: ropeStyle)
+                .reshaped([tokens, heads * ropeDim])
+            var queryParts: [Tensor] = []
+            for h in 0..<heads {
+                let nope = q.slice((h * queryWidth + nopeStart)..<(h * queryWidth + nopeStart + headDim), axis: 1)
+                queryParts.append(rotated.slice((h * ropeDim)..<((h + 1) * ropeDim), axis: 1))
+                queryParts.append(Tensor.matmul(nope, keyUp.head(h)))
+            }
+            let absorbedQuery = Tensor.concatenate(queryParts, axis: 1)  // [T, H·(r + l)]
+
+            // Cached rows [k_rope ; c] of every position so far.
+            let key = parts[2].rope(heads: 1, headDim: ropeDim, frequencies: rope, positionOffset: offset, style: ropeStyle)
+            let rows: Tensor
+            if let latentCache = cache as? LatentKVCache {
+                rows = latentCache.append(Tensor.concatenate([key, latent], axis: 1))
+            } else {
+                let (keys, latents) = cache.update(keys: key, values: latent)
+                rows = Tensor.concatenate([keys, latents], axis: 1)
+            }
+            return Tensor.attention(
+                query: absorbedQuery, key: rows, value: rows, heads: heads, kvHeads: 1,
+                queryOffset: offset, keyOffset: 0, window: nil, scale: scale)  // [T, H·(r + l)]
+        }
         var values: [Tensor] = []
         for h in 0..<heads {
             let base = h * rowWidth + ropeDim

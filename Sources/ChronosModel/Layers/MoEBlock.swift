@@ -111,18 +111,30 @@ struct MoEBlock: Sendable {
         return selection
     }
 
-    /// The block's output and routing for `x` `[T, hidden]`. `availability(slot, expert)` gives
-    /// a ∈ [0, 1] for slot `slot` (= t·k + j) routed to `expert`; nil means 1 everywhere. An
-    /// expert the provider does not have is unavailable whatever it says; the provider is
-    /// `provider` when given, else the block's own. The shared path runs
-    /// first: `beforeRouted` is handed its gated output `c(x)·Shared(x)` (nil without one) after
-    /// the layer's needs are announced and before any routed expert is asked for.
+    /// The rows of a pass that one sequence owns, who is told their routing, and where their
+    /// routed experts come from (nil: the block's own provider).
+    struct Sequence {
+        /// Rows of the pass's `[T, hidden]` input.
+        let rows: Range<Int>
+        /// Position of the first row in its sequence.
+        let positionOffset: Int
+        let observer: (any ForwardObserver)?
+        let provider: (any ExpertProvider)?
+    }
+
+    /// The block's output and routing for `x` `[T, hidden]`, whose rows belong to `sequences`.
+    /// `availability(slot, expert)` gives a ∈ [0, 1] for slot `slot` (= t·k + j) routed to
+    /// `expert`; nil means 1 everywhere. An expert a sequence's provider does not have is
+    /// unavailable to that sequence whatever it says. Each expert runs once over the rows of
+    /// every sequence that has it, so a pass over several sequences reads each expert once.
+    /// The shared path runs first: `beforeRouted` is handed its gated output `c(x)·Shared(x)`
+    /// (nil without one) after the layer's needs are announced and before any routed expert is
+    /// asked for.
     func route(
-        _ x: Tensor, positionOffset: Int, observer: (any ForwardObserver)?, provider: (any ExpertProvider)? = nil,
-        availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
+        _ x: Tensor, sequences: [Sequence], availability: ((_ slot: Int, _ expert: Int) -> Float)? = nil,
         beforeRouted: ((Tensor?) -> Void)? = nil
     ) throws(ModelError) -> Routing {
-        let tokens = x.shape[0], hidden = x.shape[1], experts = provider ?? self.experts
+        let tokens = x.shape[0], hidden = x.shape[1]
         let expertCount = configuration.expertCount, k = configuration.topK
 
         let logits = Tensor.linear(x, weight: router)  // [T, E]
@@ -164,40 +176,70 @@ struct MoEBlock: Sendable {
         }
         if configuration.weightScale != 1 { combine = combine.scaled(by: configuration.weightScale) }
 
-        // Announce the layer's distinct experts, then ask for each once, in the order the provider
-        // returns (those it holds first), and run it at once on the tokens that use it, so at most
-        // one expert's weights are held at a time. A slot the caller marks unavailable does not
-        // run; an expert the provider lacks runs nowhere.
-        let order = experts.willNeed(slotsByExpert.keys.sorted().map { ExpertKey(layer: layer, expert: $0) }).map(\.expert)
+        // Announce each sequence's distinct experts to its provider (those sharing a provider
+        // together), then ask for each expert once per provider, in the order the providers
+        // return (those they hold first), and run it at once on the rows of the sequences that
+        // have it, so at most one expert's weights are held at a time. A slot the caller marks
+        // unavailable does not run; an expert a provider lacks runs for none of its sequences.
+        var groupOfRow = [Int](repeating: 0, count: tokens)
+        var providers: [any ExpertProvider] = [], groupOfProvider: [ObjectIdentifier: Int] = [:]
+        for sequence in sequences {
+            let provider = sequence.provider ?? experts
+            let identity = ObjectIdentifier(provider)
+            let group = groupOfProvider[identity] ?? providers.count
+            if group == providers.count {
+                groupOfProvider[identity] = group
+                providers.append(provider)
+            }
+            for row in sequence.rows { groupOfRow[row] = group }
+        }
+        var order: [Int] = [], announced = Set<Int>()
+        for (group, provider) in providers.enumerated() {
+            let needed = slotsByExpert.keys.sorted().filter { expert in slotsByExpert[expert]!.contains { groupOfRow[$0 / k] == group } }
+            for key in provider.willNeed(needed.map { ExpertKey(layer: layer, expert: $0) }) where announced.insert(key.expert).inserted {
+                order.append(key.expert)
+            }
+        }
         let sharedGate = shared?.gate.map { Tensor.linear(x, weight: $0).sigmoid() }  // [T, 1]
         let sharedOutput = shared.map { $0(x) }
         if let beforeRouted {
             beforeRouted(sharedOutput.map { output in sharedGate.map { Tensor.scaleRows(output, by: $0) } ?? output })
         }
         let requested = selected.indices.map { slot in min(max(availability?(slot, selected[slot]) ?? 1, 0), 1) }
-        var resident = Set<Int>()
+        // The experts each provider group had.
+        var resident = [Set<Int>](repeating: [], count: providers.count)
         var outputs: [(expert: Int, slots: [Int], rows: [Int], output: Tensor)] = []
         for expert in order {
-            guard let weights = experts.weights(for: ExpertKey(layer: layer, expert: expert)) else { continue }
-            resident.insert(expert)
-            let slots = slotsByExpert[expert]!.filter { requested[$0] > 0 }
+            let key = ExpertKey(layer: layer, expert: expert)
+            var weights: ExpertWeights? = nil
+            for (group, provider) in providers.enumerated() where slotsByExpert[expert]!.contains(where: { groupOfRow[$0 / k] == group }) {
+                guard let held = provider.weights(for: key) else { continue }
+                resident[group].insert(expert)
+                weights = weights ?? held
+            }
+            guard let weights else { continue }
+            let slots = slotsByExpert[expert]!.filter { requested[$0] > 0 && resident[groupOfRow[$0 / k]].contains(expert) }
             guard !slots.isEmpty else { continue }
             let rows = slots.map { $0 / k }
             outputs.append((expert, slots, rows, GatedMLP(weights)(x.gatherRows(rows))))
         }
-        let available = selected.indices.map { slot -> Float in resident.contains(selected[slot]) ? requested[slot] : 0 }
+        let available = selected.indices.map { slot -> Float in
+            resident[groupOfRow[slot / k]].contains(selected[slot]) ? requested[slot] : 0
+        }
         let reduced = available.contains { $0 < 1 }
-        let combineValues = observer != nil || reduced ? combine.floats : []
+        let observed = sequences.contains { $0.observer != nil }
+        let combineValues = observed || reduced ? combine.floats : []
 
-        if let observer {
-            for t in 0..<tokens {
-                let slots = (t * k)..<((t + 1) * k)
+        for sequence in sequences {
+            guard let observer = sequence.observer else { continue }
+            for t in sequence.rows {
+                let slots = (t * k)..<((t + 1) * k), had = resident[groupOfRow[t]]
                 observer.routed(
                     RoutingDecision(
-                        layer: layer, position: positionOffset + t, experts: Array(selected[slots]),
-                        weights: Array(combineValues[slots]),
+                        layer: layer, position: sequence.positionOffset + t - sequence.rows.lowerBound,
+                        experts: Array(selected[slots]), weights: Array(combineValues[slots]),
                         probabilities: Array(probabilityValues[(t * expertCount)..<((t + 1) * expertCount)]),
-                        missing: selected[slots].filter { !resident.contains($0) }))
+                        missing: selected[slots].filter { !had.contains($0) }))
             }
         }
 

@@ -236,16 +236,28 @@ public final class TransformerLanguageModel: LanguageModel {
             })
     }
 
-    public func forward(_ ids: [Int], cache: ModelCache, options: ForwardOptions) throws -> ForwardOutput {
-        guard cache.layers.count == layers.count else {
-            throw ModelError.cacheMismatch(expectedLayers: layers.count, foundLayers: cache.layers.count)
-        }
+    public func forward(_ sequences: [ForwardSequence], options: ForwardOptions) throws -> [ForwardOutput] {
         let c = configuration
-        if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
-            throw ModelError.tokenOutOfRange(id: bad, vocabSize: c.vocabSize)
+        for sequence in sequences {
+            guard sequence.cache.layers.count == layers.count else {
+                throw ModelError.cacheMismatch(expectedLayers: layers.count, foundLayers: sequence.cache.layers.count)
+            }
+            if let bad = sequence.ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+                throw ModelError.tokenOutOfRange(id: bad, vocabSize: c.vocabSize)
+            }
         }
-        let tokens = ids.count, offset = cache.offset
-        guard tokens > 0 else { return emptyOutput(offset: offset, options: options) }
+        guard Set(sequences.map { ObjectIdentifier($0.cache) }).count == sequences.count else { throw ModelError.sharedCache }
+        // Sequences with no ids take no part in the pass.
+        let running = sequences.indices.filter { !sequences[$0].ids.isEmpty }
+        var outputs = sequences.map { emptyOutput(offset: $0.cache.offset, options: options) }
+        guard !running.isEmpty else { return outputs }
+        var rows: [Range<Int>] = [], ids: [Int] = []
+        for index in running {
+            rows.append(ids.count..<(ids.count + sequences[index].ids.count))
+            ids += sequences[index].ids
+        }
+        let caches = running.map { sequences[$0].cache }, offsets = caches.map(\.offset)
+        let tokens = ids.count
 
         let lookaheadInputLayer = options.predictsLookahead ? c.lookahead?.inputLayer : nil
         var generator = SplitMix64(seed: options.fallbackMaskSeed)
@@ -267,16 +279,26 @@ public final class TransformerLanguageModel: LanguageModel {
                     }
                 }
             }
-            let observer = cache.observer
+            // Each sequence whose observer asks previews the next MoE layer from its own last row.
             var beforeRouted: ((Tensor) -> Void)? = nil
-            if let observer, observer.previewsNextLayer, let next = nextMixtureLayer[index] {
-                beforeRouted = { stream in observer.previewed(layer: next, experts: self.layers[next].previewExperts(stream: stream)!) }
+            let previewing = zip(caches, rows).compactMap { cache, rows in
+                cache.observer.flatMap { $0.previewsNextLayer ? ($0, rows) : nil }
             }
-            let step = try layer(
-                h, cache: cache.layers[index], observer: observer, provider: cache.experts, availability: availability,
-                beforeRouted: beforeRouted)
+            if !previewing.isEmpty, let next = nextMixtureLayer[index] {
+                beforeRouted = { stream in
+                    for (observer, rows) in previewing {
+                        observer.previewed(layer: next, experts: self.layers[next].previewExperts(stream: stream.slice(rows))!)
+                    }
+                }
+            }
+            let layerSequences = zip(caches, rows).map { cache, rows in
+                DecoderLayer.Sequence(rows: rows, cache: cache.layers[index], observer: cache.observer, provider: cache.experts)
+            }
+            let step = try layer(h, sequences: layerSequences, availability: availability, beforeRouted: beforeRouted)
             h = step.output
-            observer?.layerFinished(index, hidden: h)
+            for (cache, rows) in zip(caches, rows) {
+                cache.observer?.layerFinished(index, hidden: running.count == 1 ? h : h.slice(rows))
+            }
             if options.hiddenLayers.contains(index) { hidden[index] = h }
             if index == lookaheadInputLayer { lookaheadInput = h }
             if options.recordsRouting, let routing = step.routing, let input = step.mixtureInput {
@@ -289,15 +311,33 @@ public final class TransformerLanguageModel: LanguageModel {
                         availability: (0..<tokens).map { Array(routing.availability[($0 * k)..<(($0 + 1) * k)]) }))
             }
         }
-        if let failure = (cache.experts ?? experts).failure { throw failure }
-        cache.advance(by: tokens)
+        for cache in caches {
+            if let failure = (cache.experts ?? experts).failure { throw failure }
+        }
+        for (cache, rows) in zip(caches, rows) { cache.advance(by: rows.count) }
 
         let logits = Tensor.linear(h.rmsNorm(weight: finalNorm, eps: c.rmsNormEps), weight: lmHead)
-        var prediction: LookaheadPrediction? = nil
+        var lookaheadLogits: Tensor? = nil
         if let head = lookahead, let input = lookaheadInput {
-            prediction = LookaheadPrediction(logits: head(options.detachesLookaheadInput ? input.detached() : input))
+            lookaheadLogits = head(options.detachesLookaheadInput ? input.detached() : input)
         }
-        return ForwardOutput(positionOffset: offset, logits: logits, layers: routings, hidden: hidden, lookahead: prediction)
+        // One sequence's output is the pass's tensors as they are (the gradient graph of a
+        // training step); several sequences each get their rows.
+        for (position, index) in running.enumerated() {
+            let part = { (tensor: Tensor) in running.count == 1 ? tensor : tensor.slice(rows[position]) }
+            let span = rows[position]
+            outputs[index] = ForwardOutput(
+                positionOffset: offsets[position], logits: part(logits),
+                layers: routings.map { routing in
+                    LayerRouting(
+                        layer: routing.layer, input: part(routing.input), routerLogits: part(routing.routerLogits),
+                        routerProbabilities: part(routing.routerProbabilities),
+                        selectedExperts: Array(routing.selectedExperts[span]), combineWeights: part(routing.combineWeights),
+                        availability: Array(routing.availability[span]))
+                },
+                hidden: hidden.mapValues(part), lookahead: lookaheadLogits.map { LookaheadPrediction(logits: part($0)) })
+        }
+        return outputs
     }
 
     /// The output of a forward pass over no tokens: every tensor with 0 rows.
