@@ -2,7 +2,7 @@ import ChronosTensor
 
 /// What a forward pass computes beyond the logits, and how it treats routed experts beyond
 /// what the `ExpertProvider` says.
-public struct ForwardOptions: Sendable {
+public struct ForwardOptions: Sendable, Equatable {
     /// Whether the output carries each MoE layer's routing (`ForwardOutput.layers`).
     public var recordsRouting: Bool
     /// Whether the output carries the lookahead head's predictions (models with a head).

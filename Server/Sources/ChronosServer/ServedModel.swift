@@ -27,10 +27,13 @@ public final class ServedModel: Sendable {
     public let validator: RequestValidator
     /// Seconds since 1970 when it was loaded: `created` in `GET /v1/models`.
     public let created = Int(Date().timeIntervalSince1970)
+    /// Where the generations decoding at once run their passes as one (nil: each on its own).
+    public let batcher: PassBatcher?
 
     /// Loads the model in `directory` with `settings`; requests may ask for up to
-    /// `maxTokensLimit` new tokens.
-    public init(directory: URL, settings: OffloadSettings, maxTokensLimit: Int) throws {
+    /// `maxTokensLimit` new tokens; generations decoding at once share their forward passes
+    /// when `batching`.
+    public init(directory: URL, settings: OffloadSettings, maxTokensLimit: Int, batching: Bool = true) throws {
         let modelDirectory = ModelDirectory(directory)
         guard let tokenizer = try modelDirectory.loadTokenizer() else {
             throw ServerSetupError("\(modelDirectory.tokenizer.path) does not exist: the server needs the model's tokenizer")
@@ -45,6 +48,7 @@ public final class ServedModel: Sendable {
         id = directory.standardizedFileURL.lastPathComponent
         self.offloaded = offloaded
         self.tokenizer = tokenizer
+        batcher = batching ? PassBatcher(model: offloaded.model) : nil
         validator = RequestValidator(
             modelID: id, tokenizer: tokenizer, chatTemplate: chatTemplate, context: offloaded.model.summary.maxPositionEmbeddings,
             maxTokensLimit: maxTokensLimit)
@@ -63,6 +67,7 @@ public final class ServedModel: Sendable {
         var cancelled = false
         let generator = OffloadedGenerator(offloaded: offloaded, tokenizer: tokenizer)
         generator.onSnapshot = onSnapshot
+        generator.batcher = batcher
         let outcome = try generator.generate(request) { token in
             guard !cancelled, !filter.isStopped else { return false }
             if isCancelled() {

@@ -14,8 +14,12 @@ public final class ServerMetrics: Sendable {
     private let firstTokenSeconds: ValueHistogram
     private let decodeTokensPerSecond: ValueHistogram
     private let store: StoreMetrics
+    private let passes: Counter
+    private let passSequences: Counter
     /// The store counters at the last scrape, from which the counters' increments are taken.
     private let lastStorage = Mutex(StorageMetrics())
+    /// The batcher's counts at the last scrape.
+    private let lastPasses = Mutex((passes: 0, sequences: 0))
 
     /// The expert store's series.
     private struct StoreMetrics: Sendable {
@@ -37,6 +41,10 @@ public final class ServerMetrics: Sendable {
         decodeTokensPerSecond = r.makeValueHistogram(
             descriptor: Self.metric("decode_tokens", "per_second", "Each generation's decode rate after its first token."),
             buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
+        passes = r.makeCounter(descriptor: Self.metric("forward_passes", "total", "Forward passes run over the model."))
+        passSequences = r.makeCounter(
+            descriptor: Self.metric(
+                "forward_pass_sequences", "total", "Generations the forward passes ran: over passes, the mean batch."))
         store = StoreMetrics(
             needs: r.makeCounter(descriptor: Self.metric("expert_needs", "total", "Routed experts the forward passes needed.")),
             hits: r.makeCounter(descriptor: Self.metric("expert_hits", "total", "Needed experts that were in memory.")),
@@ -104,6 +112,16 @@ public final class ServerMetrics: Sendable {
         store.hitRate.set(storage.hitRate)
         store.hotBytes.set(Double(resident[.hot] ?? 0))
         store.stagingBytes.set(Double(resident[.staging] ?? 0))
+    }
+
+    /// Brings the pass series up to `counts`: the batcher's passes and the sequences they ran.
+    public func updatePasses(_ counts: (passes: Int, sequences: Int)) {
+        let delta = lastPasses.withLock { last in
+            defer { last = counts }
+            return (counts.passes - last.passes, counts.sequences - last.sequences)
+        }
+        passes.increment(by: Double(max(0, delta.0)))
+        passSequences.increment(by: Double(max(0, delta.1)))
     }
 
     /// The name `chronos_NAME_UNIT`, with its help text.

@@ -136,6 +136,7 @@ public struct ServerRoutes: Sendable {
             metrics.waiting(scheduler.slots.waiting)
             let offloaded = scheduler.model.offloaded
             if let storage = offloaded.storageMetrics() { metrics.updateStore(storage, resident: offloaded.store?.residentBytes() ?? [:]) }
+            if let batcher = scheduler.model.batcher { metrics.updatePasses(batcher.passCounts) }
         }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

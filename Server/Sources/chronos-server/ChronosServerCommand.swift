@@ -28,6 +28,10 @@ struct ChronosServerCommand: AsyncParsableCommand {
     @Option(help: "Require this key as Authorization: Bearer KEY on /v1/*.") var apiKey: String?
     @Option(help: "Read the key from this file (surrounding whitespace ignored).") var apiKeyFile: String?
     @Option(parsing: .unconditional, help: "Generations decoding at once; later requests wait for one to end.") var parallel = 1
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Run the generations decoding at once as one forward pass per token (continuous batching), or each on its own.")
+    var batching = true
     @Option(parsing: .unconditional, help: "The most new tokens a request may ask for, and what one that names none gets.")
     var maxTokensLimit = 2048
     @Option(help: "Let browsers call the API from this origin (* for any).") var corsOrigin: String?
@@ -96,7 +100,8 @@ struct ChronosServerCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await application.runService() }
             group.addTask {
-                let served = try await Self.load(directory: directory, settings: settings, maxTokensLimit: configuration.maxTokensLimit)
+                let served = try await Self.load(
+                    directory: directory, settings: settings, maxTokensLimit: configuration.maxTokensLimit, batching: batching)
                 state.serve(GenerationScheduler(model: served, parallel: configuration.parallel, metrics: metrics))
                 log("serving \(served.id) on http://\(configuration.host):\(configuration.port)")
             }
@@ -108,12 +113,14 @@ struct ChronosServerCommand: AsyncParsableCommand {
     }
 
     /// Loads the model on a thread of its own, leaving the server's threads to answer meanwhile.
-    static func load(directory: String, settings: OffloadSettings, maxTokensLimit: Int) async throws -> ServedModel {
+    static func load(directory: String, settings: OffloadSettings, maxTokensLimit: Int, batching: Bool) async throws -> ServedModel {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 continuation.resume(
                     with: Result {
-                        try ServedModel(directory: URL(fileURLWithPath: directory), settings: settings, maxTokensLimit: maxTokensLimit)
+                        try ServedModel(
+                            directory: URL(fileURLWithPath: directory), settings: settings, maxTokensLimit: maxTokensLimit,
+                            batching: batching)
                     })
             }
             thread.stackSize = 8 << 20

@@ -33,6 +33,8 @@ public final class OffloadSession: ForwardObserver {
     public let cache: ModelCache
     /// Called after every forward pass.
     public var onSnapshot: ((OffloadSnapshot) -> Void)?
+    /// Where the passes run together with other generations' (nil: each on its own).
+    private let batcher: PassBatcher?
     private let name: String?
     /// This generation's session of the tiered store, the provider of its passes.
     private let storeSession: ExpertStore.Session?
@@ -54,10 +56,12 @@ public final class OffloadSession: ForwardObserver {
     private var prefillFallbackSlots = 0
     private var decodeFallbackSlots = 0
 
-    /// A session for one generation on `offloaded`; `name` labels its metrics.
-    public init(offloaded: OffloadedModel, name: String? = nil) {
+    /// A session for one generation on `offloaded`, whose passes run through `batcher` when
+    /// given; `name` labels its metrics.
+    public init(offloaded: OffloadedModel, name: String? = nil, batcher: PassBatcher? = nil) {
         self.offloaded = offloaded
         self.name = name
+        self.batcher = batcher
         scorer = PredictionScorer(totalPairs: offloaded.model.summary.expertsPerLayer.reduce(0, +))
         repetition = offloaded.predictsRepetition ? RepetitionPredictor() : nil
         lookaheadLayer = offloaded.lookahead?.inputLayer
@@ -81,7 +85,8 @@ public final class OffloadSession: ForwardObserver {
         case .decode: decodeStepBegins(ids)
         }
         let options = ForwardOptions(predictsLookahead: offloaded.lookahead != nil, hiddenLayers: lookaheadLayer.map { [$0] } ?? [])
-        let output = try offloaded.model.forward(ids, cache: cache, options: options)
+        let output =
+            try batcher?.forward(ids, cache: cache, options: options) ?? offloaded.model.forward(ids, cache: cache, options: options)
         stepEnded(ForwardObservation(output: output, ids: ids))
         return output.logits
     }

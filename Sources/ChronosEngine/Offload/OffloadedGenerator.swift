@@ -25,6 +25,8 @@ public final class OffloadedGenerator {
     public let tokenizer: Tokenizer?
     /// Called after every forward pass.
     public var onSnapshot: ((OffloadSnapshot) -> Void)?
+    /// Where the passes run together with other generations' (nil: each on its own).
+    public var batcher: PassBatcher?
     private var continuations: [AsyncStream<OffloadSnapshot>.Continuation] = []
 
     /// A generator over `offloaded`.
@@ -52,7 +54,9 @@ public final class OffloadedGenerator {
         _ request: GenerationRequest, name: String? = nil,
         onToken: (GeneratedToken) -> Bool = { _ in true }
     ) throws -> OffloadedGenerationResult {
-        let session = OffloadSession(offloaded: offloaded, name: name)
+        batcher?.join()
+        defer { batcher?.leave() }
+        let session = OffloadSession(offloaded: offloaded, name: name, batcher: batcher)
         session.onSnapshot = { [self] snapshot in
             onSnapshot?(snapshot)
             for continuation in continuations { continuation.yield(snapshot) }

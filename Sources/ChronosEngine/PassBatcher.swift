@@ -1,0 +1,108 @@
+import ChronosModel
+import Foundation
+
+/// Runs the forward passes of generations that decode at the same time on one model as one pass
+/// over all of them (continuous batching): each generation's thread hands over its pass and
+/// waits; one of the waiting threads runs every pass handed over so far as one
+/// `LanguageModel.forward(_:options:)` call, which reads the weights (routed experts included)
+/// once for all their tokens, and hands each generation its output. A generation joins or
+/// leaves at any pass, and a new prompt runs in the same pass as the others' decode steps.
+///
+/// A pass starts as soon as every member generation has handed over its next pass, or when
+/// `gatherWindow` has passed since the first was handed over (a member busy elsewhere does not
+/// hold the others up for longer). Passes whose options differ never share a pass. When a
+/// shared pass throws, every generation in it receives the error: their caches hold part of
+/// the pass.
+public final class PassBatcher: @unchecked Sendable {
+    /// The model every pass runs on.
+    public let model: any LanguageModel
+    /// Seconds a pass waits for the members that have not handed over theirs.
+    public let gatherWindow: Double
+
+    private let condition = NSCondition()
+    private var members = 0
+    private var queue: [Request] = []
+    private var running = false
+    /// When the oldest pass in `queue` was handed over (`DispatchTime` nanoseconds).
+    private var oldestQueuedAt: UInt64 = 0
+    private var counts = (passes: 0, sequences: 0)
+
+    /// One generation's pass, and its output once it has run.
+    private final class Request {
+        let sequence: ForwardSequence
+        let options: ForwardOptions
+        var result: Result<ForwardOutput, any Error>?
+
+        init(sequence: ForwardSequence, options: ForwardOptions) {
+            self.sequence = sequence
+            self.options = options
+        }
+    }
+
+    /// A batcher of passes on `model`, each waiting at most `gatherWindow` seconds for the
+    /// members that are not ready.
+    public init(model: any LanguageModel, gatherWindow: Double = 0.002) {
+        self.model = model
+        self.gatherWindow = gatherWindow
+    }
+
+    /// A generation begins: passes wait for its passes too.
+    public func join() {
+        condition.lock()
+        members += 1
+        condition.unlock()
+    }
+
+    /// A generation ended: passes no longer wait for it.
+    public func leave() {
+        condition.lock()
+        members -= 1
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Passes run so far, and the sequences they ran: their ratio is the mean batch.
+    public var passCounts: (passes: Int, sequences: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return counts
+    }
+
+    /// `model.forward(ids, cache:, options:)`, run in one pass with the other members' passes
+    /// handed over meanwhile; blocks until its pass has run.
+    public func forward(_ ids: [Int], cache: ModelCache, options: ForwardOptions) throws -> ForwardOutput {
+        let request = Request(sequence: ForwardSequence(ids: ids, cache: cache), options: options)
+        condition.lock()
+        if queue.isEmpty { oldestQueuedAt = DispatchTime.now().uptimeNanoseconds }
+        queue.append(request)
+        condition.broadcast()
+        while request.result == nil {
+            if running {
+                condition.wait()
+                continue
+            }
+            let deadline = oldestQueuedAt + UInt64(gatherWindow * 1e9)
+            let now = DispatchTime.now().uptimeNanoseconds
+            if queue.count < members && now < deadline {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
+                continue
+            }
+            // Lead: run every queued pass that shares the oldest one's options.
+            let options = queue[0].options
+            let batch = queue.filter { $0.options == options }
+            queue.removeAll { $0.options == options }
+            if !queue.isEmpty { oldestQueuedAt = DispatchTime.now().uptimeNanoseconds }
+            running = true
+            counts.passes += 1
+            counts.sequences += batch.count
+            condition.unlock()
+            let outcome = Result { try model.forward(batch.map(\.sequence), options: options) }
+            condition.lock()
+            for (index, member) in batch.enumerated() { member.result = outcome.map { $0[index] } }
+            running = false
+            condition.broadcast()
+        }
+        condition.unlock()
+        return try request.result!.get()
+    }
+}
