@@ -30,7 +30,7 @@ public final class ServedModel: Sendable {
     /// Where the generations decoding at once run their passes as one (nil: each on its own).
     public let batcher: PassBatcher?
 
-    /// Loads the model in `directory` with `settings`; requests may ask for up to
+    /// Loads the model in `directory` (a model directory or a GGUF file) with `settings`; requests may ask for up to
     /// `maxTokensLimit` new tokens; generations decoding at once share their forward passes
     /// when `batching`.
     public init(directory: URL, settings: OffloadSettings, maxTokensLimit: Int, batching: Bool = true) throws {
@@ -41,11 +41,15 @@ public final class ServedModel: Sendable {
         // A model without a template this renderer reproduces is served on /v1/completions only;
         // the chat endpoint refuses its requests, saying so.
         var chatTemplate: ChatTemplate?
-        if FileManager.default.fileExists(atPath: modelDirectory.tokenizerConfig.path) {
+        if GGUFFile.isGGUF(directory) {
+            chatTemplate = try? ChatTemplate(config: TokenizerConfig(gguf: GGUFFile(url: directory)))
+        } else if FileManager.default.fileExists(atPath: modelDirectory.tokenizerConfig.path) {
             chatTemplate = try? ChatTemplate(config: TokenizerConfig(contentsOf: modelDirectory.tokenizerConfig))
         }
         let offloaded = try OffloadedModel(directory: directory, settings: settings)
-        id = directory.standardizedFileURL.lastPathComponent
+        // A GGUF file is named without its extension, as a model directory is by its name.
+        let name = directory.standardizedFileURL.lastPathComponent
+        id = GGUFFile.isGGUF(directory) && name.hasSuffix(".gguf") ? String(name.dropLast(5)) : name
         self.offloaded = offloaded
         self.tokenizer = tokenizer
         batcher = batching ? PassBatcher(model: offloaded.model) : nil

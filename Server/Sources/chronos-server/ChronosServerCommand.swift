@@ -22,7 +22,7 @@ struct ChronosServerCommand: AsyncParsableCommand {
             the live expert monitor, the model).
             """)
 
-    @Option(help: "Model directory (default: the shipped models/austen-moe).") var model: String?
+    @Option(help: "Model directory or GGUF file (default: the shipped models/austen-moe).") var model: String?
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
     @Option(parsing: .unconditional, help: "The TCP port.") var port = 8080
     @Option(help: "Require this key as Authorization: Bearer KEY on /v1/*.") var apiKey: String?
@@ -78,8 +78,8 @@ struct ChronosServerCommand: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         _ = try offload.settings(defaultBudget: model == nil ? .fraction(0.5) : nil)
-        if let model, !ModelDirectory(path: model).hasConfig {
-            throw ValidationError("--model \(model) is not a model directory: it has no config.json")
+        if let model, !ModelDirectory(path: model).hasConfig, !GGUFFile.isGGUF(URL(fileURLWithPath: model)) {
+            throw ValidationError("--model \(model) is neither a model directory (it has no config.json) nor a GGUF file")
         }
     }
 

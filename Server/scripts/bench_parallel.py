@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Aggregate decode throughput of chronos-server with N concurrent streams against one stream,
+with continuous batching and without (--no-batching), in interleaved rounds on one model.
+
+    python3 Server/scripts/bench_parallel.py --model DIR_OR_GGUF [--streams 8] [--rounds 3] [--tokens 64] \
+        [-- SERVER OPTIONS ...]
+
+Two servers run side by side on loopback (release build), one batching and one not, both with
+--parallel N. Each round sends, to each server in turn, one greedy streamed completion of
+`--tokens` tokens (ignore_eos), then N at once (different prompts). A run's throughput is its
+completion tokens over the wall time from sending the requests to the last token, prefill
+included, so one stream and N streams are measured alike. Each round prints every rate and
+the ratio N streams / one stream; the summary gives the median of the per-round ratios.
+Options after `--` go to both servers (for example `--experts lru --expert-budget 0.3`).
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVER = os.path.join(ROOT, "Server", ".build", "release", "chronos-server")
+PROMPTS = [
+    "It is a truth universally acknowledged", "Emma Woodhouse, handsome, clever, and rich",
+    "The family of Dashwood had long been settled", "Sir Walter Elliot, of Kellynch Hall",
+    "No one who had ever seen Catherine Morland", "About thirty years ago Miss Maria Ward",
+    "Mr. Bennet was among the earliest of those", "The day was cold and the road was long",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(model, extra, batching):
+    port = free_port()
+    arguments = [SERVER, "--port", str(port), "--model", model, "--parallel", str(options.streams)] + extra
+    if not batching:
+        arguments.append("--no-batching")
+    process = subprocess.Popen(arguments, cwd=ROOT, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(1200):
+        try:
+            if urllib.request.urlopen(base + "/health", timeout=5).status == 200:
+                return process, base
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    sys.exit("a server did not become healthy")
+
+
+def stream(base, model_id, prompt, tokens):
+    """Streams one greedy completion; returns (completion tokens, time of its last token)."""
+    body = json.dumps({"model": model_id, "prompt": prompt, "max_tokens": tokens, "temperature": 0, "ignore_eos": True,
+                       "stream": True, "stream_options": {"include_usage": True}}).encode()
+    request = urllib.request.Request(base + "/v1/completions", data=body, headers={"Content-Type": "application/json"})
+    generated, last = 0, None
+    with urllib.request.urlopen(request, timeout=600) as response:
+        for line in response:
+            line = line.decode().strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                generated = chunk["usage"]["completion_tokens"]
+            if chunk["choices"] and chunk["choices"][0]["text"]:
+                last = time.perf_counter()
+    return generated, last
+
+
+def throughput(base, model_id, count, tokens):
+    """Completion tokens per second of `count` streams sent at once."""
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        sent = time.perf_counter()
+        results = list(pool.map(lambda i: stream(base, model_id, PROMPTS[i % len(PROMPTS)], tokens), range(count)))
+    generated = sum(r[0] for r in results)
+    if generated != count * tokens:
+        sys.exit(f"{count} streams produced {generated} tokens, not {count * tokens}")
+    return generated / (max(r[1] for r in results) - sent)
+
+
+def main():
+    global options
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--streams", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("extra", nargs="*")
+    options = parser.parse_args()
+    servers = {label: start(options.model, options.extra, label == "batching") for label in ("batching", "no batching")}
+    try:
+        model_id = json.load(urllib.request.urlopen(servers["batching"][1] + "/v1/models"))["data"][0]["id"]
+        ratios = {label: [] for label in servers}
+        n = options.streams
+        print(f"model {options.model}, {n} streams of {options.tokens} tokens; aggregate tokens/s")
+        print(f"round  server        1 stream  {n} streams  ratio")
+        for round in range(1, options.rounds + 1):
+            for label, (_, base) in servers.items():
+                one = throughput(base, model_id, 1, options.tokens)
+                many = throughput(base, model_id, n, options.tokens)
+                ratios[label].append(many / one)
+                print(f"{round:5d}  {label:12s}  {one:8.1f}  {many:10.1f}  {many / one:5.2f}")
+        for label, values in ratios.items():
+            print(f"{label}: median {n}-stream/1-stream ratio {statistics.median(values):.2f} "
+                  f"(range {min(values):.2f} to {max(values):.2f})")
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
