@@ -145,6 +145,23 @@ def check(base, client):
     assert "".join(pieces) == cut and all(stops[0] not in "".join(pieces[: i + 1]) for i in range(len(pieces))), pieces
     print(f"stop {stops[0]!r}: {cut!r}")
 
+    # Log-probabilities: every token of the text listed, the greedy choice the most probable,
+    # whole and streamed alike.
+    whole = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=TOKENS, temperature=0, logprobs=3)
+    logprobs = whole.choices[0].logprobs
+    assert "".join(logprobs.tokens) == whole.choices[0].text == text, logprobs.tokens
+    assert len(logprobs.token_logprobs) == len(logprobs.top_logprobs) == len(logprobs.text_offset) == TOKENS
+    for chosen, top in zip(logprobs.token_logprobs, logprobs.top_logprobs):
+        assert chosen <= 0 and 1 <= len(top) <= 3 and abs(max(top.values()) - chosen) < 1e-5, (chosen, top)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=TOKENS, temperature=0, stream=True, logprobs=True, top_logprobs=2)
+    content = [entry for chunk in stream if chunk.choices and chunk.choices[0].logprobs for entry in chunk.choices[0].logprobs.content]
+    chat = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=TOKENS, temperature=0, logprobs=True, top_logprobs=2)
+    assert "".join(entry.token for entry in content) == answer, content
+    assert [(e.token, e.logprob) for e in chat.choices[0].logprobs.content] == [(e.token, e.logprob) for e in content]
+    assert all(len(entry.top_logprobs) == 2 and entry.top_logprobs[0].logprob == entry.logprob for entry in content)
+    print(f"logprobs: {len(content)} chat tokens, greedy choices the most probable, whole = streamed")
+
     # Errors, as the client raises them, naming the field.
     expect_error(openai.BadRequestError, "max_tokens", lambda: client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=-1))
     expect_error(openai.BadRequestError, "max_tokens", lambda: client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=10**9))
@@ -173,7 +190,8 @@ def check(base, client):
     assert status == 413 and "error" in json.loads(body), (status, body)
     print("errors: 400, 401, 404 and 413 with OpenAI's error object, the field named")
 
-    # Generations decoding at once (--parallel 2) share the expert store and keep their own text.
+    # Generations decoding at once (--parallel 4) share the expert store and its forward passes,
+    # and keep their own text.
     prompts = [PROMPT, "Mr. Darcy", "Emma Woodhouse, handsome", "Elizabeth said"] * 2
 
     def greedy(prompt):
@@ -182,8 +200,14 @@ def check(base, client):
     alone = {prompt: greedy(prompt) for prompt in prompts[:4]}
     with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
         together = list(pool.map(greedy, prompts))
+    passes, sequences = metric(base, "chronos_forward_passes_total"), metric(base, "chronos_forward_pass_sequences_total")
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        together = list(pool.map(greedy, prompts))
     assert together == [alone[prompt] for prompt in prompts], (together, alone)
-    print(f"{len(prompts)} requests at once gave each its own greedy text")
+    passes = metric(base, "chronos_forward_passes_total") - passes
+    batch = (metric(base, "chronos_forward_pass_sequences_total") - sequences) / passes
+    assert batch > 1.5, f"requests decoding at once ran {batch:.2f} generations a pass"
+    print(f"{len(prompts)} requests at once gave each its own greedy text, {batch:.2f} generations a forward pass")
 
     # A client that leaves mid-stream cancels its generation.
     before = metric(base, "chronos_generated_tokens_total")
@@ -204,6 +228,9 @@ def check(base, client):
     assert metric(base, "chronos_expert_hit_rate") > 0
     assert metric(base, "chronos_time_to_first_token_seconds_count") > 0
     assert metric(base, "chronos_expert_read_bytes_total") > 0
+    status, text = http("GET", base + "/metrics")
+    layers = [line for line in text.splitlines() if line.startswith("chronos_expert_layer_resident_experts{")]
+    assert layers and any(float(line.split()[-1]) > 0 for line in layers if 'tier="hot"' in line), layers
     status, body = http("GET", base + "/v1/chronos/experts", headers={"Authorization": "Bearer " + KEY})
     report = json.loads(body)
     assert status == 200 and report["mode"] == "chronos" and report["layers"], report
@@ -220,7 +247,7 @@ def main():
     signal.alarm(LIMIT_SECONDS)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([SERVER, "--port", str(port), "--api-key", KEY, "--parallel", "2"], cwd=ROOT, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen([SERVER, "--port", str(port), "--api-key", KEY, "--parallel", "4"], cwd=ROOT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
         while True:

@@ -227,6 +227,13 @@ public final class Tokenizer: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The bytes that token `id` stands for (a special token's text included).
+    public func bytes(ofToken id: Int) throws(TokenizerError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        try appendBytes(of: id, to: &bytes, skipSpecialTokens: false)
+        return bytes
+    }
+
     /// Appends the bytes that token `id` stands for (none for a skipped special token).
     func appendBytes(of id: Int, to bytes: inout [UInt8], skipSpecialTokens: Bool) throws(TokenizerError) {
         guard tokens.indices.contains(id), tokens[id] != nil else { throw .unknownTokenId(id) }

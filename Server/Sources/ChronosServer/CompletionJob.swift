@@ -28,6 +28,9 @@ public struct CompletionJob: Sendable, Equatable {
     public var includeUsage: Bool
     /// Keep generating past end-of-sequence tokens (`ignore_eos`, as llama.cpp's server names it).
     public var ignoreEOS = false
+    /// When set, the answer carries each token's log-probability and this many alternatives'
+    /// (`logprobs` of completions, `top_logprobs` of chat); nil: no log-probabilities.
+    public var topLogprobs: Int? = nil
 }
 
 /// Turns request bodies into `CompletionJob`s, refusing each malformed field with OpenAI's error
@@ -44,6 +47,8 @@ public struct RequestValidator: Sendable {
     /// The most new tokens one request may ask for, and what a request that names none gets.
     public let maxTokensLimit: Int
 
+    /// Alternatives a completion request may ask for in `logprobs`, as OpenAI allows.
+    public static let completionLogprobsRange = 0...5
     /// Stop texts one request may give.
     public static let maxStopSequences = 16
     /// The longest stop text, in characters.
@@ -61,8 +66,8 @@ public struct RequestValidator: Sendable {
     /// The job a `POST /v1/completions` body asks for.
     public func completion(_ body: Data) throws(APIError) -> CompletionJob {
         let request = try Self.decode(CompletionRequestBody.self, from: body)
-        if let logprobs = request.logprobs, logprobs > 0 {
-            throw .invalid("logprobs", "logprobs \(logprobs) is not supported by this server: expected null or 0")
+        if let logprobs = request.logprobs, !Self.completionLogprobsRange.contains(logprobs) {
+            throw .invalid("logprobs", "logprobs \(logprobs) is invalid: expected null or 0 to \(Self.completionLogprobsRange.upperBound)")
         }
         if request.echo == true { throw .invalid("echo", "echo true is not supported by this server: expected false") }
         if let bestOf = request.bestOf, bestOf != 1 {
@@ -85,7 +90,9 @@ public struct RequestValidator: Sendable {
             }
             ids = given
         }
-        return try job(.completion, ids: ids, promptParam: "prompt", fields: request.generation, maxTokens: request.generation.maxTokens)
+        var job = try job(.completion, ids: ids, promptParam: "prompt", fields: request.generation, maxTokens: request.generation.maxTokens)
+        job.topLogprobs = request.logprobs
+        return job
     }
 
     /// The job a `POST /v1/chat/completions` body asks for.
@@ -95,9 +102,13 @@ public struct RequestValidator: Sendable {
             throw .invalid(
                 "messages", "model \(modelID) has no chat template this server can render (tokenizer_config.json); use /v1/completions")
         }
-        if request.logprobs == true { throw .invalid("logprobs", "logprobs true is not supported by this server: expected false") }
-        if let top = request.topLogprobs, top > 0 {
-            throw .invalid("top_logprobs", "top_logprobs \(top) is not supported by this server: expected null or 0")
+        if let top = request.topLogprobs {
+            guard request.logprobs == true else { throw .invalid("top_logprobs", "top_logprobs needs logprobs true") }
+            guard GenerationRequest.topLogProbabilitiesRange.contains(top) else {
+                throw .invalid(
+                    "top_logprobs", "top_logprobs \(top) is invalid: expected 0 to \(GenerationRequest.topLogProbabilitiesRange.upperBound)"
+                )
+            }
         }
         if request.tools != nil { throw .invalid("tools", "tools are not supported by this server") }
         if let format = request.responseFormat, format.type != "text" {
@@ -127,7 +138,9 @@ public struct RequestValidator: Sendable {
         }
         let maxTokens = request.maxCompletionTokens ?? request.generation.maxTokens
         let param = request.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
-        return try job(.chat, ids: ids, promptParam: "messages", fields: request.generation, maxTokens: maxTokens, maxTokensParam: param)
+        var job = try job(.chat, ids: ids, promptParam: "messages", fields: request.generation, maxTokens: maxTokens, maxTokensParam: param)
+        if request.logprobs == true { job.topLogprobs = request.topLogprobs ?? 0 }
+        return job
     }
 
     /// The job from the prompt's ids and the shared fields, each checked.

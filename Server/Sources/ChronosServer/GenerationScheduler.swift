@@ -5,8 +5,8 @@ import Synchronization
 
 /// What a generation hands to the request that asked for it.
 public enum GenerationEvent: Sendable {
-    /// Text that may be sent.
-    case text(String)
+    /// Text that may be sent, with the log-probabilities of the tokens it completes (when asked for).
+    case text(String, [TokenLogprob])
     /// The generation ended.
     case finished(FinishReason, Usage)
 }
@@ -68,12 +68,13 @@ public final class GenerationScheduler: Sendable {
                     hub.publish { ExpertStepReport.json(snapshot, step: step, generation: generation, model: model) }
                 }
                 do {
-                    let outcome = try model.generate(job, isCancelled: { cancellation.isCancelled }, onSnapshot: onSnapshot) { text in
+                    let outcome = try model.generate(job, isCancelled: { cancellation.isCancelled }, onSnapshot: onSnapshot) {
+                        text, logprobs in
                         if first {
                             first = false
                             metrics.firstToken(after: Double(DispatchTime.now().uptimeNanoseconds - submitted) / 1e9)
                         }
-                        continuation.yield(.text(text))
+                        continuation.yield(.text(text, logprobs))
                     }
                     metrics.generationEnded(outcome)
                     if let reason = outcome.finishReason { continuation.yield(.finished(reason, outcome.usage)) }

@@ -59,16 +59,30 @@ public final class ServedModel: Sendable {
     }
 
     /// Generates for `job` on the calling thread, handing each piece of text that may be sent to
-    /// `emit` (stop texts held back and never sent), each forward pass's snapshot to `onSnapshot`,
-    /// and stopping as soon as `isCancelled` says so.
+    /// `emit` (stop texts held back and never sent) with the log-probabilities of the tokens
+    /// whose text it completes (when the job asks for them), each forward pass's snapshot to
+    /// `onSnapshot`, and stopping as soon as `isCancelled` says so.
     public func generate(
         _ job: CompletionJob, isCancelled: () -> Bool, onSnapshot: @escaping (OffloadSnapshot) -> Void = { _ in },
-        emit: (String) -> Void
+        emit: (String, [TokenLogprob]) -> Void
     ) throws -> GenerationOutcome {
         let request = GenerationRequest(
-            promptIds: job.promptIds, maxTokens: job.maxTokens, sampling: job.sampling, ignoreEOS: job.ignoreEOS)
+            promptIds: job.promptIds, maxTokens: job.maxTokens, sampling: job.sampling, ignoreEOS: job.ignoreEOS,
+            topLogProbabilities: job.topLogprobs)
         var filter = StopSequenceFilter(stops: job.stop)
         var cancelled = false
+        // Each token's log-probabilities wait until its text is sent: the unicode scalars of the
+        // answer before it and through it.
+        var waiting: [(entry: TokenLogprob, start: Int, end: Int)] = []
+        var received = 0, sent = 0
+        func send(_ text: String, final: Bool = false) {
+            sent += text.unicodeScalars.count
+            // A token is sent once all its text is; when a stop text cut the answer, once any of it is.
+            let count = waiting.prefix { final || $0.end <= sent || (filter.isStopped && $0.start < sent) }.count
+            let entries = waiting.prefix(count).map(\.entry)
+            waiting.removeFirst(count)
+            if !text.isEmpty || !entries.isEmpty { emit(text, entries) }
+        }
         let generator = OffloadedGenerator(offloaded: offloaded, tokenizer: tokenizer)
         generator.onSnapshot = onSnapshot
         generator.batcher = batcher
@@ -78,15 +92,16 @@ public final class ServedModel: Sendable {
                 cancelled = true
                 return false
             }
-            let text = filter.append(token.text)
-            if !text.isEmpty { emit(text) }
+            let start = received
+            received += token.text.unicodeScalars.count
+            if let probabilities = token.logProbabilities {
+                waiting.append((TokenLogprob(probabilities, id: token.id, tokenizer: tokenizer), start, received))
+            }
+            send(filter.append(token.text))
             return !filter.isStopped
         }
         let generation = outcome.generation
-        if !cancelled {
-            let rest = filter.finish()
-            if !rest.isEmpty { emit(rest) }
-        }
+        if !cancelled && !filter.isStopped { send(filter.finish(), final: true) }
         let reason: FinishReason? =
             cancelled
             ? nil : filter.isStopped || generation.stopReason == .stopToken || generation.stopReason == .stopString ? .stop : .length

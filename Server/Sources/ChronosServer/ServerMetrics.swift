@@ -1,3 +1,4 @@
+import ChronosModel
 import ChronosStorage
 import Prometheus
 import Synchronization
@@ -112,6 +113,21 @@ public final class ServerMetrics: Sendable {
         store.hitRate.set(storage.hitRate)
         store.hotBytes.set(Double(resident[.hot] ?? 0))
         store.stagingBytes.set(Double(resident[.staging] ?? 0))
+    }
+
+    /// Sets, for each MoE layer of `layers`, how many of its experts each in-memory tier holds
+    /// now (`placements` as the store reports them; an expert still loading is not held yet).
+    public func updateLayerResidency(_ placements: [ExpertKey: ExpertPlacement], layers: [Int]) {
+        var held: [Int: [ResidencyTier: Int]] = [:]
+        for (key, placement) in placements where !placement.isLoading { held[key.layer, default: [:]][placement.tier, default: 0] += 1 }
+        for layer in layers {
+            for tier in [ResidencyTier.hot, .staging] {
+                registry.makeGauge(
+                    descriptor: Self.metric("expert_layer_resident", "experts", "Experts of each MoE layer in memory now, by tier."),
+                    labels: [("layer", String(layer)), ("tier", tier.rawValue)]
+                ).set(Double(held[layer]?[tier] ?? 0))
+            }
+        }
     }
 
     /// Brings the pass series up to `counts`: the batcher's passes and the sequences they ran.

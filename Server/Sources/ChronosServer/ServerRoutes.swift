@@ -137,6 +137,10 @@ public struct ServerRoutes: Sendable {
             let offloaded = scheduler.model.offloaded
             if let storage = offloaded.storageMetrics() { metrics.updateStore(storage, resident: offloaded.store?.residentBytes() ?? [:]) }
             if let batcher = scheduler.model.batcher { metrics.updatePasses(batcher.passCounts) }
+            if case .tiered(let store) = offloaded.backing {
+                let layers = offloaded.model.summary.expertsPerLayer.indices.filter { offloaded.model.summary.expertsPerLayer[$0] > 0 }
+                metrics.updateLayerResidency(store.placements(), layers: layers)
+            }
         }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -179,13 +183,18 @@ public struct ServerRoutes: Sendable {
     /// The whole answer, once the generation has ended.
     private func whole(_ job: CompletionJob, header: AnswerHeader, handle: GenerationHandle) async throws -> Response {
         defer { handle.cancellation.cancel() }
-        var text = ""
+        var text = "", logprobs: [TokenLogprob] = []
         do {
             for try await event in handle.events {
                 switch event {
-                case .text(let piece): text += piece
+                case .text(let piece, let entries):
+                    text += piece
+                    logprobs += entries
                 case .finished(let reason, let usage):
-                    return json(AnswerJSON.whole(job.endpoint, header: header, text: text, finishReason: reason, usage: usage))
+                    return json(
+                        AnswerJSON.whole(
+                            job.endpoint, header: header, text: text, finishReason: reason, usage: usage,
+                            logprobs: job.topLogprobs == nil ? nil : logprobs))
                 }
             }
         } catch {
@@ -207,6 +216,8 @@ public struct ServerRoutes: Sendable {
             try await send(AnswerJSON.chunk(endpoint, header: header, text: "", role: true, includeUsage: job.includeUsage))
         }
         var events = handle.events.makeAsyncIterator()
+        // Characters of the answer before the next chunk's first token, for completions' text_offset.
+        var textOffset = 0
         while true {
             let event: GenerationEvent?
             do {
@@ -218,8 +229,12 @@ public struct ServerRoutes: Sendable {
             }
             guard let event else { break }
             switch event {
-            case .text(let text):
-                try await send(AnswerJSON.chunk(endpoint, header: header, text: text, includeUsage: job.includeUsage))
+            case .text(let text, let entries):
+                try await send(
+                    AnswerJSON.chunk(
+                        endpoint, header: header, text: text, includeUsage: job.includeUsage,
+                        logprobs: job.topLogprobs == nil ? nil : entries, textOffset: textOffset))
+                textOffset += entries.reduce(0) { $0 + $1.token.text.count }
             case .finished(let reason, let usage):
                 try await send(AnswerJSON.chunk(endpoint, header: header, text: nil, finishReason: reason, includeUsage: job.includeUsage))
                 if job.includeUsage { try await send(AnswerJSON.usageChunk(endpoint, header: header, usage: usage)) }

@@ -76,7 +76,8 @@ let shippedModel = URL(fileURLWithPath: #filePath).deletingLastPathComponent().a
             (#""max_tokens":99999999999999"#, "max_tokens"), (#""temperature":2.5"#, "temperature"), (#""temperature":-1"#, "temperature"),
             (#""top_p":0"#, "top_p"), (#""top_p":1.5"#, "top_p"), (#""top_k":-2"#, "top_k"), (#""min_p":2"#, "min_p"), (#""n":2"#, "n"),
             (#""stop":[""]"#, "stop"), (#""stop":["1","2","3","4","5","6","7","8","9","10","11","12","13","14","15","16","17"]"#, "stop"),
-            (#""logprobs":2"#, "logprobs"), (#""echo":true"#, "echo"), (#""presence_penalty":0.5"#, "presence_penalty"),
+            (#""logprobs":6"#, "logprobs"), (#""logprobs":-1"#, "logprobs"), (#""echo":true"#, "echo"),
+            (#""presence_penalty":0.5"#, "presence_penalty"),
             (#""stream_options":{"include_usage":true}"#, "stream_options")
         ]
         for (field, param) in cases {
@@ -85,6 +86,18 @@ let shippedModel = URL(fileURLWithPath: #filePath).deletingLastPathComponent().a
             #expect(refused?.status == .badRequest, "\(field)")
             #expect(refused?.message.contains(param) == true, "\(field): \(refused?.message ?? "")")
         }
+    }
+
+    @Test func logprobsAreAskedForAsEachEndpointNamesThem() throws {
+        let completion = try validator.completion(Data(#"{"model":"austen-moe","prompt":"x","logprobs":3}"#.utf8))
+        #expect(completion.topLogprobs == 3)
+        #expect(try validator.completion(Data(#"{"model":"austen-moe","prompt":"x"}"#.utf8)).topLogprobs == nil)
+        let message = #""model":"austen-moe","messages":[{"role":"user","content":"x"}]"#
+        #expect(try validator.chat(Data(("{" + message + #","logprobs":true,"top_logprobs":4}"#).utf8)).topLogprobs == 4)
+        #expect(try validator.chat(Data(("{" + message + #","logprobs":true}"#).utf8)).topLogprobs == 0)
+        #expect(try validator.chat(Data(("{" + message + #","logprobs":false}"#).utf8)).topLogprobs == nil)
+        #expect(error("{" + message + #","top_logprobs":2}"#, chat: true)?.param == "top_logprobs")
+        #expect(error("{" + message + #","logprobs":true,"top_logprobs":21}"#, chat: true)?.param == "top_logprobs")
     }
 
     @Test func anUnknownModelIsNotFound() {

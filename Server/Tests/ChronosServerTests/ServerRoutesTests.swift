@@ -160,6 +160,48 @@ import Testing
         }
     }
 
+    @Test func logprobsListEveryTokenOfTheText() async throws {
+        let app = Application(
+            router: ServerRoutes(state: Self.state, configuration: ServerConfiguration(), metrics: ServerMetrics()).router())
+        try await app.test(.router) { client in
+            let (status, body) = try await post(
+                client, "/v1/completions",
+                #"{"model":"austen-moe","prompt":"It is a truth universally","max_tokens":8,"temperature":0,"logprobs":2}"#)
+            #expect(status == .ok)
+            let whole = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            let choice = try #require((whole["choices"] as? [[String: Any]])?.first)
+            let logprobs = try #require(choice["logprobs"] as? [String: Any])
+            let tokens = try #require(logprobs["tokens"] as? [String])
+            let chosen = try #require(logprobs["token_logprobs"] as? [Double])
+            let top = try #require(logprobs["top_logprobs"] as? [[String: Double]])
+            let offsets = try #require(logprobs["text_offset"] as? [Int])
+            #expect(tokens.count == 8 && chosen.count == 8 && top.count == 8 && offsets.count == 8)
+            #expect(tokens.joined() == choice["text"] as? String)
+            // Greedy decoding picks the most probable token: its log-probability is the best alternative's.
+            for (value, alternatives) in zip(chosen, top) {
+                #expect(value <= 0)
+                #expect(alternatives.count <= 2 && !alternatives.isEmpty)
+                #expect(abs(alternatives.values.max()! - value) < 1e-5)
+            }
+            #expect(offsets.first == 0)
+
+            let (_, chatBody) = try await post(
+                client, "/v1/chat/completions",
+                #"{"model":"austen-moe","messages":[{"role":"user","content":"Who is Emma?"}],"max_tokens":5,"temperature":0,"stream":true,"logprobs":true,"top_logprobs":3}"#
+            )
+            var content: [[String: Any]] = [], text = ""
+            for line in chatBody.split(separator: "\n") where line.hasPrefix("data: {") {
+                let chunk = try #require(try JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any])
+                let choice = try #require((chunk["choices"] as? [[String: Any]])?.first)
+                text += ((choice["delta"] as? [String: Any])?["content"] as? String) ?? ""
+                content += ((choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]]) ?? []
+            }
+            #expect(content.count == 5)
+            #expect(content.map { $0["token"] as? String ?? "?" }.joined() == text)
+            #expect(content.allSatisfy { ($0["top_logprobs"] as? [[String: Any]])?.count == 3 && $0["bytes"] is [Int] })
+        }
+    }
+
     @Test func chatAnswersAMessage() async throws {
         let app = Application(
             router: ServerRoutes(state: Self.state, configuration: ServerConfiguration(), metrics: ServerMetrics()).router())

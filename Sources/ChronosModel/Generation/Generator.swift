@@ -20,11 +20,15 @@ public struct GenerationRequest: Sendable {
     /// stop condition), recording the log-probability the model gave each (to score a
     /// continuation under some setting, e.g. a lossy expert policy).
     public var forcedIds: [Int]?
+    /// When set, each generated token carries its log-probability and those of this many most
+    /// probable tokens at its step (`GeneratedToken.logProbabilities`); nil: none are computed.
+    public var topLogProbabilities: Int?
 
     /// A request with the given prompt and settings.
     public init(
         promptIds: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
-        stopTokens: Set<Int> = [], stopStrings: [String] = [], ignoreEOS: Bool = false, forcedIds: [Int]? = nil
+        stopTokens: Set<Int> = [], stopStrings: [String] = [], ignoreEOS: Bool = false, forcedIds: [Int]? = nil,
+        topLogProbabilities: Int? = nil
     ) {
         self.promptIds = promptIds
         self.maxTokens = maxTokens
@@ -33,12 +37,15 @@ public struct GenerationRequest: Sendable {
         self.stopStrings = stopStrings
         self.ignoreEOS = ignoreEOS
         self.forcedIds = forcedIds
+        self.topLogProbabilities = topLogProbabilities
     }
 }
 
 extension GenerationRequest {
     /// New tokens one request may ask for.
     public static let maxTokensRange = 1...1_000_000
+    /// Most probable tokens whose log-probabilities one request may ask for at each step.
+    public static let topLogProbabilitiesRange = 0...20
 
     /// Throws unless the request fits a model of `vocabularySize` tokens whose context holds
     /// `context` positions (nil: unbounded): a prompt of at least one id, each in the
@@ -47,6 +54,9 @@ extension GenerationRequest {
     public func validate(vocabularySize: Int, context: Int?) throws(InvalidSetting) {
         try sampling.validate()
         try InvalidSetting.check("max_tokens", maxTokens, in: Self.maxTokensRange)
+        if let topLogProbabilities {
+            try InvalidSetting.check("top_logprobs", topLogProbabilities, in: Self.topLogProbabilitiesRange)
+        }
         guard !promptIds.isEmpty else { throw InvalidSetting(name: "prompt", value: "of no tokens", expected: "at least one token") }
         if let context, promptIds.count >= context {
             throw InvalidSetting(
@@ -116,6 +126,33 @@ public struct GeneratedToken: Sendable {
     public var id: Int
     /// New complete text since the previous step (may be empty mid-character).
     public var text: String
+    /// The token's log-probability and the most probable tokens', when the request asked.
+    public var logProbabilities: TokenLogProbabilities? = nil
+}
+
+/// Natural-log probabilities at one generation step, under the model's distribution there (the
+/// softmax of its logits, before temperature or any truncation the sampler applies).
+public struct TokenLogProbabilities: Sendable, Equatable {
+    /// The generated token's.
+    public var logProbability: Float
+    /// The most probable tokens' ids and log-probabilities, most probable first.
+    public var top: [(id: Int, logProbability: Float)]
+
+    /// The log-probabilities of `id` and of the `count` most probable tokens of `logits`.
+    public init(logits: [Float], id: Int, top count: Int) {
+        let peak = logits.max() ?? 0
+        let logTotal = Foundation.log(logits.reduce(0.0) { $0 + Foundation.exp(Double($1 - peak)) })
+        let logProbability = { (logit: Float) in Float(Double(logit - peak) - logTotal) }
+        self.logProbability = logProbability(logits[id])
+        top = logits.withUnsafeBufferPointer { p in
+            Selection.topK(p.baseAddress!, count: logits.count, k: count).map { ($0.index, logProbability($0.value)) }
+        }
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.logProbability == b.logProbability && a.top.map(\.id) == b.top.map(\.id)
+            && a.top.map(\.logProbability) == b.top.map(\.logProbability)
+    }
 }
 
 /// Which part of a generation a forward pass is.
@@ -185,9 +222,7 @@ public final class Generator {
             let next: Int
             if let forced = request.forcedIds {
                 next = forced[generated.count]
-                let peak = row.max() ?? 0
-                let total = row.reduce(0.0) { $0 + Foundation.exp(Double($1 - peak)) }
-                forcedLogProbabilities.append(Float(Double(row[next] - peak) - Foundation.log(total)))
+                forcedLogProbabilities.append(TokenLogProbabilities(logits: row, id: next, top: 0).logProbability)
             } else {
                 next = sampler.next(logits: row, history: history)
             }
@@ -200,15 +235,18 @@ public final class Generator {
             generated.append(next)
             history.append(next)
             let piece = try decoder?.append(next) ?? ""
+            let probabilities = request.topLogProbabilities.map { TokenLogProbabilities(logits: row, id: next, top: $0) }
             if let cut = Self.firstStop(in: text + piece, stops: request.stopStrings, searchFrom: text.count) {
                 let kept = String((text + piece).prefix(cut))
-                if kept.count > text.count { _ = onToken(GeneratedToken(id: next, text: String(kept.dropFirst(text.count)))) }
+                if kept.count > text.count {
+                    _ = onToken(GeneratedToken(id: next, text: String(kept.dropFirst(text.count)), logProbabilities: probabilities))
+                }
                 text = kept
                 reason = .stopString
                 break
             }
             text += piece
-            if !onToken(GeneratedToken(id: next, text: piece)) {
+            if !onToken(GeneratedToken(id: next, text: piece, logProbabilities: probabilities)) {
                 reason = .cancelled
                 break
             }
