@@ -55,6 +55,8 @@ let package = Package(
             name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTraining", "ChronosTestSupport"]),
         .testTarget(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"]),
+        // The command-line tool's own tests: its help, as the generated command reference records it.
+        .testTarget(name: "ChronosCLITests", dependencies: ["chronos"]),
         .testTarget(
             name: "ChronosBenchTests",
             dependencies: ["ChronosBench", "ChronosEngine", "ChronosModel", "ChronosStorage", "ChronosTensor", "ChronosTestSupport"])
