@@ -16,7 +16,9 @@ let package = Package(
         .executable(name: "chronos", targets: ["chronos"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation`: the libraries' DocC documentation.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0")
     ],
     targets: [
         // The instruction-set kernels: one build carries every variant, chosen at run time.
@@ -55,6 +57,8 @@ let package = Package(
             name: "ChronosRoutingTests", dependencies: ["ChronosRouting", "ChronosStorage", "ChronosTraining", "ChronosTestSupport"]),
         .testTarget(
             name: "ChronosEngineTests", dependencies: ["ChronosEngine", "ChronosTestSupport"]),
+        // The command-line tool's own tests: its help, as the generated command reference records it.
+        .testTarget(name: "ChronosCLITests", dependencies: ["chronos"]),
         .testTarget(
             name: "ChronosBenchTests",
             dependencies: ["ChronosBench", "ChronosEngine", "ChronosModel", "ChronosStorage", "ChronosTensor", "ChronosTestSupport"])

@@ -14,7 +14,7 @@ struct Chronos: ParsableCommand {
             GenerateCommand.self, PackCommand.self, TokenizeCommand.self, InspectCommand.self, DataCommand.self, TokenizerCommand.self,
             TrainCommand.self, PipelineCommand.self, EvalCommand.self, TraceCommand.self, ClusterCommand.self, BackendsCommand.self,
             QuantizeCommand.self,
-            Bench.self
+            Bench.self, DocsCommand.self
         ])
 
     /// Refuses invalid `CHRONOS_*` environment variables before any command reads them, then

@@ -101,7 +101,7 @@ extension TrainCommand {
 
         @Option(help: "Training JSONL ({\"text\": …} per line).") var data: String
         @Option(help: "Held-out JSONL (default: the last 5 % of the training sequences).") var heldout: String?
-        @Option(help: "Run directory: model, snapshots, metrics.jsonl.") var out: String
+        @Option(help: "Run directory: model, snapshots, metrics.jsonl and its chart loss.svg.") var out: String
         @Option(help: "Directory with tokenizer.json to use.") var tokenizer: String?
         @Option(parsing: .unconditional, help: "Vocabulary size of a tokenizer trained here.") var vocabSize = 6400
         @Option(parsing: .unconditional, help: "Tokens per training sequence.") var seqLen = 256
@@ -205,7 +205,7 @@ struct FineTuneOptions: ParsableArguments {
     @Option(help: "The checkpoint to start from: the previous stage's run directory (model and tokenizer).") var from: String
     @Option(help: "Training data: JSON Lines, plain or gzipped.") var data: String
     @Option(help: "Held-out data of the same kind (default: the last 5 % of --data).") var heldout: String?
-    @Option(help: "Run directory: model, snapshots, metrics.jsonl, result.json.") var out: String
+    @Option(help: "Run directory: model, snapshots, metrics.jsonl, loss.svg, result.json.") var out: String
     @Option(parsing: .unconditional, help: "Cut sequences to this many tokens.") var maxLength = 256
     @Option(parsing: .unconditional, help: "Evaluate on held-out data every N steps.") var evalEvery = 100
     @Option(parsing: .unconditional, help: "Held-out examples scored per evaluation.") var evalExamples = 64

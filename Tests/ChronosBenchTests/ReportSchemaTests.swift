@@ -4,6 +4,10 @@ import ChronosStorage
 import Foundation
 import XCTest
 
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
+
 /// The JSON and CSV the benchmarks write: their field names, row counts and values.
 final class ReportSchemaTests: XCTestCase {
     /// lru/wait at 300 of 1000 expert bytes: 2 prompts, 4 decode steps in 0.5 s (8 tokens/s),
@@ -102,6 +106,25 @@ final class ReportSchemaTests: XCTestCase {
         XCTAssertEqual(rows[1]["tokens_per_s"], "")
         XCTAssertEqual(rows[1]["note"], "budget below one expert")
         XCTAssertEqual(rows[2]["budget"], "0.5")
+    }
+
+    func testSweepChartDrawsTheLosslessBaselinesAgainstTheBudget() {
+        let resident = OffloadBench.Run(metrics: metrics(.resident, steps: 10, seconds: 0.1))
+        let fallback = OffloadBench.Run(metrics: metrics(.lru, policy: .fallback, budgetBytes: 300, steps: 4, seconds: 0.1))
+        let svg = OffloadBench.chart([
+            (budget: 0.3, runs: [resident, lruRun(), fallback, skippedRun()]), (budget: 0.5, runs: [resident, lruRun()])
+        ])
+        let parser = XMLParser(data: Data(svg.utf8))
+        XCTAssertTrue(parser.parse(), "not well-formed XML: \(String(describing: parser.parserError))")
+        for text in ["Decode speed", "Stall waiting for experts", "expert budget (% of expert bytes)", "(tokens/s)", "(ms/token)"] {
+            XCTAssertTrue(svg.contains(text), text)
+        }
+        XCTAssertEqual(svg.components(separatedBy: ">lru/wait</text>").count - 1, 2, "in both charts' legends")
+        XCTAssertEqual(svg.components(separatedBy: ">resident</text>").count - 1, 2)
+        XCTAssertFalse(svg.contains("lru/fallback"), "the lossy policy is not drawn")
+        XCTAssertFalse(svg.contains("chronos"), "a run that could not run is not drawn")
+        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 4, "two lines of two budgets in each chart")
+        XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 8)
     }
 
     func testOffloadTableHasAHeaderAndARowPerRun() {

@@ -59,6 +59,9 @@ final class PretrainTests: XCTestCase {
         let resumed = try losses(PretrainRun(settings: settings), start: .resume)
         XCTAssertEqual(resumed.keys.sorted(), [4, 5, 6])
         for step in 4...6 { XCTAssertEqual(resumed[step], whole[step], "step \(step)") }
+        let chart = try String(contentsOf: output.appendingPathComponent("loss.svg"), encoding: .utf8)
+        XCTAssertTrue(
+            chart.contains(">training loss</text>") && chart.contains(">held-out cross-entropy</text>"), "the curve beside the log")
         // The run directory holds a loadable model in the Hugging Face layout.
         let model = try ModelRegistry.load(directory: output)
         XCTAssertEqual(model.summary.modelType, "chronos")
@@ -98,6 +101,9 @@ final class PretrainTests: XCTestCase {
         let resumed = try losses(PretrainRun(settings: settings), start: .resume)
         XCTAssertEqual(resumed.keys.sorted(), [4, 5, 6])
         for step in 4...6 { XCTAssertEqual(resumed[step], whole[step], "step \(step)") }
+        let chart = try String(contentsOf: output.appendingPathComponent("loss.svg"), encoding: .utf8)
+        XCTAssertTrue(
+            chart.contains(">training loss</text>") && chart.contains(">held-out cross-entropy</text>"), "the curve beside the log")
         for url in stale { XCTAssertFalse(FileManager.default.fileExists(atPath: url.path), url.lastPathComponent) }
 
         // Overwriting starts again from step 1; resuming a directory without snapshots is refused.

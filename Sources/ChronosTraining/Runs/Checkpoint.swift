@@ -149,7 +149,10 @@ public enum Checkpoint {
             if holdsRun(runDirectory) { throw CheckpointError.earlierRun(runDirectory) }
             return nil
         case .overwrite:
-            for name in ["checkpoints", ModelDirectory.Name.config, ModelDirectory.Name.checkpoint, "metrics.jsonl", StageResult.fileName] {
+            for name in [
+                "checkpoints", ModelDirectory.Name.config, ModelDirectory.Name.checkpoint, "metrics.jsonl", LossCurve.fileName,
+                StageResult.fileName
+            ] {
                 let url = runDirectory.appendingPathComponent(name)
                 if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
             }

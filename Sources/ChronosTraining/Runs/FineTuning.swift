@@ -99,7 +99,7 @@ final class StageContext {
 /// evaluates on held-out data, and writes resumable snapshots like stage 1.
 ///
 /// The run directory holds the latest model (with the starting checkpoint's tokenizer files),
-/// `checkpoints/`, `metrics.jsonl` (one line per step and per evaluation) and, once the last
+/// `checkpoints/`, `metrics.jsonl` (one line per step and per evaluation), its chart `loss.svg` and, once the last
 /// step is done, `result.json` (`StageResult`).
 public final class FineTuneRun {
     /// The settings of the run.
@@ -202,6 +202,7 @@ public final class FineTuneRun {
                 var saved = progress
                 saved.seconds += Date().timeIntervalSince(started)
                 try save(trainer, state: state, progress: saved)
+                try LossCurve.write(runDirectory: settings.output, stage: stage)
                 try onEvent(.checkpoint(step: trainer.step))
             }
             if last { break }

@@ -180,6 +180,7 @@ public final class PretrainRun {
             }
             if (settings.checkpointEvery > 0 && trainer.step % settings.checkpointEvery == 0) || last {
                 try save(trainer, state: state)
+                try LossCurve.write(runDirectory: settings.output, stage: .pretrain)
                 try onEvent(.checkpoint(step: trainer.step))
             }
             if last { break }

@@ -171,12 +171,19 @@ struct Bench: ParsableCommand {
         var promptTokens: Int?
         @Flag(help: "Print one JSON object {\"runs\": [...]} instead of a table.") var json = false
         @Flag(help: "Run budgets 10, 20, 30, 50, 75, 100 % for every baseline and policy.") var sweep = false
-        @Option(help: "With --sweep: the CSV file to write (one row per budget × baseline × policy).") var csv: String?
+        @Option(
+            help:
+                "With --sweep: the CSV file to write (one row per budget × baseline × policy); its chart, tokens/s and stall against the budget, goes beside it as an .svg file."
+        )
+        var csv: String?
         @OptionGroup var offload: OffloadOptions
         @OptionGroup var backend: BackendOption
 
         func validate() throws {
             if sweep && csv == nil { throw ValidationError("--sweep needs --csv FILE") }
+            if let csv, URL(fileURLWithPath: csv).pathExtension == "svg" {
+                throw ValidationError("--csv '\(csv)' ends in .svg, the name of the chart written beside it: name it FILE.csv")
+            }
             if promptTokens != nil && prompts == nil { throw ValidationError("--prompt-tokens needs --prompts FILE") }
             if let promptTokens, promptTokens < 1 { throw ValidationError("--prompt-tokens must be positive") }
             if offload.expertBudget != nil { throw ValidationError("use --budget for the benchmark's expert budget") }
@@ -221,17 +228,19 @@ struct Bench: ParsableCommand {
                 "disk": disk.map { String(format: "simulated %.3f ms, %.0f MB/s", $0.latency * 1000, $0.bandwidth / 1e6) } ?? "real"
             ]
             if sweep, let csv {
+                let chart = URL(fileURLWithPath: csv).deletingPathExtension().appendingPathExtension("svg")
                 var budgets: [(budget: Double, runs: [OffloadBench.Run])] = []
                 try bench.sweep { fraction, runs in
                     budgets.append((fraction, runs))
                     try OffloadBench.csv(budgets).write(toFile: csv, atomically: true, encoding: .utf8)
+                    try AtomicFile.write(Data(OffloadBench.chart(budgets).utf8), to: chart)
                     if !json { print("budget \(Int(fraction * 100))%\n" + OffloadBench.table(runs) + "\n") }
                 }
                 if json {
                     let runs = budgets.flatMap { fraction, runs in runs.map { OffloadBench.json($0, budget: .fraction(fraction)) } }
                     print(try OffloadBench.jsonDocument(runs: runs, context: context))
                 }
-                progress("wrote \(csv)")
+                progress("wrote \(csv) and \(chart.path)")
             } else {
                 let runs = try bench.run(budget: budget, policies: [offload.policy])
                 context["budget"] = budget.description
