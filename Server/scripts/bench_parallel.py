@@ -3,7 +3,7 @@
 with continuous batching and without (--no-batching), in interleaved rounds on one model.
 
     python3 Server/scripts/bench_parallel.py --model DIR_OR_GGUF [--streams 8] [--rounds 3] [--tokens 64] \
-        [-- SERVER OPTIONS ...]
+        [--llama-server PATH] [-- SERVER OPTIONS ...]
 
 Two servers run side by side on loopback (release build), one batching and one not, both with
 --parallel N. Each round sends, to each server in turn, one greedy streamed completion of
@@ -11,7 +11,9 @@ Two servers run side by side on loopback (release build), one batching and one n
 completion tokens over the wall time from sending the requests to the last token, prefill
 included, so one stream and N streams are measured alike. Each round prints every rate and
 the ratio N streams / one stream; the summary gives the median of the per-round ratios.
-Options after `--` go to both servers (for example `--experts lru --expert-budget 0.3`).
+Options after `--` go to both servers (for example `--experts lru --expert-budget 0.3`). With
+`--llama-server` (and a GGUF file as the model), llama.cpp's server runs as a third, with
+`--parallel N`, continuous batching and 2 threads, measured the same way in the same rounds.
 """
 import argparse
 import concurrent.futures
@@ -40,11 +42,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(model, extra, batching):
+def start(model, extra, kind):
     port = free_port()
-    arguments = [SERVER, "--port", str(port), "--model", model, "--parallel", str(options.streams)] + extra
-    if not batching:
-        arguments.append("--no-batching")
+    if kind == "llama-server":
+        arguments = [options.llama_server, "--port", str(port), "-m", model, "--parallel", str(options.streams), "-c",
+                     str(options.streams * 512), "-t", "2", "--cont-batching"]
+    else:
+        arguments = [SERVER, "--port", str(port), "--model", model, "--parallel", str(options.streams)] + extra
+        if kind == "no batching":
+            arguments.append("--no-batching")
     process = subprocess.Popen(arguments, cwd=ROOT, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(1200):
@@ -62,7 +68,7 @@ def stream(base, model_id, prompt, tokens):
     body = json.dumps({"model": model_id, "prompt": prompt, "max_tokens": tokens, "temperature": 0, "ignore_eos": True,
                        "stream": True, "stream_options": {"include_usage": True}}).encode()
     request = urllib.request.Request(base + "/v1/completions", data=body, headers={"Content-Type": "application/json"})
-    generated, last = 0, None
+    generated, chunks, last = 0, 0, None
     with urllib.request.urlopen(request, timeout=600) as response:
         for line in response:
             line = line.decode().strip()
@@ -71,9 +77,10 @@ def stream(base, model_id, prompt, tokens):
             chunk = json.loads(line[6:])
             if chunk.get("usage"):
                 generated = chunk["usage"]["completion_tokens"]
-            if chunk["choices"] and chunk["choices"][0]["text"]:
+            if chunk.get("choices") and chunk["choices"][0].get("text"):
+                chunks += 1
                 last = time.perf_counter()
-    return generated, last
+    return generated or chunks, last
 
 
 def throughput(base, model_id, count, tokens):
@@ -94,24 +101,33 @@ def main():
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--llama-server", help="llama.cpp's llama-server, run on the same GGUF file")
     parser.add_argument("extra", nargs="*")
     options = parser.parse_args()
-    servers = {label: start(options.model, options.extra, label == "batching") for label in ("batching", "no batching")}
+    kinds = ["batching", "no batching"] + (["llama-server"] if options.llama_server else [])
+    servers = {kind: start(options.model, options.extra, kind) for kind in kinds}
     try:
         model_id = json.load(urllib.request.urlopen(servers["batching"][1] + "/v1/models"))["data"][0]["id"]
         ratios = {label: [] for label in servers}
+        rates = {label: [] for label in servers}
         n = options.streams
         print(f"model {options.model}, {n} streams of {options.tokens} tokens; aggregate tokens/s")
-        print(f"round  server        1 stream  {n} streams  ratio")
+        print(f"round  server         1 stream  {n} streams  ratio")
         for round in range(1, options.rounds + 1):
             for label, (_, base) in servers.items():
                 one = throughput(base, model_id, 1, options.tokens)
                 many = throughput(base, model_id, n, options.tokens)
                 ratios[label].append(many / one)
-                print(f"{round:5d}  {label:12s}  {one:8.1f}  {many:10.1f}  {many / one:5.2f}")
+                rates[label].append((one, many))
+                print(f"{round:5d}  {label:13s}  {one:8.1f}  {many:10.1f}  {many / one:5.2f}")
         for label, values in ratios.items():
             print(f"{label}: median {n}-stream/1-stream ratio {statistics.median(values):.2f} "
                   f"(range {min(values):.2f} to {max(values):.2f})")
+        if "llama-server" in rates:
+            for index, streams in ((0, 1), (1, n)):
+                per_round = [ours[index] / theirs[index] for ours, theirs in zip(rates["batching"], rates["llama-server"])]
+                print(f"chronos-server / llama-server, {streams} stream(s): median ratio {statistics.median(per_round):.2f} "
+                      f"(range {min(per_round):.2f} to {max(per_round):.2f})")
     finally:
         for process, _ in servers.values():
             process.terminate()
