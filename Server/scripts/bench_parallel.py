@@ -83,6 +83,19 @@ def stream(base, model_id, prompt, tokens):
     return generated or chunks, last
 
 
+def passes(base):
+    """The server's forward passes and the generations they ran so far (0, 0 for llama-server)."""
+    counts = {}
+    try:
+        for line in urllib.request.urlopen(base + "/metrics", timeout=30).read().decode().splitlines():
+            for name in ("chronos_forward_passes_total", "chronos_forward_pass_sequences_total"):
+                if line.startswith(name + " "):
+                    counts[name] = float(line.split()[1])
+    except OSError:
+        pass
+    return counts.get("chronos_forward_passes_total", 0), counts.get("chronos_forward_pass_sequences_total", 0)
+
+
 def throughput(base, model_id, count, tokens):
     """Completion tokens per second of `count` streams sent at once."""
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
@@ -112,14 +125,17 @@ def main():
         rates = {label: [] for label in servers}
         n = options.streams
         print(f"model {options.model}, {n} streams of {options.tokens} tokens; aggregate tokens/s")
-        print(f"round  server         1 stream  {n} streams  ratio")
+        print(f"round  server         1 stream  {n} streams  ratio  generations a pass ({n} streams)")
         for round in range(1, options.rounds + 1):
             for label, (_, base) in servers.items():
                 one = throughput(base, model_id, 1, options.tokens)
+                before = passes(base)
                 many = throughput(base, model_id, n, options.tokens)
+                after = passes(base)
                 ratios[label].append(many / one)
                 rates[label].append((one, many))
-                print(f"{round:5d}  {label:13s}  {one:8.1f}  {many:10.1f}  {many / one:5.2f}")
+                batch = f"  {(after[1] - before[1]) / (after[0] - before[0]):5.2f}" if after[0] > before[0] else ""
+                print(f"{round:5d}  {label:13s}  {one:8.1f}  {many:10.1f}  {many / one:5.2f}{batch}")
         for label, values in ratios.items():
             print(f"{label}: median {n}-stream/1-stream ratio {statistics.median(values):.2f} "
                   f"(range {min(values):.2f} to {max(values):.2f})")

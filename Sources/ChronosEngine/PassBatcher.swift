@@ -8,16 +8,20 @@ import Foundation
 /// once for all their tokens, and hands each generation its output. A generation joins or
 /// leaves at any pass, and a new prompt runs in the same pass as the others' decode steps.
 ///
-/// A pass starts as soon as every member generation has handed over its next pass, or when
-/// `gatherWindow` has passed since the first was handed over (a member busy elsewhere does not
-/// hold the others up for longer). Passes whose options differ never share a pass. When a
-/// shared pass throws, every generation in it receives the error: their caches hold part of
-/// the pass.
+/// A pass starts as soon as every member generation has handed over its next pass, or when the
+/// gather window has passed since the first was handed over: `gatherFraction` of the previous
+/// pass's duration, at least `minimumGatherWindow` (a member busy elsewhere holds the others up
+/// for a small share of a pass; running it alone would cost a whole one). Passes whose options
+/// differ never share a pass. When a shared pass throws, every generation in it receives the
+/// error: their caches hold part of the pass.
 public final class PassBatcher: @unchecked Sendable {
     /// The model every pass runs on.
     public let model: any LanguageModel
-    /// Seconds a pass waits for the members that have not handed over theirs.
-    public let gatherWindow: Double
+    /// The share of the previous pass's duration a pass waits for the members that have not
+    /// handed over theirs.
+    public let gatherFraction: Double
+    /// Seconds a pass may always wait for them.
+    public let minimumGatherWindow: Double
 
     private let condition = NSCondition()
     private var members = 0
@@ -26,6 +30,8 @@ public final class PassBatcher: @unchecked Sendable {
     /// When the oldest pass in `queue` was handed over (`DispatchTime` nanoseconds).
     private var oldestQueuedAt: UInt64 = 0
     private var counts = (passes: 0, sequences: 0)
+    /// How long the previous pass ran, in nanoseconds.
+    private var lastPassNanoseconds: UInt64 = 0
 
     /// One generation's pass, and its output once it has run.
     private final class Request {
@@ -39,11 +45,13 @@ public final class PassBatcher: @unchecked Sendable {
         }
     }
 
-    /// A batcher of passes on `model`, each waiting at most `gatherWindow` seconds for the
-    /// members that are not ready.
-    public init(model: any LanguageModel, gatherWindow: Double = 0.002) {
+    /// A batcher of passes on `model`, each waiting for the members that are not ready at most
+    /// `gatherFraction` of the previous pass's duration or `minimumGatherWindow` seconds,
+    /// whichever is longer.
+    public init(model: any LanguageModel, gatherFraction: Double = 0.25, minimumGatherWindow: Double = 0.001) {
         self.model = model
-        self.gatherWindow = gatherWindow
+        self.gatherFraction = gatherFraction
+        self.minimumGatherWindow = minimumGatherWindow
     }
 
     /// A generation begins: passes wait for its passes too.
@@ -81,7 +89,8 @@ public final class PassBatcher: @unchecked Sendable {
                 condition.wait()
                 continue
             }
-            let deadline = oldestQueuedAt + UInt64(gatherWindow * 1e9)
+            let window = max(minimumGatherWindow * 1e9, gatherFraction * Double(lastPassNanoseconds))
+            let deadline = oldestQueuedAt + UInt64(window)
             let now = DispatchTime.now().uptimeNanoseconds
             if queue.count < members && now < deadline {
                 _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
@@ -96,8 +105,10 @@ public final class PassBatcher: @unchecked Sendable {
             counts.passes += 1
             counts.sequences += batch.count
             condition.unlock()
+            let started = DispatchTime.now().uptimeNanoseconds
             let outcome = Result { try model.forward(batch.map(\.sequence), options: options) }
             condition.lock()
+            lastPassNanoseconds = DispatchTime.now().uptimeNanoseconds - started
             for (index, member) in batch.enumerated() { member.result = outcome.map { $0[index] } }
             running = false
             condition.broadcast()

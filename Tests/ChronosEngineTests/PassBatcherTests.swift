@@ -26,7 +26,7 @@ final class PassBatcherTests: XCTestCase {
         let alone = try prompts.map { prompt in try Self.generate(model, prompt) { ids, cache in try model.forward(ids, cache: cache) } }
 
         // Every generation joins before any starts, so each pass waits for all that still run.
-        let batcher = PassBatcher(model: model, gatherWindow: 1)
+        let batcher = PassBatcher(model: model, gatherFraction: 0, minimumGatherWindow: 1)
         for _ in prompts { batcher.join() }
         let together = Mutex([[Int]?](repeating: nil, count: prompts.count))
         let done = DispatchGroup()
@@ -53,7 +53,7 @@ final class PassBatcherTests: XCTestCase {
 
     func testAPassOnItsOwnDoesNotWait() throws {
         let model = try ModelRegistry.load(directory: Fixtures.url("hf-tiny/mixtral"))
-        let batcher = PassBatcher(model: model, gatherWindow: 60)
+        let batcher = PassBatcher(model: model, gatherFraction: 0, minimumGatherWindow: 60)
         let started = Date()
         let ids = try Self.generate(model, prompts[0]) { ids, cache in
             try batcher.forward(ids, cache: cache, options: ForwardOptions()).logits
