@@ -193,13 +193,15 @@ struct MoEBlock: Sendable {
             }
             for row in sequence.rows { groupOfRow[row] = group }
         }
-        var order: [Int] = [], announced = Set<Int>()
-        for (group, provider) in providers.enumerated() {
+        // The first group's experts run first, so it announces last: a store that several
+        // sessions share loads the most recently announced needs first.
+        var orders = [[Int]](repeating: [], count: providers.count)
+        for (group, provider) in providers.enumerated().reversed() {
             let needed = slotsByExpert.keys.sorted().filter { expert in slotsByExpert[expert]!.contains { groupOfRow[$0 / k] == group } }
-            for key in provider.willNeed(needed.map { ExpertKey(layer: layer, expert: $0) }) where announced.insert(key.expert).inserted {
-                order.append(key.expert)
-            }
+            orders[group] = provider.willNeed(needed.map { ExpertKey(layer: layer, expert: $0) }).map(\.expert)
         }
+        var order: [Int] = [], announced = Set<Int>()
+        for expert in orders.joined() where announced.insert(expert).inserted { order.append(expert) }
         let sharedGate = shared?.gate.map { Tensor.linear(x, weight: $0).sigmoid() }  // [T, 1]
         let sharedOutput = shared.map { $0(x) }
         if let beforeRouted {
