@@ -120,7 +120,11 @@ struct TuneCommand: ParsableCommand {
         try study.run(
             trials: trials,
             objective: { try runTrial($0, base: base, objectives: chosen, directory: directory) },
-            onTrial: { print(Self.line($0, of: trials, objectives: chosen, study: study)) })
+            onTrial: { trial in
+                let best = study.best.map { "#\($0.number)" }.joined(separator: ",")
+                print("(\(study.log.trials.count)/\(trials)) " + Self.line(trial, objectives: chosen) + "  best: \(best)")
+                fflush(nil)
+            })
         report(study, objectives: chosen)
         if let applyBest, let best = study.best.first {
             var settings = PretrainTuning.apply(best.parameters, to: base)
@@ -192,28 +196,34 @@ struct TuneCommand: ParsableCommand {
             "max_minutes": maxMinutes.map { String($0) } ?? "none", "startup_trials": String(startupTrials),
             "seed": String(tuneSeed), "pruning": String(!noPrune)
         ]
-        if let model = try? JSONEncoder().encode(base.model) { settings["model"] = String(decoding: model, as: UTF8.self) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        if let model = try? encoder.encode(base.model) { settings["model"] = String(decoding: model, as: UTF8.self) }
         settings["optimization"] = String(describing: base.optimization)
         settings["ssd"] = "\(ssdMs) ms, \(ssdMbps) MB/s"
         return settings
     }
 
-    /// One line per finished trial: its values, state and the best so far.
-    static func line(_ trial: TrialRecord, of total: Int, objectives: [TuneObjective], study: Study) -> String {
-        let parameters = trial.parameters.keys.sorted().map { "\($0)=\(trial.parameters[$0]!)" }.joined(separator: " ")
+    /// A trial's number, values or state, and parameters, on one line.
+    static func line(_ trial: TrialRecord, objectives: [TuneObjective]) -> String {
+        let parameters = trial.parameters.keys.sorted().map { name in
+            let value = trial.parameters[name]!
+            return "\(name)=" + (value.number.map { String(format: "%.4g", $0) } ?? value.description)
+        }
         let outcome =
-            trial.state == .pruned
-            ? "pruned at step \(trial.intermediate.keys.max() ?? 0)"
-            : zip(objectives, trial.values).map { String(format: "%@ %.4f", $0.rawValue, $1) }.joined(separator: "  ")
-        let best = study.best.map { "#\($0.number)" }.joined(separator: ",")
-        return "trial \(trial.number + 1)/\(total): \(outcome)  [\(parameters)]  best: \(best)"
+            switch trial.state {
+            case .complete: zip(objectives, trial.values).map { String(format: "%@ %.4f", $0.rawValue, $1) }.joined(separator: "  ")
+            case .pruned: "pruned at step \(trial.intermediate.keys.max() ?? 0)"
+            case .failed: "failed (a value that is not a finite number)"
+            }
+        return "trial #\(trial.number): \(outcome)  [\(parameters.joined(separator: " "))]"
     }
 
     /// The best trial, or the Pareto front.
     func report(_ study: Study, objectives: [TuneObjective]) {
         let best = study.best
         print(objectives.count > 1 ? "Pareto front (\(best.count) trials):" : "best trial:")
-        for trial in best { print("  " + Self.line(trial, of: trials, objectives: objectives, study: study)) }
+        for trial in best { print("  " + Self.line(trial, objectives: objectives)) }
     }
 
     /// Trains a tokenizer on the training data unless `directory` holds one.

@@ -121,7 +121,7 @@ public enum PretrainTuning {
         let root: [String: Any] = [
             "output": settings.output.path, "model": model, "tokenizer": settings.tokenizer.path, "stages": [stage]
         ]
-        return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+        return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
     /// The `Double` whose decimal form is `value`'s shortest one, so 3e-3 is written 0.003.
