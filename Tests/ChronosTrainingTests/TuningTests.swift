@@ -1,57 +1,58 @@
 import ChronosModel
 import ChronosTensor
+import ChronosTestSupport
 import Foundation
-import Testing
+import XCTest
 
 @testable import ChronosTraining
 
-@Suite struct ParzenEstimatorTests {
+final class ParzenEstimatorTests: XCTestCase {
     /// Observations 0.2 and 0.6 on [0, 1]: the prior sits at 0.5, so the sorted centres are
     /// 0.2, 0.5, 0.6; σ(0.2) = max(0.2, 0.3) = 0.3, σ(0.6) = max(0.1, 0.4) = 0.4, σ(prior) = 1,
     /// each weighing 1/3. Values from the closed form with erf.
-    @Test func densityOfTwoTruncatedGaussiansAndThePrior() {
+    func testDensityOfTwoTruncatedGaussiansAndThePrior() {
         let estimator = ParzenEstimator(observations: [0.2, 0.6], low: 0, high: 1, priorWeight: 1)
-        #expect(estimator.sigmas == [0.3, 0.4, 1.0])
-        #expect(estimator.weights.allSatisfy { abs($0 - 1.0 / 3) < 1e-15 })
-        #expect(abs(estimator.density(0.5) - 1.1248197283032328) < 1e-12)
-        #expect(abs(estimator.density(0) - 0.9230997070622247) < 1e-12)
-        #expect(abs(estimator.mass(from: 0.4, to: 0.6) - 0.22402832507551218) < 1e-12)
-        #expect(abs(estimator.mass(from: 0, to: 1) - 1) < 1e-12)
+        XCTAssertEqual(estimator.sigmas, [0.3, 0.4, 1.0])
+        XCTAssert(estimator.weights.allSatisfy { abs($0 - 1.0 / 3) < 1e-15 })
+        XCTAssert(abs(estimator.density(0.5) - 1.1248197283032328) < 1e-12)
+        XCTAssert(abs(estimator.density(0) - 0.9230997070622247) < 1e-12)
+        XCTAssert(abs(estimator.mass(from: 0.4, to: 0.6) - 0.22402832507551218) < 1e-12)
+        XCTAssert(abs(estimator.mass(from: 0, to: 1) - 1) < 1e-12)
     }
 
     /// Crowded observations are widened to (high − low) / min(100, n + 2) = 10 / 5 = 2.
-    @Test func narrowKernelsAreClippedToTheMinimumWidth() {
+    func testNarrowKernelsAreClippedToTheMinimumWidth() {
         let estimator = ParzenEstimator(observations: [4.9, 5.0, 5.1], low: 0, high: 10, priorWeight: 1)
-        #expect(zip(estimator.sigmas, [4.9, 2, 4.9, 10]).allSatisfy { abs($0 - $1) < 1e-12 })
+        XCTAssert(zip(estimator.sigmas, [4.9, 2, 4.9, 10]).allSatisfy { abs($0 - $1) < 1e-12 })
     }
 
-    @Test func drawsStayInTheSupportAndFollowTheDensity() {
+    func testDrawsStayInTheSupportAndFollowTheDensity() {
         let estimator = ParzenEstimator(observations: [0.1, 0.12, 0.15], low: 0, high: 1, priorWeight: 1)
         var random = SplitMix64(seed: 1)
         let draws = (0..<4000).map { _ in estimator.sample(&random) }
-        #expect(draws.allSatisfy { (0...1).contains($0) })
+        XCTAssert(draws.allSatisfy { (0...1).contains($0) })
         let share = Double(draws.filter { $0 < 0.3 }.count) / Double(draws.count)
-        #expect(abs(share - estimator.mass(from: 0, to: 0.3)) < 0.03)
+        XCTAssert(abs(share - estimator.mass(from: 0, to: 0.3)) < 0.03)
     }
 
     /// Observed categories 0, 0, 2 of three with prior weight 1: (2 + ⅓, ⅓, 1 + ⅓) / 4.
-    @Test func categoricalWeightsIncludeThePrior() {
+    func testCategoricalWeightsIncludeThePrior() {
         let estimator = CategoricalEstimator(observations: [0, 0, 2], categories: 3, priorWeight: 1)
-        #expect(zip(estimator.probabilities, [7.0 / 12, 1.0 / 12, 4.0 / 12]).allSatisfy { abs($0 - $1) < 1e-15 })
+        XCTAssert(zip(estimator.probabilities, [7.0 / 12, 1.0 / 12, 4.0 / 12]).allSatisfy { abs($0 - $1) < 1e-15 })
     }
 }
 
-@Suite struct ParetoFrontTests {
+final class ParetoFrontTests: XCTestCase {
     /// A(1,5) B(2,2) C(5,1) form the front; D(3,3) and F(2,6) the next (D is beaten by B, F by
     /// A); E(4,4) is beaten by D too.
-    @Test func ranksAHandExample() {
+    func testRanksAHandExample() {
         let points: [[Double]] = [[1, 5], [2, 2], [5, 1], [3, 3], [4, 4], [2, 6]]
-        #expect(ParetoFront.front(points) == [0, 1, 2])
-        #expect(ParetoFront.ranks(points) == [0, 0, 0, 1, 2, 1])
-        #expect(!ParetoFront.dominates([1, 1], [1, 1]))
+        XCTAssertEqual(ParetoFront.front(points), [0, 1, 2])
+        XCTAssertEqual(ParetoFront.ranks(points), [0, 0, 0, 1, 2, 1])
+        XCTAssert(!ParetoFront.dominates([1, 1], [1, 1]))
     }
 
-    @Test func multiObjectiveOrderingFollowsRankWithMaximisedObjectivesTurned() {
+    func testMultiObjectiveOrderingFollowsRankWithMaximisedObjectivesTurned() {
         // Objective 2 is maximised: trial 2 (loss 1, throughput 10) dominates trial 0 (loss 2, throughput 5).
         let trials = [
             TrialRecord(number: 0, parameters: [:], state: .complete, values: [2, 5]),
@@ -60,39 +61,39 @@ import Testing
             TrialRecord(number: 3, parameters: [:], state: .complete, values: [0.5, 1])
         ]
         let order = TPESampler.bestFirst(trials, directions: [.minimize, .maximize]).map(\.number)
-        #expect(order == [2, 3, 0, 1])
+        XCTAssertEqual(order, [2, 3, 0, 1])
     }
 }
 
-@Suite struct MedianPrunerTests {
+final class MedianPrunerTests: XCTestCase {
     static func completed(_ values: [Double], step: Int) -> [TrialRecord] {
         values.enumerated().map {
             TrialRecord(number: $0.offset, parameters: [:], state: .complete, values: [$0.element], intermediate: [step: $0.element])
         }
     }
 
-    @Test func prunesAboveTheMedianOfCompleteTrials() {
+    func testPrunesAboveTheMedianOfCompleteTrials() {
         let pruner = MedianPruner(startupTrials: 3, warmupSteps: 5)
         let trials = Self.completed([1, 2, 3, 4, 5], step: 10)
-        #expect(pruner.shouldPrune(step: 10, value: 3.5, trials: trials))
-        #expect(!pruner.shouldPrune(step: 10, value: 3, trials: trials))
-        #expect(!pruner.shouldPrune(step: 10, value: 2.5, trials: trials))
+        XCTAssert(pruner.shouldPrune(step: 10, value: 3.5, trials: trials))
+        XCTAssert(!pruner.shouldPrune(step: 10, value: 3, trials: trials))
+        XCTAssert(!pruner.shouldPrune(step: 10, value: 2.5, trials: trials))
         // The median of an even count is the mean of the middle two: 2.5.
-        #expect(pruner.shouldPrune(step: 10, value: 2.6, trials: Self.completed([1, 2, 3, 4], step: 10)))
+        XCTAssert(pruner.shouldPrune(step: 10, value: 2.6, trials: Self.completed([1, 2, 3, 4], step: 10)))
     }
 
-    @Test func waitsForWarmupAndStartupAndIgnoresPrunedTrials() {
+    func testWaitsForWarmupAndStartupAndIgnoresPrunedTrials() {
         let pruner = MedianPruner(startupTrials: 3, warmupSteps: 5)
-        #expect(!pruner.shouldPrune(step: 4, value: 100, trials: Self.completed([1, 2, 3], step: 4)))
-        #expect(!pruner.shouldPrune(step: 10, value: 100, trials: Self.completed([1, 2], step: 10)))
-        #expect(!pruner.shouldPrune(step: 11, value: 100, trials: Self.completed([1, 2, 3], step: 10)))
+        XCTAssert(!pruner.shouldPrune(step: 4, value: 100, trials: Self.completed([1, 2, 3], step: 4)))
+        XCTAssert(!pruner.shouldPrune(step: 10, value: 100, trials: Self.completed([1, 2], step: 10)))
+        XCTAssert(!pruner.shouldPrune(step: 11, value: 100, trials: Self.completed([1, 2, 3], step: 10)))
         var trials = Self.completed([1, 2], step: 10)
         trials.append(TrialRecord(number: 9, parameters: [:], state: .pruned, values: [], intermediate: [10: 0]))
-        #expect(!pruner.shouldPrune(step: 10, value: 100, trials: trials))
+        XCTAssert(!pruner.shouldPrune(step: 10, value: 100, trials: trials))
     }
 }
 
-@Suite struct TPESamplerTests {
+final class TPESamplerTests: XCTestCase {
     static let mixed = try! SearchSpace(parameters: [
         SearchParameter(name: "x", domain: .float(low: -5, high: 5, log: false)),
         SearchParameter(name: "rate", domain: .float(low: 1e-4, high: 1, log: true)),
@@ -120,26 +121,26 @@ import Testing
         return (x - 1) * (x - 1) + abs(log10(rate) + 2) + (p["mode"] == .text("on") ? 0 : 1)
     }
 
-    @Test func suggestionsRespectDomainsAndConditions() {
+    func testSuggestionsRespectDomainsAndConditions() {
         let trials = Self.study(TPESampler(startupTrials: 5, seed: 3), Self.mixed, count: 30, Self.penalty)
         for trial in trials {
             for parameter in Self.mixed.parameters {
                 let active = Self.mixed.isActive(parameter, in: trial.parameters)
-                #expect((trial.parameters[parameter.name] != nil) == active, "\(parameter.name) in trial \(trial.number)")
-                if let value = trial.parameters[parameter.name] { #expect(parameter.domain.contains(value)) }
+                XCTAssert((trial.parameters[parameter.name] != nil) == active, "\(parameter.name) in trial \(trial.number)")
+                if let value = trial.parameters[parameter.name] { XCTAssert(parameter.domain.contains(value)) }
             }
         }
     }
 
-    @Test func theSameSeedGivesTheSameStudyAndAnotherSeedAnother() {
+    func testTheSameSeedGivesTheSameStudyAndAnotherSeedAnother() {
         let a = Self.study(TPESampler(startupTrials: 5, seed: 7), Self.mixed, count: 15, Self.penalty)
         let b = Self.study(TPESampler(startupTrials: 5, seed: 7), Self.mixed, count: 15, Self.penalty)
         let c = Self.study(TPESampler(startupTrials: 5, seed: 8), Self.mixed, count: 15, Self.penalty)
-        #expect(a == b)
-        #expect(a.map(\.parameters) != c.map(\.parameters))
+        XCTAssertEqual(a, b)
+        XCTAssert(a.map(\.parameters) != c.map(\.parameters))
     }
 
-    @Test func guidedTrialsBeatRandomOnes() {
+    func testGuidedTrialsBeatRandomOnes() {
         let space = try! SearchSpace(parameters: [
             SearchParameter(name: "x", domain: .float(low: -5, high: 5, log: false)),
             SearchParameter(name: "rate", domain: .float(low: 1e-4, high: 1, log: true))
@@ -150,11 +151,11 @@ import Testing
         }
         let seeds: [UInt64] = [1, 2, 3, 4, 5]
         let guided = seeds.map { best(10, seed: $0) }.reduce(0, +), random = seeds.map { best(40, seed: $0) }.reduce(0, +)
-        #expect(guided < random / 2, "TPE \(guided) vs random \(random)")
+        XCTAssert(guided < random / 2, "TPE \(guided) vs random \(random)")
     }
 }
 
-@Suite struct SearchSpaceJSONTests {
+final class SearchSpaceJSONTests: XCTestCase {
     static func error(_ json: String) -> InvalidSetting? {
         do {
             _ = try SearchSpace(json: Data(json.utf8))
@@ -162,7 +163,7 @@ import Testing
         } catch { return error }
     }
 
-    @Test func readsEveryKindAndWritesTheSameSpaceBack() throws {
+    func testReadsEveryKindAndWritesTheSameSpaceBack() throws {
         let json = """
             {"parameters": [
               {"name": "lr", "type": "float", "low": 0.0001, "high": 0.01, "log": true},
@@ -172,54 +173,49 @@ import Testing
             ]}
             """
         let space = try SearchSpace(json: Data(json.utf8))
-        #expect(space.parameters[1].domain == .integer(low: 4, high: 16, log: false))
-        #expect(space.parameters[3].condition == ParameterCondition(parent: "top_k", values: [.number(2)]))
-        #expect(try SearchSpace(json: JSONSerialization.data(withJSONObject: space.jsonObject)) == space)
+        XCTAssertEqual(space.parameters[1].domain, .integer(low: 4, high: 16, log: false))
+        XCTAssertEqual(space.parameters[3].condition, ParameterCondition(parent: "top_k", values: [.number(2)]))
+        XCTAssertEqual(try SearchSpace(json: JSONSerialization.data(withJSONObject: space.jsonObject)), space)
     }
 
-    @Test func namesTheFieldTheValueAndTheRange() {
-        #expect(
+    func testNamesTheFieldTheValueAndTheRange() {
+        XCTAssert(
             Self.error(#"{"parameters": [{"name": "x", "type": "uniform"}]}"#)
                 == InvalidSetting(name: "parameters[0] (x).type", value: "\"uniform\"", expected: "\"float\", \"int\" or \"categorical\""))
-        #expect(
+        XCTAssert(
             Self.error(#"{"parameters": [{"name": "x", "type": "float", "low": 0, "high": 1, "log": true}]}"#)
                 == InvalidSetting(name: "parameters[0] (x).low", value: "0.0", expected: "above 0 on a log scale"))
-        #expect(Self.error(#"{"parameters": [{"name": "x", "type": "float", "low": 2, "high": 1}]}"#)?.name == "parameters[0] (x).high")
-        #expect(Self.error(#"{"parameters": [{"name": "x", "type": "int", "low": 1.5, "high": 3}]}"#)?.name == "parameters[0] (x).low")
-        #expect(
+        XCTAssert(Self.error(#"{"parameters": [{"name": "x", "type": "float", "low": 2, "high": 1}]}"#)?.name == "parameters[0] (x).high")
+        XCTAssert(Self.error(#"{"parameters": [{"name": "x", "type": "int", "low": 1.5, "high": 3}]}"#)?.name == "parameters[0] (x).low")
+        XCTAssert(
             Self.error(#"{"parameters": [{"name": "x", "type": "categorical", "choices": [1, 1]}]}"#)?.name == "parameters[0] (x).choices")
-        #expect(
+        XCTAssert(
             Self.error(#"{"parameters": [{"name": "x", "type": "categorical", "choices": [1], "low": 0}]}"#)?.name
                 == "parameters[0] (x) key")
-        #expect(
+        XCTAssert(
             Self.error(
                 #"{"parameters": [{"name": "y", "type": "float", "low": 0, "high": 1, "when": {"parameter": "x", "values": [1]}}]}"#)
                 == InvalidSetting(name: "parameters[0] (y).when.parameter", value: "\"x\"", expected: "the name of an earlier parameter"))
-        #expect(
+        XCTAssert(
             Self.error(
                 #"{"parameters": [{"name": "x", "type": "categorical", "choices": [1, 2]}, {"name": "y", "type": "float", "low": 0, "high": 1, "when": {"parameter": "x", "values": [3]}}]}"#
             ) == InvalidSetting(name: "parameters[1] (y).when.values", value: "3", expected: "a value x can take"))
-        #expect(
+        XCTAssert(
             Self.error(
                 #"{"parameters": [{"name": "x", "type": "int", "low": 1, "high": 2}, {"name": "x", "type": "int", "low": 1, "high": 2}]}"#)?
                 .name == "parameters[1].name")
-        #expect(Self.error(#"{"parameters": []}"#)?.name == "parameters")
-        #expect(Self.error("[1]")?.name == "search space")
+        XCTAssert(Self.error(#"{"parameters": []}"#)?.name == "parameters")
+        XCTAssertEqual(Self.error("[1]")?.name, "search space")
     }
 }
 
-@Suite struct StudyLogTests {
+final class StudyLogTests: XCTestCase {
     static let space = try! SearchSpace(parameters: [SearchParameter(name: "x", domain: .float(low: 0, high: 1, log: false))])
     static let header = StudyHeader(
         space: space, objectives: [StudyObjective(name: "loss", direction: .minimize)], settings: ["steps": "10"])
 
-    static func directory() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("study-\(UUID().uuidString)")
-    }
-
-    @Test func reopensItsTrialsAndDropsALineAKillCutShort() throws {
-        let directory = Self.directory()
-        defer { try? FileManager.default.removeItem(at: directory) }
+    func testReopensItsTrialsAndDropsALineAKillCutShort() throws {
+        let directory = try Fixtures.temporaryDirectory()
         let log = try StudyLog(directory: directory, header: Self.header)
         let first = TrialRecord(number: 0, parameters: ["x": .number(0.25)], state: .complete, values: [1.5], intermediate: [5: 2.5])
         let second = TrialRecord(number: 1, parameters: ["x": .number(0.75)], state: .pruned, values: [], intermediate: [5: 3])
@@ -230,25 +226,24 @@ import Testing
         try handle.write(contentsOf: Data(#"{"number": 2, "sta"#.utf8))
         try handle.close()
         let reopened = try StudyLog(directory: directory, header: Self.header)
-        #expect(reopened.trials == [first, second])
+        XCTAssertEqual(reopened.trials, [first, second])
         try reopened.append(first)
-        #expect(try StudyLog(directory: directory, header: Self.header).trials.count == 3)
+        XCTAssertEqual(try StudyLog(directory: directory, header: Self.header).trials.count, 3)
     }
 
-    @Test func refusesALogOfAnotherStudy() throws {
-        let directory = Self.directory()
-        defer { try? FileManager.default.removeItem(at: directory) }
+    func testRefusesALogOfAnotherStudy() throws {
+        let directory = try Fixtures.temporaryDirectory()
         _ = try StudyLog(directory: directory, header: Self.header)
         var other = Self.header
         other.space = try SearchSpace(parameters: [SearchParameter(name: "x", domain: .float(low: 0, high: 2, log: false))])
-        #expect(throws: StudyLogError.self) { try StudyLog(directory: directory, header: other) }
+        XCTAssertThrowsError(try StudyLog(directory: directory, header: other)) { XCTAssert($0 is StudyLogError) }
         var budget = Self.header
         budget.settings["steps"] = "20"
-        #expect(throws: StudyLogError.self) { try StudyLog(directory: directory, header: budget) }
+        XCTAssertThrowsError(try StudyLog(directory: directory, header: budget)) { XCTAssert($0 is StudyLogError) }
     }
 }
 
-@Suite struct StudyTests {
+final class StudyTests: XCTestCase {
     struct Killed: Error {}
 
     static func objective(_ context: TrialContext) throws -> [Double] {
@@ -263,12 +258,8 @@ import Testing
             pruner: MedianPruner(startupTrials: 3))
     }
 
-    @Test func aKilledStudyResumesWithoutRepeatingAFinishedTrial() throws {
-        let killed = StudyLogTests.directory(), whole = StudyLogTests.directory()
-        defer {
-            try? FileManager.default.removeItem(at: killed)
-            try? FileManager.default.removeItem(at: whole)
-        }
+    func testAKilledStudyResumesWithoutRepeatingAFinishedTrial() throws {
+        let killed = try Fixtures.temporaryDirectory(), whole = try Fixtures.temporaryDirectory()
         var calls: [Int] = []
         do {
             try Self.study(killed).run(
@@ -278,7 +269,7 @@ import Testing
                     if context.number == 7 { throw Killed() }
                     return try Self.objective(context)
                 }, onTrial: { _ in })
-            Issue.record("the study ran past the kill")
+            XCTFail("the study ran past the kill")
         } catch is Killed {}
         try Self.study(killed).run(
             trials: 12,
@@ -286,19 +277,19 @@ import Testing
                 calls.append(context.number)
                 return try Self.objective(context)
             }, onTrial: { _ in })
-        #expect(calls == Array(0...7) + Array(7..<12))
+        XCTAssertEqual(calls, Array(0...7) + Array(7..<12))
         let resumed = try StudyLog(directory: killed, header: StudyLogTests.header).trials
         try Self.study(whole).run(trials: 12, objective: Self.objective, onTrial: { _ in })
-        #expect(resumed == (try StudyLog(directory: whole, header: StudyLogTests.header).trials))
-        #expect(resumed.map(\.number) == Array(0..<12))
+        XCTAssertEqual(resumed, (try StudyLog(directory: whole, header: StudyLogTests.header).trials))
+        XCTAssertEqual(resumed.map(\.number), Array(0..<12))
         // With three complete trials in, a trial above their median at step 1 is stopped there.
-        #expect(resumed.contains { $0.state == .pruned && $0.values.isEmpty })
+        XCTAssert(resumed.contains { $0.state == .pruned && $0.values.isEmpty })
         let best = try Self.study(whole).best
-        #expect(best.count == 1 && best[0].values[0] == resumed.filter { $0.state == .complete }.map { $0.values[0] }.min())
+        XCTAssert(best.count == 1 && best[0].values[0] == resumed.filter { $0.state == .complete }.map { $0.values[0] }.min())
     }
 }
 
-@Suite struct PretrainTuningTests {
+final class PretrainTuningTests: XCTestCase {
     static let base = PretrainSettings(
         model: ChronosConfiguration(), optimization: OptimizationSettings(), data: URL(fileURLWithPath: "/data/train.jsonl"),
         heldOut: URL(fileURLWithPath: "/data/heldout.jsonl"), tokenizer: URL(fileURLWithPath: "/runs/tokenizer"),
@@ -311,25 +302,25 @@ import Testing
         } catch { return error }
     }
 
-    @Test func refusesUnknownNamesRangesTrainingRefusesAndTooManyExpertsPerToken() {
-        #expect(
+    func testRefusesUnknownNamesRangesTrainingRefusesAndTooManyExpertsPerToken() {
+        XCTAssert(
             Self.error([SearchParameter(name: "lambda_bal", domain: .float(low: 0, high: 1, log: false))])?.name
                 == "parameters[0] (lambda_bal).name")
-        #expect(
+        XCTAssert(
             Self.error([SearchParameter(name: "lambda_balance", domain: .float(low: 0, high: 2000, log: false))])
                 == InvalidSetting(name: "parameters[0] (lambda_balance).high", value: "2000.0", expected: "between 0.0 and 1000.0"))
-        #expect(
+        XCTAssert(
             Self.error([SearchParameter(name: "experts", domain: .float(low: 2, high: 8, log: false))])?.name
                 == "parameters[0] (experts).type")
-        #expect(
+        XCTAssert(
             Self.error([SearchParameter(name: "window", domain: .categorical([.number(64), .text("wide")]))])?.name
                 == "parameters[0] (window).choices")
-        #expect(
+        XCTAssert(
             Self.error([
                 SearchParameter(name: "experts", domain: .integer(low: 2, high: 8, log: false)),
                 SearchParameter(name: "top_k", domain: .categorical([.number(1), .number(4)]))
             ]) == InvalidSetting(name: "top_k", value: "up to 4", expected: "at most the fewest experts the space allows (2)"))
-        #expect(
+        XCTAssert(
             Self.error([
                 SearchParameter(name: "experts", domain: .integer(low: 4, high: 8, log: true)),
                 SearchParameter(name: "top_k", domain: .integer(low: 1, high: 4, log: false)),
@@ -337,7 +328,7 @@ import Testing
             ]) == nil)
     }
 
-    @Test func theBestTrialBecomesAPipelineConfigurationThatReadsBack() throws {
+    func testTheBestTrialBecomesAPipelineConfigurationThatReadsBack() throws {
         let trial: [String: ParameterValue] = [
             "lambda_balance": .number(0.02), "lambda_anchor": .number(0.005), "lr": .number(0.001), "experts": .number(6),
             "top_k": .number(3), "expert_width": .number(96), "shared_width": .number(64), "lookahead": .number(2),
@@ -346,15 +337,15 @@ import Testing
         let settings = PretrainTuning.apply(trial, to: Self.base)
         let pipeline = try PipelineConfiguration(
             json: PretrainTuning.pipelineConfiguration(settings), baseDirectory: URL(fileURLWithPath: "/"))
-        let stage = try #require(pipeline.stages.first)
-        #expect(pipeline.stages.count == 1 && stage.stage == .pretrain)
-        #expect(pipeline.model.experts == 6 && pipeline.model.expertsPerToken == 3 && pipeline.model.moeIntermediateSize == 96)
-        #expect(
+        let stage = try XCTUnwrap(pipeline.stages.first)
+        XCTAssert(pipeline.stages.count == 1 && stage.stage == .pretrain)
+        XCTAssert(pipeline.model.experts == 6 && pipeline.model.expertsPerToken == 3 && pipeline.model.moeIntermediateSize == 96)
+        XCTAssert(
             pipeline.model.sharedExpertIntermediateSize == 64 && pipeline.model.lookaheadSteps == 2 && pipeline.model.slidingWindow == 32)
-        #expect(stage.optimization.learningRate == 0.001 && stage.optimization.lambdas.balance == 0.02)
-        #expect(stage.optimization.lambdas.routerKL == 0.005 && stage.optimization.lambdas.temporal == 0.3)
-        #expect(stage.optimization.lambdas.lookahead == 0.25)
-        #expect(stage.heldOut?.path == "/data/heldout.jsonl" && pipeline.tokenizer?.path == "/runs/tokenizer")
-        #expect(pipeline.output.path == "/runs/best")
+        XCTAssert(stage.optimization.learningRate == 0.001 && stage.optimization.lambdas.balance == 0.02)
+        XCTAssert(stage.optimization.lambdas.routerKL == 0.005 && stage.optimization.lambdas.temporal == 0.3)
+        XCTAssertEqual(stage.optimization.lambdas.lookahead, 0.25)
+        XCTAssert(stage.heldOut?.path == "/data/heldout.jsonl" && pipeline.tokenizer?.path == "/runs/tokenizer")
+        XCTAssertEqual(pipeline.output.path, "/runs/best")
     }
 }
