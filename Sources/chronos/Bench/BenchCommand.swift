@@ -11,7 +11,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure performance against bounds measured in the same run.",
-        subcommands: [Kernels.self, Decode.self, Train.self, Offload.self, TokenizerSpeed.self])
+        subcommands: [Kernels.self, Decode.self, Train.self, Offload.self, TokenizerSpeed.self, TPE.self])
 
     /// `chronos bench kernels`.
     struct Kernels: ParsableCommand {
