@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hf-tiny oracle cases for RoPE scaling and the DeepSeek families into
+"""Writes the hf-tiny oracle cases for RoPE scaling and the DeepSeek and gpt-oss families into
 Tests/Fixtures/hf-tiny/CASE (see that folder's README for what each file holds): a tiny
 randomly initialised causal LM saved by transformers 5 and reference.json with its logits,
 greedy continuation, and router choices and weights.
@@ -34,6 +34,12 @@ DEEPSEEK = dict(
     num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
     v_head_dim=12, n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
     rms_norm_eps=1e-6, max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+)
+GPT_OSS = dict(
+    model_type="gpt_oss", vocab_size=256, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+    num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+    sliding_window=4, rms_norm_eps=1e-5, max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1,
+    eos_token_id=2,
 )
 
 CASES = {
@@ -75,6 +81,16 @@ CASES = {
             mscale_all_dim=0.7, beta_fast=32, beta_slow=1,
         ),
     ),
+    # Sliding (window 4) then full attention, attention sinks, biases on attention, router and
+    # experts, YaRN without truncation as the published configs have it, and swiglu_limit 1 so the
+    # clamps act on these small activations (the published checkpoints use 7).
+    "gpt_oss": dict(
+        GPT_OSS, swiglu_limit=1.0,
+        rope_parameters=dict(
+            rope_type="yarn", rope_theta=150000.0, factor=4.0, original_max_position_embeddings=16, beta_fast=32.0,
+            beta_slow=1.0, truncate=False,
+        ),
+    ),
 }
 
 
@@ -100,14 +116,20 @@ def build(case, seed):
 
 def routers(model):
     """Each decoder layer's router module, None for a dense layer."""
-    return [getattr(layer.mlp, "gate", None) if hasattr(layer.mlp, "experts") else None for layer in model.model.layers]
+    name = "router" if model.config.model_type == "gpt_oss" else "gate"
+    return [getattr(layer.mlp, name, None) if hasattr(layer.mlp, "experts") else None for layer in model.model.layers]
 
 
 def routing(model, gate, logits):
-    """The experts a DeepSeek router picks for each row of `logits`, best first by the score it
-    selects on, their combine weights, and the smallest gap that decides the choice."""
+    """The experts a DeepSeek or gpt-oss router picks for each row of `logits`, best first by the
+    score it selects on, their combine weights, and the smallest gap that decides the choice."""
     c = model.config
     experts, k = logits.shape[-1], c.num_experts_per_tok
+    if c.model_type == "gpt_oss":
+        # The top-k logits, then a softmax over those k only.
+        ordered = logits.sort(dim=-1, descending=True)
+        gap = (ordered.values[:, k - 1] - ordered.values[:, k]).min().item()
+        return ordered.indices[:, :k], ordered.values[:, :k].softmax(dim=-1), gap
     if c.model_type == "deepseek_v3":
         scores = logits.sigmoid()
         choice = scores + gate.e_score_correction_bias
