@@ -92,6 +92,36 @@ CASES = {
         ),
     ),
 }
+# As gpt_oss, with the experts' weights in MXFP4 as the published checkpoints store them (see
+# quantize_experts); the reference is computed with the dequantised weights.
+CASES["gpt_oss_mxfp4"] = dict(CASES["gpt_oss"])
+MXFP4_CASES = {"gpt_oss_mxfp4"}
+
+
+def quantize_experts(model):
+    """Rounds every expert weight to MXFP4 (gguf-py's quantiser, blocks of 32 along each output
+    row's inputs), sets the parameters to the dequantised values, and returns the checkpoint
+    tensors `*_blocks` [E, rows, columns / 32, 16] and `*_scales` [E, rows, columns / 32] in the
+    Hugging Face layout (code 2j in the low nibble of byte j, 2j + 1 in the high)."""
+    import numpy as np
+    from gguf.quants import GGMLQuantizationType as Q, dequantize, quantize
+
+    tensors = {}
+    for index, layer in enumerate(model.model.layers):
+        for name in ("gate_up_proj", "down_proj"):
+            parameter = getattr(layer.mlp.experts, name)
+            rows = parameter.detach().transpose(1, 2).contiguous().numpy()  # [E, out, in]
+            experts, out, columns = rows.shape
+            ggml = quantize(rows.reshape(-1, 32), Q.MXFP4).reshape(-1, 17)
+            values = dequantize(ggml.reshape(-1), Q.MXFP4).reshape(experts, out, columns)
+            codes = np.concatenate([ggml[:, 1:] & 0x0F, ggml[:, 1:] >> 4], axis=1)
+            blocks = (codes[:, 0::2] | (codes[:, 1::2] << 4)).astype(np.uint8)
+            prefix = f"model.layers.{index}.mlp.experts.{name}"
+            tensors[prefix + "_blocks"] = torch.from_numpy(blocks.reshape(experts, out, columns // 32, 16))
+            tensors[prefix + "_scales"] = torch.from_numpy(ggml[:, 0].copy().reshape(experts, out, columns // 32))
+            with torch.no_grad():
+                parameter.copy_(torch.from_numpy(values).transpose(1, 2))
+    return tensors
 
 
 def build(case, seed):
@@ -111,6 +141,7 @@ def build(case, seed):
             if name.endswith("e_score_correction_bias"):
                 buffer.copy_(0.1 * torch.randn(buffer.shape, generator=generator))
     model.eval()
+    model.mxfp4_tensors = quantize_experts(model) if case in MXFP4_CASES else None
     return model
 
 
@@ -226,6 +257,22 @@ def reference(case, seed):
     )
 
 
+def write_mxfp4_checkpoint(target, mxfp4_tensors):
+    """Replaces the saved float experts with their MXFP4 blocks and scales, and marks the config
+    as the published checkpoints are marked."""
+    from safetensors.torch import load_file, save_file
+
+    path = target / "model.safetensors"
+    tensors = {k: v for k, v in load_file(path).items() if not k.endswith(("experts.gate_up_proj", "experts.down_proj"))}
+    tensors.update(mxfp4_tensors)
+    save_file(tensors, path, metadata={"format": "pt"})
+    config = json.loads((target / "config.json").read_text())
+    config["quantization_config"] = dict(
+        quant_method="mxfp4", modules_to_not_convert=["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
+    )
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def main():
     for case in sys.argv[1:] or CASES:
         for seed in range(100):
@@ -239,6 +286,10 @@ def main():
         shutil.rmtree(target, ignore_errors=True)
         model.save_pretrained(target, safe_serialization=True)
         (target / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
+        if model.mxfp4_tensors is not None:
+            write_mxfp4_checkpoint(target, model.mxfp4_tensors)
+            print(f"{case}: seed {ref['seed']}, margins {margins}")
+            continue
         reloaded = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, attn_implementation="eager")
         with torch.no_grad():
             again = reloaded(torch.tensor([ref["input_ids"]])).logits[0]

@@ -48,6 +48,37 @@ final class GptOssTests: XCTestCase {
         XCTAssertEqual(model.summary.expertsPerLayer, [4, 4])
     }
 
+    func testMXFP4ExpertsStayInTheirBlocksAndMatchTheDequantisedModel() throws {
+        let directory = Fixtures.url("hf-tiny/gpt_oss_mxfp4"), reference = try OracleReference.load("gpt_oss_mxfp4")
+        let expected = reference.logits.flatMap { $0.map(Float.init) }
+        let model = try ModelRegistry.load(directory: directory)
+        var widened: [ExpertKey: ExpertWeights] = [:]
+        for layer in 0..<2 {
+            for expert in 0..<4 {
+                let key = ExpertKey(layer: layer, expert: expert), weights = try XCTUnwrap(model.experts.weights(for: key))
+                XCTAssertEqual([weights.gate.dtype, weights.up.dtype, weights.down.dtype], [.mxfp4, .mxfp4, .mxfp4])
+                XCTAssertEqual([weights.gate.shape, weights.down.shape], [[32, 64], [64, 32]])
+                widened[key] = ExpertWeights(
+                    gate: weights.gate.converted(to: .f32), up: weights.up.converted(to: .f32), down: weights.down.converted(to: .f32))
+            }
+        }
+        // Widened to f32, the blocks are the weights transformers computed the reference with.
+        let exact = try ModelRegistry.load(directory: directory, experts: ResidentExperts(widened))
+        let exactCache = exact.makeCache(), log = ForwardLog()
+        exactCache.observer = log
+        XCTAssertLessThanOrEqual(maxAbsoluteDifference(try exact.forward(reference.inputIds, cache: exactCache).floats, expected), 1e-4)
+        XCTAssertEqual(log.decisions.map(\.experts), try XCTUnwrap(reference.routerTopK).flatMap { $0 })
+        // Read in their blocks, the kernels quantise each 32 activations to 8 bits (as llama.cpp
+        // does for MXFP4): the prompt through the batched kernel, then decoding through the
+        // matrix-vector kernel, both within 5e-2 of the exact logits (whose largest is 4.4); a
+        // misread block (nibble order, scale) is off by whole units.
+        let cache = model.makeCache()
+        XCTAssertLessThanOrEqual(maxAbsoluteDifference(try model.forward(reference.inputIds, cache: cache).floats, expected), 5e-2)
+        let step = try model.forward([reference.greedy[0]], cache: cache).floats
+        let exactStep = try exact.forward([reference.greedy[0]], cache: exactCache).floats
+        XCTAssertLessThanOrEqual(maxAbsoluteDifference(step, exactStep), 5e-2)
+    }
+
     func testASavedModelLoadsBackToTheSameLogits() throws {
         let model = try ModelRegistry.load(directory: OracleCase.gptOss.directory)
         let directory = try Fixtures.temporaryDirectory()

@@ -163,6 +163,12 @@ extension GptOssConfiguration: TransformerArchitecture {
     /// common fused layout (`[E, 2·I, H]`, gate rows then up rows; `[E, H, I]`), which
     /// `HuggingFaceWeights` splits per expert, and the gate and up biases into
     /// `gate_proj_bias` and `up_proj_bias` `[E, I]`.
+    ///
+    /// The published checkpoints store the expert weights in MXFP4 instead, untransposed:
+    /// `gate_up_proj_blocks` `[E, 2·I, H/32, 16]` with `gate_up_proj_scales` `[E, 2·I, H/32]`
+    /// (gate and up rows interleaved) and `down_proj_blocks` `[E, H, I/32, 16]` with
+    /// `down_proj_scales`; they become per-expert `mxfp4` tensors (`HuggingFaceMXFP4`), which
+    /// the kernels read as they are.
     static func sanitize(
         _ weights: [String: Tensor], configuration c: TransformerConfiguration, location: String
     ) throws -> [String: Tensor] {
@@ -177,6 +183,37 @@ extension GptOssConfiguration: TransformerArchitecture {
                     throw ModelError.shapeMismatch(tensor: experts + name, expected: shape, found: tensor.shape)
                 }
                 return tensor.contiguous()
+            }
+            /// The MXFP4 tensor `[E·rows, columns]` of `name_blocks` and `name_scales`, if the checkpoint has them.
+            func mxfp4(_ name: String, rows: Int, columns: Int) throws -> Tensor? {
+                guard weights[experts + name + "_blocks"] != nil else { return nil }
+                guard columns % DType.mxfp4.blockElements == 0 else {
+                    throw ModelError.malformedConfig(
+                        file: location, field: columns == hidden ? "hidden_size" : "intermediate_size",
+                        reason: "\(columns) must be a multiple of 32 for MXFP4 expert weights")
+                }
+                let groups = columns / DType.mxfp4.blockElements
+                guard let blocks = try take(name + "_blocks", [count, rows, groups, 16]) else { return nil }
+                guard let scales = try take(name + "_scales", [count, rows, groups]) else {
+                    throw ModelError.missingTensor(name: experts + name + "_scales", directory: location)
+                }
+                for (tensor, suffix) in [(blocks, "_blocks"), (scales, "_scales")] where tensor.dtype != .u8 {
+                    throw ModelError.unsupportedDType(tensor: experts + name + suffix, dtype: tensor.dtype.rawValue)
+                }
+                return HuggingFaceMXFP4.tensor(blocks: blocks, scales: scales).reshaped([count * rows, columns])
+            }
+            if let gateUp = try mxfp4("gate_up_proj", rows: 2 * width, columns: hidden) {
+                for expert in 0..<count {
+                    let names = checkpointKeys.expert(ExpertKey(layer: layer, expert: expert))
+                    weights[names.gate] = rows(of: gateUp, from: expert * 2 * width, count: width, step: 2)
+                    weights[names.up] = rows(of: gateUp, from: expert * 2 * width + 1, count: width, step: 2)
+                }
+            }
+            if let down = try mxfp4("down_proj", rows: hidden, columns: width) {
+                for expert in 0..<count {
+                    weights[checkpointKeys.expert(ExpertKey(layer: layer, expert: expert)).down] = rows(
+                        of: down, from: expert * hidden, count: hidden, step: 1)
+                }
             }
             if let gateUp = try take("gate_up_proj", [count, hidden, 2 * width]) {
                 // [E, H, I, 2] → [E, 2, I, H]: per expert the gate rows, then the up rows.
@@ -194,5 +231,15 @@ extension GptOssConfiguration: TransformerArchitecture {
             }
         }
         return try HuggingFaceWeights.sanitize(weights, configuration: c, keys: checkpointKeys, location: location)
+    }
+
+    /// Rows `first`, `first + step`, … (`count` of them) of the block-format matrix `matrix`, copied.
+    private static func rows(of matrix: Tensor, from first: Int, count: Int, step: Int) -> Tensor {
+        let columns = matrix.shape[1], rowBytes = matrix.dtype.byteCount(columns)
+        let out = Tensor(zeros: [count, columns], dtype: matrix.dtype)
+        for row in 0..<count {
+            (out.rawPointer + row * rowBytes).copyMemory(from: matrix.rawPointer + (first + row * step) * rowBytes, byteCount: rowBytes)
+        }
+        return out
     }
 }
