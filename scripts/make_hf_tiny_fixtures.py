@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hf-tiny oracle cases for RoPE scaling and the DeepSeek families into
+"""Writes the hf-tiny oracle cases for RoPE scaling and the DeepSeek and gpt-oss families into
 Tests/Fixtures/hf-tiny/CASE (see that folder's README for what each file holds): a tiny
 randomly initialised causal LM saved by transformers 5 and reference.json with its logits,
 greedy continuation, and router choices and weights.
@@ -34,6 +34,12 @@ DEEPSEEK = dict(
     num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
     v_head_dim=12, n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
     rms_norm_eps=1e-6, max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+)
+GPT_OSS = dict(
+    model_type="gpt_oss", vocab_size=256, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+    num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+    sliding_window=4, rms_norm_eps=1e-5, max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1,
+    eos_token_id=2,
 )
 
 CASES = {
@@ -75,7 +81,47 @@ CASES = {
             mscale_all_dim=0.7, beta_fast=32, beta_slow=1,
         ),
     ),
+    # Sliding (window 4) then full attention, attention sinks, biases on attention, router and
+    # experts, YaRN without truncation as the published configs have it, and swiglu_limit 1 so the
+    # clamps act on these small activations (the published checkpoints use 7).
+    "gpt_oss": dict(
+        GPT_OSS, swiglu_limit=1.0,
+        rope_parameters=dict(
+            rope_type="yarn", rope_theta=150000.0, factor=4.0, original_max_position_embeddings=16, beta_fast=32.0,
+            beta_slow=1.0, truncate=False,
+        ),
+    ),
 }
+# As gpt_oss, with the experts' weights in MXFP4 as the published checkpoints store them (see
+# quantize_experts); the reference is computed with the dequantised weights.
+CASES["gpt_oss_mxfp4"] = dict(CASES["gpt_oss"])
+MXFP4_CASES = {"gpt_oss_mxfp4"}
+
+
+def quantize_experts(model):
+    """Rounds every expert weight to MXFP4 (gguf-py's quantiser, blocks of 32 along each output
+    row's inputs), sets the parameters to the dequantised values, and returns the checkpoint
+    tensors `*_blocks` [E, rows, columns / 32, 16] and `*_scales` [E, rows, columns / 32] in the
+    Hugging Face layout (code 2j in the low nibble of byte j, 2j + 1 in the high)."""
+    import numpy as np
+    from gguf.quants import GGMLQuantizationType as Q, dequantize, quantize
+
+    tensors = {}
+    for index, layer in enumerate(model.model.layers):
+        for name in ("gate_up_proj", "down_proj"):
+            parameter = getattr(layer.mlp.experts, name)
+            rows = parameter.detach().transpose(1, 2).contiguous().numpy()  # [E, out, in]
+            experts, out, columns = rows.shape
+            ggml = quantize(rows.reshape(-1, 32), Q.MXFP4).reshape(-1, 17)
+            values = dequantize(ggml.reshape(-1), Q.MXFP4).reshape(experts, out, columns)
+            codes = np.concatenate([ggml[:, 1:] & 0x0F, ggml[:, 1:] >> 4], axis=1)
+            blocks = (codes[:, 0::2] | (codes[:, 1::2] << 4)).astype(np.uint8)
+            prefix = f"model.layers.{index}.mlp.experts.{name}"
+            tensors[prefix + "_blocks"] = torch.from_numpy(blocks.reshape(experts, out, columns // 32, 16))
+            tensors[prefix + "_scales"] = torch.from_numpy(ggml[:, 0].copy().reshape(experts, out, columns // 32))
+            with torch.no_grad():
+                parameter.copy_(torch.from_numpy(values).transpose(1, 2))
+    return tensors
 
 
 def build(case, seed):
@@ -95,19 +141,26 @@ def build(case, seed):
             if name.endswith("e_score_correction_bias"):
                 buffer.copy_(0.1 * torch.randn(buffer.shape, generator=generator))
     model.eval()
+    model.mxfp4_tensors = quantize_experts(model) if case in MXFP4_CASES else None
     return model
 
 
 def routers(model):
     """Each decoder layer's router module, None for a dense layer."""
-    return [getattr(layer.mlp, "gate", None) if hasattr(layer.mlp, "experts") else None for layer in model.model.layers]
+    name = "router" if model.config.model_type == "gpt_oss" else "gate"
+    return [getattr(layer.mlp, name, None) if hasattr(layer.mlp, "experts") else None for layer in model.model.layers]
 
 
 def routing(model, gate, logits):
-    """The experts a DeepSeek router picks for each row of `logits`, best first by the score it
-    selects on, their combine weights, and the smallest gap that decides the choice."""
+    """The experts a DeepSeek or gpt-oss router picks for each row of `logits`, best first by the
+    score it selects on, their combine weights, and the smallest gap that decides the choice."""
     c = model.config
     experts, k = logits.shape[-1], c.num_experts_per_tok
+    if c.model_type == "gpt_oss":
+        # The top-k logits, then a softmax over those k only.
+        ordered = logits.sort(dim=-1, descending=True)
+        gap = (ordered.values[:, k - 1] - ordered.values[:, k]).min().item()
+        return ordered.indices[:, :k], ordered.values[:, :k].softmax(dim=-1), gap
     if c.model_type == "deepseek_v3":
         scores = logits.sigmoid()
         choice = scores + gate.e_score_correction_bias
@@ -204,6 +257,22 @@ def reference(case, seed):
     )
 
 
+def write_mxfp4_checkpoint(target, mxfp4_tensors):
+    """Replaces the saved float experts with their MXFP4 blocks and scales, and marks the config
+    as the published checkpoints are marked."""
+    from safetensors.torch import load_file, save_file
+
+    path = target / "model.safetensors"
+    tensors = {k: v for k, v in load_file(path).items() if not k.endswith(("experts.gate_up_proj", "experts.down_proj"))}
+    tensors.update(mxfp4_tensors)
+    save_file(tensors, path, metadata={"format": "pt"})
+    config = json.loads((target / "config.json").read_text())
+    config["quantization_config"] = dict(
+        quant_method="mxfp4", modules_to_not_convert=["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
+    )
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def main():
     for case in sys.argv[1:] or CASES:
         for seed in range(100):
@@ -217,6 +286,10 @@ def main():
         shutil.rmtree(target, ignore_errors=True)
         model.save_pretrained(target, safe_serialization=True)
         (target / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
+        if model.mxfp4_tensors is not None:
+            write_mxfp4_checkpoint(target, model.mxfp4_tensors)
+            print(f"{case}: seed {ref['seed']}, margins {margins}")
+            continue
         reloaded = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, attn_implementation="eager")
         with torch.no_grad():
             again = reloaded(torch.tensor([ref["input_ids"]])).logits[0]

@@ -37,6 +37,7 @@ float chronos_half_to_float(uint16_t h) {
 int chronos_quant_block_elements(int type) {
     switch (type) {
     case CHRONOS_Q4_0: case CHRONOS_Q4_1: case CHRONOS_Q5_0: case CHRONOS_Q5_1: case CHRONOS_Q8_0: case CHRONOS_Q8_1:
+    case CHRONOS_MXFP4:
         return CHRONOS_QK;
     case CHRONOS_Q2_K: case CHRONOS_Q3_K: case CHRONOS_Q4_K: case CHRONOS_Q5_K: case CHRONOS_Q6_K: case CHRONOS_Q8_K:
         return CHRONOS_QK_K;
@@ -59,7 +60,18 @@ int chronos_quant_block_bytes(int type) {
     case CHRONOS_Q5_K: return sizeof(chronos_block_q5_K);
     case CHRONOS_Q6_K: return sizeof(chronos_block_q6_K);
     case CHRONOS_Q8_K: return sizeof(chronos_block_q8_K);
+    case CHRONOS_MXFP4: return sizeof(chronos_block_mxfp4);
     default: return 0;
+    }
+}
+
+const int8_t chronos_mxfp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+static void dequantize_mxfp4(const chronos_block_mxfp4 *b, float *y) {
+    const float d = chronos_e8m0_half(b->e);
+    for (int j = 0; j < CHRONOS_QK / 2; j++) {
+        y[j] = d * (float)chronos_mxfp4_values[b->qs[j] & 0x0F];
+        y[j + CHRONOS_QK / 2] = d * (float)chronos_mxfp4_values[b->qs[j] >> 4];
     }
 }
 
@@ -238,6 +250,7 @@ void chronos_dequantize(int type, const void *blocks, float *out, ptrdiff_t n) {
             break;
         }
         case CHRONOS_Q6_K: dequantize_q6_K((const chronos_block_q6_K *)blocks + i, y); break;
+        case CHRONOS_MXFP4: dequantize_mxfp4((const chronos_block_mxfp4 *)blocks + i, y); break;
         default: break;
         }
     }

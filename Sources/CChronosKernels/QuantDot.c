@@ -11,7 +11,7 @@
 
 int chronos_quant_dot_type(int type) {
     switch (type) {
-    case CHRONOS_Q4_0: case CHRONOS_Q5_0: case CHRONOS_Q8_0: return CHRONOS_Q8_0;
+    case CHRONOS_Q4_0: case CHRONOS_Q5_0: case CHRONOS_Q8_0: case CHRONOS_MXFP4: return CHRONOS_Q8_0;
     case CHRONOS_Q4_1: case CHRONOS_Q5_1: return CHRONOS_Q8_1;
     case CHRONOS_Q2_K: case CHRONOS_Q3_K: case CHRONOS_Q4_K: case CHRONOS_Q5_K: case CHRONOS_Q6_K: return CHRONOS_Q8_K;
     default: return 0;
@@ -115,6 +115,15 @@ static float dot_block(int type, const void *wb, const void *yb) {
         const chronos_block_q4_0 *w = wb;
         const chronos_block_q8_0 *y = yb;
         return half(w->d) * half(y->d) * (float)dot_nibbles_32(w->qs, 0, 8, y->qs);
+    }
+    case CHRONOS_MXFP4: {
+        const chronos_block_mxfp4 *w = wb;
+        const chronos_block_q8_0 *y = yb;
+        int sum = 0;
+        for (int j = 0; j < CHRONOS_QK / 2; j++) {
+            sum += chronos_mxfp4_values[w->qs[j] & 0x0F] * y->qs[j] + chronos_mxfp4_values[w->qs[j] >> 4] * y->qs[j + CHRONOS_QK / 2];
+        }
+        return chronos_e8m0_half(w->e) * half(y->d) * (float)sum;
     }
     case CHRONOS_Q5_0: {
         const chronos_block_q5_0 *w = wb;

@@ -99,6 +99,19 @@ AVX2 INLINE void dot_q4_0(const chronos_block_q4_0 *w, const void *y, size_t str
     dot_signed_32(_mm256_sub_epi8(nibbles(w->qs), _mm256_set1_epi8(8)), half(w->d), y, stride, rows, acc);
 }
 
+AVX2 INLINE void dot_mxfp4(const chronos_block_mxfp4 *w, const void *y, size_t stride, int rows, __m256 *acc, float *bias) {
+    (void)bias;
+    // Each code's doubled e2m1 value, looked up 32 at a time.
+    const __m256i values = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12, 0, 1, 2, 3, 4, 6, 8, 12, 0, -1,
+                                            -2, -3, -4, -6, -8, -12);
+    float e;
+    {
+        uint32_t bits = w->e < 2 ? 0x00200000u << w->e : (uint32_t)(w->e - 1) << 23;
+        memcpy(&e, &bits, sizeof e);
+    }
+    dot_signed_32(_mm256_shuffle_epi8(values, nibbles(w->qs)), e, y, stride, rows, acc);
+}
+
 AVX2 INLINE void dot_q5_0(const chronos_block_q5_0 *w, const void *y, size_t stride, int rows, __m256 *acc, float *bias) {
     (void)bias;
     // q - 16 as a signed byte: the nibble with 0xF0 above it where the fifth bit is clear.
@@ -344,10 +357,12 @@ ROW_KERNEL(q3_K, chronos_block_q3_K, chronos_block_q8_K)
 ROW_KERNEL(q4_K, chronos_block_q4_K, chronos_block_q8_K)
 ROW_KERNEL(q5_K, chronos_block_q5_K, chronos_block_q8_K)
 ROW_KERNEL(q6_K, chronos_block_q6_K, chronos_block_q8_K)
+ROW_KERNEL(mxfp4, chronos_block_mxfp4, chronos_block_q8_0)
 
 #define EACH_TYPE(X)                                                                                               \
     X(CHRONOS_Q8_0, q8_0) X(CHRONOS_Q4_0, q4_0) X(CHRONOS_Q5_0, q5_0) X(CHRONOS_Q4_1, q4_1) X(CHRONOS_Q5_1, q5_1) \
-    X(CHRONOS_Q2_K, q2_K) X(CHRONOS_Q3_K, q3_K) X(CHRONOS_Q4_K, q4_K) X(CHRONOS_Q5_K, q5_K) X(CHRONOS_Q6_K, q6_K)
+    X(CHRONOS_Q2_K, q2_K) X(CHRONOS_Q3_K, q3_K) X(CHRONOS_Q4_K, q4_K) X(CHRONOS_Q5_K, q5_K) X(CHRONOS_Q6_K, q6_K) \
+    X(CHRONOS_MXFP4, mxfp4)
 
 AVX2 void chronos_quant_matvec_avx2(int type, const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols,
                                     const void *xq, float *y) {

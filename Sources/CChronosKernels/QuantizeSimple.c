@@ -95,6 +95,30 @@ static void quantize_q5_1_block(const float *x, chronos_block_q5_1 *y) {
     pack_q5(values, y->qs, y->qh);
 }
 
+/// MXFP4 as llama.cpp's reference quantiser: e = ⌊log2 max |x|⌋ − 2 + 127, so the largest
+/// magnitude lands in [4, 8) of the doubled values, and each value takes the nearest code (the
+/// first on ties).
+static void quantize_mxfp4_block(const float *x, chronos_block_mxfp4 *y) {
+    float amax = 0;
+    for (int j = 0; j < CHRONOS_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+    y->e = amax > 0 ? (uint8_t)(floorf(log2f(amax)) - 2 + 127) : 0;
+    const float d = chronos_e8m0_half(y->e);
+    int codes[CHRONOS_QK];
+    for (int j = 0; j < CHRONOS_QK; j++) {
+        int best = 0;
+        float best_error = fabsf((float)chronos_mxfp4_values[0] * d - x[j]);
+        for (int q = 1; q < 16; q++) {
+            const float error = fabsf((float)chronos_mxfp4_values[q] * d - x[j]);
+            if (error < best_error) {
+                best = q;
+                best_error = error;
+            }
+        }
+        codes[j] = best;
+    }
+    for (int j = 0; j < CHRONOS_QK / 2; j++) y->qs[j] = (uint8_t)(codes[j] | (codes[j + CHRONOS_QK / 2] << 4));
+}
+
 int chronos_quantize_simple(int type, const float *x, void *blocks, ptrdiff_t n) {
     ptrdiff_t count = n / CHRONOS_QK;
     for (ptrdiff_t i = 0; i < count; i++) {
@@ -105,6 +129,7 @@ int chronos_quantize_simple(int type, const float *x, void *blocks, ptrdiff_t n)
         case CHRONOS_Q4_1: quantize_q4_1_block(v, (chronos_block_q4_1 *)blocks + i); break;
         case CHRONOS_Q5_0: quantize_q5_0_block(v, (chronos_block_q5_0 *)blocks + i); break;
         case CHRONOS_Q5_1: quantize_q5_1_block(v, (chronos_block_q5_1 *)blocks + i); break;
+        case CHRONOS_MXFP4: quantize_mxfp4_block(v, (chronos_block_mxfp4 *)blocks + i); break;
         default: return 0;
         }
     }

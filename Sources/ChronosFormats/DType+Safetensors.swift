@@ -26,7 +26,7 @@ extension DType {
         case .u8: "U8"
         case .i32: "I32"
         case .i64: "I64"
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k: "U8"
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .mxfp4: "U8"
         }
     }
 

@@ -45,7 +45,8 @@ extension TransformerArchitecture {
 public enum ModelRegistry {
     static let architectures: [any TransformerArchitecture.Type] = [
         ChronosConfiguration.self, LlamaConfiguration.self, MixtralConfiguration.self, Qwen2MoEConfiguration.self,
-        Qwen3MoEConfiguration.self, OLMoEConfiguration.self, DeepSeekV2.self, DeepSeekV3.self
+        Qwen3MoEConfiguration.self, OLMoEConfiguration.self, DeepSeekV2.self, DeepSeekV3.self,
+        GptOssConfiguration.self
     ]
 
     /// Every `model_type` that can be loaded, sorted.

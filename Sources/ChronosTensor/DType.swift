@@ -3,7 +3,8 @@
 /// Floating-point types are what kernels compute on; the integer types exist so that metadata
 /// tensors (token ids, counters) read from checkpoints keep their exact values. The quantised
 /// types are GGML's block formats, bit for bit: a row is a run of blocks, each holding
-/// `blockElements` values in `blockBytes` bytes (scales and packed integers).
+/// `blockElements` values in `blockBytes` bytes (scales and packed integers). `mxfp4` is the
+/// OCP microscaling FP4 of gpt-oss's published experts, in GGML's block layout.
 public enum DType: String, Sendable, CaseIterable, Codable {
     case f32, f16, bf16, i8, u8, i32, i64
     // GGML's names for its block formats, as llama.cpp and gguf-py spell them.
@@ -11,6 +12,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     case q8_0, q4_0, q4_1, q5_0, q5_1
     // swift-format-ignore: AlwaysUseLowerCamelCase
     case q2_k, q3_k, q4_k, q5_k, q6_k
+    case mxfp4
 
     /// Bytes one element occupies, for the types that store elements one by one; a quantised
     /// type's elements share blocks, so use `byteCount(_:)` for them.
@@ -36,7 +38,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     /// Values in one block: 32 for the simple formats, 256 for the K formats, 1 otherwise.
     public var blockElements: Int {
         switch self {
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1: 32
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .mxfp4: 32
         case .q2_k, .q3_k, .q4_k, .q5_k, .q6_k: 256
         default: 1
         }
@@ -55,6 +57,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .q4_k: 144
         case .q5_k: 176
         case .q6_k: 210
+        case .mxfp4: 17
         default: byteSize
         }
     }
@@ -67,8 +70,8 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     }
 
     /// The alignment a tensor's first byte needs for the kernels' loads: a block's 16-bit
-    /// scales for the block formats, an element otherwise.
-    public var alignment: Int { isQuantized ? 2 : byteSize }
+    /// scales for the block formats (none for MXFP4's byte scales), an element otherwise.
+    public var alignment: Int { self == .mxfp4 ? 1 : isQuantized ? 2 : byteSize }
 
     /// Bits one value costs on average, scales included.
     public var bitsPerElement: Double { Double(blockBytes * 8) / Double(blockElements) }
@@ -92,6 +95,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .i32: 26
         case .i64: 27
         case .bf16: 30
+        case .mxfp4: 39
         case .u8: nil
         }
     }

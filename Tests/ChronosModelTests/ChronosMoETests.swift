@@ -35,8 +35,8 @@ final class ChronosMoETests: XCTestCase {
     private func block(_ model: TransformerLanguageModel, layer: Int, experts: any ExpertProvider) -> MoEBlock {
         let moe = model.layers[layer].mixture!
         return MoEBlock(
-            layer: moe.layer, configuration: moe.configuration, router: moe.router, selectionBias: moe.selectionBias, shared: moe.shared,
-            experts: experts)
+            layer: moe.layer, configuration: moe.configuration, router: moe.router, routerBias: moe.routerBias,
+            selectionBias: moe.selectionBias, expertBiases: moe.expertBiases, shared: moe.shared, experts: experts)
     }
 
     /// y per the fallback formula, computed by hand for rows `x`.

@@ -21,7 +21,8 @@ final class LoadingErrorTests: XCTestCase {
         let error = loadingError(directory)
         XCTAssertEqual(error as? ModelError, .unknownModelType("gpt_neox", known: ModelRegistry.modelTypes))
         XCTAssertEqual(
-            ModelRegistry.modelTypes, ["chronos", "deepseek_v2", "deepseek_v3", "llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
+            ModelRegistry.modelTypes,
+            ["chronos", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
         let message = "\(error!)"
         XCTAssertTrue(message.contains("gpt_neox") && message.contains("mixtral") && message.contains("qwen3_moe"), message)
     }

@@ -40,6 +40,7 @@ enum OracleCase: String, CaseIterable {
     case deepSeekV2 = "deepseek_v2"
     case deepSeekV2QueryLatent = "deepseek_v2_q_lora"
     case deepSeekV3 = "deepseek_v3"
+    case gptOss = "gpt_oss"
 
     /// The cases `Tests/Fixtures/gguf-models` holds GGUF conversions of.
     static let convertedToGGUF: [OracleCase] = [.llamaDense, .mixtral, .qwen2MoE, .qwen3MoE]

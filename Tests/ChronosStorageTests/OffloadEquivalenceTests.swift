@@ -81,6 +81,16 @@ final class OffloadEquivalenceTests: XCTestCase {
         }
     }
 
+    func testGptOssMatchesResidentAtEveryBudget() throws {
+        // The packer reads experts by their per-expert names, which the fixture's fused layout
+        // lacks: the model is saved once, which writes them.
+        let directory = try Fixtures.temporaryDirectory().appendingPathComponent("gpt_oss")
+        try ModelRegistry.load(directory: Fixtures.url("hf-tiny/gpt_oss")).save(to: directory)
+        // 4 experts of width 32 per layer; their biases stay resident with the router.
+        let expert = 3 * 32 * 64 * 4
+        try check(directory, vocab: 256, budgets: [.bytes(2 * expert), .fraction(0.5)])
+    }
+
     func testMemoryMappedBaselineMatchesResident() throws {
         let directory = try StorageFixtures.huggingFaceModel("mixtral")
         try StorageFixtures.pack(directory)

@@ -38,6 +38,12 @@ final class GradientTests: XCTestCase {
         GradientCheck.check("log", inputs: [tensor([9], 0.5, 3)]) { $0[0].log() }
         GradientCheck.check("squared", inputs: [tensor([9])]) { $0[0].squared() }
         GradientCheck.check("swiglu", inputs: [tensor([2, 5], -3, 3), tensor([2, 5])]) { Tensor.swiglu(gate: $0[0], up: $0[1]) }
+        // Gates and up values on both sides of the limit 1.5, none within a finite-difference step of it.
+        let gate = Tensor(shape: [2, 5], values: [-2.5, -1, -0.3, 0.4, 1.1, 2, 2.7, -1.9, 0.8, 1.3])
+        let up = Tensor(shape: [2, 5], values: [-2.2, -1.2, 0.5, 1.7, -0.1, 2.4, 0.9, -1.6, 1.2, -0.7])
+        GradientCheck.check("clampedSwiglu", inputs: [gate, up]) {
+            Tensor.clampedSwiglu(gate: $0[0], up: $0[1], alpha: 1.702, limit: 1.5)
+        }
     }
 
     func testRowOps() {
@@ -67,6 +73,18 @@ final class GradientTests: XCTestCase {
                 Tensor.attention(
                     query: $0[0], key: $0[1], value: $0[2], heads: heads, kvHeads: kvHeads,
                     queryOffset: 2, keyOffset: 0, window: window, scale: 0.6)
+            }
+        }
+        // Sinks (constants) on both paths.
+        for queries in [4, 9] {
+            let sinks = Tensor(shape: [2], values: [0.5, -1])
+            GradientCheck.check(
+                "attention with sinks, \(queries) queries",
+                inputs: [tensor([queries, 2, 5]), tensor([queries + 2, 1, 5]), tensor([queries + 2, 1, 3])]
+            ) {
+                Tensor.attention(
+                    query: $0[0], key: $0[1], value: $0[2], heads: 2, kvHeads: 1, queryOffset: 2, keyOffset: 0, window: 3,
+                    scale: 0.6, sinks: sinks)
             }
         }
     }

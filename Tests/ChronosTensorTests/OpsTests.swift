@@ -37,10 +37,11 @@ final class OpsTests: XCTestCase {
         XCTAssertEqual(a.scaled(by: 0.5).floats, [0.5, 1, 1.5, 2, 2.5, 3])
     }
 
-    /// Attention written the obvious way: scores for every (query, key), masked, softmaxed.
+    /// Attention written the obvious way: scores for every (query, key), masked, softmaxed with
+    /// the head's sink as one more score that is then dropped.
     func naiveAttention(
         q: [Float], k: [Float], v: [Float], tokens: Int, keys: Int, heads: Int, kvHeads: Int, dim: Int,
-        valueDim: Int, queryOffset: Int, keyOffset: Int, window: Int?, scale: Float
+        valueDim: Int, queryOffset: Int, keyOffset: Int, window: Int?, scale: Float, sinks: [Float]? = nil
     ) -> [Float] {
         var out = [Float](repeating: 0, count: tokens * heads * valueDim)
         for t in 0..<tokens {
@@ -54,7 +55,7 @@ final class OpsTests: XCTestCase {
                     for i in 0..<dim { d += Double(q[(t * heads + h) * dim + i]) * Double(k[(s * kvHeads + g) * dim + i]) }
                     scores[s] = Float(d) * scale
                 }
-                let p = Naive.softmax(scores)
+                let p = Naive.softmax(scores + (sinks.map { [$0[h]] } ?? []))
                 for s in 0..<keys where p[s] > 0 {
                     for i in 0..<valueDim { out[(t * heads + h) * valueDim + i] += p[s] * v[(s * kvHeads + g) * valueDim + i] }
                 }
@@ -73,21 +74,25 @@ final class OpsTests: XCTestCase {
             (8, 14, 4, 4, 4, 6, 30, 24, 5)
         ]
         for c in cases {
+            let sinks = random.values(c.heads, -2, 2)
             let q = random.values(c.tokens * c.heads * c.dim, -2, 2)
             let k = random.values(c.keys * c.kvHeads * c.dim, -2, 2)
             let v = random.values(c.keys * c.kvHeads * c.valueDim)
             let scale = 1 / Float(c.dim).squareRoot()
-            let out = Tensor.attention(
-                query: Tensor(shape: [c.tokens, c.heads, c.dim], values: q),
-                key: Tensor(shape: [c.keys, c.kvHeads, c.dim], values: k),
-                value: Tensor(shape: [c.keys, c.kvHeads, c.valueDim], values: v),
-                heads: c.heads, kvHeads: c.kvHeads, queryOffset: c.qOff, keyOffset: c.kOff, window: c.window, scale: scale)
-            XCTAssertEqual(out.shape, [c.tokens, c.heads * c.valueDim])
-            let expected = naiveAttention(
-                q: q, k: k, v: v, tokens: c.tokens, keys: c.keys, heads: c.heads, kvHeads: c.kvHeads,
-                dim: c.dim, valueDim: c.valueDim, queryOffset: c.qOff, keyOffset: c.kOff,
-                window: c.window, scale: scale)
-            assertClose(out.floats, expected, tolerance: 1e-5, "\(c)")
+            for sinks in [nil, sinks] {
+                let out = Tensor.attention(
+                    query: Tensor(shape: [c.tokens, c.heads, c.dim], values: q),
+                    key: Tensor(shape: [c.keys, c.kvHeads, c.dim], values: k),
+                    value: Tensor(shape: [c.keys, c.kvHeads, c.valueDim], values: v),
+                    heads: c.heads, kvHeads: c.kvHeads, queryOffset: c.qOff, keyOffset: c.kOff, window: c.window, scale: scale,
+                    sinks: sinks.map { Tensor(shape: [c.heads], values: $0) })
+                XCTAssertEqual(out.shape, [c.tokens, c.heads * c.valueDim])
+                let expected = naiveAttention(
+                    q: q, k: k, v: v, tokens: c.tokens, keys: c.keys, heads: c.heads, kvHeads: c.kvHeads,
+                    dim: c.dim, valueDim: c.valueDim, queryOffset: c.qOff, keyOffset: c.kOff,
+                    window: c.window, scale: scale, sinks: sinks)
+                assertClose(out.floats, expected, tolerance: 1e-5, "\(c) sinks \(String(describing: sinks))")
+            }
         }
     }
 

@@ -5,9 +5,10 @@ import XCTest
 
 /// GGML's block formats checked against GGML's own code: gguf-py's dequantisers and 32-value
 /// quantisers, and llama.cpp's K quantisers, through the fixtures `scripts/make_quant_fixtures.py`
-/// writes to `Tests/Fixtures/quant`.
+/// writes to `Tests/Fixtures/quant` (MXFP4's, and transformers' reading of gpt-oss's MXFP4
+/// layout, from `scripts/make_mxfp4_fixtures.py`).
 final class QuantizationTests: XCTestCase {
-    static let simpleTypes: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
+    static let simpleTypes: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .mxfp4]
     static let kTypes: [DType] = [.q2_k, .q3_k, .q4_k, .q5_k, .q6_k]
 
     /// `index.json`: what each fixture holds, and llama.cpp's round-trip errors.
@@ -90,6 +91,20 @@ final class QuantizationTests: XCTestCase {
         }
     }
 
+    func testHuggingFaceMXFP4BlocksGiveTransformersValues() throws {
+        // The fixture's 64 blocks: 64·16 code bytes, then 64 exponents.
+        let bytes = try Self.bytes("mxfp4_hf.bin"), expected = try Self.floats("mxfp4_hf.f32")
+        let blocks = Tensor(shape: [2, 32, 16], values: bytes.prefix(64 * 16).map(Float.init), dtype: .u8)
+        let scales = Tensor(shape: [2, 32], values: bytes.suffix(64).map(Float.init), dtype: .u8)
+        let tensor = HuggingFaceMXFP4.tensor(blocks: blocks, scales: scales)
+        XCTAssertEqual(tensor.shape, [2, 32 * 32])
+        // Equal as numbers: transformers' table gives code 8 the value −0, GGML's +0.
+        XCTAssertEqual(tensor.floats, expected)
+        // The same blocks in GGML's order, as gguf-py's fixture has them.
+        let ggml = try Self.bytes("dequant_mxfp4.bin")
+        XCTAssertEqual([UInt8](UnsafeRawBufferPointer(start: tensor.rawPointer, count: tensor.byteCount)), ggml)
+    }
+
     func testKQuantisersMatchLlamaCpp() throws {
         let index = try Self.index()
         let input = try Self.floats("k_input.f32")
@@ -121,7 +136,9 @@ final class QuantizationTests: XCTestCase {
         // above what GGML's quantisers leave on them.
         let bounds: [DType: Double] = [
             .q8_0: 0.003, .q4_0: 0.05, .q4_1: 0.045, .q5_0: 0.024, .q5_1: 0.022,
-            .q2_k: 0.18, .q3_k: 0.095, .q4_k: 0.042, .q5_k: 0.021, .q6_k: 0.01
+            .q2_k: 0.18, .q3_k: 0.095, .q4_k: 0.042, .q5_k: 0.021, .q6_k: 0.01,
+            // gguf-py leaves 0.085: values above 0.75 in a block whose largest is below 1 clip to it.
+            .mxfp4: 0.11
         ]
         var random = TestRandom(seed: 41)
         let values = random.values(4 * 512)

@@ -15,7 +15,7 @@ import XCTest
 /// Every instruction set's kernel computes the portable kernel's integer sums and scales, so
 /// they must agree with it to float rounding alone: 10⁻⁵ · Σ |w · x|.
 final class QuantizedKernelTests: XCTestCase {
-    static let types: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k]
+    static let types: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .mxfp4]
 
     /// Byte offsets of a block's half-precision scales (d, and m or dmin where the type has it).
     static func scaleOffsets(_ type: DType) -> [Int] {
@@ -24,6 +24,7 @@ final class QuantizedKernelTests: XCTestCase {
         case .q2_k: [80, 82]
         case .q3_k: [108]
         case .q6_k: [208]
+        case .mxfp4: []
         default: [0]
         }
     }
@@ -36,6 +37,8 @@ final class QuantizedKernelTests: XCTestCase {
         for i in 0..<weight.byteCount { bytes[i] = UInt8(min(255, Int(random.uniform(0, 256)))) }
         let magnitude: Float = type.blockElements == 256 ? 0.003 : 0.03
         for block in 0..<(weight.byteCount / type.blockBytes) {
+            // MXFP4's scale is a power of two, 2^(e − 127): 2^-10 to 2^-6 here.
+            if type == .mxfp4 { (weight.rawPointer + block * type.blockBytes).storeBytes(of: UInt8(117 + block % 5), as: UInt8.self) }
             for offset in scaleOffsets(type) {
                 let d = random.uniform(0.3, 1) * magnitude * (random.uniform() < 0 ? -1 : 1)
                 (weight.rawPointer + block * type.blockBytes + offset).storeBytes(of: HalfPrecision.f16(from: d), as: UInt16.self)

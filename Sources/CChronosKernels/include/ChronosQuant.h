@@ -30,6 +30,7 @@ typedef enum {
     CHRONOS_Q5_K = 13,
     CHRONOS_Q6_K = 14,
     CHRONOS_Q8_K = 15,
+    CHRONOS_MXFP4 = 39,
 } chronos_quant_type;
 
 /// x = d · (q - 8), q the low then high nibbles of `qs` (value i in byte i % 16, high for i ≥ 16).
@@ -57,7 +58,13 @@ typedef struct { uint8_t ql[CHRONOS_QK_K / 2]; uint8_t qh[CHRONOS_QK_K / 4]; int
 /// x = d · q with a float d, and the sums of each 16 q (the activations of the K formats' dot products).
 typedef struct { float d; int8_t qs[CHRONOS_QK_K]; int16_t bsums[CHRONOS_QK_K / 16]; } chronos_block_q8_K;
 
+/// OCP microscaling FP4: x = 2^(e − 127) · v(q), v the e2m1 value of the 4-bit code q
+/// (0, ±0.5, ±1, ±1.5, ±2, ±3, ±4, ±6; bit 3 the sign), e an unbiased-by-127 power of two
+/// (E8M0); codes as q4_0 (value i in byte i % 16, high nibble for i ≥ 16).
+typedef struct { uint8_t e; uint8_t qs[CHRONOS_QK / 2]; } chronos_block_mxfp4;
+
 _Static_assert(sizeof(chronos_block_q4_0) == 18, "q4_0 block");
+_Static_assert(sizeof(chronos_block_mxfp4) == 17, "mxfp4 block");
 _Static_assert(sizeof(chronos_block_q4_1) == 20, "q4_1 block");
 _Static_assert(sizeof(chronos_block_q5_0) == 22, "q5_0 block");
 _Static_assert(sizeof(chronos_block_q5_1) == 24, "q5_1 block");
@@ -85,8 +92,8 @@ void chronos_dequantize(int type, const void *blocks, float *out, ptrdiff_t n);
 /// ignore it.
 void chronos_quantize(int type, const float *x, void *blocks, ptrdiff_t n, const float *importance);
 
-/// The block format a weight type's dot product takes its activations in: Q8_0 for Q4_0, Q5_0
-/// and Q8_0; Q8_1 for Q4_1 and Q5_1; Q8_K for the K formats.
+/// The block format a weight type's dot product takes its activations in: Q8_0 for Q4_0, Q5_0,
+/// Q8_0 and MXFP4; Q8_1 for Q4_1 and Q5_1; Q8_K for the K formats.
 int chronos_quant_dot_type(int type);
 
 /// Quantises n activations (a whole number of blocks) to `dot_type` (Q8_0, Q8_1 or Q8_K).

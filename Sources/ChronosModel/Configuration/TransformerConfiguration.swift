@@ -57,6 +57,9 @@ struct TransformerConfiguration: Sendable {
     var maxPositionEmbeddings: Int?
     /// The lookahead router head, when the model has one.
     var lookahead: LookaheadConfiguration? = nil
+    /// Whether each grouped-query attention head has a learned sink logit in its softmax
+    /// denominator (`self_attn.sinks`, gpt-oss).
+    var attentionSinks = false
 
     /// Checks the sizes fit together and lie within `ConfigurationLimits`; errors name the
     /// `config.json` field at fault and the range it may take.
@@ -203,6 +206,12 @@ struct MixtureConfiguration: Sendable, Equatable {
     var selectionBias = false
     /// The factor on every combine weight (`routed_scaling_factor`).
     var weightScale: Float = 1
+    /// Whether the router's logits have a bias (gpt-oss).
+    var routerBias = false
+    /// Whether the routed experts' projections have biases, held beside the router (gpt-oss).
+    var expertBias = false
+    /// The routed experts' gated activation.
+    var activation = GatedActivation.swiGLU
 }
 
 /// How a router turns its logits into per-expert scores.

@@ -5,6 +5,8 @@ import ChronosTensor
 ///
 ///     q = RoPE(norm(W_q·x + b_q)),  k = RoPE(norm(W_k·x + b_k)),  v = W_v·x + b_v
 ///     out = W_o · softmax(q·kᵀ / √d + causal mask) · v
+///
+/// With sinks (gpt-oss), head h's softmax denominator also holds exp(sinks[h]).
 struct Attention: Sendable {
     /// RMSNorm of queries and keys, where the family has one.
     enum QueryKeyNorm: Sendable {
@@ -28,6 +30,8 @@ struct Attention: Sendable {
     let rope: RoPE.Frequencies
     /// Keys further back than this many positions are masked (nil: none are).
     let window: Int?
+    /// One learned logit per query head in the softmax denominator (nil: none).
+    var sinks: Tensor? = nil
 
     /// `[T, hidden]` → `[T, hidden]`, the rows of each of `sequences` at positions
     /// `cache.offset…` of that sequence, appending its keys and values to its cache. The
@@ -59,7 +63,7 @@ struct Attention: Sendable {
             return Tensor.attention(
                 query: q, key: keys, value: values, heads: heads, kvHeads: kvHeads,
                 queryOffset: offset, keyOffset: keyOffset, window: window,
-                scale: 1 / Float(headDim).squareRoot())
+                scale: 1 / Float(headDim).squareRoot(), sinks: sinks)
         }
         return output(attended)
     }

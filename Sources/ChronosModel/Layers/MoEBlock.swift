@@ -2,7 +2,7 @@ import ChronosTensor
 
 /// A routed mixture of SwiGLU experts, with an optional always-active shared path:
 ///
-///     p = softmax(W_router · x)  over all E experts, or σ(W_router · x) per expert (`scoring`)
+///     p = softmax(W_router · x + c)  over all E experts, or σ(W_router · x + c) per expert (`scoring`)
 ///     S = top-k of p + b                                  (descending; b the selection bias, or 0)
 ///     w_i = α·p_i, or α·p_i / Σ_{j∈S} p_j when normalizeTopK    (α = `weightScale`, default 1)
 ///     y = Σ_{i∈S} w_i · E_i(x)  [+ c(x) · Shared(x)]
@@ -11,7 +11,9 @@ import ChronosTensor
 /// per `norm_topk_prob`) and in the shared path: Qwen2-MoE has one shared expert scaled by
 /// c(x) = σ(g·x); Chronos sums `num_shared_experts` ungated ones (c(x) = 1); DeepSeek has one
 /// ungated one. DeepSeek also limits S to the experts of the best groups (`groups`), scores
-/// with a sigmoid and a selection bias (V3), and scales the weights by α.
+/// with a sigmoid and a selection bias (V3), and scales the weights by α. gpt-oss has a router
+/// bias c, and experts with biases (held here, stacked over the experts, so that an offloaded
+/// expert stays three matrices) and a clamped SwiGLU.
 ///
 /// Each selected slot (token t, expert i) has an availability a_i ∈ [0, 1]: 0 when the
 /// `ExpertProvider` has no weights for the expert (not resident, and its miss policy does not wait),
@@ -39,6 +41,19 @@ struct MoEBlock: Sendable {
         }
     }
 
+    /// The routed experts' biases, stacked over the experts: gate and up `[E, I]`, down `[E, hidden]`.
+    struct ExpertBiases: Sendable {
+        let gate: Tensor
+        let up: Tensor
+        let down: Tensor
+
+        /// Expert `expert`'s three bias vectors.
+        func callAsFunction(_ expert: Int) -> (gate: Tensor, up: Tensor, down: Tensor) {
+            func row(_ stacked: Tensor) -> Tensor { stacked.slice(expert..<(expert + 1)).reshaped([stacked.shape[1]]) }
+            return (row(gate), row(up), row(down))
+        }
+    }
+
     /// What the block computed for a batch of tokens, for training losses and runtime traces.
     struct Routing {
         /// `[T, hidden]`.
@@ -59,8 +74,12 @@ struct MoEBlock: Sendable {
     let configuration: MixtureConfiguration
     /// `[experts, hidden]`.
     let router: Tensor
+    /// c `[experts]`, added to the router logits; nil: none.
+    let routerBias: Tensor?
     /// b `[experts]`, added to the scores to choose experts and nowhere else; nil: none.
     let selectionBias: Tensor?
+    /// The routed experts' biases; nil: none.
+    let expertBiases: ExpertBiases?
     let shared: SharedExperts?
     let experts: any ExpertProvider
 
@@ -70,7 +89,7 @@ struct MoEBlock: Sendable {
     func previewExperts(stream: Tensor, norm: Tensor, eps: Float) -> [Int] {
         let last = stream.shape[0] - 1
         let x = stream.slice(last..<(last + 1)).contiguous().rmsNorm(weight: norm, eps: eps)
-        return select(scores: scores(Tensor.linear(x, weight: router)).floats, bias: selectionBias?.floats)?[0] ?? []
+        return select(scores: scores(Tensor.linear(x, weight: router, bias: routerBias)).floats, bias: selectionBias?.floats)?[0] ?? []
     }
 
     /// The router scores p of `logits` `[T, E]`.
@@ -137,7 +156,7 @@ struct MoEBlock: Sendable {
         let tokens = x.shape[0], hidden = x.shape[1]
         let expertCount = configuration.expertCount, k = configuration.topK
 
-        let logits = Tensor.linear(x, weight: router)  // [T, E]
+        let logits = Tensor.linear(x, weight: router, bias: routerBias)  // [T, E]
         let probabilities = scores(logits)
         let probabilityValues = probabilities.floats
 
@@ -223,7 +242,8 @@ struct MoEBlock: Sendable {
             let slots = slotsByExpert[expert]!.filter { requested[$0] > 0 && resident[groupOfRow[$0 / k]].contains(expert) }
             guard !slots.isEmpty else { continue }
             let rows = slots.map { $0 / k }
-            outputs.append((expert, slots, rows, GatedMLP(weights)(x.gatherRows(rows))))
+            let mlp = GatedMLP(weights, biases: expertBiases?(expert), activation: configuration.activation)
+            outputs.append((expert, slots, rows, mlp(x.gatherRows(rows))))
         }
         let available = selected.indices.map { slot -> Float in
             resident[groupOfRow[slot / k]].contains(selected[slot]) ? requested[slot] : 0

@@ -96,6 +96,10 @@ public final class TransformerLanguageModel: LanguageModel {
         func linear(_ prefix: String, bias: Bool = false) -> Linear {
             Linear(weight: take("\(prefix).weight"), bias: bias ? take("\(prefix).bias") : nil)
         }
+        func expertBiases(layer: Int) -> MoEBlock.ExpertBiases {
+            let names = keys.expertBiases(layer: layer)
+            return MoEBlock.ExpertBiases(gate: take(names.gate), up: take(names.up), down: take(names.down))
+        }
         var layers: [DecoderLayer] = []
         for index in 0..<c.layerCount {
             let attention = { (name: String) in keys.layer(index, "self_attn.\(name)") }
@@ -115,7 +119,8 @@ public final class TransformerLanguageModel: LanguageModel {
                         key: linear(attention("k_proj"), bias: c.queryKeyValueBias),
                         value: linear(attention("v_proj"), bias: c.queryKeyValueBias),
                         output: linear(attention("o_proj"), bias: c.outputBias),
-                        queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, rope: c.rope.frequencies(rotaryDim: c.headDim), window: window))
+                        queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, rope: c.rope.frequencies(rotaryDim: c.headDim), window: window,
+                        sinks: c.attentionSinks ? take(attention("sinks")) : nil))
             case .latent(let latent):
                 mixer = .latent(Self.latentAttention(latent, layer: index, configuration: c, keys: keys, take: take))
             }
@@ -141,8 +146,10 @@ public final class TransformerLanguageModel: LanguageModel {
                 feedForward = .mixture(
                     MoEBlock(
                         layer: index, configuration: mixture, router: take(keys.router(layer: index)),
-                        selectionBias: mixture.selectionBias ? take(keys.routerBias(layer: index)) : nil, shared: shared,
-                        experts: resolved))
+                        routerBias: mixture.routerBias ? take(keys.routerLogitBias(layer: index)) : nil,
+                        selectionBias: mixture.selectionBias ? take(keys.routerBias(layer: index)) : nil,
+                        expertBiases: mixture.expertBias ? expertBiases(layer: index) : nil,
+                        shared: shared, experts: resolved))
             }
             layers.append(
                 DecoderLayer(

@@ -3,6 +3,8 @@
 struct CheckpointKeys: Sendable {
     /// Module name of the MoE block inside a decoder layer (`mlp`, or `block_sparse_moe` in Mixtral).
     var mixtureModule = "mlp"
+    /// Module name of the router inside the MoE block (`gate`, or `router` in gpt-oss).
+    var routerModule = "gate"
     /// Module names of an expert's gate, up and down projections.
     var expertProjections = ExpertWeightNames(gate: "gate_proj", up: "up_proj", down: "down_proj")
     /// How the shared experts are named.
@@ -29,7 +31,10 @@ struct CheckpointKeys: Sendable {
     func layer(_ layer: Int, _ name: String) -> String { "model.layers.\(layer).\(name)" }
 
     /// The router `[experts, hidden]` of layer `layer`.
-    func router(layer: Int) -> String { self.layer(layer, "\(mixtureModule).gate.weight") }
+    func router(layer: Int) -> String { self.layer(layer, "\(mixtureModule).\(routerModule).weight") }
+
+    /// The bias `[experts]` of layer `layer`'s router logits (gpt-oss).
+    func routerLogitBias(layer: Int) -> String { self.layer(layer, "\(mixtureModule).\(routerModule).bias") }
 
     /// The selection bias `[experts]` of layer `layer`'s router (DeepSeek-V3).
     func routerBias(layer: Int) -> String { self.layer(layer, "\(mixtureModule).gate.e_score_correction_bias") }
@@ -41,6 +46,16 @@ struct CheckpointKeys: Sendable {
             gate: "\(prefix).\(expertProjections.gate).weight",
             up: "\(prefix).\(expertProjections.up).weight",
             down: "\(prefix).\(expertProjections.down).weight")
+    }
+
+    /// The biases of layer `layer`'s routed experts' gate, up and down projections, each stacked
+    /// over the experts (`[experts, width]`) and kept with the router rather than with each
+    /// expert (gpt-oss).
+    func expertBiases(layer: Int) -> ExpertWeightNames {
+        let prefix = self.layer(layer, "\(mixtureModule).experts")
+        return ExpertWeightNames(
+            gate: "\(prefix).\(expertProjections.gate)_bias", up: "\(prefix).\(expertProjections.up)_bias",
+            down: "\(prefix).\(expertProjections.down)_bias")
     }
 
     /// The projections of shared expert `index` of layer `layer`.

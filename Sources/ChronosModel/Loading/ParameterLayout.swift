@@ -78,6 +78,7 @@ extension TransformerConfiguration {
                 linear(attentionName("k_proj"), out: keyValueWidth, in: hidden, bias: queryKeyValueBias, role: .attentionKey(layer: layer))
                 linear(
                     attentionName("v_proj"), out: keyValueWidth, in: hidden, bias: queryKeyValueBias, role: .attentionValue(layer: layer))
+                if attentionSinks { add(attentionName("sinks"), [attentionHeads], .zeros) }
                 switch queryKeyNorm {
                 case .none: break
                 case .perHead:
@@ -130,7 +131,14 @@ extension TransformerConfiguration {
                     mlp("down_proj"), out: hidden, in: width, bias: mlpBias, role: .feedForwardDown(layer: layer), std: residualStd)
             case .mixture(let mixture):
                 add(keys.router(layer: layer), [mixture.expertCount, hidden], .normal(std: std), .router)
+                if mixture.routerBias { add(keys.routerLogitBias(layer: layer), [mixture.expertCount], .zeros, .router) }
                 if mixture.selectionBias { add(keys.routerBias(layer: layer), [mixture.expertCount], .zeros, .router) }
+                if mixture.expertBias {
+                    let names = keys.expertBiases(layer: layer), experts = mixture.expertCount, width = mixture.intermediateSize
+                    add(names.gate, [experts, width], .zeros)
+                    add(names.up, [experts, width], .zeros)
+                    add(names.down, [experts, hidden], .zeros)
+                }
                 if let shared = mixture.shared {
                     for index in 0..<shared.count {
                         swiGLU(keys.sharedExpert(layer: layer, index: index), layer: layer, width: shared.intermediateSize, expert: nil)

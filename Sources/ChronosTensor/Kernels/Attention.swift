@@ -1,3 +1,5 @@
+import Foundation
+
 /// Causal attention for one batch of queries against a run of keys, one (query, head) pair
 /// per task on the thread pool.
 public enum AttentionKernel {
@@ -11,11 +13,14 @@ public enum AttentionKernel {
         public let window: Int?
         /// Multiplier of q·k before the softmax.
         public let scale: Float
+        /// Per query head, a learned logit that joins the softmax's denominator only (gpt-oss's
+        /// attention sinks); nil for none.
+        public let sinks: [Float]?
 
         /// Describes one call; see `Tensor.attention` for the meaning of each field.
         public init(
             tokens: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int,
-            queryOffset: Int, keyOffset: Int, window: Int?, scale: Float
+            queryOffset: Int, keyOffset: Int, window: Int?, scale: Float, sinks: [Float]? = nil
         ) {
             self.tokens = tokens
             self.keys = keys
@@ -27,6 +32,21 @@ public enum AttentionKernel {
             self.keyOffset = keyOffset
             self.window = window
             self.scale = scale
+            self.sinks = sinks
+        }
+
+        /// softmax over `count` scores at `p`, in place, with head `head`'s sink logit z in the
+        /// denominator when there are sinks: p_s = exp(x_s) / (Σ_s' exp(x_s') + exp(z)).
+        func softmax(_ p: UnsafeMutablePointer<Float>, count: Int, head: Int) {
+            guard let sink = sinks?[head] else { return RowKernels.softmax(p, p, rows: 1, cols: count) }
+            var largest = sink
+            for s in 0..<count { largest = max(largest, p[s]) }
+            var total = Foundation.exp(sink - largest)
+            for s in 0..<count {
+                p[s] = Foundation.exp(p[s] - largest)
+                total += p[s]
+            }
+            for s in 0..<count { p[s] /= total }
         }
 
         /// The range of key indices query `t` may see (empty when none).
@@ -41,7 +61,7 @@ public enum AttentionKernel {
     }
 
     /// out[t, h, :] = Σ_s p[t, h, s] · v[s, g(h), :] with p = softmax over visible keys of
-    /// scale · q[t, h, :] · k[s, g(h), :]. Layouts: q `[T, H, D]`, k `[S, G, D]`, v `[S, G, Dv]`,
+    /// scale · q[t, h, :] · k[s, g(h), :] (with the head's sink in the denominator, if any). Layouts: q `[T, H, D]`, k `[S, G, D]`, v `[S, G, Dv]`,
     /// out `[T, H, Dv]`. A query that sees no key gets zeros.
     public static func run(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
@@ -120,7 +140,7 @@ public enum AttentionKernel {
         for s in visible {
             p[s - visible.lowerBound] = shape.scale * dot(qv, k + (s * shape.kvHeads + g) * shape.headDim, shape.headDim)
         }
-        RowKernels.softmax(p, p, rows: 1, cols: visible.count)
+        shape.softmax(p, count: visible.count, head: h)
     }
 
     /// Σ a[i] · b[i], with the instruction set's kernel where it has one.
@@ -181,8 +201,7 @@ public enum BatchedAttention {
                 }
                 for c in 0..<visible.lowerBound { r[c] = 0 }
                 for c in (visible.upperBound + 1)..<max(s, visible.upperBound + 1) { r[c] = 0 }
-                let span = r + visible.lowerBound
-                RowKernels.softmax(span, span, rows: 1, cols: visible.count)
+                shape.softmax(r + visible.lowerBound, count: visible.count, head: head)
             }
             SwiftGemm.sgemm(
                 transA: false, transB: false, m: t, n: dv, k: s, alpha: 1, a: p, lda: s,

@@ -85,6 +85,34 @@ extension Tensor {
         return out
     }
 
+    /// gpt-oss's clamped SwiGLU: with g' = min(gate, limit) and u' = clamp(up, −limit, limit),
+    ///
+    ///     out = g'·σ(α·g') · (u' + 1)
+    ///
+    /// ∂/∂gate is 0 where the gate was clamped, ∂/∂up 0 where the up value was.
+    public static func clampedSwiglu(gate: Tensor, up: Tensor, alpha: Float, limit: Float) -> Tensor {
+        precondition(gate.shape == up.shape, "clampedSwiglu: gate \(gate.shape) and up \(up.shape) differ")
+        let g = gate.contiguous().detached(), u = up.contiguous().detached(), out = Tensor(uninitialized: gate.shape)
+        let o = out.floatPointer
+        for (i, (x, y)) in zip(g.floats, u.floats).enumerated() {
+            let clampedGate = min(x, limit), clampedUp = min(max(y, -limit), limit)
+            o[i] = clampedGate / (1 + Foundation.exp(-alpha * clampedGate)) * (clampedUp + 1)
+        }
+        return Autograd.record(out, inputs: [gate, up]) { grad in
+            let gs = grad.contiguous(), dGate = Tensor(uninitialized: g.shape), dUp = Tensor(uninitialized: g.shape)
+            let dg = dGate.floatPointer, du = dUp.floatPointer, gr = gs.floatPointer, gp = g.floatPointer, up = u.floatPointer
+            for i in 0..<g.count {
+                let clampedGate = min(gp[i], limit), clampedUp = min(max(up[i], -limit), limit)
+                let sigmoid = 1 / (1 + Foundation.exp(-alpha * clampedGate))
+                let glu = clampedGate * sigmoid
+                let dGlu = sigmoid + alpha * clampedGate * sigmoid * (1 - sigmoid)
+                dg[i] = gp[i] > limit ? 0 : gr[i] * dGlu * (clampedUp + 1)
+                du[i] = abs(up[i]) > limit ? 0 : gr[i] * glu
+            }
+            return [dGate, dUp]
+        }
+    }
+
     /// A new tensor of this shape filled by `kernel(input, output, count)` on the contiguous values.
     private func map(_ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
         let x = contiguous(), out = Tensor(uninitialized: shape)

@@ -60,9 +60,12 @@ extension Tensor {
     /// merged (`[T, H·Dk]`), but the first axis of `query` must be T. Query t sits at position `queryOffset + t`, key s at `keyOffset + s`;
     /// key s is visible to query t when its position is ≤ the query's and, with a `window`,
     /// when the query's position minus its own is < window. Returns `[T, H·Dv]`.
+    ///
+    /// `sinks` `[H]`, when given, adds exp(sinks[h]) to head h's softmax denominator, so a head
+    /// can attend to nothing (gpt-oss's attention sinks); the sinks are constants for gradients.
     public static func attention(
         query: Tensor, key: Tensor, value: Tensor, heads: Int, kvHeads: Int,
-        queryOffset: Int, keyOffset: Int = 0, window: Int? = nil, scale: Float
+        queryOffset: Int, keyOffset: Int = 0, window: Int? = nil, scale: Float, sinks: Tensor? = nil
     ) -> Tensor {
         precondition(heads % kvHeads == 0, "attention: \(heads) query heads are not a multiple of \(kvHeads) KV heads")
         let q = query.contiguous(), k = key.contiguous(), v = value.contiguous()
@@ -77,7 +80,8 @@ extension Tensor {
         let geometry = AttentionKernel.Geometry(
             tokens: tokens, keys: keys, heads: heads, kvHeads: kvHeads, headDim: headDim,
             valueDim: valueDim, queryOffset: queryOffset, keyOffset: keyOffset,
-            window: window, scale: scale)
+            window: window, scale: scale, sinks: sinks?.floats)
+        precondition(sinks.map { $0.count == heads } ?? true, "attention: \(sinks?.count ?? 0) sinks for \(heads) heads")
         let shapes = (query.shape, key.shape, value.shape)
         // Few queries (decoding): one dot product per visible key. Many: matrix products per head.
         if tokens < BatchedAttention.minimumQueries {
