@@ -5,7 +5,8 @@ Starts the release server (Server/.build/release/chronos-server) on a free port 
 model and an API key, then checks whole and streamed completions and chat completions, stop
 texts, usage, seeded and greedy output (streamed equal to whole, greedy equal to
 `chronos generate --temperature 0`, from .build/release/chronos), the errors the client raises
-with the field named, requests decoding at once (--parallel 2), a client leaving mid-stream,
+with the field named, requests decoding at once (--parallel 4), a client leaving mid-stream or
+closing its connection before a whole answer,
 /health, /metrics and /v1/chronos/experts.
 Build both first:
 
@@ -223,6 +224,28 @@ def check(base, client):
     left = metric(base, "chronos_generated_tokens_total") - before
     assert left < 2000, f"the abandoned generation made {left} tokens"
     print(f"a stream left after 3 chunks stopped after {left:.0f} tokens")
+
+    # A client that asks for a whole answer and closes its connection before it comes cancels
+    # the generation too: the server watches the connection, not only its writes.
+    before = metric(base, "chronos_generated_tokens_total")
+    cancelled = metric(base, "chronos_generations_cancelled_total")
+    body = json.dumps({"model": MODEL, "prompt": PROMPT, "max_tokens": 2000, "temperature": 0}).encode()
+    with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1]))) as connection:
+        connection.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        deadline = time.time() + 10
+        while metric(base, "chronos_generations_active") == 0:
+            assert time.time() < deadline, "the whole answer's generation did not start"
+            time.sleep(0.01)
+    deadline = time.time() + 10
+    while metric(base, "chronos_generations_active") != 0:
+        assert time.time() < deadline, "the generation of a closed connection kept running"
+        time.sleep(0.05)
+    left = metric(base, "chronos_generated_tokens_total") - before
+    assert left < 2000, f"the abandoned whole answer made {left} tokens"
+    assert metric(base, "chronos_generations_cancelled_total") == cancelled + 1
+    print(f"a whole answer whose connection closed stopped after {left:.0f} tokens")
 
     # The metrics and the expert report.
     assert metric(base, "chronos_expert_hit_rate") > 0

@@ -400,6 +400,14 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
         return Session(store: self, id: id)
     }
 
+    /// `Session.cancelQueuedLoads` for session `id`.
+    fileprivate func cancelQueuedLoads(session id: Int) {
+        state.lock()
+        defer { state.unlock() }
+        guard sessions.keys.allSatisfy({ $0 == id || $0 == 0 }) else { return }
+        residency.metrics.cancelledPrefetches += queue.removeAll { _, _ in true }.count
+    }
+
     /// Forgets session `id`: nothing it pinned or used holds memory any more.
     fileprivate func endSession(_ id: Int) {
         state.lock()
@@ -771,5 +779,10 @@ extension ExpertStore {
 
         /// `ExpertStore.endStep()`, for this session.
         public func endStep() { store.endStep(session: id) }
+
+        /// This session's generation was cancelled: when no other session is under way, every
+        /// queued load is dropped (counted as cancelled prefetches), since only this generation's
+        /// needs and predictions put them there; loads already reading finish.
+        public func cancelQueuedLoads() { store.cancelQueuedLoads(session: id) }
     }
 }

@@ -56,6 +56,42 @@ final class GeneratorTests: XCTestCase {
         XCTAssertEqual(cancelled.idsWithStopToken, cancelled.ids)
     }
 
+    func testAPromptInChunksGivesTheTokensOfOnePassAndCanBeCancelledBetweenThem() throws {
+        let (model, reference) = try load("mixtral")
+        let generator = Generator(model: model, tokenizer: nil)
+        var passes: [Int] = []
+        let chunked = try generator.run(
+            GenerationRequest(promptIds: reference.inputIds, maxTokens: reference.greedy.count, ignoreEOS: true, prefillChunk: 3),
+            cache: model.makeCache(),
+            forward: { ids, cache, phase in
+                if phase == .prefill { passes.append(ids.count) }
+                return try model.forward(ids, cache: cache)
+            }, onToken: { _ in true })
+        XCTAssertEqual(chunked.ids, reference.greedy)
+        XCTAssertEqual(passes.reduce(0, +), reference.inputIds.count)
+        XCTAssertEqual(passes.count, (reference.inputIds.count + 2) / 3)
+        XCTAssertTrue(passes.dropLast().allSatisfy { $0 == 3 })
+
+        var prefillPasses = 0
+        let cancelled = try generator.run(
+            GenerationRequest(promptIds: reference.inputIds, maxTokens: 5, ignoreEOS: true, prefillChunk: 3),
+            cache: model.makeCache(),
+            forward: { ids, cache, phase in
+                prefillPasses += 1
+                return try model.forward(ids, cache: cache)
+            }, isCancelled: { prefillPasses == 1 },
+            onToken: { _ in
+                XCTFail("no token after a cancelled prompt")
+                return true
+            })
+        XCTAssertEqual(prefillPasses, 1, "the cancellation is seen before the prompt's second pass")
+        XCTAssertEqual(cancelled.stopReason, .cancelled)
+        XCTAssertEqual(cancelled.ids, [])
+        XCTAssertThrowsError(
+            try generator.generate(GenerationRequest(promptIds: reference.inputIds, prefillChunk: 0)),
+            "a chunk of no tokens is refused")
+    }
+
     func testTeacherForcingEmitsTheGivenIdsWithTheirLogProbabilities() throws {
         let (model, reference) = try load("mixtral")
         let forced = [7, 200, 7, 31]

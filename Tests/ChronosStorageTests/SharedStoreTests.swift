@@ -44,6 +44,35 @@ final class SharedStoreTests: XCTestCase {
         XCTAssertEqual(store.metrics().stallNanoseconds, 0)
     }
 
+    func testACancelledGenerationDropsTheLoadsQueuedForItUnlessAnotherIsUnderWay() throws {
+        let fixture = try SteppedStore { cache in
+            ExpertStoreSettings(
+                budget: ResidencyBudget(hot: 4 * cache.byteCount(of: ExpertKey(layer: 0, expert: 0)), staging: 0),
+                eviction: .lru, ioThreads: 1)
+        }
+        let store = fixture.store
+        defer { store.close() }
+        do {
+            let a = store.makeSession(), b = store.makeSession()
+            a.beginStep()
+            a.willNeed([key(0, 0), key(0, 1)])
+            a.endStep()
+            a.cancelQueuedLoads()
+            fixture.io.runUntilIdle()
+            XCTAssertEqual(fixture.disk.reads, [key(0, 0), key(0, 1)], "B is under way: what is queued may be its")
+            XCTAssertEqual(store.metrics().cancelledPrefetches, 0)
+            withExtendedLifetime(b) {}
+        }
+        let c = store.makeSession()
+        c.beginStep()
+        c.willNeed([key(0, 2), key(0, 3)])
+        c.endStep()
+        c.cancelQueuedLoads()
+        fixture.io.runUntilIdle()
+        XCTAssertEqual(fixture.disk.reads, [key(0, 0), key(0, 1)], "C was alone: its queued loads never start")
+        XCTAssertEqual(store.metrics().cancelledPrefetches, 2)
+    }
+
     func testTwoGenerationsAtOnceOnOneStoreEachGiveTheirResidentTokens() throws {
         let directory = try StorageFixtures.chronosModel()
         try StorageFixtures.pack(directory)

@@ -61,7 +61,8 @@ public final class ServedModel: Sendable {
     /// Generates for `job` on the calling thread, handing each piece of text that may be sent to
     /// `emit` (stop texts held back and never sent) with the log-probabilities of the tokens
     /// whose text it completes (when the job asks for them), each forward pass's snapshot to
-    /// `onSnapshot`, and stopping as soon as `isCancelled` says so.
+    /// `onSnapshot`, and stopping as soon as `isCancelled` says so (checked before every pass,
+    /// the prompt's included).
     public func generate(
         _ job: CompletionJob, isCancelled: () -> Bool, onSnapshot: @escaping (OffloadSnapshot) -> Void = { _ in },
         emit: (String, [TokenLogprob]) -> Void
@@ -86,7 +87,7 @@ public final class ServedModel: Sendable {
         let generator = OffloadedGenerator(offloaded: offloaded, tokenizer: tokenizer)
         generator.onSnapshot = onSnapshot
         generator.batcher = batcher
-        let outcome = try generator.generate(request) { token in
+        let outcome = try generator.generate(request, isCancelled: isCancelled) { token in
             guard !cancelled, !filter.isStopped else { return false }
             if isCancelled() {
                 cancelled = true
@@ -101,6 +102,8 @@ public final class ServedModel: Sendable {
             return !filter.isStopped
         }
         let generation = outcome.generation
+        // A stop text also ends the generation as cancelled; only the caller's flag makes it so here.
+        cancelled = cancelled || (generation.stopReason == .cancelled && !filter.isStopped && isCancelled())
         if !cancelled && !filter.isStopped { send(filter.finish(), final: true) }
         let reason: FinishReason? =
             cancelled

@@ -12,6 +12,7 @@ public final class ServerMetrics: Sendable {
     private let generatedTokens: Counter
     private let generationsActive: Gauge
     private let generationsWaiting: Gauge
+    private let generationsCancelled: Counter
     private let firstTokenSeconds: ValueHistogram
     private let decodeTokensPerSecond: ValueHistogram
     private let store: StoreMetrics
@@ -35,6 +36,8 @@ public final class ServerMetrics: Sendable {
         generatedTokens = r.makeCounter(descriptor: Self.metric("generated_tokens", "total", "Tokens generated."))
         generationsActive = r.makeGauge(descriptor: Self.metric("generations_active", "", "Generations decoding now."))
         generationsWaiting = r.makeGauge(descriptor: Self.metric("generations_waiting", "", "Requests waiting for a generation slot."))
+        generationsCancelled = r.makeCounter(
+            descriptor: Self.metric("generations_cancelled", "total", "Generations ended early because their client went away."))
         firstTokenSeconds = r.makeValueHistogram(
             descriptor: Self.metric(
                 "time_to_first_token", "seconds", "From a request's acceptance to its first generated text, waiting for a slot included."),
@@ -89,6 +92,7 @@ public final class ServerMetrics: Sendable {
         promptTokens.increment(by: Double(outcome.usage.promptTokens))
         generatedTokens.increment(by: Double(outcome.usage.completionTokens))
         if outcome.metrics.decodeTokensPerSecond > 0 { decodeTokensPerSecond.record(outcome.metrics.decodeTokensPerSecond) }
+        if outcome.finishReason == nil { generationsCancelled.increment() }
     }
 
     /// A generation failed.

@@ -165,18 +165,30 @@ public struct ServerRoutes: Sendable {
     /// A completion or chat completion: the body checked, the job started, the answer streamed
     /// as server-sent events or returned whole.
     private func answer(_ request: Request, endpoint: CompletionJob.Endpoint) async throws -> Response {
-        let body = try await collect(request)
+        var collected = request
+        let body = try await collect(&collected)
+        let requestBody = collected.body
         let scheduler = try scheduler()
         let validator = scheduler.model.validator
         let job = try endpoint == .chat ? validator.chat(body) : validator.completion(body)
         let header = AnswerHeader(endpoint: endpoint, model: scheduler.model.id)
         let handle = scheduler.start(job)
-        guard job.stream else { return try await whole(job, header: header, handle: handle) }
+        // The connection closing cancels the generation at once, in its prefill or between
+        // tokens. Watching for that reads the connection past this request (whose collected
+        // body the watch replays first), so the connection is not kept alive after the answer.
+        let cancelOnClose: @Sendable () -> Void = { handle.cancellation.cancel() }
+        guard job.stream else {
+            var response = try await requestBody.consumeWithInboundCloseHandler(
+                { _ in try await whole(job, header: header, handle: handle) }, onInboundClosed: cancelOnClose)
+            response.headers[.connection] = "close"
+            return response
+        }
         return Response(
-            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"],
             body: ResponseBody { writer in
                 defer { handle.cancellation.cancel() }
-                try await stream(job, header: header, handle: handle, to: &writer)
+                try await requestBody.consumeWithInboundCloseHandler(
+                    { _ in try await stream(job, header: header, handle: handle, to: &writer) }, onInboundClosed: cancelOnClose)
             })
     }
 
@@ -244,9 +256,8 @@ public struct ServerRoutes: Sendable {
         try await writer.finish(nil)
     }
 
-    /// The request's body, refused past `maxRequestBytes`.
-    private func collect(_ request: Request) async throws(APIError) -> Data {
-        var request = request
+    /// The request's body, refused past `maxRequestBytes`; `request` then holds it collected.
+    private func collect(_ request: inout Request) async throws(APIError) -> Data {
         do {
             let buffer = try await request.collectBody(upTo: configuration.maxRequestBytes)
             return Data(buffer.readableBytesView)

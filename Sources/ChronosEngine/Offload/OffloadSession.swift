@@ -190,6 +190,9 @@ public final class OffloadSession: ForwardObserver {
 
     // MARK: Finishing
 
+    /// The generation was cancelled: the loads queued for it are dropped (`ExpertStore.Session.cancelQueuedLoads`).
+    public func cancelQueuedLoads() { storeSession?.cancelQueuedLoads() }
+
     /// The storage metrics so far: the store's IO, with what this generation's own needs met
     /// (needed, hits, missed bytes, fallbacks, stall) from its store session, so that
     /// generations sharing the store are counted apart; nil for resident experts.

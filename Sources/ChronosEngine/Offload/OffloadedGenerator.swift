@@ -49,9 +49,10 @@ public final class OffloadedGenerator {
     }
 
     /// Generates for `request`, streaming tokens to `onToken` (return false to stop), and
-    /// measures the run; `name` labels its metrics.
+    /// measures the run; `name` labels its metrics. When `isCancelled` says so before a pass,
+    /// the generation ends and the expert loads queued for it are dropped.
     public func generate(
-        _ request: GenerationRequest, name: String? = nil,
+        _ request: GenerationRequest, name: String? = nil, isCancelled: () -> Bool = { false },
         onToken: (GeneratedToken) -> Bool = { _ in true }
     ) throws -> OffloadedGenerationResult {
         batcher?.join()
@@ -62,7 +63,9 @@ public final class OffloadedGenerator {
             for continuation in continuations { continuation.yield(snapshot) }
         }
         let generation = try Generator(model: offloaded.model, tokenizer: tokenizer).run(
-            request, cache: session.cache, forward: { ids, _, phase in try session.forward(ids, phase: phase) }, onToken: onToken)
+            request, cache: session.cache, forward: { ids, _, phase in try session.forward(ids, phase: phase) },
+            isCancelled: isCancelled, onToken: onToken)
+        if generation.stopReason == .cancelled { session.cancelQueuedLoads() }
         return session.finish(generation)
     }
 }

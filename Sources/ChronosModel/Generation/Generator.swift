@@ -23,12 +23,15 @@ public struct GenerationRequest: Sendable {
     /// When set, each generated token carries its log-probability and those of this many most
     /// probable tokens at its step (`GeneratedToken.logProbabilities`); nil: none are computed.
     public var topLogProbabilities: Int?
+    /// The prompt runs through the model this many tokens a pass, which bounds the memory of
+    /// a long prompt's attention and lets a caller stop between passes.
+    public var prefillChunk: Int
 
     /// A request with the given prompt and settings.
     public init(
         promptIds: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
         stopTokens: Set<Int> = [], stopStrings: [String] = [], ignoreEOS: Bool = false, forcedIds: [Int]? = nil,
-        topLogProbabilities: Int? = nil
+        topLogProbabilities: Int? = nil, prefillChunk: Int = 512
     ) {
         self.promptIds = promptIds
         self.maxTokens = maxTokens
@@ -38,6 +41,7 @@ public struct GenerationRequest: Sendable {
         self.ignoreEOS = ignoreEOS
         self.forcedIds = forcedIds
         self.topLogProbabilities = topLogProbabilities
+        self.prefillChunk = prefillChunk
     }
 }
 
@@ -46,6 +50,8 @@ extension GenerationRequest {
     public static let maxTokensRange = 1...1_000_000
     /// Most probable tokens whose log-probabilities one request may ask for at each step.
     public static let topLogProbabilitiesRange = 0...20
+    /// Prompt tokens one prefill pass may take.
+    public static let prefillChunkRange = 1...1_000_000
 
     /// Throws unless the request fits a model of `vocabularySize` tokens whose context holds
     /// `context` positions (nil: unbounded): a prompt of at least one id, each in the
@@ -57,6 +63,7 @@ extension GenerationRequest {
         if let topLogProbabilities {
             try InvalidSetting.check("top_logprobs", topLogProbabilities, in: Self.topLogProbabilitiesRange)
         }
+        try InvalidSetting.check("prefill_chunk", prefillChunk, in: Self.prefillChunkRange)
         guard !promptIds.isEmpty else { throw InvalidSetting(name: "prompt", value: "of no tokens", expected: "at least one token") }
         if let context, promptIds.count >= context {
             throw InvalidSetting(
@@ -77,7 +84,7 @@ public enum StopReason: String, Sendable, Codable {
     case stopToken = "stop_token"
     /// A stop string appeared in the text.
     case stopString = "stop_string"
-    /// The caller's callback asked to stop.
+    /// The caller asked to stop (its token callback, or its cancellation check).
     case cancelled
 }
 
@@ -157,7 +164,7 @@ public struct TokenLogProbabilities: Sendable, Equatable {
 
 /// Which part of a generation a forward pass is.
 public enum ForwardPhase: Sendable {
-    /// The whole prompt at once.
+    /// Prompt tokens, `GenerationRequest.prefillChunk` at most.
     case prefill
     /// One generated token.
     case decode
@@ -191,11 +198,12 @@ public final class Generator {
     }
 
     /// The prefill and decode loop with the forward pass supplied by the caller, who learns
-    /// whether each call is the prompt or one decoded token (and may load experts around it).
+    /// whether each call is part of the prompt or one decoded token (and may load experts
+    /// around it). The generation ends as cancelled when `isCancelled` says so before a pass.
     public func run(
         _ request: GenerationRequest, cache: ModelCache,
         forward: (_ ids: [Int], _ cache: ModelCache, _ phase: ForwardPhase) throws -> Tensor,
-        onToken: (GeneratedToken) -> Bool
+        isCancelled: () -> Bool = { false }, onToken: (GeneratedToken) -> Bool
     ) throws -> GenerationResult {
         let summary = model.summary
         try request.validate(vocabularySize: summary.vocabSize, context: summary.maxPositionEmbeddings)
@@ -216,9 +224,18 @@ public final class Generator {
         // A generation ends where the context does: the last position holds the last new token.
         let room = summary.maxPositionEmbeddings.map { $0 - request.promptIds.count } ?? .max
         let limit = min(request.forcedIds.map { min($0.count, request.maxTokens) } ?? request.maxTokens, room)
-        var logits = try forward(request.promptIds, cache, .prefill)
-        while generated.count < limit {
-            let row = logits.row(logits.shape[0] - 1)
+        var logits: Tensor?
+        for chunk in stride(from: 0, to: request.promptIds.count, by: request.prefillChunk) {
+            if isCancelled() {
+                logits = nil
+                break
+            }
+            let ids = Array(request.promptIds[chunk..<min(chunk + request.prefillChunk, request.promptIds.count)])
+            logits = try forward(ids, cache, .prefill)
+        }
+        if logits == nil { reason = .cancelled }
+        while let last = logits, generated.count < limit {
+            let row = last.row(last.shape[0] - 1)
             let next: Int
             if let forced = request.forcedIds {
                 next = forced[generated.count]
@@ -251,6 +268,10 @@ public final class Generator {
                 break
             }
             if generated.count == limit { break }
+            if isCancelled() {
+                reason = .cancelled
+                break
+            }
             logits = try forward([next], cache, .decode)
         }
         if reason != .stopString, let rest = decoder?.finish(), !rest.isEmpty {
