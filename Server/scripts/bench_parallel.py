@@ -14,11 +14,15 @@ the ratio N streams / one stream; the summary gives the median of the per-round 
 Options after `--` go to both servers (for example `--experts lru --expert-budget 0.3`). With
 `--llama-server` (and a GGUF file as the model), llama.cpp's server runs as a third, with
 `--parallel N`, continuous batching and 2 threads, measured the same way in the same rounds.
+Each round also runs `chronos generate` (.build/release/chronos, the same options after `--`)
+on the first prompt, whose rate, taken from its own report the same way (tokens over time to
+first token plus decode time, the model's loading left out), is one stream without the server.
 """
 import argparse
 import concurrent.futures
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -28,6 +32,7 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVER = os.path.join(ROOT, "Server", ".build", "release", "chronos-server")
+CHRONOS = os.path.join(ROOT, ".build", "release", "chronos")
 PROMPTS = [
     "It is a truth universally acknowledged", "Emma Woodhouse, handsome, clever, and rich",
     "The family of Dashwood had long been settled", "Sir Walter Elliot, of Kellynch Hall",
@@ -107,6 +112,20 @@ def throughput(base, model_id, count, tokens):
     return generated / (max(r[1] for r in results) - sent)
 
 
+def generate(model, extra, tokens):
+    """Tokens per second of `chronos generate` on the first prompt: its generated tokens over its
+    reported time to first token plus decode time."""
+    result = subprocess.run([CHRONOS, "generate", "--model", model, "--max-tokens", str(tokens), "--temperature", "0",
+                             "--ignore-eos"] + extra + [PROMPTS[0]], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        sys.exit(f"chronos generate failed: {result.stderr[-2000:]}")
+    match = re.search(r"generated (\d+) tokens, time to first token ([\d.]+) ms, ([\d.]+) tokens/s", result.stderr + result.stdout)
+    if not match:
+        sys.exit(f"chronos generate printed no rate: {result.stderr[-2000:]}")
+    generated, first, rate = int(match[1]), float(match[2]) / 1000, float(match[3])
+    return generated / (first + generated / rate)
+
+
 def main():
     global options
     parser = argparse.ArgumentParser()
@@ -126,7 +145,10 @@ def main():
         n = options.streams
         print(f"model {options.model}, {n} streams of {options.tokens} tokens; aggregate tokens/s")
         print(f"round  server         1 stream  {n} streams  ratio  generations a pass ({n} streams)")
+        alone = []
         for round in range(1, options.rounds + 1):
+            alone.append(generate(options.model, options.extra, options.tokens))
+            print(f"{round:5d}  {'generate':13s}  {alone[-1]:8.1f}")
             for label, (_, base) in servers.items():
                 one = throughput(base, model_id, 1, options.tokens)
                 before = passes(base)
@@ -139,6 +161,9 @@ def main():
         for label, values in ratios.items():
             print(f"{label}: median {n}-stream/1-stream ratio {statistics.median(values):.2f} "
                   f"(range {min(values):.2f} to {max(values):.2f})")
+        per_round = [ours[0] / theirs for ours, theirs in zip(rates["batching"], alone)]
+        print(f"chronos-server 1 stream / chronos generate: median ratio {statistics.median(per_round):.2f} "
+              f"(range {min(per_round):.2f} to {max(per_round):.2f})")
         if "llama-server" in rates:
             for index, streams in ((0, 1), (1, n)):
                 per_round = [ours[index] / theirs[index] for ours, theirs in zip(rates["batching"], rates["llama-server"])]

@@ -9,9 +9,12 @@ import Foundation
 /// leaves at any pass, and a new prompt runs in the same pass as the others' decode steps.
 ///
 /// A pass starts as soon as every member generation has handed over its next pass, or when the
-/// gather window has passed since the first was handed over: `gatherFraction` of the previous
-/// pass's duration, at least `minimumGatherWindow` (a member busy elsewhere holds the others up
-/// for a small share of a pass; running it alone would cost a whole one). Passes whose options
+/// gather window has passed since the first was handed over or the previous pass ended,
+/// whichever is later: `gatherFraction` of the previous pass's duration, at least
+/// `minimumGatherWindow` (a member busy elsewhere holds the others up for a small share of a
+/// pass; running it alone would cost a whole one). Counting from the end of the previous pass
+/// lets the generations it served hand over their next passes too, instead of the passes handed
+/// over while it ran leaving without them and the two groups alternating from then on. Passes whose options
 /// differ never share a pass. When a shared pass throws, every generation in it receives the
 /// error: their caches hold part of the pass.
 public final class PassBatcher: @unchecked Sendable {
@@ -27,7 +30,8 @@ public final class PassBatcher: @unchecked Sendable {
     private var members = 0
     private var queue: [Request] = []
     private var running = false
-    /// When the oldest pass in `queue` was handed over (`DispatchTime` nanoseconds).
+    /// When the oldest pass in `queue` was handed over, or the previous pass ended if later
+    /// (`DispatchTime` nanoseconds).
     private var oldestQueuedAt: UInt64 = 0
     private var counts = (passes: 0, sequences: 0)
     /// How long the previous pass ran, in nanoseconds.
@@ -108,7 +112,9 @@ public final class PassBatcher: @unchecked Sendable {
             let started = DispatchTime.now().uptimeNanoseconds
             let outcome = Result { try model.forward(batch.map(\.sequence), options: options) }
             condition.lock()
-            lastPassNanoseconds = DispatchTime.now().uptimeNanoseconds - started
+            let ended = DispatchTime.now().uptimeNanoseconds
+            lastPassNanoseconds = ended - started
+            if !queue.isEmpty { oldestQueuedAt = ended }
             for (index, member) in batch.enumerated() { member.result = outcome.map { $0[index] } }
             running = false
             condition.broadcast()

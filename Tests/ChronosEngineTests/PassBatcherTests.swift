@@ -51,6 +51,55 @@ final class PassBatcherTests: XCTestCase {
         XCTAssertEqual(counts.passes, 12)
     }
 
+    /// `model`, each pass taking at least `seconds` more.
+    private final class SlowModel: LanguageModel {
+        let model: any LanguageModel
+        let seconds: Double
+
+        init(_ model: any LanguageModel, seconds: Double) {
+            self.model = model
+            self.seconds = seconds
+        }
+
+        var summary: ModelSummary { model.summary }
+        var parameterCounts: ParameterCounts { model.parameterCounts }
+        var experts: any ExpertProvider { model.experts }
+        func makeCache() -> ModelCache { model.makeCache() }
+        func checkpointNames(for key: ExpertKey) -> ExpertWeightNames? { model.checkpointNames(for: key) }
+        func forward(_ sequences: [ForwardSequence], options: ForwardOptions) throws -> [ForwardOutput] {
+            Thread.sleep(forTimeInterval: seconds)
+            return try model.forward(sequences, options: options)
+        }
+    }
+
+    func testGenerationsSplitAtTheStartRejoinInOnePass() throws {
+        // One generation hands over its prompt after the others' pass has begun; the others'
+        // next passes are handed over right after theirs ends, so the next pass runs all four
+        // instead of the late one alone while the other three wait, alternating from then on.
+        let model = SlowModel(try ModelRegistry.load(directory: Fixtures.url("hf-tiny/mixtral")), seconds: 0.04)
+        let batcher = PassBatcher(model: model, gatherFraction: 0.5, minimumGatherWindow: 0.001)
+        for _ in prompts { batcher.join() }
+        let done = DispatchGroup()
+        let late = prompts.count - 1
+        for (index, prompt) in prompts.enumerated() {
+            done.enter()
+            Thread {
+                defer {
+                    batcher.leave()
+                    done.leave()
+                }
+                if index == late { Thread.sleep(forTimeInterval: 0.01) }
+                _ = try? Self.generate(model, prompt) { ids, cache in
+                    try batcher.forward(ids, cache: cache, options: ForwardOptions()).logits
+                }
+            }.start()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 60), .success)
+        let counts = batcher.passCounts
+        XCTAssertEqual(counts.sequences, prompts.count * 12)
+        XCTAssertLessThanOrEqual(counts.passes, 14, "the late generation's passes ran apart from the others' (\(counts.passes) passes)")
+    }
+
     func testAPassOnItsOwnDoesNotWait() throws {
         let model = try ModelRegistry.load(directory: Fixtures.url("hf-tiny/mixtral"))
         let batcher = PassBatcher(model: model, gatherFraction: 0, minimumGatherWindow: 60)
