@@ -182,7 +182,7 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
             if let entry = residency.entries[key] {
                 switch entry.state {
                 case .resident(let weights, _):
-                    if entry.tier == .staging, !residency.promote(key) {
+                    if entry.tier == .staging, !residency.promote(key), !(releaseOtherSessionsHolds() && residency.promote(key)) {
                         if settings.policy == .fallback { return fallback(key, session: id) }
                         waited = true
                         waitForAnyLoad()  // the hot set is all in-flight loads; one will finish
@@ -510,6 +510,25 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
 
     /// The pins and in-use experts of every session, as eviction sees them: a pinned expert
     /// keeps the best rank any session gave it.
+    /// Breaks the stalemate of sessions that share a batched forward pass: when a need of the
+    /// running step finds the hot set full of what other sessions pin or last computed with,
+    /// and no load is in flight to change that, nothing would ever make room, since those
+    /// sessions' turns in the pass come after this one on the same thread. Their pins and
+    /// in-use marks are then dropped (both only keep bytes in memory: weights being computed
+    /// with are held by their computation, so an eviction only frees them once it ends);
+    /// false when there was nothing to drop or a load in flight will change the hot set.
+    private func releaseOtherSessionsHolds() -> Bool {
+        guard sharedBySessions, !residency.pins.isEmpty || !residency.inUse.isEmpty,
+            !residency.entries.values.contains(where: { !$0.isResident })
+        else { return false }
+        for id in sessions.keys {
+            sessions[id]!.pins = [:]
+            sessions[id]!.inUse = nil
+        }
+        mergeSessions()
+        return true
+    }
+
     private func mergeSessions() {
         var pins: [ExpertKey: Int] = [:], inUse: Set<ExpertKey> = [], holders = 0
         for session in sessions.values where !session.pins.isEmpty || session.inUse != nil {
@@ -629,7 +648,11 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
             if priority.isNeed {
                 if needsBlocked { continue }
                 let rank = priority.level == 0 ? priority.order : Int.max
-                if residency.reserve(entry.length, in: .hot, for: key, claim: .need(rank: rank)) {
+                let reserved =
+                    residency.reserve(entry.length, in: .hot, for: key, claim: .need(rank: rank))
+                    || (priority.level == 0 && releaseOtherSessionsHolds()
+                        && residency.reserve(entry.length, in: .hot, for: key, claim: .need(rank: rank)))
+                if reserved {
                     queue.remove(key)
                     residency.beginLoading(key, bytes: entry.length, tier: .hot, purpose: nil)
                     return LoadJob(key: key, entry: entry, speculative: false)

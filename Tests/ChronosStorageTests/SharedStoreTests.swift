@@ -44,6 +44,32 @@ final class SharedStoreTests: XCTestCase {
         XCTAssertEqual(store.metrics().stallNanoseconds, 0)
     }
 
+    func testANeedThatOtherSessionsPinsLeaveNoRoomForEvictsThemInsteadOfWaitingForever() throws {
+        // Room for two experts. In one batched pass on one thread, A announces E0 and E1 and
+        // computes with E0; then B's turn needs E2: the hot set holds only what A pins or last
+        // used, no load is in flight, and A's next turn comes after B's on the same thread.
+        let fixture = try SteppedStore { cache in
+            ExpertStoreSettings(
+                budget: ResidencyBudget(hot: 2 * cache.byteCount(of: ExpertKey(layer: 0, expert: 0)), staging: 0),
+                eviction: .lru, ioThreads: 1)
+        }
+        let store = fixture.store
+        defer { store.close() }
+        let a = store.makeSession(), b = store.makeSession()
+        a.beginStep()
+        b.beginStep()
+        a.willNeed([key(0, 0), key(0, 1)])
+        fixture.io.runUntilIdle()
+        XCTAssertNotNil(a.weights(for: key(0, 0)))
+        b.willNeed([key(0, 2)])
+        fixture.io.runUntilIdle()
+        XCTAssertNotNil(b.weights(for: key(0, 2)), "B's need got room from A's holds")
+        XCTAssertTrue(store.isResident(key(0, 2)))
+        XCTAssertNotNil(a.weights(for: key(0, 1)), "A's later need is read again if it was evicted")
+        a.endStep()
+        b.endStep()
+    }
+
     func testACancelledGenerationDropsTheLoadsQueuedForItUnlessAnotherIsUnderWay() throws {
         let fixture = try SteppedStore { cache in
             ExpertStoreSettings(
