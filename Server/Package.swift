@@ -24,6 +24,7 @@ let package = Package(
         .target(
             name: "ChronosServer",
             dependencies: [
+                .product(name: "ChronosBench", package: core),
                 .product(name: "ChronosEngine", package: core),
                 .product(name: "ChronosModel", package: core),
                 .product(name: "ChronosFormats", package: core),

@@ -7,9 +7,9 @@ shipped model, its experts offloaded as by default, and opens the UI in Debian's
 language renders with every string translated and no console error (a screenshot of each is
 written to --screenshots), that the tabs work from the keyboard, that a chat streams an answer
 into the page, that the expert heatmap changes while it decodes, that Stop aborts a long answer
-(and its generation on the server), and that at a phone's width (390 x 844) no tab scrolls
-sideways; then, against a server started with --api-key, that the UI asks for the key. Build
-first:
+(and its generation on the server), that a benchmark runs from its tab and fills its plots, and
+that at a phone's width (390 x 844) no tab scrolls sideways; then, against a server started with
+--api-key, that the UI asks for the key. Build first:
 
     (cd Server && swift build -c release)
 
@@ -30,7 +30,7 @@ from playwright.sync_api import sync_playwright
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVER = os.path.join(ROOT, "Server", ".build", "release", "chronos-server")
 LANGUAGES = ["en", "zh-Hans", "zh-Hant", "ja"]
-TABS = ["chat", "experts", "model"]
+TABS = ["chat", "experts", "model", "benchmarks"]
 LIMIT_SECONDS = 300
 TIMEOUT_MS = 30_000
 with open(os.path.join(ROOT, "Server", "Sources", "ChronosServer", "Web", "i18n", "en.json"), encoding="utf-8") as file:
@@ -104,7 +104,7 @@ def check_keyboard(page):
     assert page.evaluate("document.activeElement.id") == "tab-experts"
     assert page.get_attribute("#tab-experts", "aria-selected") == "true" and page.is_visible("#panel-experts")
     page.keyboard.press("End")
-    assert page.evaluate("document.activeElement.id") == "tab-model" and page.is_visible("#panel-model")
+    assert page.evaluate("document.activeElement.id") == "tab-benchmarks" and page.is_visible("#panel-benchmarks")
     page.keyboard.press("ArrowRight")
     assert page.evaluate("document.activeElement.id") == "tab-chat" and page.is_visible("#panel-chat")
     page.keyboard.press("Tab")
@@ -174,6 +174,25 @@ def check_stop(page, base):
         print(f"Stop aborted an answer of up to 2000 tokens ({meta!r}); the server stopped it")
         return
     raise AssertionError(f"{len(prompts)} answers ended before Stop could be pressed")
+
+
+def check_benchmarks(page):
+    """A sweep of two budgets runs from the benchmarks tab; its plots and table fill in."""
+    page.click("#tab-benchmarks")
+    for box in page.query_selector_all('#bench-form input[name="budget"]'):
+        box.set_checked(box.get_attribute("value") in ("0.3", "1"))
+    page.fill("#bench-tokens", "4")
+    page.click("#bench-run")
+    page.wait_for_function("() => document.querySelectorAll('#bench-table tbody tr').length > 0", timeout=120_000)
+    assert page.is_disabled("#bench-run") or page.inner_text("#bench-status").startswith("Benchmark finished")
+    page.wait_for_function("() => !document.querySelector('#bench-run').disabled", timeout=240_000)
+    status = page.inner_text("#bench-status")
+    assert status == ENGLISH["bench.status"].format(state="finished", done=2, total=2), status
+    baselines = {row.split("\t")[1] for row in page.eval_on_selector_all("#bench-table tbody tr", "rows => rows.map(r => r.innerText)")}
+    assert {"resident", "mmap", "lru/wait", "chronos/wait"} <= baselines, baselines
+    lines = page.eval_on_selector_all("#sweep-speed polyline", "lines => lines.map(l => l.getAttribute('points').split(' ').length)")
+    assert lines and max(lines) == 2, f"the speed plot's lines have {lines} points, not one per budget"
+    print(f"a benchmark of 2 budgets ran from the UI: {len(baselines)} baselines, {len(lines)} lines a plot")
 
 
 def check_phone(browser, base, errors, screenshots):
@@ -267,6 +286,7 @@ def main():
                 check_keyboard(page)
                 check_chat_and_heatmap(page)
                 check_stop(page, base)
+                check_benchmarks(page)
                 check_languages(page, arguments.screenshots)
                 context.close()
                 check_phone(browser, base, errors, arguments.screenshots)

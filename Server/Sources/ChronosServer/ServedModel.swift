@@ -29,6 +29,8 @@ public final class ServedModel: Sendable {
     public let created = Int(Date().timeIntervalSince1970)
     /// Where the generations decoding at once run their passes as one (nil: each on its own).
     public let batcher: PassBatcher?
+    /// The offload benchmarks run in the background on this model's experts.
+    public let benchmarks: BenchmarkJobs
 
     /// Loads the model in `directory` (a model directory or a GGUF file) with `settings`; requests may ask for up to
     /// `maxTokensLimit` new tokens; generations decoding at once share their forward passes
@@ -53,6 +55,7 @@ public final class ServedModel: Sendable {
         self.offloaded = offloaded
         self.tokenizer = tokenizer
         batcher = batching ? PassBatcher(model: offloaded.model) : nil
+        benchmarks = BenchmarkJobs(directory: directory, template: settings)
         validator = RequestValidator(
             modelID: id, tokenizer: tokenizer, chatTemplate: chatTemplate, context: offloaded.model.summary.maxPositionEmbeddings,
             maxTokensLimit: maxTokensLimit)

@@ -31,7 +31,7 @@ public struct ServerRoutes: Sendable {
             router.add(
                 middleware: CORSMiddleware(
                     allowOrigin: origin == "*" ? .all : .custom(origin), allowHeaders: [.accept, .authorization, .contentType, .origin],
-                    allowMethods: [.get, .post, .options]))
+                    allowMethods: [.get, .post, .delete, .options]))
         }
         if let assets {
             router.get("/") { _, _ in try page(assets, "index.html") }
@@ -45,9 +45,31 @@ public struct ServerRoutes: Sendable {
         api.get("chronos/experts") { _, _ in try json(ExpertResidencyReport.json(for: scheduler().model)) }
         api.get("chronos/events") { request, _ in try events(request) }
         api.get("chronos/model") { request, _ in try modelReport(request) }
+        api.get("chronos/benchmarks") { _, _ in try json(scheduler().model.benchmarks.json) }
+        api.post("chronos/benchmarks") { request, _ in try await startBenchmark(request) }
+        api.delete("chronos/benchmarks/:id") { _, context in try cancelBenchmark(context.parameters.get("id")) }
         api.post("completions") { request, _ in try await answer(request, endpoint: .completion) }
         api.post("chat/completions") { request, _ in try await answer(request, endpoint: .chat) }
         return router
+    }
+
+    /// `POST /v1/chronos/benchmarks`: starts an offload benchmark of the served model (202 with
+    /// its id); `GET /v1/chronos/benchmarks` follows it.
+    private func startBenchmark(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await collect(&request)
+        let benchmarks = try scheduler().model.benchmarks
+        let id = try benchmarks.start(BenchmarkJobs.settings(from: body))
+        return json(["id": .number(Double(id))], status: .accepted)
+    }
+
+    /// `DELETE /v1/chronos/benchmarks/ID`: the benchmark stops after the budget it is measuring.
+    private func cancelBenchmark(_ id: String?) throws -> Response {
+        guard let id, let number = Int(id) else {
+            throw APIError(status: .notFound, message: "no benchmark \(id ?? "")", type: "invalid_request_error", param: "id")
+        }
+        try scheduler().model.benchmarks.cancel(number)
+        return json(["id": .number(Double(number))], status: .accepted)
     }
 
     /// The UI's file at `path`, or the 404 that names the request.

@@ -160,6 +160,40 @@ import Testing
         }
     }
 
+    @Test func anOffloadBenchmarkRunsInTheBackgroundAndReportsEachBudget() async throws {
+        let app = Application(
+            router: ServerRoutes(state: Self.state, configuration: ServerConfiguration(), metrics: ServerMetrics()).router())
+        try await app.test(.router) { client in
+            let (refused, refusal) = try await post(client, "/v1/chronos/benchmarks", #"{"budgets":[0.3,2]}"#)
+            #expect(refused == .badRequest)
+            #expect(refusal.contains(#""param":"budgets[1]""#))
+            let unknown = try await client.execute(uri: "/v1/chronos/benchmarks/999", method: .delete) { $0.status }
+            #expect(unknown == .notFound)
+
+            let (status, _) = try await post(client, "/v1/chronos/benchmarks", #"{"budgets":[0.5],"tokens":2}"#)
+            #expect(status == .accepted)
+            let (busy, _) = try await post(client, "/v1/chronos/benchmarks", #"{"budgets":[0.5],"tokens":2}"#)
+            #expect(busy == .conflict, "one benchmark at a time")
+            var job: [String: Any] = [:]
+            for _ in 0..<1200 {
+                let body = try await client.execute(uri: "/v1/chronos/benchmarks", method: .get) { String(buffer: $0.body) }
+                let list = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+                job = try #require((list["benchmarks"] as? [[String: Any]])?.last)
+                if job["state"] as? String != "running" { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(job["state"] as? String == "finished", "\(job)")
+            let results = try #require(job["results"] as? [[String: Any]])
+            #expect(results.count == 1)
+            #expect(results.first?["budget"] as? Double == 0.5)
+            let runs = try #require(results.first?["runs"] as? [[String: Any]])
+            #expect(Set(runs.compactMap { $0["baseline"] as? String }) == ["resident", "mmap", "lru", "chronos"])
+            #expect(runs.allSatisfy { ($0["tokens_per_s"] as? Double ?? 0) > 0 })
+            let hitRates = runs.filter { $0["baseline"] as? String == "resident" }.compactMap { $0["hit_rate"] as? Double }
+            #expect(hitRates == [1], "every expert of the resident run is in memory")
+        }
+    }
+
     @Test func logprobsListEveryTokenOfTheText() async throws {
         let app = Application(
             router: ServerRoutes(state: Self.state, configuration: ServerConfiguration(), metrics: ServerMetrics()).router())

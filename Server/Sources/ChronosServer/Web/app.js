@@ -1,5 +1,6 @@
 // Chronos's web UI: chat against /v1/chat/completions, the live expert monitor fed by
-// /v1/chronos/events, and the model report of /v1/chronos/model. Plain JavaScript, no build step.
+// /v1/chronos/events, the model report of /v1/chronos/model, and offload benchmarks run through
+// /v1/chronos/benchmarks. Plain JavaScript, no build step.
 "use strict";
 
 const LANGUAGES = ["en", "zh-Hans", "zh-Hant", "ja"];
@@ -10,6 +11,12 @@ const $ = (id) => document.getElementById(id);
 const ROLE_LABELS = { user: "chat.role.user", assistant: "chat.role.assistant", error: "chat.role.error" };
 const CONNECTION_LABELS = { connecting: "experts.connection.connecting", live: "experts.connection.live", lost: "experts.connection.lost" };
 const STATE_LABELS = { hot: "state.hot", staging: "state.staging", loading: "state.loading", disk: "state.disk" };
+const BENCH_STATE_LABELS = {
+  running: "bench.state.running",
+  finished: "bench.state.finished",
+  failed: "bench.state.failed",
+  cancelled: "bench.state.cancelled",
+};
 
 const state = {
   language: "en",
@@ -22,6 +29,9 @@ const state = {
   // Decode steps seen, and those whose storage counters were measured (all, unless every expert
   // is resident), with their stall and bytes summed for the averages per token.
   monitor: { hitRates: [], stalls: [], bytes: [], tokens: 0, measured: 0, stallSum: 0, bytesSum: 0, total: null, usedTimer: null, drawPending: false },
+  // The newest benchmark as GET /v1/chronos/benchmarks reports it, and the timer that polls it.
+  benchmark: null,
+  benchmarkTimer: null,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -70,6 +80,7 @@ async function setLanguage(language) {
   renderResidency();
   renderMonitorStats();
   drawPlots();
+  renderBenchmark();
   renderConnection();
   renderStatus();
 }
@@ -191,6 +202,7 @@ async function connect() {
   }
   setStatus("status.ready", { model: state.modelID });
   loadModel();
+  loadBenchmarks();
   try {
     state.residency = await getJSON("/v1/chronos/experts");
     renderResidency();
@@ -631,11 +643,196 @@ function setUpModel() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Benchmarks: an offload sweep of the served model (POST /v1/chronos/benchmarks), followed
+// every second while it runs, drawn as tokens/s, stall and hit rate against the expert budget,
+// one line per baseline, and listed in a table.
+
+async function loadBenchmarks() {
+  clearTimeout(state.benchmarkTimer);
+  try {
+    const list = (await getJSON("/v1/chronos/benchmarks")).benchmarks;
+    state.benchmark = list.length ? list[list.length - 1] : null;
+  } catch (error) {
+    setStatus("status.failed", { message: error.message }, true);
+    return;
+  }
+  renderBenchmark();
+  if (state.benchmark && state.benchmark.state === "running") state.benchmarkTimer = setTimeout(loadBenchmarks, 1000);
+}
+
+async function runBenchmark(event) {
+  event.preventDefault();
+  const budgets = Array.from(document.querySelectorAll('#bench-form input[name="budget"]:checked')).map((box) => Number(box.value));
+  const body = {
+    budgets,
+    tokens: Number($("bench-tokens").value),
+    ssd_ms: Number($("bench-latency").value),
+    ssd_mbps: Number($("bench-bandwidth").value),
+  };
+  $("bench-run").disabled = true;
+  const response = await fetch("/v1/chronos/benchmarks", {
+    method: "POST",
+    headers: headers({ "Content-Type": "application/json" }),
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) {
+    translate($("bench-status"), "bench.error", { message: await errorMessage(response) });
+    $("bench-run").disabled = false;
+    return;
+  }
+  loadBenchmarks();
+}
+
+async function cancelBenchmark() {
+  if (!state.benchmark) return;
+  $("bench-cancel").disabled = true;
+  const response = await fetch(`/v1/chronos/benchmarks/${state.benchmark.id}`, { method: "DELETE", headers: headers() });
+  if (!response.ok) translate($("bench-status"), "bench.error", { message: await errorMessage(response) });
+}
+
+function renderBenchmark() {
+  const job = state.benchmark;
+  const running = Boolean(job && job.state === "running");
+  $("bench-run").disabled = running;
+  $("bench-cancel").disabled = !running || !job;
+  if (!job) {
+    translate($("bench-status"), "bench.none");
+  } else if (job.state === "failed") {
+    translate($("bench-status"), "bench.failed", { message: job.error || "" });
+  } else {
+    translate($("bench-status"), "bench.status", {
+      state: t(BENCH_STATE_LABELS[job.state]),
+      done: job.results.length,
+      total: job.settings.budgets.length,
+    });
+  }
+  // One series per baseline and policy that ran, in the order they first appear.
+  const series = [];
+  const rows = [];
+  for (const { budget, runs } of job ? job.results : []) {
+    for (const run of runs) {
+      const name = run.policy ? `${run.baseline}/${run.policy}` : run.baseline;
+      rows.push({ budget, name, run });
+      if (run.note) continue;
+      let entry = series.find((item) => item.name === name);
+      if (!entry) {
+        entry = { name, speed: [], stall: [], hitRate: [] };
+        series.push(entry);
+      }
+      entry.speed.push({ x: budget, y: run.tokens_per_s });
+      entry.stall.push({ x: budget, y: run.stall_ms_per_token });
+      entry.hitRate.push({ x: budget, y: run.hit_rate * 100 });
+    }
+  }
+  drawSweep($("sweep-speed"), series.map((item) => ({ name: item.name, points: item.speed })), (value) => formatNumber(value, 1));
+  drawSweep($("sweep-stall"), series.map((item) => ({ name: item.name, points: item.stall })), (value) => `${formatNumber(value, 2)} ms`);
+  drawSweep($("sweep-hit-rate"), series.map((item) => ({ name: item.name, points: item.hitRate })), (value) => `${formatNumber(value, 0)} %`, 100);
+  const body = $("bench-table").querySelector("tbody");
+  body.replaceChildren(
+    ...rows.map(({ budget, name, run }) => {
+      const row = document.createElement("tr");
+      const cells = run.note
+        ? [formatPercent(budget), name, run.note, "", ""]
+        : [
+            formatPercent(budget),
+            name,
+            formatNumber(run.tokens_per_s, 1),
+            formatNumber(run.stall_ms_per_token, 2),
+            formatPercent(run.hit_rate),
+          ];
+      row.append(
+        ...cells.map((text) => {
+          const cell = document.createElement("td");
+          cell.textContent = text;
+          return cell;
+        }),
+      );
+      return row;
+    }),
+  );
+}
+
+// A line per series of points (x: budget as a fraction, y ≥ 0) over budgets 0–100 %, with the
+// budgets measured marked below, the scale's top above, and a key naming each line.
+function drawSweep(figure, series, format, fixedTop) {
+  const width = 300;
+  const height = 100;
+  const namespace = "http://www.w3.org/2000/svg";
+  let svg = figure.querySelector("svg");
+  let key = figure.querySelector(".key");
+  if (!svg) {
+    svg = document.createElementNS(namespace, "svg");
+    svg.setAttribute("viewBox", `-4 -12 ${width + 8} ${height + 26}`);
+    svg.setAttribute("aria-hidden", "true");
+    key = document.createElement("ul");
+    key.className = "key";
+    figure.append(svg, key);
+  }
+  const values = series.flatMap((item) => item.points.map((point) => point.y));
+  const top = fixedTop || Math.max(...values, 0) * 1.1 || 1;
+  const x = (budget) => budget * width;
+  const y = (value) => height - (height * value) / top;
+  const shapes = [];
+  const axis = document.createElementNS(namespace, "line");
+  axis.setAttribute("class", "axis");
+  axis.setAttribute("x1", "0");
+  axis.setAttribute("x2", String(width));
+  axis.setAttribute("y1", String(height));
+  axis.setAttribute("y2", String(height));
+  shapes.push(axis);
+  const label = (text, at, row, anchor) => {
+    const element = document.createElementNS(namespace, "text");
+    element.setAttribute("class", "tick");
+    element.setAttribute("x", String(at));
+    element.setAttribute("y", String(row));
+    element.setAttribute("text-anchor", anchor);
+    element.textContent = text;
+    shapes.push(element);
+  };
+  const budgets = [...new Set(series.flatMap((item) => item.points.map((point) => point.x)))].sort((a, b) => a - b);
+  for (const budget of budgets) label(formatPercent(budget), x(budget), height + 11, "middle");
+  if (values.length) label(format(top), 0, -3, "start");
+  series.forEach((item, index) => {
+    const line = document.createElementNS(namespace, "polyline");
+    line.setAttribute("class", "line");
+    line.dataset.series = String(index % 8);
+    line.setAttribute("points", item.points.map((point) => `${x(point.x).toFixed(1)},${y(point.y).toFixed(1)}`).join(" "));
+    shapes.push(line);
+    for (const point of item.points) {
+      const dot = document.createElementNS(namespace, "circle");
+      dot.setAttribute("class", "dot");
+      dot.dataset.series = String(index % 8);
+      dot.setAttribute("cx", x(point.x).toFixed(1));
+      dot.setAttribute("cy", y(point.y).toFixed(1));
+      dot.setAttribute("r", "2.5");
+      shapes.push(dot);
+    }
+  });
+  svg.replaceChildren(...shapes);
+  key.replaceChildren(
+    ...series.map((item, index) => {
+      const entry = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.dataset.series = String(index % 8);
+      entry.append(swatch, document.createTextNode(item.name));
+      return entry;
+    }),
+  );
+}
+
+function setUpBenchmarks() {
+  $("bench-form").addEventListener("submit", runBenchmark);
+  $("bench-cancel").addEventListener("click", cancelBenchmark);
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function start() {
   setUpTabs();
   setUpChat();
   setUpModel();
+  setUpBenchmarks();
   $("api-key").value = sessionStorage.getItem("chronos.apiKey") || "";
   const useKey = () => {
     sessionStorage.setItem("chronos.apiKey", $("api-key").value.trim());
