@@ -105,7 +105,8 @@ public final class BenchmarkJobs: Sendable {
         let fields = try RequestValidator.decode(BenchmarkRequestBody.self, from: body)
         let budgets = fields.budgets ?? [0.1, 0.3, 0.5, 1]
         guard budgetCount.contains(budgets.count) else {
-            throw .invalid("budgets", "budgets must list \(budgetCount.lowerBound) to \(budgetCount.upperBound) budgets, got \(budgets.count)")
+            throw .invalid(
+                "budgets", "budgets must list \(budgetCount.lowerBound) to \(budgetCount.upperBound) budgets, got \(budgets.count)")
         }
         for (index, budget) in budgets.enumerated() where !budgetRange.contains(budget) {
             throw .invalid(
