@@ -7,7 +7,7 @@ import Foundation
 #endif
 
 /// A child process run to its end, with what the kernel accounted for it: its exit status, its
-/// peak resident set size (`wait4`'s `ru_maxrss`, this child's alone) and its wall time.
+/// peak resident set size and its wall time.
 public struct MeasuredProcess: Sendable {
     /// The exit status; a process killed by a signal reads 128 + the signal number.
     public var status: Int32
@@ -19,8 +19,10 @@ public struct MeasuredProcess: Sendable {
     public var output: String
 
     /// Spawns `executable` with `arguments` (`posix_spawn`, the parent's environment), with
-    /// standard output and error going to one temporary file, and waits for it with `wait4`
-    /// (retried on `EINTR`) so that the resource usage read back is this child's.
+    /// standard output and error going to one temporary file, and waits for it with `wait4`.
+    /// On Linux the peak is the child's `VmHWM` in `/proc/PID/status`, read every 2 ms until it
+    /// exits: Linux folds the parent's peak into a spawned child's `ru_maxrss` when the child
+    /// calls `exec`, so that figure would be the larger of the two. Elsewhere it is `ru_maxrss`.
     public static func run(_ executable: URL, arguments: [String]) throws -> MeasuredProcess {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("chronos-child-\(UUID().uuidString).log")
         defer { try? FileManager.default.removeItem(at: log) }
@@ -43,19 +45,36 @@ public struct MeasuredProcess: Sendable {
         }
         var status: Int32 = 0
         var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw BenchError.failed("waiting for \(executable.path): \(String(cString: strerror(errno)))") }
+        var peak = 0
+        while true {
+            let waited = wait4(pid, &status, WNOHANG, &usage)
+            if waited == pid { break }
+            if waited < 0 {
+                guard errno == EINTR else { throw BenchError.failed("waiting for \(executable.path): \(String(cString: strerror(errno)))") }
+                continue
+            }
+            #if os(Linux)
+                if let mark = highWaterMark(pid) { peak = max(peak, mark) }
+            #endif
+            usleep(2000)
         }
         let seconds = Date().timeIntervalSince(started)
-        // ru_maxrss is in KiB on Linux, in bytes on Darwin.
-        #if os(Linux)
-            let peak = Int(usage.ru_maxrss) * 1024
-        #else
-            let peak = Int(usage.ru_maxrss)
+        #if !os(Linux)
+            peak = Int(usage.ru_maxrss)  // bytes on Darwin
         #endif
         let signal = status & 0x7f
         let exit = signal == 0 ? (status >> 8) & 0xff : 128 + signal
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         return MeasuredProcess(status: exit, peakResidentBytes: peak, seconds: seconds, output: output)
+    }
+
+    /// The `VmHWM` line of `/proc/PID/status` (the peak resident set of the process's current
+    /// memory map) in bytes, or nil once the process has exited.
+    static func highWaterMark(_ pid: pid_t) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) })
+        else { return nil }
+        return kilobytes * 1024
     }
 }
