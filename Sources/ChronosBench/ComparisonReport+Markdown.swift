@@ -33,7 +33,13 @@ extension ComparisonReport {
             }
             row("\(stage) training time (s)") { index < $0.stages.count ? String(format: "%.0f", $0.stages[index].seconds) : "-" }
         }
-        row("decode tokens/s, all experts in memory") { $0.decode.map { String(format: "%.1f", $0.tokensPerSecond) } ?? "-" }
+        row("decode tokens/s, all experts in memory: mean (slowest–fastest prompt)") { model in
+            model.decode.map { decode in
+                let speeds = decode.tokensPerSecondByPrompt
+                let spread = speeds.isEmpty ? "" : String(format: " (%.0f–%.0f)", speeds.min()!, speeds.max()!)
+                return String(format: "%.1f", decode.tokensPerSecond) + spread
+            } ?? "-"
+        }
         row("peak resident memory of the decode process (MiB)") {
             $0.decode.map { String(format: "%.1f", Double($0.peakResidentBytes) / 1_048_576) } ?? "-"
         }

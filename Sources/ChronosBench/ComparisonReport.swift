@@ -53,13 +53,16 @@ public struct ComparisonReport: Codable, Sendable, Equatable {
         public var tokensPerSecond: Double
         /// The largest peak resident memory of the children, in bytes, as the kernel accounted it.
         public var peakResidentBytes: Int
+        /// Each child's decode tokens/s, in prompt order.
+        public var tokensPerSecondByPrompt: [Double]
 
         /// A decode measurement with every field given.
-        public init(prompts: Int, tokens: Int, tokensPerSecond: Double, peakResidentBytes: Int) {
+        public init(prompts: Int, tokens: Int, tokensPerSecond: Double, peakResidentBytes: Int, tokensPerSecondByPrompt: [Double] = []) {
             self.prompts = prompts
             self.tokens = tokens
             self.tokensPerSecond = tokensPerSecond
             self.peakResidentBytes = peakResidentBytes
+            self.tokensPerSecondByPrompt = tokensPerSecondByPrompt
         }
     }
 

@@ -254,7 +254,7 @@ struct CompareCommand: ParsableCommand {
         return directories.indices.map { index in
             ComparisonReport.Decode(
                 prompts: prompts.count, tokens: decodeTokens, tokensPerSecond: speeds[index].reduce(0, +) / Double(prompts.count),
-                peakResidentBytes: peaks[index])
+                peakResidentBytes: peaks[index], tokensPerSecondByPrompt: speeds[index])
         }
     }
 

@@ -15,7 +15,8 @@ final class ComparisonReportTests: XCTestCase {
                 ComparisonReport.CurvePoint(step: 1, trainingCrossEntropy: 5.5, heldOutCrossEntropy: nil),
                 ComparisonReport.CurvePoint(step: 2, trainingCrossEntropy: 5.2, heldOutCrossEntropy: crossEntropy)
             ],
-            decode: ComparisonReport.Decode(prompts: 1, tokens: 8, tokensPerSecond: 100, peakResidentBytes: 50 << 20),
+            decode: ComparisonReport.Decode(
+                prompts: 2, tokens: 8, tokensPerSecond: 100, peakResidentBytes: 50 << 20, tokensPerSecondByPrompt: [90, 110]),
             offload: [0.1, 0.5].flatMap { budget in
                 [
                     ComparisonReport.OffloadPoint(budget: budget, mode: "lru", hitRate: 0.5, stallMsPerToken: 2, tokensPerSecond: 50),
@@ -64,6 +65,7 @@ final class ComparisonReportTests: XCTestCase {
         XCTAssertEqual(stage["held_out_cross_entropy"] as? Double, 5.1)
         let decode = try XCTUnwrap(models[0]["decode"] as? [String: Any])
         XCTAssertEqual(decode["peak_resident_bytes"] as? Int, 50 << 20)
+        XCTAssertEqual(decode["tokens_per_second_by_prompt"] as? [Double], [90, 110])
         let offload = try XCTUnwrap((models[1]["offload"] as? [[String: Any]])?.last)
         XCTAssertEqual(Set(offload.keys), ["budget", "mode", "hit_rate", "stall_ms_per_token", "tokens_per_second"])
         XCTAssertEqual(try ComparisonReport.decode(data), report())
@@ -78,6 +80,7 @@ final class ComparisonReportTests: XCTestCase {
         XCTAssertTrue(markdown.contains("| held-out cross-entropy after pretrain (nats/token) | 5.0000 | 5.1000 |"), markdown)
         XCTAssertTrue(markdown.contains("| 10 % | chronos | chronos | 70.0 % | 1.00 | 65.0 | 1.30 |"), markdown)
         XCTAssertTrue(markdown.contains("+1.00 %"), markdown)
+        XCTAssertTrue(markdown.contains("| 100.0 (90–110) | 100.0 (90–110) |"), markdown)
         for chart in ["loss.svg", "offload.svg"] {
             let svg = try String(contentsOf: directory.appendingPathComponent(chart), encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<?xml") && svg.contains("chronos"), chart)
