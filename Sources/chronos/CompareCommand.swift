@@ -114,7 +114,10 @@ struct CompareCommand: ParsableCommand {
         // Refused before any training: a comparison never replaces a report or an earlier run.
         try ComparisonReport.checkAbsent(output)
         for name in ["conventional", "chronos"] {
-            _ = try Checkpoint.prepare(runDirectory: runsDirectory.appendingPathComponent(name), start: .new)
+            let directory = runsDirectory.appendingPathComponent(name)
+            do { _ = try Checkpoint.prepare(runDirectory: directory, start: .new) } catch CheckpointError.earlierRun {
+                throw ValidationError("--runs \(runs): \(directory.path) holds an earlier run; name another --runs directory")
+            }
         }
         let fractions = try budgetFractions()
         let promptLines = try String(contentsOf: URL(fileURLWithPath: prompts), encoding: .utf8).split(separator: "\n").map(String.init)

@@ -87,5 +87,10 @@ final class CompareCommandTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: report.appendingPathComponent(name).path), name)
         }
         XCTAssertThrowsError(try CompareCommand.parse(arguments).compare(executable: chronos, commandLine: "chronos compare"))
+        let again = ["--out", root.appendingPathComponent("report-2").path] + arguments.dropFirst(2)
+        XCTAssertThrowsError(try CompareCommand.parse(Array(again)).compare(executable: chronos, commandLine: "chronos compare")) { error in
+            XCTAssertTrue(CompareCommand.message(for: error).contains("holds an earlier run; name another --runs directory"))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("report-2").path))
     }
 }
