@@ -173,18 +173,8 @@ struct TuneCommand: ParsableCommand {
 
     /// Packs the trial's model and decodes the default prompts under lru and chronos at a 30 % budget.
     func measureOffload(_ model: URL) throws -> (stall: Double, speedup: Double) {
-        try ExpertCachePacker.pack(directory: model, model: ModelRegistry.load(directory: model))
-        let options = try OffloadOptions.parse(["--ssd-ms", String(ssdMs), "--ssd-mbps", String(ssdMbps)])
-        let summary = try ModelLoader.load(directory: model).summary
-        let bench = OffloadBench(
-            directory: model, prompts: try OffloadBench.defaultPrompts(directory: model, vocab: summary.vocabSize), tokens: 32,
-            disk: try options.diskModel(),
-            settings: { try options.settings(mode: $0.mode, budget: $0.budget, policy: $0.policy) }, progress: { _ in })
-        let runs = try bench.measure([
-            OffloadBench.Configuration(.lru, .fraction(0.3), options.policy),
-            OffloadBench.Configuration(.chronos, .fraction(0.3), options.policy)
-        ])
-        let (lru, chronos) = (runs[0].metrics, runs[1].metrics)
+        try TrainedModelOffload.pack(model)
+        let (lru, chronos) = try TrainedModelOffload(ssdMs: ssdMs, ssdMbps: ssdMbps).measure(model, budget: 0.3)
         return (chronos.stallMsPerToken, lru.tokensPerSecond > 0 ? chronos.tokensPerSecond / lru.tokensPerSecond : 0)
     }
 
