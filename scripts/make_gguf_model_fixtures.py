@@ -15,6 +15,12 @@ scripts/compare_llama_cpp.py). What it writes:
   itself loads only the two with a query latent (it takes a file without one for DeepSeek-V2-Lite by its 27 layers),
   so `deepseek_v2-f32` has no json. The V3 case's `mscale` (1.0) differs from its `mscale_all_dim` (0.7), which the
   file cannot say (llama.cpp stores only `0.1 · mscale_all_dim` and takes the two as equal).
+- `glm4_moe-f32.gguf`, `glm4_moe_air-f32.gguf`: the hf-tiny GLM-4.5 cases, converted the same way (llama.cpp's
+  `glm4moe`: the rotary width as `rope.dimension_count`, the expert groups, the pre-feed-forward norm as
+  `post_attention_norm`); llama.cpp's logits on them agree with transformers' within its f16 cache's rounding.
+- `glm4_moe_air-mtp-f32.gguf`: `glm4_moe_air-f32.gguf` with one multi-token-prediction layer appended as the
+  converter writes GLM-4.5's (`block_count` one more, `nextn_predict_layers` 1, `blk.2.nextn.*` and `blk.2.attn_norm`
+  tensors), which decoding skips; it has no json.
 - `mixtral-wide-{q8_0,q4_k_m,q4_0}.gguf`: a random Mixtral wide enough for K-quants (vocab 256, hidden 256,
   2 layers, 4 heads / 2 kv heads, 4 experts top-2, expert width 256, seed 11, every matrix ~ N(0, 0.075^2),
   every RMSNorm weight 1 + 0.1 N(0, 1)), converted to f32 and quantised by `llama-quantize`.
@@ -41,7 +47,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from compare_llama_cpp import build_llama_cpp, llama_cpp_source, log, run  # noqa: E402
 
 OUT = ROOT / "Tests" / "Fixtures" / "gguf-models"
-CASES = ["llama_dense", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2_q_lora", "deepseek_v3"]
+CASES = ["llama_dense", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2_q_lora", "deepseek_v3", "glm4_moe", "glm4_moe_air"]
 GREEDY = 12
 
 CONVERT = """
@@ -51,7 +57,7 @@ sys.path.insert(1, {tree!r} + "/gguf-py")
 import gguf
 import convert_hf_to_gguf
 from conversion.base import ModelBase
-import conversion.llama, conversion.qwen, conversion.olmo, conversion.deepseek  # noqa: F401  (the classes whose vocabulary is replaced)
+import conversion.llama, conversion.qwen, conversion.olmo, conversion.deepseek, conversion.glm  # noqa: F401  (the classes whose vocabulary is replaced)
 
 def placeholder_vocab(self):
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{{b:02X}}>" for b in range(253)]
@@ -143,6 +149,34 @@ def random_checkpoint(directory: Path, family: str) -> list[list[float]]:
 WIDE_PROMPT = [5, 77, 140, 3, 201, 66, 19, 250, 98, 31]
 
 
+def with_prediction_layer(tree: Path, source: Path, out: Path):
+    """Writes `source` (a glm4moe file) with one multi-token-prediction layer appended as llama.cpp's converter
+    writes GLM-4.5's: `block_count` one more, `nextn_predict_layers` 1, and the layer's tensors (zeros and ones)."""
+    sys.path.insert(0, str(tree / "gguf-py"))
+    import gguf
+    import numpy as np
+    reader = gguf.GGUFReader(str(source))
+    arch = reader.fields["general.architecture"].contents()
+    blocks = reader.fields[f"{arch}.block_count"].contents()
+    hidden = reader.fields[f"{arch}.embedding_length"].contents()
+    writer = gguf.GGUFWriter(str(out), arch)
+    for field in reader.fields.values():
+        if field.name == "general.architecture" or field.name.startswith("GGUF."):
+            continue
+        value = {f"{arch}.block_count": blocks + 1, f"{arch}.nextn_predict_layers": 1}.get(field.name, field.contents())
+        sub_type = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, value, field.types[0], sub_type=sub_type)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, np.array(tensor.data))
+    writer.add_tensor(f"blk.{blocks}.nextn.eh_proj.weight", np.zeros((hidden, 2 * hidden), np.float32))
+    for name in ("nextn.enorm", "nextn.hnorm", "nextn.shared_head_norm", "attn_norm"):
+        writer.add_tensor(f"blk.{blocks}.{name}.weight", np.ones(hidden, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def oracle(logits_tool: Path, tree: Path, gguf_file: Path, input_ids: list[int], extra: dict | None = None):
     result = json.loads(subprocess.run([str(logits_tool), str(gguf_file), ",".join(map(str, input_ids)), str(GREEDY)],
                                        check=True, capture_output=True, text=True).stdout)
@@ -178,6 +212,7 @@ def main():
         oracle(logits_tool, tree, out, input_ids)
 
     convert(tree, ROOT / "Tests" / "Fixtures" / "hf-tiny" / "deepseek_v2", OUT / "deepseek_v2-f32.gguf")
+    with_prediction_layer(tree, OUT / "glm4_moe_air-f32.gguf", OUT / "glm4_moe_air-mtp-f32.gguf")
 
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch) / "mixtral-wide"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hf-tiny oracle cases for RoPE scaling and the DeepSeek and gpt-oss families into
+"""Writes the hf-tiny oracle cases for RoPE scaling and the DeepSeek, gpt-oss and GLM-4.5 families into
 Tests/Fixtures/hf-tiny/CASE (see that folder's README for what each file holds): a tiny
 randomly initialised causal LM saved by transformers 5 and reference.json with its logits,
 greedy continuation, and router choices and weights.
@@ -40,6 +40,12 @@ GPT_OSS = dict(
     num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
     sliding_window=4, rms_norm_eps=1e-5, max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1,
     eos_token_id=2,
+)
+GLM4_MOE = dict(
+    model_type="glm4_moe", vocab_size=256, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
+    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, n_routed_experts=8,
+    num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1, attention_bias=True, rms_norm_eps=1e-5,
+    max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, num_nextn_predict_layers=0,
 )
 
 CASES = {
@@ -89,6 +95,22 @@ CASES = {
         rope_parameters=dict(
             rope_type="yarn", rope_theta=150000.0, factor=4.0, original_max_position_embeddings=16, beta_fast=32.0,
             beta_slow=1.0, truncate=False,
+        ),
+    ),
+    # GLM-4.5's shape: per-head q/k norms, q/k/v biases, half of each head rotated (the default
+    # partial_rotary_factor 0.5), sigmoid scores plus the selection bias, groups by their top-2
+    # sum (n_group 4, topk_group 2; the published models have one group), renormalised and scaled.
+    "glm4_moe": dict(
+        GLM4_MOE, use_qk_norm=True, n_group=4, topk_group=2, norm_topk_prob=True, routed_scaling_factor=2.5,
+        rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5),
+    ),
+    # GLM-4.5-Air's shape: no q/k norms, one group; a quarter of each head rotated, with YaRN over
+    # those dimensions, and weights neither renormalised nor scaled.
+    "glm4_moe_air": dict(
+        GLM4_MOE, use_qk_norm=False, n_group=1, topk_group=1, norm_topk_prob=False, routed_scaling_factor=1.0,
+        rope_parameters=dict(
+            rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=16,
+            partial_rotary_factor=0.25,
         ),
     ),
 }
@@ -161,10 +183,12 @@ def routing(model, gate, logits):
         ordered = logits.sort(dim=-1, descending=True)
         gap = (ordered.values[:, k - 1] - ordered.values[:, k]).min().item()
         return ordered.indices[:, :k], ordered.values[:, :k].softmax(dim=-1), gap
-    if c.model_type == "deepseek_v3":
+    if c.model_type in ("deepseek_v3", "glm4_moe"):
         scores = logits.sigmoid()
         choice = scores + gate.e_score_correction_bias
         group_scores = choice.view(-1, c.n_group, experts // c.n_group).topk(2, dim=-1)[0].sum(dim=-1)
+        # One group leaves nothing to choose.
+        group_scores = group_scores if c.n_group > 1 else None
         masked_value = float("-inf")
     else:
         scores = logits.softmax(dim=-1)
@@ -183,7 +207,7 @@ def routing(model, gate, logits):
     gaps.append((ordered.values[:, k - 1] - ordered.values[:, k]).min().item())
     indices = ordered.indices[:, :k]
     weights = scores.gather(1, indices)
-    if c.model_type == "deepseek_v3" and c.norm_topk_prob:
+    if c.model_type in ("deepseek_v3", "glm4_moe") and c.norm_topk_prob:
         weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
     return indices, weights * c.routed_scaling_factor, min(gaps)
 

@@ -3,8 +3,9 @@ import Foundation
 /// The tokenizer a GGUF file carries in its `tokenizer.ggml.*` metadata.
 ///
 /// Supported: `tokenizer.ggml.model` = `gpt2` (byte-level BPE from `tokens`, `merges` and
-/// `token_type`) with the `tokenizer.ggml.pre` pre-tokenisers `gpt-2`, `llama-bpe` (Llama 3) and
-/// `qwen2`, which are the splitting patterns of `tokenizer.json` files Chronos reads; and
+/// `token_type`) with the `tokenizer.ggml.pre` pre-tokenisers `gpt-2`, `llama-bpe` (Llama 3),
+/// `qwen2`, `glm4` (GLM-4.5, the Llama-3 pattern), `deepseek-v3` and `gpt-4o` (gpt-oss's o200k),
+/// which are the splitting patterns of `tokenizer.json` files Chronos reads; and
 /// `llama` (SentencePiece BPE from `tokens` and `scores`). Control tokens become special added
 /// tokens and user-defined tokens plain added tokens, as llama.cpp's converter took them from the
 /// Hugging Face tokenizer. Anything else is refused by name.
@@ -13,7 +14,15 @@ extension Tokenizer {
     static let ggufPreTokenizers: [String: (normalizer: [Normalizer.Form], steps: [PreTokenizerStep], ignoreMerges: Bool)] = [
         "gpt-2": ([], [.byteLevel(addPrefixSpace: false, useRegex: true)], false),
         "llama-bpe": ([], [.split(.llama3(maxDigits: 3)), .byteLevel(addPrefixSpace: false, useRegex: false)], true),
-        "qwen2": ([.nfc], [.split(.llama3(maxDigits: 1)), .byteLevel(addPrefixSpace: false, useRegex: false)], false)
+        "qwen2": ([.nfc], [.split(.llama3(maxDigits: 1)), .byteLevel(addPrefixSpace: false, useRegex: false)], false),
+        // llama.cpp reads GLM-4.5's vocabulary whole words first, as Llama 3's.
+        "glm4": ([], [.split(.llama3(maxDigits: 3)), .byteLevel(addPrefixSpace: false, useRegex: false)], true),
+        "deepseek-v3": (
+            [],
+            [.split(.deepSeekDigits), .split(.deepSeekHanKana), .split(.deepSeekWords), .byteLevel(addPrefixSpace: false, useRegex: false)],
+            false
+        ),
+        "gpt-4o": ([], [.split(.o200k), .byteLevel(addPrefixSpace: false, useRegex: false)], false)
     ]
 
     /// GGML's `token_type` values that matter here.

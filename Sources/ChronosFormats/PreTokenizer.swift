@@ -3,7 +3,8 @@
 ///
 /// Supported: a `ByteLevel` step alone (GPT-2; with `use_regex` it splits by the GPT-2 pattern),
 /// or a `Sequence` of `Split` steps with a known pattern (`behavior` Isolated) ending in
-/// `ByteLevel` with `use_regex` false (Qwen2, Llama-3). Anything else is refused when loading.
+/// `ByteLevel` with `use_regex` false (Qwen2, Llama-3, GLM-4.5, DeepSeek-V3, gpt-oss). Anything
+/// else is refused when loading.
 struct PreTokenizer: Sendable {
     /// The steps in file order, kept so that the tokenizer can be written back.
     let steps: [PreTokenizerStep]
@@ -44,13 +45,19 @@ struct PreTokenizer: Sendable {
             if !range.isEmpty { body(range) }
             return
         }
+        // Each match is a piece, and so is each stretch between matches (`Isolated`).
         let pattern = patterns[level]
-        var start = range.lowerBound
-        while start < range.upperBound {
-            let end = pattern.pieceEnd(in: text, from: start, to: range.upperBound)
-            split(text, start..<end, level: level + 1, body)
-            start = end
+        var gapStart = range.lowerBound, position = range.lowerBound
+        while position < range.upperBound {
+            guard let end = pattern.matchEnd(in: text, at: position, to: range.upperBound) else {
+                position = text.scalar(at: position).next
+                continue
+            }
+            if gapStart < position { split(text, gapStart..<position, level: level + 1, body) }
+            split(text, position..<end, level: level + 1, body)
+            (gapStart, position) = (end, end)
         }
+        if gapStart < range.upperBound { split(text, gapStart..<range.upperBound, level: level + 1, body) }
     }
 }
 
@@ -105,7 +112,7 @@ extension PreTokenizer: Codable {
                 throw UnsupportedFeature("Split with a String pattern")
             }
             guard let known = SplitPattern(regex: regex) else {
-                throw UnsupportedFeature("Split regex /\(regex)/ (known: the GPT-2, Llama-3 and Qwen2 patterns)")
+                throw UnsupportedFeature("Split regex /\(regex)/ (known: the GPT-2, Llama-3, Qwen2, DeepSeek-V3 and o200k patterns)")
             }
             return [.split(known)]
         case let type:

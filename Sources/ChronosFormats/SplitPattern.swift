@@ -1,17 +1,32 @@
 /// A pre-tokenisation regex of a known model family, run as a hand-written scanner over UTF-8.
 ///
 /// Each scanner returns the end of the match that the regex (an Oniguruma alternation: the first
-/// alternative that matches wins, quantifiers are greedy and backtrack) finds at a position.
-/// Every position starts a match for these patterns, so a text splits into consecutive pieces.
+/// alternative that matches wins, quantifiers are greedy and backtrack) finds at a position, or
+/// nil when none starts there. Every position starts a match of the GPT-2, Llama-3 and o200k
+/// patterns, so a text splits into consecutive matches; DeepSeek-V3's three patterns leave gaps,
+/// which become pieces of their own (the `Isolated` behaviour).
 enum SplitPattern: Equatable, Sendable {
     /// GPT-2's pattern, also the one a `ByteLevel` pre-tokenizer with `use_regex` applies.
     case gpt2
-    /// The Llama-3 pattern; Qwen2 differs only in splitting numbers into single digits where
-    /// Llama-3 takes runs of up to three.
+    /// The Llama-3 pattern, which GLM-4.5 uses too; Qwen2 differs only in splitting numbers into
+    /// single digits where Llama-3 takes runs of up to three.
     case llama3(maxDigits: Int)
+    /// DeepSeek-V3's first split: runs of up to three numbers.
+    case deepSeekDigits
+    /// DeepSeek-V3's second split: runs of CJK ideographs (U+4E00–U+9FA5), hiragana and katakana.
+    case deepSeekHanKana
+    /// DeepSeek-V3's third split: words with their leading space or ASCII punctuation mark,
+    /// punctuation and symbol runs, whitespace.
+    case deepSeekWords
+    /// The o200k pattern of GPT-4o and gpt-oss: words split at lower-to-upper case changes with
+    /// their contraction attached, runs of up to three numbers, punctuation runs with trailing
+    /// newlines and slashes, whitespace.
+    case o200k
 
     /// The patterns recognised in `tokenizer.json` files, by their exact regex source.
-    static let known: [SplitPattern] = [.gpt2, .llama3(maxDigits: 1), .llama3(maxDigits: 3)]
+    static let known: [SplitPattern] = [
+        .gpt2, .llama3(maxDigits: 1), .llama3(maxDigits: 3), .deepSeekDigits, .deepSeekHanKana, .deepSeekWords, .o200k
+    ]
 
     /// The pattern whose regex source is exactly `regex`, or nil when it is not one of `known`.
     init?(regex: String) {
@@ -28,15 +43,32 @@ enum SplitPattern: Equatable, Sendable {
             let digits = maxDigits == 1 ? #"\p{N}"# : #"\p{N}{1,\#(maxDigits)}"#
             return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|"#
                 + digits + #"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+        case .deepSeekDigits:
+            return #"\p{N}{1,3}"#
+        case .deepSeekHanKana:
+            return "[\u{4E00}-\u{9FA5}\u{3040}-\u{309F}\u{30A0}-\u{30FF}]+"
+        case .deepSeekWords:
+            // DeepSeek-V3's file holds carriage return and line feed themselves in its classes.
+            return "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
+                + "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"
+        case .o200k:
+            return #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"#
+                + #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"#
+                + #"\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
         }
     }
 
-    /// The end of the piece that starts at `start`, treating `end` as the end of the text.
+    /// The end of the match that starts at `start`, treating `end` as the end of the text; nil
+    /// when no match starts there.
     @inline(__always)
-    func pieceEnd(in text: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
+    func matchEnd(in text: UnsafeBufferPointer<UInt8>, at start: Int, to end: Int) -> Int? {
         switch self {
         case .gpt2: Self.gpt2PieceEnd(text, start, end)
         case .llama3(let maxDigits): Self.llama3PieceEnd(text, start, end, maxDigits: maxDigits)
+        case .deepSeekDigits: Self.numbersEnd(text, start, end, maxCount: 3)
+        case .deepSeekHanKana: Self.hanKanaEnd(text, start, end)
+        case .deepSeekWords: Self.deepSeekWordsEnd(text, start, end)
+        case .o200k: Self.o200kPieceEnd(text, start, end)
         }
     }
 
@@ -89,7 +121,12 @@ enum SplitPattern: Equatable, Sendable {
             while e < end, text[e] == 0x0A || text[e] == 0x0D { e += 1 }
             return e
         }
-        // Here c0 is whitespace: `\s*[\r\n]+` ends after the run's last newline, if it has one.
+        return lineBreakWhitespaceEnd(text, start, end)
+    }
+
+    /// `\s*[\r\n]+|\s+(?!\S)|\s+` at a whitespace scalar: the run up to and including its
+    /// last newline if it has one, otherwise as `whitespaceEnd`.
+    static func lineBreakWhitespaceEnd(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int {
         var e = start
         var lastStart = start
         var afterLastNewline = -1
@@ -105,13 +142,13 @@ enum SplitPattern: Equatable, Sendable {
         return e == end || lastStart == start ? e : lastStart
     }
 
-    private static let apostrophe: UInt32 = 0x27
-    private static let space: UInt32 = 0x20
+    static let apostrophe: UInt32 = 0x27
+    static let space: UInt32 = 0x20
 
     /// The end of `s|t|re|ve|m|ll|d` at `index` (just after an apostrophe), or nil. Ignoring case
     /// follows Unicode simple case folding, under which U+017F LATIN SMALL LETTER LONG S is an `s`.
     @inline(__always)
-    private static func contractionEnd(
+    static func contractionEnd(
         _ text: UnsafeBufferPointer<UInt8>, _ index: Int, _ end: Int, ignoringCase: Bool
     ) -> Int? {
         guard index < end else { return nil }
@@ -146,7 +183,7 @@ enum SplitPattern: Equatable, Sendable {
 
     /// `\s+(?!\S)|\s+`: the whole whitespace run at the end of the text, otherwise the run less
     /// its last scalar (which goes with the word after it), otherwise the single scalar.
-    private static func whitespaceEnd(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int {
+    static func whitespaceEnd(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int {
         var e = start
         var lastStart = start
         while e < end {

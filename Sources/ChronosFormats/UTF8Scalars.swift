@@ -73,3 +73,71 @@ extension Unicode.Scalar.Properties {
         }
     }
 }
+
+/// A scalar's Unicode general category as the DeepSeek-V3 and o200k patterns tell them apart
+/// (`\p{Lu}`, `\p{Ll}`, `\p{M}`, `\p{P}`, `\p{S}`, …), with `[\r\n]` and the rest of `\s` (the
+/// White_Space property, which no letter, mark, number, punctuation or symbol has) taken first.
+enum ScalarCategory: UInt8 {
+    /// `\p{Lu}` and `\p{Lt}`: the letters o200k reads as capitals only.
+    case upperLetter
+    /// `\p{Ll}`.
+    case lowerLetter
+    /// `\p{Lm}` and `\p{Lo}`: letters o200k reads as either case.
+    case caselessLetter
+    /// `\p{M}`: combining marks.
+    case mark
+    /// `\p{N}`.
+    case number
+    /// `\p{P}`.
+    case punctuation
+    /// `\p{S}`.
+    case symbol
+    /// `\r` or `\n`.
+    case newline
+    /// The rest of `\s`.
+    case space
+    /// Controls, formats, unassigned and private-use scalars.
+    case other
+
+    /// Whether the scalar is in `\p{L}`.
+    var isLetter: Bool { self == .upperLetter || self == .lowerLetter || self == .caselessLetter }
+    /// Whether the scalar is matched by `\s`.
+    var isWhitespace: Bool { self == .newline || self == .space }
+
+    /// The categories of the ASCII scalars, looked up rather than derived on the hot path.
+    private static let ascii: [ScalarCategory] = (0..<0x80).map { ScalarCategory(deriving: UInt32($0)) }
+
+    /// The category of scalar `value`.
+    @inline(__always)
+    init(_ value: UInt32) {
+        self = value < 0x80 ? Self.ascii[Int(value)] : ScalarCategory(deriving: value)
+    }
+
+    private init(deriving value: UInt32) {
+        guard let scalar = Unicode.Scalar(value) else {
+            self = .other
+            return
+        }
+        if value == 0x0A || value == 0x0D {
+            self = .newline
+            return
+        }
+        let properties = scalar.properties
+        if properties.isWhitespace {
+            self = .space
+            return
+        }
+        switch properties.generalCategory {
+        case .uppercaseLetter, .titlecaseLetter: self = .upperLetter
+        case .lowercaseLetter: self = .lowerLetter
+        case .modifierLetter, .otherLetter: self = .caselessLetter
+        case .nonspacingMark, .spacingMark, .enclosingMark: self = .mark
+        case .decimalNumber, .letterNumber, .otherNumber: self = .number
+        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation,
+            .finalPunctuation, .otherPunctuation:
+            self = .punctuation
+        case .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol: self = .symbol
+        default: self = .other
+        }
+    }
+}

@@ -46,7 +46,7 @@ public enum ModelRegistry {
     static let architectures: [any TransformerArchitecture.Type] = [
         ChronosConfiguration.self, LlamaConfiguration.self, MixtralConfiguration.self, Qwen2MoEConfiguration.self,
         Qwen3MoEConfiguration.self, OLMoEConfiguration.self, DeepSeekV2.self, DeepSeekV3.self,
-        GptOssConfiguration.self
+        GptOssConfiguration.self, Glm4MoEConfiguration.self
     ]
 
     /// Every `model_type` that can be loaded, sorted.

@@ -92,6 +92,34 @@ final class GGUFModelTests: XCTestCase {
         }
     }
 
+    /// llama.cpp's `glm4moe` files, their rotary width in `rope.dimension_count` and their
+    /// pre-feed-forward norm named `post_attention_norm`, give the checkpoints' logits and llama.cpp's.
+    func testGlm4MoEGGUFFilesMatchTheCheckpointsAndLlamaCpp() throws {
+        for oracle in [OracleCase.glm4MoE, .glm4MoEAir] {
+            let name = "\(oracle.rawValue)-f32"
+            let model = try ModelRegistry.load(directory: Fixtures.url("gguf-models/\(name).gguf"))
+            let safetensors = try oracle.load(), prompt = try OracleReference.load(oracle.rawValue).inputIds
+            XCTAssertEqual(model.summary.modelType, "glm4_moe", name)
+            XCTAssertEqual(model.parameterCounts, safetensors.parameterCounts, name)
+            let logits = try model.forward(prompt, cache: model.makeCache()).floats
+            let expected = try safetensors.forward(prompt, cache: safetensors.makeCache()).floats
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(logits, expected), 1e-5, name)
+            let reference = try LlamaCppReference.load(name)
+            XCTAssertLessThanOrEqual(maxAbsoluteDifference(logits, reference.logits.flatMap { $0 }), 2e-2, name)
+            XCTAssertEqual(try greedy(model, reference.inputIds, count: reference.greedy.count), reference.greedy, name)
+        }
+    }
+
+    /// A GLM-4.5 file counts its multi-token-prediction layer in `block_count`; that layer is skipped.
+    func testAGlm4MoEPredictionLayerIsSkipped() throws {
+        let plain = try ModelRegistry.load(directory: Fixtures.url("gguf-models/glm4_moe_air-f32.gguf"))
+        let model = try ModelRegistry.load(directory: Fixtures.url("gguf-models/glm4_moe_air-mtp-f32.gguf"))
+        XCTAssertEqual(model.summary.layerCount, 2)
+        let prompt = try OracleReference.load("glm4_moe_air").inputIds
+        XCTAssertEqual(
+            try model.forward(prompt, cache: model.makeCache()).floats, try plain.forward(prompt, cache: plain.makeCache()).floats)
+    }
+
     func testQuantisedGGUFFilesMatchLlamaCpp() throws {
         for recipe in ["q8_0", "q4_k_m", "q4_0"] {
             let name = "mixtral-wide-\(recipe)"

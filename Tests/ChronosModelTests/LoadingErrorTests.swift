@@ -22,7 +22,7 @@ final class LoadingErrorTests: XCTestCase {
         XCTAssertEqual(error as? ModelError, .unknownModelType("gpt_neox", known: ModelRegistry.modelTypes))
         XCTAssertEqual(
             ModelRegistry.modelTypes,
-            ["chronos", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
+            ["chronos", "deepseek_v2", "deepseek_v3", "glm4_moe", "gpt_oss", "llama", "mixtral", "olmoe", "qwen2_moe", "qwen3_moe"])
         let message = "\(error!)"
         XCTAssertTrue(message.contains("gpt_neox") && message.contains("mixtral") && message.contains("qwen3_moe"), message)
     }

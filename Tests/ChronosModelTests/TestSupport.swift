@@ -41,6 +41,8 @@ enum OracleCase: String, CaseIterable {
     case deepSeekV2QueryLatent = "deepseek_v2_q_lora"
     case deepSeekV3 = "deepseek_v3"
     case gptOss = "gpt_oss"
+    case glm4MoE = "glm4_moe"
+    case glm4MoEAir = "glm4_moe_air"
 
     /// The cases `Tests/Fixtures/gguf-models` holds GGUF conversions of.
     static let convertedToGGUF: [OracleCase] = [.llamaDense, .mixtral, .qwen2MoE, .qwen3MoE]

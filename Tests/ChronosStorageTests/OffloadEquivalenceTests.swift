@@ -81,6 +81,14 @@ final class OffloadEquivalenceTests: XCTestCase {
         }
     }
 
+    func testGlm4MoEFixturesMatchResidentAtEveryBudget() throws {
+        // 8 routed experts of width 32 in layer 1; layer 0 is dense.
+        let expert = 3 * 32 * 64 * 4
+        for name in ["glm4_moe", "glm4_moe_air"] {
+            try check(try StorageFixtures.huggingFaceModel(name), vocab: 256, budgets: [.bytes(2 * expert), .fraction(0.3), .fraction(0.5)])
+        }
+    }
+
     func testGptOssMatchesResidentAtEveryBudget() throws {
         // The packer reads experts by their per-expert names, which the fixture's fused layout
         // lacks: the model is saved once, which writes them.

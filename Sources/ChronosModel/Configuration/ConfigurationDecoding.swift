@@ -33,6 +33,9 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
     public var mscaleAllDim: Double?
     /// `truncate` (yarn; default true): round the correction range outwards to whole dimensions.
     public var truncate: Bool?
+    /// `partial_rotary_factor`: the share of each head's dimensions that rotate, the leading
+    /// ones (GLM-4.5); also read from the top level of `config.json`, where hub configs keep it.
+    public var partialRotaryFactor: Double?
 
     enum CodingKeys: String, CodingKey {
         case ropeTheta = "rope_theta"
@@ -48,6 +51,7 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
         case mscale
         case mscaleAllDim = "mscale_all_dim"
         case truncate
+        case partialRotaryFactor = "partial_rotary_factor"
     }
 
     /// The keys of both forms as they appear at the top level of `config.json`.
@@ -55,6 +59,7 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
         case ropeParameters = "rope_parameters"
         case ropeTheta = "rope_theta"
         case ropeScaling = "rope_scaling"
+        case partialRotaryFactor = "partial_rotary_factor"
     }
 
     /// RoPE with base `ropeTheta`, of type `ropeType`, its scaling fields unset.
@@ -80,6 +85,7 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
         mscale = try c.decodeIfPresent(Double.self, forKey: .mscale)
         mscaleAllDim = try c.decodeIfPresent(Double.self, forKey: .mscaleAllDim)
         truncate = try c.decodeIfPresent(Bool.self, forKey: .truncate)
+        partialRotaryFactor = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -101,6 +107,7 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
         try c.encodeIfPresent(mscale, forKey: .mscale)
         try c.encodeIfPresent(mscaleAllDim, forKey: .mscaleAllDim)
         try c.encodeIfPresent(truncate, forKey: .truncate)
+        try c.encodeIfPresent(partialRotaryFactor, forKey: .partialRotaryFactor)
     }
 
     /// Reads the settings from the top level of a `config.json` decoder, with `defaultTheta`
@@ -108,11 +115,33 @@ public struct RoPEParameters: Codable, Sendable, Equatable {
     static func decode(from decoder: any Decoder, defaultTheta: Float = 10_000) throws -> RoPEParameters {
         let c = try decoder.container(keyedBy: ConfigKeys.self)
         let theta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? defaultTheta
+        let partial = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor)
+        var parameters = RoPEParameters(ropeTheta: theta)
         for key in [ConfigKeys.ropeParameters, .ropeScaling] where c.contains(key) {
             if try c.decodeNil(forKey: key) { continue }
-            return try RoPEParameters(nested: c.nestedContainer(keyedBy: CodingKeys.self, forKey: key), defaultTheta: theta)
+            parameters = try RoPEParameters(nested: c.nestedContainer(keyedBy: CodingKeys.self, forKey: key), defaultTheta: theta)
+            break
         }
-        return RoPEParameters(ropeTheta: theta)
+        parameters.partialRotaryFactor = parameters.partialRotaryFactor ?? partial
+        return parameters
+    }
+
+    /// How many leading dimensions of a `headDim`-wide head rotate: `headDim ·
+    /// partial_rotary_factor` rounded down, as transformers computes it, with `defaultFactor`
+    /// when the config gives no factor. The factor must lie in (0, 1] and the width be even.
+    func rotaryWidth(headDim: Int, defaultFactor: Double, file: String) throws -> Int {
+        let factor = partialRotaryFactor ?? defaultFactor
+        guard factor > 0, factor <= 1 else {
+            throw ModelError.malformedConfig(
+                file: file, field: "partial_rotary_factor", reason: "must be above 0 and at most 1, got \(factor)")
+        }
+        let width = Int(Double(headDim) * factor)
+        guard width >= 2, width % 2 == 0 else {
+            throw ModelError.malformedConfig(
+                file: file, field: "partial_rotary_factor",
+                reason: "\(factor) of head_dim \(headDim) rotates \(width) dimensions; RoPE needs an even number, at least 2")
+        }
+        return width
     }
 
     /// The checked rotary embedding these settings describe; a model whose context is

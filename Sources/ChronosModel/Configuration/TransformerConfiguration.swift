@@ -39,6 +39,9 @@ struct TransformerConfiguration: Sendable {
     var headDim: Int
     /// The rotary position embedding of every layer.
     var rope: RotaryEmbedding
+    /// How many leading dimensions of each grouped-query head RoPE rotates (GLM-4.5's
+    /// `partial_rotary_factor`); nil: the whole head.
+    var rotaryDim: Int? = nil
     var rmsNormEps: Float
     var tieWordEmbeddings: Bool
     /// Whether q, k and v projections have biases.
@@ -81,6 +84,11 @@ struct TransformerConfiguration: Sendable {
         try within(headDim, Limits.headWidth, "head_dim")
         if attention.contains(where: { if case .grouped = $0 { true } else { false } }) {
             try check(headDim % 2 == 0, "head_dim", "must be even for RoPE, got \(headDim)")
+        }
+        if let rotaryDim {
+            try check(
+                rotaryDim >= 2 && rotaryDim <= headDim && rotaryDim % 2 == 0, "partial_rotary_factor",
+                "rotates \(rotaryDim) dimensions; RoPE needs an even number between 2 and head_dim (\(headDim))")
         }
         try check(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps", "must be between 0 and 1 (exclusive), got \(rmsNormEps)")
         try check(rope.theta > 0 && rope.theta.isFinite, "rope_theta", "must be positive and finite, got \(rope.theta)")

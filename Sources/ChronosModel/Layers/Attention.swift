@@ -26,7 +26,8 @@ struct Attention: Sendable {
     let output: Linear
     let queryKeyNorm: QueryKeyNorm
     let normEps: Float
-    /// The rotary frequencies of the whole head.
+    /// The rotary frequencies of each head's leading `rope.rotaryDim` dimensions, the whole head
+    /// or (GLM-4.5) part of it, paired half-split within that part; the rest pass unrotated.
     let rope: RoPE.Frequencies
     /// Keys further back than this many positions are masked (nil: none are).
     let window: Int?

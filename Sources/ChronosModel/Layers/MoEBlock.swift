@@ -11,7 +11,8 @@ import ChronosTensor
 /// per `norm_topk_prob`) and in the shared path: Qwen2-MoE has one shared expert scaled by
 /// c(x) = σ(g·x); Chronos sums `num_shared_experts` ungated ones (c(x) = 1); DeepSeek has one
 /// ungated one. DeepSeek also limits S to the experts of the best groups (`groups`), scores
-/// with a sigmoid and a selection bias (V3), and scales the weights by α. gpt-oss has a router
+/// with a sigmoid and a selection bias (V3), and scales the weights by α; GLM-4.5 routes as
+/// DeepSeek-V3 does, with `norm_topk_prob` deciding the renormalisation. gpt-oss has a router
 /// bias c, and experts with biases (held here, stacked over the experts, so that an offloaded
 /// expert stays three matrices) and a clamped SwiGLU.
 ///

@@ -119,7 +119,8 @@ public final class TransformerLanguageModel: LanguageModel {
                         key: linear(attention("k_proj"), bias: c.queryKeyValueBias),
                         value: linear(attention("v_proj"), bias: c.queryKeyValueBias),
                         output: linear(attention("o_proj"), bias: c.outputBias),
-                        queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, rope: c.rope.frequencies(rotaryDim: c.headDim), window: window,
+                        queryKeyNorm: queryKeyNorm, normEps: c.rmsNormEps, rope: c.rope.frequencies(rotaryDim: c.rotaryDim ?? c.headDim),
+                        window: window,
                         sinks: c.attentionSinks ? take(attention("sinks")) : nil))
             case .latent(let latent):
                 mixer = .latent(Self.latentAttention(latent, layer: index, configuration: c, keys: keys, take: take))

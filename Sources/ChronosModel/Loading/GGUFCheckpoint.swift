@@ -13,7 +13,8 @@ import Foundation
 /// which load as the Qwen MoE families with every layer dense (`mlp_only_layers`), and
 /// `deepseek2` (DeepSeek-V2, or V3 where its gating is sigmoid), whose key and value
 /// up-projections llama.cpp stores split and transposed (`attn_k_b`, `attn_v_b`) and are joined
-/// back into `kv_b_proj`. Tensors keep their GGUF
+/// back into `kv_b_proj`, and `glm4moe` (GLM-4.5), whose multi-token-prediction layers after
+/// the last decoder layer are skipped. Tensors keep their GGUF
 /// types, quantised ones included; llama.cpp's converter reorders the query and key rows of
 /// `llama` models for its rotary layout, and that order is undone here.
 public enum GGUFCheckpoint {
@@ -22,7 +23,7 @@ public enum GGUFCheckpoint {
 
     /// The families a GGUF file can hold, by `general.architecture`.
     enum Family: String, CaseIterable {
-        case llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe, deepseek2
+        case llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe, deepseek2, glm4moe
     }
 
     /// The `config.json` `file`'s metadata amounts to, the architecture that decodes it, and
@@ -56,9 +57,12 @@ public enum GGUFCheckpoint {
                 throw ModelError.malformedConfig(file: file.url.path, field: name, reason: "two tensors of the file map to it")
             }
         }
+        // GLM-4.5's multi-token-prediction layers follow the decoder layers; decoding does not run them.
+        let predictionLayers = c.layerCount..<(c.layerCount + (try Family.predictionLayerCount(Metadata(file: file))))
         // llama.cpp's DeepSeek files split each layer's kv_b_proj in two; they are joined below.
         var splitKeyValue: [Int: (key: Tensor?, value: Tensor?)] = [:]
         for info in file.tensorInfos {
+            if let layer = blockIndex(info.name), predictionLayers.contains(layer) { continue }
             let tensor = try file.tensor(named: info.name)
             if let (layer, local) = layerTensor(info.name, layers: c.layerCount), local == "attn_k_b.weight" || local == "attn_v_b.weight" {
                 if local == "attn_k_b.weight" {
@@ -120,6 +124,12 @@ public enum GGUFCheckpoint {
         return Tensor(shape: [heads * (nope + width), latent], values: joined)
     }
 
+    /// N of a tensor named `blk.N.…`.
+    private static func blockIndex(_ name: String) -> Int? {
+        let parts = name.split(separator: ".", maxSplits: 2)
+        return parts.count == 3 && parts[0] == "blk" ? Int(parts[1]) : nil
+    }
+
     /// `blk.N.rest` as (N, rest), for N a layer of the model.
     private static func layerTensor(_ name: String, layers: Int) -> (Int, String)? {
         let parts = name.split(separator: ".", maxSplits: 2)
@@ -153,6 +163,9 @@ public enum GGUFCheckpoint {
         ]
         if let name = simple[local] { return try put(name, tensor) }
         switch local {
+        case "post_attention_norm.weight" where c.modelType == Glm4MoEConfiguration.modelType:
+            // llama.cpp names GLM-4.5's norm before the feed-forward after the attention it follows.
+            try put(keys.layer(layer, "post_attention_layernorm.weight"), tensor)
         case "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias":
             let isQuery = local.hasPrefix("attn_q")
             let name = attention((isQuery ? "q_proj." : "k_proj.") + local.split(separator: ".")[1])
@@ -242,9 +255,14 @@ extension GGUFCheckpoint.Family {
                     file: m.path, field: "\(arch).attention.value_length", value: "\(valueWidth) (differs from key_length \(headDim))")
             }
             if let rotary = try m.optionalInt("\(arch).rope.dimension_count", in: 1...Int(Int32.max)), rotary != headDim {
-                throw ModelError.unsupportedConfig(
-                    file: m.path, field: "\(arch).rope.dimension_count",
-                    value: "\(rotary) (partial rotary; the head width is \(headDim))")
+                guard self == .glm4moe, rotary < headDim else {
+                    throw ModelError.unsupportedConfig(
+                        file: m.path, field: "\(arch).rope.dimension_count",
+                        value: "\(rotary) (partial rotary; the head width is \(headDim))")
+                }
+                // Halfway between `rotary` and the next width, so that head_dim times the factor
+                // rounds down to `rotary` however the division rounds.
+                config["partial_rotary_factor"] = (Double(rotary) + 0.5) / Double(headDim)
             }
         }
         if let scaling = try m.ropeScaling(arch) { config["rope_scaling"] = scaling }
@@ -289,6 +307,8 @@ extension GGUFCheckpoint.Family {
             config["shared_expert_intermediate_size"] = width
         case .deepseek2:
             try deepSeekConfig(m, into: &config)
+        case .glm4moe:
+            try glm4MoEConfig(m, into: &config)
         case .olmoe:
             config["model_type"] = "olmoe"
             config["num_experts"] = try m.int("\(arch).expert_count", in: ConfigurationLimits.experts)
@@ -301,6 +321,43 @@ extension GGUFCheckpoint.Family {
 }
 
 extension GGUFCheckpoint.Family {
+    /// The multi-token-prediction layers a `glm4moe` file counts in its `block_count`
+    /// (`nextn_predict_layers`); 0 for the other families.
+    static func predictionLayerCount(_ m: GGUFCheckpoint.Metadata) throws -> Int {
+        guard let name = m.metadata["general.architecture"]?.string, name == Self.glm4moe.rawValue else { return 0 }
+        let blocks = try m.int("\(name).block_count", in: ConfigurationLimits.layers)
+        return try m.optionalInt("\(name).nextn_predict_layers", in: 0...(blocks - 1)) ?? 0
+    }
+
+    /// The GLM-4.5 `config.json` fields of a `glm4moe` file: the decoder layers without the
+    /// multi-token-prediction ones, routing as llama.cpp's converter writes it (sigmoid gating
+    /// with the selection bias, groups, scale and renormalisation), and the q/k norms and
+    /// attention biases the file's tensors show.
+    fileprivate func glm4MoEConfig(_ m: GGUFCheckpoint.Metadata, into config: inout [String: Any]) throws {
+        let arch = rawValue, width = ConfigurationLimits.width
+        if let gating = try m.optionalInt("\(arch).expert_gating_func", in: 0...3), gating != 2 {
+            throw ModelError.unsupportedConfig(
+                file: m.path, field: "\(arch).expert_gating_func", value: "\(gating) (GLM-4.5 gates with a sigmoid, 2)")
+        }
+        let blocks = try m.int("\(arch).block_count", in: ConfigurationLimits.layers)
+        config["model_type"] = Glm4MoEConfiguration.modelType
+        config["num_hidden_layers"] = blocks - (try Self.predictionLayerCount(m))
+        config["intermediate_size"] = try m.int("\(arch).feed_forward_length", in: width)
+        config["moe_intermediate_size"] = try m.int("\(arch).expert_feed_forward_length", in: width)
+        config["n_routed_experts"] = try m.int("\(arch).expert_count", in: ConfigurationLimits.experts)
+        config["num_experts_per_tok"] = try m.int("\(arch).expert_used_count", in: ConfigurationLimits.experts)
+        config["n_shared_experts"] = try m.int("\(arch).expert_shared_count", in: 0...ConfigurationLimits.experts.upperBound)
+        config["first_k_dense_replace"] = try m.optionalInt("\(arch).leading_dense_block_count", in: 0...blocks) ?? 0
+        config["n_group"] = try m.optionalInt("\(arch).expert_group_count", in: ConfigurationLimits.experts) ?? 1
+        config["topk_group"] = try m.optionalInt("\(arch).expert_group_used_count", in: ConfigurationLimits.experts) ?? 1
+        config["routed_scaling_factor"] = try m.float("\(arch).expert_weights_scale", default: 1)
+        config["norm_topk_prob"] = try m.bool("\(arch).expert_weights_norm", default: false)
+        config["use_qk_norm"] = m.file.tensorNames.contains("blk.0.attn_q_norm.weight")
+        config["attention_bias"] = m.file.tensorNames.contains("blk.0.attn_q.bias")
+        // A file whose rotary width is the whole head says no factor; transformers' default is half.
+        if config["partial_rotary_factor"] == nil { config["partial_rotary_factor"] = 1.0 }
+    }
+
     /// The DeepSeek-V2 or V3 `config.json` fields of a `deepseek2` file: multi-head latent
     /// attention (llama.cpp's `key_length_mla` and `value_length_mla`, or in older files
     /// `key_length` and `value_length`, are the per-head widths), routing (sigmoid gating
