@@ -94,6 +94,14 @@ def metric(base, name):
     raise AssertionError(f"/metrics has no {name}:\n{text}")
 
 
+def wait_until(condition, message, seconds=10):
+    """Polls `condition` until it holds; fails with `message` after `seconds`."""
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, message
+        time.sleep(0.02)
+
+
 def check(base, client):
     # /health and the model list.
     status, body = http("GET", base + "/health")
@@ -217,10 +225,7 @@ def check(base, client):
         if index == 3:
             break
     stream.response.close()
-    deadline = time.time() + 10
-    while metric(base, "chronos_generations_active") != 0:
-        assert time.time() < deadline, "the abandoned generation kept running"
-        time.sleep(0.05)
+    wait_until(lambda: metric(base, "chronos_generations_active") == 0, "the abandoned generation kept running")
     left = metric(base, "chronos_generated_tokens_total") - before
     assert left < 2000, f"the abandoned generation made {left} tokens"
     print(f"a stream left after 3 chunks stopped after {left:.0f} tokens")
@@ -234,14 +239,8 @@ def check(base, client):
         connection.sendall(
             b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
-        deadline = time.time() + 10
-        while metric(base, "chronos_generations_active") == 0:
-            assert time.time() < deadline, "the whole answer's generation did not start"
-            time.sleep(0.01)
-    deadline = time.time() + 10
-    while metric(base, "chronos_generations_active") != 0:
-        assert time.time() < deadline, "the generation of a closed connection kept running"
-        time.sleep(0.05)
+        wait_until(lambda: metric(base, "chronos_generations_active") != 0, "the whole answer's generation did not start")
+    wait_until(lambda: metric(base, "chronos_generations_active") == 0, "the generation of a closed connection kept running")
     left = metric(base, "chronos_generated_tokens_total") - before
     assert left < 2000, f"the abandoned whole answer made {left} tokens"
     assert metric(base, "chronos_generations_cancelled_total") == cancelled + 1

@@ -74,7 +74,6 @@ public final class ServedModel: Sendable {
             promptIds: job.promptIds, maxTokens: job.maxTokens, sampling: job.sampling, ignoreEOS: job.ignoreEOS,
             topLogProbabilities: job.topLogprobs)
         var filter = StopSequenceFilter(stops: job.stop)
-        var cancelled = false
         // Each token's log-probabilities wait until its text is sent: the unicode scalars of the
         // answer before it and through it.
         var waiting: [(entry: TokenLogprob, start: Int, end: Int)] = []
@@ -91,11 +90,9 @@ public final class ServedModel: Sendable {
         generator.onSnapshot = onSnapshot
         generator.batcher = batcher
         let outcome = try generator.generate(request, isCancelled: isCancelled) { token in
-            guard !cancelled, !filter.isStopped else { return false }
-            if isCancelled() {
-                cancelled = true
-                return false
-            }
+            // The generator asks `isCancelled` before each pass; asking here too keeps the token
+            // of the pass that ran meanwhile, and the decoder's last bytes, unsent.
+            guard !filter.isStopped, !isCancelled() else { return false }
             let start = received
             received += token.text.unicodeScalars.count
             if let probabilities = token.logProbabilities {
@@ -105,8 +102,8 @@ public final class ServedModel: Sendable {
             return !filter.isStopped
         }
         let generation = outcome.generation
-        // A stop text also ends the generation as cancelled; only the caller's flag makes it so here.
-        cancelled = cancelled || (generation.stopReason == .cancelled && !filter.isStopped && isCancelled())
+        // The generator reports a stop text (its callback said stop) as cancelled too.
+        let cancelled = generation.stopReason == .cancelled && !filter.isStopped
         if !cancelled && !filter.isStopped { send(filter.finish(), final: true) }
         let reason: FinishReason? =
             cancelled

@@ -190,9 +190,6 @@ public final class OffloadSession: ForwardObserver {
 
     // MARK: Finishing
 
-    /// The generation was cancelled: the loads queued for it are dropped (`ExpertStore.Session.cancelQueuedLoads`).
-    public func cancelQueuedLoads() { storeSession?.cancelQueuedLoads() }
-
     /// The storage metrics so far: the store's IO, with what this generation's own needs met
     /// (needed, hits, missed bytes, fallbacks, stall) from its store session, so that
     /// generations sharing the store are counted apart; nil for resident experts.
@@ -202,8 +199,10 @@ public final class OffloadSession: ForwardObserver {
         return storage.withGenerationCounts(of: storeSession.metrics())
     }
 
-    /// The generation with the run's storage metrics and the routing of each pass.
+    /// The generation with the run's storage metrics and the routing of each pass; a generation
+    /// stopped early drops the loads still queued for it (`ExpertStore.Session.cancelQueuedLoads`).
     public func finish(_ generation: GenerationResult) -> OffloadedGenerationResult {
+        if generation.stopReason == .cancelled { storeSession?.cancelQueuedLoads() }
         let settings = offloaded.settings
         let end = storageMetrics() ?? StorageMetrics()
         var metrics = OffloadRunMetrics(

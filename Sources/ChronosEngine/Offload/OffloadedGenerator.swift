@@ -50,7 +50,7 @@ public final class OffloadedGenerator {
 
     /// Generates for `request`, streaming tokens to `onToken` (return false to stop), and
     /// measures the run; `name` labels its metrics. When `isCancelled` says so before a pass,
-    /// the generation ends and the expert loads queued for it are dropped.
+    /// the generation ends (`OffloadSession.finish` drops the expert loads queued for it).
     public func generate(
         _ request: GenerationRequest, name: String? = nil, isCancelled: () -> Bool = { false },
         onToken: (GeneratedToken) -> Bool = { _ in true }
@@ -65,7 +65,6 @@ public final class OffloadedGenerator {
         let generation = try Generator(model: offloaded.model, tokenizer: tokenizer).run(
             request, cache: session.cache, forward: { ids, _, phase in try session.forward(ids, phase: phase) },
             isCancelled: isCancelled, onToken: onToken)
-        if generation.stopReason == .cancelled { session.cancelQueuedLoads() }
         return session.finish(generation)
     }
 }
