@@ -26,7 +26,10 @@ let package = Package(
         .target(name: "ChronosTensor", dependencies: ["CChronosKernels"]),
         .target(name: "ChronosFormats", dependencies: ["ChronosTensor"]),
         .target(name: "ChronosModel", dependencies: ["ChronosTensor", "ChronosFormats"]),
-        .target(name: "ChronosStorage", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"]),
+        // The PyTorch module `chronos export --to transformers` writes beside a checkpoint.
+        .target(
+            name: "ChronosStorage", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel"],
+            resources: [.copy("Resources/modeling_chronos.py")]),
         .target(
             name: "ChronosEngine", dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosRouting"]),
         .target(

@@ -11,6 +11,8 @@ import Foundation
 ///     generation_config.json           sampling defaults
 ///     lookahead.safetensors            a lookahead head trained from a trace
 ///     intent.safetensors               the prompt-level intent classifier
+///     chronos_lookahead.safetensors    a Chronos model's own lookahead head, beside an export whose architecture has no place for it
+///     modeling_chronos.py              the PyTorch module of a Chronos model exported for transformers
 ///     expert_cache/                    the packed routed experts (`ExpertCacheManifest` names what is inside)
 public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
     /// The names of the files and folders, relative to the directory.
@@ -34,13 +36,23 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
         public static let lookaheadHead = "lookahead.safetensors"
         /// The prompt-level intent classifier.
         public static let intentClassifier = "intent.safetensors"
+        /// A Chronos model's own lookahead head, beside an export whose architecture has no place for it.
+        public static let exportedLookahead = "chronos_lookahead.safetensors"
+        /// The PyTorch module of a Chronos model exported for transformers (`trust_remote_code`).
+        public static let modelingModule = "modeling_chronos.py"
         /// The folder of packed routed experts (cluster files and their manifest).
         public static let expertCache = "expert_cache"
 
         /// Every name above, in the order listed.
         public static let all = [
             config, checkpoint, checkpointIndex, tokenizer, ggufTokenizer, tokenizerConfig, generationConfig,
-            lookaheadHead, intentClassifier, expertCache
+            lookaheadHead, intentClassifier, exportedLookahead, modelingModule, expertCache
+        ]
+
+        /// The files that travel with a model's weights when they are rewritten into a new
+        /// directory: the tokenizer, sampling defaults and the trained predictors.
+        public static let companions = [
+            tokenizer, ggufTokenizer, tokenizerConfig, generationConfig, lookaheadHead, intentClassifier
         ]
     }
 
@@ -77,8 +89,38 @@ public struct ModelDirectory: Sendable, Hashable, CustomStringConvertible {
     public var lookaheadHead: URL { url.appendingPathComponent(Name.lookaheadHead) }
     /// `intent.safetensors`: the prompt-level intent classifier.
     public var intentClassifier: URL { url.appendingPathComponent(Name.intentClassifier) }
+    /// `chronos_lookahead.safetensors`: the lookahead head beside an export that has no place for it.
+    public var exportedLookahead: URL { url.appendingPathComponent(Name.exportedLookahead) }
+    /// `modeling_chronos.py`: the PyTorch module of an export for transformers.
+    public var modelingModule: URL { url.appendingPathComponent(Name.modelingModule) }
     /// `expert_cache/`: the packed routed experts.
     public var expertCache: URL { url.appendingPathComponent(Name.expertCache, isDirectory: true) }
+
+    /// Creates the model directory `target`, which must not exist: `write` fills a temporary
+    /// folder beside it, into which the companion files of `source` (`Name.companions`) that
+    /// exist are copied first, and the folder is renamed to `target` only when `write` returns,
+    /// so a failed or interrupted run leaves no half-written model. `write` may replace a
+    /// companion file.
+    public static func create(at target: URL, companionsFrom source: URL?, _ write: (URL) throws -> Void) throws {
+        let files = FileManager.default
+        guard !files.fileExists(atPath: target.path) else {
+            throw CocoaError(.fileWriteFileExists, userInfo: [NSFilePathErrorKey: target.path])
+        }
+        let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial-\(UUID().uuidString)")
+        do {
+            try files.createDirectory(at: staging, withIntermediateDirectories: true)
+            if let source {
+                for name in Name.companions where files.fileExists(atPath: source.appendingPathComponent(name).path) {
+                    try files.copyItem(at: source.appendingPathComponent(name), to: staging.appendingPathComponent(name))
+                }
+            }
+            try write(staging)
+            try files.moveItem(at: staging, to: target)
+        } catch {
+            try? files.removeItem(at: staging)
+            throw error
+        }
+    }
 
     /// Whether the directory holds `config.json`, as every model directory does.
     public var hasConfig: Bool { FileManager.default.fileExists(atPath: config.path) }

@@ -64,6 +64,13 @@ public enum ModelRegistry {
             : try TransformerLanguageModel(directory: directory, experts: experts)
     }
 
+    /// The `model_type` of `directory`'s `config.json`, whether or not it can be loaded.
+    public static func modelType(directory: URL) throws -> String {
+        let configURL = ModelDirectory(directory).config
+        return try ConfigurationFile.decode(ConfigurationHeader.self, from: ConfigurationFile.read(configURL), file: configURL.path)
+            .modelType
+    }
+
     /// The routed experts `directory`'s `config.json` implies, each with the shapes of its gate,
     /// up and down projections (`[width, hidden]`, `[width, hidden]`, `[hidden, width]`), in that order.
     public static func routedExpertShapes(directory: URL) throws -> [ExpertKey: [[Int]]] {

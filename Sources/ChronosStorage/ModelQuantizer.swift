@@ -39,9 +39,6 @@ public enum ModelQuantizer {
     public static func quantize(
         _ source: URL, recipe: QuantizationRecipe, to target: URL, progress: ((_ written: Int, _ total: Int) -> Void)? = nil
     ) throws -> Outcome {
-        guard !FileManager.default.fileExists(atPath: target.path) else {
-            throw CocoaError(.fileWriteFileExists, userInfo: [NSFilePathErrorKey: target.path])
-        }
         let model = try ModelLoader.load(directory: source)
         let parameters = model.namedParameters()
         if let quantized = parameters.first(where: { $0.tensor.dtype.isQuantized }) {
@@ -60,21 +57,8 @@ public enum ModelQuantizer {
             outcome.parameters += count
         }
 
-        let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial-\(UUID().uuidString)")
-        do {
-            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
-            let names = [
-                ModelDirectory.Name.tokenizer, ModelDirectory.Name.tokenizerConfig, ModelDirectory.Name.generationConfig,
-                ModelDirectory.Name.lookaheadHead, ModelDirectory.Name.intentClassifier
-            ]
-            for name in names where FileManager.default.fileExists(atPath: source.appendingPathComponent(name).path) {
-                try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: staging.appendingPathComponent(name))
-            }
+        try ModelDirectory.create(at: target, companionsFrom: source) { staging in
             try model.save(to: staging, types: types, progress: progress)
-            try FileManager.default.moveItem(at: staging, to: target)
-        } catch {
-            try? FileManager.default.removeItem(at: staging)
-            throw error
         }
         return outcome
     }

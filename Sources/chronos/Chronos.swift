@@ -13,7 +13,7 @@ struct Chronos: ParsableCommand {
         subcommands: [
             GenerateCommand.self, PackCommand.self, TokenizeCommand.self, InspectCommand.self, DataCommand.self, TokenizerCommand.self,
             TrainCommand.self, PipelineCommand.self, EvalCommand.self, TraceCommand.self, ClusterCommand.self, BackendsCommand.self,
-            QuantizeCommand.self, TuneCommand.self, CompareCommand.self,
+            QuantizeCommand.self, ExportCommand.self, ImportCommand.self, TuneCommand.self, CompareCommand.self,
             Bench.self, DocsCommand.self
         ])
 

@@ -34,20 +34,9 @@ struct QuantizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let start = Date()
-        var reported = 0
-        let outcome = try ModelQuantizer.quantize(URL(fileURLWithPath: directory), recipe: recipe, to: URL(fileURLWithPath: out)) {
-            written, total in
-            let percent = written * 100 / total
-            guard percent >= reported + 10 || written == total else { return }
-            reported = percent
-            FileHandle.standardError.write(
-                Data(
-                    String(
-                        format: "… quantised %d of %d tensors (%d%%) in %.1f s\n", written, total, percent, Date().timeIntervalSince(start)
-                    )
-                    .utf8))
-        }
+        let progress = TensorProgress(verb: "quantised")
+        let outcome = try ModelQuantizer.quantize(
+            URL(fileURLWithPath: directory), recipe: recipe, to: URL(fileURLWithPath: out), progress: progress.report)
         let mix = outcome.tensorsByType.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }
         print(
             "quantised \(directory) with \(recipe.rawValue) into \(out): \(InspectCommand.bytes(outcome.bytesBefore)) → \(InspectCommand.bytes(outcome.bytesAfter)) "

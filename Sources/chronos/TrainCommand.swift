@@ -12,8 +12,22 @@ struct TrainCommand: ParsableCommand {
         subcommands: [Pretrain.self, SFT.self, DPO.self, ORPO.self, GRPO.self, Distill.self, Intent.self, Lookahead.self])
 }
 
+/// How a new Chronos model's layers attend.
+enum AttentionLayout: String, ExpressibleByArgument, CaseIterable {
+    /// Latent attention on even layers, sliding-window attention on odd ones, routing renormalised.
+    case mixed
+    /// Latent attention in every layer with DeepSeek-V2's routing (the chosen scores not
+    /// renormalised): the shape `chronos export --to deepseek_v2` writes.
+    case mla
+}
+
 /// Shape of a new Chronos model, as command-line flags.
 struct ModelShapeOptions: ParsableArguments {
+    @Option(
+        help:
+            "Layers: mixed (latent attention on even layers, sliding-window on odd) or mla (latent attention everywhere with DeepSeek-V2's routing, exportable as deepseek_v2)."
+    )
+    var attention: AttentionLayout = .mixed
     @Option(parsing: .unconditional, help: "Hidden size.") var hidden = 256
     @Option(parsing: .unconditional, help: "Decoder layers.") var layers = 4
     @Option(parsing: .unconditional, help: "Attention heads.") var heads = 8
@@ -36,9 +50,10 @@ struct ModelShapeOptions: ParsableArguments {
     var configuration: ChronosConfiguration {
         ChronosConfiguration(
             hiddenSize: hidden, hiddenLayers: layers, attentionHeads: heads, keyValueHeads: kvHeads,
-            headDim: headDim, kvLatentDim: kvLatent, ropeDim: ropeDim, slidingWindow: window, experts: experts,
+            headDim: headDim, kvLatentDim: kvLatent, ropeDim: ropeDim, slidingWindow: window,
+            layerTypes: attention == .mla ? Array(repeating: .mla, count: max(layers, 0)) : nil, experts: experts,
             expertsPerToken: topK, sharedExperts: sharedExperts, moeIntermediateSize: expertWidth,
-            sharedExpertIntermediateSize: sharedWidth, lookaheadSteps: lookahead)
+            sharedExpertIntermediateSize: sharedWidth, normTopKProb: attention == .mixed, lookaheadSteps: lookahead)
     }
 }
 

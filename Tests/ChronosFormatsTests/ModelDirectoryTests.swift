@@ -14,7 +14,9 @@ final class ModelDirectoryTests: XCTestCase {
             (directory.ggufTokenizer, ModelDirectory.Name.ggufTokenizer), (directory.tokenizerConfig, ModelDirectory.Name.tokenizerConfig),
             (directory.generationConfig, ModelDirectory.Name.generationConfig),
             (directory.lookaheadHead, ModelDirectory.Name.lookaheadHead),
-            (directory.intentClassifier, ModelDirectory.Name.intentClassifier), (directory.expertCache, ModelDirectory.Name.expertCache)
+            (directory.intentClassifier, ModelDirectory.Name.intentClassifier),
+            (directory.exportedLookahead, ModelDirectory.Name.exportedLookahead),
+            (directory.modelingModule, ModelDirectory.Name.modelingModule), (directory.expertCache, ModelDirectory.Name.expertCache)
         ]
         XCTAssertEqual(files.map(\.1), ModelDirectory.Name.all, "every name has its property")
         for (url, name) in files {

@@ -2,13 +2,34 @@ import ChronosFormats
 import ChronosTensor
 import Foundation
 
-/// The attention of one Chronos decoder layer (`layer_types` in `config.json`).
+/// The attention of one Chronos decoder layer (`layer_types` in `config.json`), written `mla`
+/// or `sliding`; transformers' `full_attention` and `sliding_attention`, which a checkpoint
+/// exported for transformers uses, are read as the same.
 public enum ChronosAttentionKind: String, Codable, Sendable, CaseIterable {
     /// Multi-head latent attention over the whole prefix: caches one compressed latent and one
     /// shared RoPE key per position (see `LatentAttention`).
     case mla
     /// Grouped-query attention over the last `sliding_window` positions, RoPE over whole heads.
     case sliding
+
+    /// transformers' name for this kind of layer.
+    public var transformersName: String {
+        switch self {
+        case .mla: "full_attention"
+        case .sliding: "sliding_attention"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let kind = Self(rawValue: name) ?? Self.allCases.first(where: { $0.transformersName == name }) else {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "'\(name)' is not a layer type: mla, sliding, full_attention or sliding_attention"))
+        }
+        self = kind
+    }
 }
 
 /// `config.json` of a Chronos-native model (`model_type` `chronos`): a decoder whose layers

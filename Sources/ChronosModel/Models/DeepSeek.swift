@@ -1,3 +1,4 @@
+import ChronosFormats
 import ChronosTensor
 import Foundation
 
@@ -112,6 +113,12 @@ public struct DeepSeekConfiguration: Decodable, Sendable {
         case maxPositionEmbeddings = "max_position_embeddings"
         case bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id"
+    }
+
+    /// The configuration in `directory`'s `config.json`; errors name the file and the field at fault.
+    public init(directory: URL) throws {
+        let url = ModelDirectory(directory).config
+        self = try ConfigurationFile.decode(DeepSeekConfiguration.self, from: ConfigurationFile.read(url), file: url.path)
     }
 
     public init(from decoder: any Decoder) throws {
