@@ -150,4 +150,66 @@ final class ModelExportTests: XCTestCase {
         XCTAssertEqual(results[1].class, "DeepseekV2ForCausalLM")
         assertClose(results[1].logits, try logits(deepSeek), tolerance: 1e-4)
     }
+
+    /// The repository's root, where `scripts/` and `data/` are.
+    private let repository = Fixtures.shippedModel.deletingLastPathComponent().deletingLastPathComponent()
+
+    func testTwoProcessesTrainTheExportUnderTorchrunAndTheResultImportsAndGenerates() throws {
+        guard Python.canImport("torch, transformers, tokenizers") else {
+            throw XCTSkip("python3 with torch, transformers and tokenizers is not installed")
+        }
+        // A small model with the shipped model's tokenizer, exported for transformers.
+        let configuration = ChronosConfiguration(
+            vocabSize: 6400, hiddenSize: 32, hiddenLayers: 2, attentionHeads: 4, keyValueHeads: 2, headDim: 8, kvLatentDim: 16,
+            ropeDim: 4, slidingWindow: 16, experts: 4, expertsPerToken: 2, sharedExperts: 1, moeIntermediateSize: 32,
+            sharedExpertIntermediateSize: 32, lookaheadSteps: 2)
+        let root = try Fixtures.temporaryDirectory()
+        let model = root.appendingPathComponent("model"), exported = root.appendingPathComponent("hf")
+        let trained = root.appendingPathComponent("trained"), imported = root.appendingPathComponent("back")
+        try TransformerLanguageModel(
+            configuration: configuration, weights: TransformerLanguageModel.initialize(configuration: configuration, seed: 1)
+        )
+        .save(to: model)
+        for name in [ModelDirectory.Name.tokenizer, ModelDirectory.Name.tokenizerConfig] {
+            try FileManager.default.copyItem(at: Fixtures.shippedModel.appendingPathComponent(name), to: model.appendingPathComponent(name))
+        }
+        try ModelExport.export(model, as: .transformers, to: exported)
+        let lines = try String(contentsOf: repository.appendingPathComponent("data/austen/train.jsonl"), encoding: .utf8)
+            .split(separator: "\n").prefix(200)
+        let data = root.appendingPathComponent("train.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+
+        let script = repository.appendingPathComponent("scripts/train_distributed.py").path
+        let common = [script, "--model", exported.path, "--data", data.path, "--batch", "8", "--seq-len", "32"]
+        func torchrun(_ arguments: [String]) throws -> String {
+            let run = try Python.run(
+                arguments: ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] + common + arguments,
+                environment: ["OMP_NUM_THREADS": "1"], timeout: 180)
+            XCTAssertEqual(run.status, 0, "torchrun \(arguments): \(run.errors.suffix(2000))")
+            return run.output
+        }
+        // One process's gradients over the whole batch equal the two processes' over its halves.
+        _ = try torchrun(["--check-gradients"])
+        // 50 steps on two processes: the loss falls.
+        let output = try torchrun(["--steps", "50", "--out", trained.path])
+        struct Summary: Decodable {
+            let steps: Int
+            let first_loss: Double
+            let last_loss: Double
+            let world_size: Int
+        }
+        let summary = try JSONDecoder().decode(Summary.self, from: Data(output.split(separator: "\n").last!.utf8))
+        XCTAssertEqual(summary.steps, 50)
+        XCTAssertEqual(summary.world_size, 2)
+        XCTAssertLessThan(summary.last_loss, summary.first_loss - 0.5, "the loss falls")
+
+        // Back into Chronos: the trained tensors as PyTorch saved them, and a model that generates.
+        try ModelExport.importModel(trained, to: imported)
+        try assertSameTensors(trained, imported)
+        let back = try ModelLoader.load(directory: imported)
+        let tokenizer = try XCTUnwrap(ModelDirectory(imported).loadTokenizer())
+        let generation = try Generator(model: back, tokenizer: tokenizer)
+            .generate(GenerationRequest(promptIds: tokenizer.encode("It is a truth"), maxTokens: 8, sampling: .greedy, ignoreEOS: true))
+        XCTAssertEqual(generation.ids.count, 8)
+    }
 }
