@@ -23,9 +23,9 @@ public struct DecodeBench {
         self.report = report
     }
 
-    /// Benchmarks the model in `directory`, or a synthetic one of `shape` written to `keepingAt`
-    /// (reused when it already holds one) or else to a temporary directory.
-    public func run(directory: URL?, shape: SyntheticModel.MixtralShape, keepingAt kept: URL? = nil) throws {
+    /// Benchmarks the model in `directory`, or a synthetic one of `shape` in `dtype` written to
+    /// `keepingAt` (reused when it already holds one) or else to a temporary directory.
+    public func run(directory: URL?, shape: SyntheticModel.Shape, dtype: DType, keepingAt kept: URL? = nil) throws {
         var temporary: URL?
         defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
         let modelDirectory: URL
@@ -35,10 +35,8 @@ public struct DecodeBench {
             modelDirectory = kept
         } else {
             let dir = kept ?? FileManager.default.temporaryDirectory.appendingPathComponent("chronos-bench-\(UUID().uuidString)")
-            report.progress(
-                "writing a random Mixtral-shaped model (hidden \(shape.hidden), \(shape.layers) layers, \(shape.experts) experts top-\(shape.topK), width \(shape.expertWidth), \(shape.dtype)) to \(dir.path)"
-            )
-            try SyntheticModel.writeMixtral(shape, to: dir)
+            report.progress("writing a random \(shape.summary) model in \(dtype) to \(dir.path)")
+            try SyntheticModel.write(config: shape.config, dtype: dtype, to: dir)
             if kept == nil { temporary = dir }
             modelDirectory = dir
         }

@@ -6,68 +6,59 @@ import Foundation
 /// Models with random weights, written in the Hugging Face layout, for benchmarks run without a
 /// trained model: they have a real model's shape, so its bytes and arithmetic, not its quality.
 public enum SyntheticModel {
-    /// The shape of the synthetic Mixtral-style model.
-    public struct MixtralShape: Sendable {
-        /// Vocabulary, hidden width, decoder layers, query and key/value heads.
-        public var vocab = 32000, hidden = 1024, layers = 8, heads = 8, kvHeads = 2
-        /// Routed experts per layer, experts per token and the width of one expert.
-        public var experts = 8, topK = 2, expertWidth = 2816
-        /// Weight type of every tensor.
-        public var dtype = DType.bf16
+    /// A model shape `bench decode` measures with random weights.
+    public enum Shape: String, CaseIterable, Sendable {
+        /// Mixtral: vocab 32000, hidden 1024, 8 layers (8 query and 2 key/value heads), 8
+        /// experts top-2 of width 2816.
+        case mixtral
+        /// DeepSeek-V3: vocab 32000, hidden 1024, 8 layers of latent attention (8 heads, query
+        /// latent 384, key/value latent 256), the first dense (width 2816), the others 64 routed
+        /// experts top-6 of width 512 and one shared, sigmoid routing in 8 groups of which 4 are kept.
+        case deepSeekV3 = "deepseek-v3"
 
-        /// The default shape: vocab 32000, hidden 1024, 8 layers, 8 experts top-2 of width 2816, bf16.
-        public init() {}
-    }
-
-    /// Writes `config.json` and `model.safetensors` of a Mixtral with random weights.
-    public static func writeMixtral(_ shape: MixtralShape, to directory: URL) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let headDim = shape.hidden / shape.heads
-        let config: [String: Any] = [
-            "model_type": "mixtral", "architectures": ["MixtralForCausalLM"], "vocab_size": shape.vocab,
-            "hidden_size": shape.hidden, "intermediate_size": shape.expertWidth, "num_hidden_layers": shape.layers,
-            "num_attention_heads": shape.heads, "num_key_value_heads": shape.kvHeads, "head_dim": headDim,
-            "num_local_experts": shape.experts, "num_experts_per_tok": shape.topK, "rms_norm_eps": 1e-5,
-            "rope_theta": 1e6, "tie_word_embeddings": false, "max_position_embeddings": 4096,
-            "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": shape.dtype == .bf16 ? "bfloat16" : "float32"
-        ]
-        try AtomicFile.write(
-            JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
-            to: ModelDirectory(directory).config)
-        var seed: UInt64 = 1
-        func random(_ dims: [Int], scale: Float = 0.04) -> Tensor {
-            seed += 1
-            var generator = SplitMix64(seed: seed)
-            let values = (0..<dims.reduce(1, *)).map { _ in (Float(generator.nextUnit()) - 0.5) * scale }
-            return Tensor(shape: dims, values: values, dtype: shape.dtype)
-        }
-        func ones(_ n: Int) -> Tensor { Tensor(shape: [n], values: [Float](repeating: 1, count: n), dtype: shape.dtype) }
-        var tensors: [(name: String, tensor: Tensor)] = [
-            ("model.embed_tokens.weight", random([shape.vocab, shape.hidden])),
-            ("model.norm.weight", ones(shape.hidden)),
-            ("lm_head.weight", random([shape.vocab, shape.hidden]))
-        ]
-        for l in 0..<shape.layers {
-            let p = "model.layers.\(l)."
-            tensors += [
-                (p + "input_layernorm.weight", ones(shape.hidden)),
-                (p + "post_attention_layernorm.weight", ones(shape.hidden)),
-                (p + "self_attn.q_proj.weight", random([shape.heads * headDim, shape.hidden])),
-                (p + "self_attn.k_proj.weight", random([shape.kvHeads * headDim, shape.hidden])),
-                (p + "self_attn.v_proj.weight", random([shape.kvHeads * headDim, shape.hidden])),
-                (p + "self_attn.o_proj.weight", random([shape.hidden, shape.heads * headDim])),
-                (p + "block_sparse_moe.gate.weight", random([shape.experts, shape.hidden], scale: 1))
-            ]
-            for e in 0..<shape.experts {
-                let q = p + "block_sparse_moe.experts.\(e)."
-                tensors += [
-                    (q + "w1.weight", random([shape.expertWidth, shape.hidden])),
-                    (q + "w3.weight", random([shape.expertWidth, shape.hidden])),
-                    (q + "w2.weight", random([shape.hidden, shape.expertWidth]))
-                ]
+        /// What the shape is, in words.
+        public var summary: String {
+            switch self {
+            case .mixtral: "Mixtral-shaped (hidden 1024, 8 layers, 8 experts top-2 of width 2816)"
+            case .deepSeekV3: "DeepSeek-V3-shaped (hidden 1024, 8 latent-attention layers, 64 experts top-6 of width 512 + 1 shared)"
             }
         }
-        try SafetensorsWriter.write(tensors, to: ModelDirectory(directory).checkpoint)
+
+        /// The `config.json` of this shape.
+        public var config: [String: Any] {
+            let common: [String: Any] = [
+                "vocab_size": 32000, "hidden_size": 1024, "num_hidden_layers": 8, "num_attention_heads": 8,
+                "rope_theta": 1e4, "tie_word_embeddings": false, "max_position_embeddings": 4096, "bos_token_id": 1,
+                "eos_token_id": 2
+            ]
+            let specific: [String: Any]
+            switch self {
+            case .mixtral:
+                specific = [
+                    "model_type": "mixtral", "architectures": ["MixtralForCausalLM"], "intermediate_size": 2816,
+                    "num_key_value_heads": 2, "head_dim": 128, "num_local_experts": 8, "num_experts_per_tok": 2, "rms_norm_eps": 1e-5
+                ]
+            case .deepSeekV3:
+                specific = [
+                    "model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"], "intermediate_size": 2816,
+                    "moe_intermediate_size": 512, "num_key_value_heads": 8, "q_lora_rank": 384, "kv_lora_rank": 256,
+                    "qk_nope_head_dim": 64, "qk_rope_head_dim": 32, "v_head_dim": 64, "n_routed_experts": 64,
+                    "num_experts_per_tok": 6, "n_shared_experts": 1, "first_k_dense_replace": 1, "n_group": 8, "topk_group": 4,
+                    "topk_method": "noaux_tc", "scoring_func": "sigmoid", "norm_topk_prob": true, "routed_scaling_factor": 2.5,
+                    "rms_norm_eps": 1e-6
+                ]
+            }
+            return common.merging(specific) { $1 }
+        }
+    }
+
+    /// Writes `config` as `config.json` and random weights of `dtype` for it (any architecture
+    /// Chronos loads; `ModelRegistry.writeRandomWeights`, routers scaled so routing is decisive).
+    public static func write(config: [String: Any], dtype: DType, to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try AtomicFile.write(
+            JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]), to: ModelDirectory(directory).config)
+        try ModelRegistry.writeRandomWeights(directory: directory, dtype: dtype, seed: 1, routerScale: 50)
     }
 
     /// The Chronos-native shape of the offload benchmark without `--model`: 8 layers of 8 experts

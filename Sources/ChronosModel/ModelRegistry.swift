@@ -71,6 +71,26 @@ public enum ModelRegistry {
             .modelType
     }
 
+    /// Writes `model.safetensors` of random weights for the model `directory`'s `config.json`
+    /// describes, whatever its architecture, one tensor at a time as `dtype`, the same for the
+    /// same `seed`: projections N(0, 0.02²) (N(0, 0.02²/2L) into the residual stream), routers
+    /// with that deviation times `routerScale` (large: routing as decisive as a trained model's),
+    /// norms 1, biases 0. A model of a real shape, for benchmarks.
+    public static func writeRandomWeights(
+        directory: URL, dtype: DType, seed: UInt64, routerScale: Float = 1, progress: ((_ written: Int, _ total: Int) -> Void)? = nil
+    ) throws {
+        let (_, architecture, configuration) = try configuration(directory: directory)
+        let layout = configuration.parameterLayout(keys: architecture.checkpointKeys)
+        var generator = SplitMix64(seed: seed)
+        let entries = layout.map { SafetensorsWriter.Entry(name: $0.name, dtype: dtype, shape: $0.shape) }
+        try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: ModelDirectory(directory).checkpoint) { index in
+            defer { progress?(index + 1, entries.count) }
+            let spec = layout[index]
+            return Tensor(
+                shape: spec.shape, values: spec.randomValues(&generator, scale: spec.role == .router ? routerScale : 1), dtype: dtype)
+        }
+    }
+
     /// The routed experts `directory`'s `config.json` implies, each with the shapes of its gate,
     /// up and down projections (`[width, hidden]`, `[width, hidden]`, `[hidden, width]`), in that order.
     public static func routedExpertShapes(directory: URL) throws -> [ExpertKey: [[Int]]] {

@@ -7,11 +7,15 @@ import XCTest
 /// The synthetic models load as the architecture they claim, with the bytes one token reads.
 final class SyntheticModelTests: XCTestCase {
     func testTinyMixtralLoadsAndReadsDenseWeightsPlusTopKExperts() throws {
-        var shape = SyntheticModel.MixtralShape()
-        (shape.vocab, shape.hidden, shape.layers, shape.heads, shape.kvHeads) = (16, 8, 1, 2, 1)
-        (shape.experts, shape.topK, shape.expertWidth, shape.dtype) = (4, 2, 4, .f32)
+        var config = SyntheticModel.Shape.mixtral.config
+        for (key, value) in [
+            "vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "head_dim": 4, "num_local_experts": 4, "intermediate_size": 4
+        ] {
+            config[key] = value
+        }
         let directory = try Fixtures.temporaryDirectory()
-        try SyntheticModel.writeMixtral(shape, to: directory)
+        try SyntheticModel.write(config: config, dtype: .f32, to: directory)
         let model = try ModelRegistry.load(directory: directory)
         XCTAssertEqual(model.summary.modelType, "mixtral")
         XCTAssertEqual(model.summary.expertsPerLayer, [4])
@@ -23,5 +27,14 @@ final class SyntheticModelTests: XCTestCase {
         XCTAssertEqual(model.parameterCounts.denseBytes, 2016)
         XCTAssertEqual(model.parameterCounts.expertBytes, 4 * 384)
         XCTAssertEqual(model.weightBytesPerToken, 2304)
+    }
+
+    func testEveryShapeDescribesAModelOfItsArchitecture() throws {
+        for shape in SyntheticModel.Shape.allCases {
+            let directory = try Fixtures.temporaryDirectory()
+            try JSONSerialization.data(withJSONObject: shape.config).write(to: directory.appendingPathComponent("config.json"))
+            let experts = try ModelRegistry.routedExpertShapes(directory: directory)
+            XCTAssertEqual(experts.count, shape == .mixtral ? 8 * 8 : 7 * 64, "\(shape)")
+        }
     }
 }

@@ -194,14 +194,21 @@ final class ModelExportTests: XCTestCase {
         let output = try torchrun(["--steps", "50", "--out", trained.path])
         struct Summary: Decodable {
             let steps: Int
-            let first_loss: Double
-            let last_loss: Double
-            let world_size: Int
+            let firstLoss: Double
+            let lastLoss: Double
+            let worldSize: Int
+
+            enum CodingKeys: String, CodingKey {
+                case steps
+                case firstLoss = "first_loss"
+                case lastLoss = "last_loss"
+                case worldSize = "world_size"
+            }
         }
         let summary = try JSONDecoder().decode(Summary.self, from: Data(output.split(separator: "\n").last!.utf8))
         XCTAssertEqual(summary.steps, 50)
-        XCTAssertEqual(summary.world_size, 2)
-        XCTAssertLessThan(summary.last_loss, summary.first_loss - 0.5, "the loss falls")
+        XCTAssertEqual(summary.worldSize, 2)
+        XCTAssertLessThan(summary.lastLoss, summary.firstLoss - 0.5, "the loss falls")
 
         // Back into Chronos: the trained tensors as PyTorch saved them, and a model that generates.
         try ModelExport.importModel(trained, to: imported)

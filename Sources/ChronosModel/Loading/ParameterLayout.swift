@@ -1,4 +1,5 @@
 import ChronosTensor
+import Foundation
 
 /// What a parameter tensor does in the model, as a quantisation recipe tells tensors apart.
 public enum ParameterRole: Sendable, Hashable {
@@ -39,6 +40,22 @@ struct ParameterSpec {
     let initial: Initial
     let role: ParameterRole
     let expert: ExpertKey?
+
+    /// Starting values drawn from `generator`, a normal one's standard deviation times `scale`.
+    func randomValues(_ generator: inout SplitMix64, scale: Float = 1) -> [Float] {
+        let count = shape.reduce(1, *)
+        switch initial {
+        case .ones: return [Float](repeating: 1, count: count)
+        case .zeros: return [Float](repeating: 0, count: count)
+        case .normal(let std): return (0..<count).map { _ in std * scale * Self.standardNormal(&generator) }
+        }
+    }
+
+    /// A draw from N(0, 1) (Box–Muller).
+    private static func standardNormal(_ generator: inout SplitMix64) -> Float {
+        let u = max(generator.nextUnit(), .leastNormalMagnitude), v = generator.nextUnit()
+        return Float((-2 * Foundation.log(u)).squareRoot() * cos(2 * Double.pi * v))
+    }
 }
 
 extension TransformerConfiguration {

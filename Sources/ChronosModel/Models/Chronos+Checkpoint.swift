@@ -70,24 +70,11 @@ extension TransformerLanguageModel {
     public static func initialize(configuration: ChronosConfiguration, seed: UInt64) throws -> [String: Tensor] {
         var generator = SplitMix64(seed: seed)
         var weights: [String: Tensor] = [:]
-        let layout = try configuration.transformerConfiguration(file: "configuration")
-            .parameterLayout(keys: ChronosConfiguration.checkpointKeys)
-        for spec in layout {
-            let count = spec.shape.reduce(1, *)
-            let values: [Float]
-            switch spec.initial {
-            case .ones: values = [Float](repeating: 1, count: count)
-            case .zeros: values = [Float](repeating: 0, count: count)
-            case .normal(let std): values = (0..<count).map { _ in std * Self.standardNormal(&generator) }
-            }
-            weights[spec.name] = Tensor(shape: spec.shape, values: values)
+        for spec in try configuration.transformerConfiguration(file: "configuration").parameterLayout(
+            keys: ChronosConfiguration.checkpointKeys)
+        {
+            weights[spec.name] = Tensor(shape: spec.shape, values: spec.randomValues(&generator))
         }
         return weights
-    }
-
-    /// A draw from N(0, 1) (Box–Muller).
-    private static func standardNormal(_ generator: inout SplitMix64) -> Float {
-        let u = max(generator.nextUnit(), .leastNormalMagnitude), v = generator.nextUnit()
-        return Float((-2 * Foundation.log(u)).squareRoot() * cos(2 * Double.pi * v))
     }
 }

@@ -7,6 +7,8 @@ import ChronosStorage
 import ChronosTensor
 import Foundation
 
+extension SyntheticModel.Shape: ExpressibleByArgument {}
+
 /// `chronos bench …`: performance measurements with their bounds.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,13 +68,14 @@ struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Decode tokens/s with every weight resident, beside the memory-bandwidth bound.",
             discussion:
-                "Without --model, writes a random Mixtral-shaped model (vocab 32000, hidden 1024, 8 layers, 8 experts top-2, expert width 2816, --dtype) to a temporary directory and removes it afterwards, or to --synthetic-directory and keeps it. --type quantises the model first (as `chronos quantize` does), into a directory beside --synthetic-directory named after the recipe and kept, or else a temporary one."
+                "Without --model, writes a random model of --shape in --dtype to a temporary directory and removes it afterwards, or to --synthetic-directory and keeps it: mixtral (vocab 32000, hidden 1024, 8 layers, 8 experts top-2, expert width 2816) or deepseek-v3 (vocab 32000, hidden 1024, 8 latent-attention layers, the first dense, then 64 experts top-6 of width 512 and one shared). --type quantises the model first (as `chronos quantize` does), into a directory beside --synthetic-directory named after the recipe and kept, or else a temporary one."
         )
 
         @Option(help: "Benchmark this model directory instead of a synthetic model.") var model: String?
         @Option(help: "Without --model: write the synthetic model here and keep it (reused when already there).")
         var syntheticDirectory: String?
         @Option(help: "Weight type of the synthetic model: bf16, f16 or f32.") var dtype = "bf16"
+        @Option(help: "Shape of the synthetic model: mixtral or deepseek-v3.") var shape: SyntheticModel.Shape = .mixtral
         @Option(
             name: .customLong("type"),
             help: "Quantise the model with this llama-quantize recipe (q4_k_m, q8_0, q4_0, …) before measuring it.")
@@ -99,10 +102,8 @@ struct Bench: ParsableCommand {
             bench.decodeTokens = tokens
             bench.promptTokens = promptTokens
             bench.recipe = recipe
-            var shape = SyntheticModel.MixtralShape()
-            shape.dtype = DType(rawValue: dtype) ?? .bf16
             try bench.run(
-                directory: model.map { URL(fileURLWithPath: $0) }, shape: shape,
+                directory: model.map { URL(fileURLWithPath: $0) }, shape: shape, dtype: DType(rawValue: dtype) ?? .bf16,
                 keepingAt: syntheticDirectory.map { URL(fileURLWithPath: $0) })
             try report.finish(
                 json: json,
