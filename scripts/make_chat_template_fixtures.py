@@ -51,6 +51,8 @@ TEMPLATES = {
     "google-gemma-2-2b-it": ("google-gemma-2-2b-it.jinja", "<bos>", "<eos>", False),
     "HuggingFaceTB-SmolLM3-3B": ("HuggingFaceTB-SmolLM3-3B.jinja", None, "<|im_end|>", True),
     "openai-gpt-oss-120b": ("openai-gpt-oss-120b.jinja", "<|startoftext|>", "<|return|>", True),
+    # GLM-4.6 (glm4_moe, GLM-4.5's chat format): the template writes [gMASK]<sop> itself.
+    "zai-org-GLM-4.6": ("GLM-4.6.jinja", None, "<|endoftext|>", True),
     "austen-moe": (None, None, None, False),
 }
 
@@ -212,18 +214,218 @@ TOOLS = [
 ]
 
 
-def conversations(with_tools):
-    """(messages, tools) pairs: the plain ones, then those with tools where the template has them."""
-    cases = [(messages, None) for messages in PLAIN]
+def text(*parts):
+    """Content as a list of parts, as multimodal messages give it: a string is a text part, None
+    an image part."""
+    return [{"type": "text", "text": part} if part is not None else {"type": "image"} for part in parts]
+
+
+NO_THINKING = {"enable_thinking": False}
+# What the GLM-4.6 template does beyond the conversations above: enable_thinking (a /nothink
+# suffix and an empty think block), content as a list of parts (its visible_text macro),
+# reasoning kept only after the last user turn, whether from reasoning_content or inline
+# <think>, tool calls with or without their function wrapper and arguments as a mapping (with
+# values of every JSON type), empty, or a JSON string (which it refuses), tool results given as
+# a list, and content that is None or a number.
+GLM = [
+    ([{"role": "user", "content": "Hello!"}], None, NO_THINKING),
+    ([{"role": "user", "content": "Be quick /nothink"}], None, NO_THINKING),
+    (
+        [
+            SYSTEM,
+            {"role": "user", "content": "What is 2 + 2?"},
+            {"role": "assistant", "content": "4", "reasoning_content": "Two and two."},
+            {"role": "user", "content": "And 3 + 3?"},
+        ],
+        None,
+        {"enable_thinking": True},
+    ),
+    ([{"role": "user", "content": text("Describe ", None, "this picture.")}], None, None),
+    ([{"role": "user", "content": text("Briefly ", "/nothink")}], None, NO_THINKING),
+    (
+        [
+            {"role": "system", "content": text("You are terse.", "\nAnswer in one word.")},
+            {"role": "user", "content": ["Plain string part, ", {"type": "text", "text": "then a text part."}]},
+            {"role": "assistant", "content": text("Understood.")},
+            {"role": "user", "content": "Good."},
+        ],
+        None,
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "Solve x + 1 = 3"},
+            {"role": "assistant", "content": "x = 2", "reasoning_content": "\n  Subtract one from both sides.  \n"},
+        ],
+        None,
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "Think first."},
+            {"role": "assistant", "content": "<think>\nThe user wants thought.\n</think>\n\nDone thinking."},
+        ],
+        None,
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "Think first."},
+            {"role": "assistant", "content": "Half a thought\n</think>\nThe rest.", "reasoning_content": None},
+            {"role": "user", "content": "Again."},
+            {"role": "assistant", "content": "<think>old</think>Old answer.", "reasoning_content": ""},
+        ],
+        None,
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "What's the weather in Zürich and in Köln?"},
+            {
+                "role": "assistant",
+                "content": "",
+                "reasoning_content": "I need both cities.",
+                "tool_calls": [
+                    call("c1", "get_weather", {"city": "Zürich"}),
+                    call("c2", "get_weather", {"city": "Köln", "unit": "celsius"}),
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "18 °C"},
+            {"role": "tool", "tool_call_id": "c2", "content": "12 °C"},
+            {"role": "assistant", "content": "Zürich 18 °C, Köln 12 °C.", "reasoning_content": "Both are in."},
+        ],
+        [WEATHER_TOOL],
+        None,
+    ),
+    (
+        [
+            SYSTEM,
+            {"role": "user", "content": "Search, then search again."},
+            {"role": "assistant", "content": "<think>First Swift.</think>", "tool_calls": [call("s1", "search", {"query": "Swift"})]},
+            {"role": "tool", "tool_call_id": "s1", "content": "Swift is a language."},
+            {"role": "assistant", "content": None, "tool_calls": [call("s2", "search", {"query": "Jinja"})]},
+            {"role": "tool", "tool_call_id": "s2", "content": "Jinja is a template engine."},
+        ],
+        [SEARCH_TOOL],
+        NO_THINKING,
+    ),
+    (
+        [
+            {"role": "user", "content": "Search with odd arguments."},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    call(
+                        "a1",
+                        "search",
+                        {
+                            "query": "say \"hi\" — ünï",
+                            "limit": 3,
+                            "ratio": 0.5,
+                            "exact": False,
+                            "lang": None,
+                            "filters": {"site": "example.org", "years": [2024, 2025]},
+                            "tags": ["a", "ß"],
+                        },
+                    )
+                ],
+            },
+            {"role": "tool", "tool_call_id": "a1", "content": "Nothing found."},
+        ],
+        [SEARCH_TOOL],
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "Call with nothing."},
+            {"role": "assistant", "content": "Calling.", "tool_calls": [call("e1", "search", {}), call("e2", "search", None)]},
+        ],
+        [SEARCH_TOOL],
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "Call without the wrapper."},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]},
+            {"role": "tool", "content": "-3 °C"},
+        ],
+        [WEATHER_TOOL],
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "Arguments as a JSON string."},
+            {"role": "assistant", "content": "", "tool_calls": [call("j1", "get_weather", "{\"city\": \"Paris\"}")]},
+        ],
+        [WEATHER_TOOL],
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "Two results in one message."},
+            {"role": "assistant", "content": "", "tool_calls": [call("l1", "search", {"query": "x"})]},
+            {"role": "tool", "content": [{"output": "first result"}, "second result"]},
+        ],
+        [SEARCH_TOOL],
+        None,
+    ),
+    (
+        [
+            {"role": "tool", "content": "A result before anything else."},
+            {"role": "user", "content": "What was that?"},
+        ],
+        [SEARCH_TOOL],
+        None,
+    ),
+    (
+        [
+            {"role": "user", "content": "Weather in Rome, no thinking."},
+            {"role": "assistant", "content": "", "tool_calls": [call("r1", "get_weather", {"city": "Rome", "unit": "fahrenheit"})]},
+            {"role": "tool", "tool_call_id": "r1", "content": "{\"temperature\": 77}"},
+            {"role": "assistant", "content": "It is 77 °F in Rome."},
+            {"role": "user", "content": "Thanks /nothink"},
+        ],
+        [WEATHER_TOOL, SEARCH_TOOL],
+        NO_THINKING,
+    ),
+    (
+        [
+            {"role": "user", "content": "Empty answers."},
+            {"role": "assistant", "content": "   "},
+            {"role": "user", "content": ""},
+            {"role": "assistant", "content": "", "reasoning_content": "   "},
+        ],
+        None,
+        None,
+    ),
+    ([{"role": "user", "content": 42}, {"role": "assistant", "content": 3.5}], None, None),
+]
+
+# Conversations a template is given beyond the plain ones and those with tools.
+EXTRA = {"zai-org-GLM-4.6": GLM}
+
+
+def conversations(name, with_tools):
+    """(messages, tools, variables) triples: the plain ones, then those with tools where the
+    template has them, then the template's own; variables are further template inputs."""
+    cases = [(messages, None, None) for messages in PLAIN]
     if with_tools:
-        cases += TOOLS
-    return cases
+        cases += [(messages, tools, None) for messages, tools in TOOLS]
+    return cases + EXTRA.get(name, [])
 
 
-def render(template, messages, tools, add_generation_prompt, bos, eos):
-    """apply_chat_template's render call: special tokens that are None are not passed."""
+def render(template, messages, tools, variables, add_generation_prompt, bos, eos):
+    """apply_chat_template's render call: special tokens that are None are not passed, further
+    inputs (enable_thinking, …) are."""
     specials = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
-    return template.render(messages=messages, tools=tools, documents=None, add_generation_prompt=add_generation_prompt, **specials)
+    return template.render(
+        messages=messages,
+        tools=tools,
+        documents=None,
+        add_generation_prompt=add_generation_prompt,
+        **specials,
+        **(variables or {}),
+    )
 
 
 def main():
@@ -243,13 +445,15 @@ def main():
                 source = f.read()
         template = env.from_string(source)
         cases = []
-        for index, (messages, tools) in enumerate(conversations(with_tools)):
+        for messages, tools, variables in conversations(name, with_tools):
             for add_generation_prompt in (False, True):
                 case = {"messages": messages, "add_generation_prompt": add_generation_prompt}
                 if tools is not None:
                     case["tools"] = tools
+                if variables is not None:
+                    case["variables"] = variables
                 try:
-                    case["expected"] = render(template, messages, tools, add_generation_prompt, bos, eos)
+                    case["expected"] = render(template, messages, tools, variables, add_generation_prompt, bos, eos)
                 except jinja2.exceptions.TemplateError as error:
                     case["error"] = str(error)
                 cases.append(case)

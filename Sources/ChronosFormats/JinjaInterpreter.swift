@@ -387,7 +387,10 @@ final class JinjaInterpreter {
         }
     }
 
-    /// A macro's output, rendered in a scope of the template's globals and its parameters.
+    /// A macro's output, rendered in a scope of the template's top level and its parameters, as
+    /// Jinja does: it sees the top level as it is when called, not its caller's variables.
+    /// Arguments are positional, then named for the parameters left; parameters not given then
+    /// take their defaults in order, each default seeing the parameters set before it.
     private func call(_ macro: JinjaMacro, _ positional: [JinjaObject], _ named: [(String, JinjaObject)], line: Int) throws(JinjaError)
         -> JinjaObject
     {
@@ -395,31 +398,33 @@ final class JinjaInterpreter {
             throw JinjaError(line: line, message: "macro '\(macro.name)' recursed deeper than \(Self.maximumCallDepth) calls")
         }
         guard positional.count <= macro.parameters.count else {
-            throw JinjaError(
-                line: line, message: "macro '\(macro.name)' takes \(macro.parameters.count) arguments, not \(positional.count)")
+            throw JinjaError(line: line, message: "macro '\(macro.name)' takes not more than \(macro.parameters.count) argument(s)")
         }
-        var scope: [String: JinjaObject] = [:]
-        for (index, parameter) in macro.parameters.enumerated() {
-            if index < positional.count {
-                scope[parameter.name] = positional[index]
-            } else if let value = named.first(where: { $0.0 == parameter.name })?.1 {
-                scope[parameter.name] = value
-            } else if let defaultValue = parameter.defaultValue {
-                scope[parameter.name] = try evaluate(defaultValue)
-            } else {
-                scope[parameter.name] = .undefined("'\(parameter.name)' is undefined")
-            }
-        }
-        if let unknown = named.first(where: { name in !macro.parameters.contains { $0.name == name.0 } }) {
-            throw JinjaError(line: line, message: "macro '\(macro.name)' takes no argument '\(unknown.0)'")
+        let byName = macro.parameters.dropFirst(positional.count)
+        if let unknown = named.first(where: { name in !byName.contains { $0.name == name.0 } }) {
+            throw JinjaError(line: line, message: "macro '\(macro.name)' takes no keyword argument '\(unknown.0)'")
         }
         let saved = (frames, loopDepth)
-        frames = [frames[0], scope]
+        frames = [frames[0], [:]]
         loopDepth = 0
         callDepth += 1
         defer {
             (frames, loopDepth) = saved
             callDepth -= 1
+        }
+        var missing: [(name: String, defaultValue: JinjaExpression?)] = []
+        for (index, parameter) in macro.parameters.enumerated() {
+            if index < positional.count {
+                frames[1][parameter.name] = positional[index]
+            } else if let value = named.first(where: { $0.0 == parameter.name })?.1 {
+                frames[1][parameter.name] = value
+            } else {
+                frames[1][parameter.name] = .undefined("parameter '\(parameter.name)' was not provided")
+                missing.append(parameter)
+            }
+        }
+        for parameter in missing {
+            if let defaultValue = parameter.defaultValue { frames[1][parameter.name] = try evaluate(defaultValue) }
         }
         var output = ""
         _ = try render(macro.body, into: &output)

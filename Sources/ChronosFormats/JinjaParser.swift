@@ -71,6 +71,10 @@ struct JinjaParser {
     private var cursor = 0
     private var tagLine = 1
     private var depth = 0
+    /// How many loop and macro bodies enclose the statement being parsed.
+    private var scopeDepth = 0
+    /// The macro whose body is being parsed, if any.
+    private var macroName: String?
 
     /// The nodes of `template`.
     static func parse(_ template: String) throws(JinjaError) -> [JinjaNode] {
@@ -146,6 +150,8 @@ struct JinjaParser {
             }
             if case .name("recursive") = peek() { throw error("unsupported construct 'recursive' loop") }
             try endOfTag()
+            scopeDepth += 1
+            defer { scopeDepth -= 1 }
             let (body, end) = try self.body(until: ["else", "endfor"], opening: ("for", line))
             var otherwise: [JinjaNode] = []
             try endOfTag()
@@ -173,14 +179,29 @@ struct JinjaParser {
             return .capture(targets[0], body)
         case "macro":
             guard case .name(let name) = try next() else { throw error("expected the macro's name") }
+            // A macro sees the scope it is defined in; only the template's top level is supported.
+            guard scopeDepth == 0 else { throw error("unsupported construct: macro '\(name)' defined inside a loop or macro") }
             try expect("(")
             var parameters: [(name: String, defaultValue: JinjaExpression?)] = []
             while !consume(")") {
                 if !parameters.isEmpty { try expect(",") }
                 guard case .name(let parameter) = try next() else { throw error("expected a parameter name") }
-                parameters.append((parameter, consume("=") ? try expression() : nil))
+                guard !parameters.contains(where: { $0.name == parameter }) else {
+                    throw error("macro '\(name)' has two parameters named '\(parameter)'")
+                }
+                let defaultValue = consume("=") ? try conditionalExpression() : nil
+                if defaultValue == nil, parameters.last?.defaultValue != nil {
+                    throw error("macro '\(name)': non-default argument '\(parameter)' follows default argument")
+                }
+                parameters.append((parameter, defaultValue))
             }
             try endOfTag()
+            scopeDepth += 1
+            macroName = name
+            defer {
+                scopeDepth -= 1
+                macroName = nil
+            }
             let (body, _) = try self.body(until: ["endmacro"], opening: ("macro", line))
             if case .name = peek() { cursor += 1 }
             try endOfTag()
@@ -342,6 +363,10 @@ struct JinjaParser {
         let line = lineHere
         switch try next() {
         case .name(let name):
+            if let macroName, ["varargs", "kwargs", "caller"].contains(name) {
+                // Jinja gives a macro that reads these its extra arguments and the body of a {% call %}.
+                throw JinjaError(line: line, message: "unsupported construct: '\(name)' in macro '\(macroName)'")
+            }
             switch name {
             case "true", "True": return .literal(.bool(true))
             case "false", "False": return .literal(.bool(false))
@@ -436,6 +461,7 @@ struct JinjaParser {
             if !result.positional.isEmpty || !result.named.isEmpty { try expect(",") }
             if consume(")") { break }
             if case .name(let name) = peek(), cursor + 1 < tokens.count, tokens[cursor + 1].token == .symbol("=") {
+                guard !result.named.contains(where: { $0.name == name }) else { throw error("keyword argument repeated: \(name)") }
                 cursor += 2
                 result.named.append((name, try conditionalExpression()))
             } else {

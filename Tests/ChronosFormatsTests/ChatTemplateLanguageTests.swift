@@ -65,6 +65,36 @@ final class ChatTemplateLanguageTests: XCTestCase {
         (
             "{{ [{'r': 'u'}, {'r': 'a'}, {'r': 'u'}] | selectattr('r', 'equalto', 'u') | list | length }} {{ ['a', 'b'] | join('-') | upper }}",
             "2 A-B"
+        ),
+        // A macro sees the top level as it is when called, not its caller's loop variables.
+        (
+            "{% set x = 1 %}{% macro m() %}{{ x }}[{{ item }}]{% endmacro %}{% set x = 2 %}{% for item in [1] %}{{ m() }}{% endfor %}",
+            "2[]"
+        ),
+        // Defaults see the parameters before them; what a macro sets stays inside it.
+        (
+            "{% macro m(a, b=a ~ '!', c='y') %}{% set kept = 1 %}{{ a }}{{ b }}{{ c }}{% endmacro %}"
+                + "{{ m('x') }} {{ m(c='z', a=1) }} {{ kept is defined }}",
+            "xx!y 11!z False"
+        ),
+        (
+            "{% macro m(a=b, b=2) %}[{{ a }}]{% endmacro %}{% set b = 7 %}{{ m() }}",
+            "[]"
+        ),
+        (
+            "{% set ns = namespace(n=0) %}{% macro inc() %}{% set ns.n = ns.n + 1 %}{% endmacro %}{{ inc() }}{{ inc() }}{{ ns.n }}",
+            "2"
+        ),
+        // Content as a string or a list of parts, as GLM-4.6's visible_text macro reads it.
+        (
+            "{% macro text(c) %}{% if c is string %}{{ c }}{% elif c is iterable and c is not mapping %}"
+                + "{% for p in c %}{{ p.text if p is mapping else p }}{% endfor %}{% else %}{{ c }}{% endif %}{% endmacro %}"
+                + "{{ text('a') }}|{{ text([{'text': 'b'}, 'c']) }}|{{ text(none) }}|{{ text(nothing) }}|{{ text(['x /n']).endswith('/n') }}",
+            "a|bc|None||True"
+        ),
+        (
+            "{{ {'k': 'ß'} | tojson(ensure_ascii=False) }} {{ 'ß' | tojson(ensure_ascii=True) }}",
+            "{\"k\": \"ß\"} \"\\u00df\""
         )
     ]
 
@@ -99,6 +129,27 @@ final class ChatTemplateLanguageTests: XCTestCase {
         XCTAssertEqual(reason { try ChatTemplate("{{ 'a' }}\n{% endif %}") }, "line 2: unexpected 'endif'")
         XCTAssertEqual(renderReason("\n\n{{ '%s' % 'x' }}"), "line 3: unsupported construct: string formatting with '%'")
         XCTAssertEqual(renderReason("{{ 'a'.format(1) }}"), "line 1: unsupported method str.format()")
+        XCTAssertEqual(
+            reason { try ChatTemplate("{% for m in messages %}\n{% macro f() %}{% endmacro %}{% endfor %}") },
+            "line 2: unsupported construct: macro 'f' defined inside a loop or macro")
+        XCTAssertEqual(
+            reason { try ChatTemplate("{% macro f(a) %}\n{{ varargs }}{% endmacro %}") },
+            "line 2: unsupported construct: 'varargs' in macro 'f'")
+        XCTAssertEqual(
+            reason { try ChatTemplate("{% macro f() %}{{ caller() }}{% endmacro %}") },
+            "line 1: unsupported construct: 'caller' in macro 'f'")
+    }
+
+    func testMacroParametersAndArgumentsAreCheckedAsJinja2ChecksThem() {
+        XCTAssertEqual(
+            reason { try ChatTemplate("{% macro f(a=1, b) %}{% endmacro %}") },
+            "line 1: macro 'f': non-default argument 'b' follows default argument")
+        XCTAssertEqual(reason { try ChatTemplate("{% macro f(a, a) %}{% endmacro %}") }, "line 1: macro 'f' has two parameters named 'a'")
+        XCTAssertEqual(reason { try ChatTemplate("{{ f(a=1, a=2) }}") }, "line 1: keyword argument repeated: a")
+        XCTAssertEqual(
+            renderReason("{% macro f(a) %}{% endmacro %}\n{{ f(1, 2) }}"), "line 2: macro 'f' takes not more than 1 argument(s)")
+        XCTAssertEqual(renderReason("{% macro f(a) %}{% endmacro %}{{ f(1, a=2) }}"), "line 1: macro 'f' takes no keyword argument 'a'")
+        XCTAssertEqual(renderReason("{% macro f(a) %}{{ a.b }}{% endmacro %}{{ f() }}"), "line 1: parameter 'a' was not provided")
     }
 
     func testRaiseExceptionNamesTheMessageAndLine() {

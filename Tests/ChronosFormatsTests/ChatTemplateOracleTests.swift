@@ -9,7 +9,8 @@ import XCTest
 final class ChatTemplateOracleTests: XCTestCase {
     static let families = [
         "Qwen-Qwen3-0.6B", "Qwen-Qwen2.5-7B-Instruct", "Mistral-Small-3.2-24B-Instruct-2506", "deepseek-ai-DeepSeek-V3.1",
-        "meta-llama-Llama-3.1-8B-Instruct", "google-gemma-2-2b-it", "HuggingFaceTB-SmolLM3-3B", "openai-gpt-oss-120b", "austen-moe"
+        "meta-llama-Llama-3.1-8B-Instruct", "google-gemma-2-2b-it", "HuggingFaceTB-SmolLM3-3B", "openai-gpt-oss-120b", "zai-org-GLM-4.6",
+        "austen-moe"
     ]
 
     func testEveryFamilyRendersAsJinja2Does() throws {
@@ -26,10 +27,14 @@ final class ChatTemplateOracleTests: XCTestCase {
                 guard case .array(let messages)? = conversation["messages"] else { return XCTFail("\(family)[\(index)]: no messages") }
                 var tools: [JinjaValue]?
                 if case .array(let given)? = conversation["tools"] { tools = given }
+                var variables: [String: JinjaValue] = [:]
+                if case .object(let given)? = conversation["variables"] {
+                    for (name, value) in given { variables[name] = value }
+                }
                 let result = Result { () throws(TokenizerError) in
                     try template.render(
                         messages: messages, tools: tools, addGenerationPrompt: conversation["add_generation_prompt"] == .bool(true),
-                        now: date)
+                        variables: variables, now: date)
                 }
                 if let expected = conversation["expected"]?.text {
                     XCTAssertEqual(try result.get(), expected, "\(family) case \(index)")
