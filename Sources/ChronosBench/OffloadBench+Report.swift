@@ -9,7 +9,8 @@ extension OffloadBench {
     public static func table(_ runs: [Run]) -> String {
         let header = [
             "baseline", "policy", "budget", "tok/s", "×res", "bound", "TTFT ms", "stall ms/tok", "hit %", "oracle", "next L",
-            "repeat", "recall@1", "shuf", "freq", "prev", "prompt", "chance", "read/tok", "wasted", "peak", "fallbk", "faults", "agree %",
+            "repeat", "recall@1", "shuf", "freq", "prev", "prompt", "chance", "read/tok", "reads/tok", "B/read", "wasted", "peak", "fallbk",
+            "faults", "agree %",
             "CE"
         ]
         let reference = runs.first { $0.metrics.mode == .resident }?.metrics.tokensPerSecond ?? 0
@@ -32,7 +33,8 @@ extension OffloadBench {
                 percent(p.lookaheadShuffled.first?.recall),
                 percent(p.lookaheadFrequency.first?.recall), percent(p.lookaheadPrevious.first?.recall),
                 percent(p.prompt.recall), percent(p.promptChance.recall),
-                OffloadRunMetrics.bytes(m.bytesReadPerToken), OffloadRunMetrics.bytes(Double(m.decode.wastedPrefetchBytes)),
+                OffloadRunMetrics.bytes(m.bytesReadPerToken), String(format: "%.2f", m.readsPerToken),
+                OffloadRunMetrics.bytes(m.bytesPerRead), OffloadRunMetrics.bytes(Double(m.decode.wastedPrefetchBytes)),
                 OffloadRunMetrics.bytes(Double(m.peakExpertBytes)), "\(m.fallbacks)", "\(m.faults)", percent(run.agreement),
                 run.crossEntropy.map { String(format: "%.3f", $0) } ?? "-"
             ])
@@ -51,7 +53,7 @@ extension OffloadBench {
             "name": m.name, "policy": m.policy?.rawValue ?? NSNull(), "budget": budget.description, "budget_bytes": m.budgetBytes,
             "expert_bytes": m.totalExpertBytes, "tokens_per_s": m.tokensPerSecond, "ttft_ms": m.timeToFirstTokenMs,
             "stall_ms_per_token": m.stallMsPerToken, "hit_rate": m.hitRate, "oracle_hit_rate": run.oracleHitRate ?? NSNull(),
-            "bytes_read_per_token": m.bytesReadPerToken,
+            "bytes_read_per_token": m.bytesReadPerToken, "reads_per_token": m.readsPerToken, "bytes_per_read": m.bytesPerRead,
             "missed_bytes_per_token": m.missedBytesPerToken, "wasted_prefetch_bytes": m.decode.wastedPrefetchBytes,
             "prefetched_bytes": m.decode.prefetchedBytes, "peak_expert_bytes": m.peakExpertBytes, "fallbacks": m.fallbacks,
             "faults": m.faults, "prompts": m.prompts, "decode_steps": m.decodeSteps,

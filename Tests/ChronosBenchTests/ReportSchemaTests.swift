@@ -11,12 +11,14 @@ import XCTest
 /// The JSON and CSV the benchmarks write: their field names, row counts and values.
 final class ReportSchemaTests: XCTestCase {
     /// lru/wait at 300 of 1000 expert bytes: 2 prompts, 4 decode steps in 0.5 s (8 tokens/s),
-    /// 0.1 s of prefill (50 ms to first token), 400 bytes read and 200 missed (100 and 50 per token).
+    /// 0.1 s of prefill (50 ms to first token), 400 bytes read in 8 reads and 200 missed (100
+    /// and 50 per token, 2 reads a token of 50 bytes).
     private func lruRun() -> OffloadBench.Run {
         var m = metrics(.lru, policy: .wait, budgetBytes: 300, steps: 4, seconds: 0.5)
         m.prompts = 2
         m.prefillSeconds = 0.1
         m.decode.bytesRead = 400
+        m.decode.reads = 8
         m.decode.missedBytes = 200
         m.decode.needed = 8
         m.decode.hits = 6
@@ -33,7 +35,7 @@ final class ReportSchemaTests: XCTestCase {
 
     static let jsonKeys: Set<String> = [
         "name", "policy", "budget", "budget_bytes", "expert_bytes", "tokens_per_s", "ttft_ms", "stall_ms_per_token", "hit_rate",
-        "oracle_hit_rate", "bytes_read_per_token", "missed_bytes_per_token", "wasted_prefetch_bytes", "prefetched_bytes",
+        "oracle_hit_rate", "bytes_read_per_token", "reads_per_token", "bytes_per_read", "missed_bytes_per_token", "wasted_prefetch_bytes", "prefetched_bytes",
         "peak_expert_bytes", "fallbacks", "faults", "prompts", "decode_steps", "next_layer_recall", "repetition_recall",
         "repetition_precision", "recall_t1", "precision_t1", "recall_t1_shuffled", "recall_t1_frequency", "recall_t1_previous",
         "recall_by_offset", "prompt_recall", "prompt_precision", "prompt_recall_chance", "bound_tokens_per_s", "greedy_agreement",
@@ -67,6 +69,8 @@ final class ReportSchemaTests: XCTestCase {
         XCTAssertEqual(lru["oracle_hit_rate"] as? Double, 0.875)
         XCTAssertEqual(lru["bytes_read_per_token"] as? Double, 100)
         XCTAssertEqual(lru["missed_bytes_per_token"] as? Double, 50)
+        XCTAssertEqual(lru["reads_per_token"] as? Double, 2)
+        XCTAssertEqual(lru["bytes_per_read"] as? Double, 50)
         XCTAssertEqual(lru["bound_tokens_per_s"] as? Double, 20)
         XCTAssertEqual(lru["greedy_agreement"] as? Double, 1)
         XCTAssertTrue(lru["cross_entropy"] is NSNull, "a figure not measured is null")

@@ -59,6 +59,10 @@ public struct OffloadRunMetrics: Sendable, Codable {
     public var hitRate: Double { decode.hitRate }
     /// Bytes read from disk per decode step.
     public var bytesReadPerToken: Double { decodeSteps > 0 ? Double(decode.bytesRead) / Double(decodeSteps) : 0 }
+    /// Expert reads from the cache per decode step.
+    public var readsPerToken: Double { decodeSteps > 0 ? Double(decode.reads) / Double(decodeSteps) : 0 }
+    /// Bytes of one decode read on average (0 without reads).
+    public var bytesPerRead: Double { decode.reads > 0 ? Double(decode.bytesRead) / Double(decode.reads) : 0 }
     /// Bytes of needs missed per decode step.
     public var missedBytesPerToken: Double { decodeSteps > 0 ? Double(decode.missedBytes) / Double(decodeSteps) : 0 }
     /// Most expert bytes in memory at once.
