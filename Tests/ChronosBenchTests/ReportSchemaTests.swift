@@ -35,7 +35,8 @@ final class ReportSchemaTests: XCTestCase {
 
     static let jsonKeys: Set<String> = [
         "name", "policy", "budget", "budget_bytes", "expert_bytes", "tokens_per_s", "ttft_ms", "stall_ms_per_token", "hit_rate",
-        "oracle_hit_rate", "bytes_read_per_token", "reads_per_token", "bytes_per_read", "missed_bytes_per_token", "wasted_prefetch_bytes", "prefetched_bytes",
+        "oracle_hit_rate", "bytes_read_per_token", "reads_per_token", "bytes_per_read", "missed_bytes_per_token", "wasted_prefetch_bytes",
+        "prefetched_bytes",
         "peak_expert_bytes", "fallbacks", "faults", "prompts", "decode_steps", "next_layer_recall", "repetition_recall",
         "repetition_precision", "recall_t1", "precision_t1", "recall_t1_shuffled", "recall_t1_frequency", "recall_t1_previous",
         "recall_by_offset", "prompt_recall", "prompt_precision", "prompt_recall_chance", "bound_tokens_per_s", "greedy_agreement",
