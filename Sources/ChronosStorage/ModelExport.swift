@@ -394,15 +394,14 @@ extension ModelExport {
 }
 
 extension Tensor {
-    /// Rows of 2-D tensors of one float type and width, stacked in the order given; the bytes
-    /// are copied unchanged.
+    /// Rows of 2-D float tensors of one width, stacked in the order given; the bytes are copied
+    /// unchanged when the parts share a type, and all are widened to f32 when they do not.
     static func stackingRows(_ parts: [(tensor: Tensor, rows: Range<Int>)]) -> Tensor {
-        let dtype = parts[0].tensor.dtype, columns = parts[0].tensor.shape[1], rowBytes = dtype.byteCount(columns)
+        let dtype = commonType(parts.map(\.tensor)), columns = parts[0].tensor.shape[1], rowBytes = dtype.byteCount(columns)
         let out = Tensor(zeros: [parts.reduce(0) { $0 + $1.rows.count }, columns], dtype: dtype)
         var row = 0
         for (tensor, rows) in parts {
-            precondition(tensor.dtype == dtype && tensor.shape[1] == columns, "rows of unlike tensors")
-            let source = tensor.contiguous()
+            let source = tensor.dtype == dtype ? tensor.contiguous() : tensor.converted(to: dtype)
             (out.rawPointer + row * rowBytes).copyMemory(
                 from: source.rawPointer + rows.lowerBound * rowBytes, byteCount: rows.count * rowBytes)
             row += rows.count
@@ -415,15 +414,14 @@ extension Tensor {
         Tensor.stackingRows(ranges.map { (self, $0) })
     }
 
-    /// 2-D tensors of one float type with equal row counts, side by side.
+    /// 2-D float tensors with equal row counts, side by side (in f32 when their types differ).
     static func joiningColumns(_ parts: [Tensor]) -> Tensor {
-        let dtype = parts[0].dtype, rows = parts[0].shape[0]
+        let dtype = commonType(parts), rows = parts[0].shape[0]
         let out = Tensor(zeros: [rows, parts.reduce(0) { $0 + $1.shape[1] }], dtype: dtype)
         let outRow = dtype.byteCount(out.shape[1])
         var offset = 0
         for part in parts {
-            precondition(part.dtype == dtype && part.shape[0] == rows, "columns of unlike tensors")
-            let source = part.contiguous(), partRow = dtype.byteCount(part.shape[1])
+            let source = part.dtype == dtype ? part.contiguous() : part.converted(to: dtype), partRow = dtype.byteCount(part.shape[1])
             for row in 0..<rows {
                 (out.rawPointer + row * outRow + offset).copyMemory(from: source.rawPointer + row * partRow, byteCount: partRow)
             }
@@ -441,5 +439,10 @@ extension Tensor {
                 from: source.rawPointer + row * sourceRow + dtype.byteCount(range.lowerBound), byteCount: outRow)
         }
         return out
+    }
+
+    /// The type of `tensors` when they share one, else f32.
+    private static func commonType(_ tensors: [Tensor]) -> DType {
+        Set(tensors.map(\.dtype)).count == 1 ? tensors[0].dtype : .f32
     }
 }

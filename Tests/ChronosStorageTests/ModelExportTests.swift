@@ -20,13 +20,7 @@ final class ModelExportTests: XCTestCase {
         configuration.slidingWindow = ChronosConfiguration().slidingWindow
         configuration.normTopKProb = false
         configuration.sharedExpertIntermediateSize = configuration.moeIntermediateSize
-        var weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: 5)
-        for (name, tensor) in weights where !name.contains("norm") && !name.hasSuffix(".bias") {
-            weights[name] = Tensor(shape: tensor.shape, values: tensor.floats.map { $0 * 20 })
-        }
-        let directory = try Fixtures.temporaryDirectory()
-        try TransformerLanguageModel(configuration: configuration, weights: weights).save(to: directory)
-        return directory
+        return try StorageFixtures.chronosModel(configuration: configuration, seed: 5)
     }
 
     private let prompt = StorageFixtures.prompt(12, vocab: 32)
@@ -81,6 +75,24 @@ final class ModelExportTests: XCTestCase {
         try ModelExport.importModel(exported, to: imported)
         try assertSameTensors(original, imported)
         XCTAssertEqual(try ChronosConfiguration(directory: imported), try ChronosConfiguration(directory: original))
+    }
+
+    func testTensorsOfMixedTypesJoinInF32() throws {
+        // The key latent's projection in bf16 beside an f32 RoPE key: kv_a_proj_with_mqa joins them.
+        let original = try deepSeekShapedModel()
+        let checkpoint = try SafetensorsCheckpoint(directory: original)
+        let tensors = try checkpoint.tensorNames.map { name -> (name: String, tensor: Tensor) in
+            let tensor = try checkpoint.tensor(named: name)
+            return (name, name.hasSuffix("kv_down_proj.weight") ? tensor.converted(to: .bf16) : tensor)
+        }
+        let mixed = try Fixtures.temporaryDirectory()
+        try SafetensorsWriter.write(tensors, to: ModelDirectory(mixed).checkpoint)
+        try FileManager.default.copyItem(at: ModelDirectory(original).config, to: ModelDirectory(mixed).config)
+        let exported = try Fixtures.temporaryDirectory().appendingPathComponent("ds")
+        try ModelExport.export(mixed, as: .deepSeekV2, to: exported)
+        XCTAssertEqual(
+            try SafetensorsCheckpoint(directory: exported).info(named: "model.layers.0.self_attn.kv_a_proj_with_mqa.weight").dtype, .f32)
+        assertClose(try logits(exported), try logits(mixed), tolerance: 1e-5)
     }
 
     func testShapesAndSourcesThatCannotBeExportedAreRefusedByName() throws {

@@ -21,7 +21,11 @@ enum StorageFixtures {
 
     /// A new directory holding a tiny Chronos model with weights scaled so routing varies.
     static func chronosModel(sharedExperts: Int = 1, seed: UInt64 = 3) throws -> URL {
-        let configuration = chronosConfiguration(sharedExperts: sharedExperts)
+        try chronosModel(configuration: chronosConfiguration(sharedExperts: sharedExperts), seed: seed)
+    }
+
+    /// A new directory holding a Chronos model of `configuration` with weights scaled so routing varies.
+    static func chronosModel(configuration: ChronosConfiguration, seed: UInt64) throws -> URL {
         var weights = try TransformerLanguageModel.initialize(configuration: configuration, seed: seed)
         for (name, tensor) in weights where !name.contains("norm") && !name.hasSuffix(".bias") {
             weights[name] = Tensor(shape: tensor.shape, values: tensor.floats.map { $0 * 20 })
