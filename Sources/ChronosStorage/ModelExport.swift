@@ -147,8 +147,9 @@ public enum ModelExport {
         try ModelDirectory.create(at: target, companionsFrom: source) { staging in
             try model.save(to: staging, progress: progress)
         }
-        outcome.tensors = model.namedParameters().count
-        outcome.bytes = model.namedParameters().reduce(0) { $0 + $1.tensor.byteCount }
+        let parameters = model.namedParameters()
+        outcome.tensors = parameters.count
+        outcome.bytes = parameters.reduce(0) { $0 + $1.tensor.byteCount }
         return outcome
     }
 

@@ -124,7 +124,9 @@ struct CompareCommand: ParsableCommand {
             .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         guard !promptLines.isEmpty else { throw ValidationError("--prompts \(prompts) holds no prompt") }
         let tokenizerDirectory =
-            try tokenizer.map { URL(fileURLWithPath: $0) } ?? trainTokenizer(into: runsDirectory.appendingPathComponent("tokenizer"))
+            try tokenizer.map { URL(fileURLWithPath: $0) }
+            ?? TokenizerCommand.Train.trainedTokenizer(
+                data: data, vocabSize: vocabSize, into: runsDirectory.appendingPathComponent("tokenizer"))
         var chronos = chronosSettings(tokenizer: tokenizerDirectory)
         chronos.model.vocabSize = try Tokenizer(contentsOf: ModelDirectory(tokenizerDirectory).tokenizer).vocabularySize
         let matched = try ParameterMatch(chronos: chronos.model, matching: match, tolerance: paramTolerance)
@@ -276,15 +278,5 @@ struct CompareCommand: ParsableCommand {
             cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
             .flatMap { $0.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) } ?? "unknown processor"
         return "\(name), \(ProcessInfo.processInfo.activeProcessorCount) cores"
-    }
-
-    /// Trains a tokenizer on the training data unless `directory` holds one.
-    func trainTokenizer(into directory: URL) throws -> URL {
-        if ModelDirectory(directory).hasTokenizer { return directory }
-        print("training a \(vocabSize)-token tokenizer on \(data)")
-        let command = try TokenizerCommand.Train.parse(["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path])
-        try command.validate()
-        try command.run()
-        return directory
     }
 }

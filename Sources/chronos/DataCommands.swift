@@ -50,6 +50,18 @@ struct TokenizerCommand: ParsableCommand {
             }
         }
 
+        /// The tokenizer in `directory`, trained there on `data` first unless it already holds
+        /// one: what a training command uses when it is given no tokenizer.
+        static func trainedTokenizer(data: String, vocabSize: Int, skipBadLines: Bool = false, into directory: URL) throws -> URL {
+            if ModelDirectory(directory).hasTokenizer { return directory }
+            print("training a \(vocabSize)-token tokenizer on \(data)")
+            let command = try parse(
+                ["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path] + (skipBadLines ? ["--skip-bad-lines"] : []))
+            try command.validate()
+            try command.run()
+            return directory
+        }
+
         func run() throws {
             var trainer = TokenizerTrainer(vocabularySize: vocabSize)
             let reader = try JSONLTextReader(url: URL(fileURLWithPath: data), skipBadLines: skipBadLines)

@@ -156,7 +156,9 @@ extension TrainCommand {
             // Refused before the tokenizer is trained: a run that would lose work does no work.
             _ = try Checkpoint.prepare(runDirectory: output, start: start.mode)
             let tokenizerDirectory =
-                try tokenizer.map { URL(fileURLWithPath: $0) } ?? trainTokenizer(into: output.appendingPathComponent("tokenizer"))
+                try tokenizer.map { URL(fileURLWithPath: $0) }
+                ?? TokenizerCommand.Train.trainedTokenizer(
+                    data: data, vocabSize: vocabSize, skipBadLines: skipBadLines, into: output.appendingPathComponent("tokenizer"))
             let run = try PretrainRun(settings: settings(tokenizer: tokenizerDirectory))
             let progress = ProgressLine()
             let totalSteps = optimization.steps
@@ -186,18 +188,6 @@ extension TrainCommand {
                 }
                 fflush(nil)
             }
-        }
-
-        /// Trains a tokenizer on the training data and returns its directory.
-        func trainTokenizer(into directory: URL) throws -> URL {
-            if ModelDirectory(directory).hasTokenizer { return directory }
-            print("training a \(vocabSize)-token tokenizer on \(data)")
-            let command = try TokenizerCommand.Train.parse(
-                ["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path]
-                    + (skipBadLines ? ["--skip-bad-lines"] : []))
-            try command.validate()
-            try command.run()
-            return directory
         }
     }
 }

@@ -108,7 +108,9 @@ struct TuneCommand: ParsableCommand {
         let directory = URL(fileURLWithPath: study)
         let chosen = try chosenObjectives()
         let tokenizerDirectory =
-            try tokenizer.map { URL(fileURLWithPath: $0) } ?? trainTokenizer(into: directory.appendingPathComponent("tokenizer"))
+            try tokenizer.map { URL(fileURLWithPath: $0) }
+            ?? TokenizerCommand.Train.trainedTokenizer(
+                data: data, vocabSize: vocabSize, into: directory.appendingPathComponent("tokenizer"))
         let base = baseSettings(tokenizer: tokenizerDirectory)
         let header = StudyHeader(
             space: try searchSpace(), objectives: chosen.map { StudyObjective(name: $0.rawValue, direction: $0.direction) },
@@ -214,16 +216,6 @@ struct TuneCommand: ParsableCommand {
         let best = study.best
         print(objectives.count > 1 ? "Pareto front (\(best.count) trials):" : "best trial:")
         for trial in best { print("  " + Self.line(trial, objectives: objectives)) }
-    }
-
-    /// Trains a tokenizer on the training data unless `directory` holds one.
-    func trainTokenizer(into directory: URL) throws -> URL {
-        if ModelDirectory(directory).hasTokenizer { return directory }
-        print("training a \(vocabSize)-token tokenizer on \(data)")
-        let command = try TokenizerCommand.Train.parse(["--data", data, "--vocab-size", String(vocabSize), "--out", directory.path])
-        try command.validate()
-        try command.run()
-        return directory
     }
 }
 
