@@ -8,6 +8,11 @@ extension ComparisonReport {
     public func markdown() -> String {
         var lines = ["# Conventional MoE against Chronos", ""]
         lines.append("Both models pretrained on `\(data)` for \(steps) steps with seed \(seed); held-out cross-entropy on `\(heldOut)`;")
+        if let alignment {
+            let names = (models.first?.stages.dropFirst().map(\.name) ?? []).joined(separator: ", ")
+            lines.append(
+                "then fine-tuned through the stages of `\(alignment)` (\(names)), the conventional model without the Chronos terms;")
+        }
         lines.append("decode and offload measured on the prompts of `\(prompts)`. \(date), \(machine).")
         lines.append("")
         for model in models { lines.append("- **\(model.name)**: \(model.recipe)") }
@@ -42,6 +47,22 @@ extension ComparisonReport {
         }
         row("peak resident memory of the decode process (MiB)") {
             $0.decode.map { String(format: "%.1f", Double($0.peakResidentBytes) / 1_048_576) } ?? "-"
+        }
+        let stageMetrics = stageNames.indices.dropFirst().flatMap { index in
+            Set(models.flatMap { index < $0.stages.count ? Array($0.stages[index].metrics.keys) : [] }).sorted().map { (index, $0) }
+        }
+        if !stageMetrics.isEmpty {
+            lines.append("")
+            lines.append("Each fine-tuning stage's own evaluation at its end:")
+            lines.append("")
+            lines.append("| stage | metric | " + models.map(\.name).joined(separator: " | ") + " |")
+            lines.append("| --- | --- |" + String(repeating: " ---: |", count: models.count))
+            for (index, metric) in stageMetrics {
+                let values = models.map { model in
+                    (index < model.stages.count ? model.stages[index].metrics[metric] : nil).map { String(format: "%.4f", $0) } ?? "-"
+                }
+                lines.append("| \(stageNames[index]) | \(metric) | " + values.joined(separator: " | ") + " |")
+            }
         }
         lines.append("")
         lines.append("Offloaded decoding (\(disk); `lru` and `chronos` wait for a missed expert):")

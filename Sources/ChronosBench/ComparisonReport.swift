@@ -6,7 +6,8 @@ import Foundation
 /// of a child process, and offloaded decoding under `lru` and `chronos` at each expert budget.
 /// Written as a directory of `report.md`, `report.json`, `loss.svg` and `offload.svg`.
 public struct ComparisonReport: Codable, Sendable, Equatable {
-    /// One held-out evaluation of a trained stage.
+    /// One trained stage: held-out cross-entropy on the pretraining held-out text, and the
+    /// stage's own evaluation.
     public struct Stage: Codable, Sendable, Equatable {
         /// The stage's name (`pretrain`).
         public var name: String
@@ -16,13 +17,16 @@ public struct ComparisonReport: Codable, Sendable, Equatable {
         public var heldOutCrossEntropy: Double
         /// Wall time of the stage's training.
         public var seconds: Double
+        /// The stage's own evaluation at its end (`definition_f1`, `preference_accuracy`, …), by name.
+        public var metrics: [String: Double]
 
         /// A stage result with every field given.
-        public init(name: String, steps: Int, heldOutCrossEntropy: Double, seconds: Double) {
+        public init(name: String, steps: Int, heldOutCrossEntropy: Double, seconds: Double, metrics: [String: Double] = [:]) {
             self.name = name
             self.steps = steps
             self.heldOutCrossEntropy = heldOutCrossEntropy
             self.seconds = seconds
+            self.metrics = metrics
         }
     }
 
@@ -160,6 +164,8 @@ public struct ComparisonReport: Codable, Sendable, Equatable {
     public var prompts: String
     /// Optimiser steps of each model's pretraining.
     public var steps: Int
+    /// The pipeline configuration whose fine-tuning stages both models ran after pretraining, if any.
+    public var alignment: String?
     /// Seed of data order and initialisation, the same for both models.
     public var seed: UInt64
     /// What was resized to match the parameter counts: `width` or `experts`.
@@ -173,8 +179,8 @@ public struct ComparisonReport: Codable, Sendable, Equatable {
 
     /// A report with every field given.
     public init(
-        date: String, machine: String, command: String, data: String, heldOut: String, prompts: String, steps: Int, seed: UInt64,
-        matching: String, parameterTolerance: Double, disk: String, models: [Model]
+        date: String, machine: String, command: String, data: String, heldOut: String, prompts: String, steps: Int,
+        alignment: String? = nil, seed: UInt64, matching: String, parameterTolerance: Double, disk: String, models: [Model]
     ) {
         self.date = date
         self.machine = machine
@@ -183,6 +189,7 @@ public struct ComparisonReport: Codable, Sendable, Equatable {
         self.heldOut = heldOut
         self.prompts = prompts
         self.steps = steps
+        self.alignment = alignment
         self.seed = seed
         self.matching = matching
         self.parameterTolerance = parameterTolerance

@@ -22,15 +22,25 @@ struct CompareCommand: ParsableCommand {
             lookahead head, and is trained with the load-balancing loss alone, as Mixtral-style models are; its routed \
             experts are resized (--match width or experts) until both models hold the same number of parameters \
             within --param-tolerance. Both see the same data in the same order for the same steps with the same seed. \
-            Then both are measured: held-out cross-entropy on --heldout; decode tokens/s and peak resident memory of a \
-            child chronos generate process per prompt of --prompts, every expert in memory; and offloaded decoding \
-            under lru and chronos at each of --budgets on a simulated disk, as bench offload measures it. Models and \
-            tokenizer go to --runs; the report (report.md, report.json, loss.svg, offload.svg) to --out, which must \
-            not exist yet.
+            With --stages, both then go through the fine-tuning stages of a pipeline configuration (the conventional \
+            model again without the Chronos terms). Then both are measured: held-out cross-entropy on --heldout after \
+            every stage; decode tokens/s and peak resident memory of a child chronos generate process per prompt of \
+            --prompts, every expert in memory; and offloaded decoding under lru and chronos at each of --budgets on a \
+            simulated disk, as bench offload measures it. Models and tokenizer go to --runs, where a record of the \
+            settings lets the same command continue a comparison that was stopped: finished stages are kept, an \
+            interrupted one resumes from its last snapshot, and the measurements are made again. The report \
+            (report.md, report.json, loss.svg, offload.svg) goes to --out, which must not exist yet.
             """)
 
     @Option(help: "Report directory to create (report.md, report.json, loss.svg, offload.svg); must not exist.") var out: String
-    @Option(help: "Directory for the tokenizer and the two run directories (conventional, chronos).") var runs = "runs/compare"
+    @Option(
+        help:
+            "Directory for the tokenizer and the two models' pipeline runs (conventional, chronos); running again with the same options continues the comparison in it."
+    ) var runs = "runs/compare"
+    @Option(
+        help:
+            "A pipeline configuration (see chronos pipeline) whose fine-tuning stages both models run after pretraining; its output, start, model and tokenizer are not used."
+    ) var stages: String?
     @Option(help: "Training JSONL.") var data = "data/austen/train.jsonl"
     @Option(help: "Held-out JSONL.") var heldout = "data/austen/heldout.jsonl"
     @Option(help: "Prompts for the decode and offload measurements, one per line.") var prompts = "data/austen/heldout-prompts.txt"
@@ -39,6 +49,8 @@ struct CompareCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tokens per training sequence.") var seqLen = 128
     @Option(parsing: .unconditional, help: "Evaluate held-out cross-entropy every N steps.") var evalEvery = 50
     @Option(parsing: .unconditional, help: "Held-out sequences per evaluation.") var evalSequences = 32
+    @Option(parsing: .unconditional, help: "Snapshot pretraining every N steps, where a stopped comparison continues from.")
+    var checkpointEvery = 100
     @Option(help: "What the conventional model resizes to match the Chronos model's parameters: width or experts.")
     var match: ParameterMatching = .width
     @Option(parsing: .unconditional, help: "Largest relative difference of the two parameter counts (0.01 is 1 %).")
@@ -68,6 +80,7 @@ struct CompareCommand: ParsableCommand {
 
     func validate() throws {
         _ = try budgetFractions()
+        _ = try alignmentStages(into: URL(fileURLWithPath: runs))
         try checkingOptions {
             try InvalidSetting.check("decode_tokens", decodeTokens, in: GenerationRequest.maxTokensRange)
             try InvalidSetting.check("offload_tokens", offloadTokens, in: GenerationRequest.maxTokensRange)
@@ -89,8 +102,36 @@ struct CompareCommand: ParsableCommand {
         settings.sequenceLength = seqLen
         settings.evaluateEvery = evalEvery
         settings.evaluationSequences = evalSequences
-        settings.checkpointEvery = 0
+        settings.checkpointEvery = checkpointEvery
         return settings
+    }
+
+    /// The fine-tuning stages of `--stages`, as they run in the pipeline writing into
+    /// `output`; none without it. A pretraining stage there is refused: compare pretrains both
+    /// models from its own flags.
+    func alignmentStages(into output: URL) throws -> [PipelineStage] {
+        guard let stages else { return [] }
+        let configuration = try PipelineConfiguration(contentsOf: URL(fileURLWithPath: stages))
+        if configuration.stages.contains(where: { $0.stage == .pretrain }) {
+            throw ValidationError(
+                "--stages \(stages) has a pretrain stage: compare pretrains both models from its own flags; keep the fine-tuning stages only"
+            )
+        }
+        return configuration.stages(relocatedTo: output)
+    }
+
+    /// What makes two runs the same comparison: everything that shapes the models' training.
+    func recordedSettings(_ chronos: PretrainSettings) throws -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return [
+            "data": data, "heldout": heldout, "tokenizer": tokenizer ?? "trained on the data, \(vocabSize) tokens",
+            "seq_len": String(seqLen), "eval_every": String(evalEvery), "eval_sequences": String(evalSequences),
+            "checkpoint_every": String(checkpointEvery), "match": match.rawValue, "param_tolerance": String(paramTolerance),
+            "model": String(decoding: try encoder.encode(chronos.model), as: UTF8.self),
+            "optimization": String(decoding: try encoder.encode(chronos.optimization), as: UTF8.self),
+            "stages": try stages.map { try String(contentsOf: URL(fileURLWithPath: $0), encoding: .utf8) } ?? "none"
+        ]
     }
 
     func run() throws {
@@ -106,31 +147,29 @@ struct CompareCommand: ParsableCommand {
         #endif
     }
 
-    /// Trains both models, measures them with `executable` (a `chronos` binary) as the decode
-    /// child, and writes the report, recording `commandLine` in it.
-    func compare(executable: URL, commandLine: String) throws {
+    /// Trains both models (or continues a stopped comparison in `--runs`), measures them with
+    /// `executable` (a `chronos` binary) as the decode child, and writes the report, recording
+    /// `commandLine` in it; `onEvent` hears every training event of each model, by name.
+    func compare(executable: URL, commandLine: String, onEvent: (String, PipelineEvent) throws -> Void = { _, _ in }) throws {
         try backend.apply()
-        let output = URL(fileURLWithPath: out), runsDirectory = URL(fileURLWithPath: runs)
-        // Refused before any training: a comparison never replaces a report or an earlier run.
+        let output = URL(fileURLWithPath: out)
+        // Refused before any training: a comparison never replaces a report.
         try ComparisonReport.checkAbsent(output)
-        for name in ["conventional", "chronos"] {
-            let directory = runsDirectory.appendingPathComponent(name)
-            do { _ = try Checkpoint.prepare(runDirectory: directory, start: .new) } catch CheckpointError.earlierRun {
-                throw ValidationError("--runs \(runs): \(directory.path) holds an earlier run; name another --runs directory")
-            }
-        }
         let fractions = try budgetFractions()
         let promptLines = try String(contentsOf: URL(fileURLWithPath: prompts), encoding: .utf8).split(separator: "\n").map(String.init)
             .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         guard !promptLines.isEmpty else { throw ValidationError("--prompts \(prompts) holds no prompt") }
+        let runsDirectory = try ComparisonRuns(
+            directory: URL(fileURLWithPath: runs), settings: recordedSettings(chronosSettings(tokenizer: URL(fileURLWithPath: runs))))
+        if runsDirectory.continuing { print("continuing the comparison in \(runs): finished stages are kept") }
         let tokenizerDirectory =
             try tokenizer.map { URL(fileURLWithPath: $0) }
             ?? TokenizerCommand.Train.trainedTokenizer(
-                data: data, vocabSize: vocabSize, into: runsDirectory.appendingPathComponent("tokenizer"))
+                data: data, vocabSize: vocabSize, into: runsDirectory.directory.appendingPathComponent("tokenizer"))
         var chronos = chronosSettings(tokenizer: tokenizerDirectory)
         chronos.model.vocabSize = try Tokenizer(contentsOf: ModelDirectory(tokenizerDirectory).tokenizer).vocabularySize
         let matched = try ParameterMatch(chronos: chronos.model, matching: match, tolerance: paramTolerance)
-        let conventional = matched.conventionalSettings(chronos, output: runsDirectory.appendingPathComponent("conventional"))
+        let conventional = matched.conventionalSettings(chronos, output: runsDirectory.run("conventional"))
         print(
             String(
                 format:
@@ -142,12 +181,41 @@ struct CompareCommand: ParsableCommand {
             try describe("conventional", conventional, recipe: "no shared experts, no lookahead head; load-balancing loss only"),
             try describe("chronos", chronos, recipe: "shared experts and a lookahead head; the Chronos loss mix and fallback masking")
         ]
-        for (index, settings) in [conventional, chronos].enumerated() {
-            models[index].stages.append(try train(models[index].name, settings))
-            models[index].curve = try ComparisonReport.CurvePoint.read(metrics: settings.output.appendingPathComponent("metrics.jsonl"))
-            try TrainedModelOffload.pack(settings.output)
+        let conventionalAlignment = try alignmentStages(into: runsDirectory.run("conventional")).map { stage in
+            var stage = stage
+            stage.optimization = ParameterMatch.conventionalOptimization(stage.optimization)
+            return stage
         }
-        let directories = [conventional.output, chronos.output]
+        let pipelines = [
+            runsDirectory.pipeline("conventional", pretrain: conventional, alignment: conventionalAlignment),
+            runsDirectory.pipeline("chronos", pretrain: chronos, alignment: try alignmentStages(into: runsDirectory.run("chronos")))
+        ]
+        // Every stage's model is scored on the same held-out sequences of the pretraining text.
+        let scoring = try PretrainRun(settings: chronos)
+        var directories: [URL] = []
+        for (index, pipeline) in pipelines.enumerated() {
+            let name = models[index].name
+            let display = PipelineProgress(configuration: pipeline, label: name)
+            let report = try PipelineRun(configuration: pipeline).run { event in
+                display.show(event)
+                try onEvent(name, event)
+            }
+            guard report.complete, let last = report.stages.last else {
+                throw ValidationError("training the \(name) model stopped before its last stage; run the same command again to continue")
+            }
+            models[index].stages = try report.stages.map { stage in
+                let crossEntropy = try scoring.evaluate(TransformerLanguageModel(directory: URL(fileURLWithPath: stage.output)))
+                print(String(format: "%@ after %@: held-out cross-entropy %.4f nats/token", name, stage.stage.rawValue, crossEntropy))
+                return ComparisonReport.Stage(
+                    name: stage.stage.rawValue, steps: stage.steps, heldOutCrossEntropy: crossEntropy, seconds: stage.seconds,
+                    metrics: stage.final)
+            }
+            models[index].curve = try ComparisonReport.CurvePoint.read(
+                metrics: pipeline.directory(of: .pretrain).appendingPathComponent("metrics.jsonl"))
+            let final = URL(fileURLWithPath: last.output)
+            try TrainedModelOffload.pack(final)
+            directories.append(final)
+        }
         let decodes = try measureDecode(executable: executable, directories: directories, names: models.map(\.name), prompts: promptLines)
         for index in models.indices { models[index].decode = decodes[index] }
         let offload = TrainedModelOffload(ssdMs: ssdMs, ssdMbps: ssdMbps, tokens: offloadTokens)
@@ -175,8 +243,8 @@ struct CompareCommand: ParsableCommand {
         }
         let report = ComparisonReport(
             date: ISO8601DateFormatter().string(from: Date()), machine: Self.machine(), command: commandLine, data: data,
-            heldOut: heldout, prompts: prompts, steps: optimization.steps, seed: optimization.seed, matching: match.rawValue,
-            parameterTolerance: paramTolerance, disk: offload.diskDescription, models: models)
+            heldOut: heldout, prompts: prompts, steps: optimization.steps, alignment: stages, seed: optimization.seed,
+            matching: match.rawValue, parameterTolerance: paramTolerance, disk: offload.diskDescription, models: models)
         try report.write(to: output)
         print("wrote \(ComparisonReport.fileNames.map { output.appendingPathComponent($0).path }.joined(separator: ", "))")
     }
@@ -196,40 +264,6 @@ struct CompareCommand: ParsableCommand {
                 "balance": Double(lambdas.balance), "temporal": Double(lambdas.temporal), "lookahead": Double(lambdas.lookahead),
                 "anchor": Double(lambdas.routerKL)
             ])
-    }
-
-    /// Pretrains one model, drawing a progress line, and returns its held-out result.
-    func train(_ name: String, _ settings: PretrainSettings) throws -> ComparisonReport.Stage {
-        let run = try PretrainRun(settings: settings)
-        let progress = ProgressLine()
-        let started = Date()
-        let total = settings.optimization.steps
-        var crossEntropy = Double.nan, steps = 0
-        try run.run(start: .new) { event in
-            switch event {
-            case .started(let parameters, let trainSequences, _, let unigram, _):
-                print(
-                    String(
-                        format: "training %@: %@ parameters, %d sequences of %d tokens; unigram held-out cross-entropy %.4f", name,
-                        InspectCommand.count(parameters), trainSequences, settings.sequenceLength, unigram))
-            case .step(let report, let tokensPerSecond, _):
-                steps = report.step
-                let p = report.parts
-                progress.update(
-                    String(
-                        format: "%@: step %d/%d  loss %.4f  ce %.4f  bal %.4f  tmp %.4f  la %.4f  %.0f tok/s", name, report.step, total,
-                        p["loss"] ?? 0, p["ce"] ?? 0, p["balance"] ?? 0, p["temporal"] ?? 0, p["lookahead"] ?? 0, tokensPerSecond),
-                    fraction: Double(report.step) / Double(total))
-            case .evaluated(let step, let value):
-                crossEntropy = value
-                progress.finish(String(format: "%@: step %d: held-out cross-entropy %.4f nats/token", name, step, value))
-            case .checkpoint: break
-            }
-            fflush(nil)
-        }
-        return ComparisonReport.Stage(
-            name: TrainingStage.pretrain.rawValue, steps: steps, heldOutCrossEntropy: crossEntropy,
-            seconds: Date().timeIntervalSince(started))
     }
 
     /// Decodes every prompt in a child `chronos generate` per model and prompt, the models

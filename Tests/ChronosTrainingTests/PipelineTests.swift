@@ -51,6 +51,11 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(configuration.stages[1].optimization.lambdas.routerKL, 0.01)
         guard case .distill(let distill) = configuration.stages[5].objective else { return XCTFail("stage 6 distils") }
         XCTAssertEqual(distill.teacher, configuration.directory(of: .sft))
+        let elsewhere = fixture.url("elsewhere")
+        guard case .distill(let relocated) = configuration.stages(relocatedTo: elsewhere)[5].objective else {
+            return XCTFail("stage 6 still distils")
+        }
+        XCTAssertEqual(relocated.teacher, elsewhere.appendingPathComponent("2-sft"), "a teacher named by its stage moves with the run")
 
         // The first run stops at DPO's first snapshot.
         var started: [TrainingStage] = []

@@ -110,10 +110,17 @@ public struct ParameterMatch: Sendable, Equatable {
         var settings = chronos
         settings.model = conventional
         settings.model.vocabSize = chronos.model.vocabSize
-        settings.optimization.lambdas = ChronosLossWeights(
-            balance: chronos.optimization.lambdas.balance, temporal: 0, lookahead: 0, routerKL: 0)
-        settings.optimization.fallbackMaskProbability = 0
+        settings.optimization = Self.conventionalOptimization(chronos.optimization)
         settings.output = output
         return settings
+    }
+
+    /// `optimization` as a conventional MoE is trained with it: the balance weight kept, the
+    /// Chronos terms (temporal, lookahead, router anchor) and fallback masking off.
+    public static func conventionalOptimization(_ optimization: OptimizationSettings) -> OptimizationSettings {
+        var conventional = optimization
+        conventional.lambdas = ChronosLossWeights(balance: optimization.lambdas.balance, temporal: 0, lookahead: 0, routerKL: 0)
+        conventional.fallbackMaskProbability = 0
+        return conventional
     }
 }

@@ -55,6 +55,19 @@ public struct PipelineStage: Sendable {
         self.data = data
         optimization = stage.defaultOptimization
     }
+
+    /// The pretraining stage that `settings` describe (their model and tokenizer belong to the
+    /// pipeline configuration).
+    public init(pretraining settings: PretrainSettings) {
+        self.init(stage: .pretrain, data: settings.data)
+        heldOut = settings.heldOut
+        optimization = settings.optimization
+        evaluateEvery = settings.evaluateEvery
+        checkpointEvery = settings.checkpointEvery
+        timeLimit = settings.timeLimit
+        sequenceLength = settings.sequenceLength
+        evaluationSequences = settings.evaluationSequences
+    }
 }
 
 extension PipelineStage {
@@ -118,9 +131,35 @@ public struct PipelineConfiguration: Sendable {
     /// The configuration file, for messages.
     public var file: String
 
+    /// A configuration that pretrains `model` with the tokenizer in `tokenizer` (one trained
+    /// on the first stage's data when nil) and runs `stages` into `output`.
+    public init(output: URL, model: ChronosConfiguration, tokenizer: URL?, stages: [PipelineStage], file: String) {
+        self.output = output
+        self.model = model
+        self.tokenizer = tokenizer
+        self.stages = stages
+        self.file = file
+    }
+
     /// The run directory of `stage`: `OUTPUT/N-STAGE`.
     public func directory(of stage: TrainingStage) -> URL {
         Self.directory(of: stage, in: output)
+    }
+
+    /// The stages as they run in a pipeline writing into `output`: a distillation teacher that
+    /// is one of this configuration's stages becomes that stage's directory there.
+    public func stages(relocatedTo output: URL) -> [PipelineStage] {
+        stages.map { stage in
+            guard case .distill(var distillation) = stage.objective,
+                let teacher = stages.first(where: {
+                    directory(of: $0.stage).standardizedFileURL == distillation.teacher.standardizedFileURL
+                })
+            else { return stage }
+            var relocated = stage
+            distillation.teacher = Self.directory(of: teacher.stage, in: output)
+            relocated.objective = .distill(distillation)
+            return relocated
+        }
     }
 
     static func directory(of stage: TrainingStage, in output: URL) -> URL {
