@@ -15,8 +15,9 @@ import Foundation
 /// pass; running it alone would cost a whole one). Counting from the end of the previous pass
 /// lets the generations it served hand over their next passes too, instead of the passes handed
 /// over while it ran leaving without them and the two groups alternating from then on. Passes whose options
-/// differ never share a pass. When a shared pass throws, every generation in it receives the
-/// error: their caches hold part of the pass.
+/// differ never share a pass. When a shared pass throws, each generation's cache is returned to
+/// where it was and each runs its pass alone, so that a failure reaches only the generations it
+/// belongs to; a generation whose cache cannot be returned exactly receives the error.
 public final class PassBatcher: @unchecked Sendable {
     /// The model every pass runs on.
     public let model: any LanguageModel
@@ -110,16 +111,31 @@ public final class PassBatcher: @unchecked Sendable {
             counts.sequences += batch.count
             condition.unlock()
             let started = DispatchTime.now().uptimeNanoseconds
-            let outcome = Result { try model.forward(batch.map(\.sequence), options: options) }
+            let outcomes = run(batch, options: options)
             condition.lock()
             let ended = DispatchTime.now().uptimeNanoseconds
             lastPassNanoseconds = ended - started
             if !queue.isEmpty { oldestQueuedAt = ended }
-            for (index, member) in batch.enumerated() { member.result = outcome.map { $0[index] } }
+            for (member, outcome) in zip(batch, outcomes) { member.result = outcome }
             running = false
             condition.broadcast()
         }
         condition.unlock()
         return try request.result!.get()
+    }
+
+    /// Runs `batch` as one pass; when that throws with several generations in it, each one's
+    /// cache is rewound and its pass runs alone.
+    private func run(_ batch: [Request], options: ForwardOptions) -> [Result<ForwardOutput, any Error>] {
+        let positions = batch.map(\.sequence.cache.offset)
+        do {
+            return try model.forward(batch.map(\.sequence), options: options).map { .success($0) }
+        } catch {
+            guard batch.count > 1 else { return [.failure(error)] }
+            return zip(batch, positions).map { request, position in
+                guard request.sequence.cache.rewind(to: position) else { return .failure(error) }
+                return Result { try model.forward([request.sequence], options: options)[0] }
+            }
+        }
     }
 }

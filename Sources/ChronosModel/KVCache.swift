@@ -21,11 +21,18 @@ public protocol KVCache: AnyObject {
 
     /// Bytes of memory the cache has allocated for what it holds.
     var byteCount: Int { get }
+
+    /// How many of the newest positions `trim` can forget while leaving every later query the
+    /// keys it would have seen had they never been added.
+    var rewindablePositions: Int { get }
 }
 
 extension KVCache {
     /// Every position is kept, so returned keys start at position 0.
     public var firstRetainedPosition: Int { 0 }
+
+    /// Every position is kept, so any can be forgotten exactly.
+    public var rewindablePositions: Int { offset }
 }
 
 /// A cache that keeps every position in one growing f32 buffer per keys and values.

@@ -39,6 +39,18 @@ public final class ModelCache {
         return removed
     }
 
+    /// Returns every layer to `position` positions, undoing a pass that failed after some or all
+    /// layers appended its tokens; false, changing nothing, when a layer cannot forget that
+    /// many positions exactly.
+    public func rewind(to position: Int) -> Bool {
+        guard position >= 0, layers.allSatisfy({ $0.offset >= position && $0.offset - position <= $0.rewindablePositions }) else {
+            return false
+        }
+        for layer in layers { layer.trim(layer.offset - position) }
+        offset = position
+        return true
+    }
+
     /// Records that a forward pass appended `count` positions to every layer.
     func advance(by count: Int) {
         offset += count

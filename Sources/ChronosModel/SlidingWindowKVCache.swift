@@ -41,6 +41,10 @@ public final class SlidingWindowKVCache: KVCache {
 
     public var firstRetainedPosition: Int { offset - heldCount }
 
+    /// All positions while none has been dropped; after that, as many as leave the window's
+    /// W − 1 positions held.
+    public var rewindablePositions: Int { heldCount == offset ? offset : max(0, heldCount - (window - 1)) }
+
     /// Bytes of the two buffers, including room reserved for positions not yet written.
     public var byteCount: Int { (keyBuffer?.byteCount ?? 0) + (valueBuffer?.byteCount ?? 0) }
 

@@ -50,8 +50,9 @@ final class ChronosAttentionTests: XCTestCase {
         let latent = cache.layers[0] as! LatentKVCache, sliding = cache.layers[1] as! SlidingWindowKVCache
         XCTAssertEqual(latent.bytesPerPosition, (2 + 6) * 4)
         XCTAssertEqual(latent.byteCount, 256 * (2 + 6) * 4)
-        XCTAssertEqual(sliding.heldCount, 2)
-        XCTAssertEqual(sliding.firstRetainedPosition, 7)
+        // The window's 2 earlier positions and one more, so that a failed step can be undone.
+        XCTAssertEqual(sliding.heldCount, 3)
+        XCTAssertEqual(sliding.firstRetainedPosition, 6)
     }
 
     func testATokenOutsideTheWindowDoesNotReachLaterPositions() throws {
@@ -209,6 +210,36 @@ final class ChronosAttentionTests: XCTestCase {
         XCTAssertEqual(cache.firstRetainedPosition, 18)
         let (k, _) = cache.update(keys: rows(19, 1, width: 2), values: rows(19, 1, width: 1))
         XCTAssertEqual(k.floats, rows(18, 2, width: 2).floats)
+    }
+
+    /// A model cache rewinds a pass only as far as every layer can forget exactly: a sliding
+    /// layer as far as its extra positions reach once it has dropped any.
+    func testAModelCacheRewindsOnlyWhatEveryLayerCanForgetExactly() {
+        func rows(_ first: Int, _ count: Int) -> Tensor {
+            Tensor(shape: [count, 2], values: (0..<(count * 2)).map { Float(first * 2 + $0) })
+        }
+        let sliding = SlidingWindowKVCache(window: 3, extraPositions: 1, step: 4), whole = StandardKVCache(step: 4)
+        XCTAssertEqual(sliding.rewindablePositions, 0)
+        for position in 0..<3 {
+            for layer in [sliding, whole] as [any KVCache] { _ = layer.update(keys: rows(position, 1), values: rows(position, 1)) }
+        }
+        XCTAssertEqual(sliding.rewindablePositions, 3, "nothing dropped yet")
+        for position in 3..<10 {
+            for layer in [sliding, whole] as [any KVCache] { _ = layer.update(keys: rows(position, 1), values: rows(position, 1)) }
+        }
+        XCTAssertEqual(sliding.rewindablePositions, 1)
+        XCTAssertEqual(whole.rewindablePositions, 10)
+        let cache = ModelCache(layers: [sliding, whole], offset: 10)
+        XCTAssertFalse(cache.rewind(to: 8), "the sliding layer keeps one position beyond its window")
+        XCTAssertEqual(cache.layers.map(\.offset), [10, 10])
+        XCTAssertTrue(cache.rewind(to: 9))
+        XCTAssertEqual(cache.offset, 9)
+        XCTAssertEqual(sliding.update(keys: rows(9, 1), values: rows(9, 1)).keys.floats, rows(7, 3).floats, "the window as before")
+
+        let narrow = SlidingWindowKVCache(window: 3, step: 4)
+        for position in 0..<5 { _ = narrow.update(keys: rows(position, 1), values: rows(position, 1)) }
+        XCTAssertEqual(narrow.rewindablePositions, 0)
+        XCTAssertFalse(ModelCache(layers: [narrow], offset: 5).rewind(to: 4))
     }
 }
 

@@ -238,7 +238,8 @@ public final class TransformerLanguageModel: LanguageModel {
             layers: configuration.attention.map { attention -> any KVCache in
                 switch attention {
                 case .grouped(window: nil): StandardKVCache()
-                case .grouped(window: let window?): SlidingWindowKVCache(window: window)
+                // One position beyond the window, so that a failed decode step can be undone.
+                case .grouped(window: let window?): SlidingWindowKVCache(window: window, extraPositions: 1)
                 case .latent(let latent): LatentKVCache(latentDim: latent.latentDim, ropeDim: latent.ropeDim)
                 }
             })
