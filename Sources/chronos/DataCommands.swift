@@ -79,10 +79,11 @@ struct TokenizerCommand: ParsableCommand {
             progress.finish("merges done")
             let directory = URL(fileURLWithPath: out)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            try tokenizer.write(to: ModelDirectory(directory).tokenizer)
+            // The configuration first: a directory with tokenizer.json is taken as complete.
             try TokenizerConfig.chronosChat.write(
                 to: ModelDirectory(directory).tokenizerConfig,
                 addedTokens: tokenizer.addedTokens)
+            try tokenizer.write(to: ModelDirectory(directory).tokenizer)
             print("wrote \(directory.path)/tokenizer.json (\(tokenizer.vocabularySize) tokens) and tokenizer_config.json")
         }
     }
