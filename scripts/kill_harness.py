@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Kills `chronos` with SIGKILL at random moments and checks that nothing is lost.
 
-For each job — `pack` (with --strip-experts), `train pretrain` (its snapshots) and `pipeline`
-(pretrain then sft) — three uninterrupted runs, which must agree, give the reference. Then, for
+For each job — `pack` (with --strip-experts), `train pretrain` (its snapshots), `pipeline`
+(pretrain then sft) and `compare` (two models through pretrain and sft) — three uninterrupted runs, which must agree, give the reference. Then, for
 each trial, a fresh copy of the job's input is run and killed after a random delay drawn over the
 longest of those runs, and:
 
   1. the directory either loads or refuses with the clear error a user can act on ("run
      `chronos pack`", "--resume" / "--overwrite"), never a crash or a garbled model;
   2. the rerun a user would make (pack again; `--resume`, or `--overwrite` when there is no
-     snapshot yet; the same pipeline command) completes;
+     snapshot yet; the same pipeline or compare command) completes;
   3. its result equals the reference: the same expert cache (every hash in the manifest) and
      the same stripped checkpoint, the same final weights, the same pipeline report metrics.
 
@@ -143,11 +143,7 @@ class Pipeline(Job):
 
     def fresh(self, name):
         target = self.empty(name)
-        sft = os.path.join(self.work, "sft.jsonl")
-        if not os.path.exists(sft):
-            with open(os.path.join(ROOT, "data", "wordnet", "sft_valid.jsonl")) as source, open(sft, "w") as out:
-                for _, line in zip(range(60), source):
-                    out.write(line)
+        sft = self.sft(self.work)
         config = {"output": os.path.join(target, "run"), "vocab_size": 300,
                   "model": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
                             "head_dim": 16, "kv_latent_dim": 16, "rope_dim": 8, "sliding_window": 16, "num_experts": 4,
@@ -160,6 +156,16 @@ class Pipeline(Job):
         with open(os.path.join(target, "pipeline.json"), "w") as f:
             json.dump(config, f)
         return target
+
+    @staticmethod
+    def sft(work):
+        """The first 60 conversations of the WordNet SFT validation set."""
+        path = os.path.join(work, "sft.jsonl")
+        if not os.path.exists(path):
+            with open(os.path.join(ROOT, "data", "wordnet", "sft_valid.jsonl")) as source, open(path, "w") as out:
+                for _, line in zip(range(60), source):
+                    out.write(line)
+        return path
 
     def args(self, directory):
         return ["pipeline", "--config", os.path.join(directory, "pipeline.json"), "--backend", "swift"]
@@ -183,6 +189,45 @@ class Pipeline(Job):
         report = json.load(open(os.path.join(run, "report.json")))
         finals = [(s["stage"], s["steps"], sorted(s["evaluations"][-1]["metrics"].items())) for s in report["stages"]]
         return finals, digest(os.path.join(run, "2-sft", "model.safetensors"))
+
+
+class Compare(Job):
+    name = "compare"
+
+    def fresh(self, name):
+        target = self.empty(name)
+        sft = Pipeline.sft(self.work)
+        with open(os.path.join(target, "stages.json"), "w") as f:
+            json.dump({"output": "unused",
+                       "defaults": {"checkpoint_every": 2, "eval_every": 0, "batch_size": 2, "warmup_steps": 1},
+                       "stages": [{"stage": "sft", "data": sft, "steps": 6, "max_length": 64, "eval_examples": 4,
+                                   "generation_examples": 2, "max_new_tokens": 8}]}, f)
+        with open(os.path.join(target, "prompts.txt"), "w") as f:
+            f.write("It is a truth universally acknowledged\n")
+        return target
+
+    def args(self, directory):
+        corpus = tiny_corpus(self.work)
+        return ["compare", "--out", os.path.join(directory, "report"), "--runs", os.path.join(directory, "runs"), "--data", corpus,
+                "--heldout", corpus, "--prompts", os.path.join(directory, "prompts.txt"), "--stages",
+                os.path.join(directory, "stages.json"), "--vocab-size", "300", "--steps", "20", "--checkpoint-every", "2",
+                "--eval-every", "10", "--param-tolerance", "0.05", "--decode-tokens", "4", "--offload-tokens", "4",
+                "--budgets", "0.5", "--backend", "swift"] + SHAPE
+
+    def rerun(self, directory):
+        if os.path.exists(os.path.join(directory, "report", "report.json")):
+            return subprocess.CompletedProcess([], 0, "the report was written before the kill", "")
+        return self.chronos(self.args(directory))
+
+    def check(self, directory):
+        return None
+
+    def result(self, directory):
+        report = json.load(open(os.path.join(directory, "report", "report.json")))
+        stages = [(m["name"], [(s["name"], s["steps"], round(s["held_out_cross_entropy"], 9)) for s in m["stages"]])
+                  for m in report["models"]]
+        weights = [digest(os.path.join(directory, "runs", name, "2-sft", "model.safetensors")) for name in ("conventional", "chronos")]
+        return stages, weights
 
 
 def shape_with(**changes):
@@ -241,7 +286,7 @@ def main():
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="chronos-kill-")
-    jobs = {"pack": Pack, "pretrain": Pretrain, "pipeline": Pipeline}
+    jobs = {"pack": Pack, "pretrain": Pretrain, "pipeline": Pipeline, "compare": Compare}
     rows, losses = [], 0
     try:
         for name in args.jobs.split(","):
