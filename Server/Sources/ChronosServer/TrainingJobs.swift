@@ -92,7 +92,7 @@ public final class TrainingJobs: Sendable {
     /// Jobs read back from the workspace, by directory, with the time their log last changed.
     private let recorded = Mutex<[String: (modified: Date, job: Job)]>([:])
 
-    /// Points a curve keeps; a longer one keeps every other point (and its last).
+    /// Points a curve keeps; a longer one is thinned to half as many, evenly (its last kept).
     static let curveLimit = 2000
     /// The name of a job's record in its output directory.
     static let recordName = "job.json"
@@ -117,6 +117,7 @@ public final class TrainingJobs: Sendable {
         try PretrainRequest.validate(request.settings)
         request.summary["checkpoint_every"] = .number(Double(request.settings.checkpointEvery))
         request.summary["output"] = .string(workspace.relative(output))
+        try refuseOther(in: output, path: outputPath, log: StudyLog.fileName)
 
         let id = try claim(
             Job(
@@ -185,6 +186,7 @@ public final class TrainingJobs: Sendable {
             "trials": .number(Double(trials)), "startup_trials": .number(Double(startupTrials)),
             "sampler_seed": .number(Double(samplerSeed)), "prune": .bool(prune), "objectives": ["heldout-ce"]
         ]) { $1 }
+        try refuseOther(in: output, path: outputPath, log: "metrics.jsonl")
         let header = StudyHeader(
             space: space, objectives: [StudyObjective(name: "heldout-ce", direction: .minimize)],
             settings: Self.studySettings(request.summary))
@@ -224,6 +226,15 @@ public final class TrainingJobs: Sendable {
         guard found else {
             throw APIError(status: .notFound, message: "no \(Self.noun(kind)) job \(id)", type: "invalid_request_error", param: "id")
         }
+    }
+
+    /// Refuses (409) an output directory that holds the other kind of job: its `log`.
+    private func refuseOther(in output: URL, path: String, log: String) throws(APIError) {
+        guard FileManager.default.fileExists(atPath: output.appendingPathComponent(log).path) else { return }
+        throw APIError(
+            status: .conflict,
+            message: "output \(path.debugDescription) holds \(log == "metrics.jsonl" ? "a run" : "a study"): choose a new output directory",
+            type: "invalid_request_error", param: "output", code: "earlier_run")
     }
 
     /// Registers `job` as running with a new id; refused while any job runs.

@@ -155,6 +155,10 @@ import Testing
             let (again, conflict) = try await post(client, "/v1/chronos/training", tinyRun("runs/short", steps: 6))
             #expect(again == .conflict)
             #expect((conflict["error"] as? [String: Any])?["code"] as? String == "earlier_run")
+            let (study, refusal) = try await post(
+                client, "/v1/chronos/tuning", Self.study.replacingOccurrences(of: "studies/lr", with: "runs/short"))
+            #expect(study == .conflict, "a study does not go into a run's directory")
+            #expect((refusal["error"] as? [String: Any])?["param"] as? String == "output")
         }
         for file in ["metrics.jsonl", "job.json", "config.json", "tokenizer/tokenizer.json"] {
             #expect(FileManager.default.fileExists(atPath: workspace.appendingPathComponent("runs/short/\(file)").path), "\(file)")
