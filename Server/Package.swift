@@ -30,6 +30,7 @@ let package = Package(
                 .product(name: "ChronosFormats", package: core),
                 .product(name: "ChronosStorage", package: core),
                 .product(name: "ChronosTensor", package: core),
+                .product(name: "ChronosTraining", package: core),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus")
             ],

@@ -7,9 +7,11 @@ shipped model, its experts offloaded as by default, and opens the UI in Debian's
 language renders with every string translated and no console error (a screenshot of each is
 written to --screenshots), that the tabs work from the keyboard, that a chat streams an answer
 into the page, that the expert heatmap changes while it decodes, that Stop aborts a long answer
-(and its generation on the server), that a benchmark runs from its tab and fills its plots, and
-that at a phone's width (390 x 844) no tab scrolls sideways; then, against a server started with
---api-key, that the UI asks for the key. Build first:
+(and its generation on the server), that a benchmark runs from its tab and fills its plots, that
+a tiny pretraining run and a study of two trials start from the training tab and draw their loss
+curves and trials (in a workspace folder made for the test, passed as --workspace), and that at a
+phone's width (390 x 844) no tab scrolls sideways; then, against a server started with --api-key,
+that the UI asks for the key. Build first:
 
     (cd Server && swift build -c release)
 
@@ -18,10 +20,12 @@ Bounded in time; the server is killed on exit.
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -30,8 +34,8 @@ from playwright.sync_api import sync_playwright
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVER = os.path.join(ROOT, "Server", ".build", "release", "chronos-server")
 LANGUAGES = ["en", "zh-Hans", "zh-Hant", "ja"]
-TABS = ["chat", "experts", "model", "benchmarks"]
-LIMIT_SECONDS = 300
+TABS = ["chat", "experts", "model", "benchmarks", "training"]
+LIMIT_SECONDS = 420
 TIMEOUT_MS = 30_000
 with open(os.path.join(ROOT, "Server", "Sources", "ChronosServer", "Web", "i18n", "en.json"), encoding="utf-8") as file:
     ENGLISH = json.load(file)
@@ -104,7 +108,7 @@ def check_keyboard(page):
     assert page.evaluate("document.activeElement.id") == "tab-experts"
     assert page.get_attribute("#tab-experts", "aria-selected") == "true" and page.is_visible("#panel-experts")
     page.keyboard.press("End")
-    assert page.evaluate("document.activeElement.id") == "tab-benchmarks" and page.is_visible("#panel-benchmarks")
+    assert page.evaluate("document.activeElement.id") == "tab-training" and page.is_visible("#panel-training")
     page.keyboard.press("ArrowRight")
     assert page.evaluate("document.activeElement.id") == "tab-chat" and page.is_visible("#panel-chat")
     page.keyboard.press("Tab")
@@ -195,6 +199,54 @@ def check_benchmarks(page):
     print(f"a benchmark of 2 budgets ran from the UI: {len(baselines)} baselines, {len(lines)} lines a plot")
 
 
+def make_workspace(directory):
+    """A tiny corpus (data/train.jsonl) and a search space over the learning rate (space.json)."""
+    os.makedirs(os.path.join(directory, "data"), exist_ok=True)
+    with open(os.path.join(directory, "data", "train.jsonl"), "w", encoding="utf-8") as file:
+        for i in range(60):
+            text = f"It is a truth universally acknowledged, number {i}, that a single man in possession of a good fortune must be in want of a wife."
+            file.write(json.dumps({"text": text}) + "\n")
+    with open(os.path.join(directory, "space.json"), "w", encoding="utf-8") as file:
+        json.dump({"parameters": [{"name": "lr", "type": "float", "low": 0.001, "high": 0.01, "log": True}]}, file)
+
+
+def fill_tiny(page, prefix, fields):
+    page.select_option(f"#{prefix}-shape", "tiny")
+    page.fill(f"#{prefix}-vocab", "300")
+    for field, value in fields.items():
+        page.fill(f"#{prefix}-{field}", value)
+
+
+def check_training(page):
+    """A tiny run and a study of two trials start from the training tab; their curves and trials appear."""
+    page.click("#tab-training")
+    page.wait_for_function("() => document.querySelector('#train-workspace').textContent.length > 0", timeout=TIMEOUT_MS)
+    fill_tiny(page, "train", {"output": "runs/ui", "steps": "8", "batch": "2", "seq-len": "12"})
+    page.click("#train-start")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#train-jobs tbody tr')].some(r => r.innerText.includes('runs/ui'))", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => !document.querySelector('#train-start').disabled", timeout=120_000)
+    status = page.inner_text("#train-status")
+    assert status == ENGLISH["train.progress"].format(output="runs/ui", state="finished", step=8, steps=8), status
+    lines = page.eval_on_selector_all("#train-curve polyline", "lines => lines.map(l => l.getAttribute('points').split(' ').length)")
+    assert lines and max(lines) == 8, f"the loss curve's lines have {lines} points, not one per step"
+    assert page.eval_on_selector_all("#train-curve .key li", "items => items.length") == 3, "the key names the loss, cross-entropy and held-out lines"
+
+    fill_tiny(page, "tune", {"output": "studies/ui", "trials": "2", "steps": "3"})
+    page.set_checked("#tune-prune", False)
+    page.click("#tune-start")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#tune-jobs tbody tr')].some(r => r.innerText.includes('studies/ui'))", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => !document.querySelector('#tune-start').disabled", timeout=120_000)
+    status = page.inner_text("#tune-status")
+    assert status == ENGLISH["tune.progress"].format(output="studies/ui", state="finished", done=2, wanted=2), status
+    trials = page.eval_on_selector_all("#tune-trials-table tbody tr", "rows => rows.map(r => r.innerText)")
+    assert len(trials) == 2 and all("lr=" in row for row in trials), trials
+    best = page.eval_on_selector_all("#tune-best polyline", "lines => lines.map(l => l.getAttribute('points').split(' ').length)")
+    assert best == [2], f"the best-so-far line has {best} points, not one per trial"
+    print(f"a tiny run drew its loss curve ({max(lines)} steps) and a study of {len(trials)} trials ran from the training tab")
+
+
 def check_phone(browser, base, errors, screenshots):
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
     page = open_ui(context, base, errors)
@@ -275,7 +327,9 @@ def main():
     os.makedirs(arguments.screenshots, exist_ok=True)
     signal.signal(signal.SIGALRM, lambda *_: sys.exit(f"timed out after {LIMIT_SECONDS} s"))
     signal.alarm(LIMIT_SECONDS)
-    server, base = start_server([])
+    workspace = tempfile.mkdtemp(prefix="chronos-ui-workspace-")
+    make_workspace(workspace)
+    server, base = start_server(["--workspace", workspace])
     try:
         errors = []
         with sync_playwright() as playwright:
@@ -287,6 +341,7 @@ def main():
                 check_chat_and_heatmap(page)
                 check_stop(page, base)
                 check_benchmarks(page)
+                check_training(page)
                 check_languages(page, arguments.screenshots)
                 context.close()
                 check_phone(browser, base, errors, arguments.screenshots)
@@ -297,6 +352,7 @@ def main():
         print("ui browser test passed")
     finally:
         stop_server(server)
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 if __name__ == "__main__":

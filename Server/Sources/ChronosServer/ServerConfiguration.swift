@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var maxRequestBytes = 1 << 20
     /// Seconds without a snapshot after which `GET /v1/chronos/events` sends a heartbeat comment.
     public var eventHeartbeatSeconds = 10.0
+    /// The folder training and tuning jobs read and write (nil: those endpoints are refused).
+    public var workspace: TrainingWorkspace?
 
     /// Generations that may decode at once.
     public static let parallelRange = 1...64

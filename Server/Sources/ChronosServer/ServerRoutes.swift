@@ -14,6 +14,8 @@ public struct ServerRoutes: Sendable {
     public let metrics: ServerMetrics
     /// The web UI's files (nil: no UI is served).
     public let assets: WebAssets?
+    /// Training and tuning jobs in the workspace (nil: the server has no workspace).
+    public let training: TrainingJobs?
 
     /// Routes over `state` with `configuration`, counted in `metrics`, serving the UI in `assets`.
     public init(state: ServerState, configuration: ServerConfiguration, metrics: ServerMetrics, assets: WebAssets? = nil) {
@@ -21,6 +23,7 @@ public struct ServerRoutes: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.assets = assets
+        training = configuration.workspace.map(TrainingJobs.init)
     }
 
     /// The router serving every endpoint.
@@ -48,6 +51,12 @@ public struct ServerRoutes: Sendable {
         api.get("chronos/benchmarks") { _, _ in try json(scheduler().model.benchmarks.json) }
         api.post("chronos/benchmarks") { request, _ in try await startBenchmark(request) }
         api.delete("chronos/benchmarks/:id") { _, context in try cancelBenchmark(context.parameters.get("id")) }
+        api.get("chronos/training") { _, _ in try json(trainingJobs().json(.pretrain)) }
+        api.post("chronos/training") { request, _ in try await startTraining(request, kind: .pretrain) }
+        api.delete("chronos/training/:id") { _, context in try cancelTraining(context.parameters.get("id"), kind: .pretrain) }
+        api.get("chronos/tuning") { _, _ in try json(trainingJobs().json(.study)) }
+        api.post("chronos/tuning") { request, _ in try await startTraining(request, kind: .study) }
+        api.delete("chronos/tuning/:id") { _, context in try cancelTraining(context.parameters.get("id"), kind: .study) }
         api.post("completions") { request, _ in try await answer(request, endpoint: .completion) }
         api.post("chat/completions") { request, _ in try await answer(request, endpoint: .chat) }
         return router
@@ -70,6 +79,35 @@ public struct ServerRoutes: Sendable {
         }
         try scheduler().model.benchmarks.cancel(number)
         return json(["id": .number(Double(number))], status: .accepted)
+    }
+
+    /// `POST /v1/chronos/training` (a pretraining run) or `/v1/chronos/tuning` (a study): starts
+    /// the job in the workspace (202 with its id and output directory); `GET` on the same path
+    /// follows it.
+    private func startTraining(_ request: Request, kind: TrainingJobs.Kind) async throws -> Response {
+        var request = request
+        let body = try await collect(&request)
+        let jobs = try trainingJobs()
+        let id = try kind == .pretrain ? jobs.startPretraining(body) : jobs.startStudy(body)
+        return json(["id": .number(Double(id))], status: .accepted)
+    }
+
+    /// `DELETE /v1/chronos/training/ID` or `/v1/chronos/tuning/ID`: the job stops at the end of
+    /// the step it is taking.
+    private func cancelTraining(_ id: String?, kind: TrainingJobs.Kind) throws -> Response {
+        let jobs = try trainingJobs()
+        guard let id, let number = Int(id) else {
+            throw APIError(
+                status: .notFound, message: "no \(TrainingJobs.noun(kind)) job \(id ?? "")", type: "invalid_request_error", param: "id")
+        }
+        try jobs.cancel(number, kind: kind)
+        return json(["id": .number(Double(number))], status: .accepted)
+    }
+
+    /// The training jobs, or the 409 that says the server has no workspace.
+    private func trainingJobs() throws(APIError) -> TrainingJobs {
+        guard let training else { throw TrainingJobs.noWorkspace }
+        return training
     }
 
     /// The UI's file at `path`, or the 404 that names the request.

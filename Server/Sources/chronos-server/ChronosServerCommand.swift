@@ -19,7 +19,8 @@ struct ChronosServerCommand: AsyncParsableCommand {
             runs it. Also answers GET /health (503 while the model loads), GET /metrics (Prometheus), \
             GET /v1/chronos/experts (where every expert is now), GET /v1/chronos/events (each decoding \
             step's expert IO, as server-sent events) and GET /v1/chronos/model; GET / is a web UI (chat, \
-            the live expert monitor, the model).
+            the live expert monitor, the model, offload benchmarks, and with --workspace pretraining runs and \
+            tuning studies).
             """)
 
     @Option(help: "Model directory or GGUF file (default: the shipped models/austen-moe).") var model: String?
@@ -36,6 +37,11 @@ struct ChronosServerCommand: AsyncParsableCommand {
     var maxTokensLimit = 2048
     @Option(help: "Let browsers call the API from this origin (* for any).") var corsOrigin: String?
     @Option(parsing: .unconditional, help: "The largest request body accepted, in bytes.") var maxRequestBytes = 1 << 20
+    @Option(
+        help:
+            "A folder for pretraining runs and tuning studies started from the web UI: their data, tokenizers and outputs are paths inside it (without it, training is refused)."
+    )
+    var workspace: String?
     @Option(help: "Compute backend: swift, openblas or accelerate (default: CHRONOS_BACKEND, else the best available).")
     var backend: String?
     @OptionGroup var offload: ServerOffloadOptions
@@ -50,6 +56,7 @@ struct ChronosServerCommand: AsyncParsableCommand {
         configuration.maxTokensLimit = maxTokensLimit
         configuration.corsOrigin = corsOrigin
         configuration.maxRequestBytes = maxRequestBytes
+        configuration.workspace = try workspace.map { path throws(InvalidSetting) in try TrainingWorkspace(path: path) }
         return configuration
     }
 

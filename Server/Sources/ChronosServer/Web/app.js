@@ -1,6 +1,7 @@
 // Chronos's web UI: chat against /v1/chat/completions, the live expert monitor fed by
-// /v1/chronos/events, the model report of /v1/chronos/model, and offload benchmarks run through
-// /v1/chronos/benchmarks. Plain JavaScript, no build step.
+// /v1/chronos/events, the model report of /v1/chronos/model, offload benchmarks run through
+// /v1/chronos/benchmarks, and pretraining runs and tuning studies run through
+// /v1/chronos/training and /v1/chronos/tuning. Plain JavaScript, no build step.
 "use strict";
 
 const LANGUAGES = ["en", "zh-Hans", "zh-Hant", "ja"];
@@ -17,6 +18,16 @@ const BENCH_STATE_LABELS = {
   failed: "bench.state.failed",
   cancelled: "bench.state.cancelled",
 };
+const TRAIN_STATE_LABELS = {
+  running: "train.state.running",
+  finished: "train.state.finished",
+  failed: "train.state.failed",
+  cancelled: "train.state.cancelled",
+  interrupted: "train.state.interrupted",
+  saved: "train.state.saved",
+};
+const TRAIN_PHASE_LABELS = { tokenizer: "train.phase.tokenizer", data: "train.phase.data", training: "train.phase.training" };
+const TRIAL_STATE_LABELS = { complete: "tune.trialState.complete", pruned: "tune.trialState.pruned", failed: "tune.trialState.failed" };
 
 const state = {
   language: "en",
@@ -32,6 +43,9 @@ const state = {
   // The newest benchmark as GET /v1/chronos/benchmarks reports it, and the timer that polls it.
   benchmark: null,
   benchmarkTimer: null,
+  // Runs and studies as GET /v1/chronos/training and /v1/chronos/tuning list them, the output
+  // directory of the one each shows, and the timer that polls them while one runs.
+  training: { runs: [], studies: [], run: null, study: null, workspace: null, error: null, timer: null },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -81,6 +95,7 @@ async function setLanguage(language) {
   renderMonitorStats();
   drawPlots();
   renderBenchmark();
+  renderTraining();
   renderConnection();
   renderStatus();
 }
@@ -203,6 +218,7 @@ async function connect() {
   setStatus("status.ready", { model: state.modelID });
   loadModel();
   loadBenchmarks();
+  loadTraining();
   try {
     state.residency = await getJSON("/v1/chronos/experts");
     renderResidency();
@@ -827,12 +843,393 @@ function setUpBenchmarks() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Training: pretraining runs (POST /v1/chronos/training) and tuning studies (POST
+// /v1/chronos/tuning) in the server's workspace, followed every second while one runs: each
+// run's loss curve, each study's trials, the best value so far and the running trial's curve.
+
+async function loadTraining() {
+  const training = state.training;
+  clearTimeout(training.timer);
+  try {
+    const [runs, studies] = await Promise.all([getJSON("/v1/chronos/training"), getJSON("/v1/chronos/tuning")]);
+    training.runs = runs.training;
+    training.studies = studies.tuning;
+    training.workspace = runs.workspace;
+    training.error = null;
+  } catch (error) {
+    // 409: the server was started without a workspace.
+    training.error = error.status === 409 ? { key: "train.noWorkspace", values: {} } : { key: "train.error", values: { message: error.message } };
+    training.runs = [];
+    training.studies = [];
+  }
+  const running = [...training.runs, ...training.studies].find((job) => job.state === "running");
+  // Show the running job, else keep the one shown, else the newest.
+  const pick = (jobs, shown) => {
+    const live = jobs.find((job) => job.state === "running");
+    if (live) return live.output;
+    if (shown && jobs.some((job) => job.output === shown)) return shown;
+    return jobs.length ? jobs[jobs.length - 1].output : null;
+  };
+  training.run = pick(training.runs, training.run);
+  training.study = pick(training.studies, training.study);
+  renderTraining();
+  if (running) training.timer = setTimeout(loadTraining, 1000);
+}
+
+// The request's value of each field id: numbers as numbers; an empty field is left out.
+function formValues(fields) {
+  const body = {};
+  for (const [name, [id, kind]] of Object.entries(fields)) {
+    const element = $(id);
+    if (kind === "checkbox") {
+      body[name] = element.checked;
+      continue;
+    }
+    const text = element.value.trim();
+    if (text !== "") body[name] = kind === "number" ? Number(text) : text;
+  }
+  return body;
+}
+
+async function startJob(event, path, fields, statusId, buttonId, shown) {
+  event.preventDefault();
+  const body = formValues(fields);
+  $(buttonId).disabled = true;
+  const response = await fetch(path, { method: "POST", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
+  if (!response.ok) {
+    translate($(statusId), "train.error", { message: await errorMessage(response) });
+    $(buttonId).disabled = false;
+    return;
+  }
+  state.training[shown] = body.output;
+  loadTraining();
+}
+
+function startRun(event) {
+  startJob(
+    event,
+    "/v1/chronos/training",
+    {
+      data: ["train-data"],
+      heldout: ["train-heldout"],
+      tokenizer: ["train-tokenizer"],
+      output: ["train-output"],
+      shape: ["train-shape"],
+      steps: ["train-steps", "number"],
+      batch_size: ["train-batch", "number"],
+      learning_rate: ["train-lr", "number"],
+      seq_len: ["train-seq-len", "number"],
+      vocab_size: ["train-vocab", "number"],
+      seed: ["train-seed", "number"],
+    },
+    "train-status",
+    "train-start",
+    "run",
+  );
+}
+
+function startStudy(event) {
+  startJob(
+    event,
+    "/v1/chronos/tuning",
+    {
+      space: ["tune-space"],
+      output: ["tune-output"],
+      data: ["tune-data"],
+      heldout: ["tune-heldout"],
+      shape: ["tune-shape"],
+      trials: ["tune-trials", "number"],
+      steps: ["tune-steps", "number"],
+      vocab_size: ["tune-vocab", "number"],
+      prune: ["tune-prune", "checkbox"],
+    },
+    "tune-status",
+    "tune-start",
+    "study",
+  );
+}
+
+async function stopJob(path, jobs, statusId, buttonId) {
+  const job = jobs.find((item) => item.state === "running");
+  if (!job) return;
+  $(buttonId).disabled = true;
+  const response = await fetch(`${path}/${job.id}`, { method: "DELETE", headers: headers() });
+  if (!response.ok) translate($(statusId), "train.error", { message: await errorMessage(response) });
+}
+
+function renderTraining() {
+  const training = state.training;
+  const running = [...training.runs, ...training.studies].some((job) => job.state === "running");
+  if (training.error) {
+    translate($("train-workspace"), training.error.key, training.error.values);
+  } else if (training.workspace) {
+    translate($("train-workspace"), "train.workspace", { path: training.workspace });
+  }
+  $("train-start").disabled = running || Boolean(training.error);
+  $("tune-start").disabled = running || Boolean(training.error);
+  $("train-stop").disabled = !training.runs.some((job) => job.state === "running");
+  $("tune-stop").disabled = !training.studies.some((job) => job.state === "running");
+  renderRuns();
+  renderStudies();
+}
+
+// The line under a job's form: its state and how far it has come, or why it failed.
+function jobStatus(job, key, values) {
+  if (job.state === "failed") return ["train.failed", { output: job.output, message: job.error || "" }];
+  const phase = job.state === "running" && job.phase && job.phase !== "training" ? t(TRAIN_PHASE_LABELS[job.phase]) : t(TRAIN_STATE_LABELS[job.state]);
+  return [key, { output: job.output, state: phase, ...values }];
+}
+
+// A table of jobs, each output a button that shows the job; `cells` gives the other columns.
+function renderJobTable(table, jobs, shown, select, cells) {
+  const body = table.querySelector("tbody");
+  body.replaceChildren(
+    ...jobs.map((job) => {
+      const row = document.createElement("tr");
+      const head = document.createElement("th");
+      head.scope = "row";
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "link";
+      button.textContent = job.output;
+      button.setAttribute("aria-pressed", String(job.output === shown));
+      button.addEventListener("click", () => select(job.output));
+      head.append(button);
+      row.append(head);
+      for (const text of [t(TRAIN_STATE_LABELS[job.state]), ...cells(job)]) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      return row;
+    }),
+  );
+}
+
+function lastValue(curve, key) {
+  for (let index = curve.length - 1; index >= 0; index--) if (curve[index][key] !== null && curve[index][key] !== undefined) return curve[index][key];
+  return null;
+}
+
+function renderRuns() {
+  const training = state.training;
+  const job = training.runs.find((item) => item.output === training.run);
+  if (job) {
+    const [key, values] = jobStatus(job, "train.progress", { step: formatNumber(job.step, 0), steps: job.steps ? formatNumber(job.steps, 0) : "?" });
+    translate($("train-status"), key, values);
+  } else if (!training.error) {
+    translate($("train-status"), "train.none");
+  }
+  renderJobTable($("train-jobs"), training.runs, training.run, (output) => {
+    training.run = output;
+    renderRuns();
+  }, (item) => {
+    const loss = lastValue(item.curve, "loss");
+    const heldOut = lastValue(item.curve, "heldout_ce");
+    return [
+      item.steps ? `${formatNumber(item.step, 0)} / ${formatNumber(item.steps, 0)}` : formatNumber(item.step, 0),
+      loss === null ? "–" : formatNumber(loss, 3),
+      heldOut === null ? "–" : formatNumber(heldOut, 3),
+    ];
+  });
+  drawCurve($("train-curve"), job ? job.curve : [], job ? job.steps : null);
+}
+
+function renderStudies() {
+  const training = state.training;
+  const job = training.studies.find((item) => item.output === training.study);
+  const bestValue = (item) => {
+    const best = item.trials.find((trial) => trial.number === item.best);
+    return best ? best.values[0] : null;
+  };
+  if (job) {
+    const done = formatNumber(job.trials.length, 0);
+    const wanted = job.trials_wanted ? formatNumber(job.trials_wanted, 0) : "?";
+    const [key, values] = jobStatus(job, "tune.progress", { done, wanted });
+    translate($("tune-status"), key, values);
+  } else if (!training.error) {
+    translate($("tune-status"), "tune.none");
+  }
+  renderJobTable($("tune-jobs"), training.studies, training.study, (output) => {
+    training.study = output;
+    renderStudies();
+  }, (item) => {
+    const best = bestValue(item);
+    return [
+      item.trials_wanted ? `${formatNumber(item.trials.length, 0)} / ${formatNumber(item.trials_wanted, 0)}` : formatNumber(item.trials.length, 0),
+      best === null ? "–" : formatNumber(best, 4),
+    ];
+  });
+  // The best value after each trial, beside each complete trial's own value.
+  const trials = job ? job.trials : [];
+  const direction = job && job.objectives.length ? job.objectives[0].direction : "minimize";
+  const better = (a, b) => (direction === "maximize" ? a > b : a < b);
+  const values = [];
+  const bests = [];
+  let best = null;
+  for (const trial of trials) {
+    if (trial.state !== "complete" || !trial.values.length) continue;
+    const value = trial.values[0];
+    if (best === null || better(value, best)) best = value;
+    values.push({ x: trial.number + 1, y: value });
+    bests.push({ x: trial.number + 1, y: best });
+  }
+  drawLines(
+    $("tune-best"),
+    [
+      { name: t("tune.seriesBest"), points: bests },
+      { name: t("tune.seriesValue"), points: values, dotsOnly: true },
+    ],
+    Math.max(job && job.trials_wanted ? job.trials_wanted : 0, trials.length, 1),
+    (value) => formatNumber(value, 3),
+  );
+  const running = job && job.state === "running" && job.trial !== null ? job : null;
+  drawCurve($("tune-curve"), running ? running.curve : [], running ? running.steps : null);
+  const table = $("tune-trials-table").querySelector("tbody");
+  table.replaceChildren(
+    ...trials.map((trial) => {
+      const row = document.createElement("tr");
+      if (job && trial.number === job.best) row.dataset.best = "true";
+      const parameters = Object.keys(trial.parameters)
+        .sort()
+        .map((name) => {
+          const value = trial.parameters[name];
+          return `${name}=${typeof value === "number" ? formatNumber(value, 4) : value}`;
+        })
+        .join(" ");
+      const cells = [
+        `#${trial.number}`,
+        t(TRIAL_STATE_LABELS[trial.state] || "tune.trialState.failed"),
+        trial.values.length ? formatNumber(trial.values[0], 4) : "–",
+        parameters,
+      ];
+      row.append(
+        ...cells.map((text) => {
+          const cell = document.createElement("td");
+          cell.textContent = text;
+          return cell;
+        }),
+      );
+      return row;
+    }),
+  );
+}
+
+// A run's loss curve: the training loss and cross-entropy of each step and the held-out
+// cross-entropy of each evaluation, against the step.
+function drawCurve(figure, curve, steps) {
+  const series = [
+    { name: t("train.seriesLoss"), key: "loss" },
+    { name: t("train.seriesCE"), key: "ce" },
+    { name: t("train.seriesHeldout"), key: "heldout_ce" },
+  ].map(({ name, key }) => ({
+    name,
+    points: curve.filter((point) => point[key] !== null && point[key] !== undefined).map((point) => ({ x: point.step, y: point[key] })),
+  }));
+  const last = curve.length ? curve[curve.length - 1].step : 0;
+  drawLines(figure, series, Math.max(steps || 0, last, 1), (value) => formatNumber(value, 3));
+}
+
+// Lines of points (x from 0 to xMax, y scaled between the lowest and highest value shown), the
+// range of y written at the left, x's end below, and a key naming each line; a series with
+// `dotsOnly` is drawn as dots.
+function drawLines(figure, series, xMax, format) {
+  const width = 300;
+  const height = 100;
+  const namespace = "http://www.w3.org/2000/svg";
+  let svg = figure.querySelector("svg");
+  let key = figure.querySelector(".key");
+  let readout = figure.querySelector(".readout");
+  if (!svg) {
+    svg = document.createElementNS(namespace, "svg");
+    svg.setAttribute("viewBox", `-4 -12 ${width + 8} ${height + 26}`);
+    svg.setAttribute("aria-hidden", "true");
+    key = document.createElement("ul");
+    key.className = "key";
+    readout = document.createElement("div");
+    readout.className = "readout";
+    figure.append(svg, key, readout);
+  }
+  const values = series.flatMap((item) => item.points.map((point) => point.y));
+  const low = values.length ? Math.min(...values) : 0;
+  const high = values.length ? Math.max(...values) : 1;
+  const span = high - low || Math.abs(high) || 1;
+  const x = (value) => (value / xMax) * width;
+  const y = (value) => height - 4 - ((height - 8) * (value - low)) / span;
+  const shapes = [];
+  const axis = document.createElementNS(namespace, "line");
+  axis.setAttribute("class", "axis");
+  axis.setAttribute("x1", "0");
+  axis.setAttribute("x2", String(width));
+  axis.setAttribute("y1", String(height));
+  axis.setAttribute("y2", String(height));
+  shapes.push(axis);
+  const label = (text, atX, atY, anchor) => {
+    const element = document.createElementNS(namespace, "text");
+    element.setAttribute("class", "tick");
+    element.setAttribute("x", String(atX));
+    element.setAttribute("y", String(atY));
+    element.setAttribute("text-anchor", anchor);
+    element.textContent = text;
+    shapes.push(element);
+  };
+  if (values.length) {
+    label(format(high), 0, -3, "start");
+    label(format(low), 0, height + 11, "start");
+    label(formatNumber(xMax, 0), width, height + 11, "end");
+  }
+  series.forEach((item, index) => {
+    if (!item.dotsOnly) {
+      const line = document.createElementNS(namespace, "polyline");
+      line.setAttribute("class", "line");
+      line.dataset.series = String(index % 8);
+      line.setAttribute("points", item.points.map((point) => `${x(point.x).toFixed(1)},${y(point.y).toFixed(1)}`).join(" "));
+      shapes.push(line);
+    }
+    if (item.dotsOnly || item.points.length < 40) {
+      for (const point of item.points) {
+        const dot = document.createElementNS(namespace, "circle");
+        dot.setAttribute("class", "dot");
+        dot.dataset.series = String(index % 8);
+        dot.setAttribute("cx", x(point.x).toFixed(1));
+        dot.setAttribute("cy", y(point.y).toFixed(1));
+        dot.setAttribute("r", "2");
+        shapes.push(dot);
+      }
+    }
+  });
+  svg.replaceChildren(...shapes);
+  const shown = series.filter((item) => item.points.length);
+  key.replaceChildren(
+    ...shown.map((item) => {
+      const entry = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.dataset.series = String(series.indexOf(item) % 8);
+      const last = item.points[item.points.length - 1];
+      entry.append(swatch, document.createTextNode(`${item.name}: ${format(last.y)}`));
+      return entry;
+    }),
+  );
+  readout.hidden = values.length > 0;
+  if (!values.length) translate(readout, "train.curveEmpty");
+}
+
+function setUpTraining() {
+  $("train-form").addEventListener("submit", startRun);
+  $("tune-form").addEventListener("submit", startStudy);
+  $("train-stop").addEventListener("click", () => stopJob("/v1/chronos/training", state.training.runs, "train-status", "train-stop"));
+  $("tune-stop").addEventListener("click", () => stopJob("/v1/chronos/tuning", state.training.studies, "tune-status", "tune-stop"));
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function start() {
   setUpTabs();
   setUpChat();
   setUpModel();
   setUpBenchmarks();
+  setUpTraining();
   $("api-key").value = sessionStorage.getItem("chronos.apiKey") || "";
   const useKey = () => {
     sessionStorage.setItem("chronos.apiKey", $("api-key").value.trim());
