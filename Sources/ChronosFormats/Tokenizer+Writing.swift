@@ -39,4 +39,13 @@ extension Tokenizer {
             throw .inaccessibleFile(file: url.path, reason: FileSystemError.reason(error))
         }
     }
+
+    /// Writes a tokenizer trained with `TokenizerTrainer.chatSpecialTokens` into `directory`
+    /// (created if missing) with `TokenizerConfig.chronosChat`: `tokenizer_config.json` first and
+    /// `tokenizer.json` last, so a directory holding `tokenizer.json` is complete.
+    public func writeChatTokenizer(into directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try TokenizerConfig.chronosChat.write(to: ModelDirectory(directory).tokenizerConfig, addedTokens: addedTokens)
+        try write(to: ModelDirectory(directory).tokenizer)
+    }
 }

@@ -48,6 +48,19 @@ public struct TokenizerTrainer: Sendable {
     /// The number of distinct words counted so far.
     public var distinctWordCount: Int { wordCounts.count }
 
+    /// Counts the words of every document of the JSONL file `url`; returns how many documents
+    /// were read and how many malformed lines were skipped (none unless `skipBadLines`).
+    @discardableResult
+    public mutating func add(jsonl url: URL, skipBadLines: Bool = false) throws -> (documents: Int, skippedLines: Int) {
+        let reader = try JSONLTextReader(url: url, skipBadLines: skipBadLines)
+        var documents = 0
+        while let text = try reader.next() {
+            add(text)
+            documents += 1
+        }
+        return (documents, reader.skippedLineCount)
+    }
+
     /// Counts the words of `text`; spellings of the special tokens in it are left out.
     public mutating func add(_ text: String) {
         var text = text

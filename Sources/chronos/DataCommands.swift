@@ -64,26 +64,16 @@ struct TokenizerCommand: ParsableCommand {
 
         func run() throws {
             var trainer = TokenizerTrainer(vocabularySize: vocabSize)
-            let reader = try JSONLTextReader(url: URL(fileURLWithPath: data), skipBadLines: skipBadLines)
-            var documents = 0
-            while let text = try reader.next() {
-                trainer.add(text)
-                documents += 1
-            }
-            if reader.skippedLineCount > 0 { print("skipped \(reader.skippedLineCount) malformed lines of \(data)") }
-            print("\(documents) documents, \(trainer.distinctWordCount) distinct words")
+            let read = try trainer.add(jsonl: URL(fileURLWithPath: data), skipBadLines: skipBadLines)
+            if read.skippedLines > 0 { print("skipped \(read.skippedLines) malformed lines of \(data)") }
+            print("\(read.documents) documents, \(trainer.distinctWordCount) distinct words")
             let progress = ProgressLine()
             let tokenizer = try trainer.train { learned, wanted in
                 progress.update("merges \(learned)/\(wanted)", fraction: Double(learned) / Double(max(wanted, 1)))
             }
             progress.finish("merges done")
             let directory = URL(fileURLWithPath: out)
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            // The configuration first: a directory with tokenizer.json is taken as complete.
-            try TokenizerConfig.chronosChat.write(
-                to: ModelDirectory(directory).tokenizerConfig,
-                addedTokens: tokenizer.addedTokens)
-            try tokenizer.write(to: ModelDirectory(directory).tokenizer)
+            try tokenizer.writeChatTokenizer(into: directory)
             print("wrote \(directory.path)/tokenizer.json (\(tokenizer.vocabularySize) tokens) and tokenizer_config.json")
         }
     }

@@ -368,17 +368,12 @@ public final class TrainingJobs: Sendable {
         }
     }
 
-    /// Trains a byte-level BPE tokenizer of `vocabularySize` tokens on the texts of `data` and
-    /// writes it (with the chat template's special tokens) into `directory`, as
-    /// `chronos tokenizer train` does.
+    /// Trains a byte-level BPE tokenizer of `vocabularySize` tokens on the texts of `data` into
+    /// `directory`, as `chronos tokenizer train` does.
     static func trainTokenizer(data: URL, vocabularySize: Int, into directory: URL) throws {
         var trainer = TokenizerTrainer(vocabularySize: vocabularySize)
-        let reader = try JSONLTextReader(url: data)
-        while let text = try reader.next() { trainer.add(text) }
-        let tokenizer = try trainer.train()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try tokenizer.write(to: ModelDirectory(directory).tokenizer)
-        try TokenizerConfig.chronosChat.write(to: ModelDirectory(directory).tokenizerConfig, addedTokens: tokenizer.addedTokens)
+        try trainer.add(jsonl: data)
+        try trainer.train().writeChatTokenizer(into: directory)
     }
 
     /// The settings that make two studies the same one, as the study log's header keeps them.

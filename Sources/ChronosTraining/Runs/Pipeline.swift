@@ -225,12 +225,8 @@ public final class PipelineRun {
         let directory = configuration.output.appendingPathComponent("tokenizer")
         if ModelDirectory(directory).hasTokenizer { return directory }
         var trainer = TokenizerTrainer(vocabularySize: configuration.vocabularySize)
-        let reader = try JSONLTextReader(url: data)
-        while let text = try reader.next() { trainer.add(text) }
-        let tokenizer = try trainer.train()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try TokenizerConfig.chronosChat.write(to: ModelDirectory(directory).tokenizerConfig, addedTokens: tokenizer.addedTokens)
-        try tokenizer.write(to: ModelDirectory(directory).tokenizer)
+        try trainer.add(jsonl: data)
+        try trainer.train().writeChatTokenizer(into: directory)
         return directory
     }
 }
