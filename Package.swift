@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ChronosTraining", targets: ["ChronosTraining"]),
         .library(name: "ChronosRouting", targets: ["ChronosRouting"]),
         .library(name: "ChronosBench", targets: ["ChronosBench"]),
+        .library(name: "ChronosOptions", targets: ["ChronosOptions"]),
         .executable(name: "chronos", targets: ["chronos"])
     ],
     dependencies: [
@@ -39,11 +40,17 @@ let package = Package(
         .target(
             name: "ChronosBench",
             dependencies: ["ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining"]),
+        // The command-line options `chronos` and `chronos-server` share.
+        .target(
+            name: "ChronosOptions",
+            dependencies: [
+                "ChronosTensor", "ChronosStorage", "ChronosEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
         .executableTarget(
             name: "chronos",
             dependencies: [
                 "ChronosTensor", "ChronosFormats", "ChronosModel", "ChronosStorage", "ChronosEngine", "ChronosTraining",
-                "ChronosRouting", "ChronosBench", .product(name: "ArgumentParser", package: "swift-argument-parser")
+                "ChronosRouting", "ChronosBench", "ChronosOptions", .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
         .target(name: "ChronosTestSupport", dependencies: ["ChronosTensor", "ChronosModel"], path: "Tests/ChronosTestSupport"),
         .testTarget(

@@ -42,6 +42,7 @@ let package = Package(
                 "ChronosServer",
                 .product(name: "ChronosEngine", package: core),
                 .product(name: "ChronosFormats", package: core),
+                .product(name: "ChronosOptions", package: core),
                 .product(name: "ChronosStorage", package: core),
                 .product(name: "ChronosTensor", package: core),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChronosEngine
 import ChronosFormats
 import ChronosModel
+import ChronosOptions
 import ChronosStorage
 import ChronosTensor
 import Foundation

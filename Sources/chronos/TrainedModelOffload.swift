@@ -1,6 +1,7 @@
 import ChronosBench
 import ChronosEngine
 import ChronosModel
+import ChronosOptions
 import ChronosStorage
 import Foundation
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChronosEngine
 import ChronosFormats
+import ChronosOptions
 import ChronosServer
 import ChronosStorage
 import ChronosTensor
@@ -44,7 +45,25 @@ struct ChronosServerCommand: AsyncParsableCommand {
     var workspace: String?
     @Option(help: "Compute backend: swift, openblas or accelerate (default: CHRONOS_BACKEND, else the best available).")
     var backend: String?
-    @OptionGroup var offload: ServerOffloadOptions
+    @Option(help: "Where experts live when offloaded: chronos (prediction + prefetch), lru, mmap or resident (default: chronos).")
+    var experts: ExpertResidencyMode?
+    @OptionGroup var offload: OffloadOptions
+
+    /// How the served model's experts are kept: offloaded under the budget given or, for the
+    /// shipped model, half the expert bytes; every expert in memory when there is neither.
+    func offloadSettings() throws -> OffloadSettings {
+        let budget = try offload.budget() ?? (model == nil ? .fraction(0.5) : nil)
+        guard let budget else {
+            if let experts, experts != .resident {
+                throw ValidationError("--experts \(experts.rawValue) offloads experts: give --expert-budget too")
+            }
+            guard offload.fault.isEmpty, !offload.cold, offload.ssdMs == nil, offload.ssdMbps == nil else {
+                throw ValidationError("--fault, --cold and --ssd-* apply to offloaded experts; give --expert-budget too")
+            }
+            return try offload.settings(mode: .resident, budget: .fraction(1))
+        }
+        return try offload.settings(mode: experts ?? .chronos, budget: budget)
+    }
 
     /// The listening settings the options give.
     func serverConfiguration() throws -> ServerConfiguration {
@@ -84,7 +103,7 @@ struct ChronosServerCommand: AsyncParsableCommand {
         } catch let error as InvalidSetting {
             throw ValidationError(error.description)
         }
-        _ = try offload.settings(defaultBudget: model == nil ? .fraction(0.5) : nil)
+        _ = try offloadSettings()
         if let model, !ModelDirectory(path: model).hasConfig, !GGUFFile.isGGUF(URL(fileURLWithPath: model)) {
             throw ValidationError("--model \(model) is neither a model directory (it has no config.json) nor a GGUF file")
         }
@@ -96,7 +115,7 @@ struct ChronosServerCommand: AsyncParsableCommand {
         }
         let configuration = try serverConfiguration()
         let directory = try model ?? Self.shippedModel()
-        let settings = try offload.settings(defaultBudget: model == nil ? .fraction(0.5) : nil)
+        let settings = try offloadSettings()
         let state = ServerState()
         let metrics = ServerMetrics()
         let routes = ServerRoutes(state: state, configuration: configuration, metrics: metrics, assets: try WebAssets.bundled())

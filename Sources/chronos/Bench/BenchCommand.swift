@@ -3,6 +3,7 @@ import ChronosBench
 import ChronosEngine
 import ChronosFormats
 import ChronosModel
+import ChronosOptions
 import ChronosStorage
 import ChronosTensor
 import Foundation

@@ -8,58 +8,79 @@ extension MissPolicy: ExpressibleByArgument {}
 extension EvictionPolicy: ExpressibleByArgument {}
 extension ExpertResidencyMode: ExpressibleByArgument {}
 
-/// The options that say how routed experts are kept, loaded and timed, shared by the commands
-/// that run a model with offloaded experts.
-struct OffloadOptions: ParsableArguments {
+/// The options that say how routed experts are kept, loaded and timed, shared by `chronos` and
+/// `chronos-server` wherever a model runs with offloaded experts.
+public struct OffloadOptions: ParsableArguments {
+    /// `--expert-budget`: the expert bytes allowed in memory, as given.
     @Option(
         help:
             "Expert bytes allowed in memory: a fraction of all expert bytes (0.3, 30%) or a size (300MB, 1.5GiB). Offloads experts from the packed expert cache."
     )
-    var expertBudget: String?
+    public var expertBudget: String?
+    /// `--policy`: what a decode step does about a needed expert that is not in memory.
     @Option(
         help:
             "What to do when a needed expert is not resident: wait (exact), fallback (lossy: shared expert or renormalise), sync (read on the decode thread)."
     )
-    var policy: MissPolicy = .wait
+    public var policy: MissPolicy = .wait
+    /// `--eviction`: which expert leaves memory first.
     @Option(help: "Eviction: scored (recency + predictions) or lru (default: scored; lru for --experts lru).")
-    var eviction: EvictionPolicy?
+    public var eviction: EvictionPolicy?
+    /// `--staging`: the share of the budget for predicted and demoted experts.
     @Option(
         parsing: .unconditional,
         help: "Share of the budget kept for predicted and demoted experts (the RAM staging tier; default: 0.6 for chronos, 0 for lru).")
-    var staging: Double?
-    @Option(parsing: .unconditional, help: "Dedicated IO threads.") var ioThreads = 2
-    @Option(parsing: .unconditional, help: "Simulated disk: latency per read in ms (or CHRONOS_SIM_SSD_MS).") var ssdMs: Double?
-    @Option(parsing: .unconditional, help: "Simulated disk: bandwidth in MB/s (or CHRONOS_SIM_SSD_MBPS).") var ssdMbps: Double?
+    public var staging: Double?
+    /// `--io-threads`: the threads that read experts.
+    @Option(parsing: .unconditional, help: "Dedicated IO threads.") public var ioThreads = 2
+    /// `--ssd-ms`: the simulated disk's latency per read.
+    @Option(parsing: .unconditional, help: "Simulated disk: latency per read in ms (or CHRONOS_SIM_SSD_MS).") public var ssdMs: Double?
+    /// `--ssd-mbps`: the simulated disk's bandwidth.
+    @Option(parsing: .unconditional, help: "Simulated disk: bandwidth in MB/s (or CHRONOS_SIM_SSD_MBPS).") public var ssdMbps: Double?
+    /// `--cold`: start with the expert files out of the page cache.
     @Flag(help: "Drop the cluster files from the OS page cache first (posix_fadvise DONTNEED): a cold-cache run.")
-    var cold = false
+    public var cold = false
+    /// `--fault`: faults to inject into expert reads, as given.
     @Option(
         help:
             "Inject a fault: KIND:N (the N-th read) or KIND:L<layer>/E<expert>, optional xCOUNT; KIND is io-error, short-read or corrupt (repeatable)."
     )
-    var fault: [String] = []
-    @Flag(help: "Do not feed the lookahead head's predictions to the prefetcher.") var noLookahead = false
-    @Flag(help: "Do not load the intent classifier's set (intent.safetensors) during the prefill.") var noIntent = false
-    @Flag(help: "Do not prefetch the experts each layer previews for the next MoE layer during decode.") var noNextLayer = false
-    @Flag(help: "Do not predict the routing of text that repeats earlier text from the routing that followed it.") var noRepetition = false
+    public var fault: [String] = []
+    /// `--no-lookahead`: the lookahead head predicts nothing for the prefetcher.
+    @Flag(help: "Do not feed the lookahead head's predictions to the prefetcher.") public var noLookahead = false
+    /// `--no-intent`: the intent classifier's set is not loaded.
+    @Flag(help: "Do not load the intent classifier's set (intent.safetensors) during the prefill.") public var noIntent = false
+    /// `--no-next-layer`: next-layer previews are not prefetched.
+    @Flag(help: "Do not prefetch the experts each layer previews for the next MoE layer during decode.") public var noNextLayer = false
+    /// `--no-repetition`: repeated text does not predict routing.
+    @Flag(help: "Do not predict the routing of text that repeats earlier text from the routing that followed it.") public var noRepetition =
+        false
+    /// `--lookahead-experts`: expert ids predicted per future token.
     @Option(
         parsing: .unconditional,
         help: "Expert ids the lookahead head predicts per future token (and MoE layer, for a trained head) (default: top-k).")
-    var lookaheadExperts: Int?
+    public var lookaheadExperts: Int?
+    /// `--lookahead-chance`: the chance of use below which a prediction is dropped.
     @Option(
         parsing: .unconditional,
         help: "Name an expert for a future token only when the lookahead head gives it this chance of use there (top-k × its probability).")
-    var lookaheadChance = 0.6
+    public var lookaheadChance = 0.6
+    /// `--prefetch-threshold`: the measured precision lookahead loads need.
     @Option(
         parsing: .unconditional,
         help: "Load lookahead predictions only while the predictor's measured precision on experts not in memory reaches this.")
-    var prefetchThreshold = 0.3
+    public var prefetchThreshold = 0.3
+    /// `--preview-threshold`: the measured precision next-layer loads need.
     @Option(
         parsing: .unconditional,
         help: "Load next-layer previews only while their measured precision (on experts not in memory) reaches this.")
-    var previewThreshold = 0.6
+    public var previewThreshold = 0.6
+
+    /// Options at their defaults.
+    public init() {}
 
     /// The simulated disk the flags or the environment describe, if any.
-    func diskModel() throws -> DiskModel? {
+    public func diskModel() throws -> DiskModel? {
         let environment = try DiskModel.fromEnvironment()
         if ssdMs != nil || ssdMbps != nil {
             return try DiskModel.checked(
@@ -71,7 +92,7 @@ struct OffloadOptions: ParsableArguments {
     }
 
     /// The parsed budget, or nil when none was given.
-    func budget() throws -> ExpertBudget? {
+    public func budget() throws -> ExpertBudget? {
         guard let expertBudget else { return nil }
         guard let budget = ExpertBudget(parsing: expertBudget) else {
             throw ValidationError(
@@ -82,16 +103,21 @@ struct OffloadOptions: ParsableArguments {
     }
 
     /// Checks every option where it enters, naming it, its value and its range.
-    func validate() throws {
-        try checkingOptions {
+    public func validate() throws {
+        _ = try faults()
+        do {
             _ = try diskModel()
-            _ = try faults()
             try settings(mode: .chronos, budget: budget() ?? .fraction(1)).validate()
+        } catch let invalid as InvalidSetting {
+            throw ValidationError(invalid.renamed { Self.optionNames[$0] ?? InvalidSetting.optionName($0) }.description)
         }
     }
 
+    /// The options of the settings `OffloadSettings` checks under other names.
+    private static let optionNames = ["staging_fraction": "--staging", "latency_ms": "--ssd-ms", "bandwidth_mbps": "--ssd-mbps"]
+
     /// The parsed faults.
-    func faults() throws -> [InjectedFault] {
+    public func faults() throws -> [InjectedFault] {
         try fault.map { text in
             guard let fault = InjectedFault(parsing: text) else {
                 throw ValidationError("--fault '\(text)' is not KIND:N or KIND:L<layer>/E<expert> (KIND: io-error, short-read, corrupt)")
@@ -101,7 +127,7 @@ struct OffloadOptions: ParsableArguments {
     }
 
     /// Settings for a run of `mode` at `budget`.
-    func settings(mode: ExpertResidencyMode, budget: ExpertBudget, policy: MissPolicy? = nil) throws -> OffloadSettings {
+    public func settings(mode: ExpertResidencyMode, budget: ExpertBudget, policy: MissPolicy? = nil) throws -> OffloadSettings {
         OffloadSettings(
             mode: mode, budget: budget, policy: policy ?? self.policy, eviction: eviction, stagingFraction: staging,
             ioThreads: ioThreads, disk: try diskModel(), cold: cold, faults: try faults(),
