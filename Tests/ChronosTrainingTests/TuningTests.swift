@@ -231,6 +231,18 @@ final class StudyLogTests: XCTestCase {
         XCTAssertEqual(try StudyLog(directory: directory, header: Self.header).trials.count, 3)
     }
 
+    /// Values read back are the Doubles written, to the last bit (Foundation on Linux reads the
+    /// text 0.3696555471372057 as 0.36965554713720566), so a resumed study draws what the
+    /// whole run would have.
+    func testReadsBackTheExactDoublesItWrote() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        let trial = TrialRecord(
+            number: 0, parameters: ["x": .number(0.3696555471372057)], state: .complete, values: [0.2191615913837197],
+            intermediate: [1: 0.9518269479964333])
+        try StudyLog(directory: directory, header: Self.header).append(trial)
+        XCTAssertEqual(try StudyLog(directory: directory, header: Self.header).trials, [trial])
+    }
+
     func testRefusesALogOfAnotherStudy() throws {
         let directory = try Fixtures.temporaryDirectory()
         _ = try StudyLog(directory: directory, header: Self.header)

@@ -133,8 +133,8 @@ public final class StudyLog {
 
     static func trial(_ object: [String: Any]) -> TrialRecord? {
         guard let number = object["number"] as? Int, let state = (object["state"] as? String).flatMap(TrialState.init(rawValue:)),
-            let values = object["values"] as? [Double], let parameters = object["parameters"] as? [String: Any],
-            let intermediate = object["intermediate"] as? [String: Double]
+            let values = (object["values"] as? [NSNumber])?.map(\.exactDouble), let parameters = object["parameters"] as? [String: Any],
+            let intermediate = (object["intermediate"] as? [String: NSNumber])?.mapValues(\.exactDouble)
         else { return nil }
         var decoded: [String: ParameterValue] = [:]
         for (name, value) in parameters {
