@@ -7,23 +7,29 @@ import XCTest
 @testable import ChronosTraining
 
 final class ParzenEstimatorTests: XCTestCase {
-    /// Observations 0.2 and 0.6 on [0, 1]: the prior sits at 0.5, so the sorted centres are
-    /// 0.2, 0.5, 0.6; σ(0.2) = max(0.2, 0.3) = 0.3, σ(0.6) = max(0.1, 0.4) = 0.4, σ(prior) = 1,
-    /// each weighing 1/3. Values from the closed form with erf.
+    /// Observations 0.2 and 0.6 on [0, 1]: each, as the smallest or largest of two, takes the
+    /// gap to the other, σ = 0.4 (above the clip (1 − 0); min(100, 2 + 2) = 0.25); the prior sits
+    /// at 0.5 with σ = 1; each weighs 1/3. Values from the closed form with erf.
     func testDensityOfTwoTruncatedGaussiansAndThePrior() {
         let estimator = ParzenEstimator(observations: [0.2, 0.6], low: 0, high: 1, priorWeight: 1)
-        XCTAssertEqual(estimator.sigmas, [0.3, 0.4, 1.0])
+        XCTAssert(zip(estimator.sigmas, [0.4, 0.4, 1.0]).allSatisfy { abs($0 - $1) < 1e-15 }, "\(estimator.sigmas)")
         XCTAssert(estimator.weights.allSatisfy { abs($0 - 1.0 / 3) < 1e-15 })
-        XCTAssert(abs(estimator.density(0.5) - 1.1248197283032328) < 1e-12)
-        XCTAssert(abs(estimator.density(0) - 0.9230997070622247) < 1e-12)
-        XCTAssert(abs(estimator.mass(from: 0.4, to: 0.6) - 0.22402832507551218) < 1e-12)
+        XCTAssert(abs(estimator.density(0.5) - 1.138567016145225) < 1e-12)
+        XCTAssert(abs(estimator.density(0) - 0.8845550672727142) < 1e-12)
+        XCTAssert(abs(estimator.mass(from: 0.4, to: 0.6) - 0.22645018352930257) < 1e-12)
         XCTAssert(abs(estimator.mass(from: 0, to: 1) - 1) < 1e-12)
     }
 
-    /// Crowded observations are widened to (high − low) / min(100, n + 2) = 10 / 5 = 2.
+    /// Crowded observations are widened to (high − low) / min(100, n + 2) = 10 / 5 = 2; the
+    /// empty stretches out to 0 and 10 do not widen the outer two.
     func testNarrowKernelsAreClippedToTheMinimumWidth() {
         let estimator = ParzenEstimator(observations: [4.9, 5.0, 5.1], low: 0, high: 10, priorWeight: 1)
-        XCTAssert(zip(estimator.sigmas, [4.9, 2, 4.9, 10]).allSatisfy { abs($0 - $1) < 1e-12 })
+        XCTAssert(zip(estimator.sigmas, [2, 2, 2, 10]).allSatisfy { abs($0 - $1) < 1e-12 }, "\(estimator.sigmas)")
+    }
+
+    /// A lone observation has only the interval's ends for neighbours: σ = max(0.3, 0.7).
+    func testALoneObservationReachesTheFartherEnd() {
+        XCTAssertEqual(ParzenEstimator(observations: [0.3], low: 0, high: 1, priorWeight: 1).sigmas, [0.7, 1])
     }
 
     func testDrawsStayInTheSupportAndFollowTheDensity() {
@@ -35,10 +41,17 @@ final class ParzenEstimatorTests: XCTestCase {
         XCTAssert(abs(share - estimator.mass(from: 0, to: 0.3)) < 0.03)
     }
 
-    /// Observed categories 0, 0, 2 of three with prior weight 1: (2 + ⅓, ⅓, 1 + ⅓) / 4.
+    /// Observed categories 0, 0, 2 of three with prior weight 1: s = 1/4, so an observation's
+    /// kernel gives its category 5/7 and the others 1/7 each; with the uniform prior, each
+    /// weighing 1/4: (2·5/7 + 1/7 + 1/3, 2/7 + 1/7 + 1/3, 2/7 + 5/7 + 1/3) / 4 = (10, 4, 7) / 21.
     func testCategoricalWeightsIncludeThePrior() {
         let estimator = CategoricalEstimator(observations: [0, 0, 2], categories: 3, priorWeight: 1)
-        XCTAssert(zip(estimator.probabilities, [7.0 / 12, 1.0 / 12, 4.0 / 12]).allSatisfy { abs($0 - $1) < 1e-15 })
+        XCTAssert(zip(estimator.probabilities, [10.0 / 21, 4.0 / 21, 7.0 / 21]).allSatisfy { abs($0 - $1) < 1e-15 })
+    }
+
+    /// With no observations only the prior is left: uniform.
+    func testCategoricalWithoutObservationsIsUniform() {
+        XCTAssertEqual(CategoricalEstimator(observations: [], categories: 4, priorWeight: 1).probabilities, [0.25, 0.25, 0.25, 0.25])
     }
 }
 
