@@ -55,6 +55,63 @@ final class ParzenEstimatorTests: XCTestCase {
     }
 }
 
+final class JointParzenEstimatorTests: XCTestCase {
+    /// Observations (0.2, 0.5) and (0.6, 1.5) on [0, 1] × [0, 2]: on x each takes σ = 0.4 (the
+    /// gap to the other), on y σ = 1 (clip (2 − 0) / 4 = 0.5 is below); the prior kernel sits at
+    /// (0.5, 1) with σ = (1, 2); each kernel weighs 1/3. The density is the weighted sum of
+    /// products of truncated Gaussians; values from the closed form with erf.
+    func testDensityOfTwoProductKernelsAndThePrior() {
+        let estimator = JointParzenEstimator(
+            observations: [[0.2, 0.5], [0.6, 1.5]], axes: [.continuous(low: 0, high: 1), .continuous(low: 0, high: 2)], priorWeight: 1)
+        XCTAssertEqual(estimator.means, [[0.2, 0.5], [0.6, 1.5], [0.5, 1]])
+        XCTAssert(zip(estimator.sigmas.joined(), [0.4, 1, 0.4, 1, 1, 2]).allSatisfy { abs($0 - $1) < 1e-15 }, "\(estimator.sigmas)")
+        XCTAssert(abs(estimator.logDensity([.point(0.3), .point(1.0)]) - -0.4596404171894085) < 1e-12)
+        XCTAssert(abs(estimator.logDensity([.point(0.9), .point(0.2)]) - -1.1754348850124894) < 1e-12)
+    }
+
+    /// The same x axis beside three categories, observations (0.2, 0) and (0.6, 2): s = 1/3, so
+    /// an observation's kernel gives its category 2/3 and the others 1/6; the prior 1/3 each.
+    func testCategoricalAxisMultipliesItsKernel() {
+        let estimator = JointParzenEstimator(
+            observations: [[0.2, 0], [0.6, 2]], axes: [.continuous(low: 0, high: 1), .categorical(count: 3)], priorWeight: 1)
+        XCTAssertEqual(estimator.categoryProbabilities[0][1].map { ($0 * 6).rounded() }, [4, 1, 1])
+        let expected = [-0.7159986647760095, -1.3952320607352544, -0.8921493855082774]
+        for (category, value) in expected.enumerated() {
+            XCTAssert(abs(estimator.logDensity([.point(0.3), .category(category)]) - value) < 1e-12, "category \(category)")
+        }
+    }
+
+    /// Masses of the unit cells of an integer axis 1...4, times every category, add up to 1.
+    func testCellsAndCategoriesCoverTheWholeMass() {
+        let estimator = JointParzenEstimator(
+            observations: [[2, 1], [2, 0], [4, 1]], axes: [.continuous(low: 0.5, high: 4.5), .categorical(count: 2)], priorWeight: 1)
+        var total = 0.0
+        for k in 1...4 {
+            for category in 0..<2 {
+                total += Foundation.exp(estimator.logDensity([.cell(Double(k) - 0.5, Double(k) + 0.5), .category(category)]))
+            }
+        }
+        XCTAssert(abs(total - 1) < 1e-12, "\(total)")
+    }
+
+    /// Draws stay in the support and take all coordinates from one kernel: 100 observations
+    /// evenly along the anti-diagonal x + y = 1 (σ = 0.01 on each axis) and no prior give draws
+    /// near that line, where independent draws from the two marginals would fill the square.
+    func testDrawsKeepTheCoordinatesOfOneKernelTogether() {
+        let observations = (0..<100).map { (i: Int) -> [Double] in
+            let x = (Double(i) + 0.5) / 100
+            return [x, 1 - x]
+        }
+        let estimator = JointParzenEstimator(
+            observations: observations, axes: [.continuous(low: 0, high: 1), .continuous(low: 0, high: 1)], priorWeight: 0)
+        var random = SplitMix64(seed: 4)
+        let draws = (0..<2000).map { _ in estimator.sample(&random) }
+        XCTAssert(draws.allSatisfy { (0...1).contains($0[0]) && (0...1).contains($0[1]) })
+        XCTAssert(draws.allSatisfy { abs($0[0] + $0[1] - 1) < 0.1 }, "\(draws.filter { abs($0[0] + $0[1] - 1) >= 0.1 })")
+        XCTAssert(draws.contains { $0[0] < 0.2 } && draws.contains { $0[0] > 0.8 })
+    }
+}
+
 final class ParetoFrontTests: XCTestCase {
     /// A(1,5) B(2,2) C(5,1) form the front; D(3,3) and F(2,6) the next (D is beaten by B, F by
     /// A); E(4,4) is beaten by D too.
@@ -135,22 +192,55 @@ final class TPESamplerTests: XCTestCase {
     }
 
     func testSuggestionsRespectDomainsAndConditions() {
-        let trials = Self.study(TPESampler(startupTrials: 5, seed: 3), Self.mixed, count: 30, Self.penalty)
-        for trial in trials {
-            for parameter in Self.mixed.parameters {
-                let active = Self.mixed.isActive(parameter, in: trial.parameters)
-                XCTAssert((trial.parameters[parameter.name] != nil) == active, "\(parameter.name) in trial \(trial.number)")
-                if let value = trial.parameters[parameter.name] { XCTAssert(parameter.domain.contains(value)) }
+        for mode in TPESampler.Mode.allCases {
+            let trials = Self.study(TPESampler(startupTrials: 5, mode: mode, seed: 3), Self.mixed, count: 30, Self.penalty)
+            for trial in trials {
+                for parameter in Self.mixed.parameters {
+                    let active = Self.mixed.isActive(parameter, in: trial.parameters)
+                    XCTAssert((trial.parameters[parameter.name] != nil) == active, "\(mode): \(parameter.name) in trial \(trial.number)")
+                    if let value = trial.parameters[parameter.name] { XCTAssert(parameter.domain.contains(value), "\(mode): \(value)") }
+                }
             }
         }
     }
 
     func testTheSameSeedGivesTheSameStudyAndAnotherSeedAnother() {
-        let a = Self.study(TPESampler(startupTrials: 5, seed: 7), Self.mixed, count: 15, Self.penalty)
-        let b = Self.study(TPESampler(startupTrials: 5, seed: 7), Self.mixed, count: 15, Self.penalty)
-        let c = Self.study(TPESampler(startupTrials: 5, seed: 8), Self.mixed, count: 15, Self.penalty)
-        XCTAssertEqual(a, b)
-        XCTAssert(a.map(\.parameters) != c.map(\.parameters))
+        for mode in TPESampler.Mode.allCases {
+            let a = Self.study(TPESampler(startupTrials: 5, mode: mode, seed: 7), Self.mixed, count: 15, Self.penalty)
+            let b = Self.study(TPESampler(startupTrials: 5, mode: mode, seed: 7), Self.mixed, count: 15, Self.penalty)
+            let c = Self.study(TPESampler(startupTrials: 5, mode: mode, seed: 8), Self.mixed, count: 15, Self.penalty)
+            XCTAssertEqual(a, b, "\(mode)")
+            XCTAssert(a.map(\.parameters) != c.map(\.parameters), "\(mode)")
+        }
+    }
+
+    /// The two modes share the random startup trials and then part ways.
+    func testTheModesShareTheStartupTrialsOnly() {
+        let independent = Self.study(TPESampler(startupTrials: 5, mode: .independent, seed: 7), Self.mixed, count: 15, Self.penalty)
+        let multivariate = Self.study(TPESampler(startupTrials: 5, mode: .multivariate, seed: 7), Self.mixed, count: 15, Self.penalty)
+        XCTAssertEqual(independent.prefix(5), multivariate.prefix(5))
+        XCTAssert(zip(independent, multivariate).dropFirst(5).allSatisfy { $0.parameters != $1.parameters })
+    }
+
+    /// In multivariate mode the categorical `mode` is an axis of the joint estimator and
+    /// `depth`, which only "on" trials have, is drawn on its own from the trials that have it:
+    /// "on" costs 1 less, so most guided trials choose it, and depth's best value, 3, shows up
+    /// more often than its share of random draws (¼).
+    func testMultivariateLearnsTheCategoricalAndTheConditionalParameter() {
+        let objective = { (p: [String: ParameterValue]) in
+            Self.penalty(p) + (p["depth"].map { abs($0.number! - 3) } ?? 0)
+        }
+        var on = 0, deep = 0, guided = 0
+        for seed: UInt64 in 1...5 {
+            let trials = Self.study(TPESampler(startupTrials: 10, mode: .multivariate, seed: seed), Self.mixed, count: 40, objective)
+            for trial in trials.dropFirst(10) {
+                guided += 1
+                if trial.parameters["mode"] == .text("on") { on += 1 }
+                if trial.parameters["depth"] == .number(3) { deep += 1 }
+            }
+        }
+        XCTAssert(Double(on) > 0.75 * Double(guided), "\(on) of \(guided) guided trials chose on")
+        XCTAssert(Double(deep) > 0.5 * Double(on), "\(deep) of \(on) trials with depth chose 3")
     }
 
     func testGuidedTrialsBeatRandomOnes() {
@@ -225,7 +315,8 @@ final class SearchSpaceJSONTests: XCTestCase {
 final class StudyLogTests: XCTestCase {
     static let space = try! SearchSpace(parameters: [SearchParameter(name: "x", domain: .float(low: 0, high: 1, log: false))])
     static let header = StudyHeader(
-        space: space, objectives: [StudyObjective(name: "loss", direction: .minimize)], settings: ["steps": "10"])
+        space: space, objectives: [StudyObjective(name: "loss", direction: .minimize)], sampler: .multivariate,
+        settings: ["steps": "10"])
 
     func testReopensItsTrialsAndDropsALineAKillCutShort() throws {
         let directory = try Fixtures.temporaryDirectory()
@@ -254,6 +345,23 @@ final class StudyLogTests: XCTestCase {
             intermediate: [1: 0.9518269479964333])
         try StudyLog(directory: directory, header: Self.header).append(trial)
         XCTAssertEqual(try StudyLog(directory: directory, header: Self.header).trials, [trial])
+    }
+
+    func testRefusesALogOfAnotherSamplerModeAndReadsAnOldHeaderAsIndependent() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        var independent = Self.header
+        independent.sampler = .independent
+        _ = try StudyLog(directory: directory, header: independent)
+        XCTAssertThrowsError(try StudyLog(directory: directory, header: Self.header)) {
+            XCTAssert(($0 as? StudyLogError)?.reason.contains("sampler") == true, "\($0)")
+        }
+        // A log written before the sampler had modes has no "sampler" in its header.
+        let url = directory.appendingPathComponent(StudyLog.fileName)
+        var header = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        XCTAssertEqual(header.removeValue(forKey: "sampler") as? String, "independent")
+        try (JSONSerialization.data(withJSONObject: header) + Data("\n".utf8)).write(to: url)
+        XCTAssertNoThrow(try StudyLog(directory: directory, header: independent))
+        XCTAssertThrowsError(try StudyLog(directory: directory, header: Self.header))
     }
 
     func testRefusesALogOfAnotherStudy() throws {
