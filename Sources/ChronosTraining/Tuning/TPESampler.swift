@@ -25,7 +25,7 @@ public struct TPESampler: Sendable {
 
     /// Trials drawn at random before the estimators take over.
     public var startupTrials: Int
-    /// Candidates drawn from l(x) per parameter.
+    /// Candidates drawn from l(x) per parameter, or per joint draw in multivariate mode.
     public var candidates: Int
     /// Fraction of finished trials that count as good.
     public var gamma: Double
