@@ -3,10 +3,11 @@
     python3 scripts/compare_tpe_optuna.py [--trials 60] [--seeds 20] [--startup 10] [--checkpoints 20,40,60]
 
 Needs a release build (`swift build -c release --product chronos`) and `pip install optuna`. Runs
-`chronos bench tpe --json` (Chronos TPE and random search over seeds 0..N-1), then Optuna's TPESampler
-(n_startup_trials = --startup, seed = the run's seed, its other settings at their defaults) twice, with
-independent per-parameter estimators as Chronos's (multivariate=False) and as Optuna 5 defaults to for one
-objective (multivariate=True, a joint estimator over all parameters), on the same functions: Branin, Hartmann-6, and (x-1)^2 + (y+2)^2 + an offset per category {a: 1, b: 0, c: 0.5, d: 2}
+`chronos bench tpe --json` twice, with --independent (one estimator per parameter) and with --multivariate
+(one joint estimator over all parameters), each with random search over seeds 0..N-1; then Optuna's
+TPESampler (n_startup_trials = --startup, seed = the run's seed, its other settings at their defaults) twice,
+with multivariate=False and multivariate=True (what Optuna 5 defaults to for one objective), on the same
+functions: Branin, Hartmann-6, and (x-1)^2 + (y+2)^2 + an offset per category {a: 1, b: 0, c: 0.5, d: 2}
 + 0.1 N(0, 1). Prints a Markdown table of the best value after each checkpoint's number of trials, mean
 and standard deviation over the seeds, and writes the same numbers as JSON with --json-out.
 """
@@ -84,11 +85,15 @@ def main():
     checkpoints = [int(n) for n in args.checkpoints.split(",") if int(n) <= args.trials]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    print(f"running {args.chronos} bench tpe", file=sys.stderr)
-    output = subprocess.run(
-        [args.chronos, "bench", "tpe", "--json", "--trials", str(args.trials), "--seeds", str(args.seeds),
-         "--startup", str(args.startup)], check=True, capture_output=True, text=True).stdout
-    results = json.loads(output)["results"]
+    results = {}
+    for mode, label in [("independent", "tpe"), ("multivariate", "tpe-mv")]:
+        print(f"running {args.chronos} bench tpe --{mode}", file=sys.stderr)
+        output = subprocess.run(
+            [args.chronos, "bench", "tpe", "--json", f"--{mode}", "--trials", str(args.trials), "--seeds", str(args.seeds),
+             "--startup", str(args.startup)], check=True, capture_output=True, text=True).stdout
+        for name, runs in json.loads(output)["results"].items():
+            results.setdefault(name, {})[label] = runs["tpe"]
+            results[name]["random"] = runs["random"]
     for name, function in FUNCTIONS.items():
         print(f"running Optuna on {name}", file=sys.stderr)
         for label, multivariate in [("optuna-tpe", False), ("optuna-tpe-mv", True)]:
@@ -98,12 +103,16 @@ def main():
 
     print(f"Best value after N trials, mean ± sd over {args.seeds} seeds; TPE samplers with {args.startup} random "
           "startup trials (lower is better).\n")
-    print("| function (minimum) | N | Chronos TPE | Optuna TPE, independent | Optuna TPE, multivariate | random |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    columns = {
+        "tpe": "Chronos TPE, independent", "optuna-tpe": "Optuna TPE, independent",
+        "tpe-mv": "Chronos TPE, multivariate", "optuna-tpe-mv": "Optuna TPE, multivariate", "random": "random",
+    }
+    print("| function (minimum) | N | " + " | ".join(columns.values()) + " |")
+    print("| --- | ---: |" + " ---: |" * len(columns))
     table = {}
     for name in FUNCTIONS:
         for n in checkpoints:
-            cells = {sampler: summary(results[name][sampler], n) for sampler in ["tpe", "optuna-tpe", "optuna-tpe-mv", "random"]}
+            cells = {sampler: summary(results[name][sampler], n) for sampler in columns}
             table.setdefault(name, {})[n] = cells
             row = " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in cells.values())
             print(f"| {name} ({MINIMA[name]}) | {n} | {row} |")

@@ -79,9 +79,9 @@ public enum TPEBench {
     public static let problems = [branin, hartmann6, noisyQuadratic]
 
     /// The best value after each of `trials` trials of `problem`, with `startupTrials` random
-    /// trials first (random search when it is at least `trials`).
-    public static func bestSoFar(_ problem: Problem, trials: Int, startupTrials: Int, seed: UInt64) -> [Double] {
-        let sampler = TPESampler(startupTrials: startupTrials, seed: seed)
+    /// trials first (random search when it is at least `trials`), the rest drawn in `mode`.
+    public static func bestSoFar(_ problem: Problem, trials: Int, startupTrials: Int, mode: TPESampler.Mode, seed: UInt64) -> [Double] {
+        let sampler = TPESampler(startupTrials: startupTrials, mode: mode, seed: seed)
         var noise = SplitMix64(seed: seed ^ 0x5EED)
         var history: [TrialRecord] = []
         var best = Double.infinity

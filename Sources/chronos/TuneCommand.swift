@@ -30,6 +30,7 @@ struct TuneCommand: ParsableCommand {
     var objectives = TuneObjective.heldOutCrossEntropy.rawValue
     @Option(parsing: .unconditional, help: "Random trials before TPE takes over.") var startupTrials = 10
     @Option(parsing: .unconditional, help: "Seed of the sampler.") var tuneSeed: UInt64 = 0
+    @Flag var sampler = TPESampler.Mode.multivariate
     @Flag(help: "Never stop a trial early.") var noPrune = false
     @Option(help: "Write the best trial's settings as a pipeline configuration (chronos pipeline --config) here.")
     var applyBest: String?
@@ -114,9 +115,9 @@ struct TuneCommand: ParsableCommand {
         let base = baseSettings(tokenizer: tokenizerDirectory)
         let header = StudyHeader(
             space: try searchSpace(), objectives: chosen.map { StudyObjective(name: $0.rawValue, direction: $0.direction) },
-            settings: studySettings(base))
+            sampler: sampler, settings: studySettings(base))
         let study = try Study(
-            directory: directory, header: header, sampler: TPESampler(startupTrials: startupTrials, seed: tuneSeed),
+            directory: directory, header: header, sampler: TPESampler(startupTrials: startupTrials, mode: sampler, seed: tuneSeed),
             pruner: noPrune || chosen.count > 1 ? nil : MedianPruner())
         if !study.log.trials.isEmpty { print("resuming: \(study.log.trials.count) of \(trials) trials already finished") }
         try study.run(
@@ -229,4 +230,13 @@ enum TuneObjective: String, CaseIterable {
     case offloadSpeedup = "offload-speedup"
 
     var direction: ObjectiveDirection { self == .offloadSpeedup ? .maximize : .minimize }
+}
+
+extension TPESampler.Mode: EnumerableFlag {
+    public static func help(for value: Self) -> ArgumentHelp? {
+        switch value {
+        case .independent: "TPE with one estimator per parameter (before multivariate became the default)."
+        case .multivariate: "TPE with one joint estimator over the parameters without a condition; conditional ones one by one."
+        }
+    }
 }

@@ -7,23 +7,29 @@ import XCTest
 @testable import ChronosTraining
 
 final class ParzenEstimatorTests: XCTestCase {
-    /// Observations 0.2 and 0.6 on [0, 1]: the prior sits at 0.5, so the sorted centres are
-    /// 0.2, 0.5, 0.6; σ(0.2) = max(0.2, 0.3) = 0.3, σ(0.6) = max(0.1, 0.4) = 0.4, σ(prior) = 1,
-    /// each weighing 1/3. Values from the closed form with erf.
+    /// Observations 0.2 and 0.6 on [0, 1]: each, as the smallest or largest of two, takes the
+    /// gap to the other, σ = 0.4 (above the clip (1 − 0); min(100, 2 + 2) = 0.25); the prior sits
+    /// at 0.5 with σ = 1; each weighs 1/3. Values from the closed form with erf.
     func testDensityOfTwoTruncatedGaussiansAndThePrior() {
         let estimator = ParzenEstimator(observations: [0.2, 0.6], low: 0, high: 1, priorWeight: 1)
-        XCTAssertEqual(estimator.sigmas, [0.3, 0.4, 1.0])
+        XCTAssert(zip(estimator.sigmas, [0.4, 0.4, 1.0]).allSatisfy { abs($0 - $1) < 1e-15 }, "\(estimator.sigmas)")
         XCTAssert(estimator.weights.allSatisfy { abs($0 - 1.0 / 3) < 1e-15 })
-        XCTAssert(abs(estimator.density(0.5) - 1.1248197283032328) < 1e-12)
-        XCTAssert(abs(estimator.density(0) - 0.9230997070622247) < 1e-12)
-        XCTAssert(abs(estimator.mass(from: 0.4, to: 0.6) - 0.22402832507551218) < 1e-12)
+        XCTAssert(abs(estimator.density(0.5) - 1.138567016145225) < 1e-12)
+        XCTAssert(abs(estimator.density(0) - 0.8845550672727142) < 1e-12)
+        XCTAssert(abs(estimator.mass(from: 0.4, to: 0.6) - 0.22645018352930257) < 1e-12)
         XCTAssert(abs(estimator.mass(from: 0, to: 1) - 1) < 1e-12)
     }
 
-    /// Crowded observations are widened to (high − low) / min(100, n + 2) = 10 / 5 = 2.
+    /// Crowded observations are widened to (high − low) / min(100, n + 2) = 10 / 5 = 2; the
+    /// empty stretches out to 0 and 10 do not widen the outer two.
     func testNarrowKernelsAreClippedToTheMinimumWidth() {
         let estimator = ParzenEstimator(observations: [4.9, 5.0, 5.1], low: 0, high: 10, priorWeight: 1)
-        XCTAssert(zip(estimator.sigmas, [4.9, 2, 4.9, 10]).allSatisfy { abs($0 - $1) < 1e-12 })
+        XCTAssert(zip(estimator.sigmas, [2, 2, 2, 10]).allSatisfy { abs($0 - $1) < 1e-12 }, "\(estimator.sigmas)")
+    }
+
+    /// A lone observation has only the interval's ends for neighbours: σ = max(0.3, 0.7).
+    func testALoneObservationReachesTheFartherEnd() {
+        XCTAssertEqual(ParzenEstimator(observations: [0.3], low: 0, high: 1, priorWeight: 1).sigmas, [0.7, 1])
     }
 
     func testDrawsStayInTheSupportAndFollowTheDensity() {
@@ -35,10 +41,74 @@ final class ParzenEstimatorTests: XCTestCase {
         XCTAssert(abs(share - estimator.mass(from: 0, to: 0.3)) < 0.03)
     }
 
-    /// Observed categories 0, 0, 2 of three with prior weight 1: (2 + ⅓, ⅓, 1 + ⅓) / 4.
+    /// Observed categories 0, 0, 2 of three with prior weight 1: s = 1/4, so an observation's
+    /// kernel gives its category 5/7 and the others 1/7 each; with the uniform prior, each
+    /// weighing 1/4: (2·5/7 + 1/7 + 1/3, 2/7 + 1/7 + 1/3, 2/7 + 5/7 + 1/3) / 4 = (10, 4, 7) / 21.
     func testCategoricalWeightsIncludeThePrior() {
         let estimator = CategoricalEstimator(observations: [0, 0, 2], categories: 3, priorWeight: 1)
-        XCTAssert(zip(estimator.probabilities, [7.0 / 12, 1.0 / 12, 4.0 / 12]).allSatisfy { abs($0 - $1) < 1e-15 })
+        XCTAssert(zip(estimator.probabilities, [10.0 / 21, 4.0 / 21, 7.0 / 21]).allSatisfy { abs($0 - $1) < 1e-15 })
+    }
+
+    /// With no observations only the prior is left: uniform.
+    func testCategoricalWithoutObservationsIsUniform() {
+        XCTAssertEqual(CategoricalEstimator(observations: [], categories: 4, priorWeight: 1).probabilities, [0.25, 0.25, 0.25, 0.25])
+    }
+}
+
+final class JointParzenEstimatorTests: XCTestCase {
+    /// Observations (0.2, 0.5) and (0.6, 1.5) on [0, 1] × [0, 2]: on x each takes σ = 0.4 (the
+    /// gap to the other), on y σ = 1 (clip (2 − 0) / 4 = 0.5 is below); the prior kernel sits at
+    /// (0.5, 1) with σ = (1, 2); each kernel weighs 1/3. The density is the weighted sum of
+    /// products of truncated Gaussians; values from the closed form with erf.
+    func testDensityOfTwoProductKernelsAndThePrior() {
+        let estimator = JointParzenEstimator(
+            observations: [[0.2, 0.5], [0.6, 1.5]], axes: [.continuous(low: 0, high: 1), .continuous(low: 0, high: 2)], priorWeight: 1)
+        XCTAssertEqual(estimator.means, [[0.2, 0.5], [0.6, 1.5], [0.5, 1]])
+        XCTAssert(zip(estimator.sigmas.joined(), [0.4, 1, 0.4, 1, 1, 2]).allSatisfy { abs($0 - $1) < 1e-15 }, "\(estimator.sigmas)")
+        XCTAssert(abs(estimator.logDensity([.point(0.3), .point(1.0)]) - -0.4596404171894085) < 1e-12)
+        XCTAssert(abs(estimator.logDensity([.point(0.9), .point(0.2)]) - -1.1754348850124894) < 1e-12)
+    }
+
+    /// The same x axis beside three categories, observations (0.2, 0) and (0.6, 2): s = 1/3, so
+    /// an observation's kernel gives its category 2/3 and the others 1/6; the prior 1/3 each.
+    func testCategoricalAxisMultipliesItsKernel() {
+        let estimator = JointParzenEstimator(
+            observations: [[0.2, 0], [0.6, 2]], axes: [.continuous(low: 0, high: 1), .categorical(count: 3)], priorWeight: 1)
+        XCTAssertEqual(estimator.categoryProbabilities[0][1].map { ($0 * 6).rounded() }, [4, 1, 1])
+        let expected = [-0.7159986647760095, -1.3952320607352544, -0.8921493855082774]
+        for (category, value) in expected.enumerated() {
+            XCTAssert(abs(estimator.logDensity([.point(0.3), .category(category)]) - value) < 1e-12, "category \(category)")
+        }
+    }
+
+    /// Masses of the unit cells of an integer axis 1...4, times every category, add up to 1.
+    func testCellsAndCategoriesCoverTheWholeMass() {
+        let estimator = JointParzenEstimator(
+            observations: [[2, 1], [2, 0], [4, 1]], axes: [.continuous(low: 0.5, high: 4.5), .categorical(count: 2)], priorWeight: 1)
+        var total = 0.0
+        for k in 1...4 {
+            for category in 0..<2 {
+                total += Foundation.exp(estimator.logDensity([.cell(Double(k) - 0.5, Double(k) + 0.5), .category(category)]))
+            }
+        }
+        XCTAssert(abs(total - 1) < 1e-12, "\(total)")
+    }
+
+    /// Draws stay in the support and take all coordinates from one kernel: 100 observations
+    /// evenly along the anti-diagonal x + y = 1 (σ = 0.01 on each axis) and no prior give draws
+    /// near that line, where independent draws from the two marginals would fill the square.
+    func testDrawsKeepTheCoordinatesOfOneKernelTogether() {
+        let observations = (0..<100).map { (i: Int) -> [Double] in
+            let x = (Double(i) + 0.5) / 100
+            return [x, 1 - x]
+        }
+        let estimator = JointParzenEstimator(
+            observations: observations, axes: [.continuous(low: 0, high: 1), .continuous(low: 0, high: 1)], priorWeight: 0)
+        var random = SplitMix64(seed: 4)
+        let draws = (0..<2000).map { _ in estimator.sample(&random) }
+        XCTAssert(draws.allSatisfy { (0...1).contains($0[0]) && (0...1).contains($0[1]) })
+        XCTAssert(draws.allSatisfy { abs($0[0] + $0[1] - 1) < 0.1 }, "\(draws.filter { abs($0[0] + $0[1] - 1) >= 0.1 })")
+        XCTAssert(draws.contains { $0[0] < 0.2 } && draws.contains { $0[0] > 0.8 })
     }
 }
 
@@ -122,22 +192,55 @@ final class TPESamplerTests: XCTestCase {
     }
 
     func testSuggestionsRespectDomainsAndConditions() {
-        let trials = Self.study(TPESampler(startupTrials: 5, seed: 3), Self.mixed, count: 30, Self.penalty)
-        for trial in trials {
-            for parameter in Self.mixed.parameters {
-                let active = Self.mixed.isActive(parameter, in: trial.parameters)
-                XCTAssert((trial.parameters[parameter.name] != nil) == active, "\(parameter.name) in trial \(trial.number)")
-                if let value = trial.parameters[parameter.name] { XCTAssert(parameter.domain.contains(value)) }
+        for mode in TPESampler.Mode.allCases {
+            let trials = Self.study(TPESampler(startupTrials: 5, mode: mode, seed: 3), Self.mixed, count: 30, Self.penalty)
+            for trial in trials {
+                for parameter in Self.mixed.parameters {
+                    let active = Self.mixed.isActive(parameter, in: trial.parameters)
+                    XCTAssert((trial.parameters[parameter.name] != nil) == active, "\(mode): \(parameter.name) in trial \(trial.number)")
+                    if let value = trial.parameters[parameter.name] { XCTAssert(parameter.domain.contains(value), "\(mode): \(value)") }
+                }
             }
         }
     }
 
     func testTheSameSeedGivesTheSameStudyAndAnotherSeedAnother() {
-        let a = Self.study(TPESampler(startupTrials: 5, seed: 7), Self.mixed, count: 15, Self.penalty)
-        let b = Self.study(TPESampler(startupTrials: 5, seed: 7), Self.mixed, count: 15, Self.penalty)
-        let c = Self.study(TPESampler(startupTrials: 5, seed: 8), Self.mixed, count: 15, Self.penalty)
-        XCTAssertEqual(a, b)
-        XCTAssert(a.map(\.parameters) != c.map(\.parameters))
+        for mode in TPESampler.Mode.allCases {
+            let a = Self.study(TPESampler(startupTrials: 5, mode: mode, seed: 7), Self.mixed, count: 15, Self.penalty)
+            let b = Self.study(TPESampler(startupTrials: 5, mode: mode, seed: 7), Self.mixed, count: 15, Self.penalty)
+            let c = Self.study(TPESampler(startupTrials: 5, mode: mode, seed: 8), Self.mixed, count: 15, Self.penalty)
+            XCTAssertEqual(a, b, "\(mode)")
+            XCTAssert(a.map(\.parameters) != c.map(\.parameters), "\(mode)")
+        }
+    }
+
+    /// The two modes share the random startup trials and then part ways.
+    func testTheModesShareTheStartupTrialsOnly() {
+        let independent = Self.study(TPESampler(startupTrials: 5, mode: .independent, seed: 7), Self.mixed, count: 15, Self.penalty)
+        let multivariate = Self.study(TPESampler(startupTrials: 5, mode: .multivariate, seed: 7), Self.mixed, count: 15, Self.penalty)
+        XCTAssertEqual(independent.prefix(5), multivariate.prefix(5))
+        XCTAssert(zip(independent, multivariate).dropFirst(5).allSatisfy { $0.parameters != $1.parameters })
+    }
+
+    /// In multivariate mode the categorical `mode` is an axis of the joint estimator and
+    /// `depth`, which only "on" trials have, is drawn on its own from the trials that have it:
+    /// "on" costs 1 less, so most guided trials choose it, and depth's best value, 3, shows up
+    /// more often than its share of random draws (¼).
+    func testMultivariateLearnsTheCategoricalAndTheConditionalParameter() {
+        let objective = { (p: [String: ParameterValue]) in
+            Self.penalty(p) + (p["depth"].map { abs($0.number! - 3) } ?? 0)
+        }
+        var on = 0, deep = 0, guided = 0
+        for seed: UInt64 in 1...5 {
+            let trials = Self.study(TPESampler(startupTrials: 10, mode: .multivariate, seed: seed), Self.mixed, count: 40, objective)
+            for trial in trials.dropFirst(10) {
+                guided += 1
+                if trial.parameters["mode"] == .text("on") { on += 1 }
+                if trial.parameters["depth"] == .number(3) { deep += 1 }
+            }
+        }
+        XCTAssert(Double(on) > 0.75 * Double(guided), "\(on) of \(guided) guided trials chose on")
+        XCTAssert(Double(deep) > 0.5 * Double(on), "\(deep) of \(on) trials with depth chose 3")
     }
 
     func testGuidedTrialsBeatRandomOnes() {
@@ -212,7 +315,8 @@ final class SearchSpaceJSONTests: XCTestCase {
 final class StudyLogTests: XCTestCase {
     static let space = try! SearchSpace(parameters: [SearchParameter(name: "x", domain: .float(low: 0, high: 1, log: false))])
     static let header = StudyHeader(
-        space: space, objectives: [StudyObjective(name: "loss", direction: .minimize)], settings: ["steps": "10"])
+        space: space, objectives: [StudyObjective(name: "loss", direction: .minimize)], sampler: .multivariate,
+        settings: ["steps": "10"])
 
     func testReopensItsTrialsAndDropsALineAKillCutShort() throws {
         let directory = try Fixtures.temporaryDirectory()
@@ -229,6 +333,35 @@ final class StudyLogTests: XCTestCase {
         XCTAssertEqual(reopened.trials, [first, second])
         try reopened.append(first)
         XCTAssertEqual(try StudyLog(directory: directory, header: Self.header).trials.count, 3)
+    }
+
+    /// Values read back are the Doubles written, to the last bit (Foundation on Linux reads the
+    /// text 0.3696555471372057 as 0.36965554713720566), so a resumed study draws what the
+    /// whole run would have.
+    func testReadsBackTheExactDoublesItWrote() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        let trial = TrialRecord(
+            number: 0, parameters: ["x": .number(0.3696555471372057)], state: .complete, values: [0.2191615913837197],
+            intermediate: [1: 0.9518269479964333])
+        try StudyLog(directory: directory, header: Self.header).append(trial)
+        XCTAssertEqual(try StudyLog(directory: directory, header: Self.header).trials, [trial])
+    }
+
+    func testRefusesALogOfAnotherSamplerModeAndReadsAnOldHeaderAsIndependent() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        var independent = Self.header
+        independent.sampler = .independent
+        _ = try StudyLog(directory: directory, header: independent)
+        XCTAssertThrowsError(try StudyLog(directory: directory, header: Self.header)) {
+            XCTAssert(($0 as? StudyLogError)?.reason.contains("sampler") == true, "\($0)")
+        }
+        // A log written before the sampler had modes has no "sampler" in its header.
+        let url = directory.appendingPathComponent(StudyLog.fileName)
+        var header = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        XCTAssertEqual(header.removeValue(forKey: "sampler") as? String, "independent")
+        try (JSONSerialization.data(withJSONObject: header) + Data("\n".utf8)).write(to: url)
+        XCTAssertNoThrow(try StudyLog(directory: directory, header: independent))
+        XCTAssertThrowsError(try StudyLog(directory: directory, header: Self.header))
     }
 
     func testRefusesALogOfAnotherStudy() throws {

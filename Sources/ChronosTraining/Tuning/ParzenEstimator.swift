@@ -4,10 +4,9 @@ import Foundation
 /// A density on an interval: a mixture of Gaussians truncated to `[low, high]`, one on each
 /// observation and one wide prior in the middle (Bergstra et al. 2011, "adaptive Parzen").
 ///
-/// A kernel's width σ is the larger gap to its neighbours in the sorted list of observations
-/// and prior mean, the interval's ends standing beyond the extremes; σ is clipped to
-/// `[(high − low) / min(100, n + 2), high − low]`. The prior has σ = high − low. Observations
-/// weigh 1 each and the prior `priorWeight`.
+/// An observation's kernel width σ is the larger gap to its neighbours among the sorted
+/// observations (`neighbourWidths`); the prior has σ = high − low. Observations weigh 1 each
+/// and the prior `priorWeight`.
 public struct ParzenEstimator: Sendable {
     /// Lower end of the support.
     public let low: Double
@@ -24,22 +23,35 @@ public struct ParzenEstimator: Sendable {
     public init(observations: [Double], low: Double, high: Double, priorWeight: Double) {
         self.low = low
         self.high = high
-        let width = high - low
-        let prior = (low + high) / 2
-        let centres = observations + [prior]
-        let order = centres.indices.sorted { centres[$0] < centres[$1] }
-        let minimum = width / Double(min(100, observations.count + 2))
-        var sigmas = [Double](repeating: width, count: centres.count)
-        for (rank, index) in order.enumerated() where index < observations.count {
-            let left = rank == 0 ? low : centres[order[rank - 1]]
-            let right = rank == order.count - 1 ? high : centres[order[rank + 1]]
-            let gap = max(centres[index] - left, right - centres[index])
+        means = observations + [(low + high) / 2]
+        sigmas = Self.neighbourWidths(observations, low: low, high: high) + [high - low]
+        let total = Double(observations.count) + priorWeight
+        weights = observations.map { _ in 1 / total } + [priorWeight / total]
+    }
+
+    /// Kernel widths for `observations` in `[low, high]`, in their order: each the larger gap
+    /// to its neighbours in sorted order, with `low` and `high` beyond the ends; the smallest
+    /// and largest of two or more observations take the gap to their one inner neighbour, so
+    /// that an observation near an end is not widened by the empty stretch beyond it. Widths
+    /// are clipped to `[(high − low) / min(100, n + 2), high − low]`. The prior's centre is
+    /// no neighbour: where it sits says nothing about the observations.
+    static func neighbourWidths(_ observations: [Double], low: Double, high: Double) -> [Double] {
+        let width = high - low, n = observations.count
+        let order = observations.indices.sorted { observations[$0] < observations[$1] }
+        let sorted = [low] + order.map { observations[$0] } + [high]
+        let minimum = width / Double(min(100, n + 2))
+        var sigmas = [Double](repeating: width, count: n)
+        for (rank, index) in order.enumerated() {
+            let i = rank + 1
+            let gap =
+                n >= 2 && rank == 0
+                ? sorted[2] - sorted[1]
+                : n >= 2 && rank == n - 1
+                    ? sorted[n] - sorted[n - 1]
+                    : max(sorted[i] - sorted[i - 1], sorted[i + 1] - sorted[i])
             sigmas[index] = Swift.min(Swift.max(gap, minimum), width)
         }
-        let total = Double(observations.count) + priorWeight
-        means = centres
-        self.sigmas = sigmas
-        weights = observations.map { _ in 1 / total } + [priorWeight / total]
+        return sigmas
     }
 
     /// Probability that a draw lies in `[a, b]` (within the support).
@@ -96,18 +108,36 @@ public struct ParzenEstimator: Sendable {
     }
 }
 
-/// Probabilities of the categories of a categorical parameter: each observation adds 1 to its
-/// category, the prior `priorWeight / K` to each of the K.
+/// Probabilities of the categories of a categorical parameter: a mixture of one kernel per
+/// observation and a uniform prior kernel, weighing 1 each and `priorWeight`.
+///
+/// An observation's kernel is smoothed: with s = priorWeight / (n + 1) for n observations, it
+/// gives its own category (1 + s) / (K·s + 1) and each other one s / (K·s + 1) of K. Without
+/// the smoothing one good trial would hold most of l's mass on its category, and l/g would
+/// keep choosing the category of whichever trial happened to be best first.
 public struct CategoricalEstimator: Sendable {
     /// Probability of each category, in the domain's order.
     public let probabilities: [Double]
 
     /// The estimator over `observations` (category indices below `categories`).
     public init(observations: [Int], categories: Int, priorWeight: Double) {
-        var counts = [Double](repeating: priorWeight / Double(categories), count: categories)
-        for index in observations { counts[index] += 1 }
         let total = Double(observations.count) + priorWeight
-        probabilities = counts.map { $0 / total }
+        var probabilities = [Double](repeating: priorWeight / total / Double(categories), count: categories)
+        for index in observations {
+            for (category, probability) in Self.kernel(
+                on: index, categories: categories, observations: observations.count, priorWeight: priorWeight
+            )
+            .enumerated() {
+                probabilities[category] += probability / total
+            }
+        }
+        self.probabilities = probabilities
+    }
+
+    /// The smoothed kernel of one of `observations` observations, on category `index` of `categories`.
+    static func kernel(on index: Int, categories: Int, observations: Int, priorWeight: Double) -> [Double] {
+        let spread = priorWeight / Double(observations + 1)
+        return (0..<categories).map { (($0 == index ? 1 : 0) + spread) / (Double(categories) * spread + 1) }
     }
 
     /// A category index drawn by probability.

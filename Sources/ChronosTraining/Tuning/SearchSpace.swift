@@ -20,8 +20,8 @@ public enum ParameterValue: Hashable, Sendable, CustomStringConvertible {
     public init?(json: Any) {
         if let text = json as? String {
             self = .text(text)
-        } else if let number = json as? NSNumber, number.doubleValue.isFinite {
-            self = .number(number.doubleValue)
+        } else if let number = json as? NSNumber, number.exactDouble.isFinite {
+            self = .number(number.exactDouble)
         } else {
             return nil
         }
@@ -176,4 +176,12 @@ public struct SearchSpace: Sendable, Equatable {
             seen[parameter.name] = parameter
         }
     }
+}
+
+extension NSNumber {
+    /// The nearest Double to the number `JSONSerialization` read. On Linux its `doubleValue`
+    /// is often an ulp or two off (0.3696555471372057 reads back as 0.36965554713720566), which
+    /// would let a resumed study draw other values than the run it continues; its
+    /// `description` keeps the text's digits.
+    var exactDouble: Double { Double(description) ?? doubleValue }
 }

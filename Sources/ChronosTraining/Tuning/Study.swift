@@ -49,8 +49,10 @@ public final class Study {
     /// The pruner, if trials may stop early.
     public let pruner: MedianPruner?
 
-    /// The study in `directory`: a new one, or the one already there when `header` matches its log.
+    /// The study in `directory`: a new one, or the one already there when `header` matches its
+    /// log. The header names the sampler's mode.
     public init(directory: URL, header: StudyHeader, sampler: TPESampler, pruner: MedianPruner?) throws {
+        precondition(header.sampler == sampler.mode, "the study header names a \(header.sampler) sampler, not \(sampler.mode)")
         log = try StudyLog(directory: directory, header: header)
         self.sampler = sampler
         self.pruner = pruner

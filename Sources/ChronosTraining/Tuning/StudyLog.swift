@@ -15,25 +15,29 @@ public struct StudyObjective: Sendable, Equatable {
     }
 }
 
-/// What makes two runs the same study: the space, the objectives and the settings every trial shares.
+/// What makes two runs the same study: the space, the objectives, the sampler's mode and the
+/// settings every trial shares.
 public struct StudyHeader: Sendable, Equatable {
     /// The parameters searched.
     public var space: SearchSpace
     /// The objectives, in the order trial values list them.
     public var objectives: [StudyObjective]
+    /// Whether the sampler models the parameters independently or jointly.
+    public var sampler: TPESampler.Mode
     /// Settings every trial shares (the training budget, the data), as text.
     public var settings: [String: String]
 
-    /// A header for a study of `space` on `objectives` under `settings`.
-    public init(space: SearchSpace, objectives: [StudyObjective], settings: [String: String]) {
+    /// A header for a study of `space` on `objectives` drawn by a `sampler`-mode TPE under `settings`.
+    public init(space: SearchSpace, objectives: [StudyObjective], sampler: TPESampler.Mode, settings: [String: String]) {
         self.space = space
         self.objectives = objectives
+        self.sampler = sampler
         self.settings = settings
     }
 
     var jsonObject: [String: Any] {
         [
-            "search_space": space.jsonObject, "settings": settings,
+            "search_space": space.jsonObject, "settings": settings, "sampler": sampler.rawValue,
             "objectives": objectives.map { ["name": $0.name, "direction": $0.direction.rawValue] }
         ]
     }
@@ -67,7 +71,8 @@ public final class StudyLog {
     public static let fileName = "trials.jsonl"
 
     /// Opens the log in `directory`, creating it with `header`, or reading its trials when its
-    /// header is the same; a log of another study is refused.
+    /// header is the same; a log of another study is refused. A header without a sampler mode,
+    /// written before there was a choice, is an independent study's.
     public init(directory: URL, header: StudyHeader) throws {
         url = directory.appendingPathComponent(Self.fileName)
         self.header = header
@@ -84,14 +89,16 @@ public final class StudyLog {
         // A last line without its newline is a write that a kill cut short.
         let complete = data.lastIndex(of: UInt8(ascii: "\n")).map { data[...$0] } ?? Data()
         let lines = complete.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast()
-        guard let first = lines.first, let saved = try? JSONSerialization.jsonObject(with: Data(first)) as? [String: Any] else {
+        guard let first = lines.first, let savedHeader = try? JSONSerialization.jsonObject(with: Data(first)) as? [String: Any] else {
             throw StudyLogError(file: url.path, reason: "line 1 is not a study header")
         }
+        var saved = savedHeader
+        saved["sampler"] = saved["sampler"] ?? TPESampler.Mode.independent.rawValue
         let expected = header.jsonObject
         func canonical(_ value: Any?) -> Data? {
             value.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed]) }
         }
-        for key in ["search_space", "objectives", "settings"] where canonical(saved[key]) != canonical(expected[key]) {
+        for key in ["search_space", "objectives", "sampler", "settings"] where canonical(saved[key]) != canonical(expected[key]) {
             throw StudyLogError(
                 file: url.path,
                 reason:
@@ -133,8 +140,8 @@ public final class StudyLog {
 
     static func trial(_ object: [String: Any]) -> TrialRecord? {
         guard let number = object["number"] as? Int, let state = (object["state"] as? String).flatMap(TrialState.init(rawValue:)),
-            let values = object["values"] as? [Double], let parameters = object["parameters"] as? [String: Any],
-            let intermediate = object["intermediate"] as? [String: Double]
+            let values = (object["values"] as? [NSNumber])?.map(\.exactDouble), let parameters = object["parameters"] as? [String: Any],
+            let intermediate = (object["intermediate"] as? [String: NSNumber])?.mapValues(\.exactDouble)
         else { return nil }
         var decoded: [String: ParameterValue] = [:]
         for (name, value) in parameters {

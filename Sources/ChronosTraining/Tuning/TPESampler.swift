@@ -1,33 +1,52 @@
 import ChronosTensor
 import Foundation
 
-/// The Tree-structured Parzen Estimator (Bergstra et al. 2011), one estimator per parameter.
+/// The Tree-structured Parzen Estimator (Bergstra et al. 2011).
 ///
 /// Finished trials are ordered best first (by value; in multi-objective mode by non-dominated
 /// rank, then crowding distance; pruned trials after every complete one) and split into the
-/// best ⌈γ·n⌉ (at most 25), "good", and the rest, "bad". For each active parameter, l(x) is a
-/// Parzen estimator over its values in good trials and g(x) over bad ones; the sampler draws
-/// `candidates` values from l and keeps the one with the largest l(x)/g(x), which maximises
-/// expected improvement. The first `startupTrials` trials are drawn uniformly (log-uniformly
-/// on a log scale). A trial's draws depend only on the seed, its number and the finished trials.
+/// best ⌈γ·n⌉ (at most 25), "good", and the rest, "bad". l(x) is a Parzen estimator over the
+/// good trials' values and g(x) over the bad ones'; the sampler draws `candidates` points from
+/// l and keeps the one with the largest l(x)/g(x), which maximises expected improvement.
+/// Independently, each active parameter has its own l and g (`ParzenEstimator`,
+/// `CategoricalEstimator`); multivariately, the parameters without a condition share one joint
+/// l and g (`JointParzenEstimator`) and are drawn together, so that the sampler sees how they
+/// interact, and the conditional parameters, which not every trial has, are then drawn
+/// independently. The first `startupTrials` trials are drawn uniformly (log-uniformly on a log
+/// scale). A trial's draws depend only on the seed, its number and the finished trials.
 public struct TPESampler: Sendable {
+    /// How the sampler models the parameters.
+    public enum Mode: String, Sendable, CaseIterable {
+        /// One estimator per parameter.
+        case independent
+        /// One joint estimator over the parameters without a condition; conditional ones independently.
+        case multivariate
+    }
+
     /// Trials drawn at random before the estimators take over.
     public var startupTrials: Int
-    /// Candidates drawn from l(x) per parameter.
+    /// Candidates drawn from l(x) per parameter, or per joint draw in multivariate mode.
     public var candidates: Int
     /// Fraction of finished trials that count as good.
     public var gamma: Double
     /// Weight of the prior kernel against one observation's.
     public var priorWeight: Double
+    /// Independent or joint estimators.
+    public var mode: Mode
     /// The study's seed.
     public var seed: UInt64
 
-    /// A sampler with `startupTrials` random trials and Optuna's other defaults (24 candidates, γ 0.1, prior weight 1).
-    public init(startupTrials: Int = 10, candidates: Int = 24, gamma: Double = 0.1, priorWeight: Double = 1, seed: UInt64 = 0) {
+    /// A sampler with `startupTrials` random trials and Optuna's other defaults (24 candidates, γ
+    /// 0.1, prior weight 1, multivariate).
+    public init(
+        startupTrials: Int = 10, candidates: Int = 24, gamma: Double = 0.1, priorWeight: Double = 1, mode: Mode = .multivariate,
+        seed: UInt64 = 0
+    ) {
         self.startupTrials = startupTrials
         self.candidates = candidates
         self.gamma = gamma
         self.priorWeight = priorWeight
+        self.mode = mode
         self.seed = seed
     }
 
@@ -43,7 +62,10 @@ public struct TPESampler: Sendable {
         let good = ordered.prefix(goodCount), bad = ordered.dropFirst(goodCount)
         let guided = ordered.count >= startupTrials
         var assignment: [String: ParameterValue] = [:]
-        for parameter in space.parameters where space.isActive(parameter, in: assignment) {
+        if guided && mode == .multivariate {
+            assignment = chooseJointly(space.parameters.filter { $0.condition == nil }, good: good, bad: bad, &random)
+        }
+        for parameter in space.parameters where assignment[parameter.name] == nil && space.isActive(parameter, in: assignment) {
             assignment[parameter.name] =
                 guided
                 ? chooseByImprovement(
@@ -94,6 +116,34 @@ public struct TPESampler: Sendable {
             let scale = NumericScale(domain)
             return scale.value(scale.low + random.nextUnit() * (scale.high - scale.low))
         }
+    }
+
+    /// Values of all of `parameters` at once: the candidate from the joint l(x) with the largest
+    /// joint l(x)/g(x). Trials without one of the parameters are left out.
+    func chooseJointly(
+        _ parameters: [SearchParameter], good: ArraySlice<TrialRecord>, bad: ArraySlice<TrialRecord>, _ random: inout SplitMix64
+    ) -> [String: ParameterValue] {
+        let axes = parameters.map(JointAxis.init)
+        let coordinates = { (trials: ArraySlice<TrialRecord>) -> [[Double]] in
+            trials.compactMap { trial in
+                var row: [Double] = []
+                for (parameter, axis) in zip(parameters, axes) {
+                    guard let value = trial.parameters[parameter.name], let position = axis.position(value) else { return nil }
+                    row.append(position)
+                }
+                return row
+            }
+        }
+        let l = JointParzenEstimator(observations: coordinates(good), axes: axes.map(\.axis), priorWeight: priorWeight)
+        let g = JointParzenEstimator(observations: coordinates(bad), axes: axes.map(\.axis), priorWeight: priorWeight)
+        var best: [ParameterValue] = [], bestScore = -Double.infinity
+        for _ in 0..<candidates {
+            let candidate = zip(axes, l.sample(&random)).map { axis, position in axis.value(position) }
+            let point = zip(axes, candidate).map { axis, value in axis.coordinate(value) }
+            let score = l.logDensity(point) - g.logDensity(point)
+            if best.isEmpty || score > bestScore { (best, bestScore) = (candidate, score) }
+        }
+        return Dictionary(uniqueKeysWithValues: zip(parameters.map(\.name), best))
     }
 
     /// The candidate from l(x) with the largest l(x)/g(x).
@@ -166,5 +216,39 @@ struct NumericScale {
         guard isInteger else { return Foundation.log(l.density(position(x))) - Foundation.log(g.density(position(x))) }
         let (a, b) = (position(x - 0.5), position(x + 0.5))
         return Foundation.log(l.mass(from: a, to: b)) - Foundation.log(g.mass(from: a, to: b))
+    }
+}
+
+/// A parameter as an axis of a joint estimator: its numeric axis, or its category indices.
+struct JointAxis {
+    let axis: JointParzenEstimator.Axis
+    let scale: NumericScale?
+    let choices: [ParameterValue]
+
+    init(_ parameter: SearchParameter) {
+        if case .categorical(let choices) = parameter.domain {
+            (axis, scale, self.choices) = (.categorical(count: choices.count), nil, choices)
+        } else {
+            let scale = NumericScale(parameter.domain)
+            (axis, self.scale, choices) = (.continuous(low: scale.low, high: scale.high), scale, [])
+        }
+    }
+
+    /// A value's coordinate on the axis, if the value is one the parameter can take.
+    func position(_ value: ParameterValue) -> Double? {
+        guard let scale else { return choices.firstIndex(of: value).map(Double.init) }
+        return value.number.map(scale.position)
+    }
+
+    /// The parameter value at coordinate `u`.
+    func value(_ u: Double) -> ParameterValue { scale?.value(u) ?? choices[Int(u)] }
+
+    /// Where `value` counts for the density: its position for a float, its unit cell for an
+    /// integer, its index for a category.
+    func coordinate(_ value: ParameterValue) -> JointParzenEstimator.Coordinate {
+        guard let scale else { return .category(choices.firstIndex(of: value)!) }
+        let x = value.number!
+        guard scale.isInteger else { return .point(scale.position(x)) }
+        return .cell(scale.position(x - 0.5), scale.position(x + 0.5))
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChronosBench
 import ChronosTensor
+import ChronosTraining
 import Foundation
 
 extension Bench {
@@ -10,7 +11,8 @@ extension Bench {
             commandName: "tpe",
             abstract: "The tuner's TPE sampler against random search on Branin, Hartmann-6 and a noisy quadratic with a categorical.",
             discussion: """
-                Each function is minimised --seeds times with TPE (--startup random trials first) and with random search; \
+                Each function is minimised --seeds times with TPE (--startup random trials first, then joint estimators with \
+                --multivariate or one per parameter with --independent) and with random search; \
                 the table shows the best value after --trials trials, mean and standard deviation over the seeds. \
                 --json prints every run's best-so-far curve (scripts/compare_tpe_optuna.py compares them with Optuna's).
                 """)
@@ -18,6 +20,7 @@ extension Bench {
         @Option(parsing: .unconditional, help: "Trials per run.") var trials = 60
         @Option(parsing: .unconditional, help: "Runs (seeds 0..<N) per function and sampler.") var seeds = 20
         @Option(parsing: .unconditional, help: "Random trials before TPE takes over.") var startup = 10
+        @Flag var sampler = TPESampler.Mode.multivariate
         @Flag(help: "Print one JSON object with every best-so-far curve instead of a table.") var json = false
 
         func validate() throws {
@@ -32,17 +35,20 @@ extension Bench {
             var results: [String: [String: [[Double]]]] = [:]
             for problem in TPEBench.problems {
                 let runs = { (startup: Int) in
-                    (0..<seeds).map { TPEBench.bestSoFar(problem, trials: trials, startupTrials: startup, seed: UInt64($0)) }
+                    (0..<seeds).map { TPEBench.bestSoFar(problem, trials: trials, startupTrials: startup, mode: sampler, seed: UInt64($0)) }
                 }
                 results[problem.name] = ["tpe": runs(startup), "random": runs(trials)]
                 FileHandle.standardError.write(Data("… \(problem.name) done\n".utf8))
             }
             if json {
-                let object: [String: Any] = ["trials": trials, "seeds": seeds, "startup": startup, "results": results]
+                let object: [String: Any] = [
+                    "trials": trials, "seeds": seeds, "startup": startup, "sampler": sampler.rawValue, "results": results
+                ]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
                 return
             }
-            print("best after \(trials) trials, mean ± sd over \(seeds) seeds (TPE with \(startup) random trials first)")
+            print(
+                "best after \(trials) trials, mean ± sd over \(seeds) seeds (\(sampler.rawValue) TPE with \(startup) random trials first)")
             print("function          minimum      tpe                    random")
             for problem in TPEBench.problems {
                 let cell = { (name: String) -> String in
