@@ -139,29 +139,25 @@ struct TuneCommand: ParsableCommand {
 
     /// Pretrains one trial and measures its objectives.
     func runTrial(_ trial: TrialContext, base: PretrainSettings, objectives: [TuneObjective], directory: URL) throws -> [Double] {
-        var settings = PretrainTuning.apply(trial.parameters, to: base)
-        settings.output = directory.appendingPathComponent("trials").appendingPathComponent(String(trial.number))
-        let run = try PretrainRun(settings: settings)
         let progress = ProgressLine()
-        var crossEntropy = Double.nan
-        try run.run(start: .overwrite) { event in
-            switch event {
-            case .step(let report, let tokensPerSecond, _):
-                progress.update(
-                    String(
-                        format: "trial %d: step %d/%d  loss %.4f  %.0f tok/s", trial.number, report.step, settings.optimization.steps,
-                        report.parts["loss"] ?? 0, tokensPerSecond),
-                    fraction: Double(report.step) / Double(settings.optimization.steps))
-            case .evaluated(let step, let value):
-                crossEntropy = value
-                do { try trial.report(step: step, value: value) } catch {
-                    progress.finish("")
-                    throw error
+        let steps = base.optimization.steps
+        let trained: (settings: PretrainSettings, crossEntropy: Double)
+        do {
+            trained = try PretrainTuning.train(trial, base: base, study: directory) { event in
+                if case .step(let report, let tokensPerSecond, _) = event {
+                    progress.update(
+                        String(
+                            format: "trial %d: step %d/%d  loss %.4f  %.0f tok/s", trial.number, report.step, steps,
+                            report.parts["loss"] ?? 0, tokensPerSecond),
+                        fraction: Double(report.step) / Double(steps))
                 }
-            case .started, .checkpoint: break
             }
+        } catch {
+            progress.finish("")
+            throw error
         }
         progress.finish("")
+        let (settings, crossEntropy) = trained
         var offload: (stall: Double, speedup: Double)?
         return try objectives.map { objective -> Double in
             switch objective {

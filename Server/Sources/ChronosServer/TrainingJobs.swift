@@ -334,22 +334,14 @@ public final class TrainingJobs: Sendable {
         try study.run(
             trials: count,
             objective: { trial in
-                var settings = PretrainTuning.apply(trial.parameters, to: request.settings)
-                settings.output = directory.appendingPathComponent("trials").appendingPathComponent(String(trial.number))
                 update(id) {
                     $0.trial = trial.number
                     $0.phase = "data"
                     $0.curve = []
                 }
-                let run = try PretrainRun(settings: settings)
-                update(id) { $0.phase = "training" }
-                var crossEntropy = Double.nan
-                try run.run(start: .overwrite) { event in
+                let (_, crossEntropy) = try PretrainTuning.train(trial, base: request.settings, study: directory) { event in
+                    if case .started = event { update(id) { $0.phase = "training" } }
                     try self.follow(event, of: id)
-                    if case .evaluated(let step, let value) = event {
-                        crossEntropy = value
-                        try trial.report(step: step, value: value)
-                    }
                 }
                 return [crossEntropy]
             },

@@ -103,6 +103,25 @@ public enum PretrainTuning {
         return settings
     }
 
+    /// Pretrains `trial`: `base` with its values, into `STUDY/trials/N`, each held-out evaluation
+    /// reported to the trial (which throws to prune it) after `onEvent` hears it. Returns the
+    /// trial's settings and its last held-out cross-entropy.
+    public static func train(
+        _ trial: TrialContext, base: PretrainSettings, study directory: URL, onEvent: (PretrainEvent) throws -> Void = { _ in }
+    ) throws -> (settings: PretrainSettings, crossEntropy: Double) {
+        var settings = apply(trial.parameters, to: base)
+        settings.output = directory.appendingPathComponent("trials").appendingPathComponent(String(trial.number))
+        var crossEntropy = Double.nan
+        try PretrainRun(settings: settings).run(start: .overwrite) { event in
+            try onEvent(event)
+            if case .evaluated(let step, let value) = event {
+                crossEntropy = value
+                try trial.report(step: step, value: value)
+            }
+        }
+        return (settings, crossEntropy)
+    }
+
     /// A pipeline configuration (`chronos pipeline --config`) with one pretraining stage of `settings`.
     public static func pipelineConfiguration(_ settings: PretrainSettings) throws -> Data {
         let model = try JSONSerialization.jsonObject(with: JSONEncoder().encode(settings.model))
