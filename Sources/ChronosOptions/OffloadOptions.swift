@@ -10,7 +10,7 @@ extension ExpertResidencyMode: ExpressibleByArgument {}
 
 /// The options that say how routed experts are kept, loaded and timed, shared by `chronos` and
 /// `chronos-server` wherever a model runs with offloaded experts.
-public struct OffloadOptions: ParsableArguments {
+public struct OffloadOptions: ParsableArguments, Sendable {
     /// `--expert-budget`: the expert bytes allowed in memory, as given.
     @Option(
         help:

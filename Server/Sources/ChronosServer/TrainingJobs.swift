@@ -144,7 +144,9 @@ public final class TrainingJobs: Sendable {
     /// output directory when that has the same settings; refused as `startPretraining` is, and
     /// when the directory holds a study with other settings (409).
     func startStudy(_ body: Data) throws(APIError) -> Int {
-        let allowed = PretrainRequest.keys.union(["output", "space", "trials", "objectives", "startup_trials", "sampler_seed", "prune"])
+        let allowed = PretrainRequest.keys.union([
+            "output", "space", "trials", "objectives", "startup_trials", "sampler", "sampler_seed", "prune"
+        ])
         let fields = try RequestFields(body, allowed: allowed)
         let outputPath = try fields.requiredString("output")
         let output = try workspace.resolve(outputPath, field: "output", existing: false)
@@ -168,6 +170,13 @@ public final class TrainingJobs: Sendable {
         guard (0...10_000).contains(startupTrials) else {
             throw .invalid("startup_trials", "startup_trials \(startupTrials) is invalid: expected 0 to 10000")
         }
+        let samplerName = try fields.string("sampler") ?? TPESampler.Mode.multivariate.rawValue
+        guard let mode = TPESampler.Mode(rawValue: samplerName) else {
+            throw .invalid(
+                "sampler",
+                "sampler \(samplerName.debugDescription) is invalid: expected one of \(TPESampler.Mode.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
         let samplerSeed = try fields.int("sampler_seed") ?? 0
         guard samplerSeed >= 0 else {
             throw .invalid("sampler_seed", "sampler_seed \(samplerSeed) is invalid: expected a whole number from 0")
@@ -184,11 +193,12 @@ public final class TrainingJobs: Sendable {
         request.summary.merge([
             "output": .string(workspace.relative(output)), "space": .string(workspace.relative(spaceFile)),
             "trials": .number(Double(trials)), "startup_trials": .number(Double(startupTrials)),
-            "sampler_seed": .number(Double(samplerSeed)), "prune": .bool(prune), "objectives": ["heldout-ce"]
+            "sampler": .string(mode.rawValue), "sampler_seed": .number(Double(samplerSeed)), "prune": .bool(prune),
+            "objectives": ["heldout-ce"]
         ]) { $1 }
         try refuseOther(in: output, path: outputPath, log: "metrics.jsonl")
         let header = StudyHeader(
-            space: space, objectives: [StudyObjective(name: "heldout-ce", direction: .minimize)],
+            space: space, objectives: [StudyObjective(name: "heldout-ce", direction: .minimize)], sampler: mode,
             settings: Self.studySettings(request.summary))
         let id = try claim(
             Job(
@@ -210,7 +220,8 @@ public final class TrainingJobs: Sendable {
         record(id)
         start(id, name: "chronos-tuning") { [self, request] in
             try study(
-                id, request, header: header, trials: trials, sampler: TPESampler(startupTrials: startupTrials, seed: UInt64(samplerSeed)),
+                id, request, header: header, trials: trials,
+                sampler: TPESampler(startupTrials: startupTrials, mode: mode, seed: UInt64(samplerSeed)),
                 pruner: prune ? MedianPruner() : nil)
         }
         return id
@@ -371,7 +382,9 @@ public final class TrainingJobs: Sendable {
     /// The settings that make two studies the same one, as the study log's header keeps them.
     static func studySettings(_ summary: [String: JSONValue]) -> [String: String] {
         var settings: [String: String] = [:]
-        for (key, value) in summary where !["trials", "output", "space", "objectives"].contains(key) { settings[key] = value.text }
+        for (key, value) in summary where !["trials", "output", "space", "objectives", "sampler"].contains(key) {
+            settings[key] = value.text
+        }
         return settings
     }
 
