@@ -770,6 +770,29 @@ function renderBenchmark() {
 
 // A line per series of points (x: budget as a fraction, y ≥ 0) over budgets 0–100 %, with the
 // budgets measured marked below, the scale's top above, and a key naming each line.
+
+/** The x axis of a plot `width` wide: a line along its bottom edge at `height`. */
+function plotAxis(namespace, width, height) {
+  const axis = document.createElementNS(namespace, "line");
+  axis.setAttribute("class", "axis");
+  axis.setAttribute("x1", "0");
+  axis.setAttribute("x2", String(width));
+  axis.setAttribute("y1", String(height));
+  axis.setAttribute("y2", String(height));
+  return axis;
+}
+
+/** A tick label `text` at (x, y), anchored `anchor` (start, middle, end). */
+function tickLabel(namespace, text, x, y, anchor) {
+  const element = document.createElementNS(namespace, "text");
+  element.setAttribute("class", "tick");
+  element.setAttribute("x", String(x));
+  element.setAttribute("y", String(y));
+  element.setAttribute("text-anchor", anchor);
+  element.textContent = text;
+  return element;
+}
+
 function drawSweep(figure, series, format, fixedTop) {
   const width = 300;
   const height = 100;
@@ -788,23 +811,8 @@ function drawSweep(figure, series, format, fixedTop) {
   const top = fixedTop || Math.max(...values, 0) * 1.1 || 1;
   const x = (budget) => budget * width;
   const y = (value) => height - (height * value) / top;
-  const shapes = [];
-  const axis = document.createElementNS(namespace, "line");
-  axis.setAttribute("class", "axis");
-  axis.setAttribute("x1", "0");
-  axis.setAttribute("x2", String(width));
-  axis.setAttribute("y1", String(height));
-  axis.setAttribute("y2", String(height));
-  shapes.push(axis);
-  const label = (text, at, row, anchor) => {
-    const element = document.createElementNS(namespace, "text");
-    element.setAttribute("class", "tick");
-    element.setAttribute("x", String(at));
-    element.setAttribute("y", String(row));
-    element.setAttribute("text-anchor", anchor);
-    element.textContent = text;
-    shapes.push(element);
-  };
+  const shapes = [plotAxis(namespace, width, height)];
+  const label = (text, atX, atY, anchor) => shapes.push(tickLabel(namespace, text, atX, atY, anchor));
   const budgets = [...new Set(series.flatMap((item) => item.points.map((point) => point.x)))].sort((a, b) => a - b);
   for (const budget of budgets) label(formatPercent(budget), x(budget), height + 11, "middle");
   if (values.length) label(format(top), 0, -3, "start");
@@ -1156,23 +1164,8 @@ function drawLines(figure, series, xMax, format) {
   const span = high - low || Math.abs(high) || 1;
   const x = (value) => (value / xMax) * width;
   const y = (value) => height - 4 - ((height - 8) * (value - low)) / span;
-  const shapes = [];
-  const axis = document.createElementNS(namespace, "line");
-  axis.setAttribute("class", "axis");
-  axis.setAttribute("x1", "0");
-  axis.setAttribute("x2", String(width));
-  axis.setAttribute("y1", String(height));
-  axis.setAttribute("y2", String(height));
-  shapes.push(axis);
-  const label = (text, atX, atY, anchor) => {
-    const element = document.createElementNS(namespace, "text");
-    element.setAttribute("class", "tick");
-    element.setAttribute("x", String(atX));
-    element.setAttribute("y", String(atY));
-    element.setAttribute("text-anchor", anchor);
-    element.textContent = text;
-    shapes.push(element);
-  };
+  const shapes = [plotAxis(namespace, width, height)];
+  const label = (text, atX, atY, anchor) => shapes.push(tickLabel(namespace, text, atX, atY, anchor));
   if (values.length) {
     label(format(high), 0, -3, "start");
     label(format(low), 0, height + 11, "start");
