@@ -80,7 +80,7 @@ struct CompareCommand: ParsableCommand {
 
     func validate() throws {
         _ = try budgetFractions()
-        _ = try alignmentStages(into: URL(fileURLWithPath: runs))
+        _ = try alignmentConfiguration()
         try checkingOptions {
             try InvalidSetting.check("decode_tokens", decodeTokens, in: GenerationRequest.maxTokensRange)
             try InvalidSetting.check("offload_tokens", offloadTokens, in: GenerationRequest.maxTokensRange)
@@ -106,18 +106,17 @@ struct CompareCommand: ParsableCommand {
         return settings
     }
 
-    /// The fine-tuning stages of `--stages`, as they run in the pipeline writing into
-    /// `output`; none without it. A pretraining stage there is refused: compare pretrains both
-    /// models from its own flags.
-    func alignmentStages(into output: URL) throws -> [PipelineStage] {
-        guard let stages else { return [] }
+    /// The pipeline configuration of `--stages`, if given. A pretraining stage there is refused:
+    /// compare pretrains both models from its own flags.
+    func alignmentConfiguration() throws -> PipelineConfiguration? {
+        guard let stages else { return nil }
         let configuration = try PipelineConfiguration(contentsOf: URL(fileURLWithPath: stages))
         if configuration.stages.contains(where: { $0.stage == .pretrain }) {
             throw ValidationError(
                 "--stages \(stages) has a pretrain stage: compare pretrains both models from its own flags; keep the fine-tuning stages only"
             )
         }
-        return configuration.stages(relocatedTo: output)
+        return configuration
     }
 
     /// What makes two runs the same comparison: everything that shapes the models' training.
@@ -181,17 +180,22 @@ struct CompareCommand: ParsableCommand {
             try describe("conventional", conventional, recipe: "no shared experts, no lookahead head; load-balancing loss only"),
             try describe("chronos", chronos, recipe: "shared experts and a lookahead head; the Chronos loss mix and fallback masking")
         ]
-        let conventionalAlignment = try alignmentStages(into: runsDirectory.run("conventional")).map { stage in
+        // Each model's stages run in its own pipeline, a teacher named by stage being its own.
+        let alignment = try alignmentConfiguration()
+        func alignmentStages(of name: String) -> [PipelineStage] { alignment?.stages(relocatedTo: runsDirectory.run(name)) ?? [] }
+        let conventionalAlignment = alignmentStages(of: "conventional").map { stage in
             var stage = stage
             stage.optimization = ParameterMatch.conventionalOptimization(stage.optimization)
             return stage
         }
         let pipelines = [
             runsDirectory.pipeline("conventional", pretrain: conventional, alignment: conventionalAlignment),
-            runsDirectory.pipeline("chronos", pretrain: chronos, alignment: try alignmentStages(into: runsDirectory.run("chronos")))
+            runsDirectory.pipeline("chronos", pretrain: chronos, alignment: alignmentStages(of: "chronos"))
         ]
-        // Every stage's model is scored on the same held-out sequences of the pretraining text.
-        let scoring = try PretrainRun(settings: chronos)
+        // Every stage's model is scored on the held-out sequences pretraining evaluates on.
+        let heldOutCorpus = try TokenizedCorpus(
+            jsonl: [URL(fileURLWithPath: heldout)], tokenizer: Tokenizer(contentsOf: ModelDirectory(tokenizerDirectory).tokenizer))
+        let heldOutSequences = PackedSequences(tokens: heldOutCorpus.tokens, sequenceLength: seqLen)
         var directories: [URL] = []
         for (index, pipeline) in pipelines.enumerated() {
             let name = models[index].name
@@ -204,7 +208,9 @@ struct CompareCommand: ParsableCommand {
                 throw ValidationError("training the \(name) model stopped before its last stage; run the same command again to continue")
             }
             models[index].stages = try report.stages.map { stage in
-                let crossEntropy = try scoring.evaluate(TransformerLanguageModel(directory: URL(fileURLWithPath: stage.output)))
+                let crossEntropy = try HeldOutScoring.crossEntropy(
+                    TransformerLanguageModel(directory: URL(fileURLWithPath: stage.output)), sequences: heldOutSequences,
+                    count: evalSequences)
                 print(String(format: "%@ after %@: held-out cross-entropy %.4f nats/token", name, stage.stage.rawValue, crossEntropy))
                 return ComparisonReport.Stage(
                     name: stage.stage.rawValue, steps: stage.steps, heldOutCrossEntropy: crossEntropy, seconds: stage.seconds,

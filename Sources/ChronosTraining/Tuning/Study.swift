@@ -50,9 +50,12 @@ public final class Study {
     public let pruner: MedianPruner?
 
     /// The study in `directory`: a new one, or the one already there when `header` matches its
-    /// log. The header names the sampler's mode.
+    /// log. The header names the sampler's mode; another mode is refused.
     public init(directory: URL, header: StudyHeader, sampler: TPESampler, pruner: MedianPruner?) throws {
-        precondition(header.sampler == sampler.mode, "the study header names a \(header.sampler) sampler, not \(sampler.mode)")
+        guard header.sampler == sampler.mode else {
+            throw StudyLogError(
+                file: directory.path, reason: "the study's header names the \(header.sampler) sampler, but it runs the \(sampler.mode) one")
+        }
         log = try StudyLog(directory: directory, header: header)
         self.sampler = sampler
         self.pruner = pruner
