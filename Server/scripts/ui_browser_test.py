@@ -217,27 +217,29 @@ def fill_tiny(page, prefix, fields):
         page.fill(f"#{prefix}-{field}", value)
 
 
+def start_job(page, prefix, fields):
+    """Fills the `prefix` form of the training tab with a tiny job, starts it and waits until it is listed and has ended."""
+    fill_tiny(page, prefix, fields)
+    page.click(f"#{prefix}-start")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#{prefix}-jobs tbody tr')].some(r => r.innerText.includes('{fields['output']}'))",
+        timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => !document.querySelector('#{prefix}-start').disabled", timeout=120_000)
+
+
 def check_training(page):
     """A tiny run and a study of two trials start from the training tab; their curves and trials appear."""
     page.click("#tab-training")
     page.wait_for_function("() => document.querySelector('#train-workspace').textContent.length > 0", timeout=TIMEOUT_MS)
-    fill_tiny(page, "train", {"output": "runs/ui", "steps": "8", "batch": "2", "seq-len": "12"})
-    page.click("#train-start")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#train-jobs tbody tr')].some(r => r.innerText.includes('runs/ui'))", timeout=TIMEOUT_MS)
-    page.wait_for_function("() => !document.querySelector('#train-start').disabled", timeout=120_000)
+    start_job(page, "train", {"output": "runs/ui", "steps": "8", "batch": "2", "seq-len": "12"})
     status = page.inner_text("#train-status")
     assert status == ENGLISH["train.progress"].format(output="runs/ui", state="finished", step=8, steps=8), status
     lines = page.eval_on_selector_all("#train-curve polyline", "lines => lines.map(l => l.getAttribute('points').split(' ').length)")
     assert lines and max(lines) == 8, f"the loss curve's lines have {lines} points, not one per step"
     assert page.eval_on_selector_all("#train-curve .key li", "items => items.length") == 3, "the key names the loss, cross-entropy and held-out lines"
 
-    fill_tiny(page, "tune", {"output": "studies/ui", "trials": "2", "steps": "3"})
     page.set_checked("#tune-prune", False)
-    page.click("#tune-start")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#tune-jobs tbody tr')].some(r => r.innerText.includes('studies/ui'))", timeout=TIMEOUT_MS)
-    page.wait_for_function("() => !document.querySelector('#tune-start').disabled", timeout=120_000)
+    start_job(page, "tune", {"output": "studies/ui", "trials": "2", "steps": "3"})
     status = page.inner_text("#tune-status")
     assert status == ENGLISH["tune.progress"].format(output="studies/ui", state="finished", done=2, wanted=2), status
     trials = page.eval_on_selector_all("#tune-trials-table tbody tr", "rows => rows.map(r => r.innerText)")

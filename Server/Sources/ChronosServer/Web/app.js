@@ -756,20 +756,20 @@ function renderBenchmark() {
             formatNumber(run.stall_ms_per_token, 2),
             formatPercent(run.hit_rate),
           ];
-      row.append(
-        ...cells.map((text) => {
-          const cell = document.createElement("td");
-          cell.textContent = text;
-          return cell;
-        }),
-      );
+      row.append(...textCells(cells));
       return row;
     }),
   );
 }
 
-// A line per series of points (x: budget as a fraction, y ≥ 0) over budgets 0–100 %, with the
-// budgets measured marked below, the scale's top above, and a key naming each line.
+/** A table cell holding each of `texts`. */
+function textCells(texts) {
+  return texts.map((text) => {
+    const cell = document.createElement("td");
+    cell.textContent = text;
+    return cell;
+  });
+}
 
 /** The x axis of a plot `width` wide: a line along its bottom edge at `height`. */
 function plotAxis(namespace, width, height) {
@@ -792,6 +792,9 @@ function tickLabel(namespace, text, x, y, anchor) {
   element.textContent = text;
   return element;
 }
+
+// A line per series of points (x: budget as a fraction, y ≥ 0) over budgets 0–100 %, with the
+// budgets measured marked below, the scale's top above, and a key naming each line.
 
 function drawSweep(figure, series, format, fixedTop) {
   const width = 300;
@@ -1004,11 +1007,7 @@ function renderJobTable(table, jobs, shown, select, cells) {
       button.addEventListener("click", () => select(job.output));
       head.append(button);
       row.append(head);
-      for (const text of [t(TRAIN_STATE_LABELS[job.state]), ...cells(job)]) {
-        const cell = document.createElement("td");
-        cell.textContent = text;
-        row.append(cell);
-      }
+      row.append(...textCells([t(TRAIN_STATE_LABELS[job.state]), ...cells(job)]));
       return row;
     }),
   );
@@ -1111,13 +1110,7 @@ function renderStudies() {
         trial.values.length ? formatNumber(trial.values[0], 4) : "–",
         parameters,
       ];
-      row.append(
-        ...cells.map((text) => {
-          const cell = document.createElement("td");
-          cell.textContent = text;
-          return cell;
-        }),
-      );
+      row.append(...textCells(cells));
       return row;
     }),
   );
