@@ -2,6 +2,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <stdlib.h>
 #include "Kernels.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -55,19 +56,85 @@ AVX2 INLINE float dot_row(int dtype, const char *w, ptrdiff_t cols, const float 
     return s;
 }
 
-AVX2 INLINE void matvec_typed(int dtype, const void *weights, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols,
-                              const float *x, float *y) {
+/// Where the bf16 weights widen by pairs (`dot_rows`), x with each full block of 16 reordered
+/// as its 8 even then its 8 odd elements: a shift gives a 32-bit lane's even bf16, a mask its
+/// odd one, with no shuffle per weight.
+AVX2 INLINE void deinterleave_pairs(const float *x, ptrdiff_t cols, float *out) {
+    ptrdiff_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        const __m256 a = _mm256_loadu_ps(x + c), b = _mm256_loadu_ps(x + c + 8);
+        // Per 128-bit lane: a0 a2 b0 b2 | a4 a6 b4 b6; the 64-bit permute puts the a pairs first.
+        const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m256 odd = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(out + c, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps(out + c + 8, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), _MM_SHUFFLE(3, 1, 2, 0))));
+    }
+    for (; c < cols; c++) out[c] = x[c];
+}
+
+/// y[i · ystride] = Σ_c w_i[c] · x[c] for the n ≤ 4 rows w_i = w + i · stride bytes, sharing
+/// each load of x. With `pairs`, bf16 rows widen by pairs against `xp` from
+/// `deinterleave_pairs`; otherwise `xp` is x. Row tails use x as it is.
+AVX2 INLINE void dot_rows(int dtype, int pairs, int n, const char *w, size_t stride, ptrdiff_t cols, const float *xp,
+                          const float *x, float *y, ptrdiff_t ystride) {
+    const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+    __m256 a[4], b[4];
+    for (int i = 0; i < 4; i++) a[i] = b[i] = _mm256_setzero_ps();
+    ptrdiff_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        const __m256 x0 = _mm256_loadu_ps(xp + c), x1 = _mm256_loadu_ps(xp + c + 8);
+        for (int i = 0; i < n; i++) {
+            const char *row = w + i * stride;
+            if (pairs) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(row + 2 * c));
+                a[i] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), x0, a[i]);
+                b[i] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), x1, b[i]);
+            } else {
+                a[i] = _mm256_fmadd_ps(load8(dtype, row, c), x0, a[i]);
+                b[i] = _mm256_fmadd_ps(load8(dtype, row, c + 8), x1, b[i]);
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        float s = hsum(_mm256_add_ps(a[i], b[i]));
+        for (ptrdiff_t t = c; t < cols; t++) s += load1(dtype, w + i * stride, t) * x[t];
+        y[i * ystride] = s;
+    }
+}
+
+/// Rows [row0, row1) in four equal runs read side by side, plus the rows left over: four
+/// sequential streams in different pages keep more reads in flight than one, which a single
+/// core needs to approach the memory's bandwidth (rows next to each other would share pages
+/// and confuse the hardware prefetcher instead).
+AVX2 INLINE void matvec_typed(int dtype, int pairs, const void *weights, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols,
+                              const float *xp, const float *x, float *y) {
     const size_t stride = (size_t)cols * element_size(dtype);
     const char *base = (const char *)weights;
-    // One row after another: a single stream per thread, which the prefetcher follows best.
-    for (ptrdiff_t r = row0; r < row1; r++) y[r] = dot_row(dtype, base + r * stride, cols, x);
+    const ptrdiff_t run = (row1 - row0) / 4;
+    for (ptrdiff_t i = 0; i < run; i++) {
+        const ptrdiff_t r = row0 + i;
+        dot_rows(dtype, pairs, 4, base + r * stride, run * stride, cols, xp, x, y + r, run);
+    }
+    // Literal row counts, so that each call's accumulators stay in registers.
+    for (ptrdiff_t r = row0 + 4 * run; r < row1; r++) dot_rows(dtype, pairs, 1, base + r * stride, 0, cols, xp, x, y + r, 1);
 }
 
 AVX2 static void matvec(int dtype, const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const float *x, float *y) {
     switch (dtype) {
-    case CHRONOS_F32: matvec_typed(CHRONOS_F32, w, row0, row1, cols, x, y); break;
-    case CHRONOS_F16: matvec_typed(CHRONOS_F16, w, row0, row1, cols, x, y); break;
-    default: matvec_typed(CHRONOS_BF16, w, row0, row1, cols, x, y); break;
+    case CHRONOS_F32: matvec_typed(CHRONOS_F32, 0, w, row0, row1, cols, x, x, y); break;
+    case CHRONOS_F16: matvec_typed(CHRONOS_F16, 0, w, row0, row1, cols, x, x, y); break;
+    default: {
+        float local[4096];
+        float *xp = cols <= 4096 ? local : malloc((size_t)cols * sizeof(float));
+        if (!xp) {
+            matvec_typed(CHRONOS_BF16, 0, w, row0, row1, cols, x, x, y);
+            break;
+        }
+        deinterleave_pairs(x, cols, xp);
+        matvec_typed(CHRONOS_BF16, 1, w, row0, row1, cols, xp, x, y);
+        if (xp != local) free(xp);
+        break;
+    }
     }
 }
 
