@@ -307,7 +307,11 @@ AVX2 INLINE void dot_q6_K(const chronos_block_q6_K *w, const void *y, size_t str
 
 /// out[i · ldo] = Σ_b w[b] · y_i[b] for `rows` activation rows y_i (`stride` bytes apart)
 /// against one weight row of `blocks` blocks: each weight block is unpacked once for all of them.
-#define ROW_KERNEL(NAME, WBLOCK, YBLOCK)                                                                             \
+/// With RUNS 4 the matrix-vector product takes its rows in four equal runs read side by side
+/// (`rows4_`, the four weight rows `apart` blocks from each other), plus the rows left over:
+/// four sequential streams in different pages keep more reads in flight than one. The K formats
+/// (RUNS 1) spend longer unpacking each block than reading it, and read one row after another.
+#define ROW_KERNEL(NAME, WBLOCK, YBLOCK, RUNS)                                                                             \
     AVX2 INLINE void row_##NAME(int rows, const WBLOCK *w, ptrdiff_t blocks, const YBLOCK *y, size_t stride,       \
                                 float *out, ptrdiff_t ldo) {                                                       \
         __m256 acc[TOKENS];                                                                                        \
@@ -323,10 +327,32 @@ AVX2 INLINE void dot_q6_K(const chronos_block_q6_K *w, const void *y, size_t str
         }                                                                                                          \
         for (int i = 0; i < rows; i++) out[i * ldo] = hsum(acc[i]) + bias[i];                                      \
     }                                                                                                              \
+    AVX2 INLINE void rows4_##NAME(const WBLOCK *w, ptrdiff_t blocks, size_t apart, const YBLOCK *y, float *out,    \
+                                  ptrdiff_t ldo) {                                                                 \
+        __m256 acc[4];                                                                                             \
+        float bias[4];                                                                                             \
+        for (int s = 0; s < 4; s++) {                                                                              \
+            acc[s] = _mm256_setzero_ps();                                                                          \
+            bias[s] = 0;                                                                                           \
+        }                                                                                                          \
+        for (ptrdiff_t b = 0; b < blocks; b++) {                                                                   \
+            for (int s = 0; s < 4; s++) {                                                                          \
+                const WBLOCK *ws = w + s * apart + b;                                                              \
+                for (size_t line = 0; line < sizeof(WBLOCK); line += 64)                                           \
+                    _mm_prefetch((const char *)ws + PREFETCH + line, _MM_HINT_T0);                                 \
+                dot_##NAME(ws, y + b, 0, 1, &acc[s], &bias[s]);                                                    \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (int s = 0; s < 4; s++) out[s * ldo] = hsum(acc[s]) + bias[s];                                         \
+    }                                                                                                              \
     AVX2 static void matvec_##NAME(const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const void *xq,  \
                                    float *y) {                                                                     \
         const ptrdiff_t blocks = cols / (ptrdiff_t)(sizeof(((YBLOCK *)0)->qs));                                    \
-        for (ptrdiff_t r = row0; r < row1; r++) row_##NAME(1, (const WBLOCK *)w + r * blocks, blocks, xq, 0, y + r, 0); \
+        const WBLOCK *base = (const WBLOCK *)w;                                                                    \
+        const ptrdiff_t run = RUNS == 4 ? (row1 - row0) / 4 : 0;                                                   \
+        for (ptrdiff_t i = 0; i < run; i++)                                                                        \
+            rows4_##NAME(base + (row0 + i) * blocks, blocks, (size_t)(run * blocks), xq, y + row0 + i, run);       \
+        for (ptrdiff_t r = row0 + 4 * run; r < row1; r++) row_##NAME(1, base + r * blocks, blocks, xq, 0, y + r, 0); \
     }                                                                                                              \
     AVX2 static void gemm_##NAME(ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k, const void *aq,         \
                                  const void *b, float *c, ptrdiff_t ldc) {                                         \
@@ -347,17 +373,17 @@ AVX2 INLINE void dot_q6_K(const chronos_block_q6_K *w, const void *y, size_t str
         }                                                                                                          \
     }
 
-ROW_KERNEL(q8_0, chronos_block_q8_0, chronos_block_q8_0)
-ROW_KERNEL(q4_0, chronos_block_q4_0, chronos_block_q8_0)
-ROW_KERNEL(q5_0, chronos_block_q5_0, chronos_block_q8_0)
-ROW_KERNEL(q4_1, chronos_block_q4_1, chronos_block_q8_1)
-ROW_KERNEL(q5_1, chronos_block_q5_1, chronos_block_q8_1)
-ROW_KERNEL(q2_K, chronos_block_q2_K, chronos_block_q8_K)
-ROW_KERNEL(q3_K, chronos_block_q3_K, chronos_block_q8_K)
-ROW_KERNEL(q4_K, chronos_block_q4_K, chronos_block_q8_K)
-ROW_KERNEL(q5_K, chronos_block_q5_K, chronos_block_q8_K)
-ROW_KERNEL(q6_K, chronos_block_q6_K, chronos_block_q8_K)
-ROW_KERNEL(mxfp4, chronos_block_mxfp4, chronos_block_q8_0)
+ROW_KERNEL(q8_0, chronos_block_q8_0, chronos_block_q8_0, 4)
+ROW_KERNEL(q4_0, chronos_block_q4_0, chronos_block_q8_0, 4)
+ROW_KERNEL(q5_0, chronos_block_q5_0, chronos_block_q8_0, 4)
+ROW_KERNEL(q4_1, chronos_block_q4_1, chronos_block_q8_1, 4)
+ROW_KERNEL(q5_1, chronos_block_q5_1, chronos_block_q8_1, 4)
+ROW_KERNEL(q2_K, chronos_block_q2_K, chronos_block_q8_K, 1)
+ROW_KERNEL(q3_K, chronos_block_q3_K, chronos_block_q8_K, 1)
+ROW_KERNEL(q4_K, chronos_block_q4_K, chronos_block_q8_K, 1)
+ROW_KERNEL(q5_K, chronos_block_q5_K, chronos_block_q8_K, 1)
+ROW_KERNEL(q6_K, chronos_block_q6_K, chronos_block_q8_K, 1)
+ROW_KERNEL(mxfp4, chronos_block_mxfp4, chronos_block_q8_0, 4)
 
 #define EACH_TYPE(X)                                                                                               \
     X(CHRONOS_Q8_0, q8_0) X(CHRONOS_Q4_0, q4_0) X(CHRONOS_Q5_0, q5_0) X(CHRONOS_Q4_1, q4_1) X(CHRONOS_Q5_1, q5_1) \
