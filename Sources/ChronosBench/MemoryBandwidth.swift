@@ -38,6 +38,9 @@ public enum MemoryBandwidth {
                 }
             }
             precondition(total > 0)
+            let summedRate = Double(count * 4) / summed / 1e9
+            let readByProduct = count / width * width
+            guard readByProduct > 0 else { return summedRate }
             let ones = [Float](repeating: 1, count: width)
             var rowSums = [Float](repeating: 0, count: block / width)
             let multiplied = Stopwatch.time {
@@ -50,8 +53,7 @@ public enum MemoryBandwidth {
                     }
                 }
             }
-            let readByProduct = count / width * width
-            return max(Double(count * 4) / summed, Double(readByProduct * 4) / multiplied) / 1e9
+            return max(summedRate, Double(readByProduct * 4) / multiplied / 1e9)
         }
     }
 
