@@ -142,16 +142,17 @@ AVX2 static void matvec(int dtype, const void *w, ptrdiff_t row0, ptrdiff_t row1
 
 enum { RM = 4, RN = 3 };
 
-/// c[i, j] for i < rm, j < rn: rm rows of activations against rn weight rows, accumulated
-/// along k in rm × rn registers and summed across lanes at the end.
+/// c[i, j · cstep] for i < rm, j < rn (rm · rn ≤ 12): rm rows of activations against rn weight
+/// rows `bstride` bytes apart, accumulated along k in rm × rn registers and summed across lanes
+/// at the end.
 AVX2 INLINE void tile_nt(int dtype, int rm, int rn, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                         const char *b, size_t bstride, float *c, ptrdiff_t ldc) {
-    __m256 acc[RM][RN];
+                         const char *b, size_t bstride, float *c, ptrdiff_t ldc, ptrdiff_t cstep) {
+    __m256 acc[RM][4];
     for (int i = 0; i < rm; i++)
         for (int j = 0; j < rn; j++) acc[i][j] = _mm256_setzero_ps();
     ptrdiff_t p = 0;
     for (; p + 8 <= k; p += 8) {
-        __m256 bv[RN];
+        __m256 bv[4];
         for (int j = 0; j < rn; j++) bv[j] = load8(dtype, b + j * bstride, p);
         for (int i = 0; i < rm; i++) {
             __m256 av = _mm256_loadu_ps(a + i * lda + p);
@@ -162,14 +163,34 @@ AVX2 INLINE void tile_nt(int dtype, int rm, int rn, ptrdiff_t k, const float *a,
         for (int j = 0; j < rn; j++) {
             float s = hsum(acc[i][j]);
             for (ptrdiff_t q = p; q < k; q++) s += a[i * lda + q] * load1(dtype, b + j * bstride, q);
-            c[i * ldc + j] = s;
+            c[i * ldc + j * cstep] = s;
         }
     }
 }
 
+/// Batches of up to `RUNS_BATCH` tokens, where reading the weights bounds the product: the columns
+/// go in four runs read side by side, as in `matvec_typed`, each tile taking one weight row of
+/// every run against two activation rows; the columns left over go as below.
+enum { RUNS_BATCH = 8 };
+
 AVX2 INLINE void gemm_nt_typed(int dtype, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k, const float *a,
                                ptrdiff_t lda, const void *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc) {
     const size_t bstride = (size_t)ldb * element_size(dtype);
+    if (m <= RUNS_BATCH) {
+        const ptrdiff_t run = (col1 - col0) / 4;
+        for (ptrdiff_t q = 0; q < run; q++) {
+            const char *bj = (const char *)b + (col0 + q) * bstride;
+            for (ptrdiff_t i = 0; i < m; i += 2) {
+                float *ci = c + i * ldc + col0 + q;
+                if (m - i >= 2) {
+                    tile_nt(dtype, 2, 4, k, a + i * lda, lda, bj, run * bstride, ci, ldc, run);
+                } else {
+                    tile_nt(dtype, 1, 4, k, a + i * lda, lda, bj, run * bstride, ci, ldc, run);
+                }
+            }
+        }
+        col0 += 4 * run;
+    }
     for (ptrdiff_t j = col0; j < col1; j += RN) {
         const int rn = col1 - j < RN ? (int)(col1 - j) : RN;
         const char *bj = (const char *)b + j * bstride;
@@ -177,7 +198,7 @@ AVX2 INLINE void gemm_nt_typed(int dtype, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t
             const int rm = m - i < RM ? (int)(m - i) : RM;
             const float *ai = a + i * lda;
             float *ci = c + i * ldc + j;
-#define TILE(M, N) case (M) * 8 + (N): tile_nt(dtype, M, N, k, ai, lda, bj, bstride, ci, ldc); break;
+#define TILE(M, N) case (M) * 8 + (N): tile_nt(dtype, M, N, k, ai, lda, bj, bstride, ci, ldc, 1); break;
             switch (rm * 8 + rn) {
                 TILE(4, 3) TILE(4, 2) TILE(4, 1) TILE(3, 3) TILE(3, 2) TILE(3, 1)
                 TILE(2, 3) TILE(2, 2) TILE(2, 1) TILE(1, 3) TILE(1, 2) TILE(1, 1)
