@@ -312,7 +312,7 @@ AVX2 INLINE void dot_q6_K(const chronos_block_q6_K *w, const void *y, size_t str
 /// (`rows4_`, the four weight rows `apart` blocks from each other), plus the rows left over:
 /// four sequential streams in different pages keep more reads in flight than one. The K formats
 /// (RUNS 1) spend longer unpacking each block than reading it, and read one row after another.
-#define ROW_KERNEL(NAME, WBLOCK, YBLOCK, RUNS)                                                                             \
+#define ROW_KERNEL(NAME, WBLOCK, YBLOCK, RUNS)                                                                     \
     AVX2 INLINE void row_##NAME(int rows, const WBLOCK *w, ptrdiff_t blocks, const YBLOCK *y, size_t stride,       \
                                 float *out, ptrdiff_t ldo) {                                                       \
         __m256 acc[TOKENS];                                                                                        \
@@ -432,7 +432,7 @@ AVX2 static void matvec_q4_0_sums(const void *w, ptrdiff_t row0, ptrdiff_t row1,
 }
 
 #define EACH_TYPE_BUT_Q4_0(X)                                                                                      \
-    X(CHRONOS_Q8_0, q8_0) X(CHRONOS_Q5_0, q5_0) X(CHRONOS_Q4_1, q4_1) X(CHRONOS_Q5_1, q5_1) X(CHRONOS_Q2_K, q2_K)    \
+    X(CHRONOS_Q8_0, q8_0) X(CHRONOS_Q5_0, q5_0) X(CHRONOS_Q4_1, q4_1) X(CHRONOS_Q5_1, q5_1) X(CHRONOS_Q2_K, q2_K)  \
     X(CHRONOS_Q3_K, q3_K) X(CHRONOS_Q4_K, q4_K) X(CHRONOS_Q5_K, q5_K) X(CHRONOS_Q6_K, q6_K) X(CHRONOS_MXFP4, mxfp4)
 #define EACH_TYPE(X) X(CHRONOS_Q4_0, q4_0) EACH_TYPE_BUT_Q4_0(X)
 
