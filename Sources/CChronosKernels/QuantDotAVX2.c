@@ -375,7 +375,7 @@ AVX2 INLINE void dot_q6_K(const chronos_block_q6_K *w, const void *y, size_t str
     }
 
 ROW_KERNEL(q8_0, chronos_block_q8_0, chronos_block_q8_0, 4)
-ROW_KERNEL(q4_0, chronos_block_q4_0, chronos_block_q8_0, 4)
+ROW_KERNEL(q4_0, chronos_block_q4_0, chronos_block_q8_0, 1)
 ROW_KERNEL(q5_0, chronos_block_q5_0, chronos_block_q8_0, 4)
 ROW_KERNEL(q4_1, chronos_block_q4_1, chronos_block_q8_1, 4)
 ROW_KERNEL(q5_1, chronos_block_q5_1, chronos_block_q8_1, 4)
@@ -389,7 +389,8 @@ ROW_KERNEL(mxfp4, chronos_block_mxfp4, chronos_block_q8_0, 4)
 /// The Q4_0 matrix-vector product with the −8 of its quants taken out of the integer work:
 /// Σ (q − 8)·y = Σ q·y − 8·Σ y, with each activation block's −8·d_y·Σ y computed once for all
 /// rows, so a weight block is one unsigned-by-signed product with no sign fix-ups. Rows go in
-/// four runs side by side, as `matvec_` does; the per-row path is the fallback.
+/// four runs side by side, as `matvec_` does; `matvec_q4_0`, one row after another, is the
+/// fallback where the sums get no memory.
 AVX2 static void matvec_q4_0_sums(const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const void *xq, float *y) {
     const ptrdiff_t blocks = cols / CHRONOS_QK;
     const chronos_block_q8_0 *x = (const chronos_block_q8_0 *)xq;
