@@ -386,61 +386,160 @@ ROW_KERNEL(q5_K, chronos_block_q5_K, chronos_block_q8_K, 1)
 ROW_KERNEL(q6_K, chronos_block_q6_K, chronos_block_q8_K, 1)
 ROW_KERNEL(mxfp4, chronos_block_mxfp4, chronos_block_q8_0, 4)
 
-/// The Q4_0 matrix-vector product with the −8 of its quants taken out of the integer work:
-/// Σ (q − 8)·y = Σ q·y − 8·Σ y, with each activation block's −8·d_y·Σ y computed once for all
-/// rows, so a weight block is one unsigned-by-signed product with no sign fix-ups. Rows go in
-/// four runs side by side, as `matvec_` does; `matvec_q4_0`, one row after another, is the
-/// fallback where the sums get no memory.
-AVX2 static void matvec_q4_0_sums(const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const void *xq, float *y) {
+/// The 16 bytes at p in both halves of a register.
+AVX2 INLINE __m256i load16_twice(const void *p) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+}
+
+/// The quants of Q4_0 rows w and w + apart, unpacked: the 16 quant bytes of both rows in one
+/// register, so that the low nibbles are values 0–15 of each row (in its half) and the high
+/// nibbles values 16–31.
+typedef struct { __m256i low, high; } q4_0_pair;
+
+AVX2 INLINE q4_0_pair unpack_pair(const chronos_block_q4_0 *w, size_t apart) {
+    const __m256i q = _mm256_loadu2_m128i((const __m128i *)w[apart].qs, (const __m128i *)w->qs);
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    return (q4_0_pair){_mm256_and_si256(q, mask), _mm256_and_si256(_mm256_srli_epi16(q, 4), mask)};
+}
+
+/// Σ q·y of a pair of rows against the 32 activation quants y (its first and last 16 bytes in
+/// both halves): lanes 0–3 sum the first row's products, lanes 4–7 the second's.
+AVX2 INLINE __m256i dot_pair(q4_0_pair q, const int8_t *y) {
+    const __m256i low = _mm256_maddubs_epi16(q.low, load16_twice(y));
+    const __m256i high = _mm256_maddubs_epi16(q.high, load16_twice(y + 16));
+    // Each 16-bit sum is at most 4 · 15 · 128, so adding before widening cannot overflow.
+    return _mm256_madd_epi16(_mm256_add_epi16(low, high), _mm256_set1_epi16(1));
+}
+
+/// The two Q4_0 scales of rows w and w + apart, converted, as [d d d d d' d' d' d'].
+AVX2 INLINE __m256 pair_scales_q4_0(const chronos_block_q4_0 *w, size_t apart) {
+    const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)w->d | (uint32_t)w[apart].d << 16)));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+}
+
+/// Each activation block's d_x and −2·d_x·Σ q_x: a quarter of the −8·d_x·Σ q_x that takes the
+/// −8 out of Σ (q − 8)·q_x, for each of a row's four lanes to carry.
+typedef struct { float d, shift; } q4_0_block_terms;
+
+AVX2 INLINE q4_0_block_terms block_terms(const chronos_block_q8_0 *x) {
+    const __m256i q = load32(x->qs);
+    // Σ q_x through the same multiply-adds, against ones.
+    const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    const float d = half(x->d);
+    return (q4_0_block_terms){d, -2.0f * d * (float)_mm_cvtsi128_si32(s)};
+}
+
+/// acc += (d_x · p + shift) · scales, lane by lane: one block's contribution to a pair of rows.
+AVX2 INLINE __m256 add_pair(__m256i p, const q4_0_block_terms *t, __m256 scales, __m256 acc) {
+    const __m256 value =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&t->d), _mm256_broadcast_ss(&t->shift));
+    return _mm256_fmadd_ps(value, scales, acc);
+}
+
+/// Row w's and row w + apart's sums: lanes 0–3 and 4–7 of acc, added up.
+AVX2 INLINE void store_pair(__m256 acc, float *out, ptrdiff_t apart) {
+    const __m128 s = _mm_hadd_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    const __m128 t = _mm_hadd_ps(s, s);
+    out[0] = _mm_cvtss_f32(t);
+    out[apart] = _mm_cvtss_f32(_mm_movehdup_ps(t));
+}
+
+/// The Q4_0 matrix-vector product, rows in four runs side by side as `matvec_` does, two rows
+/// to a register (`unpack_pair`) so that one 8-lane product, conversion and multiply-add
+/// serve two rows, and a row's four lanes are summed once at its end rather than per block.
+/// Each activation block's terms are computed once for all rows. `matvec_q4_0`, one row after
+/// another, is the fallback where the terms get no memory.
+AVX2 static void matvec_q4_0_pairs(const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols, const void *xq,
+                                   float *y) {
     const ptrdiff_t blocks = cols / CHRONOS_QK;
     const chronos_block_q8_0 *x = (const chronos_block_q8_0 *)xq;
-    float local[512];
-    float *sums = blocks <= 512 ? local : malloc((size_t)blocks * sizeof(float));
-    if (!sums) {
+    q4_0_block_terms local[512];
+    q4_0_block_terms *terms = blocks <= 512 ? local : malloc((size_t)blocks * sizeof *terms);
+    if (!terms) {
         matvec_q4_0(w, row0, row1, cols, xq, y);
         return;
     }
-    for (ptrdiff_t b = 0; b < blocks; b++) {
-        int total = 0;
-        for (int j = 0; j < CHRONOS_QK; j++) total += x[b].qs[j];
-        sums[b] = -8.0f * half(x[b].d) * (float)total;
-    }
+    for (ptrdiff_t b = 0; b < blocks; b++) terms[b] = block_terms(x + b);
     const chronos_block_q4_0 *base = (const chronos_block_q4_0 *)w;
     const ptrdiff_t run = (row1 - row0) / 4;
+    const size_t apart = (size_t)(run * blocks);
     for (ptrdiff_t i = 0; i < run; i++) {
         const chronos_block_q4_0 *rows = base + (row0 + i) * blocks;
-        __m256 acc[4];
-        float bias[4];
-        for (int r = 0; r < 4; r++) {
-            acc[r] = _mm256_setzero_ps();
-            bias[r] = 0;
-        }
+        __m256 acc01 = _mm256_setzero_ps(), acc23 = _mm256_setzero_ps();
         for (ptrdiff_t b = 0; b < blocks; b++) {
-            const __m256i xs = load32(x[b].qs);
-            const float dx = half(x[b].d);
-            for (int r = 0; r < 4; r++) {
-                const chronos_block_q4_0 *wb = rows + r * run * blocks + b;
-                _mm_prefetch((const char *)wb + PREFETCH, _MM_HINT_T0);
-                const float d = half(wb->d);
-                acc[r] = scale_add(dot_us(nibbles(wb->qs), xs), d * dx, acc[r]);
-                bias[r] += d * sums[b];
-            }
+            const chronos_block_q4_0 *wb = rows + b;
+            for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(wb + r * apart) + PREFETCH, _MM_HINT_T0);
+            const chronos_block_q4_0 *wc = wb + 2 * apart;
+            acc01 = add_pair(dot_pair(unpack_pair(wb, apart), x[b].qs), terms + b, pair_scales_q4_0(wb, apart), acc01);
+            acc23 = add_pair(dot_pair(unpack_pair(wc, apart), x[b].qs), terms + b, pair_scales_q4_0(wc, apart), acc23);
         }
-        for (int r = 0; r < 4; r++) y[row0 + i + r * run] = hsum(acc[r]) + bias[r];
+        store_pair(acc01, y + row0 + i, run);
+        store_pair(acc23, y + row0 + i + 2 * run, run);
     }
     for (ptrdiff_t r = row0 + 4 * run; r < row1; r++) row_q4_0(1, base + r * blocks, blocks, xq, 0, y + r, 0);
-    if (sums != local) free(sums);
+    if (terms != local) free(terms);
+}
+
+/// Rows w and w + blocks of Q4_0 weights times `n` activation rows a (each `blocks` blocks, with
+/// their `terms`): each weight block is unpacked once for all of them.
+AVX2 INLINE void pair_tokens_q4_0(int n, const chronos_block_q4_0 *w, ptrdiff_t blocks, const chronos_block_q8_0 *a,
+                                  const q4_0_block_terms *terms, float *out, ptrdiff_t ldc) {
+    __m256 acc[TOKENS];
+    for (int i = 0; i < n; i++) acc[i] = _mm256_setzero_ps();
+    for (ptrdiff_t b = 0; b < blocks; b++) {
+        _mm_prefetch((const char *)(w + b) + PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + blocks + b) + PREFETCH, _MM_HINT_T0);
+        const q4_0_pair q = unpack_pair(w + b, (size_t)blocks);
+        const __m256 scales = pair_scales_q4_0(w + b, (size_t)blocks);
+        for (int i = 0; i < n; i++)
+            acc[i] = add_pair(dot_pair(q, a[i * blocks + b].qs), terms + i * blocks + b, scales, acc[i]);
+    }
+    for (int i = 0; i < n; i++) store_pair(acc[i], out + i * ldc, 1);
+}
+
+/// The Q4_0 product of `m` activation rows and weight rows col0..<col1, two weight rows at a
+/// time as the matrix-vector product takes them, against up to four activation rows at once.
+/// `gemm_q4_0` takes an odd row left over, and everything where the terms get no memory.
+AVX2 static void gemm_q4_0_pairs(ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k, const void *aq, const void *b,
+                                 float *c, ptrdiff_t ldc) {
+    const ptrdiff_t blocks = k / CHRONOS_QK;
+    const chronos_block_q8_0 *a = (const chronos_block_q8_0 *)aq;
+    q4_0_block_terms *terms = malloc((size_t)(m * blocks) * sizeof *terms);
+    if (!terms) {
+        gemm_q4_0(m, col0, col1, k, aq, b, c, ldc);
+        return;
+    }
+    for (ptrdiff_t i = 0; i < m * blocks; i++) terms[i] = block_terms(a + i);
+    ptrdiff_t j = col0;
+    for (; j + 1 < col1; j += 2) {
+        const chronos_block_q4_0 *w = (const chronos_block_q4_0 *)b + j * blocks;
+        for (ptrdiff_t i = 0; i < m; i += TOKENS) {
+            const chronos_block_q8_0 *ai = a + i * blocks;
+            const q4_0_block_terms *ti = terms + i * blocks;
+            float *ci = c + i * ldc + j;
+            switch (m - i < TOKENS ? m - i : TOKENS) {
+            case 4: pair_tokens_q4_0(4, w, blocks, ai, ti, ci, ldc); break;
+            case 3: pair_tokens_q4_0(3, w, blocks, ai, ti, ci, ldc); break;
+            case 2: pair_tokens_q4_0(2, w, blocks, ai, ti, ci, ldc); break;
+            default: pair_tokens_q4_0(1, w, blocks, ai, ti, ci, ldc); break;
+            }
+        }
+    }
+    if (j < col1) gemm_q4_0(m, j, col1, k, aq, b, c, ldc);
+    free(terms);
 }
 
 #define EACH_TYPE_BUT_Q4_0(X)                                                                                      \
     X(CHRONOS_Q8_0, q8_0) X(CHRONOS_Q5_0, q5_0) X(CHRONOS_Q4_1, q4_1) X(CHRONOS_Q5_1, q5_1) X(CHRONOS_Q2_K, q2_K)  \
     X(CHRONOS_Q3_K, q3_K) X(CHRONOS_Q4_K, q4_K) X(CHRONOS_Q5_K, q5_K) X(CHRONOS_Q6_K, q6_K) X(CHRONOS_MXFP4, mxfp4)
-#define EACH_TYPE(X) X(CHRONOS_Q4_0, q4_0) EACH_TYPE_BUT_Q4_0(X)
 
 AVX2 void chronos_quant_matvec_avx2(int type, const void *w, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t cols,
                                     const void *xq, float *y) {
     switch (type) {
-    case CHRONOS_Q4_0: matvec_q4_0_sums(w, row0, row1, cols, xq, y); break;
+    case CHRONOS_Q4_0: matvec_q4_0_pairs(w, row0, row1, cols, xq, y); break;
 #define CASE(TYPE, NAME) case TYPE: matvec_##NAME(w, row0, row1, cols, xq, y); break;
         EACH_TYPE_BUT_Q4_0(CASE)
 #undef CASE
@@ -451,8 +550,9 @@ AVX2 void chronos_quant_matvec_avx2(int type, const void *w, ptrdiff_t row0, ptr
 AVX2 void chronos_quant_gemm_nt_avx2(int type, ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, ptrdiff_t k,
                                      const void *aq, const void *b, float *c, ptrdiff_t ldc) {
     switch (type) {
+    case CHRONOS_Q4_0: gemm_q4_0_pairs(m, col0, col1, k, aq, b, c, ldc); break;
 #define CASE(TYPE, NAME) case TYPE: gemm_##NAME(m, col0, col1, k, aq, b, c, ldc); break;
-        EACH_TYPE(CASE)
+        EACH_TYPE_BUT_Q4_0(CASE)
 #undef CASE
     default: break;
     }

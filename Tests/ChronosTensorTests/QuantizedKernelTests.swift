@@ -96,10 +96,12 @@ final class QuantizedKernelTests: XCTestCase {
         }
     }
 
-    /// Rows and columns per type: odd row counts, several blocks a row, and one matrix tall
-    /// enough that the rows are split across threads.
+    /// Rows and columns per type: odd row counts, several blocks a row, one matrix tall enough
+    /// that the rows are split across threads, and for the 32-value formats one row longer than
+    /// 256 blocks (the AVX2 Q4_0 kernel keeps its activation table on the heap there).
     static func shapes(_ type: DType) -> [(rows: Int, cols: Int)] {
-        type.blockElements == 256 ? [(1, 512), (5, 768), (37, 512), (261, 512)] : [(1, 96), (5, 160), (37, 800), (261, 512)]
+        type.blockElements == 256
+            ? [(1, 512), (5, 768), (37, 512), (261, 512)] : [(1, 96), (5, 160), (37, 800), (261, 512), (9, 8224)]
     }
 
     func testMatVecAndBatchedProductsMatchDequantisedWeights() {
