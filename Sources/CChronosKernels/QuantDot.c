@@ -20,12 +20,28 @@ int chronos_quant_dot_type(int type) {
 
 // MARK: Activations
 
+/// roundf(v), halves away from zero, for |v| ≤ 128: the truncation plus the sign where the
+/// fraction left is half or more, all exact. It stays in registers and vectorises, where
+/// roundf is a library call on processors without SSE4.1's rounding instruction.
+static inline int round_half_away(float v) {
+    const int t = (int)v;
+    const float fraction = v - (float)t;
+    return t + (fraction >= 0.5f) - (fraction <= -0.5f);
+}
+
+/// nearbyintf(v) in the default rounding mode (halves to even), for |v| < 2^22: adding and
+/// taking off 1.5 · 2^23 leaves no bits below the units, rounded as the FPU rounds.
+static inline int round_half_even(float v) {
+    const float magic = 12582912.0f;
+    return (int)((v + magic) - magic);
+}
+
 /// q = round(x / d) with d = max |x| / 127, as llama.cpp's reference Q8_0 and Q8_1 quantisers.
 static float quantize_block_32(const float *x, int8_t *qs) {
     float amax = 0;
     for (int j = 0; j < CHRONOS_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-    for (int j = 0; j < CHRONOS_QK; j++) qs[j] = (int8_t)roundf(x[j] * id);
+    for (int j = 0; j < CHRONOS_QK; j++) qs[j] = (int8_t)round_half_away(x[j] * id);
     return d;
 }
 
@@ -45,7 +61,7 @@ static void quantize_block_q8_K(const float *x, chronos_block_q8_K *y) {
     }
     const float iscale = -127.0f / max;
     for (int j = 0; j < CHRONOS_QK_K; j++) {
-        int v = (int)nearbyintf(iscale * x[j]);
+        int v = round_half_even(iscale * x[j]);
         y->qs[j] = (int8_t)(v < 127 ? v : 127);
     }
     for (int j = 0; j < CHRONOS_QK_K / 16; j++) {
