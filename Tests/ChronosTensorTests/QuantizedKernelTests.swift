@@ -1,7 +1,8 @@
-import ChronosTensor
 import ChronosTestSupport
 import Foundation
 import XCTest
+
+@testable import ChronosTensor
 
 /// The block-format kernels against the product of the dequantised weights in f32, for every
 /// type, every instruction set this processor runs (the portable C kernel among them) and the
@@ -181,5 +182,25 @@ final class QuantizedKernelTests: XCTestCase {
         // ∂Σy/∂x[t, c] = Σ_r W[r, c] for every token.
         let columnSums = (0..<cols).map { c in (0..<rows).reduce(Float(0)) { $0 + w[$1 * cols + c] } }
         assertClose(dx, (0..<tokens).flatMap { _ in columnSums }, tolerance: 1e-5)
+    }
+
+    /// Activations round as llama.cpp's reference quantisers do: Q8_0 (and Q8_1) halves away
+    /// from zero as `roundf`, Q8_K halves to even as `nearbyintf`, with values just below a
+    /// half rounded down. Scales of 1 make each value its own quant.
+    func testActivationQuantisersRoundHalvesAsLlamaCpp() {
+        let values: [Float] = [2.5, -0.5, 63.5, -1.5, 0.5, 1.5, 0.49999997, -0.49999997, 1.4999999, 126.5]
+        func quants(_ weightType: DType, _ x: [Float], offset: Int) -> [Int8] {
+            x.withUnsafeBufferPointer { xs in
+                QuantizedActivations.withQuantized(weightType, rows: 1, cols: x.count, xs.baseAddress!, stride: x.count) { q in
+                    (0..<values.count).map { Int8(bitPattern: q.load(fromByteOffset: offset + 1 + $0, as: UInt8.self)) }
+                }
+            }
+        }
+        // Q8_0: 127 sets d = 1; its quants follow the two-byte scale.
+        let awayFromZero = quants(.q4_0, [127] + values + [Float](repeating: 0, count: 32 - 1 - values.count), offset: 2)
+        XCTAssertEqual(awayFromZero, [3, -1, 64, -2, 1, 2, 0, 0, 1, 127])
+        // Q8_K: −127, the value of largest magnitude, sets the scale to 1; quants follow the float scale.
+        let toEven = quants(.q4_k, [-127] + values + [Float](repeating: 0, count: 256 - 1 - values.count), offset: 4)
+        XCTAssertEqual(toEven, [2, 0, 64, -2, 0, 2, 0, 0, 1, 126])
     }
 }
