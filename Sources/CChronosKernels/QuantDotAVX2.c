@@ -14,8 +14,9 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
-/// Activation rows a weight block is unpacked for at once in the GEMM.
-enum { TOKENS = 4 };
+/// The most activation rows a weight block is unpacked for at once in the GEMM: the K formats
+/// take 8, whose blocks cost more to unpack than to multiply; the 32-value formats take 4.
+enum { TOKENS = 8 };
 
 /// Bytes ahead of the weight block in use that are asked for, a cache line at a time: the
 /// hardware prefetcher alone leaves the integer work waiting on DRAM between its requests.
@@ -142,8 +143,8 @@ AVX2 INLINE __m256i pair_scales(__m256i low, __m256i high, int c) {
 }
 
 /// Sixteen 8-bit scales (signed or not, as `widen` says) as the `low` and `high` operands of `pair_scales`.
-#define SPLIT_SCALES(widen, bytes, low, high)                                     \
-    const __m256i low = _mm256_broadcastsi128_si256(widen(bytes));                 \
+#define SPLIT_SCALES(widen, bytes, low, high)                                                                      \
+    const __m256i low = _mm256_broadcastsi128_si256(widen(bytes));                                                 \
     const __m256i high = _mm256_broadcastsi128_si256(widen(_mm_srli_si128(bytes, 8)))
 
 /// Per row: acc += d_y · (d · sum − d_min · mins), the K formats' closing step.
@@ -306,13 +307,34 @@ AVX2 INLINE void dot_q6_K(const chronos_block_q6_K *w, const void *y, size_t str
 
 // MARK: Kernels
 
+/// KERNEL(n, ...) for the n = min(left, 4) activation rows of a tile, n a constant in each
+/// branch so that the kernel's loops over them unroll.
+#define TOKEN_TILE_4(left, KERNEL, ...)                                                                            \
+    switch ((left) < 4 ? (left) : 4) {                                                                             \
+    case 4: KERNEL(4, __VA_ARGS__); break;                                                                         \
+    case 3: KERNEL(3, __VA_ARGS__); break;                                                                         \
+    case 2: KERNEL(2, __VA_ARGS__); break;                                                                         \
+    default: KERNEL(1, __VA_ARGS__); break;                                                                        \
+    }
+
+/// As `TOKEN_TILE_4`, for tiles of up to 8 rows.
+#define TOKEN_TILE_8(left, KERNEL, ...)                                                                            \
+    switch ((left) < 8 ? (left) : 8) {                                                                             \
+    case 8: KERNEL(8, __VA_ARGS__); break;                                                                         \
+    case 7: KERNEL(7, __VA_ARGS__); break;                                                                         \
+    case 6: KERNEL(6, __VA_ARGS__); break;                                                                         \
+    case 5: KERNEL(5, __VA_ARGS__); break;                                                                         \
+    default: TOKEN_TILE_4(left, KERNEL, __VA_ARGS__)                                                               \
+    }
+
 /// out[i · ldo] = Σ_b w[b] · y_i[b] for `rows` activation rows y_i (`stride` bytes apart)
 /// against one weight row of `blocks` blocks: each weight block is unpacked once for all of them.
 /// With RUNS 4 the matrix-vector product takes its rows in four equal runs read side by side
 /// (`rows4_`, the four weight rows `apart` blocks from each other), plus the rows left over:
 /// four sequential streams in different pages keep more reads in flight than one. The K formats
 /// (RUNS 1) spend longer unpacking each block than reading it, and read one row after another.
-#define ROW_KERNEL(NAME, WBLOCK, YBLOCK, RUNS)                                                                     \
+/// The GEMM takes TILE activation rows (4 or 8) for each weight block it unpacks.
+#define ROW_KERNEL(NAME, WBLOCK, YBLOCK, RUNS, TILE)                                                               \
     AVX2 INLINE void row_##NAME(int rows, const WBLOCK *w, ptrdiff_t blocks, const YBLOCK *y, size_t stride,       \
                                 float *out, ptrdiff_t ldo) {                                                       \
         __m256 acc[TOKENS];                                                                                        \
@@ -361,30 +383,24 @@ AVX2 INLINE void dot_q6_K(const chronos_block_q6_K *w, const void *y, size_t str
         const size_t stride = (size_t)blocks * sizeof(YBLOCK);                                                     \
         for (ptrdiff_t j = col0; j < col1; j++) {                                                                  \
             const WBLOCK *w = (const WBLOCK *)b + j * blocks;                                                      \
-            for (ptrdiff_t i = 0; i < m; i += TOKENS) {                                                            \
+            for (ptrdiff_t i = 0; i < m; i += TILE) {                                                              \
                 const YBLOCK *a = (const YBLOCK *)((const char *)aq + (size_t)i * stride);                         \
-                float *ci = c + i * ldc + j;                                                                       \
-                switch (m - i < TOKENS ? m - i : TOKENS) {                                                         \
-                case 4: row_##NAME(4, w, blocks, a, stride, ci, ldc); break;                                       \
-                case 3: row_##NAME(3, w, blocks, a, stride, ci, ldc); break;                                       \
-                case 2: row_##NAME(2, w, blocks, a, stride, ci, ldc); break;                                       \
-                default: row_##NAME(1, w, blocks, a, stride, ci, ldc); break;                                      \
-                }                                                                                                  \
+                TOKEN_TILE_##TILE(m - i, row_##NAME, w, blocks, a, stride, c + i * ldc + j, ldc)                   \
             }                                                                                                      \
         }                                                                                                          \
     }
 
-ROW_KERNEL(q8_0, chronos_block_q8_0, chronos_block_q8_0, 4)
-ROW_KERNEL(q4_0, chronos_block_q4_0, chronos_block_q8_0, 1)
-ROW_KERNEL(q5_0, chronos_block_q5_0, chronos_block_q8_0, 4)
-ROW_KERNEL(q4_1, chronos_block_q4_1, chronos_block_q8_1, 4)
-ROW_KERNEL(q5_1, chronos_block_q5_1, chronos_block_q8_1, 4)
-ROW_KERNEL(q2_K, chronos_block_q2_K, chronos_block_q8_K, 1)
-ROW_KERNEL(q3_K, chronos_block_q3_K, chronos_block_q8_K, 1)
-ROW_KERNEL(q4_K, chronos_block_q4_K, chronos_block_q8_K, 1)
-ROW_KERNEL(q5_K, chronos_block_q5_K, chronos_block_q8_K, 1)
-ROW_KERNEL(q6_K, chronos_block_q6_K, chronos_block_q8_K, 1)
-ROW_KERNEL(mxfp4, chronos_block_mxfp4, chronos_block_q8_0, 4)
+ROW_KERNEL(q8_0, chronos_block_q8_0, chronos_block_q8_0, 4, 4)
+ROW_KERNEL(q4_0, chronos_block_q4_0, chronos_block_q8_0, 1, 4)
+ROW_KERNEL(q5_0, chronos_block_q5_0, chronos_block_q8_0, 4, 4)
+ROW_KERNEL(q4_1, chronos_block_q4_1, chronos_block_q8_1, 4, 4)
+ROW_KERNEL(q5_1, chronos_block_q5_1, chronos_block_q8_1, 4, 4)
+ROW_KERNEL(q2_K, chronos_block_q2_K, chronos_block_q8_K, 1, 8)
+ROW_KERNEL(q3_K, chronos_block_q3_K, chronos_block_q8_K, 1, 8)
+ROW_KERNEL(q4_K, chronos_block_q4_K, chronos_block_q8_K, 1, 8)
+ROW_KERNEL(q5_K, chronos_block_q5_K, chronos_block_q8_K, 1, 8)
+ROW_KERNEL(q6_K, chronos_block_q6_K, chronos_block_q8_K, 1, 8)
+ROW_KERNEL(mxfp4, chronos_block_mxfp4, chronos_block_q8_0, 4, 4)
 
 /// The 16 bytes at p in both halves of a register.
 AVX2 INLINE __m256i load16_twice(const void *p) {
@@ -516,17 +532,8 @@ AVX2 static void gemm_q4_0_pairs(ptrdiff_t m, ptrdiff_t col0, ptrdiff_t col1, pt
     ptrdiff_t j = col0;
     for (; j + 1 < col1; j += 2) {
         const chronos_block_q4_0 *w = (const chronos_block_q4_0 *)b + j * blocks;
-        for (ptrdiff_t i = 0; i < m; i += TOKENS) {
-            const chronos_block_q8_0 *ai = a + i * blocks;
-            const q4_0_block_terms *ti = terms + i * blocks;
-            float *ci = c + i * ldc + j;
-            switch (m - i < TOKENS ? m - i : TOKENS) {
-            case 4: pair_tokens_q4_0(4, w, blocks, ai, ti, ci, ldc); break;
-            case 3: pair_tokens_q4_0(3, w, blocks, ai, ti, ci, ldc); break;
-            case 2: pair_tokens_q4_0(2, w, blocks, ai, ti, ci, ldc); break;
-            default: pair_tokens_q4_0(1, w, blocks, ai, ti, ci, ldc); break;
-            }
-        }
+        for (ptrdiff_t i = 0; i < m; i += 4)
+            TOKEN_TILE_4(m - i, pair_tokens_q4_0, w, blocks, a + i * blocks, terms + i * blocks, c + i * ldc + j, ldc)
     }
     if (j < col1) gemm_q4_0(m, j, col1, k, aq, b, c, ldc);
     free(terms);
