@@ -438,14 +438,10 @@ AVX2 INLINE __m256 pair_scales_q4_0(const chronos_block_q4_0 *w, size_t apart) {
 typedef struct { float d, shift; } q4_0_block_terms;
 
 AVX2 INLINE q4_0_block_terms block_terms(const chronos_block_q8_0 *x) {
-    const __m256i q = load32(x->qs);
-    // Σ q_x through the same multiply-adds, against ones.
-    const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    // Σ q_x as the dot product with ones; its partial sums (|·| ≤ 32 · 127) add exactly as floats.
+    const float sum = hsum(_mm256_cvtepi32_ps(dot_us(_mm256_set1_epi8(1), load32(x->qs))));
     const float d = half(x->d);
-    return (q4_0_block_terms){d, -2.0f * d * (float)_mm_cvtsi128_si32(s)};
+    return (q4_0_block_terms){d, -2.0f * d * sum};
 }
 
 /// acc += (d_x · p + shift) · scales, lane by lane: one block's contribution to a pair of rows.
