@@ -5,10 +5,12 @@ import Synchronization
 ///
 /// `parallelFor` splits work into tasks that the caller and the pool's workers take from a
 /// shared counter. Decoding issues hundreds of short parallel regions per token, so workers
-/// spin briefly on the job counter before sleeping on a condition variable, and the caller
-/// spins for their completion: a region costs a few microseconds, not a wake-up. Nested or
-/// concurrent calls run serially on their caller, so a kernel called from inside another
-/// parallel region never deadlocks or oversubscribes the cores.
+/// spin briefly on the job state before sleeping on a condition variable, and the caller
+/// spins for their completion: a region costs a few microseconds, not a wake-up. A worker joins
+/// a job only while it is open; the caller closes it once every task is taken, and then waits
+/// only for the workers that joined, so a worker still asleep when the tasks run out costs the
+/// caller nothing. Nested or concurrent calls run serially on their caller, so a kernel called
+/// from inside another parallel region never deadlocks or oversubscribes the cores.
 /// Width: `CHRONOS_THREADS`, or the number of active processors.
 public final class ThreadPool: @unchecked Sendable {
     /// The shared pool.
@@ -17,13 +19,19 @@ public final class ThreadPool: @unchecked Sendable {
     /// Threads that run tasks, the calling thread included.
     public let threadCount: Int
 
-    /// Polls of the job counter before a worker goes to sleep (roughly 100 µs).
+    /// Polls of the job state before a worker goes to sleep (roughly 100 µs).
     private static let spinLimit = 100_000
+
+    /// `state`'s flag that the current job still takes workers; below it, the workers that joined.
+    private static let open: UInt64 = 1 << 31
+    private static let joinedMask: UInt64 = open - 1
 
     private let condition = NSCondition()
     private let callLock = NSLock()
-    /// Incremented (under `condition`) each time a job is published.
-    private let published = Atomic<Int>(0)
+    /// The current job's generation (upper 32 bits, advanced under `condition` for each job),
+    /// whether it is open, and how many workers joined it: one word, so that joining and
+    /// closing cannot cross.
+    private let state = Atomic<UInt64>(0)
     /// Workers that have finished the current job.
     private let finished = Atomic<Int>(0)
     private let nextTask = Atomic<Int>(0)
@@ -73,15 +81,18 @@ public final class ThreadPool: @unchecked Sendable {
             nextTask.store(0, ordering: .relaxed)
             finished.store(0, ordering: .relaxed)
             condition.lock()
-            published.wrappingAdd(1, ordering: .releasing)
+            let generation = (state.load(ordering: .relaxed) >> 32) &+ 1
+            state.store(generation << 32 | Self.open, ordering: .releasing)
             condition.broadcast()
             condition.unlock()
 
             runTasks(body, taskCount: taskCount)
 
-            // Every worker takes part in every job, so the closure stays valid until all report.
+            // Every task is taken: close the job to late workers, then wait for those that
+            // joined, so the closure stays valid until each has let go of it.
+            let joined = Int(state.bitwiseAnd(~Self.open, ordering: .acquiringAndReleasing).oldValue & Self.joinedMask)
             var spins = 0
-            while finished.load(ordering: .acquiring) < threadCount - 1 {
+            while finished.load(ordering: .acquiring) < joined {
                 spins += 1
                 if spins % 1024 == 0 { sched_yield() }
             }
@@ -110,18 +121,29 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func workerLoop() {
-        var seen = 0
+        var seen: UInt64 = 0
         while true {
             var spins = 0
-            while published.load(ordering: .acquiring) == seen && spins < Self.spinLimit { spins += 1 }
-            if published.load(ordering: .acquiring) == seen {
+            while state.load(ordering: .relaxed) >> 32 == seen && spins < Self.spinLimit { spins += 1 }
+            if state.load(ordering: .relaxed) >> 32 == seen {
                 condition.lock()
-                while published.load(ordering: .acquiring) == seen { condition.wait() }
+                while state.load(ordering: .relaxed) >> 32 == seen { condition.wait() }
                 condition.unlock()
             }
-            seen = published.load(ordering: .acquiring)
-            runCurrentJob()
-            finished.wrappingAdd(1, ordering: .releasing)
+            // Join the newest job if it is still open; one that closed ran without this worker.
+            var current = state.load(ordering: .acquiring)
+            seen = current >> 32
+            while current & Self.open != 0 {
+                let (joined, actual) = state.compareExchange(
+                    expected: current, desired: current + 1, successOrdering: .acquiring, failureOrdering: .acquiring)
+                if joined {
+                    runCurrentJob()
+                    finished.wrappingAdd(1, ordering: .releasing)
+                    break
+                }
+                if actual >> 32 != seen { break }
+                current = actual
+            }
         }
     }
 

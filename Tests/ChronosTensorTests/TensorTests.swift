@@ -1,4 +1,5 @@
 import ChronosTensor
+import Foundation
 import XCTest
 
 final class TensorTests: XCTestCase {
@@ -41,6 +42,21 @@ final class TensorTests: XCTestCase {
         XCTAssertEqual(half.floats.prefix(4), [0, 1, -2.5, 1024])
         let ints = Tensor(shape: [3], values: [1, -7, 300], dtype: .i64)
         XCTAssertEqual(ints.integers, [1, -7, 300])
+    }
+
+    func testThreadPoolRunsEveryTaskOnceWhetherWorkersAreAwakeOrAsleep() {
+        let pool = ThreadPool(threadCount: 3)
+        var hits = [Int](repeating: 0, count: 4 * 600)
+        hits.withUnsafeMutableBufferPointer { h in
+            let base = h.baseAddress!
+            for round in 0..<600 {
+                // Now and then a pause longer than the workers' spin, so that some jobs start with
+                // them asleep and are finished before they join.
+                if round % 50 == 49 { usleep(2000) }
+                pool.parallelFor(4) { task in base[round * 4 + task] += 1 }
+            }
+        }
+        XCTAssertEqual(hits, [Int](repeating: 1, count: 4 * 600))
     }
 
     func testThreadPoolRunsEveryTaskOnceAndNests() {
