@@ -71,7 +71,9 @@ final class OpsTests: XCTestCase {
             (7, 7, 2, 2, 8, 8, 0, 0, 3), (2, 6, 4, 2, 8, 12, 10, 6, 4), (4, 4, 2, 1, 3, 3, 0, 0, 1),
             // Enough queries for the matrix-product path.
             (9, 9, 4, 2, 16, 16, 0, 0, nil), (12, 20, 3, 1, 9, 5, 8, 0, 6), (10, 10, 2, 2, 8, 8, 0, 0, 1),
-            (8, 14, 4, 4, 4, 6, 30, 24, 5)
+            (8, 14, 4, 4, 4, 6, 30, 24, 5),
+            // Enough work for the per-key path to spread its heads over the pool.
+            (2, 300, 8, 2, 64, 64, 298, 0, nil), (3, 260, 8, 2, 48, 40, 257, 0, 200)
         ]
         for c in cases {
             let sinks = random.values(c.heads, -2, 2)

@@ -68,7 +68,8 @@ public enum AttentionKernel {
         out: UnsafeMutablePointer<Float>, _ shape: Geometry
     ) {
         let group = shape.heads / shape.kvHeads
-        ThreadPool.shared.parallelFor(shape.tokens * shape.heads) { task in
+        let tasks = shape.tokens * shape.heads
+        let attend = { (task: Int) in
             let t = task / shape.heads, h = task % shape.heads, g = h / group
             let o = out + (t * shape.heads + h) * shape.valueDim
             o.update(repeating: 0, count: shape.valueDim)
@@ -83,7 +84,17 @@ public enum AttentionKernel {
                 }
             }
         }
+        // A short context's heads are a microsecond or two each: below `minimumParallelWork`
+        // multiply-adds, handing half of them to the pool costs more than it saves.
+        if tasks * shape.keys * (shape.headDim + shape.valueDim) < minimumParallelWork {
+            for task in 0..<tasks { attend(task) }
+        } else {
+            ThreadPool.shared.parallelFor(tasks, attend)
+        }
     }
+
+    /// Multiply-adds below which `run` keeps to the calling thread.
+    static let minimumParallelWork = 1 << 17
 
     /// Gradients of `run` given ∂L/∂out, recomputing the probabilities:
     ///
