@@ -1,4 +1,5 @@
 import ChronosModel
+import ChronosTensor
 import Foundation
 
 /// Where lookahead predictions come from; each source is scored on its own record.
@@ -607,6 +608,8 @@ public final class ExpertStore: ExpertProvider, @unchecked Sendable {
     /// sleeping on `state` when none can, until the store closes.
     func serveLoads() {
         if settings.policy == .fallback { Self.yieldCoresToCompute() }
+        ThreadPool.shared.shareCores(1)
+        defer { ThreadPool.shared.shareCores(-1) }
         state.lock()
         servingThreads += 1
         while !closed {

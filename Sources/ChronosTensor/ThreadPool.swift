@@ -19,8 +19,12 @@ public final class ThreadPool: @unchecked Sendable {
     /// Threads that run tasks, the calling thread included.
     public let threadCount: Int
 
-    /// Polls of the job state before a worker goes to sleep (roughly 100 µs).
-    private static let spinLimit = 100_000
+    /// Polls of the job state before a worker goes to sleep: roughly a millisecond, longer
+    /// than the serial work between most of a decoding step's products, so that the next one
+    /// finds the worker awake.
+    private static let spinLimit = 1_000_000
+    /// The same while threads outside the pool need the cores (roughly 100 µs).
+    private static let briefSpinLimit = 100_000
 
     /// `state`'s flag that the current job still takes workers; below it, the workers that joined.
     private static let open: UInt64 = 1 << 31
@@ -32,6 +36,8 @@ public final class ThreadPool: @unchecked Sendable {
     /// whether it is open, and how many workers joined it: one word, so that joining and
     /// closing cannot cross.
     private let state = Atomic<UInt64>(0)
+    /// Threads outside the pool that need cores now (`shareCores`).
+    private let outsideThreads = Atomic<Int>(0)
     /// Workers that have finished the current job.
     private let finished = Atomic<Int>(0)
     private let nextTask = Atomic<Int>(0)
@@ -100,6 +106,13 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Registers `threads` threads outside the pool that need cores while they run (an expert
+    /// store's IO threads), or removes them with a negative count. While any are registered,
+    /// workers spin only briefly before sleeping, so that they do not take those threads' cores.
+    public func shareCores(_ threads: Int) {
+        outsideThreads.wrappingAdd(threads, ordering: .relaxed)
+    }
+
     /// Splits `0..<count` into at most one contiguous chunk per thread (each at least
     /// `minChunk` long) and runs `body` on each chunk in parallel.
     public func parallelChunks(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
@@ -124,7 +137,8 @@ public final class ThreadPool: @unchecked Sendable {
         var seen: UInt64 = 0
         while true {
             var spins = 0
-            while state.load(ordering: .relaxed) >> 32 == seen && spins < Self.spinLimit { spins += 1 }
+            let limit = outsideThreads.load(ordering: .relaxed) > 0 ? Self.briefSpinLimit : Self.spinLimit
+            while state.load(ordering: .relaxed) >> 32 == seen && spins < limit { spins += 1 }
             if state.load(ordering: .relaxed) >> 32 == seen {
                 condition.lock()
                 while state.load(ordering: .relaxed) >> 32 == seen { condition.wait() }
