@@ -20,31 +20,6 @@ int chronos_quant_dot_type(int type) {
 
 // MARK: Activations
 
-/// roundf(v), halves away from zero, for |v| ≤ 128: the truncation plus the sign where the
-/// fraction left is half or more, all exact. It stays in registers and vectorises, where
-/// roundf is a library call on processors without SSE4.1's rounding instruction.
-static inline int round_half_away(float v) {
-    const int t = (int)v;
-    const float fraction = v - (float)t;
-    return t + (fraction >= 0.5f) - (fraction <= -0.5f);
-}
-
-/// nearbyintf(v) in the default rounding mode (halves to even), for |v| < 2^22: adding and
-/// taking off 1.5 · 2^23 leaves no bits below the units, rounded as the FPU rounds.
-static inline int round_half_even(float v) {
-    const float magic = 12582912.0f;
-    return (int)((v + magic) - magic);
-}
-
-/// q = round(x / d) with d = max |x| / 127, as llama.cpp's reference Q8_0 and Q8_1 quantisers.
-static float quantize_block_32(const float *x, int8_t *qs) {
-    float amax = 0;
-    for (int j = 0; j < CHRONOS_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
-    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-    for (int j = 0; j < CHRONOS_QK; j++) qs[j] = (int8_t)round_half_away(x[j] * id);
-    return d;
-}
-
 /// Q8_K: the value of largest magnitude maps to ∓127 through a negative scale, as llama.cpp's
 /// quantiser does, and each 16 quants' sum is kept for the weights' minima.
 static void quantize_block_q8_K(const float *x, chronos_block_q8_K *y) {
@@ -61,7 +36,7 @@ static void quantize_block_q8_K(const float *x, chronos_block_q8_K *y) {
     }
     const float iscale = -127.0f / max;
     for (int j = 0; j < CHRONOS_QK_K; j++) {
-        int v = round_half_even(iscale * x[j]);
+        int v = chronos_nearest(iscale * x[j]);
         y->qs[j] = (int8_t)(v < 127 ? v : 127);
     }
     for (int j = 0; j < CHRONOS_QK_K / 16; j++) {
@@ -76,13 +51,13 @@ void chronos_quantize_activations(int dot_type, const float *x, void *out, ptrdi
     switch (dot_type) {
     case CHRONOS_Q8_0: {
         chronos_block_q8_0 *y = out;
-        for (ptrdiff_t b = 0; b < n / CHRONOS_QK; b++) y[b].d = chronos_float_to_half(quantize_block_32(x + b * CHRONOS_QK, y[b].qs));
+        for (ptrdiff_t b = 0; b < n / CHRONOS_QK; b++) chronos_quantize_q8_0_block(x + b * CHRONOS_QK, y + b);
         break;
     }
     case CHRONOS_Q8_1: {
         chronos_block_q8_1 *y = out;
         for (ptrdiff_t b = 0; b < n / CHRONOS_QK; b++) {
-            const float d = quantize_block_32(x + b * CHRONOS_QK, y[b].qs);
+            const float d = chronos_quantize_32(x + b * CHRONOS_QK, y[b].qs);
             int sum = 0;
             for (int j = 0; j < CHRONOS_QK; j++) sum += y[b].qs[j];
             y[b].d = chronos_float_to_half(d);

@@ -5,6 +5,7 @@
 
 #include "ChronosQuant.h"
 
+#include <math.h>
 #include <string.h>
 
 /// Widens an IEEE binary16 bit pattern to f32 (exact).
@@ -28,6 +29,34 @@ static inline float chronos_e8m0_half(uint8_t e) {
     float value;
     memcpy(&value, &bits, sizeof value);
     return value;
+}
+
+/// roundf(v), halves away from zero, for |v| ≤ 128: the truncation plus the sign where the
+/// fraction left is half or more, all exact. It stays in registers and vectorises, where
+/// roundf is a library call on processors without SSE4.1's rounding instruction.
+static inline int chronos_round_half_away(float v) {
+    const int t = (int)v;
+    const float fraction = v - (float)t;
+    return t + (fraction >= 0.5f) - (fraction <= -0.5f);
+}
+
+/// Rounds to the nearest integer, ties to even, as GGML rounds: adding 1.5 · 2^23 puts the
+/// integer in the low mantissa bits. Exact for |value| < 2^22.
+static inline int chronos_nearest(float value) {
+    float shifted = value + 12582912.0f;
+    int32_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    return (bits & 0x007FFFFF) - 0x00400000;
+}
+
+/// q = round(x / d) for 32 values with d = max |x| / 127, halves away from zero, as llama.cpp's
+/// reference Q8_0 and Q8_1 quantisers; returns d.
+static inline float chronos_quantize_32(const float *x, int8_t *qs) {
+    float amax = 0;
+    for (int j = 0; j < CHRONOS_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    for (int j = 0; j < CHRONOS_QK; j++) qs[j] = (int8_t)chronos_round_half_away(x[j] * id);
+    return d;
 }
 
 /// Quantises one block of 32 values to Q8_0.

@@ -25,15 +25,6 @@ static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int max_int(int a, int b) { return a > b ? a : b; }
 static inline int clamp_int(int value, int low, int high) { return max_int(low, min_int(high, value)); }
 
-/// Rounds to the nearest integer, ties to even, as GGML rounds: adding 1.5 · 2^23 puts the
-/// integer in the low mantissa bits. Exact for |value| < 2^22.
-static inline int nearest(float value) {
-    float shifted = value + 12582912.0f;
-    int32_t bits;
-    memcpy(&bits, &shifted, sizeof bits);
-    return (bits & 0x007FFFFF) - 0x00400000;
-}
-
 /// The value of largest magnitude among n, with its sign; its magnitude in `amax`.
 static float signed_extreme(const float *x, int n, float *amax) {
     float extreme = 0;
@@ -56,7 +47,7 @@ static void symmetric_sums(int n, int nmax, const float *x, const float *weights
                            float *sumlx, float *suml2) {
     *sumlx = *suml2 = 0;
     for (int i = 0; i < n; i++) {
-        int l = clamp_int(nearest(iscale * x[i]), -nmax, nmax - 1);
+        int l = clamp_int(chronos_nearest(iscale * x[i]), -nmax, nmax - 1);
         if (L) L[i] = (int8_t)(l + offset);
         float w = weights ? weights[i] : x[i] * x[i];
         *sumlx += w * x[i] * (float)l;
@@ -84,7 +75,7 @@ static float symmetric_scale(int n, int nmax, const float *x, int8_t *L, const f
         symmetric_sums(n, nmax, x, weights, iscale, NULL, 0, &sumlx, &suml2);
         // A larger (Σ w x l)² / Σ w l² is a smaller weighted error at the best scale.
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + clamp_int(nearest(iscale * x[i]), -nmax, nmax - 1));
+            for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + clamp_int(chronos_nearest(iscale * x[i]), -nmax, nmax - 1));
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -111,7 +102,7 @@ static float q3_scale(int n, int nmax, const float *x, int8_t *L) {
             float slx = sumlx - w * x[i] * (float)L[i];
             if (!(slx > 0)) continue;
             float sl2 = suml2 - w * (float)L[i] * (float)L[i];
-            int l = clamp_int(nearest(x[i] * sl2 / slx), -nmax, nmax - 1);
+            int l = clamp_int(chronos_nearest(x[i] * sl2 / slx), -nmax, nmax - 1);
             if (l == L[i]) continue;
             slx += w * x[i] * (float)l;
             sl2 += w * (float)l * (float)l;
@@ -161,7 +152,7 @@ static float affine_scale(int n, int nmax, const float *x, const float *weights,
     float scale = 1 / iscale;
     float best_error = 0;
     for (int i = 0; i < n; i++) {
-        L[i] = (uint8_t)clamp_int(nearest(iscale * (x[i] - min)), 0, nmax);
+        L[i] = (uint8_t)clamp_int(chronos_nearest(iscale * (x[i] - min)), 0, nmax);
         float diff = scale * (float)L[i] + min - x[i];
         diff = search.absolute ? fabsf(diff) : diff * diff;
         best_error += weights[i] * diff;
@@ -171,7 +162,7 @@ static float affine_scale(int n, int nmax, const float *x, const float *weights,
         iscale = (search.rmin + search.rdelta * (float)step + (float)nmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; i++) {
-            int l = clamp_int(nearest(iscale * (x[i] - min)), 0, nmax);
+            int l = clamp_int(chronos_nearest(iscale * (x[i] - min)), 0, nmax);
             trial[i] = (uint8_t)l;
             float w = weights[i];
             sum_l += w * (float)l;
@@ -216,7 +207,7 @@ static float positive_scale(int n, int nmax, const float *x, uint8_t *L, const f
         return 0;
     }
     float iscale = (float)nmax / max;
-    for (int i = 0; i < n; i++) L[i] = (uint8_t)nearest(iscale * x[i]);
+    for (int i = 0; i < n; i++) L[i] = (uint8_t)chronos_nearest(iscale * x[i]);
     float scale = 1 / iscale;
     float best_error = 0;
     for (int i = 0; i < n; i++) {
@@ -229,7 +220,7 @@ static float positive_scale(int n, int nmax, const float *x, uint8_t *L, const f
         float trial_scale = 1 / trial_iscale;
         float error = 0;
         for (int i = 0; i < n; i++) {
-            int l = min_int(nmax, nearest(trial_iscale * x[i]));
+            int l = min_int(nmax, chronos_nearest(trial_iscale * x[i]));
             float diff = x[i] - trial_scale * (float)l;
             error += weights[i] * diff * diff;
         }
@@ -240,7 +231,7 @@ static float positive_scale(int n, int nmax, const float *x, uint8_t *L, const f
     }
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
-        int l = min_int(nmax, nearest(iscale * x[i]));
+        int l = min_int(nmax, chronos_nearest(iscale * x[i]));
         L[i] = (uint8_t)l;
         float w = weights[i];
         sumlx += w * x[i] * (float)l;
@@ -253,7 +244,7 @@ static float positive_scale(int n, int nmax, const float *x, uint8_t *L, const f
             float slx = sumlx - w * x[i] * (float)L[i];
             float sl2 = suml2 - w * (float)L[i] * (float)L[i];
             if (!(slx > 0 && sl2 > 0)) continue;
-            int l = min_int(nmax, nearest(x[i] * sl2 / slx));
+            int l = min_int(nmax, chronos_nearest(x[i] * sl2 / slx));
             if (l == L[i]) continue;
             slx += w * x[i] * (float)l;
             sl2 += w * (float)l * (float)l;
@@ -275,14 +266,14 @@ static float positive_scale(int n, int nmax, const float *x, uint8_t *L, const f
 /// the stored scale d is zero.
 static void affine_levels(const float *x, int n, int nmax, float d, float m, uint8_t *L) {
     if (d == 0) return;
-    for (int i = 0; i < n; i++) L[i] = (uint8_t)clamp_int(nearest((x[i] + m) / d), 0, nmax);
+    for (int i = 0; i < n; i++) L[i] = (uint8_t)clamp_int(chronos_nearest((x[i] + m) / d), 0, nmax);
 }
 
 /// L = clamp(round(x / d), -half, half - 1) + half for one sub-block; left as the search set
 /// it when the stored scale d is zero.
 static void symmetric_levels(const float *x, int n, int half, float d, int8_t *L) {
     if (d == 0) return;
-    for (int i = 0; i < n; i++) L[i] = (int8_t)(clamp_int(nearest(x[i] / d), -half, half - 1) + half);
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(clamp_int(chronos_nearest(x[i] / d), -half, half - 1) + half);
 }
 
 /// Each block's share of sigma² (mean square of its 256 values, times `factor`), which the
@@ -366,12 +357,12 @@ static void quantize_q2_K_block(const float *x, chronos_block_q2_K *y, const flo
         y->dmin = chronos_float_to_half(0.0f);
         if (max_scale > 0) {
             float iscale = 15.0f / max_scale;
-            for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)nearest(iscale * scales[j]);
+            for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)chronos_nearest(iscale * scales[j]);
             y->d = chronos_float_to_half(max_scale / 15.0f);
         }
         if (max_min > 0) {
             float iscale = 15.0f / max_min;
-            for (int j = 0; j < 16; j++) y->scales[j] |= (uint8_t)(nearest(iscale * mins[j]) << 4);
+            for (int j = 0; j < 16; j++) y->scales[j] |= (uint8_t)(chronos_nearest(iscale * mins[j]) << 4);
             y->dmin = chronos_float_to_half(max_min / 15.0f);
         }
     } else {
@@ -418,7 +409,7 @@ static void quantize_q3_K_block(const float *x, chronos_block_q3_K *y, const flo
         }
         if (max_scale != 0) {
             float iscale = -32.0f / max_scale;
-            for (int j = 0; j < 16; j++) codes[j] = clamp_int((int8_t)nearest(iscale * scales[j]), -32, 31) + 32;
+            for (int j = 0; j < 16; j++) codes[j] = clamp_int((int8_t)chronos_nearest(iscale * scales[j]), -32, 31) + 32;
             pack_q3_scales(codes, y->scales);
             y->d = chronos_float_to_half(1 / iscale);
         } else {
@@ -488,8 +479,8 @@ static void quantize_k4_block(const float *x, int nmax, const float *importance,
         float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
         for (int j = 0; j < 8; j++) {
             // Codes are bytes before the clamp, so a negative one wraps as it does in GGML.
-            scale_codes[j] = (uint8_t)min_int(63, (uint8_t)nearest(inv_scale * scales[j]));
-            min_codes[j] = (uint8_t)min_int(63, (uint8_t)nearest(inv_min * mins[j]));
+            scale_codes[j] = (uint8_t)min_int(63, (uint8_t)chronos_nearest(inv_scale * scales[j]));
+            min_codes[j] = (uint8_t)min_int(63, (uint8_t)chronos_nearest(inv_min * mins[j]));
         }
         *d_out = chronos_float_to_half(max_scale / 63.0f);
         *dmin_out = chronos_float_to_half(max_min / 63.0f);
@@ -564,7 +555,7 @@ static void quantize_q6_K_block(const float *x, chronos_block_q6_K *y, const flo
     }
     float iscale = -128.0f / max_scale;
     y->d = chronos_float_to_half(1 / iscale);
-    for (int j = 0; j < 16; j++) y->scales[j] = (int8_t)min_int(127, nearest(iscale * scales[j]));
+    for (int j = 0; j < 16; j++) y->scales[j] = (int8_t)min_int(127, chronos_nearest(iscale * scales[j]));
     float d = chronos_half_to_float(y->d);
     for (int j = 0; j < 16; j++) symmetric_levels(x + 16 * j, 16, 32, d * (float)y->scales[j], L + 16 * j);
     // Value 128·h + 32·s + l: low nibble in ql[64·h + l + 32·(s & 1)] (high nibble for s ≥ 2),

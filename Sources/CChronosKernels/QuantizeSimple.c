@@ -34,11 +34,7 @@ static void min_max(const float *x, int n, float *min, float *max) {
 static int clamp_max(int value, int max) { return value < max ? value : max; }
 
 void chronos_quantize_q8_0_block(const float *x, chronos_block_q8_0 *y) {
-    float amax = 0;
-    for (int j = 0; j < CHRONOS_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
-    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-    y->d = chronos_float_to_half(d);
-    for (int j = 0; j < CHRONOS_QK; j++) y->qs[j] = (int8_t)roundf(x[j] * id);
+    y->d = chronos_float_to_half(chronos_quantize_32(x, y->qs));
 }
 
 static void quantize_q4_0_block(const float *x, chronos_block_q4_0 *y) {
