@@ -19,6 +19,10 @@ public final class ThreadPool: @unchecked Sendable {
     /// Threads that run tasks, the calling thread included.
     public let threadCount: Int
 
+    /// Multiply-adds (or weights read) below which a task costs more to hand to a worker than
+    /// it saves: the kernels split no finer, and keep smaller work on the calling thread.
+    public static let minimumTaskWork = 1 << 16
+
     /// Polls of the job state before a worker goes to sleep: roughly a millisecond, longer
     /// than the serial work between most of a decoding step's products, so that the next one
     /// finds the worker awake.

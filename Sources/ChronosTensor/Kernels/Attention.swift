@@ -84,17 +84,14 @@ public enum AttentionKernel {
                 }
             }
         }
-        // A short context's heads are a microsecond or two each: below `minimumParallelWork`
-        // multiply-adds, handing half of them to the pool costs more than it saves.
-        if tasks * shape.keys * (shape.headDim + shape.valueDim) < minimumParallelWork {
+        // A short context's heads are a microsecond or two each: with less than two of the
+        // pool's `minimumTaskWork` in all, handing some to a worker costs more than it saves.
+        if tasks * shape.keys * (shape.headDim + shape.valueDim) < 2 * ThreadPool.minimumTaskWork {
             for task in 0..<tasks { attend(task) }
         } else {
             ThreadPool.shared.parallelFor(tasks, attend)
         }
     }
-
-    /// Multiply-adds below which `run` keeps to the calling thread.
-    static let minimumParallelWork = 1 << 17
 
     /// Gradients of `run` given ∂L/∂out, recomputing the probabilities:
     ///

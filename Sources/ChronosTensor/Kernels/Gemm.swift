@@ -14,9 +14,6 @@ import CChronosKernels
 public enum SwiftGemm {
     static let mc = 96
     static let nc = 4096
-    /// Multiply-adds below which a task costs more to hand to the pool than it saves; a
-    /// decoding step's one-row products (latent attention's per-head queries) fall below it.
-    static let minimumTaskWork = 1 << 16
 
     /// Computes `C = alpha * op(A) * op(B) + beta * C` with leading dimensions in elements.
     /// With `beta == 0` the old contents of C are never read.
@@ -201,9 +198,11 @@ public enum SwiftGemm {
                 let mc = ((m + balanced - 1) / balanced + mr - 1) / mr * mr
                 let rowBlocks = (m + mc - 1) / mc
                 // Enough tasks to keep every thread busy even when m is a single block, but none
-                // under `minimumTaskWork` multiply-adds unless the row blocks alone make more.
+                // under the pool's `minimumTaskWork` unless the row blocks alone make more (a
+                // decoding step's one-row products, such as latent attention's per-head queries,
+                // stay on this thread).
                 let wanted = max(1, (threads * 2 + rowBlocks - 1) / rowBlocks)
-                let affordable = max(1, m * ncBlock * kcBlock / (rowBlocks * minimumTaskWork))
+                let affordable = max(1, m * ncBlock * kcBlock / (rowBlocks * ThreadPool.minimumTaskWork))
                 let splits = min(panelsB, wanted, affordable)
                 let panelsPerSplit = (panelsB + splits - 1) / splits
                 pool.parallelFor(rowBlocks * splits) { task in

@@ -82,9 +82,9 @@ public enum MatVec {
         }
     }
 
-    /// Rows per thread below which splitting is not worth it: under ~64K weights the pool's
-    /// wake-up costs more than the second core gains.
-    static func minimumRows(cols: Int) -> Int { max(4, (1 << 16) / max(cols, 1)) }
+    /// Rows per thread below which splitting is not worth it: the pool's `minimumTaskWork`
+    /// weights.
+    static func minimumRows(cols: Int) -> Int { max(4, ThreadPool.minimumTaskWork / max(cols, 1)) }
 
     /// Copies x with each full block of 16 reordered as its 8 even then its 8 odd elements.
     private static func deinterleave(_ x: UnsafePointer<Float>, _ cols: Int, into out: UnsafeMutablePointer<Float>) -> UnsafePointer<Float>
